@@ -1,0 +1,1 @@
+"""Benchmarks of the USaPP reference implementation, run through ``usapp bench``."""

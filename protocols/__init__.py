@@ -1,0 +1,7 @@
+"""USaPP reference implementation: smart-meter security and privacy protocols.
+
+Layers (see DESIGN.md): ``system`` -> protocol modules -> ``schemes`` -> ``primitives``;
+``errors`` may be imported from anywhere.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""The typed exceptions every layer raises (DESIGN.md, "Conventions").
+
+Every error a caller can provoke with bad input is a subclass of
+:class:`UsappError`, so a caller can catch the family and a test can name the
+exact kind.  Messages say what was wrong; they never carry a secret value.
+"""
+
+from __future__ import annotations
+
+
+class UsappError(Exception):
+    """Base class of every error the project raises on purpose."""
+
+
+class DecodeError(UsappError):
+    """A message or encoding is malformed: wrong type, length, trailing bytes,
+    non-canonical form, unknown version or suite."""
+
+
+class ParameterError(UsappError):
+    """A key, parameter or argument is outside its allowed range (key too
+    small, plaintext out of range, non-prime factor, bad packing layout)."""
+
+
+class KeyMismatchError(ParameterError):
+    """Two operands belong to different keys (for example, adding ciphertexts
+    under different Paillier public keys)."""
+
+
+class InvalidCiphertextError(DecodeError):
+    """A ciphertext is not an element of the ciphertext group (for Paillier:
+    not 0 < c < n^2 or not coprime to n)."""
+
+
+class EncodingOverflowError(ParameterError):
+    """A computation would leave the range in which its result is exact (a
+    packed slot or an encoded number overflowing)."""
+
+
+class VerificationError(UsappError):
+    """A signature, MAC, proof or consistency check failed."""
+
+
+class StateError(UsappError):
+    """An operation is not allowed in the current protocol state (wrong epoch,
+    exhausted precomputation, out-of-order message)."""
+
+
+class ReplayError(StateError):
+    """A message, nonce or challenge was seen before."""
+
+
+class RandomnessError(UsappError):
+    """A randomness source failed: a replayed source is exhausted or asked
+    for a length it does not hold, or a DRBG needs reseeding."""
+
+
+class VectorMismatchError(VerificationError):
+    """A test vector does not recompute to its stored value."""

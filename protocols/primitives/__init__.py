@@ -1,0 +1,1 @@
+"""primitives layer of the USaPP reference implementation (see DESIGN.md)."""

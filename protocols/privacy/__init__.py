@@ -1,0 +1,1 @@
+"""privacy layer of the USaPP reference implementation (see DESIGN.md)."""

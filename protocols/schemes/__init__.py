@@ -1,0 +1,1 @@
+"""schemes layer of the USaPP reference implementation (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""system layer of the USaPP reference implementation (see DESIGN.md)."""
