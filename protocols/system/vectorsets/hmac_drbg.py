@@ -1,0 +1,236 @@
+"""Vector family ``hmac-drbg``: NIST CAVP vectors for HMAC_DRBG (SP 800-90A Rev. 1).
+
+``vectors/hmac_drbg.json`` is transcribed, not generated: a subset of
+``HMAC_DRBG.rsp`` from NIST's CAVP ``drbgtestvectors.zip`` (CAVS 14.3), taken
+from the no-reseed set and the prediction-resistance-false set by
+:func:`transcribe`, so the file is pinned by ``pinned_sha256``.
+
+CAVP semantics, which :func:`verify_vector` follows: Instantiate(entropy_input,
+nonce, personalization_string); if the vector has ``entropy_input_reseed``,
+Reseed(entropy_input_reseed, additional_input_reseed); Generate twice,
+requesting len(returned_bits) bytes each time with additional_input[0], then
+additional_input[1]; ``returned_bits`` is the output of the SECOND Generate.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from protocols.errors import DecodeError, UsappError, VectorMismatchError
+from protocols.primitives.drbg import HASH_SUITES, HmacDrbg
+from protocols.system.vectorsets import Vector, VectorFamily
+
+PROTOCOL = "hmac-drbg"
+SUITE = "HMAC_DRBG (SP 800-90A Rev. 1)"
+FILE = "hmac_drbg.json"
+
+CAVP_FILES = {
+    "noreseed": "drbgvectors_no_reseed/HMAC_DRBG.rsp",
+    "reseed": "drbgvectors_pr_false/HMAC_DRBG.rsp",
+}
+"""The two CAVP response files, by the set label used in vector names."""
+
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+
+# -- transcription from the CAVP response files ------------------------------------
+
+_RSP_KEYS = {
+    "EntropyInput": "entropy_input",
+    "Nonce": "nonce",
+    "PersonalizationString": "personalization_string",
+    "EntropyInputReseed": "entropy_input_reseed",
+    "AdditionalInputReseed": "additional_input_reseed",
+    "AdditionalInput": "additional_input",
+    "ReturnedBits": "returned_bits",
+}
+
+
+def parse_cavp_rsp(text: str) -> list[dict[str, Any]]:
+    """Parse a CAVP DRBG ``.rsp`` file into one dict per ``COUNT`` record.
+
+    Each record holds ``hash`` (the section's bracketed hash name),
+    ``section`` (its bracketed ``Name = value`` parameters, values as str),
+    ``section_index`` (0-based order of sections in the file), ``count``,
+    ``line`` (1-based line of ``COUNT``), the byte strings in lower-case hex
+    under snake_case names, and ``additional_input`` as a list in file order.
+    Unknown keys raise ``DecodeError``.
+    """
+    records: list[dict[str, Any]] = []
+    hash_name: str | None = None
+    section: dict[str, str] = {}
+    section_index = -1
+    in_header = False
+    record: dict[str, Any] | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            inner = line[1:-1]
+            if "=" not in inner:
+                hash_name, section, in_header = inner, {}, True
+                section_index += 1
+            else:
+                key, value = (part.strip() for part in inner.split("=", 1))
+                section[key] = value
+            record = None
+            continue
+        key, sep, value = (part.strip() for part in line.partition("="))
+        if not sep:
+            raise DecodeError(f"line {number}: expected 'Name = value'")
+        if key == "COUNT":
+            if hash_name is None:
+                raise DecodeError(f"line {number}: COUNT before any section header")
+            in_header = False
+            record = {
+                "hash": hash_name,
+                "section": dict(section),
+                "section_index": section_index,
+                "count": int(value),
+                "line": number,
+                "additional_input": [],
+            }
+            records.append(record)
+            continue
+        if record is None or in_header or key not in _RSP_KEYS:
+            raise DecodeError(f"line {number}: unexpected {key!r}")
+        if _HEX.fullmatch(value.lower()) is None:
+            raise DecodeError(f"line {number}: {key} is not hex")
+        name = _RSP_KEYS[key]
+        if name == "additional_input":
+            record[name].append(value.lower())
+        elif name in record:
+            raise DecodeError(f"line {number}: {key} repeated")
+        else:
+            record[name] = value.lower()
+    return records
+
+
+def transcribe(
+    rsp_texts: Mapping[str, str],
+    hashes: Iterable[str] = tuple(HASH_SUITES),
+    counts: Mapping[str, Sequence[int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Select vectors from the CAVP files (``rsp_texts`` keyed like ``CAVP_FILES``).
+
+    For each set, each hash in ``hashes`` and each of the four combinations
+    of (PersonalizationStringLen, AdditionalInputLen), the FIRST section in
+    the file with that combination is used (CAVP repeats each combination in
+    four sections), and from it the records whose COUNT is in
+    ``counts.get(hash, (0,))``.  Vector names are
+    ``<hash>-<set>-pers<bits>-adin<bits>-count-<n>``.
+    """
+    counts = {} if counts is None else counts
+    selected: list[dict[str, Any]] = []
+    for label, text in rsp_texts.items():
+        records = parse_cavp_rsp(text)
+        first_section: dict[tuple[str, str, str], int] = {}
+        for record in records:
+            combo = (
+                record["hash"],
+                record["section"]["PersonalizationStringLen"],
+                record["section"]["AdditionalInputLen"],
+            )
+            first_section.setdefault(combo, record["section_index"])
+        for hash_name in hashes:
+            for record in records:
+                if record["hash"] != hash_name:
+                    continue
+                pers = record["section"]["PersonalizationStringLen"]
+                adin = record["section"]["AdditionalInputLen"]
+                if first_section[(hash_name, pers, adin)] != record["section_index"]:
+                    continue
+                if record["count"] not in counts.get(hash_name, (0,)):
+                    continue
+                vector = {
+                    "name": f"{hash_name}-{label}-pers{pers}-adin{adin}-count-{record['count']}",
+                    "hash": hash_name,
+                    "cavp_file": CAVP_FILES[label],
+                    "cavp_line": record["line"],
+                }
+                for key in _RSP_KEYS.values():
+                    if key in record:
+                        vector[key] = record[key]
+                selected.append(vector)
+    return selected
+
+
+# -- recomputation ------------------------------------------------------------------
+
+
+def _hex_field(vector: Vector, name: str, field_name: str, value: object = None) -> bytes:
+    """Decode a lower-case hex string field; any defect is a VectorMismatchError."""
+    if value is None:
+        if field_name not in vector:
+            raise VectorMismatchError(f"vector {name!r}: field {field_name!r} is missing")
+        value = vector[field_name]
+    if not isinstance(value, str) or _HEX.fullmatch(value) is None:
+        raise VectorMismatchError(
+            f"vector {name!r}: field {field_name!r} is not a lower-case hex string of whole bytes"
+        )
+    return bytes.fromhex(value)
+
+
+def verify_vector(vector: Vector) -> None:
+    """Recompute ``returned_bits`` from the inputs (CAVP semantics, module docstring).
+
+    Raises ``VectorMismatchError`` naming the vector and the field on a
+    mismatch, a missing or malformed field, or inputs the DRBG rejects.
+    """
+    if not isinstance(vector, Mapping):
+        raise VectorMismatchError("a vector must be a JSON object")
+    name = vector.get("name")
+    if not isinstance(name, str) or not name:
+        raise VectorMismatchError("vector without a string field 'name'")
+    hash_name = vector.get("hash")
+    if not isinstance(hash_name, str) or hash_name not in HASH_SUITES:
+        raise VectorMismatchError(
+            f"vector {name!r}: field 'hash' is not one of {', '.join(HASH_SUITES)}"
+        )
+    entropy_input = _hex_field(vector, name, "entropy_input")
+    nonce = _hex_field(vector, name, "nonce")
+    personalization_string = _hex_field(vector, name, "personalization_string")
+    additional = vector.get("additional_input")
+    if not isinstance(additional, list) or len(additional) != 2:
+        raise VectorMismatchError(
+            f"vector {name!r}: field 'additional_input' must be a list of two hex strings"
+        )
+    additional_input = [
+        _hex_field(vector, name, f"additional_input[{i}]", item)
+        for i, item in enumerate(additional)
+    ]
+    reseeds = "entropy_input_reseed" in vector or "additional_input_reseed" in vector
+    if reseeds:
+        entropy_input_reseed = _hex_field(vector, name, "entropy_input_reseed")
+        additional_input_reseed = _hex_field(vector, name, "additional_input_reseed")
+    expected = _hex_field(vector, name, "returned_bits")
+    if not expected:
+        raise VectorMismatchError(f"vector {name!r}: field 'returned_bits' is empty")
+
+    try:
+        drbg = HmacDrbg(hash_name)
+        drbg.instantiate(entropy_input, nonce, personalization_string)
+        if reseeds:
+            drbg.reseed(entropy_input_reseed, additional_input_reseed)
+        drbg.generate(len(expected), additional_input[0])
+        returned_bits = drbg.generate(len(expected), additional_input[1])
+    except UsappError as exc:
+        raise VectorMismatchError(f"vector {name!r}: inputs rejected: {exc}") from exc
+
+    if returned_bits != expected:
+        first = next(i for i, (a, b) in enumerate(zip(returned_bits, expected)) if a != b)
+        raise VectorMismatchError(
+            f"vector {name!r}: field 'returned_bits' differs from the recomputed value "
+            f"(first difference at byte {first})"
+        )
+
+
+FAMILY = VectorFamily(
+    file=FILE,
+    protocol=PROTOCOL,
+    suite=SUITE,
+    verify_vector=verify_vector,
+    pinned_sha256="c55a331b048f0de3beec31f88fecb5bd59629de1ee7c241a6515a96163ece0f4",
+)
