@@ -90,6 +90,9 @@ class PublicKey:
     def __hash__(self) -> int:
         return hash(("paillier-public-key", int(self.n)))
 
+    def __repr__(self) -> str:
+        return f"PublicKey(bits={self.bits}, n=0x{int(self.n) & 0xFFFFFFFF:08x}...)"
+
     # -- validation -------------------------------------------------------
 
     def check_plaintext(self, m: int) -> mpz:
@@ -215,6 +218,9 @@ class PrivateKey:
 
     def __hash__(self) -> int:
         return hash(self.public_key)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey(public_key={self.public_key!r})"
 
     def decrypt(self, ciphertext: Ciphertext) -> mpz:
         """Spec 5: m mod p = L_p(c^(p-1) mod p^2) hp mod p, likewise mod q,
