@@ -1,0 +1,498 @@
+"""The benchmark harness behind ``usapp bench``.
+
+Benchmarks live in the top-level ``bench/`` folder, installed as the package
+``usapp_bench``.  Every module of that package that defines ``BENCHMARK`` (a
+:class:`Benchmark`) is found by :func:`discover`; in a source checkout that
+was not installed, ``bench/`` beside the ``protocols`` package is loaded under
+the same name.
+
+A benchmark's ``run(config)`` returns a list of :class:`Comparison`: our
+implementation timed against a baseline (for Paillier, python-paillier), with
+the ratio ``baseline median / ours median`` (> 1 means ours is faster), the
+spread of the per-repeat paired ratios and an optional target ratio.  Timings
+are per call, in seconds; each repeat calls the function ``number`` times,
+calibrated so that a repeat lasts at least :data:`MIN_REPEAT_SECONDS`.
+
+A benchmark module should import optional baselines inside ``run`` (with
+:func:`require_module`), so that listing benchmarks never needs them, and
+report progress through ``config.progress``.  Nothing here asserts anything
+about time: the numbers are for people to read.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import math
+import os
+import pkgutil
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import protocols
+from protocols.errors import ParameterError
+
+BENCH_PACKAGE = "usapp_bench"
+"""The import name of the benchmarks package (``bench/`` in the source tree)."""
+
+MIN_REPEAT_SECONDS = 0.05
+"""Calibration target: one repeat lasts at least this long (like timeit.autorange)."""
+
+MAX_NUMBER = 10**8
+"""Calibration never goes beyond this many calls per repeat."""
+
+JSON_FORMAT = "usapp-bench/1"
+"""The ``format`` field of :func:`to_json` output."""
+
+Timer = Callable[[], float]
+
+
+# --------------------------------------------------------------------------
+# Configuration and registry
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What ``usapp bench`` passes to every benchmark."""
+
+    repeats: int
+    """Timed repeats per measurement (each repeat is ``number`` calls)."""
+    quick: bool
+    """Smaller parameters and fewer cases: a smoke run, not a measurement."""
+    progress: Callable[[str], None]
+    """Report one step of long work (the CLI prints it on stderr)."""
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One named benchmark; a module of ``usapp_bench`` exports it as ``BENCHMARK``."""
+
+    name: str
+    description: str
+    run: Callable[[BenchConfig], list[Comparison]]
+
+
+def _load_bench_package() -> ModuleType:
+    try:
+        return importlib.import_module(BENCH_PACKAGE)
+    except ModuleNotFoundError as exc:
+        if exc.name != BENCH_PACKAGE:
+            raise
+    source = Path(protocols.__file__).resolve().parent.parent / "bench"
+    init = source / "__init__.py"
+    if not init.is_file():
+        raise ParameterError(
+            f"no benchmarks: {BENCH_PACKAGE} is not installed and there is no "
+            "bench/ package beside the protocols package"
+        )
+    spec = importlib.util.spec_from_file_location(
+        BENCH_PACKAGE, init, submodule_search_locations=[str(source)]
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+        raise ParameterError(f"cannot load benchmarks from {source}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[BENCH_PACKAGE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[BENCH_PACKAGE]
+        raise
+    return module
+
+
+def discover() -> dict[str, Benchmark]:
+    """Every ``BENCHMARK`` defined by a module of ``usapp_bench``, by name (sorted).
+
+    A ``BENCHMARK`` that is not a :class:`Benchmark`, or two with the same
+    name, is a ``ParameterError``.
+    """
+    package = _load_bench_package()
+    found: dict[str, Benchmark] = {}
+    for info in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+        module = importlib.import_module(info.name)
+        bench = getattr(module, "BENCHMARK", None)
+        if bench is None:
+            continue
+        if not isinstance(bench, Benchmark):
+            raise ParameterError(f"{info.name}.BENCHMARK is not a Benchmark")
+        if bench.name in found:
+            raise ParameterError(f"two benchmarks are named {bench.name!r}")
+        found[bench.name] = bench
+    return dict(sorted(found.items()))
+
+
+def require_module(name: str, extra: str = "bench") -> ModuleType:
+    """Import an optional dependency of a benchmark, or raise ``ParameterError``
+    saying which extra to install (``pip install 'usapp[bench]'``)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name.split(".")[0]:
+            raise
+        raise ParameterError(
+            f"this benchmark needs {name}; install it with pip install 'usapp[{extra}]'"
+        ) from None
+
+
+def library_versions(names: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions of the named distributions (None when not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# --------------------------------------------------------------------------
+# Measurement
+
+
+def _check_positive(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParameterError(f"{what} must be a positive integer, not {value!r}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Per-call seconds of each repeat of one measured function."""
+
+    per_call: tuple[float, ...]
+    """Seconds per call, one entry per repeat, in the order they ran."""
+    number: int
+    """Calls per repeat."""
+
+    def __post_init__(self) -> None:
+        if not self.per_call:
+            raise ParameterError("a Timing needs at least one repeat")
+        _check_positive(self.number, "number")
+
+    @property
+    def repeats(self) -> int:
+        return len(self.per_call)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_call)
+
+    @property
+    def min(self) -> float:
+        return min(self.per_call)
+
+    @property
+    def max(self) -> float:
+        return max(self.per_call)
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        """First and third quartiles (linear interpolation between order
+        statistics, ``statistics.quantiles(method="inclusive")``; both equal
+        the single value for one repeat)."""
+        if len(self.per_call) < 2:
+            return (self.per_call[0], self.per_call[0])
+        q1, _, q3 = statistics.quantiles(self.per_call, n=4, method="inclusive")
+        return (q1, q3)
+
+    @property
+    def iqr(self) -> float:
+        """Interquartile range, Q3 - Q1."""
+        q1, q3 = self.quartiles
+        return q3 - q1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "median": self.median,
+            "min": self.min,
+            "max": self.max,
+            "iqr": self.iqr,
+            "repeats": self.repeats,
+            "number": self.number,
+            "per_call": list(self.per_call),
+        }
+
+
+def _time_repeat(fn: Callable[[], object], number: int, timer: Timer) -> float:
+    """Total seconds of ``number`` calls of ``fn``."""
+    calls = range(number)
+    start = timer()
+    for _ in calls:
+        fn()
+    return timer() - start
+
+
+def calibrate(
+    fn: Callable[[], object], *, timer: Timer = time.perf_counter, min_time: float = MIN_REPEAT_SECONDS
+) -> int:
+    """Smallest ``number`` in 1, 2, 5, 10, 20, 50, ... for which ``number``
+    calls take at least ``min_time`` seconds (the calls also warm up)."""
+    number = 1
+    while True:
+        for factor in (1, 2, 5):
+            candidate = number * factor
+            if candidate >= MAX_NUMBER or _time_repeat(fn, candidate, timer) >= min_time:
+                return min(candidate, MAX_NUMBER)
+        number *= 10
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    repeats: int,
+    number: int | None = None,
+    timer: Timer = time.perf_counter,
+    min_time: float = MIN_REPEAT_SECONDS,
+) -> Timing:
+    """Time ``repeats`` repeats of ``number`` calls of ``fn`` (``number``
+    calibrated with :func:`calibrate` when None)."""
+    _check_positive(repeats, "repeats")
+    if number is None:
+        number = calibrate(fn, timer=timer, min_time=min_time)
+    _check_positive(number, "number")
+    return Timing(
+        tuple(_time_repeat(fn, number, timer) / number for _ in range(repeats)), number
+    )
+
+
+def _ratio(baseline: float, ours: float) -> float:
+    if ours > 0:
+        return baseline / ours
+    return math.inf if baseline > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Our implementation against a baseline, or alone (``baseline`` None).
+
+    ``details`` carries extra, JSON-serialisable facts of the case (bytes on
+    the wire, operation counts, parameter sizes).
+    """
+
+    name: str
+    ours: Timing
+    baseline: Timing | None = None
+    baseline_name: str = ""
+    paired_ratios: tuple[float, ...] = ()
+    """``baseline[i] / ours[i]`` of repeats that ran back to back."""
+    target: float | None = None
+    """The minimum acceptable ratio (for example 1.0: at least as fast)."""
+    unit: str = "op"
+    """What one call does ("encrypt", "1000 additions")."""
+    setup_note: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        """``baseline median / ours median``: > 1 means ours is faster."""
+        if self.baseline is None:
+            return None
+        return _ratio(self.baseline.median, self.ours.median)
+
+    @property
+    def ratio_spread(self) -> tuple[float, float] | None:
+        """Min and max of the paired per-repeat ratios."""
+        if not self.paired_ratios:
+            return None
+        return (min(self.paired_ratios), max(self.paired_ratios))
+
+    @property
+    def meets_target(self) -> bool | None:
+        """Whether the median ratio reaches ``target``; None without a target."""
+        if self.target is None or self.ratio is None:
+            return None
+        return self.ratio >= self.target
+
+
+def compare(
+    name: str,
+    ours_fn: Callable[[], object],
+    baseline_fn: Callable[[], object],
+    *,
+    baseline_name: str,
+    repeats: int,
+    target: float | None = None,
+    unit: str = "op",
+    setup_note: str = "",
+    details: Mapping[str, Any] | None = None,
+    number: int | None = None,
+    timer: Timer = time.perf_counter,
+    min_time: float = MIN_REPEAT_SECONDS,
+) -> Comparison:
+    """Time ``ours_fn`` against ``baseline_fn``.
+
+    Each side's ``number`` is calibrated separately (unless ``number`` is
+    given, then both use it); the repeats are interleaved, ours then baseline
+    (ABAB...), so both share the machine's drifts, and each pair gives one
+    paired ratio.
+    """
+    _check_positive(repeats, "repeats")
+    if target is not None and not (isinstance(target, (int, float)) and target > 0):
+        raise ParameterError(f"target must be a positive ratio, not {target!r}")
+    if number is None:
+        n_ours = calibrate(ours_fn, timer=timer, min_time=min_time)
+        n_base = calibrate(baseline_fn, timer=timer, min_time=min_time)
+    else:
+        _check_positive(number, "number")
+        n_ours = n_base = number
+    ours: list[float] = []
+    base: list[float] = []
+    for _ in range(repeats):
+        ours.append(_time_repeat(ours_fn, n_ours, timer) / n_ours)
+        base.append(_time_repeat(baseline_fn, n_base, timer) / n_base)
+    return Comparison(
+        name=name,
+        ours=Timing(tuple(ours), n_ours),
+        baseline=Timing(tuple(base), n_base),
+        baseline_name=baseline_name,
+        paired_ratios=tuple(_ratio(b, o) for o, b in zip(ours, base)),
+        target=target,
+        unit=unit,
+        setup_note=setup_note,
+        details=dict(details or {}),
+    )
+
+
+def single(
+    name: str,
+    fn: Callable[[], object],
+    *,
+    repeats: int,
+    unit: str = "op",
+    setup_note: str = "",
+    details: Mapping[str, Any] | None = None,
+    number: int | None = None,
+    timer: Timer = time.perf_counter,
+    min_time: float = MIN_REPEAT_SECONDS,
+) -> Comparison:
+    """Time ``fn`` alone (no baseline exists): a Comparison without ratio."""
+    return Comparison(
+        name=name,
+        ours=measure(fn, repeats=repeats, number=number, timer=timer, min_time=min_time),
+        unit=unit,
+        setup_note=setup_note,
+        details=dict(details or {}),
+    )
+
+
+# --------------------------------------------------------------------------
+# Rendering
+
+
+def format_seconds(seconds: float) -> str:
+    """``1.23 ms``-style rendering with three significant digits."""
+    if not math.isfinite(seconds):
+        return str(seconds)
+    for scale, suffix in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.3g} {suffix}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def _format_ratio(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else str(value)
+
+
+def render_table(results: Iterable[Comparison]) -> str:
+    """A plain-text table, one row per comparison, then details and notes.
+
+    Columns: case, ours (median per call [min..max]), baseline median,
+    ratio = baseline/ours median [paired min..max] (> 1: ours faster),
+    target ratio, and whether it is met.
+    """
+    results = list(results)
+    header = ("case", "ours median [min..max]", "baseline median", "ratio [min..max]", "target", "met")
+    rows = [header]
+    notes: list[str] = []
+    for result in results:
+        ours = result.ours
+        ours_cell = (
+            f"{format_seconds(ours.median)}/{result.unit} "
+            f"[{format_seconds(ours.min)}..{format_seconds(ours.max)}]"
+        )
+        if result.baseline is None:
+            base_cell = ratio_cell = "-"
+        else:
+            base_cell = f"{format_seconds(result.baseline.median)} ({result.baseline_name})"
+            ratio_cell = _format_ratio(result.ratio)
+            spread = result.ratio_spread
+            if spread is not None:
+                ratio_cell += f" [{_format_ratio(spread[0])}..{_format_ratio(spread[1])}]"
+        target_cell = "-" if result.target is None else f">= {result.target:g}"
+        met_cell = {None: "-", True: "yes", False: "NO"}[result.meets_target]
+        rows.append((result.name, ours_cell, base_cell, ratio_cell, target_cell, met_cell))
+        if result.details:
+            facts = ", ".join(f"{key}={value}" for key, value in result.details.items())
+            notes.append(f"{result.name}: {facts}")
+        if result.setup_note:
+            notes.append(f"{result.name}: {result.setup_note}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    if notes:
+        lines.append("")
+        lines.extend(notes)
+    lines.append("")
+    lines.append("ratio = baseline median / ours median; > 1 means ours is faster.")
+    return "\n".join(lines) + "\n"
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def machine_info() -> dict[str, Any]:
+    """Python version and implementation, platform, processor and CPU count."""
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def to_json(results: Iterable[Comparison], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Machine-readable results: ``format``, ``machine`` (see :func:`machine_info`),
+    ``libraries`` (``meta["libraries"]``: distribution -> version), the rest of
+    ``meta`` under ``meta``, and one entry per comparison with both timings
+    (seconds per call), ratio, ratio spread, target, meets_target and details.
+    Non-finite ratios become null."""
+    meta = dict(meta)
+    libraries = dict(meta.pop("libraries", {}))
+    comparisons = []
+    for result in results:
+        spread = result.ratio_spread
+        comparisons.append(
+            {
+                "name": result.name,
+                "unit": result.unit,
+                "setup_note": result.setup_note,
+                "ours": result.ours.to_json(),
+                "baseline_name": result.baseline_name or None,
+                "baseline": None if result.baseline is None else result.baseline.to_json(),
+                "ratio": _finite_or_none(result.ratio),
+                "ratio_spread": (
+                    None if spread is None
+                    else {"min": _finite_or_none(spread[0]), "max": _finite_or_none(spread[1])}
+                ),
+                "target": result.target,
+                "meets_target": result.meets_target,
+                "details": dict(result.details),
+            }
+        )
+    return {
+        "format": JSON_FORMAT,
+        "machine": machine_info(),
+        "libraries": libraries,
+        "meta": meta,
+        "comparisons": comparisons,
+    }

@@ -1,0 +1,200 @@
+"""The ``usapp`` command line (DESIGN.md, "The command line").
+
+    usapp demo [--seed SEED]
+    usapp vectors verify [PATH ...]
+    usapp vectors generate [--dir DIR]
+    usapp bench [NAME ...] [--json] [--repeats N] [--quick]
+
+Results go to stdout, progress and errors to stderr.  Exit status: 0 success,
+1 a check failed (a vector did not verify), 2 a usage error or any
+``UsappError`` (printed as ``usapp: error: <message>``, without traceback),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import protocols
+from protocols.errors import ParameterError, UsappError
+from protocols.system import benchmark, vectors
+
+PROG = "usapp"
+
+DEFAULT_REPEATS = 7
+QUICK_REPEATS = 3
+
+BENCH_LIBRARIES = ("usapp", "gmpy2", "phe", "cryptography", "pycryptodome", "cbor2")
+"""Distributions whose versions ``usapp bench --json`` records."""
+
+
+def progress(message: str) -> None:
+    """One line of progress on stderr."""
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+# --------------------------------------------------------------------------
+# Handlers
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from protocols.system import demo  # written separately; heavy imports stay lazy
+
+    status = demo.run(seed=args.seed, out=sys.stdout)
+    return status if isinstance(status, int) else 0
+
+
+def cmd_vectors_verify(args: argparse.Namespace) -> int:
+    paths = args.paths or [vectors.default_vectors_dir()]
+    results = vectors.verify_paths(paths, progress=progress)
+    if not results:
+        raise ParameterError(
+            "no vector files found in " + ", ".join(str(path) for path in paths)
+        )
+    failed = 0
+    for result in results:
+        if result.ok:
+            print(
+                f"OK   {result.file} ({result.family}: {result.vectors} vectors, "
+                f"whole file: {result.whole_file})"
+            )
+            continue
+        failed += 1
+        family = "" if result.family is None else f" ({result.family})"
+        print(f"FAIL {result.file}{family}: {len(result.failures)} failure(s)")
+        for failure in result.failures:
+            print(f"     {failure}")
+    print(f"{len(results)} file(s) checked, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_vectors_generate(args: argparse.Namespace) -> int:
+    directory = args.dir if args.dir is not None else vectors.default_vectors_dir()
+    written = vectors.generate(directory, progress=progress)
+    if not written:
+        progress("no generated vector families are registered")
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    known = benchmark.discover()
+    names = args.names or list(known)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ParameterError(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(known) or '(none)'}"
+        )
+    repeats = args.repeats
+    if repeats is None:
+        repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
+    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress)
+    results: list[benchmark.Comparison] = []
+    for index, name in enumerate(names, start=1):
+        progress(f"bench {name} ({index}/{len(names)}): {known[name].description}")
+        results.extend(known[name].run(config))
+    if args.json:
+        meta = {
+            "usapp": protocols.__version__,
+            "libraries": benchmark.library_versions(BENCH_LIBRARIES),
+            "benchmarks": names,
+            "repeats": repeats,
+            "quick": args.quick,
+        }
+        print(json.dumps(benchmark.to_json(results, meta), indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(benchmark.render_table(results))
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Parser and entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="USaPP smart-meter security and privacy protocols: reference implementation.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {protocols.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="run a whole neighbourhood through every protocol and report"
+    )
+    demo.add_argument(
+        "--seed", default=None,
+        help="seed the deterministic randomness, so a run can be repeated (default: OS randomness)",
+    )
+    demo.set_defaults(handler=cmd_demo)
+
+    vec = commands.add_parser("vectors", help="verify or generate the JSON test vectors")
+    vec_commands = vec.add_subparsers(dest="vectors_command", metavar="ACTION")
+    verify = vec_commands.add_parser(
+        "verify",
+        help="recompute vector files (default: the project's vectors/ directory)",
+        description=(
+            "Recompute every vector of each file. The project's own files (the "
+            "family's file name) are also checked whole; a vendor's file under "
+            "another name is checked by recomputation only."
+        ),
+    )
+    verify.add_argument("paths", nargs="*", metavar="PATH", help="a vectors file or a directory of them")
+    verify.set_defaults(handler=cmd_vectors_verify)
+    generate = vec_commands.add_parser(
+        "generate", help="regenerate the generated vector files from their fixed seeds"
+    )
+    generate.add_argument("--dir", default=None, help="output directory (default: the vectors/ directory)")
+    generate.set_defaults(handler=cmd_vectors_generate)
+    vec.set_defaults(handler=None, subparser=vec)
+
+    bench = commands.add_parser("bench", help="run benchmarks against their baselines")
+    bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    bench.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+    bench.add_argument(
+        "--repeats", type=_positive_int, default=None,
+        help=f"timed repeats per case (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)",
+    )
+    bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
+    bench.set_defaults(handler=cmd_bench)
+
+    parser.set_defaults(handler=None, subparser=parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version or a usage error
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if args.handler is None:
+        args.subparser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except UsappError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
