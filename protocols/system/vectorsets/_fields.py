@@ -1,0 +1,77 @@
+"""Reading and comparing vector fields: every problem is a VectorMismatchError.
+
+Shared by the Paillier families (hex big integers, hex byte strings, plain
+JSON values), so that a malformed or edited field is reported with its name,
+never as a KeyError or ValueError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from protocols.errors import VectorMismatchError
+
+_HEX = re.compile(r"0|[1-9a-f][0-9a-f]*")
+_HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
+
+
+def hexint(value: int) -> str:
+    """A non-negative integer as minimal lower-case hex ("0" for zero)."""
+    if value < 0:
+        raise VectorMismatchError("hexint takes a non-negative integer")
+    return format(int(value), "x")
+
+
+def field(vector: Mapping[str, Any], name: str) -> Any:
+    if name not in vector:
+        raise VectorMismatchError(f"field {name!r} is missing")
+    return vector[name]
+
+
+def int_field(vector: Mapping[str, Any], name: str) -> int:
+    """A big integer stored as minimal lower-case hex."""
+    value = field(vector, name)
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise VectorMismatchError(f"field {name!r} is not a minimal lower-case hex integer")
+    return int(value, 16)
+
+
+def int_list_field(vector: Mapping[str, Any], name: str) -> list[int]:
+    value = field(vector, name)
+    if not isinstance(value, list) or not value:
+        raise VectorMismatchError(f"field {name!r} must be a non-empty list of hex integers")
+    return [int_field({name: item}, name) for item in value]
+
+
+def bytes_field(vector: Mapping[str, Any], name: str) -> bytes:
+    value = field(vector, name)
+    if not isinstance(value, str) or not _HEX_BYTES.fullmatch(value):
+        raise VectorMismatchError(f"field {name!r} is not lower-case hex bytes")
+    return bytes.fromhex(value)
+
+
+def small_int_field(vector: Mapping[str, Any], name: str) -> int:
+    """A JSON integer (not a bool)."""
+    value = field(vector, name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise VectorMismatchError(f"field {name!r} must be a JSON integer")
+    return value
+
+
+def str_field(vector: Mapping[str, Any], name: str) -> str:
+    value = field(vector, name)
+    if not isinstance(value, str):
+        raise VectorMismatchError(f"field {name!r} must be a string")
+    return value
+
+
+def expect(name: str, stored: Any, computed: Any) -> None:
+    """Raise naming ``name`` when the stored value differs from the recomputed one."""
+    if stored != computed:
+        raise VectorMismatchError(f"field {name!r} does not recompute to its stored value")
+
+
+def expect_int(vector: Mapping[str, Any], name: str, computed: int) -> None:
+    expect(name, int_field(vector, name), int(computed))

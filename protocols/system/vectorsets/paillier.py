@@ -1,0 +1,283 @@
+"""Vector family ``paillier``: keys, encryption modes, decryption, homomorphic
+operations and decoder rejections (specs/paillier.md section 12).
+
+Generated from fixed HMAC_DRBG seeds (specs/conventions.md section 3.3), so
+``usapp vectors generate`` rewrites ``vectors/paillier.json`` byte for byte.
+Every random value (r, the DJN exponent a, x behind h_s, randomisers) is
+exported as a field "chosen by the generator"; everything else is computed.
+Integers are minimal lower-case hex; ``*_encoding`` fields are the fixed-length
+byte encodings of spec section 7.1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from protocols import errors
+from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import random_below
+from protocols.schemes.paillier import (
+    Ciphertext,
+    FastEncryptor,
+    PrivateKey,
+    PublicKey,
+    generate_keypair,
+    sum_ciphertexts,
+)
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import (
+    bytes_field,
+    expect,
+    expect_int,
+    hexint,
+    int_field,
+    int_list_field,
+    small_int_field,
+    str_field,
+)
+
+PROTOCOL = "paillier"
+SUITE = "paillier-g=n+1"
+FILE = "paillier.json"
+SEED_PREFIX = "usapp-vectors/paillier/"
+KEY_SEED = SEED_PREFIX + "key-2048"
+
+
+# -- shared parsing ----------------------------------------------------------------
+
+
+def _public(vector: Mapping[str, Any]) -> PublicKey:
+    return PublicKey(int_field(vector, "n"))
+
+
+def _private(vector: Mapping[str, Any]) -> PrivateKey:
+    key = PrivateKey.from_factors(int_field(vector, "p"), int_field(vector, "q"))
+    expect("n", int_field(vector, "n"), int(key.public_key.n))
+    return key
+
+
+def _ct(pk: PublicKey, vector: Mapping[str, Any], name: str) -> Ciphertext:
+    return pk.ciphertext(int_field(vector, name))
+
+
+# -- verification, one function per operation -------------------------------------
+
+
+def _keygen(v: Mapping[str, Any]) -> None:
+    bits = small_int_field(v, "bits")
+    key = generate_keypair(bits, HmacDrbg.from_seed(str_field(v, "seed")))
+    for name, value in (("p", key.p), ("q", key.q), ("n", key.public_key.n), ("hp", key.hp),
+                        ("hq", key.hq), ("p_inverse", key.p_inverse)):
+        expect_int(v, name, value)
+    expect("n_encoding", bytes_field(v, "n_encoding"), key.public_key.to_bytes())
+    expect("private_key_encoding", bytes_field(v, "private_key_encoding"), key.to_bytes())
+
+
+def _encrypt_standard(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    c = pk.encrypt_with_r(int_field(v, "m"), int_field(v, "r"))
+    expect_int(v, "ciphertext", c.c)
+    expect("ciphertext_encoding", bytes_field(v, "ciphertext_encoding"), c.to_bytes())
+
+
+def _encrypt_djn(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    x = int_field(v, "x")
+    h = (-(x * x)) % pk.n
+    expect_int(v, "h", h)
+    expect_int(v, "h_s", pow(h, int(pk.n), int(pk.nsquare)))
+    encryptor = FastEncryptor.from_h_s(pk, int_field(v, "h_s"), window=small_int_field(v, "window"))
+    a = int_field(v, "a")
+    expect_int(v, "randomiser", encryptor.table.power(a))
+    expect_int(v, "ciphertext", encryptor.encrypt_with_exponent(int_field(v, "m"), a).c)
+
+
+def _encrypt_online(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    rn = pow(int_field(v, "r"), int(pk.n), int(pk.nsquare))
+    expect_int(v, "randomiser", rn)
+    expect_int(v, "ciphertext", pk.encrypt_with_randomiser(int_field(v, "m"), rn).c)
+
+
+def _decrypt(v: Mapping[str, Any]) -> None:
+    sk = _private(v)
+    expect_int(v, "m", sk.decrypt(_ct(sk.public_key, v, "ciphertext")))
+
+
+def _add(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    expect_int(v, "ciphertext", (_ct(pk, v, "ciphertext1") + _ct(pk, v, "ciphertext2")).c)
+
+
+def _add_plain(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    k = int(str_field(v, "k"))
+    expect_int(v, "ciphertext", _ct(pk, v, "ciphertext1").add_plain(k).c)
+
+
+def _mul(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    k = int(str_field(v, "k"))
+    expect_int(v, "ciphertext", (_ct(pk, v, "ciphertext1") * k).c)
+
+
+def _neg(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    expect_int(v, "ciphertext", (-_ct(pk, v, "ciphertext1")).c)
+
+
+def _rerandomise(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    rn = pow(int_field(v, "r"), int(pk.n), int(pk.nsquare))
+    expect_int(v, "ciphertext", _ct(pk, v, "ciphertext1").rerandomise(randomiser=rn).c)
+
+
+def _sum(v: Mapping[str, Any]) -> None:
+    pk = _public(v)
+    items = [pk.ciphertext(c) for c in int_list_field(v, "ciphertexts")]
+    expect_int(v, "ciphertext", sum_ciphertexts(items).c)
+
+
+def _reject(v: Mapping[str, Any]) -> None:
+    """A decoder rejection: decoding ``ciphertext_encoding`` under n must raise
+    the named typed error from protocols.errors."""
+    pk = _public(v)
+    name = str_field(v, "error")
+    expected = getattr(errors, name, None)
+    if not (isinstance(expected, type) and issubclass(expected, UsappError)):
+        raise VectorMismatchError(f"field 'error' names no error of protocols.errors: {name!r}")
+    try:
+        Ciphertext.from_bytes(pk, bytes_field(v, "ciphertext_encoding"))
+    except UsappError as exc:
+        if type(exc) is not expected:
+            raise VectorMismatchError(f"rejected with {type(exc).__name__}, not {name}") from exc
+        return
+    raise VectorMismatchError("invalid ciphertext encoding was accepted")
+
+
+OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "keygen": _keygen,
+    "encrypt": _encrypt_standard,
+    "encrypt-djn": _encrypt_djn,
+    "encrypt-online": _encrypt_online,
+    "decrypt": _decrypt,
+    "add": _add,
+    "add-plain": _add_plain,
+    "mul": _mul,
+    "neg": _neg,
+    "rerandomise": _rerandomise,
+    "sum": _sum,
+    "reject-ciphertext": _reject,
+}
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    operation = str_field(vector, "operation")
+    if operation not in OPERATIONS:
+        raise VectorMismatchError(f"unknown operation {operation!r}")
+    OPERATIONS[operation](vector)
+
+
+# -- generation --------------------------------------------------------------------
+
+
+def build() -> dict:
+    """The whole envelope, from the fixed seeds below."""
+    key = generate_keypair(2048, HmacDrbg.from_seed(KEY_SEED))
+    pk = key.public_key
+    n, n2 = int(pk.n), int(pk.nsquare)
+    rng = HmacDrbg.from_seed(SEED_PREFIX + "operations")
+    vectors: list[dict[str, Any]] = []
+    common = {"n": hexint(n)}
+    private = {**common, "p": hexint(key.p), "q": hexint(key.q)}
+
+    for bits, seed in ((2048, KEY_SEED), (3072, SEED_PREFIX + "key-3072")):
+        k = key if bits == 2048 else generate_keypair(bits, HmacDrbg.from_seed(seed))
+        vectors.append({
+            "name": f"keygen-{bits}", "operation": "keygen", "bits": bits, "seed": seed,
+            "p": hexint(k.p), "q": hexint(k.q), "n": hexint(k.public_key.n), "hp": hexint(k.hp),
+            "hq": hexint(k.hq), "p_inverse": hexint(k.p_inverse),
+            "n_encoding": k.public_key.to_bytes().hex(), "private_key_encoding": k.to_bytes().hex(),
+        })
+
+    plaintexts = [0, 1, 42, n - 1, random_below(rng, n)]
+    ciphertexts = []
+    for i, m in enumerate(plaintexts):
+        r = int(pk.random_r(rng))
+        c = pk.encrypt_with_r(m, r)
+        ciphertexts.append(c)
+        vectors.append({"name": f"encrypt-{i}", "operation": "encrypt", **common, "m": hexint(m),
+                        "r": hexint(r), "ciphertext": hexint(c.c),
+                        "ciphertext_encoding": c.to_bytes().hex()})
+        vectors.append({"name": f"decrypt-{i}", "operation": "decrypt", **private,
+                        "ciphertext": hexint(c.c), "m": hexint(m)})
+
+    x = int(pk.random_r(rng))
+    encryptor = FastEncryptor.from_h_s(pk, pow((-(x * x)) % n, n, n2), window=4)
+    for i, m in enumerate([7, random_below(rng, n)]):
+        a = int(encryptor.random_exponent(rng))
+        c = encryptor.encrypt_with_exponent(m, a)
+        h = (-(x * x)) % n
+        vectors.append({"name": f"encrypt-djn-{i}", "operation": "encrypt-djn", **common, "m": hexint(m),
+                        "x": hexint(x), "h": hexint(h), "h_s": hexint(encryptor.h_s), "window": 4,
+                        "a": hexint(a), "randomiser": hexint(encryptor.table.power(a)),
+                        "ciphertext": hexint(c.c)})
+        vectors.append({"name": f"decrypt-djn-{i}", "operation": "decrypt", **private,
+                        "ciphertext": hexint(c.c), "m": hexint(m)})
+
+    r = int(pk.random_r(rng))
+    rn = pow(r, n, n2)
+    c = pk.encrypt_with_randomiser(1234, rn)
+    vectors.append({"name": "encrypt-online-0", "operation": "encrypt-online", **common, "m": hexint(1234),
+                    "r": hexint(r), "randomiser": hexint(rn), "ciphertext": hexint(c.c)})
+
+    c1, c2 = ciphertexts[2], ciphertexts[4]
+    vectors.append({"name": "add-0", "operation": "add", **common, "ciphertext1": hexint(c1.c),
+                    "ciphertext2": hexint(c2.c), "ciphertext": hexint((c1 + c2).c)})
+    vectors.append({"name": "decrypt-add-0", "operation": "decrypt", **private,
+                    "ciphertext": hexint((c1 + c2).c), "m": hexint((42 + plaintexts[4]) % n)})
+    for i, k in enumerate([5, -3, n + 2]):
+        vectors.append({"name": f"add-plain-{i}", "operation": "add-plain", **common, "k": str(k),
+                        "ciphertext1": hexint(c1.c), "ciphertext": hexint(c1.add_plain(k).c)})
+        vectors.append({"name": f"mul-{i}", "operation": "mul", **common, "k": str(k),
+                        "ciphertext1": hexint(c1.c), "ciphertext": hexint((c1 * k).c)})
+    vectors.append({"name": "neg-0", "operation": "neg", **common, "ciphertext1": hexint(c1.c),
+                    "ciphertext": hexint((-c1).c)})
+    r = int(pk.random_r(rng))
+    vectors.append({"name": "rerandomise-0", "operation": "rerandomise", **common, "r": hexint(r),
+                    "ciphertext1": hexint(c1.c),
+                    "ciphertext": hexint(c1.rerandomise(randomiser=pow(r, n, n2)).c)})
+    total = sum_ciphertexts(ciphertexts)
+    vectors.append({"name": "sum-0", "operation": "sum", **common,
+                    "ciphertexts": [hexint(c.c) for c in ciphertexts], "ciphertext": hexint(total.c)})
+    vectors.append({"name": "decrypt-sum-0", "operation": "decrypt", **private,
+                    "ciphertext": hexint(total.c), "m": hexint(sum(plaintexts) % n)})
+
+    length = pk.ciphertext_length()
+    rejects = [
+        ("zero", "InvalidCiphertextError", bytes(length)),
+        ("n-squared", "InvalidCiphertextError", n2.to_bytes(length, "big")),
+        ("not-coprime", "InvalidCiphertextError", int(key.p).to_bytes(length, "big")),
+        ("truncated", "DecodeError", c1.to_bytes()[:-1]),
+        ("extended", "DecodeError", b"\x00" + c1.to_bytes()),
+    ]
+    for label, error, data in rejects:
+        vectors.append({"name": f"reject-{label}", "operation": "reject-ciphertext", **common,
+                        "ciphertext_encoding": data.hex(), "error": error})
+
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": "generated by the USaPP reference implementation; procedures in specs/paillier.md",
+        "generated_by": f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed, seeds {SEED_PREFIX}*)",
+        "description": ("Paillier with g = n + 1: key generation from a seeded DRBG, standard, DJN and "
+                        "online encryption, CRT decryption, homomorphic operations, and ciphertext "
+                        "encodings a decoder must reject. Integers are minimal lower-case hex; "
+                        "k is a signed decimal string."),
+        "vectors": vectors,
+    }
+
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)

@@ -1,0 +1,202 @@
+"""Vector family ``paillier-encoding``: phe-compatible numbers, encrypted-number
+arithmetic and slot packing (specs/paillier.md sections 8, 9 and 12).
+
+Generated from fixed HMAC_DRBG seeds; the key is the ``paillier`` family's
+2048-bit key (seed ``usapp-vectors/paillier/key-2048``).  Scalars are stored
+exactly: integers as signed decimal strings, floats as ``float.hex()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from protocols.errors import VectorMismatchError
+from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import random_bits
+from protocols.schemes.paillier import PrivateKey, PublicKey, generate_keypair
+from protocols.schemes.paillier_encoding import (
+    EncodedNumber,
+    EncryptedNumber,
+    PackedCiphertext,
+    PackingLayout,
+    decrypt_number,
+    sum_packed,
+)
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import (
+    expect,
+    expect_int,
+    field,
+    hexint,
+    int_field,
+    int_list_field,
+    small_int_field,
+    str_field,
+)
+from protocols.system.vectorsets.paillier import KEY_SEED
+
+PROTOCOL = "paillier-encoding"
+SUITE = "phe-encoded-number-base16+packing"
+FILE = "paillier_encoding.json"
+SEED = "usapp-vectors/paillier-encoding/operations"
+
+
+def _scalar(vector: Mapping[str, Any], name: str) -> int | float:
+    """``int:<decimal>`` or ``float:<float.hex()>``."""
+    text = str_field(vector, name)
+    kind, _, body = text.partition(":")
+    try:
+        if kind == "int":
+            return int(body)
+        if kind == "float":
+            return float.fromhex(body)
+    except ValueError as exc:
+        raise VectorMismatchError(f"field {name!r} is not a valid scalar") from exc
+    raise VectorMismatchError(f"field {name!r} must start with 'int:' or 'float:'")
+
+
+def _scalar_text(value: int | float) -> str:
+    return f"int:{value}" if isinstance(value, int) else f"float:{value.hex()}"
+
+
+def _optional(vector: Mapping[str, Any], name: str) -> Any:
+    value = field(vector, name)
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise VectorMismatchError(f"field {name!r} must be a number or null")
+    return value
+
+
+def _encode(v: Mapping[str, Any]) -> None:
+    pk = PublicKey(int_field(v, "n"))
+    encoded = EncodedNumber.encode(pk, _scalar(v, "value"), precision=_optional(v, "precision"),
+                                   max_exponent=_optional(v, "max_exponent"))
+    expect_int(v, "encoding", encoded.encoding)
+    expect("exponent", small_int_field(v, "exponent"), encoded.exponent)
+    expect("decoded", str_field(v, "decoded"), _scalar_text(encoded.decode()))
+
+
+def _number_op(v: Mapping[str, Any]) -> None:
+    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    pk = sk.public_key
+    a = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext1")), small_int_field(v, "exponent1"))
+    op = str_field(v, "op")
+    if op == "add":
+        b = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext2")), small_int_field(v, "exponent2"))
+        result = a + b
+    elif op == "add-scalar":
+        result = a + _scalar(v, "scalar")
+    elif op == "mul-scalar":
+        result = a * _scalar(v, "scalar")
+    else:
+        raise VectorMismatchError(f"unknown op {op!r}")
+    expect_int(v, "ciphertext", result.ciphertext.c)
+    expect("exponent", small_int_field(v, "exponent"), result.exponent)
+    expect("decrypted", str_field(v, "decrypted"), _scalar_text(decrypt_number(sk, result)))
+
+
+def _layout(v: Mapping[str, Any]) -> PackingLayout:
+    return PackingLayout(small_int_field(v, "value_bits"), small_int_field(v, "slots"),
+                         small_int_field(v, "max_summands"))
+
+
+def _pack(v: Mapping[str, Any]) -> None:
+    layout = _layout(v)
+    expect("slot_bits", small_int_field(v, "slot_bits"), layout.slot_bits)
+    values = [int(x) for x in int_list_field(v, "values")]
+    expect_int(v, "packed", layout.pack(values))
+
+
+def _packed_sum(v: Mapping[str, Any]) -> None:
+    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    layout = _layout(v)
+    layout.check_key(sk.public_key)
+    items = [PackedCiphertext(sk.public_key.ciphertext(c), layout) for c in int_list_field(v, "ciphertexts")]
+    total = sum_packed(items)
+    expect_int(v, "ciphertext", total.ciphertext.c)
+    sums = layout.unpack(sk.decrypt(total.ciphertext), small_int_field(v, "count"))
+    expect("slot_sums", int_list_field(v, "slot_sums"), sums)
+
+
+OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "encode": _encode,
+    "number-op": _number_op,
+    "pack": _pack,
+    "packed-sum": _packed_sum,
+}
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    operation = str_field(vector, "operation")
+    if operation not in OPERATIONS:
+        raise VectorMismatchError(f"unknown operation {operation!r}")
+    OPERATIONS[operation](vector)
+
+
+def build() -> dict:
+    key = generate_keypair(2048, HmacDrbg.from_seed(KEY_SEED))
+    pk = key.public_key
+    rng = HmacDrbg.from_seed(SEED)
+    common = {"n": hexint(pk.n)}
+    private = {**common, "p": hexint(key.p), "q": hexint(key.q)}
+    vectors: list[dict[str, Any]] = []
+
+    cases: list[tuple[int | float, float | None, int | None]] = [
+        (0, None, None), (1, None, None), (-1, None, None), (int(pk.max_int), None, None),
+        (-int(pk.max_int), None, None), (1234, None, None), (3.14159, None, None), (-2.5e-10, None, None),
+        (1e300, None, None), (0.1, 1e-3, None), (123.456, None, -8), (7, None, -2),
+    ]
+    for i, (value, precision, max_exponent) in enumerate(cases):
+        e = EncodedNumber.encode(pk, value, precision=precision, max_exponent=max_exponent)
+        vectors.append({"name": f"encode-{i}", "operation": "encode", **common,
+                        "value": _scalar_text(value), "precision": precision, "max_exponent": max_exponent,
+                        "encoding": hexint(e.encoding), "exponent": e.exponent,
+                        "decoded": _scalar_text(e.decode())})
+
+    def enc(value: int | float) -> EncryptedNumber:
+        e = EncodedNumber.encode(pk, value)
+        return EncryptedNumber(pk.encrypt(e.encoding, rng), e.exponent)
+
+    a, b, c = enc(1.5), enc(-20), enc(2 ** 40)
+    ops = [("add", a, b, None), ("add", c, a, None), ("add-scalar", a, None, 2.25),
+           ("add-scalar", b, None, -7), ("mul-scalar", a, None, 3), ("mul-scalar", b, None, -0.5)]
+    for i, (op, x, y, scalar) in enumerate(ops):
+        result = x + y if op == "add" else (x + scalar if op == "add-scalar" else x * scalar)
+        vector = {"name": f"number-{op}-{i}", "operation": "number-op", "op": op, **private,
+                  "ciphertext1": hexint(x.ciphertext.c), "exponent1": x.exponent,
+                  "ciphertext": hexint(result.ciphertext.c), "exponent": result.exponent,
+                  "decrypted": _scalar_text(decrypt_number(key, result))}
+        if y is not None:
+            vector.update(ciphertext2=hexint(y.ciphertext.c), exponent2=y.exponent)
+        else:
+            vector["scalar"] = _scalar_text(scalar)
+        vectors.append(vector)
+
+    for i, (value_bits, max_summands, count) in enumerate([(16, 1000, 8), (32, 10000, 44)]):
+        layout = PackingLayout.fit(pk, value_bits, max_summands)
+        layout = PackingLayout(value_bits, layout.slots, max_summands)
+        rows = [[random_bits(rng, value_bits) for _ in range(count)] for _ in range(3)]
+        vectors.append({"name": f"pack-{i}", "operation": "pack", "value_bits": value_bits,
+                        "slots": layout.slots, "max_summands": max_summands, "slot_bits": layout.slot_bits,
+                        "values": [hexint(x) for x in rows[0]], "packed": hexint(layout.pack(rows[0]))})
+        packed = [PackedCiphertext(pk.encrypt(layout.pack(row), rng), layout) for row in rows]
+        total = sum_packed(packed)
+        vectors.append({"name": f"packed-sum-{i}", "operation": "packed-sum", **private,
+                        "value_bits": value_bits, "slots": layout.slots, "max_summands": max_summands,
+                        "count": count, "ciphertexts": [hexint(p.ciphertext.c) for p in packed],
+                        "ciphertext": hexint(total.ciphertext.c),
+                        "slot_sums": [hexint(sum(col)) for col in zip(*rows)]})
+
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": "generated by the USaPP reference implementation; procedures in specs/paillier.md sections 8-9",
+        "generated_by": f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed, seeds {KEY_SEED}, {SEED})",
+        "description": ("phe-compatible EncodedNumber encodings (value = mantissa * 16^exponent), "
+                        "encrypted-number arithmetic with exponent alignment, and slot packing with "
+                        "headroom. Scalars: 'int:<decimal>' or 'float:<float.hex()>'."),
+        "vectors": vectors,
+    }
+
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
