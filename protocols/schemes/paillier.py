@@ -291,11 +291,12 @@ class Ciphertext:
     public_key: PublicKey
     c: mpz = field(repr=False)
 
-    @classmethod
-    def _trusted(cls, public_key: PublicKey, c: mpz) -> Ciphertext:
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "public_key", public_key)
-        object.__setattr__(obj, "c", c)
+    @staticmethod
+    def _trusted(public_key: PublicKey, c: mpz) -> Ciphertext:
+        """Wrap a value the scheme itself computed (no validation: hot path)."""
+        obj = _new_ciphertext(Ciphertext)
+        _set_public_key(obj, public_key)
+        _set_c(obj, c)
         return obj
 
     def __eq__(self, other: object) -> bool:
@@ -375,6 +376,13 @@ class Ciphertext:
                 f"Paillier ciphertext must be {public_key.ciphertext_length()} bytes, got {len(data)}"
             )
         return public_key.ciphertext(int.from_bytes(data, "big"))
+
+
+# Slot descriptors of the frozen dataclass: setting through them skips the
+# frozen __setattr__ guard, which matters on the addition hot path.
+_new_ciphertext = object.__new__
+_set_public_key = Ciphertext.__dict__["public_key"].__set__
+_set_c = Ciphertext.__dict__["c"].__set__
 
 
 def sum_ciphertexts(ciphertexts: Iterable[Ciphertext]) -> Ciphertext:
