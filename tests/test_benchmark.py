@@ -241,6 +241,16 @@ def test_render_table():
     assert "> 1 means ours is faster" in table
 
 
+def test_render_table_without_results():
+    assert render_table([]) == "(no results)\n"
+
+
+def test_quick_config_calibrates_shorter():
+    full = benchmark.BenchConfig(repeats=3, quick=False, progress=print)
+    quick = benchmark.BenchConfig(repeats=3, quick=True, progress=print)
+    assert quick.min_time < full.min_time == benchmark.MIN_REPEAT_SECONDS
+
+
 def test_format_seconds():
     fmt = benchmark.format_seconds
     assert fmt(1.5) == "1.5 s"

@@ -70,6 +70,12 @@ class BenchConfig:
     progress: Callable[[str], None]
     """Report one step of long work (the CLI prints it on stderr)."""
 
+    @property
+    def min_time(self) -> float:
+        """Calibration target to pass to :func:`compare` / :func:`measure`:
+        :data:`MIN_REPEAT_SECONDS`, a fifth of it with ``quick``."""
+        return MIN_REPEAT_SECONDS / 5 if self.quick else MIN_REPEAT_SECONDS
+
 
 @dataclass(frozen=True)
 class Benchmark:
@@ -433,6 +439,8 @@ def render_table(results: Iterable[Comparison]) -> str:
             notes.append(f"{result.name}: {facts}")
         if result.setup_note:
             notes.append(f"{result.name}: {result.setup_note}")
+    if not results:
+        return "(no results)\n"
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
