@@ -53,8 +53,8 @@ def _positive_int(text: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from protocols.system import demo  # written separately; heavy imports stay lazy
 
-    status = demo.run(seed=args.seed, out=sys.stdout)
-    return status if isinstance(status, int) else 0
+    result = demo.run(seed=args.seed, out=sys.stdout)
+    return 0 if result["matches"] and result["packed_ok"] else 1
 
 
 def cmd_vectors_verify(args: argparse.Namespace) -> int:

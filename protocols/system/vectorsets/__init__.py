@@ -98,7 +98,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "hmac_drbg",
     "paillier",
     "paillier_encoding",
-    "paillier_milagro",
+    "paillier_external",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
 

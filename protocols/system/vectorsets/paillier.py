@@ -111,15 +111,24 @@ def _add(v: Mapping[str, Any]) -> None:
     expect_int(v, "ciphertext", (_ct(pk, v, "ciphertext1") + _ct(pk, v, "ciphertext2")).c)
 
 
+def _signed(v: Mapping[str, Any], name: str) -> int:
+    """A signed decimal string (no '+', no leading zeros)."""
+    text = str_field(v, name)
+    body = text[1:] if text.startswith("-") else text
+    if not body.isdigit() or not body.isascii() or (len(body) > 1 and body[0] == "0") or text == "-0":
+        raise VectorMismatchError(f"field {name!r} is not a canonical signed decimal")
+    return int(text)
+
+
 def _add_plain(v: Mapping[str, Any]) -> None:
     pk = _public(v)
-    k = int(str_field(v, "k"))
+    k = _signed(v, "k")
     expect_int(v, "ciphertext", _ct(pk, v, "ciphertext1").add_plain(k).c)
 
 
 def _mul(v: Mapping[str, Any]) -> None:
     pk = _public(v)
-    k = int(str_field(v, "k"))
+    k = _signed(v, "k")
     expect_int(v, "ciphertext", (_ct(pk, v, "ciphertext1") * k).c)
 
 
