@@ -250,12 +250,13 @@ def test_demo_passes_seed_and_stdout(monkeypatch, capsys):
     def run(*, seed, out):
         calls.append(seed)
         out.write("demo report\n")
+        return {"matches": seed is not None, "packed_ok": True}
 
     fake = types.ModuleType("protocols.system.demo")
     fake.run = run
     monkeypatch.setitem(sys.modules, "protocols.system.demo", fake)
     monkeypatch.setattr(protocols.system, "demo", fake, raising=False)
     assert main(["demo", "--seed", "neighbourhood-1"]) == 0
-    assert main(["demo"]) == 0
+    assert main(["demo"]) == 1  # the fake reports a mismatch without a seed: exit 1
     assert calls == ["neighbourhood-1", None]
     assert capsys.readouterr().out == "demo report\ndemo report\n"

@@ -97,7 +97,7 @@ class PublicKey:
 
     def check_plaintext(self, m: int) -> mpz:
         """Spec 4: a raw plaintext is an integer with 0 <= m < n."""
-        if isinstance(m, bool) or not isinstance(m, (int, type(mpz()))):
+        if isinstance(m, bool) or not isinstance(m, (int, mpz)):
             raise ParameterError("a Paillier plaintext must be an integer")
         if not 0 <= m < self.n:
             raise ParameterError("Paillier plaintext out of range: need 0 <= m < n")
@@ -106,7 +106,7 @@ class PublicKey:
     def ciphertext(self, c: int) -> Ciphertext:
         """Validate an integer as a ciphertext (spec 7.2): 0 < c < n^2 and
         gcd(c, n) = 1; InvalidCiphertextError otherwise."""
-        if isinstance(c, bool) or not isinstance(c, (int, type(mpz()))):
+        if isinstance(c, bool) or not isinstance(c, (int, mpz)):
             raise InvalidCiphertextError("a Paillier ciphertext must be an integer")
         c = mpz(c)
         if not 0 < c < self.nsquare:
@@ -316,7 +316,7 @@ class Ciphertext:
             if other.public_key is not pk and other.public_key != pk:
                 raise KeyMismatchError("cannot add ciphertexts under different public keys")
             return Ciphertext._trusted(pk, self.c * other.c % pk.nsquare)
-        if isinstance(other, int) and not isinstance(other, bool):
+        if isinstance(other, (int, mpz)) and not isinstance(other, bool):
             return self.add_plain(other)
         return NotImplemented
 
@@ -329,7 +329,7 @@ class Ciphertext:
 
     def __mul__(self, k: int) -> Ciphertext:
         """Spec 6.3: E(a)^k = E(k a mod n), k any integer (negative via c^-1)."""
-        if isinstance(k, bool) or not isinstance(k, (int, type(mpz()))):
+        if isinstance(k, bool) or not isinstance(k, (int, mpz)):
             return NotImplemented
         pk = self.public_key
         k = mpz(k)
@@ -350,7 +350,7 @@ class Ciphertext:
     def __sub__(self, other: Ciphertext | int) -> Ciphertext:
         if isinstance(other, Ciphertext):
             return self + (-other)
-        if isinstance(other, int) and not isinstance(other, bool):
+        if isinstance(other, (int, mpz)) and not isinstance(other, bool):
             return self.add_plain(-other)
         return NotImplemented
 
