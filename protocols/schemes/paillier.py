@@ -71,7 +71,7 @@ class PublicKey:
                 f"Paillier modulus of {n.bit_length()} bits is below the minimum of {self.min_bits}"
             )
         if n % 2 == 0 or gmpy2.is_square(n) or n < 15:
-            raise ParameterError("Paillier modulus must be an odd non-square composite")
+            raise ParameterError("Paillier modulus must be odd and not a square (compositeness is not checkable from n alone)")
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "nsquare", n * n)
         object.__setattr__(self, "max_int", n // 3 - 1)

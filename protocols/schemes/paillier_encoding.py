@@ -82,7 +82,7 @@ class EncodedNumber:
         else:
             raise ParameterError(f"cannot encode a value of type {type(scalar).__name__}")
         if precision is not None:
-            if not isinstance(precision, (int, float)) or isinstance(precision, bool) or not precision > 0:
+            if not isinstance(precision, (int, float)) or isinstance(precision, bool) or not 0 < precision < math.inf:
                 raise ParameterError("precision must be a positive number")
             exponent = math.floor(math.log(precision, BASE))
         if max_exponent is not None:
@@ -120,7 +120,10 @@ class EncodedNumber:
         if new_exponent > self.exponent:
             raise ParameterError("the exponent can only be decreased")
         factor = BASE ** (self.exponent - new_exponent)
-        return EncodedNumber(self.public_key, self.encoding * factor % self.public_key.n, new_exponent)
+        mantissa = self.mantissa() * factor
+        if abs(mantissa) > self.public_key.max_int:
+            raise EncodingOverflowError("exponent decrease overflows: mantissa would exceed n // 3 - 1")
+        return EncodedNumber(self.public_key, mantissa % self.public_key.n, new_exponent)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,9 @@ class EncryptedNumber:
         if new_exponent > self.exponent:
             raise ParameterError("the exponent can only be decreased")
         factor = BASE ** (self.exponent - new_exponent)
+        if factor > self.public_key.max_int:
+            # phe refuses this too: the factor itself would wrap modulo n.
+            raise EncodingOverflowError("exponent decrease too large: 16^(e - e') exceeds n // 3 - 1")
         return EncryptedNumber(self.ciphertext * factor, new_exponent)
 
     def __add__(self, other: EncryptedNumber | int | float) -> EncryptedNumber:
@@ -185,12 +191,18 @@ class EncryptedNumber:
     __rmul__ = __mul__
 
 
+def _check_encryptor(public_key: PublicKey, encryptor: FastEncryptor | RandomiserPool | None) -> None:
+    if encryptor is not None and encryptor.public_key != public_key:
+        raise KeyMismatchError("encryptor belongs to another public key")
+
+
 def encrypt_number(public_key: PublicKey, value: int | float, rng: RandomSource | None = None, *,
                    precision: float | None = None, max_exponent: int | None = None,
                    encryptor: FastEncryptor | RandomiserPool | None = None) -> EncryptedNumber:
     """Encode ``value`` (spec 8.2) and encrypt it: standard encryption by
     default, DJN with a :class:`FastEncryptor`, or the online step of a
     :class:`RandomiserPool`."""
+    _check_encryptor(public_key, encryptor)
     encoded = EncodedNumber.encode(public_key, value, precision=precision, max_exponent=max_exponent)
     if encryptor is None:
         ciphertext = public_key.encrypt(encoded.encoding, rng)
@@ -315,6 +327,7 @@ def encrypt_packed(public_key: PublicKey, layout: PackingLayout, values: list[in
                    rng: RandomSource | None = None, *,
                    encryptor: FastEncryptor | RandomiserPool | None = None) -> PackedCiphertext:
     """Pack (spec 9.2) and encrypt."""
+    _check_encryptor(public_key, encryptor)
     layout.check_key(public_key)
     packed = layout.pack(values)
     if encryptor is None:
@@ -445,7 +458,7 @@ def _parse_public_jwk(doc: Any, min_bits: int) -> PublicKey:
 
 
 def _parse_ciphertext(public_key: PublicKey, value: Any) -> Ciphertext:
-    if not isinstance(value, str) or not value.isdigit() or (len(value) > 1 and value[0] == "0"):
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or (len(value) > 1 and value[0] == "0"):
         raise DecodeError("phe JSON ciphertext must be a canonical decimal string")
     return public_key.ciphertext(int(value))
 
