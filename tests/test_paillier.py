@@ -138,6 +138,25 @@ def test_encrypt_with_r_is_the_textbook_formula_and_matches_phe(paillier_key, a,
 
 @FAST
 @given(seed=SEED)
+def test_phe_ciphertexts_decrypt_with_us(paillier_key, seed):
+    pk = paillier_key.public_key
+    phe_pk = phe.PaillierPublicKey(int(pk.n))
+    m = int(int.from_bytes(seed, "big") % pk.n)
+    c = pk.ciphertext(phe_pk.raw_encrypt(m))
+    assert paillier_key.decrypt(c) == m
+
+
+def test_crt_constants_equal_phe(paillier_key, other_paillier_key):
+    for sk in (paillier_key, other_paillier_key, small_key()):
+        phe_pk = phe.PaillierPublicKey(int(sk.public_key.n))
+        # phe is handed the factors in the wrong order: it orders them itself, as we do.
+        phe_sk = phe.PaillierPrivateKey(phe_pk, int(sk.q), int(sk.p))
+        assert (phe_sk.p, phe_sk.q) == (sk.p, sk.q)
+        assert (phe_sk.hp, phe_sk.hq, phe_sk.p_inverse) == (sk.hp, sk.hq, sk.p_inverse)
+
+
+@FAST
+@given(seed=SEED)
 def test_encryption_is_randomised(paillier_key, seed):
     pk = paillier_key.public_key
     rng = HmacDrbg.from_seed(seed)
@@ -218,6 +237,20 @@ def test_homomorphic_scalar_multiplication_by_any_int(paillier_key, fast_encrypt
     assert paillier_key.decrypt(c * k) == (k * a) % pk.n
     assert paillier_key.decrypt(k * c) == (k * a) % pk.n
     assert paillier_key.decrypt(c * gmpy2.mpz(k)) == (k * a) % pk.n
+
+
+def test_scalar_multiplication_applies_the_sign_rule_then_the_reduction(paillier_key):
+    """Spec 6.3 exactly (vectors depend on the integer, not only the plaintext)."""
+    pk = paillier_key.public_key
+    n, n2 = pk.n, pk.nsquare
+    c = pk.encrypt(11, HmacDrbg.from_seed("mul"))
+    inverse = gmpy2.invert(c.c, n2)
+    assert (c * 5).c == gmpy2.powmod(c.c, 5, n2)
+    assert (c * -3).c == gmpy2.powmod(inverse, 3, n2)
+    assert (c * (n + 2)).c == gmpy2.powmod(c.c, 2, n2)
+    assert (c * -(n + 2)).c == gmpy2.powmod(inverse, 2, n2)
+    assert (c * 0).c == 1 and (c * n).c == 1
+    assert (-c).c == inverse
 
 
 def test_homomorphic_scalar_multiplication_edge_scalars(paillier_key):
@@ -366,6 +399,14 @@ def test_fast_encryption_with_exponent_is_the_djn_formula(paillier_key, fast_enc
     assert paillier_key.decrypt(c) == a
 
 
+def test_phe_decrypts_fast_ciphertexts(paillier_key, fast_encryptor):
+    pk = paillier_key.public_key
+    phe_pk = phe.PaillierPublicKey(int(pk.n))
+    phe_sk = phe.PaillierPrivateKey(phe_pk, int(paillier_key.p), int(paillier_key.q))
+    for m in (0, 1, 2**1000 + 7, pk.n - 1):
+        assert phe_sk.raw_decrypt(int(fast_encryptor.encrypt(m).c)) == m
+
+
 def test_fast_encryptor_parameters(paillier_key, fast_encryptor):
     pk = paillier_key.public_key
     assert djn_exponent_bits(pk) == 1024
@@ -388,6 +429,21 @@ def test_fast_encryptor_from_bad_h_s_raises_parameter_error(paillier_key):
 # ---------------------------------------------------------------------------
 # Offline / online encryption (spec 4.3)
 # ---------------------------------------------------------------------------
+
+
+def test_reusing_a_randomiser_reveals_the_plaintext_difference(paillier_key):
+    """Spec 4.3: why the pool spends each randomiser once (no private key used below)."""
+    pk = paillier_key.public_key
+    n, n2 = pk.n, pk.nsquare
+    rn = pk.randomiser(HmacDrbg.from_seed("reuse"))
+    m1, m2 = 1234, 987654321
+    c1, c2 = pk.encrypt_with_randomiser(m1, rn), pk.encrypt_with_randomiser(m2, rn)
+    quotient = c1.c * gmpy2.invert(c2.c, n2) % n2
+    assert (quotient - 1) // n == (m1 - m2) % n
+    pool = RandomiserPool(pk)
+    pool.refill(2, HmacDrbg.from_seed("reuse"))
+    d1, d2 = pool.encrypt(m1), pool.encrypt(m2)
+    assert (d1.c * gmpy2.invert(d2.c, n2) % n2 - 1) // n != (m1 - m2) % n
 
 
 @pytest.mark.parametrize("fast", [False, True], ids=["standard", "djn"])
