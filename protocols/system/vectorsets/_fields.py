@@ -8,7 +8,7 @@ never as a KeyError or ValueError.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from protocols.errors import VectorMismatchError
@@ -75,3 +75,12 @@ def expect(name: str, stored: Any, computed: Any) -> None:
 
 def expect_int(vector: Mapping[str, Any], name: str, computed: int) -> None:
     expect(name, int_field(vector, name), int(computed))
+
+
+def dispatch(operations: Mapping[str, Callable[[Mapping[str, Any]], None]],
+             vector: Mapping[str, Any]) -> None:
+    """Verify ``vector`` with the function its ``operation`` field names."""
+    operation = str_field(vector, "operation")
+    if operation not in operations:
+        raise VectorMismatchError(f"unknown operation {operation!r}")
+    operations[operation](vector)

@@ -28,6 +28,7 @@ from protocols.schemes.paillier import (
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    dispatch,
     bytes_field,
     expect,
     expect_int,
@@ -183,10 +184,7 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
-    operation = str_field(vector, "operation")
-    if operation not in OPERATIONS:
-        raise VectorMismatchError(f"unknown operation {operation!r}")
-    OPERATIONS[operation](vector)
+    dispatch(OPERATIONS, vector)
 
 
 # -- generation --------------------------------------------------------------------

@@ -25,6 +25,7 @@ from protocols.schemes.paillier_encoding import (
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    dispatch,
     expect,
     expect_int,
     field,
@@ -127,10 +128,7 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
-    operation = str_field(vector, "operation")
-    if operation not in OPERATIONS:
-        raise VectorMismatchError(f"unknown operation {operation!r}")
-    OPERATIONS[operation](vector)
+    dispatch(OPERATIONS, vector)
 
 
 def build() -> dict:

@@ -22,7 +22,7 @@ from protocols.errors import VectorMismatchError
 from protocols.schemes.paillier import PrivateKey, PublicKey
 from protocols.schemes.paillier_encoding import decrypt_number, from_phe_json, to_phe_json
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import expect, expect_int, field, int_field, str_field
+from protocols.system.vectorsets._fields import dispatch, expect, expect_int, field, int_field
 
 PROTOCOL = "paillier-external"
 SUITE = "paillier-g=n+1"
@@ -106,10 +106,7 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
-    operation = str_field(vector, "operation")
-    if operation not in OPERATIONS:
-        raise VectorMismatchError(f"unknown operation {operation!r}")
-    OPERATIONS[operation](vector)
+    dispatch(OPERATIONS, vector)
 
 
 def _minimal_hex(text: str) -> str:
