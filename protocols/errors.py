@@ -57,3 +57,27 @@ class RandomnessError(UsappError):
 
 class VectorMismatchError(VerificationError):
     """A test vector does not recompute to its stored value."""
+
+
+class RecoveryError(StateError):
+    """Too few shares or responses arrived to finish a step that needs a
+    threshold of them (secret reconstruction, the unmasking of a round)."""
+
+
+class AggregateMismatchError(VerificationError):
+    """An aggregate's content does not match the set of contributions it
+    claims to cover (its integrity tag does not check)."""
+
+
+class DuplicateContributionError(VerificationError):
+    """One sender's contribution is counted more than once in an aggregate."""
+
+
+class DroppedContributionError(VerificationError):
+    """An aggregate claims a contribution that its sender made but the
+    aggregate does not contain."""
+
+
+class InjectedContributionError(VerificationError):
+    """An aggregate contains a contribution that no legitimate sender made
+    for this round (unknown sender, forged message, or an extra term)."""
