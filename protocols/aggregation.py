@@ -310,8 +310,15 @@ class Neighbourhood:
         object.__setattr__(self, "_neighbours", {m: self._graph(i) for i, m in enumerate(meters)})
         noise_bound = 0
         if self.noise is not None:
-            from protocols.privacy.dp import clamp_bound
+            from protocols.privacy.dp import NoiseShareConfig, clamp_bound
 
+            if not isinstance(self.noise, NoiseShareConfig):
+                raise ParameterError("noise must be a NoiseShareConfig or None")
+            if self.noise.participants != len(meters):
+                raise ParameterError(f"the noise configuration is for {self.noise.participants} participants, "
+                                     f"the neighbourhood has {len(meters)} meters")
+            if self.noise.sensitivity < (1 << self.value_bits) - 1:
+                raise ParameterError("the noise sensitivity must cover the largest reading, 2^value_bits - 1")
             noise_bound = clamp_bound(self.noise)
         object.__setattr__(self, "layout", Layout(self.slots, self.value_bits, noise_bound,
                                                   len(meters), self.public_key.bits))

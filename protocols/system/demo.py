@@ -1,27 +1,47 @@
-"""``usapp demo``: what is built so far, end to end, with a short report.
+"""``usapp demo``: a neighbourhood through the protocols built so far, with a report.
 
-A neighbourhood of meters encrypts its readings under the utility's Paillier
-key (offline/online encryption, specs/paillier.md section 4.3), an aggregator
-multiplies the ciphertexts without learning any reading, and the utility
-decrypts only the sum.  A second round packs several time slots per
-ciphertext (section 9).  The protocol of issue "aggregation over the tree"
-(blinding, authenticity, missing meters) will replace this plain round.
+Aggregation over the tree (specs/aggregation.md): meters send blinded,
+tagged Paillier reports of 24 hourly readings up a tree of data
+concentrators; the utility unmasks and decrypts only the neighbourhood's
+sums, and checks that they cover exactly the meters that are claimed.
+Three rounds: everyone reports; some meters are missing and one skips the
+unmask phase; and a round with differential privacy (spec section 10).
 """
 
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from typing import TextIO
 
+from protocols import aggregation as agg
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import RandomSource, random_below
-from protocols.schemes.paillier import FastEncryptor, RandomiserPool, generate_keypair, sum_ciphertexts
-from protocols.schemes.paillier_encoding import PackingLayout, decrypt_packed, encrypt_packed, sum_packed
+from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel
+from protocols.schemes.paillier import FastEncryptor, RandomiserPool, generate_keypair
+from protocols.system import neighbourhood as nb
 
 METERS = 50
+FANOUT = 8
 SLOTS = 24
-READING_BITS = 16
-"""Readings in watt-hours per period, below 2^16."""
+READING_BITS = 12
+"""Hourly readings in watt-hours, below 2^12 (a household's hour rarely exceeds 4 kWh)."""
+
+
+def _readings(rng: RandomSource | None, meters, missing=()) -> dict[str, list[int]]:
+    return {m: [random_below(rng, 1 << READING_BITS) for _ in range(SLOTS)] for m in meters if m not in missing}
+
+
+def _sums(readings: dict[str, list[int]]) -> tuple[int, ...]:
+    return tuple(sum(column) for column in zip(*readings.values()))
+
+
+def _pools(p: agg.Provisioned, encryptor: FastEncryptor, rng) -> dict[str, RandomiserPool]:
+    pools = {}
+    for meter in p.hood.meters:
+        pools[meter] = RandomiserPool(p.hood.public_key, encryptor)
+        pools[meter].refill(1, rng)  # idle time on the meter, before the period ends
+    return pools
 
 
 def run(seed: str | None = None, out: TextIO | None = None, meters: int = METERS) -> dict:
@@ -32,43 +52,58 @@ def run(seed: str | None = None, out: TextIO | None = None, meters: int = METERS
     """
     rng: RandomSource | None = None if seed is None else HmacDrbg.from_seed("usapp-demo/" + seed)
     say = (lambda line: print(line, file=out)) if out is not None else (lambda line: None)
-
     started = time.perf_counter()
-    utility_key = generate_keypair(2048, rng)
-    pk = utility_key.public_key
-    say(f"utility: generated a {pk.bits}-bit Paillier key")
 
-    readings = [random_below(rng, 1 << READING_BITS) for _ in range(meters)]
-    encryptor = FastEncryptor.create(pk, rng)
-    ciphertexts = []
-    offline = online = 0.0
-    for reading in readings:
-        pool = RandomiserPool(pk, encryptor)
-        t0 = time.perf_counter()
-        pool.refill(1, rng)  # idle time on the meter
-        t1 = time.perf_counter()
-        ciphertexts.append(pool.encrypt(reading))  # at the end of the period
-        online += time.perf_counter() - t1
-        offline += t1 - t0
-    say(f"meters: {meters} readings encrypted; per meter {1e3 * offline / meters:.2f} ms offline, "
-        f"{1e6 * online / meters:.1f} us online; {pk.ciphertext_length()} bytes each on the wire")
+    key = generate_keypair(2048, rng)
+    ids = [f"meter-{i:03d}" for i in range(meters)]
+    tree, root = agg.balanced_tree(ids, FANOUT, prefix="concentrator")
+    p = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood", slots=SLOTS,
+                      value_bits=READING_BITS)
+    hood = p.hood
+    say(f"utility: {hood.public_key.bits}-bit Paillier key; {meters} meters under {len(tree)} data "
+        f"concentrators (fan-out {FANOUT}); each meter masks with {len(hood.neighbours(ids[0]))} neighbours, "
+        f"threshold {hood.threshold}; {SLOTS} hourly readings per report ({hood.layout.slot_bits}-bit slots)")
+    encryptor = FastEncryptor.create(hood.public_key, rng)
+    figures: dict = {"meters": meters}
 
-    aggregate = sum_ciphertexts(ciphertexts)
-    say(f"aggregator: multiplied {meters} ciphertexts (it holds no key and learns no reading)")
-    total = int(utility_key.decrypt(aggregate))
-    expected = sum(readings)
-    status = "matches" if total == expected else "DOES NOT MATCH"
-    say(f"utility: decrypted the neighbourhood total {total} Wh ({status} the sum of the readings)")
+    # Round 1: everyone reports.
+    readings = _readings(rng, ids)
+    t0 = time.perf_counter()
+    transcript = nb.run_round(p, 1, readings, rng, encryptors=_pools(p, encryptor, rng))
+    elapsed = time.perf_counter() - t0
+    full_ok = transcript.result.sums == _sums(readings)
+    say(f"round 1: {meters} meters reported; the utility released 24 hourly sums, "
+        f"{'matching' if full_ok else 'NOT MATCHING'} the readings (day total "
+        f"{sum(transcript.result.sums)} Wh); {elapsed:.2f} s; per meter "
+        f"{transcript.upload_bytes() // meters} bytes up, "
+        f"{transcript.unmask_bytes() // meters} bytes to unmask")
 
-    layout = PackingLayout(READING_BITS, SLOTS, max_summands=max(meters, 2))
-    profiles = [[random_below(rng, 1 << READING_BITS) for _ in range(SLOTS)] for _ in range(meters)]
-    packed = [encrypt_packed(pk, layout, profile, encryptor=encryptor, rng=rng) for profile in profiles]
-    slot_sums = decrypt_packed(utility_key, sum_packed(packed), SLOTS)
-    packed_ok = slot_sums == [sum(column) for column in zip(*profiles)]
-    say(f"packed round: {SLOTS} hourly readings per ciphertext ({layout.slot_bits}-bit slots), "
-        f"{meters} meters; slot sums {'match' if packed_ok else 'DO NOT MATCH'}; "
-        f"{pk.ciphertext_length() / SLOTS:.0f} bytes per reading instead of {pk.ciphertext_length()}")
-    elapsed = time.perf_counter() - started
-    say(f"done in {elapsed:.1f} s")
-    return {"meters": meters, "total": total, "expected": expected, "packed_ok": packed_ok,
-            "matches": total == expected, "seconds": elapsed}
+    # Round 2: some meters are missing; one reporting meter skips the unmask phase.
+    missing = set(ids[3:3 + hood.max_missing])
+    readings = _readings(rng, ids, missing)
+    silent = next(m for m in hood.meters if m in readings and all(x in readings for x in hood.neighbours(m)))
+    transcript = nb.run_round(p, 2, readings, rng, encryptors=_pools(p, encryptor, rng), silent=[silent])
+    missing_ok = transcript.result.sums == _sums(readings) and set(transcript.result.missing) == missing
+    say(f"round 2: {len(missing)} meters missing ({', '.join(sorted(missing))}), {silent} silent while "
+        f"unmasking; sums of the {len(readings)} that reported "
+        f"{'match' if missing_ok else 'DO NOT MATCH'}; the utility names the missing meters")
+
+    # Round 3: differential privacy, the companion article's "medium" level.
+    noise = NoiseShareConfig(PrivacyLevel.MEDIUM, sensitivity=(1 << READING_BITS) - 1, participants=meters,
+                             honest_fraction=Fraction(1, 2), delta=Fraction(1, 10 ** 6))
+    dp = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood-dp", slots=SLOTS,
+                       value_bits=READING_BITS, noise=noise)
+    readings = _readings(rng, ids)
+    transcript = nb.run_round(dp, 1, readings, rng, encryptors=_pools(dp, encryptor, rng))
+    true_sums = _sums(readings)
+    errors = [released - true for released, true in zip(transcript.result.sums, true_sums)]
+    relative = sorted(abs(e) / t for e, t in zip(errors, true_sums))[len(errors) // 2]
+    say(f"round 3 (differential privacy, level {noise.level.value}, epsilon {noise.epsilon}, "
+        f"delta {noise.delta}): released sums differ from the true sums by "
+        f"{min(errors)}..{max(errors)} Wh, median {100 * relative:.0f}% of the true sum (each meter adds a "
+        f"full noise with probability {float(noise.beta):.3f}; specs/dp.md gives the accuracy cost)")
+
+    say(f"done in {time.perf_counter() - started:.1f} s")
+    figures.update(matches=full_ok and missing_ok, packed_ok=full_ok, missing_ok=missing_ok,
+                   dp_errors=errors, seconds=time.perf_counter() - started)
+    return figures
