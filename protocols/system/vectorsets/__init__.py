@@ -95,6 +95,7 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 FAMILY_MODULES: tuple[str, ...] = (
+    "dp",
     "hmac_drbg",
     "paillier",
     "paillier_encoding",

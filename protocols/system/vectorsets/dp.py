@@ -1,0 +1,306 @@
+"""Vector family ``dp``: exact differential-privacy samplers and noise shares
+(specs/dp.md section 8).
+
+Generated: every sampling vector names an HMAC_DRBG seed (``from_seed``,
+conventions section 3.3) and holds the outputs drawn from it, in order, so a
+vendor with the same DRBG, the same integer draws (conventions section 3.2)
+and the draw order of specs/dp.md section 7 reproduces them exactly.  Each
+also records how many ``random_bytes`` calls and bytes were consumed, so a
+vendor sees whether they diverge in the draws or in the arithmetic.
+
+Rationals are strings in lowest terms as Python's ``str(Fraction)`` writes
+them: ``"n/d"``, or ``"n"`` when d = 1.  Samples are JSON integers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from protocols import errors
+from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import ReplayRandom
+from protocols.privacy.dp import (
+    NoiseShareConfig,
+    PrivacyLevel,
+    bernoulli,
+    bernoulli_exp,
+    clamp_bound,
+    clamped_noise_share,
+    discrete_laplace,
+)
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import (
+    dispatch,
+    expect,
+    field,
+    small_int_field,
+    str_field,
+)
+
+PROTOCOL = "dp"
+SUITE = "cks20-exact-samplers+scrcs11-noise-shares"
+FILE = "dp.json"
+SEED_PREFIX = "usapp-vectors/dp/"
+
+_RATIONAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:/[1-9][0-9]*)?")
+
+
+@dataclass
+class CountingRandom:
+    """Wraps an rng and counts its ``random_bytes`` calls and bytes."""
+
+    inner: Any
+    calls: int = 0
+    bytes_drawn: int = 0
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.inner.random_bytes(n)
+        self.calls += 1
+        self.bytes_drawn += n
+        return out
+
+
+def rational_text(value: Fraction | int) -> str:
+    return str(Fraction(value))
+
+
+def rational_field(vector: Mapping[str, Any], name: str) -> Fraction:
+    """A rational written ``n/d`` (lowest terms, d > 1) or ``n``."""
+    text = str_field(vector, name)
+    if not _RATIONAL.fullmatch(text) or rational_text(Fraction(text)) != text:
+        raise VectorMismatchError(f"field {name!r} is not a rational in lowest terms")
+    return Fraction(text)
+
+
+def _seeded(vector: Mapping[str, Any]) -> CountingRandom:
+    return CountingRandom(HmacDrbg.from_seed(str_field(vector, "seed")))
+
+
+def _list_length(vector: Mapping[str, Any], name: str) -> int:
+    value = field(vector, name)
+    if not isinstance(value, list) or not value:
+        raise VectorMismatchError(f"field {name!r} must be a non-empty list")
+    return len(value)
+
+
+def _expect_draws(vector: Mapping[str, Any], rng: CountingRandom) -> None:
+    expect("draw_calls", small_int_field(vector, "draw_calls"), rng.calls)
+    expect("bytes_drawn", small_int_field(vector, "bytes_drawn"), rng.bytes_drawn)
+
+
+def _expect_list(vector: Mapping[str, Any], name: str, computed: list) -> None:
+    stored = field(vector, name)
+    same = isinstance(stored, list) and len(stored) == len(computed) and all(
+        type(a) is type(b) and a == b for a, b in zip(stored, computed)
+    )
+    if not same:
+        raise VectorMismatchError(f"field {name!r} does not recompute to its stored value")
+
+
+def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[CountingRandom], Any]) -> None:
+    rng = _seeded(vector)
+    computed = [draw(rng) for _ in range(_list_length(vector, name))]
+    _expect_list(vector, name, computed)
+    _expect_draws(vector, rng)
+
+
+def _bernoulli(v: Mapping[str, Any]) -> None:
+    p = rational_field(v, "p")
+    _sample_list(v, "outputs", lambda rng: bernoulli(p, rng))
+
+
+def _bernoulli_exp(v: Mapping[str, Any]) -> None:
+    gamma = rational_field(v, "gamma")
+    _sample_list(v, "outputs", lambda rng: bernoulli_exp(gamma, rng))
+
+
+def _discrete_laplace(v: Mapping[str, Any]) -> None:
+    scale = rational_field(v, "scale")
+    _sample_list(v, "samples", lambda rng: discrete_laplace(scale, rng))
+
+
+def _level(vector: Mapping[str, Any]) -> PrivacyLevel:
+    text = str_field(vector, "level")
+    try:
+        return PrivacyLevel(text)
+    except ValueError:
+        raise VectorMismatchError(f"field 'level': unknown privacy level {text!r}") from None
+
+
+def _config(v: Mapping[str, Any]) -> NoiseShareConfig:
+    return NoiseShareConfig(
+        _level(v),
+        small_int_field(v, "sensitivity"),
+        small_int_field(v, "participants"),
+        rational_field(v, "honest_fraction"),
+        rational_field(v, "delta"),
+    )
+
+
+def _config_fields(config: NoiseShareConfig) -> dict[str, Any]:
+    """The computed parameters of a configuration (specs/dp.md sections 4-5)."""
+    epsilon = config.epsilon
+    return {
+        "epsilon": None if epsilon is None else rational_text(epsilon),
+        "scale": rational_text(config.scale),
+        "beta": rational_text(config.beta),
+        "clamp_bound": clamp_bound(config),
+    }
+
+
+def _expect_config(v: Mapping[str, Any], config: NoiseShareConfig) -> None:
+    for name, computed in _config_fields(config).items():
+        stored = field(v, name)
+        if type(stored) is not type(computed) or stored != computed:
+            raise VectorMismatchError(f"field {name!r} does not recompute to its stored value")
+
+
+def _noise_share(v: Mapping[str, Any]) -> None:
+    config = _config(v)
+    _expect_config(v, config)
+    _sample_list(v, "samples", lambda rng: clamped_noise_share(config, rng))
+
+
+def _beta(v: Mapping[str, Any]) -> None:
+    _expect_config(v, _config(v))
+
+
+_REJECTS: dict[str, Callable[[Mapping[str, Any], Any], object]] = {
+    "bernoulli": lambda v, rng: bernoulli(rational_field(v, "argument"), rng),
+    "bernoulli_exp": lambda v, rng: bernoulli_exp(rational_field(v, "argument"), rng),
+    "discrete_laplace": lambda v, rng: discrete_laplace(rational_field(v, "argument"), rng),
+    "NoiseShareConfig": lambda v, rng: _config(v),
+}
+
+
+def _error_class(vector: Mapping[str, Any]) -> type[UsappError]:
+    name = str_field(vector, "error")
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, UsappError)):
+        raise VectorMismatchError(f"field 'error': {name!r} is not an error of protocols.errors")
+    return cls
+
+
+def _reject(v: Mapping[str, Any]) -> None:
+    """The call MUST raise exactly ``error`` and draw nothing (an empty replay
+    source raises RandomnessError on any draw)."""
+    function = str_field(v, "function")
+    if function not in _REJECTS:
+        raise VectorMismatchError(f"field 'function': unknown function {function!r}")
+    expected = _error_class(v)
+    try:
+        _REJECTS[function](v, ReplayRandom([]))
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        if type(exc) is not expected:
+            raise VectorMismatchError(
+                f"raised {type(exc).__name__}, the vector expects {expected.__name__}"
+            ) from None
+        return
+    raise VectorMismatchError(f"accepted an input the vector expects to fail with {expected.__name__}")
+
+
+OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "bernoulli": _bernoulli,
+    "bernoulli-exp": _bernoulli_exp,
+    "discrete-laplace": _discrete_laplace,
+    "noise-share": _noise_share,
+    "beta": _beta,
+    "reject": _reject,
+}
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    dispatch(OPERATIONS, vector)
+
+
+# -- generation ---------------------------------------------------------------
+
+
+def _sampled(name: str, operation: str, inputs: dict[str, Any], key: str, count: int,
+             draw: Callable[[CountingRandom], Any]) -> dict[str, Any]:
+    seed = SEED_PREFIX + name
+    rng = CountingRandom(HmacDrbg.from_seed(seed))
+    values = [draw(rng) for _ in range(count)]
+    return {"name": name, "operation": operation, "seed": seed, **inputs, key: values,
+            "draw_calls": rng.calls, "bytes_drawn": rng.bytes_drawn}
+
+
+def _config_inputs(level: PrivacyLevel, sensitivity: int, participants: int,
+                   honest: Fraction, delta: Fraction) -> tuple[NoiseShareConfig, dict[str, Any]]:
+    config = NoiseShareConfig(level, sensitivity, participants, honest, delta)
+    inputs = {"level": level.value, "sensitivity": sensitivity, "participants": participants,
+              "honest_fraction": rational_text(honest), "delta": rational_text(delta)}
+    return config, {**inputs, **_config_fields(config)}
+
+
+def build() -> dict:
+    vectors: list[dict[str, Any]] = []
+    for i, p in enumerate([Fraction(0), Fraction(1), Fraction(1, 2), Fraction(1, 3), Fraction(999, 1000)]):
+        vectors.append(_sampled(f"bernoulli-{i}", "bernoulli", {"p": rational_text(p)}, "outputs", 32,
+                                lambda rng, p=p: bernoulli(p, rng)))
+    gammas = [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(5, 2), Fraction(7)]
+    for i, gamma in enumerate(gammas):
+        vectors.append(_sampled(f"bernoulli-exp-{i}", "bernoulli-exp", {"gamma": rational_text(gamma)},
+                                "outputs", 32, lambda rng, g=gamma: bernoulli_exp(g, rng)))
+    for i, scale in enumerate([Fraction(1), Fraction(2, 3), Fraction(7, 2), Fraction(40000)]):
+        vectors.append(_sampled(f"discrete-laplace-{i}", "discrete-laplace",
+                                {"scale": rational_text(scale)}, "samples", 40,
+                                lambda rng, s=scale: discrete_laplace(s, rng)))
+    small = (4000, 20, Fraction(1, 2), Fraction(1, 100))
+    for level in PrivacyLevel:
+        config, inputs = _config_inputs(level, *small)
+        vectors.append(_sampled(f"noise-share-{level.value}", "noise-share", inputs, "samples", 40,
+                                lambda rng, c=config: clamped_noise_share(c, rng)))
+    config, inputs = _config_inputs(PrivacyLevel.HIGH, 4000, 1000, Fraction(1, 2), Fraction(1, 10**6))
+    vectors.append(_sampled("noise-share-high-1000", "noise-share", inputs, "samples", 64,
+                            lambda rng, c=config: clamped_noise_share(c, rng)))
+    beta_cases = [
+        (PrivacyLevel.LOW, 1, 1000, Fraction(1, 2), Fraction(1, 10**6)),
+        (PrivacyLevel.MEDIUM, 500, 100000, Fraction(2, 3), Fraction(1, 2**40)),
+        (PrivacyLevel.HIGH, 1, 2, Fraction(1), Fraction(1, 1000)),   # beta clamped to 1
+        (PrivacyLevel.LOW, 3, 7, Fraction(2, 7), Fraction(1, 3)),
+    ]
+    for i, case in enumerate(beta_cases):
+        _, inputs = _config_inputs(*case)
+        vectors.append({"name": f"beta-{i}", "operation": "beta", **inputs})
+    rejects = [
+        ("bernoulli", {"argument": "3/2"}),
+        ("bernoulli", {"argument": "-1/2"}),
+        ("bernoulli_exp", {"argument": "-1/3"}),
+        ("discrete_laplace", {"argument": "0"}),
+        ("discrete_laplace", {"argument": "-5/2"}),
+        ("NoiseShareConfig", {"level": "low", "sensitivity": 1, "participants": 0,
+                              "honest_fraction": "1/2", "delta": "1/1000"}),
+        ("NoiseShareConfig", {"level": "low", "sensitivity": 1, "participants": 10,
+                              "honest_fraction": "1/2", "delta": "1"}),
+        ("NoiseShareConfig", {"level": "high", "sensitivity": 0, "participants": 10,
+                              "honest_fraction": "1/2", "delta": "1/1000"}),
+        ("NoiseShareConfig", {"level": "medium", "sensitivity": 1, "participants": 10,
+                              "honest_fraction": "3/2", "delta": "1/1000"}),
+    ]
+    for i, (function, inputs) in enumerate(rejects):
+        vectors.append({"name": f"reject-{i}", "operation": "reject", "function": function,
+                        **inputs, "error": "ParameterError"})
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": "generated by the USaPP reference implementation; procedures in specs/dp.md sections 3-5 and 7",
+        "generated_by": (f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed, one seed per vector: "
+                         f"{SEED_PREFIX}<vector name>)"),
+        "description": ("Exact samplers of Canonne, Kamath, Steinke (NeurIPS 2020): Bernoulli(p), "
+                        "Bernoulli(exp(-gamma)), discrete Laplace; distributed noise shares after Shi et al. "
+                        "(NDSS 2011), clamped to [-B, B]; the beta rounding; rejected inputs. Rationals are "
+                        "'n/d' in lowest terms or 'n'; each sampling vector's outputs are drawn in order from "
+                        "HMAC_DRBG.from_seed(seed), and draw_calls / bytes_drawn count what they consumed."),
+        "vectors": vectors,
+    }
+
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
