@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from gmpy2 import mpz
+from gmpy2 import gcd, mpz
 
 from protocols.errors import (
     AggregateMismatchError,
@@ -45,6 +45,7 @@ from protocols.errors import (
     DuplicateContributionError,
     EncodingOverflowError,
     InjectedContributionError,
+    InvalidCiphertextError,
     ParameterError,
     RecoveryError,
     ReplayError,
@@ -431,6 +432,18 @@ def _check_mac(message: dict, mac_key_: bytes, kind: bytes, mac_field: int, who:
         raise VerificationError(f"{kind.decode()} from {who}: MAC does not verify")
 
 
+def _ciphertext(public_key: PublicKey, data: bytes, unit_check: bool) -> Ciphertext:
+    """Spec 7.1 step 1: a ciphertext encoding; the coprimality check may be left to the product."""
+    if unit_check:
+        return Ciphertext.from_bytes(public_key, data)
+    if len(data) != public_key.ciphertext_length():
+        raise DecodeError(f"Paillier ciphertext must be {public_key.ciphertext_length()} bytes, got {len(data)}")
+    c = mpz(int.from_bytes(data, "big"))
+    if not 0 < c < public_key.nsquare:
+        raise InvalidCiphertextError("ciphertext out of range: need 0 < c < n^2")
+    return Ciphertext._trusted(public_key, c)
+
+
 def _list_of(items: list, kind: type, what: str) -> list:
     if any(type(item) is not kind for item in items):
         raise DecodeError(f"{what}: every element must be {kind.__name__}")
@@ -448,7 +461,7 @@ class MeterReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood) -> MeterReport:
+    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
         m = _open(data, _METER_REPORT, "meter-report")
         sender = m[3]
         if sender not in hood.meter_public:
@@ -458,8 +471,7 @@ class MeterReport:
             raise DecodeError(f"meter-report from {sender}: needs one {BOX_BYTES}-byte box per neighbour")
         if len(m[6]) != MAC_BYTES:
             raise DecodeError(f"meter-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        ciphertext = Ciphertext.from_bytes(hood.public_key, m[4])
-        return cls(m[2], sender, ciphertext, tuple(boxes), m)
+        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), tuple(boxes), m)
 
 
 @dataclass(frozen=True)
@@ -474,7 +486,7 @@ class AggregateReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood) -> AggregateReport:
+    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
         m = _open(data, _AGGREGATE_REPORT, "aggregate-report")
         sender = m[3]
         if sender not in hood.tree:
@@ -490,8 +502,7 @@ class AggregateReport:
                 raise DecodeError(f"aggregate-report from {sender}: wrong boxes for meter {meter}")
         if len(m[7]) != MAC_BYTES:
             raise DecodeError(f"aggregate-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        ciphertext = Ciphertext.from_bytes(hood.public_key, m[4])
-        return cls(m[2], sender, ciphertext, covered, tuple(tuple(b) for b in boxes), m)
+        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), covered, tuple(tuple(b) for b in boxes), m)
 
 
 def _check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> None:
@@ -698,11 +709,15 @@ class Aggregator:
 
 
 def _decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateReport:
-    """A child's report: an aggregate-report has 7 keys, a meter-report 6 (spec 7.1 step 1)."""
+    """A child's report: an aggregate-report has 7 keys, a meter-report 6 (spec 7.1 step 1).
+
+    The ciphertext is range-checked here; :func:`_combine` checks that the
+    product is a unit, which holds iff every factor is one.
+    """
     message = _decode(raw, "report")
     if isinstance(message, dict) and len(message) == len(_AGGREGATE_REPORT):
-        return AggregateReport.decode(message, hood)
-    return MeterReport.decode(message, hood)
+        return AggregateReport.decode(message, hood, unit_check=False)
+    return MeterReport.decode(message, hood, unit_check=False)
 
 
 def _covered_of(part: MeterReport | AggregateReport) -> tuple[tuple[str, ...], tuple[tuple[bytes, ...], ...]]:
@@ -726,6 +741,10 @@ def _combine(parts: Sequence[MeterReport | AggregateReport], round_id: int, send
     acc = mpz(1)
     for part in parts:
         acc = acc * part.ciphertext.c % n2
+    if gcd(acc, pk.n) != 1:
+        for part in parts:
+            if gcd(part.ciphertext.c, pk.n) != 1:
+                raise InvalidCiphertextError(f"the ciphertext from {part.sender} is not a unit mod n")
     covered = sorted(entries, key=hood.position)
     return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(),
             5: covered, 6: [list(entries[m]) for m in covered]}

@@ -7,7 +7,9 @@ that checks it.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from fractions import Fraction
+
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import aggregation as agg
@@ -18,6 +20,7 @@ from protocols.errors import (
     DuplicateContributionError,
     EncodingOverflowError,
     InjectedContributionError,
+    InvalidCiphertextError,
     ParameterError,
     RecoveryError,
     ReplayError,
@@ -27,6 +30,7 @@ from protocols.errors import (
 )
 from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
+from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel, clamped_noise_share
 from protocols.schemes.paillier import FastEncryptor
 from protocols.system import neighbourhood as nb
 
@@ -681,3 +685,77 @@ def test_neighbour_graph_is_symmetric_with_the_stated_degree(paillier_key):
         assert len(set(peers)) == 6 and meter not in peers
         for peer in peers:
             assert meter in p.hood.neighbours(peer)
+
+
+def test_non_unit_ciphertext_is_refused_and_named(paillier_key, encryptor):
+    """Spec 7.1: ranges per input, coprimality once on the product; a bad factor is named."""
+    p = make(paillier_key, count=4, fanout=4, seed="unit")
+    readings = readings_for(p, "unit")
+    transcript = nb.collect(p, 1, readings, HmacDrbg.from_seed("e"), encryptors={m: encryptor for m in readings})
+    bad = p.hood.meters[1]
+    body = {k: v for k, v in cbor.decode(transcript.meter_reports[bad]).items() if k != 6}
+    n = p.hood.public_key.n
+    body[4] = int(n * 5).to_bytes(len(body[4]), "big")
+    forged = agg._seal(body, agg.mac_key(p.utility.meter_keys[bad], b"up"), b"meter-report", 6)
+    inputs = [forged if m == bad else transcript.meter_reports[m] for m in p.hood.children(p.hood.root)]
+    state = agg.AggregatorState(p.hood.root, p.aggregators[p.hood.root].key)
+    with pytest.raises(InvalidCiphertextError, match=bad):
+        agg.Aggregator(p.hood, state).aggregate(1, inputs)
+    body[4] = bytes(len(body[4]))
+    zero = agg._seal(body, agg.mac_key(p.utility.meter_keys[bad], b"up"), b"meter-report", 6)
+    with pytest.raises(InvalidCiphertextError, match="range"):
+        agg.Aggregator(p.hood, state).aggregate(1, [zero])
+
+
+# ---------------------------------------------------------------------------
+# Differential privacy (spec 10)
+# ---------------------------------------------------------------------------
+
+
+def _noise(level, participants, sensitivity=255):
+    return NoiseShareConfig(level, sensitivity, participants, Fraction(1, 2), Fraction(1, 1000))
+
+
+def test_dp_round_releases_sum_plus_the_meters_noise_shares(paillier_key, encryptor, monkeypatch):
+    """Spec 10: the released sum is the readings' sum plus exactly the noise
+    shares the meters drew (recorded as they draw them), within the clamp,
+    and the tag still checks over the noisy values."""
+    from protocols.privacy import dp
+
+    drawn = []
+
+    def recording(config, rng=None):
+        value = clamped_noise_share(config, rng)
+        drawn.append(value)
+        return value
+
+    monkeypatch.setattr(dp, "clamped_noise_share", recording)
+    p = make(paillier_key, count=6, fanout=3, seed="dp", slots=2, value_bits=8,
+             noise=_noise(PrivacyLevel.HIGH, 6))
+    readings = readings_for(p, "dp")
+    result = run(p, 1, readings, encryptor).result
+    assert result.noisy and len(drawn) == 6 * 2
+    assert any(drawn) and all(abs(x) <= p.hood.layout.noise_bound for x in drawn)
+    noise = [sum(drawn[i::2]) for i in range(2)]
+    assert list(result.sums) == [t + e for t, e in zip(column_sums(readings), noise)]
+
+
+def test_dp_noise_is_drawn_by_meters_and_changes_the_release(paillier_key, encryptor):
+    p_plain = make(paillier_key, count=6, fanout=3, seed="dp2", slots=4, value_bits=8)
+    p_noisy = make(paillier_key, count=6, fanout=3, seed="dp2", slots=4, value_bits=8,
+                   noise=_noise(PrivacyLevel.LOW, 6))
+    readings = readings_for(p_plain, "dp2")
+    plain = run(p_plain, 1, readings, encryptor).result
+    noisy = run(p_noisy, 1, readings, encryptor).result
+    assert plain.sums == column_sums(readings) and not plain.noisy
+    assert noisy.sums != plain.sums and noisy.noisy
+    assert p_noisy.hood.layout.slot_bits > p_plain.hood.layout.slot_bits
+
+
+def test_dp_configuration_must_fit_the_neighbourhood(paillier_key):
+    with pytest.raises(ParameterError, match="participants"):
+        make(paillier_key, count=6, fanout=3, seed="dp3", noise=_noise(PrivacyLevel.LOW, 7))
+    with pytest.raises(ParameterError, match="sensitivity"):
+        make(paillier_key, count=6, fanout=3, seed="dp3", value_bits=9, noise=_noise(PrivacyLevel.LOW, 6))
+    with pytest.raises(ParameterError, match="NoiseShareConfig"):
+        make(paillier_key, count=6, fanout=3, seed="dp3", noise="high")

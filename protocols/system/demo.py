@@ -79,13 +79,14 @@ def run(seed: str | None = None, out: TextIO | None = None, meters: int = METERS
         f"{transcript.unmask_bytes() // meters} bytes to unmask")
 
     # Round 2: some meters are missing; one reporting meter skips the unmask phase.
-    missing = set(ids[3:3 + hood.max_missing])
+    missing = set(ids[3:3 + min(hood.max_missing, max(1, meters // 12))])
     readings = _readings(rng, ids, missing)
-    silent = next(m for m in hood.meters if m in readings and all(x in readings for x in hood.neighbours(m)))
-    transcript = nb.run_round(p, 2, readings, rng, encryptors=_pools(p, encryptor, rng), silent=[silent])
+    silent = [m for m in hood.meters if m in readings and all(x in readings for x in hood.neighbours(m))][:1]
+    transcript = nb.run_round(p, 2, readings, rng, encryptors=_pools(p, encryptor, rng), silent=silent)
     missing_ok = transcript.result.sums == _sums(readings) and set(transcript.result.missing) == missing
-    say(f"round 2: {len(missing)} meters missing ({', '.join(sorted(missing))}), {silent} silent while "
-        f"unmasking; sums of the {len(readings)} that reported "
+    quiet = f", {silent[0]} silent while unmasking" if silent else ""
+    say(f"round 2: {len(missing)} meters missing ({', '.join(sorted(missing))}){quiet}; "
+        f"sums of the {len(readings)} that reported "
         f"{'match' if missing_ok else 'DO NOT MATCH'}; the utility names the missing meters")
 
     # Round 3: differential privacy, the companion article's "medium" level.
