@@ -95,6 +95,7 @@ def _short(value: Any, limit: int = 40) -> str:
 
 
 FAMILY_MODULES: tuple[str, ...] = (
+    "aggregation",
     "dp",
     "hmac_drbg",
     "paillier",

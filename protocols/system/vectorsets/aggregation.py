@@ -160,7 +160,7 @@ def _case(sk: PrivateKey, name: str, count: int, fanout: int, *, slots: int = 1,
 
 def build() -> dict:
     sk = generate_keypair(2048, HmacDrbg.from_seed(KEY_SEED))
-    dp_noise = {"level": "medium", "sensitivity": 1000, "participants": 6, "honest_fraction": "1/2",
+    dp_noise = {"level": "medium", "sensitivity": 1023, "participants": 6, "honest_fraction": "1/2",
                 "delta": "1/1000"}
     vectors = [
         _case(sk, "small-tree", 6, 2),
