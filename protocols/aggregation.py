@@ -397,10 +397,10 @@ class Neighbourhood:
 # Messages (spec 6-8): encoding and decoding
 # ---------------------------------------------------------------------------
 
-_METER_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: bytes}
+_METER_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
 _AGGREGATE_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: list, 7: bytes}
-_UNMASK_REQUEST = {1: int, 2: int, 3: str, 4: list, 5: list, 6: list, 7: bytes}
-_UNMASK_RESPONSE = {1: int, 2: int, 3: str, 4: list, 5: bytes, 6: bytes}
+_UNMASK_REQUEST = {1: int, 2: int, 3: str, 4: list, 5: list, 6: bytes, 7: bytes}
+_UNMASK_RESPONSE = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
 
 
 def _seal(body: dict, mac_key_: bytes, kind: bytes, mac_field: int) -> bytes:
@@ -444,6 +444,13 @@ def _ciphertext(public_key: PublicKey, data: bytes, unit_check: bool) -> Ciphert
     return Ciphertext._trusted(public_key, c)
 
 
+def _chunks(data: bytes, size: int, count: int, what: str) -> list[bytes]:
+    """Spec 6.3: fixed-size items sent as one concatenated byte string."""
+    if len(data) != size * count:
+        raise DecodeError(f"{what}: expected {count} items of {size} bytes, got {len(data)} bytes")
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
 def _list_of(items: list, kind: type, what: str) -> list:
     if any(type(item) is not kind for item in items):
         raise DecodeError(f"{what}: every element must be {kind.__name__}")
@@ -457,7 +464,8 @@ class MeterReport:
     round: int
     sender: str
     ciphertext: Ciphertext
-    boxes: tuple[bytes, ...]
+    boxes: bytes
+    """The k' share boxes, concatenated in nbr(sender) order."""
     fields: dict = field(repr=False)
 
     @classmethod
@@ -466,12 +474,11 @@ class MeterReport:
         sender = m[3]
         if sender not in hood.meter_public:
             raise InjectedContributionError(f"meter-report from {sender!r}, which is not a meter of this neighbourhood")
-        boxes = _list_of(m[5], bytes, "meter-report boxes")
-        if len(boxes) != len(hood.neighbours(sender)) or any(len(b) != BOX_BYTES for b in boxes):
+        if len(m[5]) != BOX_BYTES * len(hood.neighbours(sender)):
             raise DecodeError(f"meter-report from {sender}: needs one {BOX_BYTES}-byte box per neighbour")
         if len(m[6]) != MAC_BYTES:
             raise DecodeError(f"meter-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), tuple(boxes), m)
+        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), m[5], m)
 
 
 @dataclass(frozen=True)
@@ -482,7 +489,8 @@ class AggregateReport:
     sender: str
     ciphertext: Ciphertext
     covered: tuple[str, ...]
-    boxes: tuple[tuple[bytes, ...], ...]
+    boxes: tuple[bytes, ...]
+    """Each covered meter's concatenated boxes, in the order of ``covered``."""
     fields: dict = field(repr=False)
 
     @classmethod
@@ -492,17 +500,16 @@ class AggregateReport:
         if sender not in hood.tree:
             raise InjectedContributionError(f"aggregate-report from {sender!r}, which is not an aggregator")
         covered = tuple(_list_of(m[5], str, "aggregate-report covered"))
-        boxes = _list_of(m[6], list, "aggregate-report boxes")
+        boxes = _list_of(m[6], bytes, "aggregate-report boxes")
         if len(boxes) != len(covered):
-            raise DecodeError(f"aggregate-report from {sender}: one box list per covered meter")
+            raise DecodeError(f"aggregate-report from {sender}: one box string per covered meter")
         _check_covered(covered, hood, sender)
         for meter, meter_boxes in zip(covered, boxes):
-            _list_of(meter_boxes, bytes, "aggregate-report boxes")
-            if len(meter_boxes) != len(hood.neighbours(meter)) or any(len(b) != BOX_BYTES for b in meter_boxes):
+            if len(meter_boxes) != BOX_BYTES * len(hood.neighbours(meter)):
                 raise DecodeError(f"aggregate-report from {sender}: wrong boxes for meter {meter}")
         if len(m[7]) != MAC_BYTES:
             raise DecodeError(f"aggregate-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), covered, tuple(tuple(b) for b in boxes), m)
+        return cls(m[2], sender, _ciphertext(hood.public_key, m[4], unit_check), covered, tuple(boxes), m)
 
 
 def _check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> None:
@@ -598,17 +605,17 @@ class Meter:
         seed = random_below(rng, shamir.P25519)
         plaintext = (plaintext + self_mask(seed, round_id, n)) % n
         shares = shamir.split(seed, hood.threshold, range(1, len(neighbours) + 1), rng)
-        boxes = []
+        boxes = bytearray()
         for peer, share in zip(neighbours, shares):
             nonce, aad = _box_nonce_aad(hood.group_id, round_id, state.meter_id, peer)
-            boxes.append(_box_cipher(self._secret(peer)).encrypt(nonce, share.y.to_bytes(SHARE_BYTES, "big"), aad))
+            boxes += _box_cipher(self._secret(peer)).encrypt(nonce, share.y.to_bytes(SHARE_BYTES, "big"), aad)
         if encryptor is None:
             ciphertext = hood.public_key.encrypt(plaintext, rng)
         elif isinstance(encryptor, RandomiserPool):
             ciphertext = encryptor.encrypt(plaintext)
         else:
             ciphertext = encryptor.encrypt(plaintext, rng)
-        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ciphertext.to_bytes(), 5: boxes}
+        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ciphertext.to_bytes(), 5: bytes(boxes)}
         state.last_reported = round_id
         return _seal(body, mac_key(state.key, b"up"), b"meter-report", 6)
 
@@ -631,7 +638,7 @@ class Meter:
             raise StateError(f"meter {state.meter_id} did not report round {round_id}")
         reporting = _list_of(m[4], str, "unmask-request reporting")
         missing = _list_of(m[5], str, "unmask-request missing")
-        boxes = _list_of(m[6], bytes, "unmask-request boxes")
+        boxes = m[6]
         neighbours = hood.neighbours(state.meter_id)
         ordered = {peer: i for i, peer in enumerate(neighbours)}
         claimed = reporting + missing
@@ -640,21 +647,19 @@ class Meter:
                 [ordered.get(p, -1) for p in missing] != sorted(ordered.get(p, -1) for p in missing):
             raise VerificationError("unmask-request must split the meter's neighbours, in order, "
                                     "into reporting and missing")
-        if len(boxes) != len(reporting):
-            raise DecodeError("unmask-request: one box per reporting neighbour")
-        shares = []
-        for peer, box in zip(reporting, boxes):
+        shares = bytearray()
+        for peer, box in zip(reporting, _chunks(boxes, BOX_BYTES, len(reporting), "unmask-request boxes")):
             nonce, aad = _box_nonce_aad(hood.group_id, round_id, peer, state.meter_id)
             try:
                 share = _box_cipher(self._secret(peer)).decrypt(nonce, box, aad)
             except InvalidTag:
                 raise VerificationError(f"share box from {peer} does not decrypt") from None
-            shares.append(share)
+            shares += share
         n = hood.public_key.n
         correction = sum(hood.sign(state.meter_id, peer) * pair_mask(self._secret(peer), round_id, n)
                          for peer in missing) % n
         state.last_unmasked = round_id
-        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: shares,
+        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: bytes(shares),
                 5: correction.to_bytes(hood.public_key.ciphertext_length() // 2, "big")}
         return _seal(body, mac_key(state.key, b"up"), b"unmask-response", 6)
 
@@ -720,7 +725,12 @@ def _decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateRep
     return MeterReport.decode(message, hood, unit_check=False)
 
 
-def _covered_of(part: MeterReport | AggregateReport) -> tuple[tuple[str, ...], tuple[tuple[bytes, ...], ...]]:
+def _box_of(boxes: bytes, index: int) -> bytes:
+    """The box at 0-based ``index`` of a concatenation (spec 6.3)."""
+    return boxes[BOX_BYTES * index:BOX_BYTES * (index + 1)]
+
+
+def _covered_of(part: MeterReport | AggregateReport) -> tuple[tuple[str, ...], tuple[bytes, ...]]:
     if isinstance(part, MeterReport):
         return (part.sender,), (part.boxes,)
     return part.covered, part.boxes
@@ -729,7 +739,7 @@ def _covered_of(part: MeterReport | AggregateReport) -> tuple[tuple[str, ...], t
 def _combine(parts: Sequence[MeterReport | AggregateReport], round_id: int, sender: str,
              hood: Neighbourhood) -> dict:
     """Spec 7.1 steps 3-4: product of the ciphertexts; union of covered sets, in order."""
-    entries: dict[str, tuple[bytes, ...]] = {}
+    entries: dict[str, bytes] = {}
     for part in parts:
         covered, boxes = _covered_of(part)
         for meter, meter_boxes in zip(covered, boxes):
@@ -747,7 +757,7 @@ def _combine(parts: Sequence[MeterReport | AggregateReport], round_id: int, send
                 raise InvalidCiphertextError(f"the ciphertext from {part.sender} is not a unit mod n")
     covered = sorted(entries, key=hood.position)
     return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(),
-            5: covered, 6: [list(entries[m]) for m in covered]}
+            5: covered, 6: [entries[m] for m in covered]}
 
 
 # ---------------------------------------------------------------------------
@@ -822,7 +832,7 @@ class Utility:
             neighbours = hood.neighbours(meter)
             up = [p for p in neighbours if p in reporting]
             down = [p for p in neighbours if p not in reporting]
-            addressed = [boxes[p][hood.neighbours(p).index(meter)] for p in up]
+            addressed = b"".join(_box_of(boxes[p], hood.neighbours(p).index(meter)) for p in up)
             body = {1: VERSION, 2: rs.round, 3: meter, 4: up, 5: down, 6: addressed}
             requests[meter] = _seal(body, mac_key(self.state.meter_keys[meter], b"down"), b"unmask-request", 7)
             rs.requested[meter] = (tuple(up), tuple(down))
@@ -837,9 +847,7 @@ class Utility:
                    b"unmask-response", 6, sender)
         _check_round_of(m[2], rs.round, "unmask-response", sender)
         up, _ = rs.requested[sender]
-        shares = _list_of(m[4], bytes, "unmask-response shares")
-        if len(shares) != len(up) or any(len(s) != SHARE_BYTES for s in shares):
-            raise DecodeError(f"unmask-response from {sender}: one {SHARE_BYTES}-byte share per reporting neighbour")
+        shares = _chunks(m[4], SHARE_BYTES, len(up), f"unmask-response from {sender}: shares")
         values = [int.from_bytes(s, "big") for s in shares]
         if any(v >= shamir.P25519 for v in values):
             raise DecodeError(f"unmask-response from {sender}: share out of range")

@@ -243,12 +243,12 @@ def test_claiming_a_reporting_meter_missing_does_not_unmask_it(paillier_key, enc
         up, down = rs.requested[peer]
         lie_up = [x for x in up if x != target]
         lie_down = sorted(list(down) + [target], key=hood.neighbours(peer).index)
-        boxes = agg.cbor.decode(honest[peer])[6]
-        lie_boxes = [b for x, b in zip(up, boxes) if x != target]
+        boxes = agg._chunks(cbor.decode(honest[peer])[6], agg.BOX_BYTES, len(up), "boxes")
+        lie_boxes = b"".join(b for x, b in zip(up, boxes) if x != target)
         body = {1: 1, 2: 1, 3: peer, 4: lie_up, 5: lie_down, 6: lie_boxes}
         request = agg._seal(body, agg.mac_key(p.utility.meter_keys[peer], b"down"), b"unmask-request", 7)
         response = cbor.decode(agg.Meter(hood, p.meters[peer]).unmask(request))
-        assert len(response[4]) == len(lie_up)
+        assert len(response[4]) == agg.SHARE_BYTES * len(lie_up)
         corrections += int.from_bytes(response[5], "big")
         with pytest.raises(ReplayError):
             agg.Meter(hood, p.meters[peer]).unmask(honest[peer])
@@ -376,7 +376,7 @@ def test_claiming_an_unreceived_meter_is_named_by_the_audit(paillier_key, encryp
     def rewrite(body):
         covered = sorted(list(body[5]) + [absent], key=p.hood.position)
         boxes = dict(zip(body[5], body[6]))
-        boxes[absent] = [bytes(agg.BOX_BYTES)] * len(p.hood.neighbours(absent))
+        boxes[absent] = bytes(agg.BOX_BYTES * len(p.hood.neighbours(absent)))
         body[5], body[6] = covered, [boxes[m] for m in covered]
         return body
 
@@ -561,8 +561,8 @@ def test_unmask_request_checks(paillier_key, encryptor):
     with pytest.raises(VerificationError, match="MAC"):
         agg.Meter(p.hood, p.meters[m0]).unmask(requests[m1])
     body = {k: v for k, v in cbor.decode(requests[m0]).items() if k != 7}
-    body[4], body[5] = body[4][1:], body[5]  # one neighbour in neither list
-    body[6] = body[6][1:]
+    body[4] = body[4][1:]  # one neighbour in neither list
+    body[6] = body[6][agg.BOX_BYTES:]
     with pytest.raises(VerificationError, match="split"):
         agg.Meter(p.hood, p.meters[m0]).unmask(
             agg._seal(body, agg.mac_key(p.utility.meter_keys[m0], b"down"), b"unmask-request", 7))
@@ -592,7 +592,7 @@ def test_bad_share_is_detected_when_spare_shares_exist(paillier_key, encryptor):
         raw = agg.Meter(p.hood, p.meters[meter]).unmask(request)
         if meter == p.hood.meters[0]:
             body = {k: v for k, v in cbor.decode(raw).items() if k != 6}
-            body[4] = [bytes(32)] + body[4][1:]
+            body[4] = bytes(32) + body[4][32:]
             raw = agg._seal(body, agg.mac_key(p.utility.meter_keys[meter], b"up"), b"unmask-response", 6)
         responses.append(raw)
     with pytest.raises(VerificationError):

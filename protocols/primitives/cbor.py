@@ -267,14 +267,15 @@ class _Decoder:
 
     def take(self, n: int, what: str, offset: int) -> bytes:
         """Consume ``n`` bytes, checking first that they are there (section 3)."""
-        if n > self.remaining():
+        start = self.pos
+        end = start + n
+        if end > len(self.data):
             raise DecodeError(
                 f"truncated input: {what} at offset {offset} needs {n} more bytes, "
                 f"{self.remaining()} remain"
             )
-        start = self.pos
-        self.pos = start + n
-        return self.data[start : self.pos]
+        self.pos = end
+        return self.data[start:end]
 
     def peek_major(self, what: str) -> int:
         if self.remaining() < 1:
@@ -291,19 +292,23 @@ class _Decoder:
         handled completely: only false, true, null (section 3.3) pass.
         """
         offset = self.pos
-        if self.remaining() < 1:
+        data = self.data
+        if offset >= len(data):
             raise DecodeError(f"truncated input: data item expected at offset {offset}")
-        initial = self.data[offset]
+        initial = data[offset]
         self.pos = offset + 1
         major, info = initial >> 5, initial & 0x1F
         if major == _MT_SIMPLE:
             return major, self._simple(info, offset), offset
         if info < 24:
             return major, info, offset
-        if info in _ARG_WIDTH:
-            width = _ARG_WIDTH[info]
-            raw = self.take(width, f"{width}-byte argument of the head", offset)
-            argument = int.from_bytes(raw, "big")
+        width = _ARG_WIDTH.get(info)
+        if width is not None:
+            end = offset + 1 + width
+            if end > len(data):
+                self.take(width, f"{width}-byte argument of the head", offset)  # raises
+            self.pos = end
+            argument = int.from_bytes(data[offset + 1:end], "big")
             if argument < _ARG_MINIMUM[info]:
                 raise DecodeError(
                     f"non-shortest head at offset {offset}: {_MAJOR_NAMES[major]} argument "
@@ -360,13 +365,17 @@ class _Decoder:
     def item(self, depth: int) -> Any:
         """Decode one data item; ``depth`` counts the arrays/maps enclosing it."""
         major, argument, offset = self.head()
+        if major == _MT_BYTES:
+            start = self.pos
+            end = start + argument
+            if end > len(self.data):
+                self.check_count(argument, 1, "byte string length", offset)  # raises
+            self.pos = end
+            return self.data[start:end]
         if major == _MT_UINT:
             return argument
         if major == _MT_NINT:
             return -1 - argument
-        if major == _MT_BYTES:
-            self.check_count(argument, 1, "byte string length", offset)
-            return self.take(argument, "byte string", offset)
         if major == _MT_TEXT:
             self.check_count(argument, 1, "text string length", offset)
             raw = self.take(argument, "text string", offset)
