@@ -54,6 +54,7 @@ from protocols.errors import (
 )
 from protocols.primitives import cbor, shamir
 from protocols.primitives.rand import RandomSource, random_below
+from protocols.privacy import dp
 from protocols.schemes.paillier import (
     Ciphertext,
     FastEncryptor,
@@ -311,16 +312,14 @@ class Neighbourhood:
         object.__setattr__(self, "_neighbours", {m: self._graph(i) for i, m in enumerate(meters)})
         noise_bound = 0
         if self.noise is not None:
-            from protocols.privacy.dp import NoiseShareConfig, clamp_bound
-
-            if not isinstance(self.noise, NoiseShareConfig):
+            if not isinstance(self.noise, dp.NoiseShareConfig):
                 raise ParameterError("noise must be a NoiseShareConfig or None")
             if self.noise.participants != len(meters):
                 raise ParameterError(f"the noise configuration is for {self.noise.participants} participants, "
                                      f"the neighbourhood has {len(meters)} meters")
             if self.noise.sensitivity < (1 << self.value_bits) - 1:
                 raise ParameterError("the noise sensitivity must cover the largest reading, 2^value_bits - 1")
-            noise_bound = clamp_bound(self.noise)
+            noise_bound = dp.clamp_bound(self.noise)
         object.__setattr__(self, "layout", Layout(self.slots, self.value_bits, noise_bound,
                                                   len(meters), self.public_key.bits))
 
@@ -592,9 +591,7 @@ class Meter:
         self._check_readings(readings)
         values = list(readings)
         if hood.noise is not None:
-            from protocols.privacy.dp import clamped_noise_share
-
-            values = [v + clamped_noise_share(hood.noise, rng) for v in values]
+            values = [v + dp.clamped_noise_share(hood.noise, rng) for v in values]
         n = hood.public_key.n
         alphas = tag_alphas(state.tag_key, round_id, hood.slots)
         tag = (sum(a * v for a, v in zip(alphas, values)) + tag_beta(state.key, round_id)) % TAG_PRIME
