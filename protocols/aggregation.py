@@ -527,6 +527,19 @@ def _check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> 
         last = position
 
 
+def _is_ordered_split(whole: Sequence[str], left: Sequence[str], right: Sequence[str]) -> bool:
+    """Spec 8.3: ``left`` and ``right`` are disjoint subsequences of ``whole`` that cover it."""
+    i = j = 0
+    for item in whole:
+        if i < len(left) and left[i] == item:
+            i += 1
+        elif j < len(right) and right[j] == item:
+            j += 1
+        else:
+            return False
+    return i == len(left) and j == len(right)
+
+
 def _check_round_of(message_round: int, expected: int, kind: str, sender: str) -> None:
     if message_round < expected:
         raise ReplayError(f"{kind} from {sender} is for round {message_round}, an earlier round than {expected}")
@@ -636,12 +649,7 @@ class Meter:
         reporting = _list_of(m[4], str, "unmask-request reporting")
         missing = _list_of(m[5], str, "unmask-request missing")
         boxes = m[6]
-        neighbours = hood.neighbours(state.meter_id)
-        ordered = {peer: i for i, peer in enumerate(neighbours)}
-        claimed = reporting + missing
-        if sorted(claimed, key=lambda p: ordered.get(p, -1)) != list(neighbours) or \
-                [ordered.get(p, -1) for p in reporting] != sorted(ordered.get(p, -1) for p in reporting) or \
-                [ordered.get(p, -1) for p in missing] != sorted(ordered.get(p, -1) for p in missing):
+        if not _is_ordered_split(hood.neighbours(state.meter_id), reporting, missing):
             raise VerificationError("unmask-request must split the meter's neighbours, in order, "
                                     "into reporting and missing")
         shares = bytearray()

@@ -759,3 +759,20 @@ def test_dp_configuration_must_fit_the_neighbourhood(paillier_key):
         make(paillier_key, count=6, fanout=3, seed="dp3", value_bits=9, noise=_noise(PrivacyLevel.LOW, 6))
     with pytest.raises(ParameterError, match="NoiseShareConfig"):
         make(paillier_key, count=6, fanout=3, seed="dp3", noise="high")
+
+
+@settings(max_examples=200, deadline=None)
+@given(sides=st.lists(st.booleans(), max_size=10), data=st.data())
+def test_ordered_split_accepts_exactly_the_partitions(sides, data):
+    """Spec 8.3: the meter's check that a request splits its neighbours."""
+    whole = [f"n{i}" for i in range(len(sides))]
+    left = [x for x, side in zip(whole, sides) if side]
+    right = [x for x, side in zip(whole, sides) if not side]
+    assert agg._is_ordered_split(whole, left, right)
+    if len(left) >= 2:
+        assert not agg._is_ordered_split(whole, left[::-1], right)
+    if whole:
+        dropped = data.draw(st.sampled_from(whole))
+        assert not agg._is_ordered_split(whole, [x for x in left if x != dropped],
+                                         [x for x in right if x != dropped])
+        assert not agg._is_ordered_split(whole, left + [whole[0]], right)
