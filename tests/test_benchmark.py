@@ -284,6 +284,79 @@ def test_json_shape():
     assert pack["baseline"] is None and pack["ratio"] is None and pack["baseline_name"] is None
 
 
+# --------------------------------------------------------------------------
+# Per-item restatement, figures and output files
+
+
+def test_timing_scaled():
+    timing = Timing((0.2, 0.4), number=5)
+    half = timing.scaled(0.5)
+    assert half.per_call == (0.1, 0.2) and half.number == 5
+    for bad in (0, -1.0, float("inf"), "2"):
+        with pytest.raises(ParameterError):
+            timing.scaled(bad)
+
+
+def test_per_item_divides_each_side_by_its_count():
+    clock = FakeClock()
+    # ours: 0.07 s per call of 70 items; baseline: 0.01 s per call of 1 item
+    result = compare(
+        "packed", clock.task("A", [0.07, 0.14]), clock.task("B", [0.01]),
+        baseline_name="phe", repeats=2, number=1, timer=clock, target=20.0, details={"slots": 70},
+    )
+    item = benchmark.per_item(result, 70, 1, unit="reading")
+    assert item.ours.per_call == pytest.approx((0.001, 0.002))
+    assert item.baseline.per_call == pytest.approx((0.01, 0.01))
+    assert item.paired_ratios == pytest.approx((10.0, 5.0))
+    assert item.ratio == pytest.approx(0.01 / 0.0015)
+    assert item.unit == "reading" and item.target == 20.0 and item.meets_target is False
+    assert item.details == {"slots": 70, "items_per_call": 70, "baseline_items_per_call": 1}
+    same = benchmark.per_item(result, 10, name="renamed")
+    assert same.name == "renamed" and same.paired_ratios == pytest.approx(result.paired_ratios)
+    alone = benchmark.per_item(single("x", clock.task("C", [1.0]), repeats=1, number=1, timer=clock), 4)
+    assert alone.ours.per_call == (0.25,) and alone.baseline is None
+    assert alone.details == {"items_per_call": 4}
+    with pytest.raises(ParameterError):
+        benchmark.per_item(result, 0)
+
+
+def test_figures_in_table_and_json():
+    figures = benchmark.Figures(
+        "scaling", values={"rows": [{"N": 100, "round_s": 0.5}]},
+        text="\n".join(benchmark.format_columns(("N", "round"), [("100", "500 ms")])),
+        files={"plot": "/tmp/x.png"},
+    )
+    table = render_table(_results() + [figures])
+    assert table.index("> 1 means ours is faster") < table.index("== scaling ==")
+    assert "100  500 ms" in table and "plot written to /tmp/x.png" in table
+    assert render_table([figures]).startswith("== scaling ==\nN    round\n---  ------\n")
+    document = to_json(_results() + [figures], {})
+    assert len(document["comparisons"]) == 3
+    assert document["figures"] == [
+        {"name": "scaling", "values": {"rows": [{"N": 100, "round_s": 0.5}]}, "files": {"plot": "/tmp/x.png"}}
+    ]
+    assert to_json(_results(), {})["figures"] == []
+
+
+def test_format_columns_needs_one_cell_per_column():
+    with pytest.raises(ParameterError):
+        benchmark.format_columns(("a", "b"), [("1",)])
+
+
+def test_output_path(tmp_path):
+    config = benchmark.BenchConfig(repeats=1, quick=True, progress=print, results_dir=tmp_path / "out")
+    path = config.output_path("plot.png")
+    assert path == tmp_path / "out" / "plot.png" and path.parent.is_dir()
+    for bad in ("", "../plot.png", "sub/plot.png"):
+        with pytest.raises(ParameterError):
+            config.output_path(bad)
+
+
+def test_default_results_dir_is_beside_the_bench_folder_in_a_checkout():
+    assert benchmark.BenchConfig(repeats=1, quick=True, progress=print).results_dir is None
+    assert benchmark.default_results_dir() == REPO / "bench" / benchmark.RESULTS_DIR_NAME
+
+
 def test_library_versions():
     versions = benchmark.library_versions(["pytest", "no-such-distribution-here"])
     assert versions["pytest"] == pytest.__version__

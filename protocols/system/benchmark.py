@@ -13,6 +13,13 @@ spread of the per-repeat paired ratios and an optional target ratio.  Timings
 are per call, in seconds; each repeat calls the function ``number`` times,
 calibrated so that a repeat lasts at least :data:`MIN_REPEAT_SECONDS`.
 
+A benchmark may also return :class:`Figures`: figures that are not timings
+(bytes on the wire, a table of a parameter sweep, derived rates) and the
+files it wrote, such as plots under :meth:`BenchConfig.output_path`.  When
+one call of each side handles a different number of items (a packed
+ciphertext carries many readings), :func:`per_item` restates a comparison
+per item.
+
 A benchmark module should import optional baselines inside ``run`` (with
 :func:`require_module`), so that listing benchmarks never needs them, and
 report progress through ``config.progress``.  Nothing here asserts anything
@@ -52,6 +59,9 @@ MAX_NUMBER = 10**8
 JSON_FORMAT = "usapp-bench/1"
 """The ``format`` field of :func:`to_json` output."""
 
+RESULTS_DIR_NAME = "results"
+"""Files a benchmark writes go to ``bench/results/`` in a source checkout."""
+
 Timer = Callable[[], float]
 
 
@@ -69,12 +79,33 @@ class BenchConfig:
     """Smaller parameters and fewer cases: a smoke run, not a measurement."""
     progress: Callable[[str], None]
     """Report one step of long work (the CLI prints it on stderr)."""
+    results_dir: Path | None = None
+    """Where benchmarks write files (plots); None: :func:`default_results_dir`."""
 
     @property
     def min_time(self) -> float:
         """Calibration target to pass to :func:`compare` / :func:`measure`:
         :data:`MIN_REPEAT_SECONDS`, a fifth of it with ``quick``."""
         return MIN_REPEAT_SECONDS / 5 if self.quick else MIN_REPEAT_SECONDS
+
+    def output_path(self, filename: str) -> Path:
+        """The path for a file named ``filename`` in the results directory,
+        which is created if needed."""
+        if not filename or Path(filename).name != filename:
+            raise ParameterError(f"an output file name must be a plain name, not {filename!r}")
+        directory = self.results_dir if self.results_dir is not None else default_results_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory / filename
+
+
+def default_results_dir() -> Path:
+    """``bench/results`` of the source checkout when ``bench/`` sits beside the
+    ``protocols`` package, else ``usapp-bench-results`` in the working directory
+    (an installed package's folder is no place for output)."""
+    source = Path(protocols.__file__).resolve().parent.parent / "bench"
+    if (source / "__init__.py").is_file():
+        return source / RESULTS_DIR_NAME
+    return Path.cwd() / "usapp-bench-results"
 
 
 @dataclass(frozen=True)
@@ -83,7 +114,7 @@ class Benchmark:
 
     name: str
     description: str
-    run: Callable[[BenchConfig], list[Comparison]]
+    run: Callable[[BenchConfig], list[Comparison | Figures]]
 
 
 def _load_bench_package() -> ModuleType:
@@ -213,6 +244,13 @@ class Timing:
         """Interquartile range, Q3 - Q1."""
         q1, q3 = self.quartiles
         return q3 - q1
+
+    def scaled(self, factor: float) -> Timing:
+        """The same repeats with every per-call time multiplied by ``factor``
+        (per item: ``1 / items per call``)."""
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+            raise ParameterError(f"a scale factor must be a positive number, not {factor!r}")
+        return Timing(tuple(t * factor for t in self.per_call), self.number)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,6 +404,40 @@ def compare(
     )
 
 
+def per_item(
+    result: Comparison, ours_items: int, baseline_items: int | None = None, *, unit: str = "item",
+    name: str | None = None,
+) -> Comparison:
+    """``result`` restated per item, when one call of ours handles ``ours_items``
+    items and one call of the baseline ``baseline_items`` (default: as many).
+
+    Each side's times are divided by its count, so the paired ratios (and the
+    median ratio) are multiplied by ``ours_items / baseline_items``.  The
+    number of items per call goes into ``details``.
+    """
+    _check_positive(ours_items, "ours_items")
+    if baseline_items is None:
+        baseline_items = ours_items
+    _check_positive(baseline_items, "baseline_items")
+    details = {**result.details, "items_per_call": ours_items}
+    baseline = None
+    if result.baseline is not None:
+        baseline = result.baseline.scaled(1 / baseline_items)
+        details["baseline_items_per_call"] = baseline_items
+    factor = ours_items / baseline_items
+    return Comparison(
+        name=result.name if name is None else name,
+        ours=result.ours.scaled(1 / ours_items),
+        baseline=baseline,
+        baseline_name=result.baseline_name,
+        paired_ratios=tuple(r * factor for r in result.paired_ratios),
+        target=result.target,
+        unit=unit,
+        setup_note=result.setup_note,
+        details=details,
+    )
+
+
 def single(
     name: str,
     fn: Callable[[], object],
@@ -388,6 +460,22 @@ def single(
     )
 
 
+@dataclass(frozen=True)
+class Figures:
+    """Results of a benchmark that are not timings of one case.
+
+    ``values`` is JSON-serialisable (bytes on the wire, a sweep's table,
+    derived rates, targets that are not ratios); ``text`` is how the text
+    output shows them (for example a table from :func:`format_columns`);
+    ``files`` names the files the benchmark wrote (``{"plot": path}``).
+    """
+
+    name: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ""
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------
 # Rendering
 
@@ -406,16 +494,46 @@ def _format_ratio(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else str(value)
 
 
-def render_table(results: Iterable[Comparison]) -> str:
-    """A plain-text table, one row per comparison, then details and notes.
+def format_columns(header: tuple[str, ...], rows: Iterable[tuple[str, ...]]) -> list[str]:
+    """Left-aligned columns two spaces apart, the header underlined with dashes."""
+    table = [tuple(header)] + [tuple(row) for row in rows]
+    if any(len(row) != len(header) for row in table):
+        raise ParameterError("every row needs one cell per column")
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def _render_figures(figures: Figures) -> list[str]:
+    lines = [f"== {figures.name} =="]
+    if figures.text:
+        lines.extend(figures.text.rstrip("\n").splitlines())
+    lines.extend(f"{what} written to {path}" for what, path in figures.files.items())
+    return lines
+
+
+def render_table(results: Iterable[Comparison | Figures]) -> str:
+    """A plain-text table, one row per comparison, then details and notes,
+    then each :class:`Figures`' text and files.
 
     Columns: case, ours (median per call [min..max]), baseline median,
     ratio = baseline/ours median [paired min..max] (> 1: ours faster),
     target ratio, and whether it is met.
     """
     results = list(results)
+    figures = [result for result in results if isinstance(result, Figures)]
+    results = [result for result in results if not isinstance(result, Figures)]
+    if not results and not figures:
+        return "(no results)\n"
+    blocks = [] if not results else [_render_comparisons(results)]
+    blocks.extend("\n".join(_render_figures(item)) + "\n" for item in figures)
+    return "\n".join(blocks)
+
+
+def _render_comparisons(results: list[Comparison]) -> str:
     header = ("case", "ours median [min..max]", "baseline median", "ratio [min..max]", "target", "met")
-    rows = [header]
+    rows = []
     notes: list[str] = []
     for result in results:
         ours = result.ours
@@ -439,11 +557,7 @@ def render_table(results: Iterable[Comparison]) -> str:
             notes.append(f"{result.name}: {facts}")
         if result.setup_note:
             notes.append(f"{result.name}: {result.setup_note}")
-    if not results:
-        return "(no results)\n"
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = format_columns(header, rows)
     if notes:
         lines.append("")
         lines.extend(notes)
@@ -468,16 +582,21 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def to_json(results: Iterable[Comparison], meta: Mapping[str, Any]) -> dict[str, Any]:
+def to_json(results: Iterable[Comparison | Figures], meta: Mapping[str, Any]) -> dict[str, Any]:
     """Machine-readable results: ``format``, ``machine`` (see :func:`machine_info`),
     ``libraries`` (``meta["libraries"]``: distribution -> version), the rest of
-    ``meta`` under ``meta``, and one entry per comparison with both timings
-    (seconds per call), ratio, ratio spread, target, meets_target and details.
-    Non-finite ratios become null."""
+    ``meta`` under ``meta``, one entry per comparison with both timings
+    (seconds per call), ratio, ratio spread, target, meets_target and details
+    (non-finite ratios become null), and under ``figures`` each
+    :class:`Figures`' name, values and files."""
     meta = dict(meta)
     libraries = dict(meta.pop("libraries", {}))
     comparisons = []
+    figures = []
     for result in results:
+        if isinstance(result, Figures):
+            figures.append({"name": result.name, "values": dict(result.values), "files": dict(result.files)})
+            continue
         spread = result.ratio_spread
         comparisons.append(
             {
@@ -503,4 +622,5 @@ def to_json(results: Iterable[Comparison], meta: Mapping[str, Any]) -> dict[str,
         "libraries": libraries,
         "meta": meta,
         "comparisons": comparisons,
+        "figures": figures,
     }
