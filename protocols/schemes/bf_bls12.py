@@ -1,0 +1,310 @@
+"""Boneh-Franklin identity-based KEM on BLS12-381, and its threshold extraction
+(specs/ibe.md, the BLS12-381 suite sections).
+
+No standard defines BF-IBE on BLS12-381, so this module follows the spec's
+own definition:
+
+- master secret s in [1, r); public key P_pub = s * g2 in G2;
+- Q_id = hash_to_g1(identity, DST_ID) (RFC 9380, BLS12381G1_XMD:SHA-256_SSWU_RO_);
+- the identity's private key d_id = s * Q_id in G1, checkable by
+  e(d_id, g2) = e(Q_id, P_pub);
+- a KEM with the Fujisaki-Okamoto structure of RFC 5091's BFencrypt: sigma
+  random, rho = H_r(sigma || id), U = rho * g2, V = sigma XOR
+  H_mask(e(Q_id, P_pub)^rho || U || id), key = H_key(sigma || U || V || id);
+  decapsulation recomputes rho and refuses unless U = rho * g2.
+
+Threshold extraction (the distributed PKG): s is shared with Shamir's scheme
+over Z_r among n nodes; node i returns d_i = s_i * Q_id, checkable against
+its verification key V_i = s_i * g2 by e(d_i, g2) = e(Q_id, V_i); any t valid
+shares combine by Lagrange interpolation in the exponent.  The shares come
+from a joint-Feldman distributed key generation (Pedersen 1991), so no node
+ever holds s.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
+from protocols.primitives import shamir
+from protocols.primitives.bls12_381 import (
+    G1,
+    G2,
+    R,
+    expand_message_xmd,
+    hash_to_g1,
+    multi_pairing,
+    pairing,
+    random_scalar,
+)
+from protocols.primitives.rand import RandomSource, resolve
+
+SUITE = "usapp-bf-ibe-bls12381-v1"
+"""The suite identifier bound into hybrid ciphertexts and issuance messages."""
+DST_ID = b"USAPP-BF-IBE-V01-CS01-with-BLS12381G1_XMD:SHA-256_SSWU_RO_"
+DST_RHO = b"USAPP-BF-IBE-V01-CS01-H-RHO"
+DST_MASK = b"USAPP-BF-IBE-V01-CS01-H-MASK"
+DST_KEY = b"USAPP-BF-IBE-V01-CS01-H-KEY"
+SIGMA_BYTES = 32
+KEY_BYTES = 32
+ENC_BYTES = 96 + SIGMA_BYTES
+"""An encapsulation: U (compressed G2, 96 bytes) || V (32 bytes)."""
+MAX_IDENTITY_BYTES = 1024
+
+
+def _identity(identity: object) -> bytes:
+    if not isinstance(identity, (bytes, bytearray)) or not 1 <= len(identity) <= MAX_IDENTITY_BYTES:
+        raise ParameterError(f"an identity is 1 to {MAX_IDENTITY_BYTES} bytes")
+    return bytes(identity)
+
+
+def _lp(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+def hash_to_scalar(msg: bytes, dst: bytes) -> int:
+    """RFC 9380 hash_to_field with m = 1, L = 48, into Z_r (section 5.2)."""
+    return int.from_bytes(expand_message_xmd(msg, dst, 48), "big") % R
+
+
+def identity_point(identity: bytes) -> G1:
+    """Q_id = hash_to_g1(identity, DST_ID)."""
+    return hash_to_g1(_identity(identity), DST_ID)
+
+
+# ---------------------------------------------------------------------------
+# Keys
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicParams:
+    """P_pub = s * g2 (96 bytes compressed)."""
+
+    p_pub: G2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.p_pub, G2) or self.p_pub.is_identity():
+            raise ParameterError("P_pub must be a non-identity G2 element")
+
+    def to_bytes(self) -> bytes:
+        return self.p_pub.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PublicParams:
+        return cls(G2.from_bytes(data))
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """The master secret s (single-PKG mode only)."""
+
+    s: int = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if type(self.s) is not int or not 1 <= self.s < R:
+            raise ParameterError("the master secret must be an int in [1, r)")
+
+    @property
+    def params(self) -> PublicParams:
+        return PublicParams(G2.generator() * self.s)
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """d_id = s * Q_id for one identity (48 bytes compressed)."""
+
+    identity: bytes
+    d: G1 = field(repr=False)
+
+    def to_bytes(self) -> bytes:
+        return self.d.to_bytes()
+
+    @classmethod
+    def from_bytes(cls, identity: bytes, data: bytes) -> PrivateKey:
+        return cls(_identity(identity), G1.from_bytes(data))
+
+
+def setup(rng: RandomSource | None = None) -> MasterKey:
+    """A fresh master secret, uniform in [1, r)."""
+    return MasterKey(random_scalar(rng))
+
+
+def extract(master: MasterKey, identity: bytes) -> PrivateKey:
+    """d_id = s * Q_id."""
+    return PrivateKey(_identity(identity), identity_point(identity) * master.s)
+
+
+def verify_private_key(params: PublicParams, key: PrivateKey) -> bool:
+    """e(d_id, g2) == e(Q_id, P_pub), as one product e(d_id, -g2) e(Q_id, P_pub) == 1."""
+    if key.d.is_identity():
+        return False
+    check = multi_pairing([(key.d, -G2.generator()), (identity_point(key.identity), params.p_pub)])
+    return check.is_identity()
+
+
+# ---------------------------------------------------------------------------
+# KEM
+# ---------------------------------------------------------------------------
+
+
+def _rho(sigma: bytes, identity: bytes) -> int:
+    return hash_to_scalar(sigma + _lp(identity), DST_RHO)
+
+
+def _mask(theta_bytes: bytes, u: bytes, identity: bytes) -> bytes:
+    return expand_message_xmd(theta_bytes + u + _lp(identity), DST_MASK, SIGMA_BYTES)
+
+
+def _key(sigma: bytes, u: bytes, v: bytes, identity: bytes) -> bytes:
+    return expand_message_xmd(sigma + u + v + _lp(identity), DST_KEY, KEY_BYTES)
+
+
+def encapsulate(params: PublicParams, identity: bytes,
+                rng: RandomSource | None = None) -> tuple[bytes, bytes]:
+    """(key, enc): a 32-byte key and its 128-byte encapsulation to ``identity``."""
+    identity = _identity(identity)
+    source = resolve(rng)
+    while True:
+        sigma = source.random_bytes(SIGMA_BYTES)
+        rho = _rho(sigma, identity)
+        if rho:  # rho = 0 has probability below 2^-254; draw again
+            break
+    u = (G2.generator() * rho).to_bytes()
+    theta = pairing(identity_point(identity) * rho, params.p_pub)  # = e(Q_id, P_pub)^rho, cheaper
+    v = bytes(a ^ b for a, b in zip(sigma, _mask(theta.to_bytes(), u, identity)))
+    return _key(sigma, u, v, identity), u + v
+
+
+def decapsulate(key: PrivateKey, enc: bytes) -> bytes:
+    """The key of ``enc``; VerificationError unless enc was made for this identity."""
+    if not isinstance(enc, (bytes, bytearray)) or len(enc) != ENC_BYTES:
+        raise DecodeError(f"an encapsulation is {ENC_BYTES} bytes")
+    u_bytes, v = bytes(enc[:96]), bytes(enc[96:])
+    u = G2.from_bytes(u_bytes)
+    theta = pairing(key.d, u)
+    sigma = bytes(a ^ b for a, b in zip(v, _mask(theta.to_bytes(), u_bytes, key.identity)))
+    rho = _rho(sigma, key.identity)
+    if rho == 0 or not hmac.compare_digest((G2.generator() * rho).to_bytes(), u_bytes):
+        raise VerificationError("the encapsulation does not decrypt under this identity's key")
+    return _key(sigma, u_bytes, v, key.identity)
+
+
+# ---------------------------------------------------------------------------
+# Threshold extraction and the joint-Feldman DKG (specs/ibe.md)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dealing:
+    """One node's contribution to the DKG: Feldman commitments C_k = a_k * g2
+    to its polynomial, and the share f(j) for each node j (sent privately)."""
+
+    dealer: int
+    commitments: tuple[G2, ...]
+    shares: Mapping[int, int] = field(repr=False)
+
+
+def deal(dealer: int, threshold: int, nodes: Sequence[int], rng: RandomSource | None = None) -> Dealing:
+    """Node ``dealer``'s random polynomial f of degree t - 1 (coefficients drawn
+    a_0..a_{t-1} in order, a_0 non-zero), its commitments and f(j) for each node j."""
+    nodes = list(nodes)
+    if type(threshold) is not int or not 1 <= threshold <= len(nodes):
+        raise ParameterError("threshold must be between 1 and the number of nodes")
+    if len(set(nodes)) != len(nodes) or any(type(x) is not int or not 1 <= x < R for x in nodes):
+        raise ParameterError("node numbers must be distinct ints in [1, r)")
+    coefficients = [random_scalar(rng)] + [random_scalar(rng, nonzero=False) for _ in range(threshold - 1)]
+    g2 = G2.generator()
+    return Dealing(dealer, tuple(g2 * a for a in coefficients),
+                   {x: _evaluate(coefficients, x) for x in nodes})
+
+
+def _evaluate(coefficients: Sequence[int], x: int) -> int:
+    acc = 0
+    for a in reversed(coefficients):
+        acc = (acc * x + a) % R
+    return acc
+
+
+def commitment_at(commitments: Sequence[G2], x: int) -> G2:
+    """sum_k x^k C_k: the commitment to f(x)."""
+    acc = G2.identity()
+    power = 1
+    for c in commitments:
+        acc = acc + c * power
+        power = power * x % R
+    return acc
+
+
+def verify_dealt_share(dealing: Dealing, node: int, share: int) -> None:
+    """Feldman check: share * g2 == sum_k node^k C_k; VerificationError naming the dealer."""
+    if type(share) is not int or not 0 <= share < R:
+        raise VerificationError(f"dealer {dealing.dealer}: share for node {node} out of range")
+    if G2.generator() * share != commitment_at(dealing.commitments, node):
+        raise VerificationError(f"dealer {dealing.dealer}: share for node {node} does not match "
+                                "its commitments")
+
+
+@dataclass(frozen=True)
+class DistributedKey:
+    """The public outcome of the DKG: P_pub and each node's verification key V_i = s_i * g2."""
+
+    threshold: int
+    params: PublicParams
+    verification_keys: Mapping[int, G2]
+
+
+def combine_dealings(dealings: Sequence[Dealing], threshold: int, nodes: Sequence[int]) -> DistributedKey:
+    """P_pub = sum of the dealers' C_0; V_i = sum over dealers of their commitment at i."""
+    if not dealings:
+        raise ParameterError("the DKG needs at least one qualified dealer")
+    p_pub = G2.identity()
+    for d in dealings:
+        if len(d.commitments) != threshold:
+            raise VerificationError(f"dealer {d.dealer} committed to a polynomial of the wrong degree")
+        p_pub = p_pub + d.commitments[0]
+    verification = {}
+    for node in nodes:
+        acc = G2.identity()
+        for d in dealings:
+            acc = acc + commitment_at(d.commitments, node)
+        verification[node] = acc
+    return DistributedKey(threshold, PublicParams(p_pub), verification)
+
+
+def node_secret(dealings: Sequence[Dealing], node: int) -> int:
+    """s_i = sum over qualified dealers of f_j(i)."""
+    return sum(d.shares[node] for d in dealings) % R
+
+
+def extract_share(secret_share: int, identity: bytes) -> G1:
+    """d_i = s_i * Q_id: one node's share of the identity's key."""
+    return identity_point(identity) * secret_share
+
+
+def verify_key_share(key: DistributedKey, node: int, identity: bytes, share: G1) -> None:
+    """e(d_i, g2) == e(Q_id, V_i); VerificationError naming the node otherwise."""
+    if node not in key.verification_keys:
+        raise VerificationError(f"key share from node {node}, which is not a PKG node")
+    check = multi_pairing([(share, -G2.generator()), (identity_point(identity), key.verification_keys[node])])
+    if share.is_identity() or not check.is_identity():
+        raise VerificationError(f"the key share from node {node} is not s_{node} * Q_id")
+
+
+def combine_key_shares(key: DistributedKey, identity: bytes, shares: Mapping[int, G1]) -> PrivateKey:
+    """Check every share, then d_id = sum lambda_i d_i over the first t valid ones."""
+    for node, share in shares.items():
+        verify_key_share(key, node, identity, share)
+    if len(shares) < key.threshold:
+        raise RecoveryError(f"{len(shares)} key shares, {key.threshold} needed")
+    nodes = sorted(shares)[:key.threshold]
+    lambdas = shamir.lagrange_at_zero(nodes, prime=R)
+    d = G1.identity()
+    for node, lam in zip(nodes, lambdas):
+        d = d + shares[node] * lam
+    private = PrivateKey(_identity(identity), d)
+    if not verify_private_key(key.params, private):
+        raise VerificationError("the combined key does not verify against P_pub")
+    return private
