@@ -1,5 +1,5 @@
 """Boneh-Boyen BB1 per RFC 5091 section 6 (protocols/schemes/bb1.py,
-specs/ibe.md sections 6, 7 and 9).
+specs/ibe.md sections 3.6, 3.7 and 3.9).
 
 Known answers: RFC 5091 7.7 (BBextractPriv: P_1, P_2, P_3, v, D_0, D_1) and
 7.8 (BBencrypt: u, C_0, C_1, y), and the decryption of 7.8 with the 7.7 key
@@ -353,6 +353,20 @@ def test_wrong_key_from_other_parameters(params, bob_ciphertext, E):
     key = BB1PrivateKey(PointMultiply(E, 2, Point(*D0_77)), Point(*D1_77))
     with pytest.raises(VerificationError):
         BBdecrypt(params, key, bob_ciphertext)
+
+
+def test_bb1_ciphertext_reveals_its_recipient_to_a_guess(params, bob_ciphertext, E):
+    """specs/ibe.md 3.10.2: e'(C_0, [h_id]P_1 + P_3) = e'(C_1, P) holds exactly
+    for the recipient's identity; only public values are used."""
+    from protocols.primitives.supersingular import Pairing, PointAdd1
+
+    def matches(identity: bytes) -> bool:
+        h_id = BBderivePubl(params, identity)
+        Q = PointAdd1(E, PointMultiply(E, h_id, params.P_1), params.P_3)
+        return Pairing(E, bob_ciphertext.C_0, Q) == Pairing(E, bob_ciphertext.C_1, params.P)
+
+    assert matches(BOB)
+    assert not matches(b"Alice")
 
 
 def test_psi_is_canonical_order_1(params, E):

@@ -1,5 +1,5 @@
 """Boneh-Franklin per RFC 5091 section 5 and the hashes of section 4
-(protocols/schemes/bf.py, specs/ibe.md sections 4, 5, 7 and 9).
+(protocols/schemes/bf.py, specs/ibe.md sections 3.4, 3.5, 3.7 and 3.9).
 
 Known answers: RFC 5091 7.2 (HashToRange), 7.4 (BFderivePubl), 7.5
 (BFextractPriv).  7.6 (BFencrypt) is inconsistent in the RFC: its printed
@@ -88,7 +88,7 @@ N_72 = 0xFFFFFFFFFFFFFFFFFFFFEFFFFFFFFFFFFFFFFFFF
 V_72 = 0x79317C1610C1FC018E9C53D89D59C108CD518608
 
 # 7.6 as this implementation computes it from the RFC's stated inputs (not
-# the RFC's printed values, which are inconsistent: specs/ibe.md 9.11).
+# the RFC's printed values, which are inconsistent: specs/ibe.md 3.9.11).
 U_76_COMPUTED = (0x4C1A590BF1191150B44786AF914729B08FF7128B752DBAB7,
                  0x279E159EFD9A5F834D673ADA217035E50EF1EA33C047D1BF)
 V_76_COMPUTED = bytes.fromhex("379d3f9c38adf1deaf09e4fb48c538b61a5d3d8f")

@@ -1,5 +1,5 @@
 """Type-1 pairing arithmetic of RFC 5091 (protocols/primitives/supersingular.py,
-specs/ibe.md sections 3, 4 and 9).
+specs/ibe.md sections 3.1-3.3 and 3.9).
 
 The RFC's section 7 values are the known answers (7.1 PointMultiply, 7.3
 Pairing); the slips of the RFC text that the code departs from are each
@@ -156,7 +156,7 @@ def test_other_cube_root_gives_the_conjugate_pairing(E71):
 def test_rfc_step_4c_division_would_change_the_pairing(E71):
     """TateMillerSolinas step 4(c) divides by the vertical at A once more when
     c = -1; that factor does not vanish under the final power, so the RFC's
-    own 7.3 value rules it out (specs/ibe.md 9.3)."""
+    own 7.3 value rules it out (specs/ibe.md 3.9.3)."""
     A, B = E71.point(*A_71), E71.point(*B_73)
     extra = EvalVertical1(E71, phi(E71, B), A) ** ((E71.p ** 2 - 1) // E71.q)
     assert not extra.is_one()

@@ -4,7 +4,7 @@ The supersingular curve E/F_p: y^2 = x^3 + 1 with p = 11 mod 12 ("type-1",
 RFC 5091 section 2.1), its order-q subgroup, the modified Tate pairing and the
 encodings that the BF and BB1 cryptosystems (``protocols.schemes.bf``,
 ``protocols.schemes.bb1``) are built on.  Specified in ``specs/ibe.md``
-sections 3 and 4.
+sections 3.1 to 3.3.
 
 | RFC 5091 section | algorithm | here |
 |---|---|---|
@@ -20,7 +20,7 @@ sections 3 and 4.
 | 8 | FpPoint and the DER it is written in | :func:`der_fp_point`, :class:`DerReader` |
 
 Intentional departures from the RFC text, each labelled where it occurs and
-listed with its evidence in specs/ibe.md section 9:
+listed with its evidence in specs/ibe.md section 3.9:
 
 * the F_p^2 product is a*b = (a_0 b_0 - a_1 b_1, a_0 b_1 + a_1 b_0) (section 2.1
   prints the real part the wrong way round);
@@ -36,7 +36,7 @@ listed with its evidence in specs/ibe.md section 9:
   prints lambda_6 = lambda_4 - lambda_5 where y_A - lambda_5 is meant), and
   are not used.
 
-Nothing here is constant time (specs/ibe.md section 10.4).  Module state is
+Nothing here is constant time (specs/ibe.md section 3.10.4).  Module state is
 immutable constants only; curves, points and field elements are frozen
 dataclasses.
 """
@@ -274,7 +274,7 @@ class Type1Curve:
         object.__setattr__(self, "cofactor", (p + 1) // q)
         object.__setattr__(self, "octets", (p.bit_length() + 7) // 8)
         object.__setattr__(self, "solinas", _solinas_form(int(q)))
-        # RFC 5091 section 4.5.2 step 1(b), corrected (specs/ibe.md 9.2): the RFC
+        # RFC 5091 section 4.5.2 step 1(b), corrected (specs/ibe.md 3.9.2): the RFC
         # prints b_zeta = 3^((p+1)/4), which is a square root of 3, not the
         # imaginary part of a cube root of unity.  zeta = (-1 - sqrt(-3)) / 2
         # with sqrt(-3) = sqrt(3) * i; a_zeta = (p - 1)/2 = -1/2 as printed.
@@ -391,7 +391,7 @@ def SignedWindowDecomposition(k: int, r: int) -> list[tuple[int, int]]:
     """RFC 5091 Algorithm 3.2.1: the pairs (b_i, e_i), i = 0 .. d - 1, with
     k = Sum(b_i * 2^(e_i)), each b_i odd and |b_i| < 2^(r-1), e_i increasing.
 
-    Intentional departure (specs/ibe.md 9.5): when a window value h_d exceeds
+    Intentional departure (specs/ibe.md 3.9.5): when a window value h_d exceeds
     2^(r-1), b_d = h_d - 2^r and the carry 2^r * 2^j = 2^(t+1) is added to k.
     Step 3(b)iii.B says to increment "(k_l, ..., k_j)", i.e. add 2^j, which
     does not preserve k.  (The RFC's output line "b_i = +/- 2^j" is also a
@@ -437,7 +437,7 @@ def PointMultiply(E: Type1Curve, l: int, A: Point, r: int = WINDOW_BITS) -> Poin
         table[2 * i + 1] = PointAdd1(E, table[2 * i - 1], A2)
     # Step 3: main loop, from the most significant pair down.
     b_top, e_top = digits[-1]
-    Q = table[b_top]            # b_(d-1) > 0 (specs/ibe.md 9.5)
+    Q = table[b_top]            # b_(d-1) > 0 (specs/ibe.md 3.9.5)
     e_prev = e_top
     for b, e in reversed(digits[:-1]):
         for _ in range(e_prev - e):
@@ -612,7 +612,7 @@ def TateMillerSolinas(E: Type1Curve, A: Point, B: PointFp2) -> Fp2:
     s 2^b + c, A of order q in E(F_p), B of order q in E(F_p^2).
 
     Follows the RFC's steps with V in affine coordinates, and with two
-    intentional corrections (specs/ibe.md 9.3).  The RFC's own q all have
+    intentional corrections (specs/ibe.md 3.9.3).  The RFC's own q all have
     s = c = -1, and for them both corrections are forced by the published
     value 7.3; the c = +1 and s = +1 cases are derived the same way and
     tested against :func:`miller_binary`:

@@ -1,5 +1,5 @@
 """Boneh-Boyen BB1 identity-based encryption as RFC 5091 section 6 specifies
-it (specs/ibe.md sections 6 and 7).
+it (specs/ibe.md sections 3.6 and 3.7).
 
 | RFC 5091 section | algorithm | here |
 |---|---|---|
@@ -280,14 +280,14 @@ def _check_ciphertext(params: BB1PublicParameters, ciphertext: object) -> BB1Cip
     return ciphertext
 
 
-def _two_pass_hash(hashfcn: HashFunction, data: bytes) -> bytes:
+def two_pass_hash(hashfcn: HashFunction, data: bytes) -> bytes:
     """The dual-pass hash of RFC 5091 6.4.1 steps 6(a) and 7(a):
     first = hashfcn(data); second = hashfcn(first || data); second || first."""
     first = hashfcn(data)
     return hashfcn(first + data) + first
 
 
-def _sigma(params: BB1PublicParameters, C_0: Point, C_1: Point, y: bytes, psi: bytes) -> bytes:
+def sigma_string(params: BB1PublicParameters, C_0: Point, C_1: Point, y: bytes, psi: bytes) -> bytes:
     """sigma = (y_1) || (x_1) || (y_0) || (x_0) || y || psi, coordinates as l
     octets (RFC 5091 6.4.1 step 7(a)i, 6.5.1 step 4(a)i)."""
     E = params.curve
@@ -380,9 +380,9 @@ def BBencrypt_with_s(params: BB1PublicParameters, id: bytes, m: bytes, s: int) -
     if C_1.infinity:
         raise ParameterError("this identity gives C_1 = 0: it cannot be encrypted to")
     psi = Canonical(E, 1, w)                                                 # step 5(a)
-    h_prime = _two_pass_hash(hashfcn, psi)                                   # step 6(a)
+    h_prime = two_pass_hash(hashfcn, psi)                                    # step 6(a)
     y = _xor(HashBytes(len(m), h_prime, hashfcn), m)                         # step 6(b)
-    h_second = _two_pass_hash(hashfcn, _sigma(params, C_0, C_1, y, psi))     # step 7(a)
+    h_second = two_pass_hash(hashfcn, sigma_string(params, C_0, C_1, y, psi))    # step 7(a)
     rho = HashToRange(h_second, E.q, hashfcn)                                # step 7(b)i
     u = (s + rho) % E.q                                                      # step 7(b)ii
     return BB1Ciphertext(u, C_0, C_1, y)                                     # step 8
@@ -410,10 +410,10 @@ def BBdecrypt(params: BB1PublicParameters, key: BB1PrivateKey, ciphertext: BB1Ci
     E, hashfcn = params.curve, params.hashfcn
     w = PairingRatio1(E, c.C_0, key.D_0, c.C_1, key.D_1)                     # step 1
     psi = Canonical(E, 1, w)                                                 # step 2(a)
-    h_prime = _two_pass_hash(hashfcn, psi)                                   # step 3(a)
+    h_prime = two_pass_hash(hashfcn, psi)                                    # step 3(a)
     y = bytes(c.y)
     m = _xor(HashBytes(len(y), h_prime, hashfcn), y)                         # step 3(b)
-    h_second = _two_pass_hash(hashfcn, _sigma(params, c.C_0, c.C_1, y, psi))  # step 4(a)
+    h_second = two_pass_hash(hashfcn, sigma_string(params, c.C_0, c.C_1, y, psi))  # step 4(a)
     s = (c.u - HashToRange(h_second, E.q, hashfcn)) % E.q                    # step 4(b)
     w_ok = hmac.compare_digest(psi, Canonical(E, 1, params.v ** s))          # step 5(a)
     C_0_check = PointMultiply(E, s, params.P)                                # step 5(b)

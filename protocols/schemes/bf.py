@@ -1,5 +1,5 @@
 """Boneh-Franklin identity-based encryption as RFC 5091 section 5 specifies it,
-with the supporting hash algorithms of section 4 (specs/ibe.md sections 4, 5 and 7).
+with the supporting hash algorithms of section 4 (specs/ibe.md sections 3.4, 3.5 and 3.7).
 
 | RFC 5091 section | algorithm | here |
 |---|---|---|
@@ -21,7 +21,7 @@ Roles: the private key generator (PKG) runs BFsetup and BFextractPriv and
 holds the master secret; anyone holding the public parameters encrypts to an
 identity; the holder of that identity's private key decrypts.
 
-Intentional departures from the RFC text are listed in specs/ibe.md section 9:
+Intentional departures from the RFC text are listed in specs/ibe.md section 3.9:
 identities and messages are octet strings (RFC 5091's "Bob" is hashed as the
 ASCII bytes 42 6f 62); rho is hashlen octets (5.4.1 step 3 says "hashlen-bit");
 HashBytes accepts any b, as its own step 4 does (the prose caps b at hashlen);
@@ -91,7 +91,7 @@ class HashFunction:
 
 
 SHA1 = HashFunction("SHA-1", "1.3.14.3.2.26", 20, hashes.SHA1)
-"""RFC 5091 prints its OID as 1.3.14.3.2.16 in section 7.2 (a slip, specs/ibe.md 9.7)."""
+"""RFC 5091 prints its OID as 1.3.14.3.2.16 in section 7.2 (a slip, specs/ibe.md 3.9.7)."""
 SHA224 = HashFunction("SHA-224", "2.16.840.1.101.3.4.2.4", 28, hashes.SHA224)
 SHA256 = HashFunction("SHA-256", "2.16.840.1.101.3.4.2.1", 32, hashes.SHA256)
 SHA384 = HashFunction("SHA-384", "2.16.840.1.101.3.4.2.2", 48, hashes.SHA384)
@@ -115,7 +115,7 @@ class SecurityLevel:
     n: int
     """The security parameter (the comparable RSA modulus size)."""
     bits: int
-    """Bits of security the RFC claims for it (see specs/ibe.md 10.1)."""
+    """Bits of security the RFC claims for it (see specs/ibe.md 3.10.1)."""
     n_p: int
     n_q: int
     hashfcn: HashFunction
@@ -160,7 +160,7 @@ def HashToRange(s: bytes, n: int, hashfcn: HashFunction) -> mpz:
     v_i = 256^hashlen * v_(i-1) + Value(h_i); v = v_2 mod n (the RFC's step 5
     prints v_l).  The RFC's requirement n < 2^(hashlen) cannot hold for
     HashToPoint, which calls this with n = p; it is not enforced (specs/ibe.md
-    9.6).  ``ParameterError`` for n < 1 or s not bytes."""
+    3.9.6).  ``ParameterError`` for n < 1 or s not bytes."""
     s = _octets(s, "the string s")
     if not isinstance(hashfcn, HashFunction):
         raise ParameterError("hashfcn must be a HashFunction")
@@ -180,7 +180,7 @@ def HashBytes(b: int, p: bytes, hashfcn: HashFunction) -> bytes:
     K = hashfcn(p); h_0 = hashlen zero octets; h_i = hashfcn(h_(i-1)),
     r_i = hashfcn(h_i || K) for i = 1 .. Ceiling(b / hashlen); the result is the
     leftmost b octets of r_1 || ... || r_l.  Any b >= 0 is accepted, as step 4
-    defines (the prose's "b MUST be <= hashlen" contradicts it; specs/ibe.md 9.6)."""
+    defines (the prose's "b MUST be <= hashlen" contradicts it; specs/ibe.md 3.9.6)."""
     p = _octets(p, "the seed p")
     if isinstance(b, bool) or not isinstance(b, int) or b < 0:
         raise ParameterError("HashBytes needs an integer b >= 0")
@@ -216,7 +216,7 @@ def HashToPoint(E: Type1Curve, id: bytes, hashfcn: HashFunction) -> Point:
 def solinas_candidates(n_q: int) -> list[int]:
     """Every n_q-bit integer 2^a + s 2^b + c with s, c in {-1, +1} and
     1 <= b < a, in a fixed order (s = -1 first, then b and c ascending), each
-    once.  BFsetup draws q among them (specs/ibe.md 5.1)."""
+    once.  BFsetup draws q among them (specs/ibe.md 3.5.1)."""
     if isinstance(n_q, bool) or not isinstance(n_q, int) or n_q < 8:
         raise ParameterError("Solinas primes are drawn with at least 8 bits")
     found: dict[int, None] = {}
@@ -235,7 +235,7 @@ def generate_type1_group(n_p: int, n_q: int, rng: RandomSource | None = None, *,
     """RFC 5091 Algorithm 5.1.2 steps 3-4 (and 6.1.2 steps 2-3): a type-1
     curve with an n_q-bit Solinas prime q and an n_p-bit p = 12 r q - 1, and a
     point P of order q.  Draws from ``rng`` in this order (normative for
-    reproducibility, specs/ibe.md 5.1):
+    reproducibility, specs/ibe.md 3.5.1):
 
     1. q: an index into :func:`solinas_candidates` (RandomBelow), until the
        candidate passes ``is_probable_prime`` (whose Miller-Rabin bases are

@@ -101,6 +101,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier",
     "paillier_encoding",
     "paillier_external",
+    "rfc5091",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
 
