@@ -1,5 +1,5 @@
 """Boneh-Franklin identity-based KEM on BLS12-381, and its threshold extraction
-(specs/ibe.md, the BLS12-381 suite sections).
+(specs/ibe.md section 4).
 
 No standard defines BF-IBE on BLS12-381, so this module follows the spec's
 own definition:
@@ -193,7 +193,7 @@ def decapsulate(key: PrivateKey, enc: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------
-# Threshold extraction and the joint-Feldman DKG (specs/ibe.md)
+# Threshold extraction and the joint-Feldman DKG (specs/ibe.md 4.5)
 # ---------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """Hybrid encryption of arbitrary data to an identity: an IBE suite used as a
-KEM, then ChaCha20-Poly1305 (specs/ibe.md, "Hybrid encryption").
+KEM, then ChaCha20-Poly1305 (specs/ibe.md 4.4).
 
 The envelope binds the suite, the identity and the key epoch into the AEAD's
 associated data, so a ciphertext cannot be moved to another suite, identity
