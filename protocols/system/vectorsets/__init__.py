@@ -102,6 +102,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier_encoding",
     "paillier_external",
     "rfc5091",
+    "rfc9380",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
 

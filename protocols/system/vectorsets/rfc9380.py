@@ -1,0 +1,256 @@
+"""Vector family ``rfc9380``: RFC 9380's published vectors for the BLS12-381
+suites and for expand_message_xmd(SHA-256) (specs/bls12_381.md section 8).
+
+- Appendix J.9.1, suite BLS12381G1_XMD:SHA-256_SSWU_RO_ (five messages);
+- Appendix J.10.1, suite BLS12381G2_XMD:SHA-256_SSWU_RO_ (five messages);
+- Appendix K.1, expand_message_xmd(SHA-256), and K.2, the same with a DST
+  longer than 255 bytes (ten cases each).
+
+The file is transcribed by :func:`transcribe` from the text of the appendices
+(values parsed by script, never retyped) and pinned by its digest.  What a
+vector's fields are and how each is recomputed is in the spec, section 8.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives import bls12_381 as bls
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, small_int_field, str_field
+
+PROTOCOL = "rfc9380"
+SUITE = "BLS12-381 hash_to_curve (SHA-256, SSWU, RO) and expand_message_xmd(SHA-256)"
+FILE = "rfc9380.json"
+
+_FP_HEX = re.compile(r"[0-9a-f]{96}")
+
+
+# -- reading fields ------------------------------------------------------------------
+
+
+def _text(vector: Mapping[str, Any], name: str) -> bytes:
+    """A msg or DST, stored as the RFC prints it: ASCII text."""
+    value = str_field(vector, name)
+    if not value.isascii():
+        raise VectorMismatchError(f"field {name!r} must be ASCII text")
+    return value.encode("ascii")
+
+
+def _fp_hex(value: object, name: str) -> int:
+    if not isinstance(value, str) or not _FP_HEX.fullmatch(value):
+        raise VectorMismatchError(f"field {name!r} must be 96 lower-case hex digits (an F_p element)")
+    return int(value, 16)
+
+
+def _fp(vector: Mapping[str, Any], name: str) -> int:
+    return _fp_hex(field(vector, name), name)
+
+
+def _fp2(vector: Mapping[str, Any], name: str) -> tuple[int, int]:
+    value = field(vector, name)
+    if not isinstance(value, list) or len(value) != 2:
+        raise VectorMismatchError(f"field {name!r} must be a list [c0, c1] of F_p elements")
+    return (_fp_hex(value[0], name), _fp_hex(value[1], name))
+
+
+def _recompute(name: str, compute: Callable[[], Any]) -> Any:
+    """Run a recomputation; a typed error from the code is reported against ``name``."""
+    try:
+        return compute()
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        raise VectorMismatchError(f"field {name!r}: {exc}") from exc
+
+
+# -- recomputation -----------------------------------------------------------------
+
+
+def _hash_to_g1(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("suite", str_field(v, "suite"), bls.SUITE_G1)
+    u = bls.hash_to_field_fp(msg, dst, 2)
+    expect("u0", _fp(v, "u0"), u[0])
+    expect("u1", _fp(v, "u1"), u[1])
+    # Q0, Q1 are map_to_curve(u) before cofactor clearing; the binding exposes
+    # the map only after it, so each Q is checked on E and as [h_eff]Q.
+    for i in (0, 1):
+        label = f"Q{i}_x, Q{i}_y"
+        q = _recompute(label, lambda i=i: bls.clear_cofactor_g1(_fp(v, f"Q{i}_x"), _fp(v, f"Q{i}_y")))
+        expect(label, q, bls.map_to_g1(u[i]))
+    P = bls.hash_to_g1(msg, dst)
+    expect("P_x", _fp(v, "P_x"), P.affine()[0])
+    expect("P_y", _fp(v, "P_y"), P.affine()[1])
+    expect("P_x, P_y", P, bls.map_to_g1(u[0]) + bls.map_to_g1(u[1]))
+
+
+def _hash_to_g2(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("suite", str_field(v, "suite"), bls.SUITE_G2)
+    u = bls.hash_to_field_fp2(msg, dst, 2)
+    expect("u0", _fp2(v, "u0"), u[0])
+    expect("u1", _fp2(v, "u1"), u[1])
+    for i in (0, 1):
+        label = f"Q{i}_x, Q{i}_y"
+        q = _recompute(label, lambda i=i: bls.clear_cofactor_g2(_fp2(v, f"Q{i}_x"), _fp2(v, f"Q{i}_y")))
+        expect(label, q, bls.map_to_g2(u[i]))
+    P = bls.hash_to_g2(msg, dst)
+    expect("P_x", _fp2(v, "P_x"), P.affine()[0])
+    expect("P_y", _fp2(v, "P_y"), P.affine()[1])
+    expect("P_x, P_y", P, bls.map_to_g2(u[0]) + bls.map_to_g2(u[1]))
+
+
+def _expand_message_xmd(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("hash", str_field(v, "hash"), "SHA-256")
+    length = small_int_field(v, "len_in_bytes")
+    expect("DST_prime", bytes_field(v, "DST_prime"), _recompute("DST_prime", lambda: bls.xmd_dst_prime(dst)))
+    expect("msg_prime", bytes_field(v, "msg_prime"),
+           _recompute("msg_prime", lambda: bls.xmd_msg_prime(msg, dst, length)))
+    expect("uniform_bytes", bytes_field(v, "uniform_bytes"),
+           _recompute("uniform_bytes", lambda: bls.expand_message_xmd(msg, dst, length)))
+
+
+OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "hash_to_g1": _hash_to_g1,
+    "hash_to_g2": _hash_to_g2,
+    "expand_message_xmd": _expand_message_xmd,
+}
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    dispatch(OPERATIONS, vector)
+
+
+# -- transcription from the appendices' text ------------------------------------------
+
+APPENDICES = {
+    "J.9.1": ("\n### BLS12381G1\\_XMD:SHA-256\\_SSWU\\_RO\\_\n", "\n### BLS12381G1\\_XMD:SHA-256\\_SSWU\\_NU\\_\n"),
+    "J.10.1": ("\n### BLS12381G2\\_XMD:SHA-256\\_SSWU\\_RO\\_\n", "\n### BLS12381G2\\_XMD:SHA-256\\_SSWU\\_NU\\_\n"),
+    "K.1": ("\n## expand_message_xmd(SHA-256)\n", "\n## expand_message_xmd(SHA-256) (long DST)\n"),
+    "K.2": ("\n## expand_message_xmd(SHA-256) (long DST)\n", "\n## expand_message_xmd(SHA-512)\n"),
+}
+"""RFC 9380 appendix -> (its heading line in the draft source, the next heading line);
+each heading occurs once in the source."""
+
+
+def _records(text: str, start: str, end: str) -> list[dict[str, str]]:
+    """The ``name = value`` records of one appendix section, in order.
+
+    The values are printed wrapped: continuation lines are indented, and an
+    F_p^2 element's second half follows on a line ``+ I * ...``; an F_p^2 value
+    is returned as ``c0 + "+I*" + c1``.
+    """
+    if text.count(start) != 1:
+        raise ValueError(f"heading {start.strip()!r} must occur exactly once")
+    begin = text.index(start)
+    body = text[begin:text.index(end, begin + len(start))]
+    fenced = body.split("~~~")
+    if len(fenced) < 3:
+        raise ValueError(f"no value block under {start!r}")
+    records = []
+    for chunk in re.split(r"\n\s*\n", fenced[1]):
+        if not chunk.strip():
+            continue
+        record: dict[str, list[str]] = {}
+        key = None
+        for line in chunk.split("\n"):
+            if not line.strip():
+                continue
+            head = re.match(r"^(\S+)\s*=\s?(.*)$", line)
+            if head and not line[0].isspace():
+                key = head.group(1)
+                if key in record:
+                    raise ValueError(f"field {key} repeated in one record")
+                record[key] = [head.group(2).strip()]
+            elif key is None:
+                raise ValueError("continuation line before any field")
+            elif line.strip().startswith("+ I *"):
+                record[key] += ["+I*", line.strip()[len("+ I *"):].strip()]
+            else:
+                record[key].append(line.strip())
+        records.append({k: "".join(parts) for k, parts in record.items()})
+    return records
+
+
+def _check_messages(records: list[dict[str, str]], where: str) -> None:
+    messages = [r["msg"] for r in records]
+    expected = ["", "abc", "abcdef0123456789", "q128_" + "q" * 128, "a512_" + "a" * 512]
+    if messages != expected and messages != expected + expected:
+        raise ValueError(f"unexpected messages in {where}")
+
+
+def _fp_text(value: str) -> str:
+    if not _FP_HEX.fullmatch(value):
+        raise ValueError(f"not an F_p element: {value[:20]}...")
+    return value
+
+
+def _fp2_text(value: str) -> list[str]:
+    parts = value.split("+I*")
+    if len(parts) != 2:
+        raise ValueError("not an F_p^2 element")
+    return [_fp_text(parts[0]), _fp_text(parts[1])]
+
+
+def transcribe(text: str) -> dict:
+    """Build the envelope from the text of RFC 9380 appendices J and K as
+    written in the CFRG draft's source (``draft-irtf-cfrg-hash-to-curve.md``,
+    the text the RFC was published from)."""
+    vectors: list[dict[str, Any]] = []
+    for section, operation, suite_name, convert in (
+        ("J.9.1", "hash_to_g1", bls.SUITE_G1, _fp_text),
+        ("J.10.1", "hash_to_g2", bls.SUITE_G2, _fp2_text),
+    ):
+        header, *records = _records(text, *APPENDICES[section])
+        if header != {"suite": suite_name, "dst": f"QUUX-V01-CS02-with-{suite_name}"}:
+            raise ValueError(f"unexpected header in {section}")
+        _check_messages(records, section)
+        for index, record in enumerate(records):
+            vector = {"name": f"{section}-{index}", "operation": operation, "section": section,
+                      "suite": header["suite"], "dst": header["dst"], "msg": record["msg"]}
+            for ours, theirs in (("P_x", "P.x"), ("P_y", "P.y"), ("u0", "u[0]"), ("u1", "u[1]"),
+                                 ("Q0_x", "Q0.x"), ("Q0_y", "Q0.y"), ("Q1_x", "Q1.x"), ("Q1_y", "Q1.y")):
+                vector[ours] = convert(record[theirs])
+            if set(record) != {"msg", "P.x", "P.y", "u[0]", "u[1]", "Q0.x", "Q0.y", "Q1.x", "Q1.y"}:
+                raise ValueError(f"unexpected fields in {section}")
+            vectors.append(vector)
+    for section in ("K.1", "K.2"):
+        header, *records = _records(text, *APPENDICES[section])
+        if header.get("name") != "expand_message_xmd" or header.get("hash") != "SHA256":
+            raise ValueError(f"unexpected header in {section}")
+        _check_messages(records, section)
+        for index, record in enumerate(records):
+            if set(record) != {"msg", "len_in_bytes", "DST_prime", "msg_prime", "uniform_bytes"}:
+                raise ValueError(f"unexpected fields in {section}")
+            length = int(record["len_in_bytes"], 16)
+            vectors.append({"name": f"{section}-{index}", "operation": "expand_message_xmd",
+                            "section": section, "hash": "SHA-256", "dst": header["DST"],
+                            "msg": record["msg"], "len_in_bytes": length,
+                            "DST_prime": record["DST_prime"], "msg_prime": record["msg_prime"],
+                            "uniform_bytes": record["uniform_bytes"]})
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": ("RFC 9380 (Hashing to Elliptic Curves), Appendix J.9.1 (BLS12381G1_XMD:SHA-256_SSWU_RO_), "
+                   "J.10.1 (BLS12381G2_XMD:SHA-256_SSWU_RO_), K.1 and K.2 (expand_message_xmd(SHA-256)); "
+                   "text of github.com/cfrg/draft-irtf-cfrg-hash-to-curve at commit "
+                   "664b13592116cecc9e52fb192dcde0ade36f904e, draft-irtf-cfrg-hash-to-curve.md, "
+                   "cross-checked against the same commit's poc/vectors/*.json"),
+        "generated_by": "transcribed by protocols.system.vectorsets.rfc9380.transcribe (values parsed, never retyped)",
+        "description": ("RFC 9380 known answers: hash_to_curve to BLS12-381 G1 and G2 with every intermediate "
+                        "(u[0], u[1], Q0, Q1, P; F_p elements as 96 hex digits, F_p^2 elements as [c0, c1] for "
+                        "c0 + I * c1) and expand_message_xmd(SHA-256) with DST_prime and msg_prime. msg and dst "
+                        "are ASCII text, as the RFC prints them."),
+        "vectors": vectors,
+    }
+
+
+PINNED_SHA256 = "a911b0c529f6dc6cfe9b6d8b15584233bdb2eeaa1aa398ba6bfc270a2da6296a"
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
+                      pinned_sha256=PINNED_SHA256)
