@@ -96,6 +96,7 @@ def _short(value: Any, limit: int = 40) -> str:
 
 FAMILY_MODULES: tuple[str, ...] = (
     "aggregation",
+    "bf_bls12",
     "dp",
     "hmac_drbg",
     "paillier",
