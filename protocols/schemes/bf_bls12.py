@@ -276,6 +276,8 @@ def combine_dealings(dealings: Sequence[Dealing], threshold: int, nodes: Sequenc
 
 def node_secret(dealings: Sequence[Dealing], node: int) -> int:
     """s_i = sum over qualified dealers of f_j(i)."""
+    if any(node not in d.shares for d in dealings):
+        raise ParameterError(f"node {node} was not dealt a share")
     return sum(d.shares[node] for d in dealings) % R
 
 

@@ -86,7 +86,7 @@ def _threshold_json(seed: str, threshold: int, nodes: list[int], identity: bytes
 def _threshold(v: Mapping[str, Any]) -> None:
     nodes = field(v, "nodes")
     used = field(v, "used")
-    if not isinstance(nodes, list) or not isinstance(used, list):
+    if not all(isinstance(x, list) and all(type(i) is int for i in x) for x in (nodes, used)):
         raise VectorMismatchError("fields 'nodes' and 'used' must be lists of node numbers")
     computed = _threshold_json(str_field(v, "seed"), small_int_field(v, "threshold"), nodes,
                                bytes_field(v, "identity"), used)
