@@ -99,6 +99,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "bf_bls12",
     "dp",
     "hmac_drbg",
+    "hpke_rfc9180",
     "paillier",
     "paillier_encoding",
     "paillier_external",

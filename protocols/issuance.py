@@ -1,0 +1,1013 @@
+"""Identity-based key issuance: the PKG, enrollment, epochs (specs/issuance.md).
+
+A meter's identity -- its serial number, its role and the key epoch -- is its
+IBE public key (USaPP paper, section IV-B1).  The private key generator (PKG)
+issues the matching private key to a device that proves, with the X.509
+certificate and key its manufacturer gave it, that it holds the serial it
+claims; the key travels sealed with HPKE (RFC 9180) to a key the device made
+for this enrollment.  Every issuance is written to a hash-chained log.
+
+The IBE scheme is behind :class:`KeyExtractor` (a suite name and
+``extract(identity) -> bytes``), so the protocol runs with any suite of
+specs/ibe.md; the meter checks each key it receives through a
+``verify_key(identity, key) -> bool`` callback that the suite provides.
+
+Spec sections and what implements them:
+
+- 2   identities ............................ :class:`Identity`
+- 3   setup ................................. :class:`KeyExtractor`, :class:`TrustAnchor`, :class:`PkgState`,
+                                              :class:`MeterState`
+- 4   messages .............................. :func:`decode_challenge`, :func:`decode_enrollment`,
+                                              :func:`decode_delivery`
+- 5   enrollment ............................ :meth:`Pkg.challenge`, :meth:`Meter.enroll`, :meth:`Pkg.enroll`
+- 6   certificate profile and chain ......... :func:`verify_device_chain`, :func:`certificate_serial`
+- 7   key delivery (HPKE profile) ........... :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
+                                              :func:`SealBase`, :func:`OpenBase`, :func:`delivery_info`,
+                                              :meth:`Meter.receive`
+- 8   epochs as revocation .................. :meth:`Pkg.advance_epoch`, :meth:`Pkg.revoke`
+- 9   the issuance log ...................... :class:`IssuanceLog`, :class:`LogEntry`, :func:`verify_log`
+
+HPKE function names follow RFC 9180 (``SetupBaseS``, ``SealBase`` ...), an
+accepted exception to PEP 8 (STYLE.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
+from pyhpke import AEADId, CipherSuite, KDFId, KEMId, OpenError
+from pyhpke import ContextInterface as HpkeContext
+
+from protocols.errors import (
+    DecodeError,
+    ParameterError,
+    ReplayError,
+    StateError,
+    UsappError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.primitives.rand import RandomSource, resolve
+
+__all__ = [
+    "DOMAIN",
+    "HPKE_SUITE_NAME",
+    "ROLES",
+    "VERSION",
+    "DeriveKeyPair",
+    "Identity",
+    "IssuanceLog",
+    "IssuedKey",
+    "KeyExtractor",
+    "KeyVerifier",
+    "LogEntry",
+    "Meter",
+    "MeterState",
+    "OpenBase",
+    "Pkg",
+    "PkgState",
+    "SealBase",
+    "SetupBaseR",
+    "SetupBaseS",
+    "TrustAnchor",
+    "certificate_fingerprint",
+    "certificate_serial",
+    "decode_challenge",
+    "decode_delivery",
+    "decode_enrollment",
+    "delivery_info",
+    "enrollment_tbs",
+    "verify_device_chain",
+    "verify_log",
+]
+
+VERSION = 1
+DOMAIN = b"usapp-issuance-v1"
+"""Domain-separation prefix of every signature input and HPKE info (spec 4.1)."""
+
+CHALLENGE_BYTES = 32
+SIGNATURE_BYTES = 64
+"""Ed25519 signatures, and ECDSA P-256 signatures as r || s (32 bytes each)."""
+HPKE_PUBLIC_BYTES = 32
+HPKE_PRIVATE_BYTES = 32
+HPKE_IKM_BYTES = 32
+HPKE_TAG_BYTES = 16
+MAX_EPOCH = (1 << 32) - 1
+MAX_TIME = (1 << 64) - 1
+MAX_CHAIN = 3
+"""A device sends its certificate and at most two intermediate CA certificates (spec 6)."""
+MAX_CERTIFICATE_BYTES = 4096
+MAX_KEY_BYTES = 4096
+"""Largest encoded private key an extractor may return (spec 3.2)."""
+MAX_MESSAGE_BYTES = 1 << 15
+MAX_IDENTITY_BYTES = 128
+MAX_PENDING = 16
+"""Enrollments a meter keeps open or remembers as completed (spec 5.2)."""
+DEFAULT_CHALLENGE_LIFETIME = 300
+DEFAULT_MAX_OUTSTANDING = 1024
+
+ROLES = ("meter", "gateway", "aggregator", "head-end", "escrow", "operator")
+"""The role registry of spec 2.1, in the order the spec lists it."""
+
+IDENTITY_PREFIX = "usapp-id-v1"
+_SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_EPOCH_TEXT = re.compile(r"0|[1-9][0-9]{0,9}")
+_SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+# HPKE profile (spec 7.1): RFC 9180 section 7 identifiers.
+HPKE_MODE_BASE = 0x00
+HPKE_KEM_ID = 0x0020
+HPKE_KDF_ID = 0x0001
+HPKE_AEAD_ID = 0x0003
+HPKE_SUITE_NAME = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305"
+_HPKE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305)
+
+# CBOR map keys (spec 4): every message has its version under key 1.
+K_VERSION = 1
+_CHALLENGE = {1: int, 2: bytes, 3: int, 4: int, 5: str}
+_ENROLLMENT = {1: int, 2: bytes, 3: bytes, 4: str, 5: bytes, 6: list, 7: bytes}
+_DELIVERY = {1: int, 2: bytes, 3: bytes, 4: str, 5: bytes, 6: bytes}
+_LOG_ENTRY = {1: int, 2: bytes, 3: bytes, 4: int, 5: str, 6: bytes, 7: int}
+
+_SIGNATURE_OIDS = {
+    SignatureAlgorithmOID.ED25519: "Ed25519",
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ECDSA with SHA-256",
+}
+_KNOWN_CRITICAL = (x509.BasicConstraints, x509.KeyUsage)
+
+
+def _lp(data: bytes) -> bytes:
+    """One length byte, then the bytes (labels are shorter than 256 bytes)."""
+    return bytes([len(data)]) + data
+
+
+def _check_time(now: object, what: str = "now") -> int:
+    if type(now) is not int or not 0 <= now <= MAX_TIME:
+        raise ParameterError(f"{what} must be an integer number of seconds in [0, 2^64)")
+    return now
+
+
+def _check_suite_name(suite: object, what: str) -> str:
+    if not isinstance(suite, str) or not _SUITE.fullmatch(suite):
+        raise ParameterError(f"{what} must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
+    return suite
+
+
+# ---------------------------------------------------------------------------
+# Section 2: identities
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Spec 2: (serial, role, epoch), encoded as ``usapp-id-v1/<role>/<serial>/<epoch>``.
+
+    Constructing one from bad values is a ``ParameterError``; :meth:`parse`
+    accepts exactly the bytes :meth:`to_bytes` produces and raises
+    ``DecodeError`` for anything else.
+    """
+
+    serial: str
+    role: str
+    epoch: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.serial, str) or not _SERIAL.fullmatch(self.serial):
+            raise ParameterError("serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
+        if self.role not in ROLES:
+            raise ParameterError(f"role must be one of {', '.join(ROLES)}")
+        if type(self.epoch) is not int or not 0 <= self.epoch <= MAX_EPOCH:
+            raise ParameterError("epoch must be an integer in [0, 2^32)")
+
+    def to_bytes(self) -> bytes:
+        """Spec 2.2: the canonical encoding, ASCII."""
+        return f"{IDENTITY_PREFIX}/{self.role}/{self.serial}/{self.epoch}".encode("ascii")
+
+    @classmethod
+    def parse(cls, data: bytes) -> Identity:
+        """Spec 2.3: the strict parser."""
+        if not isinstance(data, (bytes, bytearray)):
+            raise DecodeError(f"identity must be bytes, got {type(data).__name__}")
+        if not 1 <= len(data) <= MAX_IDENTITY_BYTES:
+            raise DecodeError(f"identity must be 1 to {MAX_IDENTITY_BYTES} bytes, got {len(data)}")
+        try:
+            text = bytes(data).decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError("identity is not ASCII") from None
+        parts = text.split("/")
+        if len(parts) != 4:
+            raise DecodeError(f"identity must have 4 fields separated by '/', got {len(parts)}")
+        prefix, role, serial, epoch = parts
+        if prefix != IDENTITY_PREFIX:
+            raise DecodeError(f"identity must start with {IDENTITY_PREFIX!r}")
+        if role not in ROLES:
+            raise DecodeError(f"identity names an unknown role {role[:16]!r}")
+        if not _SERIAL.fullmatch(serial):
+            raise DecodeError("identity serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
+        if not _EPOCH_TEXT.fullmatch(epoch) or int(epoch) > MAX_EPOCH:
+            raise DecodeError("identity epoch must be a decimal integer in [0, 2^32) without leading zeros")
+        return cls(serial, role, int(epoch))
+
+
+# ---------------------------------------------------------------------------
+# Section 3: the extractor interface, trust anchors
+# ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class KeyExtractor(Protocol):
+    """Spec 3.2: an IBE suite's key extraction, as the PKG uses it.
+
+    ``suite`` names the suite (bound into every message); ``extract`` returns
+    the suite's encoding of the private key of ``identity`` (the bytes of an
+    :class:`Identity`).  Extraction MUST be deterministic in (master secret,
+    identity).
+    """
+
+    suite: str
+
+    def extract(self, identity: bytes) -> bytes:  # pragma: no cover - protocol
+        ...
+
+
+KeyVerifier = Callable[[bytes, bytes], bool]
+"""Spec 7.3: ``verify_key(identity, key) -> bool``, the suite's check of a received key."""
+
+
+_LAZY_PARTS = ("version", "signature_algorithm_oid", "extensions", "subject", "issuer",
+               "not_valid_before_utc", "not_valid_after_utc")
+
+
+def _load_certificate(der: object, what: str) -> x509.Certificate:
+    """Parse one DER certificate and force its lazily parsed parts (spec 6.1)."""
+    if not isinstance(der, (bytes, bytearray)):
+        raise DecodeError(f"{what} must be a byte string")
+    if not 1 <= len(der) <= MAX_CERTIFICATE_BYTES:
+        raise DecodeError(f"{what} must be 1 to {MAX_CERTIFICATE_BYTES} bytes, got {len(der)}")
+    # cryptography parses some parts lazily, on first access; each is touched
+    # here so that hostile DER fails now, as a DecodeError.  The parsers do not
+    # keep to one exception type: besides ValueError and UnsupportedAlgorithm,
+    # cryptography 48 raises KeyError for a Name attribute with an unknown
+    # string tag (found by tests/test_issuance.py's single-byte-change
+    # property), so every exception of the parse is caught here, and only here.
+    try:
+        with warnings.catch_warnings():
+            # A non-positive serial number is refused by the profile (spec 6.2), not warned about.
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            cert = x509.load_der_x509_certificate(bytes(der))
+        for part in _LAZY_PARTS:  # "extensions" parses all of them, refusing duplicates
+            getattr(cert, part)
+        cert.public_key()
+    except Exception as exc:  # any exception: see above
+        raise DecodeError(f"{what} is not a well-formed X.509 certificate: {type(exc).__name__}") from None
+    return cert
+
+
+def certificate_fingerprint(der: bytes) -> bytes:
+    """Spec 9.1: the SHA-256 of a DER certificate, as the log records the device's."""
+    return hashlib.sha256(der).digest()
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    """Spec 3.1: a manufacturer's root certificate and the roles it may vouch for."""
+
+    certificate: bytes
+    roles: frozenset[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roles", frozenset(self.roles))
+        if not self.roles or any(role not in ROLES for role in self.roles):
+            raise ParameterError(f"a trust anchor's roles must be a non-empty subset of {', '.join(ROLES)}")
+        try:
+            cert = _load_certificate(self.certificate, "trust anchor certificate")
+            _check_profile(cert, "trust anchor")
+            _check_ca(cert, 0, "trust anchor")
+            cert.verify_directly_issued_by(cert)
+        except (UsappError, ValueError, TypeError, InvalidSignature) as exc:
+            raise ParameterError(f"not a usable self-signed root: {exc}") from None
+
+    def parsed(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.certificate)
+
+
+# ---------------------------------------------------------------------------
+# Section 6: certificate profile and chain validation
+# ---------------------------------------------------------------------------
+
+
+def _extension(cert: x509.Certificate, kind: type) -> object | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _check_profile(cert: x509.Certificate, what: str) -> None:
+    """Spec 6.2, every certificate: v3, allowed algorithms, no unknown critical extension."""
+    if cert.version is not x509.Version.v3:
+        raise VerificationError(f"{what}: certificate is not X.509 v3")
+    if cert.serial_number <= 0:
+        raise VerificationError(f"{what}: certificate serial number is not positive (RFC 5280 4.1.2.2)")
+    if cert.signature_algorithm_oid not in _SIGNATURE_OIDS:
+        raise VerificationError(f"{what}: signature algorithm {cert.signature_algorithm_oid.dotted_string} "
+                                "is not Ed25519 or ECDSA with SHA-256")
+    key = cert.public_key()
+    if not isinstance(key, ed25519.Ed25519PublicKey) and not (
+            isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
+        raise VerificationError(f"{what}: public key is not Ed25519 or ECDSA P-256")
+    for ext in cert.extensions:
+        if ext.critical and not isinstance(ext.value, _KNOWN_CRITICAL):
+            raise VerificationError(f"{what}: unrecognised critical extension {ext.oid.dotted_string}")
+
+
+def _check_ca(cert: x509.Certificate, below: int, what: str) -> None:
+    """Spec 6.2, CA certificates: cA true, keyCertSign, path length covers ``below`` intermediates."""
+    constraints = _extension(cert, x509.BasicConstraints)
+    if constraints is None or not constraints.ca:
+        raise VerificationError(f"{what}: not a CA certificate (basicConstraints cA is not true)")
+    usage = _extension(cert, x509.KeyUsage)
+    if usage is None or not usage.key_cert_sign:
+        raise VerificationError(f"{what}: keyUsage does not allow keyCertSign")
+    if constraints.path_length is not None and below > constraints.path_length:
+        raise VerificationError(f"{what}: pathLenConstraint {constraints.path_length} does not allow "
+                                f"{below} intermediate certificate(s) below it")
+
+
+def _check_device(cert: x509.Certificate) -> None:
+    """Spec 6.2, the device certificate: not a CA, digitalSignature, not keyCertSign."""
+    constraints = _extension(cert, x509.BasicConstraints)
+    if constraints is not None and constraints.ca:
+        raise VerificationError("device certificate: is a CA certificate")
+    usage = _extension(cert, x509.KeyUsage)
+    if usage is None or not usage.digital_signature:
+        raise VerificationError("device certificate: keyUsage does not allow digitalSignature")
+    if usage.key_cert_sign:
+        raise VerificationError("device certificate: keyUsage allows keyCertSign")
+
+
+def _check_validity(cert: x509.Certificate, now: int, what: str) -> None:
+    if now < int(cert.not_valid_before_utc.timestamp()):
+        raise VerificationError(f"{what}: not yet valid at time {now}")
+    if now > int(cert.not_valid_after_utc.timestamp()):
+        raise VerificationError(f"{what}: expired before time {now}")
+
+
+def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        raise VerificationError(f"{what}: signature by its issuer does not verify") from None
+
+
+def certificate_serial(cert: x509.Certificate) -> str:
+    """Spec 6.3: the one subject serialNumber attribute (OID 2.5.4.5)."""
+    values = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    if len(values) != 1 or not isinstance(values[0].value, str):
+        raise VerificationError(f"device certificate: subject must hold exactly one serialNumber, "
+                                f"it holds {len(values)}")
+    return values[0].value
+
+
+def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor],
+                        now: int) -> TrustAnchor:
+    """Spec 6.2: check device certificate -> intermediates -> a trust anchor at time ``now``.
+
+    Returns the anchor the chain ends at; raises ``VerificationError`` naming
+    the certificate and the check that failed.
+    """
+    if not 1 <= len(chain) <= MAX_CHAIN:
+        raise DecodeError(f"certificate chain must hold 1 to {MAX_CHAIN} certificates")
+    names = ["device certificate"] + [f"intermediate certificate {i}" for i in range(1, len(chain))]
+    for position, (cert, what) in enumerate(zip(chain, names)):
+        _check_profile(cert, what)
+        _check_validity(cert, now, what)
+        if position == 0:
+            _check_device(cert)
+        else:
+            _check_ca(cert, position - 1, what)
+    for position in range(len(chain) - 1):
+        _check_issued_by(chain[position], chain[position + 1], names[position])
+    last = chain[-1]
+    candidates = [a for a in anchors if a.parsed().subject == last.issuer]
+    if not candidates:
+        raise VerificationError(f"{names[-1]}: issuer is not a trusted manufacturer root")
+    for anchor in candidates:
+        root = anchor.parsed()
+        try:
+            last.verify_directly_issued_by(root)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            continue
+        _check_validity(root, now, "trust anchor")
+        _check_ca(root, len(chain) - 1, "trust anchor")
+        return anchor
+    raise VerificationError(f"{names[-1]}: signature by the trusted root named as its issuer does not verify")
+
+
+# ---------------------------------------------------------------------------
+# Section 7.1: the HPKE profile (RFC 9180, Base mode, X25519 / HKDF-SHA256 / ChaCha20-Poly1305)
+# ---------------------------------------------------------------------------
+
+
+def DeriveKeyPair(ikm: bytes) -> tuple[bytes, bytes]:
+    """RFC 9180 section 7.1.3 for DHKEM(X25519, HKDF-SHA256): (skm, pkm), 32 bytes each."""
+    if not isinstance(ikm, (bytes, bytearray)) or len(ikm) < HPKE_PRIVATE_BYTES:
+        raise ParameterError(f"DeriveKeyPair needs at least {HPKE_PRIVATE_BYTES} bytes of ikm")
+    pair = _HPKE.kem.derive_key_pair(bytes(ikm))
+    return pair.private_key.to_private_bytes(), pair.public_key.to_public_bytes()
+
+
+def _check_hpke_public(pkm: bytes, what: str) -> None:
+    """RFC 9180 sections 7.1.1, 7.1.4: 32 bytes, and not a point whose DH output is all zero."""
+    if not isinstance(pkm, (bytes, bytearray)) or len(pkm) != HPKE_PUBLIC_BYTES:
+        raise DecodeError(f"{what} must be {HPKE_PUBLIC_BYTES} bytes")
+    # A clamped X25519 scalar is a multiple of 8, so any one of them maps a
+    # small-order point to zero, which cryptography refuses (ValueError).
+    try:
+        X25519PrivateKey.from_private_bytes(bytes(32)).exchange(X25519PublicKey.from_public_bytes(bytes(pkm)))
+    except ValueError:
+        raise DecodeError(f"{what} is a small-order X25519 point (RFC 9180 section 7.1.4)") from None
+
+
+def SetupBaseS(pkRm: bytes, info: bytes, ikmE: bytes) -> tuple[bytes, HpkeContext]:
+    """RFC 9180 section 5.1.1 with the ephemeral key pair DeriveKeyPair(ikmE) (section 4).
+
+    Returns (enc, sender context).  ``pkRm`` is validated first (``DecodeError``).
+    """
+    _check_hpke_public(pkRm, "HPKE recipient public key")
+    if not isinstance(info, (bytes, bytearray)):
+        raise ParameterError("info must be bytes")
+    if not isinstance(ikmE, (bytes, bytearray)) or len(ikmE) < HPKE_PRIVATE_BYTES:
+        raise ParameterError(f"ikmE must be at least {HPKE_PRIVATE_BYTES} bytes")
+    ephemeral = _HPKE.kem.derive_key_pair(bytes(ikmE))
+    recipient = _HPKE.kem.deserialize_public_key(bytes(pkRm))
+    enc, context = _HPKE.create_sender_context(recipient, bytes(info), eks=ephemeral)
+    return enc, context
+
+
+def SetupBaseR(enc: bytes, skRm: bytes, info: bytes) -> HpkeContext:
+    """RFC 9180 section 5.1.1, the recipient.  A failed decapsulation is a ``VerificationError``."""
+    if not isinstance(enc, (bytes, bytearray)) or len(enc) != HPKE_PUBLIC_BYTES:
+        raise DecodeError(f"HPKE enc must be {HPKE_PUBLIC_BYTES} bytes")
+    if not isinstance(skRm, (bytes, bytearray)) or len(skRm) != HPKE_PRIVATE_BYTES:
+        raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
+    if not isinstance(info, (bytes, bytearray)):
+        raise ParameterError("info must be bytes")
+    try:
+        return _HPKE.create_recipient_context(bytes(enc), _HPKE.kem.deserialize_private_key(bytes(skRm)),
+                                              bytes(info))
+    except ValueError:  # the DH output is all zero: enc is a small-order point (section 7.1.4)
+        raise VerificationError("HPKE decapsulation failed (small-order enc)") from None
+
+
+def SealBase(pkRm: bytes, info: bytes, aad: bytes, pt: bytes,
+             rng: RandomSource | None = None) -> tuple[bytes, bytes]:
+    """RFC 9180 section 6.1: single-shot Base-mode encryption; returns (enc, ct).
+
+    Draws ikmE (32 bytes) from ``rng`` and uses DeriveKeyPair(ikmE) as the
+    ephemeral key pair: RFC 9180 section 4 allows GenerateKeyPair() to be
+    DeriveKeyPair(random(Nsk)), and it lets a vector pin the ephemeral key.
+    """
+    if not isinstance(aad, (bytes, bytearray)) or not isinstance(pt, (bytes, bytearray)):
+        raise ParameterError("aad and pt must be bytes")
+    _check_hpke_public(pkRm, "HPKE recipient public key")
+    ikmE = resolve(rng).random_bytes(HPKE_IKM_BYTES)
+    enc, context = SetupBaseS(pkRm, info, ikmE)
+    return enc, context.seal(bytes(pt), bytes(aad))
+
+
+def OpenBase(enc: bytes, skRm: bytes, info: bytes, aad: bytes, ct: bytes) -> bytes:
+    """RFC 9180 section 6.1: single-shot Base-mode decryption.
+
+    Malformed lengths are a ``DecodeError``; a failed decapsulation or AEAD
+    open is a ``VerificationError`` (the two are not told apart).
+    """
+    if not isinstance(ct, (bytes, bytearray)) or len(ct) < HPKE_TAG_BYTES:
+        raise DecodeError(f"HPKE ciphertext must be at least {HPKE_TAG_BYTES} bytes")
+    if not isinstance(aad, (bytes, bytearray)):
+        raise ParameterError("aad must be bytes")
+    context = SetupBaseR(enc, skRm, info)
+    try:
+        return context.open(bytes(ct), bytes(aad))
+    except OpenError:  # pyhpke wraps every AEAD failure in OpenError
+        raise VerificationError("HPKE ciphertext does not open") from None
+
+
+def delivery_info(challenge: bytes, identity: bytes, suite: str) -> bytes:
+    """Spec 7.2: info = DOMAIN || lp("key-delivery") || CBOR({1: 1, 2: challenge, 3: identity, 4: suite})."""
+    return DOMAIN + _lp(b"key-delivery") + cbor.encode({1: VERSION, 2: challenge, 3: identity, 4: suite})
+
+
+# ---------------------------------------------------------------------------
+# Section 4: messages
+# ---------------------------------------------------------------------------
+
+
+def _decode(data: object, schema: dict, kind: str) -> dict:
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError(f"{kind}: expected bytes, got {type(data).__name__}")
+    message = cbor.decode_map(bytes(data), schema, name=kind, max_size=MAX_MESSAGE_BYTES)
+    if message[K_VERSION] != VERSION:
+        raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
+    return message
+
+
+def _suite_field(value: str, kind: str) -> str:
+    if not _SUITE.fullmatch(value):
+        raise DecodeError(f"{kind}: malformed suite name")
+    return value
+
+
+def _nonce_field(value: bytes, kind: str) -> bytes:
+    if len(value) != CHALLENGE_BYTES:
+        raise DecodeError(f"{kind}: challenge must be {CHALLENGE_BYTES} bytes, got {len(value)}")
+    return value
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """Spec 4.2: the PKG's challenge."""
+
+    nonce: bytes
+    expires: int
+    epoch: int
+    suite: str
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode({1: VERSION, 2: self.nonce, 3: self.expires, 4: self.epoch, 5: self.suite})
+
+
+def decode_challenge(data: bytes) -> Challenge:
+    m = _decode(data, _CHALLENGE, "challenge")
+    if not 0 <= m[3] <= MAX_TIME:
+        raise DecodeError("challenge: expiry out of range")
+    if not 0 <= m[4] <= MAX_EPOCH:
+        raise DecodeError("challenge: epoch out of range [0, 2^32)")
+    return Challenge(_nonce_field(m[2], "challenge"), m[3], m[4], _suite_field(m[5], "challenge"))
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """Spec 4.3: the device's enrollment, decoded (its signature not yet checked)."""
+
+    challenge: bytes
+    identity: Identity
+    identity_bytes: bytes
+    suite: str
+    hpke_public: bytes
+    chain: tuple[x509.Certificate, ...]
+    chain_der: tuple[bytes, ...]
+    signature: bytes
+    fields: dict = field(repr=False)
+
+
+def enrollment_tbs(body: dict) -> bytes:
+    """Spec 4.3: the signed bytes, DOMAIN || lp("enrollment") || CBOR(keys 1-6)."""
+    return DOMAIN + _lp(b"enrollment") + cbor.encode({k: v for k, v in body.items() if k != 7})
+
+
+def decode_enrollment(data: bytes) -> Enrollment:
+    """Spec 5.3 step 1: decode and check formats (``DecodeError``)."""
+    m = _decode(data, _ENROLLMENT, "enrollment")
+    challenge = _nonce_field(m[2], "enrollment")
+    identity = Identity.parse(m[3])
+    suite = _suite_field(m[4], "enrollment")
+    _check_hpke_public(m[5], "enrollment: HPKE public key")
+    chain_der = m[6]
+    if not 1 <= len(chain_der) <= MAX_CHAIN:
+        raise DecodeError(f"enrollment: certificate chain must hold 1 to {MAX_CHAIN} certificates")
+    chain = tuple(_load_certificate(der, f"enrollment: certificate {i}") for i, der in enumerate(chain_der))
+    if len(m[7]) != SIGNATURE_BYTES:
+        raise DecodeError(f"enrollment: signature must be {SIGNATURE_BYTES} bytes, got {len(m[7])}")
+    return Enrollment(challenge, identity, m[3], suite, m[5], chain, tuple(chain_der), m[7], m)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Spec 4.4: the PKG's key delivery, decoded (not yet opened)."""
+
+    challenge: bytes
+    identity: bytes
+    suite: str
+    enc: bytes
+    ct: bytes
+
+
+def decode_delivery(data: bytes) -> Delivery:
+    m = _decode(data, _DELIVERY, "key-delivery")
+    Identity.parse(m[3])
+    if len(m[5]) != HPKE_PUBLIC_BYTES:
+        raise DecodeError(f"key-delivery: enc must be {HPKE_PUBLIC_BYTES} bytes")
+    if not HPKE_TAG_BYTES < len(m[6]) <= MAX_KEY_BYTES + HPKE_TAG_BYTES:
+        raise DecodeError("key-delivery: ciphertext length out of range")
+    return Delivery(_nonce_field(m[2], "key-delivery"), m[3], _suite_field(m[4], "key-delivery"), m[5], m[6])
+
+
+# ---------------------------------------------------------------------------
+# Device signatures (spec 4.3): Ed25519, or ECDSA P-256 / SHA-256 as r || s
+# ---------------------------------------------------------------------------
+
+
+def _sign(private_key: object, message: bytes) -> bytes:
+    if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(message)
+    # Deterministic ECDSA (RFC 6979): the device needs no randomness to sign.
+    der = private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _verify_signature(public_key: object, signature: bytes, message: bytes) -> None:
+    try:
+        if isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, message)
+            return
+        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
+            raise InvalidSignature
+        public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise VerificationError("enrollment: signature by the device key does not verify") from None
+
+
+def _load_device_key(der: bytes) -> object:
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ParameterError("device key must be an unencrypted PKCS#8 DER private key") from None
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    raise ParameterError("device key must be Ed25519 or ECDSA P-256")
+
+
+def _public_raw(key: object) -> bytes:
+    """SubjectPublicKeyInfo DER of a public key, or of a private key's public half."""
+    if hasattr(key, "public_key"):
+        key = key.public_key()
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+# ---------------------------------------------------------------------------
+# Section 9: the issuance log
+# ---------------------------------------------------------------------------
+
+_GENESIS = bytes(32)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """Spec 9.1: one issuance."""
+
+    index: int
+    prev: bytes
+    identity: bytes
+    epoch: int
+    suite: str
+    certificate_sha256: bytes
+    time: int
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode({1: self.index, 2: self.prev, 3: self.identity, 4: self.epoch, 5: self.suite,
+                            6: self.certificate_sha256, 7: self.time})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> LogEntry:
+        m = _decode_log_entry(data)
+        return cls(m[1], m[2], m[3], m[4], m[5], m[6], m[7])
+
+
+def _decode_log_entry(data: bytes) -> dict:
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError("log entry must be bytes")
+    m = cbor.decode_map(bytes(data), _LOG_ENTRY, name="log entry", max_size=MAX_MESSAGE_BYTES)
+    if m[1] < 0 or not 0 <= m[7] <= MAX_TIME:
+        raise DecodeError("log entry: index or time out of range")
+    if len(m[2]) != 32 or len(m[6]) != 32:
+        raise DecodeError("log entry: hashes must be 32 bytes")
+    identity = Identity.parse(m[3])
+    if m[4] != identity.epoch:
+        raise DecodeError(f"log entry: epoch {m[4]} differs from the identity's epoch {identity.epoch}")
+    _suite_field(m[5], "log entry")
+    return m
+
+
+def entry_hash(entry: bytes) -> bytes:
+    """Spec 9.1: the SHA-256 of an entry's encoding; the next entry's ``prev``."""
+    return hashlib.sha256(entry).digest()
+
+
+@dataclass
+class IssuanceLog:
+    """Spec 9: the append-only, hash-chained list of encoded entries."""
+
+    entries: list[bytes] = field(default_factory=list)
+
+    @property
+    def head(self) -> bytes:
+        """The hash of the last entry (32 zero bytes for an empty log)."""
+        return entry_hash(self.entries[-1]) if self.entries else _GENESIS
+
+    @property
+    def last_time(self) -> int:
+        return LogEntry.from_bytes(self.entries[-1]).time if self.entries else 0
+
+    def append(self, identity: Identity, suite: str, certificate_sha256: bytes, time: int) -> bytes:
+        _check_time(time, "time")
+        if time < self.last_time:
+            raise StateError(f"time {time} is before the last log entry's time {self.last_time}")
+        entry = LogEntry(len(self.entries), self.head, identity.to_bytes(), identity.epoch, suite,
+                         certificate_sha256, time).to_bytes()
+        self.entries.append(entry)
+        return entry
+
+    def verify(self, *, expected_head: bytes | None = None) -> tuple[LogEntry, ...]:
+        return verify_log(self.entries, expected_head=expected_head)
+
+
+def verify_log(entries: Sequence[bytes], *, expected_head: bytes | None = None) -> tuple[LogEntry, ...]:
+    """Spec 9.2: check the chain; raise ``VerificationError`` naming the first bad index.
+
+    Entry i must decode, carry index i, carry prev = SHA-256(entry i-1) (32
+    zero bytes for entry 0), and a time no earlier than entry i-1's.  With
+    ``expected_head`` (the head published or countersigned earlier), a
+    dropped or altered last entry is detected too.
+    """
+    decoded = []
+    prev = _GENESIS
+    last_time = 0
+    for index, raw in enumerate(entries):
+        try:
+            entry = LogEntry.from_bytes(raw)
+        except DecodeError as exc:
+            raise VerificationError(f"log entry {index}: malformed ({exc})") from None
+        if entry.index != index:
+            raise VerificationError(f"log entry {index}: carries index {entry.index} (entries dropped, "
+                                    "inserted or reordered)")
+        if not hmac.compare_digest(entry.prev, prev):
+            raise VerificationError(f"log entry {index}: prev is not the hash of entry {index - 1} "
+                                    f"(entry {index - 1} or {index} altered, or entries dropped)")
+        if entry.time < last_time:
+            raise VerificationError(f"log entry {index}: time goes backwards")
+        decoded.append(entry)
+        prev = entry_hash(bytes(raw))
+        last_time = entry.time
+    if expected_head is not None and not hmac.compare_digest(prev, expected_head):
+        raise VerificationError(f"log entry {len(entries) - 1}: the log's head is not the expected head "
+                                "(the last entry altered, or entries dropped from the end)")
+    return tuple(decoded)
+
+
+# ---------------------------------------------------------------------------
+# Section 5: the PKG
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ChallengeRecord:
+    expires: int
+    used: bool = False
+
+
+@dataclass
+class PkgState:
+    """What the PKG stores (spec 3.1).  The master secret lives in the extractor, not here."""
+
+    anchors: tuple[TrustAnchor, ...]
+    epoch: int
+    challenge_lifetime: int = DEFAULT_CHALLENGE_LIFETIME
+    max_outstanding: int = DEFAULT_MAX_OUTSTANDING
+    challenges: dict[bytes, ChallengeRecord] = field(default_factory=dict, repr=False)
+    revoked: set[str] = field(default_factory=set)
+    log: IssuanceLog = field(default_factory=IssuanceLog, repr=False)
+
+
+class Pkg:
+    """The private key generator (spec 5.1, 5.3, 8)."""
+
+    def __init__(self, state: PkgState, extractor: KeyExtractor) -> None:
+        if not isinstance(extractor, KeyExtractor):
+            raise ParameterError("extractor must have a suite name and an extract(identity) method")
+        _check_suite_name(extractor.suite, "extractor suite")
+        anchors = tuple(state.anchors)
+        if not anchors or any(not isinstance(a, TrustAnchor) for a in anchors):
+            raise ParameterError("the PKG needs at least one TrustAnchor")
+        if type(state.epoch) is not int or not 0 <= state.epoch <= MAX_EPOCH:
+            raise ParameterError("epoch must be an integer in [0, 2^32)")
+        for name in ("challenge_lifetime", "max_outstanding"):
+            value = getattr(state, name)
+            if type(value) is not int or value < 1:
+                raise ParameterError(f"{name} must be a positive integer")
+        self.state = state
+        self.extractor = extractor
+
+    @property
+    def suite(self) -> str:
+        return self.extractor.suite
+
+    def _prune(self, now: int) -> None:
+        """Spec 5.1: expired challenges are forgotten (a late replay is then refused as unknown)."""
+        for nonce in [n for n, record in self.state.challenges.items() if record.expires < now]:
+            del self.state.challenges[nonce]
+
+    def challenge(self, now: int, rng: RandomSource | None = None) -> bytes:
+        """Spec 5.1: a fresh 32-byte challenge, valid until now + lifetime, single use."""
+        _check_time(now)
+        self._prune(now)
+        if len(self.state.challenges) >= self.state.max_outstanding:
+            raise StateError(f"{len(self.state.challenges)} challenges outstanding; try again later")
+        nonce = resolve(rng).random_bytes(CHALLENGE_BYTES)
+        if nonce in self.state.challenges:
+            raise StateError("challenge collision: the randomness source repeated itself")
+        expires = min(now + self.state.challenge_lifetime, MAX_TIME)
+        self.state.challenges[nonce] = ChallengeRecord(expires)
+        return Challenge(nonce, expires, self.state.epoch, self.suite).to_bytes()
+
+    def enroll(self, request: bytes, now: int, rng: RandomSource | None = None) -> bytes:
+        """Spec 5.3: check an enrollment in the spec's order; on success consume the
+        challenge, extract and seal the key, log the issuance, return the key-delivery.
+
+        A refused enrollment changes nothing: the challenge stays unused and
+        the log untouched.
+        """
+        _check_time(now)                                                     # step 0
+        if now < self.state.log.last_time:
+            raise StateError(f"time {now} is before the last issuance at {self.state.log.last_time}")
+        e = decode_enrollment(request)                                       # step 1
+        if e.suite != self.suite:                                            # step 2
+            raise DecodeError(f"enrollment: unknown suite {e.suite!r} (this PKG issues {self.suite!r})")
+        if e.identity.epoch != self.state.epoch:                             # step 3
+            raise StateError(f"enrollment is for epoch {e.identity.epoch}, the current epoch is "
+                             f"{self.state.epoch}")
+        record = self.state.challenges.get(e.challenge)                      # step 4
+        if record is None:
+            raise StateError("enrollment answers an unknown challenge")
+        if record.used:
+            raise ReplayError("enrollment answers a challenge that was already used")
+        if now > record.expires:
+            raise StateError(f"enrollment answers a challenge that expired at {record.expires}")
+        anchor = verify_device_chain(e.chain, self.state.anchors, now)     # step 5
+        if e.identity.role not in anchor.roles:                              # step 6
+            raise VerificationError(f"the manufacturer root of this device may not vouch for role "
+                                    f"{e.identity.role!r}")
+        serial = certificate_serial(e.chain[0])                              # step 7
+        if serial != e.identity.serial:
+            raise VerificationError("the identity's serial is not the device certificate's serialNumber")
+        if serial in self.state.revoked:                                     # step 8
+            raise VerificationError(f"device {serial} is revoked")
+        _verify_signature(e.chain[0].public_key(), e.signature, enrollment_tbs(e.fields))  # step 9
+        key = self.extractor.extract(e.identity_bytes)                       # step 10
+        if not isinstance(key, (bytes, bytearray)) or not 1 <= len(key) <= MAX_KEY_BYTES:
+            raise ParameterError(f"the extractor must return 1 to {MAX_KEY_BYTES} bytes")
+        info = delivery_info(e.challenge, e.identity_bytes, self.suite)
+        enc, ct = SealBase(e.hpke_public, info, b"", bytes(key), rng)
+        record.used = True
+        self.state.log.append(e.identity, self.suite, certificate_fingerprint(e.chain_der[0]), now)
+        return cbor.encode({1: VERSION, 2: e.challenge, 3: e.identity_bytes, 4: self.suite, 5: enc, 6: ct})
+
+    def advance_epoch(self, epoch: int) -> None:
+        """Spec 8: move to a later epoch; outstanding challenges are void."""
+        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            raise ParameterError("epoch must be an integer in [0, 2^32)")
+        if epoch <= self.state.epoch:
+            raise StateError(f"the next epoch must be after the current epoch {self.state.epoch}")
+        self.state.epoch = epoch
+        self.state.challenges.clear()
+
+    def revoke(self, serial: str) -> None:
+        """Spec 8: refuse every later enrollment of this serial, in any role."""
+        if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+            raise ParameterError("serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
+        self.state.revoked.add(serial)
+
+
+# ---------------------------------------------------------------------------
+# Section 5.2 and 7.3: the meter (any enrolling device)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """Spec 7.3: a private key the device accepted."""
+
+    identity: bytes
+    epoch: int
+    suite: str
+    key: bytes = field(repr=False)
+
+
+@dataclass
+class PendingEnrollment:
+    identity: bytes
+    suite: str
+    hpke_private: bytes | None = field(repr=False)
+    """None once the delivery was accepted: the key is erased (spec 7.3)."""
+
+
+@dataclass
+class MeterState:
+    """What an enrolling device stores (spec 3.3)."""
+
+    serial: str
+    role: str
+    suite: str
+    device_key: bytes = field(repr=False)
+    """The device's private key, PKCS#8 DER (Ed25519 or ECDSA P-256)."""
+    chain: tuple[bytes, ...]
+    """The device certificate, then any intermediate CA certificates, DER."""
+    pending: dict[bytes, PendingEnrollment] = field(default_factory=dict, repr=False)
+    keys: dict[int, IssuedKey] = field(default_factory=dict, repr=False)
+
+
+class Meter:
+    """The enrolling device (spec 5.2, 7.3).  ``verify_key`` is the suite's key check."""
+
+    def __init__(self, state: MeterState, verify_key: KeyVerifier) -> None:
+        Identity(state.serial, state.role, 0)
+        _check_suite_name(state.suite, "meter suite")
+        if not callable(verify_key):
+            raise ParameterError("verify_key must be the suite's key check, verify_key(identity, key) -> bool")
+        chain = tuple(state.chain)
+        if not 1 <= len(chain) <= MAX_CHAIN:
+            raise ParameterError(f"the chain must hold 1 to {MAX_CHAIN} certificates")
+        try:
+            device = _load_certificate(chain[0], "device certificate")
+        except DecodeError as exc:
+            raise ParameterError(str(exc)) from None
+        self._key = _load_device_key(state.device_key)
+        if _public_raw(self._key) != _public_raw(device.public_key()):
+            raise ParameterError("the device key does not match the device certificate")
+        self.state = state
+        self.verify_key = verify_key
+
+    def enroll(self, challenge: bytes, rng: RandomSource | None = None) -> bytes:
+        """Spec 5.2: answer a challenge with an enrollment for (serial, role, challenge epoch).
+
+        Draws ikm (32 bytes) for this enrollment's HPKE key pair.
+        """
+        c = decode_challenge(challenge)
+        if c.suite != self.state.suite:
+            raise DecodeError(f"challenge: unknown suite {c.suite!r} (this device uses {self.state.suite!r})")
+        if self.state.keys and c.epoch < max(self.state.keys):
+            raise StateError(f"challenge for epoch {c.epoch}, before the latest key held ({max(self.state.keys)})")
+        if c.nonce in self.state.pending:
+            raise ReplayError("this challenge was already answered")
+        identity = Identity(self.state.serial, self.state.role, c.epoch).to_bytes()
+        sk, pk = DeriveKeyPair(resolve(rng).random_bytes(HPKE_IKM_BYTES))
+        body = {1: VERSION, 2: c.nonce, 3: identity, 4: c.suite, 5: pk, 6: list(self.state.chain)}
+        body[7] = _sign(self._key, enrollment_tbs(body))
+        pending = self.state.pending
+        while len(pending) >= MAX_PENDING:
+            del pending[next(iter(pending))]
+        pending[c.nonce] = PendingEnrollment(identity, c.suite, sk)
+        return cbor.encode(body)
+
+    def receive(self, delivery: bytes) -> IssuedKey:
+        """Spec 7.3: open a key-delivery for an enrollment this device made, check the key, keep it."""
+        d = decode_delivery(delivery)                                         # step 1
+        pending = self.state.pending.get(d.challenge)                         # step 2
+        if pending is None:
+            raise StateError("key-delivery for a challenge this device did not answer")
+        if pending.hpke_private is None:
+            raise ReplayError("key-delivery for an enrollment already completed")
+        if d.identity != pending.identity:                                    # step 3
+            raise VerificationError("key-delivery is for another identity or epoch")
+        if d.suite != pending.suite:
+            raise VerificationError(f"key-delivery is for suite {d.suite!r}, not {pending.suite!r}")
+        info = delivery_info(d.challenge, d.identity, d.suite)                # step 4
+        key = OpenBase(d.enc, pending.hpke_private, info, b"", d.ct)
+        if self.verify_key(d.identity, key) is not True:                     # step 5
+            raise VerificationError("the delivered key does not verify for this identity")
+        identity = Identity.parse(d.identity)                                 # step 6
+        issued = IssuedKey(d.identity, identity.epoch, d.suite, key)
+        pending.hpke_private = None
+        self.state.keys[identity.epoch] = issued
+        return issued
+
+    def key(self, epoch: int) -> IssuedKey:
+        if epoch not in self.state.keys:
+            raise StateError(f"no key held for epoch {epoch}")
+        return self.state.keys[epoch]
+
+    def forget_before(self, epoch: int) -> None:
+        """Spec 8: erase the keys of epochs before ``epoch``."""
+        for old in [e for e in self.state.keys if e < epoch]:
+            del self.state.keys[old]
