@@ -37,7 +37,7 @@ import hashlib
 import hmac
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -55,13 +55,16 @@ from pyhpke import ContextInterface as HpkeContext
 from protocols.errors import (
     DecodeError,
     ParameterError,
+    RecoveryError,
     ReplayError,
     StateError,
     UsappError,
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives.bls12_381 import G1
 from protocols.primitives.rand import RandomSource, resolve
+from protocols.schemes import bf_bls12
 
 __all__ = [
     "DOMAIN",
@@ -1011,3 +1014,74 @@ class Meter:
         """Spec 8: erase the keys of epochs before ``epoch``."""
         for old in [e for e in self.state.keys if e < epoch]:
             del self.state.keys[old]
+
+
+# ---------------------------------------------------------------------------
+# Section 10: suites, and the distributed PKG
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bls12Extractor:
+    """Spec 10.1: the BLS12-381 BF suite (specs/ibe.md 4.2) with one master secret."""
+
+    master: bf_bls12.MasterKey = field(repr=False)
+    suite: str = bf_bls12.SUITE
+
+    def extract(self, identity: bytes) -> bytes:
+        return bf_bls12.extract(self.master, identity).to_bytes()
+
+
+def bls12_key_verifier(params: bf_bls12.PublicParams) -> KeyVerifier:
+    """Spec 10.1: the device's check of a delivered key: e(d_id, g2) = e(Q_id, P_pub)."""
+
+    def verify(identity: bytes, key: bytes) -> bool:
+        try:
+            return bf_bls12.verify_private_key(params, bf_bls12.PrivateKey.from_bytes(identity, key))
+        except UsappError:
+            return False
+
+    return verify
+
+
+@dataclass(frozen=True)
+class ThresholdNodeExtractor:
+    """Spec 10.2: PKG node ``node``'s extractor; its "key" is the share d_i = s_i Q_id.
+
+    Each node runs its own :class:`Pkg` (its own challenges, checks and log)
+    with this extractor; s_i comes from the DKG of specs/ibe.md 4.5.
+    """
+
+    node: int
+    secret_share: int = field(repr=False)
+    suite: str = bf_bls12.SUITE
+
+    def extract(self, identity: bytes) -> bytes:
+        return bf_bls12.extract_share(self.secret_share, identity).to_bytes()
+
+
+def threshold_share_verifier(key: bf_bls12.DistributedKey, node: int) -> KeyVerifier:
+    """Spec 10.3: the device's check of node ``node``'s share: e(d_i, g2) = e(Q_id, V_i)."""
+
+    def verify(identity: bytes, share: bytes) -> bool:
+        try:
+            bf_bls12.verify_key_share(key, node, identity, G1.from_bytes(share))
+        except UsappError:
+            return False
+        return True
+
+    return verify
+
+
+def combine_issued_shares(key: bf_bls12.DistributedKey, shares: Mapping[int, IssuedKey]) -> IssuedKey:
+    """Spec 10.3: combine the shares t nodes delivered (each checked on receipt,
+    and again here) into the device's key, and check it against P_pub."""
+    if not shares:
+        raise RecoveryError("no key shares to combine")
+    first = next(iter(shares.values()))
+    for node, share in shares.items():
+        if (share.identity, share.epoch, share.suite) != (first.identity, first.epoch, first.suite):
+            raise VerificationError(f"the share from node {node} is for another identity, epoch or suite")
+    combined = bf_bls12.combine_key_shares(
+        key, first.identity, {node: G1.from_bytes(share.key) for node, share in shares.items()})
+    return IssuedKey(first.identity, first.epoch, first.suite, combined.to_bytes())

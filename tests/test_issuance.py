@@ -28,6 +28,7 @@ from protocols import issuance as iss
 from protocols.errors import (
     DecodeError,
     ParameterError,
+    RecoveryError,
     ReplayError,
     StateError,
     UsappError,
@@ -274,26 +275,94 @@ def test_enrollment_issues_the_extracted_key(options):
 
 
 def test_the_bls12_381_bf_suite_plugs_in():
-    """The real BF suite of specs/ibe.md section 4 behind KeyExtractor and verify_key."""
+    """The real BF suite of specs/ibe.md section 4 behind KeyExtractor and verify_key (spec 10.1)."""
     from protocols.schemes import bf_bls12
 
     master = bf_bls12.setup(HmacDrbg.from_seed("tests/issuance/bf-master"))
     params = master.params
-
-    class Bls12Extractor:
-        suite = bf_bls12.SUITE
-
-        def extract(self, identity: bytes) -> bytes:
-            return bf_bls12.extract(master, identity).to_bytes()
-
-    def verify(identity: bytes, key: bytes) -> bool:
-        return bf_bls12.verify_private_key(params, bf_bls12.PrivateKey.from_bytes(identity, key))
-
-    pkg = new_pkg(extractor=Bls12Extractor())
-    meter = new_meter(suite=bf_bls12.SUITE, verify=verify)
+    pkg = new_pkg(extractor=iss.Bls12Extractor(master))
+    meter = new_meter(suite=bf_bls12.SUITE, verify=iss.bls12_key_verifier(params))
     issued = run(pkg, meter)
     session_key, enc = bf_bls12.encapsulate(params, issued.identity, HmacDrbg.from_seed("tests/issuance/bf-enc"))
     assert bf_bls12.decapsulate(bf_bls12.PrivateKey.from_bytes(issued.identity, issued.key), enc) == session_key
+    wrong = new_meter(suite=bf_bls12.SUITE, verify=iss.bls12_key_verifier(bf_bls12.setup(
+        HmacDrbg.from_seed("tests/issuance/other-master")).params))
+    with pytest.raises(VerificationError, match="does not verify"):
+        run(pkg, wrong, seed="wrong-params")
+
+
+# ---------------------------------------------------------------------------
+# Spec 10: the distributed PKG
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def distributed():
+    """Five PKG nodes, threshold 3, keyed by a joint-Feldman DKG (specs/ibe.md 4.5)."""
+    from protocols.schemes import bf_bls12
+
+    rng = HmacDrbg.from_seed("tests/issuance/dkg")
+    nodes = [1, 2, 3, 4, 5]
+    dealings = [bf_bls12.deal(i, 3, nodes, rng) for i in nodes]
+    for dealing in dealings:  # every node checks what it was dealt
+        for node in nodes:
+            bf_bls12.verify_dealt_share(dealing, node, dealing.shares[node])
+    key = bf_bls12.combine_dealings(dealings, 3, nodes)
+    secrets = {i: bf_bls12.node_secret(dealings, i) for i in nodes}
+    return key, secrets
+
+
+def _share_from(node, secret, key, seed, meter_serial="SM-000123"):
+    from protocols.schemes import bf_bls12
+
+    pkg = new_pkg(extractor=iss.ThresholdNodeExtractor(node, secret))
+    meter = new_meter(meter_serial, suite=bf_bls12.SUITE, verify=iss.threshold_share_verifier(key, node))
+    return run(pkg, meter, seed=seed), pkg
+
+
+def test_distributed_pkg_issues_a_key_no_node_holds(distributed):
+    """Spec 10: any t of the n nodes each enroll the device and deliver a
+    share; the device checks each share against that node's verification key
+    and combines them into the key that P_pub accepts; a head-end can then
+    encrypt to the identity.  No node ever held the master secret."""
+    from protocols.schemes import bf_bls12
+
+    key, secrets = distributed
+    for subset in ([1, 2, 3], [2, 4, 5]):
+        shares, logs = {}, []
+        for node in subset:
+            shares[node], pkg = _share_from(node, secrets[node], key, seed=f"node-{node}")
+            logs.append(pkg.state.log.verify())
+        combined = iss.combine_issued_shares(key, shares)
+        assert iss.bls12_key_verifier(key.params)(combined.identity, combined.key)
+        session_key, enc = bf_bls12.encapsulate(key.params, combined.identity, HmacDrbg.from_seed("enc"))
+        private = bf_bls12.PrivateKey.from_bytes(combined.identity, combined.key)
+        assert bf_bls12.decapsulate(private, enc) == session_key
+        assert all(len(log) == 1 for log in logs)  # every node logged its own issuance
+
+
+def test_a_node_delivering_a_bad_share_is_named(distributed):
+    key, secrets = distributed
+    with pytest.raises(VerificationError, match="does not verify"):
+        _share_from(2, (secrets[2] + 1) % (1 << 250), key, seed="bad-node")
+    good = {n: _share_from(n, secrets[n], key, seed=f"good-{n}")[0] for n in (1, 3)}
+    forged = dict(good)
+    forged[4] = iss.IssuedKey(good[1].identity, good[1].epoch, good[1].suite, good[1].key)
+    with pytest.raises(VerificationError, match="node 4"):
+        iss.combine_issued_shares(key, forged)
+    with pytest.raises(RecoveryError):
+        iss.combine_issued_shares(key, good)
+    with pytest.raises(RecoveryError):
+        iss.combine_issued_shares(key, {})
+
+
+def test_shares_for_different_identities_do_not_combine(distributed):
+    key, secrets = distributed
+    a, _ = _share_from(1, secrets[1], key, seed="mix-1")
+    b, _ = _share_from(2, secrets[2], key, seed="mix-2", meter_serial="SM-000999")
+    c, _ = _share_from(3, secrets[3], key, seed="mix-3")
+    with pytest.raises(VerificationError, match="another identity"):
+        iss.combine_issued_shares(key, {1: a, 2: b, 3: c})
 
 
 def test_issued_keys_differ_across_epochs():
