@@ -100,6 +100,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "dp",
     "hmac_drbg",
     "hpke_rfc9180",
+    "issuance",
     "paillier",
     "paillier_encoding",
     "paillier_external",

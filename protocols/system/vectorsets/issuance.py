@@ -1,0 +1,403 @@
+"""Vector family ``issuance``: whole enrollment runs of specs/issuance.md (section 13).
+
+Each vector (operation ``enroll``) is one run of the key issuance protocol
+with the BLS12-381 BF suite (spec 10): the manufacturer root certificate, the
+device's certificate chain and PKCS#8 private key, the identity (serial,
+role, epoch), the time, and the DRBG seed every random draw comes from; then
+every message byte for byte (challenge, enrollment, key-delivery), the log
+entry and log head, and the delivered key.
+
+- ``mode: "single"``: one PKG holding ``master_secret`` (``Bls12Extractor``).
+- ``mode: "threshold"``: a t-of-n distributed PKG keyed by a joint-Feldman
+  DKG, ``bf_bls12.deal(i, t, nodes, drbg)`` for each node i in node order
+  from one HMAC_DRBG(dkg_seed); the device enrolls with each listed node in
+  turn (its own ``Pkg`` and log, ``ThresholdNodeExtractor``), checks each
+  share with ``threshold_share_verifier`` and combines them
+  (``combine_issued_shares``).
+
+Draw order within one run, all from HMAC_DRBG(run_seed) (``from_seed``):
+``Pkg.challenge`` draws the 32-byte nonce, ``Meter.enroll`` the 32-byte ikm
+of its HPKE key pair (DeriveKeyPair), ``Pkg.enroll`` the 32-byte ikmE of the
+HPKE ephemeral key (``SealBase``).  The three draws are published too, so a
+vendor without HMAC_DRBG can feed them directly.
+
+Certificates are made at generation time from keys derived from fixed seeds
+(Ed25519: SHA-256(seed) as the private key; P-256: SHA-256(seed) mod (n-1) + 1)
+with fixed validity dates; Ed25519 and RFC 6979 ECDSA signatures are
+deterministic, so ``build()`` is too (the whole-file check relies on it).
+Verification takes the certificates and keys as stored inputs and replays
+the run through the reference PKG and device, comparing every output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+from protocols import issuance as iss
+from protocols.errors import VectorMismatchError
+from protocols.primitives.drbg import HmacDrbg
+from protocols.schemes import bf_bls12
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import (
+    bytes_field,
+    dispatch,
+    expect,
+    field,
+    hexint,
+    int_field,
+    small_int_field,
+    str_field,
+)
+
+PROTOCOL = "issuance"
+SUITE = bf_bls12.SUITE
+FILE = "issuance.json"
+SEED = "usapp-vectors/issuance/"
+
+NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
+NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+NOT_AFTER = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = 7
+_P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+# ---------------------------------------------------------------------------
+# Reading fields
+# ---------------------------------------------------------------------------
+
+
+class _Recorder:
+    """A RandomSource that records what it hands out."""
+
+    def __init__(self, source: HmacDrbg) -> None:
+        self.source = source
+        self.draws: list[bytes] = []
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.source.random_bytes(n)
+        self.draws.append(out)
+        return out
+
+
+def _list_field(v: Mapping[str, Any], name: str) -> list:
+    value = field(v, name)
+    if not isinstance(value, list):
+        raise VectorMismatchError(f"field {name!r} must be a list")
+    return value
+
+
+def _hex_list(v: Mapping[str, Any], name: str) -> list[bytes]:
+    return [bytes_field({name: item}, name) for item in _list_field(v, name)]
+
+
+def _str_list(v: Mapping[str, Any], name: str) -> list[str]:
+    return [str_field({name: item}, name) for item in _list_field(v, name)]
+
+
+def _int_list(v: Mapping[str, Any], name: str) -> list[int]:
+    return [small_int_field({name: item}, name) for item in _list_field(v, name)]
+
+
+def _object(v: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = field(v, name)
+    if not isinstance(value, dict):
+        raise VectorMismatchError(f"field {name!r} must be an object")
+    return value
+
+
+def _canonical_device_key(der: bytes) -> None:
+    """The stored PKCS#8 must be the canonical encoding of the key it holds
+    (an edited embedded public key would otherwise go unnoticed)."""
+    try:
+        key = serialization.load_der_private_key(der, password=None)
+        again = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption())
+    except Exception as exc:  # OpenSSL also raises InternalError for some edited keys
+        raise VectorMismatchError(f"field 'device_key' is not a PKCS#8 private key: {type(exc).__name__}") from None
+    if again != der:
+        raise VectorMismatchError("field 'device_key' is not the canonical PKCS#8 encoding of its key")
+
+
+_SIGNATURE_ALGORITHM_IDS = (bytes.fromhex("300506032b6570"), bytes.fromhex("300a06082a8648ce3d040302"))
+"""DER AlgorithmIdentifiers of Ed25519 and ECDSA with SHA-256 (no parameters)."""
+
+
+def _der_length(n: int) -> bytes:
+    return bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes(
+        (n.bit_length() + 7) // 8, "big")
+
+
+def _canonical_certificate(der: bytes, name: str) -> None:
+    """The outer Certificate SEQUENCE must be DER: the parser accepts some
+    non-canonical encodings (a non-zero unused-bits count in the signature BIT
+    STRING) that the signature does not cover, so a stored root would
+    otherwise admit edits that change nothing."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        tbs, signature = cert.tbs_certificate_bytes, cert.signature
+    except Exception as exc:  # cryptography's parser raises more than ValueError (see issuance._load_certificate)
+        raise VectorMismatchError(f"field {name!r} is not an X.509 certificate: {type(exc).__name__}") from None
+    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
+    if not any(der == b"\x30" + _der_length(len(tbs) + len(alg) + len(bit_string)) + tbs + alg + bit_string
+               for alg in _SIGNATURE_ALGORITHM_IDS):
+        raise VectorMismatchError(f"field {name!r} is not a DER certificate signed with Ed25519 or ECDSA-SHA256")
+
+
+# ---------------------------------------------------------------------------
+# Replaying a run
+# ---------------------------------------------------------------------------
+
+
+def _device(v: Mapping[str, Any]) -> dict:
+    """The inputs every run shares, checked and decoded."""
+    suite = str_field(v, "suite")
+    if suite != SUITE:
+        raise VectorMismatchError(f"field 'suite' must be {SUITE!r}")
+    device_key = bytes_field(v, "device_key")
+    _canonical_device_key(device_key)
+    root = bytes_field(v, "root_certificate")
+    chain = tuple(_hex_list(v, "chain"))
+    for name, der in [("root_certificate", root)] + [(f"chain[{i}]", c) for i, c in enumerate(chain)]:
+        _canonical_certificate(der, name)
+    anchor = iss.TrustAnchor(root, frozenset(_str_list(v, "anchor_roles")))
+    return {
+        "anchors": (anchor,),
+        "chain": chain,
+        "device_key": device_key,
+        "serial": str_field(v, "serial"),
+        "role": str_field(v, "role"),
+        "epoch": small_int_field(v, "epoch"),
+        "now": small_int_field(v, "now"),
+        "lifetime": small_int_field(v, "challenge_lifetime"),
+    }
+
+
+def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_seed: str
+         ) -> tuple[dict, iss.IssuedKey]:
+    """One enrollment: challenge, enrollment, key-delivery; the outputs as JSON."""
+    pkg = iss.Pkg(iss.PkgState(d["anchors"], d["epoch"], challenge_lifetime=d["lifetime"]), extractor)
+    meter = iss.Meter(iss.MeterState(d["serial"], d["role"], SUITE, d["device_key"], d["chain"]), verify_key)
+    rng = _Recorder(HmacDrbg.from_seed(run_seed))
+    challenge = pkg.challenge(d["now"], rng)
+    enrollment = meter.enroll(challenge, rng)
+    delivery = pkg.enroll(enrollment, d["now"], rng)
+    issued = meter.receive(delivery)
+    if len(rng.draws) != 3:
+        raise VectorMismatchError(f"the run drew {len(rng.draws)} times, not 3")
+    nonce, ikm, ikm_e = rng.draws
+    (entry,) = pkg.state.log.entries
+    outputs = {
+        "draws": {"challenge_nonce": nonce.hex(), "device_ikm": ikm.hex(), "pkg_ikm_e": ikm_e.hex()},
+        "hpke_public": iss.DeriveKeyPair(ikm)[1].hex(),
+        "challenge": challenge.hex(),
+        "enrollment": enrollment.hex(),
+        "key_delivery": delivery.hex(),
+        "log_entry": entry.hex(),
+        "log_head": pkg.state.log.head.hex(),
+        "key": issued.key.hex(),
+    }
+    return outputs, issued
+
+
+def _single_outputs(v: Mapping[str, Any]) -> dict:
+    d = _device(v)
+    master = bf_bls12.MasterKey(int_field(v, "master_secret"))
+    outputs, _ = _run(d, iss.Bls12Extractor(master), iss.bls12_key_verifier(master.params),
+                      str_field(v, "run_seed"))
+    return {"p_pub": master.params.to_bytes().hex(), **outputs}
+
+
+def _dkg(seed: str, threshold: int, nodes: list[int]) -> tuple[bf_bls12.DistributedKey, dict[int, int]]:
+    rng = HmacDrbg.from_seed(seed)
+    dealings = [bf_bls12.deal(i, threshold, nodes, rng) for i in nodes]
+    return bf_bls12.combine_dealings(dealings, threshold, nodes), \
+        {i: bf_bls12.node_secret(dealings, i) for i in nodes}
+
+
+def _threshold_outputs(v: Mapping[str, Any], enrollments: list[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
+    d = _device(v)
+    threshold = small_int_field(v, "threshold")
+    nodes = _int_list(v, "nodes")
+    key, secrets = _dkg(str_field(v, "dkg_seed"), threshold, nodes)
+    shares, per_node = {}, []
+    for item in enrollments:
+        node = small_int_field(item, "node")
+        if node not in secrets or node in shares:
+            raise VectorMismatchError(f"enrollment with node {node!r}: not a PKG node, or listed twice")
+        outputs, issued = _run(d, iss.ThresholdNodeExtractor(node, secrets[node]),
+                               iss.threshold_share_verifier(key, node), str_field(item, "run_seed"))
+        outputs["share"] = outputs.pop("key")
+        shares[node] = issued
+        per_node.append(outputs)
+    combined = iss.combine_issued_shares(key, shares)
+    top = {
+        "p_pub": key.params.to_bytes().hex(),
+        "node_secrets": {str(i): hexint(s) for i, s in secrets.items()},
+        "verification_keys": {str(i): key.verification_keys[i].to_bytes().hex() for i in nodes},
+        "key": combined.key.hex(),
+    }
+    return top, per_node
+
+
+def _enroll(v: Mapping[str, Any]) -> None:
+    mode = str_field(v, "mode")
+    if mode == "single":
+        for name, value in _single_outputs(v).items():
+            expect(name, field(v, name), value)
+    elif mode == "threshold":
+        enrollments = _list_field(v, "enrollments")
+        if not enrollments or any(not isinstance(item, dict) for item in enrollments):
+            raise VectorMismatchError("field 'enrollments' must be a non-empty list of objects")
+        top, per_node = _threshold_outputs(v, enrollments)
+        for name, value in top.items():
+            expect(name, field(v, name), value)
+        for index, (item, outputs) in enumerate(zip(enrollments, per_node)):
+            for name, value in outputs.items():
+                expect(f"enrollments[{index}].{name}", field(item, name), value)
+    else:
+        raise VectorMismatchError(f"field 'mode': unknown mode {mode!r}")
+
+
+OPERATIONS = {"enroll": _enroll}
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    dispatch(OPERATIONS, vector)
+
+
+# ---------------------------------------------------------------------------
+# Generation: deterministic certificates and the cases
+# ---------------------------------------------------------------------------
+
+
+def _ed_key(seed: str) -> ed25519.Ed25519PrivateKey:
+    return ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256((SEED + seed).encode()).digest())
+
+
+def _p256_key(seed: str) -> ec.EllipticCurvePrivateKey:
+    scalar = int.from_bytes(hashlib.sha256((SEED + seed).encode()).digest(), "big") % (_P256_N - 1) + 1
+    return ec.derive_private_key(scalar, ec.SECP256R1())
+
+
+def _pkcs8(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _name(common: str, serial: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "USaPP Vector Meters Ltd"),
+                  x509.NameAttribute(NameOID.COMMON_NAME, common)]
+    if serial is not None:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
+    return x509.Name(attributes)
+
+
+def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key, number: int, *,
+                 ca: bool, path_length: int | None = None) -> bytes:
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+               .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+               .add_extension(x509.KeyUsage(
+                   digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                   data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                   encipher_only=False, decipher_only=False), critical=True))
+    if isinstance(signing_key, ed25519.Ed25519PrivateKey):
+        cert = builder.sign(signing_key, None)
+    else:
+        cert = builder.sign(signing_key, hashes.SHA256(), ecdsa_deterministic=True)  # RFC 6979
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+_ROOT_KEY = _ed_key("root")
+_ROOT_NAME = _name("USaPP Vector Meters Root CA")
+_INTERMEDIATE_KEY = _p256_key("intermediate")
+_INTERMEDIATE_NAME = _name("USaPP Vector Meters Factory 2 CA")
+
+
+def _root() -> bytes:
+    return _certificate(_ROOT_NAME, _ROOT_KEY.public_key(), _ROOT_NAME, _ROOT_KEY, 1, ca=True, path_length=1)
+
+
+def _intermediate() -> bytes:
+    return _certificate(_INTERMEDIATE_NAME, _INTERMEDIATE_KEY.public_key(), _ROOT_NAME, _ROOT_KEY, 2,
+                        ca=True, path_length=0)
+
+
+def _device_inputs(name: str, serial: str, kind: str) -> dict:
+    if kind == "ed25519-under-root":
+        key = _ed_key("device-" + serial)
+        chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _ROOT_NAME, _ROOT_KEY, 10,
+                              ca=False)]
+    else:  # "p256-under-intermediate"
+        key = _p256_key("device-" + serial)
+        chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _INTERMEDIATE_NAME,
+                              _INTERMEDIATE_KEY, 11, ca=False), _intermediate()]
+    return {
+        "name": name, "operation": "enroll", "suite": SUITE,
+        "root_certificate": _root().hex(), "anchor_roles": ["meter", "gateway"],
+        "chain": [c.hex() for c in chain], "device_key": _pkcs8(key).hex(),
+        "serial": serial, "role": "meter", "epoch": EPOCH, "now": NOW,
+        "challenge_lifetime": iss.DEFAULT_CHALLENGE_LIFETIME,
+    }
+
+
+def _single_case(name: str, serial: str, kind: str) -> dict:
+    vector = _device_inputs(name, serial, kind)
+    master = bf_bls12.setup(HmacDrbg.from_seed(SEED + name + "/master"))
+    vector.update({"mode": "single", "master_secret": hexint(master.s), "run_seed": SEED + name + "/run"})
+    vector.update(_single_outputs(vector))
+    return vector
+
+
+def _threshold_case(name: str, serial: str, threshold: int, nodes: list[int], enrolling: list[int]) -> dict:
+    vector = _device_inputs(name, serial, "ed25519-under-root")
+    enrollments = [{"node": i, "run_seed": f"{SEED}{name}/node-{i}"} for i in enrolling]
+    vector.update({"mode": "threshold", "dkg_seed": SEED + name + "/dkg", "threshold": threshold,
+                   "nodes": nodes})
+    top, per_node = _threshold_outputs(vector, enrollments)
+    for item, outputs in zip(enrollments, per_node):
+        item.update(outputs)
+    vector.update(top)
+    vector["enrollments"] = enrollments
+    return vector
+
+
+def build() -> dict:
+    vectors = [
+        _single_case("ed25519-device-under-root", "SM-000123", "ed25519-under-root"),
+        _single_case("p256-device-via-intermediate", "SM-004567", "p256-under-intermediate"),
+        _threshold_case("threshold-2-of-3-nodes-1-3", "SM-008910", 2, [1, 2, 3], [1, 3]),
+    ]
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": "generated by the USaPP reference implementation; procedures in specs/issuance.md "
+                  "(sections 4, 5, 7, 9, 10; vectors section 13)",
+        "generated_by": (f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed; master secrets from "
+                         f"{SEED}<name>/master via bf_bls12.setup; DKG from {SEED}<name>/dkg; run draws from "
+                         f"{SEED}<name>/run or {SEED}<name>/node-<i>; certificate keys SHA-256({SEED}<label>), "
+                         "labels root, intermediate (P-256), device-<serial>)"),
+        "description": (
+            "Whole enrollment runs (operation 'enroll') with the BLS12-381 BF suite. Inputs: "
+            "root_certificate, anchor_roles, chain (device certificate first), device_key (PKCS#8), "
+            "serial, role, epoch, now, challenge_lifetime, suite, and either master_secret (mode "
+            "'single') or dkg_seed/threshold/nodes (mode 'threshold': bf_bls12.deal(i, t, nodes) per "
+            "node i in node order from one HMAC_DRBG(dkg_seed)). Each run draws from "
+            "HMAC_DRBG(run_seed) in this order: the PKG's 32-byte challenge nonce, the device's "
+            "32-byte HPKE ikm, the PKG's 32-byte HPKE ikmE (listed under 'draws'). Outputs, hex: "
+            "challenge, enrollment, key_delivery, log_entry, log_head (the PKG's log after this one "
+            "issuance), the delivered key (or a node's share), hpke_public, p_pub; in threshold mode "
+            "also node_secrets, verification_keys and the combined key."),
+        "vectors": vectors,
+    }
+
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
