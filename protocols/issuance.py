@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -653,7 +653,8 @@ def _verify_signature(public_key: object, signature: bytes, message: bytes) -> N
 def _load_device_key(der: bytes) -> object:
     try:
         key = serialization.load_der_private_key(der, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except (ValueError, TypeError, UnsupportedAlgorithm, InternalError):
+        # OpenSSL reports some malformed Ed25519 keys as InternalError
         raise ParameterError("device key must be an unencrypted PKCS#8 DER private key") from None
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key

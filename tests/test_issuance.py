@@ -1006,3 +1006,14 @@ def test_hpke_input_checks():
     with pytest.raises(VerificationError):
         iss.OpenBase(enc, sk, b"info", b"aad2", ct)
     assert re.fullmatch(r"[0-9a-f]{64}", hpke_rfc9180.PINNED_SHA256)
+
+
+def test_every_change_to_the_device_key_is_a_parameter_error():
+    """A damaged PKCS#8 device key is refused with ParameterError, never an
+    untyped error (OpenSSL raises InternalError for some Ed25519 keys)."""
+    key, chain = device("SM-000123")
+    for index in range(len(key)):
+        for mask in (0x01, 0x80):
+            damaged = key[:index] + bytes([key[index] ^ mask]) + key[index + 1:]
+            with pytest.raises(ParameterError):
+                iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, damaged, chain), EXTRACTOR.verify)
