@@ -21,7 +21,8 @@ Spec sections and what implements them:
                                               :func:`decode_delivery`
 - 5   enrollment ............................ :meth:`Pkg.challenge`, :meth:`Meter.enroll`, :meth:`Pkg.enroll`
 - 6   certificate profile and chain ......... :func:`verify_device_chain`, :func:`certificate_serial`
-- 7   key delivery (HPKE profile) ........... :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
+- 7   key delivery (HPKE profile) ........... :mod:`protocols.schemes.hpke` (re-exported here):
+                                              :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
                                               :func:`SealBase`, :func:`OpenBase`, :func:`delivery_info`,
                                               :meth:`Meter.receive`
 - 8   epochs as revocation .................. :meth:`Pkg.advance_epoch`, :meth:`Pkg.revoke`
@@ -47,10 +48,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
-from pyhpke import AEADId, CipherSuite, KDFId, KEMId, OpenError
-from pyhpke import ContextInterface as HpkeContext
 
 from protocols.errors import (
     DecodeError,
@@ -65,6 +63,11 @@ from protocols.primitives import cbor
 from protocols.primitives.bls12_381 import G1
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf_bls12
+from protocols.schemes.hpke import (  # the RFC 9180 profile of spec 7.1, re-exported (see __all__)
+    HPKE_IKM_BYTES, HPKE_PUBLIC_BYTES, HPKE_SUITE_NAME, HPKE_TAG_BYTES, DeriveKeyPair, OpenBase, SealBase,
+    SetupBaseR, SetupBaseS,
+)
+from protocols.schemes.hpke import check_public_key as _check_hpke_public
 
 __all__ = [
     "DOMAIN",
@@ -105,10 +108,6 @@ DOMAIN = b"usapp-issuance-v1"
 CHALLENGE_BYTES = 32
 SIGNATURE_BYTES = 64
 """Ed25519 signatures, and ECDSA P-256 signatures as r || s (32 bytes each)."""
-HPKE_PUBLIC_BYTES = 32
-HPKE_PRIVATE_BYTES = 32
-HPKE_IKM_BYTES = 32
-HPKE_TAG_BYTES = 16
 MAX_EPOCH = (1 << 32) - 1
 MAX_TIME = (1 << 64) - 1
 MAX_CHAIN = 3
@@ -131,13 +130,6 @@ _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _EPOCH_TEXT = re.compile(r"0|[1-9][0-9]{0,9}")
 _SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-# HPKE profile (spec 7.1): RFC 9180 section 7 identifiers.
-HPKE_MODE_BASE = 0x00
-HPKE_KEM_ID = 0x0020
-HPKE_KDF_ID = 0x0001
-HPKE_AEAD_ID = 0x0003
-HPKE_SUITE_NAME = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20Poly1305"
-_HPKE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305)
 
 # CBOR map keys (spec 4): every message has its version under key 1.
 K_VERSION = 1
@@ -419,95 +411,6 @@ def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[Tru
         _check_ca(root, len(chain) - 1, "trust anchor")
         return anchor
     raise VerificationError(f"{names[-1]}: signature by the trusted root named as its issuer does not verify")
-
-
-# ---------------------------------------------------------------------------
-# Section 7.1: the HPKE profile (RFC 9180, Base mode, X25519 / HKDF-SHA256 / ChaCha20-Poly1305)
-# ---------------------------------------------------------------------------
-
-
-def DeriveKeyPair(ikm: bytes) -> tuple[bytes, bytes]:
-    """RFC 9180 section 7.1.3 for DHKEM(X25519, HKDF-SHA256): (skm, pkm), 32 bytes each."""
-    if not isinstance(ikm, (bytes, bytearray)) or len(ikm) < HPKE_PRIVATE_BYTES:
-        raise ParameterError(f"DeriveKeyPair needs at least {HPKE_PRIVATE_BYTES} bytes of ikm")
-    pair = _HPKE.kem.derive_key_pair(bytes(ikm))
-    return pair.private_key.to_private_bytes(), pair.public_key.to_public_bytes()
-
-
-def _check_hpke_public(pkm: bytes, what: str) -> None:
-    """RFC 9180 sections 7.1.1, 7.1.4: 32 bytes, and not a point whose DH output is all zero."""
-    if not isinstance(pkm, (bytes, bytearray)) or len(pkm) != HPKE_PUBLIC_BYTES:
-        raise DecodeError(f"{what} must be {HPKE_PUBLIC_BYTES} bytes")
-    # A clamped X25519 scalar is a multiple of 8, so any one of them maps a
-    # small-order point to zero, which cryptography refuses (ValueError).
-    try:
-        X25519PrivateKey.from_private_bytes(bytes(32)).exchange(X25519PublicKey.from_public_bytes(bytes(pkm)))
-    except ValueError:
-        raise DecodeError(f"{what} is a small-order X25519 point (RFC 9180 section 7.1.4)") from None
-
-
-def SetupBaseS(pkRm: bytes, info: bytes, ikmE: bytes) -> tuple[bytes, HpkeContext]:
-    """RFC 9180 section 5.1.1 with the ephemeral key pair DeriveKeyPair(ikmE) (section 4).
-
-    Returns (enc, sender context).  ``pkRm`` is validated first (``DecodeError``).
-    """
-    _check_hpke_public(pkRm, "HPKE recipient public key")
-    if not isinstance(info, (bytes, bytearray)):
-        raise ParameterError("info must be bytes")
-    if not isinstance(ikmE, (bytes, bytearray)) or len(ikmE) < HPKE_PRIVATE_BYTES:
-        raise ParameterError(f"ikmE must be at least {HPKE_PRIVATE_BYTES} bytes")
-    ephemeral = _HPKE.kem.derive_key_pair(bytes(ikmE))
-    recipient = _HPKE.kem.deserialize_public_key(bytes(pkRm))
-    enc, context = _HPKE.create_sender_context(recipient, bytes(info), eks=ephemeral)
-    return enc, context
-
-
-def SetupBaseR(enc: bytes, skRm: bytes, info: bytes) -> HpkeContext:
-    """RFC 9180 section 5.1.1, the recipient.  A failed decapsulation is a ``VerificationError``."""
-    if not isinstance(enc, (bytes, bytearray)) or len(enc) != HPKE_PUBLIC_BYTES:
-        raise DecodeError(f"HPKE enc must be {HPKE_PUBLIC_BYTES} bytes")
-    if not isinstance(skRm, (bytes, bytearray)) or len(skRm) != HPKE_PRIVATE_BYTES:
-        raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
-    if not isinstance(info, (bytes, bytearray)):
-        raise ParameterError("info must be bytes")
-    try:
-        return _HPKE.create_recipient_context(bytes(enc), _HPKE.kem.deserialize_private_key(bytes(skRm)),
-                                              bytes(info))
-    except ValueError:  # the DH output is all zero: enc is a small-order point (section 7.1.4)
-        raise VerificationError("HPKE decapsulation failed (small-order enc)") from None
-
-
-def SealBase(pkRm: bytes, info: bytes, aad: bytes, pt: bytes,
-             rng: RandomSource | None = None) -> tuple[bytes, bytes]:
-    """RFC 9180 section 6.1: single-shot Base-mode encryption; returns (enc, ct).
-
-    Draws ikmE (32 bytes) from ``rng`` and uses DeriveKeyPair(ikmE) as the
-    ephemeral key pair: RFC 9180 section 4 allows GenerateKeyPair() to be
-    DeriveKeyPair(random(Nsk)), and it lets a vector pin the ephemeral key.
-    """
-    if not isinstance(aad, (bytes, bytearray)) or not isinstance(pt, (bytes, bytearray)):
-        raise ParameterError("aad and pt must be bytes")
-    _check_hpke_public(pkRm, "HPKE recipient public key")
-    ikmE = resolve(rng).random_bytes(HPKE_IKM_BYTES)
-    enc, context = SetupBaseS(pkRm, info, ikmE)
-    return enc, context.seal(bytes(pt), bytes(aad))
-
-
-def OpenBase(enc: bytes, skRm: bytes, info: bytes, aad: bytes, ct: bytes) -> bytes:
-    """RFC 9180 section 6.1: single-shot Base-mode decryption.
-
-    Malformed lengths are a ``DecodeError``; a failed decapsulation or AEAD
-    open is a ``VerificationError`` (the two are not told apart).
-    """
-    if not isinstance(ct, (bytes, bytearray)) or len(ct) < HPKE_TAG_BYTES:
-        raise DecodeError(f"HPKE ciphertext must be at least {HPKE_TAG_BYTES} bytes")
-    if not isinstance(aad, (bytes, bytearray)):
-        raise ParameterError("aad must be bytes")
-    context = SetupBaseR(enc, skRm, info)
-    try:
-        return context.open(bytes(ct), bytes(aad))
-    except OpenError:  # pyhpke wraps every AEAD failure in OpenError
-        raise VerificationError("HPKE ciphertext does not open") from None
 
 
 def delivery_info(challenge: bytes, identity: bytes, suite: str) -> bytes:

@@ -14,8 +14,8 @@ lengths), each naming the error ``OpenBase`` must raise.  They are not in
 the RFC and are labelled so.
 
 Verification runs the published values through the code path of key
-delivery (:func:`protocols.issuance.SealBase` with the RFC's ikmE as its one
-random draw, :func:`~protocols.issuance.OpenBase`, and the sender and
+delivery (:func:`protocols.schemes.hpke.SealBase` with the RFC's ikmE as its one
+random draw, :func:`~protocols.schemes.hpke.OpenBase`, and the sender and
 recipient contexts of ``SetupBaseS`` / ``SetupBaseR``), and recomputes the
 key-schedule intermediates with a separate, plain implementation of RFC 9180
 sections 4, 4.1 and 5.1 written here on ``hmac``/``hashlib`` (so the
@@ -33,14 +33,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from protocols import errors, issuance
+from protocols import errors
+from protocols.schemes import hpke
 from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.rand import ReplayRandom
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, small_int_field, str_field
 
 PROTOCOL = "hpke-rfc9180"
-SUITE = issuance.HPKE_SUITE_NAME
+SUITE = hpke.HPKE_SUITE_NAME
 FILE = "hpke_rfc9180.json"
 
 RFC_TEXT = """\
@@ -258,9 +259,9 @@ def transcribe(text: str = RFC_TEXT) -> dict:
 
 # -- an independent key schedule (RFC 9180 sections 4, 4.1, 5.1, 7.1.3) ----------------
 
-_KEM_SUITE_ID = b"KEM" + issuance.HPKE_KEM_ID.to_bytes(2, "big")
-_HPKE_SUITE_ID = (b"HPKE" + issuance.HPKE_KEM_ID.to_bytes(2, "big") + issuance.HPKE_KDF_ID.to_bytes(2, "big")
-                  + issuance.HPKE_AEAD_ID.to_bytes(2, "big"))
+_KEM_SUITE_ID = b"KEM" + hpke.HPKE_KEM_ID.to_bytes(2, "big")
+_HPKE_SUITE_ID = (b"HPKE" + hpke.HPKE_KEM_ID.to_bytes(2, "big") + hpke.HPKE_KDF_ID.to_bytes(2, "big")
+                  + hpke.HPKE_AEAD_ID.to_bytes(2, "big"))
 
 
 def _extract(salt: bytes, ikm: bytes) -> bytes:
@@ -299,7 +300,7 @@ def _plain_schedule(v: Mapping[str, Any]) -> dict[str, bytes]:
     shared_secret = _labeled_expand(_KEM_SUITE_ID, eae_prk, b"shared_secret", pk_e + pk_r, 32)
     psk_id_hash = _labeled_extract(_HPKE_SUITE_ID, b"", b"psk_id_hash", b"")
     info_hash = _labeled_extract(_HPKE_SUITE_ID, b"", b"info_hash", bytes_field(v, "info"))
-    context = bytes([issuance.HPKE_MODE_BASE]) + psk_id_hash + info_hash
+    context = bytes([hpke.HPKE_MODE_BASE]) + psk_id_hash + info_hash
     secret = _labeled_extract(_HPKE_SUITE_ID, shared_secret, b"secret", b"")
     return {
         "skEm": sk_e, "pkEm": pk_e, "skRm": sk_r, "pkRm": pk_r, "enc": pk_e, "shared_secret": shared_secret,
@@ -328,15 +329,15 @@ def _list_of_objects(v: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]
 
 
 def _base(v: Mapping[str, Any]) -> None:
-    for name, expected in (("mode", issuance.HPKE_MODE_BASE), ("kem_id", issuance.HPKE_KEM_ID),
-                           ("kdf_id", issuance.HPKE_KDF_ID), ("aead_id", issuance.HPKE_AEAD_ID)):
+    for name, expected in (("mode", hpke.HPKE_MODE_BASE), ("kem_id", hpke.HPKE_KEM_ID),
+                           ("kdf_id", hpke.HPKE_KDF_ID), ("aead_id", hpke.HPKE_AEAD_ID)):
         expect(name, small_int_field(v, name), expected)
     info = bytes_field(v, "info")
     # Key pairs through the protocol's DeriveKeyPair (RFC 9180 7.1.3).
-    sk_e, pk_e = _recompute("skEm", lambda: issuance.DeriveKeyPair(bytes_field(v, "ikmE")))
+    sk_e, pk_e = _recompute("skEm", lambda: hpke.DeriveKeyPair(bytes_field(v, "ikmE")))
     expect("skEm", bytes_field(v, "skEm"), sk_e)
     expect("pkEm", bytes_field(v, "pkEm"), pk_e)
-    sk_r, pk_r = _recompute("skRm", lambda: issuance.DeriveKeyPair(bytes_field(v, "ikmR")))
+    sk_r, pk_r = _recompute("skRm", lambda: hpke.DeriveKeyPair(bytes_field(v, "ikmR")))
     expect("skRm", bytes_field(v, "skRm"), sk_r)
     expect("pkRm", bytes_field(v, "pkRm"), pk_r)
     # Every intermediate through the plain key schedule.
@@ -349,18 +350,18 @@ def _base(v: Mapping[str, Any]) -> None:
     if small_int_field(first, "sequence_number") != 0:
         raise VectorMismatchError("field 'encryptions': the first must be sequence number 0")
     draws = ReplayRandom([bytes_field(v, "ikmE")])
-    enc, ct0 = _recompute("ct", lambda: issuance.SealBase(pk_r, info, bytes_field(first, "aad"),
+    enc, ct0 = _recompute("ct", lambda: hpke.SealBase(pk_r, info, bytes_field(first, "aad"),
                                                           bytes_field(first, "pt"), draws))
     if not draws.exhausted:
         raise VectorMismatchError("SealBase did not draw exactly ikmE")
     expect("enc", bytes_field(v, "enc"), enc)
     expect("encryptions[0].ct", bytes_field(first, "ct"), ct0)
-    expect("encryptions[0].pt", _recompute("pt", lambda: issuance.OpenBase(
+    expect("encryptions[0].pt", _recompute("pt", lambda: hpke.OpenBase(
         enc, sk_r, info, bytes_field(first, "aad"), ct0)), bytes_field(first, "pt"))
     # All sequence numbers through the sender and recipient contexts.
-    enc_s, sender = _recompute("enc", lambda: issuance.SetupBaseS(pk_r, info, bytes_field(v, "ikmE")))
+    enc_s, sender = _recompute("enc", lambda: hpke.SetupBaseS(pk_r, info, bytes_field(v, "ikmE")))
     expect("enc", enc_s, enc)
-    recipient = _recompute("enc", lambda: issuance.SetupBaseR(enc, sk_r, info))
+    recipient = _recompute("enc", lambda: hpke.SetupBaseR(enc, sk_r, info))
     aead = ChaCha20Poly1305(plain["key"])
     sequence = 0
     for i, item in enumerate(encryptions):
@@ -399,7 +400,7 @@ def _open_rejects(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"field 'error': unknown error {wanted!r}")
     str_field(v, "change")
     try:
-        issuance.OpenBase(bytes_field(v, "enc"), bytes_field(v, "skRm"), bytes_field(v, "info"),
+        hpke.OpenBase(bytes_field(v, "enc"), bytes_field(v, "skRm"), bytes_field(v, "info"),
                           bytes_field(v, "aad"), bytes_field(v, "ct"))
     except UsappError as exc:
         if type(exc) is not _ERRORS[wanted]:
