@@ -81,3 +81,9 @@ class DroppedContributionError(VerificationError):
 class InjectedContributionError(VerificationError):
     """An aggregate contains a contribution that no legitimate sender made
     for this round (unknown sender, forged message, or an extra term)."""
+
+
+class ResyncRequiredError(StateError):
+    """A group member's keys are behind a rekey message it was sent (it
+    missed an earlier one) and the message does not carry it forward: the
+    member needs a unicast resync (specs/groupkeys.md section 7)."""
