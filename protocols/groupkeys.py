@@ -1,0 +1,553 @@
+"""Group key management with threshold-approved critical commands.
+
+Implements specs/groupkeys.md.  Roles (spec 1.2): the head-end's group key
+*controller*, which keeps the logical key hierarchy (``protocols.schemes.lkh``)
+and signs routine messages; the *meters*, the group's members; and the
+*operators*, t of n of whom must jointly sign every critical command with
+FROST(Ed25519, SHA-512) (RFC 9591, ``protocols.schemes.frost``), so that a
+meter verifies one ordinary Ed25519 signature.
+
+Section map (spec section: code):
+
+- 4   messages ............................ :func:`decode_message`, the ``encode_*`` functions
+- 5   routine rekeys (join, leave, batch) .. :meth:`Controller.rekey`, :meth:`Meter.receive`
+- 6   group data .......................... :meth:`Controller.send`, :meth:`Meter.receive`
+- 7   resync and catch-up ................. :meth:`Controller.resync`
+- 8   critical commands ................... :class:`Operator`, :func:`sign_command`, :meth:`Meter.receive`
+- 9   recovery ............................ :meth:`Controller.start_epoch`
+
+Every decoder validates before it computes; a meter's state changes only when
+a message is accepted whole (spec 5.3).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from nacl.bindings import crypto_core_ed25519_is_valid_point
+
+from protocols.errors import (
+    DecodeError,
+    ParameterError,
+    ReplayError,
+    ResyncRequiredError,
+    StateError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.primitives.rand import RandomSource, resolve
+from protocols.schemes import hpke, lkh
+
+__all__ = [
+    "DOMAIN", "VERSION", "Command", "Controller", "ControllerState", "Meter", "MeterState",
+    "decode_message", "message_tbs",
+]
+
+VERSION = 1
+DOMAIN = b"usapp-groupkeys-v1"
+SIGNATURE_BYTES = 64
+PUBLIC_KEY_BYTES = 32
+MAX_GROUP_BYTES = 64
+MAX_MEMBER_BYTES = 128
+MAX_EPOCH = (1 << 32) - 1
+MAX_SEQ = (1 << 64) - 1
+MAX_MESSAGE_BYTES = 1 << 26
+"""64 MiB: a batch rekey of a million-member group with 1% churn is about 3.5 MB."""
+MAX_DATA_BYTES = 1 << 16
+
+KINDS = ("rekey", "resync", "data", "command")
+ACTIONS = ("disconnect", "disconnect-all", "rekey-group", "set-command-key")
+"""The critical commands of spec 8.1; routine messages can carry none of them."""
+
+# Spec 4: CBOR map keys per message kind (keys 1-3 are version, kind, group).
+_SCHEMAS = {
+    "rekey": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: int, 7: int, 8: list, 9: list, 10: bytes},
+    "resync": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: bytes, 7: bytes, 8: bytes, 9: bytes},
+    "data": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: int, 7: bytes, 8: bytes},
+    "command": {1: int, 2: str, 3: bytes, 4: int, 5: str, 6: dict, 7: bytes},
+}
+_SIG_KEY = {"rekey": 10, "resync": 9, "data": 8, "command": 7}
+_ARGS = {
+    "disconnect": {1: list},
+    "disconnect-all": {},
+    "rekey-group": {1: int, 2: bytes},
+    "set-command-key": {1: bytes},
+}
+_PATH = {1: int, 2: int, 3: list}
+
+_Q = struct.Struct(">Q")
+_L = struct.Struct(">L")
+
+
+def _lp(data: bytes) -> bytes:
+    return bytes([len(data)]) + data
+
+
+# ---------------------------------------------------------------------------
+# Spec 4: messages
+# ---------------------------------------------------------------------------
+
+
+def message_tbs(kind: str, body: Mapping[int, object]) -> bytes:
+    """Spec 4.1: DOMAIN || lp(kind) || CBOR(the message without its signature)."""
+    return DOMAIN + _lp(kind.encode()) + cbor.encode(dict(body))
+
+
+def _uint(value: object, bound: int, what: str) -> int:
+    if not 0 <= value <= bound:  # type already checked by expect_map
+        raise DecodeError(f"{what} out of range [0, {bound}]")
+    return value
+
+
+def _bstr(value: bytes, low: int, high: int, what: str) -> bytes:
+    if not low <= len(value) <= high:
+        raise DecodeError(f"{what} must be {low}..{high} bytes" if low != high else f"{what} must be {low} bytes")
+    return value
+
+
+def _check_group(group: object) -> bytes:
+    if not isinstance(group, bytes) or not 1 <= len(group) <= MAX_GROUP_BYTES:
+        raise ParameterError(f"group must be 1..{MAX_GROUP_BYTES} bytes")
+    return group
+
+
+def _check_member(member: object) -> bytes:
+    if not isinstance(member, bytes) or not 1 <= len(member) <= MAX_MEMBER_BYTES:
+        raise ParameterError(f"a member id must be 1..{MAX_MEMBER_BYTES} bytes")
+    return member
+
+
+def _check_public_key(key: object, what: str) -> bytes:
+    if not isinstance(key, bytes) or len(key) != PUBLIC_KEY_BYTES:
+        raise ParameterError(f"{what} must be a {PUBLIC_KEY_BYTES}-byte Ed25519 public key")
+    if not crypto_core_ed25519_is_valid_point(key):
+        raise ParameterError(f"{what} is not a canonical point of prime order (spec 3.2)")
+    return key
+
+
+def decode_message(data: object) -> tuple[str, dict]:
+    """Spec 4: decode any group message; return (kind, map) after the checks of spec 4.2-4.5.
+
+    Checks the envelope, the exact keys and types of the kind, lengths and
+    ranges; signatures and state are the receiver's (spec 5.3).
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError("a group message must be bytes")
+    m = cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+    if not isinstance(m, dict) or m.get(2) not in KINDS:
+        raise DecodeError("not a group message: key 2 must name one of " + ", ".join(KINDS))
+    kind = m[2]
+    cbor.expect_map(m, _SCHEMAS[kind], name=kind)
+    if m[1] != VERSION:
+        raise DecodeError(f"{kind}: unknown version {m[1]}")
+    _bstr(m[3], 1, MAX_GROUP_BYTES, f"{kind}: group")
+    _bstr(m[_SIG_KEY[kind]], SIGNATURE_BYTES, SIGNATURE_BYTES, f"{kind}: signature")
+    if kind == "command":
+        _uint(m[4], MAX_SEQ, "command: sequence number")
+        if m[5] not in ACTIONS:
+            raise DecodeError(f"command: unknown action {m[5]!r}")
+        _decode_args(m[5], m[6])
+        return kind, m
+    _uint(m[4], MAX_EPOCH, f"{kind}: epoch")
+    _uint(m[5], MAX_SEQ, f"{kind}: sequence number")
+    if kind == "rekey":
+        if not 2 <= m[6] <= lkh.MAX_ARITY or not 1 <= m[7] <= lkh.MAX_HEIGHT:
+            raise DecodeError("rekey: arity or height out of range")
+        m[8] = _decode_nodes(m[8], m[6], m[7])
+        m[9] = _decode_wraps(m[9])
+    elif kind == "resync":
+        _bstr(m[6], 1, MAX_MEMBER_BYTES, "resync: member")
+        _bstr(m[7], hpke.HPKE_PUBLIC_BYTES, hpke.HPKE_PUBLIC_BYTES, "resync: enc")
+        _bstr(m[8], hpke.HPKE_TAG_BYTES + 1, 1 << 16, "resync: ct")
+    else:
+        _uint(m[6], lkh.MAX_KID, "data: key id")
+        _bstr(m[7], 16, MAX_DATA_BYTES + 16, "data: ct")
+    return kind, m
+
+
+def _decode_args(action: str, args: dict) -> dict:
+    cbor.expect_map(args, _ARGS[action], name=f"command {action}")
+    if action == "disconnect":
+        if not args[1] or len(args[1]) > 1 << 20:
+            raise DecodeError("command disconnect: the target list must be non-empty")
+        for target in args[1]:
+            if not isinstance(target, bytes) or not 1 <= len(target) <= MAX_MEMBER_BYTES:
+                raise DecodeError("command disconnect: a target must be a member id")
+        if len(set(args[1])) != len(args[1]) or list(args[1]) != sorted(args[1]):
+            raise DecodeError("command disconnect: targets must be sorted and distinct")
+    elif action == "rekey-group":
+        _uint(args[1], MAX_EPOCH, "command rekey-group: epoch")
+        _decode_public_key(args[2], "command rekey-group: controller key")
+    elif action == "set-command-key":
+        _decode_public_key(args[1], "command set-command-key: key")
+    return args
+
+
+def _decode_public_key(key: bytes, what: str) -> bytes:
+    try:
+        _check_public_key(key, what)
+    except ParameterError as e:
+        raise DecodeError(str(e)) from None
+    return key
+
+
+def _decode_nodes(nodes: list, arity: int, height: int) -> tuple[tuple[int, int, int], ...]:
+    out = []
+    last = (-1, -1)
+    for entry in nodes:
+        if (not isinstance(entry, list) or len(entry) != 3
+                or any(type(x) is not int or x < 0 for x in entry)):
+            raise DecodeError("rekey: a node must be [level, position, kid] of unsigned integers")
+        level, position, kid = entry
+        if level > height or position >= arity ** (height - level) or kid > lkh.MAX_KID:
+            raise DecodeError(f"rekey: node ({level}, {position}) is outside the tree")
+        if (level, position) <= last:
+            raise DecodeError("rekey: nodes must be sorted by (level, position) without repeats")
+        last = (level, position)
+        out.append((level, position, kid))
+    if not out or out[-1][:2] != (height, 0):
+        raise DecodeError("rekey: the last node must be the root")
+    return tuple(out)
+
+
+def _decode_wraps(wraps: list) -> tuple[lkh.Wrap, ...]:
+    out = []
+    for entry in wraps:
+        if (not isinstance(entry, list) or len(entry) != 3 or type(entry[0]) is not int
+                or type(entry[1]) is not int or not isinstance(entry[2], bytes)):
+            raise DecodeError("rekey: a wrap must be [kid, kek, bstr]")
+        if not 1 <= entry[0] <= lkh.MAX_KID or not 1 <= entry[1] <= lkh.MAX_KID:
+            raise DecodeError("rekey: a wrap's key ids must be in [1, 2^63)")
+        if len(entry[2]) != lkh.WRAP_BYTES:
+            raise DecodeError(f"rekey: a wrapped key must be {lkh.WRAP_BYTES} bytes")
+        out.append(lkh.Wrap(entry[0], entry[1], entry[2]))
+    return tuple(out)
+
+
+def _verify(public_key: bytes, signature: bytes, tbs: bytes, what: str) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, tbs)
+    except InvalidSignature:
+        raise VerificationError(f"{what}: signature does not verify") from None
+
+
+def _lkh_context(group: bytes, epoch: int) -> bytes:
+    """Spec 3.3: the wrap context binds the group and the epoch."""
+    return _lp(group) + _L.pack(epoch)
+
+
+def _resync_info(group: bytes, epoch: int, seq: int, member: bytes) -> bytes:
+    """Spec 7.1: HPKE info of a resync."""
+    return DOMAIN + _lp(b"resync") + _lp(group) + _L.pack(epoch) + _Q.pack(seq) + _lp(member)
+
+
+def _data_key(group_key: bytes, group: bytes, epoch: int, kid: int) -> bytes:
+    """Spec 6.1: HKDF-SHA256(salt = "", IKM = group key, info = DOMAIN || "data" || group || epoch || kid)."""
+    info = DOMAIN + _lp(b"data") + _lp(group) + _L.pack(epoch) + _Q.pack(kid)
+    return HKDF(SHA256(), 32, None, info).derive(group_key)
+
+
+def _data_nonce(seq: int) -> bytes:
+    return b"\0\0\0\0" + _Q.pack(seq)
+
+
+# ---------------------------------------------------------------------------
+# The controller (spec 5-7, 9)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ControllerState:
+    """The head-end's group key controller (spec 3.1).
+
+    ``signing_key`` is the raw 32-byte Ed25519 private key whose public half
+    meters hold as the controller key of this epoch; ``devices`` maps each
+    member to its HPKE (X25519) public key for resyncs.
+    """
+
+    group: bytes
+    epoch: int
+    arity: int
+    signing_key: bytes = field(repr=False)
+    seq: int = 0
+    tree: lkh.KeyTree | None = field(default=None, repr=False)
+    devices: dict[bytes, bytes] = field(default_factory=dict)
+
+
+class Controller:
+    """Spec 5-7, 9: rekeys, group data and resyncs, all signed with the controller key."""
+
+    def __init__(self, state: ControllerState) -> None:
+        _check_group(state.group)
+        if type(state.epoch) is not int or not 0 <= state.epoch <= MAX_EPOCH:
+            raise ParameterError("epoch must be an integer in [0, 2^32)")
+        if not isinstance(state.signing_key, bytes) or len(state.signing_key) != 32:
+            raise ParameterError("the controller's signing key must be a raw 32-byte Ed25519 private key")
+        lkh._check_arity(state.arity)
+        self.state = state
+        self._key = Ed25519PrivateKey.from_private_bytes(state.signing_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    def _next_seq(self) -> int:
+        if self.state.seq >= MAX_SEQ:
+            raise StateError("the sequence numbers of this epoch are exhausted: start a new epoch")
+        self.state.seq += 1
+        return self.state.seq
+
+    def _sign(self, kind: str, body: dict) -> bytes:
+        body[_SIG_KEY[kind]] = self._key.sign(message_tbs(kind, body))
+        return cbor.encode(body)
+
+    def start_epoch(self, members: Mapping[bytes, bytes], rng: RandomSource | None = None) -> dict[bytes, bytes]:
+        """Spec 9.2: a fresh tree for ``members`` (member id -> HPKE public key); one resync each.
+
+        Used for the group's first epoch and, after a ``rekey-group`` command,
+        for every later one: no key of an earlier epoch is reused.
+        """
+        for member, device in members.items():
+            _check_member(member)
+            hpke.check_public_key(device, "a member's HPKE public key")
+        rng = resolve(rng)
+        st = self.state
+        st.devices = dict(members)
+        st.tree = lkh.KeyTree.create(st.arity, _lkh_context(st.group, st.epoch), sorted(members), rng)
+        return {member: self.resync(member, rng) for member in sorted(members)}
+
+    def _tree(self) -> lkh.KeyTree:
+        if self.state.tree is None:
+            raise StateError("the controller has no tree for this epoch yet (start_epoch)")
+        return self.state.tree
+
+    def rekey(self, joins: Mapping[bytes, bytes] | None = None, leaves: Sequence[bytes] = (),
+              rng: RandomSource | None = None) -> tuple[bytes, dict[bytes, bytes]]:
+        """Spec 5.1: one batch of joins (member -> HPKE public key) and leaves.
+
+        Returns the multicast rekey message and a resync (the welcome) for each
+        joiner.  The controller's state changes only if the batch is valid.
+        """
+        joins = dict(joins or {})
+        for member, device in joins.items():
+            _check_member(member)
+            hpke.check_public_key(device, "a joiner's HPKE public key")
+        for member in leaves:
+            _check_member(member)
+        rng = resolve(rng)
+        tree = self._tree()
+        change = tree.rekey(sorted(joins), sorted(leaves), rng)
+        for member in leaves:
+            self.state.devices.pop(member, None)
+        self.state.devices.update(joins)
+        st = self.state
+        body = {1: VERSION, 2: "rekey", 3: st.group, 4: st.epoch, 5: self._next_seq(), 6: tree.arity,
+                7: change.height, 8: [list(n) for n in change.nodes],
+                9: [[w.kid, w.kek, w.ct] for w in change.wraps]}
+        message = self._sign("rekey", body)
+        return message, {member: self.resync(member, rng) for member in sorted(joins)}
+
+    def resync(self, member: bytes, rng: RandomSource | None = None) -> bytes:
+        """Spec 7.1: the member's whole current path, sealed to its HPKE key and signed."""
+        st = self.state
+        keys = self._tree().member_keys(member)
+        seq = self._next_seq()
+        payload = cbor.encode({1: keys.arity, 2: keys.position, 3: [[kid, key] for kid, key in keys.path]})
+        enc, ct = hpke.SealBase(st.devices[member], _resync_info(st.group, st.epoch, seq, member), b"",
+                                payload, rng)
+        return self._sign("resync", {1: VERSION, 2: "resync", 3: st.group, 4: st.epoch, 5: seq, 6: member,
+                                     7: enc, 8: ct})
+
+    def send(self, plaintext: bytes) -> bytes:
+        """Spec 6.1: group data under the current group key, signed by the controller."""
+        if not isinstance(plaintext, bytes) or len(plaintext) > MAX_DATA_BYTES:
+            raise ParameterError(f"group data must be at most {MAX_DATA_BYTES} bytes")
+        st = self.state
+        tree = self._tree()
+        if not tree.members:
+            raise StateError("the group has no members")
+        seq, kid = self._next_seq(), tree.group_kid
+        body = {1: VERSION, 2: "data", 3: st.group, 4: st.epoch, 5: seq, 6: kid}
+        aead = ChaCha20Poly1305(_data_key(tree.group_key, st.group, st.epoch, kid))
+        body[7] = aead.encrypt(_data_nonce(seq), plaintext, cbor.encode(body))
+        return self._sign("data", body)
+
+
+# ---------------------------------------------------------------------------
+# Critical commands (spec 8)
+# ---------------------------------------------------------------------------
+
+
+def command_body(group: bytes, seq: int, action: str, args: Mapping[int, object]) -> dict:
+    """Spec 8.1: the command map without its signature, checked as a meter would check it."""
+    _check_group(group)
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise ParameterError("a command's sequence number must be in [1, 2^64)")
+    if action not in ACTIONS:
+        raise ParameterError(f"unknown action {action!r}; the critical commands are " + ", ".join(ACTIONS))
+    args = dict(args)
+    if action == "disconnect":
+        args[1] = sorted(args.get(1, ()))
+    try:
+        _decode_args(action, args)
+    except DecodeError as e:
+        raise ParameterError(str(e)) from None
+    return {1: VERSION, 2: "command", 3: group, 4: seq, 5: action, 6: args}
+
+
+def command_tbs(body: Mapping[int, object]) -> bytes:
+    """Spec 8.2: the bytes the operators sign (and a meter verifies)."""
+    return message_tbs("command", body)
+
+
+def encode_command(body: Mapping[int, object], signature: bytes) -> bytes:
+    """Spec 8.2: the command message: its body and the operators' 64-byte signature."""
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        raise ParameterError(f"a command signature must be {SIGNATURE_BYTES} bytes")
+    return cbor.encode({**body, 7: signature})
+
+
+# ---------------------------------------------------------------------------
+# The meter (spec 5.3, 6.2, 7.2, 8.4)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """An accepted critical command (spec 8.1), as the meter acts on it."""
+
+    seq: int
+    action: str
+    args: Mapping[int, object]
+    applies_to_me: bool
+
+
+@dataclass
+class MeterState:
+    """A member's state (spec 3.2).  Everything but ``device_private`` and
+    ``keys`` is public; ``keys`` is None until the first resync of an epoch."""
+
+    group: bytes
+    member: bytes
+    device_private: bytes = field(repr=False)
+    command_key: bytes = b""
+    controller_key: bytes = b""
+    epoch: int = 0
+    seq: int = 0
+    command_seq: int = 0
+    keys: lkh.MemberKeys | None = field(default=None, repr=False)
+    supply_on: bool = True
+
+
+class Meter:
+    """A group member: accepts routine messages signed by the controller and
+    critical commands signed by t of n operators (spec 5.3)."""
+
+    def __init__(self, state: MeterState) -> None:
+        _check_group(state.group)
+        _check_member(state.member)
+        if not isinstance(state.device_private, bytes) or len(state.device_private) != hpke.HPKE_PRIVATE_BYTES:
+            raise ParameterError("the meter's HPKE private key must be 32 bytes")
+        _check_public_key(state.command_key, "the command-verification key")
+        _check_public_key(state.controller_key, "the controller key")
+        self.state = state
+
+    @property
+    def group_key(self) -> bytes:
+        if self.state.keys is None:
+            raise ResyncRequiredError("the meter holds no group key for this epoch: it needs a resync")
+        return self.state.keys.group_key
+
+    def receive(self, data: bytes) -> Command | bytes | None:
+        """Spec 5.3: check and apply one message; the state changes only if it is accepted.
+
+        Returns the plaintext of group data, the accepted ``Command`` of a
+        critical command, and None for a rekey or resync.
+        """
+        kind, m = decode_message(data)
+        st = self.state
+        if m[3] != st.group:
+            raise VerificationError(f"{kind}: addressed to another group")
+        body = {k: v for k, v in m.items() if k != _SIG_KEY[kind]}
+        if kind == "command":
+            return self._command(m, body)
+        if kind == "rekey":  # tbs needs the wire form of nodes and wraps
+            body[8] = [list(n) for n in m[8]]
+            body[9] = [[w.kid, w.kek, w.ct] for w in m[9]]
+        _verify(st.controller_key, m[_SIG_KEY[kind]], message_tbs(kind, body), kind)
+        if m[4] != st.epoch:
+            raise StateError(f"{kind}: epoch {m[4]} is not the meter's epoch {st.epoch}")
+        if m[5] <= st.seq:
+            raise ReplayError(f"{kind}: sequence number {m[5]} is not after {st.seq} (replayed or out of order)")
+        if kind == "resync":
+            keys = self._open_resync(m)
+            st.keys, st.seq = keys, m[5]
+            return None
+        if st.keys is None:
+            raise ResyncRequiredError(f"{kind}: the meter holds no keys for this epoch: it needs a resync")
+        if kind == "rekey":
+            if m[6] != st.keys.arity:
+                raise DecodeError(f"rekey: arity {m[6]} is not the tree's arity {st.keys.arity}")
+            keys = st.keys.apply(lkh.Rekey(m[7], m[8], m[9]))
+            st.keys, st.seq = keys, m[5]
+            return None
+        if m[6] != st.keys.group_kid:
+            raise ResyncRequiredError(f"data: under group key {m[6]}, the meter holds {st.keys.group_kid}")
+        aead = ChaCha20Poly1305(_data_key(st.keys.group_key, st.group, st.epoch, m[6]))
+        try:
+            plaintext = aead.decrypt(_data_nonce(m[5]), m[7], cbor.encode({k: body[k] for k in range(1, 7)}))
+        except InvalidTag:
+            raise VerificationError("data: the ciphertext does not open under the group key") from None
+        st.seq = m[5]
+        return plaintext
+
+    def _open_resync(self, m: dict) -> lkh.MemberKeys:
+        st = self.state
+        if m[6] != st.member:
+            raise VerificationError("resync: addressed to another member")
+        payload = hpke.OpenBase(m[7], st.device_private, _resync_info(st.group, m[4], m[5], st.member), b"", m[8])
+        p = cbor.decode_map(payload, _PATH, name="resync payload")
+        arity, position, path = p[1], p[2], p[3]
+        if not 2 <= arity <= lkh.MAX_ARITY or not 2 <= len(path) <= lkh.MAX_HEIGHT + 1:
+            raise DecodeError("resync payload: arity or path length out of range")
+        if not 0 <= position < arity ** (len(path) - 1):
+            raise DecodeError("resync payload: leaf position outside the tree")
+        out = []
+        for entry in path:
+            if (not isinstance(entry, list) or len(entry) != 2 or type(entry[0]) is not int
+                    or not 1 <= entry[0] <= lkh.MAX_KID or not isinstance(entry[1], bytes)
+                    or len(entry[1]) != lkh.KEY_BYTES):
+                raise DecodeError("resync payload: a path entry must be [kid, 32-byte key]")
+            out.append((entry[0], entry[1]))
+        return lkh.MemberKeys(arity, _lkh_context(st.group, m[4]), position, tuple(out))
+
+    def _command(self, m: dict, body: dict) -> Command:
+        st = self.state
+        _verify(st.command_key, m[7], message_tbs("command", body), "command (operators' threshold signature)")
+        if m[4] <= st.command_seq:
+            raise ReplayError(f"command: sequence number {m[4]} is not after {st.command_seq}")
+        action, args = m[5], m[6]
+        applies = True
+        if action == "disconnect":
+            applies = st.member in args[1]
+            if applies:
+                st.supply_on = False
+        elif action == "disconnect-all":
+            st.supply_on = False
+        elif action == "rekey-group":
+            if args[1] <= st.epoch:
+                raise StateError(f"command rekey-group: epoch {args[1]} is not after {st.epoch}")
+            st.epoch, st.seq, st.keys, st.controller_key = args[1], 0, None, args[2]
+        elif action == "set-command-key":
+            st.command_key = args[1]
+        st.command_seq = m[4]
+        return Command(m[4], action, dict(args), applies)

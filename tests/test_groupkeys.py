@@ -1,0 +1,338 @@
+"""Group key management (protocols/groupkeys.py, specs/groupkeys.md)."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols import groupkeys as gk
+from protocols.errors import (
+    DecodeError,
+    ParameterError,
+    ReplayError,
+    ResyncRequiredError,
+    StateError,
+    UsappError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.primitives.drbg import HmacDrbg
+from protocols.schemes import hpke
+
+GROUP = b"nbh-17"
+
+
+def raw_public(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+class Fleet:
+    """A controller, its meters and a plain Ed25519 command key standing in for the operators
+    (the threshold signing is tested in the FROST section below)."""
+
+    def __init__(self, n: int, arity: int = 3, seed: str = "fleet") -> None:
+        self.rng = HmacDrbg.from_seed(seed)
+        self.command_key = Ed25519PrivateKey.from_private_bytes(self.rng.random_bytes(32))
+        self.controller = gk.Controller(gk.ControllerState(GROUP, 0, arity, self.rng.random_bytes(32)))
+        self.devices: dict[bytes, bytes] = {}
+        self.meters: dict[bytes, gk.Meter] = {}
+        self.command_seq = 0
+        members = {self.new_meter(b"m%03d" % i): None for i in range(n)}
+        for member, message in self.controller.start_epoch(
+                {m: self.devices[m] for m in members}, self.rng).items():
+            self.meters[member].receive(message)
+
+    def new_meter(self, member: bytes) -> bytes:
+        sk, pk = hpke.DeriveKeyPair(self.rng.random_bytes(32))
+        self.devices[member] = pk
+        self.meters[member] = gk.Meter(gk.MeterState(
+            GROUP, member, sk, command_key=raw_public(self.command_key),
+            controller_key=self.controller.public_key, epoch=self.controller.state.epoch))
+        return member
+
+    def rekey(self, joins=(), leaves=()):
+        joins = {self.new_meter(m): None for m in joins}
+        message, welcomes = self.controller.rekey({m: self.devices[m] for m in joins}, list(leaves), self.rng)
+        for m, welcome in welcomes.items():
+            self.meters[m].receive(welcome)
+        return message
+
+    def broadcast(self, message: bytes, skip=()) -> None:
+        for m in self.controller.state.tree.members:
+            if m not in skip:
+                self.meters[m].receive(message)
+
+    def command(self, action: str, args: dict, key: Ed25519PrivateKey | None = None) -> bytes:
+        self.command_seq += 1
+        body = gk.command_body(GROUP, self.command_seq, action, args)
+        return gk.encode_command(body, (key or self.command_key).sign(gk.command_tbs(body)))
+
+    def current(self):
+        return [self.meters[m] for m in sorted(self.controller.state.tree.members)]
+
+
+def snapshot(meter: gk.Meter):
+    return copy.deepcopy(meter.state)
+
+
+# -- the routine path ------------------------------------------------------------
+
+
+def test_every_member_gets_the_group_key_and_reads_group_data():
+    fleet = Fleet(10)
+    key = fleet.controller.state.tree.group_key
+    assert all(m.group_key == key for m in fleet.current())
+    data = fleet.controller.send(b"tariff 2: 0.21/kWh from 17:00")
+    assert {m.receive(data) for m in fleet.current()} == {b"tariff 2: 0.21/kWh from 17:00"}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), arity=st.integers(2, 4), steps=st.integers(1, 6))
+def test_members_track_the_group_through_joins_leaves_and_batches(seed, arity, steps):
+    fleet = Fleet(6, arity, f"track{seed}")
+    r = random.Random(seed)
+    fresh = 0
+    departed: dict[bytes, gk.Meter] = {}
+    for _ in range(steps):
+        members = sorted(fleet.controller.state.tree.members)
+        leaves = r.sample(members, r.randint(0, min(2, len(members) - 1)))
+        joins = [b"j%03d" % (fresh + i) for i in range(r.randint(0 if leaves else 1, 3))]
+        fresh += len(joins)
+        message = fleet.rekey(joins, leaves)
+        for m in leaves:
+            departed[m] = fleet.meters[m]
+            with pytest.raises(StateError):
+                departed[m].receive(message)
+        fleet.broadcast(message, skip=joins)
+        data = fleet.controller.send(b"dr: shed 10%")
+        assert {m.receive(data) for m in fleet.current()} == {b"dr: shed 10%"}
+        for meter in departed.values():   # a departed meter reads no later group data
+            with pytest.raises((ResyncRequiredError, VerificationError)):
+                meter.receive(data)
+
+
+def test_message_sizes_of_a_single_leave_are_logarithmic():
+    fleet = Fleet(81, arity=3)
+    message = fleet.rekey(leaves=[b"m040"])
+    _, m = gk.decode_message(message)
+    assert len(m[9]) == 3 * 4 - 1
+    fleet.broadcast(message)
+
+
+# -- numbering, epochs, signatures --------------------------------------------------
+
+
+def test_replayed_and_out_of_order_messages_are_refused():
+    fleet = Fleet(9)
+    first = fleet.rekey(leaves=[b"m001"])
+    second = fleet.rekey(leaves=[b"m002"])
+    meter = fleet.meters[b"m000"]
+    meter.receive(first)
+    with pytest.raises(ReplayError):
+        meter.receive(first)
+    meter.receive(second)
+    other = fleet.meters[b"m008"]
+    other.receive(second)            # first was lost on the way to m008 ...
+    with pytest.raises(ReplayError):
+        other.receive(first)         # ... and arrives late: out of order
+
+
+def test_wrong_epoch_group_and_signer():
+    fleet = Fleet(4)
+    meter = fleet.meters[b"m000"]
+    data = fleet.controller.send(b"x")
+    state = snapshot(meter)
+    meter.state.epoch = 1
+    with pytest.raises(StateError, match="epoch"):
+        meter.receive(data)
+    meter.state = state
+    rogue = gk.Controller(gk.ControllerState(GROUP, 0, 3, bytes(range(32))))
+    rogue.state.tree = fleet.controller.state.tree
+    rogue.state.seq = 100
+    with pytest.raises(VerificationError):
+        meter.receive(rogue.send(b"disconnect yourself"))
+    other = gk.Controller(gk.ControllerState(b"nbh-18", 0, 3, fleet.controller.state.signing_key))
+    other.state.tree = fleet.controller.state.tree
+    with pytest.raises(VerificationError, match="another group"):
+        meter.receive(other.send(b"x"))
+
+
+def test_resync_for_another_member_or_device_is_refused():
+    fleet = Fleet(4)
+    resync = fleet.controller.resync(b"m001", fleet.rng)
+    with pytest.raises(VerificationError, match="another member"):
+        fleet.meters[b"m000"].receive(resync)
+    stolen = fleet.meters[b"m000"]
+    stolen.state.member = b"m001"    # claims the other identity but holds its own device key
+    with pytest.raises(VerificationError):
+        stolen.receive(resync)
+
+
+def test_missed_rekey_then_resync_or_a_later_message():
+    fleet = Fleet(8, arity=2)
+    lagging = fleet.meters[b"m000"]
+    missed = fleet.rekey(leaves=[b"m002"])     # changes node (2, 0) on m000's path
+    fleet.broadcast(missed, skip=[b"m000"])
+    nxt = fleet.rekey(leaves=[b"m007"])
+    fleet.broadcast(nxt, skip=[b"m000"])
+    before = snapshot(lagging)
+    with pytest.raises(ResyncRequiredError):
+        lagging.receive(nxt)
+    assert lagging.state == before
+    lagging.receive(fleet.controller.resync(b"m000", fleet.rng))
+    assert lagging.group_key == fleet.controller.state.tree.group_key
+    # a later rekey of its whole path also carries a lagging meter forward
+    missed = fleet.rekey(leaves=[b"m006"])
+    fleet.broadcast(missed, skip=[b"m000"])
+    later = fleet.rekey(leaves=[b"m001"])      # m000's sibling: its path is rekeyed from the leaf up
+    lagging.receive(later)
+    assert lagging.group_key == fleet.controller.state.tree.group_key
+
+
+def test_data_under_a_stale_group_key_needs_a_resync():
+    fleet = Fleet(6)
+    meter = fleet.meters[b"m000"]
+    fleet.broadcast(fleet.rekey(leaves=[b"m005"]), skip=[b"m000"])
+    with pytest.raises(ResyncRequiredError):
+        meter.receive(fleet.controller.send(b"x"))
+
+
+# -- every byte of every message ------------------------------------------------------
+
+
+def _all_kinds(fleet: Fleet) -> dict[str, bytes]:
+    return {"rekey": fleet.rekey(leaves=[b"m003"]), "resync": fleet.controller.resync(b"m000", fleet.rng),
+            "data": fleet.controller.send(b"demand response"),
+            "command": fleet.command("disconnect", {1: [b"m001"]})}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_any_single_byte_change_is_refused_with_a_typed_error(data):
+    fleet = Fleet(6, seed="flip")
+    messages = _all_kinds(fleet)
+    kind = data.draw(st.sampled_from(sorted(messages)))
+    message = messages[kind]
+    i = data.draw(st.integers(0, len(message) - 1))
+    delta = data.draw(st.integers(1, 255))
+    tampered = message[:i] + bytes([message[i] ^ delta]) + message[i + 1:]
+    meter = fleet.meters[b"m000"]
+    before = snapshot(meter)
+    with pytest.raises(UsappError):
+        meter.receive(tampered)
+    assert meter.state == before
+
+
+@pytest.mark.parametrize("kind", ["rekey", "resync", "data", "command"])
+def test_truncated_and_extended_messages(kind):
+    fleet = Fleet(6, seed="trunc")
+    message = _all_kinds(fleet)[kind]
+    meter = fleet.meters[b"m000"]
+    for bad in (message[:-1], message[: len(message) // 2], b"", message + b"\0"):
+        with pytest.raises(DecodeError):
+            meter.receive(bad)
+    with pytest.raises(DecodeError):
+        meter.receive("not bytes")
+
+
+def test_decoder_rejects_malformed_fields():
+    fleet = Fleet(6, seed="fields")
+    message = fleet.rekey(leaves=[b"m003"])
+    m = cbor.decode(message)
+    cases = {
+        "version": {1: 2}, "kind": {2: "reboot"}, "short signature": {10: b"\0" * 63},
+        "unsorted nodes": {8: list(reversed(m[8]))}, "node outside the tree": {8: [[0, 10**6, 1]] + m[8]},
+        "root not last": {8: m[8][:-1]}, "wrap length": {9: [[m[9][0][0], m[9][0][1], b"\0" * 47]]},
+        "wrap key id zero": {9: [[0, 1, b"\0" * 48]]}, "arity": {6: 1}, "height": {7: 0},
+        "extra key": {11: 0}, "group too long": {3: b"g" * 65},
+    }
+    for name, change in cases.items():
+        with pytest.raises(DecodeError):
+            gk.decode_message(cbor.encode({**m, **change}))
+    del m[9]
+    with pytest.raises(DecodeError):
+        gk.decode_message(cbor.encode(m))
+
+
+# -- critical commands ---------------------------------------------------------------
+
+
+def test_commands_need_the_command_key_not_the_controller_key():
+    fleet = Fleet(4)
+    meter = fleet.meters[b"m000"]
+    forged = fleet.command("disconnect-all", {}, key=Ed25519PrivateKey.from_private_bytes(
+        fleet.controller.state.signing_key))
+    with pytest.raises(VerificationError):
+        meter.receive(forged)
+    assert meter.state.supply_on
+    real = fleet.command("disconnect", {1: [b"m000", b"m002"]})
+    result = meter.receive(real)
+    assert result.action == "disconnect" and result.applies_to_me and not meter.state.supply_on
+    assert not fleet.meters[b"m001"].receive(real).applies_to_me
+    with pytest.raises(ReplayError):
+        meter.receive(real)
+
+
+def test_rekey_group_moves_the_meter_to_a_new_epoch_and_controller():
+    fleet = Fleet(5)
+    meter = fleet.meters[b"m000"]
+    old_data = fleet.controller.send(b"old")
+    new = gk.Controller(gk.ControllerState(GROUP, 1, 3, fleet.rng.random_bytes(32)))
+    command = fleet.command("rekey-group", {1: 1, 2: new.public_key})
+    meter.receive(command)
+    assert meter.state.epoch == 1 and meter.state.keys is None
+    with pytest.raises(ResyncRequiredError):
+        meter.group_key
+    with pytest.raises((StateError, VerificationError)):
+        meter.receive(old_data)
+    with pytest.raises(VerificationError):   # the old controller key no longer signs for this meter
+        meter.receive(fleet.controller.resync(b"m000", fleet.rng))
+    resyncs = new.start_epoch({m: fleet.devices[m] for m in fleet.controller.state.tree.members}, fleet.rng)
+    meter.receive(resyncs[b"m000"])
+    assert meter.group_key == new.state.tree.group_key != fleet.controller.state.tree.group_key
+    stale = fleet.command("rekey-group", {1: 1, 2: new.public_key})
+    with pytest.raises(StateError):
+        meter.receive(stale)
+
+
+def test_set_command_key():
+    fleet = Fleet(3)
+    meter = fleet.meters[b"m000"]
+    successor = Ed25519PrivateKey.from_private_bytes(bytes([7]) * 32)
+    meter.receive(fleet.command("set-command-key", {1: raw_public(successor)}))
+    with pytest.raises(VerificationError):
+        meter.receive(fleet.command("disconnect-all", {}))
+    meter.receive(fleet.command("disconnect-all", {}, key=successor))
+    assert not meter.state.supply_on
+
+
+def test_command_body_checks_its_arguments():
+    for action, args in (("reboot", {}), ("disconnect", {1: []}), ("disconnect", {1: [b"a", b"a"]}),
+                         ("rekey-group", {1: 1, 2: b"\0" * 31}), ("set-command-key", {1: b"\xff" * 32}),
+                         ("disconnect-all", {1: 0})):
+        with pytest.raises(ParameterError):
+            gk.command_body(GROUP, 1, action, args)
+    with pytest.raises(ParameterError):
+        gk.command_body(GROUP, 0, "disconnect-all", {})
+    with pytest.raises(ParameterError):
+        gk.encode_command(gk.command_body(GROUP, 1, "disconnect-all", {}), b"\0" * 63)
+
+
+def test_bad_roles():
+    with pytest.raises(ParameterError):
+        gk.Controller(gk.ControllerState(b"", 0, 3, bytes(32)))
+    with pytest.raises(ParameterError):
+        gk.Controller(gk.ControllerState(GROUP, 0, 1, bytes(32)))
+    with pytest.raises(ParameterError):
+        gk.Meter(gk.MeterState(GROUP, b"m", bytes(32), command_key=b"\0" * 31, controller_key=b"\0" * 32))
+    controller = gk.Controller(gk.ControllerState(GROUP, 0, 3, bytes(32)))
+    with pytest.raises(StateError):
+        controller.send(b"x")
+    with pytest.raises(DecodeError):
+        controller.start_epoch({b"m": bytes(32)})   # a small-order HPKE key
