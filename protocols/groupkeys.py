@@ -267,7 +267,7 @@ def _data_nonce(seq: int) -> bytes:
 
 @dataclass
 class ControllerState:
-    """The head-end's group key controller (spec 3.1).
+    """The head-end's group key controller (spec 3.2).
 
     ``signing_key`` is the raw 32-byte Ed25519 private key whose public half
     meters hold as the controller key of this epoch; ``devices`` maps each

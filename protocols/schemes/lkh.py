@@ -5,7 +5,7 @@ graphs", IEEE/ACM Transactions on Networking 8(1), 2000 (SIGCOMM 1998); the
 hierarchical tree approach of RFC 2627 section 5.4; batch rekeying after
 X. S. Li, Y. R. Yang, M. Gouda, S. S. Lam, "Batch rekeying for secure group
 communications", WWW 2001.  The layout, the wrap and the rules below are this
-project's and are specified in specs/groupkeys.md sections 3 and 4.
+project's and are specified in specs/groupkeys.md sections 3 and 5.
 
 The tree has arity ``d`` and height ``h``: members sit at the leaves (level 0),
 the group key at the root (level h).  A node is named by (level, position),
@@ -108,17 +108,17 @@ def height_for(arity: int, members: int) -> int:
 
 
 def leave_bound(arity: int, height: int) -> int:
-    """Wraps of a single leave in a full tree: d - 1 at level 1, d above it (spec 4.4)."""
+    """Wraps of a single leave in a full tree: d - 1 at level 1, d above it (spec 5.5)."""
     return arity * height - 1
 
 
 def join_bound(arity: int, height: int) -> int:
-    """Wraps of a single join: one per ancestor that has staying members (spec 4.4)."""
+    """Wraps of a single join: one per ancestor that has staying members (spec 5.5)."""
     return height
 
 
 # ---------------------------------------------------------------------------
-# Spec 4: rekey messages as data
+# Spec 5: rekeys as data
 # ---------------------------------------------------------------------------
 
 
@@ -133,7 +133,7 @@ class Wrap:
 
 @dataclass(frozen=True)
 class Rekey:
-    """What one batch changes (spec 4.2): the tree's height afterwards, the new
+    """What one batch changes (spec 5.1): the tree's height afterwards, the new
     key id of every changed node (level, position, kid) bottom-up, and the wraps."""
 
     height: int
@@ -148,7 +148,7 @@ class Rekey:
 
 @dataclass(frozen=True)
 class MemberKeys:
-    """A member's view (spec 5): its leaf position and the keys on its path,
+    """A member's view (spec 5.2): its leaf position and the keys on its path,
     ``path[l] = (kid, key)`` for level l = 0 (its own key) up to the root."""
 
     arity: int
@@ -221,13 +221,13 @@ class MemberKeys:
 
 
 # ---------------------------------------------------------------------------
-# Spec 4: the controller's tree
+# Spec 5.1: the controller's tree
 # ---------------------------------------------------------------------------
 
 
 @dataclass
 class KeyTree:
-    """The group key controller's state (spec 4.1).
+    """The group key controller's state (spec 3.2, 5.1).
 
     Per level l: ``keys[l]`` (32 bytes per position), ``kids[l]`` (0 = empty)
     and ``counts[l]`` (members below).  ``members`` maps a member to its leaf;
@@ -250,7 +250,7 @@ class KeyTree:
     @classmethod
     def create(cls, arity: int, context: bytes, members: Sequence[Hashable] = (),
                rng: RandomSource | None = None, *, height: int | None = None) -> KeyTree:
-        """A tree holding ``members`` at leaves 0, 1, ... with fresh keys (spec 4.1).
+        """A tree holding ``members`` at leaves 0, 1, ... with fresh keys (spec 9.2).
 
         ``height`` defaults to :func:`height_for`; members then receive their
         paths by unicast (:meth:`member_keys`).  Key ids are given bottom-up,
@@ -306,7 +306,7 @@ class KeyTree:
         return self.key(self.height, 0)[1]
 
     def member_keys(self, member: Hashable) -> MemberKeys:
-        """The member's leaf position and current path (spec 5.1, the unicast welcome and resync)."""
+        """The member's leaf position and current path (spec 7.1, the welcome and the resync)."""
         if member not in self.members:
             raise StateError("not a member of the group")
         position = self.members[member]
@@ -316,7 +316,7 @@ class KeyTree:
     # -- changing -----------------------------------------------------------
 
     def _grow(self) -> None:
-        """Spec 4.3: a new root above the old one; every level holds d times as many positions."""
+        """Spec 5.4: a new root above the old one; every level holds d times as many positions."""
         if self.height == MAX_HEIGHT:
             raise StateError("the tree is at its maximum height")
         d = self.arity
@@ -346,7 +346,7 @@ class KeyTree:
 
     def rekey(self, joins: Iterable[Hashable] = (), leaves: Iterable[Hashable] = (),
               rng: RandomSource | None = None) -> Rekey:
-        """Spec 4.2: apply a batch of leaves, then joins, and return the rekey.
+        """Spec 5.1: apply a batch of leaves, then joins, and return the rekey.
 
         Leaves free their leaves first; joiners take the lowest free leaves in
         the order given (growing the tree when it is full).  Every node with a
