@@ -1,0 +1,211 @@
+"""Vector family ``rfc9591``: RFC 9591 Appendix E.1, FROST(Ed25519, SHA-512)
+(specs/frost.md section 8).
+
+One vector: the trusted dealer's shares from the published coefficient, every
+round-one nonce randomness, nonce, commitment, binding factor input and
+binding factor, every signature share and the final signature.  The file is
+transcribed by :func:`transcribe` from the project's checked copy of the
+appendix (``reference-vectors/rfc9591_frost_ed25519.json``; values copied by
+script, never retyped) and pinned by its digest.  :func:`verify_vector`
+recomputes every value and names the first field that differs; it also checks
+the signature with an independent RFC 8032 verifier (``cryptography``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives import ed25519 as G
+from protocols.schemes import frost
+from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import bytes_field, expect, field, small_int_field, str_field
+
+PROTOCOL = "rfc9591"
+SUITE = "FROST(Ed25519, SHA-512)"
+FILE = "rfc9591.json"
+
+
+# -- reading fields ------------------------------------------------------------------
+
+
+def _mapping(vector: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = field(vector, name)
+    if not isinstance(value, dict):
+        raise VectorMismatchError(f"field {name!r} must be an object")
+    return value
+
+
+def _recompute(name: str, compute: Callable[[], Any]) -> Any:
+    """Run a recomputation; a typed error from the code is reported against ``name``."""
+    try:
+        return compute()
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        raise VectorMismatchError(f"field {name!r}: {exc}") from exc
+
+
+def _scalar(vector: Mapping[str, Any], name: str, label: str | None = None) -> int:
+    label = name if label is None else label
+    return _recompute(label, lambda: G.DeserializeScalar(bytes_field(vector, name)))
+
+
+def _keys(value: Mapping[str, Any], name: str, expected: list[int]) -> None:
+    if sorted(value) != sorted(str(i) for i in expected):
+        raise VectorMismatchError(f"field {name!r} must have exactly the keys {[str(i) for i in expected]}")
+
+
+def _hex(data: bytes) -> str:
+    return data.hex()
+
+
+# -- recomputation -----------------------------------------------------------------
+
+
+def _frost_sign(v: Mapping[str, Any]) -> None:
+    expect("context_string", str_field(v, "context_string"), frost.CONTEXT_STRING.decode("ascii"))
+    config = _mapping(v, "config")
+    MAX = small_int_field(config, "MAX_PARTICIPANTS")
+    MIN = small_int_field(config, "MIN_PARTICIPANTS")
+    NUM = small_int_field(config, "NUM_PARTICIPANTS")
+    _recompute("config", lambda: frost.check_parameters(MIN, MAX))
+    if not MIN <= NUM <= MAX:
+        raise VectorMismatchError("field 'config.NUM_PARTICIPANTS' is not in [MIN, MAX]")
+
+    # Group input parameters: the dealer (Appendix C) with the given coefficients.
+    group_secret_key = _scalar(v, "group_secret_key")
+    group_public_key = _recompute("group_public_key", lambda: G.ScalarBaseMult(group_secret_key))
+    expect("group_public_key", bytes_field(v, "group_public_key"),
+           _recompute("group_public_key", lambda: G.SerializeElement(group_public_key)))
+    raw_coeffs = field(v, "share_polynomial_coefficients")
+    if not isinstance(raw_coeffs, list) or len(raw_coeffs) != MIN - 1:
+        raise VectorMismatchError("field 'share_polynomial_coefficients' must list MIN_PARTICIPANTS - 1 scalars")
+    coefficients = [_scalar({"c": c}, "c", f"share_polynomial_coefficients[{k + 1}]")
+                    for k, c in enumerate(raw_coeffs)]
+    shares, coeffs = _recompute("participant_shares",
+                                lambda: frost.secret_share_shard(group_secret_key, coefficients, MAX))
+    stored_shares = _mapping(v, "participant_shares")
+    _keys(stored_shares, "participant_shares", list(range(1, MAX + 1)))
+    for i, sk_i in shares:
+        expect(f"participant_shares.{i}", bytes_field(stored_shares, str(i)), G.SerializeScalar(sk_i))
+    vss_commitment = frost.vss_commit(coeffs)
+    key_packages, group_info = _recompute(
+        "participant_shares", lambda: frost.key_packages_from_dealer(shares, vss_commitment, MAX, MIN))
+    expect("group_public_key", group_info.group_public_key, group_public_key)
+
+    message = bytes_field(v, "message")
+    participants = field(v, "participant_list")
+    if (not isinstance(participants, list) or len(participants) != NUM
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i <= MAX for i in participants)
+            or participants != sorted(set(participants))):
+        raise VectorMismatchError("field 'participant_list' must be NUM_PARTICIPANTS sorted distinct identifiers")
+
+    # Round one.
+    round_one = _mapping(v, "round_one")
+    _keys(round_one, "round_one", participants)
+    nonces: dict[int, frost.SigningNonces] = {}
+    commitment_list = []
+    for i in participants:
+        r = _mapping(round_one, str(i))
+        where = f"round_one.{i}"
+        n, c = _recompute(f"{where}.hiding_nonce_randomness", lambda r=r, i=i: frost.commit_with_randomness(
+            i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"), bytes_field(r, "binding_nonce_randomness")))
+        expect(f"{where}.hiding_nonce", bytes_field(r, "hiding_nonce"), G.SerializeScalar(n.hiding_nonce))
+        expect(f"{where}.binding_nonce", bytes_field(r, "binding_nonce"), G.SerializeScalar(n.binding_nonce))
+        expect(f"{where}.hiding_nonce_commitment", bytes_field(r, "hiding_nonce_commitment"),
+               G.SerializeElement(c.hiding_nonce_commitment))
+        expect(f"{where}.binding_nonce_commitment", bytes_field(r, "binding_nonce_commitment"),
+               G.SerializeElement(c.binding_nonce_commitment))
+        nonces[i] = n
+        commitment_list.append(c)
+    inputs = frost.compute_binding_factor_inputs(group_public_key, commitment_list, message)
+    factors = frost.compute_binding_factors(group_public_key, commitment_list, message)
+    for (i, rho_input), (_, rho) in zip(inputs, factors):
+        r = _mapping(round_one, str(i))
+        expect(f"round_one.{i}.binding_factor_input", bytes_field(r, "binding_factor_input"), rho_input)
+        expect(f"round_one.{i}.binding_factor", bytes_field(r, "binding_factor"), G.SerializeScalar(rho))
+
+    # Round two.
+    round_two = _mapping(v, "round_two")
+    _keys(round_two, "round_two", participants)
+    sig_shares = []
+    for i in participants:
+        kp = key_packages[i - 1]
+        share = frost.sign(i, kp.secret_share, group_public_key, nonces[i], message, commitment_list)
+        expect(f"round_two.{i}.sig_share", bytes_field(_mapping(round_two, str(i)), "sig_share"), share.to_bytes())
+        _recompute(f"round_two.{i}.sig_share", lambda share=share, i=i: frost.verify_signature_share(
+            i, group_info.public_key(i), commitment_list[participants.index(i)], share.share,
+            commitment_list, group_public_key, message))
+        sig_shares.append(share)
+
+    # Final output.
+    final = _mapping(v, "final_output")
+    signature = _recompute("final_output.sig", lambda: frost.aggregate_and_verify(
+        group_info, commitment_list, message, sig_shares))
+    sig = bytes_field(final, "sig")
+    expect("final_output.sig", sig, signature.to_bytes())
+    try:
+        Ed25519PublicKey.from_public_bytes(G.SerializeElement(group_public_key)).verify(sig, message)
+    except (InvalidSignature, ValueError):
+        raise VectorMismatchError("field 'final_output.sig' does not verify under RFC 8032 (cryptography)") from None
+
+
+def verify_vector(vector: Mapping[str, Any]) -> None:
+    operation = str_field(vector, "operation")
+    if operation != "frost_sign":
+        raise VectorMismatchError(f"unknown operation {operation!r}")
+    _frost_sign(vector)
+
+
+# -- transcription --------------------------------------------------------------------
+
+
+def transcribe(reference: Mapping[str, Any]) -> dict:
+    """Build the envelope from ``reference-vectors/rfc9591_frost_ed25519.json``
+    (the project's checked transcription of RFC 9591 Appendix E.1): values are
+    copied by this function, grouped by round as the appendix groups them."""
+    participants = list(reference["participant_list"])
+    vector = {
+        "name": "E.1",
+        "operation": "frost_sign",
+        "section": "E.1",
+        "context_string": reference["context_string"],
+        "config": dict(reference["config"]),
+        "group_secret_key": reference["group_secret_key"],
+        "group_public_key": reference["group_public_key"],
+        "message": reference["message"],
+        "share_polynomial_coefficients": list(reference["share_polynomial_coefficients"]),
+        "participant_shares": dict(reference["participant_shares"]),
+        "participant_list": participants,
+        "round_one": {str(i): dict(reference["round_one"][str(i)]) for i in participants},
+        "round_two": {str(i): {"sig_share": reference["sig_shares"][str(i)]} for i in participants},
+        "final_output": {"sig": reference["sig"]},
+    }
+    return {
+        "protocol": PROTOCOL,
+        "suite": SUITE,
+        "source": ("RFC 9591 (June 2024), Appendix E.1, FROST(Ed25519, SHA-512); values from the "
+                   "'## FROST(Ed25519, SHA-512)' block of the Test Vectors appendix of draft-irtf-cfrg-frost-15 "
+                   "(github.com/cfrg/draft-irtf-cfrg-frost, tag draft-irtf-cfrg-frost-15, commit "
+                   "5d0ed9fc7cd5afb28db6bc6fafb01878449190d3), the text published as RFC 9591, as checked into "
+                   "reference-vectors/rfc9591_frost_ed25519.json"),
+        "generated_by": ("transcribed by protocols.system.vectorsets.rfc9591.transcribe from "
+                         "reference-vectors/rfc9591_frost_ed25519.json (values copied by script, never retyped)"),
+        "description": ("RFC 9591 known answer for FROST(Ed25519, SHA-512), 2-of-3 with participants 1 and 3: "
+                        "the trusted dealer's shares (Appendix C) from the given coefficient, round one "
+                        "(nonce randomness, nonces, commitments, binding factor inputs and binding factors), "
+                        "round two (signature shares) and the final signature R || z. Scalars are 32-byte "
+                        "little-endian hex, elements RFC 8032 compressed points, message is hex."),
+        "vectors": [vector],
+    }
+
+
+PINNED_SHA256 = "eea869960fdd32616c46f3140707c4624233519a8cf145d9e29e9ea478d53f70"
+
+FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
+                      pinned_sha256=PINNED_SHA256)
