@@ -1,0 +1,375 @@
+"""FROST(Ed25519, SHA-512), RFC 9591 (protocols/schemes/frost.py, specs/frost.md).
+
+The RFC's Appendix E.1 vector; properties (any t-of-n subset signs, and the
+signature verifies under ``frost.verify`` and under ``cryptography``'s RFC 8032
+verifier; t - 1 honest shares plus a forged one do not; a share for one
+message does not help on another); identifiable abort; nonce single use; the
+input checks of RFC 9591 section 5, each with its exact typed error; and the
+distributed key generation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, VerificationError
+from protocols.primitives import ed25519 as G
+from protocols.primitives.drbg import HmacDrbg
+from protocols.schemes import frost
+from protocols.system.vectorsets import rfc9591
+
+VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "rfc9591.json"
+
+
+def rfc8032_verify(pk: G.Element, msg: bytes, sig: frost.Signature) -> None:
+    """An independent RFC 8032 verifier (OpenSSL through ``cryptography``)."""
+    Ed25519PublicKey.from_public_bytes(G.SerializeElement(pk)).verify(sig.to_bytes(), msg)
+
+
+def dealer(t: int, n: int, seed: str):
+    rng = HmacDrbg.from_seed(f"tests/frost/{seed}")
+    secret = G.RandomScalar(rng) or 1
+    shares, _, vss = frost.trusted_dealer_keygen(secret, n, t, rng)
+    packages, group = frost.key_packages_from_dealer(shares, vss, n, t)
+    return secret, packages, group
+
+
+def run_signing(packages, group, signers, msg, rng):
+    """Both rounds through Signer, then aggregate_and_verify."""
+    parties = {i: frost.Signer(packages[i - 1]) for i in signers}
+    commitments = [parties[i].commit(rng) for i in sorted(signers)]
+    shares = [parties[i].sign(msg, commitments) for i in sorted(signers)]
+    return commitments, shares, frost.aggregate_and_verify(group, commitments, msg, shares)
+
+
+@pytest.fixture(scope="module")
+def group_2_of_3():
+    return dealer(2, 3, "2-of-3")
+
+
+@pytest.fixture
+def session(group_2_of_3):
+    """A fresh 2-of-3 session with signers 1 and 3: (packages, group, signers, commitments)."""
+    _, packages, group = group_2_of_3
+    rng = HmacDrbg.from_seed("tests/frost/session")
+    signers = {i: frost.Signer(packages[i - 1]) for i in (1, 3)}
+    commitments = [signers[i].commit(rng) for i in (1, 3)]
+    return packages, group, signers, commitments
+
+
+# --------------------------------------------------------------------------
+# RFC 9591 Appendix E.1
+
+
+def test_rfc9591_appendix_e1_vector_recomputes():
+    envelope = json.loads(VECTORS.read_text(encoding="utf-8"))
+    [vector] = envelope["vectors"]
+    rfc9591.verify_vector(vector)  # every field, byte for byte
+    # and directly, the final signature under both verifiers
+    pk = G.DeserializeElement(bytes.fromhex(vector["group_public_key"]))
+    sig = frost.Signature.from_bytes(bytes.fromhex(vector["final_output"]["sig"]))
+    msg = bytes.fromhex(vector["message"])
+    frost.verify(msg, sig, pk)
+    rfc8032_verify(pk, msg, sig)
+
+
+def test_rfc9591_vector_mismatch_names_the_field():
+    from protocols.errors import VectorMismatchError
+
+    vector = json.loads(VECTORS.read_text(encoding="utf-8"))["vectors"][0]
+    vector["round_one"]["3"]["binding_factor"] = "00" * 32
+    with pytest.raises(VectorMismatchError, match="round_one.3.binding_factor"):
+        rfc9591.verify_vector(vector)
+
+
+def test_context_string_and_hash_domain_separation():
+    assert frost.CONTEXT_STRING == b"FROST-ED25519-SHA512-v1"
+    import hashlib
+
+    m = b"abc"
+    assert frost.H2(m) == int.from_bytes(hashlib.sha512(m).digest(), "little") % G.L
+    assert frost.H4(m) == hashlib.sha512(b"FROST-ED25519-SHA512-v1msgabc").digest()
+    assert frost.H5(m) == hashlib.sha512(b"FROST-ED25519-SHA512-v1comabc").digest()
+    assert len({frost.H1(m), frost.H2(m), frost.H3(m)}) == 3
+
+
+# --------------------------------------------------------------------------
+# Properties
+
+
+@st.composite
+def threshold_subsets(draw):
+    n = draw(st.integers(min_value=2, max_value=5))
+    t = draw(st.integers(min_value=2, max_value=n))
+    signers = draw(st.sets(st.integers(min_value=1, max_value=n), min_size=t, max_size=n))
+    return t, n, sorted(signers)
+
+
+@settings(max_examples=8, deadline=None)
+@given(params=threshold_subsets(), msg=st.binary(max_size=64), seed=st.integers(0, 2**32))
+def test_any_threshold_subset_signs_and_rfc8032_verifies(params, msg, seed):
+    t, n, signers = params
+    _, packages, group = dealer(t, n, f"subset-{seed}")
+    rng = HmacDrbg.from_seed(f"tests/frost/nonces-{seed}")
+    _, _, signature = run_signing(packages, group, signers, msg, rng)
+    frost.verify(msg, signature, group.group_public_key)
+    frost.verify(msg, signature.to_bytes(), G.SerializeElement(group.group_public_key))
+    rfc8032_verify(group.group_public_key, msg, signature)
+
+
+@settings(max_examples=6, deadline=None)
+@given(forged=st.integers(min_value=0, max_value=G.L - 1), seed=st.integers(0, 2**32))
+def test_t_minus_1_shares_plus_a_forged_share_do_not_verify(forged, seed):
+    """3-of-4: signers 1, 2 honest, participant 4's share replaced by any scalar."""
+    _, packages, group = dealer(3, 4, "3-of-4")
+    rng = HmacDrbg.from_seed(f"tests/frost/forge-{seed}")
+    signers = {i: frost.Signer(packages[i - 1]) for i in (1, 2, 4)}
+    commitments = [signers[i].commit(rng) for i in (1, 2, 4)]
+    msg = b"open valve 7"
+    shares = [signers[i].sign(msg, commitments) for i in (1, 2)]
+    honest_4 = signers[4].sign(msg, commitments)
+    if forged == honest_4.share:
+        return
+    shares.append(frost.SignatureShare(4, forged))
+    signature = frost.aggregate(commitments, msg, group.group_public_key, shares)
+    with pytest.raises(VerificationError):
+        frost.verify(msg, signature, group.group_public_key)
+    with pytest.raises(InvalidSignature):
+        rfc8032_verify(group.group_public_key, msg, signature)
+    with pytest.raises(VerificationError, match="participant 4"):
+        frost.aggregate_and_verify(group, commitments, msg, shares)
+
+
+def test_binding_a_share_for_message_a_does_not_help_on_message_b(session):
+    packages, group, signers, commitments = session
+    share_1_for_a = signers[1].sign(b"message A", commitments)
+    share_3_for_b = signers[3].sign(b"message B", commitments)
+    for msg in (b"message A", b"message B"):
+        signature = frost.aggregate(commitments, msg, group.group_public_key, [share_1_for_a, share_3_for_b])
+        with pytest.raises(VerificationError):
+            frost.verify(msg, signature, group.group_public_key)
+    with pytest.raises(VerificationError, match="participant 3"):
+        frost.verify_signature_share(3, group.public_key(3), commitments[1], share_3_for_b.share,
+                                     commitments, group.group_public_key, b"message A")
+
+
+def test_secret_recovers_from_any_threshold_of_dealer_shares():
+    secret, packages, _ = dealer(3, 5, "recover")
+    for subset in combinations(packages, 3):
+        points = [(kp.identifier, kp.secret_share) for kp in subset]
+        assert frost.secret_share_combine(points, 3) == secret
+    with pytest.raises(ParameterError):
+        frost.secret_share_combine([(1, packages[0].secret_share)], 3)
+
+
+# --------------------------------------------------------------------------
+# Identifiable abort and the coordinator's checks
+
+
+def test_bad_signature_share_names_the_culprit(session):
+    packages, group, signers, commitments = session
+    msg = b"shed load"
+    shares = [signers[i].sign(msg, commitments) for i in (1, 3)]
+    tampered = [shares[0], frost.SignatureShare(3, (shares[1].share + 1) % G.L)]
+    with pytest.raises(VerificationError, match="participant 3"):
+        frost.aggregate_and_verify(group, commitments, msg, tampered)
+    with pytest.raises(VerificationError, match="participant 3"):
+        frost.verify_signature_share(3, group.public_key(3), commitments[1], tampered[1].share,
+                                     commitments, group.group_public_key, msg)
+    frost.verify_signature_share(1, group.public_key(1), commitments[0], shares[0].share,
+                                 commitments, group.group_public_key, msg)
+
+
+def test_share_from_a_non_participant_is_refused(session):
+    packages, group, signers, commitments = session
+    msg = b"m"
+    shares = [signers[i].sign(msg, commitments) for i in (1, 3)]
+    intruder = frost.SignatureShare(2, shares[0].share)
+    with pytest.raises(VerificationError, match="participant 2, who is not in the signing set"):
+        frost.aggregate(commitments, msg, group.group_public_key, shares + [intruder])
+    with pytest.raises(VerificationError, match="participant 2"):
+        frost.aggregate_and_verify(group, commitments, msg, [shares[0], intruder, shares[1]])
+    with pytest.raises(ParameterError, match="invalid participant: 2"):
+        frost.binding_factor_for_participant(
+            frost.compute_binding_factors(group.group_public_key, commitments, msg), 2)
+    with pytest.raises(ParameterError, match="no signature share"):
+        frost.aggregate(commitments, msg, group.group_public_key, shares[:1])
+    with pytest.raises(VerificationError, match="two signature shares"):
+        frost.aggregate(commitments, msg, group.group_public_key, [shares[0], shares[0], shares[1]])
+
+
+def test_commitment_list_checks(session, group_2_of_3):
+    packages, group, signers, commitments = session
+    _, _, group5 = dealer(2, 5, "2-of-5")
+    c1, c3 = commitments
+    with pytest.raises(ParameterError, match="not sorted"):
+        frost.validate_commitment_list([c3, c1], 2, 3)
+    with pytest.raises(ParameterError, match="duplicate"):
+        frost.validate_commitment_list([c1, c1], 2, 3)
+    with pytest.raises(ParameterError, match="between 2 and 3"):
+        frost.validate_commitment_list([c1], 2, 3)
+    with pytest.raises(ParameterError, match="not in the commitment_list"):
+        frost.validate_commitment_list([c1, c3], 2, 3, identifier=2)
+    with pytest.raises(ParameterError, match=r"not in \[1, 3\]"):
+        frost.validate_commitment_list([c1, dataclasses.replace(c3, identifier=4)], 2, 3)
+    # the signer applies them before touching its nonces
+    with pytest.raises(ParameterError, match="not sorted"):
+        signers[1].sign(b"m", [c3, c1])
+    with pytest.raises(ParameterError, match="between 2 and 3"):
+        signers[1].sign(b"m", [c1])
+    with pytest.raises(ParameterError, match="participant 1 is not in"):
+        signers[1].sign(b"m", [dataclasses.replace(c1, identifier=2), c3])
+    assert signers[1].pending == 1
+    # the coordinator too: fewer than MIN signers
+    share = signers[1].sign(b"m", commitments)
+    with pytest.raises(ParameterError, match="between 2 and 3"):
+        frost.aggregate_and_verify(group, [c1], b"m", [share])
+    # the RFC helpers refuse unsorted or duplicated lists as well
+    for bad in ([c3, c1], [c1, c1]):
+        with pytest.raises(ParameterError):
+            frost.encode_group_commitment_list(bad)
+
+
+@pytest.mark.parametrize("identifier", [0, -1, 4, True, "1"])
+def test_identifiers_outside_one_to_max_are_refused(identifier):
+    with pytest.raises(ParameterError):
+        frost.check_identifier(identifier, 3)
+
+
+def test_parameters_are_checked():
+    for t, n in ((1, 3), (4, 3), (0, 0), (2, G.L)):
+        with pytest.raises(ParameterError):
+            frost.check_parameters(t, n)
+    with pytest.raises(ParameterError):
+        frost.trusted_dealer_keygen(0, 3, 2)
+
+
+# --------------------------------------------------------------------------
+# Nonce single use
+
+
+def test_nonce_reuse_is_a_replay_error(session):
+    packages, group, signers, commitments = session
+    signers[1].sign(b"first", commitments)
+    with pytest.raises(ReplayError):
+        signers[1].sign(b"first", commitments)
+    with pytest.raises(ReplayError):
+        signers[1].sign(b"second message", commitments)
+    assert signers[1].pending == 0
+
+
+def test_unknown_commitments_are_a_state_error(session, group_2_of_3):
+    packages, group, signers, commitments = session
+    rng = HmacDrbg.from_seed("tests/frost/other")
+    _, forged = frost.commit(1, packages[0].secret_share, rng)
+    with pytest.raises(StateError, match="no pending"):
+        signers[1].sign(b"m", [forged, commitments[1]])
+    assert signers[1].pending == 1  # its real nonces are still there
+
+
+def test_each_commit_gives_fresh_nonces(group_2_of_3):
+    _, packages, _ = group_2_of_3
+    signer = frost.Signer(packages[0])
+    rng = HmacDrbg.from_seed("tests/frost/fresh")
+    a, b = signer.commit(rng), signer.commit(rng)
+    assert a != b and signer.pending == 2
+
+
+def test_sign_checks_the_nonces_match_the_list(session):
+    packages, group, signers, commitments = session
+    rng = HmacDrbg.from_seed("tests/frost/mismatch")
+    nonces, _ = frost.commit(1, packages[0].secret_share, rng)
+    with pytest.raises(ParameterError, match="round-one commitments"):
+        frost.sign(1, packages[0].secret_share, group.group_public_key, nonces, b"m", commitments)
+
+
+def test_secrets_stay_out_of_repr(session):
+    packages, _, _, _ = session
+    rng = HmacDrbg.from_seed("tests/frost/repr")
+    nonces, _ = frost.commit(1, packages[0].secret_share, rng)
+    assert str(packages[0].secret_share) not in repr(packages[0])
+    assert str(nonces.hiding_nonce) not in repr(nonces)
+    assert str(nonces.binding_nonce) not in repr(nonces)
+
+
+def test_nonce_generate_takes_exactly_32_random_bytes():
+    with pytest.raises(ParameterError):
+        frost.nonce_generate_from_randomness(5, bytes(31))
+    rng = HmacDrbg.from_seed("tests/frost/nonce")
+    assert 0 <= frost.nonce_generate(5, rng) < G.L
+
+
+# --------------------------------------------------------------------------
+# Wrong group key, encodings
+
+
+def test_wrong_group_key_does_not_verify(session):
+    packages, group, signers, commitments = session
+    msg = b"m"
+    shares = [signers[i].sign(msg, commitments) for i in (1, 3)]
+    signature = frost.aggregate_and_verify(group, commitments, msg, shares)
+    other = G.ScalarBaseMult(12345)
+    with pytest.raises(VerificationError):
+        frost.verify(msg, signature, other)
+    with pytest.raises(InvalidSignature):
+        rfc8032_verify(other, msg, signature)
+    with pytest.raises(VerificationError):
+        frost.verify(msg + b"!", signature, group.group_public_key)
+    # shares made under one group key, aggregated under another
+    wrong = frost.aggregate(commitments, msg, other, shares)
+    with pytest.raises(VerificationError):
+        frost.verify(msg, wrong, other)
+
+
+def test_signature_encoding_rejections(session):
+    packages, group, signers, commitments = session
+    msg = b"m"
+    shares = [signers[i].sign(msg, commitments) for i in (1, 3)]
+    sig = frost.aggregate_and_verify(group, commitments, msg, shares).to_bytes()
+    pk = G.SerializeElement(group.group_public_key)
+    with pytest.raises(DecodeError, match="64 bytes"):
+        frost.verify(msg, sig[:63], pk)
+    with pytest.raises(DecodeError, match=">= L"):
+        frost.verify(msg, sig[:32] + G.L.to_bytes(32, "little"), pk)
+    with pytest.raises(DecodeError, match="identity"):
+        frost.verify(msg, G.IDENTITY_ENCODING + sig[32:], pk)
+    with pytest.raises(DecodeError, match="small order"):
+        frost.verify(msg, sig, bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))
+    flipped = bytearray(sig)
+    flipped[40] ^= 1
+    with pytest.raises((VerificationError, DecodeError)):
+        frost.verify(msg, bytes(flipped), pk)
+
+
+def test_commitment_and_share_encodings_round_trip_and_reject(session):
+    _, _, _, commitments = session
+    c = commitments[0]
+    assert frost.SigningCommitments.from_bytes(c.to_bytes()) == c
+    with pytest.raises(DecodeError):
+        frost.SigningCommitments.from_bytes(c.to_bytes()[:-1])
+    with pytest.raises(DecodeError, match="identifier 0"):
+        frost.SigningCommitments.from_bytes(bytes(32) + c.to_bytes()[32:])
+    with pytest.raises(DecodeError, match="identity"):
+        frost.SigningCommitments.from_bytes(c.to_bytes()[:32] + G.IDENTITY_ENCODING + c.to_bytes()[64:])
+    assert frost.SignatureShare.from_bytes(1, G.SerializeScalar(7)).share == 7
+    with pytest.raises(DecodeError):
+        frost.SignatureShare.from_bytes(1, G.L.to_bytes(32, "little"))
+    with pytest.raises(ParameterError):
+        frost.SignatureShare(0, 7)
+
+
+def test_vss_verify_names_the_participant():
+    rng = HmacDrbg.from_seed("tests/frost/vss")
+    shares, _, vss = frost.trusted_dealer_keygen(99, 3, 2, rng)
+    frost.vss_verify(shares[1], vss)
+    with pytest.raises(VerificationError, match="participant 2"):
+        frost.vss_verify((2, (shares[1][1] + 1) % G.L), vss)
