@@ -373,3 +373,84 @@ def test_vss_verify_names_the_participant():
     frost.vss_verify(shares[1], vss)
     with pytest.raises(VerificationError, match="participant 2"):
         frost.vss_verify((2, (shares[1][1] + 1) % G.L), vss)
+
+
+# --------------------------------------------------------------------------
+# Distributed key generation (Komlo-Goldberg Figure 1; specs/frost.md section 7)
+
+
+def run_dkg(t, n, seed, context=b"usapp operators / test"):
+    rng = HmacDrbg.from_seed(f"tests/frost/dkg-{seed}")
+    secrets, round1 = {}, {}
+    for i in range(1, n + 1):
+        secrets[i], round1[i] = frost.dkg_part1(i, n, t, context, rng)
+    sent = {i: frost.dkg_part2(secrets[i], round1) for i in secrets}
+    return secrets, round1, sent
+
+
+def finish_dkg(secrets, round1, sent):
+    results = {i: frost.dkg_part3(secrets[i], round1, {l: sent[l][i] for l in secrets if l != i})
+               for i in secrets}
+    return [results[i][0] for i in sorted(results)], {g for _, g in results.values()}
+
+
+@settings(max_examples=4, deadline=None)
+@given(params=threshold_subsets(), seed=st.integers(0, 2**32))
+def test_dkg_then_sign(params, seed):
+    t, n, signers = params
+    secrets, round1, sent = run_dkg(t, n, seed)
+    packages, groups = finish_dkg(secrets, round1, sent)
+    [group] = groups  # everyone derives the same group info
+    # the group secret no one held is the sum of the constant terms
+    total = sum(s.coefficients[0] for s in secrets.values()) % G.L
+    assert G.ScalarBaseMult(total) == group.group_public_key
+    points = [(kp.identifier, kp.secret_share) for kp in packages[:t]]
+    assert frost.secret_share_combine(points, t) == total
+    msg = b"close breaker %d" % seed
+    _, _, signature = run_signing(packages, group, signers, msg, HmacDrbg.from_seed(f"dkg-sign-{seed}"))
+    rfc8032_verify(group.group_public_key, msg, signature)
+
+
+def test_dkg_invalid_proof_names_the_culprit():
+    secrets, round1, _ = run_dkg(2, 3, "bad-proof")
+    bad = dataclasses.replace(round1[2], proof_mu=(round1[2].proof_mu + 1) % G.L)
+    with pytest.raises(VerificationError, match="participant 2: invalid proof"):
+        frost.dkg_part2(secrets[1], {**round1, 2: bad})
+    # a proof replayed under another context or identifier fails too
+    with pytest.raises(VerificationError, match="participant 3"):
+        frost.dkg_verify_proof(round1[3], 2, 3, b"another context")
+    with pytest.raises(VerificationError, match="participant 1"):
+        frost.dkg_verify_proof(dataclasses.replace(round1[3], identifier=1), 2, 3, b"usapp operators / test")
+    # a commitment of the wrong length
+    short = dataclasses.replace(round1[3], commitment=round1[3].commitment[:1])
+    with pytest.raises(VerificationError, match="participant 3: commitment has 1"):
+        frost.dkg_part2(secrets[1], {**round1, 3: short})
+
+
+def test_dkg_rogue_key_without_knowledge_is_caught():
+    """Participant 3 replaces its constant commitment by PK_target - sum(others) (a
+    rogue-key attempt); it cannot prove knowledge of the discrete log."""
+    secrets, round1, _ = run_dkg(2, 3, "rogue")
+    target = G.ScalarBaseMult(42)
+    rogue_phi0 = target - round1[1].commitment[0] - round1[2].commitment[0]
+    rogue = dataclasses.replace(round1[3], commitment=(rogue_phi0,) + round1[3].commitment[1:])
+    with pytest.raises(VerificationError, match="participant 3"):
+        frost.dkg_part2(secrets[1], {**round1, 3: rogue})
+
+
+def test_dkg_bad_share_names_the_sender():
+    secrets, round1, sent = run_dkg(2, 3, "bad-share")
+    received = {l: sent[l][1] for l in (2, 3)}
+    received[3] = dataclasses.replace(received[3], value=(received[3].value + 1) % G.L)
+    with pytest.raises(VerificationError, match="participant 3 sent participant 1"):
+        frost.dkg_part3(secrets[1], round1, received)
+    with pytest.raises(ParameterError, match="one round 2 share"):
+        frost.dkg_part3(secrets[1], round1, {2: sent[2][1]})
+    with pytest.raises(ParameterError, match="exactly participants"):
+        frost.dkg_part2(secrets[1], {1: round1[1], 2: round1[2]})
+
+
+def test_dkg_secrets_stay_out_of_repr():
+    secrets, _, sent = run_dkg(2, 3, "repr")
+    assert str(secrets[1].coefficients[0]) not in repr(secrets[1])
+    assert str(sent[1][2].value) not in repr(sent[1][2])

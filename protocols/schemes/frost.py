@@ -781,3 +781,182 @@ def key_packages_from_dealer(participant_private_keys: Sequence[tuple[int, int]]
         vss_verify((i, sk_i), vss_commitment)
         packages.append(KeyPackage(i, sk_i, public_keys[i - 1], group_public_key, MIN_PARTICIPANTS, MAX_PARTICIPANTS))
     return packages, PublicKeyPackage(MIN_PARTICIPANTS, MAX_PARTICIPANTS, group_public_key, tuple(public_keys))
+
+
+# ---------------------------------------------------------------------------
+# Distributed key generation (beyond RFC 9591; specs/frost.md section 7)
+# ---------------------------------------------------------------------------
+#
+# RFC 9591 does not specify a distributed key generation (section 5 leaves
+# key distribution out of scope; Appendix C gives a trusted dealer only).  This
+# is the KeyGen of the FROST paper: C. Komlo and I. Goldberg, "FROST:
+# Flexible Round-Optimized Schnorr Threshold Signatures", SAC 2020, Figure 1:
+# every participant deals a Feldman VSS of a random constant term and proves
+# knowledge of that term with a Schnorr proof bound to its identifier and the
+# context; no party ever holds the group secret.  The proof's hash is ours
+# (the paper leaves it abstract) and is defined exactly in dkg_challenge.
+
+DKG_LABEL = b"dkg"
+"""Domain separator of H_DKG: SHA-512(contextString || "dkg" || m) mod L."""
+
+
+def H_DKG(m: bytes) -> int:
+    """The DKG proof-of-knowledge hash (specs/frost.md section 7.2):
+    H(contextString || "dkg" || m) as a little-endian integer mod L."""
+    return _to_scalar(_H(CONTEXT_STRING + DKG_LABEL + _bytes(m, "m")))
+
+
+def dkg_challenge(identifier: int, MIN_PARTICIPANTS: int, MAX_PARTICIPANTS: int, context: bytes,
+                  constant_commitment: Element, R: Element) -> int:
+    """c_i = H_DKG(SerializeScalar(i) || I2OSP(MIN, 4) || I2OSP(MAX, 4) ||
+    I2OSP(len(context), 8) || context || SerializeElement(phi_i0) || SerializeElement(R_i))
+    (Komlo-Goldberg Figure 1, round 1 step 2: c_i = H(i, Phi, g^{a_i0}, R_i),
+    with the threshold parameters bound as well)."""
+    context = _bytes(context, "context")
+    return H_DKG(G.SerializeScalar(check_identifier(identifier)) + MIN_PARTICIPANTS.to_bytes(4, "big")
+                 + MAX_PARTICIPANTS.to_bytes(4, "big") + len(context).to_bytes(8, "big") + context
+                 + G.SerializeElement(constant_commitment) + G.SerializeElement(R))
+
+
+@dataclass(frozen=True)
+class DkgRound1Package:
+    """What participant ``identifier`` broadcasts in round 1: the Feldman
+    commitment (phi_i0, ..., phi_i(t-1)) and the proof (R_i, mu_i)."""
+
+    identifier: int
+    commitment: tuple[Element, ...]
+    proof_R: Element
+    proof_mu: int
+
+    def __post_init__(self) -> None:
+        check_identifier(self.identifier)
+        if not isinstance(self.commitment, tuple) or not self.commitment:
+            raise ParameterError("commitment must be a non-empty tuple of Elements")
+        for k, phi in enumerate(self.commitment):
+            _check_element(phi, f"commitment[{k}] of participant {self.identifier}")
+        _check_element(self.proof_R, "proof_R")
+        _check_scalar(self.proof_mu, "proof_mu")
+
+
+@dataclass(frozen=True)
+class DkgSecretPackage:
+    """What participant ``identifier`` keeps between the rounds: its
+    polynomial's coefficients (secret, kept out of ``repr``)."""
+
+    identifier: int
+    coefficients: tuple[int, ...] = field(repr=False)
+    MIN_PARTICIPANTS: int
+    MAX_PARTICIPANTS: int
+    context: bytes
+    package: DkgRound1Package
+
+
+@dataclass(frozen=True)
+class DkgShare:
+    """f_sender(recipient), sent privately in round 2 (secret, out of ``repr``)."""
+
+    sender: int
+    recipient: int
+    value: int = field(repr=False)
+
+    def __post_init__(self) -> None:
+        check_identifier(self.sender)
+        check_identifier(self.recipient)
+        _check_scalar(self.value, "DKG share")
+
+
+def dkg_part1(identifier: int, MAX_PARTICIPANTS: int, MIN_PARTICIPANTS: int, context: bytes,
+              rng: RandomSource | None = None) -> tuple[DkgSecretPackage, DkgRound1Package]:
+    """Komlo-Goldberg Figure 1, round 1, steps 1-3 for participant ``identifier``:
+    draw a_i0, ..., a_i(t-1) (in that order) and the proof nonce k with
+    RandomScalar, commit phi_ij = [a_ij]B, prove knowledge of a_i0:
+    R_i = [k]B, mu_i = k + a_i0 c_i with c_i = :func:`dkg_challenge`.
+
+    ``context`` (the paper's Phi) must be unique to this key generation (e.g.
+    the group's name and a session identifier); every participant uses the same."""
+    check_parameters(MIN_PARTICIPANTS, MAX_PARTICIPANTS)
+    check_identifier(identifier, MAX_PARTICIPANTS)
+    context = _bytes(context, "context")
+    source = resolve(rng)
+    coefficients = [G.RandomScalar(source) for _ in range(MIN_PARTICIPANTS)]
+    if coefficients[0] == 0:  # probability 1/L; a zero constant term would be the identity
+        raise ParameterError("drew a zero constant term; run dkg_part1 again")
+    k = G.RandomScalar(source)
+    commitment = tuple(vss_commit(coefficients))
+    R = G.ScalarBaseMult(k)
+    c = dkg_challenge(identifier, MIN_PARTICIPANTS, MAX_PARTICIPANTS, context, commitment[0], R)
+    package = DkgRound1Package(identifier, commitment, R, (k + coefficients[0] * c) % G.L)
+    return (DkgSecretPackage(identifier, tuple(coefficients), MIN_PARTICIPANTS, MAX_PARTICIPANTS, context, package),
+            package)
+
+
+def dkg_verify_proof(package: DkgRound1Package, MIN_PARTICIPANTS: int, MAX_PARTICIPANTS: int,
+                     context: bytes) -> None:
+    """Komlo-Goldberg Figure 1, round 1 step 5: the commitment has t entries and
+    R_l == [mu_l]B - [c_l]phi_l0.  VerificationError naming participant l otherwise."""
+    if not isinstance(package, DkgRound1Package):
+        raise ParameterError("package must be a DkgRound1Package")
+    check_identifier(package.identifier, MAX_PARTICIPANTS)
+    if len(package.commitment) != MIN_PARTICIPANTS:
+        raise VerificationError(
+            f"participant {package.identifier}: commitment has {len(package.commitment)} entries, "
+            f"{MIN_PARTICIPANTS} expected")
+    c = dkg_challenge(package.identifier, MIN_PARTICIPANTS, MAX_PARTICIPANTS, context,
+                      package.commitment[0], package.proof_R)
+    if package.proof_R != G.ScalarBaseMult(package.proof_mu) - G.ScalarMult(package.commitment[0], c):
+        raise VerificationError(f"participant {package.identifier}: invalid proof of knowledge of its constant term")
+
+
+def _check_round1(secret: DkgSecretPackage, round1_packages: Mapping[int, DkgRound1Package]) -> None:
+    if not isinstance(secret, DkgSecretPackage):
+        raise ParameterError("secret must be a DkgSecretPackage")
+    if not isinstance(round1_packages, Mapping):
+        raise ParameterError("round1_packages must map identifiers to DkgRound1Package")
+    expected = set(range(1, secret.MAX_PARTICIPANTS + 1))
+    if set(round1_packages) != expected:
+        raise ParameterError(f"round 1 packages must come from exactly participants 1..{secret.MAX_PARTICIPANTS}")
+    for l, package in sorted(round1_packages.items()):
+        if not isinstance(package, DkgRound1Package) or package.identifier != l:
+            raise ParameterError(f"round 1 package filed under {l} is not participant {l}'s")
+    if round1_packages[secret.identifier] != secret.package:
+        raise VerificationError(f"participant {secret.identifier}'s own round 1 package was altered")
+    for l, package in sorted(round1_packages.items()):
+        if l != secret.identifier:
+            dkg_verify_proof(package, secret.MIN_PARTICIPANTS, secret.MAX_PARTICIPANTS, secret.context)
+
+
+def dkg_part2(secret: DkgSecretPackage, round1_packages: Mapping[int, DkgRound1Package]) -> dict[int, DkgShare]:
+    """Komlo-Goldberg Figure 1, round 2 step 1, after round 1 step 5: verify
+    every other participant's proof (VerificationError naming a culprit), then
+    compute f_i(l) for every other participant l, to be sent privately."""
+    _check_round1(secret, round1_packages)
+    return {l: DkgShare(secret.identifier, l, polynomial_evaluate(l, secret.coefficients))
+            for l in range(1, secret.MAX_PARTICIPANTS + 1) if l != secret.identifier}
+
+
+def dkg_part3(secret: DkgSecretPackage, round1_packages: Mapping[int, DkgRound1Package],
+              received: Mapping[int, DkgShare]) -> tuple[KeyPackage, PublicKeyPackage]:
+    """Komlo-Goldberg Figure 1, round 2 steps 2-4: check each received share
+    [f_l(i)]B == sum_k [i^k] phi_lk (VerificationError naming the sender l),
+    s_i = sum_l f_l(i), PK = sum_l phi_l0, and every PK_j from the summed
+    commitments.  Returns this participant's KeyPackage and the group info."""
+    _check_round1(secret, round1_packages)
+    i = secret.identifier
+    others = set(range(1, secret.MAX_PARTICIPANTS + 1)) - {i}
+    if not isinstance(received, Mapping) or set(received) != others:
+        raise ParameterError(f"participant {i} needs one round 2 share from each of {sorted(others)}")
+    s_i = polynomial_evaluate(i, secret.coefficients)
+    for l in sorted(others):
+        share = received[l]
+        if not isinstance(share, DkgShare) or share.sender != l or share.recipient != i:
+            raise ParameterError(f"round 2 share filed under {l} is not from {l} to {i}")
+        if G.ScalarBaseMult(share.value) != _commitment_at(round1_packages[l].commitment, i):
+            raise VerificationError(f"participant {l} sent participant {i} a share that does not match its commitment")
+        s_i = (s_i + share.value) % G.L
+    summed = [G.Identity()] * secret.MIN_PARTICIPANTS
+    for l in sorted(round1_packages):
+        summed = [acc + phi for acc, phi in zip(summed, round1_packages[l].commitment)]
+    group_public_key, public_keys = derive_group_info(secret.MAX_PARTICIPANTS, secret.MIN_PARTICIPANTS, summed)
+    group = PublicKeyPackage(secret.MIN_PARTICIPANTS, secret.MAX_PARTICIPANTS, group_public_key, tuple(public_keys))
+    key = KeyPackage(i, s_i, public_keys[i - 1], group_public_key, secret.MIN_PARTICIPANTS, secret.MAX_PARTICIPANTS)
+    return key, group
