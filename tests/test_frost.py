@@ -454,3 +454,14 @@ def test_dkg_secrets_stay_out_of_repr():
     secrets, _, sent = run_dkg(2, 3, "repr")
     assert str(secrets[1].coefficients[0]) not in repr(secrets[1])
     assert str(sent[1][2].value) not in repr(sent[1][2])
+
+
+def test_a_repeating_rng_is_caught_at_commit(group_2_of_3):
+    from protocols.primitives.rand import ReplayRandom
+
+    _, packages, _ = group_2_of_3
+    signer = frost.Signer(packages[0])
+    same = [bytes([7]) * 32, bytes([9]) * 32]
+    signer.commit(ReplayRandom(list(same)))
+    with pytest.raises(ReplayError, match="seen before"):
+        signer.commit(ReplayRandom(list(same)))
