@@ -22,6 +22,7 @@ a message is accepted whole (spec 5.3).
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,6 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from nacl.bindings import crypto_core_ed25519_is_valid_point
-
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -45,11 +44,13 @@ from protocols.errors import (
 )
 from protocols.primitives import cbor
 from protocols.primitives.rand import RandomSource, resolve
-from protocols.schemes import hpke, lkh
+from protocols.primitives import ed25519
+from protocols.schemes import frost, hpke, lkh
 
 __all__ = [
-    "DOMAIN", "VERSION", "Command", "Controller", "ControllerState", "Meter", "MeterState",
-    "decode_message", "message_tbs",
+    "ACTIONS", "DOMAIN", "VERSION", "Command", "Controller", "ControllerState", "Meter", "MeterState", "Operator",
+    "OperatorState", "command_body", "command_key", "command_tbs", "decode_message", "encode_command",
+    "message_tbs", "operator_ceremony", "sign_command",
 ]
 
 VERSION = 1
@@ -129,8 +130,10 @@ def _check_member(member: object) -> bytes:
 def _check_public_key(key: object, what: str) -> bytes:
     if not isinstance(key, bytes) or len(key) != PUBLIC_KEY_BYTES:
         raise ParameterError(f"{what} must be a {PUBLIC_KEY_BYTES}-byte Ed25519 public key")
-    if not crypto_core_ed25519_is_valid_point(key):
-        raise ParameterError(f"{what} is not a canonical point of prime order (spec 3.2)")
+    try:
+        ed25519.DeserializeElement(key)
+    except DecodeError as e:
+        raise ParameterError(f"{what}: {e} (spec 3.2)") from None
     return key
 
 
@@ -414,6 +417,94 @@ def encode_command(body: Mapping[int, object], signature: bytes) -> bytes:
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
         raise ParameterError(f"a command signature must be {SIGNATURE_BYTES} bytes")
     return cbor.encode({**body, 7: signature})
+
+
+@dataclass
+class OperatorState:
+    """An operator (spec 8.3): its FROST signer (key share and nonces) and the
+    SHA-256 digests of the command tbs it approved and has not yet signed."""
+
+    signer: frost.Signer
+    approved: set[bytes] = field(default_factory=set)
+
+
+class Operator:
+    """One of the n operators; signs a command only if it approved exactly that command (spec 8.3)."""
+
+    def __init__(self, state: OperatorState) -> None:
+        if not isinstance(state.signer, frost.Signer):
+            raise ParameterError("an operator needs a frost.Signer")
+        self.state = state
+
+    @property
+    def identifier(self) -> int:
+        return self.state.signer.identifier
+
+    def approve(self, body: Mapping[int, object]) -> None:
+        """Record this operator's approval of one command (its own review, out of band)."""
+        self.state.approved.add(hashlib.sha256(command_tbs(body)).digest())
+
+    def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:
+        """RFC 9591 section 5.1, round one."""
+        return self.state.signer.commit(rng)
+
+    def sign(self, body: Mapping[int, object], commitment_list: Sequence[frost.SigningCommitments]
+             ) -> frost.SignatureShare:
+        """RFC 9591 section 5.2, round two, for an approved command only; the approval is used up."""
+        tbs = command_tbs(body)
+        digest = hashlib.sha256(tbs).digest()
+        if digest not in self.state.approved:
+            raise StateError(f"operator {self.identifier} has not approved this command")
+        share = self.state.signer.sign(tbs, commitment_list)
+        self.state.approved.discard(digest)
+        return share
+
+
+def sign_command(body: Mapping[int, object], operators: Sequence[Operator], group_info: frost.PublicKeyPackage,
+                 rng: RandomSource | None = None) -> bytes:
+    """Spec 8.2, the coordinator: both FROST rounds with ``operators``, share checks, aggregation.
+
+    A share that does not verify raises ``VerificationError`` naming its
+    operator (RFC 9591 section 5.4); an operator that did not approve the
+    command raises ``StateError``.  Returns the command message.
+    """
+    if len({op.identifier for op in operators}) != len(operators):
+        raise ParameterError("an operator is listed twice")
+    rng = resolve(rng)
+    commitments = sorted((op.commit(rng) for op in operators), key=lambda c: c.identifier)
+    tbs = command_tbs(body)
+    shares = [op.sign(body, commitments) for op in operators]
+    signature = frost.aggregate_and_verify(group_info, commitments, tbs, shares)
+    return encode_command(body, signature.to_bytes())
+
+
+def operator_ceremony(operators: int, threshold: int, group: bytes, rng: RandomSource | None = None
+                      ) -> tuple[list[Operator], frost.PublicKeyPackage]:
+    """Spec 8.5: the operators' distributed key generation (specs/frost.md), all parties in one process.
+
+    A simulation for tests, vectors and the demo: in deployment each operator
+    runs its own part and sends its round-2 shares privately.  The context
+    binds the group id.  Returns the operators and the group info, whose
+    group public key is the command key.
+    """
+    _check_group(group)
+    rng = resolve(rng)
+    context = DOMAIN + _lp(b"operators") + _lp(group)
+    ids = range(1, operators + 1)
+    parts = {i: frost.dkg_part1(i, operators, threshold, context, rng) for i in ids}
+    round1 = {i: package for i, (_, package) in parts.items()}
+    sent = {i: frost.dkg_part2(secret, round1) for i, (secret, _) in parts.items()}
+    out, info = [], None
+    for i in ids:
+        received = {j: sent[j][i] for j in ids if j != i}
+        key_package, info = frost.dkg_part3(parts[i][0], round1, received)
+        out.append(Operator(OperatorState(frost.Signer(key_package))))
+    return out, info
+
+
+def command_key(group_info: frost.PublicKeyPackage) -> bytes:
+    """The 32-byte command key a meter holds: the FROST group public key (spec 3.2)."""
+    return ed25519.SerializeElement(group_info.group_public_key)
 
 
 # ---------------------------------------------------------------------------

@@ -336,3 +336,223 @@ def test_bad_roles():
         controller.send(b"x")
     with pytest.raises(DecodeError):
         controller.start_epoch({b"m": bytes(32)})   # a small-order HPKE key
+
+
+# -- threshold-approved commands (FROST, RFC 9591) ------------------------------------
+
+from protocols.primitives import ed25519  # noqa: E402
+from protocols.schemes import frost  # noqa: E402
+
+
+class Operators:
+    """t of n operators from the distributed key generation, and a fleet whose command key is theirs."""
+
+    def __init__(self, n: int = 5, t: int = 3, meters: int = 6, seed: str = "ops") -> None:
+        self.rng = HmacDrbg.from_seed(seed)
+        self.operators, self.info = gk.operator_ceremony(n, t, GROUP, self.rng)
+        self.fleet = Fleet(meters, seed=seed + "/fleet")
+        for meter in self.fleet.meters.values():
+            meter.state.command_key = gk.command_key(self.info)
+        self.seq = 0
+
+    def body(self, action: str, args: dict) -> dict:
+        self.seq += 1
+        return gk.command_body(GROUP, self.seq, action, args)
+
+    def approved(self, body: dict, ids) -> list[gk.Operator]:
+        chosen = [self.operators[i - 1] for i in ids]
+        for op in chosen:
+            op.approve(body)
+        return chosen
+
+
+def test_command_key_comes_from_the_ceremony_and_verifies_as_plain_ed25519():
+    ops = Operators()
+    assert len(gk.command_key(ops.info)) == 32
+    body = ops.body("disconnect", {1: [b"m002"]})
+    message = gk.sign_command(body, ops.approved(body, [1, 4, 5]), ops.info, ops.rng)
+    _, m = gk.decode_message(message)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    Ed25519PublicKey.from_public_bytes(gk.command_key(ops.info)).verify(m[7], gk.command_tbs(body))
+    results = {member: meter.receive(message) for member, meter in ops.fleet.meters.items()}
+    assert [member for member, r in results.items() if r.applies_to_me] == [b"m002"]
+    assert not ops.fleet.meters[b"m002"].state.supply_on and ops.fleet.meters[b"m001"].state.supply_on
+
+
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_any_t_of_n_operators_sign_and_fewer_cannot(data):
+    n = data.draw(st.integers(2, 5))
+    t = data.draw(st.integers(2, n))
+    ops = Operators(n, t, meters=2, seed=f"any{n}{t}")
+    ids = sorted(data.draw(st.lists(st.integers(1, n), min_size=t, max_size=n, unique=True)))
+    body = ops.body("disconnect-all", {})
+    ops.fleet.meters[b"m000"].receive(gk.sign_command(body, ops.approved(body, ids), ops.info, ops.rng))
+    few = ids[: t - 1]
+    body = ops.body("disconnect-all", {})
+    with pytest.raises(ParameterError):   # RFC 9591 5.2: fewer than MIN_PARTICIPANTS is refused
+        gk.sign_command(body, ops.approved(body, few), ops.info, ops.rng)
+
+
+def test_operator_signs_only_what_it_approved_and_only_once():
+    ops = Operators()
+    body = ops.body("disconnect-all", {})
+    chosen = ops.approved(body, [1, 2])
+    with pytest.raises(StateError, match="operator 3 has not approved"):
+        gk.sign_command(body, chosen + [ops.operators[2]], ops.info, ops.rng)
+    other = ops.body("disconnect-all", {})
+    ops.operators[2].approve(other)
+    with pytest.raises(StateError):      # approved another command, not this one
+        gk.sign_command(body, ops.approved(body, [1, 2]) + [ops.operators[2]], ops.info, ops.rng)
+    message = gk.sign_command(other, ops.approved(other, [1, 2]) + [ops.operators[2]], ops.info, ops.rng)
+    ops.fleet.meters[b"m000"].receive(message)
+    with pytest.raises(StateError):      # the approval was used up
+        gk.sign_command(other, ops.approved(other, [1, 2]) + [ops.operators[2]], ops.info, ops.rng)
+
+
+def test_nonce_reuse_is_refused():
+    ops = Operators()
+    body = ops.body("disconnect-all", {})
+    chosen = ops.approved(body, [1, 2, 3])
+    commitments = sorted((op.commit(ops.rng) for op in chosen), key=lambda c: c.identifier)
+    chosen[0].sign(body, commitments)
+    chosen[0].approve(body)
+    with pytest.raises(ReplayError):
+        chosen[0].sign(body, commitments)
+
+
+def test_a_bad_share_names_its_operator():
+    ops = Operators()
+    body = ops.body("disconnect-all", {})
+    chosen = ops.approved(body, [1, 2, 3])
+    honest_sign = chosen[1].sign
+
+    def corrupt(b, commitments):
+        share = honest_sign(b, commitments)
+        return frost.SignatureShare(share.identifier, (share.share + 1) % ed25519.L)
+
+    chosen[1].sign = corrupt
+    with pytest.raises(VerificationError, match="participant 2"):
+        gk.sign_command(body, chosen, ops.info, ops.rng)
+
+
+def test_share_from_a_non_participant_is_refused():
+    ops = Operators()
+    body = ops.body("disconnect-all", {})
+    chosen = ops.approved(body, [1, 2, 3, 4])
+    commitments = sorted((op.commit(ops.rng) for op in chosen[:3]), key=lambda c: c.identifier)
+    shares = [op.sign(body, commitments) for op in chosen[:3]]
+    outsider = chosen[3]
+    outsider_commitments = sorted([*commitments[:2], outsider.commit(ops.rng)], key=lambda c: c.identifier)
+    stray = outsider.sign(body, outsider_commitments)
+    with pytest.raises(VerificationError, match="not in the signing set"):
+        frost.aggregate_and_verify(ops.info, commitments, gk.command_tbs(body), shares[:2] + [stray])
+
+
+def _attacker_shares(body: dict, captured, commitments, nonces, group_public_key) -> list[frost.SignatureShare]:
+    """Signature shares computed straight from captured key shares (RFC 9591 5.2's formula, no checks)."""
+    msg = gk.command_tbs(body)
+    factors = dict(frost.compute_binding_factors(group_public_key, commitments, msg))
+    commitment = frost.compute_group_commitment(commitments, list(factors.items()))
+    challenge = frost.compute_challenge(commitment, group_public_key, msg)
+    ids = [c.identifier for c in commitments]
+    out = []
+    for op in captured:
+        i, n = op.identifier, nonces[op.identifier]
+        lam = frost.derive_interpolating_value(ids, i)
+        z = (n.hiding_nonce + n.binding_nonce * factors[i]
+             + lam * op.state.signer.key_package.secret_share * challenge) % ed25519.L
+        out.append(frost.SignatureShare(i, z))
+    return out
+
+
+def _forge(body: dict, commitments, shares, group_public_key) -> bytes:
+    """What an attacker's coordinator can assemble: aggregate whatever shares it has."""
+    signature = frost.aggregate(commitments, gk.command_tbs(body), group_public_key, shares)
+    return gk.encode_command(body, signature.to_bytes())
+
+
+def test_paper_attack_and_recovery():
+    """The USaPP paper's attack: the attacker owns the head-end (controller key, key tree, coordinator)
+    and t - 1 = 2 of 5 operators' shares.  No critical command gets accepted; after the operators'
+    recovery the group is on keys the attacker cannot read, and its old key signs nothing."""
+    ops = Operators(5, 3, meters=8, seed="attack")
+    fleet = ops.fleet
+    meters = list(fleet.meters.values())
+    captured = {1: ops.operators[0], 2: ops.operators[1]}        # the attacker's operators
+    honest = {i: ops.operators[i - 1] for i in (3, 4, 5)}
+    controller_key = Ed25519PrivateKey.from_private_bytes(fleet.controller.state.signing_key)
+    gpk = ops.info.group_public_key
+
+    def refused_everywhere(message, error=VerificationError):
+        for meter in meters:
+            before = snapshot(meter)
+            with pytest.raises(error):
+                meter.receive(message)
+            assert meter.state == before
+
+    # (1) a disconnect signed with the stolen controller key
+    body = ops.body("disconnect-all", {})
+    refused_everywhere(gk.encode_command(body, controller_key.sign(gk.command_tbs(body))))
+    # (2) the two captured operators' shares alone, computed from their key shares and aggregated
+    nonces = {}
+    for i, op in captured.items():
+        nonces[i], _ = frost.commit(i, op.state.signer.key_package.secret_share, ops.rng)
+    commitments = [nonces[i].commitments for i in sorted(nonces)]
+    shares = _attacker_shares(body, captured.values(), commitments, nonces, gpk)
+    refused_everywhere(_forge(body, commitments, shares, gpk))
+    # (3) ... plus an honest operator's place filled with a made-up share
+    commitments = sorted([*commitments, honest[3].commit(ops.rng)], key=lambda c: c.identifier)
+    shares = _attacker_shares(body, captured.values(), commitments, nonces, gpk) + [frost.SignatureShare(3, 12345)]
+    refused_everywhere(_forge(body, commitments, shares, gpk))
+    # (4) an honest operator asked to sign what it did not approve refuses
+    with pytest.raises(StateError):
+        honest[3].sign(body, commitments)
+    # (5) an honest share made for an approved command, reused for another
+    legit = ops.body("disconnect", {1: [b"m007"]})
+    for op in (*captured.values(), honest[3]):
+        op.approve(legit)
+    commitments = sorted((op.commit(ops.rng) for op in (*captured.values(), honest[3])), key=lambda c: c.identifier)
+    legit_shares = [op.sign(legit, commitments) for op in (*captured.values(), honest[3])]
+    legit_message = _forge(legit, commitments, legit_shares, gpk)   # the honest command itself is valid
+    evil = dict(legit)
+    evil[5], evil[6] = "disconnect-all", {}
+    refused_everywhere(_forge(evil, commitments, legit_shares, gpk))
+    with pytest.raises(ReplayError):                # and the same nonces cannot sign the evil one
+        honest[3].approve(evil)
+        honest[3].sign(evil, commitments)
+    # the legitimate command is accepted once; replaying it is refused
+    for meter in meters:
+        meter.receive(legit_message)
+    refused_everywhere(legit_message, ReplayError)
+    assert [m.state.member for m in meters if not m.state.supply_on] == [b"m007"]
+
+    # (6) the attacker re-keys the group through the routine path to keys it chose: accepted
+    rogue = fleet.rekey(leaves=[b"m000"])
+    fleet.broadcast(rogue)
+    attacker_tree_keys = {fleet.controller.state.tree.group_key}
+
+    # recovery: operators 3, 4, 5 move the group to a new epoch and a new controller key
+    new = gk.Controller(gk.ControllerState(GROUP, 1, 3, ops.rng.random_bytes(32)))
+    recover = ops.body("rekey-group", {1: 1, 2: new.public_key})
+    for op in honest.values():
+        op.approve(recover)
+    message = gk.sign_command(recover, list(honest.values()), ops.info, ops.rng)
+    members = sorted(fleet.controller.state.tree.members)
+    for member in members:
+        fleet.meters[member].receive(message)
+    resyncs = new.start_epoch({m: fleet.devices[m] for m in members}, ops.rng)
+    for member in members:
+        fleet.meters[member].receive(resyncs[member])
+        assert fleet.meters[member].group_key == new.state.tree.group_key
+    assert new.state.tree.group_key not in attacker_tree_keys
+    # the attacker cannot open a resync: it is sealed to the meter's own HPKE key
+    impostor = gk.Meter(gk.MeterState(GROUP, members[0], ops.rng.random_bytes(32),
+                                      command_key=gk.command_key(ops.info), controller_key=new.public_key, epoch=1))
+    with pytest.raises(VerificationError):
+        impostor.receive(resyncs[members[0]])
+    # and everything the old controller key signs is refused
+    for message in (fleet.controller.send(b"cut supply"), fleet.controller.resync(members[0], ops.rng)):
+        for member in members:
+            with pytest.raises((StateError, VerificationError)):
+                fleet.meters[member].receive(message)
