@@ -14,6 +14,10 @@ def test_demo_sums_match_and_report_is_printed():
     text = out.getvalue()
     assert "matching the readings" in text and "sums of the" in text and "differential privacy" in text
     assert "DO NOT MATCH" not in text and "NOT MATCHING" not in text
+    groups = result["groupkeys"]
+    assert not groups["departed_reads"] and groups["read"] == groups["members"] == 12
+    assert groups["applied"] == 1 and groups["attack_refused"] and groups["recovered"] and groups["old_refused"]
+    assert "READ IT" not in text and "NOT every member" not in text
 
 
 def test_demo_is_reproducible_with_a_seed():
