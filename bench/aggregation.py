@@ -39,7 +39,6 @@ from protocols.aggregation import (
     balanced_tree,
     provision,
 )
-from protocols.errors import ParameterError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
 from protocols.schemes.paillier import FastEncryptor, RandomiserPool, generate_keypair, sum_ciphertexts
@@ -53,6 +52,7 @@ from protocols.system.benchmark import (
     format_columns,
     format_seconds,
     per_item,
+    pyplot_or_none,
     require_module,
 )
 from protocols.system.neighbourhood import Transcript, finish, post_order, run_round
@@ -270,13 +270,9 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
 
 
 def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
-    try:
-        matplotlib = require_module("matplotlib")
-    except ParameterError as exc:
-        config.progress(f"aggregation: no plot: {exc}")
+    pyplot = pyplot_or_none(config, "aggregation")
+    if pyplot is None:
         return None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
 
     sizes = [row["meters"] for row in rows]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))

@@ -29,7 +29,6 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols import groupkeys as gk
-from protocols.errors import ParameterError
 from protocols.schemes import frost, hpke, lkh
 from protocols.system.benchmark import (
     BenchConfig,
@@ -40,7 +39,7 @@ from protocols.system.benchmark import (
     compare,
     format_columns,
     format_seconds,
-    require_module,
+    pyplot_or_none,
 )
 
 ARITY = 4
@@ -186,13 +185,9 @@ def _spread_of(values: list[float]) -> dict:
 
 
 def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
-    try:
-        matplotlib = require_module("matplotlib")
-    except ParameterError as exc:
-        config.progress(f"groupkeys: no plot: {exc}")
+    pyplot = pyplot_or_none(config, "groupkeys")
+    if pyplot is None:
         return None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
 
     sizes = [row["members"] for row in rows]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))

@@ -179,6 +179,18 @@ def require_module(name: str, extra: str = "bench") -> ModuleType:
         ) from None
 
 
+def pyplot_or_none(config: BenchConfig, bench_name: str) -> ModuleType | None:
+    """matplotlib's pyplot on the Agg backend, or None (reported as progress) when
+    matplotlib is not installed: a benchmark then writes no plot."""
+    try:
+        matplotlib = require_module("matplotlib")
+    except ParameterError as exc:
+        config.progress(f"{bench_name}: no plot: {exc}")
+        return None
+    matplotlib.use("Agg")
+    return importlib.import_module("matplotlib.pyplot")
+
+
 def library_versions(names: Iterable[str]) -> dict[str, str | None]:
     """Installed versions of the named distributions (None when not installed)."""
     versions: dict[str, str | None] = {}

@@ -1,6 +1,6 @@
 """Reading and comparing vector fields: every problem is a VectorMismatchError.
 
-Shared by the Paillier families (hex big integers, hex byte strings, plain
+Shared by every family (hex big integers, hex byte strings, lists, plain
 JSON values), so that a malformed or edited field is reported with its name,
 never as a KeyError or ValueError.
 """
@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from protocols.errors import VectorMismatchError
+from protocols.errors import UsappError, VectorMismatchError
 
 _HEX = re.compile(r"0|[1-9a-f][0-9a-f]*")
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
@@ -84,3 +84,25 @@ def dispatch(operations: Mapping[str, Callable[[Mapping[str, Any]], None]],
     if operation not in operations:
         raise VectorMismatchError(f"unknown operation {operation!r}")
     operations[operation](vector)
+
+
+def list_field(vector: Mapping[str, Any], name: str) -> list:
+    value = field(vector, name)
+    if not isinstance(value, list):
+        raise VectorMismatchError(f"field {name!r} must be a list")
+    return value
+
+
+def hex_list_field(vector: Mapping[str, Any], name: str) -> list[bytes]:
+    """A list of hex byte strings."""
+    return [bytes_field({name: item}, name) for item in list_field(vector, name)]
+
+
+def recompute(name: str, compute: Callable[[], Any]) -> Any:
+    """Run a recomputation; a typed error from the code is reported against ``name``."""
+    try:
+        return compute()
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        raise VectorMismatchError(f"field {name!r}: {exc}") from exc

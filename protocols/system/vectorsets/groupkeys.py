@@ -32,26 +32,21 @@ from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import hpke
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, small_int_field, str_field
+from protocols.system.vectorsets._fields import (
+    bytes_field,
+    dispatch,
+    expect,
+    field,
+    hex_list_field,
+    list_field,
+    small_int_field,
+    str_field,
+)
 
 PROTOCOL = "groupkeys"
 SUITE = "usapp-groupkeys-v1"
 FILE = "groupkeys.json"
 SEED = "usapp-vectors/groupkeys/"
-
-
-def _list(v: Mapping[str, Any], name: str) -> list:
-    value = field(v, name)
-    if not isinstance(value, list):
-        raise VectorMismatchError(f"field {name!r} must be a list")
-    return value
-
-
-def _hex_list(v: Mapping[str, Any], name: str) -> list[bytes]:
-    out = []
-    for i, item in enumerate(_list(v, name)):
-        out.append(bytes_field({f"{name}[{i}]": item}, f"{name}[{i}]"))
-    return out
 
 
 class _World:
@@ -107,7 +102,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
     op = str_field(step, "op")
     out: dict[str, Any] = {}
     if op == "start":
-        members = _hex_list(step, "members")
+        members = hex_list_field(step, "members")
         for m in members:
             world.meter(m)
         resyncs = world.controller.start_epoch({m: world.devices[m][1] for m in members}, world.rng)
@@ -115,7 +110,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
             world.meter(m).receive(message)
         out["resyncs"] = {m.hex(): message.hex() for m, message in resyncs.items()}
     elif op == "rekey":
-        joins, leaves = _hex_list(step, "joins"), _hex_list(step, "leaves")
+        joins, leaves = hex_list_field(step, "joins"), hex_list_field(step, "leaves")
         staying = [m for m in world.members() if m not in leaves]
         message, welcomes = world.controller.rekey({m: world.devices.get(m, (b"", b""))[1] for m in joins},
                                                    leaves, world.rng)
@@ -145,7 +140,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
         action = str_field(step, "action")
         args = _command_args(action, step)
         body = gk.command_body(world.group, world.command_seq, action, args)
-        signers = [small_int_field({"s": s}, "s") for s in _list(step, "signers")]
+        signers = [small_int_field({"s": s}, "s") for s in list_field(step, "signers")]
         if len(set(signers)) != len(signers) or not all(1 <= i <= len(world.operators) for i in signers):
             raise VectorMismatchError("field 'signers' must list distinct operators")
         chosen = [world.operators[i - 1] for i in signers]
@@ -172,7 +167,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
 
 def _command_args(action: str, step: Mapping[str, Any]) -> dict:
     if action == "disconnect":
-        return {1: _hex_list(step, "targets")}
+        return {1: hex_list_field(step, "targets")}
     if action == "rekey-group":
         key = gk.Controller(gk.ControllerState(b"-", 0, 2, bytes_field(step, "new_controller_key"))).public_key
         return {1: small_int_field(step, "epoch"), 2: key}
@@ -187,7 +182,7 @@ _INPUTS = {"op", "members", "joins", "leaves", "plaintext", "member", "action", 
 
 def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict]]:
     world = _World(v, HmacDrbg.from_seed(str_field(v, "run_seed")))
-    steps = _list(v, "steps")
+    steps = list_field(v, "steps")
     if not steps or any(not isinstance(s, dict) for s in steps):
         raise VectorMismatchError("field 'steps' must be a non-empty list of objects")
     top = {"command_key": gk.command_key(world.info).hex(), "controller_public": world.controller.public_key.hex()}
@@ -195,7 +190,7 @@ def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict]]:
 
 
 def _run(v: Mapping[str, Any]) -> None:
-    steps = _list(v, "steps")
+    steps = list_field(v, "steps")
     try:
         top, computed = _outputs(v)
     except VectorMismatchError:

@@ -47,6 +47,8 @@ from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    hex_list_field,
+    list_field,
     bytes_field,
     dispatch,
     expect,
@@ -87,23 +89,12 @@ class _Recorder:
         return out
 
 
-def _list_field(v: Mapping[str, Any], name: str) -> list:
-    value = field(v, name)
-    if not isinstance(value, list):
-        raise VectorMismatchError(f"field {name!r} must be a list")
-    return value
-
-
-def _hex_list(v: Mapping[str, Any], name: str) -> list[bytes]:
-    return [bytes_field({name: item}, name) for item in _list_field(v, name)]
-
-
 def _str_list(v: Mapping[str, Any], name: str) -> list[str]:
-    return [str_field({name: item}, name) for item in _list_field(v, name)]
+    return [str_field({name: item}, name) for item in list_field(v, name)]
 
 
 def _int_list(v: Mapping[str, Any], name: str) -> list[int]:
-    return [small_int_field({name: item}, name) for item in _list_field(v, name)]
+    return [small_int_field({name: item}, name) for item in list_field(v, name)]
 
 
 def _object(v: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -164,7 +155,7 @@ def _device(v: Mapping[str, Any]) -> dict:
     device_key = bytes_field(v, "device_key")
     _canonical_device_key(device_key)
     root = bytes_field(v, "root_certificate")
-    chain = tuple(_hex_list(v, "chain"))
+    chain = tuple(hex_list_field(v, "chain"))
     for name, der in [("root_certificate", root)] + [(f"chain[{i}]", c) for i, c in enumerate(chain)]:
         _canonical_certificate(der, name)
     anchor = iss.TrustAnchor(root, frozenset(_str_list(v, "anchor_roles")))
@@ -253,7 +244,7 @@ def _enroll(v: Mapping[str, Any]) -> None:
         for name, value in _single_outputs(v).items():
             expect(name, field(v, name), value)
     elif mode == "threshold":
-        enrollments = _list_field(v, "enrollments")
+        enrollments = list_field(v, "enrollments")
         if not enrollments or any(not isinstance(item, dict) for item in enrollments):
             raise VectorMismatchError("field 'enrollments' must be a non-empty list of objects")
         top, per_node = _threshold_outputs(v, enrollments)

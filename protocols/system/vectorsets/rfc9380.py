@@ -17,10 +17,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from protocols.errors import UsappError, VectorMismatchError
+from protocols.errors import VectorMismatchError
 from protocols.primitives import bls12_381 as bls
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, small_int_field, str_field
+from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, recompute, small_int_field, str_field
 
 PROTOCOL = "rfc9380"
 SUITE = "BLS12-381 hash_to_curve (SHA-256, SSWU, RO) and expand_message_xmd(SHA-256)"
@@ -57,16 +57,6 @@ def _fp2(vector: Mapping[str, Any], name: str) -> tuple[int, int]:
     return (_fp_hex(value[0], name), _fp_hex(value[1], name))
 
 
-def _recompute(name: str, compute: Callable[[], Any]) -> Any:
-    """Run a recomputation; a typed error from the code is reported against ``name``."""
-    try:
-        return compute()
-    except VectorMismatchError:
-        raise
-    except UsappError as exc:
-        raise VectorMismatchError(f"field {name!r}: {exc}") from exc
-
-
 # -- recomputation -----------------------------------------------------------------
 
 
@@ -80,7 +70,7 @@ def _hash_to_g1(v: Mapping[str, Any]) -> None:
     # the map only after it, so each Q is checked on E and as [h_eff]Q.
     for i in (0, 1):
         label = f"Q{i}_x, Q{i}_y"
-        q = _recompute(label, lambda i=i: bls.clear_cofactor_g1(_fp(v, f"Q{i}_x"), _fp(v, f"Q{i}_y")))
+        q = recompute(label, lambda i=i: bls.clear_cofactor_g1(_fp(v, f"Q{i}_x"), _fp(v, f"Q{i}_y")))
         expect(label, q, bls.map_to_g1(u[i]))
     P = bls.hash_to_g1(msg, dst)
     expect("P_x", _fp(v, "P_x"), P.affine()[0])
@@ -96,7 +86,7 @@ def _hash_to_g2(v: Mapping[str, Any]) -> None:
     expect("u1", _fp2(v, "u1"), u[1])
     for i in (0, 1):
         label = f"Q{i}_x, Q{i}_y"
-        q = _recompute(label, lambda i=i: bls.clear_cofactor_g2(_fp2(v, f"Q{i}_x"), _fp2(v, f"Q{i}_y")))
+        q = recompute(label, lambda i=i: bls.clear_cofactor_g2(_fp2(v, f"Q{i}_x"), _fp2(v, f"Q{i}_y")))
         expect(label, q, bls.map_to_g2(u[i]))
     P = bls.hash_to_g2(msg, dst)
     expect("P_x", _fp2(v, "P_x"), P.affine()[0])
@@ -108,11 +98,11 @@ def _expand_message_xmd(v: Mapping[str, Any]) -> None:
     msg, dst = _text(v, "msg"), _text(v, "dst")
     expect("hash", str_field(v, "hash"), "SHA-256")
     length = small_int_field(v, "len_in_bytes")
-    expect("DST_prime", bytes_field(v, "DST_prime"), _recompute("DST_prime", lambda: bls.xmd_dst_prime(dst)))
+    expect("DST_prime", bytes_field(v, "DST_prime"), recompute("DST_prime", lambda: bls.xmd_dst_prime(dst)))
     expect("msg_prime", bytes_field(v, "msg_prime"),
-           _recompute("msg_prime", lambda: bls.xmd_msg_prime(msg, dst, length)))
+           recompute("msg_prime", lambda: bls.xmd_msg_prime(msg, dst, length)))
     expect("uniform_bytes", bytes_field(v, "uniform_bytes"),
-           _recompute("uniform_bytes", lambda: bls.expand_message_xmd(msg, dst, length)))
+           recompute("uniform_bytes", lambda: bls.expand_message_xmd(msg, dst, length)))
 
 
 OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {

@@ -13,17 +13,17 @@ the signature with an independent RFC 8032 verifier (``cryptography``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocols.errors import UsappError, VectorMismatchError
+from protocols.errors import VectorMismatchError
 from protocols.primitives import ed25519 as G
 from protocols.schemes import frost
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, expect, field, small_int_field, str_field
+from protocols.system.vectorsets._fields import bytes_field, expect, field, recompute, small_int_field, str_field
 
 PROTOCOL = "rfc9591"
 SUITE = "FROST(Ed25519, SHA-512)"
@@ -40,19 +40,9 @@ def _mapping(vector: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value
 
 
-def _recompute(name: str, compute: Callable[[], Any]) -> Any:
-    """Run a recomputation; a typed error from the code is reported against ``name``."""
-    try:
-        return compute()
-    except VectorMismatchError:
-        raise
-    except UsappError as exc:
-        raise VectorMismatchError(f"field {name!r}: {exc}") from exc
-
-
 def _scalar(vector: Mapping[str, Any], name: str, label: str | None = None) -> int:
     label = name if label is None else label
-    return _recompute(label, lambda: G.DeserializeScalar(bytes_field(vector, name)))
+    return recompute(label, lambda: G.DeserializeScalar(bytes_field(vector, name)))
 
 
 def _keys(value: Mapping[str, Any], name: str, expected: list[int]) -> None:
@@ -73,28 +63,28 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
     MAX = small_int_field(config, "MAX_PARTICIPANTS")
     MIN = small_int_field(config, "MIN_PARTICIPANTS")
     NUM = small_int_field(config, "NUM_PARTICIPANTS")
-    _recompute("config", lambda: frost.check_parameters(MIN, MAX))
+    recompute("config", lambda: frost.check_parameters(MIN, MAX))
     if not MIN <= NUM <= MAX:
         raise VectorMismatchError("field 'config.NUM_PARTICIPANTS' is not in [MIN, MAX]")
 
     # Group input parameters: the dealer (Appendix C) with the given coefficients.
     group_secret_key = _scalar(v, "group_secret_key")
-    group_public_key = _recompute("group_public_key", lambda: G.ScalarBaseMult(group_secret_key))
+    group_public_key = recompute("group_public_key", lambda: G.ScalarBaseMult(group_secret_key))
     expect("group_public_key", bytes_field(v, "group_public_key"),
-           _recompute("group_public_key", lambda: G.SerializeElement(group_public_key)))
+           recompute("group_public_key", lambda: G.SerializeElement(group_public_key)))
     raw_coeffs = field(v, "share_polynomial_coefficients")
     if not isinstance(raw_coeffs, list) or len(raw_coeffs) != MIN - 1:
         raise VectorMismatchError("field 'share_polynomial_coefficients' must list MIN_PARTICIPANTS - 1 scalars")
     coefficients = [_scalar({"c": c}, "c", f"share_polynomial_coefficients[{k + 1}]")
                     for k, c in enumerate(raw_coeffs)]
-    shares, coeffs = _recompute("participant_shares",
+    shares, coeffs = recompute("participant_shares",
                                 lambda: frost.secret_share_shard(group_secret_key, coefficients, MAX))
     stored_shares = _mapping(v, "participant_shares")
     _keys(stored_shares, "participant_shares", list(range(1, MAX + 1)))
     for i, sk_i in shares:
         expect(f"participant_shares.{i}", bytes_field(stored_shares, str(i)), G.SerializeScalar(sk_i))
     vss_commitment = frost.vss_commit(coeffs)
-    key_packages, group_info = _recompute(
+    key_packages, group_info = recompute(
         "participant_shares", lambda: frost.key_packages_from_dealer(shares, vss_commitment, MAX, MIN))
     expect("group_public_key", group_info.group_public_key, group_public_key)
 
@@ -113,7 +103,7 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
     for i in participants:
         r = _mapping(round_one, str(i))
         where = f"round_one.{i}"
-        n, c = _recompute(f"{where}.hiding_nonce_randomness", lambda r=r, i=i: frost.commit_with_randomness(
+        n, c = recompute(f"{where}.hiding_nonce_randomness", lambda r=r, i=i: frost.commit_with_randomness(
             i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"), bytes_field(r, "binding_nonce_randomness")))
         expect(f"{where}.hiding_nonce", bytes_field(r, "hiding_nonce"), G.SerializeScalar(n.hiding_nonce))
         expect(f"{where}.binding_nonce", bytes_field(r, "binding_nonce"), G.SerializeScalar(n.binding_nonce))
@@ -138,14 +128,14 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
         kp = key_packages[i - 1]
         share = frost.sign(i, kp.secret_share, group_public_key, nonces[i], message, commitment_list)
         expect(f"round_two.{i}.sig_share", bytes_field(_mapping(round_two, str(i)), "sig_share"), share.to_bytes())
-        _recompute(f"round_two.{i}.sig_share", lambda share=share, i=i: frost.verify_signature_share(
+        recompute(f"round_two.{i}.sig_share", lambda share=share, i=i: frost.verify_signature_share(
             i, group_info.public_key(i), commitment_list[participants.index(i)], share.share,
             commitment_list, group_public_key, message))
         sig_shares.append(share)
 
     # Final output.
     final = _mapping(v, "final_output")
-    signature = _recompute("final_output.sig", lambda: frost.aggregate_and_verify(
+    signature = recompute("final_output.sig", lambda: frost.aggregate_and_verify(
         group_info, commitment_list, message, sig_shares))
     sig = bytes_field(final, "sig")
     expect("final_output.sig", sig, signature.to_bytes())
