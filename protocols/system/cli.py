@@ -27,7 +27,8 @@ PROG = "usapp"
 DEFAULT_REPEATS = 7
 QUICK_REPEATS = 3
 
-BENCH_LIBRARIES = ("usapp", "gmpy2", "phe", "cryptography", "pycryptodome", "cbor2")
+BENCH_LIBRARIES = ("usapp", "gmpy2", "phe", "cryptography", "pycryptodome", "cbor2", "pynacl", "pyhpke",
+                   "py-arkworks-bls12381")
 """Distributions whose versions ``usapp bench --json`` records."""
 
 
