@@ -20,7 +20,8 @@ Spec sections and what implements them:
 - 4   messages .............................. :func:`decode_challenge`, :func:`decode_enrollment`,
                                               :func:`decode_delivery`
 - 5   enrollment ............................ :meth:`Pkg.challenge`, :meth:`Meter.enroll`, :meth:`Pkg.enroll`
-- 6   certificate profile and chain ......... :func:`verify_device_chain`, :func:`certificate_serial`
+- 6   certificate profile and chain ......... :mod:`protocols.schemes.certificates` (re-exported here):
+                                              :func:`verify_device_chain`, :func:`certificate_serial`
 - 7   key delivery (HPKE profile) ........... :mod:`protocols.schemes.hpke` (re-exported here):
                                               :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
                                               :func:`SealBase`, :func:`OpenBase`, :func:`delivery_info`,
@@ -37,18 +38,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
-from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
-from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from protocols.errors import (
     DecodeError,
@@ -63,6 +57,14 @@ from protocols.primitives import cbor
 from protocols.primitives.bls12_381 import G1
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf_bls12
+from protocols.schemes.certificates import (  # spec 6 and 4.3, shared with the escrow; re-exported (see __all__)
+    MAX_CHAIN, ROLES, TrustAnchor, certificate_fingerprint, certificate_serial, verify_device_chain,
+)
+from protocols.schemes.certificates import load_certificate as _load_certificate
+from protocols.schemes.certificates import load_device_key as _load_device_key
+from protocols.schemes.certificates import public_der as _public_raw
+from protocols.schemes.certificates import sign as _sign
+from protocols.schemes.certificates import verify_signature
 from protocols.schemes.hpke import (  # the RFC 9180 profile of spec 7.1, re-exported (see __all__)
     HPKE_IKM_BYTES, HPKE_PUBLIC_BYTES, HPKE_SUITE_NAME, HPKE_TAG_BYTES, DeriveKeyPair, OpenBase, SealBase,
     SetupBaseR, SetupBaseS,
@@ -110,9 +112,6 @@ SIGNATURE_BYTES = 64
 """Ed25519 signatures, and ECDSA P-256 signatures as r || s (32 bytes each)."""
 MAX_EPOCH = (1 << 32) - 1
 MAX_TIME = (1 << 64) - 1
-MAX_CHAIN = 3
-"""A device sends its certificate and at most two intermediate CA certificates (spec 6)."""
-MAX_CERTIFICATE_BYTES = 4096
 MAX_KEY_BYTES = 4096
 """Largest encoded private key an extractor may return (spec 3.2)."""
 MAX_MESSAGE_BYTES = 1 << 15
@@ -122,8 +121,6 @@ MAX_PENDING = 16
 DEFAULT_CHALLENGE_LIFETIME = 300
 DEFAULT_MAX_OUTSTANDING = 1024
 
-ROLES = ("meter", "gateway", "aggregator", "head-end", "escrow", "operator")
-"""The role registry of spec 2.1, in the order the spec lists it."""
 
 IDENTITY_PREFIX = "usapp-id-v1"
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -138,11 +135,6 @@ _ENROLLMENT = {1: int, 2: bytes, 3: bytes, 4: str, 5: bytes, 6: list, 7: bytes}
 _DELIVERY = {1: int, 2: bytes, 3: bytes, 4: str, 5: bytes, 6: bytes}
 _LOG_ENTRY = {1: int, 2: bytes, 3: bytes, 4: int, 5: str, 6: bytes, 7: int}
 
-_SIGNATURE_OIDS = {
-    SignatureAlgorithmOID.ED25519: "Ed25519",
-    SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ECDSA with SHA-256",
-}
-_KNOWN_CRITICAL = (x509.BasicConstraints, x509.KeyUsage)
 
 
 def _lp(data: bytes) -> bytes:
@@ -241,176 +233,6 @@ class KeyExtractor(Protocol):
 
 KeyVerifier = Callable[[bytes, bytes], bool]
 """Spec 7.3: ``verify_key(identity, key) -> bool``, the suite's check of a received key."""
-
-
-_LAZY_PARTS = ("version", "signature_algorithm_oid", "extensions", "subject", "issuer",
-               "not_valid_before_utc", "not_valid_after_utc")
-
-
-def _load_certificate(der: object, what: str) -> x509.Certificate:
-    """Parse one DER certificate and force its lazily parsed parts (spec 6.1)."""
-    if not isinstance(der, (bytes, bytearray)):
-        raise DecodeError(f"{what} must be a byte string")
-    if not 1 <= len(der) <= MAX_CERTIFICATE_BYTES:
-        raise DecodeError(f"{what} must be 1 to {MAX_CERTIFICATE_BYTES} bytes, got {len(der)}")
-    # cryptography parses some parts lazily, on first access; each is touched
-    # here so that hostile DER fails now, as a DecodeError.  The parsers do not
-    # keep to one exception type: besides ValueError and UnsupportedAlgorithm,
-    # cryptography 48 raises KeyError for a Name attribute with an unknown
-    # string tag (found by tests/test_issuance.py's single-byte-change
-    # property), so every exception of the parse is caught here, and only here.
-    try:
-        with warnings.catch_warnings():
-            # A non-positive serial number is refused by the profile (spec 6.2), not warned about.
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            cert = x509.load_der_x509_certificate(bytes(der))
-        for part in _LAZY_PARTS:  # "extensions" parses all of them, refusing duplicates
-            getattr(cert, part)
-        cert.public_key()
-    except Exception as exc:  # any exception: see above
-        raise DecodeError(f"{what} is not a well-formed X.509 certificate: {type(exc).__name__}") from None
-    return cert
-
-
-def certificate_fingerprint(der: bytes) -> bytes:
-    """Spec 9.1: the SHA-256 of a DER certificate, as the log records the device's."""
-    return hashlib.sha256(der).digest()
-
-
-@dataclass(frozen=True)
-class TrustAnchor:
-    """Spec 3.1: a manufacturer's root certificate and the roles it may vouch for."""
-
-    certificate: bytes
-    roles: frozenset[str]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "roles", frozenset(self.roles))
-        if not self.roles or any(role not in ROLES for role in self.roles):
-            raise ParameterError(f"a trust anchor's roles must be a non-empty subset of {', '.join(ROLES)}")
-        try:
-            cert = _load_certificate(self.certificate, "trust anchor certificate")
-            _check_profile(cert, "trust anchor")
-            _check_ca(cert, 0, "trust anchor")
-            cert.verify_directly_issued_by(cert)
-        except (UsappError, ValueError, TypeError, InvalidSignature) as exc:
-            raise ParameterError(f"not a usable self-signed root: {exc}") from None
-
-    def parsed(self) -> x509.Certificate:
-        return x509.load_der_x509_certificate(self.certificate)
-
-
-# ---------------------------------------------------------------------------
-# Section 6: certificate profile and chain validation
-# ---------------------------------------------------------------------------
-
-
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _check_profile(cert: x509.Certificate, what: str) -> None:
-    """Spec 6.2, every certificate: v3, allowed algorithms, no unknown critical extension."""
-    if cert.version is not x509.Version.v3:
-        raise VerificationError(f"{what}: certificate is not X.509 v3")
-    if cert.serial_number <= 0:
-        raise VerificationError(f"{what}: certificate serial number is not positive (RFC 5280 4.1.2.2)")
-    if cert.signature_algorithm_oid not in _SIGNATURE_OIDS:
-        raise VerificationError(f"{what}: signature algorithm {cert.signature_algorithm_oid.dotted_string} "
-                                "is not Ed25519 or ECDSA with SHA-256")
-    key = cert.public_key()
-    if not isinstance(key, ed25519.Ed25519PublicKey) and not (
-            isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)):
-        raise VerificationError(f"{what}: public key is not Ed25519 or ECDSA P-256")
-    for ext in cert.extensions:
-        if ext.critical and not isinstance(ext.value, _KNOWN_CRITICAL):
-            raise VerificationError(f"{what}: unrecognised critical extension {ext.oid.dotted_string}")
-
-
-def _check_ca(cert: x509.Certificate, below: int, what: str) -> None:
-    """Spec 6.2, CA certificates: cA true, keyCertSign, path length covers ``below`` intermediates."""
-    constraints = _extension(cert, x509.BasicConstraints)
-    if constraints is None or not constraints.ca:
-        raise VerificationError(f"{what}: not a CA certificate (basicConstraints cA is not true)")
-    usage = _extension(cert, x509.KeyUsage)
-    if usage is None or not usage.key_cert_sign:
-        raise VerificationError(f"{what}: keyUsage does not allow keyCertSign")
-    if constraints.path_length is not None and below > constraints.path_length:
-        raise VerificationError(f"{what}: pathLenConstraint {constraints.path_length} does not allow "
-                                f"{below} intermediate certificate(s) below it")
-
-
-def _check_device(cert: x509.Certificate) -> None:
-    """Spec 6.2, the device certificate: not a CA, digitalSignature, not keyCertSign."""
-    constraints = _extension(cert, x509.BasicConstraints)
-    if constraints is not None and constraints.ca:
-        raise VerificationError("device certificate: is a CA certificate")
-    usage = _extension(cert, x509.KeyUsage)
-    if usage is None or not usage.digital_signature:
-        raise VerificationError("device certificate: keyUsage does not allow digitalSignature")
-    if usage.key_cert_sign:
-        raise VerificationError("device certificate: keyUsage allows keyCertSign")
-
-
-def _check_validity(cert: x509.Certificate, now: int, what: str) -> None:
-    if now < int(cert.not_valid_before_utc.timestamp()):
-        raise VerificationError(f"{what}: not yet valid at time {now}")
-    if now > int(cert.not_valid_after_utc.timestamp()):
-        raise VerificationError(f"{what}: expired before time {now}")
-
-
-def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        raise VerificationError(f"{what}: signature by its issuer does not verify") from None
-
-
-def certificate_serial(cert: x509.Certificate) -> str:
-    """Spec 6.3: the one subject serialNumber attribute (OID 2.5.4.5)."""
-    values = cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    if len(values) != 1 or not isinstance(values[0].value, str):
-        raise VerificationError(f"device certificate: subject must hold exactly one serialNumber, "
-                                f"it holds {len(values)}")
-    return values[0].value
-
-
-def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor],
-                        now: int) -> TrustAnchor:
-    """Spec 6.2: check device certificate -> intermediates -> a trust anchor at time ``now``.
-
-    Returns the anchor the chain ends at; raises ``VerificationError`` naming
-    the certificate and the check that failed.
-    """
-    if not 1 <= len(chain) <= MAX_CHAIN:
-        raise DecodeError(f"certificate chain must hold 1 to {MAX_CHAIN} certificates")
-    names = ["device certificate"] + [f"intermediate certificate {i}" for i in range(1, len(chain))]
-    for position, (cert, what) in enumerate(zip(chain, names)):
-        _check_profile(cert, what)
-        _check_validity(cert, now, what)
-        if position == 0:
-            _check_device(cert)
-        else:
-            _check_ca(cert, position - 1, what)
-    for position in range(len(chain) - 1):
-        _check_issued_by(chain[position], chain[position + 1], names[position])
-    last = chain[-1]
-    candidates = [a for a in anchors if a.parsed().subject == last.issuer]
-    if not candidates:
-        raise VerificationError(f"{names[-1]}: issuer is not a trusted manufacturer root")
-    for anchor in candidates:
-        root = anchor.parsed()
-        try:
-            last.verify_directly_issued_by(root)
-        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-            continue
-        _check_validity(root, now, "trust anchor")
-        _check_ca(root, len(chain) - 1, "trust anchor")
-        return anchor
-    raise VerificationError(f"{names[-1]}: signature by the trusted root named as its issuer does not verify")
 
 
 def delivery_info(challenge: bytes, identity: bytes, suite: str) -> bytes:
@@ -521,56 +343,6 @@ def decode_delivery(data: bytes) -> Delivery:
     if not HPKE_TAG_BYTES < len(m[6]) <= MAX_KEY_BYTES + HPKE_TAG_BYTES:
         raise DecodeError("key-delivery: ciphertext length out of range")
     return Delivery(_nonce_field(m[2], "key-delivery"), m[3], _suite_field(m[4], "key-delivery"), m[5], m[6])
-
-
-# ---------------------------------------------------------------------------
-# Device signatures (spec 4.3): Ed25519, or ECDSA P-256 / SHA-256 as r || s
-# ---------------------------------------------------------------------------
-
-
-def _sign(private_key: object, message: bytes) -> bytes:
-    if isinstance(private_key, ed25519.Ed25519PrivateKey):
-        return private_key.sign(message)
-    # Deterministic ECDSA (RFC 6979): the device needs no randomness to sign.
-    der = private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
-    r, s = decode_dss_signature(der)
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def _verify_signature(public_key: object, signature: bytes, message: bytes) -> None:
-    try:
-        if isinstance(public_key, ed25519.Ed25519PublicKey):
-            public_key.verify(signature, message)
-            return
-        r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
-            raise InvalidSignature
-        public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise VerificationError("enrollment: signature by the device key does not verify") from None
-
-
-def _load_device_key(der: bytes) -> object:
-    try:
-        key = serialization.load_der_private_key(der, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm, InternalError):
-        # OpenSSL reports some malformed Ed25519 keys as InternalError
-        raise ParameterError("device key must be an unencrypted PKCS#8 DER private key") from None
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return key
-    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-        return key
-    raise ParameterError("device key must be Ed25519 or ECDSA P-256")
-
-
-def _public_raw(key: object) -> bytes:
-    """SubjectPublicKeyInfo DER of a public key, or of a private key's public half."""
-    if hasattr(key, "public_key"):
-        key = key.public_key()
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 # ---------------------------------------------------------------------------
@@ -780,7 +552,7 @@ class Pkg:
             raise VerificationError("the identity's serial is not the device certificate's serialNumber")
         if serial in self.state.revoked:                                     # step 8
             raise VerificationError(f"device {serial} is revoked")
-        _verify_signature(e.chain[0].public_key(), e.signature, enrollment_tbs(e.fields))  # step 9
+        verify_signature(e.chain[0].public_key(), e.signature, enrollment_tbs(e.fields), "enrollment")  # step 9
         key = self.extractor.extract(e.identity_bytes)                       # step 10
         if not isinstance(key, (bytes, bytearray)) or not 1 <= len(key) <= MAX_KEY_BYTES:
             raise ParameterError(f"the extractor must return 1 to {MAX_KEY_BYTES} bytes")
