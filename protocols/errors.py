@@ -87,3 +87,9 @@ class ResyncRequiredError(StateError):
     """A group member's keys are behind a rekey message it was sent (it
     missed an earlier one) and the message does not carry it forward: the
     member needs a unicast resync (specs/groupkeys.md section 7)."""
+
+
+class PolicyError(UsappError):
+    """A message would leave its sphere of control: a data category sent
+    under the wrong profile or to a recipient outside the category's sphere
+    (specs/escrow.md section 6)."""

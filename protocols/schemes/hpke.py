@@ -24,7 +24,7 @@ from protocols.primitives.rand import RandomSource, resolve
 __all__ = [
     "HPKE_AEAD_ID", "HPKE_IKM_BYTES", "HPKE_KDF_ID", "HPKE_KEM_ID", "HPKE_MODE_BASE", "HPKE_PRIVATE_BYTES",
     "HPKE_PUBLIC_BYTES", "HPKE_SUITE_NAME", "HPKE_TAG_BYTES", "DeriveKeyPair", "HpkeContext", "OpenBase",
-    "SealBase", "SetupBaseR", "SetupBaseS", "check_public_key",
+    "SealBase", "SetupBaseR", "SetupBaseS", "check_public_key", "public_key",
 ]
 
 HPKE_PUBLIC_BYTES = 32
@@ -122,3 +122,10 @@ def OpenBase(enc: bytes, skRm: bytes, info: bytes, aad: bytes, ct: bytes) -> byt
         return context.open(bytes(ct), bytes(aad))
     except OpenError:  # pyhpke wraps every AEAD failure in OpenError
         raise VerificationError("HPKE ciphertext does not open") from None
+
+
+def public_key(skRm: bytes) -> bytes:
+    """The X25519 public key (32 bytes) of a private key (RFC 9180 section 7.1.1, SerializePublicKey)."""
+    if not isinstance(skRm, (bytes, bytearray)) or len(skRm) != HPKE_PRIVATE_BYTES:
+        raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
+    return X25519PrivateKey.from_private_bytes(bytes(skRm)).public_key().public_bytes_raw()
