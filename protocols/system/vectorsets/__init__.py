@@ -107,6 +107,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier_external",
     "rfc5091",
     "rfc9380",
+    "rfc9474",
     "rfc9591",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
