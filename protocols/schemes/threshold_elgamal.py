@@ -110,9 +110,7 @@ def _scalar(value: object, name: str) -> int:
 def _valid_element(value: object, name: str) -> Element:
     """An Element re-checked through DeserializeElement (an Element can be
     built from unchecked bytes); ParameterError if it is not a non-identity
-    point of the prime-order subgroup.  Bytes are decoded (DecodeError)."""
-    if isinstance(value, (bytes, bytearray)):
-        return G.DeserializeElement(value)
+    point of the prime-order subgroup."""
     if not isinstance(value, Element):
         raise ParameterError(f"{name} must be an Element")
     try:
@@ -158,7 +156,10 @@ def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: i
     R = [r]B, S = [r]X, key = :func:`derive_key`, ct = ChaCha20-Poly1305(key,
     NONCE, plaintext, DOMAIN || lp(aad) || SerializeElement(R)); returns
     SerializeElement(R) || ct.  r MUST be fresh for every seal."""
-    X = _valid_element(public_key, "public_key")
+    if isinstance(public_key, (bytes, bytearray)):
+        X = G.DeserializeElement(public_key)  # a serialised key is decoded (DecodeError)
+    else:
+        X = _valid_element(public_key, "public_key")
     aad = _bytes(aad, "aad")
     plaintext = _bytes(plaintext, "plaintext")
     r = _nonzero_scalar(r, "r")
