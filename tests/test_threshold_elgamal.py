@@ -259,7 +259,7 @@ def test_share_nonce_is_hedged_and_reproducible(g35, sealed35):
 
 
 # ---------------------------------------------------------------------------
-# Soundness of the DLEQ proof and robustness (spec sections 6, 7, 9.2, 9.3)
+# Soundness of the DLEQ proof and robustness (spec sections 6, 7, 8.2, 8.3)
 # ---------------------------------------------------------------------------
 
 
@@ -343,7 +343,7 @@ def test_duplicates_are_a_verification_error(g35, sealed35, shares35):
 
 
 # ---------------------------------------------------------------------------
-# Confidentiality and integrity of the sealed blob (spec sections 4, 9.1)
+# Confidentiality and integrity of the sealed blob (spec sections 4, 8.1)
 # ---------------------------------------------------------------------------
 
 
@@ -416,7 +416,7 @@ def test_invalid_R_is_a_decode_error(g35, shares35, name, R):
 
 
 # ---------------------------------------------------------------------------
-# Input validation (spec section 8): every bad input, its typed error
+# Input validation (spec sections 4.2-7): every bad input, its typed error
 # ---------------------------------------------------------------------------
 
 

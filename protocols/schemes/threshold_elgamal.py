@@ -17,7 +17,7 @@ Layout follows the spec:
   :class:`DecryptionShare`, :func:`dleq_challenge`, :func:`nonce_generate`,
   :func:`decryption_share`, :func:`decryption_share_with_nonce`;
 * section 6, :func:`verify_decryption_share`;
-* section 7, :func:`combine`; and :func:`open_with_secret` for tests.
+* section 7, :func:`combine`; and :func:`open_with_secret` (7.1) for tests.
 
 Randomness is injected (``rng``, ``None`` meaning the OS CSPRNG); every
 function whose output a vector pins takes its randomness explicitly
@@ -194,7 +194,7 @@ def _open(S: Element, R: Element, ct: bytes, aad: bytes) -> bytes:
 
 
 def open_with_secret(secret: int, sealed: bytes, aad: bytes) -> bytes:
-    """Spec section 7.3: open with the whole secret x (S = [x]R).  For tests
+    """Spec section 7.1: open with the whole secret x (S = [x]R).  For tests
     and for a single-holder key; the authorities never hold x."""
     secret = _nonzero_scalar(secret, "secret")
     aad = _bytes(aad, "aad")
