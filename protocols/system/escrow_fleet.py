@@ -1,0 +1,138 @@
+"""Provisioning for the escrow protocol (specs/escrow.md): CAs, meters, the escrow, receivers, authorities.
+
+Used by the demo, the benchmark, the vectors and the tests.  Everything is
+derived from one HMAC_DRBG so that a run is reproducible: Ed25519 keys are
+32 drawn bytes; the blind mode's RSA keys are made from drawn primes (a
+deterministic generation for test fleets only: a deployed escrow generates
+its keys with ``blind_rsa.generate_key``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import gmpy2
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from protocols import escrow as esc
+from protocols import groupkeys
+from protocols.errors import ParameterError
+from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import RandomSource, random_bits
+from protocols.schemes import blind_rsa, certificates, frost, hpke
+
+NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+NOT_AFTER = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
+ORIGIN = 1_767_225_600  # 2026-01-01T00:00:00Z
+EPOCH_SECONDS = 86_400
+
+
+def ed25519_key(rng: RandomSource) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(rng.random_bytes(32))
+
+
+def _name(common: str, serial: str | None = None) -> x509.Name:
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "USaPP reference fleet"),
+                  x509.NameAttribute(NameOID.COMMON_NAME, common)]
+    if serial is not None:
+        attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
+    return x509.Name(attributes)
+
+
+def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key: Ed25519PrivateKey,
+                 number: int, ca: bool) -> bytes:
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=not ca, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=ca,
+                                         crl_sign=ca, encipher_only=False, decipher_only=False), critical=True)
+            .sign(signing_key, None))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def ca_certificate(common_name: str, key: Ed25519PrivateKey) -> bytes:
+    """A self-signed Ed25519 root CA certificate (DER)."""
+    return _certificate(_name(common_name), key.public_key(), _name(common_name), key, 1, True)
+
+
+def device_certificate(serial: str, key: Ed25519PrivateKey, ca_name: str, ca_key: Ed25519PrivateKey,
+                       number: int) -> bytes:
+    """A meter's device certificate (the LFID certificate) with subject serialNumber ``serial``."""
+    return _certificate(_name("smart meter", serial), key.public_key(), _name(ca_name), ca_key, number, False)
+
+
+def pkcs8(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def rsa_key(rng: RandomSource, bits: int = 2048) -> blind_rsa.PrivateKey:
+    """An RSA key from drawn primes (test fleets and vectors only; see the module docstring)."""
+    half = bits // 2
+    while True:
+        p = gmpy2.next_prime(random_bits(rng, half) | (3 << (half - 2)))
+        q = gmpy2.next_prime(random_bits(rng, half) | (3 << (half - 2)))
+        if p != q and (p * q).bit_length() == bits and gmpy2.gcd(65537, (p - 1) * (q - 1)) == 1:
+            return blind_rsa.PrivateKey.from_factors(int(p), int(q))
+
+
+@dataclass
+class Fleet:
+    """Everything a run needs: the escrow, the meters by serial, one receiver per recipient,
+    the authorities (mode escrowed) and their group info."""
+
+    mode: str
+    clock: esc.EpochClock
+    escrow: esc.Escrow
+    meters: dict[str, esc.Meter]
+    receivers: dict[str, esc.Receiver]
+    authorities: list[esc.Authority] = field(default_factory=list)
+    authority_info: frost.PublicKeyPackage | None = None
+
+
+def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet", *, authorities: int = 3,
+              threshold: int = 2, rsa_bits: int = 2048) -> Fleet:
+    """A fleet of ``meters`` meters, an escrow in ``mode``, and keys for ``epochs`` (blind mode)."""
+    if mode not in esc.MODES:
+        raise ParameterError(f"mode must be one of {', '.join(esc.MODES)}")
+    rng = HmacDrbg.from_seed("usapp-escrow-fleet/" + seed)
+    clock = esc.EpochClock(ORIGIN, EPOCH_SECONDS)
+    lf_ca_key = ed25519_key(rng)
+    lf_root = ca_certificate("LFID root", lf_ca_key)
+    anchors = (certificates.TrustAnchor(lf_root, frozenset({"meter"})),)
+    escrow_hpke_private, escrow_hpke_public = hpke.DeriveKeyPair(rng.random_bytes(32))
+    state = esc.EscrowState(mode, clock, anchors, escrow_hpke_private)
+    fleet_authorities: list[esc.Authority] = []
+    info = None
+    hf_root = None
+    rsa_public: dict[int, blind_rsa.PublicKey] = {}
+    if mode == "escrowed":
+        hf_ca_key = ed25519_key(rng)
+        hf_root = ca_certificate("HFID escrow CA", hf_ca_key)
+        operators, info = groupkeys.operator_ceremony(authorities, threshold, b"escrow-authorities", rng)
+        fleet_authorities = [esc.Authority(op.state.signer.key_package) for op in operators]
+        state.hf_ca_key = hf_ca_key.private_bytes_raw()
+        state.hf_ca_certificate = hf_root
+        state.authorities = info
+    else:
+        for epoch in epochs:
+            key = rsa_key(rng, rsa_bits)
+            state.rsa_keys[epoch] = key
+            rsa_public[epoch] = key.public
+    escrow = esc.Escrow(state)
+    fleet_meters = {}
+    for i in range(meters):
+        serial = f"SM-{i:05d}"
+        key = ed25519_key(rng)
+        chain = (device_certificate(serial, key, "LFID root", lf_ca_key, 1000 + i),)
+        fleet_meters[serial] = esc.Meter(esc.MeterState(
+            mode, clock, esc.LfProfile(chain, pkcs8(key), lf_root), escrow_hpke_public, hf_root=hf_root,
+            rsa_public=dict(rsa_public)))
+    receivers = {r: esc.Receiver(esc.ReceiverState(r, mode, clock, anchors, hf_root, dict(rsa_public)))
+                 for r in sorted(esc.RECIPIENTS)}
+    return Fleet(mode, clock, escrow, fleet_meters, receivers, fleet_authorities, info)

@@ -1,0 +1,530 @@
+"""Dual-ID escrow anonymisation (protocols/escrow.py, specs/escrow.md)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+
+import gmpy2
+import pytest
+from cryptography import x509
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols import escrow as esc
+from protocols.errors import (
+    DecodeError,
+    ParameterError,
+    PolicyError,
+    RecoveryError,
+    ReplayError,
+    StateError,
+    UsappError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.primitives.drbg import HmacDrbg
+from protocols.schemes import blind_rsa, hpke, threshold_elgamal
+from protocols.system import escrow_fleet
+
+EPOCHS = range(0, 3)
+START = escrow_fleet.ORIGIN
+DAY = escrow_fleet.EPOCH_SECONDS
+
+
+def at(epoch: int, offset: int = 3600) -> int:
+    return START + epoch * DAY + offset
+
+
+@pytest.fixture(scope="module")
+def fleets():
+    return {mode: escrow_fleet.provision(mode, 4, EPOCHS, seed=f"test-{mode}") for mode in esc.MODES}
+
+
+@pytest.fixture
+def fleet(fleets, request):
+    return copy.deepcopy(fleets[request.param])
+
+
+both = pytest.mark.parametrize("fleet", esc.MODES, indirect=True)
+
+
+def issue(fleet, serial: str, epoch: int, rng=None) -> esc.HfProfile:
+    meter = fleet.meters[serial]
+    rng = rng or HmacDrbg.from_seed(f"issue/{serial}/{epoch}")
+    request = meter.request_hfid(epoch, rng)
+    return meter.receive_hfid(fleet.escrow.handle(request, at(epoch, 0), rng))
+
+
+# -- profiles and the run ---------------------------------------------------------------
+
+
+@both
+def test_profiles_of_fig5(fleet):
+    meter = fleet.meters["SM-00001"]
+    lf = meter.state.lf
+    assert lf.hardware_id == "SM-00001" and lf.root and lf.chain
+    hf = issue(fleet, "SM-00001", 1)
+    assert hf.epoch == 1 and len(hf.hfid) == 16 and hf.root
+    assert b"SM-00001" not in hf.credential
+    if fleet.mode == "escrowed":
+        cert = x509.load_der_x509_certificate(hf.credential)
+        assert cert.subject.rfc4514_string() == "CN=usapp HFID"
+        assert int(cert.not_valid_before_utc.timestamp()) == at(1, 0)
+
+
+@both
+def test_each_category_reaches_its_recipient_under_its_profile(fleet):
+    meter = fleet.meters["SM-00002"]
+    hf = issue(fleet, "SM-00002", 0)
+    now = at(0)
+    technical = fleet.receivers["grid-operator"].receive(meter.send("technical", "grid-operator", b"V=231.2", now), now)
+    assert technical.sender == "hfid:" + hf.hfid.hex() and technical.payload == b"V=231.2"
+    assert "SM-00002" not in technical.sender
+    billing = fleet.receivers["supplier"].receive(meter.send("customer", "supplier", b"kWh=12.5", now), now)
+    assert billing.sender == "lfid:SM-00002" and billing.epoch is None
+    personal = fleet.receivers["household"].receive(meter.send("personal", "household", b"kettle 07:02", now), now)
+    assert personal.category == "personal"
+
+
+@both
+def test_hfids_rotate_every_epoch(fleet):
+    ids = {issue(fleet, "SM-00000", e).hfid for e in EPOCHS}
+    assert len(ids) == len(EPOCHS)
+
+
+# -- one HFID per meter and epoch -------------------------------------------------------
+
+
+@both
+def test_a_second_hfid_for_the_same_meter_and_epoch_is_refused(fleet):
+    issue(fleet, "SM-00003", 1)
+    meter = fleet.meters["SM-00003"]
+    with pytest.raises(StateError):
+        meter.request_hfid(1)
+    twin = esc.Meter(copy.deepcopy(meter.state))   # the same meter, forgetting it was served
+    twin.state.hf.clear()
+    issued = set(fleet.escrow.state.issued)
+    with pytest.raises(ReplayError):
+        fleet.escrow.handle(twin.request_hfid(1, HmacDrbg.from_seed("twin")), at(1, 0))
+    assert fleet.escrow.state.issued == issued
+    issue(fleet, "SM-00003", 2)                    # the next epoch is fine
+
+
+@both
+def test_requests_for_far_epochs_and_other_modes_are_refused(fleet):
+    meter = fleet.meters["SM-00000"]
+    with pytest.raises(StateError):
+        fleet.escrow.handle(meter.request_hfid(2, HmacDrbg.from_seed("far")), at(0))
+    m = cbor.decode(fleet.meters["SM-00001"].request_hfid(0, HmacDrbg.from_seed("m")))
+    m[3] = "blind" if fleet.mode == "escrowed" else "escrowed"
+    with pytest.raises(VerificationError):
+        fleet.escrow.handle(cbor.encode(m), at(0))
+
+
+@both
+def test_a_request_signed_by_another_meter_or_unknown_root_is_refused(fleet, fleets):
+    meter = fleet.meters["SM-00000"]
+    request = cbor.decode(meter.request_hfid(0, HmacDrbg.from_seed("x")))
+    request[5] = list(fleet.meters["SM-00001"].state.lf.chain)
+    with pytest.raises(VerificationError):
+        fleet.escrow.handle(cbor.encode(request), at(0))
+    other = escrow_fleet.provision(fleet.mode, 1, EPOCHS, seed="another-utility")
+    stranger = other.meters["SM-00000"]
+    stranger.state.escrow_hpke_public = meter.state.escrow_hpke_public
+    stranger.state.rsa_public = dict(meter.state.rsa_public)
+    with pytest.raises(VerificationError):
+        fleet.escrow.handle(stranger.request_hfid(0, HmacDrbg.from_seed("y")), at(0))
+
+
+# -- credentials ------------------------------------------------------------------------
+
+
+@both
+def test_forged_credential_is_refused(fleet):
+    other = escrow_fleet.provision(fleet.mode, 1, EPOCHS, seed="forger")
+    forged = issue(other, "SM-00000", 0)   # a credential from another escrow, for epoch 0
+    meter = fleet.meters["SM-00000"]
+    meter.state.hf[0] = forged
+    message = meter.send("technical", "grid-operator", b"x", at(0))
+    with pytest.raises(VerificationError):
+        fleet.receivers["grid-operator"].receive(message, at(0))
+
+
+@both
+def test_expired_credential_and_credential_replayed_in_another_epoch(fleet):
+    meter = fleet.meters["SM-00001"]
+    issue(fleet, "SM-00001", 0)
+    message = meter.send("technical", "grid-operator", b"x", at(0))
+    with pytest.raises(StateError, match="expired"):
+        fleet.receivers["grid-operator"].receive(message, at(2))
+    # the epoch-0 credential presented in epoch 1
+    meter.state.hf[1] = meter.state.hf[0]
+    moved = meter.send("technical", "grid-operator", b"y", at(1))
+    with pytest.raises(StateError):
+        fleet.receivers["grid-operator"].receive(moved, at(1))
+
+
+@both
+def test_replayed_data_messages_are_refused(fleet):
+    meter = fleet.meters["SM-00002"]
+    issue(fleet, "SM-00002", 0)
+    for category, recipient in (("technical", "grid-operator"), ("customer", "supplier")):
+        message = meter.send(category, recipient, b"r", at(0))
+        fleet.receivers[recipient].receive(message, at(0))
+        with pytest.raises(ReplayError):
+            fleet.receivers[recipient].receive(message, at(0))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_of_a_data_message_is_refused(fleets, data):
+    fleet = copy.deepcopy(fleets[data.draw(st.sampled_from(esc.MODES))])
+    meter = fleet.meters["SM-00000"]
+    issue(fleet, "SM-00000", 0)
+    category, recipient = data.draw(st.sampled_from([("technical", "grid-operator"), ("customer", "supplier")]))
+    message = meter.send(category, recipient, b"reading 42", at(0))
+    i = data.draw(st.integers(0, len(message) - 1))
+    tampered = message[:i] + bytes([message[i] ^ data.draw(st.integers(1, 255))]) + message[i + 1:]
+    receiver = fleet.receivers[recipient]
+    before = dict(receiver.state.last_seq)
+    with pytest.raises(UsappError):
+        receiver.receive(tampered, at(0))
+    assert receiver.state.last_seq == before
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_single_byte_change_of_an_hfid_request_is_refused(fleets, data):
+    fleet = copy.deepcopy(fleets[data.draw(st.sampled_from(esc.MODES))])
+    request = fleet.meters["SM-00000"].request_hfid(0, HmacDrbg.from_seed("flip"))
+    i = data.draw(st.integers(0, len(request) - 1))
+    tampered = request[:i] + bytes([request[i] ^ data.draw(st.integers(1, 255))]) + request[i + 1:]
+    with pytest.raises(UsappError):
+        fleet.escrow.handle(tampered, at(0))
+    assert fleet.escrow.state.issued == set()
+
+
+@both
+def test_tampered_or_misdirected_response_is_refused(fleet):
+    meter = fleet.meters["SM-00000"]
+    request = meter.request_hfid(0, HmacDrbg.from_seed("r"))
+    response = fleet.escrow.handle(request, at(0))
+    m = cbor.decode(response)
+    m[6] = bytes([m[6][0] ^ 1]) + m[6][1:]
+    with pytest.raises(VerificationError):
+        meter.receive_hfid(cbor.encode(m))
+    with pytest.raises(StateError):        # a response for an epoch it did not ask for
+        fleet.meters["SM-00001"].receive_hfid(response)
+    assert meter.receive_hfid(response).epoch == 0
+
+
+@pytest.mark.parametrize("bad", [b"", b"\xa0", cbor.encode({1: 1, 2: "adp"}), cbor.encode({1: 2, 2: "cdp"}),
+                                 cbor.encode([1, 2]), b"\xff" * 40])
+def test_malformed_messages(fleets, bad):
+    fleet = fleets["blind"]
+    with pytest.raises(DecodeError):
+        fleet.receivers["supplier"].receive(bad, at(0))
+    with pytest.raises(DecodeError):
+        fleet.escrow.handle(bad, at(0))
+
+
+# -- spheres of control -----------------------------------------------------------------
+
+
+@both
+def test_spheres_of_control(fleet):
+    meter = fleet.meters["SM-00000"]
+    issue(fleet, "SM-00000", 0)
+    now = at(0)
+    for category, recipient in (("technical", "supplier"), ("customer", "grid-operator"), ("personal", "supplier"),
+                                ("personal", "grid-operator"), ("technical", "household"), ("gossip", "supplier")):
+        with pytest.raises(PolicyError):
+            meter.send(category, recipient, b"x", now)
+    # a receiver refuses a message addressed to another recipient
+    with pytest.raises(PolicyError):
+        fleet.receivers["supplier"].receive(meter.send("personal", "household", b"x", now), now)
+    # a category under the wrong profile, signed properly, is refused by the receiver
+    cdp = cbor.decode(meter.send("customer", "supplier", b"x", now))
+    cdp[4], cdp[5], cdp[6] = "technical", "grid-operator", 99
+    cdp[9] = escrow_sign_lf(meter, cdp)
+    with pytest.raises(PolicyError, match="HFID profile"):
+        fleet.receivers["grid-operator"].receive(cbor.encode(cdp), now)
+    adp = cbor.decode(meter.send("technical", "grid-operator", b"x", now))
+    adp[6], adp[7], adp[8] = "customer", "supplier", 99
+    adp[11] = escrow_sign_hf(meter, adp)
+    with pytest.raises(PolicyError, match="LFID profile"):
+        fleet.receivers["supplier"].receive(cbor.encode(adp), now)
+
+
+def escrow_sign_lf(meter: esc.Meter, m: dict) -> bytes:
+    from protocols.schemes import certificates
+    return certificates.sign(meter._lf_key, esc.tbs("cdp", m, 9))
+
+
+def escrow_sign_hf(meter: esc.Meter, m: dict) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.from_private_bytes(meter.state.hf[m[4]].private_key).sign(esc.tbs("adp", m, 11))
+
+
+def test_check_sphere_table():
+    assert esc.check_sphere("technical", "HFID", "grid-operator") is None
+    assert esc.check_sphere("customer", "LFID", "supplier") is None
+    assert esc.check_sphere("personal", "LFID", "household") is None
+    for args in (("technical", "LFID", "grid-operator"), ("customer", "HFID", "supplier"),
+                 ("personal", "LFID", "supplier"), ("other", "LFID", "supplier")):
+        with pytest.raises(PolicyError):
+            esc.check_sphere(*args)
+
+
+# -- re-identification (mode escrowed) --------------------------------------------------
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_reidentification_needs_t_of_n_authorities(fleet):
+    hf = issue(fleet, "SM-00002", 0)
+    fingerprint = hashlib.sha256(hf.credential).digest()
+    sealed = fleet.escrow.sealed_link(fingerprint)
+    request = esc.reidentification_request(fingerprint, "court order 17/2026", bytes(16))
+    a1, a2, a3 = fleet.authorities
+    with pytest.raises(StateError):
+        a1.share(request, fleet.escrow)                       # not approved
+    for a in (a1, a3):
+        a.approve(request)
+    shares = {1: a1.share(request, fleet.escrow, HmacDrbg.from_seed("s1")),
+              3: a3.share(request, fleet.escrow, HmacDrbg.from_seed("s3"))}
+    record = esc.reidentify(fleet.authority_info, request, sealed, shares)
+    assert (record.lfid_serial, record.epoch, record.fingerprint) == ("SM-00002", 0, fingerprint)
+    with pytest.raises(RecoveryError):
+        esc.reidentify(fleet.authority_info, request, sealed, {1: shares[1]})
+    bad = bytearray(shares[3])
+    bad[40] ^= 1
+    with pytest.raises((VerificationError, DecodeError)):
+        esc.reidentify(fleet.authority_info, request, sealed, {1: shares[1], 3: bytes(bad)})
+    other = esc.reidentification_request(fingerprint, "another reason", bytes(16))
+    with pytest.raises(VerificationError):   # shares bound to one request
+        esc.reidentify(fleet.authority_info, other, sealed, shares)
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_no_single_authority_or_the_escrow_opens_a_link(fleet):
+    hf = issue(fleet, "SM-00001", 0)
+    fingerprint = hashlib.sha256(hf.credential).digest()
+    sealed = fleet.escrow.sealed_link(fingerprint)
+    for authority in fleet.authorities:
+        with pytest.raises(VerificationError):
+            threshold_elgamal.open_with_secret(authority.key_package.secret_share, sealed,
+                                               esc._link_aad(fingerprint))
+    state = fleet.escrow.state
+    for secret in (int.from_bytes(state.hpke_private, "little"), int.from_bytes(state.hf_ca_key, "little")):
+        with pytest.raises(VerificationError):
+            threshold_elgamal.open_with_secret(secret % (2**252), sealed, esc._link_aad(fingerprint))
+
+
+def escrow_view(fleet, request: bytes) -> bytes:
+    """What the escrow reads in a request: the HF public key (escrowed) or the blinded message (blind)."""
+    m = cbor.decode(request)
+    inner = hpke.OpenBase(m[6], fleet.escrow.state.hpke_private, esc._request_info(m[3], m[4]),
+                          cbor.encode({k: m[k] for k in range(1, 6)}), m[7])
+    return cbor.decode(inner)[1]
+
+
+@pytest.mark.parametrize("fleet", ["blind"], indirect=True)
+def test_blind_escrow_view_fits_every_credential_equally(fleet):
+    """Blindness (RFC 9474 section 7.3, perfect): every blinded message the escrow saw is consistent
+    with every credential the utility later meets, each through exactly one blinding factor r."""
+    seen, credentials = [], []
+    for serial in ("SM-00000", "SM-00001", "SM-00002"):
+        meter = fleet.meters[serial]
+        request = meter.request_hfid(0, HmacDrbg.from_seed(serial))
+        seen.append(int.from_bytes(escrow_view(fleet, request), "big"))
+        credentials.append(cbor.decode(meter.receive_hfid(fleet.escrow.handle(request, at(0))).credential))
+    pk = fleet.escrow.epoch_public_key(0)
+    n, e = int(pk.n), int(pk.e)
+    d = int(fleet.escrow.state.rsa_keys[0].d)
+    for blinded, credential in itertools.product(seen, credentials):
+        s = int.from_bytes(credential[4], "big")
+        r = pow(blinded, d, n) * int(gmpy2.invert(s, n)) % n   # the one r pairing this request and credential
+        assert gmpy2.gcd(r, n) == 1
+        assert pow(r, e, n) * pow(s, e, n) % n == blinded
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_escrowed_mode_escrow_sees_the_key_it_certifies(fleet):
+    """The contrast (spec 5.2): in escrowed mode the escrow reads the HF key, so it could link; that is
+    why the link it keeps is sealed for the authorities and the blind mode exists."""
+    meter = fleet.meters["SM-00000"]
+    request = meter.request_hfid(0, HmacDrbg.from_seed("contrast"))
+    key = escrow_view(fleet, request)
+    hf = meter.receive_hfid(fleet.escrow.handle(request, at(0)))
+    assert key in hf.credential
+
+
+# -- bad roles ---------------------------------------------------------------------------
+
+
+def test_bad_setup(fleets):
+    fleet = fleets["escrowed"]
+    with pytest.raises(ParameterError):
+        esc.Escrow(esc.EscrowState("other", fleet.clock, fleet.escrow.state.lf_anchors, bytes(32)))
+    with pytest.raises(ParameterError):
+        esc.Escrow(esc.EscrowState("escrowed", fleet.clock, fleet.escrow.state.lf_anchors, bytes(32)))
+    with pytest.raises(ParameterError):
+        esc.EpochClock(0, 10)
+    with pytest.raises(ParameterError):
+        esc.Receiver(esc.ReceiverState("someone", "blind", fleet.clock))
+    assert isinstance(blind_rsa.DEFAULT_VARIANT, blind_rsa.Variant)
+
+
+# -- unlinkability: everything the utility sees ------------------------------------------
+
+from collections import defaultdict  # noqa: E402
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+
+
+def _certificate_fields(prefix: str, der: bytes) -> dict:
+    cert = x509.load_der_x509_certificate(der)
+    return {
+        f"{prefix}.der": der, f"{prefix}.len": len(der), f"{prefix}.serial": cert.serial_number,
+        f"{prefix}.subject": cert.subject.rfc4514_string(), f"{prefix}.issuer": cert.issuer.rfc4514_string(),
+        f"{prefix}.not_before": int(cert.not_valid_before_utc.timestamp()),
+        f"{prefix}.not_after": int(cert.not_valid_after_utc.timestamp()),
+        f"{prefix}.key": cert.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw),
+        f"{prefix}.signature": cert.signature, f"{prefix}.extensions": repr(list(cert.extensions)),
+    }
+
+
+SLOT = 900
+"""The common 15-minute schedule of technical data; times are also compared modulo it."""
+
+
+def utility_view(message: bytes) -> dict:
+    """Every field of a data message as the utility sees it, flattened (credentials and certificates
+    parsed into their own fields), plus sizes and the time's phase in the schedule."""
+    m = cbor.decode(message)
+    if m[2] == "adp":
+        f = {"len": len(message), "mode": m[3], "epoch": m[4], "category": m[6], "recipient": m[7], "seq": m[8],
+             "time": m[9], "time.phase": m[9] % SLOT, "payload": m[10], "payload.len": len(m[10]), "sig": m[11], "credential": m[5],
+             "credential.len": len(m[5])}
+        if m[3] == "escrowed":
+            f.update(_certificate_fields("credential", m[5]))
+        else:
+            c = cbor.decode(m[5])
+            f.update({"credential.epoch": c[1], "credential.key": c[2], "credential.prefix": c[3],
+                      "credential.sig": c[4]})
+        return f
+    f = {"len": len(message), "category": m[4], "recipient": m[5], "seq": m[6], "time": m[7],
+         "time.phase": m[7] % SLOT, "payload": m[8],
+         "payload.len": len(m[8]), "sig": m[9], "chain.len": len(m[3])}
+    f.update(_certificate_fields("lfid", m[3][0]))
+    return f
+
+
+def linking_fields(hf: list[tuple[str, dict]], lf: list[tuple[str, dict]]) -> list[str]:
+    """Each HF field (and pair of HF fields) against each LF field (and pair): would matching equal
+    values, or nearest times, pick an HF message's true LFID more often than chance?  Returns the
+    features that link.  Score per HF message: [true meter in the matched set] - |set| / meters."""
+    meters = len({t for t, _ in lf})
+    budget = 2 * len(hf) ** 0.5 + 1
+
+    def features(records):
+        keys = sorted(records[0][1])
+        singles = {(k,): [r[k] for _, r in records] for k in keys}
+        small = [k for k in keys if len(set(singles[(k,)])) <= 4 * meters]
+        pairs = {(a, b): list(zip(singles[(a,)], singles[(b,)])) for a, b in itertools.combinations(small, 2)}
+        return {**singles, **pairs}
+
+    hf_features, lf_features = features(hf), features(lf)
+    hf_truth, lf_truth = [t for t, _ in hf], [t for t, _ in lf]
+    found = []
+    for g, lf_values in lf_features.items():
+        index = defaultdict(set)
+        for truth, value in zip(lf_truth, lf_values):
+            index[value].add(truth)
+        for f, hf_values in hf_features.items():
+            score = 0.0
+            for truth, value in zip(hf_truth, hf_values):
+                matched = index.get(value)
+                if matched:
+                    score += (truth in matched) - len(matched) / meters
+            if score > budget:
+                found.append(f"{'+'.join(f)} ~ {'+'.join(g)}")
+    # nearest in time
+    lf_times = sorted(zip((r["time"] for _, r in lf), lf_truth))
+    score = 0.0
+    for truth, record in hf:
+        best = min(abs(t - record["time"]) for t, _ in lf_times)
+        matched = {s for t, s in lf_times if abs(t - record["time"]) == best}
+        score += (truth in matched) - len(matched) / meters
+    if score > budget:
+        found.append("time ~ nearest time")
+    return found
+
+
+class _ReuseFirst:
+    """A broken rng that hands out ``first`` for the first 32-byte draw (to plant a link on purpose)."""
+
+    def __init__(self, first: bytes, inner) -> None:
+        self.first, self.inner = first, inner
+
+    def random_bytes(self, n: int) -> bytes:
+        if self.first is not None and n == 32:
+            out, self.first = self.first, None
+            return out
+        return self.inner.random_bytes(n)
+
+
+def run_fleet(fleet, epochs: int = 3, per_epoch: int = 3, leak: str | None = None):
+    """Every meter gets its HFID each epoch and sends technical data on the common schedule and one
+    bill per epoch; returns the utility's (truth, view) records of HF and LF messages."""
+    hf, lf = [], []
+    serials = sorted(fleet.meters)
+    for epoch in range(epochs):
+        for i, serial in enumerate(serials):
+            meter = fleet.meters[serial]
+            rng = HmacDrbg.from_seed(f"run/{serial}/{epoch}")
+            if leak == "key":   # the HF key is the LF key
+                from cryptography.hazmat.primitives.serialization import load_der_private_key
+                raw = load_der_private_key(meter.state.lf.private_key, None).private_bytes_raw()
+                rng = _ReuseFirst(raw, rng)
+            meter.receive_hfid(fleet.escrow.handle(meter.request_hfid(epoch, rng), at(epoch, 0), rng))
+            offset = 7 * i if leak == "timing" else 0
+            for k in range(per_epoch):
+                t = at(epoch, SLOT * (k + 1) + offset)
+                payload = HmacDrbg.from_seed(f"reading/{serial}/{epoch}/{k}").random_bytes(16)
+                message = meter.send("technical", "grid-operator", payload, t)
+                fleet.receivers["grid-operator"].receive(message, t)
+                hf.append((serial, utility_view(message)))
+            t = at(epoch, SLOT * 88 + offset)
+            bill = meter.send("customer", "supplier", HmacDrbg.from_seed(f"bill/{serial}/{epoch}").random_bytes(16), t)
+            fleet.receivers["supplier"].receive(bill, t)
+            lf.append((serial, utility_view(bill)))
+    return hf, lf
+
+
+@pytest.mark.parametrize("mode", esc.MODES)
+def test_nothing_the_utility_sees_links_an_hfid_to_an_lfid(fleets, mode):
+    fleet = copy.deepcopy(fleets[mode])
+    hf, lf = run_fleet(fleet)
+    assert len(hf) == 4 * 3 * 3 and len(lf) == 4 * 3
+    assert linking_fields(hf, lf) == []
+    # ... nor two HFIDs of one meter in different epochs (the HF side against itself, across epochs)
+    by_epoch = [[(t, r) for t, r in hf if r["epoch"] == e] for e in range(3)]
+    assert linking_fields(by_epoch[1], by_epoch[0][:: 3]) == []
+
+
+@pytest.mark.parametrize("mode", esc.MODES)
+@pytest.mark.parametrize("leak", ["key", "timing"])
+def test_the_linker_finds_a_planted_link(fleets, mode, leak):
+    """The property above has teeth: a meter whose HF key is its LF key, or whose HF and LF messages
+    share a per-meter time offset, is linked."""
+    fleet = copy.deepcopy(fleets[mode])
+    hf, lf = run_fleet(fleet, leak=leak)
+    found = linking_fields(hf, lf)
+    assert found, leak
+    if leak == "key":
+        assert any(f.startswith("credential.key ~ lfid.key") for f in found)
+    else:
+        assert any(f.startswith("time.phase ~ time.phase") for f in found)
