@@ -98,6 +98,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "aggregation",
     "bf_bls12",
     "dp",
+    "escrow",
     "groupkeys",
     "hmac_drbg",
     "hpke_rfc9180",
