@@ -552,14 +552,15 @@ class Meter:
         return cbor.encode(m)
 
 
-def _check_hf_certificate(der: bytes, hf_root: bytes, clock: EpochClock, epoch: int,
+def _check_hf_certificate(der: bytes, hf_root: bytes | certificates.TrustAnchor, clock: EpochClock, epoch: int,
                           hf_public: bytes | None = None) -> x509.Certificate:
     """Spec 7.2: an HF certificate issued by the escrow's HF CA for exactly ``epoch``."""
     cert = certificates.load_certificate(der, "HF certificate")
     start, end = clock.bounds(epoch)
     if (int(cert.not_valid_before_utc.timestamp()), int(cert.not_valid_after_utc.timestamp())) != (start, end):
         raise StateError(f"HF certificate: its validity is not epoch {epoch}")
-    anchor = certificates.TrustAnchor(hf_root, frozenset({"escrow"}))
+    anchor = hf_root if isinstance(hf_root, certificates.TrustAnchor) else \
+        certificates.TrustAnchor(hf_root, frozenset({"escrow"}))
     certificates.verify_device_chain([cert], [anchor], start)
     key = cert.public_key()
     if not isinstance(key, Ed25519PublicKey):
@@ -601,6 +602,9 @@ class ReceiverState:
     hf_root: bytes | None = None
     rsa_public: dict[int, blind_rsa.PublicKey] = field(default_factory=dict)
     last_seq: dict[str, int] = field(default_factory=dict)
+    verified: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    """Credentials already checked, by epoch: SHA-256(credential) -> HF public key (spec 7.2); only the
+    current and the previous epoch are kept."""
 
 
 class Receiver:
@@ -612,6 +616,8 @@ class Receiver:
         if state.mode not in MODES:
             raise ParameterError(f"mode must be one of {', '.join(MODES)}")
         self.state = state
+        self._hf_anchor = (certificates.TrustAnchor(state.hf_root, frozenset({"escrow"}))
+                           if state.mode == "escrowed" and state.hf_root is not None else None)
 
     def receive(self, message: bytes, now: int) -> Received:
         kind, m = decode_message(message)
@@ -632,7 +638,8 @@ class Receiver:
             start, end = st.clock.bounds(epoch)
             if not start <= time <= end:
                 raise StateError(f"adp: time {time} is outside epoch {epoch}")
-            hf_public = self._credential(m[5], epoch)
+            digest = hashlib.sha256(m[5]).digest()
+            hf_public = st.verified.get(epoch, {}).get(digest) or self._credential(m[5], epoch)
             try:
                 Ed25519PublicKey.from_public_bytes(hf_public).verify(m[11], tbs(kind, m, 11))
             except Exception:
@@ -648,6 +655,10 @@ class Receiver:
             raise ReplayError(f"{kind}: sequence number {seq} from {sender} is not after "
                               f"{st.last_seq.get(sender, 0)}")
         st.last_seq[sender] = seq
+        if kind == "adp":
+            st.verified.setdefault(epoch, {})[digest] = hf_public
+            for old in [e for e in st.verified if e < epoch - 1]:
+                del st.verified[old]
         return Received(kind, category, sender, epoch, seq, time, payload)
 
     def _addressed(self, category: str, profile: str, recipient: str) -> None:
@@ -659,7 +670,9 @@ class Receiver:
         """Spec 7.2: the HF public key a credential certifies for ``epoch``."""
         st = self.state
         if st.mode == "escrowed":
-            cert = _check_hf_certificate(credential, st.hf_root, st.clock, epoch)
+            if self._hf_anchor is None:
+                raise StateError("this receiver holds no HF CA certificate")
+            cert = _check_hf_certificate(credential, self._hf_anchor, st.clock, epoch)
             return cert.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         c = cbor.decode_map(credential, _BLIND_CREDENTIAL, name="blind credential")
         _exact(c[2], HF_PUBLIC_BYTES, "blind credential: HF public key")

@@ -167,6 +167,23 @@ def test_expired_credential_and_credential_replayed_in_another_epoch(fleet):
 
 
 @both
+def test_a_checked_credential_is_not_trusted_in_another_epoch(fleet):
+    meter = fleet.meters["SM-00001"]
+    receiver = fleet.receivers["grid-operator"]
+    issue(fleet, "SM-00001", 0)
+    receiver.receive(meter.send("technical", "grid-operator", b"x", at(0)), at(0))   # checked and remembered
+    assert receiver.state.verified[0]
+    meter.state.hf[1] = meter.state.hf[0]
+    with pytest.raises(StateError):
+        receiver.receive(meter.send("technical", "grid-operator", b"y", at(1)), at(1))
+    # a message under a remembered credential still needs its own valid signature
+    m = cbor.decode(meter.send("technical", "grid-operator", b"z", at(0, 7200)))
+    m[10] = b"forged"
+    with pytest.raises(VerificationError):
+        receiver.receive(cbor.encode(m), at(0, 7200))
+
+
+@both
 def test_replayed_data_messages_are_refused(fleet):
     meter = fleet.meters["SM-00002"]
     issue(fleet, "SM-00002", 0)
