@@ -18,6 +18,10 @@ def test_demo_sums_match_and_report_is_printed():
     assert not groups["departed_reads"] and groups["read"] == groups["members"] == 12
     assert groups["applied"] == 1 and groups["attack_refused"] and groups["recovered"] and groups["old_refused"]
     assert "READ IT" not in text and "NOT every member" not in text
+    for mode, figures in result["escrow"].items():
+        assert figures["senders"] == figures["billed"] == 10 and figures["named"] == 0
+        assert figures["second"] == "refused" and figures["policy"] == "refused"
+    assert result["escrow"]["escrowed"]["reidentified"] == "SM-00003"
 
 
 def test_demo_is_reproducible_with_a_seed():
