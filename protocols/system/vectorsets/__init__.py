@@ -107,6 +107,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier_encoding",
     "paillier_external",
     "rfc5091",
+    "rfc9162",
     "rfc9380",
     "rfc9474",
     "rfc9591",
