@@ -102,6 +102,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "groupkeys",
     "hmac_drbg",
     "hpke_rfc9180",
+    "integrity",
     "issuance",
     "paillier",
     "paillier_encoding",

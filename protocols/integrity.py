@@ -1,0 +1,548 @@
+"""Integrity feedback of billing data (USaPP Fig. 4) as a verifiable, append-only billing log.
+
+Implements specs/integrity.md.  The meter signs each billing record (period,
+monotonic counter, register values) with its device key; the utility keeps
+the records it accepted in an append-only Merkle log (RFC 9162 section 2.1,
+``protocols.schemes.merkle``), one log per meter, and feeds back Y: a signed
+tree head, with a consistency proof from the last head the meter checked.
+The meter keeps its own view of the same log and checks Y: a match proves
+the utility holds exactly the meter's records; a mismatch is located, by
+bisection over signed roots, at the first period that differs.  From the
+meter's records and the utility's signed heads an arbiter decides who
+altered what (section 8).
+
+Section map (spec section: code):
+
+- 3   records ............................. :func:`encode_record`, :func:`decode_record`
+- 4   the utility's log and tree heads .... :class:`Utility`, :func:`verify_tree_head`
+- 5   feedback Y and the meter's check .... :meth:`Utility.feedback`, :meth:`Meter.check`
+- 6   locating the first difference ....... :meth:`Utility.probe`, :meth:`Meter.locate`, :func:`locate`
+- 7   inclusion on request ................ :meth:`Utility.inclusion`, :meth:`Meter.check_inclusion`
+- 8   disputes ............................ :func:`arbitrate`
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from protocols.errors import (
+    DecodeError,
+    ParameterError,
+    ReplayError,
+    StateError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.schemes import merkle
+
+__all__ = [
+    "DOMAIN", "VERSION", "Finding", "Meter", "MeterState", "Record", "TreeHead", "Utility", "UtilityState",
+    "Verdict", "arbitrate", "decode_record", "encode_record", "locate", "verify_tree_head",
+]
+
+VERSION = 1
+DOMAIN = b"usapp-integrity-v1"
+MAX_REGISTERS = 16
+MAX_UINT64 = (1 << 64) - 1
+MAX_RECORD_BYTES = 1024
+MAX_MESSAGE_BYTES = 1 << 16
+HASH_BYTES = 32
+SIGNATURE_BYTES = 64
+MAX_PROOF = 64
+
+_L = struct.Struct(">L")
+
+
+def _lp(data: bytes) -> bytes:
+    return _L.pack(len(data)) + data
+
+
+def _public_raw(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _verify(public: bytes, signature: bytes, message: bytes, what: str) -> None:
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        raise VerificationError(f"{what}: signature does not verify") from None
+
+
+# ---------------------------------------------------------------------------
+# Spec 3: billing records
+# ---------------------------------------------------------------------------
+
+_RECORD = {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: list, 7: bytes}
+
+
+@dataclass(frozen=True)
+class Record:
+    """Spec 3.1: one billing period's record, signed by the meter's device key."""
+
+    meter: bytes
+    period: int
+    counter: int
+    registers: tuple[int, ...]
+    signature: bytes = field(repr=False)
+
+    def body(self) -> dict:
+        return {1: VERSION, 2: "record", 3: self.meter, 4: self.period, 5: self.counter, 6: list(self.registers)}
+
+    def to_bytes(self) -> bytes:
+        """The record's encoding, which is also its leaf in the log (spec 3.2)."""
+        return cbor.encode({**self.body(), 7: self.signature})
+
+
+def record_tbs(body: dict) -> bytes:
+    """Spec 3.1: DOMAIN || lp("record") || CBOR(keys 1-6)."""
+    return DOMAIN + _lp(b"record") + cbor.encode(body)
+
+
+def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: int,
+                  registers: Sequence[int]) -> Record:
+    """Spec 3.1: make and sign a record (the meter's side)."""
+    if not isinstance(meter, bytes) or not 1 <= len(meter) <= 128:
+        raise ParameterError("a meter id must be 1 to 128 bytes")
+    for name, value in (("period", period), ("counter", counter)):
+        if type(value) is not int or not 0 <= value <= MAX_UINT64:
+            raise ParameterError(f"{name} must be an unsigned 64-bit integer")
+    registers = tuple(registers)
+    if not 1 <= len(registers) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64
+                                                       for r in registers):
+        raise ParameterError(f"registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
+    unsigned = Record(meter, period, counter, registers, b"")
+    return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())))
+
+
+def decode_record(data: object) -> Record:
+    """Spec 3.1: decode a record; shapes and ranges only (the signature is checked by the receiver)."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_RECORD_BYTES:
+        raise DecodeError(f"a record must be at most {MAX_RECORD_BYTES} bytes")
+    m = cbor.decode_map(bytes(data), _RECORD, name="record")
+    if m[1] != VERSION or m[2] != "record":
+        raise DecodeError("record: unknown version or kind")
+    if not 1 <= len(m[3]) <= 128:
+        raise DecodeError("record: meter id must be 1 to 128 bytes")
+    if not 0 <= m[4] <= MAX_UINT64 or not 0 <= m[5] <= MAX_UINT64:
+        raise DecodeError("record: period or counter out of range")
+    if not 1 <= len(m[6]) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64 for r in m[6]):
+        raise DecodeError(f"record: registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
+    if len(m[7]) != SIGNATURE_BYTES:
+        raise DecodeError("record: the signature must be 64 bytes")
+    record = Record(m[3], m[4], m[5], tuple(m[6]), m[7])
+    if record.to_bytes() != bytes(data):
+        raise DecodeError("record: not in the canonical encoding")
+    return record
+
+
+def verify_record(record: Record, meter_public: bytes) -> None:
+    """Spec 3.1: the meter's signature over the record."""
+    _verify(meter_public, record.signature, record_tbs(record.body()), f"record of period {record.period}")
+
+
+# ---------------------------------------------------------------------------
+# Spec 4: tree heads
+# ---------------------------------------------------------------------------
+
+_TREE_HEAD = {1: int, 2: str, 3: bytes, 4: int, 5: bytes, 6: int, 7: bytes}
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    """Spec 4.2: the utility's signed statement of the log's size and root at a time."""
+
+    meter: bytes
+    size: int
+    root: bytes
+    time: int
+    signature: bytes = field(repr=False)
+
+    def body(self) -> dict:
+        return {1: VERSION, 2: "tree-head", 3: self.meter, 4: self.size, 5: self.root, 6: self.time}
+
+    def to_bytes(self) -> bytes:
+        return cbor.encode({**self.body(), 7: self.signature})
+
+
+def _tree_head_tbs(body: dict) -> bytes:
+    return DOMAIN + _lp(b"tree-head") + cbor.encode(body)
+
+
+def decode_tree_head(data: object) -> TreeHead:
+    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError("a tree head must be bytes")
+    m = cbor.decode_map(bytes(data), _TREE_HEAD, name="tree head")
+    if m[1] != VERSION or m[2] != "tree-head":
+        raise DecodeError("tree head: unknown version or kind")
+    if not 0 <= m[4] <= MAX_UINT64 or not 0 <= m[6] <= MAX_UINT64:
+        raise DecodeError("tree head: size or time out of range")
+    if len(m[5]) != HASH_BYTES or len(m[7]) != SIGNATURE_BYTES:
+        raise DecodeError("tree head: root must be 32 bytes and the signature 64")
+    return TreeHead(m[3], m[4], m[5], m[6], m[7])
+
+
+def verify_tree_head(head: TreeHead, utility_public: bytes, meter: bytes) -> None:
+    """Spec 4.2: the utility's signature, for this meter's log."""
+    if head.meter != meter:
+        raise VerificationError("tree head: it is for another meter's log")
+    _verify(utility_public, head.signature, _tree_head_tbs(head.body()), "tree head")
+
+
+def _proof(value: object, what: str) -> list[bytes]:
+    if not isinstance(value, list) or len(value) > MAX_PROOF or \
+            any(not isinstance(h, bytes) or len(h) != HASH_BYTES for h in value):
+        raise DecodeError(f"{what}: a proof is at most {MAX_PROOF} hashes of 32 bytes")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Spec 4: the utility
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class UtilityState:
+    """Spec 4.1: the utility's signing key, and per meter its public key, log and the records."""
+
+    signing_key: bytes = field(repr=False)
+    meters: dict[bytes, bytes] = field(default_factory=dict)
+    logs: dict[bytes, merkle.MerkleLog] = field(default_factory=dict, repr=False)
+    records: dict[bytes, list[Record]] = field(default_factory=dict, repr=False)
+
+
+class Utility:
+    """Spec 4-7: accepts records into per-meter logs and answers with signed tree heads and proofs."""
+
+    def __init__(self, state: UtilityState) -> None:
+        if not isinstance(state.signing_key, bytes) or len(state.signing_key) != 32:
+            raise ParameterError("the utility's signing key must be a raw 32-byte Ed25519 key")
+        self.state = state
+        self._key = Ed25519PrivateKey.from_private_bytes(state.signing_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return _public_raw(self._key)
+
+    def register(self, meter: bytes, meter_public: bytes) -> None:
+        """Spec 4.1: a meter's log starts empty; its device key verifies its records."""
+        if meter in self.state.meters:
+            raise StateError("the meter is already registered")
+        Ed25519PublicKey.from_public_bytes(meter_public)
+        self.state.meters[meter] = meter_public
+        self.state.logs[meter] = merkle.MerkleLog()
+        self.state.records[meter] = []
+
+    def _log(self, meter: bytes) -> merkle.MerkleLog:
+        log = self.state.logs.get(meter)
+        if log is None:
+            raise StateError("unknown meter")
+        return log
+
+    def accept(self, data: bytes, now: int) -> bytes:
+        """Spec 4.3: check a record and append it; returns the receipt (a tree head covering it).
+
+        The record's counter MUST be the next (``ReplayError`` for a counter already
+        seen: replayed or duplicated; ``StateError`` for a gap: reordered or missing),
+        its period MUST be after the last, and no register may go backwards (``StateError``).
+        """
+        record = decode_record(data)
+        st = self.state
+        public = st.meters.get(record.meter)
+        if public is None:
+            raise VerificationError("record: from a meter that is not registered")
+        verify_record(record, public)
+        previous = st.records[record.meter][-1] if st.records[record.meter] else None
+        expected = previous.counter + 1 if previous else 0
+        if record.counter < expected:
+            raise ReplayError(f"record: counter {record.counter} was already accepted (replayed or duplicated)")
+        if record.counter > expected:
+            raise StateError(f"record: counter {record.counter} is not the next ({expected}): reordered or missing")
+        if previous is not None:
+            if record.period <= previous.period:
+                raise StateError(f"record: period {record.period} is not after {previous.period}")
+            if len(record.registers) != len(previous.registers) or any(
+                    r < p for r, p in zip(record.registers, previous.registers)):
+                raise StateError("record: a register goes backwards (or the register count changed)")
+        self._log(record.meter).append(record.to_bytes())
+        st.records[record.meter].append(record)
+        return self.tree_head(record.meter, now).to_bytes()
+
+    def tree_head(self, meter: bytes, now: int) -> TreeHead:
+        """Spec 4.2: sign the log's current size and root."""
+        log = self._log(meter)
+        body = TreeHead(meter, log.size, log.root(log.size), now, b"").body()
+        return TreeHead(meter, body[4], body[5], now, self._key.sign(_tree_head_tbs(body)))
+
+    def feedback(self, meter: bytes, since: int, now: int) -> bytes:
+        """Spec 5.1: Y = the signed tree head and a consistency proof from size ``since``."""
+        log = self._log(meter)
+        if type(since) is not int or not 0 <= since <= log.size:
+            raise ParameterError("since must be a size the log has had")
+        head = self.tree_head(meter, now)
+        proof = log.consistency_proof(since, log.size) if 0 < since < log.size else []
+        return cbor.encode({1: VERSION, 2: "feedback", 3: head.to_bytes(), 4: since, 5: proof})
+
+    def probe(self, meter: bytes, size: int, head_size: int) -> bytes:
+        """Spec 6.1: the root at ``size`` and the consistency proof from it to ``head_size``."""
+        log = self._log(meter)
+        if type(size) is not int or type(head_size) is not int or not 0 < size <= head_size <= log.size:
+            raise ParameterError("probe sizes must satisfy 0 < size <= head size <= log size")
+        proof = log.consistency_proof(size, head_size) if size < head_size else []
+        return cbor.encode({1: VERSION, 2: "probe", 3: size, 4: head_size, 5: log.root(size), 6: proof})
+
+    def inclusion(self, meter: bytes, index: int, head_size: int) -> bytes:
+        """Spec 7.1: the record at ``index`` and its inclusion proof in the tree of ``head_size``."""
+        log = self._log(meter)
+        if type(index) is not int or type(head_size) is not int or not 0 <= index < head_size <= log.size:
+            raise ParameterError("need 0 <= index < head size <= log size")
+        return cbor.encode({1: VERSION, 2: "inclusion", 3: index, 4: head_size,
+                            5: self.state.records[meter][index].to_bytes(),
+                            6: log.inclusion_proof(index, head_size)})
+
+
+# ---------------------------------------------------------------------------
+# Spec 5-7: the meter's view and its checks
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The outcome of a check (spec 5.2): ``match``, or the first index whose record differs
+    (``period``: the meter's period there, None if the meter has no record there)."""
+
+    match: bool
+    size: int
+    index: int | None = None
+    period: int | None = None
+    reason: str = ""
+
+
+@dataclass
+class MeterState:
+    """Spec 5: the device key, the utility's key, its own records and log, the last checked head."""
+
+    meter: bytes
+    device_key: bytes = field(repr=False)
+    utility_public: bytes
+    records: list[Record] = field(default_factory=list, repr=False)
+    log: merkle.MerkleLog = field(default_factory=lambda: merkle.MerkleLog(), repr=False)
+    checked: TreeHead | None = None
+    receipts: list[TreeHead] = field(default_factory=list, repr=False)
+
+
+_FEEDBACK = {1: int, 2: str, 3: bytes, 4: int, 5: list}
+_PROBE = {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list}
+_INCLUSION = {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list}
+
+
+class Meter:
+    """Spec 3 and 5-7: signs records, keeps its own view and checks the utility's feedback."""
+
+    def __init__(self, state: MeterState) -> None:
+        self.state = state
+        self._key = Ed25519PrivateKey.from_private_bytes(state.device_key)
+
+    @property
+    def public_key(self) -> bytes:
+        return _public_raw(self._key)
+
+    def record(self, period: int, registers: Sequence[int]) -> bytes:
+        """Spec 3.1: the next record (counter = records so far), kept in the meter's own view."""
+        st = self.state
+        record = encode_record(self._key, st.meter, period, len(st.records), registers)
+        st.records.append(record)
+        st.log.append(record.to_bytes())
+        return record.to_bytes()
+
+    def receipt(self, data: bytes) -> TreeHead:
+        """Spec 4.3: keep the utility's receipt if it covers exactly the meter's records so far."""
+        head = decode_tree_head(data)
+        verify_tree_head(head, self.state.utility_public, self.state.meter)
+        if head.size > self.state.log.size or head.root != self.state.log.root(head.size):
+            raise VerificationError("receipt: it does not cover the meter's records")
+        self.state.receipts.append(head)
+        return head
+
+    def check(self, data: bytes) -> Finding:
+        """Spec 5.2: check Y.  A bad signature, a proof that does not verify or a head smaller than
+        the last checked one raise; otherwise the result says whether the utility's log is exactly
+        the meter's records (and if not, the caller locates the difference, spec 6)."""
+        m = cbor.decode_map(data, _FEEDBACK, name="feedback") if isinstance(data, (bytes, bytearray)) else None
+        if m is None or m[1] != VERSION or m[2] != "feedback":
+            raise DecodeError("not a feedback message")
+        head = decode_tree_head(m[3])
+        st = self.state
+        verify_tree_head(head, st.utility_public, st.meter)
+        proof = _proof(m[5], "feedback")
+        last = st.checked
+        if last is not None:
+            if head.size < last.size:
+                raise VerificationError(f"feedback: the log shrank from {last.size} to {head.size} records")
+            if m[4] != last.size:
+                raise DecodeError(f"feedback: the proof is from size {m[4]}, the meter last checked {last.size}")
+            if last.size == head.size:
+                if head.root != last.root:
+                    raise VerificationError("feedback: the utility rewrote history (same size, another root)")
+            elif last.size > 0:
+                merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
+        st.checked = head
+        own = st.log.size
+        if head.size == own and (own == 0 or hmac.compare_digest(head.root, st.log.root(own))):
+            return Finding(True, head.size)
+        if head.size < own:
+            common = head.size
+            if common == 0 or hmac.compare_digest(head.root, st.log.root(common)):
+                return Finding(False, head.size, common, st.records[common].period,
+                               "the utility's log is missing the meter's later records")
+        return Finding(False, head.size, None, None, "the roots differ: locate the first difference (spec 6)")
+
+    def check_probe(self, data: bytes, head: TreeHead) -> bool:
+        """Spec 6.1: verify a probe against ``head``; True if the utility's root at that size is the
+        meter's own."""
+        m = cbor.decode_map(data, _PROBE, name="probe") if isinstance(data, (bytes, bytearray)) else None
+        if m is None or m[1] != VERSION or m[2] != "probe":
+            raise DecodeError("not a probe message")
+        size, head_size, root = m[3], m[4], m[5]
+        if head_size != head.size or not 0 < size <= head_size or len(root) != HASH_BYTES:
+            raise DecodeError("probe: sizes do not fit the tree head")
+        proof = _proof(m[6], "probe")
+        if size == head_size:
+            if root != head.root:
+                raise VerificationError("probe: the root at the head's size is not the head's root")
+        else:
+            merkle.verify_consistency(size, head_size, root, head.root, proof)
+        return size <= self.state.log.size and hmac.compare_digest(root, self.state.log.root(size))
+
+    def check_inclusion(self, data: bytes, head: TreeHead) -> Record:
+        """Spec 7.1: the utility's record at an index, proved included under ``head``."""
+        m = cbor.decode_map(data, _INCLUSION, name="inclusion") if isinstance(data, (bytes, bytearray)) else None
+        if m is None or m[1] != VERSION or m[2] != "inclusion":
+            raise DecodeError("not an inclusion message")
+        index, head_size = m[3], m[4]
+        if head_size != head.size or not 0 <= index < head_size:
+            raise DecodeError("inclusion: index or size does not fit the tree head")
+        merkle.verify_inclusion(merkle.leaf_hash(m[5]), index, head_size, _proof(m[6], "inclusion"), head.root)
+        return decode_record(m[5])
+
+
+def locate(meter: Meter, utility: Utility, head: TreeHead) -> Finding:
+    """Spec 6.2: bisect over sizes with probes to the first index where the logs differ.
+
+    The invariant: the roots agree at ``good`` (0 means nothing checked) and differ at ``bad``.
+    Each probe is one consistency proof (O(log n) hashes); there are O(log n) probes.
+    """
+    own = meter.state.log.size
+    good, bad = 0, head.size
+    if head.size <= own and meter.check_probe(utility.probe(meter.state.meter, head.size, head.size), head):
+        return Finding(True, head.size) if head.size == own else \
+            Finding(False, head.size, head.size, meter.state.records[head.size].period,
+                    "the utility's log is missing the meter's later records")
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if meter.check_probe(utility.probe(meter.state.meter, middle, head.size), head):
+            good = middle
+        else:
+            bad = middle
+    index = bad - 1
+    period = meter.state.records[index].period if index < own else None
+    reason = "the record differs" if index < own else "the utility holds a record the meter never made"
+    return Finding(False, head.size, index, period, reason)
+
+
+# ---------------------------------------------------------------------------
+# Spec 8: disputes
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Spec 8.2: who altered the log, and at which index and period (None: no dispute)."""
+
+    party: str | None
+    index: int | None
+    period: int | None
+    reason: str
+
+
+def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_records: Sequence[bytes],
+              meter_receipts: Sequence[bytes], utility_head: bytes, utility_records: Sequence[bytes]) -> Verdict:
+    """Spec 8.2: decide a dispute from both sides' evidence.
+
+    The meter brings its records and the receipts (utility-signed tree heads) it got for them; the
+    utility brings its current signed tree head and the records of its log.  Every record either
+    side brings must carry the meter's signature, except that a record in the utility's log that
+    does not is the utility's doing.  The rules, in order:
+
+    1. the utility's records must hash to its signed head (else its evidence is void:
+       ``VerificationError``), and the meter's records must all be meter-signed (likewise);
+    2. a record in the utility's log without the meter's valid signature, or out of counter
+       order: the utility altered or inserted it;
+    3. a receipt that is not a prefix of the utility's current log: the utility rewrote history,
+       at the first index where its log and the meter's records (which the receipt covers) part;
+    4. the meter's records must run 0, 1, 2 ... by counter (a gap: the meter dropped a record);
+       then the first index where the two sides' records differ: both are meter-signed and no receipt
+       covers the meter's version, so the meter signed two records for one counter: the meter
+       altered it; a record in the utility's log past the meter's last is one the meter signed and
+       now omits: the meter dropped it;
+    5. records the meter holds past the utility's log, with no receipt: no one provably altered
+       anything (the utility never acknowledged them).
+    """
+    head = decode_tree_head(utility_head)
+    verify_tree_head(head, utility_public, meter)
+    theirs = merkle.MerkleLog()
+    utility = []
+    for data in utility_records:
+        theirs.append(bytes(data))
+        utility.append(decode_record(data))
+    if theirs.size != head.size or (theirs.size and theirs.root(theirs.size) != head.root):
+        raise VerificationError("the utility's records do not hash to its signed tree head")
+    ours = merkle.MerkleLog()
+    mine = []
+    for data in meter_records:
+        record = decode_record(data)
+        verify_record(record, meter_public)          # the meter's evidence must be its own
+        ours.append(bytes(data))
+        mine.append(record)
+    for index, record in enumerate(utility):         # rule 2
+        try:
+            verify_record(record, meter_public)
+        except VerificationError:
+            return Verdict("utility", index, record.period, "a record in the utility's log is not signed by the meter")
+        if record.counter != index or record.meter != meter:
+            return Verdict("utility", index, record.period, "the utility's log holds a record out of order")
+    first = _first_difference(mine, utility)
+    for data in meter_receipts:                      # rule 3
+        receipt = decode_tree_head(data)
+        verify_tree_head(receipt, utility_public, meter)
+        if receipt.size <= theirs.size and theirs.root(receipt.size) == receipt.root:
+            continue
+        covers_meter = receipt.size <= ours.size and ours.root(receipt.size) == receipt.root
+        index = first if covers_meter else None
+        period = mine[first].period if covers_meter and first is not None and first < len(mine) else None
+        return Verdict("utility", index, period, "a tree head the utility signed is not a prefix of its log")
+    for index, record in enumerate(mine):
+        if record.counter != index or record.meter != meter:
+            return Verdict("meter", index, record.period, "the meter's records skip or reorder a counter")
+    if first is None:
+        return Verdict(None, None, None, "the logs agree")
+    if first < len(mine) and first < len(utility):   # rule 4
+        return Verdict("meter", first, mine[first].period,
+                       "the meter signed two different records for one counter; no receipt covers its version")
+    if first < len(utility):
+        return Verdict("meter", first, utility[first].period, "the meter's records omit a record it signed")
+    return Verdict(None, first, mine[first].period,      # rule 5
+                   "the utility's log ends before the meter's records, which it never acknowledged")
+
+
+def _first_difference(a: Sequence[Record], b: Sequence[Record]) -> int | None:
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x.to_bytes() != y.to_bytes():
+            return index
+    return None if len(a) == len(b) else min(len(a), len(b))
