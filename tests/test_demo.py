@@ -22,6 +22,7 @@ def test_demo_sums_match_and_report_is_printed():
         assert figures["senders"] == figures["billed"] == 10 and figures["named"] == 0
         assert figures["second"] == "refused" and figures["policy"] == "refused"
     assert result["escrow"]["escrowed"]["reidentified"] == "SM-00003"
+    assert result["integrity"] == {"match": True, "located": 20, "verdict": "utility"}
 
 
 def test_demo_is_reproducible_with_a_seed():
