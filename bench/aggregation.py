@@ -53,6 +53,7 @@ from protocols.system.benchmark import (
     format_seconds,
     per_item,
     pyplot_or_none,
+    save_plot,
     require_module,
 )
 from protocols.system.neighbourhood import Transcript, finish, post_order, run_round
@@ -291,11 +292,7 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
     right.set_ylim(bottom=0)
     right.grid(True, which="both", alpha=0.3)
     right.legend()
-    figure.tight_layout()
-    path = config.output_path(PLOT_NAME)
-    figure.savefig(path, dpi=120)
-    pyplot.close(figure)
-    return str(path)
+    return save_plot(config, pyplot, figure, PLOT_NAME)
 
 
 def _targets(rows: list[dict], comparisons: list[Comparison]) -> list[dict]:

@@ -39,6 +39,7 @@ from protocols.system.benchmark import (
     format_columns,
     format_seconds,
     pyplot_or_none,
+    save_plot,
 )
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -166,11 +167,7 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
               title="The meter's verification")
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8)
-    figure.tight_layout()
-    path = config.output_path(PLOT_NAME)
-    figure.savefig(path, dpi=120)
-    pyplot.close(figure)
-    return str(path)
+    return save_plot(config, pyplot, figure, PLOT_NAME)
 
 
 def _figures(config: BenchConfig, rows: list[dict]) -> Figures:

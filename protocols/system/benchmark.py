@@ -191,6 +191,15 @@ def pyplot_or_none(config: BenchConfig, bench_name: str) -> ModuleType | None:
     return importlib.import_module("matplotlib.pyplot")
 
 
+def save_plot(config: BenchConfig, pyplot: ModuleType, figure: Any, filename: str) -> str:
+    """Lay out, write (``config.output_path(filename)``, 120 dpi) and close a figure; return its path."""
+    figure.tight_layout()
+    path = config.output_path(filename)
+    figure.savefig(path, dpi=120)
+    pyplot.close(figure)
+    return str(path)
+
+
 def library_versions(names: Iterable[str]) -> dict[str, str | None]:
     """Installed versions of the named distributions (None when not installed)."""
     versions: dict[str, str | None] = {}

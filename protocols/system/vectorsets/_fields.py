@@ -106,3 +106,16 @@ def recompute(name: str, compute: Callable[[], Any]) -> Any:
         raise
     except UsappError as exc:
         raise VectorMismatchError(f"field {name!r}: {exc}") from exc
+
+
+def expect_steps(steps: list, computed: list[Mapping[str, Any]], inputs: set[str] | frozenset[str]) -> None:
+    """Compare a scripted run's stored steps with the recomputed outputs: every stored key must be an
+    input or an output, and every output must equal its stored value (named ``steps[i].key``)."""
+    if len(steps) != len(computed):
+        raise VectorMismatchError("field 'steps': wrong number of steps")
+    for index, (stored, outputs) in enumerate(zip(steps, computed)):
+        for key in stored:
+            if key not in inputs and key not in outputs:
+                raise VectorMismatchError(f"field 'steps[{index}].{key}' is not an output of the step")
+        for name, value in outputs.items():
+            expect(f"steps[{index}].{name}", stored.get(name), value)

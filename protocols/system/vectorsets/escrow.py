@@ -33,6 +33,7 @@ from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
     expect,
+    expect_steps,
     field,
     list_field,
     small_int_field,
@@ -128,12 +129,7 @@ def _run(v: Mapping[str, Any]) -> None:
     except UsappError as e:
         raise VectorMismatchError(f"the run fails: {type(e).__name__}: {e}") from None
     expect("fleet", field(v, "fleet"), top)
-    for index, (stored, outputs) in enumerate(zip(steps, computed)):
-        for key in stored:
-            if key not in _INPUTS and key not in outputs:
-                raise VectorMismatchError(f"field 'steps[{index}].{key}' is not an output of the step")
-        for name, value in outputs.items():
-            expect(f"steps[{index}].{name}", stored.get(name), value)
+    expect_steps(steps, computed, _INPUTS)
 
 
 OPERATIONS = {"run": _run}

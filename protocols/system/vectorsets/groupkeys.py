@@ -36,6 +36,7 @@ from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
     expect,
+    expect_steps,
     field,
     hex_list_field,
     list_field,
@@ -199,14 +200,7 @@ def _run(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"the run fails: {type(e).__name__}: {e}") from None
     for name, value in top.items():
         expect(name, field(v, name), value)
-    if len(steps) != len(computed):
-        raise VectorMismatchError("field 'steps': wrong number of steps")
-    for index, (stored, outputs) in enumerate(zip(steps, computed)):
-        for key in stored:
-            if key not in _INPUTS and key not in outputs:
-                raise VectorMismatchError(f"field 'steps[{index}].{key}' is not an output of the step")
-        for name, value in outputs.items():
-            expect(f"steps[{index}].{name}", stored.get(name), value)
+    expect_steps(steps, computed, _INPUTS)
 
 
 OPERATIONS = {"run": _run}
