@@ -747,6 +747,7 @@ def canonical_decode(E: Type1Curve, o: int, data: bytes) -> Fp2:
 # lengths; minimal integer contents.
 
 _TAG_INTEGER, _TAG_OCTET_STRING, _TAG_OID, _TAG_SEQUENCE = 0x02, 0x04, 0x06, 0x30
+_TAG_BIT_STRING = 0x03
 
 
 def _der_tlv(tag: int, content: bytes) -> bytes:
@@ -880,6 +881,14 @@ class DerReader:
 
     def sequence(self, name: str = "SEQUENCE") -> DerReader:
         return DerReader(self._read(_TAG_SEQUENCE, name), f"{self._what}, {name}")
+
+    def octet_aligned_bit_string(self, name: str = "BIT STRING") -> bytes:
+        """A BIT STRING of whole octets: its first content octet (the unused-bit count) MUST be 0
+        (a signature value is a whole number of octets, so DER leaves no unused bits)."""
+        content = self._read(_TAG_BIT_STRING, name)
+        if not content or content[0] != 0:
+            raise self._fail(f"{name} must have 0 unused bits")
+        return content[1:]
 
     def fp_point(self, name: str = "FpPoint") -> tuple[mpz, mpz]:
         inner = self.sequence(name)

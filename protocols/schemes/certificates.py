@@ -24,6 +24,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from protocols.errors import DecodeError, ParameterError, UsappError, VerificationError
+from protocols.primitives.supersingular import read_der
 
 __all__ = [
     "MAX_CERTIFICATE_BYTES", "MAX_CHAIN", "ROLES", "TrustAnchor", "certificate_fingerprint", "certificate_serial",
@@ -69,6 +70,13 @@ def load_certificate(der: object, what: str) -> x509.Certificate:
         cert.public_key()
     except Exception as exc:  # any exception: see above
         raise DecodeError(f"{what} is not a well-formed X.509 certificate: {type(exc).__name__}") from None
+    # The outer layer, read strictly (specs/issuance.md 6.1): cryptography accepts a signatureValue
+    # BIT STRING with unused bits, which DER (X.690 11.2) does not allow for a signature.
+    outer = read_der(bytes(der), what)
+    outer.sequence("tbsCertificate")
+    outer.sequence("signatureAlgorithm")
+    outer.octet_aligned_bit_string("signatureValue")
+    outer.end()
     return cert
 
 
