@@ -30,8 +30,8 @@ EUROCRYPT 1991 (the joint-Feldman DKG); R. Gennaro, S. Jarecki, H.
 Krawczyk, T. Rabin, "Secure Distributed Key Generation for Discrete-Log
 Based Cryptosystems", EUROCRYPT 1999 (a rushing dealer can bias P_pub in
 joint-Feldman; the bias does not help forge keys here and is not corrected,
-as in specs/ibe.md 4.5); D. Boneh, M. Franklin, CRYPTO 2001, section 6
-(distributed PKG for BF); A. Shamir 1979 (:mod:`protocols.primitives.shamir`).
+as in specs/ibe.md 4.5); D. Boneh, M. Franklin, CRYPTO 2001
+(who suggest a distributed PKG for BF); A. Shamir 1979 (:mod:`protocols.primitives.shamir`).
 
 Validation: every point a function receives is checked to be a point of
 order q of the curve (:meth:`Type1Curve.check_point`: not 0, on the curve, in
