@@ -776,3 +776,127 @@ def test_ordered_split_accepts_exactly_the_partitions(sides, data):
         assert not agg._is_ordered_split(whole, [x for x in left if x != dropped],
                                          [x for x in right if x != dropped])
         assert not agg._is_ordered_split(whole, left + [whole[0]], right)
+
+
+# ---------------------------------------------------------------------------
+# The aggregator's fast meter-report reader (spec 7.1 step 1)
+# ---------------------------------------------------------------------------
+
+FAST_ROUND = 300  # a two-byte round head
+
+
+@pytest.fixture(scope="module")
+def fast_reader_setup(paillier_key, encryptor):
+    """Flat trees (the root's children are meters), with short ids and with ids of 24+ characters."""
+    setups = []
+    for prefix in ("m", "meter-with-a-rather-long-identifier-"):
+        meters = [f"{prefix}{i}" for i in range(5)]
+        tree, root = agg.balanced_tree(meters, len(meters))
+        p = agg.provision(paillier_key, meters, tree, root, HmacDrbg.from_seed("tests/aggregation/fast/" + prefix))
+        readings = readings_for(p, "fast/" + prefix)
+        transcript = nb.collect(p, FAST_ROUND, readings, HmacDrbg.from_seed("fast/rng/" + prefix),
+                                encryptors={m: encryptor for m in readings})
+        setups.append((p, [transcript.meter_reports[m] for m in p.hood.children(p.hood.root)]))
+    return setups
+
+
+def _general(raw, hood):
+    """The general decoder's outcome: (sender, c, boxes, round) or the typed error it raises."""
+    try:
+        part = agg._decode_child(raw, hood)
+    except UsappError as exc:
+        return type(exc), str(exc)
+    if not isinstance(part, agg.MeterReport):
+        return "aggregate-report"
+    return part.sender, part.ciphertext.c, part.boxes, part.round
+
+
+def _aggregate_outcome(p, inputs, monkeypatch, fast):
+    """Aggregator.aggregate's output bytes, or its typed error, with or without the fast reader."""
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(agg._MeterReportReader, "read", lambda self, raw: None)
+        state = agg.AggregatorState(p.hood.root, p.aggregators[p.hood.root].key)
+        try:
+            return agg.Aggregator(p.hood, state).aggregate(FAST_ROUND, inputs)
+        except UsappError as exc:
+            return type(exc), str(exc)
+
+
+def _agrees(p, raw, reader):
+    """What the fast reader accepts, the general decoder accepts, with the same values and this round.
+
+    (The reader may also decline a valid input -- a bytearray, say -- which
+    then takes the general path.)
+    """
+    fast = reader.read(raw)
+    if fast is not None:
+        assert _general(raw, p.hood) == (*fast, FAST_ROUND)
+    return fast
+
+
+def test_fast_meter_report_reader_agrees_with_the_decoder(fast_reader_setup, monkeypatch):
+    """Valid reports: the fast reader gives what the general decoder gives;
+    edge cases it leaves to the general decoder: the same outcome either way."""
+    for p, reports in fast_reader_setup:
+        reader = agg._MeterReportReader(p.hood, FAST_ROUND)
+        for raw in reports:
+            assert _agrees(p, raw, reader) is not None
+        assert _aggregate_outcome(p, reports, monkeypatch, True) == _aggregate_outcome(p, reports, monkeypatch, False)
+        raw = reports[0]
+        other_round = agg._MeterReportReader(p.hood, FAST_ROUND + 1)
+        assert other_round.read(raw) is None
+        for changed in (raw[:-1], raw + b"\x00", raw[:len(raw) // 2], b"", memoryview(raw),
+                        raw.replace(b"\xa6", b"\xa7", 1), cbor.encode({**cbor.decode(raw), 7: 0})):
+            assert _agrees(p, changed, reader) is None
+            inputs = [changed, *reports[1:]]
+            with_fast = _aggregate_outcome(p, inputs, monkeypatch, True)
+            assert with_fast == _aggregate_outcome(p, inputs, monkeypatch, False)
+            assert isinstance(with_fast, tuple)  # a typed error, never a crash
+        inputs = [bytearray(raw), *reports[1:]]  # declined by the reader, accepted by the general decoder
+        assert reader.read(inputs[0]) is None
+        assert _aggregate_outcome(p, inputs, monkeypatch, True) == _aggregate_outcome(p, reports, monkeypatch, True)
+
+
+@SLOW
+@given(which=st.integers(0, 1), index=st.integers(0, 1 << 16), mask=st.integers(1, 255))
+def test_every_single_byte_change_has_the_same_outcome_through_both_decoders(
+        fast_reader_setup, monkeypatch, which, index, mask):
+    """Any single-byte change of a meter-report: the fast reader accepts it
+    only if the general decoder does, with the same values, and the
+    aggregator's outcome -- its report, or the typed error and message it
+    raises -- is the same with the fast reader and without it."""
+    p, reports = fast_reader_setup[which]
+    changed = _flip(reports[index % len(reports)], index // len(reports), mask)
+    _agrees(p, changed, agg._MeterReportReader(p.hood, FAST_ROUND))
+    inputs = [changed if raw == reports[index % len(reports)] else raw for raw in reports]
+    with_fast = _aggregate_outcome(p, inputs, monkeypatch, True)
+    assert with_fast == _aggregate_outcome(p, inputs, monkeypatch, False)
+    structure = 4  # a6 01 01 02: the map head, key 1, version 1, key 2
+    if index // len(reports) % len(changed) < structure:
+        assert isinstance(with_fast, tuple) and issubclass(with_fast[0], UsappError)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 255, 256, 257, 1001])
+def test_product_mod_equals_the_sequential_product(paillier_key, count):
+    """The product of many ciphertexts (spec 7.1 step 3), threaded from
+    PARALLEL_PRODUCT_MIN factors: the same integer as one thread's product."""
+    from protocols.schemes import paillier
+
+    n2 = paillier_key.public_key.nsquare
+    rng = HmacDrbg.from_seed(f"product/{count}")
+    values = [paillier.mpz(int.from_bytes(rng.random_bytes(512), "big")) % n2 for _ in range(count)]
+    expected = paillier.mpz(1) % n2
+    for value in values:
+        expected = expected * value % n2
+    assert paillier.product_mod(values, n2) == expected
+
+
+def test_product_mod_raises_what_the_helper_thread_raises(paillier_key):
+    from protocols.schemes import paillier
+
+    n2 = paillier_key.public_key.nsquare
+    values = [paillier.mpz(3)] * (2 * paillier.PARALLEL_PRODUCT_MIN)
+    values[-1] = None  # in the half the helper thread multiplies
+    with pytest.raises(TypeError):
+        paillier.product_mod(values, n2)

@@ -541,3 +541,53 @@ def test_expect_map_integer_keys():
     assert decode_map(encode({-1: b"k", 1: 3}), schema) == {1: 3, -1: b"k"}
     with pytest.raises(DecodeError, match="missing key -1"):
         decode_map(encode({1: 3}), schema)
+
+
+# ---------------------------------------------------------------------------
+# The encoder's fast paths and head() (used by protocols that lay out a fixed message)
+# ---------------------------------------------------------------------------
+
+
+class _Text(str):
+    pass
+
+
+class _Bytes(bytes):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+@given(st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=30),
+                          st.integers(min_value=-(2**64), max_value=2**64 - 1), st.booleans(), st.none()),
+                max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_array_fast_paths_match_an_independent_encoder(items):
+    """Arrays of byte strings and text take an inline path: same bytes as cbor2 writes."""
+    assert encode(items) == cbor2.dumps(items)
+    assert encode(tuple(items)) == encode(items)
+    assert _same(decode(encode(items)), items)
+
+
+def test_subclasses_take_the_general_path_with_the_same_bytes():
+    assert encode([_Text("abc"), _Bytes(b"xy"), _Int(300)]) == encode(["abc", b"xy", 300])
+    assert encode(_Text("\u00fc")) == bytes.fromhex("62c3bc")
+    assert encode(["\u00fc", "a"]) == bytes.fromhex("8262c3bc6161")
+    with pytest.raises(ParameterError, match="lone surrogate"):
+        encode(["ok", "\ud800"])
+
+
+def test_head_is_the_shortest_head():
+    from protocols.primitives.cbor import head
+
+    assert head(0, 23) == bytes.fromhex("17")
+    assert head(0, 24) == bytes.fromhex("1818")
+    assert head(2, 32) == bytes.fromhex("5820")
+    assert head(2, 512) == bytes.fromhex("590200")
+    assert head(3, 70000) == bytes.fromhex("7a00011170")
+    assert head(4, 2**64 - 1) == bytes.fromhex("9bffffffffffffffff")
+    for major, argument in ((8, 0), (-1, 0), (0, -1), (0, 2**64), (True, 0), (0, True), (0, 1.0)):
+        with pytest.raises(ParameterError):
+            head(major, argument)

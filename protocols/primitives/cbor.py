@@ -78,6 +78,7 @@ __all__ = [
     "decode_map",
     "encode",
     "expect_map",
+    "head",
 ]
 
 DEFAULT_MAX_SIZE = 1 << 20
@@ -138,6 +139,16 @@ def _head(major: int, argument: int) -> bytes:
     return bytes((initial | 27,)) + argument.to_bytes(8, "big")
 
 
+def head(major: int, argument: int) -> bytes:
+    """The shortest head of major type ``major`` (0-7) with ``argument`` in [0, 2**64)
+    (RFC 8949 sections 3, 4.2.1): for callers that lay out a fixed message themselves."""
+    if type(major) is not int or not 0 <= major <= 7:
+        raise ParameterError("major type must be an integer in [0, 7]")
+    if type(argument) is not int or not 0 <= argument < _UINT64_LIMIT:
+        raise ParameterError("head argument must be an integer in [0, 2**64 - 1]")
+    return _head(major, argument)
+
+
 def _encode_int(value: int) -> bytes:
     """An integer in preferred serialization (RFC 8949 sections 3.1, 3.4.3, 4.2.2).
 
@@ -184,6 +195,15 @@ def _encode_key(key: object) -> bytes:
 
 
 def _encode_item(obj: object, depth: int, max_depth: int) -> bytes:
+    # Exact built-in types first (the common case, and bool is not int here);
+    # subclasses and other types take the general checks below.
+    kind = type(obj)
+    if kind is bytes:
+        return _head(_MT_BYTES, len(obj)) + obj
+    if kind is str:
+        return _encode_text(obj)
+    if kind is int:
+        return _encode_int(obj)
     # bool before int: bool is a subclass of int in Python.
     if obj is False:
         return bytes((0xE0 | _SIMPLE_FALSE,))
@@ -201,7 +221,18 @@ def _encode_item(obj: object, depth: int, max_depth: int) -> bytes:
         if depth >= max_depth:
             raise ParameterError(f"value nests arrays/maps deeper than max_depth {max_depth}")
         parts = [_head(_MT_ARRAY, len(obj))]
-        parts.extend(_encode_item(item, depth + 1, max_depth) for item in obj)
+        append = parts.append
+        for item in obj:
+            # byte strings and ASCII text inline (what long arrays hold); the rest in full
+            kind = type(item)
+            if kind is bytes:
+                append(_head(_MT_BYTES, len(item)))
+                append(item)
+            elif kind is str and item.isascii():
+                append(_head(_MT_TEXT, len(item)))
+                append(item.encode("ascii"))
+            else:
+                append(_encode_item(item, depth + 1, max_depth))
         return b"".join(parts)
     if isinstance(obj, Mapping):
         if depth >= max_depth:
@@ -389,7 +420,7 @@ class _Decoder:
         if major == _MT_ARRAY:
             self.enter(depth, offset)
             self.check_count(argument, 1, "array count", offset)
-            return [self.item(depth + 1) for _ in range(argument)]
+            return self.array_items(argument, depth + 1)
         if major == _MT_MAP:
             self.enter(depth, offset)
             self.check_count(argument, 2, "map pair count", offset)
@@ -398,6 +429,48 @@ class _Decoder:
             return self.bignum(argument, offset)
         # Major type 7: head() let only false, true and null through.
         return {_SIMPLE_FALSE: False, _SIMPLE_TRUE: True, _SIMPLE_NULL: None}[argument]
+
+    def array_items(self, count: int, depth: int) -> list:
+        """The items of an array.  Byte and text strings with a head of one to three
+        bytes that is shortest, fits the input and (text) holds valid UTF-8 are read
+        inline -- the common case of long arrays; any other item, including every
+        faulty one, is read again by :meth:`item`, which makes every check and
+        raises the error it always raised."""
+        data = self.data
+        size = len(data)
+        items = []
+        append = items.append
+        for _ in range(count):
+            pos = self.pos
+            initial = data[pos] if pos < size else 0xFF
+            major, info = initial >> 5, initial & 0x1F
+            if major == _MT_BYTES or major == _MT_TEXT:
+                if info < 24:
+                    start = pos + 1
+                    end = start + info
+                elif info == 24 and pos + 1 < size and data[pos + 1] >= 24:
+                    start = pos + 2
+                    end = start + data[pos + 1]
+                elif info == 25 and pos + 2 < size and data[pos + 1]:  # 256 <= length < 65536
+                    start = pos + 3
+                    end = start + (data[pos + 1] << 8 | data[pos + 2])
+                else:
+                    end = size + 1
+                if end <= size:
+                    if major == _MT_BYTES:
+                        self.pos = end
+                        append(data[start:end])
+                        continue
+                    try:
+                        text = data[start:end].decode("utf-8", "strict")
+                    except UnicodeDecodeError:
+                        pass
+                    else:
+                        self.pos = end
+                        append(text)
+                        continue
+            append(self.item(depth))
+        return items
 
     def enter(self, depth: int, offset: int) -> None:
         if depth >= self.max_depth:
