@@ -156,6 +156,16 @@ def _scalar(k: object, name: str = "scalar") -> int:
     return k % L
 
 
+def check_scalar(value: object, name: str, *, nonzero: bool = False) -> int:
+    """A Scalar in [0, L - 1] (or [1, L - 1] with ``nonzero``), as an int; ParameterError otherwise."""
+    if not _is_int(value):
+        raise ParameterError(f"{name} must be an int (bool refused)")
+    low = 1 if nonzero else 0
+    if not low <= value < L:
+        raise ParameterError(f"{name} is not a scalar in [{low}, L - 1]")
+    return value
+
+
 def RandomScalar(rng: RandomSource | None = None) -> int:
     """A uniformly random Scalar in [0, L - 1] (RFC 9591 section 6.1 and
     Appendix D.1, rejection sampling via ``random_below``)."""

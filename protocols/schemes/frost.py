@@ -135,14 +135,6 @@ def check_identifier(identifier: object, MAX_PARTICIPANTS: int | None = None) ->
     return identifier
 
 
-def _check_scalar(value: object, name: str) -> int:
-    if not _is_int(value):
-        raise ParameterError(f"{name} must be an int (bool refused)")
-    if not 0 <= value < G.L:
-        raise ParameterError(f"{name} is not a scalar in [0, L - 1]")
-    return value
-
-
 def _check_element(value: object, name: str) -> Element:
     if not isinstance(value, Element):
         raise ParameterError(f"{name} must be an Element")
@@ -192,8 +184,8 @@ class SigningNonces:
     commitments: SigningCommitments
 
     def __post_init__(self) -> None:
-        _check_scalar(self.hiding_nonce, "hiding_nonce")
-        _check_scalar(self.binding_nonce, "binding_nonce")
+        G.check_scalar(self.hiding_nonce, "hiding_nonce")
+        G.check_scalar(self.binding_nonce, "binding_nonce")
         if not isinstance(self.commitments, SigningCommitments):
             raise ParameterError("commitments must be SigningCommitments")
 
@@ -209,7 +201,7 @@ class SignatureShare:
 
     def __post_init__(self) -> None:
         check_identifier(self.identifier)
-        _check_scalar(self.share, "signature share")
+        G.check_scalar(self.share, "signature share")
 
     def to_bytes(self) -> bytes:
         return G.SerializeScalar(self.share)
@@ -230,7 +222,7 @@ class Signature:
 
     def __post_init__(self) -> None:
         _check_element(self.R, "R")
-        _check_scalar(self.z, "z")
+        G.check_scalar(self.z, "z")
 
     def to_bytes(self) -> bytes:
         return G.SerializeElement(self.R) + G.SerializeScalar(self.z)
@@ -284,7 +276,7 @@ class KeyPackage:
     def __post_init__(self) -> None:
         check_parameters(self.MIN_PARTICIPANTS, self.MAX_PARTICIPANTS)
         check_identifier(self.identifier, self.MAX_PARTICIPANTS)
-        _check_scalar(self.secret_share, "secret share")
+        G.check_scalar(self.secret_share, "secret share")
         _check_element(self.verifying_share, "verifying_share")
         _check_element(self.group_public_key, "group_public_key")
         if G.ScalarBaseMult(self.secret_share) != self.verifying_share:
@@ -299,7 +291,7 @@ class KeyPackage:
 def nonce_generate_from_randomness(secret: int, random_bytes: bytes) -> int:
     """RFC 9591 section 4.1, nonce_generate, with its 32 random bytes passed in:
     H3(random_bytes || SerializeScalar(secret))."""
-    secret = _check_scalar(secret, "secret")
+    secret = G.check_scalar(secret, "secret")
     random_bytes = _bytes(random_bytes, "random_bytes")
     if len(random_bytes) != 32:
         raise ParameterError("nonce_generate needs exactly 32 random bytes")
@@ -308,7 +300,7 @@ def nonce_generate_from_randomness(secret: int, random_bytes: bytes) -> int:
 
 def nonce_generate(secret: int, rng: RandomSource | None = None) -> int:
     """RFC 9591 section 4.1, nonce_generate(secret): draws 32 bytes from ``rng``."""
-    secret = _check_scalar(secret, "secret")
+    secret = G.check_scalar(secret, "secret")
     return nonce_generate_from_randomness(secret, resolve(rng).random_bytes(32))
 
 
@@ -469,7 +461,7 @@ def commit_with_randomness(identifier: int, sk_i: int, hiding_nonce_randomness: 
     """RFC 9591 section 5.1, commit(sk_i), with the 32 random bytes of each
     nonce_generate call passed in (hiding first, as the RFC calls them)."""
     check_identifier(identifier)
-    sk_i = _check_scalar(sk_i, "sk_i")
+    sk_i = G.check_scalar(sk_i, "sk_i")
     hiding_nonce = nonce_generate_from_randomness(sk_i, hiding_nonce_randomness)
     binding_nonce = nonce_generate_from_randomness(sk_i, binding_nonce_randomness)
     comms = SigningCommitments(identifier, G.ScalarBaseMult(hiding_nonce), G.ScalarBaseMult(binding_nonce))
@@ -501,7 +493,7 @@ def sign(identifier: int, sk_i: int, group_public_key: Element, nonce_i: Signing
     ``identifier`` with exactly the commitments of ``nonce_i``.
     """
     check_identifier(identifier)
-    sk_i = _check_scalar(sk_i, "sk_i")
+    sk_i = G.check_scalar(sk_i, "sk_i")
     _check_element(group_public_key, "group_public_key")
     if not isinstance(nonce_i, SigningNonces):
         raise ParameterError("nonce_i must be SigningNonces")
@@ -628,7 +620,7 @@ def verify_signature_share(identifier: int, PK_i: Element, comm_i: SigningCommit
     """
     check_identifier(identifier)
     _check_element(PK_i, "PK_i")
-    sig_share_i = _check_scalar(sig_share_i, "sig_share_i")
+    sig_share_i = G.check_scalar(sig_share_i, "sig_share_i")
     entries = _check_sorted_list(commitment_list)
     if not isinstance(comm_i, SigningCommitments) or comm_i.identifier != identifier:
         raise ParameterError(f"comm_i is not participant {identifier}'s commitments")
@@ -700,8 +692,8 @@ def secret_share_shard(s: int, coefficients: Sequence[int], MAX_PARTICIPANTS: in
                        ) -> tuple[list[tuple[int, int]], list[int]]:
     """RFC 9591 Appendix C.1: shares (i, f(i)) for i = 1 .. MAX_PARTICIPANTS of
     f = s + coefficients[0] x + ..., and the full coefficient list [s] + coefficients."""
-    s = _check_scalar(s, "s")
-    coeffs = [s] + [_check_scalar(a, "coefficient") for a in coefficients]
+    s = G.check_scalar(s, "s")
+    coeffs = [s] + [G.check_scalar(a, "coefficient") for a in coefficients]
     if not _is_int(MAX_PARTICIPANTS) or not 1 <= MAX_PARTICIPANTS < G.L:
         raise ParameterError("MAX_PARTICIPANTS must be an int in [1, L - 1]")
     if len(coeffs) > MAX_PARTICIPANTS:
@@ -718,7 +710,7 @@ def secret_share_combine(shares: Sequence[tuple[int, int]], MIN_PARTICIPANTS: in
 
 def vss_commit(coeffs: Sequence[int]) -> list[Element]:
     """RFC 9591 Appendix C.2: [a_j]B for each coefficient."""
-    return [G.ScalarBaseMult(_check_scalar(a, "coefficient")) for a in coeffs]
+    return [G.ScalarBaseMult(G.check_scalar(a, "coefficient")) for a in coeffs]
 
 
 def _commitment_at(vss_commitment: Sequence[Element], i: int) -> Element:
@@ -736,7 +728,7 @@ def vss_verify(share_i: tuple[int, int], vss_commitment: Sequence[Element]) -> N
     naming participant i when it fails (the RFC's "return False")."""
     i, secret_key_i = share_i
     check_identifier(i)
-    _check_scalar(secret_key_i, "secret_key_i")
+    G.check_scalar(secret_key_i, "secret_key_i")
     if not vss_commitment or not all(isinstance(C, Element) for C in vss_commitment):
         raise ParameterError("vss_commitment must be a non-empty list of Elements")
     if G.ScalarBaseMult(secret_key_i) != _commitment_at(vss_commitment, i):
@@ -760,7 +752,7 @@ def trusted_dealer_keygen(secret_key: int, MAX_PARTICIPANTS: int, MIN_PARTICIPAN
     (participant_private_keys, group_public_key, vss_commitment).  The dealer
     learns the group secret; :func:`dkg_part1` .. :func:`dkg_part3` avoid that."""
     check_parameters(MIN_PARTICIPANTS, MAX_PARTICIPANTS)
-    secret_key = _check_scalar(secret_key, "secret_key")
+    secret_key = G.check_scalar(secret_key, "secret_key")
     if secret_key == 0:
         raise ParameterError("secret_key must be non-zero")
     source = resolve(rng)
@@ -835,7 +827,7 @@ class DkgRound1Package:
         for k, phi in enumerate(self.commitment):
             _check_element(phi, f"commitment[{k}] of participant {self.identifier}")
         _check_element(self.proof_R, "proof_R")
-        _check_scalar(self.proof_mu, "proof_mu")
+        G.check_scalar(self.proof_mu, "proof_mu")
 
 
 @dataclass(frozen=True)
@@ -862,7 +854,7 @@ class DkgShare:
     def __post_init__(self) -> None:
         check_identifier(self.sender)
         check_identifier(self.recipient)
-        _check_scalar(self.value, "DKG share")
+        G.check_scalar(self.value, "DKG share")
 
 
 def dkg_part1(identifier: int, MAX_PARTICIPANTS: int, MIN_PARTICIPANTS: int, context: bytes,

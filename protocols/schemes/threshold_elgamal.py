@@ -75,10 +75,6 @@ SHARE_BYTES = G.Ne + 2 * G.Ns
 # ---------------------------------------------------------------------------
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _bytes(value: object, name: str) -> bytes:
     if not isinstance(value, (bytes, bytearray)):
         raise ParameterError(f"{name} must be bytes")
@@ -91,20 +87,6 @@ def lp(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
-def _nonzero_scalar(value: object, name: str) -> int:
-    if not _is_int(value):
-        raise ParameterError(f"{name} must be an int (bool refused)")
-    if not 1 <= value < G.L:
-        raise ParameterError(f"{name} is not a scalar in [1, L - 1]")
-    return value
-
-
-def _scalar(value: object, name: str) -> int:
-    if not _is_int(value):
-        raise ParameterError(f"{name} must be an int (bool refused)")
-    if not 0 <= value < G.L:
-        raise ParameterError(f"{name} is not a scalar in [0, L - 1]")
-    return value
 
 
 def _valid_element(value: object, name: str) -> Element:
@@ -162,7 +144,7 @@ def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: i
         X = _valid_element(public_key, "public_key")
     aad = _bytes(aad, "aad")
     plaintext = _bytes(plaintext, "plaintext")
-    r = _nonzero_scalar(r, "r")
+    r = G.check_scalar(r, "r", nonzero=True)
     R = G.ScalarBaseMult(r)
     S = G.ScalarMult(X, r)
     key = derive_key(S, R, aad)
@@ -196,7 +178,7 @@ def _open(S: Element, R: Element, ct: bytes, aad: bytes) -> bytes:
 def open_with_secret(secret: int, sealed: bytes, aad: bytes) -> bytes:
     """Spec section 7.1: open with the whole secret x (S = [x]R).  For tests
     and for a single-holder key; the authorities never hold x."""
-    secret = _nonzero_scalar(secret, "secret")
+    secret = G.check_scalar(secret, "secret", nonzero=True)
     aad = _bytes(aad, "aad")
     R, ct = _parse_sealed(sealed)
     return _open(G.ScalarMult(R, secret), R, ct, aad)
@@ -222,8 +204,8 @@ class DecryptionShare:
     def __post_init__(self) -> None:
         frost.check_identifier(self.identifier)
         _valid_element(self.D, "D")
-        _scalar(self.c, "c")
-        _scalar(self.z, "z")
+        G.check_scalar(self.c, "c")
+        G.check_scalar(self.z, "z")
 
     def to_bytes(self) -> bytes:
         return G.SerializeElement(self.D) + G.SerializeScalar(self.c) + G.SerializeScalar(self.z)
@@ -262,7 +244,7 @@ def nonce_generate_from_randomness(secret: int, random_bytes: bytes) -> int:
     """Spec section 5.3: the hedged proof nonce
     k = SHA-512(DOMAIN || "nonce" || random_bytes || SerializeScalar(x_i)) mod L,
     from 32 random bytes (as RFC 9591 section 4.1 does for FROST's nonces)."""
-    secret = _scalar(secret, "secret")
+    secret = G.check_scalar(secret, "secret")
     random_bytes = _bytes(random_bytes, "random_bytes")
     if len(random_bytes) != 32:
         raise ParameterError("nonce_generate needs exactly 32 random bytes")
@@ -291,7 +273,7 @@ def decryption_share_with_nonce(key_package: frost.KeyPackage, sealed: bytes, co
     z = k + c x_i mod L.  k MUST be fresh and secret."""
     key_package = _check_key_package(key_package)
     context = _bytes(context, "context")
-    k = _nonzero_scalar(k, "k")
+    k = G.check_scalar(k, "k", nonzero=True)
     R, _ = _parse_sealed(sealed)
     i, x_i = key_package.identifier, key_package.secret_share
     D = G.ScalarMult(R, x_i)
