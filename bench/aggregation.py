@@ -52,6 +52,7 @@ from protocols.system.benchmark import (
     format_columns,
     format_seconds,
     per_item,
+    plot_spread,
     pyplot_or_none,
     save_plot,
     require_module,
@@ -279,9 +280,7 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))
     for name in (*PHASES, "whole round"):
         spread = [row["whole_round"] if name == "whole round" else row["phases"][name] for row in rows]
-        medians = [s["median"] for s in spread]
-        errors = [[m - s["min"] for m, s in zip(medians, spread)], [s["max"] - m for m, s in zip(medians, spread)]]
-        left.errorbar(sizes, medians, yerr=errors, marker="o", capsize=3, label=name)
+        plot_spread(left, sizes, spread, marker="o", label=name)
     left.set(xscale="log", yscale="log", xlabel="meters N", ylabel="seconds per round (median, min..max)",
              title=f"Round time per phase ({KEY_BITS}-bit Paillier, fanout {FANOUT})")
     left.grid(True, which="both", alpha=0.3)

@@ -39,6 +39,7 @@ from protocols.system.benchmark import (
     compare,
     format_columns,
     format_seconds,
+    plot_spread,
     pyplot_or_none,
     save_plot,
 )
@@ -204,10 +205,7 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
     left.legend(fontsize=8)
     for key, label, marker in (("leave", "LKH single leave", "o"), ("batch", f"LKH batch, {CHURN:.0%} churn", "s"),
                                ("naive", "naive single leave", "^")):
-        medians = [r[key]["seconds"]["median"] for r in rows]
-        errors = [[m - r[key]["seconds"]["min"] for m, r in zip(medians, rows)],
-                  [r[key]["seconds"]["max"] - m for m, r in zip(medians, rows)]]
-        right.errorbar(sizes, medians, yerr=errors, marker=marker, capsize=3, label=label)
+        plot_spread(right, sizes, [r[key]["seconds"] for r in rows], marker=marker, label=label)
     right.axhline(LEAVE_LIMIT_SECONDS, color="grey", linestyle="--", label="10 ms target (single leave)")
     right.set(xscale="log", yscale="log", xlabel="group size", ylabel="seconds (median, min..max)",
               title="Controller time per rekey")

@@ -38,6 +38,7 @@ from protocols.system.benchmark import (
     Timing,
     format_columns,
     format_seconds,
+    plot_spread,
     pyplot_or_none,
     save_plot,
 )
@@ -159,9 +160,7 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
                                (("inclusion", "verify"), "verify inclusion proof", "s"),
                                (("whole_history", "compare"), "compare whole history (baseline)", "^")):
         spread = [r[key[0]] if len(key) == 1 else r[key[0]][key[1]] for r in rows]
-        medians = [s["median"] for s in spread]
-        errors = [[m - s["min"] for m, s in zip(medians, spread)], [s["max"] - m for m, s in zip(medians, spread)]]
-        right.errorbar(sizes, medians, yerr=errors, marker=marker, capsize=3, label=label)
+        plot_spread(right, sizes, spread, marker=marker, label=label)
     right.axhline(CONSISTENCY_LIMIT, color="grey", linestyle="--", label="5 ms target")
     right.set(xscale="log", yscale="log", xlabel="records in the log", ylabel="seconds (median, min..max)",
               title="The meter's verification")

@@ -38,7 +38,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -189,6 +189,13 @@ def pyplot_or_none(config: BenchConfig, bench_name: str) -> ModuleType | None:
         return None
     matplotlib.use("Agg")
     return importlib.import_module("matplotlib.pyplot")
+
+
+def plot_spread(axis: Any, xs: Sequence[float], spreads: Sequence[Mapping[str, float]], **style: Any) -> None:
+    """Plot medians with min..max error bars; each spread is a mapping with "median", "min", "max"."""
+    medians = [s["median"] for s in spreads]
+    errors = [[m - s["min"] for m, s in zip(medians, spreads)], [s["max"] - m for m, s in zip(medians, spreads)]]
+    axis.errorbar(xs, medians, yerr=errors, capsize=3, **style)
 
 
 def save_plot(config: BenchConfig, pyplot: ModuleType, figure: Any, filename: str) -> str:
