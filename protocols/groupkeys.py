@@ -165,8 +165,8 @@ def decode_message(data: object) -> tuple[str, dict]:
     if kind == "rekey":
         if not 2 <= m[6] <= lkh.MAX_ARITY or not 1 <= m[7] <= lkh.MAX_HEIGHT:
             raise DecodeError("rekey: arity or height out of range")
-        m[8] = _decode_nodes(m[8], m[6], m[7])
-        m[9] = _decode_wraps(m[9])
+        _check_nodes(m[8], m[6], m[7])
+        _check_wraps(m[9])
     elif kind == "resync":
         _bstr(m[6], 1, MAX_MEMBER_BYTES, "resync: member")
         _bstr(m[7], hpke.HPKE_PUBLIC_BYTES, hpke.HPKE_PUBLIC_BYTES, "resync: enc")
@@ -203,8 +203,8 @@ def _decode_public_key(key: bytes, what: str) -> bytes:
     return key
 
 
-def _decode_nodes(nodes: list, arity: int, height: int) -> tuple[tuple[int, int, int], ...]:
-    out = []
+def _check_nodes(nodes: list, arity: int, height: int) -> None:
+    """Spec 4.2: every node inside the tree, sorted, the root last."""
     last = (-1, -1)
     for entry in nodes:
         if (not isinstance(entry, list) or len(entry) != 3
@@ -216,14 +216,12 @@ def _decode_nodes(nodes: list, arity: int, height: int) -> tuple[tuple[int, int,
         if (level, position) <= last:
             raise DecodeError("rekey: nodes must be sorted by (level, position) without repeats")
         last = (level, position)
-        out.append((level, position, kid))
-    if not out or out[-1][:2] != (height, 0):
+    if last != (height, 0):
         raise DecodeError("rekey: the last node must be the root")
-    return tuple(out)
 
 
-def _decode_wraps(wraps: list) -> tuple[lkh.Wrap, ...]:
-    out = []
+def _check_wraps(wraps: list) -> None:
+    """Spec 4.2: [kid, kek, 48-byte wrap] entries."""
     for entry in wraps:
         if (not isinstance(entry, list) or len(entry) != 3 or type(entry[0]) is not int
                 or type(entry[1]) is not int or not isinstance(entry[2], bytes)):
@@ -232,8 +230,11 @@ def _decode_wraps(wraps: list) -> tuple[lkh.Wrap, ...]:
             raise DecodeError("rekey: a wrap's key ids must be in [1, 2^63)")
         if len(entry[2]) != lkh.WRAP_BYTES:
             raise DecodeError(f"rekey: a wrapped key must be {lkh.WRAP_BYTES} bytes")
-        out.append(lkh.Wrap(entry[0], entry[1], entry[2]))
-    return tuple(out)
+
+
+def _rekey_of(m: dict) -> lkh.Rekey:
+    """The tree change a decoded rekey message carries (its fields already checked)."""
+    return lkh.Rekey(m[7], tuple(tuple(node) for node in m[8]), tuple(lkh.Wrap(*w) for w in m[9]))
 
 
 def _verify(public_key: bytes, signature: bytes, tbs: bytes, what: str) -> None:
@@ -571,9 +572,6 @@ class Meter:
         body = {k: v for k, v in m.items() if k != _SIG_KEY[kind]}
         if kind == "command":
             return self._command(m, body)
-        if kind == "rekey":  # tbs needs the wire form of nodes and wraps
-            body[8] = [list(n) for n in m[8]]
-            body[9] = [[w.kid, w.kek, w.ct] for w in m[9]]
         _verify(st.controller_key, m[_SIG_KEY[kind]], message_tbs(kind, body), kind)
         if m[4] != st.epoch:
             raise StateError(f"{kind}: epoch {m[4]} is not the meter's epoch {st.epoch}")
@@ -588,7 +586,7 @@ class Meter:
         if kind == "rekey":
             if m[6] != st.keys.arity:
                 raise DecodeError(f"rekey: arity {m[6]} is not the tree's arity {st.keys.arity}")
-            keys = st.keys.apply(lkh.Rekey(m[7], m[8], m[9]))
+            keys = st.keys.apply(_rekey_of(m))
             st.keys, st.seq = keys, m[5]
             return None
         if m[6] != st.keys.group_kid:
