@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols import escrow as esc
-from protocols.errors import UsappError, VectorMismatchError
+from protocols.errors import VectorMismatchError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives import ed25519
 from protocols.system import escrow_fleet
@@ -36,6 +36,7 @@ from protocols.system.vectorsets._fields import (
     expect_steps,
     field,
     list_field,
+    recompute,
     small_int_field,
     str_field,
 )
@@ -122,12 +123,7 @@ def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict]]:
 
 def _run(v: Mapping[str, Any]) -> None:
     steps = list_field(v, "steps")
-    try:
-        top, computed = _outputs(v)
-    except VectorMismatchError:
-        raise
-    except UsappError as e:
-        raise VectorMismatchError(f"the run fails: {type(e).__name__}: {e}") from None
+    top, computed = recompute("run", lambda: _outputs(v))
     expect("fleet", field(v, "fleet"), top)
     expect_steps(steps, computed, _INPUTS)
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols import integrity as ig
-from protocols.errors import UsappError, VectorMismatchError
+from protocols.errors import VectorMismatchError
 from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
@@ -26,6 +26,7 @@ from protocols.system.vectorsets._fields import (
     expect,
     field,
     list_field,
+    recompute,
     small_int_field,
     str_field,
 )
@@ -119,12 +120,7 @@ def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper
 
 
 def _run(v: Mapping[str, Any]) -> None:
-    try:
-        outputs = _outputs(v)
-    except VectorMismatchError:
-        raise
-    except UsappError as e:
-        raise VectorMismatchError(f"the run fails: {type(e).__name__}: {e}") from None
+    outputs = recompute("run", lambda: _outputs(v))
     for key in v:
         if key not in _INPUT_KEYS and key not in outputs and key not in ("operation", "name"):
             raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
