@@ -112,6 +112,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "rfc9380",
     "rfc9474",
     "rfc9591",
+    "threshold_elgamal",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
 
