@@ -55,6 +55,7 @@ from protocols.system.benchmark import (
     plot_spread,
     pyplot_or_none,
     save_plot,
+    spread,
     require_module,
 )
 from protocols.system.neighbourhood import Transcript, finish, post_order, run_round
@@ -115,10 +116,6 @@ def _timed_round(p, round_id, readings, pools, rng) -> tuple[tuple[float, ...], 
     return (reported - start, aggregated - reported, done - aggregated), transcript
 
 
-def _spread(timing: Timing) -> dict:
-    return {"median": timing.median, "min": timing.min, "max": timing.max}
-
-
 # ---------------------------------------------------------------------------
 # 1. Scaling
 
@@ -169,8 +166,8 @@ def _scaling(config: BenchConfig, sk, encryptor, n: int, rng) -> tuple[list[Comp
         "degree": p.hood.degree, "threshold": p.hood.threshold,
         "setup_seconds": {"provision": provision_s, "first_round": sum(first_s)},
         "offline_seconds_per_randomiser": offline_s,
-        "phases": {name: _spread(timing) for name, timing in timings.items()},
-        "whole_round": _spread(whole),
+        "phases": {name: spread(timing.per_call) for name, timing in timings.items()},
+        "whole_round": spread(whole.per_call),
         "per_meter_seconds": {"whole_round": whole.median / n, "meter_report": timings["meter reports"].median / n},
         "tree_ciphertexts_per_second": inputs / timings["aggregation"].median,
         "bytes_per_meter": wire,
@@ -279,8 +276,8 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
     sizes = [row["meters"] for row in rows]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))
     for name in (*PHASES, "whole round"):
-        spread = [row["whole_round"] if name == "whole round" else row["phases"][name] for row in rows]
-        plot_spread(left, sizes, spread, marker="o", label=name)
+        spreads = [row["whole_round"] if name == "whole round" else row["phases"][name] for row in rows]
+        plot_spread(left, sizes, spreads, marker="o", label=name)
     left.set(xscale="log", yscale="log", xlabel="meters N", ylabel="seconds per round (median, min..max)",
              title=f"Round time per phase ({KEY_BITS}-bit Paillier, fanout {FANOUT})")
     left.grid(True, which="both", alpha=0.3)

@@ -26,7 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from protocols import escrow as esc
 from protocols.primitives.drbg import HmacDrbg
 from protocols.system import escrow_fleet
-from protocols.system.benchmark import BenchConfig, Benchmark, Comparison, Figures, Timing, compare, format_columns
+from protocols.system.benchmark import (
+    BenchConfig,
+    Benchmark,
+    Comparison,
+    Figures,
+    Timing,
+    compare,
+    format_columns,
+    measure,
+)
 
 PAYLOAD = bytes(16)
 PER_REPEAT = 10
@@ -43,16 +52,6 @@ def _plain():
     message = b"usapp bench plain message" + PAYLOAD
     signature = key.sign(message)
     return key, public, message, signature
-
-
-def _timed_calls(fn, calls: int, repeats: int) -> Timing:
-    per_call = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        per_call.append((time.perf_counter() - start) / calls)
-    return Timing(tuple(per_call), calls)
 
 
 def _issuance(config: BenchConfig, mode: str) -> tuple[list[Comparison], dict]:
@@ -75,8 +74,8 @@ def _issuance(config: BenchConfig, mode: str) -> tuple[list[Comparison], dict]:
         return fleet.escrow.handle(requests.pop(), now, rng)
 
     config.progress(f"escrow: {mode}: issuance")
-    whole_t = _timed_calls(whole, PER_REPEAT, repeats)
-    plain_t = _timed_calls(lambda: public.verify(key.sign(message), message), 200, repeats)
+    whole_t = measure(whole, repeats=repeats, number=PER_REPEAT)
+    plain_t = measure(lambda: public.verify(key.sign(message), message), repeats=repeats, number=200)
     escrow_t = []
     for _ in range(repeats):
         requests[:] = [fleet.meters[next(serials)].request_hfid(0, rng) for _ in range(PER_REPEAT)]
@@ -85,7 +84,7 @@ def _issuance(config: BenchConfig, mode: str) -> tuple[list[Comparison], dict]:
             escrow_only()
         escrow_t.append((time.perf_counter() - start) / PER_REPEAT)
     escrow_timing = Timing(tuple(escrow_t), PER_REPEAT)
-    sign_t = _timed_calls(lambda: key.sign(message), 500, repeats)
+    sign_t = measure(lambda: key.sign(message), repeats=repeats, number=500)
 
     config.progress(f"escrow: {mode}: HF messages")
     meter = fleet.meters[sorted(fleet.meters)[0]]

@@ -42,6 +42,7 @@ from protocols.system.benchmark import (
     plot_spread,
     pyplot_or_none,
     save_plot,
+    spread,
 )
 
 ARITY = 4
@@ -158,15 +159,15 @@ def _rekey_row(config: BenchConfig, n: int) -> dict:
 
     return {
         "members": n, "arity": ARITY, "height": height, "build_seconds": build, "repeats": repeats,
-        "leave": {"seconds": _spread_of(leave_t), "wraps": max(leave_wraps), "bytes": max(leave_bytes),
+        "leave": {"seconds": spread(leave_t), "wraps": max(leave_wraps), "bytes": max(leave_bytes),
                   "bound_wraps": lkh.leave_bound(ARITY, height), "arity_x_depth": ARITY * height},
-        "join": {"seconds": _spread_of(join_t), "wraps": max(join_wraps), "bytes": max(join_bytes),
+        "join": {"seconds": spread(join_t), "wraps": max(join_wraps), "bytes": max(join_bytes),
                  "welcome_bytes": max(welcome_bytes), "bound_wraps": lkh.join_bound(ARITY, height)},
-        "batch": {"leaves": churn, "joins": churn, "seconds": _spread_of(batch_t),
+        "batch": {"leaves": churn, "joins": churn, "seconds": spread(batch_t),
                   "wraps": statistics.median(batch_wraps), "bytes": statistics.median(batch_bytes),
                   "expected_wraps": _expected_batch_wraps(n, churn),
                   "welcomes": churn, "welcome_bytes": max(welcome_bytes)},
-        "naive": {"seconds": _spread_of(naive_t), "wraps": n - 1, "bytes_estimate": (n - 1) * entry,
+        "naive": {"seconds": spread(naive_t), "wraps": n - 1, "bytes_estimate": (n - 1) * entry,
                   "batch_wraps": n - churn},
         "per_repeat": {"leave": leave_t, "naive": naive_t},
     }
@@ -177,10 +178,6 @@ def _spread(count: int, k: int = LEAVE_SAMPLES * 64) -> list[int]:
     k = min(k, count)
     step = max(1, count // k)
     return [i * step for i in range(k)]
-
-
-def _spread_of(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 # ---------------------------------------------------------------------------

@@ -22,7 +22,6 @@ under 5 ms.
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,7 +39,9 @@ from protocols.system.benchmark import (
     format_seconds,
     plot_spread,
     pyplot_or_none,
+    measure,
     save_plot,
+    spread,
 )
 
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
@@ -53,18 +54,8 @@ SAMPLES = 200
 METER = b"SM-bench"
 
 
-def _spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def _per_call(fn, calls: int, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        out.append((time.perf_counter() - start) / calls)
-    return out
+    return list(measure(fn, repeats=repeats, number=calls).per_call)
 
 
 def _row(config: BenchConfig, n: int, key: Ed25519PrivateKey) -> dict:
@@ -112,12 +103,12 @@ def _row(config: BenchConfig, n: int, key: Ed25519PrivateKey) -> dict:
     whole_t = _per_call(whole_history, max(1, 2_000_000 // n), repeats)
     return {
         "records": n, "append_seconds": append,
-        "y": {"produce": _spread(produce_t), "verify": _spread(verify_t), "bytes": y_bytes,
+        "y": {"produce": spread(produce_t), "verify": spread(verify_t), "bytes": y_bytes,
               "proof_hashes": len(proof)},
-        "consistency_verify": _spread(consistency_t),
-        "inclusion": {"produce": _spread(inclusion_make_t), "verify": _spread(inclusion_t),
+        "consistency_verify": spread(consistency_t),
+        "inclusion": {"produce": spread(inclusion_make_t), "verify": spread(inclusion_t),
                       "bytes": 32 * len(inclusion), "hashes": len(inclusion)},
-        "whole_history": {"compare": _spread(whole_t), "bytes": len(history)},
+        "whole_history": {"compare": spread(whole_t), "bytes": len(history)},
         "repeats": repeats, "per_repeat": {"verify_y": verify_t, "whole_history": whole_t},
     }
 
@@ -159,8 +150,8 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
                                (("consistency_verify",), "verify consistency proof", "D"),
                                (("inclusion", "verify"), "verify inclusion proof", "s"),
                                (("whole_history", "compare"), "compare whole history (baseline)", "^")):
-        spread = [r[key[0]] if len(key) == 1 else r[key[0]][key[1]] for r in rows]
-        plot_spread(right, sizes, spread, marker=marker, label=label)
+        spreads = [r[key[0]] if len(key) == 1 else r[key[0]][key[1]] for r in rows]
+        plot_spread(right, sizes, spreads, marker=marker, label=label)
     right.axhline(CONSISTENCY_LIMIT, color="grey", linestyle="--", label="5 ms target")
     right.set(xscale="log", yscale="log", xlabel="records in the log", ylabel="seconds (median, min..max)",
               title="The meter's verification")

@@ -191,6 +191,12 @@ def pyplot_or_none(config: BenchConfig, bench_name: str) -> ModuleType | None:
     return importlib.import_module("matplotlib.pyplot")
 
 
+def spread(values: Iterable[float]) -> dict[str, float]:
+    """Median, min and max of repeated measurements, as the benchmarks' JSON rows record them."""
+    values = list(values)
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def plot_spread(axis: Any, xs: Sequence[float], spreads: Sequence[Mapping[str, float]], **style: Any) -> None:
     """Plot medians with min..max error bars; each spread is a mapping with "median", "min", "max"."""
     medians = [s["median"] for s in spreads]
