@@ -8,7 +8,7 @@ never as a KeyError or ValueError.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from protocols.errors import UsappError, VectorMismatchError
@@ -119,3 +119,13 @@ def expect_steps(steps: list, computed: list[Mapping[str, Any]], inputs: set[str
                 raise VectorMismatchError(f"field 'steps[{index}].{key}' is not an output of the step")
         for name, value in outputs.items():
             expect(f"steps[{index}].{name}", stored.get(name), value)
+
+
+def expect_outputs(vector: Mapping[str, Any], outputs: Mapping[str, Any], inputs: Iterable[str]) -> None:
+    """Every key of ``vector`` must be an input or an output, and every output must equal its stored value."""
+    inputs = set(inputs)
+    for key in vector:
+        if key not in inputs and key not in outputs:
+            raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
+    for name, value in outputs.items():
+        expect(name, field(vector, name), value)

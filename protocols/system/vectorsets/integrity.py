@@ -23,8 +23,7 @@ from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
-    expect,
-    field,
+    expect_outputs,
     list_field,
     recompute,
     small_int_field,
@@ -120,12 +119,7 @@ def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper
 
 
 def _run(v: Mapping[str, Any]) -> None:
-    outputs = recompute("run", lambda: _outputs(v))
-    for key in v:
-        if key not in _INPUT_KEYS and key not in outputs and key not in ("operation", "name"):
-            raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
-    for name, value in outputs.items():
-        expect(name, field(v, name), value)
+    expect_outputs(v, recompute("run", lambda: _outputs(v)), (*_INPUT_KEYS, "operation", "name"))
 
 
 OPERATIONS = {"run": _run}

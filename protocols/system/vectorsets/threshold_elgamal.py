@@ -23,8 +23,7 @@ from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
-    expect,
-    field,
+    expect_outputs,
     hexint,
     int_field,
     list_field,
@@ -70,12 +69,7 @@ def _outputs(v: Mapping[str, Any]) -> dict:
 
 
 def _open(v: Mapping[str, Any]) -> None:
-    outputs = recompute("run", lambda: _outputs(v))
-    for key in v:
-        if key not in _INPUTS and key not in outputs:
-            raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
-    for name, value in outputs.items():
-        expect(name, field(v, name), value)
+    expect_outputs(v, recompute("run", lambda: _outputs(v)), _INPUTS)
 
 
 OPERATIONS = {"open": _open}
