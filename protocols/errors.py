@@ -69,6 +69,13 @@ class AggregateMismatchError(VerificationError):
     claims to cover (its integrity tag does not check)."""
 
 
+class ConsistencyError(VerificationError):
+    """A party was shown a view of a round it must refuse: reporting and
+    missing sets that disagree with what it saw, a reporting set below the
+    minimum fixed at setup, or too few committee signatures on the sets
+    (specs/aggregation.md section 8)."""
+
+
 class DuplicateContributionError(VerificationError):
     """One sender's contribution is counted more than once in an aggregate."""
 

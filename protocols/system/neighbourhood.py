@@ -1,9 +1,18 @@
 """A neighbourhood simulation: every role of specs/aggregation.md wired together.
 
-The protocol module gives each role its messages; this module plays the
-network: it carries meter reports up the aggregator tree (post-order), the
-root's report to the utility, the unmask-requests down and the responses
-back, and keeps every message so that callers can count bytes or tamper.
+The protocol package gives each role its messages; this module plays the
+network.  One round, in the order of spec 6-8:
+
+1. every taking-part meter advertises (directory order), the utility
+   answers each with its bundle, each meter accepts it;
+2. meters with readings report (directory order); the tree aggregates
+   (post-order) and the root reports to the utility;
+3. the utility fixes the sets and asks the committee to sign them;
+4. the utility sends the signed sets to every reporting meter, the meters
+   answer with shares, and the utility finishes.
+
+Every message is kept, so callers can count bytes or tamper.  All meters
+draw from the one ``rng`` in that order (spec 12 fixes it for the vectors).
 """
 
 from __future__ import annotations
@@ -11,26 +20,36 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from protocols.aggregation import Aggregator, Meter, Provisioned, RoundResult, Utility
-from protocols.primitives.rand import RandomSource
+from protocols.aggregation import Aggregator, Meter, Provisioned, RoundResult, RoundState, Utility
+from protocols.primitives.rand import RandomSource, resolve
 
 
 @dataclass
 class Transcript:
-    """Every message of one round, by sender."""
+    """Every message of one round, by sender (or, for the utility's messages, by recipient)."""
 
     round: int
+    adverts: dict[str, bytes] = field(default_factory=dict)
+    bundles: dict[str, bytes] = field(default_factory=dict)
     meter_reports: dict[str, bytes] = field(default_factory=dict)
     aggregate_reports: dict[str, bytes] = field(default_factory=dict)
+    commit_requests: dict[str, bytes] = field(default_factory=dict)
+    commit_signatures: dict[str, bytes] = field(default_factory=dict)
     requests: dict[str, bytes] = field(default_factory=dict)
     responses: dict[str, bytes] = field(default_factory=dict)
+    state: RoundState | None = None
     result: RoundResult | None = None
 
     def upload_bytes(self) -> int:
         return sum(map(len, self.meter_reports.values()))
 
+    def setup_bytes(self) -> int:
+        """The advert / bundle exchange of spec 6.2-6.3."""
+        return sum(map(len, self.adverts.values())) + sum(map(len, self.bundles.values()))
+
     def unmask_bytes(self) -> int:
-        return sum(map(len, self.requests.values())) + sum(map(len, self.responses.values()))
+        return (sum(map(len, self.commit_requests.values())) + sum(map(len, self.commit_signatures.values())) +
+                sum(map(len, self.requests.values())) + sum(map(len, self.responses.values())))
 
 
 Tamper = Callable[[str, list[bytes]], list[bytes]]
@@ -52,20 +71,29 @@ def post_order(tree: Mapping[str, Sequence[str]], root: str) -> list[str]:
 
 
 def collect(p: Provisioned, round_id: int, readings: Mapping[str, Sequence[int]],
-            rng: RandomSource | None = None, *, encryptors: Mapping[str, object] | None = None,
-            tamper: Tamper | None = None) -> Transcript:
-    """Phase 1 (spec 6-7): meters in ``readings`` report; the tree aggregates.
+            rng: RandomSource | None = None, *, dropped: Sequence[str] = (),
+            encryptors: Mapping[str, object] | None = None, tamper: Tamper | None = None) -> Transcript:
+    """Phases 1-2 (spec 6-7): adverts and bundles, then the reports up the tree.
 
-    Meters absent from ``readings`` do not report.  ``tamper`` lets a test
-    play a faulty aggregator.
+    Meters in ``readings`` take part and report; meters in ``dropped``
+    advertise but fail before reporting (they become the missing set); any
+    other meter takes no part.  ``tamper`` lets a test play a faulty aggregator.
     """
     hood = p.hood
+    source = resolve(rng)
     transcript = Transcript(round_id)
+    taking_part = [m for m in hood.meters if m in readings or m in dropped]
+    for meter in taking_part:
+        transcript.adverts[meter] = Meter(hood, p.meters[meter]).advertise(round_id, source)
+    utility = Utility(hood, p.utility)
+    transcript.state, transcript.bundles = utility.bundles(round_id, list(transcript.adverts.values()))
+    for meter in taking_part:
+        Meter(hood, p.meters[meter]).accept_bundle(transcript.bundles[meter])
     for meter in hood.meters:
-        if meter in readings:
+        if meter in readings and meter not in dropped:
             encryptor = encryptors.get(meter) if encryptors else None
             transcript.meter_reports[meter] = Meter(hood, p.meters[meter]).report(
-                round_id, readings[meter], rng, encryptor=encryptor)
+                round_id, readings[meter], source, encryptor=encryptor)
     outputs = dict(transcript.meter_reports)
     for node in post_order(hood.tree, hood.root):
         inputs = [outputs[child] for child in hood.children(node) if child in outputs]
@@ -77,14 +105,21 @@ def collect(p: Provisioned, round_id: int, readings: Mapping[str, Sequence[int]]
     return transcript
 
 
-def finish(p: Provisioned, transcript: Transcript, *, silent: Sequence[str] = ()) -> RoundResult:
-    """Phase 2 (spec 8): the utility receives the root's report and unmasks.
+def finish(p: Provisioned, transcript: Transcript, *, silent: Sequence[str] = (),
+           absent_committee: Sequence[str] = ()) -> RoundResult:
+    """Phases 3-4 (spec 8): the committee signs the sets, the meters release shares, the utility finishes.
 
-    Meters in ``silent`` reported but do not answer their unmask-request.
+    Meters in ``silent`` reported but do not answer their unmask-request;
+    committee members in ``absent_committee`` do not sign.
     """
     hood = p.hood
     utility = Utility(hood, p.utility)
-    rs = utility.receive(transcript.round, transcript.aggregate_reports[hood.root])
+    rs = utility.receive(transcript.state, transcript.aggregate_reports[hood.root])
+    transcript.commit_requests = utility.commit_requests(rs)
+    for member, request in transcript.commit_requests.items():
+        if member not in absent_committee:
+            transcript.commit_signatures[member] = Meter(hood, p.meters[member]).sign_commit(request)
+    utility.collect_signatures(rs, list(transcript.commit_signatures.values()))
     transcript.requests = utility.unmask_requests(rs)
     for meter, request in transcript.requests.items():
         if meter not in silent:
@@ -95,8 +130,10 @@ def finish(p: Provisioned, transcript: Transcript, *, silent: Sequence[str] = ()
 
 def run_round(p: Provisioned, round_id: int, readings: Mapping[str, Sequence[int]],
               rng: RandomSource | None = None, **options) -> Transcript:
-    """Both phases; ``options`` go to :func:`collect` (encryptors, tamper) and :func:`finish` (silent)."""
+    """Both halves; ``options`` go to :func:`collect` (dropped, encryptors, tamper) and :func:`finish`
+    (silent, absent_committee)."""
     silent = options.pop("silent", ())
+    absent = options.pop("absent_committee", ())
     transcript = collect(p, round_id, readings, rng, **options)
-    finish(p, transcript, silent=silent)
+    finish(p, transcript, silent=silent, absent_committee=absent)
     return transcript

@@ -1,0 +1,157 @@
+"""Spec 7: the aggregator -- checks headers, multiplies ciphertexts, forwards one report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gmpy2 import gcd, mpz
+
+from protocols.aggregation import messages as msg
+from protocols.aggregation.hood import Neighbourhood
+from protocols.aggregation.schedule import MAC_BYTES, VERSION, mac_key
+from protocols.errors import (
+    DuplicateContributionError,
+    InjectedContributionError,
+    InvalidCiphertextError,
+    RecoveryError,
+    ReplayError,
+)
+from protocols.primitives import cbor
+from protocols.schemes.paillier import Ciphertext, product_mod
+
+
+def _mpz_from_bytes_of_int(data: bytes, byteorder: str) -> mpz:
+    return mpz(int.from_bytes(data, byteorder))
+
+
+_MPZ_FROM_BYTES = getattr(mpz, "from_bytes", _mpz_from_bytes_of_int)
+"""gmpy2 2.2 and later read bytes into an mpz directly; 2.1.5, which the project allows, cannot."""
+_MAC_KEY_HEAD = bytes((5,)) + msg.MAC_HEAD
+"""Key 5 and the head of the 32-byte MAC that ends a meter-report."""
+
+
+@dataclass
+class AggregatorState:
+    """What an aggregator stores (spec 7.1): its key and the inputs of its
+    latest round, kept for an audit (spec 9)."""
+
+    aggregator_id: str
+    key: bytes = field(repr=False)
+    last_round: int = -1
+    retained: dict = field(default_factory=dict, repr=False)
+
+
+def combine(contributions: Sequence[tuple[str, mpz, Sequence[str]]], round_id: int, sender: str,
+            hood: Neighbourhood) -> dict:
+    """Spec 7.1 steps 3-4: product of the ciphertexts; union of covered sets, in directory order."""
+    covered_set: set[str] = set()
+    for _, _, covered in contributions:
+        for meter in covered:
+            if meter in covered_set:
+                raise DuplicateContributionError(f"meter {meter} arrives at {sender} twice")
+            covered_set.add(meter)
+    pk = hood.public_key
+    acc = product_mod([c for _, c, _ in contributions], pk.nsquare)
+    if gcd(acc, pk.n) != 1:
+        for child, c, _ in contributions:
+            if gcd(c, pk.n) != 1:
+                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    covered = sorted(covered_set, key=hood.index)
+    return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(), 5: covered}
+
+
+def contribution_of(part: msg.MeterReport | msg.AggregateReport) -> tuple[str, mpz, tuple[str, ...]]:
+    return part.sender, part.ciphertext.c, part.covered
+
+
+class Aggregator:
+    """The aggregator role (spec 7)."""
+
+    def __init__(self, hood: Neighbourhood, state: AggregatorState) -> None:
+        hood.children(state.aggregator_id)
+        self.hood = hood
+        self.state = state
+
+    def aggregate(self, round_id: int, inputs: Sequence[bytes]) -> bytes:
+        """Spec 7.1: combine the children's reports of one round into one report."""
+        hood, state = self.hood, self.state
+        msg.check_round(round_id)
+        if round_id <= state.last_round:
+            raise ReplayError(f"aggregator {state.aggregator_id} already aggregated round {state.last_round}")
+        if not inputs:
+            raise RecoveryError(f"aggregator {state.aggregator_id} received no report for round {round_id}")
+        children = set(hood.children(state.aggregator_id))
+        contributions, seen = [], set()
+        read = _MeterReportReader(hood, round_id).read
+        for raw in inputs:
+            fast = read(raw)
+            if fast is None:  # an aggregate-report, or anything the fast reader does not accept
+                part = msg.decode_child(raw, hood)
+                message_round, sender, contribution = part.round, part.sender, contribution_of(part)
+            else:
+                sender, c = fast
+                message_round, contribution = round_id, (sender, c, (sender,))
+            if sender not in children:
+                raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
+            if sender in seen:
+                raise DuplicateContributionError(f"{state.aggregator_id} received two reports from {sender}")
+            seen.add(sender)
+            if message_round != round_id:
+                msg.check_round_of(message_round, round_id, "report", sender)
+            contributions.append(contribution)
+        body = combine(contributions, round_id, state.aggregator_id, hood)
+        state.last_round = round_id
+        state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
+        return msg.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 6)
+
+
+class _MeterReportReader:
+    """The aggregator's fast path for the meter-reports of one round (spec 7.3).
+
+    Deterministic CBOR leaves a valid meter-report of round r from meter i
+    exactly one encoding::
+
+        a5 01 02 02 <r, shortest head> 03 <i as a text string, shortest head>
+        04 <head of a byte string of len(n^2) bytes> <ciphertext> 05 58 20 <MAC, 32 bytes>
+
+    :meth:`read` checks that layout byte for byte and 0 < c < n^2, and
+    returns (sender, c) -- what ``MeterReport.decode(raw, hood,
+    unit_check=False)`` gives -- or None for anything else, which the
+    general decoder then handles with its typed errors.
+    """
+
+    __slots__ = ("nsquare", "start", "ct_head", "ct_length", "meters")
+
+    def __init__(self, hood: Neighbourhood, round_id: int) -> None:
+        self.nsquare = hood.public_key.nsquare
+        self.start = b"\xa5\x01" + cbor.head(0, VERSION) + b"\x02" + cbor.head(0, round_id) + b"\x03"
+        self.ct_length = hood.public_key.ciphertext_length()
+        self.ct_head = b"\x04" + cbor.head(2, self.ct_length)
+        self.meters = hood._meter_by_text
+
+    def read(self, raw: object) -> tuple[str, mpz] | None:
+        if type(raw) is not bytes or not raw.startswith(self.start):
+            return None
+        pos = len(self.start)
+        text = raw[pos:pos + 2]  # the sender's head: 61..77 (1-23 bytes) or 78 nn (24-255 bytes)
+        if len(text) != 2:
+            return None
+        if 0x61 <= text[0] <= 0x77:
+            end = pos + text[0] - 0x5F
+        elif text[0] == 0x78:
+            end = pos + 2 + text[1]
+        else:
+            return None
+        sender = self.meters.get(raw[pos:end])
+        if sender is None:
+            return None
+        ct_start = end + len(self.ct_head)
+        ct_end = ct_start + self.ct_length
+        if (len(raw) != ct_end + len(_MAC_KEY_HEAD) + MAC_BYTES or raw[end:ct_start] != self.ct_head
+                or raw[ct_end:ct_end + len(_MAC_KEY_HEAD)] != _MAC_KEY_HEAD):
+            return None
+        c = _MPZ_FROM_BYTES(raw[ct_start:ct_end], "big")
+        if not 0 < c < self.nsquare:
+            return None
+        return sender, c

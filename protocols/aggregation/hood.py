@@ -1,0 +1,297 @@
+"""Spec 3: the neighbourhood -- its directory, the unbiasable mask graph, the committee.
+
+A :class:`Neighbourhood` is what every party holds after setup: the
+directory the utility fixed (meters, their keys and graph commitments,
+the tree, the parameters) and the meters' revealed graph nonces.  From
+these alone it derives the graph seed, each meter's neighbours and the
+commitment committee, so a meter checks its own neighbours instead of
+taking them from the utility.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from protocols.aggregation.layout import Layout
+from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, graph_seed, rank
+from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
+from protocols.primitives import cbor
+from protocols.privacy import dp
+from protocols.schemes.paillier import PublicKey
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_METERS = 1 << 20
+"""Largest neighbourhood a directory may describe (spec 3.1)."""
+MAX_DEGREE = 64
+MAX_COMMITTEE = 255
+
+
+def check_id(name: object, what: str) -> str:
+    if not isinstance(name, str) or not _ID.fullmatch(name):
+        raise ParameterError(f"{what} must be 1-64 characters of [A-Za-z0-9._:-], starting alphanumeric")
+    return name
+
+
+def _noise_cbor(noise: object) -> object:
+    if noise is None:
+        return None
+    h, d = noise.honest_fraction, noise.delta
+    return [noise.level.value, noise.sensitivity, noise.participants,
+            f"{h.numerator}/{h.denominator}", f"{d.numerator}/{d.denominator}"]
+
+
+@dataclass(frozen=True, eq=False)
+class Neighbourhood:
+    """The public description of one aggregation group (spec 3).
+
+    ``meter_public`` holds each meter's long-term X25519 key (the share
+    boxes, 5.6), ``meter_verify`` its Ed25519 key (committee signatures,
+    8.2), ``commitments`` its graph commitment h_i and ``reveals`` the
+    nonce nu_i behind it (3.3).  ``tree`` maps each aggregator to its
+    children; ``root`` reports to the utility.  Unset parameters take the
+    defaults of spec 3.1.
+    """
+
+    group_id: bytes
+    public_key: PublicKey
+    meter_public: Mapping[str, bytes]
+    meter_verify: Mapping[str, bytes]
+    commitments: Mapping[str, bytes]
+    reveals: Mapping[str, bytes] | None
+    tree: Mapping[str, tuple[str, ...]]
+    root: str
+    slots: int = 1
+    value_bits: int = 32
+    degree: int = 16
+    threshold: int | None = None
+    min_reporting: int | None = None
+    committee_size: int | None = None
+    committee_threshold: int | None = None
+    noise: object = None
+    meters: tuple[str, ...] = field(init=False)
+    layout: Layout = field(init=False)
+    digest: bytes = field(init=False, repr=False)
+    seed: bytes = field(init=False, repr=False)
+    committee: tuple[str, ...] = field(init=False)
+    _index: dict = field(init=False, repr=False)
+    _parent: dict = field(init=False, repr=False)
+    _neighbours: dict = field(init=False, repr=False)
+    _meter_by_text: dict = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.group_id, bytes) or not 1 <= len(self.group_id) <= 64:
+            raise ParameterError("group_id must be 1 to 64 bytes")
+        if not isinstance(self.public_key, PublicKey):
+            raise ParameterError("public_key must be a Paillier PublicKey")
+        ids = list(self.meter_public)
+        if not 2 <= len(ids) <= MAX_METERS:
+            raise ParameterError(f"a neighbourhood needs 2 to {MAX_METERS} meters")
+        for meter in ids:
+            check_id(meter, "meter id")
+            for name, table in (("X25519", self.meter_public), ("Ed25519", self.meter_verify),
+                                ("graph commitment", self.commitments)):
+                value = table.get(meter)
+                if not isinstance(value, bytes) or len(value) != KEY_BYTES:
+                    raise ParameterError(f"meter {meter}: {name} value must be 32 bytes")
+        if set(self.meter_verify) != set(ids) or set(self.commitments) != set(ids):
+            raise ParameterError("the key and commitment tables must name exactly the meters")
+        meters = tuple(sorted(ids, key=str.encode))
+        count = len(meters)
+        self._set("meters", meters)
+        self._set("_index", {m: i for i, m in enumerate(meters)})
+        self._set("_parent", self._check_tree(meters))
+        self._check_parameters(count)
+        noise_bound = 0
+        if self.noise is not None:
+            if not isinstance(self.noise, dp.NoiseShareConfig):
+                raise ParameterError("noise must be a NoiseShareConfig or None")
+            if self.noise.participants != self.min_reporting:
+                raise ParameterError(f"the noise configuration is for {self.noise.participants} participants; "
+                                     f"it must be sized for the minimum reporting set, {self.min_reporting}")
+            if self.noise.sensitivity < (1 << self.value_bits) - 1:
+                raise ParameterError("the noise sensitivity must cover the largest reading, 2^value_bits - 1")
+            noise_bound = dp.clamp_bound(self.noise)
+        self._set("layout", Layout(self.slots, self.value_bits, noise_bound, count, self.public_key.bits))
+        self._set("digest", self.directory_digest())
+        self._set("_meter_by_text", {cbor.encode(m): m for m in meters})
+        if self.reveals is None:  # a draft directory (spec 3.3 step 2): no graph before the reveals
+            self._set("seed", None)
+            self._set("_neighbours", {})
+            self._set("committee", ())
+            return
+        self._set("seed", self._seed(meters))
+        self._set("_neighbours", self._graph(meters))
+        low = min(len(peers) for peers in self._neighbours.values())
+        if low < self.threshold:
+            raise ParameterError(f"the graph gives a meter {low} neighbours, fewer than the threshold "
+                                 f"{self.threshold}: run a new setup or lower the threshold")
+        ranked = sorted(meters, key=lambda m: rank(self.seed, b"committee", 0, m))
+        self._set("committee", tuple(ranked[:self.committee_size]))
+
+    def _set(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def _check_parameters(self, count: int) -> None:
+        for name in ("slots", "value_bits", "degree"):
+            if type(getattr(self, name)) is not int or getattr(self, name) < 1:
+                raise ParameterError(f"{name} must be a positive integer")
+        if self.degree % 2 or not 2 <= self.degree <= MAX_DEGREE:
+            raise ParameterError(f"degree must be an even integer in [2, {MAX_DEGREE}]")
+        k = min(self.degree, count - 1)
+        if self.threshold is None:
+            self._set("threshold", max(1, math.ceil(2 * k / 3)))
+        if type(self.threshold) is not int or not 1 <= self.threshold <= k:
+            raise ParameterError(f"threshold must be between 1 and the effective degree {k}")
+        if self.min_reporting is None:
+            self._set("min_reporting", max(2, math.ceil(count / 2)))
+        if type(self.min_reporting) is not int or not 2 <= self.min_reporting <= count:
+            raise ParameterError(f"min_reporting must be between 2 and the {count} meters")
+        if self.committee_size is None:
+            self._set("committee_size", min(count, 32))
+        if type(self.committee_size) is not int or not 1 <= self.committee_size <= min(count, MAX_COMMITTEE):
+            raise ParameterError(f"committee_size must be between 1 and {min(count, MAX_COMMITTEE)}")
+        if self.committee_threshold is None:
+            self._set("committee_threshold", 2 * self.committee_size // 3 + 1)
+        kappa = self.committee_size
+        if type(self.committee_threshold) is not int or not kappa // 2 < self.committee_threshold <= kappa:
+            raise ParameterError("committee_threshold must be more than half the committee and at most all of it")
+
+    def _check_tree(self, meters: tuple[str, ...]) -> dict:
+        check_id(self.root, "root aggregator id")
+        if self.root not in self.tree:
+            raise ParameterError("the root must be an aggregator of the tree")
+        parent: dict[str, str] = {}
+        for node, children in self.tree.items():
+            check_id(node, "aggregator id")
+            if node in self.meter_public:
+                raise ParameterError(f"{node} is both a meter and an aggregator")
+            if not children:
+                raise ParameterError(f"aggregator {node} has no children")
+            for child in children:
+                if child in parent:
+                    raise ParameterError(f"{child} has two parents")
+                if child not in self.tree and child not in self.meter_public:
+                    raise ParameterError(f"{child} is neither a meter nor an aggregator")
+                parent[child] = node
+        if self.root in parent:
+            raise ParameterError("the root has a parent")
+        reached, stack = set(), [self.root]
+        while stack:
+            node = stack.pop()
+            reached.add(node)
+            stack.extend(self.tree.get(node, ()))
+        if reached != set(self.tree) | set(meters):
+            raise ParameterError("every meter and aggregator must hang below the root exactly once")
+        return parent
+
+    def directory_cbor(self) -> dict:
+        """Spec 3.2: the directory as the CBOR map its digest covers."""
+        return {
+            1: self.group_id,
+            2: self.public_key.n.to_bytes((self.public_key.n.bit_length() + 7) // 8, "big"),
+            3: [[m, self.meter_public[m], self.meter_verify[m], self.commitments[m]] for m in self.meters],
+            4: [[node, list(self.tree[node])] for node in sorted(self.tree, key=str.encode)],
+            5: self.root,
+            6: [self.slots, self.value_bits, self.degree, self.threshold, self.min_reporting,
+                self.committee_size, self.committee_threshold],
+            7: _noise_cbor(self.noise),
+        }
+
+    def directory_digest(self) -> bytes:
+        """Spec 3.2: SHA-256(DOMAIN || "directory" || CBOR(directory))."""
+        return hashlib.sha256(DOMAIN + b"directory" + cbor.encode(self.directory_cbor())).digest()
+
+    def _seed(self, meters: tuple[str, ...]) -> bytes:
+        """Spec 3.3: check every reveal against its commitment, then hash them all."""
+        nonces = []
+        for meter in meters:
+            nonce = self.reveals.get(meter)
+            if not isinstance(nonce, bytes) or len(nonce) != KEY_BYTES:
+                raise VerificationError(f"meter {meter} revealed no 32-byte graph nonce")
+            if graph_commitment(meter, nonce) != self.commitments[meter]:
+                raise VerificationError(f"meter {meter}'s graph nonce does not open its commitment")
+            nonces.append(nonce)
+        if len(self.reveals) != len(meters):
+            raise VerificationError("reveals name a meter outside the directory")
+        return graph_seed(self.digest, nonces)
+
+    def _graph(self, meters: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        """Spec 3.4: the complete graph if N - 1 <= k, else the union of k/2 seeded Hamiltonian cycles."""
+        count = len(meters)
+        if count - 1 <= self.degree:
+            return {m: tuple(p for p in meters if p != m) for m in meters}
+        lists: dict[str, list[str]] = {m: [] for m in meters}
+        for c in range(1, self.degree // 2 + 1):
+            cycle = sorted(meters, key=lambda m: rank(self.seed, b"cycle", c, m))
+            for pos, meter in enumerate(cycle):
+                for peer in (cycle[pos - 1], cycle[(pos + 1) % count]):
+                    if peer not in lists[meter]:
+                        lists[meter].append(peer)
+        return {m: tuple(peers) for m, peers in lists.items()}
+
+    # -- queries ---------------------------------------------------------------
+
+    def neighbours(self, meter: str) -> tuple[str, ...]:
+        """nbr(i), in the order of spec 3.4; x_i(j) is the 1-based place of j in it."""
+        peers = self._neighbours.get(meter)
+        if peers is None:
+            if self.reveals is None:
+                raise StateError("the setup is not finished: the graph exists only once every nonce is revealed")
+            raise ParameterError(f"{meter!r} is not a meter of this neighbourhood")
+        return peers
+
+    def index(self, meter: str) -> int:
+        """The meter's place in the directory order (ids sorted by their UTF-8 bytes)."""
+        return self._index[meter]
+
+    def sign(self, meter: str, peer: str) -> int:
+        """Spec 5.4: +1 if meter precedes peer in the directory order, else -1."""
+        return 1 if self._index[meter] < self._index[peer] else -1
+
+    def children(self, aggregator: str) -> tuple[str, ...]:
+        return tuple(self.tree[aggregator])
+
+    def parent(self, node: str) -> str | None:
+        return self._parent.get(node)
+
+    def meters_below(self, node: str) -> set[str]:
+        if node in self.meter_public:
+            return {node}
+        below: set[str] = set()
+        for child in self.tree[node]:
+            below |= self.meters_below(child)
+        return below
+
+    @property
+    def max_missing(self) -> int:
+        """Spec 8.6: any set of this many missing meters is always recoverable."""
+        low = min(len(peers) for peers in self._neighbours.values())
+        return min(low - self.threshold, len(self.meters) - self.min_reporting)
+
+    # -- status bitmaps (spec 8.1) ----------------------------------------------
+
+    @property
+    def bitmap_bytes(self) -> int:
+        return (len(self.meters) + 7) // 8
+
+    def bitmap(self, members: Iterable[str]) -> bytes:
+        """Spec 8.1: bit 7 - (d mod 8) of byte d div 8 is set iff the meter at directory index d is a member."""
+        out = bytearray(self.bitmap_bytes)
+        for meter in members:
+            d = self._index[meter]
+            out[d // 8] |= 0x80 >> (d % 8)
+        return bytes(out)
+
+    def members(self, bitmap: bytes, what: str) -> tuple[str, ...]:
+        """The meters a bitmap names, in directory order; DecodeError on a wrong length or padding bit."""
+        if not isinstance(bitmap, bytes) or len(bitmap) != self.bitmap_bytes:
+            raise DecodeError(f"{what}: bitmap must be {self.bitmap_bytes} bytes")
+        count = len(self.meters)
+        spare = 8 * len(bitmap) - count
+        if spare and bitmap[-1] & ((1 << spare) - 1):
+            raise DecodeError(f"{what}: padding bits must be zero")
+        return tuple(m for d, m in enumerate(self.meters) if bitmap[d // 8] & (0x80 >> (d % 8)))

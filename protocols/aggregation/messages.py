@@ -1,0 +1,203 @@
+"""Spec 6-8: the eight messages of a round -- CBOR layouts, limits, MACs and decoders.
+
+Every decoder bounds the input before it decodes (``MAX_MESSAGE_BYTES``),
+checks keys, types, the version and the round's range, and raises the
+typed errors of ``protocols.errors``; the role modules add the checks
+that need their state.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gmpy2 import mpz
+
+from protocols.aggregation.hood import Neighbourhood
+from protocols.aggregation.schedule import MAC_BYTES, MAX_ROUND, VERSION, mac
+from protocols.errors import (
+    DecodeError,
+    DuplicateContributionError,
+    InjectedContributionError,
+    InvalidCiphertextError,
+    ReplayError,
+    StateError,
+    VerificationError,
+)
+from protocols.primitives import cbor
+from protocols.schemes.paillier import Ciphertext, PublicKey
+
+MAX_MESSAGE_BYTES = 1 << 24
+"""Largest message any decoder accepts (16 MiB: an aggregate-report of about 1.4 million covered ids)."""
+
+K_VERSION, K_ROUND, K_PARTY = 1, 2, 3
+
+# key -> type of each message's CBOR map (spec 6-8); the MAC, where there is one, has the largest key
+MASK_ADVERT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
+MASK_BUNDLE = {1: int, 2: int, 3: str, 4: list, 5: bytes, 6: bytes, 7: bytes}
+METER_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes}
+AGGREGATE_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: bytes}
+COMMIT_REQUEST = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
+COMMIT_SIGNATURE = {1: int, 2: int, 3: str, 4: bytes}
+UNMASK_REQUEST = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: list, 7: bytes, 8: bytes}
+UNMASK_RESPONSE = {1: int, 2: int, 3: str, 4: bytes, 5: bytes}
+
+MAC_HEAD = cbor.head(2, MAC_BYTES)
+
+
+def check_round(round_id: object) -> int:
+    if type(round_id) is not int or not 0 <= round_id <= MAX_ROUND:
+        from protocols.errors import ParameterError
+
+        raise ParameterError("round must be an integer in [0, 2^64)")
+    return round_id
+
+
+def seal(body: dict, mac_key_: bytes, kind: bytes, mac_field: int) -> bytes:
+    """The message with its MAC over the encoding of the other keys (spec 5.2).
+
+    The MAC has the largest key, a one-byte key below 24, so the encoding
+    is the body's with the map head counting one more entry and
+    ``mac_field 58 20 MAC`` appended: the body is encoded once.
+    """
+    encoded = cbor.encode(body)
+    tag = mac(mac_key_, kind, encoded)
+    count = len(body)
+    if count < 23 and mac_field < 24 and all(type(k) is int and 0 <= k < mac_field for k in body):
+        return b"".join((bytes((0xA0 | (count + 1),)), memoryview(encoded)[1:], bytes((mac_field,)), MAC_HEAD, tag))
+    return cbor.encode({**body, mac_field: tag})
+
+
+def decode(data: object, kind: str) -> object:
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError(f"{kind}: expected bytes")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
+    return cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+
+
+def open_message(data: bytes | dict, schema: dict, kind: str) -> dict:
+    """Decode (unless already decoded) and check the map's keys, types, version and round."""
+    message = cbor.expect_map(data if isinstance(data, dict) else decode(data, kind), schema, name=kind)
+    if message[K_VERSION] != VERSION:
+        raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
+    if not 0 <= message[K_ROUND] <= MAX_ROUND:
+        raise DecodeError(f"{kind}: round out of range")
+    return message
+
+
+def check_mac(message: dict, mac_key_: bytes, kind: bytes, mac_field: int, who: str) -> None:
+    body = {k: v for k, v in message.items() if k != mac_field}
+    expected = mac(mac_key_, kind, cbor.encode(body))
+    if len(message[mac_field]) != MAC_BYTES or not hmac.compare_digest(expected, message[mac_field]):
+        raise VerificationError(f"{kind.decode()} from {who}: MAC does not verify")
+
+
+def chunks(data: bytes, size: int, count: int, what: str) -> list[bytes]:
+    """Spec 6.1: fixed-size items sent as one concatenated byte string."""
+    if len(data) != size * count:
+        raise DecodeError(f"{what}: expected {count} items of {size} bytes, got {len(data)} bytes")
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def list_of(items: list, kind: type, what: str) -> list:
+    if any(type(item) is not kind for item in items):
+        raise DecodeError(f"{what}: every element must be {kind.__name__}")
+    return items
+
+
+def ordered_subset(whole: Sequence[str], part: Sequence[str]) -> bool:
+    """``part`` lists distinct members of ``whole`` in ``whole``'s order."""
+    it = iter(whole)
+    return all(any(member == item for item in it) for member in part)
+
+
+def check_round_of(message_round: int, expected: int, kind: str, sender: str) -> None:
+    if message_round < expected:
+        raise ReplayError(f"{kind} from {sender} is for round {message_round}, an earlier round than {expected}")
+    if message_round != expected:
+        raise StateError(f"{kind} from {sender} is for round {message_round}, not the current round {expected}")
+
+
+def ciphertext(public_key: PublicKey, data: bytes, unit_check: bool) -> Ciphertext:
+    """Spec 7.1 step 1: a ciphertext encoding; the coprimality check may be left to the product."""
+    if unit_check:
+        return Ciphertext.from_bytes(public_key, data)
+    if len(data) != public_key.ciphertext_length():
+        raise DecodeError(f"Paillier ciphertext must be {public_key.ciphertext_length()} bytes, got {len(data)}")
+    c = mpz(int.from_bytes(data, "big"))
+    if not 0 < c < public_key.nsquare:
+        raise InvalidCiphertextError("ciphertext out of range: need 0 < c < n^2")
+    return Ciphertext._trusted(public_key, c)
+
+
+@dataclass(frozen=True)
+class MeterReport:
+    """Spec 6.4: the decoded meter-report (MAC not yet checked: only the utility can)."""
+
+    round: int
+    sender: str
+    ciphertext: Ciphertext
+    fields: dict = field(repr=False)
+
+    @classmethod
+    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
+        m = open_message(data, METER_REPORT, "meter-report")
+        sender = m[3]
+        if sender not in hood.meter_public:
+            raise InjectedContributionError(f"meter-report from {sender!r}, which is not a meter of this neighbourhood")
+        if len(m[5]) != MAC_BYTES:
+            raise DecodeError(f"meter-report from {sender}: MAC must be {MAC_BYTES} bytes")
+        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), m)
+
+    @property
+    def covered(self) -> tuple[str, ...]:
+        return (self.sender,)
+
+
+@dataclass(frozen=True)
+class AggregateReport:
+    """Spec 7.2: the decoded aggregate-report."""
+
+    round: int
+    sender: str
+    ciphertext: Ciphertext
+    covered: tuple[str, ...]
+    fields: dict = field(repr=False)
+
+    @classmethod
+    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
+        m = open_message(data, AGGREGATE_REPORT, "aggregate-report")
+        sender = m[3]
+        if sender not in hood.tree:
+            raise InjectedContributionError(f"aggregate-report from {sender!r}, which is not an aggregator")
+        covered = tuple(list_of(m[5], str, "aggregate-report covered"))
+        check_covered(covered, hood, sender)
+        if len(m[6]) != MAC_BYTES:
+            raise DecodeError(f"aggregate-report from {sender}: MAC must be {MAC_BYTES} bytes")
+        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), covered, m)
+
+
+def check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> None:
+    """Spec 7.2: covered meters are known, in directory order, each once."""
+    seen: set[str] = set()
+    last = -1
+    for meter in covered:
+        if meter not in hood.meter_public:
+            raise InjectedContributionError(f"{sender} claims a contribution of unknown meter {meter!r}")
+        if meter in seen:
+            raise DuplicateContributionError(f"{sender} counts meter {meter} twice")
+        seen.add(meter)
+        position = hood.index(meter)
+        if position < last:
+            raise DecodeError(f"aggregate-report from {sender}: covered meters out of order")
+        last = position
+
+
+def decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateReport:
+    """A child's report: an aggregate-report has 6 keys, a meter-report 5 (spec 7.1 step 1)."""
+    message = decode(raw, "report")
+    if isinstance(message, dict) and len(message) == len(AGGREGATE_REPORT):
+        return AggregateReport.decode(message, hood, unit_check=False)
+    return MeterReport.decode(message, hood, unit_check=False)

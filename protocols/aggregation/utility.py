@@ -1,0 +1,329 @@
+"""Spec 6.3 and 8-9: the utility -- bundles, receipt, the committed sets, unmasking, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from gmpy2 import mpz
+
+from protocols.aggregation import messages as msg
+from protocols.aggregation.aggregator import combine, contribution_of
+from protocols.aggregation.hood import Neighbourhood
+from protocols.aggregation.schedule import (
+    BOX_BYTES,
+    KEY_BYTES,
+    SHARE_BYTES,
+    SIGNATURE_BYTES,
+    TAG_PRIME,
+    VERSION,
+    commit_message,
+    mac_key,
+    pair_mask,
+    round_secret,
+    self_mask,
+    tag_alphas,
+    tag_beta,
+)
+from protocols.errors import (
+    AggregateMismatchError,
+    ConsistencyError,
+    DecodeError,
+    DroppedContributionError,
+    DuplicateContributionError,
+    InjectedContributionError,
+    ParameterError,
+    RecoveryError,
+    ReplayError,
+    VerificationError,
+)
+from protocols.primitives import shamir
+from protocols.schemes.paillier import Ciphertext, PrivateKey
+
+
+@dataclass
+class UtilityState:
+    """The utility's secrets and its round counter (spec 8)."""
+
+    private_key: PrivateKey = field(repr=False)
+    meter_keys: Mapping[str, bytes] = field(repr=False)
+    aggregator_keys: Mapping[str, bytes] = field(repr=False)
+    tag_key: bytes = field(repr=False)
+    last_round: int = -1
+
+
+@dataclass
+class RoundState:
+    """One round at the utility, from the adverts to the result."""
+
+    round: int
+    mask_public: dict[str, bytes]
+    bundles: dict[str, tuple[str, ...]]
+    report: msg.AggregateReport | None = None
+    reporting: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    reporting_map: bytes = b""
+    missing_map: bytes = b""
+    signatures: dict[str, bytes] = field(default_factory=dict, repr=False)
+    requested: set = field(default_factory=set, repr=False)
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """Spec 8.5: what the utility learns from a round."""
+
+    round: int
+    sums: tuple[int, ...]
+    reporting: tuple[str, ...]
+    missing: tuple[str, ...]
+    noisy: bool
+
+
+class Utility:
+    """The utility role (spec 6.3, 8 and 9)."""
+
+    def __init__(self, hood: Neighbourhood, state: UtilityState) -> None:
+        if state.private_key.public_key != hood.public_key:
+            raise ParameterError("the utility's private key does not match the neighbourhood's public key")
+        self.hood = hood
+        self.state = state
+
+    # -- 6.3 bundles ------------------------------------------------------------------
+
+    def bundles(self, round_id: int, adverts: Sequence[bytes]) -> tuple[RoundState, dict[str, bytes]]:
+        """Spec 6.3: check the mask-adverts; to each advertiser, its advertising neighbours' keys and boxes."""
+        hood, state = self.hood, self.state
+        msg.check_round(round_id)
+        if round_id <= state.last_round:
+            raise ReplayError(f"round {round_id} is not after the last finished round {state.last_round}")
+        keys: dict[str, bytes] = {}
+        boxes: dict[str, bytes] = {}
+        for raw in adverts:
+            m = msg.open_message(raw, msg.MASK_ADVERT, "mask-advert")
+            sender = m[3]
+            if sender not in hood.meter_public:
+                raise InjectedContributionError(f"mask-advert from {sender!r}, which is not a meter")
+            msg.check_mac(m, mac_key(state.meter_keys[sender], b"up"), b"mask-advert", 6, sender)
+            msg.check_round_of(m[2], round_id, "mask-advert", sender)
+            if sender in keys:
+                raise DuplicateContributionError(f"two mask-adverts from {sender}")
+            if len(m[4]) != KEY_BYTES:
+                raise DecodeError(f"mask-advert from {sender}: the mask key must be {KEY_BYTES} bytes")
+            msg.chunks(m[5], BOX_BYTES, len(hood.neighbours(sender)), f"mask-advert from {sender}: boxes")
+            keys[sender], boxes[sender] = m[4], m[5]
+        rs = RoundState(round_id, keys, {})
+        out = {}
+        for meter in hood.meters:
+            if meter not in keys:
+                continue
+            peers = [p for p in hood.neighbours(meter) if p in keys]
+            addressed = b"".join(_box_at(boxes[p], hood.neighbours(p).index(meter)) for p in peers)
+            body = {1: VERSION, 2: round_id, 3: meter, 4: peers, 5: b"".join(keys[p] for p in peers), 6: addressed}
+            out[meter] = msg.seal(body, mac_key(state.meter_keys[meter], b"down"), b"mask-bundle", 7)
+            rs.bundles[meter] = tuple(peers)
+        return rs, out
+
+    # -- 8.1 receipt ------------------------------------------------------------------
+
+    def receive(self, rs: RoundState, report: bytes) -> RoundState:
+        """Spec 8.1: check the root's aggregate-report; fix the reporting and missing sets."""
+        hood = self.hood
+        top = msg.AggregateReport.decode(report, hood)
+        if top.sender != hood.root:
+            raise InjectedContributionError(f"the round's report comes from {top.sender}, not the root {hood.root}")
+        msg.check_mac(top.fields, mac_key(self.state.aggregator_keys[top.sender], b"up"), b"aggregate-report", 6,
+                      top.sender)
+        msg.check_round_of(top.round, rs.round, "aggregate-report", top.sender)
+        for meter in top.covered:
+            if meter not in rs.bundles:
+                raise InjectedContributionError(f"the root covers meter {meter}, which was sent no bundle")
+        covered = set(top.covered)
+        rs.report, rs.reporting = top, top.covered
+        rs.missing = tuple(m for m in hood.meters if m in rs.bundles and m not in covered)
+        if len(rs.reporting) < hood.min_reporting:
+            raise RecoveryError(f"{len(rs.reporting)} meters reported, fewer than the minimum "
+                                f"{hood.min_reporting}: the round cannot be released")
+        rs.reporting_map, rs.missing_map = hood.bitmap(rs.reporting), hood.bitmap(rs.missing)
+        return rs
+
+    # -- 8.2 committee ------------------------------------------------------------------
+
+    def commit_requests(self, rs: RoundState) -> dict[str, bytes]:
+        """Spec 8.2: the sets, to each committee member."""
+        out = {}
+        for member in self.hood.committee:
+            body = {1: VERSION, 2: rs.round, 3: member, 4: rs.reporting_map, 5: rs.missing_map}
+            out[member] = msg.seal(body, mac_key(self.state.meter_keys[member], b"down"), b"commit-request", 6)
+        return out
+
+    def collect_signatures(self, rs: RoundState, answers: Sequence[bytes]) -> None:
+        """Spec 8.2: keep the valid committee signatures; RecoveryError below tau."""
+        hood = self.hood
+        message = commit_message(hood.group_id, hood.digest, rs.round, rs.reporting_map, rs.missing_map)
+        for raw in answers:
+            m = msg.open_message(raw, msg.COMMIT_SIGNATURE, "commit-signature")
+            signer = m[3]
+            if signer not in hood.committee:
+                raise InjectedContributionError(f"commit-signature from {signer!r}, which is not on the committee")
+            msg.check_round_of(m[2], rs.round, "commit-signature", signer)
+            if signer in rs.signatures:
+                raise ReplayError(f"two commit-signatures from {signer}")
+            if len(m[4]) != SIGNATURE_BYTES:
+                raise DecodeError(f"commit-signature from {signer}: the signature must be {SIGNATURE_BYTES} bytes")
+            try:
+                Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(m[4], message)
+            except (InvalidSignature, ValueError):
+                raise VerificationError(f"commit-signature from {signer} does not verify") from None
+            rs.signatures[signer] = m[4]
+        if len(rs.signatures) < hood.committee_threshold:
+            raise RecoveryError(f"{len(rs.signatures)} committee signatures, {hood.committee_threshold} needed")
+
+    # -- 8.3 unmask-requests ------------------------------------------------------------
+
+    def unmask_requests(self, rs: RoundState) -> dict[str, bytes]:
+        """Spec 8.3: the signed sets, to every reporting meter."""
+        hood = self.hood
+        if len(rs.signatures) < hood.committee_threshold:
+            raise ConsistencyError("the sets carry too few committee signatures to be shown to meters")
+        signers = [m for m in hood.committee if m in rs.signatures]
+        sigs = b"".join(rs.signatures[s] for s in signers)
+        out = {}
+        for meter in rs.reporting:
+            body = {1: VERSION, 2: rs.round, 3: meter, 4: rs.reporting_map, 5: rs.missing_map, 6: signers, 7: sigs}
+            out[meter] = msg.seal(body, mac_key(self.state.meter_keys[meter], b"down"), b"unmask-request", 8)
+            rs.requested.add(meter)
+        return out
+
+    # -- 8.5 finishing ------------------------------------------------------------------
+
+    def _read_response(self, rs: RoundState, raw: bytes) -> tuple[str, list[int]]:
+        m = msg.open_message(raw, msg.UNMASK_RESPONSE, "unmask-response")
+        sender = m[3]
+        if sender not in rs.requested:
+            raise InjectedContributionError(f"unmask-response from {sender!r}, which was not asked")
+        msg.check_mac(m, mac_key(self.state.meter_keys[sender], b"up"), b"unmask-response", 5, sender)
+        msg.check_round_of(m[2], rs.round, "unmask-response", sender)
+        shares = msg.chunks(m[4], SHARE_BYTES, len(rs.bundles[sender]), f"unmask-response from {sender}: shares")
+        values = [int.from_bytes(s, "big") for s in shares]
+        if any(v >= shamir.P25519 for v in values):
+            raise DecodeError(f"unmask-response from {sender}: share out of range")
+        return sender, values
+
+    def _recover(self, rs: RoundState, answered: Mapping[str, list[int]], meter: str, what: str) -> int:
+        """Spec 8.5 step 3: a meter's secret from the shares its bundled neighbours released."""
+        hood = self.hood
+        shares = []
+        for x, peer in enumerate(hood.neighbours(meter), start=1):
+            if peer in answered and meter in rs.bundles.get(peer, ()):
+                shares.append(shamir.Share(x, answered[peer][rs.bundles[peer].index(meter)]))
+        if len(shares) < hood.threshold:
+            raise RecoveryError(f"only {len(shares)} of the {hood.threshold} shares of meter {meter}'s {what} arrived")
+        if len(shares) > hood.threshold:
+            shamir.check_consistent(shares, hood.threshold)
+        return shamir.recover(shares, hood.threshold)
+
+    def finish(self, rs: RoundState, responses: Sequence[bytes]) -> RoundResult:
+        """Spec 8.5: recover the seeds of R and the mask keys of M, decrypt, check range and tag, release."""
+        hood, state = self.hood, self.state
+        n = hood.public_key.n
+        answered: dict[str, list[int]] = {}
+        for raw in responses:
+            sender, values = self._read_response(rs, raw)
+            if sender in answered:
+                raise ReplayError(f"two unmask-responses from {sender}")
+            answered[sender] = values
+        total = mpz(state.private_key.decrypt(rs.report.ciphertext))
+        for meter in rs.reporting:
+            total -= self_mask(self._recover(rs, answered, meter, "self-mask seed"), rs.round, n)
+        reporting = set(rs.reporting)
+        for meter in rs.missing:
+            epsilon = self._recover(rs, answered, meter, "round mask key")
+            for peer in rs.bundles[meter]:
+                if peer in reporting and meter in rs.bundles[peer]:
+                    secret = round_secret(hood.group_id, rs.round, meter, epsilon, peer, rs.mask_public[peer])
+                    total -= hood.sign(peer, meter) * pair_mask(secret, rs.round, n)
+        sums, tag_sum = hood.layout.unpack(int(total % n), n)
+        low, high = hood.layout.physical_range(len(rs.reporting))
+        if any(not low <= v <= high for v in sums):
+            raise AggregateMismatchError(f"round {rs.round}: a slot sum lies outside [{low}, {high}], the range "
+                                         f"{len(rs.reporting)} honest meters can produce")
+        alphas = tag_alphas(state.tag_key, rs.round, hood.slots)
+        expected = (sum(a * v for a, v in zip(alphas, sums)) +
+                    sum(tag_beta(state.meter_keys[m], rs.round) for m in rs.reporting)) % TAG_PRIME
+        if tag_sum % TAG_PRIME != expected:
+            raise AggregateMismatchError(
+                f"round {rs.round}: the aggregate does not match the {len(rs.reporting)} contributions it claims "
+                "(run Utility.audit to name the faulty node)")
+        state.last_round = rs.round
+        return RoundResult(rs.round, tuple(sums), rs.reporting, rs.missing, hood.noise is not None)
+
+    # -- 9 audit ------------------------------------------------------------------------
+
+    def audit(self, rs: RoundState, retained: Mapping[str, Sequence[bytes]]) -> None:
+        """Spec 9: walk the tree from the root and raise the typed error naming
+        the first aggregator whose report is not the product of its inputs.
+
+        ``retained`` maps each aggregator to the child reports it kept.
+        Returns None if every aggregator is consistent (the fault is then in
+        a meter's report or unmask-response).
+        """
+        self._audit_node(rs, rs.report, retained)
+
+    def _audit_node(self, rs: RoundState, report: msg.AggregateReport,
+                    retained: Mapping[str, Sequence[bytes]]) -> None:
+        hood, node = self.hood, report.sender
+        if node not in retained:
+            raise RecoveryError(f"audit: aggregator {node} kept no inputs for round {rs.round}")
+        parts, seen = [], set()
+        for raw in retained[node]:
+            part = msg.decode_child(raw, hood)
+            if part.sender not in hood.children(node):
+                raise InjectedContributionError(f"audit: {node} used a report from {part.sender}, not its child")
+            if part.sender in seen:
+                raise DuplicateContributionError(f"audit: {node} used two reports from {part.sender}")
+            seen.add(part.sender)
+            if isinstance(part, msg.MeterReport):
+                key, kind, mac_field = self.state.meter_keys[part.sender], b"meter-report", 5
+            else:
+                key, kind, mac_field = self.state.aggregator_keys[part.sender], b"aggregate-report", 6
+            try:
+                msg.check_mac(part.fields, mac_key(key, b"up"), kind, mac_field, part.sender)
+            except VerificationError:
+                raise InjectedContributionError(
+                    f"audit: {node} used a report from {part.sender} that {part.sender} did not make") from None
+            if part.round != rs.round:
+                raise ReplayError(f"audit: {node} used {part.sender}'s report of round {part.round} "
+                                  f"in round {rs.round}")
+            parts.append(part)
+        body = combine([contribution_of(part) for part in parts], rs.round, node, hood)
+        claimed, derived = set(report.covered), set(body[5])
+        for meter in report.covered:
+            if meter not in derived:
+                raise DroppedContributionError(f"audit: {node} claims meter {meter} but holds no report of it")
+        n2 = hood.public_key.nsquare
+        product = mpz(Ciphertext.from_bytes(hood.public_key, body[4]).c)
+        actual = report.ciphertext.c
+        if actual != product or claimed != derived:
+            for part in parts:
+                c = part.ciphertext.c
+                names = ", ".join(part.covered)
+                if actual * c % n2 == product:
+                    raise DroppedContributionError(f"audit: {node} left out the contribution of {names}")
+                if product * c % n2 == actual:
+                    raise DuplicateContributionError(f"audit: {node} counted the contribution of {names} twice")
+            if claimed != derived:
+                dropped = ", ".join(sorted(derived - claimed))
+                raise DroppedContributionError(f"audit: {node} received but did not claim {dropped}")
+            raise InjectedContributionError(f"audit: {node}'s aggregate contains a term none of its inputs made")
+        for part in parts:
+            if isinstance(part, msg.AggregateReport):
+                self._audit_node(rs, part, retained)
+
+
+def _box_at(boxes: bytes, index: int) -> bytes:
+    """The box at 0-based ``index`` of a concatenation (spec 6.2)."""
+    return boxes[BOX_BYTES * index:BOX_BYTES * (index + 1)]
+
+
