@@ -9,7 +9,7 @@ from gmpy2 import gcd, mpz
 
 from protocols.aggregation import messages as msg
 from protocols.aggregation.hood import Neighbourhood
-from protocols.aggregation.schedule import MAC_BYTES, VERSION, mac_key
+from protocols.aggregation.schedule import CONFIRM_BYTES, MAC_BYTES, VERSION, mac_key
 from protocols.errors import (
     DuplicateContributionError,
     InjectedContributionError,
@@ -27,8 +27,8 @@ def _mpz_from_bytes_of_int(data: bytes, byteorder: str) -> mpz:
 
 _MPZ_FROM_BYTES = getattr(mpz, "from_bytes", _mpz_from_bytes_of_int)
 """gmpy2 2.2 and later read bytes into an mpz directly; 2.1.5, which the project allows, cannot."""
-_MAC_KEY_HEAD = bytes((5,)) + msg.MAC_HEAD
-"""Key 5 and the head of the 32-byte MAC that ends a meter-report."""
+_MAC_KEY_HEAD = bytes((6,)) + msg.MAC_HEAD
+"""Key 6 and the head of the 32-byte MAC that ends a meter-report."""
 
 
 @dataclass
@@ -42,27 +42,32 @@ class AggregatorState:
     retained: dict = field(default_factory=dict, repr=False)
 
 
-def combine(contributions: Sequence[tuple[str, mpz, Sequence[str]]], round_id: int, sender: str,
-            hood: Neighbourhood) -> dict:
-    """Spec 7.1 steps 3-4: product of the ciphertexts; union of covered sets, in directory order."""
-    covered_set: set[str] = set()
-    for _, _, covered in contributions:
-        for meter in covered:
-            if meter in covered_set:
+Contribution = tuple[str, mpz, Sequence[str], Sequence[bytes]]
+"""(sender, c, covered meters, their confirmations) of one decoded input."""
+
+
+def combine(contributions: Sequence[Contribution], round_id: int, sender: str, hood: Neighbourhood) -> dict:
+    """Spec 7.1 steps 3-4: product of the ciphertexts; union of covered sets, in directory order,
+    each meter's confirmations carried along."""
+    entries: dict[str, bytes] = {}
+    for _, _, covered, confirmations in contributions:
+        for meter, value in zip(covered, confirmations):
+            if meter in entries:
                 raise DuplicateContributionError(f"meter {meter} arrives at {sender} twice")
-            covered_set.add(meter)
+            entries[meter] = value
     pk = hood.public_key
-    acc = product_mod([c for _, c, _ in contributions], pk.nsquare)
+    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
     if gcd(acc, pk.n) != 1:
-        for child, c, _ in contributions:
+        for child, c, _, _ in contributions:
             if gcd(c, pk.n) != 1:
                 raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
-    covered = sorted(covered_set, key=hood.index)
-    return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(), 5: covered}
+    covered = sorted(entries, key=hood.index)
+    return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(), 5: covered,
+            6: [entries[m] for m in covered]}
 
 
-def contribution_of(part: msg.MeterReport | msg.AggregateReport) -> tuple[str, mpz, tuple[str, ...]]:
-    return part.sender, part.ciphertext.c, part.covered
+def contribution_of(part: msg.MeterReport | msg.AggregateReport) -> Contribution:
+    return part.sender, part.ciphertext.c, part.covered, part.confirmation_list
 
 
 class Aggregator:
@@ -90,8 +95,8 @@ class Aggregator:
                 part = msg.decode_child(raw, hood)
                 message_round, sender, contribution = part.round, part.sender, contribution_of(part)
             else:
-                sender, c = fast
-                message_round, contribution = round_id, (sender, c, (sender,))
+                sender, c, confirmations = fast
+                message_round, contribution = round_id, (sender, c, (sender,), (confirmations,))
             if sender not in children:
                 raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
             if sender in seen:
@@ -103,7 +108,7 @@ class Aggregator:
         body = combine(contributions, round_id, state.aggregator_id, hood)
         state.last_round = round_id
         state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
-        return msg.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 6)
+        return msg.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 7)
 
 
 class _MeterReportReader:
@@ -112,25 +117,28 @@ class _MeterReportReader:
     Deterministic CBOR leaves a valid meter-report of round r from meter i
     exactly one encoding::
 
-        a5 01 02 02 <r, shortest head> 03 <i as a text string, shortest head>
-        04 <head of a byte string of len(n^2) bytes> <ciphertext> 05 58 20 <MAC, 32 bytes>
+        a6 01 02 02 <r, shortest head> 03 <i as a text string, shortest head>
+        04 <head of a byte string of len(n^2) bytes> <ciphertext>
+        05 <head of a byte string of 16 m bytes> <confirmations> 06 58 20 <MAC, 32 bytes>
 
-    :meth:`read` checks that layout byte for byte and 0 < c < n^2, and
-    returns (sender, c) -- what ``MeterReport.decode(raw, hood,
-    unit_check=False)`` gives -- or None for anything else, which the
-    general decoder then handles with its typed errors.
+    with m at most the meter's degree.  :meth:`read` checks that layout
+    byte for byte and 0 < c < n^2, and returns (sender, c, confirmations)
+    -- what ``MeterReport.decode(raw, hood, unit_check=False)`` gives -- or
+    None for anything else, which the general decoder then handles with its
+    typed errors.
     """
 
-    __slots__ = ("nsquare", "start", "ct_head", "ct_length", "meters")
+    __slots__ = ("nsquare", "start", "ct_head", "ct_length", "meters", "neighbours")
 
     def __init__(self, hood: Neighbourhood, round_id: int) -> None:
         self.nsquare = hood.public_key.nsquare
-        self.start = b"\xa5\x01" + cbor.head(0, VERSION) + b"\x02" + cbor.head(0, round_id) + b"\x03"
+        self.start = b"\xa6\x01" + cbor.head(0, VERSION) + b"\x02" + cbor.head(0, round_id) + b"\x03"
         self.ct_length = hood.public_key.ciphertext_length()
         self.ct_head = b"\x04" + cbor.head(2, self.ct_length)
         self.meters = hood._meter_by_text
+        self.neighbours = hood._neighbours
 
-    def read(self, raw: object) -> tuple[str, mpz] | None:
+    def read(self, raw: object) -> tuple[str, mpz, bytes] | None:
         if type(raw) is not bytes or not raw.startswith(self.start):
             return None
         pos = len(self.start)
@@ -148,10 +156,21 @@ class _MeterReportReader:
             return None
         ct_start = end + len(self.ct_head)
         ct_end = ct_start + self.ct_length
-        if (len(raw) != ct_end + len(_MAC_KEY_HEAD) + MAC_BYTES or raw[end:ct_start] != self.ct_head
-                or raw[ct_end:ct_end + len(_MAC_KEY_HEAD)] != _MAC_KEY_HEAD):
+        if raw[end:ct_start] != self.ct_head or raw[ct_end:ct_end + 1] != b"\x05":
+            return None
+        first = raw[ct_end + 1:ct_end + 2]
+        if not first:
+            return None
+        size = {0x58: 2, 0x59: 3}.get(first[0], 1)
+        conf_length = int.from_bytes(raw[ct_end + 2:ct_end + 1 + size], "big") if size > 1 else first[0] - 0x40
+        conf_start = ct_end + 1 + size
+        conf_end = conf_start + conf_length
+        if (conf_length < 0 or raw[ct_end + 1:conf_start] != cbor.head(2, conf_length)
+                or conf_length % CONFIRM_BYTES or conf_length > CONFIRM_BYTES * len(self.neighbours[sender])
+                or len(raw) != conf_end + len(_MAC_KEY_HEAD) + MAC_BYTES
+                or raw[conf_end:conf_end + len(_MAC_KEY_HEAD)] != _MAC_KEY_HEAD):
             return None
         c = _MPZ_FROM_BYTES(raw[ct_start:ct_end], "big")
         if not 0 < c < self.nsquare:
             return None
-        return sender, c
+        return sender, c, raw[conf_start:conf_end]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gmpy2 import mpz
 
 from protocols.aggregation.hood import Neighbourhood
-from protocols.aggregation.schedule import MAC_BYTES, MAX_ROUND, VERSION, mac
+from protocols.aggregation.schedule import CONFIRM_BYTES, MAC_BYTES, MAX_ROUND, VERSION, mac
 from protocols.errors import (
     DecodeError,
     DuplicateContributionError,
@@ -36,11 +36,11 @@ K_VERSION, K_ROUND, K_PARTY = 1, 2, 3
 # key -> type of each message's CBOR map (spec 6-8); the MAC, where there is one, has the largest key
 MASK_ADVERT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
 MASK_BUNDLE = {1: int, 2: int, 3: str, 4: list, 5: bytes, 6: bytes, 7: bytes}
-METER_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes}
-AGGREGATE_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: bytes}
+METER_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
+AGGREGATE_REPORT = {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: list, 7: bytes}
 COMMIT_REQUEST = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes}
 COMMIT_SIGNATURE = {1: int, 2: int, 3: str, 4: bytes}
-UNMASK_REQUEST = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: list, 7: bytes, 8: bytes}
+UNMASK_REQUEST = {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: list, 7: bytes, 8: bytes, 9: bytes}
 UNMASK_RESPONSE = {1: int, 2: int, 3: str, 4: bytes, 5: bytes}
 
 MAC_HEAD = cbor.head(2, MAC_BYTES)
@@ -139,6 +139,8 @@ class MeterReport:
     round: int
     sender: str
     ciphertext: Ciphertext
+    confirmations: bytes
+    """One 16-byte confirmation per neighbour the sender masked with, in its bundle order (spec 6.4)."""
     fields: dict = field(repr=False)
 
     @classmethod
@@ -147,13 +149,18 @@ class MeterReport:
         sender = m[3]
         if sender not in hood.meter_public:
             raise InjectedContributionError(f"meter-report from {sender!r}, which is not a meter of this neighbourhood")
-        if len(m[5]) != MAC_BYTES:
+        check_confirmations(m[5], hood, sender)
+        if len(m[6]) != MAC_BYTES:
             raise DecodeError(f"meter-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), m)
+        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), m[5], m)
 
     @property
     def covered(self) -> tuple[str, ...]:
         return (self.sender,)
+
+    @property
+    def confirmation_list(self) -> tuple[bytes, ...]:
+        return (self.confirmations,)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,8 @@ class AggregateReport:
     sender: str
     ciphertext: Ciphertext
     covered: tuple[str, ...]
+    confirmation_list: tuple[bytes, ...]
+    """Each covered meter's confirmations, in the order of ``covered``."""
     fields: dict = field(repr=False)
 
     @classmethod
@@ -174,9 +183,21 @@ class AggregateReport:
             raise InjectedContributionError(f"aggregate-report from {sender!r}, which is not an aggregator")
         covered = tuple(list_of(m[5], str, "aggregate-report covered"))
         check_covered(covered, hood, sender)
-        if len(m[6]) != MAC_BYTES:
+        confirmations = tuple(list_of(m[6], bytes, "aggregate-report confirmations"))
+        if len(confirmations) != len(covered):
+            raise DecodeError(f"aggregate-report from {sender}: one confirmation string per covered meter")
+        for meter, value in zip(covered, confirmations):
+            check_confirmations(value, hood, meter)
+        if len(m[7]) != MAC_BYTES:
             raise DecodeError(f"aggregate-report from {sender}: MAC must be {MAC_BYTES} bytes")
-        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), covered, m)
+        return cls(m[2], sender, ciphertext(hood.public_key, m[4], unit_check), covered, confirmations, m)
+
+
+def check_confirmations(value: bytes, hood: Neighbourhood, meter: str) -> None:
+    """Spec 6.4: whole 16-byte confirmations, at most one per neighbour of the meter."""
+    if len(value) % CONFIRM_BYTES or len(value) > CONFIRM_BYTES * len(hood.neighbours(meter)):
+        raise DecodeError(f"confirmations of meter {meter}: need whole {CONFIRM_BYTES}-byte items, "
+                          f"at most one per neighbour")
 
 
 def check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> None:
@@ -196,7 +217,7 @@ def check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> N
 
 
 def decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateReport:
-    """A child's report: an aggregate-report has 6 keys, a meter-report 5 (spec 7.1 step 1)."""
+    """A child's report: an aggregate-report has 7 keys, a meter-report 6 (spec 7.1 step 1)."""
     message = decode(raw, "report")
     if isinstance(message, dict) and len(message) == len(AGGREGATE_REPORT):
         return AggregateReport.decode(message, hood, unit_check=False)

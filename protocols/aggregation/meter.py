@@ -11,6 +11,7 @@ per round" is "once ever" for every secret it holds.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from protocols.aggregation import messages as msg
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import (
     BOX_BYTES,
-
+    CONFIRM_BYTES,
     KEY_BYTES,
     SHARE_BYTES,
     SIGNATURE_BYTES,
@@ -30,6 +31,7 @@ from protocols.aggregation.schedule import (
     box_cipher,
     box_nonce_aad,
     commit_message,
+    confirmation,
     graph_commitment,
     mac_key,
     mask_private,
@@ -85,6 +87,7 @@ class MeterState:
     bundle_round: int = -1
     bundle: tuple[str, ...] = ()
     peer_mask_public: dict = field(default_factory=dict, repr=False)
+    own_mask_public: bytes = b""
     held: dict = field(default_factory=dict, repr=False)
     last_reported: int = -1
     last_unmasked: int = -1
@@ -281,9 +284,14 @@ class Meter:
             ct = encryptor.encrypt(plaintext)
         else:
             ct = encryptor.encrypt(plaintext, rng)
+        own_public = x25519_public(mask_private(state.epsilon))
+        confirmations = b"".join(
+            confirmation(self._secret(peer), hood.group_id, round_id, state.meter_id, peer, own_public,
+                         state.peer_mask_public[peer]) for peer in state.bundle)
         state.last_reported, state.epsilon, state.sigma = round_id, None, None
-        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ct.to_bytes()}
-        return msg.seal(body, mac_key(state.key, b"up"), b"meter-report", 5)
+        state.own_mask_public = own_public
+        body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ct.to_bytes(), 5: confirmations}
+        return msg.seal(body, mac_key(state.key, b"up"), b"meter-report", 6)
 
     # -- 8.2 committee signature -------------------------------------------------------
 
@@ -311,7 +319,7 @@ class Meter:
         """Spec 8.4: release, per bundled neighbour, a share of exactly one of its secrets."""
         hood, state = self.hood, self.state
         m = msg.open_message(raw, msg.UNMASK_REQUEST, "unmask-request")
-        msg.check_mac(m, mac_key(state.key, b"down"), b"unmask-request", 8, "the utility")
+        msg.check_mac(m, mac_key(state.key, b"down"), b"unmask-request", 9, "the utility")
         round_id = m[2]
         if m[3] != state.meter_id:
             raise VerificationError(f"unmask-request addressed to {m[3]}, not {state.meter_id}")
@@ -331,6 +339,7 @@ class Meter:
                     f"the sets list neighbour {peer} as {'taking part' if listed else 'absent'}, "
                     f"but it {'did not advertise' if listed else 'advertised'} to {state.meter_id}")
         check_committee(hood, round_id, m[4], m[5], m[6], m[7])
+        self._check_confirmations(round_id, reporting, m[8])
         shares = bytearray()
         for peer in state.bundle:
             eps_share, sigma_share = state.held[peer]
@@ -338,6 +347,24 @@ class Meter:
         state.last_unmasked, state.held = round_id, {}
         body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: bytes(shares)}
         return msg.seal(body, mac_key(state.key, b"up"), b"unmask-response", 5)
+
+
+    def _check_confirmations(self, round_id: int, reporting: set, data: bytes) -> None:
+        """Spec 8.4 step 5: every reporting bundled neighbour proves it masked with this meter.
+
+        Without this a utility could hand a target a bundle of neighbours it
+        will declare missing while others, who hold the target's shares but
+        with whom it never masked, release its seed (spec 11.3).
+        """
+        hood, state = self.hood, self.state
+        peers = [p for p in state.bundle if p in reporting]
+        values = msg.chunks(data, CONFIRM_BYTES, len(peers), "unmask-request confirmations")
+        for peer, value in zip(peers, values):
+            expected = confirmation(self._secret(peer), hood.group_id, round_id, peer, state.meter_id,
+                                    state.peer_mask_public[peer], state.own_mask_public)
+            if not hmac.compare_digest(expected, value):
+                raise ConsistencyError(f"neighbour {peer} is listed as reporting but did not confirm "
+                                       f"masking with {state.meter_id}")
 
 
 def check_sets(hood: Neighbourhood, reporting_map: bytes, missing_map: bytes) -> tuple[set, set]:

@@ -25,6 +25,7 @@ BOX_BYTES = BOX_PLAIN_BYTES + 16
 MAC_BYTES = 32
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+CONFIRM_BYTES = 16
 MAX_ROUND = (1 << 64) - 1
 
 
@@ -121,6 +122,20 @@ def box_nonce_aad(group_id: bytes, round_id: int, sender: str, recipient: str,
     aad = (DOMAIN + b"box" + lp(group_id) + round_bytes(round_id) + lp(sender.encode()) +
            lp(recipient.encode()) + sender_mask_public)
     return nonce, aad
+
+
+def confirmation(secret: bytes, group_id: bytes, round_id: int, sender: str, recipient: str,
+                 sender_mask_public: bytes, recipient_mask_public: bytes) -> bytes:
+    """Spec 5.7: the sender's proof to one neighbour that it masked with it this round.
+
+    The first 16 bytes of HMAC-SHA256(prf(s_ij, "confirm", 0, 32), DOMAIN || "confirm" || lp(group)
+    || I2OSP(r, 8) || lp(sender) || lp(recipient) || E_sender || E_recipient).  Only the two
+    meters hold s_ij, so the utility can neither forge one nor turn one around.
+    """
+    key = prf(secret, b"confirm", 0, KEY_BYTES)
+    data = (DOMAIN + b"confirm" + lp(group_id) + round_bytes(round_id) + lp(sender.encode()) +
+            lp(recipient.encode()) + sender_mask_public + recipient_mask_public)
+    return hmac.new(key, data, hashlib.sha256).digest()[:CONFIRM_BYTES]
 
 
 def tag_alphas(tag_key: bytes, round_id: int, slots: int) -> list[int]:

@@ -14,6 +14,7 @@ from protocols.aggregation.aggregator import combine, contribution_of
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import (
     BOX_BYTES,
+    CONFIRM_BYTES,
     KEY_BYTES,
     SHARE_BYTES,
     SIGNATURE_BYTES,
@@ -66,6 +67,7 @@ class RoundState:
     missing: tuple[str, ...] = ()
     reporting_map: bytes = b""
     missing_map: bytes = b""
+    confirmations: dict[str, bytes] = field(default_factory=dict, repr=False)
     signatures: dict[str, bytes] = field(default_factory=dict, repr=False)
     requested: set = field(default_factory=set, repr=False)
 
@@ -133,12 +135,16 @@ class Utility:
         top = msg.AggregateReport.decode(report, hood)
         if top.sender != hood.root:
             raise InjectedContributionError(f"the round's report comes from {top.sender}, not the root {hood.root}")
-        msg.check_mac(top.fields, mac_key(self.state.aggregator_keys[top.sender], b"up"), b"aggregate-report", 6,
+        msg.check_mac(top.fields, mac_key(self.state.aggregator_keys[top.sender], b"up"), b"aggregate-report", 7,
                       top.sender)
         msg.check_round_of(top.round, rs.round, "aggregate-report", top.sender)
-        for meter in top.covered:
+        for meter, value in zip(top.covered, top.confirmation_list):
             if meter not in rs.bundles:
                 raise InjectedContributionError(f"the root covers meter {meter}, which was sent no bundle")
+            if len(value) != CONFIRM_BYTES * len(rs.bundles[meter]):
+                raise DecodeError(f"meter {meter} confirmed {len(value) // CONFIRM_BYTES} neighbours, "
+                                  f"its bundle has {len(rs.bundles[meter])}")
+        rs.confirmations = dict(zip(top.covered, top.confirmation_list))
         covered = set(top.covered)
         rs.report, rs.reporting = top, top.covered
         rs.missing = tuple(m for m in hood.meters if m in rs.bundles and m not in covered)
@@ -190,9 +196,14 @@ class Utility:
         signers = [m for m in hood.committee if m in rs.signatures]
         sigs = b"".join(rs.signatures[s] for s in signers)
         out = {}
+        reporting = set(rs.reporting)
         for meter in rs.reporting:
-            body = {1: VERSION, 2: rs.round, 3: meter, 4: rs.reporting_map, 5: rs.missing_map, 6: signers, 7: sigs}
-            out[meter] = msg.seal(body, mac_key(self.state.meter_keys[meter], b"down"), b"unmask-request", 8)
+            confirmations = b"".join(
+                _item_at(rs.confirmations[peer], rs.bundles[peer].index(meter), CONFIRM_BYTES)
+                for peer in rs.bundles[meter] if peer in reporting and meter in rs.bundles[peer])
+            body = {1: VERSION, 2: rs.round, 3: meter, 4: rs.reporting_map, 5: rs.missing_map, 6: signers, 7: sigs,
+                    8: confirmations}
+            out[meter] = msg.seal(body, mac_key(self.state.meter_keys[meter], b"down"), b"unmask-request", 9)
             rs.requested.add(meter)
         return out
 
@@ -285,9 +296,9 @@ class Utility:
                 raise DuplicateContributionError(f"audit: {node} used two reports from {part.sender}")
             seen.add(part.sender)
             if isinstance(part, msg.MeterReport):
-                key, kind, mac_field = self.state.meter_keys[part.sender], b"meter-report", 5
+                key, kind, mac_field = self.state.meter_keys[part.sender], b"meter-report", 6
             else:
-                key, kind, mac_field = self.state.aggregator_keys[part.sender], b"aggregate-report", 6
+                key, kind, mac_field = self.state.aggregator_keys[part.sender], b"aggregate-report", 7
             try:
                 msg.check_mac(part.fields, mac_key(key, b"up"), kind, mac_field, part.sender)
             except VerificationError:
@@ -322,8 +333,12 @@ class Utility:
                 self._audit_node(rs, part, retained)
 
 
+def _item_at(items: bytes, index: int, size: int) -> bytes:
+    """The item at 0-based ``index`` of a concatenation of fixed-size items (spec 6.1)."""
+    return items[size * index:size * (index + 1)]
+
+
 def _box_at(boxes: bytes, index: int) -> bytes:
-    """The box at 0-based ``index`` of a concatenation (spec 6.2)."""
-    return boxes[BOX_BYTES * index:BOX_BYTES * (index + 1)]
+    return _item_at(boxes, index, BOX_BYTES)
 
 
