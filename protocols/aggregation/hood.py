@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from protocols.aggregation.layout import Layout
-from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, graph_seed, rank
+from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, graph_seed, is_low_order, rank
 from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
 from protocols.primitives import cbor
 from protocols.privacy import dp
@@ -28,6 +28,8 @@ MAX_METERS = 1 << 20
 """Largest neighbourhood a directory may describe (spec 3.1)."""
 MAX_DEGREE = 64
 MAX_COMMITTEE = 255
+MAX_TREE_DEPTH = 64
+"""Levels of aggregators between a meter and the utility (spec 3.1)."""
 
 
 def check_id(name: object, what: str) -> str:
@@ -77,6 +79,8 @@ class Neighbourhood:
     digest: bytes = field(init=False, repr=False)
     seed: bytes = field(init=False, repr=False)
     committee: tuple[str, ...] = field(init=False)
+    offsets: tuple[int, ...] = field(init=False)
+    """The circulant's offsets o_1..o_{k/2} in draw order; empty for the complete graph (spec 3.4)."""
     _index: dict = field(init=False, repr=False)
     _parent: dict = field(init=False, repr=False)
     _neighbours: dict = field(init=False, repr=False)
@@ -97,6 +101,8 @@ class Neighbourhood:
                 value = table.get(meter)
                 if not isinstance(value, bytes) or len(value) != KEY_BYTES:
                     raise ParameterError(f"meter {meter}: {name} value must be 32 bytes")
+            if is_low_order(self.meter_public[meter]):
+                raise ParameterError(f"meter {meter}: the X25519 key is a low-order point")
         if set(self.meter_verify) != set(ids) or set(self.commitments) != set(ids):
             raise ParameterError("the key and commitment tables must name exactly the meters")
         meters = tuple(sorted(ids, key=str.encode))
@@ -122,13 +128,10 @@ class Neighbourhood:
             self._set("seed", None)
             self._set("_neighbours", {})
             self._set("committee", ())
+            self._set("offsets", ())
             return
         self._set("seed", self._seed(meters))
         self._set("_neighbours", self._graph(meters))
-        low = min(len(peers) for peers in self._neighbours.values())
-        if low < self.threshold:
-            raise ParameterError(f"the graph gives a meter {low} neighbours, fewer than the threshold "
-                                 f"{self.threshold}: run a new setup or lower the threshold")
         ranked = sorted(meters, key=lambda m: rank(self.seed, b"committee", 0, m))
         self._set("committee", tuple(ranked[:self.committee_size]))
 
@@ -144,8 +147,9 @@ class Neighbourhood:
         k = min(self.degree, count - 1)
         if self.threshold is None:
             self._set("threshold", max(1, math.ceil(2 * k / 3)))
-        if type(self.threshold) is not int or not 1 <= self.threshold <= k:
-            raise ParameterError(f"threshold must be between 1 and the effective degree {k}")
+        if type(self.threshold) is not int or not k // 2 < self.threshold <= k:
+            raise ParameterError(f"threshold must exceed half the effective degree {k} and be at most {k} "
+                                 "(spec 3.1: a meter's two secrets then never both reach t through honest neighbours)")
         if self.min_reporting is None:
             self._set("min_reporting", max(2, math.ceil(count / 2)))
         if type(self.min_reporting) is not int or not 2 <= self.min_reporting <= count:
@@ -157,8 +161,8 @@ class Neighbourhood:
         if self.committee_threshold is None:
             self._set("committee_threshold", 2 * self.committee_size // 3 + 1)
         kappa = self.committee_size
-        if type(self.committee_threshold) is not int or not kappa // 2 < self.committee_threshold <= kappa:
-            raise ParameterError("committee_threshold must be more than half the committee and at most all of it")
+        if type(self.committee_threshold) is not int or not 2 * kappa // 3 < self.committee_threshold <= kappa:
+            raise ParameterError("committee_threshold must exceed two thirds of the committee and be at most all of it")
 
     def _check_tree(self, meters: tuple[str, ...]) -> dict:
         check_id(self.root, "root aggregator id")
@@ -179,11 +183,13 @@ class Neighbourhood:
                 parent[child] = node
         if self.root in parent:
             raise ParameterError("the root has a parent")
-        reached, stack = set(), [self.root]
+        reached, stack = set(), [(self.root, 1)]
         while stack:
-            node = stack.pop()
+            node, depth = stack.pop()
+            if depth > MAX_TREE_DEPTH:
+                raise ParameterError(f"the tree is deeper than {MAX_TREE_DEPTH} aggregators")
             reached.add(node)
-            stack.extend(self.tree.get(node, ()))
+            stack.extend((child, depth + 1) for child in self.tree.get(node, ()))
         if reached != set(self.tree) | set(meters):
             raise ParameterError("every meter and aggregator must hang below the root exactly once")
         return parent
@@ -220,18 +226,34 @@ class Neighbourhood:
         return graph_seed(self.digest, nonces)
 
     def _graph(self, meters: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-        """Spec 3.4: the complete graph if N - 1 <= k, else the union of k/2 seeded Hamiltonian cycles."""
+        """Spec 3.4: the complete graph if N - 1 <= k, else a seeded circulant: meters placed in the
+        order of rank(seed, "order", 0, id), joined at k/2 distinct seeded offsets o_1..o_{k/2}.
+
+        Every meter then has exactly k neighbours: position p's are p - o_1, p + o_1, p - o_2, ...
+        (mod N).  Offset c is 1 + OS2IP(SHA-256(DOMAIN || "offset" || seed || I2OSP(c, 1) ||
+        I2OSP(a, 4))) mod (ceil(N/2) - 1) for a = 0, 1, ... until it differs from the earlier ones.
+        """
         count = len(meters)
         if count - 1 <= self.degree:
+            self._set("offsets", ())
             return {m: tuple(p for p in meters if p != m) for m in meters}
-        lists: dict[str, list[str]] = {m: [] for m in meters}
+        placed = sorted(meters, key=lambda m: rank(self.seed, b"order", 0, m))
+        span = (count + 1) // 2 - 1
+        offsets: list[int] = []
         for c in range(1, self.degree // 2 + 1):
-            cycle = sorted(meters, key=lambda m: rank(self.seed, b"cycle", c, m))
-            for pos, meter in enumerate(cycle):
-                for peer in (cycle[pos - 1], cycle[(pos + 1) % count]):
-                    if peer not in lists[meter]:
-                        lists[meter].append(peer)
-        return {m: tuple(peers) for m, peers in lists.items()}
+            attempt = 0
+            while True:
+                digest = hashlib.sha256(DOMAIN + b"offset" + self.seed + bytes([c]) + attempt.to_bytes(4, "big"))
+                offset = 1 + int.from_bytes(digest.digest(), "big") % span
+                if offset not in offsets:
+                    break
+                attempt += 1
+            offsets.append(offset)
+        self._set("offsets", tuple(offsets))
+        graph = {}
+        for pos, meter in enumerate(placed):
+            graph[meter] = tuple(placed[(pos + sign * o) % count] for o in offsets for sign in (-1, 1))
+        return graph
 
     # -- queries ---------------------------------------------------------------
 
@@ -259,16 +281,21 @@ class Neighbourhood:
         return self._parent.get(node)
 
     def meters_below(self, node: str) -> set[str]:
-        if node in self.meter_public:
-            return {node}
         below: set[str] = set()
-        for child in self.tree[node]:
-            below |= self.meters_below(child)
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if item in self.meter_public:
+                below.add(item)
+            else:
+                stack.extend(self.tree[item])
         return below
 
     @property
     def max_missing(self) -> int:
         """Spec 8.6: any set of this many missing meters is always recoverable."""
+        if self.reveals is None:
+            raise StateError("the setup is not finished: the graph exists only once every nonce is revealed")
         low = min(len(peers) for peers in self._neighbours.values())
         return min(low - self.threshold, len(self.meters) - self.min_reporting)
 

@@ -69,17 +69,43 @@ def seal(body: dict, mac_key_: bytes, kind: bytes, mac_field: int) -> bytes:
     return cbor.encode({**body, mac_field: tag})
 
 
-def decode(data: object, kind: str) -> object:
+def size_limit(hood: Neighbourhood, kind: str) -> int:
+    """Spec 6.1: the largest encoding of each message a neighbourhood allows, checked before decoding.
+
+    Every term bounds one field with its CBOR head: an id at most 66 bytes,
+    a ciphertext len(n^2) + 3, per-neighbour items times the degree k, the
+    bitmaps ceil(N/8) + 5, a signer 66 + 64 bytes; 128 bytes cover the rest.
+    """
+    ident, k, count = 66, hood.degree, len(hood.meters)
+    ct = hood.public_key.ciphertext_length() + 3
+    bitmaps = 2 * (hood.bitmap_bytes + 5)
+    limits = {
+        "mask-advert": ident + 35 + 80 * k + 3,
+        "mask-bundle": ident + k * ident + 112 * k + 6,
+        "meter-report": ident + ct + 16 * k + 3,
+        "aggregate-report": ident + ct + count * (ident + 16 * k + 3) + 10,
+        "commit-request": ident + bitmaps,
+        "commit-signature": ident + 67,
+        "unmask-request": ident + bitmaps + hood.committee_size * (ident + 64) + 10 + 16 * k + 3,
+        "unmask-response": ident + 32 * k + 3,
+    }
+    return min(MAX_MESSAGE_BYTES, 128 + limits.get(kind, max(limits.values())))
+
+
+def decode(data: object, kind: str, limit: int = MAX_MESSAGE_BYTES) -> object:
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError(f"{kind}: expected bytes")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
-    return cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit}")
+    return cbor.decode(bytes(data), max_size=limit)
 
 
-def open_message(data: bytes | dict, schema: dict, kind: str) -> dict:
-    """Decode (unless already decoded) and check the map's keys, types, version and round."""
-    message = cbor.expect_map(data if isinstance(data, dict) else decode(data, kind), schema, name=kind)
+def open_message(data: bytes | dict, schema: dict, kind: str, hood: Neighbourhood | None = None) -> dict:
+    """Decode (unless already decoded; bounded by the neighbourhood's limit for the kind) and check
+    the map's keys, types, version and round."""
+    if not isinstance(data, dict):
+        data = decode(data, kind, MAX_MESSAGE_BYTES if hood is None else size_limit(hood, kind))
+    message = cbor.expect_map(data, schema, name=kind)
     if message[K_VERSION] != VERSION:
         raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
     if not 0 <= message[K_ROUND] <= MAX_ROUND:
@@ -145,7 +171,7 @@ class MeterReport:
 
     @classmethod
     def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
-        m = open_message(data, METER_REPORT, "meter-report")
+        m = open_message(data, METER_REPORT, "meter-report", hood)
         sender = m[3]
         if sender not in hood.meter_public:
             raise InjectedContributionError(f"meter-report from {sender!r}, which is not a meter of this neighbourhood")
@@ -177,7 +203,7 @@ class AggregateReport:
 
     @classmethod
     def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
-        m = open_message(data, AGGREGATE_REPORT, "aggregate-report")
+        m = open_message(data, AGGREGATE_REPORT, "aggregate-report", hood)
         sender = m[3]
         if sender not in hood.tree:
             raise InjectedContributionError(f"aggregate-report from {sender!r}, which is not an aggregator")
@@ -218,7 +244,7 @@ def check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> N
 
 def decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateReport:
     """A child's report: an aggregate-report has 7 keys, a meter-report 6 (spec 7.1 step 1)."""
-    message = decode(raw, "report")
+    message = decode(raw, "report", size_limit(hood, "aggregate-report"))
     if isinstance(message, dict) and len(message) == len(AGGREGATE_REPORT):
         return AggregateReport.decode(message, hood, unit_check=False)
     return MeterReport.decode(message, hood, unit_check=False)

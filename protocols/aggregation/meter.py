@@ -88,6 +88,8 @@ class MeterState:
     bundle: tuple[str, ...] = ()
     peer_mask_public: dict = field(default_factory=dict, repr=False)
     own_mask_public: bytes = b""
+    bundle_directory: bytes | None = None
+    round_secrets: dict = field(default_factory=dict, repr=False)
     held: dict = field(default_factory=dict, repr=False)
     last_reported: int = -1
     last_unmasked: int = -1
@@ -101,6 +103,16 @@ class MeterState:
     @property
     def verify_key(self) -> bytes:
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed).public_key().public_bytes_raw()
+
+
+def close_round(state: MeterState) -> None:
+    """Spec 6.1: end any open round for good -- erase its secrets and the shares held, and mark it
+    answered, so no later directory, committee or request can make the meter release anything of it."""
+    state.last_unmasked = max(state.last_unmasked, state.advertised, state.last_reported)
+    state.last_committed = max(state.last_committed, state.advertised, state.last_reported)
+    state.epsilon = state.sigma = None
+    state.bundle_round, state.bundle, state.peer_mask_public, state.held = -1, (), {}, {}
+    state.round_secrets, state.bundle_directory = {}, None
 
 
 # ---------------------------------------------------------------------------
@@ -120,6 +132,8 @@ def commit_to_graph(state: MeterState, rng: RandomSource | None = None) -> bytes
     state.setups += 1
     state.graph_nonce = nonce
     state.directory = None
+    close_round(state)
+    state.pairwise = {}
     return graph_commitment(state.meter_id, nonce)
 
 
@@ -161,11 +175,14 @@ class Meter:
         self.state = state
 
     def _secret(self, peer: str) -> bytes:
-        secret = self.state.pairwise.get(peer)
+        """s_ij (spec 5.3), cached by the peer's id and key in this group: a key the directory
+        changes is never served from the cache."""
+        entry = (self.hood.group_id, peer, self.hood.meter_public[peer])
+        secret = self.state.pairwise.get(entry)
         if secret is None:
             secret = static_secret(self.hood.group_id, self.state.meter_id, self.state.x25519_private,
                                    peer, self.hood.meter_public[peer])
-            self.state.pairwise[peer] = secret
+            self.state.pairwise[entry] = secret
         return secret
 
     # -- 6.2 advertise ------------------------------------------------------------
@@ -208,7 +225,7 @@ class Meter:
         unless the whole bundle checks.
         """
         hood, state = self.hood, self.state
-        m = msg.open_message(raw, msg.MASK_BUNDLE, "mask-bundle")
+        m = msg.open_message(raw, msg.MASK_BUNDLE, "mask-bundle", hood)
         msg.check_mac(m, mac_key(state.key, b"down"), b"mask-bundle", 7, "the utility")
         if m[3] != state.meter_id:
             raise VerificationError(f"mask-bundle addressed to {m[3]}, not {state.meter_id}")
@@ -225,7 +242,7 @@ class Meter:
         boxes = msg.chunks(m[6], BOX_BYTES, len(peers), "mask-bundle boxes")
         if len(peers) < hood.threshold:
             raise RecoveryError(f"only {len(peers)} neighbours advertised; the round needs {hood.threshold}")
-        held = {}
+        held, secrets = {}, {}
         for peer, mask_public, box in zip(peers, keys, boxes):
             nonce, aad = box_nonce_aad(hood.group_id, round_id, peer, state.meter_id, mask_public)
             try:
@@ -236,12 +253,22 @@ class Meter:
             if eps_share >= shamir.P25519 or sigma_share >= shamir.P25519:
                 raise VerificationError(f"the share box from {peer} holds a value out of range")
             held[peer] = (eps_share, sigma_share)
+            secrets[peer] = self._round_secret(round_id, peer, mask_public)
         state.bundle_round, state.bundle = round_id, tuple(peers)
+        state.round_secrets, state.bundle_directory = secrets, hood.digest
         state.peer_mask_public = dict(zip(peers, keys))
         state.held = held
         return state.bundle
 
     # -- 6.4 report -----------------------------------------------------------------
+
+    def _round_secret(self, round_id: int, peer: str, mask_public: bytes) -> bytes:
+        """Spec 5.4 a_ij(r); a low-order mask key (only the peer itself can have made it) is refused."""
+        try:
+            return round_secret(self.hood.group_id, round_id, self.state.meter_id, self.state.epsilon, peer,
+                                mask_public)
+        except ParameterError:
+            raise VerificationError(f"neighbour {peer} advertised a low-order mask key") from None
 
     def _check_readings(self, readings: Sequence[int]) -> None:
         hood = self.hood
@@ -274,9 +301,7 @@ class Meter:
         tag = (sum(a * v for a, v in zip(alphas, values)) + tag_beta(state.key, round_id)) % TAG_PRIME
         plaintext = hood.layout.pack(values, tag)
         for peer in state.bundle:
-            secret = round_secret(hood.group_id, round_id, state.meter_id, state.epsilon, peer,
-                                  state.peer_mask_public[peer])
-            plaintext += hood.sign(state.meter_id, peer) * pair_mask(secret, round_id, n)
+            plaintext += hood.sign(state.meter_id, peer) * pair_mask(state.round_secrets[peer], round_id, n)
         plaintext = (plaintext + self_mask(state.sigma, round_id, n)) % n
         if encryptor is None:
             ct = hood.public_key.encrypt(plaintext, rng)
@@ -289,7 +314,7 @@ class Meter:
             confirmation(self._secret(peer), hood.group_id, round_id, state.meter_id, peer, own_public,
                          state.peer_mask_public[peer]) for peer in state.bundle)
         state.last_reported, state.epsilon, state.sigma = round_id, None, None
-        state.own_mask_public = own_public
+        state.own_mask_public, state.round_secrets = own_public, {}
         body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ct.to_bytes(), 5: confirmations}
         return msg.seal(body, mac_key(state.key, b"up"), b"meter-report", 6)
 
@@ -300,7 +325,7 @@ class Meter:
         hood, state = self.hood, self.state
         if state.meter_id not in hood.committee:
             raise StateError(f"meter {state.meter_id} is not on the committee")
-        m = msg.open_message(raw, msg.COMMIT_REQUEST, "commit-request")
+        m = msg.open_message(raw, msg.COMMIT_REQUEST, "commit-request", hood)
         msg.check_mac(m, mac_key(state.key, b"down"), b"commit-request", 6, "the utility")
         if m[3] != state.meter_id:
             raise VerificationError(f"commit-request addressed to {m[3]}, not {state.meter_id}")
@@ -318,7 +343,7 @@ class Meter:
     def unmask(self, raw: bytes) -> bytes:
         """Spec 8.4: release, per bundled neighbour, a share of exactly one of its secrets."""
         hood, state = self.hood, self.state
-        m = msg.open_message(raw, msg.UNMASK_REQUEST, "unmask-request")
+        m = msg.open_message(raw, msg.UNMASK_REQUEST, "unmask-request", hood)
         msg.check_mac(m, mac_key(state.key, b"down"), b"unmask-request", 9, "the utility")
         round_id = m[2]
         if m[3] != state.meter_id:
@@ -326,13 +351,14 @@ class Meter:
         if round_id <= state.last_unmasked:
             raise ReplayError(f"meter {state.meter_id} already answered an unmask-request for round "
                               f"{state.last_unmasked}")
-        if round_id != state.last_reported or state.bundle_round != round_id:
-            raise StateError(f"meter {state.meter_id} did not report round {round_id}")
+        if (round_id != state.last_reported or state.bundle_round != round_id
+                or state.bundle_directory != hood.digest):
+            raise StateError(f"meter {state.meter_id} did not report round {round_id} in this neighbourhood")
         reporting, missing = check_sets(hood, m[4], m[5])
         if state.meter_id not in reporting:
             raise ConsistencyError(f"the sets shown to {state.meter_id} do not list it as reporting")
         bundled = set(state.bundle)
-        for peer in hood.neighbours(state.meter_id):
+        for peer in sorted(set(hood.neighbours(state.meter_id)) | bundled, key=hood.index):
             listed = peer in reporting or peer in missing
             if listed != (peer in bundled):
                 raise ConsistencyError(
@@ -343,7 +369,10 @@ class Meter:
         shares = bytearray()
         for peer in state.bundle:
             eps_share, sigma_share = state.held[peer]
-            shares += (sigma_share if peer in reporting else eps_share).to_bytes(SHARE_BYTES, "big")
+            released = sigma_share if peer in reporting else eps_share if peer in missing else None
+            if released is None:  # excluded by the check above; kept so the rule reads in one place
+                raise ConsistencyError(f"neighbour {peer} is in neither set")
+            shares += released.to_bytes(SHARE_BYTES, "big")
         state.last_unmasked, state.held = round_id, {}
         body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: bytes(shares)}
         return msg.seal(body, mac_key(state.key, b"up"), b"unmask-response", 5)

@@ -66,6 +66,22 @@ def _x25519(private: bytes, public: bytes, what: str) -> bytes:
         raise ParameterError(f"X25519 with {what}: {exc}") from None
 
 
+_PROBE = X25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
+
+
+def is_low_order(public: bytes) -> bool:
+    """Spec 3.1 and 6.2: a 32-byte X25519 public key whose agreement with any key is all zero.
+
+    Every clamped scalar is a multiple of 8, so a point of order dividing
+    8 gives zero with any private key; one agreement with a fixed key detects it.
+    """
+    try:
+        _PROBE.exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError:
+        return True
+    return False
+
+
 def x25519_public(private: bytes) -> bytes:
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 

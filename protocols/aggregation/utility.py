@@ -21,6 +21,7 @@ from protocols.aggregation.schedule import (
     TAG_PRIME,
     VERSION,
     commit_message,
+    is_low_order,
     mac_key,
     pair_mask,
     round_secret,
@@ -38,6 +39,7 @@ from protocols.errors import (
     ParameterError,
     RecoveryError,
     ReplayError,
+    StateError,
     VerificationError,
 )
 from protocols.primitives import shamir
@@ -103,7 +105,7 @@ class Utility:
         keys: dict[str, bytes] = {}
         boxes: dict[str, bytes] = {}
         for raw in adverts:
-            m = msg.open_message(raw, msg.MASK_ADVERT, "mask-advert")
+            m = msg.open_message(raw, msg.MASK_ADVERT, "mask-advert", hood)
             sender = m[3]
             if sender not in hood.meter_public:
                 raise InjectedContributionError(f"mask-advert from {sender!r}, which is not a meter")
@@ -113,6 +115,8 @@ class Utility:
                 raise DuplicateContributionError(f"two mask-adverts from {sender}")
             if len(m[4]) != KEY_BYTES:
                 raise DecodeError(f"mask-advert from {sender}: the mask key must be {KEY_BYTES} bytes")
+            if is_low_order(m[4]):
+                raise VerificationError(f"mask-advert from {sender}: the mask key is a low-order point")
             msg.chunks(m[5], BOX_BYTES, len(hood.neighbours(sender)), f"mask-advert from {sender}: boxes")
             keys[sender], boxes[sender] = m[4], m[5]
         rs = RoundState(round_id, keys, {})
@@ -132,6 +136,10 @@ class Utility:
     def receive(self, rs: RoundState, report: bytes) -> RoundState:
         """Spec 8.1: check the root's aggregate-report; fix the reporting and missing sets."""
         hood = self.hood
+        if rs.round <= self.state.last_round:
+            raise ReplayError(f"round {rs.round} is not after the last finished round {self.state.last_round}")
+        if rs.report is not None:
+            raise ReplayError(f"round {rs.round} already has the root's report")
         top = msg.AggregateReport.decode(report, hood)
         if top.sender != hood.root:
             raise InjectedContributionError(f"the round's report comes from {top.sender}, not the root {hood.root}")
@@ -144,13 +152,13 @@ class Utility:
             if len(value) != CONFIRM_BYTES * len(rs.bundles[meter]):
                 raise DecodeError(f"meter {meter} confirmed {len(value) // CONFIRM_BYTES} neighbours, "
                                   f"its bundle has {len(rs.bundles[meter])}")
+        if len(top.covered) < hood.min_reporting:
+            raise RecoveryError(f"{len(top.covered)} meters reported, fewer than the minimum "
+                                f"{hood.min_reporting}: the round cannot be released")
         rs.confirmations = dict(zip(top.covered, top.confirmation_list))
         covered = set(top.covered)
         rs.report, rs.reporting = top, top.covered
         rs.missing = tuple(m for m in hood.meters if m in rs.bundles and m not in covered)
-        if len(rs.reporting) < hood.min_reporting:
-            raise RecoveryError(f"{len(rs.reporting)} meters reported, fewer than the minimum "
-                                f"{hood.min_reporting}: the round cannot be released")
         rs.reporting_map, rs.missing_map = hood.bitmap(rs.reporting), hood.bitmap(rs.missing)
         return rs
 
@@ -168,13 +176,14 @@ class Utility:
         """Spec 8.2: keep the valid committee signatures; RecoveryError below tau."""
         hood = self.hood
         message = commit_message(hood.group_id, hood.digest, rs.round, rs.reporting_map, rs.missing_map)
+        collected = dict(rs.signatures)
         for raw in answers:
-            m = msg.open_message(raw, msg.COMMIT_SIGNATURE, "commit-signature")
+            m = msg.open_message(raw, msg.COMMIT_SIGNATURE, "commit-signature", hood)
             signer = m[3]
             if signer not in hood.committee:
                 raise InjectedContributionError(f"commit-signature from {signer!r}, which is not on the committee")
             msg.check_round_of(m[2], rs.round, "commit-signature", signer)
-            if signer in rs.signatures:
+            if signer in collected:
                 raise ReplayError(f"two commit-signatures from {signer}")
             if len(m[4]) != SIGNATURE_BYTES:
                 raise DecodeError(f"commit-signature from {signer}: the signature must be {SIGNATURE_BYTES} bytes")
@@ -182,9 +191,10 @@ class Utility:
                 Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(m[4], message)
             except (InvalidSignature, ValueError):
                 raise VerificationError(f"commit-signature from {signer} does not verify") from None
-            rs.signatures[signer] = m[4]
-        if len(rs.signatures) < hood.committee_threshold:
-            raise RecoveryError(f"{len(rs.signatures)} committee signatures, {hood.committee_threshold} needed")
+            collected[signer] = m[4]
+        rs.signatures = collected
+        if len(collected) < hood.committee_threshold:
+            raise RecoveryError(f"{len(collected)} committee signatures, {hood.committee_threshold} needed")
 
     # -- 8.3 unmask-requests ------------------------------------------------------------
 
@@ -210,7 +220,7 @@ class Utility:
     # -- 8.5 finishing ------------------------------------------------------------------
 
     def _read_response(self, rs: RoundState, raw: bytes) -> tuple[str, list[int]]:
-        m = msg.open_message(raw, msg.UNMASK_RESPONSE, "unmask-response")
+        m = msg.open_message(raw, msg.UNMASK_RESPONSE, "unmask-response", self.hood)
         sender = m[3]
         if sender not in rs.requested:
             raise InjectedContributionError(f"unmask-response from {sender!r}, which was not asked")
@@ -238,6 +248,10 @@ class Utility:
     def finish(self, rs: RoundState, responses: Sequence[bytes]) -> RoundResult:
         """Spec 8.5: recover the seeds of R and the mask keys of M, decrypt, check range and tag, release."""
         hood, state = self.hood, self.state
+        if rs.round <= state.last_round:
+            raise ReplayError(f"round {rs.round} is not after the last finished round {state.last_round}")
+        if rs.report is None or len(rs.signatures) < hood.committee_threshold:
+            raise StateError(f"round {rs.round} has no checked root report and signed sets to finish")
         n = hood.public_key.n
         answered: dict[str, list[int]] = {}
         for raw in responses:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from protocols.aggregation import Aggregator, Meter, Provisioned, RoundResult, RoundState, Utility
+from protocols.errors import RecoveryError
 from protocols.primitives.rand import RandomSource, resolve
 
 
@@ -114,6 +115,8 @@ def finish(p: Provisioned, transcript: Transcript, *, silent: Sequence[str] = ()
     """
     hood = p.hood
     utility = Utility(hood, p.utility)
+    if hood.root not in transcript.aggregate_reports:
+        raise RecoveryError(f"round {transcript.round}: no report reached the root")
     rs = utility.receive(transcript.state, transcript.aggregate_reports[hood.root])
     transcript.commit_requests = utility.commit_requests(rs)
     for member, request in transcript.commit_requests.items():
