@@ -11,10 +11,12 @@ setup (|C| = gamma N), can learn more than sums over large sets:
    neighbours inside the set or in C -- the only sets whose sum the
    utility can separate from the rest (spec 11.2).
 
-The seed makes the committee a uniform kappa-subset and each meter's
-neighbours (close to) a uniform d-subset of the others; the figures below
-treat neighbour draws as independent, as union bounds over random graphs
-usually do, and say so.  Every figure is multiplied by the number of setups
+The seed makes the committee a uniform kappa-subset and places the meters
+in a uniform random order, so each meter's d neighbours are a uniform
+d-subset of the others; but the circulant's neighbour lists are translates
+of one another, so neighbourhoods of different meters are not independent.
+The small-set term below treats them as independent: it is an estimate
+under that approximation, not a proof, and the spec says so.  Every figure is multiplied by the number of setups
 a meter joins (MAX_SETUPS): each aborted setup is one more draw of the graph.
 """
 

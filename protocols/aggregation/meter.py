@@ -67,6 +67,9 @@ class MeterState:
     """What a meter keeps between messages (spec 6.1); a deployment stores it durably
     and commits each change before the message that depends on it leaves.
 
+    The floors are the meter's own policy, set when it is made (spec 3.3):
+    it reveals its graph nonce only for a directory that meets them.
+
     ``key`` (K_i) is shared with the utility, ``tag_key`` (K_alpha) with the
     whole group; ``x25519_private`` keys the share boxes; ``signing_seed``
     is the Ed25519 key a committee member signs with.
@@ -78,6 +81,9 @@ class MeterState:
     x25519_private: bytes = field(repr=False)
     signing_seed: bytes = field(repr=False)
     min_reporting_floor: int = 2
+    degree_floor: int = 2
+    committee_floor: int = 1
+    require_noise: bool = False
     setups: int = 0
     graph_nonce: bytes | None = field(default=None, repr=False)
     directory: bytes | None = None
@@ -152,9 +158,14 @@ def reveal_graph_nonce(state: MeterState, draft: Neighbourhood) -> bytes:
     if (draft.meter_public.get(me) != state.x25519_public or draft.meter_verify.get(me) != state.verify_key
             or draft.commitments.get(me) != graph_commitment(me, state.graph_nonce)):
         raise VerificationError(f"the directory does not list meter {me} with its own keys and commitment")
-    if draft.min_reporting < state.min_reporting_floor:
-        raise ConsistencyError(f"the directory's minimum reporting set {draft.min_reporting} is below "
-                               f"this meter's floor {state.min_reporting_floor}")
+    floors = ((draft.min_reporting, state.min_reporting_floor, "minimum reporting set"),
+              (min(draft.degree, len(draft.meters) - 1), min(state.degree_floor, len(draft.meters) - 1), "degree"),
+              (draft.committee_size, min(state.committee_floor, len(draft.meters)), "committee"))
+    for value, floor, what in floors:
+        if value < floor:
+            raise ConsistencyError(f"the directory's {what} {value} is below this meter's floor {floor}")
+    if state.require_noise and draft.noise is None:
+        raise ConsistencyError("the directory adds no noise, which this meter's policy requires")
     state.directory = digest
     return state.graph_nonce
 

@@ -71,7 +71,8 @@ def run_setup(private_key: PrivateKey, meters: Mapping[str, MeterState], tree: M
 
 
 def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[str, tuple[str, ...]], root: str,
-              rng: RandomSource | None = None, *, group_id: bytes = b"neighbourhood", **options) -> Provisioned:
+              rng: RandomSource | None = None, *, group_id: bytes = b"neighbourhood",
+              floors: Mapping[str, object] | None = None, **options) -> Provisioned:
     """Spec 3.1 and 3.3: draw every key of a neighbourhood from ``rng`` in a fixed order, then run the setup.
 
     Order: the tag key K_alpha; per meter, in the order given: K_i, the
@@ -79,6 +80,8 @@ def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[s
     then the graph nonces nu_i, meters in directory order.  ``options`` are
     :class:`Neighbourhood`'s parameters.  In a deployment each meter makes
     its own key pairs and nonce, and the utility learns only the public halves.
+    ``floors`` sets every meter's policy fields (min_reporting_floor,
+    degree_floor, committee_floor, require_noise; spec 3.3).
     """
     source = resolve(rng)
     tag_key = source.random_bytes(KEY_BYTES)
@@ -90,7 +93,7 @@ def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[s
         key = source.random_bytes(KEY_BYTES)
         x_private = source.random_bytes(KEY_BYTES)
         signing = source.random_bytes(KEY_BYTES)
-        states[meter] = MeterState(meter, key, tag_key, x_private, signing)
+        states[meter] = MeterState(meter, key, tag_key, x_private, signing, **dict(floors or {}))
     aggregator_keys = {node: source.random_bytes(KEY_BYTES) for node in sorted(tree)}
     hood = run_setup(private_key, states, tree, root, source, group_id=group_id, **options)
     return Provisioned(

@@ -203,7 +203,7 @@ class Utility:
         hood = self.hood
         if len(rs.signatures) < hood.committee_threshold:
             raise ConsistencyError("the sets carry too few committee signatures to be shown to meters")
-        signers = [m for m in hood.committee if m in rs.signatures]
+        signers = [m for m in hood.committee if m in rs.signatures][:hood.committee_threshold]
         sigs = b"".join(rs.signatures[s] for s in signers)
         out = {}
         reporting = set(rs.reporting)
@@ -327,6 +327,10 @@ class Utility:
         for meter in report.covered:
             if meter not in derived:
                 raise DroppedContributionError(f"audit: {node} claims meter {meter} but holds no report of it")
+        derived_confirmations = dict(zip(body[5], body[6]))
+        for meter, value in zip(report.covered, report.confirmation_list):
+            if meter in derived_confirmations and value != derived_confirmations[meter]:
+                raise InjectedContributionError(f"audit: {node} changed the confirmations of meter {meter}")
         n2 = hood.public_key.nsquare
         product = mpz(Ciphertext.from_bytes(hood.public_key, body[4]).c)
         actual = report.ciphertext.c
