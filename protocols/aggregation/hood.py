@@ -186,7 +186,7 @@ class Neighbourhood:
         reached, stack = set(), [(self.root, 1)]
         while stack:
             node, depth = stack.pop()
-            if depth > MAX_TREE_DEPTH:
+            if node in self.tree and depth > MAX_TREE_DEPTH:
                 raise ParameterError(f"the tree is deeper than {MAX_TREE_DEPTH} aggregators")
             reached.add(node)
             stack.extend((child, depth + 1) for child in self.tree.get(node, ()))

@@ -244,6 +244,10 @@ def check_covered(covered: Sequence[str], hood: Neighbourhood, sender: str) -> N
 
 def decode_child(raw: bytes, hood: Neighbourhood) -> MeterReport | AggregateReport:
     """A child's report: an aggregate-report has 7 keys, a meter-report 6 (spec 7.1 step 1)."""
+    if isinstance(raw, (bytes, bytearray)) and raw[:1] != b"\xa7":  # not a 7-key map: a meter-report's limit
+        limit = size_limit(hood, "meter-report")
+        if len(raw) > limit:
+            raise DecodeError(f"report: {len(raw)} bytes exceeds the limit of {limit} for a meter-report")
     message = decode(raw, "report", size_limit(hood, "aggregate-report"))
     if isinstance(message, dict) and len(message) == len(AGGREGATE_REPORT):
         return AggregateReport.decode(message, hood, unit_check=False)
