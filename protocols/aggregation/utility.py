@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -277,7 +278,7 @@ class Utility:
         alphas = tag_alphas(state.tag_key, rs.round, hood.slots)
         expected = (sum(a * v for a, v in zip(alphas, sums)) +
                     sum(tag_beta(state.meter_keys[m], rs.round) for m in rs.reporting)) % TAG_PRIME
-        if tag_sum % TAG_PRIME != expected:
+        if not hmac.compare_digest((tag_sum % TAG_PRIME).to_bytes(16, "big"), expected.to_bytes(16, "big")):
             raise AggregateMismatchError(
                 f"round {rs.round}: the aggregate does not match the {len(rs.reporting)} contributions it claims "
                 "(run Utility.audit to name the faulty node)")
