@@ -1614,7 +1614,7 @@ def _share_box(p, sender, recipient, round_id, mask_key_e, plain=bytes(64)):
 
     hood, state = p.hood, p.meters[sender]
     nonce, aad = box_nonce_aad(hood.group_id, round_id, sender, recipient, mask_key_e)
-    secret = static_secret(hood.group_id, sender, state.x25519_private, recipient, hood.meter_public[recipient])
+    secret = static_secret(hood.digest, sender, state.x25519_private, recipient, hood.meter_public[recipient])
     return box_cipher(secret).encrypt(nonce, plain, aad)
 
 

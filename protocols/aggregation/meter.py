@@ -188,10 +188,10 @@ class Meter:
     def _secret(self, peer: str) -> bytes:
         """s_ij (spec 5.3), cached by the peer's id and key in this group: a key the directory
         changes is never served from the cache."""
-        entry = (self.hood.group_id, peer, self.hood.meter_public[peer])
+        entry = (self.hood.digest, peer, self.hood.meter_public[peer])
         secret = self.state.pairwise.get(entry)
         if secret is None:
-            secret = static_secret(self.hood.group_id, self.state.meter_id, self.state.x25519_private,
+            secret = static_secret(self.hood.digest, self.state.meter_id, self.state.x25519_private,
                                    peer, self.hood.meter_public[peer])
             self.state.pairwise[entry] = secret
         return secret

@@ -91,14 +91,17 @@ def _ordered(a: str, b: str) -> bytes:
     return lp(lo) + lp(hi)
 
 
-def static_secret(group_id: bytes, own_id: str, own_private: bytes, peer_id: str, peer_public: bytes) -> bytes:
-    """Spec 5.3: s_ij = SHA-256(DOMAIN || "pair" || lp(group) || lp(lo) || lp(hi) || X25519(sk_i, pk_j)).
+def static_secret(directory_digest: bytes, own_id: str, own_private: bytes, peer_id: str,
+                  peer_public: bytes) -> bytes:
+    """Spec 5.3: s_ij = SHA-256(DOMAIN || "pair" || digest || lp(lo) || lp(hi) || X25519(sk_i, pk_j)).
 
-    From the meters' long-term X25519 keys; it keys only the share boxes
-    (5.6), never a mask, so releasing a round's mask key reveals nothing of it.
+    From the meters' long-term X25519 keys and bound to the directory's
+    digest, so two meters that revealed for different directories share no
+    key: their boxes and confirmations never open across the two views.  It
+    keys only the share boxes (5.6) and confirmations (5.7), never a mask.
     """
     shared = _x25519(own_private, peer_public, f"meter {peer_id}")
-    return hashlib.sha256(DOMAIN + b"pair" + lp(group_id) + _ordered(own_id, peer_id) + shared).digest()
+    return hashlib.sha256(DOMAIN + b"pair" + directory_digest + _ordered(own_id, peer_id) + shared).digest()
 
 
 def mask_private(epsilon: int) -> bytes:
