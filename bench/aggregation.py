@@ -1,16 +1,22 @@
-"""Whole aggregation rounds, and the aggregator against python-paillier (phe) (specs/aggregation.md).
+"""The aggregation round's per-meter cost, and the aggregator against python-paillier (phe) (specs/aggregation.md).
 
 One 2048-bit key from a fixed DRBG seed (the key of bench/paillier.py).
 
-1. Scaling: a whole round for N = 100, 1,000 and 10,000 meters (100 and
-   1,000 with --quick) over a balanced aggregator tree of fanout 32, one
-   32-bit reading per meter.  Each meter encrypts with a RandomiserPool
-   refilled offline (DJN randomisers, untimed).  Timed per round: the meter
-   reports, aggregation up the tree, and the utility's part (receipt, unmask
-   requests, the meters' unmask responses, decryption and verification).
-   Setup (provisioning, and a first untimed round that derives and caches
-   the meters' pairwise X25519 secrets) is reported apart.  Every round's
-   sums are checked against the plaintext sums.
+1. Per-meter cost of one round (v2: double masking over a sparse graph,
+   a committee, the minimum reporting set) for N = 100, 1,000 and 10,000
+   meters (degree 16, the default threshold t = ceil(2k/3), the default
+   committee, one 32-bit reading, FastEncryptor: the DJN randomiser is
+   computed online inside report()).  The round is played role by role in
+   the order of protocols/system/neighbourhood.py, with the clock read
+   around every call, so each meter's advertise, accept_bundle, report,
+   sign_commit (committee members) and unmask is timed on its own; the
+   figures are the median and [min..max] over every meter of the timed
+   rounds.  The utility's and the tree's time is per phase and round.
+   Bytes are per meter and message, X25519 agreements per meter are counted
+   by wrapping protocols.aggregation.schedule._x25519 (the first round
+   derives the static pair secrets; later rounds only the round secrets).
+   Every round's sums are checked against the plaintext sums.  v1's figures,
+   measured on the old code, are shown as the reference row.
 2. Aggregator throughput: Aggregator.aggregate over 1,000 meter reports
    (decode, validation, multiplication, the outgoing report) against phe
    summing EncryptedNumbers of the same readings with ``+``, in memory and
@@ -19,14 +25,25 @@ One 2048-bit key from a fixed DRBG seed (the key of bench/paillier.py).
    as the layout holds for 1,000 meters, per reading, against phe's one
    EncryptedNumber per reading.
 
-Writes the scaling figure to bench/results/aggregation_scaling.png.
+The rounds run with the provisioned heap frozen (gc.freeze): the simulation
+holds N meters' state where a meter holds one.  Setup (provisioning) is not
+timed.  It runs with the draft directory's
+digest cached: meter.reveal_graph_nonce recomputes the digest of the whole
+directory for every meter, so an N-meter setup in one process costs O(N^2)
+(a real meter hashes the directory once; the simulation does it N times).
+
+Writes bench/results/aggregation_per_meter.png.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import operator
+import os
+import statistics
 import time
 from dataclasses import replace
 
@@ -36,47 +53,57 @@ from protocols.aggregation import (
     Layout,
     Meter,
     MeterReport,
+    Neighbourhood,
+    Utility,
     balanced_tree,
     provision,
+    schedule,
 )
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
-from protocols.schemes.paillier import FastEncryptor, RandomiserPool, generate_keypair, sum_ciphertexts
+from protocols.schemes.paillier import FastEncryptor, generate_keypair, sum_ciphertexts
 from protocols.system.benchmark import (
     BenchConfig,
     Benchmark,
     Comparison,
     Figures,
-    Timing,
     compare,
     format_columns,
     format_seconds,
     per_item,
     plot_spread,
     pyplot_or_none,
+    require_module,
     save_plot,
     spread,
-    require_module,
 )
-from protocols.system.neighbourhood import Transcript, finish, post_order, run_round
+from protocols.system.neighbourhood import post_order, run_round
 
 KEY_SEED = "usapp-bench/paillier-2048"
 KEY_BITS = 2048
 FANOUT = 32
+DEGREE = 16
 SIZES = (100, 1_000, 10_000)
-QUICK_SIZES = (100, 1_000)
-LARGE_REPEATS = (3, 5)
-"""Repeats of rounds of 10,000 meters: at least 3, at most 5 (each costs seconds)."""
+QUICK_SIZES = (60, 120)
+WARM_ROUNDS_LARGE = 1
+"""Timed rounds at N = 10,000 (each costs minutes of simulated meters); smaller N run ``--repeats``."""
 VALUE_BITS = 32
 THROUGHPUT_METERS = 1_000
+QUICK_THROUGHPUT_METERS = 100
 PACKED_VALUE_BITS = 16
-ROUND_LIMIT_SECONDS = 60.0
-PLOT_NAME = "aggregation_scaling.png"
-PHASES = ("meter reports", "aggregation", "utility")
-PHASE_NOTES = {
-    "meter reports": "every meter blinds, tags, encrypts (precomputed randomiser) and MACs its report",
-    "aggregation": "every aggregator decodes, checks and multiplies its children's reports, post-order",
-    "utility": "receive the root's report, unmask requests, the meters' responses, decrypt, verify the tag",
+UTILITY_LIMIT_SECONDS = 60.0
+PLOT_NAME = "aggregation_per_meter.png"
+
+METER_PHASES = ("advertise", "accept_bundle", "report", "sign_commit", "unmask")
+UTILITY_PHASES = ("bundles", "aggregation", "receive", "commit_requests", "collect_signatures",
+                  "unmask_requests", "finish")
+SENT = ("mask-advert", "meter-report", "commit-signature", "unmask-response")
+RECEIVED = ("mask-bundle", "commit-request", "unmask-request")
+V1_REFERENCE = {
+    "note": "v1 (single masking, self-correction unmask), measured on the old code, N = 100..10,000, k = 8",
+    "bytes": {"meter-report": 954, "unmask-request": 514, "unmask-response": 570},
+    "x25519_first_round": 8, "x25519_later_rounds": 0,
+    "seconds": {"report": [0.87e-3, 0.96e-3], "unmask": [0.12e-3, 0.15e-3]},
 }
 
 
@@ -96,94 +123,182 @@ def _check(result, readings, what: str) -> None:
         raise RuntimeError(f"aggregation bench: {what}: the round released {got}, the plaintext sums are {expected}")
 
 
-def _timed_round(p, round_id, readings, pools, rng) -> tuple[tuple[float, ...], Transcript]:
-    """One round as neighbourhood.run_round plays it, with the clock read between the phases."""
-    hood = p.hood
-    transcript = Transcript(round_id)
+@contextlib.contextmanager
+def _cached_directory_digest():
+    """Setup only: compute each directory's digest once (see the module note on reveal_graph_nonce)."""
+    original = Neighbourhood.directory_digest
+
+    def cached(self):
+        digest = self.__dict__.get("_bench_digest")
+        if digest is None:
+            digest = original(self)
+            object.__setattr__(self, "_bench_digest", digest)
+        return digest
+
+    Neighbourhood.directory_digest = cached
+    try:
+        yield
+    finally:
+        Neighbourhood.directory_digest = original
+
+
+def _provision(sk, meters, tree, root, rng, **options):
+    with _cached_directory_digest():
+        return provision(sk, meters, tree, root, rng, **options)
+
+
+@contextlib.contextmanager
+def _frozen_heap():
+    """Keep the simulation's N meter states out of the cyclic collector's scans (gc.freeze): a meter
+    holds one state, the simulation holds N, and scanning them would be charged to whichever call
+    triggers a collection."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+class _X25519Counter:
+    """Counts X25519 agreements by wrapping schedule._x25519 (base-point multiplications are not agreements)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @contextlib.contextmanager
+    def installed(self):
+        original = schedule._x25519
+
+        def counting(private, public, what):
+            self.calls += 1
+            return original(private, public, what)
+
+        schedule._x25519 = counting
+        try:
+            yield self
+        finally:
+            schedule._x25519 = original
+
+
+class _Round:
+    """Per-meter times, X25519 counts and message sizes of one round."""
+
+    def __init__(self) -> None:
+        self.times = {phase: [] for phase in METER_PHASES}
+        self.x25519 = {phase: 0 for phase in (*METER_PHASES, "utility")}
+        self.sizes = {kind: [] for kind in (*SENT, *RECEIVED)}
+        self.utility: dict[str, float] = {}
+        self.aggregate_bytes: dict[str, int] = {}
+
+
+def _call(record: _Round, counter: _X25519Counter, phase: str, fn, *args, **kwargs):
+    calls = counter.calls
     start = time.perf_counter()
-    for meter in hood.meters:
-        transcript.meter_reports[meter] = Meter(hood, p.meters[meter]).report(
-            round_id, readings[meter], rng, encryptor=pools[meter])
-    reported = time.perf_counter()
-    outputs = dict(transcript.meter_reports)
+    out = fn(*args, **kwargs)
+    record.times[phase].append(time.perf_counter() - start)
+    record.x25519[phase] += counter.calls - calls
+    return out
+
+
+def _utility_call(record: _Round, counter: _X25519Counter, phase: str, fn, *args):
+    calls = counter.calls
+    start = time.perf_counter()
+    out = fn(*args)
+    record.utility[phase] = time.perf_counter() - start
+    record.x25519["utility"] += counter.calls - calls
+    return out
+
+
+def _timed_round(p, round_id: int, readings, encryptor, rng, counter: _X25519Counter) -> _Round:
+    """One round, every meter taking part, in the order of neighbourhood.run_round; each call timed."""
+    hood = p.hood
+    record = _Round()
+    meters = {m: Meter(hood, p.meters[m]) for m in hood.meters}
+    utility = Utility(hood, p.utility)
+    adverts = [_call(record, counter, "advertise", meters[m].advertise, round_id, rng) for m in hood.meters]
+    rs, bundles = _utility_call(record, counter, "bundles", utility.bundles, round_id, adverts)
+    for m in hood.meters:
+        _call(record, counter, "accept_bundle", meters[m].accept_bundle, bundles[m])
+    reports = {m: _call(record, counter, "report", meters[m].report, round_id, readings[m], rng, encryptor=encryptor)
+               for m in hood.meters}
+    start = time.perf_counter()
+    outputs = dict(reports)
     for node in post_order(hood.tree, hood.root):
         outputs[node] = Aggregator(hood, p.aggregators[node]).aggregate(
             round_id, [outputs[child] for child in hood.children(node)])
-        transcript.aggregate_reports[node] = outputs[node]
-    aggregated = time.perf_counter()
-    finish(p, transcript)
-    done = time.perf_counter()
-    return (reported - start, aggregated - reported, done - aggregated), transcript
+    record.utility["aggregation"] = time.perf_counter() - start
+    record.aggregate_bytes = {"root": len(outputs[hood.root]),
+                              "all": sum(len(outputs[node]) for node in hood.tree)}
+    rs = _utility_call(record, counter, "receive", utility.receive, rs, outputs[hood.root])
+    commits = _utility_call(record, counter, "commit_requests", utility.commit_requests, rs)
+    signatures = [_call(record, counter, "sign_commit", meters[m].sign_commit, raw) for m, raw in commits.items()]
+    _utility_call(record, counter, "collect_signatures", utility.collect_signatures, rs, signatures)
+    requests = _utility_call(record, counter, "unmask_requests", utility.unmask_requests, rs)
+    responses = [_call(record, counter, "unmask", meters[m].unmask, raw) for m, raw in requests.items()]
+    result = _utility_call(record, counter, "finish", utility.finish, rs, responses)
+    _check(result, readings, f"N={len(hood.meters)}, round {round_id}")
+    for kind, messages in (("mask-advert", adverts), ("mask-bundle", bundles.values()),
+                           ("meter-report", reports.values()), ("commit-request", commits.values()),
+                           ("commit-signature", signatures), ("unmask-request", requests.values()),
+                           ("unmask-response", responses)):
+        record.sizes[kind] = [len(raw) for raw in messages]
+    return record
 
 
 # ---------------------------------------------------------------------------
-# 1. Scaling
+# 1. Per-meter cost of a round
 
 
-def _scaling(config: BenchConfig, sk, encryptor, n: int, rng) -> tuple[list[Comparison], dict]:
-    repeats = config.repeats if n < 10_000 else max(LARGE_REPEATS[0], min(config.repeats, LARGE_REPEATS[1]))
+def _per_meter(config: BenchConfig, sk, encryptor, n: int, rng) -> dict:
+    warm = config.repeats if n < 10_000 else WARM_ROUNDS_LARGE
     meters = _meter_ids(n)
-    config.progress(f"aggregation: N={n}: provisioning (fanout {FANOUT})")
+    config.progress(f"aggregation: N={n}: provisioning (degree {DEGREE}, fanout {FANOUT}; untimed)")
     start = time.perf_counter()
-    p = provision(sk, meters, *balanced_tree(meters, FANOUT), rng, slots=1, value_bits=VALUE_BITS)
+    p = _provision(sk, meters, *balanced_tree(meters, FANOUT), rng, slots=1, value_bits=VALUE_BITS, degree=DEGREE)
     provision_s = time.perf_counter() - start
-    config.progress(f"aggregation: N={n}: {n * (repeats + 1)} randomisers offline (untimed)")
-    pools = {m: RandomiserPool(sk.public_key, encryptor) for m in meters}
-    start = time.perf_counter()
-    for pool in pools.values():
-        pool.refill(repeats + 1, rng)
-    offline_s = (time.perf_counter() - start) / (n * (repeats + 1))
-    config.progress(f"aggregation: N={n}: first round (untimed: derives the pairwise secrets)")
-    readings = _readings(meters, 1, VALUE_BITS, rng)
-    first_s, transcript = _timed_round(p, 1, readings, pools, rng)
-    _check(transcript.result, readings, f"N={n}, round 1")
-    phases: list[tuple[float, ...]] = []
-    for round_id in range(2, repeats + 2):
-        config.progress(f"aggregation: N={n}: timed round {round_id - 1}/{repeats}")
-        readings = _readings(meters, 1, VALUE_BITS, rng)
-        times, transcript = _timed_round(p, round_id, readings, pools, rng)
-        _check(transcript.result, readings, f"N={n}, round {round_id}")
-        phases.append(times)
-
-    timings = {name: Timing(tuple(t[i] for t in phases), 1) for i, name in enumerate(PHASES)}
-    whole = Timing(tuple(map(sum, phases)), 1)
-    aggregators = len(p.hood.tree)
-    inputs = n + aggregators - 1  # every meter report and every aggregate report but the root's
-    wire = {
-        "upload": transcript.upload_bytes() / n,
-        "unmask_request": sum(map(len, transcript.requests.values())) / n,
-        "unmask_response": sum(map(len, transcript.responses.values())) / n,
-        "aggregate_reports": sum(map(len, transcript.aggregate_reports.values())) / n,
+    hood = p.hood
+    counter = _X25519Counter()
+    rounds = []
+    with counter.installed(), _frozen_heap():
+        for round_id in range(1, warm + 2):
+            config.progress(f"aggregation: N={n}: round {round_id} of {warm + 1} "
+                            f"({'first: derives the pair secrets' if round_id == 1 else 'timed'})")
+            rounds.append(_timed_round(p, round_id, _readings(meters, 1, VALUE_BITS, rng), encryptor, rng, counter))
+            gc.collect()
+    first, timed = rounds[0], rounds[1:]
+    committee = len(hood.committee)
+    per_meter_x25519 = {
+        label: {phase: r.x25519[phase] / (committee if phase == "sign_commit" else n) for phase in METER_PHASES}
+        for label, r in (("first_round", first), ("later_rounds", timed[-1]))}
+    return {
+        "meters": n, "degree": hood.degree, "threshold": hood.threshold, "min_reporting": hood.min_reporting,
+        "committee": committee, "committee_threshold": hood.committee_threshold,
+        "neighbours": spread(len(hood.neighbours(m)) for m in hood.meters),
+        "timed_rounds": len(timed), "provision_seconds": provision_s,
+        "meter_seconds": {phase: spread(t for r in timed for t in r.times[phase]) for phase in METER_PHASES},
+        "meter_seconds_first_round": {phase: spread(first.times[phase]) for phase in METER_PHASES},
+        "meter_total_median_seconds": sum(statistics.median(t for r in timed for t in r.times[phase])
+                                          for phase in METER_PHASES if phase != "sign_commit"),
+        "utility_seconds": {phase: spread(r.utility[phase] for r in timed) for phase in UTILITY_PHASES},
+        "bytes": {kind: spread(timed[-1].sizes[kind]) for kind in (*SENT, *RECEIVED)},
+        "x25519_per_meter": per_meter_x25519,
+        "x25519_utility_per_round": timed[-1].x25519["utility"],
+        "aggregate_report_bytes": {"root": timed[-1].aggregate_bytes["root"],
+                                   "all_per_meter": timed[-1].aggregate_bytes["all"] / n},
+        "load_average": os.getloadavg()[0],
     }
-    results = [Comparison(f"N={n} round: {name}", timings[name], unit="round", setup_note=PHASE_NOTES[name])
-               for name in PHASES]
-    results.append(Comparison(
-        f"N={n} round: whole", whole, unit="round",
-        details={"aggregators": aggregators, "upload_bytes_per_meter": round(wire["upload"]),
-                 "unmask_bytes_per_meter": round(wire["unmask_request"] + wire["unmask_response"])}))
-    row = {
-        "meters": n, "aggregators": aggregators, "fanout": FANOUT, "repeats": repeats,
-        "degree": p.hood.degree, "threshold": p.hood.threshold,
-        "setup_seconds": {"provision": provision_s, "first_round": sum(first_s)},
-        "offline_seconds_per_randomiser": offline_s,
-        "phases": {name: spread(timing.per_call) for name, timing in timings.items()},
-        "whole_round": spread(whole.per_call),
-        "per_meter_seconds": {"whole_round": whole.median / n, "meter_report": timings["meter reports"].median / n},
-        "tree_ciphertexts_per_second": inputs / timings["aggregation"].median,
-        "bytes_per_meter": wire,
-    }
-    return results, row
 
 
 # ---------------------------------------------------------------------------
 # 2 and 3. The aggregator against phe
 
 
-def _flat(sk, encryptor, rng, slots: int, value_bits: int):
-    """1,000 meters under one aggregator, and one checked round of their reports."""
-    meters = _meter_ids(THROUGHPUT_METERS)
+def _flat(sk, encryptor, rng, count: int, slots: int, value_bits: int):
+    """``count`` meters under one aggregator, and one checked round of their reports."""
+    meters = _meter_ids(count)
     tree, root = balanced_tree(meters, len(meters))
-    p = provision(sk, meters, tree, root, rng, slots=slots, value_bits=value_bits)
+    p = _provision(sk, meters, tree, root, rng, slots=slots, value_bits=value_bits)
     readings = _readings(meters, slots, value_bits, rng)
     transcript = run_round(p, 1, readings, rng, encryptors=dict.fromkeys(meters, encryptor))
     _check(transcript.result, readings, f"flat round of {len(meters)} meters, {slots} slots")
@@ -224,7 +339,7 @@ BASELINE_NOTES = {
 
 
 def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison]:
-    count = THROUGHPUT_METERS
+    count = QUICK_THROUGHPUT_METERS if config.quick else THROUGHPUT_METERS
     common = {"baseline_name": "phe " + getattr(phe, "__version__", "1.5"), "repeats": config.repeats,
               "min_time": config.min_time}
     results = []
@@ -239,7 +354,7 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
         results.append(item)
 
     config.progress(f"aggregation: throughput: a flat round of {count} meter reports")
-    p, readings, reports, aggregate = _flat(sk, encryptor, rng, 1, VALUE_BITS)
+    p, readings, reports, aggregate = _flat(sk, encryptor, rng, count, 1, VALUE_BITS)
     phe_sums = _PheBaseline(phe, sk.public_key, encryptor, [r[0] for r in readings.values()], rng)
     ours_note = (f"ours: Aggregator.aggregate of {count} meter-report messages (CBOR decode, validation, "
                  "product, the outgoing report and its MAC)")
@@ -253,7 +368,7 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
 
     slots = Layout.max_slots(PACKED_VALUE_BITS, 0, count, sk.public_key.bits)
     config.progress(f"aggregation: packing: a flat round of {count} meters, {slots} readings each")
-    _, packed_readings, _, packed_aggregate = _flat(sk, encryptor, rng, slots, PACKED_VALUE_BITS)
+    _, packed_readings, _, packed_aggregate = _flat(sk, encryptor, rng, count, slots, PACKED_VALUE_BITS)
     phe_packed = _PheBaseline(phe, sk.public_key, encryptor, [r[0] for r in packed_readings.values()], rng)
     for kind, baseline in (("in memory", phe_packed.in_memory), ("from JSON", phe_packed.from_json)):
         case(f"per reading, packed {slots} x {PACKED_VALUE_BITS} bits vs phe {kind}", packed_aggregate, baseline,
@@ -268,26 +383,36 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
 # Figures: table, targets, plot
 
 
+def _cell(s: dict, digits: int = 0) -> str:
+    if s["min"] == s["max"]:
+        return f"{s['median']:.{digits}f}"
+    return f"{s['median']:.{digits}f} [{s['min']:.{digits}f}..{s['max']:.{digits}f}]"
+
+
+def _time_cell(s: dict) -> str:
+    return f"{format_seconds(s['median'])} [{format_seconds(s['min'])}..{format_seconds(s['max'])}]"
+
+
 def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
     pyplot = pyplot_or_none(config, "aggregation")
     if pyplot is None:
         return None
-
     sizes = [row["meters"] for row in rows]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))
-    for name in (*PHASES, "whole round"):
-        spreads = [row["whole_round"] if name == "whole round" else row["phases"][name] for row in rows]
-        plot_spread(left, sizes, spreads, marker="o", label=name)
-    left.set(xscale="log", yscale="log", xlabel="meters N", ylabel="seconds per round (median, min..max)",
-             title=f"Round time per phase ({KEY_BITS}-bit Paillier, fanout {FANOUT})")
+    for phase in METER_PHASES:
+        spreads = [{k: v * 1e3 for k, v in row["meter_seconds"][phase].items()} for row in rows]
+        plot_spread(left, sizes, spreads, marker="o", label=phase)
+    left.set(xscale="log", yscale="log", xlabel="meters N",
+             ylabel="milliseconds per meter (median, min..max over meters)",
+             title=f"One meter's calls per round (degree {DEGREE}, {KEY_BITS}-bit key)")
     left.grid(True, which="both", alpha=0.3)
     left.legend()
-    for key, label in (("whole_round", "whole round / N"), ("meter_report", "meter report (one meter)")):
-        right.plot(sizes, [row["per_meter_seconds"][key] * 1e3 for row in rows], marker="o", label=label)
-    right.set(xscale="log", xlabel="meters N", ylabel="milliseconds per meter", title="Per-meter cost (median)")
-    right.set_ylim(bottom=0)
+    for phase in UTILITY_PHASES:
+        plot_spread(right, sizes, [row["utility_seconds"][phase] for row in rows], marker="o", label=phase)
+    right.set(xscale="log", yscale="log", xlabel="meters N", ylabel="seconds per round",
+              title="Utility (and tree) per phase")
     right.grid(True, which="both", alpha=0.3)
-    right.legend()
+    right.legend(fontsize="small")
     return save_plot(config, pyplot, figure, PLOT_NAME)
 
 
@@ -295,40 +420,77 @@ def _targets(rows: list[dict], comparisons: list[Comparison]) -> list[dict]:
     targets = [{"name": c.name, "value": c.ratio, "spread": list(c.ratio_spread), "target": f">= {c.target:g}x",
                 "met": c.meets_target} for c in comparisons if c.target is not None]
     large = [row for row in rows if row["meters"] == 10_000]
+    name = "10,000-meter round: the utility's and the tree's time within a minute"
     if large:
-        whole = large[0]["whole_round"]
-        targets.append({"name": "10,000-meter round within a minute", "value": whole["median"],
-                        "spread": [whole["min"], whole["max"]], "target": f"<= {ROUND_LIMIT_SECONDS:g} s",
-                        "met": whole["max"] <= ROUND_LIMIT_SECONDS})
+        u = large[0]["utility_seconds"]
+        total = {k: sum(u[phase][k] for phase in UTILITY_PHASES) for k in ("median", "min", "max")}
+        targets.append({"name": name, "value": total["median"], "spread": [total["min"], total["max"]],
+                        "target": f"<= {UTILITY_LIMIT_SECONDS:g} s", "met": total["max"] <= UTILITY_LIMIT_SECONDS})
     else:
-        targets.append({"name": "10,000-meter round within a minute", "value": None,
-                        "target": f"<= {ROUND_LIMIT_SECONDS:g} s", "met": None, "note": "not run (--quick)"})
+        targets.append({"name": name, "value": None, "target": f"<= {UTILITY_LIMIT_SECONDS:g} s", "met": None,
+                        "note": "not run (--quick)"})
     return targets
 
 
-def _figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison]) -> Figures:
-    header = ("N", "aggregators", "repeats", "whole round", "per meter", "meter report", "tree ct/s",
-              "upload B/meter", "unmask B/meter", "aggregate B/meter", "setup (provision + first round)")
+def _meter_table(rows: list[dict]) -> list[str]:
+    header = ("N", "d [min..max]", "t", "committee", *(f"{p} ms" for p in METER_PHASES), "X25519 1st / later")
     cells = []
     for row in rows:
-        wire, setup = row["bytes_per_meter"], row["setup_seconds"]
-        cells.append((
-            f"{row['meters']:,}", str(row["aggregators"]), str(row["repeats"]),
-            format_seconds(row["whole_round"]["median"]),
-            format_seconds(row["per_meter_seconds"]["whole_round"]),
-            format_seconds(row["per_meter_seconds"]["meter_report"]),
-            f"{row['tree_ciphertexts_per_second']:,.0f}",
-            f"{wire['upload']:.0f}", f"{wire['unmask_request'] + wire['unmask_response']:.0f}",
-            f"{wire['aggregate_reports']:.0f}",
-            f"{format_seconds(setup['provision'])} + {format_seconds(setup['first_round'])}",
-        ))
+        x1, x2 = (sum(row["x25519_per_meter"][k][p] for p in METER_PHASES if p != "sign_commit")
+                  for k in ("first_round", "later_rounds"))
+        cells.append((f"{row['meters']:,}", _cell(row["neighbours"]), str(row["threshold"]),
+                      f"{row['committee_threshold']} of {row['committee']}",
+                      *(_cell({k: v * 1e3 for k, v in row["meter_seconds"][p].items()}, 2) for p in METER_PHASES),
+                      f"{x1:.1f} / {x2:.1f}"))
+    v1 = V1_REFERENCE
+    cells.append(("v1 ref", "8", "-", "-", "-", "-",
+                  "{:.2f}..{:.2f}".format(*(x * 1e3 for x in v1["seconds"]["report"])), "-",
+                  "{:.2f}..{:.2f}".format(*(x * 1e3 for x in v1["seconds"]["unmask"])),
+                  f"{v1['x25519_first_round']} / {v1['x25519_later_rounds']}"))
+    return format_columns(header, cells)
+
+
+def _bytes_table(rows: list[dict]) -> list[str]:
+    header = ("N", *(f"{k} (sent)" for k in SENT), *(f"{k} (recv)" for k in RECEIVED), "root report",
+              "aggregate reports / N")
+    cells = [(f"{row['meters']:,}", *(_cell(row["bytes"][k]) for k in (*SENT, *RECEIVED)),
+              str(row["aggregate_report_bytes"]["root"]), f"{row['aggregate_report_bytes']['all_per_meter']:.0f}")
+             for row in rows]
+    v1 = V1_REFERENCE["bytes"]
+    cells.append(("v1 ref", "-", str(v1["meter-report"]), "-", str(v1["unmask-response"]), "-", "-",
+                  str(v1["unmask-request"]), "-", "-"))
+    return format_columns(header, cells)
+
+
+def _utility_table(rows: list[dict]) -> list[str]:
+    header = ("N", "rounds", *UTILITY_PHASES, "provision (untimed)", "load avg")
+    cells = [(f"{row['meters']:,}", str(row["timed_rounds"]),
+              *(format_seconds(row["utility_seconds"][p]["median"]) for p in UTILITY_PHASES),
+              format_seconds(row["provision_seconds"]), f"{row['load_average']:.1f}") for row in rows]
+    return format_columns(header, cells)
+
+
+def _figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison]) -> Figures:
     targets = _targets(rows, comparisons)
-    lines = format_columns(header, cells)
-    lines += ["", "per meter = whole round / N; meter report = one meter's report (the meter's own cost); "
-              "tree ct/s = reports aggregated per second over the whole tree; aggregate B/meter = the bytes of "
-              "every aggregate report / N (each level forwards the share boxes); setup is not in the round time.",
-              "offline randomiser (DJN, untimed in rounds): "
-              f"{format_seconds(rows[0]['offline_seconds_per_randomiser'])} each", "", "targets:"]
+    lines = ["per meter and call, milliseconds, median [min..max] over every meter of the timed rounds "
+             "(sign_commit: committee members only); X25519 = agreements per meter per round "
+             "(schedule._x25519 calls; the first round adds the static pair secrets):"]
+    lines += _meter_table(rows)
+    last = rows[-1]
+    for label in ("first_round", "later_rounds"):
+        counts = last["x25519_per_meter"][label]
+        lines.append(f"  X25519 per meter by call at N={last['meters']:,}, {label.replace('_', ' ')}: "
+                     + ", ".join(f"{phase} {counts[phase]:.1f}" for phase in METER_PHASES if counts[phase]))
+    lines.append(f"  the utility: {last['x25519_utility_per_round']} X25519 per round (only for missing meters; "
+                 "none here)")
+    lines += ["", "bytes per meter and message, median [min..max] over meters (commit-* for committee members); "
+              "root report = the root's aggregate-report (it carries every covered meter's confirmations):"]
+    lines += _bytes_table(rows)
+    lines += ["", "utility and tree, seconds per round (median of the timed rounds; aggregation = every "
+              "aggregator of the tree, post-order; load avg = 1-minute load when the size finished, on "
+              f"{os.cpu_count()} CPUs):"]
+    lines += _utility_table(rows)
+    lines += ["", f"v1 reference: {V1_REFERENCE['note']}.", "", "targets:"]
     for t in targets:
         if t["value"] is None:
             value = "-"
@@ -338,12 +500,11 @@ def _figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison
             value = "{} [{}..{}]".format(*map(format_seconds, (t["value"], *t["spread"])))
         met = {None: t.get("note", "-"), True: "met", False: "NOT met"}[t["met"]]
         lines.append(f"  {t['name']}: {value} (target {t['target']}): {met}")
-    lines.append("  (median [min..max]: paired ratios of the repeats; the round target holds when the slowest "
-                 "repeat is within it)")
     plot = _plot(config, rows)
-    values = {"key_bits": KEY_BITS, "fanout": FANOUT, "slots": 1, "value_bits": VALUE_BITS,
-              "scaling": rows, "targets": targets, "plot": plot}
-    return Figures("aggregation scaling", values, "\n".join(lines), {} if plot is None else {"plot": plot})
+    values = {"key_bits": KEY_BITS, "fanout": FANOUT, "degree": DEGREE, "slots": 1, "value_bits": VALUE_BITS,
+              "per_meter": rows, "v1_reference": V1_REFERENCE, "targets": targets, "plot": plot}
+    return Figures("aggregation per-meter cost (v2 round)", values, "\n".join(lines),
+                   {} if plot is None else {"plot": plot})
 
 
 def run(config: BenchConfig) -> list[Comparison | Figures]:
@@ -352,20 +513,14 @@ def run(config: BenchConfig) -> list[Comparison | Figures]:
     sk = generate_keypair(KEY_BITS, HmacDrbg.from_seed(KEY_SEED))
     rng = HmacDrbg.from_seed(KEY_SEED + "/aggregation")
     encryptor = FastEncryptor.create(sk.public_key, rng, window=8)
-    results: list[Comparison | Figures] = []
-    rows = []
-    for n in QUICK_SIZES if config.quick else SIZES:
-        comparisons, row = _scaling(config, sk, encryptor, n, rng)
-        results.extend(comparisons)
-        rows.append(row)
+    rows = [_per_meter(config, sk, encryptor, n, rng) for n in (QUICK_SIZES if config.quick else SIZES)]
     versus = _versus_phe(config, phe, sk, encryptor, rng)
-    results.extend(versus)
-    results.append(_figures(config, rows, versus))
-    return results
+    return [*versus, _figures(config, rows, versus)]
 
 
 BENCHMARK = Benchmark(
     name="aggregation",
-    description="whole aggregation rounds for 100 to 10,000 meters; the aggregator and packing against phe",
+    description="per-meter cost of a v2 aggregation round for 100 to 10,000 meters; the aggregator and "
+                "packing against phe",
     run=run,
 )

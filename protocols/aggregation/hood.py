@@ -24,8 +24,9 @@ from protocols.privacy import dp
 from protocols.schemes.paillier import PublicKey
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-MAX_METERS = 1 << 20
-"""Largest neighbourhood a directory may describe (spec 3.1)."""
+MAX_METERS = 1 << 16
+"""Largest neighbourhood a directory may describe (spec 3.1): the root's aggregate-report carries
+about 16 k + 70 bytes per meter (id and forwarded confirmations), which must fit MAX_MESSAGE_BYTES."""
 MAX_DEGREE = 64
 MAX_COMMITTEE = 255
 MAX_TREE_DEPTH = 64
@@ -313,6 +314,18 @@ class Neighbourhood:
             out[d // 8] |= 0x80 >> (d % 8)
         return bytes(out)
 
+    def member_set(self, bitmap: bytes, what: str) -> BitmapSet:
+        """A bitmap checked as :meth:`members` checks it, read by bit tests (O(1) per meter asked)."""
+        self._check_bitmap(bitmap, what)
+        return BitmapSet(self, int.from_bytes(bitmap, "big"), 8 * len(bitmap))
+
+    def _check_bitmap(self, bitmap: bytes, what: str) -> None:
+        if not isinstance(bitmap, bytes) or len(bitmap) != self.bitmap_bytes:
+            raise DecodeError(f"{what}: bitmap must be {self.bitmap_bytes} bytes")
+        spare = 8 * len(bitmap) - len(self.meters)
+        if spare and bitmap[-1] & ((1 << spare) - 1):
+            raise DecodeError(f"{what}: padding bits must be zero")
+
     def members(self, bitmap: bytes, what: str) -> tuple[str, ...]:
         """The meters a bitmap names, in directory order; DecodeError on a wrong length or padding bit."""
         if not isinstance(bitmap, bytes) or len(bitmap) != self.bitmap_bytes:
@@ -322,3 +335,22 @@ class Neighbourhood:
         if spare and bitmap[-1] & ((1 << spare) - 1):
             raise DecodeError(f"{what}: padding bits must be zero")
         return tuple(m for d, m in enumerate(self.meters) if bitmap[d // 8] & (0x80 >> (d % 8)))
+
+
+@dataclass(frozen=True)
+class BitmapSet:
+    """The meters a status bitmap names (spec 8.1), tested bit by bit."""
+
+    hood: Neighbourhood
+    bits: int
+    width: int
+
+    def __contains__(self, meter: object) -> bool:
+        d = self.hood._index.get(meter)
+        return d is not None and bool(self.bits >> (self.width - 1 - d) & 1)
+
+    def __len__(self) -> int:
+        return self.bits.bit_count()
+
+    def overlaps(self, other: BitmapSet) -> bool:
+        return bool(self.bits & other.bits)

@@ -28,8 +28,9 @@ from protocols.errors import (
 from protocols.primitives import cbor
 from protocols.schemes.paillier import Ciphertext, PublicKey
 
-MAX_MESSAGE_BYTES = 1 << 24
-"""Largest message any decoder accepts (16 MiB: an aggregate-report of about 1.4 million covered ids)."""
+MAX_MESSAGE_BYTES = 1 << 25
+"""Largest message any decoder accepts (32 MiB: a root aggregate-report of MAX_METERS meters at degree 64
+with 11-character ids is about 17 MiB); :func:`size_limit` gives each kind its own, smaller bound."""
 
 K_VERSION, K_ROUND, K_PARTY = 1, 2, 3
 

@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols.aggregation import messages as msg
-from protocols.aggregation.hood import Neighbourhood
+from protocols.aggregation.hood import BitmapSet, Neighbourhood
 from protocols.aggregation.schedule import (
     BOX_BYTES,
     CONFIRM_BYTES,
@@ -151,7 +151,7 @@ def reveal_graph_nonce(state: MeterState, draft: Neighbourhood) -> bytes:
     """
     if state.graph_nonce is None:
         raise StateError(f"meter {state.meter_id} has no pending graph commitment")
-    digest = draft.directory_digest()
+    digest = draft.digest
     if state.directory is not None and state.directory != digest:
         raise ReplayError(f"meter {state.meter_id} revealed its nonce for another directory")
     me = state.meter_id
@@ -223,6 +223,7 @@ class Meter:
             plain = e.y.to_bytes(SHARE_BYTES, "big") + s.y.to_bytes(SHARE_BYTES, "big")
             boxes += box_cipher(self._secret(peer)).encrypt(nonce, plain, aad)
         state.advertised, state.epsilon, state.sigma = round_id, epsilon, sigma
+        state.own_mask_public = mask_public
         state.bundle_round, state.bundle, state.peer_mask_public, state.held = -1, (), {}, {}
         body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: mask_public, 5: bytes(boxes)}
         return msg.seal(body, mac_key(state.key, b"up"), b"mask-advert", 6)
@@ -320,12 +321,12 @@ class Meter:
             ct = encryptor.encrypt(plaintext)
         else:
             ct = encryptor.encrypt(plaintext, rng)
-        own_public = x25519_public(mask_private(state.epsilon))
+        own_public = state.own_mask_public
         confirmations = b"".join(
             confirmation(self._secret(peer), hood.group_id, round_id, state.meter_id, peer, own_public,
                          state.peer_mask_public[peer]) for peer in state.bundle)
         state.last_reported, state.epsilon, state.sigma = round_id, None, None
-        state.own_mask_public, state.round_secrets = own_public, {}
+        state.round_secrets = {}
         body = {1: VERSION, 2: round_id, 3: state.meter_id, 4: ct.to_bytes(), 5: confirmations}
         return msg.seal(body, mac_key(state.key, b"up"), b"meter-report", 6)
 
@@ -389,7 +390,7 @@ class Meter:
         return msg.seal(body, mac_key(state.key, b"up"), b"unmask-response", 5)
 
 
-    def _check_confirmations(self, round_id: int, reporting: set, data: bytes) -> None:
+    def _check_confirmations(self, round_id: int, reporting: BitmapSet, data: bytes) -> None:
         """Spec 8.4 step 5: every reporting bundled neighbour proves it masked with this meter.
 
         Without this a utility could hand a target a bundle of neighbours it
@@ -407,11 +408,11 @@ class Meter:
                                        f"masking with {state.meter_id}")
 
 
-def check_sets(hood: Neighbourhood, reporting_map: bytes, missing_map: bytes) -> tuple[set, set]:
+def check_sets(hood: Neighbourhood, reporting_map: bytes, missing_map: bytes) -> tuple[BitmapSet, BitmapSet]:
     """Spec 8.1: decode the two bitmaps; disjoint, and at least min_reporting reporting meters."""
-    reporting = set(hood.members(reporting_map, "reporting set"))
-    missing = set(hood.members(missing_map, "missing set"))
-    if reporting & missing:
+    reporting = hood.member_set(reporting_map, "reporting set")
+    missing = hood.member_set(missing_map, "missing set")
+    if reporting.overlaps(missing):
         raise DecodeError("a meter is both reporting and missing")
     if len(reporting) < hood.min_reporting:
         raise ConsistencyError(f"the reporting set has {len(reporting)} meters, below the minimum "

@@ -1,11 +1,15 @@
 """``usapp demo``: a neighbourhood through the protocols built so far, with a report.
 
-Aggregation over the tree (specs/aggregation.md): meters send blinded,
-tagged Paillier reports of 24 hourly readings up a tree of data
-concentrators; the utility unmasks and decrypts only the neighbourhood's
-sums, and checks that they cover exactly the meters that are claimed.
-Three rounds: everyone reports; some meters are missing and one skips the
-unmask phase; and a round with differential privacy (spec section 10).
+Aggregation over the tree (specs/aggregation.md, v2): meters send
+double-masked, tagged Paillier reports of 24 hourly readings up a tree of
+data concentrators; a committee of meters signs the reporting and missing
+sets; the meters release mask shares only for those signed sets, and the
+utility decrypts only the neighbourhood's sums over at least the minimum
+reporting set.  Three rounds: everyone reports; some meters advertise then
+drop out and one reporting meter stays silent while unmasking; and a round
+with differential privacy whose noise is sized for the minimum reporting
+set (spec section 10).  Any aggregation check that fails makes the demo
+report a mismatch (``usapp demo`` exits 1).
 
 Group keys (specs/groupkeys.md): the same meters form a group under a key
 tree; a batch of moves out and in is rekeyed, a tariff goes out under the
@@ -28,6 +32,7 @@ and named by the arbiter.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from fractions import Fraction
 from typing import TextIO
@@ -82,62 +87,115 @@ def run(seed: str | None = None, out: TextIO | None = None, meters: int = METERS
 
     key = generate_keypair(2048, rng)
     ids = [f"meter-{i:03d}" for i in range(meters)]
-    tree, root = agg.balanced_tree(ids, FANOUT, prefix="concentrator")
-    p = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood", slots=SLOTS,
-                      value_bits=READING_BITS)
-    hood = p.hood
-    say(f"utility: {hood.public_key.bits}-bit Paillier key; {meters} meters under {len(tree)} data "
-        f"concentrators (fan-out {FANOUT}); each meter masks with {len(hood.neighbours(ids[0]))} neighbours, "
-        f"threshold {hood.threshold}; {SLOTS} hourly readings per report ({hood.layout.slot_bits}-bit slots)")
-    encryptor = FastEncryptor.create(hood.public_key, rng)
     figures: dict = {"meters": meters}
-
-    # Round 1: everyone reports.
-    readings = _readings(rng, ids)
-    t0 = time.perf_counter()
-    transcript = nb.run_round(p, 1, readings, rng, encryptors=_pools(p, encryptor, rng))
-    elapsed = time.perf_counter() - t0
-    full_ok = transcript.result.sums == _sums(readings)
-    say(f"round 1: {meters} meters reported; the utility released 24 hourly sums, "
-        f"{'matching' if full_ok else 'NOT MATCHING'} the readings (day total "
-        f"{sum(transcript.result.sums)} Wh); {elapsed:.2f} s; per meter "
-        f"{transcript.upload_bytes() // meters} bytes up, "
-        f"{transcript.unmask_bytes() // meters} bytes to unmask")
-
-    # Round 2: some meters are missing; one reporting meter skips the unmask phase.
-    missing = set(ids[3:3 + min(hood.max_missing, max(1, meters // 12))])
-    readings = _readings(rng, ids, missing)
-    silent = [m for m in hood.meters if m in readings and all(x in readings for x in hood.neighbours(m))][:1]
-    transcript = nb.run_round(p, 2, readings, rng, encryptors=_pools(p, encryptor, rng), silent=silent)
-    missing_ok = transcript.result.sums == _sums(readings) and set(transcript.result.missing) == missing
-    quiet = f", {silent[0]} silent while unmasking" if silent else ""
-    say(f"round 2: {len(missing)} meters missing ({', '.join(sorted(missing))}){quiet}; "
-        f"sums of the {len(readings)} that reported "
-        f"{'match' if missing_ok else 'DO NOT MATCH'}; the utility names the missing meters")
-
-    # Round 3: differential privacy, the companion article's "medium" level.
-    noise = NoiseShareConfig(PrivacyLevel.MEDIUM, sensitivity=(1 << READING_BITS) - 1, participants=meters,
-                             honest_fraction=Fraction(1, 2), delta=Fraction(1, 10 ** 6))
-    dp = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood-dp", slots=SLOTS,
-                       value_bits=READING_BITS, noise=noise)
-    readings = _readings(rng, ids)
-    transcript = nb.run_round(dp, 1, readings, rng, encryptors=_pools(dp, encryptor, rng))
-    true_sums = _sums(readings)
-    errors = [released - true for released, true in zip(transcript.result.sums, true_sums)]
-    relative = sorted(abs(e) / t for e, t in zip(errors, true_sums))[len(errors) // 2]
-    say(f"round 3 (differential privacy, level {noise.level.value}, epsilon {noise.epsilon}, "
-        f"delta {noise.delta}): released sums differ from the true sums by "
-        f"{min(errors)}..{max(errors)} Wh, median {100 * relative:.0f}% of the true sum (each meter adds a "
-        f"full noise with probability {float(noise.beta):.3f}; specs/dp.md gives the accuracy cost)")
+    aggregation = _aggregation(key, ids, rng, say)
+    full_ok, missing_ok, errors = aggregation["round1_ok"], aggregation["round2_ok"], aggregation["dp_errors"]
 
     groups = _group_keys(ids, rng, say)
     anonymity = _escrow(min(meters, 10), seed, say)
     billing = _integrity(seed, say)
 
     say(f"done in {time.perf_counter() - started:.1f} s")
-    figures.update(matches=full_ok and missing_ok, packed_ok=full_ok, missing_ok=missing_ok,
-                   dp_errors=errors, groupkeys=groups, escrow=anonymity, integrity=billing, seconds=time.perf_counter() - started)
+    figures.update(matches=full_ok and missing_ok and aggregation["dp_ok"], packed_ok=full_ok,
+                   missing_ok=missing_ok, aggregation=aggregation, dp_errors=errors, groupkeys=groups,
+                   escrow=anonymity, integrity=billing, seconds=time.perf_counter() - started)
     return figures
+
+
+def _recoverable(hood: agg.Neighbourhood, reporting: set, dropped: set, silent: set) -> bool:
+    """Every taking-part meter has >= t advertising neighbours, and every secret the utility needs
+    (a reporting meter's seed, a dropped meter's mask key) >= t neighbours that answer (spec 8.6)."""
+    advertisers, answering = reporting | dropped, reporting - silent
+    for meter in advertisers:
+        peers = [p for p in hood.neighbours(meter) if p in advertisers]
+        if len(peers) < hood.threshold or sum(p in answering for p in peers) < hood.threshold:
+            return False
+    return len(reporting) >= hood.min_reporting
+
+
+def _failures(hood: agg.Neighbourhood, ids: list[str], dropped_wanted: int) -> tuple[set, set]:
+    """Dropped meters (from the fourth on) and one silent meter, as many as leave the round recoverable."""
+    dropped: set[str] = set()
+    for meter in ids[3:]:
+        trial = dropped | {meter}
+        if len(dropped) < dropped_wanted and _recoverable(hood, set(ids) - trial, trial, set()):
+            dropped.add(meter)
+    reporting = set(ids) - dropped
+    silent = next(({m} for m in hood.meters if m in reporting and _recoverable(hood, reporting, dropped, {m})), set())
+    return dropped, silent
+
+
+def _committee(hood: agg.Neighbourhood, transcript: nb.Transcript) -> str:
+    return (f"{len(transcript.commit_signatures)} of the {len(hood.committee)} committee members signed the sets "
+            f"({hood.committee_threshold} needed)")
+
+
+def _aggregation(key, ids: list[str], rng: RandomSource | None, say) -> dict:
+    """The aggregation part of the demo (specs/aggregation.md, v2); returns what it checked."""
+    meters = len(ids)
+    tree, root = agg.balanced_tree(ids, FANOUT, prefix="concentrator")
+    p = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood", slots=SLOTS,
+                      value_bits=READING_BITS)
+    hood = p.hood
+    degrees = [len(hood.neighbours(m)) for m in hood.meters]
+    say(f"utility: {hood.public_key.bits}-bit Paillier key; {meters} meters under {len(tree)} data "
+        f"concentrators (fan-out {FANOUT}); mask graph from the meters' committed nonces: "
+        f"{min(degrees)}..{max(degrees)} neighbours each, shares threshold {hood.threshold}; committee of "
+        f"{len(hood.committee)}; a round is released only if at least {hood.min_reporting} meters report; "
+        f"{SLOTS} hourly readings per report ({hood.layout.slot_bits}-bit slots)")
+    encryptor = FastEncryptor.create(hood.public_key, rng)
+
+    # Round 1: everyone reports.
+    readings = _readings(rng, ids)
+    t0 = time.perf_counter()
+    transcript = nb.run_round(p, 1, readings, rng, encryptors=_pools(p, encryptor, rng))
+    elapsed = time.perf_counter() - t0
+    result = transcript.result
+    round1_ok = result.sums == _sums(readings) and not result.missing and len(result.reporting) == meters
+    say(f"round 1: reporting set {len(result.reporting)} meters, missing set empty; {_committee(hood, transcript)}; "
+        f"the utility released 24 hourly sums, {'exactly matching' if round1_ok else 'NOT MATCHING'} the "
+        f"readings (day total {sum(result.sums)} Wh); {elapsed:.2f} s; per meter "
+        f"{transcript.setup_bytes() // meters} bytes of adverts and bundles, {transcript.upload_bytes() // meters} "
+        f"bytes up, {transcript.unmask_bytes() // meters} bytes for the committee and the unmasking")
+
+    # Round 2: some meters advertise then fail before reporting; one reporting meter stays silent while unmasking.
+    dropped, silent = _failures(hood, ids, max(1, meters // 12))
+    readings = _readings(rng, ids, dropped)
+    transcript = nb.run_round(p, 2, readings, rng, encryptors=_pools(p, encryptor, rng), dropped=sorted(dropped),
+                              silent=sorted(silent))
+    result = transcript.result
+    round2_ok = (result.sums == _sums(readings) and set(result.missing) == dropped
+                 and set(result.reporting) == set(readings))
+    quiet = f"{', '.join(sorted(silent))} reported but stayed silent while unmasking" if silent else \
+        "no meter could stay silent without making the round unrecoverable"
+    say(f"round 2: {len(dropped)} meters advertised and dropped out before reporting, missing set "
+        f"{{{', '.join(result.missing)}}}; reporting set {len(result.reporting)} meters; {quiet}; "
+        f"{_committee(hood, transcript)}; sums of the {len(readings)} that reported "
+        f"{'match exactly' if round2_ok else 'DO NOT MATCH'}")
+
+    # Round 3: differential privacy, the companion article's "medium" level, noise sized for the
+    # smallest release the meters allow (min_reporting), not for the whole neighbourhood.
+    smallest = max(2, math.ceil(meters / 2))
+    noise = NoiseShareConfig(PrivacyLevel.MEDIUM, sensitivity=(1 << READING_BITS) - 1, participants=smallest,
+                             honest_fraction=Fraction(1, 2), delta=Fraction(1, 10 ** 6))
+    dp = agg.provision(key, ids, tree, root, rng, group_id=b"demo-neighbourhood-dp", slots=SLOTS,
+                       value_bits=READING_BITS, min_reporting=smallest, noise=noise)
+    readings = _readings(rng, ids)
+    transcript = nb.run_round(dp, 1, readings, rng, encryptors=_pools(dp, encryptor, rng))
+    result = transcript.result
+    true_sums = _sums(readings)
+    errors = [released - true for released, true in zip(result.sums, true_sums)]
+    low, high = dp.hood.layout.physical_range(len(result.reporting))
+    dp_ok = result.noisy and len(result.reporting) == meters and all(low <= v <= high for v in result.sums)
+    relative = sorted(abs(e) / t for e, t in zip(errors, true_sums))[len(errors) // 2]
+    say(f"round 3 (differential privacy, level {noise.level.value}, epsilon {noise.epsilon}, "
+        f"delta {noise.delta}, noise sized for the minimum reporting set of {smallest} meters): reporting set "
+        f"{len(result.reporting)} meters; {_committee(dp.hood, transcript)}; released sums differ from the "
+        f"true sums by {min(errors)}..{max(errors)} Wh, median {100 * relative:.0f}% of the true sum "
+        f"{'(within the physical range)' if dp_ok else '(A CHECK FAILED)'} (each meter adds a full noise with "
+        f"probability {float(noise.beta):.3f}; specs/dp.md gives the accuracy cost)")
+    return {"round1_ok": round1_ok, "round2_ok": round2_ok, "dp_ok": dp_ok, "dp_errors": errors,
+            "dropped": sorted(dropped), "silent": sorted(silent)}
 
 
 def _group_keys(ids: list[str], rng: RandomSource | None, say) -> dict:
