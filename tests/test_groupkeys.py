@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 
 import pytest
@@ -556,3 +557,100 @@ def test_paper_attack_and_recovery():
         for member in members:
             with pytest.raises((StateError, VerificationError)):
                 fleet.meters[member].receive(message)
+
+
+# -- issue 14: the reviewer's attacks (written first, against the unchanged code) ----------
+
+
+def test_old_command_replayed_to_a_meter_that_joins_later_is_refused():
+    """Adversary: an eavesdropper that recorded a broadcast disconnect-all (no key) and replays it to a
+    meter that joins a year later."""
+    ops = Operators(seed="late-joiner")
+    body = ops.body("disconnect-all", {})
+    recorded = gk.sign_command(body, ops.approved(body, [1, 2, 3]), ops.info, ops.rng)
+    for meter in ops.fleet.meters.values():
+        meter.receive(recorded)
+    ops.fleet.rekey(joins=[b"late"])          # a year later: a new meter is provisioned and joins
+    late = ops.fleet.meters[b"late"]
+    late.state.command_key = gk.command_key(ops.info)
+    with pytest.raises(StateError):
+        late.receive(recorded)
+    assert late.state.supply_on
+
+
+def test_recovery_does_not_keep_a_phantom_member_of_the_captured_head_end():
+    """Adversary: the captured head-end (controller key and directory) adds a phantom member with its own
+    HPKE key; recovery must not hand it the new epoch's keys."""
+    ops = Operators(seed="phantom")
+    fleet = ops.fleet
+    honest_directory = dict(fleet.controller.state.devices)
+    phantom_sk, phantom_pk = hpke.DeriveKeyPair(b"\x07" * 32)
+    message, _ = fleet.controller.rekey({b"phantom": phantom_pk}, [], fleet.rng)
+    fleet.broadcast(message, skip=[b"phantom"])   # every meter accepts the join
+    new = gk.Controller(gk.ControllerState(GROUP, 1, 3, ops.rng.random_bytes(32)))
+    recover = ops.body("rekey-group", {1: 1, 2: new.public_key})
+    command = gk.sign_command(recover, ops.approved(recover, [3, 4, 5]), ops.info, ops.rng)
+    for meter in fleet.meters.values():
+        meter.receive(command)
+    head_end_directory = dict(fleet.controller.state.devices)   # what the captured head-end reports
+    assert b"phantom" in head_end_directory and b"phantom" not in honest_directory
+    resyncs = new.start_epoch(head_end_directory, ops.rng)
+    phantom = gk.Meter(gk.MeterState(GROUP, b"phantom", phantom_sk, command_key=gk.command_key(ops.info),
+                                     controller_key=new.public_key, epoch=1))
+    phantom.receive(resyncs[b"phantom"])
+    assert phantom.group_key != new.state.tree.group_key, "the phantom member reads the new epoch"
+
+
+def test_operator_restored_from_a_snapshot_does_not_sign_twice_with_the_same_nonces():
+    """Adversary: the coordinator (head-end) with t - 1 = 2 captured operator shares, who can restore an
+    honest operator's host from a snapshot taken between round one and round two."""
+    ops = Operators(5, 3, meters=3, seed="rollback")
+    captured = [ops.operators[0], ops.operators[1]]
+    victim = ops.operators[2]
+    gpk = ops.info.group_public_key
+    legit = ops.body("disconnect", {1: [b"m002"]})
+    victim.approve(legit)
+    mine = victim.commit(ops.rng)
+    snapshot_of_victim = copy.deepcopy(victim.state)        # the operator's backup, after commit
+    shares, equations = [], []
+    for round_ in range(3):
+        if round_:
+            victim.state = copy.deepcopy(snapshot_of_victim)   # restore from the backup
+        nonces = {op.identifier: frost.commit(op.identifier, op.state.signer.key_package.secret_share,
+                                              ops.rng)[0] for op in captured}
+        commitments = sorted([n.commitments for n in nonces.values()] + [mine], key=lambda c: c.identifier)
+        try:
+            share = victim.sign(legit, commitments)
+        except StateError:
+            break
+        msg = gk.command_tbs(legit)
+        factors = dict(frost.compute_binding_factors(gpk, commitments, msg))
+        challenge = frost.compute_challenge(frost.compute_group_commitment(commitments, list(factors.items())),
+                                            gpk, msg)
+        lam = frost.derive_interpolating_value([1, 2, 3], 3)
+        shares.append(share)
+        equations.append((factors[3], lam * challenge % ed25519.L, share.share))
+    recovered = None
+    if len(equations) == 3:   # z = d + e rho + (lam c) s: three equations in d, e, s
+        (r1, k1, z1), (r2, k2, z2), (r3, k3, z3) = equations
+        L = ed25519.L
+        # eliminate d: (z1 - z2) = e (r1 - r2) + s (k1 - k2), (z1 - z3) = e (r1 - r3) + s (k1 - k3)
+        a1, b1, c1 = (r1 - r2) % L, (k1 - k2) % L, (z1 - z2) % L
+        a2, b2, c2 = (r1 - r3) % L, (k1 - k3) % L, (z1 - z3) % L
+        recovered = (a1 * c2 - a2 * c1) * pow(a1 * b2 - a2 * b1, -1, L) % L
+    extracted = recovered == victim.state.signer.key_package.secret_share
+    accepted = 0
+    if extracted:   # t - 1 captured shares and the extracted one sign disconnect-all without any approval
+        evil = ops.body("disconnect-all", {})
+        stolen = [op.state.signer.key_package for op in captured]
+        stolen.append(dataclasses.replace(victim.state.signer.key_package, secret_share=recovered))
+        signers = [frost.Signer(kp) for kp in stolen]
+        commitments = [s.commit(ops.rng) for s in signers]
+        sig = frost.aggregate_and_verify(ops.info, commitments, gk.command_tbs(evil),
+                                         [s.sign(gk.command_tbs(evil), commitments) for s in signers])
+        for meter in ops.fleet.meters.values():
+            meter.receive(gk.encode_command(evil, sig.to_bytes()))
+            accepted += not meter.state.supply_on
+    assert len(shares) == 1 and not extracted, (
+        f"the restored operator signed {len(shares)} times with one nonce pair; key share extracted: {extracted}; "
+        f"forged disconnect-all cut {accepted} of {len(ops.fleet.meters)} meters")
