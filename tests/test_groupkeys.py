@@ -232,7 +232,7 @@ def test_data_under_a_stale_group_key_needs_a_resync():
 def _all_kinds(fleet: Fleet) -> dict[str, bytes]:
     return {"rekey": fleet.rekey(leaves=[b"m003"]), "resync": fleet.controller.resync(b"m000", fleet.rng),
             "data": fleet.controller.send(b"demand response"),
-            "command": fleet.command("disconnect", {1: [b"m001"]})}
+            "command": fleet.command("disconnect", {1: [b"m001"]}), "checkpoint": fleet.checkpoint()}
 
 
 @settings(max_examples=60, deadline=None)
@@ -252,7 +252,7 @@ def test_any_single_byte_change_is_refused_with_a_typed_error(data):
     assert meter.state == before
 
 
-@pytest.mark.parametrize("kind", ["rekey", "resync", "data", "command"])
+@pytest.mark.parametrize("kind", ["rekey", "resync", "data", "command", "checkpoint"])
 def test_truncated_and_extended_messages(kind):
     fleet = Fleet(6, seed="trunc")
     message = _all_kinds(fleet)[kind]
@@ -281,6 +281,32 @@ def test_decoder_rejects_malformed_fields():
     del m[9]
     with pytest.raises(DecodeError):
         gk.decode_message(cbor.encode(m))
+
+
+def test_decoder_rejects_malformed_command_and_checkpoint_fields():
+    """Spec 4.5, 4.6: every field of the changed and the new message, each a DecodeError before any signature."""
+    fleet = Fleet(3, seed="command-fields")
+    key = fleet.controller.public_key
+    command = cbor.decode(fleet.command("rekey-group", {1: 1, 2: key, 3: bytes(32)}))
+    checkpoint = cbor.decode(fleet.checkpoint())
+    command_cases = {
+        "epoch": {7: 1 << 32}, "negative epoch": {7: -1}, "not-after": {8: 1 << 64}, "not-after type": {8: b"x"},
+        "rekey back in time": {7: 1}, "rekey to the same epoch": {6: {1: 0, 2: key, 3: bytes(32)}},
+        "directory hash length": {6: {1: 1, 2: key, 3: bytes(31)}}, "no directory hash": {6: {1: 1, 2: key}},
+        "reconnect without targets": {5: "reconnect", 6: {1: []}},
+        "reconnect unsorted": {5: "reconnect", 6: {1: [b"b", b"a"]}},
+        "reconnect-all with args": {5: "reconnect-all", 6: {1: 0}}, "unknown action": {5: "reboot"},
+        "signature at the old key": {7: command[9]}, "short signature": {9: b"\0" * 63}, "extra key": {10: 0},
+    }
+    checkpoint_cases = {
+        "sequence number": {4: 1 << 64}, "epoch": {5: 1 << 32}, "controller key length": {6: bytes(31)},
+        "controller key not a point": {6: b"\xff" * 32}, "not-after": {7: -1}, "short signature": {8: bytes(63)},
+        "extra key": {9: 0},
+    }
+    for base, cases in ((command, command_cases), (checkpoint, checkpoint_cases)):
+        for name, change in cases.items():
+            with pytest.raises(DecodeError):
+                gk.decode_message(cbor.encode({**base, **change}))
 
 
 # -- critical commands ---------------------------------------------------------------
