@@ -387,12 +387,15 @@ class Controller:
         public key and name the hash of exactly ``members``; else
         ``VerificationError`` (a member outside the signed directory, a
         changed HPKE key or a missing member all change the hash).  Returns
-        one resync per member, as :meth:`start_epoch`.
+        one resync per member, as :meth:`start_epoch`; a second call is a
+        ``StateError``.
         """
         _check_public_key(command_key, "the command-verification key")
         members = _check_directory(members)
         kind, m = decode_message(command)
         st = self.state
+        if st.tree is not None:
+            raise StateError(f"epoch {st.epoch} has started already")
         if kind != "command" or m[5] != "rekey-group":
             raise VerificationError("recovery needs the operators' rekey-group command")
         if m[3] != st.group:

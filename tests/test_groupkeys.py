@@ -795,6 +795,9 @@ def test_recover_checks_the_command():
     with pytest.raises(VerificationError, match="another group"):
         elsewhere.recover(fleet.command("rekey-group", good), fleet.command_public, directory, fleet.rng)
     assert new.state.tree is None and new.state.seq == 0
+    new.recover(fleet.command("rekey-group", good), fleet.command_public, directory, fleet.rng)
+    with pytest.raises(StateError, match="started"):
+        new.recover(fleet.command("rekey-group", good), fleet.command_public, directory, fleet.rng)
 
 
 def test_operator_restored_from_a_snapshot_does_not_sign_twice_with_the_same_nonces():
