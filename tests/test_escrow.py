@@ -545,3 +545,94 @@ def test_the_linker_finds_a_planted_link(fleets, mode, leak):
         assert any(f.startswith("credential.key ~ lfid.key") for f in found)
     else:
         assert any(f.startswith("time.phase ~ time.phase") for f in found)
+
+
+# -- issue 14: attacks on re-identification and on the blind mode's epoch keys ----------------
+
+
+def _fingerprint(profile: esc.HfProfile) -> bytes:
+    return hashlib.sha256(profile.credential).digest()
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_a_compromised_escrow_cannot_redirect_a_reidentification(fleet):
+    """Spec 9.2, 8.2.  Adversary: the escrow, compromised after issuance (it controls its stored sealed
+    links and what ``sealed_link`` answers; it knows no r, no authority share), colluding with the
+    combiner.  Authorities approve a request for HFID f1; the escrow answers with f2's sealed link,
+    or with a blob spliced around f2's R; each authority checks the blob's label (f1) and refuses,
+    so no share for f2's R exists and f2's link stays closed."""
+    f1 = _fingerprint(issue(fleet, "SM-00001", 0))
+    f2 = _fingerprint(issue(fleet, "SM-00002", 0))
+    links = fleet.escrow.state.links
+    target = links[f2]
+    request = esc.reidentification_request(f1, "court order 18/2026", bytes(16))
+    a1, _, a3 = fleet.authorities
+    for a in (a1, a3):
+        a.approve(request)
+    links[f1] = target                                   # f1 answered with f2's sealed link
+    with pytest.raises(VerificationError, match="not well formed"):
+        a1.share(request, fleet.escrow, HmacDrbg.from_seed("redirect/1"))
+    own = threshold_elgamal.seal(fleet.authority_info.group_public_key, esc._link_aad(f1), b"x" * 64,
+                                 HmacDrbg.from_seed("redirect/own"))
+    links[f1] = target[:32] + own[32:]                   # f2's R spliced into a fresh blob labelled f1
+    with pytest.raises(VerificationError, match="not well formed"):
+        a3.share(request, fleet.escrow, HmacDrbg.from_seed("redirect/3"))
+    assert a1.approved and a3.approved                   # a refused blob does not use the approval up
+
+
+def _meter_with_serial(fleet, serial: str, rng) -> esc.Meter:
+    """A meter of a second LFID manufacturer (root added to the escrow's anchors) with ``serial``."""
+    ca_key = escrow_fleet.ed25519_key(rng)
+    root = escrow_fleet.ca_certificate("LFID root 2", ca_key)
+    anchor = esc.certificates.TrustAnchor(root, frozenset({"meter"}))
+    if anchor not in fleet.escrow.state.lf_anchors:
+        fleet.escrow.state.lf_anchors = fleet.escrow.state.lf_anchors + (anchor,)
+    key = escrow_fleet.ed25519_key(rng)
+    chain = (escrow_fleet.device_certificate(serial, key, "LFID root 2", ca_key, 7),)
+    template = fleet.meters["SM-00000"].state
+    return esc.Meter(esc.MeterState("escrowed", fleet.clock, esc.LfProfile(chain, escrow_fleet.pkcs8(key), root),
+                                    template.escrow_hpke_public, hf_root=template.hf_root))
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_sealed_link_length_does_not_reveal_the_serial_length(fleet):
+    """Spec 9.1, 5.2 step 8.  Adversary: anyone (``sealed_link`` answers everyone); sees every sealed
+    link and its length.  Every sealed link has the same length whatever the LFID serial's length
+    (1 to 64 bytes); a longer serial is refused before any state changes."""
+    lengths = {}
+    for i, serial in enumerate(["A", "SM-00001", "X" * esc.MAX_SERIAL_BYTES]):
+        meter = _meter_with_serial(fleet, serial, HmacDrbg.from_seed(f"length/{i}"))
+        rng = HmacDrbg.from_seed(f"length/issue/{i}")
+        hf = meter.receive_hfid(fleet.escrow.handle(meter.request_hfid(0, rng), at(0, 0), rng))
+        lengths[serial] = len(fleet.escrow.sealed_link(_fingerprint(hf)))
+    assert len(set(lengths.values())) == 1, lengths
+    long = _meter_with_serial(fleet, "X" * (esc.MAX_SERIAL_BYTES + 1), HmacDrbg.from_seed("length/long"))
+    issued, links = set(fleet.escrow.state.issued), dict(fleet.escrow.state.links)
+    with pytest.raises(ParameterError, match="serial"):
+        fleet.escrow.handle(long.request_hfid(0, HmacDrbg.from_seed("length/long/r")), at(0, 0))
+    assert fleet.escrow.state.issued == issued and fleet.escrow.state.links == links
+
+
+@pytest.mark.parametrize("fleet", ["blind"], indirect=True)
+def test_a_meter_refuses_an_epoch_key_the_authorities_did_not_certify(fleet):
+    """Spec 9.5, 5.3.  Adversary: the escrow in mode blind (it holds and makes RSA keys and chooses
+    what each meter and receiver is handed; at most t - 1 authorities would help it, here none).
+    Its attempt to tag a meter with a key of its own for epoch 1: the statement it signs itself is
+    refused by the meter and the receivers; the authorities refuse to certify a second key for an
+    epoch; without a certified key the meter does not ask."""
+    tagging = escrow_fleet.rsa_key(HmacDrbg.from_seed("tagging key"), 2048)
+    victim = fleet.meters["SM-00001"]
+    victim.state.epoch_keys.pop(1)
+    forged = esc.epoch_key_message(1, tagging.public, bytes(64))
+    with pytest.raises(VerificationError, match="authorities"):
+        victim.install_epoch_key(forged)
+    with pytest.raises(VerificationError, match="authorities"):
+        fleet.receivers["grid-operator"].install_epoch_key(forged)
+    with pytest.raises(StateError, match="epoch 1"):
+        esc.certify_epoch_key(fleet.authorities[:2], fleet.authority_info, 1, tagging.public,
+                              HmacDrbg.from_seed("tagging/certify"))
+    with pytest.raises(StateError, match="no certified"):
+        victim.request_hfid(1, HmacDrbg.from_seed("tagging/request"))
+    genuine = fleet.escrow.epoch_key(1)
+    victim.install_epoch_key(genuine)                  # the certified key: accepted, the meter proceeds
+    issue(fleet, "SM-00001", 1)
