@@ -78,9 +78,9 @@ HFID_BYTES = 16
 SIGNATURE_BYTES = 64
 REQUEST_ID_BYTES = 16
 MAX_SERIAL_BYTES = 64
-"""Longest LFID serial (UTF-8 bytes) the escrow serves: X.520's ub-serial-number (spec 5.2 step 4a)."""
+"""Longest LFID serial (UTF-8 bytes) the escrow serves: X.520's ub-serial-number (spec 5.2 step 4)."""
 LINK_BYTES = 128
-"""Every link plaintext is padded to exactly this length, so every sealed link has one length (spec 8.1)."""
+"""Every link plaintext is padded to exactly this length, so every sealed link has one length (spec 4.8, 9.1)."""
 MAX_RSA_KEY_DER_BYTES = 2048
 CLOCK_SKEW = 300
 """Seconds a data message's time may be ahead of the receiver's clock (spec 7.2)."""
@@ -456,16 +456,16 @@ def _link_aad(fingerprint: bytes) -> bytes:
 
 
 def encode_link(serial: str, epoch: int, fingerprint: bytes) -> bytes:
-    """Spec 8.1: body = CBOR({1: serial, 2: epoch, 3: fingerprint}); the link plaintext is
+    """Spec 4.8: body = CBOR({1: serial, 2: epoch, 3: fingerprint}); the link plaintext is
     I2OSP(len(body), 2) || body || zero bytes, exactly LINK_BYTES long."""
     if not isinstance(serial, str) or not 1 <= len(serial.encode("utf-8")) <= MAX_SERIAL_BYTES:
         raise ParameterError(f"a link's LFID serial must be 1 to {MAX_SERIAL_BYTES} bytes")
     body = cbor.encode({1: serial, 2: epoch, 3: fingerprint})
-    return _L.pack(len(body))[2:] + body + bytes(LINK_BYTES - 2 - len(body))
+    return len(body).to_bytes(2, "big") + body + bytes(LINK_BYTES - 2 - len(body))
 
 
 def decode_link(plaintext: bytes) -> dict:
-    """Spec 8.1: the inverse of :func:`encode_link`; DecodeError for a wrong length, a body length
+    """Spec 4.8: the inverse of :func:`encode_link`; DecodeError for a wrong length, a body length
     out of range, non-zero padding, or a body that is not a link map."""
     if len(plaintext) != LINK_BYTES:
         raise DecodeError(f"a link must be {LINK_BYTES} bytes")
