@@ -278,7 +278,8 @@ def _escrow(count: int, seed: str | None, say) -> dict:
         named = sum(s.split(":", 1)[1] in sender for s in attributable for sender in senders)
         meter = fleet.meters["SM-00000"]
         twin = esc.Meter(esc.MeterState(mode, meter.state.clock, meter.state.lf, meter.state.escrow_hpke_public,
-                                        meter.state.hf_root, dict(meter.state.rsa_public)))
+                                        meter.state.hf_root, meter.state.authorities_key,
+                                        dict(meter.state.epoch_keys)))
         try:
             fleet.escrow.handle(twin.request_hfid(0, rng), start, rng)
             second = "ISSUED"
