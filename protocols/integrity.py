@@ -9,7 +9,10 @@ The meter keeps its own view of the same log and checks Y: a match proves
 the utility holds exactly the meter's records; a mismatch is located, by
 bisection over signed roots, at the first period that differs.  From the
 meter's records and the utility's signed heads an arbiter decides who
-altered what (section 8).
+altered what (section 8).  Records carry the meter's boot, a durable restore
+count: a meter restored from a backup resyncs from the utility's log, record
+by record under inclusion proofs (section 9), and the arbiter tells its lost
+state from double-signing.
 
 Section map (spec section: code):
 

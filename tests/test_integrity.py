@@ -307,7 +307,7 @@ def test_dispute_evidence_must_be_genuine():
 
 def test_feedback_reveals_no_reading():
     """Leaves are whole signed records: a record guessed from the readings, without the meter's
-    signature, hashes to no leaf and no proof hash (spec 9.1)."""
+    signature, hashes to no leaf and no proof hash (spec 10.1)."""
     utility, meter = run(16)
     y = utility.feedback(METER, 0, T0)
     hashes = set(cbor.decode(y)[5])
