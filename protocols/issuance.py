@@ -22,7 +22,8 @@ Spec sections and what implements them:
                                               :func:`decode_delivery`
 - 5   enrollment ............................ :meth:`Pkg.challenge`, :meth:`Meter.enroll`, :meth:`Pkg.enroll`
 - 6   certificate profile and chain ......... :mod:`protocols.schemes.certificates` (re-exported here):
-                                              :func:`verify_device_chain`, :func:`certificate_serial`
+                                              :func:`verify_device_chain`, :func:`certificate_serial`,
+                                              :func:`certificate_roles` (6.4)
 - 7   key delivery (HPKE profile) ........... :mod:`protocols.schemes.hpke` (re-exported here):
                                               :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
                                               :func:`SealBase`, :func:`OpenBase`, :func:`delivery_info`,
