@@ -326,12 +326,10 @@ def distributed():
 
     rng = HmacDrbg.from_seed("tests/issuance/dkg")
     nodes = [1, 2, 3, 4, 5]
-    dealings = [bf_bls12.deal(i, 3, nodes, rng) for i in nodes]
-    for dealing in dealings:  # every node checks what it was dealt
-        for node in nodes:
-            bf_bls12.verify_dealt_share(dealing, node, dealing.shares[node])
-    key = bf_bls12.combine_dealings(dealings, 3, nodes)
-    secrets = {i: bf_bls12.node_secret(dealings, i) for i in nodes}
+    context = b"tests/issuance/dkg-session"
+    dealings = [bf_bls12.deal(i, 3, nodes, rng, context) for i in nodes]
+    key = bf_bls12.combine_dealings(dealings, 3, nodes, context)   # checks every proof of possession
+    secrets = {i: bf_bls12.node_secret(dealings, i) for i in nodes}   # checks every dealt share
     return key, secrets
 
 
