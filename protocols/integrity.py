@@ -31,7 +31,7 @@ import copy
 import hmac
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -42,6 +42,7 @@ from protocols.errors import (
     ParameterError,
     ReplayError,
     StateError,
+    UsappError,
     VerificationError,
 )
 from protocols.primitives import cbor
@@ -535,9 +536,19 @@ def resync(meter: Meter, utility: Utility, now: int) -> Resync:
        counter, the others are superseded.
     """
     st = meter.state
-    base = st.restored_at
-    if base is None:
+    if st.restored_at is None:
         raise StateError("the meter was not restored from a backup: nothing to resync")
+    checked = st.checked
+    try:
+        return _resync(meter, utility, now)
+    except UsappError:
+        st.checked = checked                                               # a failed resync changes nothing
+        raise
+
+
+def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
+    st = meter.state
+    base = st.restored_at
     since = st.checked.size if st.checked else 0
     meter.check(utility.feedback(st.meter, since, now))                    # step 1
     head = st.checked
@@ -611,10 +622,11 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
        at the first index where its log and the meter's records (which the receipt covers) part;
     4. the meter's records must run 0, 1, 2 ... by counter, boots never going back (else the meter
        dropped or reordered a record); then the first index where the two sides' records differ:
-       both are meter-signed and no receipt covers the meter's version.  With the same boot the
-       meter signed two records for one counter: the meter altered it.  With different boots the
-       meter signed them in different lives, across a restore from a backup (spec 9): lost state,
-       no party is at fault and the utility's accepted records stand.  A record in the utility's log
+       both are meter-signed and no receipt covers the meter's version.  If the meter's version is
+       from a later boot and for a period after every period the utility holds from earlier
+       boots, the meter signed it in a later life, after a restore from a backup (spec 9): lost
+       state, no party is at fault and the utility's accepted records stand.  Otherwise the meter
+       signed two records for one counter: the meter altered it.  A record in the utility's log
        past the meter's last is one the meter signed and now omits: the meter dropped it;
     5. records the meter holds past the utility's log, with no receipt: no one provably altered
        anything (the utility never acknowledged them).
@@ -662,7 +674,7 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     if first is None:
         return Verdict(None, None, None, "the logs agree", "agree")
     if first < len(mine) and first < len(utility):   # rule 4
-        if mine[first].boot != utility[first].boot:
+        if _lost_state(mine[first], utility):
             return Verdict(None, first, mine[first].period,
                            f"lost state: the meter signed counter {first} in boot {utility[first].boot} and again "
                            f"in boot {mine[first].boot}, after a restore from a backup; the utility's accepted "
@@ -676,6 +688,14 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     return Verdict(None, first, mine[first].period,      # rule 5
                    "the utility's log ends before the meter's records, which it never acknowledged",
                    "unacknowledged")
+
+
+def _lost_state(mine: Record, utility: Sequence[Record]) -> bool:
+    """Spec 8.2 rule 4: the meter's colliding record is from a later boot than the utility's at that
+    index, and for a period after every period the utility holds from the earlier boots: what a
+    meter restored from a backup signs, and not a re-signed reading of a period already billed."""
+    theirs = utility[mine.counter]
+    return mine.boot > theirs.boot and all(mine.period > r.period for r in utility if r.boot < mine.boot)
 
 
 def _first_difference(a: Sequence[Record], b: Sequence[Record]) -> int | None:

@@ -5,7 +5,8 @@ number, its role and the key epoch -- is its IBE public key (USaPP paper,
 section IV-B1).  The private key generator (PKG) issues the matching private
 key to a device that proves, with the X.509 certificate and key its
 manufacturer gave it, that it holds the serial it claims in that
-manufacturer's namespace and that the certificate certifies the role; the key travels sealed with HPKE (RFC 9180) to a key the device made
+manufacturer's namespace and that the certificate certifies the role; the
+key travels sealed with HPKE (RFC 9180) to a key the device made
 for this enrollment.  Every issuance is written to a hash-chained log.
 
 The IBE scheme is behind :class:`KeyExtractor` (a suite name and

@@ -370,10 +370,11 @@ def test_a_restored_meter_resyncs_and_is_not_convicted():
 
 def test_lost_state_and_double_signing_get_different_verdicts():
     """Spec 8.2 rule 4.  A restored meter that could not resync and kept signing (counters 5.. in
-    boot 1) collides with the records of boot 0 the utility accepted: the verdict is lost state, no
-    party at fault, not double-signing.  A meter that signs another record for a counter in the
-    same boot (or rolls its boot counter back with the backup, which spec 9.1 forbids) is convicted
-    of double-signing."""
+    boot 1, later periods) collides with the records of boot 0 the utility accepted: the verdict is
+    lost state, no party at fault, not double-signing.  Adversary: the meter (its device key, its
+    evidence).  A meter that signs another record for a counter in the same boot, or rolls its boot
+    counter back with the backup (spec 9.1 forbids it), or re-signs a billed period with another
+    reading under a higher boot, is convicted of double-signing."""
     utility, meter, _, rs = _restored(seed="lost")
     for period, registers in rs[:5]:
         with pytest.raises(ReplayError):
@@ -387,6 +388,14 @@ def test_lost_state_and_double_signing_get_different_verdicts():
     for period, registers in rs[:5]:
         rolled_back.record(period, registers)
     verdict = ig.arbitrate(*evidence(accepted, rolled_back, key_of(rolled_back)))
+    assert (verdict.party, verdict.kind, verdict.index) == ("meter", "double-signed", 5)
+    # a cheating meter re-signs billed periods with lower readings under a higher boot: convicted
+    cheat = copy.deepcopy(meter.state)
+    for index in range(5, 10):
+        billed = utility.state.records[METER][index]
+        cheat.records[index] = ig.encode_record(meter._key, METER, billed.period, index,
+                                                [r - 1 for r in billed.registers], 7)
+    verdict = ig.arbitrate(*evidence(accepted, ig.Meter(cheat), key_of(meter)))
     assert (verdict.party, verdict.kind, verdict.index) == ("meter", "double-signed", 5)
     # a meter presenting a boot that goes back in its own records
     meter.state.records[7] = ig.encode_record(meter._key, METER, rs[2][0], 7, rs[2][1], 0)
@@ -423,6 +432,7 @@ def test_resync_refuses_what_the_utility_cannot_prove():
         with pytest.raises(VerificationError, match=message):
             ig.resync(restored, _utility_with_log(meter, log, key), rs[0][0])
         assert restored.state.log.size == 5 and restored.state.restored_at == 5, name
+        assert restored.state.checked == meter.state.checked and restored.state.receipts == meter.state.receipts
     unchecked = ig.Meter(copy.deepcopy(meter.state))     # a backup without a checked head: the probe (step 2)
     unchecked.state.checked = None
     with pytest.raises(VerificationError, match="does not extend"):

@@ -606,7 +606,8 @@ def test_two_manufacturers_devices_with_one_serial_get_different_keys():
     assert len(pkg.state.log.entries) == 2
     # the PKG needs a namespace per anchor, and distinct ones (ParameterError)
     for bad in ((iss.TrustAnchor(ROOT, frozenset({"meter"})),),
-                (iss.TrustAnchor(ROOT, frozenset({"meter"}), "same"), iss.TrustAnchor(P256_ROOT, frozenset({"meter"}), "same"))):
+                (iss.TrustAnchor(ROOT, frozenset({"meter"}), "same"),
+                 iss.TrustAnchor(P256_ROOT, frozenset({"meter"}), "same"))):
         with pytest.raises(ParameterError, match="namespace"):
             iss.Pkg(iss.PkgState(bad, EPOCH), EXTRACTOR)
     for namespace in ("", "Acme", "a" * 17, "a/b", 7):

@@ -79,8 +79,8 @@ def _threshold_json(seed: str, threshold: int, nodes: list[int], identity: bytes
     combined = bf.combine_key_shares(key, identity, shares)
     return {
         "p_pub": key.params.to_bytes().hex(),
-        "proofs_of_possession": {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(), "z": hexint(d.proof_response)}
-                                 for d in dealings},
+        "proofs_of_possession": {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(),
+                                                 "z": hexint(d.proof_response)} for d in dealings},
         "verification_keys": {str(i): key.verification_keys[i].to_bytes().hex() for i in nodes},
         "key_shares": {str(i): shares[i].to_bytes().hex() for i in used},
         "d_id": combined.to_bytes().hex(),
