@@ -287,7 +287,7 @@ def _frost(config: BenchConfig) -> list[Comparison]:
     config.progress(f"groupkeys: FROST {FROST_THRESHOLD} of {FROST_OPERATORS} against Ed25519")
     operators, info = gk.operator_ceremony(FROST_OPERATORS, FROST_THRESHOLD, GROUP)
     signers = [op.state.signer for op in operators[:FROST_THRESHOLD]]
-    body = gk.command_body(GROUP, 1, "disconnect-all", {})
+    body = gk.command_body(GROUP, 1, "disconnect-all", {}, epoch=0, not_after=1_767_229_200)
     msg = gk.command_tbs(body)
     plain = Ed25519PrivateKey.generate()
     plain_public = plain.public_key()

@@ -25,7 +25,10 @@ Section map (spec section: code):
                                             :meth:`Meter.receive_hfid`
 - 6   spheres of control .................. :data:`POLICY`, :func:`check_sphere`
 - 7   data messages ....................... :meth:`Meter.send`, :meth:`Receiver.receive`
-- 8   re-identification ................... :class:`Authority`, :func:`reidentify`
+- 5.5 epoch-key certification (blind) ..... :func:`certify_epoch_key`, :func:`verify_epoch_key`,
+                                            :meth:`Meter.install_epoch_key`, :meth:`Receiver.install_epoch_key`
+- 8   re-identification ................... :class:`Authority`, :func:`reidentify`, :func:`encode_link`,
+                                            :func:`decode_link`
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
@@ -55,9 +59,10 @@ from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import blind_rsa, certificates, frost, hpke, threshold_elgamal
 
 __all__ = [
-    "DOMAIN", "MODES", "POLICY", "VERSION", "Authority", "EpochClock", "Escrow", "EscrowState", "HfProfile",
-    "LfProfile", "LinkRecord", "Meter", "MeterState", "Received", "Receiver", "ReceiverState", "Sphere",
-    "check_sphere", "decode_message", "reidentification_request", "reidentify",
+    "DOMAIN", "LINK_BYTES", "MAX_SERIAL_BYTES", "MODES", "POLICY", "VERSION", "Authority", "EpochClock", "Escrow",
+    "EscrowState", "HfProfile", "LfProfile", "LinkRecord", "Meter", "MeterState", "Received", "Receiver",
+    "ReceiverState", "Sphere", "certify_epoch_key", "check_sphere", "decode_link", "decode_message", "encode_link",
+    "epoch_key_message", "reidentification_request", "reidentify", "verify_epoch_key",
 ]
 
 VERSION = 1
@@ -72,6 +77,11 @@ HF_PUBLIC_BYTES = 32
 HFID_BYTES = 16
 SIGNATURE_BYTES = 64
 REQUEST_ID_BYTES = 16
+MAX_SERIAL_BYTES = 64
+"""Longest LFID serial (UTF-8 bytes) the escrow serves: X.520's ub-serial-number (spec 5.2 step 4)."""
+LINK_BYTES = 128
+"""Every link plaintext is padded to exactly this length, so every sealed link has one length (spec 4.8, 9.1)."""
+MAX_RSA_KEY_DER_BYTES = 2048
 CLOCK_SKEW = 300
 """Seconds a data message's time may be ahead of the receiver's clock (spec 7.2)."""
 
@@ -197,13 +207,14 @@ def _ed_public(private: bytes) -> bytes:
 # Spec 4: messages
 # ---------------------------------------------------------------------------
 
-KINDS = ("hfid-request", "hfid-response", "adp", "cdp", "reid-request")
+KINDS = ("hfid-request", "hfid-response", "adp", "cdp", "reid-request", "epoch-key")
 _SCHEMAS = {
     "hfid-request": {1: int, 2: str, 3: str, 4: int, 5: list, 6: bytes, 7: bytes, 8: bytes},
     "hfid-response": {1: int, 2: str, 3: str, 4: int, 5: bytes, 6: bytes},
     "adp": {1: int, 2: str, 3: str, 4: int, 5: bytes, 6: str, 7: str, 8: int, 9: int, 10: bytes, 11: bytes},
     "cdp": {1: int, 2: str, 3: list, 4: str, 5: str, 6: int, 7: int, 8: bytes, 9: bytes},
     "reid-request": {1: int, 2: str, 3: bytes, 4: str, 5: bytes},
+    "epoch-key": {1: int, 2: str, 3: int, 4: bytes, 5: bytes},
 }
 _BLIND_CREDENTIAL = {1: int, 2: bytes, 3: bytes, 4: bytes}
 _REQUEST_INNER = {1: bytes, 2: bytes}
@@ -226,6 +237,13 @@ def decode_message(data: object) -> tuple[str, dict]:
         if not 1 <= len(m[4].encode()) <= 256:
             raise DecodeError("reid-request: the reason must be 1 to 256 bytes")
         _exact(m[5], REQUEST_ID_BYTES, "reid-request: request id")
+        return kind, m
+    if kind == "epoch-key":
+        if not 0 <= m[3] <= MAX_EPOCH:
+            raise DecodeError("epoch-key: epoch out of range")
+        if not 1 <= len(m[4]) <= MAX_RSA_KEY_DER_BYTES:
+            raise DecodeError(f"epoch-key: the key must be 1 to {MAX_RSA_KEY_DER_BYTES} bytes of DER")
+        _exact(m[5], SIGNATURE_BYTES, "epoch-key: signature")
         return kind, m
     if kind == "cdp":
         _chain(m[3], kind)
@@ -315,6 +333,8 @@ class EscrowState:
     hf_ca_certificate: bytes | None = None
     authorities: frost.PublicKeyPackage | None = None
     rsa_keys: dict[int, blind_rsa.PrivateKey] = field(default_factory=dict, repr=False)
+    epoch_keys: dict[int, bytes] = field(default_factory=dict)
+    """Mode blind: the epoch-key message the authorities certified for each epoch (spec 5.5), published."""
     issued: set[tuple[str, int]] = field(default_factory=set)
     links: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -340,10 +360,22 @@ class Escrow:
         """Mode blind: the public half of the epoch's RSA key (spec 5.3)."""
         return self._rsa(epoch).public
 
+    def epoch_key(self, epoch: int) -> bytes:
+        """Mode blind: the certified epoch-key message of ``epoch`` (spec 5.5), what meters and receivers install."""
+        message = self.state.epoch_keys.get(epoch)
+        if message is None:
+            raise StateError(f"the escrow has no certified key for epoch {epoch}")
+        return message
+
     def _rsa(self, epoch: int) -> blind_rsa.PrivateKey:
+        """Spec 5.3: the epoch's signing key; the escrow signs only with the key certified for it (5.5)."""
         key = self.state.rsa_keys.get(epoch)
         if key is None:
             raise StateError(f"the escrow has no blind-signing key for epoch {epoch}")
+        message = self.epoch_key(epoch)
+        _, m = decode_message(message)
+        if m[4] != rsa_public_der(key.public):
+            raise StateError(f"the escrow's key for epoch {epoch} is not the certified one")
         return key
 
     def handle(self, request: bytes, now: int, rng: RandomSource | None = None) -> bytes:
@@ -361,6 +393,8 @@ class Escrow:
         certificates.verify_device_chain(chain, st.lf_anchors, now)
         serial = certificates.certificate_serial(chain[0])
         certificates.verify_signature(chain[0].public_key(), m[8], tbs(kind, m, 8), "hfid-request")
+        if len(serial.encode("utf-8")) > MAX_SERIAL_BYTES:
+            raise ParameterError(f"hfid-request: the LFID serial is longer than {MAX_SERIAL_BYTES} bytes")
         if (serial, epoch) in st.issued:
             raise ReplayError(f"hfid-request: meter {serial} already has an HFID for epoch {epoch}")
         inner = cbor.decode_map(hpke.OpenBase(m[6], st.hpke_private, _request_info(mode, epoch),
@@ -376,7 +410,7 @@ class Escrow:
                 raise DecodeError("hfid-request: the HF public key is not an Ed25519 key") from None
             answer = self._certify(inner[1], epoch, rng)
             fingerprint = hashlib.sha256(answer).digest()
-            link = cbor.encode({1: serial, 2: epoch, 3: fingerprint})
+            link = encode_link(serial, epoch, fingerprint)
             sealed = threshold_elgamal.seal(st.authorities.group_public_key, _link_aad(fingerprint), link, rng)
         else:
             answer = blind_rsa.BlindSign(self._rsa(epoch), inner[1])
@@ -417,7 +451,116 @@ class Escrow:
 
 
 def _link_aad(fingerprint: bytes) -> bytes:
+    """Spec 5.2 step 8: the sealed link's label, DOMAIN || lp("link") || fingerprint."""
     return DOMAIN + _lp(b"link") + fingerprint
+
+
+def encode_link(serial: str, epoch: int, fingerprint: bytes) -> bytes:
+    """Spec 4.8: body = CBOR({1: serial, 2: epoch, 3: fingerprint}); the link plaintext is
+    I2OSP(len(body), 2) || body || zero bytes, exactly LINK_BYTES long."""
+    if not isinstance(serial, str) or not 1 <= len(serial.encode("utf-8")) <= MAX_SERIAL_BYTES:
+        raise ParameterError(f"a link's LFID serial must be 1 to {MAX_SERIAL_BYTES} bytes")
+    body = cbor.encode({1: serial, 2: epoch, 3: fingerprint})
+    return len(body).to_bytes(2, "big") + body + bytes(LINK_BYTES - 2 - len(body))
+
+
+def decode_link(plaintext: bytes) -> dict:
+    """Spec 4.8: the inverse of :func:`encode_link`; DecodeError for a wrong length, a body length
+    out of range, non-zero padding, or a body that is not a link map."""
+    if len(plaintext) != LINK_BYTES:
+        raise DecodeError(f"a link must be {LINK_BYTES} bytes")
+    size = int.from_bytes(plaintext[:2], "big")
+    if not 1 <= size <= LINK_BYTES - 2 or any(plaintext[2 + size:]):
+        raise DecodeError("a link's length prefix or padding is wrong")
+    record = cbor.decode_map(plaintext[2:2 + size], _LINK, name="link")
+    if not 1 <= len(record[1].encode("utf-8")) <= MAX_SERIAL_BYTES or not 0 <= record[2] <= MAX_EPOCH:
+        raise DecodeError("a link's serial or epoch is out of range")
+    _exact(record[3], 32, "link: fingerprint")
+    return record
+
+
+# ---------------------------------------------------------------------------
+# Spec 5.5: the epoch keys of mode blind, certified by the authorities
+# ---------------------------------------------------------------------------
+
+
+def epoch_key_tbs(epoch: int, public_key: blind_rsa.PublicKey) -> bytes:
+    """Spec 5.5: what the authorities sign: DOMAIN || lp("epoch-key") || CBOR(keys 1 to 4)."""
+    return tbs("epoch-key", {1: VERSION, 2: "epoch-key", 3: epoch, 4: rsa_public_der(public_key)}, 5)
+
+
+def epoch_key_message(epoch: int, public_key: blind_rsa.PublicKey, signature: bytes) -> bytes:
+    """Spec 4.7: the epoch-key message {1: 1, 2: "epoch-key", 3: epoch, 4: SPKI DER, 5: signature}."""
+    data = cbor.encode({1: VERSION, 2: "epoch-key", 3: epoch, 4: rsa_public_der(public_key), 5: signature})
+    decode_message(data)
+    return data
+
+
+def _rsa_from_der(der: bytes) -> blind_rsa.PublicKey:
+    try:
+        key = serialization.load_der_public_key(der)
+    except (ValueError, TypeError):
+        raise DecodeError("epoch-key: the key is not a SubjectPublicKeyInfo") from None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise DecodeError("epoch-key: the key is not an RSA key")
+    try:
+        public = blind_rsa.PublicKey.from_cryptography(key)
+    except ParameterError as exc:
+        raise DecodeError(f"epoch-key: {exc}") from None
+    if rsa_public_der(public) != der:
+        raise DecodeError("epoch-key: the key's DER is not canonical")
+    return public
+
+
+def verify_epoch_key(message: bytes, authorities_key: bytes | None) -> tuple[int, blind_rsa.PublicKey]:
+    """Spec 5.5, the meter's and the receiver's check: (epoch, RSA key) of an epoch-key message whose
+    FROST(Ed25519, SHA-512) signature verifies under the authorities' group key (VerificationError
+    otherwise; StateError if no authorities' key is configured)."""
+    kind, m = decode_message(message)
+    if kind != "epoch-key":
+        raise DecodeError(f"expected an epoch-key message, got {kind}")
+    if authorities_key is None:
+        raise StateError("no authorities' key is configured to check epoch keys against")
+    try:
+        frost.verify(tbs(kind, m, 5), m[5], authorities_key)
+    except (VerificationError, DecodeError, ParameterError):
+        raise VerificationError(f"epoch-key: epoch {m[3]}'s key is not certified by the authorities' key") from None
+    return m[3], _rsa_from_der(m[4])
+
+
+def _install(keys: dict[int, bytes], message: bytes, authorities_key: bytes | None) -> tuple[int, blind_rsa.PublicKey]:
+    """Spec 5.5: verify, refuse a second different certified key for an epoch (the proof that the
+    authorities equivocated), keep the message."""
+    epoch, key = verify_epoch_key(message, authorities_key)
+    held = keys.get(epoch)
+    if held is not None and verify_epoch_key(held, authorities_key)[1] != key:
+        raise VerificationError(f"epoch-key: two certified keys for epoch {epoch}: the authorities equivocated")
+    keys[epoch] = bytes(message)
+    return epoch, key
+
+
+def certify_epoch_key(authorities: list[Authority], group_info: frost.PublicKeyPackage, epoch: int,
+                      public_key: blind_rsa.PublicKey, rng: RandomSource | None = None) -> bytes:
+    """Spec 5.5: the escrow, as coordinator, has t (or more) authorities sign the epoch's key with
+    FROST (RFC 9591): each commits (in identifier order), then signs unless it already certified
+    another key for that epoch (StateError); the aggregate is verified; returns the epoch-key message."""
+    if not isinstance(group_info, frost.PublicKeyPackage):
+        raise ParameterError("group_info must be a frost.PublicKeyPackage")
+    if not isinstance(public_key, blind_rsa.PublicKey):
+        raise ParameterError("public_key must be a blind_rsa.PublicKey")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
+        raise ParameterError("epoch out of range")
+    signers = sorted(authorities, key=lambda a: a.key_package.identifier)
+    if len({a.key_package.identifier for a in signers}) != len(signers):
+        raise ParameterError("an authority is listed twice")
+    for authority in signers:
+        authority.check_epoch_key(epoch, public_key)
+    rng = resolve(rng)
+    commitments = [a.commit(rng) for a in signers]
+    message = epoch_key_tbs(epoch, public_key)
+    shares = [a.sign_epoch_key(epoch, public_key, commitments) for a in signers]
+    signature = frost.aggregate_and_verify(group_info, commitments, message, shares)
+    return epoch_key_message(epoch, public_key, signature.to_bytes())
 
 
 # ---------------------------------------------------------------------------
@@ -445,7 +588,10 @@ class MeterState:
     lf: LfProfile
     escrow_hpke_public: bytes
     hf_root: bytes | None = None
-    rsa_public: dict[int, blind_rsa.PublicKey] = field(default_factory=dict)
+    authorities_key: bytes | None = None
+    """Mode blind: the authorities' group key (32 bytes), fixed at provisioning like the LFID root (spec 5.5)."""
+    epoch_keys: dict[int, bytes] = field(default_factory=dict)
+    """Mode blind: the certified epoch-key messages by epoch, installed by :meth:`Meter.install_epoch_key`."""
     hf: dict[int, HfProfile] = field(default_factory=dict, repr=False)
     pending: dict[int, PendingHfid] = field(default_factory=dict, repr=False)
     lf_seq: int = 0
@@ -487,10 +633,19 @@ class Meter:
         st.pending[epoch] = pending
         return pending.request
 
+    def install_epoch_key(self, message: bytes) -> int:
+        """Spec 5.5: keep the escrow's key of an epoch only if the authorities certified it
+        (VerificationError otherwise, or if another certified key is held for that epoch)."""
+        return _install(self.state.epoch_keys, message, self.state.authorities_key)[0]
+
     def _rsa_public(self, epoch: int) -> blind_rsa.PublicKey:
-        key = self.state.rsa_public.get(epoch)
-        if key is None:
-            raise StateError(f"the meter has no escrow RSA key for epoch {epoch}")
+        """Spec 5.5: the certified key of ``epoch``, checked again before each use."""
+        message = self.state.epoch_keys.get(epoch)
+        if message is None:
+            raise StateError(f"the meter has no certified escrow key for epoch {epoch}")
+        certified_epoch, key = verify_epoch_key(message, self.state.authorities_key)
+        if certified_epoch != epoch:
+            raise VerificationError(f"the key held for epoch {epoch} is certified for epoch {certified_epoch}")
         return key
 
     def receive_hfid(self, response: bytes) -> HfProfile:
@@ -600,7 +755,10 @@ class ReceiverState:
     clock: EpochClock
     lf_anchors: tuple[certificates.TrustAnchor, ...] = ()
     hf_root: bytes | None = None
+    authorities_key: bytes | None = None
+    epoch_keys: dict[int, bytes] = field(default_factory=dict)
     rsa_public: dict[int, blind_rsa.PublicKey] = field(default_factory=dict)
+    """Mode blind: the keys of ``epoch_keys``, filled only by :meth:`Receiver.install_epoch_key` (spec 5.5)."""
     last_seq: dict[str, int] = field(default_factory=dict)
     verified: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     """Credentials already checked, by epoch: SHA-256(credential) -> HF public key (spec 7.2); only the
@@ -661,6 +819,12 @@ class Receiver:
                 del st.verified[old]
         return Received(kind, category, sender, epoch, seq, time, payload)
 
+    def install_epoch_key(self, message: bytes) -> int:
+        """Spec 5.5: accept credentials of an epoch only under the key the authorities certified for it."""
+        epoch, key = _install(self.state.epoch_keys, message, self.state.authorities_key)
+        self.state.rsa_public[epoch] = key
+        return epoch
+
     def _addressed(self, category: str, profile: str, recipient: str) -> None:
         check_sphere(category, profile, recipient)
         if recipient != self.state.recipient:
@@ -681,7 +845,7 @@ class Receiver:
             raise StateError(f"blind credential: issued for epoch {c[1]}, used in epoch {epoch}")
         key = st.rsa_public.get(epoch)
         if key is None:
-            raise StateError(f"no escrow RSA key known for epoch {epoch}")
+            raise StateError(f"no certified escrow key known for epoch {epoch}")
         blind_rsa.Verify(key, c[3] + _blind_message(epoch, c[2]), c[4])
         return c[2]
 
@@ -710,10 +874,39 @@ def reidentification_request(credential_fingerprint: bytes, reason: str, request
 
 @dataclass
 class Authority:
-    """Spec 8.3: one of n authorities; contributes a decryption share for requests it approved."""
+    """Spec 8.3: one of n authorities; contributes a decryption share for requests it approved.
+    Spec 5.5 (mode blind): signs, with t - 1 others, at most one escrow key per epoch."""
 
     key_package: frost.KeyPackage = field(repr=False)
     approved: set[bytes] = field(default_factory=set)
+    certified: dict[int, bytes] = field(default_factory=dict)
+    """Spec 5.5: epoch -> SHA-256 of the SPKI DER of the one key this authority certified for it."""
+    signer: frost.Signer | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_package, frost.KeyPackage):
+            raise ParameterError("an authority needs a frost.KeyPackage")
+        if self.signer is None:
+            self.signer = frost.Signer(self.key_package)
+
+    def check_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey) -> None:
+        """Spec 5.5: StateError if this authority certified another key for ``epoch``."""
+        held = self.certified.get(epoch)
+        if held is not None and held != hashlib.sha256(rsa_public_der(public_key)).digest():
+            raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
+
+    def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:
+        """FROST round one (RFC 9591 section 5.1) for an epoch-key certification."""
+        return self.signer.commit(rng)
+
+    def sign_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey,
+                       commitments: list[frost.SigningCommitments]) -> frost.SignatureShare:
+        """Spec 5.5: FROST round two on the epoch-key statement, at most one key per epoch; the key
+        must be an RSA key of at least 2048 bits (``blind_rsa.PublicKey`` checks that)."""
+        self.check_epoch_key(epoch, public_key)
+        share = self.signer.sign(epoch_key_tbs(epoch, public_key), commitments)
+        self.certified[epoch] = hashlib.sha256(rsa_public_der(public_key)).digest()
+        return share
 
     def approve(self, request: bytes) -> None:
         decode_message(request)
@@ -723,8 +916,10 @@ class Authority:
         """Spec 8.3: a decryption share of the link the escrow holds for the request's credential.
 
         The sealed link is fetched from the escrow by the fingerprint the approved request
-        names, never taken from the requester: a share depends only on the link's R, so a
-        blob built around another link's R would open that link (specs/threshold_elgamal.md
+        names, and its proof of well-formedness is checked under that fingerprint's label
+        before any share is computed (VerificationError, and the approval stays unused): a
+        share depends only on the link's R, so a blob carrying another link's R (a compromised
+        escrow's answer) would otherwise open that link (spec 9.2; specs/threshold_elgamal.md
         section 8.2).  The share goes to the combiner confidentially.
         """
         _, m = decode_message(request)
@@ -732,7 +927,7 @@ class Authority:
         if not any(hmac.compare_digest(digest, a) for a in self.approved):
             raise StateError(f"authority {self.key_package.identifier} has not approved this request")
         sealed = escrow.sealed_link(m[3])
-        share = threshold_elgamal.decryption_share(self.key_package, sealed, request, rng)
+        share = threshold_elgamal.decryption_share(self.key_package, sealed, _link_aad(m[3]), request, rng)
         self.approved.discard(digest)
         return share.to_bytes()
 
@@ -745,7 +940,7 @@ def reidentify(group_info: frost.PublicKeyPackage, request: bytes, sealed: bytes
         raise DecodeError("a re-identification needs a reid-request")
     parsed = [threshold_elgamal.DecryptionShare.from_bytes(i, s) for i, s in sorted(shares.items())]
     link = threshold_elgamal.combine(group_info, sealed, _link_aad(m[3]), request, parsed)
-    record = cbor.decode_map(link, _LINK, name="link")
+    record = decode_link(link)
     if record[3] != m[3]:
         raise VerificationError("the opened link is for another credential")
     return LinkRecord(record[1], record[2], record[3])

@@ -14,7 +14,8 @@ Section map (spec section: code):
 - 6   group data .......................... :meth:`Controller.send`, :meth:`Meter.receive`
 - 7   resync and catch-up ................. :meth:`Controller.resync`
 - 8   critical commands ................... :class:`Operator`, :func:`sign_command`, :meth:`Meter.receive`
-- 9   recovery ............................ :meth:`Controller.start_epoch`
+- 8.6 checkpoints and provisioning ........ :func:`checkpoint_body`, :meth:`Meter.provision`
+- 9   recovery ............................ :func:`directory_hash`, :meth:`Controller.recover`
 
 Every decoder validates before it computes; a meter's state changes only when
 a message is accepted whole (spec 5.3).
@@ -48,9 +49,9 @@ from protocols.primitives import ed25519
 from protocols.schemes import frost, hpke, lkh
 
 __all__ = [
-    "ACTIONS", "DOMAIN", "VERSION", "Command", "Controller", "ControllerState", "Meter", "MeterState", "Operator",
-    "OperatorState", "command_body", "command_key", "command_tbs", "decode_message", "encode_command",
-    "message_tbs", "operator_ceremony", "sign_command",
+    "ACTIONS", "DOMAIN", "MAX_LIFETIME", "VERSION", "Command", "Controller", "ControllerState", "Meter",
+    "MeterState", "Operator", "OperatorState", "checkpoint_body", "command_body", "command_key", "command_tbs",
+    "decode_message", "directory_hash", "encode_command", "message_tbs", "operator_ceremony", "sign_command",
 ]
 
 VERSION = 1
@@ -64,9 +65,16 @@ MAX_SEQ = (1 << 64) - 1
 MAX_MESSAGE_BYTES = 1 << 26
 """64 MiB: a batch rekey of a million-member group with 1% churn is about 3.5 MB."""
 MAX_DATA_BYTES = 1 << 16
+MAX_TIME = (1 << 64) - 1
+"""Times are unsigned seconds since 1970-01-01T00:00:00Z (spec 4.1)."""
+MAX_LIFETIME = 7 * 24 * 3600
+"""Spec 8.4: a meter refuses an operator-signed message whose not-after lies further ahead of its clock."""
+DIRECTORY_BYTES = 32
 
-KINDS = ("rekey", "resync", "data", "command")
-ACTIONS = ("disconnect", "disconnect-all", "rekey-group", "set-command-key")
+KINDS = ("rekey", "resync", "data", "command", "checkpoint")
+OPERATOR_KINDS = ("command", "checkpoint")
+"""The kinds signed by t operators under the command key (spec 8); the others by the controller."""
+ACTIONS = ("disconnect", "disconnect-all", "reconnect", "reconnect-all", "rekey-group", "set-command-key")
 """The critical commands of spec 8.1; routine messages can carry none of them."""
 
 # Spec 4: CBOR map keys per message kind (keys 1-3 are version, kind, group).
@@ -74,13 +82,16 @@ _SCHEMAS = {
     "rekey": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: int, 7: int, 8: list, 9: list, 10: bytes},
     "resync": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: bytes, 7: bytes, 8: bytes, 9: bytes},
     "data": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: int, 7: bytes, 8: bytes},
-    "command": {1: int, 2: str, 3: bytes, 4: int, 5: str, 6: dict, 7: bytes},
+    "command": {1: int, 2: str, 3: bytes, 4: int, 5: str, 6: dict, 7: int, 8: int, 9: bytes},
+    "checkpoint": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: bytes, 7: int, 8: bytes},
 }
-_SIG_KEY = {"rekey": 10, "resync": 9, "data": 8, "command": 7}
+_SIG_KEY = {"rekey": 10, "resync": 9, "data": 8, "command": 9, "checkpoint": 8}
 _ARGS = {
     "disconnect": {1: list},
     "disconnect-all": {},
-    "rekey-group": {1: int, 2: bytes},
+    "reconnect": {1: list},
+    "reconnect-all": {},
+    "rekey-group": {1: int, 2: bytes, 3: bytes},
     "set-command-key": {1: bytes},
 }
 _PATH = {1: int, 2: int, 3: list}
@@ -158,7 +169,15 @@ def decode_message(data: object) -> tuple[str, dict]:
         _uint(m[4], MAX_SEQ, "command: sequence number")
         if m[5] not in ACTIONS:
             raise DecodeError(f"command: unknown action {m[5]!r}")
-        _decode_args(m[5], m[6])
+        _uint(m[7], MAX_EPOCH, "command: epoch")
+        _uint(m[8], MAX_TIME, "command: not-after")
+        _decode_args(m[5], m[6], m[7])
+        return kind, m
+    if kind == "checkpoint":
+        _uint(m[4], MAX_SEQ, "checkpoint: command sequence number")
+        _uint(m[5], MAX_EPOCH, "checkpoint: epoch")
+        _decode_public_key(m[6], "checkpoint: controller key")
+        _uint(m[7], MAX_TIME, "checkpoint: not-after")
         return kind, m
     _uint(m[4], MAX_EPOCH, f"{kind}: epoch")
     _uint(m[5], MAX_SEQ, f"{kind}: sequence number")
@@ -177,19 +196,22 @@ def decode_message(data: object) -> tuple[str, dict]:
     return kind, m
 
 
-def _decode_args(action: str, args: dict) -> dict:
+def _decode_args(action: str, args: dict, epoch: int) -> dict:
     cbor.expect_map(args, _ARGS[action], name=f"command {action}")
-    if action == "disconnect":
+    if action in ("disconnect", "reconnect"):
         if not args[1] or len(args[1]) > 1 << 20:
-            raise DecodeError("command disconnect: the target list must be non-empty")
+            raise DecodeError(f"command {action}: the target list must be non-empty")
         for target in args[1]:
             if not isinstance(target, bytes) or not 1 <= len(target) <= MAX_MEMBER_BYTES:
-                raise DecodeError("command disconnect: a target must be a member id")
+                raise DecodeError(f"command {action}: a target must be a member id")
         if len(set(args[1])) != len(args[1]) or list(args[1]) != sorted(args[1]):
-            raise DecodeError("command disconnect: targets must be sorted and distinct")
+            raise DecodeError(f"command {action}: targets must be sorted and distinct")
     elif action == "rekey-group":
         _uint(args[1], MAX_EPOCH, "command rekey-group: epoch")
+        if args[1] <= epoch:
+            raise DecodeError(f"command rekey-group: the new epoch {args[1]} must follow the command's epoch {epoch}")
         _decode_public_key(args[2], "command rekey-group: controller key")
+        _bstr(args[3], DIRECTORY_BYTES, DIRECTORY_BYTES, "command rekey-group: directory hash")
     elif action == "set-command-key":
         _decode_public_key(args[1], "command set-command-key: key")
     return args
@@ -264,6 +286,36 @@ def _data_nonce(seq: int) -> bytes:
     return b"\0\0\0\0" + _Q.pack(seq)
 
 
+def _check_time(value: object, what: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_TIME:
+        raise ParameterError(f"{what} must be an integer number of seconds in [0, 2^64)")
+    return value
+
+
+def _check_directory(members: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
+    if not isinstance(members, Mapping):
+        raise ParameterError("the member directory must map member ids to HPKE public keys")
+    for member, device in members.items():
+        _check_member(member)
+        hpke.check_public_key(device, "a member's HPKE public key")
+    return dict(members)
+
+
+def directory_hash(group: bytes, epoch: int, members: Mapping[bytes, bytes]) -> bytes:
+    """Spec 9.2: SHA-256(DOMAIN || lp("directory") || lp(group) || I2OSP(epoch, 4)
+    || CBOR([[member, HPKE public key], ...] sorted by member id)).
+
+    The operators sign it in ``rekey-group`` (argument 3) over the directory
+    they reviewed; the new controller starts the epoch for exactly that
+    directory (:meth:`Controller.recover`).
+    """
+    _check_group(group)
+    if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+        raise ParameterError("epoch must be an integer in [0, 2^32)")
+    entries = [[member, device] for member, device in sorted(_check_directory(members).items())]
+    return hashlib.sha256(DOMAIN + _lp(b"directory") + _lp(group) + _L.pack(epoch) + cbor.encode(entries)).digest()
+
+
 # ---------------------------------------------------------------------------
 # The controller (spec 5-7, 9)
 # ---------------------------------------------------------------------------
@@ -315,15 +367,50 @@ class Controller:
         return cbor.encode(body)
 
     def start_epoch(self, members: Mapping[bytes, bytes], rng: RandomSource | None = None) -> dict[bytes, bytes]:
-        """Spec 9.2: a fresh tree for ``members`` (member id -> HPKE public key); one resync each.
+        """Spec 9.2: the group's first epoch (epoch 0): a fresh tree for
+        ``members`` (member id -> HPKE public key); one resync each.
 
-        Used for the group's first epoch and, after a ``rekey-group`` command,
-        for every later one: no key of an earlier epoch is reused.
+        Every later epoch starts through :meth:`recover`, for the directory
+        the operators signed; here it is a ``StateError``.
         """
-        for member, device in members.items():
-            _check_member(member)
-            hpke.check_public_key(device, "a member's HPKE public key")
-        rng = resolve(rng)
+        if self.state.epoch != 0:
+            raise StateError(f"epoch {self.state.epoch} starts only through recover(), for the member directory "
+                             f"the operators signed in rekey-group (spec 9.2)")
+        return self._start(_check_directory(members), resolve(rng))
+
+    def recover(self, command: bytes, command_key: bytes, members: Mapping[bytes, bytes],
+                rng: RandomSource | None = None) -> dict[bytes, bytes]:
+        """Spec 9.2 step 3: start this controller's epoch after the operators' ``rekey-group``.
+
+        ``command`` must verify under ``command_key``, be a ``rekey-group`` for
+        this group, move to this controller's epoch, install this controller's
+        public key and name the hash of exactly ``members``; else
+        ``VerificationError`` (a member outside the signed directory, a
+        changed HPKE key or a missing member all change the hash).  Returns
+        one resync per member, as :meth:`start_epoch`; a second call is a
+        ``StateError``.
+        """
+        _check_public_key(command_key, "the command-verification key")
+        members = _check_directory(members)
+        kind, m = decode_message(command)
+        st = self.state
+        if st.tree is not None:
+            raise StateError(f"epoch {st.epoch} has started already")
+        if kind != "command" or m[5] != "rekey-group":
+            raise VerificationError("recovery needs the operators' rekey-group command")
+        if m[3] != st.group:
+            raise VerificationError("rekey-group: addressed to another group")
+        _verify(command_key, m[9], message_tbs("command", _unsigned(kind, m)), "rekey-group (operators' signature)")
+        args = m[6]
+        if args[1] != st.epoch:
+            raise VerificationError(f"rekey-group moves to epoch {args[1]}, this controller runs epoch {st.epoch}")
+        if args[2] != self.public_key:
+            raise VerificationError("rekey-group installs another controller key")
+        if args[3] != directory_hash(st.group, st.epoch, members):
+            raise VerificationError("the member directory is not the one the operators signed in rekey-group")
+        return self._start(members, resolve(rng))
+
+    def _start(self, members: dict[bytes, bytes], rng: RandomSource) -> dict[bytes, bytes]:
         st = self.state
         st.devices = dict(members)
         st.tree = lkh.KeyTree.create(st.arity, _lkh_context(st.group, st.epoch), sorted(members), rng)
@@ -391,39 +478,76 @@ class Controller:
 # ---------------------------------------------------------------------------
 
 
-def command_body(group: bytes, seq: int, action: str, args: Mapping[int, object]) -> dict:
-    """Spec 8.1: the command map without its signature, checked as a meter would check it."""
+def command_body(group: bytes, seq: int, action: str, args: Mapping[int, object], *, epoch: int,
+                 not_after: int) -> dict:
+    """Spec 8.1: the command map without its signature, checked as a meter would check it.
+
+    ``epoch`` is the epoch the command is for (a ``rekey-group`` names the
+    epoch it leaves); ``not_after`` the last second (spec 4.1) at which a
+    meter may accept it.
+    """
     _check_group(group)
     if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
         raise ParameterError("a command's sequence number must be in [1, 2^64)")
+    if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+        raise ParameterError("a command's epoch must be an integer in [0, 2^32)")
+    _check_time(not_after, "a command's not-after")
     if action not in ACTIONS:
         raise ParameterError(f"unknown action {action!r}; the critical commands are " + ", ".join(ACTIONS))
     args = dict(args)
-    if action == "disconnect":
+    if action in ("disconnect", "reconnect"):
         args[1] = sorted(args.get(1, ()))
     try:
-        _decode_args(action, args)
+        _decode_args(action, args, epoch)
     except DecodeError as e:
         raise ParameterError(str(e)) from None
-    return {1: VERSION, 2: "command", 3: group, 4: seq, 5: action, 6: args}
+    return {1: VERSION, 2: "command", 3: group, 4: seq, 5: action, 6: args, 7: epoch, 8: not_after}
+
+
+def checkpoint_body(group: bytes, seq: int, epoch: int, controller_key: bytes, not_after: int) -> dict:
+    """Spec 8.6: the operators' statement "the last command of this group has
+    sequence number ``seq``; the group is at ``epoch`` under ``controller_key``",
+    valid until ``not_after``.  A joining meter is provisioned from it."""
+    _check_group(group)
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise ParameterError("a checkpoint's sequence number must be in [0, 2^64)")
+    if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+        raise ParameterError("a checkpoint's epoch must be an integer in [0, 2^32)")
+    _check_public_key(controller_key, "a checkpoint's controller key")
+    _check_time(not_after, "a checkpoint's not-after")
+    return {1: VERSION, 2: "checkpoint", 3: group, 4: seq, 5: epoch, 6: controller_key, 7: not_after}
+
+
+def _operator_kind(body: Mapping[int, object]) -> str:
+    kind = body.get(2) if isinstance(body, Mapping) else None
+    if kind not in OPERATOR_KINDS:
+        raise ParameterError("operators sign only command and checkpoint bodies (command_body, checkpoint_body)")
+    return kind
 
 
 def command_tbs(body: Mapping[int, object]) -> bytes:
-    """Spec 8.2: the bytes the operators sign (and a meter verifies)."""
-    return message_tbs("command", body)
+    """Spec 8.2: the bytes the operators sign (and a meter verifies), for a command or a checkpoint."""
+    return message_tbs(_operator_kind(body), body)
 
 
 def encode_command(body: Mapping[int, object], signature: bytes) -> bytes:
-    """Spec 8.2: the command message: its body and the operators' 64-byte signature."""
+    """Spec 8.2: the command or checkpoint message: its body and the operators' 64-byte signature."""
+    kind = _operator_kind(body)
     if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
         raise ParameterError(f"a command signature must be {SIGNATURE_BYTES} bytes")
-    return cbor.encode({**body, 7: signature})
+    return cbor.encode({**body, _SIG_KEY[kind]: signature})
+
+
+def _unsigned(kind: str, m: Mapping[int, object]) -> dict:
+    return {k: v for k, v in m.items() if k != _SIG_KEY[kind]}
 
 
 @dataclass
 class OperatorState:
     """An operator (spec 8.3): its FROST signer (key share and nonces) and the
-    SHA-256 digests of the command tbs it approved and has not yet signed."""
+    SHA-256 digests of the command or checkpoint tbs it approved and has not
+    yet signed.  A copy or restore of this state carries no pending nonce
+    (``frost.Signer``, specs/frost.md 5.5)."""
 
     signer: frost.Signer
     approved: set[bytes] = field(default_factory=set)
@@ -465,15 +589,16 @@ def sign_command(body: Mapping[int, object], operators: Sequence[Operator], grou
                  rng: RandomSource | None = None) -> bytes:
     """Spec 8.2, the coordinator: both FROST rounds with ``operators``, share checks, aggregation.
 
+    ``body`` is a command (:func:`command_body`) or a checkpoint (:func:`checkpoint_body`).
     A share that does not verify raises ``VerificationError`` naming its
     operator (RFC 9591 section 5.4); an operator that did not approve the
     command raises ``StateError``.  Returns the command message.
     """
     if len({op.identifier for op in operators}) != len(operators):
         raise ParameterError("an operator is listed twice")
+    tbs = command_tbs(body)
     rng = resolve(rng)
     commitments = sorted((op.commit(rng) for op in operators), key=lambda c: c.identifier)
-    tbs = command_tbs(body)
     shares = [op.sign(body, commitments) for op in operators]
     signature = frost.aggregate_and_verify(group_info, commitments, tbs, shares)
     return encode_command(body, signature.to_bytes())
@@ -526,7 +651,10 @@ class Command:
 @dataclass
 class MeterState:
     """A member's state (spec 3.2).  Everything but ``device_private`` and
-    ``keys`` is public; ``keys`` is None until the first resync of an epoch."""
+    ``keys`` is public; ``keys`` is None until the first resync of an epoch.
+    A meter is provisioned with :meth:`Meter.provision`, which takes
+    ``epoch``, ``controller_key`` and ``command_seq`` from an operator-signed
+    checkpoint (spec 8.6); building the state by hand is for restoring one."""
 
     group: bytes
     member: bytes
@@ -542,7 +670,7 @@ class MeterState:
 
 class Meter:
     """A group member: accepts routine messages signed by the controller and
-    critical commands signed by t of n operators (spec 5.3)."""
+    critical commands and checkpoints signed by t of n operators (spec 5.3)."""
 
     def __init__(self, state: MeterState) -> None:
         _check_group(state.group)
@@ -553,25 +681,55 @@ class Meter:
         _check_public_key(state.controller_key, "the controller key")
         self.state = state
 
+    @classmethod
+    def provision(cls, group: bytes, member: bytes, device_private: bytes, command_key: bytes,
+                  checkpoint: bytes, now: int) -> Meter:
+        """Spec 8.6: a new meter from its trust anchor (the command key) and an operator-signed checkpoint.
+
+        The checkpoint must decode, be for ``group``, verify under
+        ``command_key`` and be valid at ``now`` (spec 8.4); the meter starts at
+        its epoch and controller key, and refuses every command numbered at or
+        below its sequence number.
+        """
+        _check_group(group)
+        _check_public_key(command_key, "the command-verification key")
+        now = _check_time(now, "the meter's clock")
+        kind, m = decode_message(checkpoint)
+        if kind != "checkpoint":
+            raise DecodeError(f"provisioning needs a checkpoint, not a {kind}")
+        if m[3] != group:
+            raise VerificationError("checkpoint: addressed to another group")
+        _verify(command_key, m[8], message_tbs(kind, _unsigned(kind, m)), "checkpoint (operators' threshold signature)")
+        _check_validity(m[7], now, "checkpoint")
+        return cls(MeterState(group, member, device_private, command_key=command_key, controller_key=m[6],
+                              epoch=m[5], command_seq=m[4]))
+
     @property
     def group_key(self) -> bytes:
         if self.state.keys is None:
             raise ResyncRequiredError("the meter holds no group key for this epoch: it needs a resync")
         return self.state.keys.group_key
 
-    def receive(self, data: bytes) -> Command | bytes | None:
+    def receive(self, data: bytes, now: int | None = None) -> Command | bytes | None:
         """Spec 5.3: check and apply one message; the state changes only if it is accepted.
 
-        Returns the plaintext of group data, the accepted ``Command`` of a
-        critical command, and None for a rekey or resync.
+        ``now`` is the meter's clock (spec 4.1), needed for commands and
+        checkpoints.  Returns the plaintext of group data, the accepted
+        ``Command`` of a critical command, and None for a rekey, resync or
+        checkpoint.
         """
         kind, m = decode_message(data)
         st = self.state
         if m[3] != st.group:
             raise VerificationError(f"{kind}: addressed to another group")
-        body = {k: v for k, v in m.items() if k != _SIG_KEY[kind]}
-        if kind == "command":
-            return self._command(m, body)
+        body = _unsigned(kind, m)
+        if kind in OPERATOR_KINDS:
+            if now is None:
+                raise ParameterError(f"{kind}: the meter needs its clock (now) to check the not-after")
+            now = _check_time(now, "the meter's clock")
+            _verify(st.command_key, m[_SIG_KEY[kind]], message_tbs(kind, body),
+                    f"{kind} (operators' threshold signature)")
+            return self._command(m, now) if kind == "command" else self._checkpoint(m, now)
         _verify(st.controller_key, m[_SIG_KEY[kind]], message_tbs(kind, body), kind)
         if m[4] != st.epoch:
             raise StateError(f"{kind}: epoch {m[4]} is not the meter's epoch {st.epoch}")
@@ -619,24 +777,48 @@ class Meter:
             out.append((entry[0], entry[1]))
         return lkh.MemberKeys(arity, _lkh_context(st.group, m[4]), position, tuple(out))
 
-    def _command(self, m: dict, body: dict) -> Command:
+    def _command(self, m: dict, now: int) -> Command:
+        """Spec 8.4, after the signature: epoch, sequence number, validity, then the action."""
         st = self.state
-        _verify(st.command_key, m[7], message_tbs("command", body), "command (operators' threshold signature)")
+        if m[7] != st.epoch:
+            raise StateError(f"command: for epoch {m[7]}, the meter is in epoch {st.epoch}")
         if m[4] <= st.command_seq:
             raise ReplayError(f"command: sequence number {m[4]} is not after {st.command_seq}")
+        _check_validity(m[8], now, "command")
         action, args = m[5], m[6]
         applies = True
-        if action == "disconnect":
+        if action in ("disconnect", "reconnect"):
             applies = st.member in args[1]
-            if applies:
-                st.supply_on = False
-        elif action == "disconnect-all":
+        if applies and action in ("disconnect", "disconnect-all"):
             st.supply_on = False
+        elif applies and action in ("reconnect", "reconnect-all"):
+            st.supply_on = True
         elif action == "rekey-group":
-            if args[1] <= st.epoch:
-                raise StateError(f"command rekey-group: epoch {args[1]} is not after {st.epoch}")
             st.epoch, st.seq, st.keys, st.controller_key = args[1], 0, None, args[2]
         elif action == "set-command-key":
             st.command_key = args[1]
         st.command_seq = m[4]
         return Command(m[4], action, dict(args), applies)
+
+    def _checkpoint(self, m: dict, now: int) -> None:
+        """Spec 8.6: catch up to an operator-signed checkpoint (a meter that missed a recovery)."""
+        st = self.state
+        if m[5] < st.epoch:
+            raise StateError(f"checkpoint: epoch {m[5]} is before the meter's epoch {st.epoch}")
+        if m[4] < st.command_seq:
+            raise ReplayError(f"checkpoint: command sequence number {m[4]} is behind the meter's {st.command_seq}")
+        if m[5] == st.epoch and m[6] != st.controller_key:
+            raise StateError("checkpoint: names another controller key for the meter's epoch")
+        _check_validity(m[7], now, "checkpoint")
+        if m[5] > st.epoch:
+            st.epoch, st.seq, st.keys, st.controller_key = m[5], 0, None, m[6]
+        st.command_seq = m[4]
+        return None
+
+
+def _check_validity(not_after: int, now: int, what: str) -> None:
+    """Spec 8.4: now <= not_after <= now + MAX_LIFETIME."""
+    if now > not_after:
+        raise StateError(f"{what}: expired at {not_after}, the meter's clock reads {now}")
+    if not_after - now > MAX_LIFETIME:
+        raise StateError(f"{what}: not-after {not_after} is more than {MAX_LIFETIME} s ahead of the meter's clock")

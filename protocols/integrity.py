@@ -9,7 +9,10 @@ The meter keeps its own view of the same log and checks Y: a match proves
 the utility holds exactly the meter's records; a mismatch is located, by
 bisection over signed roots, at the first period that differs.  From the
 meter's records and the utility's signed heads an arbiter decides who
-altered what (section 8).
+altered what (section 8).  Records carry the meter's boot, a durable restore
+count: a meter restored from a backup resyncs from the utility's log, record
+by record under inclusion proofs (section 9), and the arbiter tells its lost
+state from double-signing.
 
 Section map (spec section: code):
 
@@ -19,10 +22,12 @@ Section map (spec section: code):
 - 6   locating the first difference ....... :meth:`Utility.probe`, :meth:`Meter.locate`, :func:`locate`
 - 7   inclusion on request ................ :meth:`Utility.inclusion`, :meth:`Meter.check_inclusion`
 - 8   disputes ............................ :func:`arbitrate`
+- 9   restore from a backup and resync .... :class:`BootCounter`, :meth:`Meter.restore`, :func:`resync`
 """
 
 from __future__ import annotations
 
+import copy
 import hmac
 import struct
 from collections.abc import Sequence
@@ -37,18 +42,20 @@ from protocols.errors import (
     ParameterError,
     ReplayError,
     StateError,
+    UsappError,
     VerificationError,
 )
 from protocols.primitives import cbor
 from protocols.schemes import merkle
 
 __all__ = [
-    "DOMAIN", "VERSION", "Finding", "Meter", "MeterState", "Record", "TreeHead", "Utility", "UtilityState",
-    "Verdict", "arbitrate", "decode_record", "encode_record", "locate", "verify_tree_head",
+    "DOMAIN", "VERSION", "BootCounter", "Finding", "Meter", "MeterState", "Record", "TreeHead", "Utility",
+    "UtilityState", "Verdict", "arbitrate", "decode_record", "encode_record", "locate", "resync", "verify_tree_head",
 ]
 
-VERSION = 1
-DOMAIN = b"usapp-integrity-v1"
+VERSION = 2
+DOMAIN = b"usapp-integrity-v2"
+MAX_BOOT = (1 << 32) - 1
 MAX_REGISTERS = 16
 MAX_UINT64 = (1 << 64) - 1
 MAX_RECORD_BYTES = 1024
@@ -79,35 +86,40 @@ def _verify(public: bytes, signature: bytes, message: bytes, what: str) -> None:
 # Spec 3: billing records
 # ---------------------------------------------------------------------------
 
-_RECORD = {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: list, 7: bytes}
+_RECORD = {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: list, 7: int, 8: bytes}
 
 
 @dataclass(frozen=True)
 class Record:
-    """Spec 3.1: one billing period's record, signed by the meter's device key."""
+    """Spec 3.1: one billing period's record, signed by the meter's device key.  ``boot`` is the
+    meter's restore count when it signed (spec 9.1)."""
 
     meter: bytes
     period: int
     counter: int
     registers: tuple[int, ...]
     signature: bytes = field(repr=False)
+    boot: int = 0
 
     def body(self) -> dict:
-        return {1: VERSION, 2: "record", 3: self.meter, 4: self.period, 5: self.counter, 6: list(self.registers)}
+        return {1: VERSION, 2: "record", 3: self.meter, 4: self.period, 5: self.counter, 6: list(self.registers),
+                7: self.boot}
 
     def to_bytes(self) -> bytes:
         """The record's encoding, which is also its leaf in the log (spec 3.2)."""
-        return cbor.encode({**self.body(), 7: self.signature})
+        return cbor.encode({**self.body(), 8: self.signature})
 
 
 def record_tbs(body: dict) -> bytes:
-    """Spec 3.1: DOMAIN || lp("record") || CBOR(keys 1-6)."""
+    """Spec 3.1: DOMAIN || lp("record") || CBOR(keys 1-7)."""
     return DOMAIN + _lp(b"record") + cbor.encode(body)
 
 
 def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: int,
-                  registers: Sequence[int]) -> Record:
+                  registers: Sequence[int], boot: int = 0) -> Record:
     """Spec 3.1: make and sign a record (the meter's side)."""
+    if type(boot) is not int or not 0 <= boot <= MAX_BOOT:
+        raise ParameterError("boot must be an integer in [0, 2^32)")
     if not isinstance(meter, bytes) or not 1 <= len(meter) <= 128:
         raise ParameterError("a meter id must be 1 to 128 bytes")
     for name, value in (("period", period), ("counter", counter)):
@@ -117,8 +129,8 @@ def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: in
     if not 1 <= len(registers) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64
                                                        for r in registers):
         raise ParameterError(f"registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
-    unsigned = Record(meter, period, counter, registers, b"")
-    return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())))
+    unsigned = Record(meter, period, counter, registers, b"", boot)
+    return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())), boot)
 
 
 def decode_record(data: object) -> Record:
@@ -134,9 +146,11 @@ def decode_record(data: object) -> Record:
         raise DecodeError("record: period or counter out of range")
     if not 1 <= len(m[6]) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64 for r in m[6]):
         raise DecodeError(f"record: registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
-    if len(m[7]) != SIGNATURE_BYTES:
+    if not 0 <= m[7] <= MAX_BOOT:
+        raise DecodeError("record: boot out of range [0, 2^32)")
+    if len(m[8]) != SIGNATURE_BYTES:
         raise DecodeError("record: the signature must be 64 bytes")
-    record = Record(m[3], m[4], m[5], tuple(m[6]), m[7])
+    record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7])
     if record.to_bytes() != bytes(data):
         raise DecodeError("record: not in the canonical encoding")
     return record
@@ -250,7 +264,8 @@ class Utility:
 
         The record's counter MUST be the next (``ReplayError`` for a counter already
         seen: replayed or duplicated; ``StateError`` for a gap: reordered or missing),
-        its period MUST be after the last, and no register may go backwards (``StateError``).
+        its period MUST be after the last, its boot MUST NOT be below the last one's and no register
+        may go backwards (``StateError``).
         """
         record = decode_record(data)
         st = self.state
@@ -267,6 +282,8 @@ class Utility:
         if previous is not None:
             if record.period <= previous.period:
                 raise StateError(f"record: period {record.period} is not after {previous.period}")
+            if record.boot < previous.boot:
+                raise StateError(f"record: boot {record.boot} is before the last record's boot {previous.boot}")
             if len(record.registers) != len(previous.registers) or any(
                     r < p for r, p in zip(record.registers, previous.registers)):
                 raise StateError("record: a register goes backwards (or the register count changed)")
@@ -326,7 +343,9 @@ class Finding:
 
 @dataclass
 class MeterState:
-    """Spec 5: the device key, the utility's key, its own records and log, the last checked head."""
+    """Spec 5 and 9: the device key, the utility's key, its own records and log, the last checked
+    head, its receipts; the boot it signs with and, after a restore until the resync, the size of
+    the restored log (``restored_at``)."""
 
     meter: bytes
     device_key: bytes = field(repr=False)
@@ -335,6 +354,23 @@ class MeterState:
     log: merkle.MerkleLog = field(default_factory=lambda: merkle.MerkleLog(), repr=False)
     checked: TreeHead | None = None
     receipts: list[TreeHead] = field(default_factory=list, repr=False)
+    boot: int = 0
+    restored_at: int | None = None
+
+
+@dataclass
+class BootCounter:
+    """Spec 9.1: the meter's durable monotonic counter (for example a TPM NV counter or a one-time
+    programmable fuse bank).  It is not part of the state a backup saves and restores: a restore
+    bumps it, so records signed after a restore carry a boot no record before it carries."""
+
+    value: int = 0
+
+    def bump(self) -> int:
+        if self.value >= MAX_BOOT:
+            raise StateError("the boot counter is exhausted")
+        self.value += 1
+        return self.value
 
 
 _FEEDBACK = {1: int, 2: str, 3: bytes, 4: int, 5: list}
@@ -353,10 +389,21 @@ class Meter:
     def public_key(self) -> bytes:
         return _public_raw(self._key)
 
+    @classmethod
+    def restore(cls, backup: MeterState, boot_counter: BootCounter) -> Meter:
+        """Spec 9.1: a meter whose state is ``backup`` (a copy is taken); the durable boot counter is
+        bumped and the meter signs with the new boot.  Until :func:`resync` its log may lack records
+        the utility holds; records it signs meanwhile are re-signed at the resync."""
+        state = copy.deepcopy(backup)
+        state.boot = boot_counter.bump()
+        state.restored_at = state.log.size
+        return cls(state)
+
     def record(self, period: int, registers: Sequence[int]) -> bytes:
-        """Spec 3.1: the next record (counter = records so far), kept in the meter's own view."""
+        """Spec 3.1: the next record (counter = records so far, boot = the current boot), kept in the
+        meter's own view."""
         st = self.state
-        record = encode_record(self._key, st.meter, period, len(st.records), registers)
+        record = encode_record(self._key, st.meter, period, len(st.records), registers, st.boot)
         st.records.append(record)
         st.log.append(record.to_bytes())
         return record.to_bytes()
@@ -457,18 +504,105 @@ def locate(meter: Meter, utility: Utility, head: TreeHead) -> Finding:
 
 
 # ---------------------------------------------------------------------------
+# Spec 9: restore from a backup and resync
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resync:
+    """Spec 9.2: the outcome: records adopted from the utility's log, and the records signed since
+    the restore, re-signed after it (to send to the utility, in order); ``superseded``: those not
+    re-signed because the utility's log already covers their period."""
+
+    head: TreeHead
+    adopted: int
+    resigned: tuple[bytes, ...]
+    superseded: int
+
+
+def resync(meter: Meter, utility: Utility, now: int) -> Resync:
+    """Spec 9.2: bring a restored meter's view up to the utility's log.
+
+    1. Y from the size of the last head the meter checked (in the backup): the head's signature,
+       no shrinking, the consistency proof (:meth:`Meter.check`, ``VerificationError``).
+    2. The utility's log must extend the restored records: the root at min(restored size, head
+       size), proved against the head by a probe, is the meter's own (``VerificationError``).
+    3. Every record the meter lacks, index restored size .. head size - 1, by an inclusion proof
+       against the head; each MUST carry the meter's own signature and id, the counter of its
+       index, a later period, no register going back and no boot after the current boot
+       (``VerificationError``).  The meter adopts them and keeps the head as a receipt.
+    4. The records signed since the restore: if the utility's log reaches past the restored size
+       they collide; each whose period is after the log's last is signed again with the next
+       counter, the others are superseded.
+    """
+    st = meter.state
+    if st.restored_at is None:
+        raise StateError("the meter was not restored from a backup: nothing to resync")
+    checked = st.checked
+    try:
+        return _resync(meter, utility, now)
+    except UsappError:
+        st.checked = checked                                               # a failed resync changes nothing
+        raise
+
+
+def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
+    st = meter.state
+    base = st.restored_at
+    since = st.checked.size if st.checked else 0
+    meter.check(utility.feedback(st.meter, since, now))                    # step 1
+    head = st.checked
+    common = min(base, head.size)
+    if common and not meter.check_probe(utility.probe(st.meter, common, head.size), head):  # step 2
+        raise VerificationError(f"resync: the utility's log does not extend the meter's first {common} records")
+    later = st.records[base:]
+    if head.size <= base:                                                  # nothing to adopt, no collision
+        st.restored_at = None
+        return Resync(head, 0, (), 0)
+    kept = st.records[:base]
+    adopted = []
+    previous = kept[-1] if kept else None
+    for index in range(base, head.size):                                  # step 3
+        record = meter.check_inclusion(utility.inclusion(st.meter, index, head.size), head)
+        verify_record(record, meter.public_key)
+        if record.meter != st.meter or record.counter != index or record.boot > st.boot:
+            raise VerificationError(f"resync: the utility's record {index} is not the meter's record {index}")
+        if previous is not None and (record.period <= previous.period or record.boot < previous.boot or any(
+                r < q for r, q in zip(record.registers, previous.registers))):
+            raise VerificationError(f"resync: the utility's record {index} goes back in period, boot or registers")
+        adopted.append(record)
+        previous = record
+    st.records = kept + adopted
+    st.log = merkle.MerkleLog()
+    for record in st.records:
+        st.log.append(record.to_bytes())
+    st.receipts.append(head)
+    st.restored_at = None
+    resigned, superseded = [], 0
+    for record in later:                                                   # step 4
+        if record.period <= previous.period:
+            superseded += 1
+            continue
+        resigned.append(meter.record(record.period, record.registers))
+    return Resync(head, len(adopted), tuple(resigned), superseded)
+
+
+# ---------------------------------------------------------------------------
 # Spec 8: disputes
 # ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """Spec 8.2: who altered the log, and at which index and period (None: no dispute)."""
+    """Spec 8.2: who altered the log, and at which index and period (None: no dispute); ``kind``
+    names the rule: "agree", "forged", "out-of-order", "rewritten", "meter-gap", "double-signed",
+    "lost-state", "omitted" or "unacknowledged"."""
 
     party: str | None
     index: int | None
     period: int | None
     reason: str
+    kind: str = ""
 
 
 def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_records: Sequence[bytes],
@@ -482,15 +616,18 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
 
     1. the utility's records must hash to its signed head (else its evidence is void:
        ``VerificationError``), and the meter's records must all be meter-signed (likewise);
-    2. a record in the utility's log without the meter's valid signature, or out of counter
-       order: the utility altered or inserted it;
+    2. a record in the utility's log without the meter's valid signature, out of counter order or
+       with a boot below the record before it: the utility altered, inserted or reordered it;
     3. a receipt that is not a prefix of the utility's current log: the utility rewrote history,
        at the first index where its log and the meter's records (which the receipt covers) part;
-    4. the meter's records must run 0, 1, 2 ... by counter (a gap: the meter dropped a record);
-       then the first index where the two sides' records differ: both are meter-signed and no receipt
-       covers the meter's version, so the meter signed two records for one counter: the meter
-       altered it; a record in the utility's log past the meter's last is one the meter signed and
-       now omits: the meter dropped it;
+    4. the meter's records must run 0, 1, 2 ... by counter, boots never going back (else the meter
+       dropped or reordered a record); then the first index where the two sides' records differ:
+       both are meter-signed and no receipt covers the meter's version.  If the meter's version is
+       from a later boot and for a period after every period the utility holds from earlier
+       boots, the meter signed it in a later life, after a restore from a backup (spec 9): lost
+       state, no party is at fault and the utility's accepted records stand.  Otherwise the meter
+       signed two records for one counter: the meter altered it.  A record in the utility's log
+       past the meter's last is one the meter signed and now omits: the meter dropped it;
     5. records the meter holds past the utility's log, with no receipt: no one provably altered
        anything (the utility never acknowledged them).
     """
@@ -514,9 +651,11 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
         try:
             verify_record(record, meter_public)
         except VerificationError:
-            return Verdict("utility", index, record.period, "a record in the utility's log is not signed by the meter")
-        if record.counter != index or record.meter != meter:
-            return Verdict("utility", index, record.period, "the utility's log holds a record out of order")
+            return Verdict("utility", index, record.period, "a record in the utility's log is not signed by the meter",
+                           "forged")
+        if record.counter != index or record.meter != meter or (index and record.boot < utility[index - 1].boot):
+            return Verdict("utility", index, record.period, "the utility's log holds a record out of order",
+                           "out-of-order")
     first = _first_difference(mine, utility)
     for data in meter_receipts:                      # rule 3
         receipt = decode_tree_head(data)
@@ -526,19 +665,37 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
         covers_meter = receipt.size <= ours.size and ours.root(receipt.size) == receipt.root
         index = first if covers_meter else None
         period = mine[first].period if covers_meter and first is not None and first < len(mine) else None
-        return Verdict("utility", index, period, "a tree head the utility signed is not a prefix of its log")
+        return Verdict("utility", index, period, "a tree head the utility signed is not a prefix of its log",
+                       "rewritten")
     for index, record in enumerate(mine):
-        if record.counter != index or record.meter != meter:
-            return Verdict("meter", index, record.period, "the meter's records skip or reorder a counter")
+        if record.counter != index or record.meter != meter or (index and record.boot < mine[index - 1].boot):
+            return Verdict("meter", index, record.period, "the meter's records skip or reorder a counter",
+                           "meter-gap")
     if first is None:
-        return Verdict(None, None, None, "the logs agree")
+        return Verdict(None, None, None, "the logs agree", "agree")
     if first < len(mine) and first < len(utility):   # rule 4
+        if _lost_state(mine[first], utility):
+            return Verdict(None, first, mine[first].period,
+                           f"lost state: the meter signed counter {first} in boot {utility[first].boot} and again "
+                           f"in boot {mine[first].boot}, after a restore from a backup; the utility's accepted "
+                           "records stand and the meter resyncs (spec 9)", "lost-state")
         return Verdict("meter", first, mine[first].period,
-                       "the meter signed two different records for one counter; no receipt covers its version")
+                       "the meter signed two different records for one counter in one boot; no receipt covers "
+                       "its version", "double-signed")
     if first < len(utility):
-        return Verdict("meter", first, utility[first].period, "the meter's records omit a record it signed")
+        return Verdict("meter", first, utility[first].period, "the meter's records omit a record it signed",
+                       "omitted")
     return Verdict(None, first, mine[first].period,      # rule 5
-                   "the utility's log ends before the meter's records, which it never acknowledged")
+                   "the utility's log ends before the meter's records, which it never acknowledged",
+                   "unacknowledged")
+
+
+def _lost_state(mine: Record, utility: Sequence[Record]) -> bool:
+    """Spec 8.2 rule 4: the meter's colliding record is from a later boot than the utility's at that
+    index, and for a period after every period the utility holds from the earlier boots: what a
+    meter restored from a backup signs, and not a re-signed reading of a period already billed."""
+    theirs = utility[mine.counter]
+    return mine.boot > theirs.boot and all(mine.period > r.period for r in utility if r.boot < mine.boot)
 
 
 def _first_difference(a: Sequence[Record], b: Sequence[Record]) -> int | None:

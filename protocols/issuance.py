@@ -1,10 +1,12 @@
 """Identity-based key issuance: the PKG, enrollment, epochs (specs/issuance.md).
 
-A meter's identity -- its serial number, its role and the key epoch -- is its
-IBE public key (USaPP paper, section IV-B1).  The private key generator (PKG)
-issues the matching private key to a device that proves, with the X.509
-certificate and key its manufacturer gave it, that it holds the serial it
-claims; the key travels sealed with HPKE (RFC 9180) to a key the device made
+A meter's identity -- the namespace of its manufacturer's serials, its serial
+number, its role and the key epoch -- is its IBE public key (USaPP paper,
+section IV-B1).  The private key generator (PKG) issues the matching private
+key to a device that proves, with the X.509 certificate and key its
+manufacturer gave it, that it holds the serial it claims in that
+manufacturer's namespace and that the certificate certifies the role; the
+key travels sealed with HPKE (RFC 9180) to a key the device made
 for this enrollment.  Every issuance is written to a hash-chained log.
 
 The IBE scheme is behind :class:`KeyExtractor` (a suite name and
@@ -21,7 +23,8 @@ Spec sections and what implements them:
                                               :func:`decode_delivery`
 - 5   enrollment ............................ :meth:`Pkg.challenge`, :meth:`Meter.enroll`, :meth:`Pkg.enroll`
 - 6   certificate profile and chain ......... :mod:`protocols.schemes.certificates` (re-exported here):
-                                              :func:`verify_device_chain`, :func:`certificate_serial`
+                                              :func:`verify_device_chain`, :func:`certificate_serial`,
+                                              :func:`certificate_roles` (6.4)
 - 7   key delivery (HPKE profile) ........... :mod:`protocols.schemes.hpke` (re-exported here):
                                               :func:`DeriveKeyPair`, :func:`SetupBaseS`, :func:`SetupBaseR`,
                                               :func:`SealBase`, :func:`OpenBase`, :func:`delivery_info`,
@@ -58,7 +61,8 @@ from protocols.primitives.bls12_381 import G1
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf_bls12
 from protocols.schemes.certificates import (  # spec 6 and 4.3, shared with the escrow; re-exported (see __all__)
-    MAX_CHAIN, ROLES, TrustAnchor, certificate_fingerprint, certificate_serial, verify_device_chain,
+    MAX_CHAIN, NAMESPACE, ROLE_OIDS, ROLES, TrustAnchor, certificate_fingerprint, certificate_roles,
+    certificate_serial, verify_device_chain,
 )
 from protocols.schemes.certificates import load_certificate as _load_certificate
 from protocols.schemes.certificates import load_device_key as _load_device_key
@@ -75,6 +79,7 @@ __all__ = [
     "DOMAIN",
     "HPKE_SUITE_NAME",
     "ROLES",
+    "ROLE_OIDS",
     "VERSION",
     "DeriveKeyPair",
     "Identity",
@@ -93,6 +98,7 @@ __all__ = [
     "SetupBaseS",
     "TrustAnchor",
     "certificate_fingerprint",
+    "certificate_roles",
     "certificate_serial",
     "decode_challenge",
     "decode_delivery",
@@ -122,7 +128,7 @@ DEFAULT_CHALLENGE_LIFETIME = 300
 DEFAULT_MAX_OUTSTANDING = 1024
 
 
-IDENTITY_PREFIX = "usapp-id-v1"
+IDENTITY_PREFIX = "usapp-id-v2"
 _SERIAL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _EPOCH_TEXT = re.compile(r"0|[1-9][0-9]{0,9}")
 _SUITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -161,18 +167,22 @@ def _check_suite_name(suite: object, what: str) -> str:
 
 @dataclass(frozen=True)
 class Identity:
-    """Spec 2: (serial, role, epoch), encoded as ``usapp-id-v1/<role>/<serial>/<epoch>``.
+    """Spec 2: (namespace, serial, role, epoch), encoded as
+    ``usapp-id-v2/<namespace>/<role>/<serial>/<epoch>``.
 
     Constructing one from bad values is a ``ParameterError``; :meth:`parse`
     accepts exactly the bytes :meth:`to_bytes` produces and raises
     ``DecodeError`` for anything else.
     """
 
+    namespace: str
     serial: str
     role: str
     epoch: int
 
     def __post_init__(self) -> None:
+        if not isinstance(self.namespace, str) or not NAMESPACE.fullmatch(self.namespace):
+            raise ParameterError("namespace must be 1-16 characters of [a-z0-9-], starting a-z0-9")
         if not isinstance(self.serial, str) or not _SERIAL.fullmatch(self.serial):
             raise ParameterError("serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
         if self.role not in ROLES:
@@ -182,7 +192,7 @@ class Identity:
 
     def to_bytes(self) -> bytes:
         """Spec 2.2: the canonical encoding, ASCII."""
-        return f"{IDENTITY_PREFIX}/{self.role}/{self.serial}/{self.epoch}".encode("ascii")
+        return f"{IDENTITY_PREFIX}/{self.namespace}/{self.role}/{self.serial}/{self.epoch}".encode("ascii")
 
     @classmethod
     def parse(cls, data: bytes) -> Identity:
@@ -196,18 +206,20 @@ class Identity:
         except UnicodeDecodeError:
             raise DecodeError("identity is not ASCII") from None
         parts = text.split("/")
-        if len(parts) != 4:
-            raise DecodeError(f"identity must have 4 fields separated by '/', got {len(parts)}")
-        prefix, role, serial, epoch = parts
+        if len(parts) != 5:
+            raise DecodeError(f"identity must have 5 fields separated by '/', got {len(parts)}")
+        prefix, namespace, role, serial, epoch = parts
         if prefix != IDENTITY_PREFIX:
             raise DecodeError(f"identity must start with {IDENTITY_PREFIX!r}")
+        if not NAMESPACE.fullmatch(namespace):
+            raise DecodeError("identity namespace must be 1-16 characters of [a-z0-9-], starting a-z0-9")
         if role not in ROLES:
             raise DecodeError(f"identity names an unknown role {role[:16]!r}")
         if not _SERIAL.fullmatch(serial):
             raise DecodeError("identity serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
         if not _EPOCH_TEXT.fullmatch(epoch) or int(epoch) > MAX_EPOCH:
             raise DecodeError("identity epoch must be a decimal integer in [0, 2^32) without leading zeros")
-        return cls(serial, role, int(epoch))
+        return cls(namespace, serial, role, int(epoch))
 
 
 # ---------------------------------------------------------------------------
@@ -475,7 +487,8 @@ class PkgState:
     challenge_lifetime: int = DEFAULT_CHALLENGE_LIFETIME
     max_outstanding: int = DEFAULT_MAX_OUTSTANDING
     challenges: dict[bytes, ChallengeRecord] = field(default_factory=dict, repr=False)
-    revoked: set[str] = field(default_factory=set)
+    revoked: set[tuple[str, str]] = field(default_factory=set)
+    """(namespace, serial) pairs (spec 8)."""
     log: IssuanceLog = field(default_factory=IssuanceLog, repr=False)
 
 
@@ -489,6 +502,9 @@ class Pkg:
         anchors = tuple(state.anchors)
         if not anchors or any(not isinstance(a, TrustAnchor) for a in anchors):
             raise ParameterError("the PKG needs at least one TrustAnchor")
+        namespaces = [a.namespace for a in anchors]
+        if None in namespaces or len(set(namespaces)) != len(namespaces):
+            raise ParameterError("every trust anchor of the PKG needs its own namespace (spec 3.1)")
         if type(state.epoch) is not int or not 0 <= state.epoch <= MAX_EPOCH:
             raise ParameterError("epoch must be an integer in [0, 2^32)")
         for name in ("challenge_lifetime", "max_outstanding"):
@@ -544,14 +560,19 @@ class Pkg:
         if now > record.expires:
             raise StateError(f"enrollment answers a challenge that expired at {record.expires}")
         anchor = verify_device_chain(e.chain, self.state.anchors, now)     # step 5
-        if e.identity.role not in anchor.roles:                              # step 6
+        if e.identity.namespace != anchor.namespace:                         # step 6
+            raise VerificationError(f"the identity's namespace {e.identity.namespace!r} is not that of the "
+                                    f"manufacturer root of this device ({anchor.namespace!r})")
+        if e.identity.role not in anchor.roles:
             raise VerificationError(f"the manufacturer root of this device may not vouch for role "
                                     f"{e.identity.role!r}")
+        if e.identity.role not in certificate_roles(e.chain[0]):
+            raise VerificationError(f"the device certificate does not certify role {e.identity.role!r}")
         serial = certificate_serial(e.chain[0])                              # step 7
         if serial != e.identity.serial:
             raise VerificationError("the identity's serial is not the device certificate's serialNumber")
-        if serial in self.state.revoked:                                     # step 8
-            raise VerificationError(f"device {serial} is revoked")
+        if (anchor.namespace, serial) in self.state.revoked:                 # step 8
+            raise VerificationError(f"device {anchor.namespace}/{serial} is revoked")
         verify_signature(e.chain[0].public_key(), e.signature, enrollment_tbs(e.fields), "enrollment")  # step 9
         key = self.extractor.extract(e.identity_bytes)                       # step 10
         if not isinstance(key, (bytes, bytearray)) or not 1 <= len(key) <= MAX_KEY_BYTES:
@@ -571,11 +592,13 @@ class Pkg:
         self.state.epoch = epoch
         self.state.challenges.clear()
 
-    def revoke(self, serial: str) -> None:
-        """Spec 8: refuse every later enrollment of this serial, in any role."""
+    def revoke(self, namespace: str, serial: str) -> None:
+        """Spec 8: refuse every later enrollment of this serial of this namespace, in any role."""
+        if not isinstance(namespace, str) or not NAMESPACE.fullmatch(namespace):
+            raise ParameterError("namespace must be 1-16 characters of [a-z0-9-], starting a-z0-9")
         if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
             raise ParameterError("serial must be 1-64 characters of [A-Za-z0-9._-], starting alphanumeric")
-        self.state.revoked.add(serial)
+        self.state.revoked.add((namespace, serial))
 
 
 # ---------------------------------------------------------------------------
@@ -605,6 +628,8 @@ class PendingEnrollment:
 class MeterState:
     """What an enrolling device stores (spec 3.3)."""
 
+    namespace: str
+    """The namespace of the manufacturer root that certified the device (spec 2.2)."""
     serial: str
     role: str
     suite: str
@@ -620,7 +645,7 @@ class Meter:
     """The enrolling device (spec 5.2, 7.3).  ``verify_key`` is the suite's key check."""
 
     def __init__(self, state: MeterState, verify_key: KeyVerifier) -> None:
-        Identity(state.serial, state.role, 0)
+        Identity(state.namespace, state.serial, state.role, 0)
         _check_suite_name(state.suite, "meter suite")
         if not callable(verify_key):
             raise ParameterError("verify_key must be the suite's key check, verify_key(identity, key) -> bool")
@@ -638,7 +663,7 @@ class Meter:
         self.verify_key = verify_key
 
     def enroll(self, challenge: bytes, rng: RandomSource | None = None) -> bytes:
-        """Spec 5.2: answer a challenge with an enrollment for (serial, role, challenge epoch).
+        """Spec 5.2: answer a challenge with an enrollment for (namespace, serial, role, challenge epoch).
 
         Draws ikm (32 bytes) for this enrollment's HPKE key pair.
         """
@@ -649,7 +674,7 @@ class Meter:
             raise StateError(f"challenge for epoch {c.epoch}, before the latest key held ({max(self.state.keys)})")
         if c.nonce in self.state.pending:
             raise ReplayError("this challenge was already answered")
-        identity = Identity(self.state.serial, self.state.role, c.epoch).to_bytes()
+        identity = Identity(self.state.namespace, self.state.serial, self.state.role, c.epoch).to_bytes()
         sk, pk = DeriveKeyPair(resolve(rng).random_bytes(HPKE_IKM_BYTES))
         body = {1: VERSION, 2: c.nonce, 3: identity, 4: c.suite, 5: pk, 6: list(self.state.chain)}
         body[7] = _sign(self._key, enrollment_tbs(body))

@@ -148,3 +148,93 @@ def test_dkg_parameter_checks():
         bf.deal(1, 2, [1, 1])
     with pytest.raises(ParameterError):
         bf.combine_dealings([], 2, [1, 2])
+
+
+# ---------------------------------------------------------------------------
+# A rogue dealer (specs/ibe.md 4.5.4, specs/issuance.md 10.2)
+# ---------------------------------------------------------------------------
+
+NODES = [1, 2, 3, 4, 5]
+CONTEXT = b"tests/bf-bls12/dkg-session-1"
+
+
+@pytest.fixture(scope="module")
+def honest_four():
+    rng = HmacDrbg.from_seed("tests/bf-bls12/rogue")
+    return [bf.deal(i, 3, NODES, rng, CONTEXT) for i in NODES[:4]]
+
+
+def _rogue_dealing(honest, x: int, proof_from=None) -> bf.Dealing:
+    """Dealer 5, rushing: it sees the others' commitments and sets C_0 = x g2 - sum of theirs, so that
+    P_pub = x g2 for an x it knows.  It cannot know log C_0, so its shares and proof are guesses."""
+    c0 = G2.generator() * x
+    for d in honest:
+        c0 = c0 + (-d.commitments[0])
+    r, z = (proof_from.proof_commitment, proof_from.proof_response) if proof_from else (G2.generator() * 3, 11)
+    return bf.Dealing(5, (c0, G2.generator() * 5, G2.generator() * 7), {i: 1 for i in NODES}, r, z)
+
+
+def test_a_rushing_rogue_dealer_cannot_set_the_master_key(honest_four):
+    """Adversary: PKG node 5, dealing last; it sees every other dealer's commitments (public) and
+    chooses its own.  Before the fix combine_dealings returned P_pub = x g2 and node_secret summed its
+    unchecked shares, so node 5 decrypted alone.  Now each honest node's node_secret refuses its share
+    and combine_dealings refuses its proof of possession, naming dealer 5."""
+    x = 0x1234567
+    for proof_from in (None, honest_four[0]):
+        dealings = honest_four + [_rogue_dealing(honest_four, x, proof_from)]
+        with pytest.raises(VerificationError, match="dealer 5: the proof of possession"):
+            bf.combine_dealings(dealings, 3, NODES, CONTEXT)
+        for node in NODES[:4]:
+            with pytest.raises(VerificationError, match="dealer 5: share for node"):
+                bf.node_secret(dealings, node)
+    # without the rogue dealer (disqualified), the honest four give a key nobody holds
+    key = bf.combine_dealings(honest_four, 3, NODES, CONTEXT)
+    assert key.params.p_pub != G2.generator() * x
+    identity = b"usapp-id-v2/acme/meter/SM-1/7"
+    shares = {i: bf.extract_share(bf.node_secret(honest_four, i), identity) for i in (1, 2, 4)}
+    combined = bf.combine_key_shares(key, identity, shares)
+    shared, enc = bf.encapsulate(key.params, identity, HmacDrbg.from_seed("rogue-enc"))
+    assert bf.decapsulate(combined, enc) == shared
+    with pytest.raises(VerificationError):
+        bf.decapsulate(bf.extract(bf.MasterKey(x), identity), enc)
+
+
+def test_the_proof_of_possession_is_bound_to_its_context_and_dealer(honest_four):
+    """A proof copied into another DKG (context, threshold, node list) or relabelled with another
+    dealer does not verify; nor does a missing or altered one."""
+    good = honest_four[1]
+    bf.verify_possession(good, 3, NODES, CONTEXT)
+    for threshold, nodes, context in ((3, NODES, b"another session"), (3, [1, 2, 3, 4, 6], CONTEXT),
+                                      (3, [2, 1, 3, 4, 5], CONTEXT), (3, NODES + [6], CONTEXT)):
+        with pytest.raises(VerificationError, match="dealer 2: the proof"):
+            bf.verify_possession(good, threshold, nodes, context)
+    relabelled = bf.Dealing(5, good.commitments, good.shares, good.proof_commitment, good.proof_response)
+    with pytest.raises(VerificationError, match="dealer 5: the proof"):
+        bf.verify_possession(relabelled, 3, NODES, CONTEXT)
+    for r, z, message in ((None, None, "no proof"), (good.proof_commitment, R, "no proof"),
+                          (good.proof_commitment, (good.proof_response + 1) % R, "does not verify"),
+                          (G2.identity(), good.proof_response, "identity")):
+        with pytest.raises(VerificationError, match=message):
+            bf.verify_possession(bf.Dealing(2, good.commitments, good.shares, r, z), 3, NODES, CONTEXT)
+    with pytest.raises(VerificationError, match="wrong degree"):
+        bf.combine_dealings(honest_four[:1] + [bf.Dealing(2, good.commitments[:2], good.shares,
+                                                           good.proof_commitment, good.proof_response)], 3, NODES,
+                            CONTEXT)
+    with pytest.raises(ParameterError, match="twice"):
+        bf.combine_dealings([good, good], 3, NODES, CONTEXT)
+    with pytest.raises(ParameterError, match="twice"):
+        bf.node_secret([good, good], 1)
+    with pytest.raises(ParameterError):
+        bf.deal(1, 3, NODES, HmacDrbg.from_seed("x"), b"c" * 256)
+
+
+def test_node_secret_checks_every_dealt_share(honest_four):
+    tampered = dict(honest_four[2].shares)
+    tampered[4] = (tampered[4] + 1) % R
+    d = honest_four[2]
+    dealings = [honest_four[0], bf.Dealing(3, d.commitments, tampered, d.proof_commitment, d.proof_response)]
+    with pytest.raises(VerificationError, match="dealer 3: share for node 4"):
+        bf.node_secret(dealings, 4)
+    assert bf.node_secret(dealings, 1) == (honest_four[0].shares[1] + d.shares[1]) % R
+    with pytest.raises(ParameterError, match="not dealt a share"):
+        bf.node_secret(dealings, 9)

@@ -133,7 +133,8 @@ def test_a_request_signed_by_another_meter_or_unknown_root_is_refused(fleet, fle
     other = escrow_fleet.provision(fleet.mode, 1, EPOCHS, seed="another-utility")
     stranger = other.meters["SM-00000"]
     stranger.state.escrow_hpke_public = meter.state.escrow_hpke_public
-    stranger.state.rsa_public = dict(meter.state.rsa_public)
+    stranger.state.authorities_key = meter.state.authorities_key
+    stranger.state.epoch_keys = dict(meter.state.epoch_keys)
     with pytest.raises(VerificationError):
         fleet.escrow.handle(stranger.request_hfid(0, HmacDrbg.from_seed("y")), at(0))
 
@@ -545,3 +546,184 @@ def test_the_linker_finds_a_planted_link(fleets, mode, leak):
         assert any(f.startswith("credential.key ~ lfid.key") for f in found)
     else:
         assert any(f.startswith("time.phase ~ time.phase") for f in found)
+
+
+# -- issue 14: attacks on re-identification and on the blind mode's epoch keys ----------------
+
+
+def _fingerprint(profile: esc.HfProfile) -> bytes:
+    return hashlib.sha256(profile.credential).digest()
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_a_compromised_escrow_cannot_redirect_a_reidentification(fleet):
+    """Spec 9.2, 8.2.  Adversary: the escrow, compromised after issuance (it controls its stored sealed
+    links and what ``sealed_link`` answers; it knows no r, no authority share), colluding with the
+    combiner.  Authorities approve a request for HFID f1; the escrow answers with f2's sealed link,
+    or with a blob spliced around f2's R; each authority checks the blob's label (f1) and refuses,
+    so no share for f2's R exists and f2's link stays closed."""
+    f1 = _fingerprint(issue(fleet, "SM-00001", 0))
+    f2 = _fingerprint(issue(fleet, "SM-00002", 0))
+    links = fleet.escrow.state.links
+    target = links[f2]
+    request = esc.reidentification_request(f1, "court order 18/2026", bytes(16))
+    a1, _, a3 = fleet.authorities
+    for a in (a1, a3):
+        a.approve(request)
+    links[f1] = target                                   # f1 answered with f2's sealed link
+    with pytest.raises(VerificationError, match="not well formed"):
+        a1.share(request, fleet.escrow, HmacDrbg.from_seed("redirect/1"))
+    own = threshold_elgamal.seal(fleet.authority_info.group_public_key, esc._link_aad(f1), b"x" * 64,
+                                 HmacDrbg.from_seed("redirect/own"))
+    links[f1] = target[:32] + own[32:]                   # f2's R spliced into a fresh blob labelled f1
+    with pytest.raises(VerificationError, match="not well formed"):
+        a3.share(request, fleet.escrow, HmacDrbg.from_seed("redirect/3"))
+    assert a1.approved and a3.approved                   # a refused blob does not use the approval up
+
+
+def _meter_with_serial(fleet, serial: str, rng) -> esc.Meter:
+    """A meter of a second LFID manufacturer (root added to the escrow's anchors) with ``serial``."""
+    ca_key = escrow_fleet.ed25519_key(rng)
+    root = escrow_fleet.ca_certificate("LFID root 2", ca_key)
+    anchor = esc.certificates.TrustAnchor(root, frozenset({"meter"}))
+    if anchor not in fleet.escrow.state.lf_anchors:
+        fleet.escrow.state.lf_anchors = fleet.escrow.state.lf_anchors + (anchor,)
+    key = escrow_fleet.ed25519_key(rng)
+    chain = (escrow_fleet.device_certificate(serial, key, "LFID root 2", ca_key, 7),)
+    template = fleet.meters["SM-00000"].state
+    return esc.Meter(esc.MeterState("escrowed", fleet.clock, esc.LfProfile(chain, escrow_fleet.pkcs8(key), root),
+                                    template.escrow_hpke_public, hf_root=template.hf_root))
+
+
+@pytest.mark.parametrize("fleet", ["escrowed"], indirect=True)
+def test_sealed_link_length_does_not_reveal_the_serial_length(fleet):
+    """Spec 9.1, 5.2 step 8.  Adversary: anyone (``sealed_link`` answers everyone); sees every sealed
+    link and its length.  Every sealed link has the same length whatever the LFID serial's length
+    (1 to 64 bytes); a longer serial is refused before any state changes."""
+    lengths = {}
+    for i, serial in enumerate(["A", "SM-00001", "X" * esc.MAX_SERIAL_BYTES]):
+        meter = _meter_with_serial(fleet, serial, HmacDrbg.from_seed(f"length/{i}"))
+        rng = HmacDrbg.from_seed(f"length/issue/{i}")
+        hf = meter.receive_hfid(fleet.escrow.handle(meter.request_hfid(0, rng), at(0, 0), rng))
+        lengths[serial] = len(fleet.escrow.sealed_link(_fingerprint(hf)))
+    assert set(lengths.values()) == {threshold_elgamal.HEADER_BYTES + esc.LINK_BYTES + 16}, lengths
+    long = _meter_with_serial(fleet, "X" * (esc.MAX_SERIAL_BYTES + 1), HmacDrbg.from_seed("length/long"))
+    issued, links = set(fleet.escrow.state.issued), dict(fleet.escrow.state.links)
+    with pytest.raises(ParameterError, match="serial"):
+        fleet.escrow.handle(long.request_hfid(0, HmacDrbg.from_seed("length/long/r")), at(0, 0))
+    assert fleet.escrow.state.issued == issued and fleet.escrow.state.links == links
+
+
+@pytest.mark.parametrize("fleet", ["blind"], indirect=True)
+def test_a_meter_refuses_an_epoch_key_the_authorities_did_not_certify(fleet):
+    """Spec 9.5, 5.3.  Adversary: the escrow in mode blind (it holds and makes RSA keys and chooses
+    what each meter and receiver is handed; at most t - 1 authorities would help it, here none).
+    Its attempt to tag a meter with a key of its own for epoch 1: the statement it signs itself is
+    refused by the meter and the receivers; the authorities refuse to certify a second key for an
+    epoch; without a certified key the meter does not ask."""
+    tagging = escrow_fleet.rsa_key(HmacDrbg.from_seed("tagging key"), 2048)
+    victim = fleet.meters["SM-00001"]
+    victim.state.epoch_keys.pop(1)
+    forged = esc.epoch_key_message(1, tagging.public, bytes(64))
+    with pytest.raises(VerificationError, match="authorities"):
+        victim.install_epoch_key(forged)
+    with pytest.raises(VerificationError, match="authorities"):
+        fleet.receivers["grid-operator"].install_epoch_key(forged)
+    with pytest.raises(StateError, match="epoch 1"):
+        esc.certify_epoch_key(fleet.authorities[:2], fleet.authority_info, 1, tagging.public,
+                              HmacDrbg.from_seed("tagging/certify"))
+    with pytest.raises(StateError, match="no certified"):
+        victim.request_hfid(1, HmacDrbg.from_seed("tagging/request"))
+    genuine = fleet.escrow.epoch_key(1)
+    victim.install_epoch_key(genuine)                  # the certified key: accepted, the meter proceeds
+    issue(fleet, "SM-00001", 1)
+
+
+@pytest.mark.parametrize("fleet", ["blind"], indirect=True)
+def test_two_certified_keys_for_one_epoch_are_caught_as_equivocation(fleet):
+    """Spec 9.5.  Adversary: the escrow with t authorities (beyond the assumption of 9.5: they sign a
+    second key for epoch 1).  A meter or receiver holding the first certified key refuses the second
+    (VerificationError naming the equivocation): the two signed messages are a transferable proof."""
+    tagging = escrow_fleet.rsa_key(HmacDrbg.from_seed("tagging key"), 2048)
+    colluders = [esc.Authority(a.key_package) for a in fleet.authorities[:2]]   # no memory of epoch 1
+    second = esc.certify_epoch_key(colluders, fleet.authority_info, 1, tagging.public, HmacDrbg.from_seed("eq"))
+    assert esc.verify_epoch_key(second, fleet.meters["SM-00000"].state.authorities_key)[1] == tagging.public
+    with pytest.raises(VerificationError, match="equivocated"):
+        fleet.meters["SM-00000"].install_epoch_key(second)
+    with pytest.raises(VerificationError, match="equivocated"):
+        fleet.receivers["grid-operator"].install_epoch_key(second)
+    fleet.meters["SM-00000"].install_epoch_key(fleet.escrow.epoch_key(1))      # the same key again: fine
+
+
+@pytest.mark.parametrize("fleet", ["blind"], indirect=True)
+def test_epoch_keys_are_used_only_for_their_epoch_and_only_certified(fleet):
+    """Spec 5.3, 5.5: a meter holding epoch 2's certified key under epoch 1 refuses to use it; the
+    escrow refuses to sign with a key that is not the certified one; an authority signs each
+    epoch's key once and refuses a duplicate in its list."""
+    meter = fleet.meters["SM-00002"]
+    meter.state.epoch_keys[1] = fleet.escrow.epoch_key(2)
+    with pytest.raises(VerificationError, match="certified for epoch 2"):
+        meter.request_hfid(1, HmacDrbg.from_seed("wrong epoch"))
+    fleet.escrow.state.rsa_keys[1] = escrow_fleet.rsa_key(HmacDrbg.from_seed("uncertified"), 2048)
+    with pytest.raises(StateError, match="not the certified one"):
+        issue(fleet, "SM-00001", 1)
+    with pytest.raises(ParameterError, match="twice"):
+        esc.certify_epoch_key([fleet.authorities[0]] * 2, fleet.authority_info, 5,
+                              fleet.escrow.state.rsa_keys[0].public)
+    with pytest.raises(StateError, match="certified"):
+        fleet.escrow.epoch_key(7)
+    no_key = esc.Meter(esc.MeterState("blind", fleet.clock, meter.state.lf, meter.state.escrow_hpke_public))
+    with pytest.raises(StateError, match="authorities' key"):
+        no_key.install_epoch_key(fleet.escrow.epoch_key(0))
+
+
+@pytest.mark.parametrize("bad", [
+    cbor.encode({1: 1, 2: "epoch-key", 3: -1, 4: b"k", 5: bytes(64)}),
+    cbor.encode({1: 1, 2: "epoch-key", 3: 0, 4: b"", 5: bytes(64)}),
+    cbor.encode({1: 1, 2: "epoch-key", 3: 0, 4: bytes(2049), 5: bytes(64)}),
+    cbor.encode({1: 1, 2: "epoch-key", 3: 0, 4: b"k", 5: bytes(63)}),
+    cbor.encode({1: 1, 2: "epoch-key", 3: 0, 4: b"k"}),
+])
+def test_malformed_epoch_key_messages(fleets, bad):
+    with pytest.raises(DecodeError):
+        fleets["blind"].meters["SM-00000"].install_epoch_key(bad)
+
+
+def test_epoch_key_that_is_not_a_2048_bit_rsa_key_is_refused(fleets):
+    """Spec 5.5: a message the authorities did sign, whose key is not the SPKI of an RSA key of at
+    least 2048 bits, is a DecodeError at the meter."""
+    from cryptography.hazmat.primitives.asymmetric import rsa as pyca_rsa
+    from protocols.schemes import frost
+    fleet = copy.deepcopy(fleets["blind"])
+    small = pyca_rsa.generate_private_key(65537, 1024).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ed = fleet.escrow.state.hf_ca_certificate or b"\x30\x00"
+    rng = HmacDrbg.from_seed("odd keys")
+    for epoch, der in enumerate((small, ed, b"\x30\x00"), start=10):
+        m = {1: 1, 2: "epoch-key", 3: epoch, 4: der}
+        message = esc.tbs("epoch-key", m, 5)
+        signers = fleet.authorities[:2]
+        commitments = [a.commit(rng) for a in signers]
+        shares = [a.signer.sign(message, commitments) for a in signers]
+        m[5] = frost.aggregate_and_verify(fleet.authority_info, commitments, message, shares).to_bytes()
+        with pytest.raises(DecodeError, match="epoch-key"):
+            fleet.meters["SM-00000"].install_epoch_key(cbor.encode(m))
+
+
+def test_link_encoding_is_fixed_length_and_strict():
+    """Spec 8.1: every link is LINK_BYTES long; a wrong length, prefix, padding or body is a DecodeError."""
+    fingerprint = bytes(range(32))
+    for serial in ("A", "SM-00001", "é" * 32):
+        link = esc.encode_link(serial, 2**32 - 1, fingerprint)
+        assert len(link) == esc.LINK_BYTES
+        assert esc.decode_link(link) == {1: serial, 2: 2**32 - 1, 3: fingerprint}
+    for serial in ("", "X" * 65, "é" * 33, 7):
+        with pytest.raises(ParameterError):
+            esc.encode_link(serial, 0, fingerprint)
+    good = esc.encode_link("SM-00001", 3, fingerprint)
+    size = int.from_bytes(good[:2], "big")
+    for bad in (good[:-1], good + b"\x00", b"\x00\x00" + good[2:], b"\x00\x7f" + good[2:],
+                good[:-1] + b"\x01", (size - 1).to_bytes(2, "big") + good[2:],
+                (size + 1).to_bytes(2, "big") + good[2:]):
+        with pytest.raises(DecodeError):
+            esc.decode_link(bad)

@@ -267,6 +267,137 @@ def test_nonce_reuse_is_a_replay_error(session):
     assert signers[1].pending == 0
 
 
+def _extract_share_by_rollback(packages, group, snapshot, restore, rounds=3):
+    """The rollback attack of specs/frost.md 5.5.  Adversary: the coordinator with participant 2's key
+    share, who can snapshot participant 1's state after round one and restore it.  Each restore asks
+    for one more share over the same nonces with a fresh co-signer commitment; three shares (three
+    linear equations in the two nonces and sk_1) give sk_1.  Returns the shares it got and sk_1 if
+    it got there."""
+    rng = HmacDrbg.from_seed("tests/frost/rollback")
+    victim = frost.Signer(packages[0])
+    mine = victim.commit(rng)
+    saved = snapshot(victim)
+    msg = b"disconnect-all"
+    equations = []
+    for round_ in range(rounds):
+        if round_:
+            victim = restore(saved)
+        _, theirs = frost.commit(2, packages[1].secret_share, rng)
+        commitments = [mine, theirs]
+        try:
+            share = victim.sign(msg, commitments)
+        except StateError:
+            break
+        factors = dict(frost.compute_binding_factors(group.group_public_key, commitments, msg))
+        challenge = frost.compute_challenge(
+            frost.compute_group_commitment(commitments, list(factors.items())), group.group_public_key, msg)
+        equations.append((factors[1], frost.derive_interpolating_value([1, 2], 1) * challenge % G.L, share.share))
+    if len(equations) < 3:
+        return len(equations), None
+    (r1, k1, z1), (r2, k2, z2), (r3, k3, z3) = equations
+    a1, b1, c1 = (r1 - r2) % G.L, (k1 - k2) % G.L, (z1 - z2) % G.L
+    a2, b2, c2 = (r1 - r3) % G.L, (k1 - k3) % G.L, (z1 - z3) % G.L
+    return len(equations), (a1 * c2 - a2 * c1) * pow(a1 * b2 - a2 * b1, -1, G.L) % G.L
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle", "export", "replace"])
+def test_a_restored_snapshot_holds_no_pending_nonces(group_2_of_3, how):
+    """Spec 5.5: a snapshot taken between round one and round two, restored, cannot sign again, however
+    it was taken; without that the adversary of _extract_share_by_rollback recovers sk_1."""
+    import copy
+    import pickle
+
+    snapshot, restore = {
+        "deepcopy": (copy.deepcopy, copy.deepcopy),
+        "copy": (copy.copy, copy.copy),
+        "pickle": (pickle.dumps, pickle.loads),
+        "export": (lambda s: s.export(), frost.Signer.restore),
+        "replace": (lambda s: s, dataclasses.replace),
+    }[how]
+    _, packages, group = group_2_of_3
+    shares, recovered = _extract_share_by_rollback(packages, group, snapshot, restore)
+    assert (shares, recovered) == (1, None)
+    assert recovered != packages[0].secret_share
+
+
+def test_the_spent_record_is_journalled_before_the_share_exists(group_2_of_3):
+    """Spec 5.5: sign hands the store the record with the nonces spent before computing the share;
+    a store that fails to write leaves no share and no usable nonces; a restart from the record
+    signs nothing with the old commitments."""
+    _, packages, group = group_2_of_3
+    rng = HmacDrbg.from_seed("tests/frost/journal")
+    written: list[frost.SignerRecord] = []
+    signer = frost.Signer(packages[0], journal=written.append)
+    mine = signer.commit(rng)
+    _, theirs = frost.commit(2, packages[1].secret_share, rng)
+    share = signer.sign(b"m", [mine, theirs])
+    assert isinstance(share, frost.SignatureShare)
+    assert written and mine.to_bytes() in written[-1].spent and signer.pending == 0
+    record = written[-1]
+    assert not hasattr(record, "_pending") and "nonce" not in repr(record).lower()
+    restarted = frost.Signer.restore(record)
+    with pytest.raises(ReplayError):
+        restarted.sign(b"m", [mine, theirs])
+
+    def failing_store(record):
+        raise OSError("disk full")
+
+    broken = frost.Signer(packages[0], journal=failing_store)
+    mine = broken.commit(rng)
+    with pytest.raises(OSError):
+        broken.sign(b"m", [mine, theirs])
+    with pytest.raises(ReplayError):   # the nonces are spent although no share left
+        broken.sign(b"m", [mine, theirs])
+
+
+def test_signer_record_and_restore_check_their_inputs(group_2_of_3):
+    _, packages, _ = group_2_of_3
+    with pytest.raises(ParameterError):
+        frost.SignerRecord(packages[0], {bytes(96)})
+    with pytest.raises(ParameterError):
+        frost.SignerRecord(packages[0], frozenset({bytes(95)}))
+    with pytest.raises(ParameterError):
+        frost.SignerRecord("key", frozenset())
+    with pytest.raises(ParameterError):
+        frost.Signer.restore({"key_package": packages[0]})
+    with pytest.raises(ParameterError):
+        frost.Signer(packages[0], journal="store")
+    with pytest.raises(ParameterError):
+        frost.Signer(packages[0], spent=[])
+
+
+@settings(max_examples=25, deadline=None)
+@given(script=st.lists(st.sampled_from(["commit", "sign", "snapshot", "restore"]), min_size=1, max_size=14))
+def test_no_interleaving_of_snapshots_and_restores_signs_twice_with_one_nonce_pair(group_2_of_3, script):
+    """Spec 5.5, as a property: whatever order commits, signs, snapshots and restores come in, no
+    commitment of participant 1 ever yields two signature shares."""
+    import copy
+
+    _, packages, _ = group_2_of_3
+    rng = HmacDrbg.from_seed("tests/frost/interleave")
+    signer = frost.Signer(packages[0])
+    made: list[frost.SigningCommitments] = []
+    snapshots = []
+    signed: dict[bytes, int] = {}
+    for i, step in enumerate(script):
+        if step == "commit":
+            made.append(signer.commit(rng))
+        elif step == "snapshot":
+            snapshots.append(copy.deepcopy(signer) if i % 2 else signer.export())
+        elif step == "restore" and snapshots:
+            saved = snapshots[-1]
+            signer = copy.deepcopy(saved) if isinstance(saved, frost.Signer) else frost.Signer.restore(saved)
+        elif step == "sign" and made:
+            _, theirs = frost.commit(2, packages[1].secret_share, rng)
+            for mine in made:
+                try:
+                    signer.sign(b"m", [mine, theirs])
+                except StateError:          # ReplayError included
+                    continue
+                signed[mine.to_bytes()] = signed.get(mine.to_bytes(), 0) + 1
+    assert all(count == 1 for count in signed.values())
+
+
 def test_unknown_commitments_are_a_state_error(session, group_2_of_3):
     packages, group, signers, commitments = session
     rng = HmacDrbg.from_seed("tests/frost/other")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -146,7 +147,7 @@ def test_bad_tree_heads_and_proofs_are_refused():
         "flipped proof hash": (VerificationError, {5: [bytes([good[5][0][0] ^ 1]) + good[5][0][1:]] + good[5][1:]}),
         "dropped proof hash": (DecodeError, {5: good[5][:-1]}),
         "extra proof hash": (DecodeError, {5: good[5] + [bytes(32)]}),
-        "wrong version": (DecodeError, {1: 2}),
+        "wrong version": (DecodeError, {1: ig.VERSION + 1}),
     }
     for name, (error, change) in cases.items():
         before = meter.state.checked
@@ -306,7 +307,7 @@ def test_dispute_evidence_must_be_genuine():
 
 def test_feedback_reveals_no_reading():
     """Leaves are whole signed records: a record guessed from the readings, without the meter's
-    signature, hashes to no leaf and no proof hash (spec 9.1)."""
+    signature, hashes to no leaf and no proof hash (spec 10.1)."""
     utility, meter = run(16)
     y = utility.feedback(METER, 0, T0)
     hashes = set(cbor.decode(y)[5])
@@ -315,3 +316,147 @@ def test_feedback_reveals_no_reading():
     for record in meter.state.records:
         guess = ig.Record(record.meter, record.period, record.counter, record.registers, bytes(64)).to_bytes()
         assert merkle.leaf_hash(guess) not in hashes
+
+
+# -- restore from a backup and resync (spec 9) ----------------------------------------------
+
+
+def _restored(n_before: int = 5, n_lost: int = 5, seed: str = "restore"):
+    """A meter that made n_before records, was backed up, made n_lost more (all accepted), then lost
+    its state and was restored from the backup, its durable boot counter bumped."""
+    utility, meter = setup(seed)
+    rs = readings(n_before + n_lost + 10)
+    for period, registers in rs[:n_before]:
+        meter.receipt(utility.accept(meter.record(period, registers), period + 60))
+    meter.check(utility.feedback(METER, 0, rs[n_before - 1][0] + 120))
+    backup = copy.deepcopy(meter.state)
+    for period, registers in rs[n_before:n_before + n_lost]:
+        meter.receipt(utility.accept(meter.record(period, registers), period + 60))
+    counter = ig.BootCounter()
+    return utility, ig.Meter.restore(backup, counter), counter, rs[n_before + n_lost:]
+
+
+def test_a_restored_meter_resyncs_and_is_not_convicted():
+    """Spec 9 (the lost-state finding).  Adversary: none; the honest meter lost its state and was
+    restored from a backup 5 records old.  Before the fix its next 5 records were refused
+    (ReplayError), the logs forked for good and the arbiter said the meter signed two records for one
+    counter.  Now the first refusal sends it to resync: it adopts the 5 records it lost, each proved
+    by an inclusion proof under the utility's signed head and signed by its own key, re-signs the
+    record it made meanwhile after them, and nothing more is refused; the logs match and agree."""
+    utility, meter, counter, rs = _restored()
+    assert meter.state.boot == counter.value == 1
+    (p0, r0), *rest = rs[:5]
+    with pytest.raises(ReplayError):                    # the colliding counter is still refused...
+        utility.accept(meter.record(p0, r0), p0)
+    result = ig.resync(meter, utility, p0 + 100)        # ...and tells the meter to resync
+    assert (result.adopted, len(result.resigned), result.superseded) == (5, 1, 0)
+    assert [r.counter for r in meter.state.records] == list(range(11))
+    assert [r.boot for r in meter.state.records] == [0] * 10 + [1]
+    refused = 0
+    for data in result.resigned:
+        meter.receipt(utility.accept(data, p0 + 120))
+    for period, registers in rest:
+        try:
+            meter.receipt(utility.accept(meter.record(period, registers), period + 60))
+        except ReplayError:
+            refused += 1
+    assert refused == 0
+    assert meter.check(utility.feedback(METER, meter.state.checked.size, rest[-1][0] + 200)).match
+    verdict = ig.arbitrate(*evidence([r.to_bytes() for r in utility.state.records[METER]], meter, key_of(meter)))
+    assert (verdict.party, verdict.kind) == (None, "agree")
+    with pytest.raises(StateError, match="not restored"):
+        ig.resync(meter, utility, rest[-1][0] + 300)
+
+
+def test_lost_state_and_double_signing_get_different_verdicts():
+    """Spec 8.2 rule 4.  A restored meter that could not resync and kept signing (counters 5.. in
+    boot 1, later periods) collides with the records of boot 0 the utility accepted: the verdict is
+    lost state, no party at fault, not double-signing.  Adversary: the meter (its device key, its
+    evidence).  A meter that signs another record for a counter in the same boot, or rolls its boot
+    counter back with the backup (spec 9.1 forbids it), or re-signs a billed period with another
+    reading under a higher boot, is convicted of double-signing."""
+    utility, meter, _, rs = _restored(seed="lost")
+    for period, registers in rs[:5]:
+        with pytest.raises(ReplayError):
+            utility.accept(meter.record(period, registers), period)
+    accepted = [r.to_bytes() for r in utility.state.records[METER]]
+    verdict = ig.arbitrate(*evidence(accepted, meter, key_of(meter)))
+    assert (verdict.party, verdict.kind, verdict.index, verdict.period) == (None, "lost-state", 5, rs[0][0])
+    # the same restore with the boot counter restored too (boot 0): indistinguishable from fraud
+    _, rolled_back, _, _ = _restored(seed="lost")
+    rolled_back.state.boot = 0
+    for period, registers in rs[:5]:
+        rolled_back.record(period, registers)
+    verdict = ig.arbitrate(*evidence(accepted, rolled_back, key_of(rolled_back)))
+    assert (verdict.party, verdict.kind, verdict.index) == ("meter", "double-signed", 5)
+    # a cheating meter re-signs billed periods with lower readings under a higher boot: convicted
+    cheat = copy.deepcopy(meter.state)
+    for index in range(5, 10):
+        billed = utility.state.records[METER][index]
+        cheat.records[index] = ig.encode_record(meter._key, METER, billed.period, index,
+                                                [r - 1 for r in billed.registers], 7)
+    verdict = ig.arbitrate(*evidence(accepted, ig.Meter(cheat), key_of(meter)))
+    assert (verdict.party, verdict.kind, verdict.index) == ("meter", "double-signed", 5)
+    # a meter presenting a boot that goes back in its own records
+    meter.state.records[7] = ig.encode_record(meter._key, METER, rs[2][0], 7, rs[2][1], 0)
+    verdict = ig.arbitrate(*evidence(accepted, meter, key_of(meter)))
+    assert (verdict.party, verdict.kind) == ("meter", "meter-gap")
+
+
+def _utility_with_log(meter: ig.Meter, leaves: list[bytes], key: bytes) -> ig.Utility:
+    utility = tampered_utility(meter, leaves, key)
+    utility.state.records[METER] = [ig.decode_record(leaf) for leaf in leaves]
+    return utility
+
+
+def test_resync_refuses_what_the_utility_cannot_prove():
+    """Adversary: the utility (its signing key, its log), answering a restored meter's resync.  A
+    record the meter never signed, a log that does not extend the meter's backup, or a log that
+    does not prove consistency with the head the meter checked is refused (VerificationError) and the
+    meter adopts nothing; a record of another counter is refused too."""
+    honest, meter, _, rs = _restored(seed="resync-bad")
+    key = honest.state.signing_key
+    leaves = [r.to_bytes() for r in honest.state.records[METER]]
+    r7 = ig.decode_record(leaves[7])
+    forged = ig.Record(r7.meter, r7.period, r7.counter, (r7.registers[0] + 1,) + r7.registers[1:], r7.signature)
+    early = ig.decode_record(leaves[2])
+    other = ig.Record(early.meter, early.period, early.counter, (early.registers[0] + 1,) + early.registers[1:],
+                      early.signature)
+    cases = {
+        "unsigned record": (leaves[:7] + [forged.to_bytes()] + leaves[8:], "signature"),
+        "rewrites the backup": (leaves[:2] + [other.to_bytes()] + leaves[3:], "consistency proof"),
+        "record out of place": (leaves[:6] + [leaves[5]] + leaves[7:], "not the meter's record 6"),
+    }
+    for name, (log, message) in cases.items():
+        restored = ig.Meter(copy.deepcopy(meter.state))
+        with pytest.raises(VerificationError, match=message):
+            ig.resync(restored, _utility_with_log(meter, log, key), rs[0][0])
+        assert restored.state.log.size == 5 and restored.state.restored_at == 5, name
+        assert restored.state.checked == meter.state.checked and restored.state.receipts == meter.state.receipts
+    unchecked = ig.Meter(copy.deepcopy(meter.state))     # a backup without a checked head: the probe (step 2)
+    unchecked.state.checked = None
+    with pytest.raises(VerificationError, match="does not extend"):
+        ig.resync(unchecked, _utility_with_log(meter, cases["rewrites the backup"][0], key), rs[0][0])
+    assert ig.resync(meter, honest, rs[0][0]).adopted == 5
+
+
+def test_a_resync_with_nothing_lost_and_boots_going_back():
+    """A restore from an up-to-date backup adopts nothing and keeps its counters; the utility refuses
+    a record whose boot is below its predecessor's (StateError); boots are range-checked."""
+    utility, meter = setup("boots")
+    rs = readings(4)
+    for period, registers in rs[:2]:
+        meter.receipt(utility.accept(meter.record(period, registers), period))
+    restored = ig.Meter.restore(meter.state, ig.BootCounter(3))
+    assert restored.state.boot == 4 and ig.resync(restored, utility, rs[2][0]).adopted == 0
+    restored.receipt(utility.accept(restored.record(*rs[2]), rs[2][0]))
+    with pytest.raises(StateError, match="boot"):
+        utility.accept(ig.encode_record(meter._key, METER, rs[3][0], 3, rs[3][1], 2).to_bytes(), rs[3][0])
+    with pytest.raises(ParameterError):
+        ig.encode_record(meter._key, METER, rs[3][0], 3, rs[3][1], 2**32)
+    with pytest.raises(StateError, match="exhausted"):
+        ig.BootCounter(2**32 - 1).bump()
+    data = cbor.decode(restored.state.records[0].to_bytes())
+    data[7] = 2**32
+    with pytest.raises(DecodeError, match="boot"):
+        ig.decode_record(cbor.encode(data))

@@ -47,6 +47,9 @@ T_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 T_AFTER = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
 EPOCH = 7
 SUITE = "test-hmac-sha256"
+NS = "test-meters"
+NAMESPACES = {"root": NS, "intermediate": NS, "p256-root": "test-p256", "rogue": "rogue"}
+"""The namespace of the serials each test manufacturer root certifies (spec 2.2, 3.1)."""
 
 
 # ---------------------------------------------------------------------------
@@ -141,11 +144,19 @@ INTERMEDIATE = make_cert(INTERMEDIATE_NAME, INTERMEDIATE_KEY.public_key(), ROOT_
 
 
 def anchors(roles=("meter", "gateway")) -> tuple[iss.TrustAnchor, ...]:
-    return (iss.TrustAnchor(ROOT, frozenset(roles)), iss.TrustAnchor(P256_ROOT, frozenset(roles)))
+    return (iss.TrustAnchor(ROOT, frozenset(roles), NAMESPACES["root"]),
+            iss.TrustAnchor(P256_ROOT, frozenset(roles), NAMESPACES["p256-root"]))
 
 
-def device(serial: str = "SM-000123", *, kind: str = "ed25519", issuer: str = "root", **options):
-    """(PKCS#8 device key, chain) for a device certificate with subject serialNumber ``serial``."""
+def role_usage(roles) -> list:
+    """The extendedKeyUsage extension that certifies ``roles`` (spec 6.4), non-critical."""
+    return [(x509.ExtendedKeyUsage([iss.ROLE_OIDS[role] for role in roles]), False)] if roles else []
+
+
+def device(serial: str = "SM-000123", *, kind: str = "ed25519", issuer: str = "root", roles=("meter",), **options):
+    """(PKCS#8 device key, chain) for a device certificate with subject serialNumber ``serial`` that
+    certifies ``roles``."""
+    options["extra"] = list(options.get("extra", ())) + role_usage(roles)
     key = ed_key("device-" + serial) if kind == "ed25519" else p256_key("device-" + serial)
     subject = options.pop("subject", name(f"meter {serial}", serial))
     if issuer == "root":
@@ -165,9 +176,13 @@ def new_pkg(epoch: int = EPOCH, extractor=EXTRACTOR, roles=("meter", "gateway"),
 
 
 def new_meter(serial: str = "SM-000123", role: str = "meter", suite: str = SUITE, verify=EXTRACTOR.verify,
-              **device_options) -> iss.Meter:
+              namespace: str | None = None, **device_options) -> iss.Meter:
+    """A device whose certificate certifies ``role`` (unless ``roles`` says otherwise), configured with
+    the namespace of its issuer (unless ``namespace`` says otherwise)."""
+    device_options.setdefault("roles", (role,))
+    namespace = namespace or NAMESPACES[device_options.get("issuer", "root")]
     key, chain = device(serial, **device_options)
-    return iss.Meter(iss.MeterState(serial, role, suite, key, chain), verify)
+    return iss.Meter(iss.MeterState(namespace, serial, role, suite, key, chain), verify)
 
 
 def run(pkg: iss.Pkg, meter: iss.Meter, now: int = NOW, seed: str = "run") -> iss.IssuedKey:
@@ -193,30 +208,32 @@ def reencode(message: bytes, **changes) -> bytes:
 # ---------------------------------------------------------------------------
 
 SERIALS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+NAMESPACE_TEXT = st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,15}\Z")
 
 
 def test_identity_encoding_example():
-    identity = iss.Identity("SM-000123", "meter", 7)
-    assert identity.to_bytes() == b"usapp-id-v1/meter/SM-000123/7"
-    assert iss.Identity.parse(b"usapp-id-v1/head-end/HE.01/4294967295") == iss.Identity("HE.01", "head-end",
-                                                                                         2**32 - 1)
+    identity = iss.Identity(NS, "SM-000123", "meter", 7)
+    assert identity.to_bytes() == b"usapp-id-v2/test-meters/meter/SM-000123/7"
+    assert iss.Identity.parse(b"usapp-id-v2/acme-2/head-end/HE.01/4294967295") == iss.Identity(
+        "acme-2", "HE.01", "head-end", 2**32 - 1)
 
 
 @PROPERTY
-@given(SERIALS, st.sampled_from(iss.ROLES), st.integers(0, 2**32 - 1))
-def test_any_valid_identity_round_trips(serial, role, epoch):
-    identity = iss.Identity(serial, role, epoch)
+@given(NAMESPACE_TEXT, SERIALS, st.sampled_from(iss.ROLES), st.integers(0, 2**32 - 1))
+def test_any_valid_identity_round_trips(namespace, serial, role, epoch):
+    identity = iss.Identity(namespace, serial, role, epoch)
     encoded = identity.to_bytes()
+    assert len(encoded) <= iss.MAX_IDENTITY_BYTES
     assert iss.Identity.parse(encoded) == identity
     assert iss.Identity.parse(encoded).to_bytes() == encoded
 
 
 @PROPERTY
-@given(SERIALS, st.sampled_from(iss.ROLES), st.integers(0, 2**32 - 1), st.data())
-def test_identity_parser_accepts_only_canonical_bytes(serial, role, epoch, data):
+@given(NAMESPACE_TEXT, SERIALS, st.sampled_from(iss.ROLES), st.integers(0, 2**32 - 1), st.data())
+def test_identity_parser_accepts_only_canonical_bytes(namespace, serial, role, epoch, data):
     """Any change to a valid identity either parses to another identity that
     encodes to exactly those bytes, or is a DecodeError."""
-    encoded = bytearray(iss.Identity(serial, role, epoch).to_bytes())
+    encoded = bytearray(iss.Identity(namespace, serial, role, epoch).to_bytes())
     position = data.draw(st.integers(0, len(encoded) - 1))
     encoded[position] = data.draw(st.integers(0, 255))
     try:
@@ -226,14 +243,18 @@ def test_identity_parser_accepts_only_canonical_bytes(serial, role, epoch, data)
     assert parsed.to_bytes() == bytes(encoded)
 
 
+_ID = b"usapp-id-v2/ns/"
+
+
 @pytest.mark.parametrize("raw", [
-    b"", b"usapp-id-v1/meter/SM-1/07", b"usapp-id-v1/meter/SM-1/4294967296", b"usapp-id-v1/meter/SM-1/-1",
-    b"usapp-id-v1/meter/SM-1/+1", b"usapp-id-v1/meter/SM-1/ 1", b"usapp-id-v1/meter/SM-1/1\n",
-    b"usapp-id-v1/pkg/SM-1/1", b"usapp-id-v1/Meter/SM-1/1", b"USAPP-ID-V1/meter/SM-1/1",
-    b"usapp-id-v2/meter/SM-1/1", b"usapp-id-v1/meter//1", b"usapp-id-v1/meter/-SM/1",
-    b"usapp-id-v1/meter/SM 1/1", b"usapp-id-v1/meter/SM/1/1", b"usapp-id-v1/meter/SM-1",
-    b"usapp-id-v1/meter/" + b"S" * 65 + b"/1", b"usapp-id-v1/meter/SM-\xc3\xa9/1", b"usapp-id-v1/meter/SM-1/\xd9\xa1",
-    b"usapp-id-v1/meter/SM-1/1" + b"0" * 200,
+    b"", _ID + b"meter/SM-1/07", _ID + b"meter/SM-1/4294967296", _ID + b"meter/SM-1/-1",
+    _ID + b"meter/SM-1/+1", _ID + b"meter/SM-1/ 1", _ID + b"meter/SM-1/1\n",
+    _ID + b"pkg/SM-1/1", _ID + b"Meter/SM-1/1", b"USAPP-ID-V2/ns/meter/SM-1/1",
+    b"usapp-id-v1/meter/SM-1/1", b"usapp-id-v2/meter/SM-1/1", _ID + b"meter//1", _ID + b"meter/-SM/1",
+    _ID + b"meter/SM 1/1", _ID + b"meter/SM/1/1", _ID + b"meter/SM-1",
+    _ID + b"meter/" + b"S" * 65 + b"/1", _ID + b"meter/SM-\xc3\xa9/1", _ID + b"meter/SM-1/\xd9\xa1",
+    _ID + b"meter/SM-1/1" + b"0" * 200, b"usapp-id-v2//meter/SM-1/1", b"usapp-id-v2/NS/meter/SM-1/1",
+    b"usapp-id-v2/-ns/meter/SM-1/1", b"usapp-id-v2/" + b"n" * 17 + b"/meter/SM-1/1", b"usapp-id-v2/n.s/meter/SM-1/1",
 ], ids=lambda raw: raw[:40].decode("latin-1"))
 def test_malformed_identities_are_decode_errors(raw):
     with pytest.raises(DecodeError):
@@ -242,16 +263,18 @@ def test_malformed_identities_are_decode_errors(raw):
 
 def test_identity_parse_takes_bytes_only():
     with pytest.raises(DecodeError):
-        iss.Identity.parse("usapp-id-v1/meter/SM-1/1")
+        iss.Identity.parse("usapp-id-v2/ns/meter/SM-1/1")
 
 
-@pytest.mark.parametrize("serial, role, epoch", [
-    ("", "meter", 1), ("a/b", "meter", 1), ("S" * 65, "meter", 1), ("SM-1", "pkg", 1), ("SM-1", "meter", -1),
-    ("SM-1", "meter", 2**32), ("SM-1", "meter", True), (b"SM-1", "meter", 1), ("SM-é", "meter", 1),
+@pytest.mark.parametrize("namespace, serial, role, epoch", [
+    (NS, "", "meter", 1), (NS, "a/b", "meter", 1), (NS, "S" * 65, "meter", 1), (NS, "SM-1", "pkg", 1),
+    (NS, "SM-1", "meter", -1), (NS, "SM-1", "meter", 2**32), (NS, "SM-1", "meter", True), (NS, b"SM-1", "meter", 1),
+    (NS, "SM-é", "meter", 1), ("", "SM-1", "meter", 1), ("Acme", "SM-1", "meter", 1), ("a/b", "SM-1", "meter", 1),
+    ("n" * 17, "SM-1", "meter", 1), (None, "SM-1", "meter", 1),
 ])
-def test_bad_identity_values_are_parameter_errors(serial, role, epoch):
+def test_bad_identity_values_are_parameter_errors(namespace, serial, role, epoch):
     with pytest.raises(ParameterError):
-        iss.Identity(serial, role, epoch)
+        iss.Identity(namespace, serial, role, epoch)
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +288,7 @@ def test_bad_identity_values_are_parameter_errors(serial, role, epoch):
 def test_enrollment_issues_the_extracted_key(options):
     pkg, meter = new_pkg(), new_meter(**options)
     issued = run(pkg, meter)
-    identity = iss.Identity("SM-000123", "meter", EPOCH).to_bytes()
+    identity = iss.Identity(NAMESPACES[options.get("issuer", "root")], "SM-000123", "meter", EPOCH).to_bytes()
     assert issued.identity == identity and issued.epoch == EPOCH and issued.suite == SUITE
     assert issued.key == EXTRACTOR.extract(identity)
     assert meter.key(EPOCH) == issued
@@ -303,12 +326,10 @@ def distributed():
 
     rng = HmacDrbg.from_seed("tests/issuance/dkg")
     nodes = [1, 2, 3, 4, 5]
-    dealings = [bf_bls12.deal(i, 3, nodes, rng) for i in nodes]
-    for dealing in dealings:  # every node checks what it was dealt
-        for node in nodes:
-            bf_bls12.verify_dealt_share(dealing, node, dealing.shares[node])
-    key = bf_bls12.combine_dealings(dealings, 3, nodes)
-    secrets = {i: bf_bls12.node_secret(dealings, i) for i in nodes}
+    context = b"tests/issuance/dkg-session"
+    dealings = [bf_bls12.deal(i, 3, nodes, rng, context) for i in nodes]
+    key = bf_bls12.combine_dealings(dealings, 3, nodes, context)   # checks every proof of possession
+    secrets = {i: bf_bls12.node_secret(dealings, i) for i in nodes}   # checks every dealt share
     return key, secrets
 
 
@@ -513,13 +534,16 @@ def test_unknown_suite_is_a_decode_error():
 def test_revoked_device_is_refused():
     pkg, meter = new_pkg(), new_meter()
     run(pkg, meter)
-    pkg.revoke("SM-000123")
+    pkg.revoke(NS, "SM-000123")
     pkg.advance_epoch(EPOCH + 1)
     with pytest.raises(VerificationError, match="revoked"):
         run(pkg, meter, seed="after")
     run(pkg, new_meter("SM-000124"), seed="other")
+    run(pkg, new_meter("SM-000123", issuer="p256-root"), seed="same-serial-other-namespace")
     with pytest.raises(ParameterError):
-        pkg.revoke("bad/serial")
+        pkg.revoke(NS, "bad/serial")
+    with pytest.raises(ParameterError):
+        pkg.revoke("Bad NS", "SM-000123")
 
 
 # ---------------------------------------------------------------------------
@@ -544,7 +568,7 @@ def test_revoked_device_is_refused():
 def test_bad_enrollment_credentials_are_refused(options, message):
     pkg = new_pkg()
     key, chain = device(**options)
-    meter = iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
+    meter = iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
     with pytest.raises(VerificationError, match=message):
         pkg.enroll(request_for(pkg, meter), NOW)
     assert pkg.state.log.entries == [] and not any(r.used for r in pkg.state.challenges.values())
@@ -553,7 +577,7 @@ def test_bad_enrollment_credentials_are_refused(options, message):
 def test_wrong_serial_is_refused():
     pkg = new_pkg()
     key, chain = device("SM-000999")
-    meter = iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
+    meter = iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
     with pytest.raises(VerificationError, match="serial"):
         pkg.enroll(request_for(pkg, meter), NOW)
 
@@ -562,6 +586,55 @@ def test_role_the_manufacturer_may_not_vouch_for_is_refused():
     pkg = new_pkg(roles=("meter",))
     with pytest.raises(VerificationError, match="role 'head-end'"):
         run(pkg, new_meter(role="head-end"))
+
+
+def test_two_manufacturers_devices_with_one_serial_get_different_keys():
+    """Spec 2.2, 3.1, 5.3 step 6 (the namespace finding).  Adversary: a device of a second trusted
+    manufacturer (its own root, namespace test-p256) whose certificate carries the serial of a
+    device of the first (namespace test-meters); it controls its enrollment messages.  Before the
+    fix both got usapp-id-v1/meter/SM-000123/7 and so the same private key.  Now each gets the
+    identity of its own namespace, the keys differ, and claiming the other namespace is refused."""
+    pkg = new_pkg()
+    first = run(pkg, new_meter("SM-000123"), seed="vendor-a")
+    second = run(pkg, new_meter("SM-000123", issuer="p256-root"), seed="vendor-b")
+    assert first.identity == b"usapp-id-v2/test-meters/meter/SM-000123/7"
+    assert second.identity == b"usapp-id-v2/test-p256/meter/SM-000123/7"
+    assert first.key != second.key
+    impostor = new_meter("SM-000123", issuer="p256-root", namespace=NS)
+    with pytest.raises(VerificationError, match="namespace 'test-meters' is not that of the manufacturer root"):
+        pkg.enroll(request_for(pkg, impostor, seed="impostor"), NOW)
+    assert len(pkg.state.log.entries) == 2
+    # the PKG needs a namespace per anchor, and distinct ones (ParameterError)
+    for bad in ((iss.TrustAnchor(ROOT, frozenset({"meter"})),),
+                (iss.TrustAnchor(ROOT, frozenset({"meter"}), "same"),
+                 iss.TrustAnchor(P256_ROOT, frozenset({"meter"}), "same"))):
+        with pytest.raises(ParameterError, match="namespace"):
+            iss.Pkg(iss.PkgState(bad, EPOCH), EXTRACTOR)
+    for namespace in ("", "Acme", "a" * 17, "a/b", 7):
+        with pytest.raises(ParameterError):
+            iss.TrustAnchor(ROOT, frozenset({"meter"}), namespace)
+
+
+def test_a_device_gets_only_a_role_its_certificate_certifies():
+    """Spec 6.4, 5.3 step 6 (the role finding).  Adversary: a device certified as a meter, its owner
+    configuring it (and so its enrollment) for another role its manufacturer's root may vouch for.
+    Before the fix it obtained usapp-id-v1/gateway/SM-000123/7.  Now the role must be among the
+    role key purposes of its certificate's extendedKeyUsage: refused, and the log is untouched;
+    a certificate without them, or with anyExtendedKeyUsage only, certifies no role."""
+    pkg = new_pkg()
+    with pytest.raises(VerificationError, match="does not certify role 'gateway'"):
+        run(pkg, new_meter(role="gateway", roles=("meter",)), seed="gw")
+    for n, extra in enumerate(([], [(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+                                                          x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)])):
+        key, chain = device(roles=None, extra=extra)
+        meter = iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
+        with pytest.raises(VerificationError, match="does not certify role 'meter'"):
+            pkg.enroll(request_for(pkg, meter, seed=f"no-role-{n}"), NOW)
+    assert pkg.state.log.entries == []
+    both = run(pkg, new_meter(role="gateway", roles=("meter", "gateway")), seed="both")
+    assert both.identity == b"usapp-id-v2/test-meters/gateway/SM-000123/7"
+    assert iss.certificate_roles(x509.load_der_x509_certificate(device(roles=("meter", "gateway"))[1][0])) == \
+        frozenset({"meter", "gateway"})
 
 
 def _chain_via(intermediate: bytes, intermediate_key, leaf_options=None):
@@ -590,7 +663,7 @@ def test_chain_profile_violations_are_refused(case, message):
         root_key = ed_key("root-pl0")
         root_name = name("Path length 0 Root")
         root = make_cert(root_name, root_key.public_key(), root_name, root_key, ca=True, path_length=0)
-        pkg = iss.Pkg(iss.PkgState((iss.TrustAnchor(root, frozenset({"meter"})),), EPOCH), EXTRACTOR)
+        pkg = iss.Pkg(iss.PkgState((iss.TrustAnchor(root, frozenset({"meter"}), NS),), EPOCH), EXTRACTOR)
         inter = make_cert(INTERMEDIATE_NAME, INTERMEDIATE_KEY.public_key(), root_name, root_key, ca=True,
                           number=5)
     elif case == "signed-by-a-device":
@@ -600,7 +673,7 @@ def test_chain_profile_violations_are_refused(case, message):
                           number=7)
     signer = ed_key("not-the-intermediate") if case == "wrong-intermediate-signature" else INTERMEDIATE_KEY
     key, chain = _chain_via(inter, signer)
-    meter = iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
+    meter = iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, chain), EXTRACTOR.verify)
     with pytest.raises(VerificationError, match=message):
         pkg.enroll(request_for(pkg, meter), NOW)
 
@@ -610,10 +683,10 @@ def test_expired_root_is_refused():
     root_name = name("Old Root")
     root = make_cert(root_name, root_key.public_key(), root_name, root_key, ca=True,
                      not_after=dt.datetime(2025, 12, 1, tzinfo=dt.timezone.utc))
-    pkg = iss.Pkg(iss.PkgState((iss.TrustAnchor(root, frozenset({"meter"})),), EPOCH), EXTRACTOR)
+    pkg = iss.Pkg(iss.PkgState((iss.TrustAnchor(root, frozenset({"meter"}), NS),), EPOCH), EXTRACTOR)
     key = ed_key("dev-old-root")
     leaf = make_cert(name("m", "SM-000123"), key.public_key(), root_name, root_key)
-    meter = iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, pkcs8(key), (leaf,)), EXTRACTOR.verify)
+    meter = iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, pkcs8(key), (leaf,)), EXTRACTOR.verify)
     with pytest.raises(VerificationError, match="trust anchor: expired"):
         pkg.enroll(request_for(pkg, meter), NOW)
 
@@ -626,7 +699,7 @@ def test_rsa_device_keys_are_outside_the_profile():
     with pytest.raises(VerificationError, match="not Ed25519 or ECDSA P-256"):
         iss.verify_device_chain((x509.load_der_x509_certificate(leaf),), anchors(), NOW)
     with pytest.raises(ParameterError):
-        iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, pkcs8(rsa_key), (leaf,)), EXTRACTOR.verify)
+        iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, pkcs8(rsa_key), (leaf,)), EXTRACTOR.verify)
 
 
 def test_signature_by_a_key_other_than_the_certified_one_is_refused():
@@ -649,13 +722,13 @@ def test_signature_by_a_key_other_than_the_certified_one_is_refused():
 def test_setup_values_are_checked():
     key, chain = device()
     with pytest.raises(ParameterError):
-        iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, pkcs8(ed_key("x")), chain), EXTRACTOR.verify)
+        iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, pkcs8(ed_key("x")), chain), EXTRACTOR.verify)
     with pytest.raises(ParameterError):
-        iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, b"not a key", chain), EXTRACTOR.verify)
+        iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, b"not a key", chain), EXTRACTOR.verify)
     with pytest.raises(ParameterError):
-        iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, key, (b"junk",)), EXTRACTOR.verify)
+        iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, (b"junk",)), EXTRACTOR.verify)
     with pytest.raises(ParameterError, match="verify_key"):
-        iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, key, chain), None)
+        iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, key, chain), None)
     with pytest.raises(ParameterError):
         iss.TrustAnchor(chain[0], frozenset({"meter"}))          # not a CA, not self-signed
     with pytest.raises(ParameterError):
@@ -705,7 +778,7 @@ def test_truncated_messages_are_decode_errors():
 
 
 @pytest.mark.parametrize("change, error", [
-    ({"k1": 2}, DecodeError), ({"k2": bytes(31)}, DecodeError), ({"k3": b"usapp-id-v1/meter/SM-000123/07"},
+    ({"k1": 2}, DecodeError), ({"k2": bytes(31)}, DecodeError), ({"k3": b"usapp-id-v2/test-meters/meter/SM-000123/07"},
                                                                    DecodeError),
     ({"k4": "bad suite"}, DecodeError), ({"k5": bytes(32)}, DecodeError), ({"k5": bytes(31)}, DecodeError),
     ({"k6": []}, DecodeError), ({"k6": [b"junk"]}, DecodeError), ({"k6": ["text"]}, DecodeError),
@@ -745,8 +818,8 @@ def _enrolled(seed="deliver"):
 
 
 @pytest.mark.parametrize("change", [
-    {"k3": b"usapp-id-v1/meter/SM-000124/7"}, {"k3": b"usapp-id-v1/meter/SM-000123/8"},
-    {"k3": b"usapp-id-v1/gateway/SM-000123/7"}, {"k4": "bf-rfc5091-sha256"},
+    {"k3": b"usapp-id-v2/test-meters/meter/SM-000124/7"}, {"k3": b"usapp-id-v2/test-meters/meter/SM-000123/8"},
+    {"k3": b"usapp-id-v2/test-meters/gateway/SM-000123/7"}, {"k4": "bf-rfc5091-sha256"},
 ], ids=["other-serial", "other-epoch", "other-role", "other-suite"])
 def test_meter_refuses_a_delivery_labelled_for_another_identity_epoch_or_suite(change):
     _, meter, _, delivery = _enrolled()
@@ -756,8 +829,8 @@ def test_meter_refuses_a_delivery_labelled_for_another_identity_epoch_or_suite(c
 
 
 @pytest.mark.parametrize("identity, suite", [
-    (b"usapp-id-v1/meter/SM-000123/8", SUITE), (b"usapp-id-v1/meter/SM-000124/7", SUITE),
-    (b"usapp-id-v1/meter/SM-000123/7", "bf-rfc5091-sha256"),
+    (b"usapp-id-v2/test-meters/meter/SM-000123/8", SUITE), (b"usapp-id-v2/test-meters/meter/SM-000124/7", SUITE),
+    (b"usapp-id-v2/test-meters/meter/SM-000123/7", "bf-rfc5091-sha256"),
 ], ids=["sealed-for-epoch-8", "sealed-for-another-serial", "sealed-for-another-suite"])
 def test_meter_refuses_a_key_sealed_for_another_identity_epoch_or_suite(identity, suite):
     """The header says the meter's own identity and suite, but the HPKE info the
@@ -895,7 +968,7 @@ def _resign(entry: bytes, **changes) -> bytes:
 
 @pytest.mark.parametrize("tamper, index", [
     (lambda e: e[:2] + [_resign(e[2], k7=NOW + 21)] + e[3:], 3),               # edit entry 2's time
-    (lambda e: e[:2] + [_resign(e[2], k3=b"usapp-id-v1/meter/SM-999999/7")] + e[3:], 3),
+    (lambda e: e[:2] + [_resign(e[2], k3=b"usapp-id-v2/test-meters/meter/SM-999999/7")] + e[3:], 3),
     (lambda e: e[:1] + e[2:], 1),                                              # drop entry 1
     (lambda e: [e[1], e[0]] + e[2:], 0),                                       # swap 0 and 1
     (lambda e: e[:3] + [e[4], e[3]], 3),                                       # swap 3 and 4
@@ -944,8 +1017,8 @@ def test_the_log_refuses_time_going_backwards():
         run(pkg, new_meter("SM-000124"), NOW + 50, seed="back")
     with pytest.raises(VerificationError, match="log entry 1: time goes backwards"):
         log = iss.IssuanceLog()
-        log.append(iss.Identity("A", "meter", 1), SUITE, bytes(32), 10)
-        entry = iss.LogEntry(1, log.head, iss.Identity("B", "meter", 1).to_bytes(), 1, SUITE, bytes(32), 5)
+        log.append(iss.Identity(NS, "A", "meter", 1), SUITE, bytes(32), 10)
+        entry = iss.LogEntry(1, log.head, iss.Identity(NS, "B", "meter", 1).to_bytes(), 1, SUITE, bytes(32), 5)
         iss.verify_log(log.entries + [entry.to_bytes()])
 
 
@@ -1016,4 +1089,4 @@ def test_every_change_to_the_device_key_is_a_parameter_error():
         for mask in (0x01, 0x80):
             damaged = key[:index] + bytes([key[index] ^ mask]) + key[index + 1:]
             with pytest.raises(ParameterError):
-                iss.Meter(iss.MeterState("SM-000123", "meter", SUITE, damaged, chain), EXTRACTOR.verify)
+                iss.Meter(iss.MeterState(NS, "SM-000123", "meter", SUITE, damaged, chain), EXTRACTOR.verify)

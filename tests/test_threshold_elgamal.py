@@ -87,7 +87,7 @@ def sealed35(g35):
 def shares35(g35, sealed35):
     packages, _ = g35
     rng = HmacDrbg.from_seed("tests/threshold_elgamal/shares")
-    return [te.decryption_share(kp, sealed35, CONTEXT, rng) for kp in packages]
+    return [te.decryption_share(kp, sealed35, AAD, CONTEXT, rng) for kp in packages]
 
 
 def group_secret(packages, identifiers) -> int:
@@ -122,7 +122,7 @@ def test_round_trip_with_frost_dkg_directly():
         keys.append(kp)
     sealed = te.seal(info.group_public_key, b"", b"", rng)
     assert len(sealed) == te.SEALED_MIN_BYTES
-    shares = [te.decryption_share(kp, sealed, b"", rng) for kp in (keys[3], keys[0], keys[2])]
+    shares = [te.decryption_share(kp, sealed, b"", b"", rng) for kp in (keys[3], keys[0], keys[2])]
     assert te.combine(info, sealed, b"", b"", shares) == b""
 
 
@@ -137,8 +137,8 @@ def test_any_t_of_n_open_and_agree_with_the_secret(groups, data, plaintext, aad,
     size = data.draw(st.integers(t, n), label="size")
     chosen = data.draw(st.permutations(range(1, n + 1)), label="order")[:size]
     sealed = te.seal(info.group_public_key, aad, plaintext, rng)
-    assert len(sealed) == 32 + len(plaintext) + 16
-    shares = [te.decryption_share(packages[i - 1], sealed, context, rng) for i in chosen]
+    assert len(sealed) == 128 + len(plaintext) + 16
+    shares = [te.decryption_share(packages[i - 1], sealed, aad, context, rng) for i in chosen]
     for share in shares:
         te.verify_decryption_share(info, sealed, context, share)
     opened = te.combine(info, sealed, aad, context, shares)
@@ -157,7 +157,7 @@ def test_fewer_than_t_shares_is_a_recovery_error(groups, data, shape):
     sealed = te.seal(info.group_public_key, AAD, MESSAGE, rng)
     size = data.draw(st.integers(0, t - 1), label="size")
     chosen = data.draw(st.permutations(range(1, n + 1)), label="order")[:size]
-    shares = [te.decryption_share(packages[i - 1], sealed, CONTEXT, rng) for i in chosen]
+    shares = [te.decryption_share(packages[i - 1], sealed, AAD, CONTEXT, rng) for i in chosen]
     with pytest.raises(RecoveryError):
         te.combine(info, sealed, AAD, CONTEXT, shares)
 
@@ -197,27 +197,70 @@ def lp(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
 
 
+def edwards_double_with_libsodium(encoding: bytes) -> bytes:
+    """[2]P through libsodium's point addition (which accepts any point of the curve)."""
+    return nacl.crypto_core_ed25519_add(encoding, encoding)
+
+
+def test_second_generator_matches_the_spec():
+    """Section 3.4, recomputed with hashlib and libsodium's addition instead of the module's arithmetic."""
+    domain = b"usapp-threshold-elgamal-edwards25519-v1"
+    tried = []
+    for ctr in range(256):
+        h = hashlib.sha512(domain + b"generator" + bytes([ctr])).digest()[:32]
+        try:
+            G._decode_rfc8032(h)
+        except DecodeError:
+            tried.append(ctr)
+            continue
+        point = h
+        for _ in range(3):
+            point = edwards_double_with_libsodium(point)
+        break
+    assert tried == [0, 1]
+    assert te.B2 == G.DeserializeElement(point) == te.derive_second_generator()
+    assert te.B2.encoding.hex() == "c8861da2c9e41559b6c67d338a3a05423eba8b3cc4603fe0e7a841c609f41a52"
+    assert te.B2 != G.Generator()
+
+
+def seal_challenge_by_hand(aad: bytes, ct: bytes, R: bytes, W: bytes, R2: bytes, W2: bytes) -> int:
+    digest = hashlib.sha512(b"usapp-threshold-elgamal-edwards25519-v1" + b"seal" + lp(aad) + lp(ct) + R + W + R2
+                            + W2).digest()
+    return int.from_bytes(digest, "little") % G.L
+
+
 def test_seal_layout_matches_the_spec():
     domain = b"usapp-threshold-elgamal-edwards25519-v1"
     assert te.SUITE == domain.decode() and te.DOMAIN == domain
     rng = HmacDrbg.from_seed("tests/threshold_elgamal/layout")
-    x, r = G.RandomScalar(rng), G.RandomScalar(rng)
+    x, r, s = G.RandomScalar(rng), G.RandomScalar(rng), G.RandomScalar(rng)
     X = G.ScalarBaseMult(x)
-    sealed = te.seal_with_randomness(X, AAD, MESSAGE, r)
+    sealed = te.seal_with_randomness(X, AAD, MESSAGE, r, s)
     R_enc = G.SerializeElement(G.ScalarBaseMult(r))
     S_enc = G.SerializeElement(G.ScalarMult(X, r))
     key = hkdf_sha256(S_enc, R_enc, domain + lp(AAD), 32)
     ct = ChaCha20Poly1305(key).encrypt(bytes(12), MESSAGE, domain + lp(AAD) + R_enc)
-    assert sealed == R_enc + ct
-    assert te.seal_with_randomness(X, AAD, MESSAGE, r) == sealed  # deterministic in r
+    R2_enc = G.SerializeElement(G.ScalarMult(te.B2, r))
+    e = seal_challenge_by_hand(AAD, ct, R_enc, G.SerializeElement(G.ScalarBaseMult(s)), R2_enc,
+                               G.SerializeElement(G.ScalarMult(te.B2, s)))
+    f = (s + r * e) % G.L
+    assert sealed == R_enc + R2_enc + e.to_bytes(32, "little") + f.to_bytes(32, "little") + ct
+    assert len(sealed) == te.HEADER_BYTES + len(MESSAGE) + 16 == 128 + len(MESSAGE) + 16
+    assert te.seal_with_randomness(X, AAD, MESSAGE, r, s) == sealed  # deterministic in r and s
     assert te.open_with_secret(x, sealed, AAD) == MESSAGE
+    # the verification equations of section 4.4, checked directly
+    R, R2 = G.DeserializeElement(R_enc), G.DeserializeElement(R2_enc)
+    assert G.ScalarBaseMult(f) - G.ScalarMult(R, e) == G.ScalarBaseMult(s)
+    assert G.ScalarMult(te.B2, f) - G.ScalarMult(R2, e) == G.ScalarMult(te.B2, s)
+    te.check_sealed(sealed, AAD)
 
 
-def test_seal_draws_r_from_the_rng():
+def test_seal_draws_r_then_s_from_the_rng():
     rng_a, rng_b = HmacDrbg.from_seed("tests/threshold_elgamal/r"), HmacDrbg.from_seed("tests/threshold_elgamal/r")
     X = G.ScalarBaseMult(12345)
     sealed = te.seal(X, AAD, MESSAGE, rng_a)
-    assert sealed == te.seal_with_randomness(X, AAD, MESSAGE, G.RandomScalar(rng_b))
+    r = G.RandomScalar(rng_b)
+    assert sealed == te.seal_with_randomness(X, AAD, MESSAGE, r, G.RandomScalar(rng_b))
     assert te.seal(X, AAD, MESSAGE) != te.seal(X, AAD, MESSAGE)  # OS CSPRNG: fresh R each time
 
 
@@ -225,7 +268,7 @@ def test_share_layout_matches_the_spec(g35, sealed35):
     packages, info = g35
     kp = packages[1]
     k = 0x1234567890ABCDEF
-    share = te.decryption_share_with_nonce(kp, sealed35, CONTEXT, k)
+    share = te.decryption_share_with_nonce(kp, sealed35, AAD, CONTEXT, k)
     R = G.DeserializeElement(sealed35[:32])
     D = G.ScalarMult(R, kp.secret_share)
     A1, A2 = G.ScalarBaseMult(k), G.ScalarMult(R, k)
@@ -247,15 +290,15 @@ def test_share_layout_matches_the_spec(g35, sealed35):
 def test_share_nonce_is_hedged_and_reproducible(g35, sealed35):
     packages, _ = g35
     kp = packages[0]
-    a = te.decryption_share(kp, sealed35, CONTEXT, HmacDrbg.from_seed("n"))
-    b = te.decryption_share(kp, sealed35, CONTEXT, HmacDrbg.from_seed("n"))
+    a = te.decryption_share(kp, sealed35, AAD, CONTEXT, HmacDrbg.from_seed("n"))
+    b = te.decryption_share(kp, sealed35, AAD, CONTEXT, HmacDrbg.from_seed("n"))
     assert a == b
     rb = HmacDrbg.from_seed("n").random_bytes(32)
     k = int.from_bytes(hashlib.sha512(te.DOMAIN + b"nonce" + rb + G.SerializeScalar(kp.secret_share)).digest(),
                        "little") % G.L
-    assert a == te.decryption_share_with_nonce(kp, sealed35, CONTEXT, k)
-    assert te.decryption_share(kp, sealed35, CONTEXT) != a  # fresh randomness, fresh proof, same D
-    assert te.decryption_share(kp, sealed35, CONTEXT).D == a.D
+    assert a == te.decryption_share_with_nonce(kp, sealed35, AAD, CONTEXT, k)
+    assert te.decryption_share(kp, sealed35, AAD, CONTEXT) != a  # fresh randomness, fresh proof, same D
+    assert te.decryption_share(kp, sealed35, AAD, CONTEXT).D == a.D
 
 
 # ---------------------------------------------------------------------------
@@ -294,9 +337,9 @@ def test_every_bit_flip_of_a_wire_share_is_rejected(g35, sealed35, shares35):
 def test_share_for_another_context_or_ciphertext(g35, sealed35, shares35):
     packages, info = g35
     rng = HmacDrbg.from_seed("tests/threshold_elgamal/other")
-    other_context = [te.decryption_share(kp, sealed35, b"reid-request #2", rng) for kp in packages]
+    other_context = [te.decryption_share(kp, sealed35, AAD, b"reid-request #2", rng) for kp in packages]
     other_sealed = te.seal(info.group_public_key, AAD, MESSAGE, rng)
-    other_ct = [te.decryption_share(kp, other_sealed, CONTEXT, rng) for kp in packages]
+    other_ct = [te.decryption_share(kp, other_sealed, AAD, CONTEXT, rng) for kp in packages]
     for share in (other_context[2], other_ct[2]):
         with pytest.raises(VerificationError, match="participant 3"):
             te.verify_decryption_share(info, sealed35, CONTEXT, share)
@@ -315,7 +358,7 @@ def test_share_relabelled_or_from_another_group(groups, g35, sealed35, shares35)
         te.verify_decryption_share(info, sealed35, CONTEXT, relabelled)
     # a holder of a different secret (another DKG's participant 3) cannot pass as participant 3
     other_packages, _ = dkg(5, 3, "tests/threshold_elgamal/3-of-5-other")
-    foreign = te.decryption_share(other_packages[2], sealed35, CONTEXT, HmacDrbg.from_seed("f"))
+    foreign = te.decryption_share(other_packages[2], sealed35, AAD, CONTEXT, HmacDrbg.from_seed("f"))
     with pytest.raises(VerificationError, match="participant 3"):
         te.combine(info, sealed35, AAD, CONTEXT, [shares35[0], shares35[1], foreign])
 
@@ -333,7 +376,7 @@ def test_duplicates_are_a_verification_error(g35, sealed35, shares35):
     with pytest.raises(VerificationError, match="participant 1"):
         te.combine(info, sealed35, AAD, CONTEXT, [shares35[0], shares35[1], shares35[0]])
     # two different valid shares of the same participant are still a duplicate
-    again = te.decryption_share(packages[0], sealed35, CONTEXT, HmacDrbg.from_seed("again"))
+    again = te.decryption_share(packages[0], sealed35, AAD, CONTEXT, HmacDrbg.from_seed("again"))
     assert again != shares35[0]
     with pytest.raises(VerificationError, match="participant 1"):
         te.combine(info, sealed35, AAD, CONTEXT, [shares35[0], again, shares35[1], shares35[2]])
@@ -356,6 +399,7 @@ def test_wrong_aad_is_a_verification_error(g35, sealed35, shares35):
             te.open_with_secret(group_secret(packages, {1, 2, 3}), sealed35, aad)
 
 
+@pytest.mark.slow
 def test_every_single_byte_change_of_the_sealed_blob(g35):
     """Each of the 255 other values at each position: DecodeError (R no longer
     valid) or VerificationError (the AEAD does not open); never a wrong
@@ -399,20 +443,88 @@ def test_truncated_and_extended_blobs(g35, sealed35, shares35):
         te.open_with_secret(secret, sealed35 + b"\x00", AAD)
 
 
+@pytest.mark.parametrize("where", ["R", "R2"])
 @pytest.mark.parametrize("name,R", BAD_R, ids=[name for name, _ in BAD_R])
-def test_invalid_R_is_a_decode_error(g35, shares35, name, R):
+def test_invalid_R_is_a_decode_error(g35, sealed35, shares35, name, R, where):
+    """Section 4.3: an invalid R or R2 is a DecodeError on every entry point, before any computation."""
     packages, info = g35
     if name.startswith("small-order") or name == "mixed-order":
         G._decode_rfc8032(R)  # a point of the curve: rejected for its order, not its encoding
-    sealed = R + bytes(40)
+    sealed = R + sealed35[32:] if where == "R" else sealed35[:32] + R + sealed35[64:]
     with pytest.raises(DecodeError):
         te.open_with_secret(group_secret(packages, {1, 2, 3}), sealed, AAD)
     with pytest.raises(DecodeError):
-        te.decryption_share(packages[0], sealed, CONTEXT)
+        te.decryption_share(packages[0], sealed, AAD, CONTEXT)
     with pytest.raises(DecodeError):
         te.verify_decryption_share(info, sealed, CONTEXT, shares35[0])
     with pytest.raises(DecodeError):
         te.combine(info, sealed, AAD, CONTEXT, shares35[:3])
+    with pytest.raises(DecodeError):
+        te.check_sealed(sealed, AAD)
+
+
+@pytest.mark.parametrize("offset", [64, 96], ids=["e", "f"])
+def test_unreduced_proof_scalars_are_a_decode_error(g35, sealed35, offset):
+    packages, _ = g35
+    for value in (G.L, 2**256 - 1):
+        sealed = sealed35[:offset] + value.to_bytes(32, "little") + sealed35[offset + 32:]
+        with pytest.raises(DecodeError):
+            te.check_sealed(sealed, AAD)
+        with pytest.raises(DecodeError):
+            te.decryption_share(packages[0], sealed, AAD, CONTEXT)
+
+
+# ---------------------------------------------------------------------------
+# The label (spec sections 4.2, 4.4, 8.2): TDH2's proof of well-formedness
+# ---------------------------------------------------------------------------
+
+
+def test_no_share_for_a_blob_under_another_label(g35, sealed35):
+    """Section 8.2.  Adversary: whoever hands the authorities a blob (a compromised escrow, a
+    requester); it sees every sealed blob, controls the blob it submits and the label it claims;
+    it knows no r and no x_i.  A blob checked under any label but its own yields no share, and
+    combine refuses it before looking at shares."""
+    packages, info = g35
+    for label in (b"", AAD + b"x", AAD[:-1], b"another credential"):
+        with pytest.raises(VerificationError, match="not well formed"):
+            te.decryption_share(packages[0], sealed35, label, CONTEXT)
+        with pytest.raises(VerificationError, match="not well formed"):
+            te.check_sealed(sealed35, label)
+        with pytest.raises(VerificationError, match="not well formed"):
+            te.combine(info, sealed35, label, CONTEXT, [])
+    te.check_sealed(sealed35, AAD)
+
+
+def test_a_target_R_spliced_into_a_blob_of_the_adversary_gets_no_share(g35, sealed35):
+    """Section 8.2, the decryption oracle on R that the proof closes.  Adversary as above: it
+    copies the target's R (and R2, e, f) into a blob it made for its own label, or keeps the
+    target's header with its own ciphertext; without r it cannot make a proof, so no authority
+    gives a share and [x]R is never formed."""
+    packages, info = g35
+    rng = HmacDrbg.from_seed("tests/threshold_elgamal/splice")
+    own = te.seal(info.group_public_key, b"adversary's label", b"anything", rng)
+    spliced = [sealed35[:32] + own[32:],            # the target's R, the rest the adversary's
+               sealed35[:64] + own[64:],            # the target's R and R2
+               sealed35[:128] + own[128:]]          # the target's whole header, another ciphertext
+    for blob in spliced:
+        for label in (b"adversary's label", AAD):
+            with pytest.raises(VerificationError, match="not well formed"):
+                te.decryption_share(packages[1], blob, label, CONTEXT, rng)
+    # the honest path still works for the adversary's own blob, which holds only what it sealed
+    shares = [te.decryption_share(kp, own, b"adversary's label", CONTEXT, rng) for kp in packages[:3]]
+    assert te.combine(info, own, b"adversary's label", CONTEXT, shares) == b"anything"
+
+
+def test_single_byte_changes_anywhere_break_the_proof(g35, sealed35):
+    """Three values at every position (the exhaustive 255 are the slow test above): a change of R,
+    R2, e or f fails the proof (VerificationError) or is not an element / not reduced (DecodeError);
+    a changed ciphertext fails the proof too (ct is hashed into e)."""
+    for pos in range(len(sealed35)):
+        for delta in (0x01, 0x80, 0xFF):
+            mutated = bytearray(sealed35)
+            mutated[pos] ^= delta
+            with pytest.raises((DecodeError, VerificationError)):
+                te.check_sealed(bytes(mutated), AAD)
 
 
 # ---------------------------------------------------------------------------
@@ -457,7 +569,9 @@ def test_seal_inputs():
     X = G.ScalarBaseMult(7)
     for r in (0, G.L, -1, True, 1.5, None):
         with pytest.raises(ParameterError):
-            te.seal_with_randomness(X, AAD, MESSAGE, r)
+            te.seal_with_randomness(X, AAD, MESSAGE, r, 1)
+        with pytest.raises(ParameterError):
+            te.seal_with_randomness(X, AAD, MESSAGE, 1, r)
     for key in (None, 7, G.Identity(), G.Element(SMALL_ORDER[0]), G.Element(mixed_order_point())):
         with pytest.raises(ParameterError):
             te.seal(key, AAD, MESSAGE)
@@ -483,14 +597,14 @@ def test_open_inputs(sealed35):
 def test_share_and_combine_inputs(g35, sealed35, shares35):
     packages, info = g35
     with pytest.raises(ParameterError):
-        te.decryption_share(info, sealed35, CONTEXT)
+        te.decryption_share(info, sealed35, AAD, CONTEXT)
     with pytest.raises(ParameterError):
-        te.decryption_share(packages[0], sealed35, "ctx")
+        te.decryption_share(packages[0], sealed35, AAD, "ctx")
     for k in (0, G.L, True):
         with pytest.raises(ParameterError):
-            te.decryption_share_with_nonce(packages[0], sealed35, CONTEXT, k)
+            te.decryption_share_with_nonce(packages[0], sealed35, AAD, CONTEXT, k)
     with pytest.raises(DecodeError):
-        te.decryption_share(packages[0], sealed35.hex(), CONTEXT)
+        te.decryption_share(packages[0], sealed35.hex(), AAD, CONTEXT)
     with pytest.raises(ParameterError):
         te.verify_decryption_share(packages[0], sealed35, CONTEXT, shares35[0])
     with pytest.raises(ParameterError):

@@ -18,7 +18,12 @@ over Z_r among n nodes; node i returns d_i = s_i * Q_id, checkable against
 its verification key V_i = s_i * g2 by e(d_i, g2) = e(Q_id, V_i); any t valid
 shares combine by Lagrange interpolation in the exponent.  The shares come
 from a joint-Feldman distributed key generation (Pedersen 1991), so no node
-ever holds s.
+ever holds s.  Every dealt share is checked against its dealer's commitments
+(:func:`node_secret`), and every dealer proves possession of its constant term
+a_0 with a Schnorr proof bound to the DKG's context, t, the node list and the
+dealer (:func:`verify_possession`, checked by :func:`combine_dealings`): a
+rushing last dealer cannot choose C_0 = X - (the others' C_0) for an X whose
+logarithm it knows and so set P_pub alone (specs/ibe.md 4.5.2).
 """
 
 from __future__ import annotations
@@ -197,28 +202,66 @@ def decapsulate(key: PrivateKey, enc: bytes) -> bytes:
 # ---------------------------------------------------------------------------
 
 
+DST_POP = b"USAPP-BF-IBE-V01-CS01-DKG-POP"
+"""Domain of the challenge of a dealer's proof of possession (specs/ibe.md 4.5.2)."""
+MAX_CONTEXT_BYTES = 255
+
+
 @dataclass(frozen=True)
 class Dealing:
-    """One node's contribution to the DKG: Feldman commitments C_k = a_k * g2
-    to its polynomial, and the share f(j) for each node j (sent privately)."""
+    """One node's contribution to the DKG (specs/ibe.md 4.5.1): Feldman
+    commitments C_k = a_k * g2 to its polynomial, a Schnorr proof of
+    possession (R, z) of a_0 bound to the DKG's context, and the share f(j)
+    for each node j (sent privately)."""
 
     dealer: int
     commitments: tuple[G2, ...]
     shares: Mapping[int, int] = field(repr=False)
+    proof_commitment: G2 | None = None
+    proof_response: int | None = field(default=None, repr=False)
 
 
-def deal(dealer: int, threshold: int, nodes: Sequence[int], rng: RandomSource | None = None) -> Dealing:
-    """Node ``dealer``'s random polynomial f of degree t - 1 (coefficients drawn
-    a_0..a_{t-1} in order, a_0 non-zero), its commitments and f(j) for each node j."""
+def _check_context(context: object) -> bytes:
+    if not isinstance(context, (bytes, bytearray)) or len(context) > MAX_CONTEXT_BYTES:
+        raise ParameterError(f"the DKG context is at most {MAX_CONTEXT_BYTES} bytes")
+    return bytes(context)
+
+
+def _check_nodes(threshold: object, nodes: Sequence[int]) -> list[int]:
     nodes = list(nodes)
-    if type(threshold) is not int or not 1 <= threshold <= len(nodes):
-        raise ParameterError("threshold must be between 1 and the number of nodes")
     if len(set(nodes)) != len(nodes) or any(type(x) is not int or not 1 <= x < R for x in nodes):
         raise ParameterError("node numbers must be distinct ints in [1, r)")
-    coefficients = [random_scalar(rng)] + [random_scalar(rng, nonzero=False) for _ in range(threshold - 1)]
+    if type(threshold) is not int or not 1 <= threshold <= len(nodes):
+        raise ParameterError("threshold must be between 1 and the number of nodes")
+    return nodes
+
+
+def pop_challenge(context: bytes, threshold: int, nodes: Sequence[int], dealer: int, c0: G2, r: G2) -> int:
+    """Spec 4.5.2: c = hash_to_scalar(lp(context) || I2OSP(t, 2) || I2OSP(n, 2) || I2OSP(node, 32) for
+    each node in the given order || I2OSP(dealer, 32) || C_0 || R, DST_POP)."""
+    message = (_lp(_check_context(context)) + threshold.to_bytes(2, "big") + len(nodes).to_bytes(2, "big")
+               + b"".join(x.to_bytes(32, "big") for x in nodes) + dealer.to_bytes(32, "big")
+               + c0.to_bytes() + r.to_bytes())
+    return hash_to_scalar(message, DST_POP)
+
+
+def deal(dealer: int, threshold: int, nodes: Sequence[int], rng: RandomSource | None = None,
+         context: bytes = b"") -> Dealing:
+    """Spec 4.5.1: node ``dealer``'s random polynomial f of degree t - 1 (coefficients drawn
+    a_0..a_{t-1} in order, a_0 non-zero), its commitments, then the proof of possession of a_0
+    (k = RandomRange(1, r) drawn last; R = k g2, z = k + c a_0 mod r) and f(j) for each node j."""
+    nodes = _check_nodes(threshold, nodes)
+    if dealer not in nodes:
+        raise ParameterError("the dealer must be one of the nodes")
+    context = _check_context(context)
+    source = resolve(rng)
+    coefficients = [random_scalar(source)] + [random_scalar(source, nonzero=False) for _ in range(threshold - 1)]
     g2 = G2.generator()
-    return Dealing(dealer, tuple(g2 * a for a in coefficients),
-                   {x: _evaluate(coefficients, x) for x in nodes})
+    commitments = tuple(g2 * a for a in coefficients)
+    k = random_scalar(source)
+    r = g2 * k
+    z = (k + pop_challenge(context, threshold, nodes, dealer, commitments[0], r) * coefficients[0]) % R
+    return Dealing(dealer, commitments, {x: _evaluate(coefficients, x) for x in nodes}, r, z)
 
 
 def _evaluate(coefficients: Sequence[int], x: int) -> int:
@@ -238,13 +281,47 @@ def commitment_at(commitments: Sequence[G2], x: int) -> G2:
     return acc
 
 
+def _check_dealing(dealing: object, threshold: int | None = None) -> Dealing:
+    """The public part of a dealing: a Dealing whose commitments are G2 elements, exactly t of them
+    when t is given (``VerificationError`` naming the dealer otherwise)."""
+    if not isinstance(dealing, Dealing) or type(dealing.dealer) is not int or not isinstance(dealing.shares, Mapping):
+        raise ParameterError("a dealing must be a Dealing with an int dealer and a mapping of shares")
+    commitments = dealing.commitments
+    if not isinstance(commitments, tuple) or not commitments or any(not isinstance(c, G2) for c in commitments):
+        raise VerificationError(f"dealer {dealing.dealer}: the commitments must be a non-empty tuple of G2 elements")
+    if threshold is not None and len(commitments) != threshold:
+        raise VerificationError(f"dealer {dealing.dealer} committed to a polynomial of the wrong degree "
+                                f"({len(commitments)} commitments, {threshold} expected)")
+    return dealing
+
+
 def verify_dealt_share(dealing: Dealing, node: int, share: int) -> None:
     """Feldman check: share * g2 == sum_k node^k C_k; VerificationError naming the dealer."""
+    dealing = _check_dealing(dealing)
     if type(share) is not int or not 0 <= share < R:
         raise VerificationError(f"dealer {dealing.dealer}: share for node {node} out of range")
     if G2.generator() * share != commitment_at(dealing.commitments, node):
         raise VerificationError(f"dealer {dealing.dealer}: share for node {node} does not match "
                                 "its commitments")
+
+
+def verify_possession(dealing: Dealing, threshold: int, nodes: Sequence[int], context: bytes = b"") -> None:
+    """Spec 4.5.2: z g2 == R + c C_0 for c of :func:`pop_challenge`; VerificationError naming the dealer.
+
+    A dealer that chose C_0 from the others' (a rogue key, C_0 = X - sum of theirs) does not know
+    its discrete logarithm and cannot answer; a proof copied from another dealer, DKG or context
+    has another challenge."""
+    nodes = _check_nodes(threshold, nodes)
+    dealing = _check_dealing(dealing, threshold)
+    r, z = dealing.proof_commitment, dealing.proof_response
+    if not isinstance(r, G2) or type(z) is not int or not 0 <= z < R:
+        raise VerificationError(f"dealer {dealing.dealer}: no proof of possession of its constant term")
+    c0 = dealing.commitments[0]
+    if c0.is_identity() or r.is_identity():
+        raise VerificationError(f"dealer {dealing.dealer}: C_0 or the proof's R is the identity")
+    if G2.generator() * z != r + c0 * pop_challenge(context, threshold, nodes, dealing.dealer, c0, r):
+        raise VerificationError(f"dealer {dealing.dealer}: the proof of possession of its constant term "
+                                "does not verify")
 
 
 @dataclass(frozen=True)
@@ -256,29 +333,66 @@ class DistributedKey:
     verification_keys: Mapping[int, G2]
 
 
-def combine_dealings(dealings: Sequence[Dealing], threshold: int, nodes: Sequence[int]) -> DistributedKey:
-    """P_pub = sum of the dealers' C_0; V_i = sum over dealers of their commitment at i."""
-    if not dealings:
+def _distinct_dealers(dealings: Sequence[Dealing], nodes: Sequence[int]) -> None:
+    if isinstance(dealings, (str, bytes, bytearray)) or not isinstance(dealings, Sequence) or not dealings:
         raise ParameterError("the DKG needs at least one qualified dealer")
+    seen: set[int] = set()
+    for d in dealings:
+        _check_dealing(d)
+        if d.dealer not in nodes:
+            raise ParameterError(f"dealer {d.dealer} is not one of the PKG nodes")
+        if d.dealer in seen:
+            raise ParameterError(f"dealer {d.dealer} appears twice")
+        seen.add(d.dealer)
+
+
+def combine_dealings(dealings: Sequence[Dealing], threshold: int, nodes: Sequence[int],
+                     context: bytes = b"") -> DistributedKey:
+    """Spec 4.5.3: every dealer a distinct node with t commitments and a valid proof of possession
+    of a_0 for ``context`` (VerificationError naming it); then P_pub = sum of the dealers' C_0 and
+    V_i = sum of their commitments at i.  ParameterError if P_pub or a V_i is the identity."""
+    nodes = _check_nodes(threshold, nodes)
+    _distinct_dealers(dealings, nodes)
+    for d in dealings:
+        verify_possession(d, threshold, nodes, context)
     p_pub = G2.identity()
     for d in dealings:
-        if len(d.commitments) != threshold:
-            raise VerificationError(f"dealer {d.dealer} committed to a polynomial of the wrong degree")
         p_pub = p_pub + d.commitments[0]
+    if p_pub.is_identity():
+        raise ParameterError("the DKG gave s = 0 (probability 1/r); run it again")
     verification = {}
     for node in nodes:
         acc = G2.identity()
         for d in dealings:
             acc = acc + commitment_at(d.commitments, node)
+        if acc.is_identity():
+            raise ParameterError(f"the DKG gave node {node} the share 0 (probability 1/r); run it again")
         verification[node] = acc
     return DistributedKey(threshold, PublicParams(p_pub), verification)
 
 
 def node_secret(dealings: Sequence[Dealing], node: int) -> int:
-    """s_i = sum over qualified dealers of f_j(i)."""
-    if any(node not in d.shares for d in dealings):
-        raise ParameterError(f"node {node} was not dealt a share")
-    return sum(d.shares[node] for d in dealings) % R
+    """Spec 4.5.3: s_i = sum over qualified dealers of f_j(i), each dealt share checked first
+    against its dealer's commitments (VerificationError naming the dealer); ParameterError for
+    no dealing, a dealer twice, dealings of different degrees or a dealing without a share for i."""
+    if isinstance(dealings, (str, bytes, bytearray)) or not isinstance(dealings, Sequence) or not dealings:
+        raise ParameterError("dealings must be a non-empty sequence of Dealing")
+    seen: set[int] = set()
+    degree = None
+    total = 0
+    for d in dealings:
+        _check_dealing(d)
+        if d.dealer in seen:
+            raise ParameterError(f"dealer {d.dealer} appears twice")
+        seen.add(d.dealer)
+        if degree is not None and len(d.commitments) != degree:
+            raise VerificationError(f"dealer {d.dealer} committed to a polynomial of another degree")
+        degree = len(d.commitments)
+        if node not in d.shares:
+            raise ParameterError(f"node {node} was not dealt a share by dealer {d.dealer}")
+        verify_dealt_share(d, node, d.shares[node])
+        total = (total + d.shares[node]) % R
+    return total
 
 
 def extract_share(secret_share: int, identity: bytes) -> G1:

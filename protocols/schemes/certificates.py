@@ -11,6 +11,7 @@ this module adds the profile checks and typed errors.
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,12 +28,19 @@ from protocols.errors import DecodeError, ParameterError, UsappError, Verificati
 from protocols.primitives.supersingular import read_der
 
 __all__ = [
-    "MAX_CERTIFICATE_BYTES", "MAX_CHAIN", "ROLES", "TrustAnchor", "certificate_fingerprint", "certificate_serial",
+    "MAX_CERTIFICATE_BYTES", "MAX_CHAIN", "NAMESPACE", "ROLES", "ROLE_OIDS", "TrustAnchor", "certificate_fingerprint",
+    "certificate_roles", "certificate_serial",
     "load_certificate", "load_device_key", "public_der", "sign", "verify_device_chain", "verify_signature",
 ]
 
 ROLES = ("meter", "gateway", "aggregator", "head-end", "escrow", "operator")
 """The role registry of specs/issuance.md section 2.1, in the order the spec lists it."""
+ROLE_OID_ARC = "2.25.129738325610376357730739975579954936260"
+"""A UUID-derived arc (ITU-T X.667, 2.25.<UUID as an integer>) for the role key purposes of
+specs/issuance.md 6.4: role number k (1-based, in the order of ROLES) is ROLE_OID_ARC.k."""
+ROLE_OIDS = {role: x509.ObjectIdentifier(f"{ROLE_OID_ARC}.{k}") for k, role in enumerate(ROLES, start=1)}
+NAMESPACE = re.compile(r"[a-z0-9][a-z0-9-]{0,15}")
+"""A trust anchor's serial namespace (specs/issuance.md 2.2): 1-16 of [a-z0-9-], starting a-z0-9."""
 MAX_CHAIN = 3
 """A device sends its certificate and at most two intermediate CA certificates (specs/issuance.md 6)."""
 MAX_CERTIFICATE_BYTES = 4096
@@ -87,15 +95,20 @@ def certificate_fingerprint(der: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class TrustAnchor:
-    """Spec 3.1: a manufacturer's root certificate and the roles it may vouch for."""
+    """Spec 3.1: a manufacturer's root certificate, the roles it may vouch for and the namespace of
+    the serials it certifies (required by the PKG, specs/issuance.md 2.2 and 3.1)."""
 
     certificate: bytes
     roles: frozenset[str]
+    namespace: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roles", frozenset(self.roles))
         if not self.roles or any(role not in ROLES for role in self.roles):
             raise ParameterError(f"a trust anchor's roles must be a non-empty subset of {', '.join(ROLES)}")
+        if self.namespace is not None and (not isinstance(self.namespace, str)
+                                           or not NAMESPACE.fullmatch(self.namespace)):
+            raise ParameterError("a trust anchor's namespace is 1-16 characters of [a-z0-9-], starting a-z0-9")
         try:
             cert = load_certificate(self.certificate, "trust anchor certificate")
             _check_profile(cert, "trust anchor")
@@ -184,6 +197,15 @@ def certificate_serial(cert: x509.Certificate) -> str:
         raise VerificationError(f"device certificate: subject must hold exactly one serialNumber, "
                                 f"it holds {len(values)}")
     return values[0].value
+
+
+def certificate_roles(cert: x509.Certificate) -> frozenset[str]:
+    """Spec 6.4: the roles the device certificate certifies: the role key purposes (ROLE_OIDS) in its
+    extendedKeyUsage extension; no extension or no role purpose: none."""
+    usage = _extension(cert, x509.ExtendedKeyUsage)
+    if usage is None:
+        return frozenset()
+    return frozenset(role for role, oid in ROLE_OIDS.items() if oid in usage)
 
 
 def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor],

@@ -24,8 +24,10 @@ Layout follows the RFC:
   :func:`vss_verify`, :func:`derive_group_info`.
 
 Beyond the RFC (labelled as such): :class:`Signer`, which holds round-one
-nonces keyed by their commitments and consumes them in ``sign`` so that a
-nonce pair can never sign twice (``ReplayError``); :func:`aggregate_and_verify`,
+nonces in memory only, keyed by their commitments, and spends them in
+``sign`` (journalled to its store before the share exists) so that a nonce
+pair can never sign twice (``ReplayError``), not even after the signer is
+restored from a snapshot (:class:`SignerRecord`, specs/frost.md 5.5); :func:`aggregate_and_verify`,
 the coordinator's full step with identifiable abort; and the distributed key
 generation of the FROST paper (``dkg_*``), which RFC 9591 does not specify.
 
@@ -38,7 +40,7 @@ explicitly (:func:`nonce_generate_from_randomness`, :func:`commit_with_randomnes
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, VerificationError
@@ -513,35 +515,81 @@ def sign(identifier: int, sk_i: int, group_public_key: Element, nonce_i: Signing
     return SignatureShare(identifier, sig_share)
 
 
+@dataclass(frozen=True)
+class SignerRecord:
+    """What a participant's durable store holds (beyond the RFC; specs/frost.md
+    section 5.5): its key package and the encodings of every commitment it
+    has spent.  It never holds pending nonces, so no backup, export or copy
+    of it can re-arm one."""
+
+    key_package: KeyPackage
+    spent: frozenset[bytes]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_package, KeyPackage):
+            raise ParameterError("a signer record needs a KeyPackage")
+        if not isinstance(self.spent, frozenset) or not all(
+                isinstance(k, bytes) and len(k) == COMMITMENT_BYTES for k in self.spent):
+            raise ParameterError(f"spent must be a frozenset of {COMMITMENT_BYTES}-byte commitment encodings")
+
+
 @dataclass
 class Signer:
     """A participant's signing state (beyond the RFC; specs/frost.md section 5.5).
 
-    ``commit`` stores the fresh nonces keyed by the encoding of their
-    commitments; ``sign`` finds this participant's commitments in the
-    coordinator's list, removes the matching nonces *before* computing, and
-    remembers the commitments as spent.  A second ``sign`` with the same
-    commitments raises ReplayError, so no nonce pair ever signs twice (RFC
-    9591 section 5.2: "MUST NOT use the nonce as input more than once").
+    ``commit`` keeps the fresh nonces in memory only, keyed by the encoding of
+    their commitments; they are not a dataclass field, and a copy, deep copy,
+    pickle, :meth:`export` or :func:`dataclasses.replace` of a Signer carries
+    none of them, so restoring any snapshot drops every pending nonce.
+    ``sign`` finds this participant's commitments in the coordinator's list,
+    removes the matching nonces, adds the commitments to ``spent`` and hands
+    the new :class:`SignerRecord` to ``journal`` (the durable store's write)
+    *before* computing the share; if the journal raises, no share is made.
+    A second ``sign`` with the same commitments raises ReplayError (RFC 9591
+    section 5.2: "MUST NOT use the nonce as input more than once").
     """
 
     key_package: KeyPackage
-    _pending: dict[bytes, SigningNonces] = field(default_factory=dict, repr=False)
-    _spent: set[bytes] = field(default_factory=set, repr=False)
+    spent: set[bytes] = field(default_factory=set, repr=False)
+    journal: Callable[[SignerRecord], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.key_package, KeyPackage):
             raise ParameterError("Signer needs a KeyPackage")
+        if not isinstance(self.spent, set):
+            raise ParameterError("spent must be a set of commitment encodings")
+        if self.journal is not None and not callable(self.journal):
+            raise ParameterError("journal must be callable")
+        self._pending: dict[bytes, SigningNonces] = {}
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the pending nonces behind (section 5.5)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_pending"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pending = {}
+
+    def export(self) -> SignerRecord:
+        """The durable part of this signer: key package and spent commitments, no nonces."""
+        return SignerRecord(self.key_package, frozenset(self.spent))
+
+    @classmethod
+    def restore(cls, record: SignerRecord, journal: Callable[[SignerRecord], None] | None = None) -> Signer:
+        """A signer from its durable record (a restart or a restore from backup): no pending nonces."""
+        if not isinstance(record, SignerRecord):
+            raise ParameterError("restore needs a SignerRecord")
+        return cls(record.key_package, set(record.spent), journal)
 
     @property
     def identifier(self) -> int:
         return self.key_package.identifier
 
     def commit(self, rng: RandomSource | None = None) -> SigningCommitments:
-        """Round one (RFC 9591 section 5.1): fresh nonces, kept here; returns the commitments."""
+        """Round one (RFC 9591 section 5.1): fresh nonces, kept in memory; returns the commitments."""
         nonces, comms = commit(self.identifier, self.key_package.secret_share, rng)
         key = comms.to_bytes()
-        if key in self._pending or key in self._spent:  # only with a broken rng
+        if key in self._pending or key in self.spent:  # only with a broken rng
             raise ReplayError(f"participant {self.identifier}: round one produced commitments seen before")
         self._pending[key] = nonces
         return comms
@@ -553,18 +601,22 @@ class Signer:
 
     def sign(self, msg: bytes, commitment_list: Sequence[SigningCommitments]) -> SignatureShare:
         """Round two (RFC 9591 section 5.2) with the section 5.2 input checks;
-        consumes the nonces behind this participant's entry of the list."""
+        spends the nonces behind this participant's entry of the list and
+        journals that before the share exists (specs/frost.md section 5.5)."""
         kp = self.key_package
         entries = validate_commitment_list(commitment_list, kp.MIN_PARTICIPANTS, kp.MAX_PARTICIPANTS,
                                            kp.identifier)
         mine = next(c for c in entries if c.identifier == kp.identifier)
         key = mine.to_bytes()
-        if key in self._spent:
+        if key in self.spent:
             raise ReplayError(f"participant {kp.identifier}: these nonces have already been used to sign")
         nonces = self._pending.pop(key, None)
         if nonces is None:
-            raise StateError(f"participant {kp.identifier}: no pending round-one nonces match its commitments in the list")
-        self._spent.add(key)
+            raise StateError(f"participant {kp.identifier}: no pending round-one nonces match its commitments "
+                             f"in the list (never made here, or dropped by a restart or restore)")
+        self.spent.add(key)
+        if self.journal is not None:
+            self.journal(self.export())
         return sign(kp.identifier, kp.secret_share, kp.group_public_key, nonces, msg, entries)
 
 

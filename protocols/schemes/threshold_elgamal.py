@@ -11,8 +11,11 @@ X = [x]B and every X_i.  No party ever holds x.
 Layout follows the spec:
 
 * section 3, the suite: :data:`SUITE`, :data:`DOMAIN`, :func:`lp`;
-* section 4, sealing (hybrid ElGamal, HKDF-SHA256, ChaCha20-Poly1305):
-  :func:`seal`, :func:`seal_with_randomness`, :func:`derive_key`;
+* section 4, labelled sealing (hybrid ElGamal, HKDF-SHA256, ChaCha20-Poly1305,
+  with the TDH2 proof of well-formedness of Shoup and Gennaro that binds the
+  label ``aad``): :func:`seal`, :func:`seal_with_randomness`,
+  :func:`derive_key`, :data:`B2` (section 3.4), :func:`seal_challenge`,
+  :func:`check_sealed` (section 4.4);
 * section 5, decryption shares with a Chaum-Pedersen DLEQ proof:
   :class:`DecryptionShare`, :func:`dleq_challenge`, :func:`nonce_generate`,
   :func:`decryption_share`, :func:`decryption_share_with_nonce`;
@@ -21,7 +24,7 @@ Layout follows the spec:
 
 Randomness is injected (``rng``, ``None`` meaning the OS CSPRNG); every
 function whose output a vector pins takes its randomness explicitly
-(:func:`seal_with_randomness`, :func:`decryption_share_with_nonce`,
+(:func:`seal_with_randomness` takes r and s, :func:`decryption_share_with_nonce`,
 :func:`nonce_generate_from_randomness`).
 """
 
@@ -54,6 +57,12 @@ DLEQ_LABEL = b"dleq"
 NONCE_LABEL = b"nonce"
 """Label of the hedged proof-nonce derivation (spec section 5.3)."""
 
+SEAL_LABEL = b"seal"
+"""Label of the well-formedness challenge of a sealed blob (spec section 4.2, step 5)."""
+
+GENERATOR_LABEL = b"generator"
+"""Label of the derivation of the second generator B2 (spec section 3.4)."""
+
 KEY_BYTES = 32
 """Length of the AEAD key derived by HKDF-SHA256 (spec section 4.1)."""
 
@@ -63,8 +72,12 @@ NONCE = bytes(12)
 TAG_BYTES = 16
 """Length of the ChaCha20-Poly1305 tag."""
 
-SEALED_MIN_BYTES = G.Ne + TAG_BYTES
-"""The shortest sealed blob: SerializeElement(R) || tag (an empty plaintext)."""
+HEADER_BYTES = 2 * G.Ne + 2 * G.Ns
+"""The sealed blob's header: SerializeElement(R) || SerializeElement(R2) || SerializeScalar(e) ||
+SerializeScalar(f), 128 bytes (spec section 3.2)."""
+
+SEALED_MIN_BYTES = HEADER_BYTES + TAG_BYTES
+"""The shortest sealed blob: the header and a tag (an empty plaintext), 144 bytes."""
 
 SHARE_BYTES = G.Ne + 2 * G.Ns
 """Wire size of a :class:`DecryptionShare`: D || c || z, 96 bytes."""
@@ -101,16 +114,60 @@ def _valid_element(value: object, name: str) -> Element:
         raise ParameterError(f"{name} is not a valid element: {exc}") from None
 
 
-def _parse_sealed(sealed: object) -> tuple[Element, bytes]:
-    """Spec section 4.3: split SerializeElement(R) || ct and validate R.
-    DecodeError for a non-bytes input, a blob shorter than 48 bytes, or an R
-    that is not a canonical non-identity element of the prime-order subgroup."""
+@dataclass(frozen=True)
+class _Sealed:
+    R: Element
+    R2: Element
+    e: int
+    f: int
+    ct: bytes
+
+
+def _parse_sealed(sealed: object) -> _Sealed:
+    """Spec section 4.3: split R || R2 || e || f || ct and validate each part.
+    DecodeError for a non-bytes input, a blob shorter than 144 bytes, an R or
+    R2 that is not a canonical non-identity element of the prime-order
+    subgroup, or an e or f that is not reduced mod L."""
     if not isinstance(sealed, (bytes, bytearray)):
         raise DecodeError("sealed ciphertext must be bytes")
     sealed = bytes(sealed)
     if len(sealed) < SEALED_MIN_BYTES:
         raise DecodeError(f"sealed ciphertext must be at least {SEALED_MIN_BYTES} bytes, got {len(sealed)}")
-    return G.DeserializeElement(sealed[:G.Ne]), sealed[G.Ne:]
+    return _Sealed(G.DeserializeElement(sealed[:32]), G.DeserializeElement(sealed[32:64]),
+                   G.DeserializeScalar(sealed[64:96]), G.DeserializeScalar(sealed[96:128]), sealed[HEADER_BYTES:])
+
+
+# ---------------------------------------------------------------------------
+# Section 3.4: the second generator
+# ---------------------------------------------------------------------------
+
+
+def _edwards_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """The complete twisted Edwards addition law of edwards25519 (a = -1), affine (RFC 8032 section 5.1.4)."""
+    (x1, y1), (x2, y2) = a, b
+    t = G.D * x1 * x2 * y1 * y2 % G.P
+    return ((x1 * y2 + y1 * x2) * pow(1 + t, -1, G.P) % G.P, (y1 * y2 + x1 * x2) * pow(1 - t, -1, G.P) % G.P)
+
+
+def derive_second_generator() -> Element:
+    """Spec section 3.4: for ctr = 0, 1, ..., 255: h = SHA-512(DOMAIN || "generator" ||
+    I2OSP(ctr, 1))[:32]; if h decodes (RFC 8032 section 5.1.3) to a point P, return [8]P unless it
+    is the identity.  Nobody knows log_B(B2).  (ctr = 2 is the first that decodes.)"""
+    for ctr in range(256):
+        h = hashlib.sha512(DOMAIN + GENERATOR_LABEL + bytes([ctr])).digest()[:32]
+        try:
+            point = G._decode_rfc8032(h)
+        except DecodeError:
+            continue
+        for _ in range(3):
+            point = _edwards_add(point, point)
+        if point != (0, 1):
+            return G.DeserializeElement((point[1] | (point[0] & 1) << 255).to_bytes(32, "little"))
+    raise ParameterError("no second generator found")  # pragma: no cover - ctr = 2 succeeds
+
+
+B2 = derive_second_generator()
+"""The second generator of spec section 3.4, fixed by the suite."""
 
 
 # ---------------------------------------------------------------------------
@@ -133,11 +190,21 @@ def _aead_aad(R: Element, aad: bytes) -> bytes:
     return DOMAIN + lp(aad) + G.SerializeElement(R)
 
 
-def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: int) -> bytes:
-    """Spec section 4.2, Seal, with its ephemeral scalar r in [1, L - 1] passed in:
-    R = [r]B, S = [r]X, key = :func:`derive_key`, ct = ChaCha20-Poly1305(key,
-    NONCE, plaintext, DOMAIN || lp(aad) || SerializeElement(R)); returns
-    SerializeElement(R) || ct.  r MUST be fresh for every seal."""
+def seal_challenge(aad: bytes, ct: bytes, R: Element, W: Element, R2: Element, W2: Element) -> int:
+    """Spec section 4.2 step 5: e = SHA-512(DOMAIN || "seal" || lp(aad) || lp(ct) ||
+    SerializeElement(R) || SerializeElement(W) || SerializeElement(R2) || SerializeElement(W2)),
+    read as a little-endian integer, mod L (TDH2's H2 with the label aad)."""
+    aad, ct = _bytes(aad, "aad"), _bytes(ct, "ct")
+    return _H(DOMAIN + SEAL_LABEL + lp(aad) + lp(ct) + G.SerializeElement(R) + G.SerializeElement(W)
+              + G.SerializeElement(R2) + G.SerializeElement(W2))
+
+
+def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: int, s: int) -> bytes:
+    """Spec section 4.2, Seal, with its ephemeral scalar r and proof nonce s, both in [1, L - 1],
+    passed in: R = [r]B, S = [r]X, key = :func:`derive_key`, ct = ChaCha20-Poly1305(key, NONCE,
+    plaintext, DOMAIN || lp(aad) || SerializeElement(R)); R2 = [r]B2, W = [s]B, W2 = [s]B2,
+    e = :func:`seal_challenge`, f = s + r e mod L; returns R || R2 || e || f || ct.
+    r and s MUST be fresh and secret for every seal."""
     if isinstance(public_key, (bytes, bytearray)):
         X = G.DeserializeElement(public_key)  # a serialised key is decoded (DecodeError)
     else:
@@ -145,6 +212,7 @@ def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: i
     aad = _bytes(aad, "aad")
     plaintext = _bytes(plaintext, "plaintext")
     r = G.check_scalar(r, "r", nonzero=True)
+    s = G.check_scalar(s, "s", nonzero=True)
     R = G.ScalarBaseMult(r)
     S = G.ScalarMult(X, r)
     key = derive_key(S, R, aad)
@@ -152,17 +220,43 @@ def seal_with_randomness(public_key: Element, aad: bytes, plaintext: bytes, r: i
         ct = ChaCha20Poly1305(key).encrypt(NONCE, plaintext, _aead_aad(R, aad))
     except (OverflowError, ValueError) as exc:
         raise ParameterError(f"plaintext or aad too long for ChaCha20-Poly1305 ({type(exc).__name__})") from None
-    return G.SerializeElement(R) + ct
+    R2 = G.ScalarMult(B2, r)
+    e = seal_challenge(aad, ct, R, G.ScalarBaseMult(s), R2, G.ScalarMult(B2, s))
+    f = (s + r * e) % G.L
+    return G.SerializeElement(R) + G.SerializeElement(R2) + G.SerializeScalar(e) + G.SerializeScalar(f) + ct
+
+
+def _nonzero_scalar(source: RandomSource) -> int:
+    k = G.RandomScalar(source)
+    while k == 0:  # probability 1/L
+        k = G.RandomScalar(source)
+    return k
 
 
 def seal(public_key: Element, aad: bytes, plaintext: bytes, rng: RandomSource | None = None) -> bytes:
-    """Spec section 4.2, Seal: r = RandomScalar(rng), redrawn while 0, then
-    :func:`seal_with_randomness`."""
+    """Spec section 4.2, Seal: r = RandomScalar(rng), then s = RandomScalar(rng), each redrawn
+    while 0, then :func:`seal_with_randomness`."""
     source = resolve(rng)
-    r = G.RandomScalar(source)
-    while r == 0:  # probability 1/L
-        r = G.RandomScalar(source)
-    return seal_with_randomness(public_key, aad, plaintext, r)
+    r = _nonzero_scalar(source)
+    s = _nonzero_scalar(source)
+    return seal_with_randomness(public_key, aad, plaintext, r, s)
+
+
+def _check(sealed: object, aad: bytes) -> _Sealed:
+    parts = _parse_sealed(sealed)
+    W = G.ScalarBaseMult(parts.f) - G.ScalarMult(parts.R, parts.e)
+    W2 = G.ScalarMult(B2, parts.f) - G.ScalarMult(parts.R2, parts.e)
+    if W.is_identity() or W2.is_identity() or seal_challenge(aad, parts.ct, parts.R, W, parts.R2, W2) != parts.e:
+        raise VerificationError("sealed ciphertext is not well formed for this aad (its label): "
+                                "the proof log_B(R) = log_B2(R2) does not verify")
+    return parts
+
+
+def check_sealed(sealed: bytes, aad: bytes) -> None:
+    """Spec section 4.4: parse the blob (DecodeError) and check its proof of well-formedness under
+    the label ``aad``: W = [f]B - [e]R, W2 = [f]B2 - [e]R2, neither the identity, and
+    e == :func:`seal_challenge` (VerificationError otherwise)."""
+    _check(sealed, _bytes(aad, "aad"))
 
 
 def _open(S: Element, R: Element, ct: bytes, aad: bytes) -> bytes:
@@ -176,12 +270,12 @@ def _open(S: Element, R: Element, ct: bytes, aad: bytes) -> bytes:
 
 
 def open_with_secret(secret: int, sealed: bytes, aad: bytes) -> bytes:
-    """Spec section 7.1: open with the whole secret x (S = [x]R).  For tests
-    and for a single-holder key; the authorities never hold x."""
+    """Spec section 7.1: check the blob (section 4.4), then open with the whole secret x
+    (S = [x]R).  For tests and for a single-holder key; the authorities never hold x."""
     secret = G.check_scalar(secret, "secret", nonzero=True)
     aad = _bytes(aad, "aad")
-    R, ct = _parse_sealed(sealed)
-    return _open(G.ScalarMult(R, secret), R, ct, aad)
+    parts = _check(sealed, aad)
+    return _open(G.ScalarMult(parts.R, secret), parts.R, parts.ct, aad)
 
 
 # ---------------------------------------------------------------------------
@@ -266,15 +360,17 @@ def _check_key_package(key_package: object) -> frost.KeyPackage:
     return key_package
 
 
-def decryption_share_with_nonce(key_package: frost.KeyPackage, sealed: bytes, context: bytes,
+def decryption_share_with_nonce(key_package: frost.KeyPackage, sealed: bytes, aad: bytes, context: bytes,
                                 k: int) -> DecryptionShare:
-    """Spec section 5.4, with the proof nonce k in [1, L - 1] passed in:
-    D_i = [x_i]R, A1 = [k]B, A2 = [k]R, c = :func:`dleq_challenge`,
-    z = k + c x_i mod L.  k MUST be fresh and secret."""
+    """Spec section 5.4, with the proof nonce k in [1, L - 1] passed in: first the blob's
+    well-formedness under the label ``aad`` (section 4.4; no share for a blob that fails it), then
+    D_i = [x_i]R, A1 = [k]B, A2 = [k]R, c = :func:`dleq_challenge`, z = k + c x_i mod L.
+    k MUST be fresh and secret."""
     key_package = _check_key_package(key_package)
+    aad = _bytes(aad, "aad")
     context = _bytes(context, "context")
     k = G.check_scalar(k, "k", nonzero=True)
-    R, _ = _parse_sealed(sealed)
+    R = _check(sealed, aad).R
     i, x_i = key_package.identifier, key_package.secret_share
     D = G.ScalarMult(R, x_i)
     A1 = G.ScalarBaseMult(k)
@@ -283,12 +379,13 @@ def decryption_share_with_nonce(key_package: frost.KeyPackage, sealed: bytes, co
     return DecryptionShare(i, D, c, (k + c * x_i) % G.L)
 
 
-def decryption_share(key_package: frost.KeyPackage, sealed: bytes, context: bytes,
+def decryption_share(key_package: frost.KeyPackage, sealed: bytes, aad: bytes, context: bytes,
                      rng: RandomSource | None = None) -> DecryptionShare:
-    """Spec section 5.4: participant i's decryption share of ``sealed`` for the
+    """Spec section 5.4: participant i's decryption share of ``sealed``, labelled ``aad``, for the
     request ``context`` (k from :func:`nonce_generate`)."""
     key_package = _check_key_package(key_package)
-    return decryption_share_with_nonce(key_package, sealed, context, nonce_generate(key_package.secret_share, rng))
+    return decryption_share_with_nonce(key_package, sealed, aad, context,
+                                       nonce_generate(key_package.secret_share, rng))
 
 
 # ---------------------------------------------------------------------------
@@ -325,8 +422,7 @@ def verify_decryption_share(group_info: frost.PublicKeyPackage, sealed: bytes, c
     identifier outside [1, MAX_PARTICIPANTS]; DecodeError for a bad ``sealed``."""
     group_info = _check_group_info(group_info)
     context = _bytes(context, "context")
-    R, _ = _parse_sealed(sealed)
-    _verify(group_info, R, context, share)
+    _verify(group_info, _parse_sealed(sealed).R, context, share)
 
 
 # ---------------------------------------------------------------------------
@@ -336,8 +432,8 @@ def verify_decryption_share(group_info: frost.PublicKeyPackage, sealed: bytes, c
 
 def combine(group_info: frost.PublicKeyPackage, sealed: bytes, aad: bytes, context: bytes,
             shares: Sequence[DecryptionShare]) -> bytes:
-    """Spec section 7: check every share (a duplicate identifier is a
-    VerificationError, a bad proof a VerificationError naming its participant),
+    """Spec section 7: check the blob under the label ``aad`` (section 4.4), then every share (a
+    duplicate identifier is a VerificationError, a bad proof a VerificationError naming its participant),
     require at least MIN_PARTICIPANTS of them (RecoveryError), then
     S = sum_i [lambda_i]D_i over the identifiers given, derive the key and open
     (VerificationError if the ciphertext does not open)."""
@@ -346,7 +442,8 @@ def combine(group_info: frost.PublicKeyPackage, sealed: bytes, aad: bytes, conte
     context = _bytes(context, "context")
     if isinstance(shares, (bytes, bytearray, str)) or not isinstance(shares, Sequence):
         raise ParameterError("shares must be a sequence of DecryptionShare")
-    R, ct = _parse_sealed(sealed)
+    parts = _check(sealed, aad)
+    R, ct = parts.R, parts.ct
     seen: dict[int, DecryptionShare] = {}
     for share in shares:
         if not isinstance(share, DecryptionShare):

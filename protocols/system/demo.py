@@ -202,15 +202,29 @@ def _group_keys(ids: list[str], rng: RandomSource | None, say) -> dict:
     """The group key part of the demo (specs/groupkeys.md); returns what it checked."""
     group = b"demo-neighbourhood"
     members = [m.encode() for m in ids]
+    now = escrow_fleet.ORIGIN                      # the meters' clock (spec 4.1)
     operators, info = gk.operator_ceremony(5, 3, group, rng)
-    devices = {m: hpke.DeriveKeyPair(resolve(rng).random_bytes(32)) for m in members + [b"meter-new"]}
+    command_key = gk.command_key(info)
+    devices = {m: hpke.DeriveKeyPair(resolve(rng).random_bytes(32)) for m in members + [b"meter-new", b"meter-late"]}
     controller = gk.Controller(gk.ControllerState(group, 0, 4, resolve(rng).random_bytes(32)))
-    meters = {m: gk.Meter(gk.MeterState(group, m, devices[m][0], command_key=gk.command_key(info),
-                                        controller_key=controller.public_key)) for m in devices}
+
+    def operators_sign(body: dict) -> bytes:
+        for op in operators[2:]:
+            op.approve(body)
+        return gk.sign_command(body, operators[2:], info, rng)
+
+    seq = 0
+
+    def provision(member: bytes) -> gk.Meter:   # spec 8.6: from the operators' checkpoint at the last command
+        checkpoint = operators_sign(gk.checkpoint_body(group, seq, controller.state.epoch, controller.public_key,
+                                                       now + 3600))
+        return gk.Meter.provision(group, member, devices[member][0], command_key, checkpoint, now)
+
+    meters = {m: provision(m) for m in members + [b"meter-new"]}
     for m, message in controller.start_epoch({m: devices[m][1] for m in members}, rng).items():
         meters[m].receive(message)
     say(f"group keys: {len(members)} meters in a key tree of arity 4 (height {controller.state.tree.height}); "
-        f"command key from a 3-of-5 operator DKG")
+        f"command key from a 3-of-5 operator DKG; each meter provisioned from an operator-signed checkpoint")
 
     moved_out = members[1]
     rekey, welcomes = controller.rekey({b"meter-new": devices[b"meter-new"][1]}, [moved_out], rng)
@@ -228,18 +242,15 @@ def _group_keys(ids: list[str], rng: RandomSource | None, say) -> dict:
         f"{read} of {len(current)} members read the tariff, the departed meter "
         f"{'READ IT' if departed_reads else 'cannot'}")
 
-    seq = 1
-    body = gk.command_body(group, seq, "disconnect", {1: [members[2]]})
-    for op in operators[2:]:
-        op.approve(body)
-    command = gk.sign_command(body, operators[2:], info, rng)
-    applied = [m for m in current if meters[m].receive(command).applies_to_me]
-    say(f"group keys: operators 3, 4, 5 signed a disconnect of {members[2].decode()} with FROST (one 64-byte "
-        f"Ed25519 signature); {len(applied)} meter opened its contactor")
+    seq += 1
+    body = gk.command_body(group, seq, "disconnect", {1: [members[2]]}, epoch=0, not_after=now + 3600)
+    command = operators_sign(body)
+    applied = [m for m in current if meters[m].receive(command, now).applies_to_me]
+    say(f"group keys: operators 3, 4, 5 signed a disconnect of {members[2].decode()} for epoch 0, valid one hour, "
+        f"with FROST (one 64-byte Ed25519 signature); {len(applied)} meter opened its contactor")
 
     # The attacker: the head-end's signing key, and operators 1 and 2 who have not approved anything.
-    seq += 1
-    evil = gk.command_body(group, seq, "disconnect-all", {})
+    evil = gk.command_body(group, seq + 1, "disconnect-all", {}, epoch=0, not_after=now + 3600)
     forged = [gk.encode_command(evil, Ed25519PrivateKey.from_private_bytes(
         controller.state.signing_key).sign(gk.command_tbs(evil)))]
     nonces = {op.identifier: frost.commit(op.identifier, op.state.signer.key_package.secret_share, rng)[0]
@@ -253,22 +264,38 @@ def _group_keys(ids: list[str], rng: RandomSource | None, say) -> dict:
     for message in forged:
         for m in current:
             try:
-                meters[m].receive(message)
+                meters[m].receive(message, now)
             except UsappError:
                 refused += 1
     cut = [m for m in current if not meters[m].state.supply_on]
     say(f"group keys: an attacker with the head-end's key and 2 operators' shares tried disconnect-all twice: "
         f"refused {refused} of {2 * len(current)} times; {len(cut)} meter off (the one the operators chose)")
 
+    late = provision(b"meter-late")
+    try:
+        late.receive(command, now + 600)
+        late_replay_refused = False
+    except ReplayError:
+        late_replay_refused = True
+    say(f"group keys: the recorded disconnect replayed to a meter provisioned 10 minutes later "
+        f"{'is refused (its checkpoint is past it)' if late_replay_refused else 'WAS ACCEPTED'}")
+
     seq += 1
     new = gk.Controller(gk.ControllerState(group, 1, 4, resolve(rng).random_bytes(32)))
-    recover = gk.command_body(group, seq, "rekey-group", {1: 1, 2: new.public_key})
-    for op in operators[2:]:
-        op.approve(recover)
-    command = gk.sign_command(recover, operators[2:], info, rng)
+    directory = {m: devices[m][1] for m in current}
+    recover = gk.command_body(group, seq, "rekey-group", {1: 1, 2: new.public_key,
+                                                           3: gk.directory_hash(group, 1, directory)},
+                              epoch=0, not_after=now + 3600)
+    command = operators_sign(recover)
     for m in current:
-        meters[m].receive(command)
-    for m, message in new.start_epoch({m: devices[m][1] for m in current}, rng).items():
+        meters[m].receive(command, now)
+    phantom = {**directory, b"phantom": devices[b"meter-late"][1]}
+    try:
+        new.recover(command, command_key, phantom, rng)
+        phantom_refused = False
+    except UsappError:
+        phantom_refused = True
+    for m, message in new.recover(command, command_key, directory, rng).items():
         meters[m].receive(message)
     recovered = all(meters[m].group_key == new.state.tree.group_key for m in current)
     old_refused = 0
@@ -278,12 +305,14 @@ def _group_keys(ids: list[str], rng: RandomSource | None, say) -> dict:
             meters[m].receive(old)
         except UsappError:
             old_refused += 1
-    say(f"group keys: operators recovered the group to epoch 1 with a new controller key: "
-        f"{'every member' if recovered else 'NOT every member'} holds the new group key; the old head-end's "
-        f"messages are refused by {old_refused} of {len(current)}")
+    say(f"group keys: operators recovered the group to epoch 1 with a new controller key and the hash of the "
+        f"member directory they reviewed: {'every member' if recovered else 'NOT every member'} holds the new "
+        f"group key; a directory with an extra member is {'refused' if phantom_refused else 'ACCEPTED'}; the old "
+        f"head-end's messages are refused by {old_refused} of {len(current)}")
     return {"departed_reads": departed_reads, "read": read, "members": len(current), "applied": len(applied),
             "attack_refused": refused == 2 * len(current), "recovered": recovered,
-            "old_refused": old_refused == len(current)}
+            "old_refused": old_refused == len(current), "late_replay_refused": late_replay_refused,
+            "phantom_refused": phantom_refused}
 
 
 def _escrow(count: int, seed: str | None, say) -> dict:
@@ -307,7 +336,8 @@ def _escrow(count: int, seed: str | None, say) -> dict:
         named = sum(s.split(":", 1)[1] in sender for s in attributable for sender in senders)
         meter = fleet.meters["SM-00000"]
         twin = esc.Meter(esc.MeterState(mode, meter.state.clock, meter.state.lf, meter.state.escrow_hpke_public,
-                                        meter.state.hf_root, dict(meter.state.rsa_public)))
+                                        meter.state.hf_root, meter.state.authorities_key,
+                                        dict(meter.state.epoch_keys)))
         try:
             fleet.escrow.handle(twin.request_hfid(0, rng), start, rng)
             second = "ISSUED"

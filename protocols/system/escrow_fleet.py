@@ -5,6 +5,12 @@ derived from one HMAC_DRBG so that a run is reproducible: Ed25519 keys are
 32 drawn bytes; the blind mode's RSA keys are made from drawn primes (a
 deterministic generation for test fleets only: a deployed escrow generates
 its keys with ``blind_rsa.generate_key``).
+
+Order of draws (specs/escrow.md section 11): the LFID root key, the escrow's
+HPKE key, the authorities' DKG (``groupkeys.operator_ceremony``, both modes);
+mode escrowed: then the HF CA key; mode blind: then, per epoch, the RSA key
+and its certification by authorities 1 .. t (``escrow.certify_epoch_key``);
+then each meter's device key.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from protocols import escrow as esc
 from protocols import groupkeys
 from protocols.errors import ParameterError
+from protocols.primitives import ed25519
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import RandomSource, random_bits
 from protocols.schemes import blind_rsa, certificates, frost, hpke
@@ -84,7 +91,8 @@ def rsa_key(rng: RandomSource, bits: int = 2048) -> blind_rsa.PrivateKey:
 @dataclass
 class Fleet:
     """Everything a run needs: the escrow, the meters by serial, one receiver per recipient,
-    the authorities (mode escrowed) and their group info."""
+    the authorities (re-identification in mode escrowed, epoch-key certification in mode blind)
+    and their group info."""
 
     mode: str
     clock: esc.EpochClock
@@ -107,32 +115,38 @@ def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet",
     anchors = (certificates.TrustAnchor(lf_root, frozenset({"meter"})),)
     escrow_hpke_private, escrow_hpke_public = hpke.DeriveKeyPair(rng.random_bytes(32))
     state = esc.EscrowState(mode, clock, anchors, escrow_hpke_private)
-    fleet_authorities: list[esc.Authority] = []
-    info = None
     hf_root = None
-    rsa_public: dict[int, blind_rsa.PublicKey] = {}
+    authorities_key = None
+    operators, info = groupkeys.operator_ceremony(authorities, threshold, b"escrow-authorities", rng)
+    fleet_authorities = [esc.Authority(op.state.signer.key_package) for op in operators]
     if mode == "escrowed":
         hf_ca_key = ed25519_key(rng)
         hf_root = ca_certificate("HFID escrow CA", hf_ca_key)
-        operators, info = groupkeys.operator_ceremony(authorities, threshold, b"escrow-authorities", rng)
-        fleet_authorities = [esc.Authority(op.state.signer.key_package) for op in operators]
         state.hf_ca_key = hf_ca_key.private_bytes_raw()
         state.hf_ca_certificate = hf_root
         state.authorities = info
     else:
+        authorities_key = ed25519.SerializeElement(info.group_public_key)
         for epoch in epochs:
             key = rsa_key(rng, rsa_bits)
             state.rsa_keys[epoch] = key
-            rsa_public[epoch] = key.public
+            state.epoch_keys[epoch] = esc.certify_epoch_key(fleet_authorities[:threshold], info, epoch, key.public,
+                                                            rng)
     escrow = esc.Escrow(state)
     fleet_meters = {}
     for i in range(meters):
         serial = f"SM-{i:05d}"
         key = ed25519_key(rng)
         chain = (device_certificate(serial, key, "LFID root", lf_ca_key, 1000 + i),)
-        fleet_meters[serial] = esc.Meter(esc.MeterState(
-            mode, clock, esc.LfProfile(chain, pkcs8(key), lf_root), escrow_hpke_public, hf_root=hf_root,
-            rsa_public=dict(rsa_public)))
-    receivers = {r: esc.Receiver(esc.ReceiverState(r, mode, clock, anchors, hf_root, dict(rsa_public)))
-                 for r in sorted(esc.RECIPIENTS)}
+        meter = esc.Meter(esc.MeterState(mode, clock, esc.LfProfile(chain, pkcs8(key), lf_root), escrow_hpke_public,
+                                         hf_root=hf_root, authorities_key=authorities_key))
+        for message in state.epoch_keys.values():
+            meter.install_epoch_key(message)
+        fleet_meters[serial] = meter
+    receivers = {}
+    for r in sorted(esc.RECIPIENTS):
+        receivers[r] = esc.Receiver(esc.ReceiverState(r, mode, clock, anchors, hf_root,
+                                                      authorities_key=authorities_key))
+        for message in state.epoch_keys.values():
+            receivers[r].install_epoch_key(message)
     return Fleet(mode, clock, escrow, fleet_meters, receivers, fleet_authorities, info)

@@ -4,7 +4,8 @@
 Operations: ``extract`` (Q_id, d_id from a master secret), ``encapsulate``
 (key and encapsulation from a seed, then decapsulation), ``hybrid`` (an
 envelope of protocols.schemes.ibe_hybrid) and ``threshold`` (a DKG from a
-seed, every node's verification key, key shares and the combined key).
+seed and a context, every dealer's proof of possession, every node's
+verification key, key shares and the combined key).
 """
 
 from __future__ import annotations
@@ -65,18 +66,21 @@ def _hybrid(v: Mapping[str, Any]) -> None:
     expect("plaintext", plaintext.hex(), hy.open_envelope(recipient, envelope, epoch, aad).hex())
 
 
-def _dkg(seed: str, threshold: int, nodes: list[int]):
+def _dkg(seed: str, threshold: int, nodes: list[int], context: bytes):
     rng = HmacDrbg.from_seed(seed)
-    dealings = [bf.deal(i, threshold, nodes, rng) for i in nodes]
-    return dealings, bf.combine_dealings(dealings, threshold, nodes)
+    dealings = [bf.deal(i, threshold, nodes, rng, context) for i in nodes]
+    return dealings, bf.combine_dealings(dealings, threshold, nodes, context)
 
 
-def _threshold_json(seed: str, threshold: int, nodes: list[int], identity: bytes, used: list[int]) -> dict:
-    dealings, key = _dkg(seed, threshold, nodes)
+def _threshold_json(seed: str, threshold: int, nodes: list[int], identity: bytes, used: list[int],
+                    context: bytes) -> dict:
+    dealings, key = _dkg(seed, threshold, nodes, context)
     shares = {i: bf.extract_share(bf.node_secret(dealings, i), identity) for i in used}
     combined = bf.combine_key_shares(key, identity, shares)
     return {
         "p_pub": key.params.to_bytes().hex(),
+        "proofs_of_possession": {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(),
+                                                 "z": hexint(d.proof_response)} for d in dealings},
         "verification_keys": {str(i): key.verification_keys[i].to_bytes().hex() for i in nodes},
         "key_shares": {str(i): shares[i].to_bytes().hex() for i in used},
         "d_id": combined.to_bytes().hex(),
@@ -89,7 +93,7 @@ def _threshold(v: Mapping[str, Any]) -> None:
     if not all(isinstance(x, list) and all(type(i) is int for i in x) for x in (nodes, used)):
         raise VectorMismatchError("fields 'nodes' and 'used' must be lists of node numbers")
     computed = _threshold_json(str_field(v, "seed"), small_int_field(v, "threshold"), nodes,
-                               bytes_field(v, "identity"), used)
+                               bytes_field(v, "identity"), used, bytes_field(v, "context"))
     for name, value in computed.items():
         expect(name, field(v, name), value)
     G1.from_bytes(bytes.fromhex(computed["d_id"]))
@@ -127,10 +131,11 @@ def build() -> dict:
                         "plaintext": plaintext.hex(), "aad": aad.hex(), "seed": seed, "envelope": envelope.hex()})
     for i, (threshold, nodes, used) in enumerate([(2, [1, 2, 3], [1, 3]), (3, [1, 2, 3, 4, 5], [2, 4, 5])]):
         seed = SEED + f"dkg-{i}"
+        context = (SEED + f"dkg-{i}/session").encode()
         identity = identities[0]
-        vectors.append({"name": f"threshold-{i}", "operation": "threshold", "seed": seed, "threshold": threshold,
-                        "nodes": nodes, "used": used, "identity": identity.hex(),
-                        **_threshold_json(seed, threshold, nodes, identity, used)})
+        vectors.append({"name": f"threshold-{i}", "operation": "threshold", "seed": seed, "context": context.hex(),
+                        "threshold": threshold, "nodes": nodes, "used": used, "identity": identity.hex(),
+                        **_threshold_json(seed, threshold, nodes, identity, used, context)})
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -138,7 +143,10 @@ def build() -> dict:
         "generated_by": f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed, seeds {SEED}...)",
         "description": ("BF-IBE on BLS12-381: Q_id = hash_to_g1(id), d_id = s Q_id, an FO-style KEM, the hybrid "
                         "envelope, and threshold extraction from a joint-Feldman DKG. Points are compressed "
-                        "(ZCash format); DKG dealers deal in node order from one DRBG."),
+                        "(ZCash format); DKG dealers deal in node order from one DRBG (each its coefficients "
+                        "a_0..a_{t-1}, then its proof-of-possession nonce k; specs/ibe.md 4.5), with the "
+                        "context (hex) bound into every proof; proofs_of_possession lists each dealer's R "
+                        "(compressed G2) and z (hex)."),
         "vectors": vectors,
     }
 

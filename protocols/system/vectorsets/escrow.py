@@ -12,9 +12,10 @@ HMAC_DRBG(run_seed):
   recipient's ``receive``; outputs the message and the sender the receiver
   names;
 - ``reidentify`` (mode escrowed): the listed authorities approve a
-  reid-request for the meter's credential of the epoch, give their shares,
-  and the link opens; outputs the sealed link, the request, each share and
-  the opened link.
+  reid-request for the meter's credential of the epoch, check the sealed
+  link's proof under the fingerprint's label, give their shares, and the
+  link opens; outputs the sealed link, the request, each share, the opened
+  link and its padded plaintext.
 """
 
 from __future__ import annotations
@@ -57,12 +58,13 @@ def _fleet_outputs(fleet: escrow_fleet.Fleet) -> dict:
         "meters": {s: {"chain": [c.hex() for c in m.state.lf.chain], "private_key": m.state.lf.private_key.hex()}
                    for s, m in sorted(fleet.meters.items())},
     }
+    out["authorities_key"] = ed25519.SerializeElement(fleet.authority_info.group_public_key).hex()
     if fleet.mode == "escrowed":
         out["hf_ca_certificate"] = escrow.state.hf_ca_certificate.hex()
-        out["authorities_key"] = ed25519.SerializeElement(fleet.authority_info.group_public_key).hex()
     else:
         out["rsa_public"] = {str(e): {"n": format(int(k.public.n), "x"), "e": format(int(k.public.e), "x")}
                              for e, k in sorted(escrow.state.rsa_keys.items())}
+        out["epoch_keys"] = {str(e): m.hex() for e, m in sorted(escrow.state.epoch_keys.items())}
     return out
 
 
@@ -102,7 +104,8 @@ def _step(fleet: escrow_fleet.Fleet, step: Mapping[str, Any], rng: HmacDrbg) -> 
         record = esc.reidentify(fleet.authority_info, request, sealed, shares)
         return {"sealed_link": sealed.hex(), "reid_request": request.hex(),
                 "shares": {str(i): s.hex() for i, s in shares.items()},
-                "link": {"lfid_serial": record.lfid_serial, "epoch": record.epoch}}
+                "link": {"lfid_serial": record.lfid_serial, "epoch": record.epoch},
+                "link_plaintext": esc.encode_link(record.lfid_serial, record.epoch, record.fingerprint).hex()}
     raise VectorMismatchError(f"unknown step op {op!r}")
 
 
@@ -179,12 +182,13 @@ def build() -> dict:
         "description": (
             "Whole escrow runs (operation 'run'). Inputs: mode, meters, epochs, fleet_seed (escrow_fleet.provision "
             "draws every key from it: its outputs are under 'fleet': the LFID root, the escrow's HPKE key, each "
-            "meter's LFID chain and PKCS#8 key, and the HF CA certificate and the authorities' key (escrowed) or "
-            "the escrow's RSA key per epoch (blind)), run_seed (every draw of the steps), and steps: issue "
+            "meter's LFID chain and PKCS#8 key, the authorities' group key, and the HF CA certificate (escrowed) or "
+            "the escrow's RSA key per epoch and its epoch-key message certified by authorities 1..t (blind)), "
+            "run_seed (every draw of the steps), and steps: issue "
             "(serial, epoch; at the epoch's first second), send (serial, category, recipient, payload, time; "
             "received at that time), reidentify (serial, epoch, authorities, reason, request_id). Outputs, hex: "
             "request, response, credential, hfid; message and the receiver's sender name; sealed_link, "
-            "reid_request, shares, and the opened link."),
+            "reid_request, shares, the opened link and link_plaintext (the padded link, LINK_BYTES long)."),
         "vectors": vectors,
     }
 

@@ -2,15 +2,18 @@
 
 Each vector (operation ``enroll``) is one run of the key issuance protocol
 with the BLS12-381 BF suite (spec 10): the manufacturer root certificate, the
-device's certificate chain and PKCS#8 private key, the identity (serial,
-role, epoch), the time, and the DRBG seed every random draw comes from; then
+device's certificate chain and PKCS#8 private key (the device certificate
+certifies role ``meter`` by its extendedKeyUsage, spec 6.4), the identity
+(namespace of the root, serial, role, epoch), the time, and the DRBG seed every random draw comes from; then
 every message byte for byte (challenge, enrollment, key-delivery), the log
 entry and log head, and the delivered key.
 
 - ``mode: "single"``: one PKG holding ``master_secret`` (``Bls12Extractor``).
 - ``mode: "threshold"``: a t-of-n distributed PKG keyed by a joint-Feldman
-  DKG, ``bf_bls12.deal(i, t, nodes, drbg)`` for each node i in node order
-  from one HMAC_DRBG(dkg_seed); the device enrolls with each listed node in
+  DKG, ``bf_bls12.deal(i, t, nodes, drbg, dkg_context)`` for each node i in
+  node order from one HMAC_DRBG(dkg_seed) (each dealer's coefficients, then
+  its proof-of-possession nonce; the proofs are published), combined with
+  ``combine_dealings(..., dkg_context)``, which checks every proof; the device enrolls with each listed node in
   turn (its own ``Pkg`` and log, ``ThresholdNodeExtractor``), checks each
   share with ``threshold_share_verifier`` and combines them
   (``combine_issued_shares``).
@@ -158,11 +161,12 @@ def _device(v: Mapping[str, Any]) -> dict:
     chain = tuple(hex_list_field(v, "chain"))
     for name, der in [("root_certificate", root)] + [(f"chain[{i}]", c) for i, c in enumerate(chain)]:
         _canonical_certificate(der, name)
-    anchor = iss.TrustAnchor(root, frozenset(_str_list(v, "anchor_roles")))
+    anchor = iss.TrustAnchor(root, frozenset(_str_list(v, "anchor_roles")), str_field(v, "namespace"))
     return {
         "anchors": (anchor,),
         "chain": chain,
         "device_key": device_key,
+        "namespace": str_field(v, "namespace"),
         "serial": str_field(v, "serial"),
         "role": str_field(v, "role"),
         "epoch": small_int_field(v, "epoch"),
@@ -175,7 +179,8 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
          ) -> tuple[dict, iss.IssuedKey]:
     """One enrollment: challenge, enrollment, key-delivery; the outputs as JSON."""
     pkg = iss.Pkg(iss.PkgState(d["anchors"], d["epoch"], challenge_lifetime=d["lifetime"]), extractor)
-    meter = iss.Meter(iss.MeterState(d["serial"], d["role"], SUITE, d["device_key"], d["chain"]), verify_key)
+    meter = iss.Meter(iss.MeterState(d["namespace"], d["serial"], d["role"], SUITE, d["device_key"], d["chain"]),
+                      verify_key)
     rng = _Recorder(HmacDrbg.from_seed(run_seed))
     challenge = pkg.challenge(d["now"], rng)
     enrollment = meter.enroll(challenge, rng)
@@ -206,18 +211,21 @@ def _single_outputs(v: Mapping[str, Any]) -> dict:
     return {"p_pub": master.params.to_bytes().hex(), **outputs}
 
 
-def _dkg(seed: str, threshold: int, nodes: list[int]) -> tuple[bf_bls12.DistributedKey, dict[int, int]]:
+def _dkg(seed: str, threshold: int, nodes: list[int], context: bytes
+         ) -> tuple[bf_bls12.DistributedKey, dict[int, int], dict[str, dict]]:
     rng = HmacDrbg.from_seed(seed)
-    dealings = [bf_bls12.deal(i, threshold, nodes, rng) for i in nodes]
-    return bf_bls12.combine_dealings(dealings, threshold, nodes), \
-        {i: bf_bls12.node_secret(dealings, i) for i in nodes}
+    dealings = [bf_bls12.deal(i, threshold, nodes, rng, context) for i in nodes]
+    proofs = {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(), "z": hexint(d.proof_response)}
+              for d in dealings}
+    return bf_bls12.combine_dealings(dealings, threshold, nodes, context), \
+        {i: bf_bls12.node_secret(dealings, i) for i in nodes}, proofs
 
 
 def _threshold_outputs(v: Mapping[str, Any], enrollments: list[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
     d = _device(v)
     threshold = small_int_field(v, "threshold")
     nodes = _int_list(v, "nodes")
-    key, secrets = _dkg(str_field(v, "dkg_seed"), threshold, nodes)
+    key, secrets, proofs = _dkg(str_field(v, "dkg_seed"), threshold, nodes, bytes_field(v, "dkg_context"))
     shares, per_node = {}, []
     for item in enrollments:
         node = small_int_field(item, "node")
@@ -231,6 +239,7 @@ def _threshold_outputs(v: Mapping[str, Any], enrollments: list[Mapping[str, Any]
     combined = iss.combine_issued_shares(key, shares)
     top = {
         "p_pub": key.params.to_bytes().hex(),
+        "proofs_of_possession": proofs,
         "node_secrets": {str(i): hexint(s) for i, s in secrets.items()},
         "verification_keys": {str(i): key.verification_keys[i].to_bytes().hex() for i in nodes},
         "key": combined.key.hex(),
@@ -292,7 +301,7 @@ def _name(common: str, serial: str | None = None) -> x509.Name:
 
 
 def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key, number: int, *,
-                 ca: bool, path_length: int | None = None) -> bytes:
+                 ca: bool, path_length: int | None = None, roles: tuple[str, ...] = ()) -> bytes:
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
                .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
@@ -300,6 +309,8 @@ def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key,
                    digital_signature=not ca, content_commitment=False, key_encipherment=False,
                    data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
                    encipher_only=False, decipher_only=False), critical=True))
+    if roles:  # spec 6.4: the roles the device certificate certifies
+        builder = builder.add_extension(x509.ExtendedKeyUsage([iss.ROLE_OIDS[r] for r in roles]), critical=False)
     if isinstance(signing_key, ed25519.Ed25519PrivateKey):
         cert = builder.sign(signing_key, None)
     else:
@@ -326,14 +337,14 @@ def _device_inputs(name: str, serial: str, kind: str) -> dict:
     if kind == "ed25519-under-root":
         key = _ed_key("device-" + serial)
         chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _ROOT_NAME, _ROOT_KEY, 10,
-                              ca=False)]
+                              ca=False, roles=("meter",))]
     else:  # "p256-under-intermediate"
         key = _p256_key("device-" + serial)
         chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _INTERMEDIATE_NAME,
-                              _INTERMEDIATE_KEY, 11, ca=False), _intermediate()]
+                              _INTERMEDIATE_KEY, 11, ca=False, roles=("meter",)), _intermediate()]
     return {
         "name": name, "operation": "enroll", "suite": SUITE,
-        "root_certificate": _root().hex(), "anchor_roles": ["meter", "gateway"],
+        "root_certificate": _root().hex(), "anchor_roles": ["meter", "gateway"], "namespace": "usapp-vectors",
         "chain": [c.hex() for c in chain], "device_key": _pkcs8(key).hex(),
         "serial": serial, "role": "meter", "epoch": EPOCH, "now": NOW,
         "challenge_lifetime": iss.DEFAULT_CHALLENGE_LIFETIME,
@@ -351,7 +362,8 @@ def _single_case(name: str, serial: str, kind: str) -> dict:
 def _threshold_case(name: str, serial: str, threshold: int, nodes: list[int], enrolling: list[int]) -> dict:
     vector = _device_inputs(name, serial, "ed25519-under-root")
     enrollments = [{"node": i, "run_seed": f"{SEED}{name}/node-{i}"} for i in enrolling]
-    vector.update({"mode": "threshold", "dkg_seed": SEED + name + "/dkg", "threshold": threshold,
+    vector.update({"mode": "threshold", "dkg_seed": SEED + name + "/dkg",
+                   "dkg_context": (SEED + name + "/dkg-session").encode().hex(), "threshold": threshold,
                    "nodes": nodes})
     top, per_node = _threshold_outputs(vector, enrollments)
     for item, outputs in zip(enrollments, per_node):
@@ -378,10 +390,12 @@ def build() -> dict:
                          "labels root, intermediate (P-256), device-<serial>)"),
         "description": (
             "Whole enrollment runs (operation 'enroll') with the BLS12-381 BF suite. Inputs: "
-            "root_certificate, anchor_roles, chain (device certificate first), device_key (PKCS#8), "
+            "root_certificate, anchor_roles, namespace (the root's serial namespace), chain (device certificate "
+            "first; it certifies role 'meter' by an extendedKeyUsage role purpose), device_key (PKCS#8), "
             "serial, role, epoch, now, challenge_lifetime, suite, and either master_secret (mode "
-            "'single') or dkg_seed/threshold/nodes (mode 'threshold': bf_bls12.deal(i, t, nodes) per "
-            "node i in node order from one HMAC_DRBG(dkg_seed)). Each run draws from "
+            "'single') or dkg_seed/dkg_context/threshold/nodes (mode 'threshold': bf_bls12.deal(i, t, nodes, "
+            "dkg_context) per node i in node order from one HMAC_DRBG(dkg_seed): coefficients, then the "
+            "proof-of-possession nonce; proofs_of_possession lists each dealer's R and z). Each run draws from "
             "HMAC_DRBG(run_seed) in this order: the PKG's 32-byte challenge nonce, the device's "
             "32-byte HPKE ikm, the PKG's 32-byte HPKE ikmE (listed under 'draws'). Outputs, hex: "
             "challenge, enrollment, key_delivery, log_entry, log_head (the PKG's log after this one "
