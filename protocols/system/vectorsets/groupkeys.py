@@ -749,6 +749,9 @@ def _negatives() -> list[dict]:
     in_epoch_2 = copy.deepcopy(in_epoch_1)
     in_epoch_2.state.epoch = 2
     add("checkpoint-of-an-earlier-epoch", ["epoch-rollback"], "StateError", in_epoch_2, checkpoint)
+    for kind, message in (("resync", resyncs[m0]), ("rekey", rekey), ("command", command), ("checkpoint", checkpoint)):
+        add(f"{kind}-truncated", ["truncated"], "DecodeError", fresh, message[:-1])
+        add(f"{kind}-trailing-byte", ["trailing-bytes"], "DecodeError", fresh, message + b"\x00")
     # The new controller's recovery refuses a command that does not match it (spec 9.2).
     new_key = HmacDrbg.from_seed(SEED + "negative/new-controller").random_bytes(32)
     new_public = gk.Controller(gk.ControllerState(world.group, 1, 2, new_key)).public_key
