@@ -181,6 +181,34 @@ def _outcome(result: object) -> dict:
     return {"accepted": "keys"}
 
 
+def _ceremony_intermediates(n: int, t: int, group: bytes, draws: list[bytes], operators: list[gk.Operator],
+                            info: frost.PublicKeyPackage) -> dict:
+    """Spec 8.5: the DKG's values (specs/frost.md 7.1), recomputed with the frost functions from the recorded
+    draws and checked against the ceremony's result: Phi, every round-1 package, every share f_i(l), every key
+    share.  Scalars are SerializeScalar (32 bytes little-endian), points SerializeElement (32 bytes)."""
+    phi = gk.DOMAIN + bytes([len(b"operators")]) + b"operators" + bytes([len(group)]) + group
+    replay = ReplayRandom(list(draws))
+    parts = {i: frost.dkg_part1(i, n, t, phi, replay) for i in range(1, n + 1)}
+    round1 = {i: package for i, (_, package) in parts.items()}
+    sent = {i: frost.dkg_part2(secret, round1) for i, (secret, _) in parts.items()}
+    for op in operators:
+        kp = op.state.signer.key_package
+        mine = frost.dkg_part3(parts[kp.identifier][0], round1,
+                               {j: sent[j][kp.identifier] for j in sent if j != kp.identifier})[0]
+        if mine.secret_share != kp.secret_share or not replay.exhausted:
+            raise VectorMismatchError("the DKG intermediates do not recompute to the ceremony's key shares")
+    S, E = ed25519.SerializeScalar, ed25519.SerializeElement
+    return {"phi": phi.hex(),
+            "round1": [{"id": i, "commitment": [E(c).hex() for c in p.commitment], "R": E(p.proof_R).hex(),
+                        "mu": S(p.proof_mu).hex()} for i, p in round1.items()],
+            "shares": [{"from": i, "to": j, "value": S(share.value).hex()}
+                       for i, out in sent.items() for j, share in sorted(out.items())],
+            "key_shares": [{"id": op.identifier, "secret_share": S(op.state.signer.key_package.secret_share).hex(),
+                            "verifying_share": E(op.state.signer.key_package.verifying_share).hex()}
+                           for op in operators],
+            "command_key": E(info.group_public_key).hex()}
+
+
 class _RecordingOperator:
     """Duck-types a ``gk.Operator`` for ``gk.sign_command`` and records its two rounds."""
 
@@ -228,7 +256,9 @@ class _World:
         self.threshold = small_int_field(v, "threshold")
         n = small_int_field(v, "operators")
         self.operators, self.info = gk.operator_ceremony(n, self.threshold, self.group, self.rng)
-        self.setup_draws = _scalar_draws(self.rng.take(), _ceremony_names(n, self.threshold))
+        draws = self.rng.take()
+        self.setup_draws = _scalar_draws(draws, _ceremony_names(n, self.threshold))
+        self.setup = _ceremony_intermediates(n, self.threshold, self.group, draws, self.operators, self.info)
         self.controller = gk.Controller(gk.ControllerState(self.group, 0, self.arity,
                                                             bytes_field(v, "controller_key")))
         self.meters: dict[bytes, gk.Meter] = {}
@@ -511,7 +541,7 @@ def _outputs(v: Mapping[str, Any], rng: Any) -> tuple[dict, list[dict]]:
     steps = list_field(v, "steps")
     if not steps or any(not isinstance(s, dict) for s in steps):
         raise VectorMismatchError("field 'steps' must be a non-empty list of objects")
-    top = {"setup_draws": world.setup_draws, "command_key": gk.command_key(world.info).hex(),
+    top = {"setup_draws": world.setup_draws, "setup": world.setup, "command_key": gk.command_key(world.info).hex(),
            "controller_public": world.controller.public_key.hex()}
     return top, [_step(world, {k: s[k] for k in s if k in _INPUTS}) for s in steps]
 
