@@ -88,6 +88,14 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
             "description": "Values shared by every vector (family specific).",
             "type": "object",
         },
+        "notes": {
+            "description": (
+                "Flag name -> what it means, for every flag a vector of the file "
+                "carries in its `flags` (vectors/README.md, Negative vectors)."
+            ),
+            "type": "object",
+            "additionalProperties": {"type": "string", "minLength": 1},
+        },
         "vectors": {
             "description": "The vectors; each has a name unique within the file.",
             "type": "array",
@@ -97,6 +105,26 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
                 "required": ["name"],
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
+                    "result": {
+                        "description": (
+                            "valid (the default when absent), invalid (the step MUST "
+                            "refuse with `error`) or acceptable."
+                        ),
+                        "enum": ["valid", "invalid", "acceptable"],
+                    },
+                    "flags": {
+                        "description": "Flag names, each documented in the file's `notes`.",
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1},
+                    },
+                    "error": {
+                        "description": (
+                            "For an invalid vector: the spec's error name "
+                            "(specs/conventions.md section 5.1) the refusal raises."
+                        ),
+                        "type": "string",
+                        "minLength": 1,
+                    },
                 },
             },
         },
