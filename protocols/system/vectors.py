@@ -75,6 +75,11 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
         },
+        "notes": {
+            "description": "Flag name -> what the flag means, for the flags of the vectors' 'flags' lists (issue 15 conventions).",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
         "generated_by": {
             "description": "The code (and DRBG seeds) that generated or transcribed the file.",
             "type": "string",
