@@ -75,11 +75,6 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
         },
-        "notes": {
-            "description": "Flag name -> what the flag means, for the flags of the vectors' 'flags' lists (issue 15 conventions).",
-            "type": "object",
-            "additionalProperties": {"type": "string"},
-        },
         "generated_by": {
             "description": "The code (and DRBG seeds) that generated or transcribed the file.",
             "type": "string",
@@ -92,6 +87,11 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
         "parameters": {
             "description": "Values shared by every vector (family specific).",
             "type": "object",
+        },
+        "notes": {
+            "description": "Flag name -> description: every flag a vector of the file carries (Wycheproof style).",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
         },
         "vectors": {
             "description": "The vectors; each has a name unique within the file.",
