@@ -4,7 +4,7 @@
 One vector is one step of one role (specs/ibe.md 4.8.2): ``pairing`` (the pairing of
 specs/bls12_381.md section 7 with its uncubed value), ``setup`` and ``extract`` (PKG),
 ``encapsulate`` (sender), ``decapsulate`` (device), ``hybrid`` (an envelope of
-protocols.schemes.ibe_hybrid), and the distributed PKG: ``deal`` (dealer), ``combine-dealings``
+protocols.schemes.ibe_hybrid) and ``hybrid-open`` (device), and the distributed PKG: ``deal`` (dealer), ``combine-dealings``
 (combiner), ``node-secret`` and ``extract-share`` (PKG node), ``combine-key-shares`` (device).
 Every random value consumed is recorded in ``draws`` (each random_bytes call, in order), and
 a vector with ``result: invalid`` must be refused with exactly the error it names.
@@ -55,6 +55,10 @@ NOTES = {
     "BadProofOfPossession": "a proof of possession that does not verify (tampered z, or another context)",
     "BadKeyShare": "a key share d_i that is not s_i Q_id",
     "TooFewShares": "fewer than t key shares",
+    "WrongEpoch": "an envelope opened for another key epoch",
+    "WrongSuite": "an envelope naming another suite",
+    "TamperedEnvelope": "one byte of the envelope's AEAD ciphertext, or the caller's aad, changed",
+    "Malformed": "an envelope that is not the CBOR map of specs/ibe.md 4.4",
 }
 
 
@@ -155,10 +159,22 @@ def _op_hybrid(v):
     seal = lambda rng: hy.seal(hy.Bls12Sender(params), identity, epoch, plaintext, aad, rng)  # noqa: E731
     envelope = seal(_draws(v))
     _check_seed(v, seal)
+    trace = bf.encapsulate_trace(params, identity, _draws(v))
+    header = {1: hy.VERSION, 2: SUITE, 3: identity, 4: epoch, 5: trace.u + trace.v}
     recipient = hy.Bls12Recipient(bf.PrivateKey.from_bytes(identity, bytes_field(v, "d_id")))
     if hy.open_envelope(recipient, envelope, epoch, aad) != plaintext:
         raise VectorMismatchError("field 'plaintext' does not open")
-    return ("p_pub", "identity", "d_id", "epoch", "plaintext", "aad", "seed", "draws"), {"envelope": envelope.hex()}
+    return ("p_pub", "identity", "d_id", "epoch", "plaintext", "aad", "seed", "draws"), {
+        "kem_key": trace.key.hex(), "enc": (trace.u + trace.v).hex(),
+        "aead_aad": hy._aad(header, aad).hex(), "envelope": envelope.hex()}
+
+
+def _op_hybrid_open(v):
+    identity, epoch, aad = bytes_field(v, "identity"), small_int_field(v, "epoch"), bytes_field(v, "aad")
+    envelope = bytes_field(v, "envelope")
+    recipient = hy.Bls12Recipient(bf.PrivateKey.from_bytes(identity, bytes_field(v, "d_id")))
+    return ("identity", "d_id", "epoch", "aad", "envelope"), {
+        "plaintext": hy.open_envelope(recipient, envelope, epoch, aad).hex()}
 
 
 def _dkg_inputs(v):
@@ -246,14 +262,15 @@ def _op_combine_key_shares(v):
 
 
 OPS = {"pairing": _op_pairing, "setup": _op_setup, "extract": _op_extract, "encapsulate": _op_encapsulate,
-       "decapsulate": _op_decapsulate, "hybrid": _op_hybrid, "deal": _op_deal,
+       "decapsulate": _op_decapsulate, "hybrid": _op_hybrid, "hybrid-open": _op_hybrid_open, "deal": _op_deal,
        "combine-dealings": _op_combine_dealings, "node-secret": _op_node_secret,
        "extract-share": _op_extract_share, "combine-key-shares": _op_combine_key_shares}
 ROLES = {"pairing": "any", "setup": "pkg", "extract": "pkg", "encapsulate": "sender", "decapsulate": "device",
-         "hybrid": "sender+device", "deal": "dealer", "combine-dealings": "combiner", "node-secret": "pkg-node",
+         "hybrid": "sender+device", "hybrid-open": "device", "deal": "dealer", "combine-dealings": "combiner", "node-secret": "pkg-node",
          "extract-share": "pkg-node", "combine-key-shares": "device"}
 # the inputs each operation reads when it is refused (an invalid vector has no outputs)
-INVALID_INPUTS = {"decapsulate": ("identity", "d_id", "enc"), "combine-dealings": ("threshold", "nodes", "context",
+INVALID_INPUTS = {"decapsulate": ("identity", "d_id", "enc"), "hybrid-open": ("identity", "d_id", "epoch", "aad",
+                  "envelope"), "combine-dealings": ("threshold", "nodes", "context",
                   "dealings"), "node-secret": ("node", "dealings"),
                   "combine-key-shares": ("threshold", "identity", "p_pub", "verification_keys", "key_shares")}
 
@@ -418,6 +435,7 @@ def build() -> dict:
         vectors.append(_vector(f"hybrid-{i}", "hybrid", {
             "p_pub": p_pub, "identity": identity.hex(), "d_id": bf.extract(master, identity).to_bytes().hex(),
             "epoch": epoch, "plaintext": plaintext.hex(), "aad": aad.hex(), "seed": seed, "draws": rec.draws}))
+    vectors.extend(_hybrid_open_vectors(vectors, identities, master))
     for n_, (threshold, nodes, used) in enumerate([(2, [1, 2, 3], [1, 3]), (3, [1, 2, 3, 4, 5], [2, 4, 5])]):
         vectors.extend(_dkg_vectors(n_, threshold, nodes, used, identities[0]))
     return {
@@ -427,12 +445,41 @@ def build() -> dict:
         "generated_by": f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed, seeds {SEED}...)",
         "description": ("BF-IBE on BLS12-381, one vector per step of one role (specs/ibe.md 4.8): the pairing "
                         "(specs/bls12_381.md 7), setup, extract, encapsulate and decapsulate with every "
-                        "intermediate, the hybrid envelope, and the distributed PKG (deal, combine-dealings, "
+                        "intermediate, the hybrid envelope and its opening, and the distributed PKG (deal, combine-dealings, "
                         "node-secret, extract-share, combine-key-shares). Every random_bytes call is in 'draws'; "
                         "scalars are 32-byte big-endian hex; invalid vectors name the spec's error."),
         "notes": NOTES,
         "vectors": vectors,
     }
+
+
+def _hybrid_open_vectors(vectors, identities, master) -> list[dict]:
+    from protocols.primitives import cbor
+    out = []
+    for v in [x for x in vectors if x["operation"] == "hybrid"]:
+        base = {k: v[k] for k in ("identity", "d_id", "epoch", "aad", "envelope")}
+        out.append(_vector(v["name"].replace("hybrid", "hybrid-open"), "hybrid-open", base))
+    v = vectors[-1]  # hybrid-1
+    base = {k: v[k] for k in ("identity", "d_id", "epoch", "aad", "envelope")}
+    env = bytes.fromhex(v["envelope"])
+    message = cbor.decode(env)
+    other_suite = cbor.encode({**message, 2: "bf-rfc5091"})
+    other = identities[0]
+    cases = [
+        ("truncated", {**base, "envelope": env[:-1].hex()}, ["Malformed", "Truncated"], "DecodeError"),
+        ("trailing-byte", {**base, "envelope": (env + b"\x00").hex()}, ["Malformed", "TrailingBytes"], "DecodeError"),
+        ("wrong-suite", {**base, "envelope": other_suite.hex()}, ["WrongSuite"], "ParameterError"),
+        ("wrong-epoch", {**base, "epoch": v["epoch"] + 1}, ["WrongEpoch"], "StateError"),
+        ("wrong-identity", {**base, "identity": other.hex(), "d_id": bf.extract(master, other).to_bytes().hex()},
+         ["WrongIdentity"], "VerificationError"),
+        ("tampered-ciphertext", {**base, "envelope": _flip(env, len(env) - 1).hex()}, ["TamperedEnvelope"],
+         "VerificationError"),
+        ("other-aad", {**base, "aad": (bytes.fromhex(v["aad"]) + b"x").hex()}, ["TamperedEnvelope"],
+         "VerificationError"),
+    ]
+    for label, inputs, flags, error in cases:
+        out.append(_vector(f"hybrid-open-invalid-{label}", "hybrid-open", inputs, "invalid", flags, error))
+    return out
 
 
 def _dkg_vectors(n_: int, threshold: int, nodes: list[int], used: list[int], identity: bytes) -> list[dict]:
