@@ -755,9 +755,9 @@ class GT:
 
 
 def pairing(P1: G1, Q2: G2) -> GT:
-    """e(P, Q): the optimal ate pairing of BLS12-381 with the final
-    exponentiation (p^12 - 1) / r, as computed by arkworks (and, byte for
-    byte, by mcl; spec section 7)."""
+    """pairing(P, Q) = e(P, Q)^3: the optimal ate pairing of BLS12-381 cubed,
+    that is the Miller value raised to 3 (p^12 - 1) / r, as computed by
+    arkworks (spec section 7; checked numerically)."""
     if not isinstance(P1, G1) or not isinstance(Q2, G2):
         raise ParameterError("pairing takes a G1 element and a G2 element")
     return GT._from_ark(_ArkGT.pairing(P1._p, Q2._p))

@@ -37,6 +37,7 @@ from protocols.primitives import shamir
 from protocols.primitives.bls12_381 import (
     G1,
     G2,
+    GT,
     R,
     expand_message_xmd,
     hash_to_g1,
@@ -167,34 +168,75 @@ def _key(sigma: bytes, u: bytes, v: bytes, identity: bytes) -> bytes:
     return expand_message_xmd(sigma + u + v + _lp(identity), DST_KEY, KEY_BYTES)
 
 
+@dataclass(frozen=True)
+class KemTrace:
+    """Every intermediate of one encapsulation or decapsulation (specs/ibe.md 4.3), exported so
+    that the vectors carry them: sigma, rho, Q_id, theta = e(rho Q_id, P_pub) (encapsulation) or
+    e(d_id, U) (decapsulation), the 32-byte mask H_mask(...), U, V and the key."""
+
+    sigma: bytes = field(repr=False)
+    rho: int = field(repr=False)
+    q_id: G1
+    theta: GT = field(repr=False)
+    mask: bytes = field(repr=False)
+    u: bytes
+    v: bytes
+    key: bytes = field(repr=False)
+
+
+def encapsulate_with_sigma(params: PublicParams, identity: bytes, sigma: bytes) -> KemTrace:
+    """Spec 4.3 steps 1-5 for a given sigma (32 bytes); ParameterError if rho = 0 (draw again)."""
+    identity = _identity(identity)
+    if not isinstance(sigma, (bytes, bytearray)) or len(sigma) != SIGMA_BYTES:
+        raise ParameterError(f"sigma is {SIGMA_BYTES} bytes")
+    sigma = bytes(sigma)
+    rho = _rho(sigma, identity)
+    if rho == 0:  # probability below 2^-254
+        raise ParameterError("rho = 0 for this sigma; draw sigma again")
+    u = (G2.generator() * rho).to_bytes()
+    q_id = identity_point(identity)
+    theta = pairing(q_id * rho, params.p_pub)  # = e(Q_id, P_pub)^rho, cheaper
+    mask = _mask(theta.to_bytes(), u, identity)
+    v = bytes(a ^ b for a, b in zip(sigma, mask))
+    return KemTrace(sigma, rho, q_id, theta, mask, u, v, _key(sigma, u, v, identity))
+
+
 def encapsulate(params: PublicParams, identity: bytes,
                 rng: RandomSource | None = None) -> tuple[bytes, bytes]:
     """(key, enc): a 32-byte key and its 128-byte encapsulation to ``identity``."""
+    trace = encapsulate_trace(params, identity, rng)
+    return trace.key, trace.u + trace.v
+
+
+def encapsulate_trace(params: PublicParams, identity: bytes, rng: RandomSource | None = None) -> KemTrace:
+    """Spec 4.3: draw sigma (one random_bytes(32) call per attempt) until rho != 0."""
     identity = _identity(identity)
     source = resolve(rng)
     while True:
         sigma = source.random_bytes(SIGMA_BYTES)
-        rho = _rho(sigma, identity)
-        if rho:  # rho = 0 has probability below 2^-254; draw again
-            break
-    u = (G2.generator() * rho).to_bytes()
-    theta = pairing(identity_point(identity) * rho, params.p_pub)  # = e(Q_id, P_pub)^rho, cheaper
-    v = bytes(a ^ b for a, b in zip(sigma, _mask(theta.to_bytes(), u, identity)))
-    return _key(sigma, u, v, identity), u + v
+        if _rho(sigma, identity):
+            return encapsulate_with_sigma(params, identity, sigma)
 
 
-def decapsulate(key: PrivateKey, enc: bytes) -> bytes:
-    """The key of ``enc``; VerificationError unless enc was made for this identity."""
+def decapsulate_trace(key: PrivateKey, enc: bytes) -> KemTrace:
+    """Spec 4.3 Decapsulate with its intermediates; DecodeError / VerificationError as decapsulate."""
     if not isinstance(enc, (bytes, bytearray)) or len(enc) != ENC_BYTES:
         raise DecodeError(f"an encapsulation is {ENC_BYTES} bytes")
     u_bytes, v = bytes(enc[:96]), bytes(enc[96:])
     u = G2.from_bytes(u_bytes)
     theta = pairing(key.d, u)
-    sigma = bytes(a ^ b for a, b in zip(v, _mask(theta.to_bytes(), u_bytes, key.identity)))
+    mask = _mask(theta.to_bytes(), u_bytes, key.identity)
+    sigma = bytes(a ^ b for a, b in zip(v, mask))
     rho = _rho(sigma, key.identity)
     if rho == 0 or not hmac.compare_digest((G2.generator() * rho).to_bytes(), u_bytes):
         raise VerificationError("the encapsulation does not decrypt under this identity's key")
-    return _key(sigma, u_bytes, v, key.identity)
+    return KemTrace(sigma, rho, identity_point(key.identity), theta, mask, u_bytes, v,
+                    _key(sigma, u_bytes, v, key.identity))
+
+
+def decapsulate(key: PrivateKey, enc: bytes) -> bytes:
+    """The key of ``enc``; VerificationError unless enc was made for this identity."""
+    return decapsulate_trace(key, enc).key
 
 
 # ---------------------------------------------------------------------------
@@ -256,9 +298,24 @@ def deal(dealer: int, threshold: int, nodes: Sequence[int], rng: RandomSource | 
     context = _check_context(context)
     source = resolve(rng)
     coefficients = [random_scalar(source)] + [random_scalar(source, nonzero=False) for _ in range(threshold - 1)]
+    k = random_scalar(source)
+    return deal_with_draws(dealer, threshold, nodes, coefficients, k, context)
+
+
+def deal_with_draws(dealer: int, threshold: int, nodes: Sequence[int], coefficients: Sequence[int], k: int,
+                    context: bytes = b"") -> Dealing:
+    """Spec 4.5.1 for given draws: coefficients a_0..a_{t-1} (a_0 in [1, r), the others in [0, r)) and
+    the proof nonce k in [1, r); ParameterError otherwise."""
+    nodes = _check_nodes(threshold, nodes)
+    if dealer not in nodes:
+        raise ParameterError("the dealer must be one of the nodes")
+    context = _check_context(context)
+    coefficients = list(coefficients)
+    if (len(coefficients) != threshold or any(type(a) is not int or not 0 <= a < R for a in coefficients)
+            or coefficients[0] == 0 or type(k) is not int or not 1 <= k < R):
+        raise ParameterError("t coefficients in [0, r) with a_0 != 0, and k in [1, r), are needed")
     g2 = G2.generator()
     commitments = tuple(g2 * a for a in coefficients)
-    k = random_scalar(source)
     r = g2 * k
     z = (k + pop_challenge(context, threshold, nodes, dealer, commitments[0], r) * coefficients[0]) % R
     return Dealing(dealer, commitments, {x: _evaluate(coefficients, x) for x in nodes}, r, z)

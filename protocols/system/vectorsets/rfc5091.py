@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from protocols.errors import VectorMismatchError
+from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.supersingular import (
     Canonical,
     Fp2,
@@ -40,6 +40,10 @@ from protocols.primitives.supersingular import (
     PointMultiply,
     Type1Curve,
     Pairing,
+    der_fp_point,
+    der_integer,
+    der_octet_string,
+    der_sequence,
     point_multiply_plain,
 )
 from protocols.schemes import bb1, bf
@@ -280,6 +284,174 @@ def verify_vector(vector: Mapping[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------
+# Decryption steps (the recipient's role) and invalid vectors, derived from 7.5-7.8
+# (not printed by the RFC; specs/ibe.md 3.8)
+
+NOTES = {
+    "Valid": "the recipient decrypts to m",
+    "Truncated": "the DER ciphertext is cut short",
+    "TrailingBytes": "a byte after the DER SEQUENCE",
+    "WrongTag": "the outer tag is not SEQUENCE",
+    "InvalidPoint": "a ciphertext point off the curve, or with a coordinate outside [0, p)",
+    "WrongSubgroup": "a ciphertext point on the curve but not of order q",
+    "OutOfRange": "BB1's u not below q",
+    "WrongLength": "BF's V not hashlen octets",
+    "TamperedCiphertext": "one bit of V, W or y flipped",
+    "WrongIdentity": "the ciphertext decrypted with another identity's key",
+}
+_DECRYPT_INPUTS = {"bf-decrypt": ("p", "q", "P", "P_pub", "hashfcn", "S_id", "ciphertext"),
+                   "bb1-decrypt": ("p", "q", "P", "P_1", "P_2", "P_3", "v", "hashfcn", "D_0", "D_1", "ciphertext")}
+_COMMON = ("name", "operation", "origin", "note", "result", "flags", "error")
+
+
+def _bf_decrypt_m(v: Mapping[str, Any]) -> bytes:
+    params = _bf_params(v)
+    data = bytes_field(v, "ciphertext")
+    key = bf.BFPrivateKey(_point_field(v, "S_id"))
+    return bf.BFdecrypt(params, key, bf.BFCiphertext.from_der(data, params))
+
+
+def _bb1_decrypt_m(v: Mapping[str, Any]) -> bytes:
+    params = _bb1_params(v)
+    data = bytes_field(v, "ciphertext")
+    key = bb1.BB1PrivateKey(_point_field(v, "D_0"), _point_field(v, "D_1"))
+    return bb1.BBdecrypt(params, key, bb1.BB1Ciphertext.from_der(data, params))
+
+
+_DECRYPT = {"bf-decrypt": _bf_decrypt_m, "bb1-decrypt": _bb1_decrypt_m}
+
+
+def _decrypt_step(operation: str) -> Callable[[Mapping[str, Any]], None]:
+    def run(v: Mapping[str, Any]) -> None:
+        flags = v.get("flags", [])
+        if not isinstance(flags, list) or any(f not in NOTES for f in flags):
+            raise VectorMismatchError("field 'flags' names an undocumented flag")
+        allowed = set(_COMMON) | set(_DECRYPT_INPUTS[operation])
+        if v.get("result", "valid") == "valid":
+            allowed.add("m")
+        for key in v:
+            if key not in allowed:
+                raise VectorMismatchError(f"field {key!r} is not a field of {operation}")
+        if v.get("result", "valid") == "valid":
+            m = bytes_field(v, "m")
+            expect("m", m, _DECRYPT[operation](v))
+            return
+        if v.get("result") != "invalid":
+            raise VectorMismatchError("field 'result' must be 'valid' or 'invalid'")
+        expected = str_field(v, "error")
+        try:
+            _DECRYPT[operation](v)
+        except VectorMismatchError:
+            raise
+        except UsappError as exc:
+            if type(exc).__name__ != expected:
+                raise VectorMismatchError(f"field 'error': refused with {type(exc).__name__}, not {expected}") from exc
+        else:
+            raise VectorMismatchError("field 'result': the invalid ciphertext was accepted")
+    return run
+
+
+OPERATIONS["bf-decrypt"] = _decrypt_step("bf-decrypt")
+OPERATIONS["bb1-decrypt"] = _decrypt_step("bb1-decrypt")
+
+
+def _flip(data: bytes, index: int) -> bytes:
+    return data[:index] + bytes([data[index] ^ 1]) + data[index + 1:]
+
+
+def derived_vectors(vectors: list[Mapping[str, Any]]) -> list[dict]:
+    """The recipient's decryption steps, valid and invalid, from the 7.5/7.6 and 7.7/7.8 vectors."""
+    by_name = {v["name"]: v for v in vectors}
+    v76, v78 = by_name["7.6-bf-encrypt-computed"], by_name["7.8-bb1-encrypt"]
+    out: list[dict] = []
+    bf_base = {k: v76[k] for k in ("p", "q", "P", "P_pub", "hashfcn")}
+    params = _bf_params(bf_base)
+    E = params.curve
+    key = bf.BFextractPriv(params, bf.BFMasterSecret(int_field(v76, "s")), bytes_field(v76, "id"))
+    s_id = {"x": hexint(key.S_id.x), "y": hexint(key.S_id.y)}
+    C = bf.BFCiphertext(_point_field(v76, "U"), bytes_field(v76, "V"), bytes_field(v76, "W"))
+    der = C.to_der()
+    origin = "derived by this implementation from RFC 5091 7.5 and 7.6 (not in the RFC); specs/ibe.md 3.8"
+
+    def bf_vec(name, ciphertext, result="valid", flags=("Valid",), error=None, key_point=None, note=None):
+        v = {"name": name, "operation": "bf-decrypt", "origin": origin, **bf_base,
+             "S_id": key_point or s_id, "ciphertext": ciphertext.hex(), "result": result, "flags": list(flags)}
+        if result == "valid":
+            v["m"] = v76["m"]
+        if error:
+            v["error"] = error
+        if note:
+            v["note"] = note
+        return v
+
+    def bf_der(U, V, W):
+        return der_sequence(der_integer(2), der_fp_point(U.x, U.y), der_octet_string(V), der_octet_string(W))
+
+    U = C.U
+    order3 = Point(0, 1)  # (0, 1) is on y^2 = x^3 + 1 with order 3, not q
+    other = bf.BFextractPriv(params, bf.BFMasterSecret(int_field(v76, "s")), b"Alice").S_id
+    out += [
+        bf_vec("bf-decrypt-7.6", der),
+        bf_vec("bf-decrypt-invalid-truncated", der[:-1], "invalid", ["Truncated"], "DecodeError"),
+        bf_vec("bf-decrypt-invalid-trailing", der + b"\x00", "invalid", ["TrailingBytes"], "DecodeError"),
+        bf_vec("bf-decrypt-invalid-wrong-tag", b"\x31" + der[1:], "invalid", ["WrongTag"], "DecodeError"),
+        bf_vec("bf-decrypt-invalid-u-off-curve", bf_der(Point(U.x, (U.y + 1) % E.p), C.V, C.W), "invalid",
+               ["InvalidPoint"], "InvalidCiphertextError"),
+        bf_vec("bf-decrypt-invalid-u-x-not-below-p", bf_der(Point(U.x + E.p, U.y), C.V, C.W), "invalid",
+               ["InvalidPoint"], "InvalidCiphertextError"),
+        bf_vec("bf-decrypt-invalid-u-wrong-subgroup", bf_der(order3, C.V, C.W), "invalid",
+               ["WrongSubgroup"], "InvalidCiphertextError", note="U = (0, 1), a point of order 3"),
+        bf_vec("bf-decrypt-invalid-v-short", bf_der(U, C.V[:-1], C.W), "invalid", ["WrongLength"],
+               "InvalidCiphertextError"),
+        bf_vec("bf-decrypt-invalid-v-flipped", bf_der(U, _flip(C.V, 0), C.W), "invalid", ["TamperedCiphertext"],
+               "VerificationError"),
+        bf_vec("bf-decrypt-invalid-w-flipped", bf_der(U, C.V, _flip(C.W, 0)), "invalid", ["TamperedCiphertext"],
+               "VerificationError"),
+        bf_vec("bf-decrypt-invalid-wrong-identity", der, "invalid", ["WrongIdentity"], "VerificationError",
+               key_point={"x": hexint(other.x), "y": hexint(other.y)}, note="S_id of the identity 'Alice'"),
+    ]
+    bb_base = {k: v78[k] for k in ("p", "q", "P", "P_1", "P_2", "P_3", "v", "hashfcn", "D_0", "D_1")}
+    bparams = _bb1_params(bb_base)
+    B = bb1.BB1Ciphertext(int_field(v78, "u"), _point_field(v78, "C_0"), _point_field(v78, "C_1"),
+                          bytes_field(v78, "y"))
+    bder = B.to_der()
+    borigin = "derived by this implementation from RFC 5091 7.7 and 7.8 (not in the RFC); specs/ibe.md 3.8"
+
+    def bb_vec(name, ciphertext, result="valid", flags=("Valid",), error=None):
+        v = {"name": name, "operation": "bb1-decrypt", "origin": borigin, **bb_base,
+             "ciphertext": ciphertext.hex(), "result": result, "flags": list(flags)}
+        if result == "valid":
+            v["m"] = v78["m"]
+        if error:
+            v["error"] = error
+        return v
+
+    def bb_der(u, C0, C1, y):
+        return der_sequence(
+            der_integer(2), der_fp_point(C0.x, C0.y), der_fp_point(C1.x, C1.y), der_integer(u), der_octet_string(y))
+
+    if bb_der(B.u, B.C_0, B.C_1, B.y) != bder:
+        raise VectorMismatchError("BB1 DER layout changed")
+    q = bparams.curve.q
+    out += [
+        bb_vec("bb1-decrypt-7.8", bder),
+        bb_vec("bb1-decrypt-invalid-truncated", bder[:-1], "invalid", ["Truncated"], "DecodeError"),
+        bb_vec("bb1-decrypt-invalid-u-not-below-q", bb_der(B.u + q, B.C_0, B.C_1, B.y), "invalid",
+               ["OutOfRange"], "InvalidCiphertextError"),
+        bb_vec("bb1-decrypt-invalid-c0-off-curve", bb_der(B.u, Point(B.C_0.x, (B.C_0.y + 1) % bparams.curve.p),
+                                                          B.C_1, B.y), "invalid", ["InvalidPoint"],
+               "InvalidCiphertextError"),
+        bb_vec("bb1-decrypt-invalid-c1-wrong-subgroup", bb_der(B.u, B.C_0, Point(0, 1), B.y), "invalid",
+               ["WrongSubgroup"], "InvalidCiphertextError"),
+        bb_vec("bb1-decrypt-invalid-y-flipped", bb_der(B.u, B.C_0, B.C_1, _flip(B.y, 0)), "invalid",
+               ["TamperedCiphertext"], "VerificationError"),
+    ]
+    for v in out:
+        verify_vector(v)
+    return out
+
+
+# --------------------------------------------------------------------------
 # Transcription from the shared reference set
 
 
@@ -450,15 +622,19 @@ def transcribe(reference: Mapping[str, Any]) -> dict:
                         "PointMultiply, HashToRange, the modified Tate pairing, BF key derivation and "
                         "extraction, BF encryption (7.6, computed: the RFC's printed values are "
                         "inconsistent), BB1 extraction, encryption and decryption. Toy sizes (132- "
-                        "and 192-bit p), for checking arithmetic only."),
+                        "and 192-bit p), for checking arithmetic only. Derived (not in the RFC, marked in "
+                        "origin): the recipient decrypting 7.6 and 7.8, and invalid ciphertexts with the error "
+                        "each must raise."),
+        "notes": NOTES,
         "vectors": vectors,
     }
     for vector in vectors:
         verify_vector(vector)
+    vectors.extend(derived_vectors(vectors))
     return envelope
 
 
-PINNED_SHA256 = "c6cd58513c7c87c07228aa97dbc93a4e13270f6564b0c31abf294c00f5b81725"
+PINNED_SHA256 = "0d35a3df5fe7c698340da1c84ffec2edaf24ecd4ee5906d8e2b3447a5ba8a20e"
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
                       pinned_sha256=PINNED_SHA256)
