@@ -304,7 +304,7 @@ def _round_json(sk: PrivateKey, p: agg.Provisioned, t: nb.Transcript, readings, 
             "signers": [m for m in hood.committee if m in rs.signatures],
             "decrypted": hexint(decrypted), "unmasked": hexint(unmasked), "tag_sum": hexint(tag_sum),
         },
-        "result": {"sums": list(result.sums), "reporting": list(result.reporting), "missing": list(result.missing),
+        "release": {"sums": list(result.sums), "reporting": list(result.reporting), "missing": list(result.missing),
                    "noisy": result.noisy},
     }
 
@@ -336,7 +336,7 @@ def _first_difference(path: str, stored: Any, computed: Any) -> str | None:
 
 def _round(v: Mapping[str, Any]) -> None:
     outputs = _outputs(v)
-    for name in ("parameters", "meter_keys", "directory", "round_meters", "pairs", "messages", "utility", "result"):
+    for name in ("parameters", "meter_keys", "directory", "round_meters", "pairs", "messages", "utility", "release"):
         where = _first_difference(name, v.get(name), outputs[name])
         if where is not None:
             raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
