@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from fractions import Fraction
 from typing import Any
 
@@ -52,16 +53,18 @@ _RATIONAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:/[1-9][0-9]*)?")
 
 @dataclass
 class CountingRandom:
-    """Wraps an rng and counts its ``random_bytes`` calls and bytes."""
+    """Wraps an rng, counts its ``random_bytes`` calls and bytes and records each output in order."""
 
     inner: Any
     calls: int = 0
     bytes_drawn: int = 0
+    log: list = dc_field(default_factory=list)
 
     def random_bytes(self, n: int) -> bytes:
         out = self.inner.random_bytes(n)
         self.calls += 1
         self.bytes_drawn += n
+        self.log.append(out.hex())
         return out
 
 
@@ -91,6 +94,7 @@ def _list_length(vector: Mapping[str, Any], name: str) -> int:
 def _expect_draws(vector: Mapping[str, Any], rng: CountingRandom) -> None:
     expect("draw_calls", small_int_field(vector, "draw_calls"), rng.calls)
     expect("bytes_drawn", small_int_field(vector, "bytes_drawn"), rng.bytes_drawn)
+    expect("draws", vector.get("draws"), rng.log)
 
 
 def _expect_list(vector: Mapping[str, Any], name: str, computed: list) -> None:
@@ -229,7 +233,7 @@ def _sampled(name: str, operation: str, inputs: dict[str, Any], key: str, count:
     rng = CountingRandom(HmacDrbg.from_seed(seed))
     values = [draw(rng) for _ in range(count)]
     return {"name": name, "operation": operation, "seed": seed, **inputs, key: values,
-            "draw_calls": rng.calls, "bytes_drawn": rng.bytes_drawn}
+            "draw_calls": rng.calls, "bytes_drawn": rng.bytes_drawn, "draws": rng.log}
 
 
 def _config_inputs(level: PrivacyLevel, sensitivity: int, participants: int,
