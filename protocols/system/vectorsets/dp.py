@@ -220,7 +220,17 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 }
 
 
+NOTES = {
+    "out-of-range": "a parameter outside its range (specs/dp.md section 9): refused before anything is drawn",
+}
+
+
 def verify_vector(vector: Mapping[str, Any]) -> None:
+    invalid = vector.get("result", "valid") == "invalid"
+    if vector.get("result", "valid") not in ("valid", "invalid") or invalid != (vector.get("operation") == "reject"):
+        raise VectorMismatchError("field 'result': 'invalid' exactly for reject vectors")
+    if any(flag not in NOTES for flag in vector.get("flags", [])):
+        raise VectorMismatchError("field 'flags': a flag not documented in the file's notes")
     dispatch(OPERATIONS, vector)
 
 
@@ -291,7 +301,7 @@ def build() -> dict:
     ]
     for i, (function, inputs) in enumerate(rejects):
         vectors.append({"name": f"reject-{i}", "operation": "reject", "function": function,
-                        **inputs, "error": "ParameterError"})
+                        **inputs, "result": "invalid", "flags": ["out-of-range"], "error": "ParameterError"})
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -303,6 +313,7 @@ def build() -> dict:
                         "(NDSS 2011), clamped to [-B, B]; the beta rounding; rejected inputs. Rationals are "
                         "'n/d' in lowest terms or 'n'; each sampling vector's outputs are drawn in order from "
                         "HMAC_DRBG.from_seed(seed), and draw_calls / bytes_drawn count what they consumed."),
+        "notes": dict(NOTES),
         "vectors": vectors,
     }
 
