@@ -111,6 +111,15 @@ def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[CountingR
     computed = [draw(rng) for _ in range(_list_length(vector, name))]
     _expect_list(vector, name, computed)
     _expect_draws(vector, rng)
+    # Item 1 of issue 15: the recorded draws alone, replayed in order, reproduce every output.
+    draws = vector.get("draws")
+    replay = ReplayRandom([bytes.fromhex(d) for d in draws])
+    try:
+        replayed = [draw(replay) for _ in range(len(computed))]
+    except UsappError as exc:
+        raise VectorMismatchError(f"field 'draws': replaying them fails: {exc}") from None
+    if replayed != computed or not replay.exhausted:
+        raise VectorMismatchError("field 'draws': replaying them does not reproduce the outputs exactly")
 
 
 def _bernoulli(v: Mapping[str, Any]) -> None:
