@@ -249,6 +249,257 @@ def reproduce_dispute(v: dict, t: Tally) -> None:
         t.eq(f"{v['name']} utility_head", tree_head(ukey, meter, cut, time).hex(), v["utility_head"])
 
 
+# -- the arbiter (spec 8.2), with a small CBOR reader for records and heads --------------------------------
+
+def _read(b: bytes, i: int):
+    major, info = b[i] >> 5, b[i] & 31
+    i += 1
+    if info < 24:
+        n = info
+    else:
+        width = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+        n, i = int.from_bytes(b[i:i + width], "big"), i + width
+    if major == 0:
+        return n, i
+    if major in (2, 3):
+        raw = b[i:i + n]
+        return (raw if major == 2 else raw.decode()), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            x, i = _read(b, i)
+            out.append(x)
+        return out, i
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = _read(b, i)
+            out[k], i = _read(b, i)
+        return out, i
+    raise ValueError("not used by the spec")
+
+
+def uncbor(b: bytes) -> dict:
+    x, end = _read(b, 0)
+    assert end == len(b)
+    return x
+
+
+def signed_by(public_key: bytes, kind: str, m: dict, sig_key: int) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    body = {k: v for k, v in m.items() if k != sig_key}
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(m[sig_key], DOMAIN + lp4(kind.encode()) + cbor(body))
+        return True
+    except InvalidSignature:
+        return False
+
+
+class Void(Exception):
+    """Spec 8.2 rule 1: VerificationError."""
+
+
+def arbitrate(mpub: bytes, upub: bytes, meter: bytes, mine_b: list[bytes], receipts_b: list[bytes],
+              head_b: bytes, theirs_b: list[bytes]) -> dict:
+    head = uncbor(head_b)
+    if head[3] != meter or not signed_by(upub, "tree-head", head, 7):
+        raise Void
+    if head[4] != len(theirs_b) or head[5] != mth(theirs_b):
+        raise Void                                                              # rule 1
+    mine, theirs = [uncbor(r) for r in mine_b], [uncbor(r) for r in theirs_b]
+    if not all(signed_by(mpub, "record", r, 8) for r in mine):
+        raise Void
+
+    def verdict(party, index, period, kind):
+        return {"party": party, "kind": kind, "index": index, "period": period}
+
+    for i, r in enumerate(theirs):                                              # rule 2
+        if not signed_by(mpub, "record", r, 8):
+            return verdict("utility", i, r[4], "forged")
+        if r[5] != i or r[3] != meter or (i and r[7] < theirs[i - 1][7]):
+            return verdict("utility", i, r[4], "out-of-order")
+    first = next((i for i, (a, b) in enumerate(zip(mine_b, theirs_b)) if a != b), None)
+    if first is None and len(mine_b) != len(theirs_b):
+        first = min(len(mine_b), len(theirs_b))
+    for data in receipts_b:                                                     # rule 3
+        rc = uncbor(data)
+        if not signed_by(upub, "tree-head", rc, 7) or rc[3] != meter:
+            raise Void
+        if rc[4] <= len(theirs_b) and mth(theirs_b[:rc[4]]) == rc[5]:
+            continue
+        covers = rc[4] <= len(mine_b) and mth(mine_b[:rc[4]]) == rc[5]
+        index = first if covers else None
+        period = mine[first][4] if covers and first is not None and first < len(mine) else None
+        return verdict("utility", index, period, "rewritten")
+    for i, r in enumerate(mine):                                                # rule 4
+        if r[5] != i or r[3] != meter or (i and r[7] < mine[i - 1][7]):
+            return verdict("meter", i, r[4], "meter-gap")
+    if first is None:
+        return verdict(None, None, None, "agree")
+    if first < len(mine) and first < len(theirs):
+        m, u = mine[first], theirs[first]
+        if m[7] > u[7] and all(m[4] > r[4] for r in theirs if r[7] < m[7]):
+            return verdict(None, first, m[4], "lost-state")
+        return verdict("meter", first, m[4], "double-signed")
+    if first < len(theirs):
+        return verdict("meter", first, theirs[first][4], "omitted")
+    return verdict(None, first, mine[first][4], "unacknowledged")              # rule 5
+
+
+def reproduce_verdict(v: dict, t: Tally) -> None:
+    args = (bytes.fromhex(v["meter_public"]), bytes.fromhex(v["utility_public"]), bytes.fromhex(v["meter"]),
+            [bytes.fromhex(r) for r in v["meter_records"]], [bytes.fromhex(r) for r in v["meter_receipts"]],
+            bytes.fromhex(v["utility_head"]), [bytes.fromhex(r) for r in v["utility_records"]])
+    try:
+        got = arbitrate(*args)
+    except Void:
+        got = "VerificationError"
+    t.eq(f"{v['name']} verdict", got, v.get("verdict", v.get("error")))
+
+
+# -- the roles' refusals (spec 3.1, 4.2, 4.3, 5.2, 6.1, 7), with RFC 9162 2.1.3.2 and 2.1.4.2 ----------------
+
+class Refused(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def decode(data: bytes, kind: str, keys: dict) -> dict:
+    try:
+        m = uncbor(data)
+    except (AssertionError, IndexError, KeyError, ValueError, UnicodeDecodeError):
+        raise Refused("DecodeError") from None
+    if not isinstance(m, dict) or set(m) != set(keys) or any(not isinstance(m[k], t) for k, t in keys.items()):
+        raise Refused("DecodeError")
+    if m[1] != 2 or m[2] != kind or cbor(m) != data:                          # spec 2, 3.1: canonical
+        raise Refused("DecodeError")
+    return m
+
+
+RECORD = {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: list, 7: int, 8: bytes}
+HEAD = {1: int, 2: str, 3: bytes, 4: int, 5: bytes, 6: int, 7: bytes}
+
+
+def decode_record(data: bytes) -> dict:
+    m = decode(data, "record", RECORD)
+    if not 1 <= len(m[3]) <= 128 or not 1 <= len(m[6]) <= 16 or len(m[8]) != 64 or m[7] >= 1 << 32:
+        raise Refused("DecodeError")
+    return m
+
+
+def decode_head(data: bytes, meter: bytes, upub: bytes) -> dict:
+    m = decode(data, "tree-head", HEAD)
+    if len(m[5]) != 32 or len(m[7]) != 64:
+        raise Refused("DecodeError")
+    if m[3] != meter or not signed_by(upub, "tree-head", m, 7):
+        raise Refused("VerificationError")
+    return m
+
+
+def proof_list(value) -> list[bytes]:
+    if not isinstance(value, list) or len(value) > 64 or any(not isinstance(h, bytes) or len(h) != 32 for h in value):
+        raise Refused("DecodeError")
+    return value
+
+
+def verify_inclusion(h: bytes, index: int, size: int, path_: list[bytes], root: bytes) -> None:
+    fn, sn, r = index, size - 1, h
+    for p in path_:
+        if sn == 0:
+            raise Refused("VerificationError")
+        if fn & 1 or fn == sn:
+            r = node(p, r)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    if sn != 0 or r != root:
+        raise Refused("VerificationError")
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, c: list[bytes]) -> None:
+    if first & (first - 1) == 0:
+        c = [first_root, *c]
+    if not c:
+        raise Refused("VerificationError")
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = c[0]
+    for h in c[1:]:
+        if sn == 0:
+            raise Refused("VerificationError")
+        if fn & 1 or fn == sn:
+            fr, sr = node(h, fr), node(h, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node(sr, h)
+        fn, sn = fn >> 1, sn >> 1
+    if fr != first_root or sr != second_root or sn != 0:
+        raise Refused("VerificationError")
+
+
+def refuse(v: dict) -> str | None:
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["meter_key"]))
+    ukey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["utility_key"]))
+    meter, time, mpub, upub = bytes.fromhex(v["meter"]), v["time"], public(mkey), public(ukey)
+    leaves = [record(mkey, meter, r["period"], i, r["registers"]) for i, r in enumerate(v["records"])]
+    checked = uncbor(tree_head(ukey, meter, leaves[:v["checked"]], time)) if v["checked"] else None
+    data = bytes.fromhex(v["input"])
+    try:
+        if v["step"] == "accept":                                               # spec 4.3
+            r = decode_record(data)
+            if r[3] != meter or not signed_by(mpub, "record", r, 8):
+                raise Refused("VerificationError")
+            prev = uncbor(leaves[-1])
+            if r[5] < len(leaves):
+                raise Refused("ReplayError")
+            if r[5] > len(leaves) or r[4] <= prev[4] or r[7] < prev[7] or len(r[6]) != len(prev[6]) or any(
+                    a < b for a, b in zip(r[6], prev[6])):
+                raise Refused("StateError")
+        elif v["step"] == "receipt":                                            # spec 4.3
+            h = decode_head(data, meter, upub)
+            if h[4] > len(leaves) or h[5] != mth(leaves[:h[4]]):
+                raise Refused("VerificationError")
+        elif v["step"] == "check":                                              # spec 5.2
+            y = decode(data, "feedback", {1: int, 2: str, 3: bytes, 4: int, 5: list})
+            h = decode_head(y[3], meter, upub)
+            proof_ = proof_list(y[5])
+            if checked is not None:
+                if h[4] < checked[4]:
+                    raise Refused("VerificationError")
+                if y[4] != checked[4]:
+                    raise Refused("DecodeError")
+                if h[4] == checked[4]:
+                    if h[5] != checked[5]:
+                        raise Refused("VerificationError")
+                elif checked[4] > 0:
+                    verify_consistency(checked[4], h[4], checked[5], h[5], proof_)
+        elif v["step"] == "check-probe":                                        # spec 6.1
+            pr = decode(data, "probe", {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
+            if pr[4] != checked[4] or not 0 < pr[3] <= pr[4] or len(pr[5]) != 32:
+                raise Refused("DecodeError")
+            proof_ = proof_list(pr[6])
+            if pr[3] == pr[4]:
+                if pr[5] != checked[5]:
+                    raise Refused("VerificationError")
+            else:
+                verify_consistency(pr[3], pr[4], pr[5], checked[5], proof_)
+        elif v["step"] == "check-inclusion":                                    # spec 7
+            inc = decode(data, "inclusion", {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
+            if inc[4] != checked[4] or not 0 <= inc[3] < inc[4]:
+                raise Refused("DecodeError")
+            verify_inclusion(leaf(inc[5]), inc[3], inc[4], proof_list(inc[6]), checked[5])
+            decode_record(inc[5])
+    except Refused as exc:
+        return exc.name
+    return None
+
+
 def test_the_integrity_vectors_reproduce_from_the_spec_alone() -> None:
     t = Tally()
     runs = [v for v in VECTORS["vectors"] if v["operation"] == "run"]
@@ -258,8 +509,14 @@ def test_the_integrity_vectors_reproduce_from_the_spec_alone() -> None:
         reproduce(v, t)
     for v in disputes:
         reproduce_dispute(v, t)
+        reproduce_verdict(v, t)
+    refusals = [v for v in VECTORS["vectors"] if v["operation"] == "refuse"]
+    for v in refusals:
+        t.eq(f"{v['name']} error", refuse(v), v["error"])
     print(f"\nfrom-spec integrity: {t.checked - len(t.failed)} of {t.checked} values reproduced "
-          f"({len(runs)} run and {len(disputes)} dispute vectors)")
+          f"({len(runs)} run, {len(disputes)} dispute and {len(refusals)} refusal vectors)")
+    if t.failed:
+        print("not reproduced:", t.failed)
     assert t.failed == []
 
 
