@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from protocols import errors
 from protocols import integrity as ig
 from protocols.errors import ReplayError, UsappError, VectorMismatchError
@@ -290,7 +292,7 @@ def _evidence(v: Mapping[str, Any]) -> dict:
     mine = [r.to_bytes() for r in meter.state.records]
     receipts = [h.to_bytes() for h in meter.state.receipts]
     theirs = [r.to_bytes() for r in utility.state.records[meter_id]]
-    key = ig.Ed25519PrivateKey.from_private_bytes(bytes_field(v, "meter_key"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes_field(v, "meter_key"))
     last_period, last_registers = records[-1]
     if change in ("utility-altered", "utility-reordered"):
         theirs = _tamper_leaves(utility.state.records[meter_id], change.split("-")[1], i)
@@ -313,13 +315,17 @@ def _evidence(v: Mapping[str, Any]) -> dict:
         mine[i] = ig.Record(r.meter, r.period, r.counter, r.registers, bytes(64), r.boot).to_bytes()
     head = utility.tree_head(meter_id, time).to_bytes()
     if change in ("utility-altered", "utility-reordered", "utility-truncated"):   # the utility signs its log
-        log = merkle.MerkleLog.from_entries(theirs)
-        body = ig.TreeHead(meter_id, log.size, log.root(log.size), time, b"").body()
-        head = ig.TreeHead(meter_id, log.size, log.root(log.size), time,
-                           utility._key.sign(ig._tree_head_tbs(body))).to_bytes()
+        head = _head_over(bytes_field(v, "utility_key"), meter_id, theirs, time)
     return {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex(),
             "meter_records": [r.hex() for r in mine], "meter_receipts": [r.hex() for r in receipts],
             "utility_head": head.hex(), "utility_records": [r.hex() for r in theirs]}
+
+
+def _head_over(utility_key: bytes, meter_id: bytes, leaves: list[bytes], time: int) -> bytes:
+    """The tree head a utility with this key signs when its log holds exactly ``leaves`` (spec 4.2)."""
+    utility = ig.Utility(ig.UtilityState(utility_key))
+    utility.state.logs[meter_id] = merkle.MerkleLog.from_entries(leaves)
+    return utility.tree_head(meter_id, time).to_bytes()
 
 
 def _arbitrate(v: Mapping[str, Any], evidence: Mapping[str, Any]) -> ig.Verdict:
@@ -515,8 +521,7 @@ def _dispute_case(name: str, n: int, change: str, index: int, extra: int = 0, er
 def _refusals() -> list[dict]:
     base = _history("refusals", 8)
     meter_id, time, utility, meter = _parties({**base})
-    key = ig.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(base["utility_key"]))
-    mkey = ig.Ed25519PrivateKey.from_private_bytes(bytes.fromhex(base["meter_key"]))
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(base["meter_key"]))
     for period, registers in _records(base):
         meter.receipt(utility.accept(meter.record(period, registers), time))
     recs = meter.state.records
@@ -526,9 +531,8 @@ def _refusals() -> list[dict]:
     def flip(data: bytes, at: int) -> bytes:
         return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
 
-    def signed_head(size: int, root: bytes) -> bytes:
-        body = ig.TreeHead(meter_id, size, root, time, b"").body()
-        return ig.TreeHead(meter_id, size, root, time, key.sign(ig._tree_head_tbs(body))).to_bytes()
+    def signed_head(leaves: list[bytes]) -> bytes:
+        return _head_over(bytes.fromhex(base["utility_key"]), meter_id, leaves, time)
 
     good_next = ig.encode_record(mkey, meter_id, nxt[0], 8, nxt[1]).to_bytes()
     y5 = utility.feedback(meter_id, 5, time)
@@ -536,8 +540,9 @@ def _refusals() -> list[dict]:
     y5_bad_proof = cbor.encode({**m, 5: [flip(m[5][0], 0), *m[5][1:]]})
     y5_bad_sig = cbor.encode({**m, 3: flip(m[3], len(m[3]) - 1)})
     y5_wrong_since = cbor.encode({**m, 4: 4, 5: utility.state.logs[meter_id].consistency_proof(4, 8)})
-    shrunk = merkle.MerkleLog.from_entries([r.to_bytes() for r in recs[:6]])
-    y_shrunk = cbor.encode({1: 2, 2: "feedback", 3: signed_head(6, shrunk.root(6)), 4: 5, 5: []})
+    y_shrunk = cbor.encode({1: 2, 2: "feedback", 3: signed_head([r.to_bytes() for r in recs[:6]]), 4: 5, 5: []})
+    other_log = [ig.encode_record(mkey, meter_id, r.period, r.counter, [x + 1 for x in r.registers]).to_bytes()
+                 for r in recs]
     probe = cbor.decode(utility.probe(meter_id, 3, 8))
     inclusion = cbor.decode(utility.inclusion(meter_id, 2, 8))
     cases = [
@@ -561,8 +566,8 @@ def _refusals() -> list[dict]:
         ("accept", 8, "trailing-bytes", "DecodeError", ["trailing"], good_next + b"\x00",
          "the next record with one 0x00 byte appended"),
         ("receipt", 8, "receipt-not-covering", "VerificationError", ["bad-proof"],
-         signed_head(8, flip(utility.state.logs[meter_id].root(8), 0)),
-         "a utility-signed head of size 8 whose root is not the meter's"),
+         signed_head(other_log),
+         "a utility-signed head of size 8 over meter-signed records with every register + 1 (not the meter's log)"),
         ("check", 8, "shrunk-log", "VerificationError", ["shrunk-log"], y_shrunk,
          "a utility-signed Y of size 6 after the meter checked size 8"),
         ("check", 5, "bad-consistency-proof", "VerificationError", ["bad-proof"], y5_bad_proof,
