@@ -66,9 +66,23 @@ def _ct(pk: PublicKey, vector: Mapping[str, Any], name: str) -> Ciphertext:
 # -- verification, one function per operation -------------------------------------
 
 
+class _Counting:
+    """Counts the random_bytes calls and bytes key generation consumes (section 3.1)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls, self.bytes = inner, 0, 0
+
+    def random_bytes(self, n: int) -> bytes:
+        self.calls, self.bytes = self.calls + 1, self.bytes + n
+        return self.inner.random_bytes(n)
+
+
 def _keygen(v: Mapping[str, Any]) -> None:
     bits = small_int_field(v, "bits")
-    key = generate_keypair(bits, HmacDrbg.from_seed(str_field(v, "seed")))
+    rng = _Counting(HmacDrbg.from_seed(str_field(v, "seed")))
+    key = generate_keypair(bits, rng)
+    expect("draw_calls", small_int_field(v, "draw_calls"), rng.calls)
+    expect("bytes_drawn", small_int_field(v, "bytes_drawn"), rng.bytes)
     for name, value in (("p", key.p), ("q", key.q), ("n", key.public_key.n), ("hp", key.hp),
                         ("hq", key.hq), ("p_inverse", key.p_inverse)):
         expect_int(v, name, value)
@@ -240,9 +254,11 @@ def build() -> dict:
     private = {**common, "p": hexint(key.p), "q": hexint(key.q)}
 
     for bits, seed in ((2048, KEY_SEED), (3072, SEED_PREFIX + "key-3072")):
-        k = key if bits == 2048 else generate_keypair(bits, HmacDrbg.from_seed(seed))
+        counting = _Counting(HmacDrbg.from_seed(seed))
+        k = generate_keypair(bits, counting)
         vectors.append({
             "name": f"keygen-{bits}", "operation": "keygen", "bits": bits, "seed": seed,
+            "draw_calls": counting.calls, "bytes_drawn": counting.bytes,
             "p": hexint(k.p), "q": hexint(k.q), "n": hexint(k.public_key.n), "hp": hexint(k.hp),
             "hq": hexint(k.hq), "p_inverse": hexint(k.p_inverse),
             "n_encoding": k.public_key.to_bytes().hex(), "private_key_encoding": k.to_bytes().hex(),
