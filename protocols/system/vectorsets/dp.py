@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from fractions import Fraction
 from typing import Any
 
@@ -52,16 +53,18 @@ _RATIONAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:/[1-9][0-9]*)?")
 
 @dataclass
 class CountingRandom:
-    """Wraps an rng and counts its ``random_bytes`` calls and bytes."""
+    """Wraps an rng, counts its ``random_bytes`` calls and bytes and records each output in order."""
 
     inner: Any
     calls: int = 0
     bytes_drawn: int = 0
+    log: list = dc_field(default_factory=list)
 
     def random_bytes(self, n: int) -> bytes:
         out = self.inner.random_bytes(n)
         self.calls += 1
         self.bytes_drawn += n
+        self.log.append(out.hex())
         return out
 
 
@@ -91,6 +94,7 @@ def _list_length(vector: Mapping[str, Any], name: str) -> int:
 def _expect_draws(vector: Mapping[str, Any], rng: CountingRandom) -> None:
     expect("draw_calls", small_int_field(vector, "draw_calls"), rng.calls)
     expect("bytes_drawn", small_int_field(vector, "bytes_drawn"), rng.bytes_drawn)
+    expect("draws", vector.get("draws"), rng.log)
 
 
 def _expect_list(vector: Mapping[str, Any], name: str, computed: list) -> None:
@@ -107,6 +111,15 @@ def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[CountingR
     computed = [draw(rng) for _ in range(_list_length(vector, name))]
     _expect_list(vector, name, computed)
     _expect_draws(vector, rng)
+    # Item 1 of issue 15: the recorded draws alone, replayed in order, reproduce every output.
+    draws = vector.get("draws")
+    replay = ReplayRandom([bytes.fromhex(d) for d in draws])
+    try:
+        replayed = [draw(replay) for _ in range(len(computed))]
+    except UsappError as exc:
+        raise VectorMismatchError(f"field 'draws': replaying them fails: {exc}") from None
+    if replayed != computed or not replay.exhausted:
+        raise VectorMismatchError("field 'draws': replaying them does not reproduce the outputs exactly")
 
 
 def _bernoulli(v: Mapping[str, Any]) -> None:
@@ -216,7 +229,17 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
 }
 
 
+NOTES = {
+    "out-of-range": "a parameter outside its range (specs/dp.md section 9): refused before anything is drawn",
+}
+
+
 def verify_vector(vector: Mapping[str, Any]) -> None:
+    invalid = vector.get("result", "valid") == "invalid"
+    if vector.get("result", "valid") not in ("valid", "invalid") or invalid != (vector.get("operation") == "reject"):
+        raise VectorMismatchError("field 'result': 'invalid' exactly for reject vectors")
+    if any(flag not in NOTES for flag in vector.get("flags", [])):
+        raise VectorMismatchError("field 'flags': a flag not documented in the file's notes")
     dispatch(OPERATIONS, vector)
 
 
@@ -229,7 +252,7 @@ def _sampled(name: str, operation: str, inputs: dict[str, Any], key: str, count:
     rng = CountingRandom(HmacDrbg.from_seed(seed))
     values = [draw(rng) for _ in range(count)]
     return {"name": name, "operation": operation, "seed": seed, **inputs, key: values,
-            "draw_calls": rng.calls, "bytes_drawn": rng.bytes_drawn}
+            "draw_calls": rng.calls, "bytes_drawn": rng.bytes_drawn, "draws": rng.log}
 
 
 def _config_inputs(level: PrivacyLevel, sensitivity: int, participants: int,
@@ -287,7 +310,7 @@ def build() -> dict:
     ]
     for i, (function, inputs) in enumerate(rejects):
         vectors.append({"name": f"reject-{i}", "operation": "reject", "function": function,
-                        **inputs, "error": "ParameterError"})
+                        **inputs, "result": "invalid", "flags": ["out-of-range"], "error": "ParameterError"})
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -299,6 +322,7 @@ def build() -> dict:
                         "(NDSS 2011), clamped to [-B, B]; the beta rounding; rejected inputs. Rationals are "
                         "'n/d' in lowest terms or 'n'; each sampling vector's outputs are drawn in order from "
                         "HMAC_DRBG.from_seed(seed), and draw_calls / bytes_drawn count what they consumed."),
+        "notes": dict(NOTES),
         "vectors": vectors,
     }
 

@@ -1,31 +1,31 @@
-"""Vector family ``integrity``: billing logs and their feedback (specs/integrity.md section 11).
+"""Vector family ``integrity``: billing logs, their feedback, disputes and refusals (specs/integrity.md
+section 12; field list in vectors/README.md and vectors/schema/integrity.json).
 
-Each vector (operation ``run``) has the meter's and the utility's raw Ed25519
-keys (chosen), the meter id, the records' periods and register values, the
-times, and the sizes at which the meter asks for feedback.  Outputs: every
-record and receipt, each feedback message Y with the meter's finding, an
-inclusion proof for ``inclusion_index``, and, when ``tamper`` names a change
-the utility makes to its log (altered, dropped, inserted or reordered at
-``tamper_index``), the feedback of the tampered log and the index and period
-that ``locate`` names.  Operation ``resync`` (spec 9): the same meter and
-utility; the meter is backed up after ``backup_size`` records, makes the rest
-(all accepted), is restored with its boot counter bumped from ``boot_before``,
-signs ``later`` records (the first is refused as a replay), and either
-resyncs (outputs: Y, the inclusion messages, the records adopted and
-re-signed, the feedback after the re-signed records are accepted) or, for the
-lost-state verdict, keeps signing and goes to the arbiter (outputs: the
-verdict's party, kind, index and period).  Ed25519 signatures are
-deterministic, so nothing is drawn.
+Operations:
+
+* ``run``: a meter's records, the utility's receipts, Y at the sizes in ``checks``, an inclusion message,
+  and, when ``tamper`` names a change the utility makes to its log, the Y of the tampered log and the
+  meter's bisection (every probe and its decision).  ``steps`` is the per-role transcript (spec 12.2).
+* ``dispute``: one side changes its evidence; the arbiter's verdict (spec 8).
+* ``refuse``: an invalid message given to one role's step; the spec's error name (``result`` "invalid").
+* ``resync``: a meter restored from a backup (spec 9).
+
+Ed25519 signatures are deterministic and the keys are inputs, so nothing is drawn.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocols import errors
 from protocols import integrity as ig
-from protocols.errors import ReplayError, VectorMismatchError
+from protocols.errors import ReplayError, UsappError, VectorMismatchError
+from protocols.primitives import cbor
 from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
@@ -43,67 +43,199 @@ SUITE = "usapp-integrity-v2"
 FILE = "integrity.json"
 _INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "time", "checks", "inclusion_index", "tamper",
                "tamper_index")
+_META = ("operation", "name", "result", "flags", "error", "comment")
 
 
-def _records(v: Mapping[str, Any]) -> list[tuple[int, list[int]]]:
+def _records(v: Mapping[str, Any], name: str = "records") -> list[tuple[int, list[int]]]:
     out = []
-    for i, item in enumerate(list_field(v, "records")):
+    for i, item in enumerate(list_field(v, name)):
         if not isinstance(item, dict):
-            raise VectorMismatchError(f"records[{i}] must be an object")
+            raise VectorMismatchError(f"{name}[{i}] must be an object")
         registers = list_field(item, "registers")
         if any(type(r) is not int for r in registers):
-            raise VectorMismatchError(f"records[{i}].registers must be integers")
+            raise VectorMismatchError(f"{name}[{i}].registers must be integers")
         out.append((small_int_field(item, "period"), registers))
     if not 1 <= len(out) <= 64:
-        raise VectorMismatchError("a run has 1 to 64 records")
+        raise VectorMismatchError(f"field {name!r}: 1 to 64 records")
     return out
 
 
-def _outputs(v: Mapping[str, Any]) -> dict:
-    meter_id = bytes_field(v, "meter")
-    time = small_int_field(v, "time")
+def _root(log: merkle.MerkleLog, size: int | None = None) -> str:
+    size = log.size if size is None else size
+    return log.root(size).hex() if size else merkle.empty_root().hex()
+
+
+def _parties(v: Mapping[str, Any]) -> tuple[bytes, int, ig.Utility, ig.Meter]:
+    meter_id, time = bytes_field(v, "meter"), small_int_field(v, "time")
     utility = ig.Utility(ig.UtilityState(bytes_field(v, "utility_key")))
     meter = ig.Meter(ig.MeterState(meter_id, bytes_field(v, "meter_key"), utility.public_key))
     utility.register(meter_id, meter.public_key)
-    checks = [small_int_field({"c": c}, "c") for c in list_field(v, "checks")]
-    out: dict[str, Any] = {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex(),
-                           "accepted": [], "receipts": [], "feedback": []}
+    return meter_id, time, utility, meter
+
+
+def _head_parts(y: bytes) -> tuple[bytes, list[bytes]]:
+    m = cbor.decode(y)
+    return m[3], m[5]
+
+
+class _Transcript:
+    """The per-role steps of spec 12.2, built while the real classes run."""
+
+    def __init__(self, meter: ig.Meter, utility: ig.Utility) -> None:
+        self.meter, self.utility, self.steps = meter, utility, []
+
+    def _meter_state(self) -> dict:
+        st = self.meter.state
+        return {"size": st.log.size, "root": _root(st.log), "checked_size": st.checked.size if st.checked else None}
+
+    def _utility_state(self) -> dict:
+        log = self.utility.state.logs[self.meter.state.meter]
+        return {"size": log.size, "root": _root(log)}
+
+    def record(self, period: int, registers: list[int]) -> bytes:
+        before = self._meter_state()
+        data = self.meter.record(period, registers)
+        rec = self.meter.state.records[-1]
+        self.steps.append({"role": "meter", "action": "record", "state_before": before,
+                           "input": {"period": period, "registers": list(registers)},
+                           "intermediates": {"counter": rec.counter, "boot": rec.boot,
+                                             "tbs": ig.record_tbs(rec.body()).hex(),
+                                             "leaf_hash": merkle.leaf_hash(data).hex()},
+                           "output": data.hex(), "state_after": self._meter_state()})
+        return data
+
+    def accept(self, data: bytes, time: int) -> bytes:
+        before = self._utility_state()
+        receipt = self.utility.accept(data, time)
+        self.steps.append({"role": "utility", "action": "accept", "state_before": before, "input": data.hex(),
+                           "output": receipt.hex(), "state_after": self._utility_state()})
+        return receipt
+
+    def receipt(self, data: bytes) -> None:
+        before = len(self.meter.state.receipts)
+        self.meter.receipt(data)
+        self.steps.append({"role": "meter", "action": "receipt", "state_before": {"receipts": before},
+                           "input": data.hex(), "output": "kept",
+                           "state_after": {"receipts": len(self.meter.state.receipts)}})
+
+    def feedback(self, since: int, time: int) -> bytes:
+        y = self.utility.feedback(self.meter.state.meter, since, time)
+        head, proof = _head_parts(y)
+        self.steps.append({"role": "utility", "action": "feedback", "state_before": self._utility_state(),
+                           "input": {"since": since, "time": time},
+                           "intermediates": {"head": head.hex(), "proof": [h.hex() for h in proof]},
+                           "output": y.hex(), "state_after": self._utility_state()})
+        return y
+
+    def check(self, y: bytes) -> ig.Finding:
+        before = self._meter_state()
+        finding = self.meter.check(y)
+        self.steps.append({"role": "meter", "action": "check", "state_before": before, "input": y.hex(),
+                           "output": {"match": finding.match, "index": finding.index, "period": finding.period},
+                           "state_after": self._meter_state()})
+        return finding
+
+    def probe(self, size: int, head: ig.TreeHead, good: int, bad: int) -> bool:
+        data = self.utility.probe(self.meter.state.meter, size, head.size)
+        m = cbor.decode(data)
+        self.steps.append({"role": "utility", "action": "probe", "state_before": self._utility_state(),
+                           "input": {"size": size, "head_size": head.size},
+                           "intermediates": {"root": m[5].hex(), "proof": [h.hex() for h in m[6]]},
+                           "output": data.hex(), "state_after": self._utility_state()})
+        agree = self.meter.check_probe(data, head)
+        own = self.meter.state.log
+        new_good, new_bad = (size, bad) if agree else (good, size)
+        self.steps.append({"role": "meter", "action": "check-probe",
+                           "state_before": {"good": good, "bad": bad, "head": head.to_bytes().hex()},
+                           "input": data.hex(),
+                           "intermediates": {"own_root": _root(own, size) if size <= own.size else None},
+                           "output": {"agree": agree}, "state_after": {"good": new_good, "bad": new_bad}})
+        return agree
+
+    def locate(self, head: ig.TreeHead) -> tuple[int | None, int | None]:
+        """Spec 6.2, step by step, as :func:`protocols.integrity.locate` does it (and checked against it)."""
+        own = self.meter.state.log.size
+        good, bad = 0, head.size
+        result = None
+        if head.size <= own and self.probe(head.size, head, 0, head.size):
+            result = (None, None) if head.size == own else (head.size, self.meter.state.records[head.size].period)
+        else:
+            while bad - good > 1:
+                middle = (good + bad) // 2
+                if self.probe(middle, head, good, bad):
+                    good = middle
+                else:
+                    bad = middle
+            index = bad - 1
+            result = (index, self.meter.state.records[index].period if index < own else None)
+        finding = ig.locate(self.meter, self.utility, head)
+        if (finding.index, finding.period) != result:
+            raise VectorMismatchError("the transcript's bisection differs from protocols.integrity.locate")
+        self.steps.append({"role": "meter", "action": "locate", "state_before": {"good": 0, "bad": head.size},
+                           "input": head.to_bytes().hex(), "output": {"index": result[0], "period": result[1]},
+                           "state_after": {"good": good, "bad": bad}})
+        return result
+
+    def inclusion(self, index: int, head: ig.TreeHead) -> bytes:
+        data = self.utility.inclusion(self.meter.state.meter, index, head.size)
+        m = cbor.decode(data)
+        self.steps.append({"role": "utility", "action": "inclusion", "state_before": self._utility_state(),
+                           "input": {"index": index, "head_size": head.size},
+                           "intermediates": {"leaf_hash": merkle.leaf_hash(m[5]).hex(),
+                                             "proof": [h.hex() for h in m[6]]},
+                           "output": data.hex(), "state_after": self._utility_state()})
+        record = self.meter.check_inclusion(data, head)
+        self.steps.append({"role": "meter", "action": "check-inclusion",
+                           "state_before": {"head": head.to_bytes().hex()}, "input": data.hex(),
+                           "output": record.to_bytes().hex(), "state_after": self._meter_state()})
+        return data
+
+
+def _honest(v: Mapping[str, Any], t: _Transcript, time: int, checks: list[int]) -> list[dict]:
+    feedback = []
     for count, (period, registers) in enumerate(_records(v), start=1):
-        record = meter.record(period, registers)
-        receipt = utility.accept(record, time)
-        meter.receipt(receipt)
-        out["accepted"].append(record.hex())
-        out["receipts"].append(receipt.hex())
+        t.receipt(t.accept(t.record(period, registers), time))
         if count in checks:
-            since = meter.state.checked.size if meter.state.checked else 0
-            y = utility.feedback(meter_id, since, time)
-            finding = meter.check(y)
-            out["feedback"].append({"size": count, "y": y.hex(), "match": finding.match})
-    size = meter.state.log.size
+            since = t.meter.state.checked.size if t.meter.state.checked else 0
+            y = t.feedback(since, time)
+            feedback.append({"size": count, "since": since, "y": y.hex(), "match": t.check(y).match})
+    return feedback
+
+
+def _outputs(v: Mapping[str, Any]) -> dict:
+    meter_id, time, utility, meter = _parties(v)
+    checks = [small_int_field({"c": c}, "c") for c in list_field(v, "checks")]
+    n = len(_records(v))
+    if not checks or checks[-1] != n:
+        raise VectorMismatchError("field 'checks' must end with the number of records")
+    t = _Transcript(meter, utility)
+    out: dict[str, Any] = {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex()}
+    feedback = _honest(v, t, time, checks)
+    out["accepted"] = [r.to_bytes().hex() for r in meter.state.records]
+    out["receipts"] = [h.to_bytes().hex() for h in meter.state.receipts]
+    out["feedback"] = feedback
     index = small_int_field(v, "inclusion_index")
-    head = ig.decode_tree_head(utility.tree_head(meter_id, time).to_bytes())
-    inclusion = utility.inclusion(meter_id, index, size) if 0 <= index < size else None
-    if inclusion is None:
+    if not 0 <= index < n:
         raise VectorMismatchError("field 'inclusion_index' is outside the log")
-    meter.check_inclusion(inclusion, head)
-    out["inclusion"] = inclusion.hex()
+    head = meter.state.checked                                  # spec 7: the last head the meter checked
+    out["inclusion_head"] = head.to_bytes().hex()
+    out["inclusion"] = t.inclusion(index, head).hex()
     out["root"] = head.root.hex()
     tamper = str_field(v, "tamper")
     if tamper != "none":
         out["tampered"] = _tampered(v, meter, utility, tamper, time)
+    out["steps"] = t.steps
     return out
 
 
-def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper: str, time: int) -> dict:
-    i = small_int_field(v, "tamper_index")
-    records = utility.state.records[meter.state.meter]
+def _tamper_leaves(records: list[ig.Record], tamper: str, i: int) -> list[bytes]:
     leaves = [r.to_bytes() for r in records]
     if not 0 <= i < len(leaves) - (1 if tamper == "reordered" else 0):
         raise VectorMismatchError("field 'tamper_index' is outside the log")
     if tamper == "altered":
         r = records[i]
         leaves[i] = ig.Record(r.meter, r.period, r.counter, (r.registers[0] + 1,) + r.registers[1:],
-                              r.signature).to_bytes()
+                              r.signature, r.boot).to_bytes()
     elif tamper == "dropped":
         del leaves[i]
     elif tamper == "inserted":
@@ -112,38 +244,182 @@ def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper
         leaves[i], leaves[i + 1] = leaves[i + 1], leaves[i]
     else:
         raise VectorMismatchError(f"field 'tamper': unknown change {tamper!r}")
-    log = merkle.MerkleLog()
-    for leaf in leaves:
-        log.append(leaf)
-    utility.state.logs[meter.state.meter] = log
+    return leaves
+
+
+def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper: str, time: int) -> dict:
+    leaves = _tamper_leaves(utility.state.records[meter.state.meter], tamper, small_int_field(v, "tamper_index"))
+    utility.state.logs[meter.state.meter] = merkle.MerkleLog.from_entries(leaves)
     utility.state.records[meter.state.meter] = [ig.decode_record(leaf) for leaf in leaves]
+    # Spec 12.2 (I1): the tampered log is checked by a meter holding the same records and no checked head,
+    # so it asks for Y from size 0 (proof empty).
     fresh = ig.Meter(ig.MeterState(meter.state.meter, meter.state.device_key, meter.state.utility_public,
                                    list(meter.state.records), meter.state.log))
-    y = utility.feedback(meter.state.meter, 0, time)
-    finding = fresh.check(y)
-    if finding.index is None:
-        finding = ig.locate(fresh, utility, fresh.state.checked)
-    return {"y": y.hex(), "match": finding.match, "index": finding.index, "period": finding.period}
+    t = _Transcript(fresh, utility)
+    y = t.feedback(0, time)
+    finding = t.check(y)
+    index, period = finding.index, finding.period
+    if index is None:
+        index, period = t.locate(fresh.state.checked)
+    asked = [s["input"]["size"] for s in t.steps if s["action"] == "probe"]
+    checked = [s for s in t.steps if s["action"] == "check-probe"]
+    probes = [{"size": size, "agree": s["output"]["agree"], "good": s["state_after"]["good"],
+               "bad": s["state_after"]["bad"]} for size, s in zip(asked, checked)]
+    return {"size": len(leaves), "since": 0, "y": y.hex(), "match": finding.match, "index": index,
+            "period": period, "probes": probes, "steps": t.steps}
 
 
 def _run(v: Mapping[str, Any]) -> None:
-    expect_outputs(v, recompute("run", lambda: _outputs(v)), (*_INPUT_KEYS, "operation", "name"))
+    expect_outputs(v, recompute("run", lambda: _outputs(v)), (*_INPUT_KEYS, *_META))
 
+
+# -- disputes (spec 8) -------------------------------------------------------------------------------------
+
+_DISPUTE_INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "time", "change", "change_index", "extra")
+_CHANGES = ("none", "utility-altered", "utility-reordered", "utility-truncated", "meter-double-signed",
+            "meter-omitted", "meter-unacknowledged", "utility-records-not-under-head", "meter-record-unsigned")
+
+
+def _evidence(v: Mapping[str, Any]) -> dict:
+    meter_id, time, utility, meter = _parties(v)
+    records = _records(v)
+    for period, registers in records:
+        meter.receipt(utility.accept(meter.record(period, registers), time))
+    change, i = str_field(v, "change"), small_int_field(v, "change_index")
+    extra = small_int_field(v, "extra")
+    if change not in _CHANGES or not 0 <= i < len(records) - 1 or not 0 <= extra <= 8:
+        raise VectorMismatchError("fields 'change', 'change_index' or 'extra' out of range")
+    mine = [r.to_bytes() for r in meter.state.records]
+    receipts = [h.to_bytes() for h in meter.state.receipts]
+    theirs = [r.to_bytes() for r in utility.state.records[meter_id]]
+    key = Ed25519PrivateKey.from_private_bytes(bytes_field(v, "meter_key"))
+    last_period, last_registers = records[-1]
+    if change in ("utility-altered", "utility-reordered"):
+        theirs = _tamper_leaves(utility.state.records[meter_id], change.split("-")[1], i)
+    elif change == "utility-truncated":
+        theirs = theirs[:i + 1]
+    elif change == "meter-double-signed":
+        r = meter.state.records[i]
+        mine[i] = ig.encode_record(key, meter_id, r.period, r.counter, [r.registers[0] + 1, *r.registers[1:]],
+                                   r.boot).to_bytes()
+        receipts = receipts[:i]
+    elif change == "meter-omitted":
+        mine, receipts = mine[:i + 1], receipts[:i + 1]
+    elif change == "meter-unacknowledged":
+        for k in range(1, extra + 1):
+            mine.append(meter.record(last_period + 1800 * k, [x + k for x in last_registers]))
+    elif change == "utility-records-not-under-head":
+        theirs = theirs[:-1]
+    elif change == "meter-record-unsigned":
+        r = meter.state.records[i]
+        mine[i] = ig.Record(r.meter, r.period, r.counter, r.registers, bytes(64), r.boot).to_bytes()
+    head = utility.tree_head(meter_id, time).to_bytes()
+    if change in ("utility-altered", "utility-reordered", "utility-truncated"):   # the utility signs its log
+        head = _head_over(bytes_field(v, "utility_key"), meter_id, theirs, time)
+    return {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex(),
+            "meter_records": [r.hex() for r in mine], "meter_receipts": [r.hex() for r in receipts],
+            "utility_head": head.hex(), "utility_records": [r.hex() for r in theirs]}
+
+
+def _head_over(utility_key: bytes, meter_id: bytes, leaves: list[bytes], time: int) -> bytes:
+    """The tree head a utility with this key signs when its log holds exactly ``leaves`` (spec 4.2)."""
+    utility = ig.Utility(ig.UtilityState(utility_key))
+    utility.state.logs[meter_id] = merkle.MerkleLog.from_entries(leaves)
+    return utility.tree_head(meter_id, time).to_bytes()
+
+
+def _arbitrate(v: Mapping[str, Any], evidence: Mapping[str, Any]) -> ig.Verdict:
+    return ig.arbitrate(bytes.fromhex(evidence["meter_public"]), bytes.fromhex(evidence["utility_public"]),
+                        bytes_field(v, "meter"), [bytes.fromhex(r) for r in evidence["meter_records"]],
+                        [bytes.fromhex(r) for r in evidence["meter_receipts"]],
+                        bytes.fromhex(evidence["utility_head"]),
+                        [bytes.fromhex(r) for r in evidence["utility_records"]])
+
+
+def _dispute_outputs(v: Mapping[str, Any]) -> dict:
+    evidence = _evidence(v)
+    out: dict[str, Any] = dict(evidence)
+    if v.get("result", "valid") == "invalid":
+        return out
+    verdict = _arbitrate(v, evidence)
+    out["verdict"] = {"party": verdict.party, "kind": verdict.kind, "index": verdict.index,
+                      "period": verdict.period}
+    return out
+
+
+def _expect_error(v: Mapping[str, Any], action) -> None:
+    name = str_field(v, "error")
+    expected = getattr(errors, name, None)
+    if not (isinstance(expected, type) and issubclass(expected, UsappError)) or expected is VectorMismatchError:
+        raise VectorMismatchError(f"field 'error' names no spec error: {name!r}")
+    try:
+        action()
+    except UsappError as exc:
+        if type(exc) is not expected:
+            raise VectorMismatchError(f"field 'error': refused with {type(exc).__name__}, not {name}") from exc
+        return
+    raise VectorMismatchError("field 'result': an invalid input was accepted")
+
+
+def _dispute(v: Mapping[str, Any]) -> None:
+    outputs = recompute("dispute", lambda: _dispute_outputs(v))
+    expect_outputs(v, outputs, (*_DISPUTE_INPUT_KEYS, *_META))
+    if v.get("result", "valid") == "invalid":
+        _expect_error(v, lambda: _arbitrate(v, outputs))
+
+
+# -- refusals of the meter's and the utility's steps (Wycheproof style) --------------------------------------
+
+_REFUSE_INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "time", "checked", "step", "input")
+_STEPS = ("accept", "receipt", "check", "check-probe", "check-inclusion")
+
+
+def _honest_state(v: Mapping[str, Any]) -> tuple[ig.Meter, ig.Utility, int]:
+    meter_id, time, utility, meter = _parties(v)
+    checked = small_int_field(v, "checked")
+    records = _records(v)
+    if not 0 <= checked <= len(records):
+        raise VectorMismatchError("field 'checked' is outside the log")
+    for count, (period, registers) in enumerate(records, start=1):
+        meter.receipt(utility.accept(meter.record(period, registers), time))
+        if count == checked:
+            meter.check(utility.feedback(meter_id, 0, time))
+    return meter, utility, time
+
+
+def _refuse_step(v: Mapping[str, Any]) -> None:
+    meter, utility, time = _honest_state(v)
+    step, data = str_field(v, "step"), bytes_field(v, "input")
+    if step == "accept":
+        utility.accept(data, time)
+    elif step == "receipt":
+        meter.receipt(data)
+    elif step == "check":
+        meter.check(data)
+    elif step in ("check-probe", "check-inclusion"):
+        if meter.state.checked is None:
+            raise VectorMismatchError("field 'checked': a probe or inclusion needs a checked head")
+        (meter.check_probe if step == "check-probe" else meter.check_inclusion)(data, meter.state.checked)
+    else:
+        raise VectorMismatchError(f"field 'step': unknown step {step!r}")
+
+
+def _refuse(v: Mapping[str, Any]) -> None:
+    expect_outputs(v, {}, (*_REFUSE_INPUT_KEYS, *_META))
+    if v.get("result") != "invalid":
+        raise VectorMismatchError("field 'result': a refuse vector is invalid")
+    _expect_error(v, lambda: _refuse_step(v))
+
+
+# -- resync (spec 9) -----------------------------------------------------------------------------------------
 
 _RESYNC_INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "backup_size", "boot_before", "later", "time",
                       "resync")
 
 
-def _records_of(v: Mapping[str, Any], name: str) -> list[tuple[int, list[int]]]:
-    return _records({"records": list_field(v, name)})
-
-
 def _resync_outputs(v: Mapping[str, Any]) -> dict:
-    meter_id, time = bytes_field(v, "meter"), small_int_field(v, "time")
-    utility = ig.Utility(ig.UtilityState(bytes_field(v, "utility_key")))
-    meter = ig.Meter(ig.MeterState(meter_id, bytes_field(v, "meter_key"), utility.public_key))
-    utility.register(meter_id, meter.public_key)
-    records, later = _records(v), _records_of(v, "later")
+    meter_id, time, utility, meter = _parties(v)
+    records, later = _records(v), _records(v, "later")
     backup_size = small_int_field(v, "backup_size")
     if not 1 <= backup_size <= len(records) or not later:
         raise VectorMismatchError("need 1 <= backup_size <= len(records) and at least one later record")
@@ -191,50 +467,158 @@ def _resync_outputs(v: Mapping[str, Any]) -> dict:
 
 
 def _resync(v: Mapping[str, Any]) -> None:
-    expect_outputs(v, recompute("resync", lambda: _resync_outputs(v)), (*_RESYNC_INPUT_KEYS, "operation", "name"))
+    expect_outputs(v, recompute("resync", lambda: _resync_outputs(v)), (*_RESYNC_INPUT_KEYS, *_META))
 
 
-OPERATIONS = {"run": _run, "resync": _resync}
+OPERATIONS = {"run": _run, "dispute": _dispute, "refuse": _refuse, "resync": _resync}
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
+    result = vector.get("result", "valid")
+    if result not in ("valid", "invalid"):
+        raise VectorMismatchError("field 'result' must be 'valid' or 'invalid'")
+    if (result == "invalid") != ("error" in vector):
+        raise VectorMismatchError("field 'error' is given exactly for invalid vectors")
+    for flag in vector.get("flags", []):
+        if flag not in NOTES:
+            raise VectorMismatchError(f"field 'flags': {flag!r} is not documented in the file's notes")
     dispatch(OPERATIONS, vector)
 
 
-def _case(name: str, n: int, checks: list[int], tamper: str, tamper_index: int, inclusion_index: int) -> dict:
-    import hashlib
+# -- generation ---------------------------------------------------------------------------------------------
+
+
+def _history(name: str, n: int) -> dict:
     seed = hashlib.sha256(b"usapp-vectors/integrity/" + name.encode()).digest()
     records, totals = [], [0, 0]
     for i in range(n):
         totals = [totals[0] + 137 * (i % 5 + 1), totals[1] + 41 * (i % 3)]
         records.append({"period": 1_767_225_600 + 1800 * i, "registers": list(totals)})
-    v: dict[str, Any] = {
-        "operation": "run", "name": name,
-        "meter_key": hashlib.sha256(seed + b"meter").hexdigest(),
-        "utility_key": hashlib.sha256(seed + b"utility").hexdigest(),
-        "meter": b"SM-000123".hex(), "records": records, "time": 1_767_312_000, "checks": checks,
-        "inclusion_index": inclusion_index, "tamper": tamper, "tamper_index": tamper_index,
-    }
+    return {"meter_key": hashlib.sha256(seed + b"meter").hexdigest(),
+            "utility_key": hashlib.sha256(seed + b"utility").hexdigest(),
+            "meter": b"SM-000123".hex(), "records": records, "time": 1_767_312_000}
+
+
+def _case(name: str, n: int, checks: list[int], tamper: str, tamper_index: int, inclusion_index: int) -> dict:
+    v: dict[str, Any] = {"operation": "run", "name": name, **_history(name, n), "checks": checks,
+                         "inclusion_index": inclusion_index, "tamper": tamper, "tamper_index": tamper_index}
     v.update(_outputs(v))
     return v
 
 
+def _dispute_case(name: str, n: int, change: str, index: int, extra: int = 0, error: str | None = None,
+                  flags: tuple[str, ...] = ()) -> dict:
+    v: dict[str, Any] = {"operation": "dispute", "name": name, **_history(name, n), "change": change,
+                         "change_index": index, "extra": extra}
+    if error:
+        v.update({"result": "invalid", "flags": list(flags), "error": error})
+    v.update(_dispute_outputs(v))
+    if error:
+        _expect_error(v, lambda: _arbitrate(v, v))
+    return v
+
+
+def _refusals() -> list[dict]:
+    base = _history("refusals", 8)
+    meter_id, time, utility, meter = _parties({**base})
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(base["meter_key"]))
+    for period, registers in _records(base):
+        meter.receipt(utility.accept(meter.record(period, registers), time))
+    recs = meter.state.records
+    last = recs[-1]
+    nxt = (last.period + 1800, [x + 1 for x in last.registers])
+
+    def flip(data: bytes, at: int) -> bytes:
+        return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+    def signed_head(leaves: list[bytes]) -> bytes:
+        return _head_over(bytes.fromhex(base["utility_key"]), meter_id, leaves, time)
+
+    good_next = ig.encode_record(mkey, meter_id, nxt[0], 8, nxt[1]).to_bytes()
+    y5 = utility.feedback(meter_id, 5, time)
+    m = cbor.decode(y5)
+    y5_bad_proof = cbor.encode({**m, 5: [flip(m[5][0], 0), *m[5][1:]]})
+    y5_bad_sig = cbor.encode({**m, 3: flip(m[3], len(m[3]) - 1)})
+    y5_wrong_since = cbor.encode({**m, 4: 4, 5: utility.state.logs[meter_id].consistency_proof(4, 8)})
+    y_shrunk = cbor.encode({1: 2, 2: "feedback", 3: signed_head([r.to_bytes() for r in recs[:6]]), 4: 5, 5: []})
+    other_log = [ig.encode_record(mkey, meter_id, r.period, r.counter, [x + 1 for x in r.registers]).to_bytes()
+                 for r in recs]
+    probe = cbor.decode(utility.probe(meter_id, 3, 8))
+    inclusion = cbor.decode(utility.inclusion(meter_id, 2, 8))
+    cases = [
+        ("accept", 8, "tampered-record", "VerificationError", ["tampered"],
+         ig.Record(meter_id, last.period, last.counter, (last.registers[0] + 1, *last.registers[1:]),
+                   last.signature, last.boot).to_bytes(), "the last record with register 0 + 1, signature kept"),
+        ("accept", 8, "bad-signature", "VerificationError", ["tampered", "bad-signature"],
+         flip(good_next, len(good_next) - 1), "the next record with the last bit of its signature flipped"),
+        ("accept", 8, "replayed-counter", "ReplayError", ["replay"], recs[5].to_bytes(),
+         "record 5 sent again"),
+        ("accept", 8, "counter-gap", "StateError", ["out-of-order"],
+         ig.encode_record(mkey, meter_id, nxt[0], 9, nxt[1]).to_bytes(), "a valid record with counter 9, not 8"),
+        ("accept", 8, "period-not-after", "StateError", ["out-of-order"],
+         ig.encode_record(mkey, meter_id, last.period, 8, nxt[1]).to_bytes(),
+         "a valid record 8 with the period of record 7"),
+        ("accept", 8, "register-backwards", "StateError", ["out-of-order"],
+         ig.encode_record(mkey, meter_id, nxt[0], 8, [last.registers[0] - 1, last.registers[1]]).to_bytes(),
+         "a valid record 8 whose register 0 is below record 7's"),
+        ("accept", 8, "truncated-record", "DecodeError", ["truncated"], good_next[:-1],
+         "the next record without its last byte"),
+        ("accept", 8, "trailing-bytes", "DecodeError", ["trailing"], good_next + b"\x00",
+         "the next record with one 0x00 byte appended"),
+        ("receipt", 8, "receipt-not-covering", "VerificationError", ["bad-proof"],
+         signed_head(other_log),
+         "a utility-signed head of size 8 over meter-signed records with every register + 1 (not the meter's log)"),
+        ("check", 8, "shrunk-log", "VerificationError", ["shrunk-log"], y_shrunk,
+         "a utility-signed Y of size 6 after the meter checked size 8"),
+        ("check", 5, "bad-consistency-proof", "VerificationError", ["bad-proof"], y5_bad_proof,
+         "Y from 5 to 8 with the first proof hash's first bit flipped"),
+        ("check", 5, "bad-head-signature", "VerificationError", ["bad-signature"], y5_bad_sig,
+         "Y whose tree head has the last bit of its signature flipped"),
+        ("check", 5, "wrong-since", "DecodeError", ["wrong-size"], y5_wrong_since,
+         "Y with a (valid) proof from size 4 while the meter last checked 5"),
+        ("check-probe", 8, "bad-probe-proof", "VerificationError", ["bad-proof"],
+         cbor.encode({**probe, 6: [flip(probe[6][0], 31), *probe[6][1:]]}),
+         "a probe at size 3 under the head of size 8 with a proof hash's last bit flipped"),
+        ("check-probe", 8, "probe-wrong-head-size", "DecodeError", ["wrong-size"],
+         cbor.encode({**probe, 4: 7}), "a probe that names head size 7 under the head of size 8"),
+        ("check-inclusion", 8, "bad-inclusion-proof", "VerificationError", ["bad-proof"],
+         cbor.encode({**inclusion, 6: [flip(inclusion[6][0], 0), *inclusion[6][1:]]}),
+         "the inclusion of record 2 under the head of size 8 with a proof hash's first bit flipped"),
+        ("check-inclusion", 8, "inclusion-tampered-record", "VerificationError", ["tampered"],
+         cbor.encode({**inclusion, 5: recs[3].to_bytes()}), "the inclusion of record 2 carrying record 3"),
+        ("check-inclusion", 8, "inclusion-wrong-head-size", "DecodeError", ["wrong-size"],
+         cbor.encode({**inclusion, 4: 9}), "an inclusion message that names head size 9 under the head of size 8"),
+    ]
+    out = []
+    for step, checked, label, error, flags, data, comment in cases:
+        v = {"operation": "refuse", "name": f"refuse-{label}", **base, "checked": checked, "step": step,
+             "input": data.hex(), "result": "invalid", "flags": flags, "error": error, "comment": comment}
+        _refuse(v)
+        out.append(v)
+    return out
+
+
 def _resync_case(name: str, n: int, backup_size: int, n_later: int, resync: bool) -> dict:
-    import hashlib
-    seed = hashlib.sha256(b"usapp-vectors/integrity/" + name.encode()).digest()
-    records, totals = [], [0, 0]
-    for i in range(n + n_later):
-        totals = [totals[0] + 137 * (i % 5 + 1), totals[1] + 41 * (i % 3)]
-        records.append({"period": 1_767_225_600 + 1800 * i, "registers": list(totals)})
-    v: dict[str, Any] = {
-        "operation": "resync", "name": name,
-        "meter_key": hashlib.sha256(seed + b"meter").hexdigest(),
-        "utility_key": hashlib.sha256(seed + b"utility").hexdigest(),
-        "meter": b"SM-000123".hex(), "records": records[:n], "backup_size": backup_size, "boot_before": 0,
-        "later": records[n:], "time": 1_767_312_000, "resync": resync,
-    }
+    history = _history(name, n + n_later)
+    records = history["records"]
+    v: dict[str, Any] = {"operation": "resync", "name": name, **history, "records": records[:n],
+                         "backup_size": backup_size, "boot_before": 0, "later": records[n:], "resync": resync}
     v.update(_resync_outputs(v))
     return v
+
+
+NOTES = {
+    "tampered": "a record or message changed after it was signed (signature kept)",
+    "bad-signature": "a signature (the meter's or the utility's) that does not verify",
+    "replay": "a record whose counter the utility already accepted",
+    "out-of-order": "a correctly signed record the utility must refuse: counter gap, period or register going back",
+    "truncated": "an encoding missing its last byte",
+    "trailing": "an encoding followed by extra bytes",
+    "shrunk-log": "a signed tree head smaller than the one the meter last checked",
+    "bad-proof": "a consistency or inclusion proof (or receipt root) that does not verify",
+    "wrong-size": "a message naming a size other than the one the meter's state requires",
+    "void-evidence": "evidence the arbiter refuses before applying rule 2 (rule 1)",
+}
 
 
 def build() -> dict:
@@ -244,6 +628,19 @@ def build() -> dict:
         _case("dropped-record", 9, [9], "dropped", 2, 8),
         _case("inserted-record", 8, [8], "inserted", 6, 3),
         _case("reordered-records", 8, [4, 8], "reordered", 5, 7),
+        _case("utility-log-longer", 6, [6], "inserted", 5, 1),
+        _dispute_case("dispute-agree", 6, "none", 0),
+        _dispute_case("dispute-utility-forged", 6, "utility-altered", 3),
+        _dispute_case("dispute-utility-out-of-order", 6, "utility-reordered", 2),
+        _dispute_case("dispute-utility-rewritten", 6, "utility-truncated", 3),
+        _dispute_case("dispute-meter-double-signed", 6, "meter-double-signed", 4),
+        _dispute_case("dispute-meter-omitted", 6, "meter-omitted", 3),
+        _dispute_case("dispute-unacknowledged", 6, "meter-unacknowledged", 0, 2),
+        _dispute_case("dispute-void-utility-evidence", 6, "utility-records-not-under-head", 0,
+                      error="VerificationError", flags=("void-evidence",)),
+        _dispute_case("dispute-void-meter-evidence", 6, "meter-record-unsigned", 2,
+                      error="VerificationError", flags=("void-evidence", "bad-signature")),
+        *_refusals(),
         _resync_case("restored-meter-resyncs", 10, 5, 3, True),
         _resync_case("restored-meter-lost-state-verdict", 10, 5, 3, False),
     ]
@@ -251,25 +648,17 @@ def build() -> dict:
         "protocol": PROTOCOL,
         "suite": SUITE,
         "source": "generated by the USaPP reference implementation; procedures in specs/integrity.md (sections 3 "
-                  "to 7; vectors section 11) and RFC 9162 section 2.1",
+                  "to 9; vectors section 12) and RFC 9162 section 2.1",
         "generated_by": "usapp vectors generate (keys SHA-256(SHA-256('usapp-vectors/integrity/' || name) || "
                         "'meter' / 'utility'); Ed25519 is deterministic, nothing else is drawn)",
         "description": (
-            "Billing logs (operation 'run'). Inputs: meter_key and utility_key (raw Ed25519 private keys), meter "
-            "(hex id), records (period and registers, in order; counters 0, 1, ...), time (of every receipt and "
-            "feedback), checks (the log sizes after which the meter asks for feedback, from the size it last "
-            "checked), inclusion_index, tamper ('none', or the change the utility then makes to its log: altered "
-            "(register 0 + 1, signature kept), dropped, inserted (a copy of the record at the index), reordered "
-            "(swapped with the next)) and tamper_index. Outputs: meter_public, utility_public, accepted (each "
-            "record, hex CBOR), receipts (each signed tree head), feedback (per check: Y in hex and whether it "
-            "matched), inclusion (the inclusion message for inclusion_index), root, and for a tampered log its Y "
-            "and the index and period the meter's check and bisection name. Operation 'resync' (spec 9): records (all "
-            "accepted), backup_size (the meter's state is saved, with a check of Y, after that many), boot_before "
-            "(the durable boot counter before the restore), later (records the restored meter signs), resync (true: "
-            "the meter resyncs after its first later record is refused; false: it keeps signing and the arbiter "
-            "decides). Outputs: boot, first_later, first_refused, and either y, inclusions (index backup_size .. "
-            "size - 1 under the head of the same time), adopted, resigned, superseded, final_feedback and "
-            "final_match, or the verdict (party, kind, index, period)."),
+            "Billing logs (specs/integrity.md section 12; every field in vectors/README.md and "
+            "vectors/schema/integrity.json). Operation 'run': records, receipts, Y at each check, the inclusion "
+            "message under the last checked head, and for a tampered log its Y from size 0 and the meter's "
+            "bisection; 'steps' is the per-role transcript (meter, utility). Operation 'dispute': the evidence "
+            "and the arbiter's verdict (spec 8). Operation 'refuse': an invalid message given to one role's step "
+            "and the spec error it raises. Operation 'resync': a meter restored from a backup (spec 9)."),
+        "notes": dict(NOTES),
         "vectors": vectors,
     }
 

@@ -66,9 +66,23 @@ def _ct(pk: PublicKey, vector: Mapping[str, Any], name: str) -> Ciphertext:
 # -- verification, one function per operation -------------------------------------
 
 
+class _Counting:
+    """Counts the random_bytes calls and bytes key generation consumes (section 3.1)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.calls, self.bytes = inner, 0, 0
+
+    def random_bytes(self, n: int) -> bytes:
+        self.calls, self.bytes = self.calls + 1, self.bytes + n
+        return self.inner.random_bytes(n)
+
+
 def _keygen(v: Mapping[str, Any]) -> None:
     bits = small_int_field(v, "bits")
-    key = generate_keypair(bits, HmacDrbg.from_seed(str_field(v, "seed")))
+    rng = _Counting(HmacDrbg.from_seed(str_field(v, "seed")))
+    key = generate_keypair(bits, rng)
+    expect("draw_calls", small_int_field(v, "draw_calls"), rng.calls)
+    expect("bytes_drawn", small_int_field(v, "bytes_drawn"), rng.bytes)
     for name, value in (("p", key.p), ("q", key.q), ("n", key.public_key.n), ("hp", key.hp),
                         ("hq", key.hq), ("p_inverse", key.p_inverse)):
         expect_int(v, name, value)
@@ -78,7 +92,11 @@ def _keygen(v: Mapping[str, Any]) -> None:
 
 def _encrypt_standard(v: Mapping[str, Any]) -> None:
     pk = _public(v)
-    c = pk.encrypt_with_r(int_field(v, "m"), int_field(v, "r"))
+    m, r = int_field(v, "m"), int_field(v, "r")
+    n, n2 = int(pk.n), int(pk.nsquare)
+    expect_int(v, "gm", (1 + m * n) % n2)                    # section 4.1: g^m = 1 + m n mod n^2
+    expect_int(v, "rn", pow(r, n, n2))                        # r^n mod n^2
+    c = pk.encrypt_with_r(m, r)
     expect_int(v, "ciphertext", c.c)
     expect("ciphertext_encoding", bytes_field(v, "ciphertext_encoding"), c.to_bytes())
 
@@ -150,6 +168,27 @@ def _sum(v: Mapping[str, Any]) -> None:
     expect_int(v, "ciphertext", sum_ciphertexts(items).c)
 
 
+def _reject_decrypt(v: Mapping[str, Any]) -> None:
+    """Decryption of a ciphertext under another key (n_ciphertext) with the private key (p, q)."""
+    sk = _private(v)
+    other = PublicKey(int_field(v, "n_ciphertext"))
+    _expect_error(v, lambda: sk.decrypt(other.ciphertext(int_field(v, "ciphertext"))))
+
+
+def _expect_error(v: Mapping[str, Any], action: Callable[[], Any]) -> None:
+    name = str_field(v, "error")
+    expected = getattr(errors, name, None)
+    if not (isinstance(expected, type) and issubclass(expected, UsappError)):
+        raise VectorMismatchError(f"field 'error' names no error of protocols.errors: {name!r}")
+    try:
+        action()
+    except UsappError as exc:
+        if type(exc) is not expected:
+            raise VectorMismatchError(f"rejected with {type(exc).__name__}, not {name}") from exc
+        return
+    raise VectorMismatchError("an invalid input was accepted")
+
+
 def _reject(v: Mapping[str, Any]) -> None:
     """A decoder rejection: decoding ``ciphertext_encoding`` under n must raise
     the named typed error from protocols.errors."""
@@ -180,10 +219,24 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "rerandomise": _rerandomise,
     "sum": _sum,
     "reject-ciphertext": _reject,
+    "reject-decrypt": _reject_decrypt,
+}
+
+NOTES = {
+    "out-of-range": "c = OS2IP(encoding) is not in 0 < c < n^2 (section 7.2 check 3)",
+    "not-coprime": "gcd(c, n) != 1 (section 7.2 check 4)",
+    "truncated": "an encoding one byte shorter than len(n^2)",
+    "overlong": "an encoding one byte longer than len(n^2) (a leading 0x00)",
+    "wrong-key": "a ciphertext under another public key (section 5.1)",
 }
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
+    invalid = vector.get("result", "valid") == "invalid"
+    if vector.get("result", "valid") not in ("valid", "invalid") or invalid != ("error" in vector):
+        raise VectorMismatchError("field 'result': 'invalid' exactly when 'error' is given")
+    if any(flag not in NOTES for flag in vector.get("flags", [])):
+        raise VectorMismatchError("field 'flags': a flag not documented in the file's notes")
     dispatch(OPERATIONS, vector)
 
 
@@ -201,9 +254,11 @@ def build() -> dict:
     private = {**common, "p": hexint(key.p), "q": hexint(key.q)}
 
     for bits, seed in ((2048, KEY_SEED), (3072, SEED_PREFIX + "key-3072")):
-        k = key if bits == 2048 else generate_keypair(bits, HmacDrbg.from_seed(seed))
+        counting = _Counting(HmacDrbg.from_seed(seed))
+        k = generate_keypair(bits, counting)
         vectors.append({
             "name": f"keygen-{bits}", "operation": "keygen", "bits": bits, "seed": seed,
+            "draw_calls": counting.calls, "bytes_drawn": counting.bytes,
             "p": hexint(k.p), "q": hexint(k.q), "n": hexint(k.public_key.n), "hp": hexint(k.hp),
             "hq": hexint(k.hq), "p_inverse": hexint(k.p_inverse),
             "n_encoding": k.public_key.to_bytes().hex(), "private_key_encoding": k.to_bytes().hex(),
@@ -216,7 +271,8 @@ def build() -> dict:
         c = pk.encrypt_with_r(m, r)
         ciphertexts.append(c)
         vectors.append({"name": f"encrypt-{i}", "operation": "encrypt", **common, "m": hexint(m),
-                        "r": hexint(r), "ciphertext": hexint(c.c),
+                        "r": hexint(r), "gm": hexint((1 + m * n) % n2), "rn": hexint(pow(r, n, n2)),
+                        "ciphertext": hexint(c.c),
                         "ciphertext_encoding": c.to_bytes().hex()})
         vectors.append({"name": f"decrypt-{i}", "operation": "decrypt", **private,
                         "ciphertext": hexint(c.c), "m": hexint(m)})
@@ -264,15 +320,21 @@ def build() -> dict:
 
     length = pk.ciphertext_length()
     rejects = [
-        ("zero", "InvalidCiphertextError", bytes(length)),
-        ("n-squared", "InvalidCiphertextError", n2.to_bytes(length, "big")),
-        ("not-coprime", "InvalidCiphertextError", int(key.p).to_bytes(length, "big")),
-        ("truncated", "DecodeError", c1.to_bytes()[:-1]),
-        ("extended", "DecodeError", b"\x00" + c1.to_bytes()),
+        ("zero", "InvalidCiphertextError", bytes(length), ["out-of-range"]),
+        ("n-squared", "InvalidCiphertextError", n2.to_bytes(length, "big"), ["out-of-range"]),
+        ("above-n-squared", "InvalidCiphertextError", (n2 + 1).to_bytes(length, "big"), ["out-of-range"]),
+        ("not-coprime", "InvalidCiphertextError", int(key.p).to_bytes(length, "big"), ["not-coprime"]),
+        ("truncated", "DecodeError", c1.to_bytes()[:-1], ["truncated"]),
+        ("extended", "DecodeError", b"\x00" + c1.to_bytes(), ["overlong"]),
     ]
-    for label, error, data in rejects:
+    for label, error, data, flags in rejects:
         vectors.append({"name": f"reject-{label}", "operation": "reject-ciphertext", **common,
-                        "ciphertext_encoding": data.hex(), "error": error})
+                        "ciphertext_encoding": data.hex(), "result": "invalid", "flags": flags, "error": error})
+    other = generate_keypair(3072, HmacDrbg.from_seed(SEED_PREFIX + "key-3072")).public_key
+    foreign = other.encrypt_with_r(5, 7)
+    vectors.append({"name": "reject-decrypt-wrong-key", "operation": "reject-decrypt", **private,
+                    "n_ciphertext": hexint(int(other.n)), "ciphertext": hexint(foreign.c),
+                    "result": "invalid", "flags": ["wrong-key"], "error": "KeyMismatchError"})
 
     return {
         "protocol": PROTOCOL,
@@ -283,6 +345,7 @@ def build() -> dict:
                         "online encryption, CRT decryption, homomorphic operations, and ciphertext "
                         "encodings a decoder must reject. Integers are minimal lower-case hex; "
                         "k is a signed decimal string."),
+        "notes": dict(NOTES),
         "vectors": vectors,
     }
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from protocols.errors import VectorMismatchError
+from protocols import errors
+from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_bits
 from protocols.schemes.paillier import PrivateKey, PublicKey, generate_keypair
@@ -21,7 +22,9 @@ from protocols.schemes.paillier_encoding import (
     PackedCiphertext,
     PackingLayout,
     decrypt_number,
+    from_phe_json,
     sum_packed,
+    to_phe_json,
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
@@ -119,7 +122,74 @@ def _packed_sum(v: Mapping[str, Any]) -> None:
     expect("slot_sums", int_list_field(v, "slot_sums"), sums)
 
 
+def _phe_json_write(v: Mapping[str, Any]) -> None:
+    """Spec 10: the exact text to_phe_json writes for each form, and that from_phe_json reads it back."""
+    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    pk = sk.public_key
+    numbers = [EncryptedNumber(pk.ciphertext(c), e) for c, e in zip(int_list_field(v, "ciphertexts"),
+                                                                     _int_list(v, "exponents"))]
+    outputs = {"public_json": to_phe_json(pk), "private_json": to_phe_json(sk),
+               "number_json": to_phe_json(numbers[0]), "list_json": to_phe_json(numbers)}
+    for name, text in outputs.items():
+        expect(name, str_field(v, name), text)
+    if from_phe_json(outputs["public_json"]) != pk or from_phe_json(outputs["list_json"])[0] != pk:
+        raise VectorMismatchError("field 'public_json': does not read back to the key")
+
+
+def _int_list(v: Mapping[str, Any], name: str) -> list[int]:
+    value = field(v, name)
+    if not isinstance(value, list) or not value or any(type(x) is not int for x in value):
+        raise VectorMismatchError(f"field {name!r} must be a non-empty list of JSON integers")
+    return value
+
+
+def _expect_error(v: Mapping[str, Any], action: Callable[[], Any]) -> None:
+    if v.get("result") != "invalid":
+        raise VectorMismatchError("field 'result': a reject vector is invalid")
+    if any(flag not in NOTES for flag in v.get("flags", [])):
+        raise VectorMismatchError("field 'flags': a flag not documented in the file's notes")
+    name = str_field(v, "error")
+    expected = getattr(errors, name, None)
+    if not (isinstance(expected, type) and issubclass(expected, UsappError)):
+        raise VectorMismatchError(f"field 'error' names no spec error: {name!r}")
+    try:
+        action()
+    except UsappError as exc:
+        if type(exc) is not expected:
+            raise VectorMismatchError(f"field 'error': refused with {type(exc).__name__}, not {name}") from exc
+        return
+    raise VectorMismatchError("field 'result': an invalid input was accepted")
+
+
+def _phe_json_reject(v: Mapping[str, Any]) -> None:
+    """Spec 10: from_phe_json(text, public key n) MUST raise ``error``."""
+    pk = PublicKey(int_field(v, "n"))
+    _expect_error(v, lambda: from_phe_json(str_field(v, "text"), pk))
+
+
+def _encode_reject(v: Mapping[str, Any]) -> None:
+    """Spec 8.2: encoding MUST raise ``error`` (a mantissa out of range for the exponent, a non-finite float)."""
+    pk = PublicKey(int_field(v, "n"))
+    _expect_error(v, lambda: EncodedNumber.encode(pk, _scalar(v, "value"), precision=_optional(v, "precision"),
+                                                  max_exponent=_optional(v, "max_exponent")))
+
+
+NOTES = {
+    "bad-json": "text that is not JSON, or JSON that is not an object (spec 10 step 1)",
+    "non-canonical": "a ciphertext decimal with a leading zero (spec 10 step 3)",
+    "wrong-type": "a member of the wrong JSON type, e.g. an exponent that is a string or a boolean (spec 10 step 3)",
+    "invalid-ciphertext": "v is not a valid ciphertext under the key (section 7.2)",
+    "wrong-generator": "g is not n + 1 (spec 10 step 4)",
+    "wrong-key": "a value list under another key than the one given (spec 10 step 4)",
+    "exponent-out-of-range": "an exponent for which the mantissa exceeds max_int = n // 3 - 1 (section 8.2)",
+    "non-finite": "a float that is infinite or NaN (section 8.2)",
+}
+
+
 OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
+    "phe-json-write": _phe_json_write,
+    "phe-json-reject": _phe_json_reject,
+    "encode-reject": _encode_reject,
     "encode": _encode,
     "number-op": _number_op,
     "pack": _pack,
@@ -185,6 +255,43 @@ def build() -> dict:
                         "ciphertext": hexint(total.ciphertext.c),
                         "slot_sums": [hexint(sum(col)) for col in zip(*rows)]})
 
+    numbers = [a, b, c]
+    vectors.append({"name": "phe-json-write-0", "operation": "phe-json-write", **private,
+                    "ciphertexts": [hexint(x.ciphertext.c) for x in numbers],
+                    "exponents": [x.exponent for x in numbers],
+                    "public_json": to_phe_json(pk), "private_json": to_phe_json(key),
+                    "number_json": to_phe_json(a), "list_json": to_phe_json(numbers)})
+    other = generate_keypair(3072, HmacDrbg.from_seed("usapp-vectors/paillier/key-3072")).public_key
+    v_text = str(int(a.ciphertext.c))
+    json_rejects = [
+        ("not-json", "{\"v\": ", "DecodeError", ["bad-json"]),
+        ("not-an-object", "[1, 2]", "DecodeError", ["bad-json"]),
+        ("leading-zero", f'{{"v": "0{v_text}", "e": 0}}', "DecodeError", ["non-canonical"]),
+        ("exponent-string", f'{{"v": "{v_text}", "e": "0"}}', "DecodeError", ["wrong-type"]),
+        ("exponent-boolean", f'{{"v": "{v_text}", "e": true}}', "DecodeError", ["wrong-type"]),
+        ("ciphertext-zero", '{"v": "0", "e": 0}', "InvalidCiphertextError", ["invalid-ciphertext"]),
+        ("generator-not-n-plus-1", f'{{"public_key": {{"g": {int(pk.n) + 2}, "n": {int(pk.n)}}}, "values": []}}',
+         "DecodeError", ["wrong-generator"]),
+        ("list-under-another-key", to_phe_json([EncryptedNumber(other.encrypt(1, rng), 0)]), "KeyMismatchError",
+         ["wrong-key"]),
+    ]
+    for label, text, error, flags in json_rejects:
+        vectors.append({"name": f"phe-json-reject-{label}", "operation": "phe-json-reject", **common, "text": text,
+                        "result": "invalid", "flags": flags, "error": error})
+    encode_rejects = [
+        ("exponent-too-small", 1, None, -600, "EncodingOverflowError", ["exponent-out-of-range"]),
+        ("integer-above-max-int", int(pk.max_int) + 1, None, None, "EncodingOverflowError",
+         ["exponent-out-of-range"]),
+        ("infinity", float("inf"), None, None, "ParameterError", ["non-finite"]),
+    ]
+    for label, value, precision, max_exponent, error, flags in encode_rejects:
+        vectors.append({"name": f"encode-reject-{label}", "operation": "encode-reject", **common,
+                        "value": _scalar_text(value), "precision": precision, "max_exponent": max_exponent,
+                        "result": "invalid", "flags": flags, "error": error})
+    for vector in vectors:
+        if vector["operation"] in ("phe-json-write", "phe-json-reject", "encode-reject"):
+            OPERATIONS[vector["operation"]](vector)
+
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -193,6 +300,7 @@ def build() -> dict:
         "description": ("phe-compatible EncodedNumber encodings (value = mantissa * 16^exponent), "
                         "encrypted-number arithmetic with exponent alignment, and slot packing with "
                         "headroom. Scalars: 'int:<decimal>' or 'float:<float.hex()>'."),
+        "notes": dict(NOTES),
         "vectors": vectors,
     }
 
