@@ -88,6 +88,11 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
             "description": "Values shared by every vector (family specific).",
             "type": "object",
         },
+        "notes": {
+            "description": "The flags that vectors of this file carry: flag name -> what it means.",
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+        },
         "vectors": {
             "description": "The vectors; each has a name unique within the file.",
             "type": "array",
