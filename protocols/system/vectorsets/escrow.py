@@ -476,12 +476,21 @@ def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict], str | None]:
     return top, outputs, None
 
 
+def _guarded(v: Mapping[str, Any]) -> tuple[dict, list[dict], str | None]:
+    """_outputs, with a lookup that an edited input makes fail reported as a mismatch."""
+    try:
+        return _outputs(v)
+    except (KeyError, IndexError) as exc:
+        raise VectorMismatchError(f"the inputs do not describe a run the spec allows ({type(exc).__name__}: "
+                                  f"{exc})") from None
+
+
 def _run(v: Mapping[str, Any]) -> None:
     for key in v:
         if key not in _VECTOR_INPUTS and key != "fleet":
             raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
     steps = list_field(v, "steps")
-    top, computed, error = recompute("run", lambda: _outputs(v))
+    top, computed, error = recompute("run", lambda: _guarded(v))
     expect("fleet", field(v, "fleet"), top)
     if v.get("result", "valid") == "invalid":
         expected = str_field(v, "error")

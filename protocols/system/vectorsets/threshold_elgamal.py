@@ -82,6 +82,8 @@ def _dkg(v: Mapping[str, Any]):
     for i in range(1, n + 1):
         for name in [f"authority{i}.a{j}" for j in range(t)] + [f"authority{i}.k"]:
             while True:
+                if position >= len(recorder.draws):
+                    raise VectorMismatchError("dkg: fewer draws than the schedule of specs/frost.md 7.1")
                 data = recorder.draws[position]
                 position += 1
                 ok = _scalar_ok(data)
@@ -171,6 +173,9 @@ def _refusal(v: Mapping[str, Any]) -> str | None:
     sealed = te.seal_with_randomness(info.group_public_key, aad, bytes_field(v, "plaintext"), int_field(v, "r"),
                                      int_field(v, "s"))
     items = list_field(v, "shares")
+    if not items or any(not isinstance(it, dict) or small_int_field(it, "identifier") not in
+                        range(1, len(operators) + 1) for it in items):
+        raise VectorMismatchError("field 'shares' must list authorities by identifier")
     shares = [te.decryption_share_with_nonce(operators[small_int_field(it, "identifier") - 1].state.signer.key_package,
                                              sealed, aad, context, int_field(it, "k")) for it in items]
     target, change = str_field(v, "target"), field(v, "change")
