@@ -46,6 +46,7 @@ from cryptography.x509.oid import NameOID
 
 from protocols import issuance as iss
 from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
 from protocols.system.vectorsets import VectorFamily
@@ -190,6 +191,23 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         raise VectorMismatchError(f"the run drew {len(rng.draws)} times, not 3")
     nonce, ikm, ikm_e = rng.draws
     (entry,) = pkg.state.log.entries
+    identity = iss.Identity(d["namespace"], d["serial"], d["role"], d["epoch"]).to_bytes()
+    body = cbor.decode(enrollment)
+    device_sk, device_pk = iss.DeriveKeyPair(ikm)
+    roles = [
+        {"role": "pkg", "action": "challenge", "time": d["now"],
+         "state_before": {"epoch": d["epoch"], "log_size": 0}, "output": challenge.hex()},
+        {"role": "device", "action": "enroll", "input": challenge.hex(),
+         "intermediates": {"identity": identity.decode("ascii"), "hpke_private": device_sk.hex(),
+                           "hpke_public": device_pk.hex(),
+                           "enrollment_tbs": iss.enrollment_tbs({k: v for k, v in body.items() if k != 7}).hex()},
+         "output": enrollment.hex()},
+        {"role": "pkg", "action": "enroll", "time": d["now"], "input": enrollment.hex(),
+         "intermediates": {"key_delivery_info": iss.delivery_info(nonce, identity, SUITE).hex()},
+         "output": delivery.hex(), "state_after": {"epoch": d["epoch"], "log_size": 1,
+                                                   "log_head": pkg.state.log.head.hex()}},
+        {"role": "device", "action": "receive", "input": delivery.hex(), "output": issued.key.hex()},
+    ]
     outputs = {
         "draws": {"challenge_nonce": nonce.hex(), "device_ikm": ikm.hex(), "pkg_ikm_e": ikm_e.hex()},
         "hpke_public": iss.DeriveKeyPair(ikm)[1].hex(),
@@ -199,6 +217,7 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         "log_entry": entry.hex(),
         "log_head": pkg.state.log.head.hex(),
         "key": issued.key.hex(),
+        "roles": roles,
     }
     return outputs, issued
 
