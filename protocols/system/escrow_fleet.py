@@ -79,7 +79,7 @@ def pkcs8(key: Ed25519PrivateKey) -> bytes:
 
 
 def rsa_key(rng: RandomSource, bits: int = 2048) -> blind_rsa.PrivateKey:
-    """An RSA key from drawn primes (test fleets and vectors only; see the module docstring)."""
+    """An RSA key from drawn primes, specs/escrow.md section 11.2 (test fleets and vectors only)."""
     half = bits // 2
     while True:
         p = gmpy2.next_prime(random_bits(rng, half) | (3 << (half - 2)))
