@@ -421,8 +421,9 @@ class Escrow:
         return cbor.encode({1: VERSION, 2: "hfid-response", 3: mode, 4: epoch, 5: enc, 6: ct})
 
     def _certify(self, hf_public: bytes, epoch: int, rng: RandomSource) -> bytes:
-        """Spec 5.2: the HF certificate: a random 127-bit serial with its top bit set (so every
-        certificate has the same length), the epoch's bounds as validity, no names of the meter."""
+        """Spec 5.2 step 7: the HF certificate: serial OS2IP(16 drawn bytes) >> 2 | 2^125 (126 bits,
+        top bit set, so every certificate has the same length), the epoch's bounds as validity, no
+        names of the meter."""
         st = self.state
         ca = x509.load_der_x509_certificate(st.hf_ca_certificate)
         start, end = st.clock.bounds(epoch)

@@ -291,8 +291,9 @@ def generate_key(bits: int = MIN_MODULUS_BITS, e: int = DEFAULT_PUBLIC_EXPONENT)
     pyca ``cryptography`` (OpenSSL's FIPS 186-style generator) from the
     operating system's CSPRNG.  ``bits`` must be at least 2048.
 
-    Key generation is the one random step that is not injected: keys for
-    vectors are loaded (:func:`load_private_key`), never generated."""
+    Key generation here takes no ``rng``: the RFC 9474 vectors load their keys
+    (:func:`load_private_key`), and the escrow's test fleets make theirs from
+    drawn primes (``escrow_fleet.rsa_key``, specs/escrow.md section 11.2)."""
     if isinstance(bits, bool) or not isinstance(bits, int) or bits < MIN_MODULUS_BITS:
         raise ParameterError(f"RSA blind-signature keys need at least {MIN_MODULUS_BITS} bits")
     if e not in (3, DEFAULT_PUBLIC_EXPONENT):

@@ -6,7 +6,7 @@ derived from one HMAC_DRBG so that a run is reproducible: Ed25519 keys are
 deterministic generation for test fleets only: a deployed escrow generates
 its keys with ``blind_rsa.generate_key``).
 
-Order of draws (specs/escrow.md section 11): the LFID root key, the escrow's
+Order of draws (specs/escrow.md section 11.2): the LFID root key, the escrow's
 HPKE key, the authorities' DKG (``groupkeys.operator_ceremony``, both modes);
 mode escrowed: then the HF CA key; mode blind: then, per epoch, the RSA key
 and its certification by authorities 1 .. t (``escrow.certify_epoch_key``);
@@ -79,7 +79,7 @@ def pkcs8(key: Ed25519PrivateKey) -> bytes:
 
 
 def rsa_key(rng: RandomSource, bits: int = 2048) -> blind_rsa.PrivateKey:
-    """An RSA key from drawn primes (test fleets and vectors only; see the module docstring)."""
+    """An RSA key from drawn primes, specs/escrow.md section 11.2 (test fleets and vectors only)."""
     half = bits // 2
     while True:
         p = gmpy2.next_prime(random_bits(rng, half) | (3 << (half - 2)))
@@ -101,14 +101,20 @@ class Fleet:
     receivers: dict[str, esc.Receiver]
     authorities: list[esc.Authority] = field(default_factory=list)
     authority_info: frost.PublicKeyPackage | None = None
+    lf_ca_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    """The LFID root's key (exported by the vectors, specs/escrow.md section 11)."""
 
 
 def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet", *, authorities: int = 3,
-              threshold: int = 2, rsa_bits: int = 2048) -> Fleet:
-    """A fleet of ``meters`` meters, an escrow in ``mode``, and keys for ``epochs`` (blind mode)."""
+              threshold: int = 2, rsa_bits: int = 2048, rng: RandomSource | None = None) -> Fleet:
+    """A fleet of ``meters`` meters, an escrow in ``mode``, and keys for ``epochs`` (blind mode).
+
+    Every draw comes from ``rng``, by default HMAC_DRBG("usapp-escrow-fleet/" + seed), in the
+    order of specs/escrow.md section 11.2 (a vector passes a recording source to list them)."""
     if mode not in esc.MODES:
         raise ParameterError(f"mode must be one of {', '.join(esc.MODES)}")
-    rng = HmacDrbg.from_seed("usapp-escrow-fleet/" + seed)
+    if rng is None:
+        rng = HmacDrbg.from_seed("usapp-escrow-fleet/" + seed)
     clock = esc.EpochClock(ORIGIN, EPOCH_SECONDS)
     lf_ca_key = ed25519_key(rng)
     lf_root = ca_certificate("LFID root", lf_ca_key)
@@ -149,4 +155,4 @@ def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet",
                                                       authorities_key=authorities_key))
         for message in state.epoch_keys.values():
             receivers[r].install_epoch_key(message)
-    return Fleet(mode, clock, escrow, fleet_meters, receivers, fleet_authorities, info)
+    return Fleet(mode, clock, escrow, fleet_meters, receivers, fleet_authorities, info, lf_ca_key)

@@ -45,7 +45,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from protocols import issuance as iss
-from protocols.errors import VectorMismatchError
+from protocols.errors import UsappError, VectorMismatchError
+from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
 from protocols.system.vectorsets import VectorFamily
@@ -190,6 +191,23 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         raise VectorMismatchError(f"the run drew {len(rng.draws)} times, not 3")
     nonce, ikm, ikm_e = rng.draws
     (entry,) = pkg.state.log.entries
+    identity = iss.Identity(d["namespace"], d["serial"], d["role"], d["epoch"]).to_bytes()
+    body = cbor.decode(enrollment)
+    device_sk, device_pk = iss.DeriveKeyPair(ikm)
+    roles = [
+        {"role": "pkg", "action": "challenge", "time": d["now"],
+         "state_before": {"epoch": d["epoch"], "log_size": 0}, "output": challenge.hex()},
+        {"role": "device", "action": "enroll", "input": challenge.hex(),
+         "intermediates": {"identity": identity.decode("ascii"), "hpke_private": device_sk.hex(),
+                           "hpke_public": device_pk.hex(),
+                           "enrollment_tbs": iss.enrollment_tbs({k: v for k, v in body.items() if k != 7}).hex()},
+         "output": enrollment.hex()},
+        {"role": "pkg", "action": "enroll", "time": d["now"], "input": enrollment.hex(),
+         "intermediates": {"key_delivery_info": iss.delivery_info(nonce, identity, SUITE).hex()},
+         "output": delivery.hex(), "state_after": {"epoch": d["epoch"], "log_size": 1,
+                                                   "log_head": pkg.state.log.head.hex()}},
+        {"role": "device", "action": "receive", "input": delivery.hex(), "output": issued.key.hex()},
+    ]
     outputs = {
         "draws": {"challenge_nonce": nonce.hex(), "device_ikm": ikm.hex(), "pkg_ikm_e": ikm_e.hex()},
         "hpke_public": iss.DeriveKeyPair(ikm)[1].hex(),
@@ -199,6 +217,7 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         "log_entry": entry.hex(),
         "log_head": pkg.state.log.head.hex(),
         "key": issued.key.hex(),
+        "roles": roles,
     }
     return outputs, issued
 
@@ -266,7 +285,84 @@ def _enroll(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"field 'mode': unknown mode {mode!r}")
 
 
-OPERATIONS = {"enroll": _enroll}
+_REFUSE_INPUTS = frozenset({"operation", "name", "result", "error", "flags", "comment", "target", "change",
+                            "suite", "root_certificate", "anchor_roles", "namespace", "chain", "device_key", "serial",
+                            "role", "epoch", "now", "challenge_lifetime", "master_secret", "run_seed", "mode"})
+NOTES = {
+    "Truncated": "a message cut short (DecodeError)",
+    "TrailingBytes": "a message with a byte appended (DecodeError)",
+    "Tampered": "the last byte (the signature, or the AEAD tag) flipped (VerificationError)",
+    "Replay": "a challenge answered, or an enrollment presented, a second time (ReplayError)",
+    "Expired": "an enrollment presented after its challenge expired (StateError)",
+    "WrongEpoch": "an enrollment for an epoch the PKG has left (StateError)",
+    "Revoked": "an enrollment by a revoked device (VerificationError)",
+}
+
+
+def _change(data: bytes, change: object) -> bytes:
+    if not isinstance(change, dict) or len(change) != 1:
+        raise VectorMismatchError("field 'change' must hold one of truncate, flip, append")
+    (how, value), = change.items()
+    if how == "truncate" and type(value) is int and 0 <= value < len(data):
+        return data[:value]
+    if how == "flip" and type(value) is int and -len(data) <= value < len(data):
+        value %= len(data)
+        return data[:value] + bytes([data[value] ^ 1]) + data[value + 1:]
+    if how == "append" and isinstance(value, str):
+        return data + bytes.fromhex(value)
+    raise VectorMismatchError("field 'change': unknown or out-of-range change")
+
+
+def _refusal(v: Mapping[str, Any]) -> str | None:
+    """Spec 5: replay a single-mode run up to ``target`` and make that step misbehave; the name of the
+    error it raises, or None if it accepts."""
+    for key in v:
+        if key not in _REFUSE_INPUTS:
+            raise VectorMismatchError(f"field {key!r} is not an input of a refuse vector")
+    d = _device(v)
+    master = bf_bls12.MasterKey(int_field(v, "master_secret"))
+    pkg = iss.Pkg(iss.PkgState(d["anchors"], d["epoch"], challenge_lifetime=d["lifetime"]), iss.Bls12Extractor(master))
+    meter = iss.Meter(iss.MeterState(d["namespace"], d["serial"], d["role"], SUITE, d["device_key"], d["chain"]),
+                      iss.bls12_key_verifier(master.params))
+    rng = HmacDrbg.from_seed(str_field(v, "run_seed"))
+    target, change = str_field(v, "target"), v.get("change")
+    try:
+        challenge = pkg.challenge(d["now"], rng)
+        enrollment = meter.enroll(challenge, rng)
+        if target == "meter_enroll_twice":
+            meter.enroll(challenge, rng)
+        elif target == "pkg_enroll":
+            pkg.enroll(_change(enrollment, change), d["now"], rng)
+        elif target == "pkg_enroll_twice":
+            pkg.enroll(enrollment, d["now"], rng)
+            pkg.enroll(enrollment, d["now"], rng)
+        elif target == "pkg_enroll_late":
+            pkg.enroll(enrollment, d["now"] + d["lifetime"] + 1, rng)
+        elif target == "pkg_enroll_next_epoch":
+            pkg.advance_epoch(d["epoch"] + 1)
+            pkg.enroll(enrollment, d["now"], rng)
+        elif target == "pkg_enroll_revoked":
+            pkg.revoke(d["namespace"], d["serial"])
+            pkg.enroll(enrollment, d["now"], rng)
+        elif target == "meter_receive":
+            meter.receive(_change(pkg.enroll(enrollment, d["now"], rng), change))
+        else:
+            raise VectorMismatchError(f"field 'target': unknown target {target!r}")
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        return type(exc).__name__
+    return None
+
+
+def _refuse(v: Mapping[str, Any]) -> None:
+    expected = str_field(v, "error")
+    got = _refusal(v)
+    if got != expected:
+        raise VectorMismatchError(f"field 'error': expected {expected}, got {got or 'acceptance'}")
+
+
+OPERATIONS = {"enroll": _enroll, "refuse": _refuse}
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
@@ -373,12 +469,42 @@ def _threshold_case(name: str, serial: str, threshold: int, nodes: list[int], en
     return vector
 
 
+def _negative(base: dict, name: str, target: str, error: str, flags: list[str], change: dict | None = None) -> dict:
+    v = {k: base[k] for k in _REFUSE_INPUTS if k in base}
+    v.update({"operation": "refuse", "name": name, "result": "invalid", "error": error, "flags": flags,
+              "target": target})
+    if change is not None:
+        v["change"] = change
+    got = _refusal(v)
+    if got != error:
+        raise VectorMismatchError(f"{name}: expected {error}, got {got}")
+    return v
+
+
+def _negatives(base: dict) -> list[dict]:
+    return [
+        _negative(base, "enrollment-truncated", "pkg_enroll", "DecodeError", ["Truncated"], {"truncate": 40}),
+        _negative(base, "enrollment-trailing-byte", "pkg_enroll", "DecodeError", ["TrailingBytes"], {"append": "00"}),
+        _negative(base, "enrollment-signature-tampered", "pkg_enroll", "VerificationError", ["Tampered"],
+                  {"flip": -1}),
+        _negative(base, "enrollment-replayed", "pkg_enroll_twice", "ReplayError", ["Replay"]),
+        _negative(base, "enrollment-after-the-challenge-expired", "pkg_enroll_late", "StateError", ["Expired"]),
+        _negative(base, "enrollment-for-a-past-epoch", "pkg_enroll_next_epoch", "StateError", ["WrongEpoch"]),
+        _negative(base, "enrollment-by-a-revoked-device", "pkg_enroll_revoked", "VerificationError", ["Revoked"]),
+        _negative(base, "challenge-answered-twice", "meter_enroll_twice", "ReplayError", ["Replay"]),
+        _negative(base, "key-delivery-truncated", "meter_receive", "DecodeError", ["Truncated"], {"truncate": 40}),
+        _negative(base, "key-delivery-tag-tampered", "meter_receive", "VerificationError", ["Tampered"],
+                  {"flip": -1}),
+    ]
+
+
 def build() -> dict:
     vectors = [
         _single_case("ed25519-device-under-root", "SM-000123", "ed25519-under-root"),
         _single_case("p256-device-via-intermediate", "SM-004567", "p256-under-intermediate"),
         _threshold_case("threshold-2-of-3-nodes-1-3", "SM-008910", 2, [1, 2, 3], [1, 3]),
     ]
+    vectors += _negatives(vectors[0])
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -400,7 +526,10 @@ def build() -> dict:
             "32-byte HPKE ikm, the PKG's 32-byte HPKE ikmE (listed under 'draws'). Outputs, hex: "
             "challenge, enrollment, key_delivery, log_entry, log_head (the PKG's log after this one "
             "issuance), the delivered key (or a node's share), hpke_public, p_pub; in threshold mode "
-            "also node_secrets, verification_keys and the combined key."),
+            "also node_secrets, verification_keys and the combined key. Operation 'refuse' (result invalid): "
+            "the inputs of a single-mode run, a target step and a change; the step MUST fail with 'error' "
+            "(specs/issuance.md section 13)."),
+        "notes": NOTES,
         "vectors": vectors,
     }
 
