@@ -498,6 +498,19 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
     )
 
 
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For a oneOf/anyOf failure, the error of the branch that came closest (the
+    branch whose ``operation`` matches, else jsonschema's best match)."""
+    while error.context:
+        branches: dict[int, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        # the branch with the fewest errors, none of them on a const/enum (the selector)
+        ranked = sorted(branches.values(), key=lambda errs: (any(e.validator in ("const", "enum") for e in errs), len(errs)))
+        error = jsonschema.exceptions.best_match(ranked[0])
+    return error
+
+
 def _schema_failures(family: VectorFamily, path: Path, envelope: dict[str, Any]) -> list[Failure]:
     """Validate the file against its family's schema (every field documented)."""
     schema = family_schema(family)
@@ -505,7 +518,9 @@ def _schema_failures(family: VectorFamily, path: Path, envelope: dict[str, Any])
         return []
     validator = jsonschema.Draft202012Validator(schema)
     failures = []
-    for error in sorted(validator.iter_errors(envelope), key=lambda e: list(map(str, e.absolute_path)))[:10]:
+    top = sorted(validator.iter_errors(envelope), key=lambda e: list(map(str, e.absolute_path)))[:10]
+    for error in top:
+        error = _deepest(error)
         parts = list(error.absolute_path)
         vector = None
         if len(parts) >= 2 and parts[0] == "vectors" and isinstance(parts[1], int):
