@@ -60,6 +60,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result["matches"] and result["packed_ok"] else 1
 
 
+_PRIORITY = {"whole-file": 0, "schema": 1, "recompute": 2}
+"""Which failure's path a ``--json`` entry reports first: the whole-file
+comparison names the very value that changed."""
+
+
 def _verify_json(results: list[vectors.FileResult]) -> dict:
     """``usapp vectors verify --json``: one entry per vector (and per whole-file
     failure, with ``name`` null).  ``status`` is ``ok`` or ``mismatch``; a
@@ -73,7 +78,7 @@ def _verify_json(results: list[vectors.FileResult]) -> dict:
             by_vector.setdefault(failure.vector, []).append(failure)
         rows = list(result.results) + [(None, None)] * (None in by_vector)
         for name, declared in rows:
-            failures = by_vector.get(name, [])
+            failures = sorted(by_vector.get(name, []), key=lambda f: _PRIORITY.get(f.kind, 3))
             entry = {"file": result.file, "name": name, "result": declared,
                      "status": "mismatch" if failures else "ok"}
             if failures:
@@ -81,7 +86,7 @@ def _verify_json(results: list[vectors.FileResult]) -> dict:
                 entry.update(path=first.path, expected=first.expected, actual=first.actual,
                              message=first.message,
                              mismatches=[{"path": f.path, "expected": f.expected, "actual": f.actual,
-                                          "message": f.message} for f in failures])
+                                          "check": f.kind, "message": f.message} for f in failures])
             entries.append(entry)
     failed = sum(1 for result in results if not result.ok)
     return {"files": len(results), "failed_files": failed, "vectors": entries}

@@ -349,6 +349,10 @@ class Failure:
     """What the reference implementation (or the generator) gives at ``path``."""
     actual: Any = None
     """What the file holds at ``path``."""
+    kind: str = "recompute"
+    """``schema``, ``recompute`` or ``whole-file``: which check failed.  A
+    whole-file comparison names the exact value that changed; a recomputation
+    names the first computed field that no longer matches."""
 
     def __str__(self) -> str:
         where = "file" if self.vector is None else f"vector {self.vector!r}"
@@ -467,7 +471,7 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
             return Failure(
                 str(path), None, f"envelope field {key!r} differs from the generator's output",
                 path=json_path(where), expected=_value_at(expected, where),
-                actual=_value_at(envelope, where),
+                actual=_value_at(envelope, where), kind="whole-file",
             )
     ours, theirs = envelope["vectors"], expected["vectors"]
     for index in range(max(len(ours), len(theirs))):
@@ -489,7 +493,7 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
                 str(path), ours[index]["name"],
                 f"differs from the generator's output at {json_path(where)}",
                 path=json_path(where), expected=_value_at(expected, where),
-                actual=_value_at(envelope, where),
+                actual=_value_at(envelope, where), kind="whole-file",
             )
     return Failure(
         str(path), None,
@@ -529,6 +533,7 @@ def _schema_failures(family: VectorFamily, path: Path, envelope: dict[str, Any])
             str(path), vector,
             f"does not match schema/{family.file}: {error.message[:200]}",
             path=error.json_path, actual=_jsonable(error.instance) if not isinstance(error.instance, (dict, list)) else None,
+            kind="schema",
         ))
     return failures
 
@@ -561,9 +566,9 @@ def _pinned_failure(family: VectorFamily, path: Path, envelope: dict[str, Any]) 
                 return Failure(
                     str(path), vector, f"{message}; first difference at {json_path(where)}",
                     path=json_path(where), expected=_value_at(reference, where),
-                    actual=_value_at(envelope, where),
+                    actual=_value_at(envelope, where), kind="whole-file",
                 )
-    return Failure(str(path), None, message)
+    return Failure(str(path), None, message, kind="whole-file")
 
 
 def verify_file(path: str | Path, progress: Progress | None = None) -> FileResult:
