@@ -238,3 +238,17 @@ def test_flipping_one_value_fails_naming_its_path(path, tmp_path, monkeypatch, c
     wanted = vectors.json_path(leaf)
     paths = [m["path"] for entry in report["vectors"] for m in entry.get("mismatches", [])]
     assert wanted in paths, (wanted, paths)
+
+
+def test_rfc9162_negatives_are_derived_from_the_transcribed_vectors():
+    from protocols.system.vectorsets import rfc9162
+
+    document = json.loads((VECTORS / "rfc9162.json").read_text(encoding="utf-8"))
+    valid = [v for v in document["vectors"] if v.get("result", "valid") == "valid"]
+    invalid = [v for v in document["vectors"] if v.get("result") == "invalid"]
+    assert invalid == rfc9162.derive_negatives(valid)
+    assert document["notes"] == rfc9162.NOTES
+    assert {v["error"] for v in invalid} == {"DecodeError", "ParameterError", "VerificationError"}
+    accepted = dict(invalid[0], path=next(v for v in valid if v["name"] == "inclusion-5-of-8")["path"])
+    with pytest.raises(VectorMismatchError, match="accepted"):
+        rfc9162.verify_vector(accepted)
