@@ -253,3 +253,16 @@ def test_rfc9162_negatives_are_derived_from_the_transcribed_vectors():
     accepted = dict(invalid[0], path=next(v for v in valid if v["name"] == "inclusion-5-of-8")["path"])
     with pytest.raises(VectorMismatchError, match="accepted"):
         rfc9162.verify_vector(accepted)
+
+
+def test_rfc9474_negatives_are_derived_from_a1():
+    from protocols.system.vectorsets import rfc9474
+
+    document = json.loads((VECTORS / "rfc9474.json").read_text(encoding="utf-8"))
+    valid = [v for v in document["vectors"] if v.get("result", "valid") == "valid"]
+    invalid = [v for v in document["vectors"] if v.get("result") == "invalid"]
+    assert len(valid) == 4 and invalid == rfc9474.derive_negatives(valid)
+    assert document["notes"] == rfc9474.NOTES
+    accepted = dict(invalid[0], sig=valid[0]["sig"])
+    with pytest.raises(VectorMismatchError, match="accepted"):
+        rfc9474.verify_vector(accepted)
