@@ -266,3 +266,16 @@ def test_rfc9474_negatives_are_derived_from_a1():
     accepted = dict(invalid[0], sig=valid[0]["sig"])
     with pytest.raises(VectorMismatchError, match="accepted"):
         rfc9474.verify_vector(accepted)
+
+
+def test_rfc9591_negatives_are_derived_from_e1():
+    from protocols.system.vectorsets import rfc9591
+
+    document = json.loads((VECTORS / "rfc9591.json").read_text(encoding="utf-8"))
+    valid = [v for v in document["vectors"] if v.get("result", "valid") == "valid"]
+    invalid = [v for v in document["vectors"] if v.get("result") == "invalid"]
+    assert [v["name"] for v in valid] == ["E.1"] and invalid == rfc9591.derive_negatives(valid)
+    assert document["notes"] == rfc9591.NOTES
+    accepted = dict(invalid[0], sig=valid[0]["final_output"]["sig"])
+    with pytest.raises(VectorMismatchError, match="accepted"):
+        rfc9591.verify_vector(accepted)
