@@ -389,6 +389,7 @@ class FileResult:
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field '([^']+)'")
+_PATH_IN_MESSAGE = re.compile(r": (\$[^: ]*): ")
 
 
 def _field_path(index: int, field: str) -> str:
@@ -640,10 +641,12 @@ def verify_paths(paths: Iterable[str | Path], progress: Progress | None = None) 
         try:
             results.append(verify_file(path, progress))
         except UsappError as exc:
+            where = _PATH_IN_MESSAGE.search(str(exc))
             results.append(
                 FileResult(
                     file=str(path), family=None, vectors=0, whole_file=None,
-                    failures=(Failure(str(path), None, f"{type(exc).__name__}: {exc}"),),
+                    failures=(Failure(str(path), None, f"{type(exc).__name__}: {exc}",
+                                      path=where.group(1) if where else None, kind="schema"),),
                 )
             )
     return results
