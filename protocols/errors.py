@@ -56,7 +56,19 @@ class RandomnessError(UsappError):
 
 
 class VectorMismatchError(VerificationError):
-    """A test vector does not recompute to its stored value."""
+    """A test vector does not recompute to its stored value.
+
+    ``field`` (the field's path inside the vector, e.g. ``round_one.3.sig``),
+    ``expected`` (what the implementation recomputed) and ``actual`` (what the
+    file stores) are set when the raiser knows them; they are public test data.
+    """
+
+    def __init__(self, message: str = "", *, field: str | None = None,
+                 expected: object = None, actual: object = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.expected = expected
+        self.actual = actual
 
 
 class RecoveryError(StateError):

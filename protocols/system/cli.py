@@ -1,7 +1,9 @@
 """The ``usapp`` command line (DESIGN.md, "The command line").
 
     usapp demo [--seed SEED]
-    usapp vectors verify [PATH ...]
+    usapp vectors verify [--json] [PATH ...]
+    usapp vectors list
+    usapp vectors describe FAMILY
     usapp vectors generate [--dir DIR]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
 
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 
 import protocols
 from protocols.errors import ParameterError, UsappError
-from protocols.system import benchmark, vectors
+from protocols.system import benchmark, vectors, vectorsets
 
 PROG = "usapp"
 
@@ -58,6 +60,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result["matches"] and result["packed_ok"] else 1
 
 
+_PRIORITY = {"whole-file": 0, "schema": 1, "recompute": 2}
+"""Which failure's path a ``--json`` entry reports first: the whole-file
+comparison names the very value that changed."""
+
+
+def _verify_json(results: list[vectors.FileResult]) -> dict:
+    """``usapp vectors verify --json``: one entry per vector (and per whole-file
+    failure, with ``name`` null).  ``status`` is ``ok`` or ``mismatch``; a
+    mismatch has ``path`` (JSON path in the file), ``expected`` (what the
+    reference implementation or generator gives), ``actual`` (what the file
+    holds) and ``message``."""
+    entries = []
+    for result in results:
+        by_vector: dict[str | None, list[vectors.Failure]] = {}
+        for failure in result.failures:
+            by_vector.setdefault(failure.vector, []).append(failure)
+        rows = list(result.results) + [(None, None)] * (None in by_vector)
+        for name, declared in rows:
+            failures = sorted(by_vector.get(name, []), key=lambda f: _PRIORITY.get(f.kind, 3))
+            entry = {"file": result.file, "name": name, "result": declared,
+                     "status": "mismatch" if failures else "ok"}
+            if failures:
+                first = failures[0]
+                entry.update(path=first.path, expected=first.expected, actual=first.actual,
+                             message=first.message,
+                             mismatches=[{"path": f.path, "expected": f.expected, "actual": f.actual,
+                                          "check": f.kind, "message": f.message} for f in failures])
+            entries.append(entry)
+    failed = sum(1 for result in results if not result.ok)
+    return {"files": len(results), "failed_files": failed, "vectors": entries}
+
+
 def cmd_vectors_verify(args: argparse.Namespace) -> int:
     paths = args.paths or [vectors.default_vectors_dir()]
     results = vectors.verify_paths(paths, progress=progress)
@@ -65,6 +99,10 @@ def cmd_vectors_verify(args: argparse.Namespace) -> int:
         raise ParameterError(
             "no vector files found in " + ", ".join(str(path) for path in paths)
         )
+    if args.json:
+        report = _verify_json(results)
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 1 if report["failed_files"] else 0
     failed = 0
     for result in results:
         if result.ok:
@@ -80,6 +118,35 @@ def cmd_vectors_verify(args: argparse.Namespace) -> int:
             print(f"     {failure}")
     print(f"{len(results)} file(s) checked, {failed} failed")
     return 1 if failed else 0
+
+
+def cmd_vectors_list(args: argparse.Namespace) -> int:
+    directory = vectors.default_vectors_dir()
+    rows = [("FAMILY", "FILE", "VALID", "INVALID", "ACCEPTABLE", "SOURCE", "SPEC")]
+    for family in vectorsets.families():
+        try:
+            info = vectors.family_info(family, directory)
+        except UsappError as exc:
+            progress(f"{family.file}: {exc}")
+            continue
+        rows.append((info.protocol, info.file, str(info.valid), str(info.invalid),
+                     str(info.acceptable), info.source, info.spec))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def cmd_vectors_describe(args: argparse.Namespace) -> int:
+    family = vectors.find_family_by_name(args.family)
+    schema = vectors.family_schema(family)
+    if schema is None:
+        raise ParameterError(f"vector family {family.file!r} has no schema under vectors/schema/")
+    print(f"{family.file}: protocol {family.protocol!r}, suite {family.suite!r}, "
+          f"{'generated' if family.generated else 'transcribed'}")
+    for line in vectors.describe_schema(schema):
+        print(line)
+    return 0
 
 
 def cmd_vectors_generate(args: argparse.Namespace) -> int:
@@ -155,7 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     verify.add_argument("paths", nargs="*", metavar="PATH", help="a vectors file or a directory of them")
+    verify.add_argument(
+        "--json", action="store_true",
+        help="print one JSON entry per vector (file, name, result, status; on a mismatch path, expected, actual)",
+    )
     verify.set_defaults(handler=cmd_vectors_verify)
+    listing = vec_commands.add_parser(
+        "list", help="list the vector families: counts of valid/invalid vectors, source, spec sections"
+    )
+    listing.set_defaults(handler=cmd_vectors_list)
+    describe = vec_commands.add_parser("describe", help="print a family's format (from its JSON Schema)")
+    describe.add_argument("family", metavar="FAMILY", help="file stem (rfc9162), file name or protocol")
+    describe.set_defaults(handler=cmd_vectors_describe)
     generate = vec_commands.add_parser(
         "generate", help="regenerate the generated vector files from their fixed seeds"
     )

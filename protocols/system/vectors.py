@@ -5,7 +5,9 @@ JSON Schema draft 2020-12, kept equal to :data:`ENVELOPE_SCHEMA`)::
 
     {"protocol": str, "suite": str, "source": str, "generated_by": str,
      "description": str (optional), "parameters": object (optional),
-     "vectors": [{"name": str, ...}, ...]}     # non-empty, names unique
+     "notes": {flag: str} (optional),
+     "vectors": [{"name": str, "result"?, "flags"?, "error"?, ...}, ...]}
+                                               # non-empty, names unique
 
 Byte strings and big integers inside vectors are lower-case hex strings.
 
@@ -26,7 +28,9 @@ family's ``build()``; transcribed families are never rewritten.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,23 +143,50 @@ _VALIDATOR = jsonschema.Draft202012Validator(ENVELOPE_SCHEMA)
 # Locations and encodings
 
 
-def default_vectors_dir() -> Path:
-    """``./vectors`` if it exists, else ``vectors/`` beside the ``protocols``
-    package's parent directory (a source checkout or an editable install).
+DATA_PACKAGE = "protocols.system.vectordata"
+"""The package the project's ``vectors/`` folder is installed as (pyproject.toml
+maps it to ``vectors/``, so ``vectors/`` stays the one source)."""
 
-    Raises ``ParameterError`` when neither exists (an installed wheel ships no
-    vectors): the caller must pass a PATH.
+SCHEMA_DIR = "schema"
+"""Sub-folder of the vectors directory holding one JSON Schema per family file."""
+
+
+def data_dir() -> Path:
+    """The project's own vectors: the installed package data
+    (``importlib.resources``, package ``protocols.system.vectordata``), else, in
+    a source checkout, ``vectors/`` beside the ``protocols`` package.
+
+    Raises ``ParameterError`` when neither exists.
     """
-    here = Path.cwd() / "vectors"
-    if here.is_dir():
-        return here
+    installed = importlib.resources.files("protocols.system") / "vectordata"
+    if isinstance(installed, Path) and installed.is_dir():
+        return installed
     beside = Path(protocols.__file__).resolve().parent.parent / "vectors"
     if beside.is_dir():
         return beside
     raise ParameterError(
-        "no vectors directory found (neither ./vectors nor one beside the "
-        "protocols package); pass a PATH"
+        "the project's vectors are not installed (no protocols/system/vectordata "
+        "and no vectors/ beside the protocols package); pass a PATH"
     )
+
+
+def default_vectors_dir() -> Path:
+    """``./vectors`` if it exists, else the project's own vectors (:func:`data_dir`)."""
+    here = Path.cwd() / "vectors"
+    if here.is_dir():
+        return here
+    return data_dir()
+
+
+def family_schema(family: VectorFamily) -> dict[str, Any] | None:
+    """The family's JSON Schema (``schema/<file stem>.json`` in :func:`data_dir`), or None."""
+    try:
+        path = data_dir() / SCHEMA_DIR / family.file
+    except ParameterError:
+        return None
+    if not path.is_file():
+        return None
+    return parse_json(path.read_text(encoding="utf-8"), str(path))
 
 
 def canonical_json(envelope: Mapping[str, Any]) -> bytes:
@@ -234,6 +265,18 @@ def validate_envelope(envelope: Any, where: str) -> None:
                 f"name {name!r} (first at {json_path(['vectors', first_index[name]])})"
             )
         first_index[name] = index
+    notes = envelope.get("notes", {})
+    for index, vector in enumerate(envelope["vectors"]):
+        for flag_index, flag in enumerate(vector.get("flags", [])):
+            if flag not in notes:
+                raise DecodeError(
+                    f"{where}: {json_path(['vectors', index, 'flags', flag_index])}: flag "
+                    f"{flag!r} is not documented in the file's notes"
+                )
+        if vector.get("result") == "invalid" and "error" not in vector:
+            raise DecodeError(
+                f"{where}: {json_path(['vectors', index])}: an invalid vector must name its error"
+            )
 
 
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
@@ -300,10 +343,21 @@ class Failure:
     file: str
     vector: str | None
     message: str
+    path: str | None = None
+    """JSON path of the value that differs (``$.vectors[3].sig``), when known."""
+    expected: Any = None
+    """What the reference implementation (or the generator) gives at ``path``."""
+    actual: Any = None
+    """What the file holds at ``path``."""
+    kind: str = "recompute"
+    """``schema``, ``recompute`` or ``whole-file``: which check failed.  A
+    whole-file comparison names the exact value that changed; a recomputation
+    names the first computed field that no longer matches."""
 
     def __str__(self) -> str:
         where = "file" if self.vector is None else f"vector {self.vector!r}"
-        return f"{where}: {self.message}"
+        at = "" if self.path is None or self.path in self.message else f" (at {self.path})"
+        return f"{where}: {self.message}{at}"
 
 
 WHOLE_FILE_GENERATED = "generated"
@@ -326,20 +380,59 @@ class FileResult:
     whole_file: str | None
     """One of the ``WHOLE_FILE_*`` constants; None if the file could not be loaded."""
     failures: tuple[Failure, ...]
+    results: tuple[tuple[str, str], ...] = ()
+    """Each vector's name and declared ``result`` (valid, invalid, acceptable), in file order."""
 
     @property
     def ok(self) -> bool:
         return not self.failures
 
 
-def _recompute(family: VectorFamily, path: Path, vector: Mapping[str, Any]) -> Failure | None:
+_FIELD_IN_MESSAGE = re.compile(r"field '([^']+)'")
+_PATH_IN_MESSAGE = re.compile(r": (\$[^: ]*): ")
+
+
+def _field_path(index: int, field: str) -> str:
+    """``$.vectors[index]`` followed by a family's field name (``a.b``, ``a[2].c``, ``round_one.3.x``)."""
+    return json_path(["vectors", index]) + ("" if field.startswith("[") else ".") + field
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+def _recompute(family: VectorFamily, path: Path, index: int, vector: Mapping[str, Any]) -> Failure | None:
     try:
         family.verify_vector(vector)
     except VectorMismatchError as exc:
-        return Failure(str(path), vector["name"], str(exc) or "does not recompute")
+        field = exc.field
+        if field is None:
+            found = _FIELD_IN_MESSAGE.search(str(exc))
+            field = found.group(1) if found else None
+        return Failure(
+            str(path), vector["name"], str(exc) or "does not recompute",
+            path=json_path(["vectors", index]) if field is None else _field_path(index, field),
+            expected=_jsonable(exc.expected), actual=_jsonable(exc.actual),
+        )
     except UsappError as exc:
-        return Failure(str(path), vector["name"], f"{type(exc).__name__}: {exc}")
+        return Failure(str(path), vector["name"], f"{type(exc).__name__}: {exc}",
+                       path=json_path(["vectors", index]))
     return None
+
+
+def _value_at(document: Any, parts: list[str | int]) -> Any:
+    for part in parts:
+        try:
+            document = document[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return document
 
 
 def _first_difference(actual: Any, expected: Any, parts: list[str | int]) -> list[str | int] | None:
@@ -375,8 +468,11 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
             or key not in expected
             or _first_difference(envelope[key], expected[key], []) is not None
         ):
+            where = _first_difference(envelope.get(key), expected.get(key), [key]) or [key]
             return Failure(
-                str(path), None, f"envelope field {key!r} differs from the generator's output"
+                str(path), None, f"envelope field {key!r} differs from the generator's output",
+                path=json_path(where), expected=_value_at(expected, where),
+                actual=_value_at(envelope, where), kind="whole-file",
             )
     ours, theirs = envelope["vectors"], expected["vectors"]
     for index in range(max(len(ours), len(theirs))):
@@ -397,6 +493,8 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
             return Failure(
                 str(path), ours[index]["name"],
                 f"differs from the generator's output at {json_path(where)}",
+                path=json_path(where), expected=_value_at(expected, where),
+                actual=_value_at(envelope, where), kind="whole-file",
             )
     return Failure(
         str(path), None,
@@ -405,12 +503,82 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
     )
 
 
+def _deepest(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For a oneOf/anyOf failure, the error of the branch that came closest (the
+    branch whose ``operation`` matches, else jsonschema's best match)."""
+    while error.context:
+        branches: dict[int, list[jsonschema.ValidationError]] = {}
+        for sub in error.context:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        # the branch with the fewest errors, none of them on a const/enum (the selector)
+        ranked = sorted(branches.values(), key=lambda errs: (any(e.validator in ("const", "enum") for e in errs), len(errs)))
+        error = jsonschema.exceptions.best_match(ranked[0])
+    return error
+
+
+def _schema_failures(family: VectorFamily, path: Path, envelope: dict[str, Any]) -> list[Failure]:
+    """Validate the file against its family's schema (every field documented)."""
+    schema = family_schema(family)
+    if schema is None:
+        return []
+    validator = jsonschema.Draft202012Validator(schema)
+    failures = []
+    top = sorted(validator.iter_errors(envelope), key=lambda e: list(map(str, e.absolute_path)))[:10]
+    for error in top:
+        error = _deepest(error)
+        parts = list(error.absolute_path)
+        vector = None
+        if len(parts) >= 2 and parts[0] == "vectors" and isinstance(parts[1], int):
+            vector = envelope["vectors"][parts[1]].get("name")
+        failures.append(Failure(
+            str(path), vector,
+            f"does not match schema/{family.file}: {error.message[:200]}",
+            path=error.json_path, actual=_jsonable(error.instance) if not isinstance(error.instance, (dict, list)) else None,
+            kind="schema",
+        ))
+    return failures
+
+
+def _pinned_failure(family: VectorFamily, path: Path, envelope: dict[str, Any]) -> Failure | None:
+    """Whole-file check of a transcribed family's canonical file: the pinned digest.
+
+    When it differs and the project's shipped copy (:func:`data_dir`) is another
+    file that still matches the pin, the first differing JSON path is named.
+    """
+    digest = hashlib.sha256(canonical_json(envelope)).hexdigest()
+    if digest == family.pinned_sha256:
+        return None
+    message = (
+        f"SHA-256 of the canonical JSON is {digest}, but {family.pinned_sha256} is "
+        "pinned: the transcribed values changed"
+    )
+    try:
+        shipped = data_dir() / family.file
+    except ParameterError:
+        shipped = None
+    if shipped is not None and shipped.is_file() and shipped.resolve() != path.resolve():
+        reference = parse_json(shipped.read_text(encoding="utf-8"), str(shipped))
+        if hashlib.sha256(canonical_json(reference)).hexdigest() == family.pinned_sha256:
+            where = _first_difference(envelope, reference, [])
+            if where is not None:
+                vector = None
+                if len(where) >= 2 and where[0] == "vectors" and isinstance(where[1], int):
+                    vector = _value_at(envelope, ["vectors", where[1], "name"])
+                return Failure(
+                    str(path), vector, f"{message}; first difference at {json_path(where)}",
+                    path=json_path(where), expected=_value_at(reference, where),
+                    actual=_value_at(envelope, where), kind="whole-file",
+                )
+    return Failure(str(path), None, message, kind="whole-file")
+
+
 def verify_file(path: str | Path, progress: Progress | None = None) -> FileResult:
     """Verify one vectors file (module docstring, steps 1 and 2).
 
     A malformed file or an unknown ``(protocol, suite)`` raises ``DecodeError``;
-    a vector that does not recompute, or any other ``UsappError`` raised while
-    recomputing it, is recorded as a :class:`Failure` with the vector's name.
+    a field the family's schema does not document, a vector that does not
+    recompute, or any other ``UsappError`` raised while recomputing it, is
+    recorded as a :class:`Failure` with the vector's name and JSON path.
     Any other exception is a bug in a family and propagates.
     """
     path = Path(path)
@@ -418,9 +586,9 @@ def verify_file(path: str | Path, progress: Progress | None = None) -> FileResul
     family = find_family(envelope["protocol"], envelope["suite"])
     if progress is not None:
         progress(f"verifying {path} ({len(envelope['vectors'])} vectors)")
-    failures: list[Failure] = []
-    for vector in envelope["vectors"]:
-        failure = _recompute(family, path, vector)
+    failures: list[Failure] = _schema_failures(family, path, envelope)
+    for index, vector in enumerate(envelope["vectors"]):
+        failure = _recompute(family, path, index, vector)
         if failure is not None:
             failures.append(failure)
     whole_file = WHOLE_FILE_NONE
@@ -430,25 +598,18 @@ def verify_file(path: str | Path, progress: Progress | None = None) -> FileResul
             if progress is not None:
                 progress(f"rebuilding {family.file} from its generator")
             failure = _compare_generated(path, text, envelope, build_envelope(family))
-            if failure is not None:
-                failures.append(failure)
         else:
             whole_file = WHOLE_FILE_PINNED
-            digest = hashlib.sha256(canonical_json(envelope)).hexdigest()
-            if digest != family.pinned_sha256:
-                failures.append(
-                    Failure(
-                        str(path), None,
-                        f"SHA-256 of the canonical JSON is {digest}, but "
-                        f"{family.pinned_sha256} is pinned: the transcribed values changed",
-                    )
-                )
+            failure = _pinned_failure(family, path, envelope)
+        if failure is not None:
+            failures.append(failure)
     return FileResult(
         file=str(path),
         family=f"{family.protocol} / {family.suite}",
         vectors=len(envelope["vectors"]),
         whole_file=whole_file,
         failures=tuple(failures),
+        results=tuple((v["name"], v.get("result", "valid")) for v in envelope["vectors"]),
     )
 
 
@@ -480,10 +641,12 @@ def verify_paths(paths: Iterable[str | Path], progress: Progress | None = None) 
         try:
             results.append(verify_file(path, progress))
         except UsappError as exc:
+            where = _PATH_IN_MESSAGE.search(str(exc))
             results.append(
                 FileResult(
                     file=str(path), family=None, vectors=0, whole_file=None,
-                    failures=(Failure(str(path), None, f"{type(exc).__name__}: {exc}"),),
+                    failures=(Failure(str(path), None, f"{type(exc).__name__}: {exc}",
+                                      path=where.group(1) if where else None, kind="schema"),),
                 )
             )
     return results
@@ -509,3 +672,102 @@ def generate(vectors_dir: str | Path, progress: Progress | None = None) -> list[
         target.write_text(dump_envelope(build_envelope(family)), encoding="utf-8", newline="\n")
         written.append(target)
     return written
+
+
+# --------------------------------------------------------------------------
+# Listing and describing families
+
+
+_NUM = r"[0-9]+(?:\.[0-9]+)*"
+_SPEC_REFERENCE = re.compile(rf"specs/[a-z0-9_]+\.md(?: sections? {_NUM}(?:(?:, | and | to |-){_NUM})*)?")
+_PUBLISHED = re.compile(r"RFC \d{4}|NIST CAVP|Milagro")
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """One row of ``usapp vectors list``."""
+
+    file: str
+    protocol: str
+    suite: str
+    valid: int
+    invalid: int
+    acceptable: int
+    source: str
+    """``generated``, or ``transcribed (RFC 9380)`` naming the published source."""
+    spec: str
+    """The spec sections a vendor reads (from the schema's and the file's texts)."""
+
+
+def family_info(family: VectorFamily, directory: Path) -> FamilyInfo:
+    """Counts and provenance of one family's file in ``directory``."""
+    envelope = load_envelope(directory / family.file)
+    results = [vector.get("result", "valid") for vector in envelope["vectors"]]
+    if family.generated:
+        source = "generated"
+    else:
+        published = _PUBLISHED.search(envelope["source"])
+        source = "transcribed" + (f" ({published.group(0)})" if published else "")
+    schema = family_schema(family) or {}
+    texts = [str(schema.get("description", "")), envelope["source"], str(envelope.get("description", ""))]
+    specs: list[str] = []
+    for text in texts:
+        for found in _SPEC_REFERENCE.findall(text):
+            if found not in specs:
+                specs.append(found)
+    return FamilyInfo(
+        file=family.file, protocol=family.protocol, suite=family.suite,
+        valid=results.count("valid"), invalid=results.count("invalid"),
+        acceptable=results.count("acceptable"), source=source, spec="; ".join(specs) or "-",
+    )
+
+
+def find_family_by_name(name: str) -> VectorFamily:
+    """A family by file stem (``rfc9162``), file name or protocol; ``ParameterError`` if none."""
+    for family in vectorsets.families():
+        if name in (family.file, family.file.removesuffix(".json"), family.protocol):
+            return family
+    known = ", ".join(family.file.removesuffix(".json") for family in vectorsets.families())
+    raise ParameterError(f"unknown vector family {name!r}; known: {known}")
+
+
+def _kind(schema: Mapping[str, Any]) -> str:
+    if "const" in schema:
+        return f"= {json.dumps(schema['const'])}"
+    if "enum" in schema:
+        return "one of " + ", ".join(json.dumps(value) for value in schema["enum"])
+    kind = schema.get("type", "value")
+    return "/".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def describe_schema(schema: Mapping[str, Any]) -> list[str]:
+    """The format a schema documents, one field a line: ``path: type. description``."""
+    lines = [str(schema.get("title", "")), str(schema.get("description", "")), ""]
+
+    def walk(node: Mapping[str, Any], prefix: str, depth: int) -> None:
+        pad = "  " * depth
+        if "oneOf" in node:
+            for branch in node["oneOf"]:
+                label = branch.get("properties", {}).get("operation", {}).get("const")
+                lines.append(f"{pad}{prefix or '(item)'} when operation = {json.dumps(label)}:"
+                             if label is not None else f"{pad}{prefix or '(item)'} one of:")
+                walk(branch, prefix, depth + 1)
+            return
+        properties = node.get("properties")
+        if isinstance(properties, Mapping):
+            required = set(node.get("required", ()))
+            for key in sorted(properties):
+                child = properties[key]
+                path = f"{prefix}.{key}" if prefix else key
+                optional = "" if key in required else " (optional)"
+                lines.append(f"{pad}{path}: {_kind(child)}{optional}. {child.get('description', '')}".rstrip())
+                walk(child, path, depth + 1)
+        items = node.get("items")
+        if isinstance(items, Mapping) and ("properties" in items or "oneOf" in items):
+            walk(items, f"{prefix}[]", depth)
+        extra = node.get("additionalProperties")
+        if isinstance(extra, Mapping) and ("properties" in extra or "oneOf" in extra):
+            walk(extra, f"{prefix}.<key>", depth)
+
+    walk(schema, "", 0)
+    return lines

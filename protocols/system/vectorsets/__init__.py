@@ -81,11 +81,12 @@ def expect_field(vector: Vector, field: str, computed: Any) -> None:
     message may quote them (shortened).
     """
     if field not in vector:
-        raise VectorMismatchError(f"field {field!r} is missing")
+        raise VectorMismatchError(f"field {field!r} is missing", field=field, expected=computed)
     stored = vector[field]
     if type(stored) is not type(computed) or stored != computed:
         raise VectorMismatchError(
-            f"field {field!r}: stored {_short(stored)} but recomputed {_short(computed)}"
+            f"field {field!r}: stored {_short(stored)} but recomputed {_short(computed)}",
+            field=field, expected=computed, actual=stored,
         )
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from protocols import errors
 from protocols.errors import UsappError, VectorMismatchError
 
 _HEX = re.compile(r"0|[1-9a-f][0-9a-f]*")
@@ -26,7 +27,7 @@ def hexint(value: int) -> str:
 
 def field(vector: Mapping[str, Any], name: str) -> Any:
     if name not in vector:
-        raise VectorMismatchError(f"field {name!r} is missing")
+        raise VectorMismatchError(f"field {name!r} is missing", field=name)
     return vector[name]
 
 
@@ -70,7 +71,10 @@ def str_field(vector: Mapping[str, Any], name: str) -> str:
 def expect(name: str, stored: Any, computed: Any) -> None:
     """Raise naming ``name`` when the stored value differs from the recomputed one."""
     if stored != computed:
-        raise VectorMismatchError(f"field {name!r} does not recompute to its stored value")
+        raise VectorMismatchError(
+            f"field {name!r} does not recompute to its stored value",
+            field=name, expected=computed, actual=stored,
+        )
 
 
 def expect_int(vector: Mapping[str, Any], name: str, computed: int) -> None:
@@ -105,7 +109,7 @@ def recompute(name: str, compute: Callable[[], Any]) -> Any:
     except VectorMismatchError:
         raise
     except UsappError as exc:
-        raise VectorMismatchError(f"field {name!r}: {exc}") from exc
+        raise VectorMismatchError(f"field {name!r}: {exc}", field=name) from exc
 
 
 def expect_steps(steps: list, computed: list[Mapping[str, Any]], inputs: set[str] | frozenset[str]) -> None:
@@ -129,3 +133,103 @@ def expect_outputs(vector: Mapping[str, Any], outputs: Mapping[str, Any], inputs
             raise VectorMismatchError(f"field {key!r} is neither an input nor an output")
     for name, value in outputs.items():
         expect(name, field(vector, name), value)
+
+
+# --------------------------------------------------------------------------
+# Negative vectors (vectors/README.md "Negative vectors"; specs/conventions.md 4.5)
+
+SPEC_ERROR_NAMES: frozenset[str] = frozenset({
+    "DecodeError", "InvalidCiphertextError", "ParameterError", "KeyMismatchError",
+    "EncodingOverflowError", "VerificationError", "VectorMismatchError",
+    "AggregateMismatchError", "DuplicateContributionError", "DroppedContributionError",
+    "InjectedContributionError", "ConsistencyError", "StateError", "ReplayError",
+    "RecoveryError", "ResyncRequiredError", "PolicyError", "RandomnessError",
+})
+"""The error names of specs/conventions.md section 5.1: each is the name of the
+class in ``protocols.errors`` (a test checks that they agree)."""
+
+RESULTS = ("valid", "invalid", "acceptable")
+
+
+def spec_error_name(exc: BaseException) -> str | None:
+    """The spec's name for a raised error: the name of its most derived class
+    in ``protocols.errors`` that section 5.1 lists (None for anything else)."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in SPEC_ERROR_NAMES and getattr(errors, cls.__name__, None) is cls:
+            return cls.__name__
+    return None
+
+
+def vector_result(vector: Mapping[str, Any]) -> str:
+    """The vector's ``result`` ("valid" when absent)."""
+    result = vector.get("result", "valid")
+    if result not in RESULTS:
+        raise VectorMismatchError(f"field 'result' must be one of {', '.join(RESULTS)}", field="result")
+    return result
+
+
+def _expected_error(vector: Mapping[str, Any]) -> str:
+    name = str_field(vector, "error")
+    if name not in SPEC_ERROR_NAMES:
+        raise VectorMismatchError(
+            f"field 'error': {name!r} is not an error name of specs/conventions.md section 5.1",
+            field="error", actual=name,
+        )
+    return name
+
+
+def expect_refusal(vector: Mapping[str, Any], attempt: Callable[[], Any]) -> None:
+    """Run ``attempt`` (the step an invalid vector exercises) and require that it
+    refuses with exactly the error the vector's ``error`` names.
+
+    Accepted, or refused with another error, is a ``VectorMismatchError``
+    naming the vector (``field`` is ``result`` or ``error``; ``expected`` is
+    what this implementation did, ``actual`` what the file says).
+    """
+    name = vector.get("name", "?")
+    wanted = _expected_error(vector)
+    try:
+        attempt()
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        got = spec_error_name(exc)
+        if got != wanted:
+            raise VectorMismatchError(
+                f"vector {name!r}: refused with {got} but the vector expects {wanted}",
+                field="error", expected=got, actual=wanted,
+            ) from exc
+        return
+    raise VectorMismatchError(
+        f"vector {name!r} is invalid (expects {wanted}) but was accepted",
+        field="result", expected="valid", actual="invalid",
+    )
+
+
+def check_result(vector: Mapping[str, Any], attempt: Callable[[], Any]) -> None:
+    """Run a vector's step according to its ``result``.
+
+    valid (or absent): ``attempt`` must not raise (it compares its outputs
+    itself; a typed error is a mismatch of ``result``); invalid: it must be
+    refused with the vector's ``error`` (:func:`expect_refusal`); acceptable:
+    either outcome, but a refusal must raise the vector's ``error`` if it names one.
+    """
+    result = vector_result(vector)
+    if result == "invalid":
+        expect_refusal(vector, attempt)
+        return
+    if result == "valid":
+        recompute("result", attempt)
+        return
+    wanted = _expected_error(vector) if "error" in vector else None
+    try:
+        attempt()
+    except VectorMismatchError:
+        raise
+    except UsappError as exc:
+        got = spec_error_name(exc)
+        if wanted is not None and got != wanted:
+            raise VectorMismatchError(
+                f"vector {vector.get('name', '?')!r}: refused with {got} but the vector allows only {wanted}",
+                field="error", expected=got, actual=wanted,
+            ) from exc

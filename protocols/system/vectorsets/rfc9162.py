@@ -32,7 +32,8 @@ from protocols.errors import VectorMismatchError
 from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
-    bytes_field, dispatch, expect, hex_list_field, list_field, recompute, small_int_field, str_field,
+    bytes_field, dispatch, expect, expect_refusal, hex_list_field, list_field, recompute, small_int_field,
+    str_field, vector_result,
 )
 
 PROTOCOL = "rfc9162"
@@ -147,7 +148,44 @@ def _consistency(v: Mapping[str, Any]) -> None:
     recompute("proof", lambda: merkle.verify_consistency(old_size, new_size, old_root, new_root, proof))
 
 
-OPERATIONS = {"tree_hash": _tree_hash, "inclusion": _inclusion, "consistency": _consistency}
+def _hashes_loose(v: Mapping[str, Any], name: str) -> list[bytes]:
+    """A list of hex byte strings of any length (a negative vector may hold a wrong-length hash)."""
+    return hex_list_field(v, name)
+
+
+def _inclusion_rejects(v: Mapping[str, Any]) -> None:
+    """An invalid inclusion vector: verify_inclusion (2.1.3.2) MUST refuse it with its ``error``."""
+    _section(v, "inclusion")
+    leaf, root = bytes_field(v, "leaf_hash"), bytes_field(v, "root")
+    index, size = small_int_field(v, "leaf_index"), small_int_field(v, "tree_size")
+    path = _hashes_loose(v, "path")
+    str_field(v, "change")
+    expect_refusal(v, lambda: merkle.verify_inclusion(leaf, index, size, path, root))
+
+
+def _consistency_rejects(v: Mapping[str, Any]) -> None:
+    """An invalid consistency vector: verify_consistency (2.1.4.2) MUST refuse it with its ``error``."""
+    _section(v, "consistency")
+    old_root, new_root = bytes_field(v, "old_root"), bytes_field(v, "new_root")
+    old_size, new_size = small_int_field(v, "old_size"), small_int_field(v, "new_size")
+    proof = _hashes_loose(v, "proof")
+    str_field(v, "change")
+    expect_refusal(v, lambda: merkle.verify_consistency(old_size, new_size, old_root, new_root, proof))
+
+
+def _invalid(v: Mapping[str, Any], check) -> None:
+    if vector_result(v) != "invalid":
+        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+    check(v)
+
+
+OPERATIONS = {
+    "tree_hash": _tree_hash,
+    "inclusion": _inclusion,
+    "consistency": _consistency,
+    "inclusion-rejects": lambda v: _invalid(v, _inclusion_rejects),
+    "consistency-rejects": lambda v: _invalid(v, _consistency_rejects),
+}
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
@@ -231,9 +269,11 @@ def transcribe(ct_test_cc: str, td_constants_go: str) -> dict:
             "new_root": roots[new - 1],
             "proof": proof,
         })
+    vectors.extend(derive_negatives(vectors))
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
+        "notes": NOTES,
         "source": (f"github.com/{CT_REPO} {CT_PATH} at commit {CT_COMMIT} (the Certificate Transparency "
                    "reference code's known answers: kInputs, kSHA256EmptyTreeHash, kSHA256Roots, kSHA256Paths "
                    f"with leaves renumbered from 0, kSHA256Proofs); github.com/{TD_REPO} {TD_PATH} at commit "
@@ -249,7 +289,71 @@ def transcribe(ct_test_cc: str, td_constants_go: str) -> dict:
     }
 
 
-PINNED_SHA256 = "323d1c1b8690611de6a1b989c37811d172fcfb1d5de5fc81bdbc60e7c7555eb2"
+NOTES = {
+    "TamperedProof": "one bit of one proof hash is flipped: the proof no longer leads to the root",
+    "WrongRoot": "the root is another tree size's root: the proof does not lead to it",
+    "WrongIndex": "the leaf index differs from the one the proof was made for",
+    "Truncated": "the proof lacks its last hash: wrong length, refused before any hashing (DecodeError)",
+    "TrailingData": "the proof has one hash too many: wrong length, refused before any hashing (DecodeError)",
+    "WrongLength": "one proof hash is 31 bytes, not 32: refused before any hashing (DecodeError)",
+    "OutOfRange": "a size or index outside what the proof can be about (index >= tree_size, old_size > new_size)",
+}
+"""The flags of the derived negative vectors (the file's top-level notes)."""
+
+DERIVED = "derived from the transcribed vector {base} by one change (not in the sources)"
+
+
+def _flip_last_byte(hex_hash: str) -> str:
+    return hex_hash[:-2] + format(int(hex_hash[-2:], 16) ^ 1, "02x")
+
+
+def derive_negatives(valid: list[dict]) -> list[dict]:
+    """Invalid vectors, each one change to a transcribed inclusion or consistency
+    vector, that the verifiers of RFC 9162 sections 2.1.3.2 and 2.1.4.2 MUST
+    refuse with the named error (specs/merkle.md section 5)."""
+    roots = next(v for v in valid if v["operation"] == "tree_hash")["roots"]
+    inclusion = next(v for v in valid if v["name"] == "inclusion-5-of-8")
+    consistency = next(v for v in valid if v["name"] == "consistency-6-to-8")
+
+    def negative(base: dict, name: str, change: str, fields: dict, error: str, flags: list[str]) -> dict:
+        vector = {key: value for key, value in base.items() if key not in ("name", "operation")}
+        vector.update(fields)
+        vector.update({"name": f"{base['name']}-rejects-{name}", "operation": base["operation"] + "-rejects",
+                       "origin": DERIVED.format(base=base["name"]), "change": change,
+                       "result": "invalid", "flags": flags, "error": error})
+        return vector
+
+    path, proof = inclusion["path"], consistency["proof"]
+    return [
+        negative(inclusion, "tampered-path", "path[0]'s last byte XOR 0x01",
+                 {"path": [_flip_last_byte(path[0])] + path[1:]}, "VerificationError", ["TamperedProof"]),
+        negative(inclusion, "wrong-root", "root replaced by the root of the tree of size 7",
+                 {"root": roots[6]}, "VerificationError", ["WrongRoot"]),
+        negative(inclusion, "wrong-index", "leaf_index 4 instead of 5 (same path, same leaf hash)",
+                 {"leaf_index": 4}, "VerificationError", ["WrongIndex"]),
+        negative(inclusion, "truncated", "path without its last hash",
+                 {"path": path[:-1]}, "DecodeError", ["Truncated"]),
+        negative(inclusion, "extra-hash", "path with its first hash appended again",
+                 {"path": path + [path[0]]}, "DecodeError", ["TrailingData"]),
+        negative(inclusion, "short-hash", "path[0] without its last byte",
+                 {"path": [path[0][:-2]] + path[1:]}, "DecodeError", ["WrongLength"]),
+        negative(inclusion, "index-out-of-range", "leaf_index = tree_size = 8",
+                 {"leaf_index": 8}, "ParameterError", ["OutOfRange"]),
+        negative(consistency, "tampered-proof", "proof[0]'s last byte XOR 0x01",
+                 {"proof": [_flip_last_byte(proof[0])] + proof[1:]}, "VerificationError", ["TamperedProof"]),
+        negative(consistency, "wrong-old-root", "old_root replaced by the root of the tree of size 5",
+                 {"old_root": roots[4]}, "VerificationError", ["WrongRoot"]),
+        negative(consistency, "wrong-new-root", "new_root replaced by the root of the tree of size 7",
+                 {"new_root": roots[6]}, "VerificationError", ["WrongRoot"]),
+        negative(consistency, "truncated", "proof without its last hash",
+                 {"proof": proof[:-1]}, "DecodeError", ["Truncated"]),
+        negative(consistency, "old-after-new", "old_size 8 and new_size 6 swapped (roots swapped too)",
+                 {"old_size": 8, "new_size": 6, "old_root": consistency["new_root"],
+                  "new_root": consistency["old_root"]}, "ParameterError", ["OutOfRange"]),
+    ]
+
+
+PINNED_SHA256 = "7c803f724aedc9c96b3d6adffad94059e42e4b5ed0e3b8878fb6200ae3cbda37"
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
                       pinned_sha256=PINNED_SHA256)

@@ -27,7 +27,15 @@ from protocols.errors import VectorMismatchError
 from protocols.primitives.numtheory import invert
 from protocols.schemes import blind_rsa
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, expect, field, recompute, str_field
+from protocols.system.vectorsets._fields import (
+    bytes_field,
+    expect,
+    expect_refusal,
+    field,
+    recompute,
+    str_field,
+    vector_result,
+)
 
 PROTOCOL = "rfc9474"
 SUITE = "RSABSSA-SHA384"
@@ -100,11 +108,114 @@ def _rsabssa(v: Mapping[str, Any]) -> None:
     recompute("sig", lambda: blind_rsa.Verify(pk, prepared, stored_sig, variant))
 
 
+def _public(v: Mapping[str, Any]) -> blind_rsa.PublicKey:
+    n, e = _nonempty_int(v, "n"), _nonempty_int(v, "e")
+    return recompute("n", lambda: blind_rsa.load_private_key(
+        n, e, _nonempty_int(v, "d"), _nonempty_int(v, "p"), _nonempty_int(v, "q"))).public
+
+
+def _invalid(v: Mapping[str, Any]) -> None:
+    if vector_result(v) != "invalid":
+        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+    str_field(v, "change")
+    expect("section", str_field(v, "section"), "A.1")
+
+
+def _verify_rejects(v: Mapping[str, Any]) -> None:
+    """4.5 Verify MUST refuse (prepared_msg, sig) with ``error``."""
+    _invalid(v)
+    variant = recompute("variant", lambda: blind_rsa.variant(str_field(v, "variant")))
+    pk = _public(v)
+    prepared, sig = bytes_field(v, "prepared_msg"), bytes_field(v, "sig")
+    expect_refusal(v, lambda: blind_rsa.Verify(pk, prepared, sig, variant))
+
+
+def _blind_sign_rejects(v: Mapping[str, Any]) -> None:
+    """4.3 BlindSign MUST refuse blinded_msg with ``error``."""
+    _invalid(v)
+    p, q, n, e, d = (_nonempty_int(v, name) for name in KEY_FIELDS)
+    sk = recompute("p", lambda: blind_rsa.load_private_key(n, e, d, p, q))
+    blinded = bytes_field(v, "blinded_msg")
+    expect_refusal(v, lambda: blind_rsa.BlindSign(sk, blinded))
+
+
+def _finalize_rejects(v: Mapping[str, Any]) -> None:
+    """4.4 Finalize MUST refuse (blind_sig, inv) with ``error``."""
+    _invalid(v)
+    variant = recompute("variant", lambda: blind_rsa.variant(str_field(v, "variant")))
+    pk = _public(v)
+    prepared, blind_sig = bytes_field(v, "prepared_msg"), bytes_field(v, "blind_sig")
+    inv = int(blind_rsa.OS2IP(bytes_field(v, "inv")))
+    expect_refusal(v, lambda: blind_rsa.Finalize(pk, prepared, blind_sig, inv, variant))
+
+
+OPERATIONS = {
+    "rsabssa": _rsabssa,
+    "verify-rejects": _verify_rejects,
+    "blind-sign-rejects": _blind_sign_rejects,
+    "finalize-rejects": _finalize_rejects,
+}
+
+
 def verify_vector(vector: Mapping[str, Any]) -> None:
     operation = str_field(vector, "operation")
-    if operation != "rsabssa":
+    if operation not in OPERATIONS:
         raise VectorMismatchError(f"unknown operation {operation!r}")
-    _rsabssa(vector)
+    OPERATIONS[operation](vector)
+
+
+NOTES = {
+    "TamperedSignature": "one bit of the signature or blind signature is flipped",
+    "WrongMessage": "the message verified is not the prepared message that was signed (one bit flipped)",
+    "WrongVariant": "verified under another variant (PSSZERO, sLen 0) than the one it was made with (PSS, sLen 48)",
+    "WrongLength": "a value is not modulus_len (512) bytes",
+    "OutOfRange": "a value's integer is outside its range (>= n, or inv = 0)",
+}
+"""The flags of the derived negative vectors (the file's top-level notes)."""
+
+
+def _flip_last(hex_bytes: str) -> str:
+    return hex_bytes[:-2] + format(int(hex_bytes[-2:], 16) ^ 1, "02x")
+
+
+def derive_negatives(valid: list[dict]) -> list[dict]:
+    """Invalid vectors derived from A.1 (RSABSSA-SHA384-PSS-Randomized) by one
+    change each: Verify (4.5), BlindSign (4.3) and Finalize (4.4) MUST refuse
+    them with the named error (specs/blind_rsa.md)."""
+    base = next(v for v in valid if v["section"] == "A.1")
+    key = {name: base[name] for name in ("n", "e", "d", "p", "q")}
+    n_bytes = base["n"]
+
+    def negative(operation: str, name: str, change: str, fields: dict, error: str, flags: list[str]) -> dict:
+        return {"name": f"A.1-{operation}-{name}", "operation": operation, "section": "A.1",
+                "origin": "derived from the transcribed vector A.1 by one change (not in the RFC)",
+                "change": change, **key, **fields, "result": "invalid", "flags": flags, "error": error}
+
+    verify = {"variant": base["variant"], "prepared_msg": base["prepared_msg"], "sig": base["sig"]}
+    finalize = {"variant": base["variant"], "prepared_msg": base["prepared_msg"],
+                "blind_sig": base["blind_sig"], "inv": base["inv"]}
+    return [
+        negative("verify-rejects", "tampered-sig", "the last byte of sig XOR 0x01",
+                 {**verify, "sig": _flip_last(base["sig"])}, "VerificationError", ["TamperedSignature"]),
+        negative("verify-rejects", "wrong-message", "the last byte of prepared_msg XOR 0x01",
+                 {**verify, "prepared_msg": _flip_last(base["prepared_msg"])}, "VerificationError",
+                 ["WrongMessage"]),
+        negative("verify-rejects", "wrong-variant", "verified as RSABSSA-SHA384-PSSZERO-Randomized",
+                 {**verify, "variant": "RSABSSA-SHA384-PSSZERO-Randomized"}, "VerificationError", ["WrongVariant"]),
+        negative("verify-rejects", "sig-511-bytes", "sig without its last byte",
+                 {**verify, "sig": base["sig"][:-2]}, "VerificationError", ["WrongLength"]),
+        negative("verify-rejects", "sig-equals-n", "sig = I2OSP(n, 512)",
+                 {**verify, "sig": n_bytes}, "VerificationError", ["OutOfRange"]),
+        negative("blind-sign-rejects", "blinded-msg-equals-n", "blinded_msg = I2OSP(n, 512)",
+                 {"blinded_msg": n_bytes}, "DecodeError", ["OutOfRange"]),
+        negative("blind-sign-rejects", "blinded-msg-511-bytes", "blinded_msg without its last byte",
+                 {"blinded_msg": base["blinded_msg"][:-2]}, "DecodeError", ["WrongLength"]),
+        negative("finalize-rejects", "tampered-blind-sig", "the last byte of blind_sig XOR 0x01",
+                 {**finalize, "blind_sig": _flip_last(base["blind_sig"])}, "VerificationError",
+                 ["TamperedSignature"]),
+        negative("finalize-rejects", "inv-zero", "inv = 0 (512 zero bytes)",
+                 {**finalize, "inv": "00" * 512}, "ParameterError", ["OutOfRange"]),
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -161,14 +272,15 @@ def transcribe(reference: Mapping[str, Any]) -> dict:
                         "BlindSign, Finalize. Every value is the RFC's hex (I2OSP, big-endian)."),
         "parameters": {"hash": "SHA-384", "mgf": "MGF1-SHA-384", "msg_prefix_len": blind_rsa.MSG_PREFIX_LEN,
                        "modulus_bits": 4096},
-        "vectors": vectors,
+        "notes": NOTES,
+        "vectors": vectors + derive_negatives(vectors),
     }
-    for vector in vectors:
+    for vector in envelope["vectors"]:
         verify_vector(vector)
     return envelope
 
 
-PINNED_SHA256 = "ac86effca89bc9212cdf2838b78627549fd66b57b22a7d1d9857191854b2ed82"
+PINNED_SHA256 = "e549791ecfb74410fedc1d6adffbd5f5976d36023b426413e4a2690f3d52e7a7"
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
                       pinned_sha256=PINNED_SHA256)

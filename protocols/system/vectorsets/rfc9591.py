@@ -23,7 +23,16 @@ from protocols.errors import VectorMismatchError
 from protocols.primitives import ed25519 as G
 from protocols.schemes import frost
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, expect, field, recompute, small_int_field, str_field
+from protocols.system.vectorsets._fields import (
+    bytes_field,
+    expect,
+    expect_refusal,
+    field,
+    recompute,
+    small_int_field,
+    str_field,
+    vector_result,
+)
 
 PROTOCOL = "rfc9591"
 SUITE = "FROST(Ed25519, SHA-512)"
@@ -145,11 +154,110 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError("field 'final_output.sig' does not verify under RFC 8032 (cryptography)") from None
 
 
+def _invalid(v: Mapping[str, Any]) -> None:
+    if vector_result(v) != "invalid":
+        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+    str_field(v, "change")
+    expect("section", str_field(v, "section"), "E.1")
+
+
+def _verify_rejects(v: Mapping[str, Any]) -> None:
+    """The group's signature check (RFC 9591 section 6.1, RFC 8032 5.1.7) MUST refuse (message, sig)."""
+    _invalid(v)
+    group_public_key, message, sig = (bytes_field(v, name) for name in ("group_public_key", "message", "sig"))
+    expect_refusal(v, lambda: frost.verify(message, sig, group_public_key))
+
+
+def _share_rejects(v: Mapping[str, Any]) -> None:
+    """verify_signature_share (RFC 9591 section 5.3) MUST refuse sig_share of ``identifier``."""
+    _invalid(v)
+    group_public_key, message = bytes_field(v, "group_public_key"), bytes_field(v, "message")
+    identifier = small_int_field(v, "identifier")
+    verifying_share, sig_share = bytes_field(v, "verifying_share"), bytes_field(v, "sig_share")
+    raw = field(v, "commitments")
+    if not isinstance(raw, list):
+        raise VectorMismatchError("field 'commitments' must be a list", field="commitments")
+    commitments = [recompute("commitments", lambda c=c: frost.SigningCommitments(
+        small_int_field(c, "identifier"), G.DeserializeElement(bytes_field(c, "hiding_nonce_commitment")),
+        G.DeserializeElement(bytes_field(c, "binding_nonce_commitment")))) for c in raw]
+    mine = [c for c in commitments if c.identifier == identifier]
+    if len(mine) != 1:
+        raise VectorMismatchError("field 'identifier' must name one entry of commitments", field="identifier")
+
+    def attempt() -> None:
+        frost.verify_signature_share(identifier, G.DeserializeElement(verifying_share), mine[0],
+                                     G.DeserializeScalar(sig_share), commitments,
+                                     G.DeserializeElement(group_public_key), message)
+
+    expect_refusal(v, attempt)
+
+
+OPERATIONS = {"frost_sign": _frost_sign, "verify-rejects": _verify_rejects, "share-rejects": _share_rejects}
+
+
 def verify_vector(vector: Mapping[str, Any]) -> None:
     operation = str_field(vector, "operation")
-    if operation != "frost_sign":
+    if operation not in OPERATIONS:
         raise VectorMismatchError(f"unknown operation {operation!r}")
-    _frost_sign(vector)
+    OPERATIONS[operation](vector)
+
+
+NOTES = {
+    "TamperedSignature": "z of the signature changed by one (z + 1 mod L, still canonical)",
+    "WrongMessage": "the message's last byte XOR 0x01",
+    "NonCanonical": "a scalar encoded as its value + L (>= L, so not reduced): DeserializeScalar refuses it",
+    "WrongLength": "the signature is 63 bytes, not 64",
+    "TamperedShare": "a signature share changed by one (z_i + 1 mod L)",
+    "WrongIdentifier": "participant 3's valid share presented as participant 1's",
+}
+"""The flags of the derived negative vectors (the file's top-level notes)."""
+
+
+def _le(value: int) -> str:
+    return value.to_bytes(32, "little").hex()
+
+
+def derive_negatives(valid: list[dict]) -> list[dict]:
+    """Invalid vectors derived from E.1 by one change each (not in the RFC): the
+    signature check and verify_signature_share MUST refuse them."""
+    base = next(v for v in valid if v["name"] == "E.1")
+    sig, message, gpk = base["final_output"]["sig"], base["message"], base["group_public_key"]
+    z = int.from_bytes(bytes.fromhex(sig[64:]), "little")
+    common = {"section": "E.1", "origin": "derived from the transcribed vector E.1 by one change (not in the RFC)",
+              "group_public_key": gpk, "message": message}
+
+    def negative(operation: str, name: str, change: str, fields: dict, error: str, flags: list[str]) -> dict:
+        return {"name": f"E.1-{operation}-{name}", "operation": operation, "change": change, **common,
+                **fields, "result": "invalid", "flags": flags, "error": error}
+
+    participants = base["participant_list"]
+    commitments = [{"identifier": i,
+                    "hiding_nonce_commitment": base["round_one"][str(i)]["hiding_nonce_commitment"],
+                    "binding_nonce_commitment": base["round_one"][str(i)]["binding_nonce_commitment"]}
+                   for i in participants]
+    first, last = participants[0], participants[-1]
+    share_first = int.from_bytes(bytes.fromhex(base["round_two"][str(first)]["sig_share"]), "little")
+    verifying_first = G.SerializeElement(G.ScalarBaseMult(
+        int.from_bytes(bytes.fromhex(base["participant_shares"][str(first)]), "little"))).hex()
+    share = {"identifier": first, "verifying_share": verifying_first, "commitments": commitments}
+    return [
+        negative("verify-rejects", "tampered-z", "z + 1 mod L", {"sig": sig[:64] + _le((z + 1) % G.L)},
+                 "VerificationError", ["TamperedSignature"]),
+        negative("verify-rejects", "wrong-message", "the last byte of message XOR 0x01",
+                 {"message": message[:-2] + format(int(message[-2:], 16) ^ 1, "02x"), "sig": sig},
+                 "VerificationError", ["WrongMessage"]),
+        negative("verify-rejects", "z-not-reduced", "z encoded as z + L", {"sig": sig[:64] + _le(z + G.L)},
+                 "DecodeError", ["NonCanonical"]),
+        negative("verify-rejects", "sig-63-bytes", "sig without its last byte", {"sig": sig[:-2]},
+                 "DecodeError", ["WrongLength"]),
+        negative("share-rejects", "tampered-share", f"participant {first}'s share + 1 mod L",
+                 {**share, "sig_share": _le((share_first + 1) % G.L)}, "VerificationError", ["TamperedShare"]),
+        negative("share-rejects", "share-of-another", f"participant {last}'s share as participant {first}'s",
+                 {**share, "sig_share": base["round_two"][str(last)]["sig_share"]}, "VerificationError",
+                 ["WrongIdentifier"]),
+        negative("share-rejects", "share-not-reduced", f"participant {first}'s share encoded as z_i + L",
+                 {**share, "sig_share": _le(share_first + G.L)}, "DecodeError", ["NonCanonical"]),
+    ]
 
 
 # -- transcription --------------------------------------------------------------------
@@ -191,11 +299,12 @@ def transcribe(reference: Mapping[str, Any]) -> dict:
                         "(nonce randomness, nonces, commitments, binding factor inputs and binding factors), "
                         "round two (signature shares) and the final signature R || z. Scalars are 32-byte "
                         "little-endian hex, elements RFC 8032 compressed points, message is hex."),
-        "vectors": [vector],
+        "notes": NOTES,
+        "vectors": [vector, *derive_negatives([vector])],
     }
 
 
-PINNED_SHA256 = "eea869960fdd32616c46f3140707c4624233519a8cf145d9e29e9ea478d53f70"
+PINNED_SHA256 = "d3ea3c0363477e83b7ba9ba462276bab368292df98bd7a7211bc753c1f7978cb"
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
                       pinned_sha256=PINNED_SHA256)
