@@ -24,6 +24,14 @@ values a meter erases (epsilon, sigma and its plaintext) are read when its
 report encrypts, through an encryptor that records them and encrypts as the
 meter would without one; the rest is recomputed from the messages and keys
 with the key schedule and cross-checked (a disagreement is a mismatch).
+
+Refusals (operation ``refusal``, spec 12.1): Wycheproof-style negative
+vectors derived from the first round.  Each stores the round's inputs
+(``setup``), the ``stage`` the round is replayed to, the refusing ``role``,
+``step`` and ``party``, the exact ``input`` messages and the expected
+``error``; verification replays the round with the real roles, feeds the
+input and requires exactly that error (an acceptance or another error is a
+VectorMismatchError naming the vector).
 """
 
 from __future__ import annotations
@@ -440,7 +448,9 @@ def build() -> dict:
                         "reporting and missing sets): setup keys and directory, every round draw and intermediate, "
                         "every message (hex CBOR) and the released sums. Meters with readings report; 'dropped' "
                         "meters advertise but do not report (the missing set); others take no part; 'silent' "
-                        "meters do not answer their unmask-request; 'absent_committee' members do not sign."),
+                        "meters do not answer their unmask-request; 'absent_committee' members do not sign. "
+                        "Then refusals (operation 'refusal', result 'invalid'): one role's step fed a bad input "
+                        "must raise 'error' (flags in 'notes')."),
         "notes": NOTES,
         "vectors": vectors + _refusal_cases(vectors[0]),
     }
@@ -449,13 +459,13 @@ def build() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Negative vectors (operation ``refusal``, spec 12.4): one step of one role refuses an input
+# Negative vectors (operation ``refusal``, spec 12.1): one step of one role refuses an input
 
 
 _SETUP = _INPUTS[2:]
 """The inputs of the valid round a refusal replays (everything but name and operation)."""
 STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
-"""How far the replay of ``setup`` runs before the refused step (spec 12.4)."""
+"""How far the replay of ``setup`` runs before the refused step (spec 12.1)."""
 
 
 def _utility(p: agg.Provisioned) -> agg.Utility:
