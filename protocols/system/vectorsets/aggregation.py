@@ -549,7 +549,9 @@ def _step(p: agg.Provisioned, t: nb.Transcript, step: str, party: str):
         return lambda inputs: utility.finish(t.state, inputs)
     if step == "receive_then_finish":
         def whole(inputs):
-            (root_report,) = inputs
+            if len(inputs) != 1:
+                raise VectorMismatchError("field 'input': receive_then_finish takes one message, the root's report")
+            root_report = inputs[0]
             rs = utility.receive(t.state, root_report)
             requests = utility.commit_requests(rs)
             utility.collect_signatures(rs, [agg.Meter(hood, p.meters[m]).sign_commit(q) for m, q in requests.items()])
@@ -798,10 +800,7 @@ def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
         b[4] = c.to_bytes(pk.ciphertext_length(), "big")
     add(["sum-out-of-range"], "AggregateMismatchError", "aggregated", "utility", "receive_then_finish", "utility",
         [_reseal(root_report, root_key, b"up", b"aggregate-report", 7, raised)])
-    responses = list(t.responses.values()) if t.responses else None
-    if responses is None:
-        _, done = _replay(setup, "responded")
-        responses = list(done.responses.values())
+    responses = list(_replay(setup, "responded")[1].responses.values())
     key_first = p.meters[cbor.decode(responses[0])[3]].key
 
     def tampered(b):
