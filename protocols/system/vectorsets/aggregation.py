@@ -24,6 +24,14 @@ values a meter erases (epsilon, sigma and its plaintext) are read when its
 report encrypts, through an encryptor that records them and encrypts as the
 meter would without one; the rest is recomputed from the messages and keys
 with the key schedule and cross-checked (a disagreement is a mismatch).
+
+Refusals (operation ``refusal``, spec 12.1): Wycheproof-style negative
+vectors derived from the first round.  Each stores the round's inputs
+(``setup``), the ``stage`` the round is replayed to, the refusing ``role``,
+``step`` and ``party``, the exact ``input`` messages and the expected
+``error``; verification replays the round with the real roles, feeds the
+input and requires exactly that error (an acceptance or another error is a
+VectorMismatchError naming the vector).
 """
 
 from __future__ import annotations
@@ -440,9 +448,373 @@ def build() -> dict:
                         "reporting and missing sets): setup keys and directory, every round draw and intermediate, "
                         "every message (hex CBOR) and the released sums. Meters with readings report; 'dropped' "
                         "meters advertise but do not report (the missing set); others take no part; 'silent' "
-                        "meters do not answer their unmask-request; 'absent_committee' members do not sign."),
-        "vectors": vectors,
+                        "meters do not answer their unmask-request; 'absent_committee' members do not sign. "
+                        "Then refusals (operation 'refusal', result 'invalid'): one role's step fed a bad input "
+                        "must raise 'error' (flags in 'notes')."),
+        "notes": NOTES,
+        "vectors": vectors + _refusal_cases(vectors[0]),
     }
+
+
+
+
+# ---------------------------------------------------------------------------
+# Negative vectors (operation ``refusal``, spec 12.1): one step of one role refuses an input
+
+
+_SETUP = _INPUTS[2:]
+"""The inputs of the valid round a refusal replays (everything but name and operation)."""
+STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
+"""How far the replay of ``setup`` runs before the refused step (spec 12.1)."""
+
+
+def _utility(p: agg.Provisioned) -> agg.Utility:
+    return agg.Utility(p.hood, p.utility)
+
+
+def _replay(setup: Mapping[str, Any], stage: str):
+    """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``."""
+    if stage not in STAGES:
+        raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
+    sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
+    options = {name: _optional_int(setup, name) for name in _OPTIONAL}
+    p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
+                      HmacDrbg.from_seed(str_field(setup, "provision_seed")),
+                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
+                      value_bits=small_int_field(setup, "value_bits"), degree=small_int_field(setup, "degree"),
+                      noise=_noise(setup), **options)
+    hood, r = p.hood, small_int_field(setup, "round")
+    readings, dropped = _readings(setup), _string_list(setup, "dropped")
+    rng = HmacDrbg.from_seed(str_field(setup, "round_seed"))
+    t = nb.Transcript(r)
+    taking_part = [m for m in hood.meters if m in readings or m in dropped]
+    for m in taking_part:
+        t.adverts[m] = agg.Meter(hood, p.meters[m]).advertise(r, rng)
+    utility = _utility(p)
+    t.state, t.bundles = utility.bundles(r, list(t.adverts.values()))
+    if stage == "advertised":
+        return p, t
+    for m in taking_part:
+        agg.Meter(hood, p.meters[m]).accept_bundle(t.bundles[m])
+    for m in hood.meters:
+        if m in readings and m not in dropped:
+            t.meter_reports[m] = agg.Meter(hood, p.meters[m]).report(r, readings[m], rng)
+    if stage == "reported":
+        return p, t
+    outputs = dict(t.meter_reports)
+    for node in nb.post_order(hood.tree, hood.root):
+        inputs = [outputs[c] for c in hood.children(node) if c in outputs]
+        if inputs:
+            outputs[node] = t.aggregate_reports[node] = agg.Aggregator(hood, p.aggregators[node]).aggregate(r, inputs)
+    if stage == "aggregated":
+        return p, t
+    rs = utility.receive(t.state, t.aggregate_reports[hood.root])
+    t.commit_requests = utility.commit_requests(rs)
+    if stage == "received":
+        return p, t
+    absent = _string_list(setup, "absent_committee")
+    for member, request in t.commit_requests.items():
+        if member not in absent:
+            t.commit_signatures[member] = agg.Meter(hood, p.meters[member]).sign_commit(request)
+    utility.collect_signatures(rs, list(t.commit_signatures.values()))
+    t.requests = utility.unmask_requests(rs)
+    if stage == "signed":
+        return p, t
+    silent = _string_list(setup, "silent")
+    for m, request in t.requests.items():
+        if m not in silent:
+            t.responses[m] = agg.Meter(hood, p.meters[m]).unmask(request)
+    return p, t
+
+
+def _step(p: agg.Provisioned, t: nb.Transcript, step: str, party: str):
+    """The role's step that a refusal feeds: a function of the list of input messages."""
+    hood = p.hood
+    if step in ("accept_bundle", "unmask", "sign_commit"):
+        if party not in p.meters:
+            raise VectorMismatchError(f"field 'party': {party!r} is not a meter")
+        meter = agg.Meter(hood, p.meters[party])
+        return lambda inputs: [getattr(meter, step)(raw) for raw in inputs]
+    if step == "aggregate":
+        if party not in p.aggregators:
+            raise VectorMismatchError(f"field 'party': {party!r} is not an aggregator")
+        aggregator = agg.Aggregator(hood, p.aggregators[party])
+        return lambda inputs: aggregator.aggregate(t.round, inputs)
+    utility = _utility(p)
+    if step == "bundles":
+        return lambda inputs: utility.bundles(t.round, inputs)
+    if step == "receive":
+        return lambda inputs: [utility.receive(t.state, raw) for raw in inputs]
+    if step == "finish":
+        return lambda inputs: utility.finish(t.state, inputs)
+    if step == "receive_then_finish":
+        def whole(inputs):
+            if len(inputs) != 1:
+                raise VectorMismatchError("field 'input': receive_then_finish takes one message, the root's report")
+            root_report = inputs[0]
+            rs = utility.receive(t.state, root_report)
+            requests = utility.commit_requests(rs)
+            utility.collect_signatures(rs, [agg.Meter(hood, p.meters[m]).sign_commit(q) for m, q in requests.items()])
+            responses = [agg.Meter(hood, p.meters[m]).unmask(q) for m, q in utility.unmask_requests(rs).items()]
+            return utility.finish(rs, responses)
+        return whole
+    raise VectorMismatchError(f"field 'step': unknown step {step!r}")
+
+
+def _hex_list(v: Mapping[str, Any], name: str) -> list[bytes]:
+    value = field(v, name)
+    if not isinstance(value, list) or any(not isinstance(x, str) for x in value):
+        raise VectorMismatchError(f"field {name!r} must be a list of hex strings")
+    try:
+        return [bytes.fromhex(x) for x in value]
+    except ValueError:
+        raise VectorMismatchError(f"field {name!r} must be a list of hex strings") from None
+
+
+def _refused_with(v: Mapping[str, Any]) -> str | None:
+    """Replay the setup, feed ``accepted_first`` (each must be accepted), then ``input``; the error's name."""
+    from protocols.errors import UsappError
+
+    setup = field(v, "setup")
+    if not isinstance(setup, dict):
+        raise VectorMismatchError("field 'setup' must be an object")
+    p, t = recompute("replay", lambda: _replay(setup, str_field(v, "stage")))
+    attempt = _step(p, t, str_field(v, "step"), str_field(v, "party"))
+    first = _hex_list(v, "accepted_first")
+    if first:
+        recompute("accepted_first", lambda: attempt(first))
+    inputs = _hex_list(v, "input")
+    try:
+        attempt(inputs)
+    except VectorMismatchError:
+        raise
+    except UsappError as e:
+        return type(e).__name__
+    return None
+
+
+def _refusal(v: Mapping[str, Any]) -> None:
+    name = str_field(v, "name")
+    if v.get("result") != "invalid":
+        raise VectorMismatchError(f"vector {name}: field 'result' must be 'invalid' for a refusal")
+    wanted = str_field(v, "error")
+    got = _refused_with(v)
+    if got is None:
+        raise VectorMismatchError(f"vector {name}: field 'result': expected {wanted}, but the input was accepted")
+    if got != wanted:
+        raise VectorMismatchError(f"vector {name}: field 'error': refused with {got}, the vector expects {wanted}")
+
+
+OPERATIONS["refusal"] = _refusal
+
+
+# -- generating the refusals ---------------------------------------------------------
+
+NOTES = {
+    "truncated": "the message lacks its last byte (DecodeError)",
+    "trailing-bytes": "one 00 byte follows the CBOR item (DecodeError)",
+    "non-canonical": "the round (key 2) is encoded with a non-shortest head 18 07 instead of 07 (DecodeError)",
+    "oversized": "the message is longer than size_limit of its kind (spec 6.1), checked before decoding (DecodeError)",
+    "bad-mac": "the last byte of the MAC is flipped (VerificationError)",
+    "box-does-not-open": "the first share box's last byte is flipped, the message re-MACed (VerificationError)",
+    "non-neighbour": "the bundle lists the recipient itself, not a neighbour, first (VerificationError)",
+    "low-order-mask-key": "the first peer's mask key is the low-order point 00..00 and its box re-sealed for it "
+                          "(VerificationError)",
+    "wrong-round": "a message of another round than the step's, re-MACed where there is a MAC "
+                   "(StateError for a later round at a meter, ReplayError for an earlier round)",
+    "replay": "the same message is fed a second time after being accepted (field accepted_first) (ReplayError)",
+    "too-few-signatures": "the unmask-request carries committee_threshold - 1 signatures (ConsistencyError)",
+    "bad-signature": "one byte of the first committee signature is flipped (ConsistencyError)",
+    "not-in-reporting-set": "the recipient's bit is cleared in the reporting bitmap (ConsistencyError)",
+    "below-min-reporting": "the reporting set has fewer than min_reporting meters "
+                           "(ConsistencyError at a meter, RecoveryError at the utility)",
+    "bad-confirmation": "the first confirmation in the unmask-request is flipped (ConsistencyError)",
+    "missing-confirmation": "the last confirmation is left out of the unmask-request (DecodeError)",
+    "duplicate-child": "the same child report is given twice (DuplicateContributionError)",
+    "stranger": "a meter-report from a meter that is not a child of the aggregator (InjectedContributionError)",
+    "ciphertext-out-of-range": "the ciphertext is n^2, outside (0, n^2) (InvalidCiphertextError)",
+    "tampered-share": "one released share is changed and the response re-MACed: the utility's consistency "
+                      "check over the surplus shares fails (spec 8.5 step 3: VerificationError)",
+    "sum-out-of-range": "the root re-MACs an aggregate whose plaintext has slot 0 raised past the physical "
+                        "range of spec 8.5 step 6 (AggregateMismatchError)",
+}
+
+
+def _flip(data: bytes, at: int = -1) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 1
+    return bytes(out)
+
+
+def _reseal(raw: bytes, key: bytes, direction: bytes, kind: bytes, mac_field: int, change) -> bytes:
+    """Decode a message, let ``change`` edit its body, and MAC it again with the true key."""
+    body = {k: x for k, x in cbor.decode(raw).items() if k != mac_field}
+    change(body)
+    return agg.messages.seal(body, ks.mac_key(key, direction), kind, mac_field)
+
+
+def _non_canonical(raw: bytes, round_id: int) -> bytes:
+    marker = b"\x02" + bytes((round_id,))
+    _check(round_id < 24 and marker in raw, "round encoded in one byte")
+    return raw.replace(marker, b"\x02\x18" + bytes((round_id,)), 1)
+
+
+def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
+    setup = {k: base[k] for k in _SETUP}
+    r = setup["round"]
+    p, t = _replay(setup, "signed")  # for message material and keys; each case replays its own stage
+    hood = p.hood
+    m0 = hood.meters[0]
+    key0 = p.meters[m0].key
+    member = hood.committee[0]
+    parent = next(a for a, kids in hood.tree.items() if m0 in kids)
+    stranger = next(m for m in hood.meters if m not in hood.children(parent))
+    root_key = p.aggregators[hood.root].key
+    cases: list[dict] = []
+
+    def add(flags, error, stage, role, step, party, inputs, first=()):
+        cases.append({"name": f"{base['name']}/{role}-{step}/{'+'.join(flags)}", "operation": "refusal",
+                      "result": "invalid", "flags": list(flags), "error": error, "base": base["name"],
+                      "setup": setup, "stage": stage, "role": role, "step": step, "party": party,
+                      "accepted_first": [x.hex() for x in first], "input": [x.hex() for x in inputs]})
+
+    def decoders(stage, role, step, party, raw, kind):
+        add(["truncated"], "DecodeError", stage, role, step, party, [raw[:-1]])
+        add(["trailing-bytes"], "DecodeError", stage, role, step, party, [raw + b"\x00"])
+        add(["non-canonical"], "DecodeError", stage, role, step, party, [_non_canonical(raw, r)])
+        over = raw + bytes(agg.messages.size_limit(hood, kind) + 1 - len(raw))
+        add(["oversized"], "DecodeError", stage, role, step, party, [over])
+
+    # meter: accept_bundle (spec 6.3)
+    bundle = t.bundles[m0]
+    seal_b = lambda change: _reseal(bundle, key0, b"down", b"mask-bundle", 7, change)  # noqa: E731
+    decoders("advertised", "meter", "accept_bundle", m0, bundle, "mask-bundle")
+    add(["bad-mac"], "VerificationError", "advertised", "meter", "accept_bundle", m0, [_flip(bundle)])
+
+    def open_fail(b):
+        b[6] = _flip(b[6], ks.BOX_BYTES - 1)
+    add(["box-does-not-open"], "VerificationError", "advertised", "meter", "accept_bundle", m0, [seal_b(open_fail)])
+
+    def stranger_listed(b):
+        b[4] = [m0] + b[4][1:]
+    add(["non-neighbour"], "VerificationError", "advertised", "meter", "accept_bundle", m0,
+        [seal_b(stranger_listed)])
+
+    def low_order(b):
+        peer, low = b[4][0], bytes(32)
+        secret = ks.static_secret(hood.digest, peer, p.meters[peer].x25519_private, m0, hood.meter_public[m0])
+        nonce, aad = ks.box_nonce_aad(hood.group_id, r, peer, m0, b[5][:32])
+        plain = ks.box_cipher(secret).decrypt(nonce, b[6][:ks.BOX_BYTES], aad)
+        nonce, aad = ks.box_nonce_aad(hood.group_id, r, peer, m0, low)
+        b[5] = low + b[5][32:]
+        b[6] = ks.box_cipher(secret).encrypt(nonce, plain, aad) + b[6][ks.BOX_BYTES:]
+    add(["low-order-mask-key"], "VerificationError", "advertised", "meter", "accept_bundle", m0, [seal_b(low_order)])
+
+    def later(b):
+        b[2] = r + 1
+    add(["wrong-round"], "StateError", "advertised", "meter", "accept_bundle", m0, [seal_b(later)])
+    add(["replay"], "ReplayError", "advertised", "meter", "accept_bundle", m0, [bundle], [bundle])
+
+    # meter: unmask (spec 8.4)
+    request = t.requests[m0]
+    seal_u = lambda change: _reseal(request, key0, b"down", b"unmask-request", 9, change)  # noqa: E731
+    decoders("signed", "meter", "unmask", m0, request, "unmask-request")
+    add(["bad-mac"], "VerificationError", "signed", "meter", "unmask", m0, [_flip(request)])
+
+    def too_few(b):
+        keep = hood.committee_threshold - 1
+        b[6], b[7] = b[6][:keep], b[7][:ks.SIGNATURE_BYTES * keep]
+    add(["too-few-signatures"], "ConsistencyError", "signed", "meter", "unmask", m0, [seal_u(too_few)])
+
+    def bad_sig(b):
+        b[7] = _flip(b[7], 0)
+    add(["bad-signature"], "ConsistencyError", "signed", "meter", "unmask", m0, [seal_u(bad_sig)])
+
+    reporting = [m for m in hood.meters if m in t.meter_reports]
+
+    def not_in_r(b):
+        b[4] = hood.bitmap(tuple(m for m in reporting if m != m0))
+    add(["not-in-reporting-set"], "ConsistencyError", "signed", "meter", "unmask", m0, [seal_u(not_in_r)])
+
+    def below_min(b):
+        b[4] = hood.bitmap((m0,))
+    add(["below-min-reporting"], "ConsistencyError", "signed", "meter", "unmask", m0, [seal_u(below_min)])
+
+    def bad_conf(b):
+        b[8] = _flip(b[8], 0)
+    add(["bad-confirmation"], "ConsistencyError", "signed", "meter", "unmask", m0, [seal_u(bad_conf)])
+
+    def no_conf(b):
+        b[8] = b[8][:-ks.CONFIRM_BYTES]
+    add(["missing-confirmation"], "DecodeError", "signed", "meter", "unmask", m0, [seal_u(no_conf)])
+    add(["replay"], "ReplayError", "signed", "meter", "unmask", m0, [request], [request])
+
+    # committee member: sign_commit (spec 8.2)
+    commit = t.commit_requests[member]
+    key_c = p.meters[member].key
+    decoders("received", "committee", "sign_commit", member, commit, "commit-request")
+    add(["replay"], "ReplayError", "received", "committee", "sign_commit", member, [commit], [commit])
+
+    def few(b):
+        b[4] = hood.bitmap((m0,))
+    add(["below-min-reporting"], "ConsistencyError", "received", "committee", "sign_commit", member,
+        [_reseal(commit, key_c, b"down", b"commit-request", 6, few)])
+
+    # aggregator (spec 7.1)
+    kids = [t.meter_reports[c] for c in hood.children(parent) if c in t.meter_reports]
+    report0 = t.meter_reports[m0]
+    add(["duplicate-child"], "DuplicateContributionError", "reported", "aggregator", "aggregate", parent,
+        [report0, report0])
+    add(["stranger"], "InjectedContributionError", "reported", "aggregator", "aggregate", parent,
+        kids + [t.meter_reports[stranger]])
+
+    def earlier(b):
+        b[2] = r - 1
+    add(["wrong-round"], "ReplayError", "reported", "aggregator", "aggregate", parent,
+        [_reseal(report0, key0, b"up", b"meter-report", 6, earlier)] + kids[1:])
+
+    def out_of_range(b):
+        b[4] = int(hood.public_key.nsquare).to_bytes(hood.public_key.ciphertext_length(), "big")
+    add(["ciphertext-out-of-range"], "InvalidCiphertextError", "reported", "aggregator", "aggregate", parent,
+        [_reseal(report0, key0, b"up", b"meter-report", 6, out_of_range)] + kids[1:])
+    decoders("reported", "aggregator", "aggregate", parent, report0, "meter-report")
+
+    # utility (spec 6.3, 8.1, 8.5)
+    adverts = list(t.adverts.values())
+    add(["bad-mac"], "VerificationError", "advertised", "utility", "bundles", "utility",
+        [_flip(adverts[0])] + adverts[1:])
+    root_report = t.aggregate_reports[hood.root]
+    decoders("aggregated", "utility", "receive", "utility", root_report, "aggregate-report")
+    add(["bad-mac"], "VerificationError", "aggregated", "utility", "receive", "utility", [_flip(root_report)])
+
+    def short_root(b):
+        keep = hood.min_reporting - 1
+        b[5], b[6] = b[5][:keep], b[6][:keep]
+    add(["below-min-reporting"], "RecoveryError", "aggregated", "utility", "receive", "utility",
+        [_reseal(root_report, root_key, b"up", b"aggregate-report", 7, short_root)])
+
+    def raised(b):
+        pk = hood.public_key
+        low, high = hood.layout.physical_range(len(reporting))
+        c = int.from_bytes(b[4], "big") * pow(1 + int(pk.n), high + 1, int(pk.nsquare)) % int(pk.nsquare)
+        b[4] = c.to_bytes(pk.ciphertext_length(), "big")
+    add(["sum-out-of-range"], "AggregateMismatchError", "aggregated", "utility", "receive_then_finish", "utility",
+        [_reseal(root_report, root_key, b"up", b"aggregate-report", 7, raised)])
+    responses = list(_replay(setup, "responded")[1].responses.values())
+    key_first = p.meters[cbor.decode(responses[0])[3]].key
+
+    def tampered(b):
+        b[4] = _flip(b[4], ks.SHARE_BYTES - 1)
+    add(["tampered-share"], "VerificationError", "responded", "utility", "finish", "utility",
+        [_reseal(responses[0], key_first, b"up", b"unmask-response", 5, tampered)] + responses[1:])
+    add(["bad-mac"], "VerificationError", "responded", "utility", "finish", "utility",
+        [_flip(responses[0])] + responses[1:])
+
+    for case in cases:  # the generator checks each case as the verifier will
+        got = _refused_with(case)
+        if got != case["error"]:
+            raise VectorMismatchError(f"generator: {case['name']} refused with {got}, expected {case['error']}")
+    return cases
 
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
