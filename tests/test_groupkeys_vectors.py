@@ -55,13 +55,55 @@ def test_every_flag_is_documented_and_every_invalid_vector_is_refused_with_its_e
         family.verify_vector(v)
     wrong = copy.deepcopy(invalid[0])
     wrong["error"] = "StateError"
-    with pytest.raises(VectorMismatchError, match="error"):
+    with pytest.raises(VectorMismatchError) as refused:
         family.verify_vector(wrong)
+    assert refused.value.field == "error"
     accepted = _vector("data-tampered-signature")
     genuine = bytes.fromhex(accepted["message"])
     accepted["message"] = (genuine[:-1] + bytes([genuine[-1] ^ 1])).hex()  # the flip undone: accepted
     with pytest.raises(VectorMismatchError):
         family.verify_vector(accepted)
+
+
+@pytest.mark.parametrize("operation, count", [("operator-sign", 3), ("meter-provision", 8), ("controller-rekey", 7)])
+def test_operator_provisioning_and_rekey_refusals_are_checked_through_the_real_code(operation: str,
+                                                                                    count: int) -> None:
+    """Spec 8.3, 8.6, 5.1: each refusal has its flags documented; another error name, or a vector whose
+    cause is undone (so the real code accepts it), is a mismatch."""
+    vectors = [copy.deepcopy(v) for v in FILE["vectors"] if v["operation"] == operation]
+    assert len(vectors) == count
+    for v in vectors:
+        assert v["result"] == "invalid" and set(v["flags"]) <= set(FILE["notes"]), v["name"]
+        family.verify_vector(v)
+        wrong = copy.deepcopy(v)
+        wrong["error"] = "RecoveryError"
+        with pytest.raises(VectorMismatchError) as refused:
+            family.verify_vector(wrong)
+        assert refused.value.field == "error"
+        as_valid = copy.deepcopy(v)
+        as_valid["result"] = "valid"
+        with pytest.raises(VectorMismatchError):
+            family.verify_vector(as_valid)
+
+
+def test_undoing_the_cause_of_a_refusal_makes_the_real_code_accept_it() -> None:
+    """The refusals are caused by the flagged change alone (spec 8.3, 8.6, 5.1)."""
+    unapproved = _vector("operator-signs-a-command-it-did-not-approve")
+    spent = _vector("operator-signs-with-spent-nonces")
+    unapproved["approved"], unapproved["spent"] = spent["approved"], spent["spent"]  # approved: the nonce check
+    with pytest.raises(VectorMismatchError) as changed:
+        family.verify_vector(unapproved)
+    assert changed.value.field == "error"
+    expired = _vector("provision-expired-checkpoint")
+    expired["now"] = _vector("provision-tampered-signature")["now"]
+    with pytest.raises(VectorMismatchError) as accepted:
+        family.verify_vector(expired)
+    assert accepted.value.field == "result"
+    non_member = _vector("rekey-removes-a-non-member")
+    non_member["leaves"] = [next(iter(non_member["members"]))]
+    with pytest.raises(VectorMismatchError) as passed:  # a valid batch reaches its draws, which no vector supplies
+        family.verify_vector(non_member)
+    assert passed.value.field == "error" and "StateError" not in str(passed.value).split("refused with")[1][:12]
 
 
 def test_a_run_replays_from_its_recorded_draws_alone_and_any_change_is_caught() -> None:

@@ -28,6 +28,7 @@ Two kinds of vector (the format is specs/groupkeys.md section 11 and
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,6 +43,7 @@ from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
     expect,
+    expect_refusal,
     expect_steps,
     field,
     hex_list_field,
@@ -49,6 +51,7 @@ from protocols.system.vectorsets._fields import (
     recompute,
     small_int_field,
     str_field,
+    vector_result,
 )
 
 PROTOCOL = "groupkeys"
@@ -568,20 +571,11 @@ def _run(v: Mapping[str, Any]) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _expect_refusal(v: Mapping[str, Any], attempt: Callable[[], Any]) -> None:
-    """Local check (to be replaced by the shared helper): ``attempt`` must raise exactly ``error``."""
-    if v.get("result") != "invalid":
-        raise VectorMismatchError("field 'result' must be 'invalid' for this operation")
-    wanted = str_field(v, "error")
-    try:
-        attempt()
-    except VectorMismatchError:
-        raise
-    except UsappError as e:
-        if type(e).__name__ != wanted:
-            raise VectorMismatchError(f"field 'error': refused with {type(e).__name__}, the vector expects {wanted}")
-        return
-    raise VectorMismatchError(f"field 'result': the vector expects {wanted} but the step was accepted")
+def _refuse(v: Mapping[str, Any], attempt: Callable[[], Any]) -> None:
+    """An invalid vector's step: ``result`` must be "invalid"; the shared check then requires exactly ``error``."""
+    if vector_result(v) != "invalid":
+        raise VectorMismatchError("field 'result' must be 'invalid' for this operation", field="result")
+    expect_refusal(v, attempt)
 
 
 def _meter_from(v: Mapping[str, Any]) -> gk.Meter:
@@ -623,7 +617,7 @@ def _meter_receive(v: Mapping[str, Any]) -> None:
     now = field(v, "now")
     if now is not None:
         now = small_int_field(v, "now")
-    _expect_refusal(v, lambda: meter.receive(message, now))
+    _refuse(v, lambda: meter.receive(message, now))
     if _meter_json(meter) != before:
         raise VectorMismatchError("field 'meter': the refusal changed the meter's state")
 
@@ -636,10 +630,63 @@ def _controller_recover(v: Mapping[str, Any]) -> None:
     controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
         bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
         bytes_field(v, "signing_key"))))
-    _expect_refusal(v, lambda: controller.recover(bytes_field(v, "message"), bytes_field(v, "command_key"),
+    _refuse(v, lambda: controller.recover(bytes_field(v, "message"), bytes_field(v, "command_key"),
                                                   directory, ReplayRandom([])))
     if controller.state.tree is not None or controller.state.seq != 0:
         raise VectorMismatchError("the refused recovery changed the controller's state")
+
+
+def _operator_from(v: Mapping[str, Any]) -> gk.Operator:
+    """An operator restored from a vector (spec 8.3; specs/frost.md 5.5): its key package, the commitments it
+    has spent and the SHA-256 digests of the tbs it approved; a restored operator holds no pending nonce."""
+    kp = field(v, "key_package")
+    if not isinstance(kp, dict):
+        raise VectorMismatchError("field 'key_package' must be an object")
+    package = frost.KeyPackage(small_int_field(kp, "identifier"),
+                               ed25519.DeserializeScalar(bytes_field(kp, "secret_share")),
+                               ed25519.DeserializeElement(bytes_field(kp, "verifying_share")),
+                               ed25519.DeserializeElement(bytes_field(kp, "group_public_key")),
+                               small_int_field(kp, "min_participants"), small_int_field(kp, "max_participants"))
+    signer = frost.Signer(package, set(hex_list_field(v, "spent")))
+    return gk.Operator(gk.OperatorState(signer, set(hex_list_field(v, "approved"))))
+
+
+def _operator_sign(v: Mapping[str, Any]) -> None:
+    """Operator.sign (spec 8.3, round two) of the body of ``message`` with ``commitments`` MUST refuse."""
+    op = recompute("operator", lambda: _operator_from(v))
+    kind, m = recompute("message", lambda: gk.decode_message(bytes_field(v, "message")))
+    body = gk._unsigned(kind, m)
+    commitments = [recompute("commitments", lambda c=c: frost.SigningCommitments.from_bytes(c))
+                   for c in hex_list_field(v, "commitments")]
+    _refuse(v, lambda: op.sign(body, commitments))
+
+
+def _meter_provision(v: Mapping[str, Any]) -> None:
+    """Meter.provision (spec 8.6) from ``checkpoint`` MUST refuse."""
+    _refuse(v, lambda: gk.Meter.provision(bytes_field(v, "group"), bytes_field(v, "member"),
+                                                 bytes_field(v, "device_private"), bytes_field(v, "command_key"),
+                                                 bytes_field(v, "checkpoint"), small_int_field(v, "now")))
+
+
+def _controller_rekey(v: Mapping[str, Any]) -> None:
+    """Controller.rekey (spec 5.1) of a started epoch MUST refuse the batch and keep its state."""
+    members = field(v, "members")
+    joins = field(v, "joins")
+    if not isinstance(members, dict) or not isinstance(joins, dict):
+        raise VectorMismatchError("fields 'members' and 'joins' must be objects")
+    directory = {bytes.fromhex(k): bytes_field(members, k) for k in members if _is_hex(k)}
+    joiners = {bytes.fromhex(k): bytes_field(joins, k) for k in joins if _is_hex(k)}
+    controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
+        bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
+        bytes_field(v, "signing_key"))))
+    start = ReplayRandom(hex_list_field(v, "start_draws"))
+    recompute("start_draws", lambda: controller.start_epoch(directory, start))
+    if not start.exhausted:
+        raise VectorMismatchError("field 'start_draws': start_epoch consumed fewer draws than recorded")
+    before = _controller_state(controller)
+    _refuse(v, lambda: controller.rekey(joiners, hex_list_field(v, "leaves"), ReplayRandom([])))
+    if _controller_state(controller) != before:
+        raise VectorMismatchError("the refused rekey changed the controller's state")
 
 
 NOTES = {
@@ -672,6 +719,21 @@ NOTES = {
                        "VerificationError)",
     "wrong-command": "recovery from a message that is not the operators' rekey-group for this controller "
                      "(spec 9.2, VerificationError)",
+    "not-approved": "an operator asked to sign (round two) a command or checkpoint whose tbs it did not approve "
+                    "(spec 8.3, StateError)",
+    "nonce-reuse": "an operator asked to sign again with round-one commitments it has already spent "
+                   "(spec 8.3, specs/frost.md 5.5, ReplayError)",
+    "no-pending-nonce": "an operator restored from its record (no pending nonce) asked to sign with commitments it "
+                        "holds no nonces for (specs/frost.md 5.5, StateError)",
+    "not-a-checkpoint": "provisioning from an operator-signed message that is not a checkpoint (spec 8.6, "
+                        "DecodeError)",
+    "non-member-leaver": "a rekey batch removing a member not in the tree (spec 5.1, StateError)",
+    "duplicate-joiner": "a rekey batch adding a member already in the tree (spec 5.1, StateError)",
+    "join-and-leave": "a rekey batch in which one member both joins and leaves (spec 5.1, StateError)",
+    "duplicate-leaver": "a rekey batch listing one leaver twice (spec 5.1, ParameterError)",
+    "small-order-key": "a joiner's HPKE public key is a small-order X25519 point, here u = 0 (spec 5.1, RFC 9180 "
+                       "section 7.1.4, DecodeError)",
+    "empty-batch": "a rekey batch with neither joins nor leaves (spec 5.1, ParameterError)",
 }
 
 
@@ -805,10 +867,91 @@ def _negatives() -> list[dict]:
     recover("recover-from-a-checkpoint", ["wrong-command"], "VerificationError", checkpoint, directory)
     recover("recover-signed-by-the-controller-key", ["wrong-signer"], "VerificationError",
             _mutate_cbor(rekey_group, lambda m: None, ctl_key), directory)
+    # Operators (spec 8.3): round two for a body not approved, and with nonces already spent.
+    op = world.operators[0]
+    kp = op.state.signer.key_package
+
+    def operator(vname: str, flags: list[str], error: str, approved: list[bytes], spent: list[bytes],
+                 message: bytes, commitments: list[bytes]) -> None:
+        vec = {"operation": "operator-sign", "name": vname, "result": "invalid", "flags": flags, "error": error,
+               "key_package": {"identifier": kp.identifier,
+                               "secret_share": ed25519.SerializeScalar(kp.secret_share).hex(),
+                               "verifying_share": ed25519.SerializeElement(kp.verifying_share).hex(),
+                               "group_public_key": ed25519.SerializeElement(kp.group_public_key).hex(),
+                               "min_participants": kp.MIN_PARTICIPANTS, "max_participants": kp.MAX_PARTICIPANTS},
+               "approved": [a.hex() for a in approved], "spent": [c.hex() for c in spent],
+               "message": message.hex(), "commitments": [c.hex() for c in commitments]}
+        _operator_sign(vec)
+        out.append(vec)
+
+    def digest(message: bytes) -> bytes:
+        kind, m = gk.decode_message(message)
+        return hashlib.sha256(gk.command_tbs(gk._unsigned(kind, m))).digest()
+
+    c1 = world.operators[0].commit(world.rng).to_bytes()
+    c2 = world.operators[1].commit(world.rng).to_bytes()
+    operator("operator-signs-a-command-it-did-not-approve", ["not-approved"], "StateError", [digest(checkpoint)], [],
+             command, [c1, c2])
+    operator("operator-signs-with-spent-nonces", ["nonce-reuse"], "ReplayError", [digest(command)], [c1],
+             command, [c1, c2])
+    operator("operator-signs-without-pending-nonces", ["no-pending-nonce"], "StateError", [digest(command)], [],
+             command, [c1, c2])
+    # Provisioning (spec 8.6): a checkpoint the new meter MUST refuse.
+    newcomer = _member(4)
+
+    def provision(vname: str, flags: list[str], error: str, message: bytes, now: int = world.now) -> None:
+        vec = {"operation": "meter-provision", "name": vname, "result": "invalid", "flags": flags, "error": error,
+               "group": world.group.hex(), "member": newcomer.hex(),
+               "device_private": world.devices[newcomer][0].hex(), "command_key": gk.command_key(world.info).hex(),
+               "checkpoint": message.hex(), "now": now}
+        _meter_provision(vec)
+        out.append(vec)
+
+    provision("provision-tampered-signature", ["tampered-signature"], "VerificationError", _flip_last(checkpoint))
+    provision("provision-signed-by-the-controller-key", ["wrong-signer"], "VerificationError",
+              _mutate_cbor(checkpoint, lambda m: None, ctl_key))
+    provision("provision-epoch-changed-after-signing", ["wrong-epoch", "tampered-signature"], "VerificationError",
+              _mutate_cbor(checkpoint, lambda m: m.update({5: 1})))
+    provision("provision-wrong-group", ["wrong-group"], "VerificationError",
+              _mutate_cbor(checkpoint, lambda m: m.update({3: b"nbh-0018"})))
+    provision("provision-expired-checkpoint", ["expired"], "StateError", checkpoint, world.now + world.lifetime + 1)
+    provision("provision-checkpoint-too-far-ahead", ["too-far-ahead"], "StateError", checkpoint,
+              world.now + world.lifetime - gk.MAX_LIFETIME - 1)
+    provision("provision-from-a-command", ["not-a-checkpoint"], "DecodeError", command)
+    provision("provision-truncated", ["truncated"], "DecodeError", checkpoint[:-1])
+    # The controller's rekey refusals (spec 5.1), on a started epoch of 4 members.
+    rekey_start = HmacDrbg.from_seed(SEED + "negative/rekey-start")
+    start_rng = _Recorder(rekey_start)
+    controller = gk.Controller(gk.ControllerState(world.group, 0, 2, ctl_key))
+    start_members = {m: world.devices[m][1] for m in members}
+    controller.start_epoch(start_members, start_rng)
+    start_draws = start_rng.take()
+
+    def refuse_rekey(vname: str, flags: list[str], error: str, joins: dict, leaves: list[bytes]) -> None:
+        vec = {"operation": "controller-rekey", "name": vname, "result": "invalid", "flags": flags, "error": error,
+               "group": world.group.hex(), "epoch": 0, "arity": 2, "signing_key": ctl_key.hex(),
+               "members": {m.hex(): d.hex() for m, d in sorted(start_members.items())},
+               "start_draws": [d.hex() for d in start_draws],
+               "joins": {m.hex(): d.hex() for m, d in sorted(joins.items())}, "leaves": [m.hex() for m in leaves]}
+        _controller_rekey(vec)
+        out.append(vec)
+
+    joiner = {newcomer: world.devices[newcomer][1]}
+    refuse_rekey("rekey-removes-a-non-member", ["non-member-leaver"], "StateError", {}, [newcomer])
+    refuse_rekey("rekey-adds-a-member-again", ["duplicate-joiner"], "StateError", {m0: world.devices[m0][1]}, [])
+    refuse_rekey("rekey-joins-and-leaves-the-same-member", ["join-and-leave"], "StateError",
+                 {m1: world.devices[m1][1]}, [m1])
+    refuse_rekey("rekey-lists-a-leaver-twice", ["duplicate-leaver"], "ParameterError", {}, [m1, m1])
+    refuse_rekey("rekey-empty-batch", ["empty-batch"], "ParameterError", {}, [])
+    refuse_rekey("rekey-joiner-key-31-bytes", ["malformed-field"], "DecodeError",
+                 {newcomer: joiner[newcomer][:-1]}, [])
+    refuse_rekey("rekey-joiner-key-of-small-order", ["small-order-key"], "DecodeError", {newcomer: bytes(32)}, [])
     return out
 
 
-OPERATIONS = {"run": _run, "meter-receive": _meter_receive, "controller-recover": _controller_recover}
+OPERATIONS = {"run": _run, "meter-receive": _meter_receive, "controller-recover": _controller_recover,
+              "operator-sign": _operator_sign, "meter-provision": _meter_provision,
+              "controller-rekey": _controller_rekey}
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
