@@ -23,6 +23,11 @@ Two kinds of vector (the format is specs/groupkeys.md section 11 and
   a state, a message and the spec's error name the real code MUST raise
   (``flags`` documented in the file's ``notes``); the meter's state MUST be
   unchanged after the refusal.
+- ``operator-sign``, ``meter-provision`` and ``controller-rekey`` (invalid):
+  an operator restored from its record asked for round two, a meter
+  provisioned from a bad checkpoint, a started controller asked for a bad
+  rekey batch (spec 11.4).  Every refusal is checked with the shared
+  ``_fields.expect_refusal`` (the spec error name of the most derived class).
 """
 
 from __future__ import annotations
@@ -1039,10 +1044,12 @@ def build() -> dict:
         "generated_by": (f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed: inputs from {SEED}<name>/inputs, "
                          f"every draw of the run from {SEED}<name>/run; the recovery's new controller key from "
                          f"{SEED}recovery/new-controller; the negative vectors' extra keys from "
-                         f"{SEED}negative/other-key and {SEED}negative/new-controller)"),
+                         f"{SEED}negative/other-key and {SEED}negative/new-controller, the controller-rekey "
+                         f"vectors' start_draws from {SEED}negative/rekey-start)"),
         "description": (
-            "Group key runs (operation 'run', valid) and refusals (operations 'meter-receive' and "
-            "'controller-recover', result 'invalid' with the spec's error name). The format of every field is "
+            "Group key runs (operation 'run', valid) and refusals (operations 'meter-receive', "
+            "'meter-provision', 'operator-sign', 'controller-rekey' and 'controller-recover', result "
+            "'invalid' with the spec's error name). The format of every field is "
             "specs/groupkeys.md section 11.3 and vectors/schema/groupkeys.json; the sequence of random_bytes "
             "calls of every operation is section 11.2. Every random value a run consumes is recorded by name and "
             "in order (setup_draws, then each step's draws): an implementation fed those bytes reproduces every "
