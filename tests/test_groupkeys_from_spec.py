@@ -1,11 +1,13 @@
-"""An independent implementation of the group key controller, written from specs/groupkeys.md alone.
+"""An independent implementation of the group key controller and meter, written from specs/groupkeys.md alone.
 
 It imports nothing from ``protocols``: only the standard library and the
 primitives of ``cryptography`` (Ed25519, X25519, ChaCha20-Poly1305, HMAC /
 SHA-256).  From a vector's inputs and the controller's draws (named in the
 order of spec 11.2) it rebuilds every message the controller sends (resyncs,
-rekeys, welcomes, data) and compares them byte for byte with the vectors: the
-proof that the spec states every choice a vendor needs (issue 15, G5).
+rekeys, welcomes, data) and compares them byte for byte with the vectors; its
+meter, fed those messages, opens every resync and wrap, reaches every
+member's group kid and key (the vectors' ``views``) and decrypts every data
+message: the proof that the spec states every choice a vendor needs (issue 15, G5).
 Each function cites the spec section it follows.
 """
 
@@ -16,7 +18,7 @@ import hmac
 import json
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -281,3 +283,144 @@ def test_the_spec_alone_reproduces_every_controller_message() -> None:
     print(f"\nfrom the spec alone: {reproduced} of {total} controller messages in {len(runs)} runs")
     assert total >= 40
     assert reproduced == total, counts
+
+
+# -- the meter (specs/groupkeys.md sections 4, 5.2, 6.2, 7.2), from the spec text alone --
+
+def uncbor(data: bytes, i: int = 0) -> tuple[object, int]:
+    """The deterministic CBOR subset of spec 4.1: unsigned ints, byte and text strings, arrays, maps."""
+    major, info = data[i] >> 5, data[i] & 31
+    i += 1
+    if info < 24:
+        n = info
+    else:
+        size = 1 << (info - 24)
+        n, i = int.from_bytes(data[i:i + size], "big"), i + size
+    if major == 0:
+        return n, i
+    if major in (2, 3):
+        raw = data[i:i + n]
+        return (raw if major == 2 else raw.decode()), i + n
+    if major == 4:
+        out = []
+        for _ in range(n):
+            item, i = uncbor(data, i)
+            out.append(item)
+        return out, i
+    if major == 5:
+        m = {}
+        for _ in range(n):
+            k, i = uncbor(data, i)
+            m[k], i = uncbor(data, i)
+        return m, i
+    raise ValueError(major)
+
+
+def open_base(sk_r: X25519PrivateKey, enc: bytes, info: bytes, ct: bytes) -> bytes:
+    """RFC 9180 5.1.1 / 5.2, base mode, DHKEM(X25519, HKDF-SHA256), ChaCha20-Poly1305."""
+    pk_r = sk_r.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    dh = sk_r.exchange(X25519PublicKey.from_public_bytes(enc))
+    shared = _le(KEM, _lx(KEM, b"", b"eae_prk", dh), b"shared_secret", enc + pk_r, 32)
+    context = b"\x00" + _lx(HPKE, b"", b"psk_id_hash", b"") + _lx(HPKE, b"", b"info_hash", info)
+    secret = _lx(HPKE, shared, b"secret", b"")
+    key, nonce = _le(HPKE, secret, b"key", context, 32), _le(HPKE, secret, b"base_nonce", context, 12)
+    return ChaCha20Poly1305(key).decrypt(nonce, ct, b"")
+
+
+class Meter:
+    """A member: its leaf, the kids and keys on its path (level 0 .. h), the last sequence number."""
+
+    def __init__(self, group: bytes, member: bytes, ikm: bytes) -> None:
+        self.group, self.member = group, member
+        self.sk, _ = derive_key_pair(ikm)
+        self.epoch, self.seq, self.path = None, 0, None
+        self.controller_key = b""
+
+    def receive(self, message: bytes) -> bytes | None:
+        m, end = uncbor(message)
+        assert end == len(message)
+        kind = m[2]
+        sig_key = {"resync": 9, "rekey": 10, "data": 8}[kind]
+        body = {k: val for k, val in m.items() if k != sig_key}
+        Ed25519PublicKey.from_public_bytes(self.controller_key).verify(
+            m[sig_key], DOMAIN + lp1(kind.encode()) + cbor(body))  # spec 4.1
+        assert m[3] == self.group and m[5] > self.seq
+        if kind == "resync":  # spec 7.2: a resync may start the meter on its epoch
+            assert m[6] == self.member
+            self.epoch, self.seq = m[4], m[5]
+            info = DOMAIN + lp1(b"resync") + lp1(self.group) + i2osp(m[4], 4) + i2osp(m[5], 8) + lp1(self.member)
+            payload, _ = uncbor(open_base(self.sk, m[7], info, m[8]))
+            self.d, self.position, self.path = payload[1], payload[2], [tuple(e) for e in payload[3]]
+            return None
+        assert m[4] == self.epoch
+        self.seq = m[5]
+        ctx = lp1(self.group) + i2osp(self.epoch, 4)  # spec 3.3
+        if kind == "rekey":  # spec 5.2
+            known = dict(self.path)
+            for kid, kek_kid, ct in m[9]:
+                if kek_kid in known and kid not in known:
+                    aad = b"usapp-lkh-v1 wrap" + i2osp(len(ctx), 8) + ctx + i2osp(kid, 8) + i2osp(kek_kid, 8)
+                    known[kid] = ChaCha20Poly1305(known[kek_kid]).decrypt(b"\0\0\0\0" + i2osp(kid, 8), ct, aad)
+            height = m[7]
+            path = self.path + [None] * (height + 1 - len(self.path))
+            for level, p, kid in m[8]:
+                if p == self.position // self.d ** level:
+                    path[level] = (kid, known[kid])
+            self.path = path
+            return None
+        kid, key = self.path[-1]  # spec 6.2
+        assert m[6] == kid
+        info = DOMAIN + lp1(b"data") + lp1(self.group) + i2osp(self.epoch, 4) + i2osp(kid, 8)
+        data_key = expand(extract(b"", key), info, 32)
+        return ChaCha20Poly1305(data_key).decrypt(b"\0\0\0\0" + i2osp(m[5], 8), m[7],
+                                                  cbor({k: m[k] for k in range(1, 7)}))
+
+
+def meter_run(v: dict) -> tuple[int, int]:
+    """Feed every meter the controller messages of a run; count the views (group kid and key) reached."""
+    group = bytes.fromhex(v["group"])
+    meters = {bytes.fromhex(m): Meter(group, bytes.fromhex(m), bytes.fromhex(ikm)) for m, ikm in v["meters"].items()}
+    for meter in meters.values():
+        meter.controller_key = bytes.fromhex(v["controller_public"])
+    members: set[bytes] = set()
+    same = total = 0
+    for step in v["steps"]:
+        if step["op"] == "command" and step["action"] == "rekey-group":
+            for meter in meters.values():  # spec 8.4: the new epoch's controller key, seq 0
+                meter.controller_key = Ed25519PrivateKey.from_private_bytes(
+                    bytes.fromhex(step["new_controller_key"])).public_key().public_bytes(Encoding.Raw,
+                                                                                         PublicFormat.Raw)
+                meter.seq = 0
+        if step["op"] == "rekey":
+            leaves = {bytes.fromhex(m) for m in step["leaves"]}
+            members -= leaves
+            for m in sorted(members):
+                meters[m].receive(bytes.fromhex(step["rekey"]))
+            members |= {bytes.fromhex(m) for m in step["joins"]}
+        for name in ("resyncs", "welcomes"):
+            for m, r in step.get(name, {}).items():
+                meters[bytes.fromhex(m)].receive(bytes.fromhex(r))
+                members.add(bytes.fromhex(m))
+        if step["op"] == "resync":
+            meters[bytes.fromhex(step["member"])].receive(bytes.fromhex(step["resync"]))
+        if step["op"] == "data":
+            for m in sorted(members):
+                total += 1
+                same += meters[m].receive(bytes.fromhex(step["data"])) == bytes.fromhex(step["plaintext"])
+        for m, view in step.get("views", {}).items():
+            if bytes.fromhex(m) in members and meters[bytes.fromhex(m)].path:
+                kid, key = meters[bytes.fromhex(m)].path[-1]
+                total += 1
+                same += (kid, key.hex()) == (view["group_kid"], view["group_key"])
+    return same, total
+
+
+def test_the_spec_alone_builds_a_meter_that_reaches_every_group_key() -> None:
+    """Specs 5.2, 6.2, 7.2: each meter of each run, fed the controller's messages, opens every resync and wrap,
+    reaches the vectors' group kid and key after every step and decrypts every data message."""
+    runs = [v for v in json.loads(VECTORS.read_text())["vectors"] if v["operation"] == "run"]
+    counts = [meter_run(v) for v in runs]
+    reached, total = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    print(f"\nfrom the spec alone: {reached} of {total} meter views and plaintexts in {len(runs)} runs")
+    assert total >= 100
+    assert reached == total, counts
