@@ -29,10 +29,13 @@ from protocols.primitives.rand import ReplayRandom
 from protocols.system.vectorsets import families
 from protocols.system.vectorsets import rfc9380 as family
 
-VECTORS = json.loads((Path(__file__).resolve().parent.parent / "vectors" / "rfc9380.json").read_text())["vectors"]
-G1_VECTORS = [v for v in VECTORS if v["section"] == "J.9.1"]
-G2_VECTORS = [v for v in VECTORS if v["section"] == "J.10.1"]
-XMD_VECTORS = [v for v in VECTORS if v["section"] in ("K.1", "K.2")]
+ENVELOPE = json.loads((Path(__file__).resolve().parent.parent / "vectors" / "rfc9380.json").read_text())
+VECTORS = ENVELOPE["vectors"]
+VALID = [v for v in VECTORS if v.get("result", "valid") == "valid"]
+INVALID = [v for v in VECTORS if v.get("result") == "invalid"]
+G1_VECTORS = [v for v in VALID if v["section"] == "J.9.1"]
+G2_VECTORS = [v for v in VALID if v["section"] == "J.10.1"]
+XMD_VECTORS = [v for v in VALID if v["section"] in ("K.1", "K.2")]
 
 E_G1_G2_SHA256 = "ff9912603bb02b77bc6ec1deaeddf9d1fee40ac17a781fb13c9c6e7a9f74d22b"
 """SHA-256 of the 576-byte encoding of e(G1, G2) for the standard generators;
@@ -439,3 +442,35 @@ def test_gt_rejections():
     raises_exactly(ParameterError, "576-byte encoding", GT, b"\x01")
     raises_exactly(ParameterError, "another GT", lambda: GT.one() * 1)
     raises_exactly(ParameterError, "exponent must be an int", lambda: GT.one() ** 1.5)
+
+
+def test_rfc9380_invalid_vectors_are_derived_and_documented():
+    """The derived refusals (not from the RFC) are exactly derive_negatives of the
+    transcribed vectors; every flag is in the notes; each is refused with ParameterError."""
+    assert INVALID == family.derive_negatives(VALID)
+    assert ENVELOPE["notes"] == family.NOTES
+    assert {f for v in INVALID for f in v["flags"]} == set(family.NOTES)
+    assert all("not from the source" in v["origin"] and v["error"] == "ParameterError" for v in INVALID)
+
+
+@pytest.mark.parametrize(
+    "name, changes, what",
+    [
+        ("J.9.1-1-rejects-empty-dst", {"dst": "A"}, "accepted"),
+        ("J.10.1-1-rejects-empty-dst", {"dst": "A"}, "accepted"),
+        ("K.1-0-rejects-ell-over-255", {"len_in_bytes": 8160}, "accepted"),
+        ("K.1-0-rejects-zero-length", {"error": "DecodeError"}, "refused with ParameterError"),
+        ("K.1-0-rejects-empty-dst", {"result": "valid"}, "result"),
+    ],
+)
+def test_rfc9380_invalid_vector_accepted_or_misnamed_is_a_mismatch(name, changes, what):
+    vector = dict(next(v for v in INVALID if v["name"] == name), **changes)
+    with pytest.raises(VectorMismatchError, match=what):
+        family.verify_vector(vector)
+
+
+def test_long_dst_is_hashed_not_refused():
+    """A DST over 255 bytes is not a refusal (RFC 9380 section 5.3.3): K.2 is valid."""
+    long_dst = next(v for v in XMD_VECTORS if v["section"] == "K.2")["dst"].encode()
+    assert len(long_dst) > 255
+    assert len(bls.xmd_dst_prime(long_dst)) == 33

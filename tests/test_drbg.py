@@ -32,7 +32,8 @@ from protocols.system.vectorsets.hmac_drbg import FAMILY, parse_cavp_rsp, transc
 
 VECTORS_FILE = Path(__file__).parent.parent / "vectors" / "hmac_drbg.json"
 ENVELOPE = json.loads(VECTORS_FILE.read_text())
-VECTORS = ENVELOPE["vectors"]
+VECTORS = [v for v in ENVELOPE["vectors"] if v.get("result", "valid") == "valid"]
+INVALID = [v for v in ENVELOPE["vectors"] if v.get("result") == "invalid"]
 
 
 def fresh(hash_name: str = "SHA-256", **kwargs) -> HmacDrbg:
@@ -97,9 +98,40 @@ def test_cavp_vector_reproduces(vector):
     assert drbg.reseed_counter == 3
 
 
-@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+@pytest.mark.parametrize("vector", VECTORS + INVALID, ids=[v["name"] for v in VECTORS + INVALID])
 def test_family_verifies_vector(vector):
     FAMILY.verify_vector(vector)
+
+
+def test_invalid_vectors_are_derived_and_documented():
+    """The derived refusals (not from CAVP) are exactly derive_negatives of the transcribed
+    vectors, every flag is in the notes, and each names a spec error."""
+    assert INVALID == family_module.derive_negatives(VECTORS)
+    assert ENVELOPE["notes"] == family_module.NOTES
+    assert {f for v in INVALID for f in v["flags"]} == set(family_module.NOTES)
+    assert all("not from the source" in v["origin"] for v in INVALID)
+    assert {v["error"]: None for v in INVALID}.keys() == {"ParameterError", "RandomnessError"}
+
+
+@pytest.mark.parametrize(
+    "flag, changes, what",
+    [
+        ("OversizedRequest", {"requested_bytes": 16}, "accepted"),
+        ("ReseedRequired", {"reseed_interval": 2}, "accepted"),
+        ("ShortEntropy", {"error": "RandomnessError"}, "refused with ParameterError"),
+        ("UnsupportedHash", {"hash": "SHA-256"}, "accepted"),
+        ("OversizedRequest", {"returned_bits": "00"}, "returned_bits"),
+    ],
+)
+def test_invalid_vector_that_is_accepted_or_misnamed_is_a_mismatch(flag, changes, what):
+    vector = dict(next(v for v in INVALID if v["flags"] == [flag]), **changes)
+    with pytest.raises(VectorMismatchError, match=what):
+        verify_vector(vector)
+
+
+def test_valid_vector_may_not_carry_invalid_fields():
+    with pytest.raises(VectorMismatchError, match="requested_bytes"):
+        verify_vector(dict(VECTORS[0], requested_bytes=1))
 
 
 def _tampered(**changes):

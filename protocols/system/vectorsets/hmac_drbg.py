@@ -19,8 +19,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from protocols.errors import DecodeError, UsappError, VectorMismatchError
-from protocols.primitives.drbg import HASH_SUITES, HmacDrbg
+from protocols.primitives.drbg import HASH_SUITES, RESEED_INTERVAL, HmacDrbg
 from protocols.system.vectorsets import Vector, VectorFamily
+from protocols.system.vectorsets._fields import expect_refusal, vector_result
 
 PROTOCOL = "hmac-drbg"
 SUITE = "HMAC_DRBG (SP 800-90A Rev. 1)"
@@ -184,6 +185,12 @@ def verify_vector(vector: Vector) -> None:
     name = vector.get("name")
     if not isinstance(name, str) or not name:
         raise VectorMismatchError("vector without a string field 'name'")
+    if vector_result(vector) == "invalid":
+        _verify_refusal(vector, name)
+        return
+    for extra in ("requested_bytes", "reseed_interval", "origin", "change", "flags", "error"):
+        if extra in vector:
+            raise VectorMismatchError(f"vector {name!r}: field {extra!r} belongs to an invalid vector only")
     hash_name = vector.get("hash")
     if not isinstance(hash_name, str) or hash_name not in HASH_SUITES:
         raise VectorMismatchError(
@@ -227,10 +234,109 @@ def verify_vector(vector: Vector) -> None:
         )
 
 
+# -- derived invalid vectors (not from the source) -------------------------------------
+
+NOTES = {
+    "ShortEntropy": ("entropy_input of Instantiate is one byte shorter than security_strength / 8: "
+                     "SP 800-90A section 9.1 step 6 refuses it (ParameterError)"),
+    "ShortReseedEntropy": ("entropy_input_reseed is one byte shorter than security_strength / 8: "
+                           "SP 800-90A section 9.2 step 4 refuses the Reseed (ParameterError)"),
+    "OversizedRequest": ("each Generate requests requested_bytes = 65537 bytes, over "
+                         "max_number_of_bits_per_request = 2^19 bits = 65536 bytes (Table 2; section 9.3.1 "
+                         "step 2): the first Generate is refused (RandomnessError)"),
+    "ReseedRequired": ("the DRBG is instantiated with reseed_interval = 1: the first Generate succeeds, "
+                       "the second returns \"reseed required\" (section 10.1.2.5 step 1; RandomnessError)"),
+    "UnsupportedHash": ("hash SHA-1, which Table 2 allows but this profile does not offer "
+                        "(specs/conventions.md section 3.3): refused before Instantiate (ParameterError)"),
+}
+"""The flags of the derived invalid vectors (the file's top-level notes)."""
+
+DERIVED = "derived from the transcribed vector {base} by one change (not from the source)"
+
+
+def derive_negatives(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Invalid vectors, each one change to a transcribed SHA-256 vector, that
+    the DRBG MUST refuse with the named error (specs/conventions.md 3.3).
+
+    An invalid vector has no ``returned_bits``; ``requested_bytes`` is the
+    length of each of the two Generate requests (for a valid vector it is
+    len(returned_bits)), and ``reseed_interval`` (when present) replaces the
+    default 2^48 at Instantiate.
+    """
+    plain = next(v for v in valid if v["name"] == "SHA-256-noreseed-pers0-adin0-count-0")
+    reseed = next(v for v in valid if v["name"] == "SHA-256-reseed-pers0-adin0-count-0")
+
+    def negative(base: dict[str, Any], name: str, change: str, fields: dict[str, Any],
+                 error: str, flag: str) -> dict[str, Any]:
+        vector = {key: value for key, value in base.items() if key not in ("name", "returned_bits")}
+        vector["requested_bytes"] = len(base["returned_bits"]) // 2
+        vector.update(fields)
+        vector.update({"name": f"{base['name']}-rejects-{name}", "origin": DERIVED.format(base=base["name"]),
+                       "change": change, "result": "invalid", "flags": [flag], "error": error})
+        return vector
+
+    return [
+        negative(plain, "short-entropy", "entropy_input without its last byte (31 bytes = 248 bits < 256)",
+                 {"entropy_input": plain["entropy_input"][:-2]}, "ParameterError", "ShortEntropy"),
+        negative(reseed, "short-reseed-entropy", "entropy_input_reseed without its last byte (248 bits < 256)",
+                 {"entropy_input_reseed": reseed["entropy_input_reseed"][:-2]}, "ParameterError",
+                 "ShortReseedEntropy"),
+        negative(plain, "oversized-request", "requested_bytes = 65537 (2^19 bits + 8)",
+                 {"requested_bytes": 65537}, "RandomnessError", "OversizedRequest"),
+        negative(plain, "reseed-required", "reseed_interval = 1 at Instantiate",
+                 {"reseed_interval": 1}, "RandomnessError", "ReseedRequired"),
+        negative(plain, "sha-1", "hash SHA-1 instead of SHA-256", {"hash": "SHA-1"},
+                 "ParameterError", "UnsupportedHash"),
+    ]
+
+
+def _verify_refusal(vector: Vector, name: str) -> None:
+    """An invalid vector: the CAVP procedure (module docstring), with ``requested_bytes``
+    per Generate and ``reseed_interval`` at Instantiate, MUST be refused with ``error``."""
+    if "returned_bits" in vector:
+        raise VectorMismatchError(f"vector {name!r}: an invalid vector has no 'returned_bits'")
+    hash_name = vector.get("hash")
+    if not isinstance(hash_name, str):
+        raise VectorMismatchError(f"vector {name!r}: field 'hash' must be a string")
+    for text in ("origin", "change"):
+        if not isinstance(vector.get(text), str):
+            raise VectorMismatchError(f"vector {name!r}: field {text!r} must be a string")
+    entropy_input = _hex_field(vector, name, "entropy_input")
+    nonce = _hex_field(vector, name, "nonce")
+    personalization_string = _hex_field(vector, name, "personalization_string")
+    additional = vector.get("additional_input")
+    if not isinstance(additional, list) or len(additional) != 2:
+        raise VectorMismatchError(
+            f"vector {name!r}: field 'additional_input' must be a list of two hex strings"
+        )
+    additional_input = [
+        _hex_field(vector, name, f"additional_input[{i}]", item) for i, item in enumerate(additional)
+    ]
+    reseeds = "entropy_input_reseed" in vector or "additional_input_reseed" in vector
+    if reseeds:
+        entropy_input_reseed = _hex_field(vector, name, "entropy_input_reseed")
+        additional_input_reseed = _hex_field(vector, name, "additional_input_reseed")
+    requested = vector.get("requested_bytes")
+    interval = vector.get("reseed_interval", RESEED_INTERVAL)
+    for label, value in (("requested_bytes", requested), ("reseed_interval", interval)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise VectorMismatchError(f"vector {name!r}: field {label!r} must be a JSON integer")
+
+    def attempt() -> None:
+        drbg = HmacDrbg(hash_name, reseed_interval=interval)
+        drbg.instantiate(entropy_input, nonce, personalization_string)
+        if reseeds:
+            drbg.reseed(entropy_input_reseed, additional_input_reseed)
+        drbg.generate(requested, additional_input[0])
+        drbg.generate(requested, additional_input[1])
+
+    expect_refusal(vector, attempt)
+
+
 FAMILY = VectorFamily(
     file=FILE,
     protocol=PROTOCOL,
     suite=SUITE,
     verify_vector=verify_vector,
-    pinned_sha256="c55a331b048f0de3beec31f88fecb5bd59629de1ee7c241a6515a96163ece0f4",
+    pinned_sha256="e95d6bd5ff933d3bd64071f20c20120b4a74d15b4d7d1631e11336708f4088e0",
 )

@@ -20,7 +20,9 @@ from typing import Any
 from protocols.errors import VectorMismatchError
 from protocols.primitives import bls12_381 as bls
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import bytes_field, dispatch, expect, field, recompute, small_int_field, str_field
+from protocols.system.vectorsets._fields import (
+    bytes_field, dispatch, expect, expect_refusal, field, recompute, small_int_field, str_field, vector_result,
+)
 
 PROTOCOL = "rfc9380"
 SUITE = "BLS12-381 hash_to_curve (SHA-256, SSWU, RO) and expand_message_xmd(SHA-256)"
@@ -105,11 +107,84 @@ def _expand_message_xmd(v: Mapping[str, Any]) -> None:
            recompute("uniform_bytes", lambda: bls.expand_message_xmd(msg, dst, length)))
 
 
+def _rejects(check: Callable[[Mapping[str, Any]], None]) -> Callable[[Mapping[str, Any]], None]:
+    """A derived invalid vector (``*-rejects``): result invalid, provenance fields present."""
+    def run(v: Mapping[str, Any]) -> None:
+        if vector_result(v) != "invalid":
+            raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+        str_field(v, "origin")
+        str_field(v, "change")
+        check(v)
+    return run
+
+
+def _hash_to_g1_rejects(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("suite", str_field(v, "suite"), bls.SUITE_G1)
+    expect_refusal(v, lambda: bls.hash_to_g1(msg, dst))
+
+
+def _hash_to_g2_rejects(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("suite", str_field(v, "suite"), bls.SUITE_G2)
+    expect_refusal(v, lambda: bls.hash_to_g2(msg, dst))
+
+
+def _expand_message_xmd_rejects(v: Mapping[str, Any]) -> None:
+    msg, dst = _text(v, "msg"), _text(v, "dst")
+    expect("hash", str_field(v, "hash"), "SHA-256")
+    length = small_int_field(v, "len_in_bytes")
+    expect_refusal(v, lambda: bls.expand_message_xmd(msg, dst, length))
+
+
 OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "hash_to_g1": _hash_to_g1,
     "hash_to_g2": _hash_to_g2,
     "expand_message_xmd": _expand_message_xmd,
+    "hash_to_g1-rejects": _rejects(_hash_to_g1_rejects),
+    "hash_to_g2-rejects": _rejects(_hash_to_g2_rejects),
+    "expand_message_xmd-rejects": _rejects(_expand_message_xmd_rejects),
 }
+
+
+NOTES = {
+    "EmptyDST": "the DST is empty: RFC 9380 section 3.1 requires a non-empty DST (ParameterError)",
+    "EllOver255": ("len_in_bytes = 8161 needs ell = ceil(8161 / 32) = 256 > 255 blocks: RFC 9380 section "
+                   "5.3.1 step 2 aborts (ParameterError)"),
+    "LengthOver65535": ("len_in_bytes = 65536 does not fit I2OSP(len_in_bytes, 2): RFC 9380 section 5.3.1 "
+                        "aborts (ParameterError)"),
+    "ZeroLength": ("len_in_bytes = 0: not forbidden by RFC 9380, refused by this profile, which requires "
+                   "1 <= len_in_bytes <= 65535 (specs/bls12_381.md section 6; ParameterError)"),
+}
+"""The flags of the derived invalid vectors (the file's top-level notes)."""
+
+DERIVED = "derived from the transcribed vector {base} by one change (not from the source)"
+
+
+def derive_negatives(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Invalid vectors, each one change to a transcribed vector, that hash_to_curve
+    and expand_message_xmd MUST refuse with the named error (specs/bls12_381.md sections 6, 8).
+    A DST over 255 bytes is not among them: it is hashed (section 5.3.3; K.2 is valid)."""
+    by_name = {v["name"]: v for v in valid}
+
+    def negative(base_name: str, name: str, change: str, fields: dict[str, Any], flag: str) -> dict[str, Any]:
+        base = by_name[base_name]
+        keep = ("section", "suite", "hash", "dst", "msg", "len_in_bytes")
+        vector = {key: value for key, value in base.items() if key in keep}
+        vector.update(fields)
+        vector.update({"name": f"{base_name}-rejects-{name}", "operation": base["operation"] + "-rejects",
+                       "origin": DERIVED.format(base=base_name), "change": change,
+                       "result": "invalid", "flags": [flag], "error": "ParameterError"})
+        return vector
+
+    return [
+        negative("J.9.1-1", "empty-dst", "dst empty", {"dst": ""}, "EmptyDST"),
+        negative("J.10.1-1", "empty-dst", "dst empty", {"dst": ""}, "EmptyDST"),
+        negative("K.1-0", "empty-dst", "dst empty", {"dst": ""}, "EmptyDST"),
+        negative("K.1-0", "ell-over-255", "len_in_bytes 8161 (ell = 256)", {"len_in_bytes": 8161}, "EllOver255"),
+        negative("K.1-0", "length-over-65535", "len_in_bytes 65536", {"len_in_bytes": 65536}, "LengthOver65535"),
+        negative("K.1-0", "zero-length", "len_in_bytes 0", {"len_in_bytes": 0}, "ZeroLength"),
+    ]
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
@@ -223,9 +298,11 @@ def transcribe(text: str) -> dict:
                             "msg": record["msg"], "len_in_bytes": length,
                             "DST_prime": record["DST_prime"], "msg_prime": record["msg_prime"],
                             "uniform_bytes": record["uniform_bytes"]})
+    vectors.extend(derive_negatives(vectors))
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
+        "notes": NOTES,
         "source": ("RFC 9380 (Hashing to Elliptic Curves), Appendix J.9.1 (BLS12381G1_XMD:SHA-256_SSWU_RO_), "
                    "J.10.1 (BLS12381G2_XMD:SHA-256_SSWU_RO_), K.1 and K.2 (expand_message_xmd(SHA-256)); "
                    "text of github.com/cfrg/draft-irtf-cfrg-hash-to-curve at commit "
@@ -240,7 +317,7 @@ def transcribe(text: str) -> dict:
     }
 
 
-PINNED_SHA256 = "a911b0c529f6dc6cfe9b6d8b15584233bdb2eeaa1aa398ba6bfc270a2da6296a"
+PINNED_SHA256 = "a93f7343946df0784412787f1046b4d42f2f47805f0e6266c775427a54539459"
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector,
                       pinned_sha256=PINNED_SHA256)
