@@ -196,14 +196,42 @@ def expect_refusal(vector: Mapping[str, Any], attempt: Callable[[], Any]) -> Non
         got = spec_error_name(exc)
         if got != wanted:
             raise VectorMismatchError(
-                f"vector {name!r}: refused with {got} but the vector expects {wanted}",
+                f"vector {name!r}: field 'error': refused with {got} but the vector expects {wanted}",
                 field="error", expected=got, actual=wanted,
             ) from exc
         return
     raise VectorMismatchError(
-        f"vector {name!r} is invalid (expects {wanted}) but was accepted",
+        f"vector {name!r}: field 'result': invalid (expects {wanted}) but was accepted",
         field="result", expected="valid", actual="invalid",
     )
+
+
+def edit_bytes(data: bytes, edit: object, what: str, *, negative_flip: bool = True,
+               replace: bool = False) -> bytes:
+    """A negative vector's one-step change of a message (vectors/README.md, Negative vectors).
+
+    ``edit`` holds exactly one of ``{"truncate": k}`` (keep the first k bytes),
+    ``{"flip": i}`` (XOR byte i with 1; from the end if negative and
+    ``negative_flip``), ``{"append": hex}`` and, if ``replace``,
+    ``{"replace": [offset, hex]}`` (overwrite from offset).  ``what`` is the
+    field's name in the family's file, for the error message.
+    """
+    kinds = "truncate, flip, append" + (", replace" if replace else "")
+    if not isinstance(edit, dict) or len(edit) != 1:
+        raise VectorMismatchError(f"field {what!r} must hold exactly one of {kinds}", field=what)
+    (how, value), = edit.items()
+    low = -len(data) if negative_flip else 0
+    if how == "truncate" and type(value) is int and 0 <= value < len(data):
+        return data[:value]
+    if how == "flip" and type(value) is int and low <= value < len(data):
+        value %= len(data)
+        return data[:value] + bytes([data[value] ^ 1]) + data[value + 1:]
+    if how == "append" and isinstance(value, str):
+        return data + bytes_field(edit, "append")
+    if replace and how == "replace" and isinstance(value, list) and len(value) == 2 and type(value[0]) is int:
+        new = bytes_field({"replace": value[1]}, "replace")
+        return data[:value[0]] + new + data[value[0] + len(new):]
+    raise VectorMismatchError(f"field {what!r}: unknown or out-of-range {what}", field=what)
 
 
 def check_result(vector: Mapping[str, Any], attempt: Callable[[], Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives import shamir
-from protocols.primitives.bls12_381 import G1, G2, GT, R, pairing
+from protocols.primitives.bls12_381 import G1, G2, R, pairing
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import ReplayRandom
 from protocols.schemes import bf_bls12 as bf

@@ -37,10 +37,11 @@ from protocols import escrow as esc
 from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives import cbor, ed25519
 from protocols.primitives.drbg import HmacDrbg
-from protocols.schemes import blind_rsa, hpke, threshold_elgamal
+from protocols.schemes import hpke, threshold_elgamal
 from protocols.system import escrow_fleet
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    edit_bytes,
     bytes_field,
     dispatch,
     expect,
@@ -195,19 +196,7 @@ def _fleet_outputs(fleet: escrow_fleet.Fleet, draws: list[dict]) -> dict:
 
 def _edit(data: bytes, step: Mapping[str, Any]) -> bytes:
     edit = step.get("edit")
-    if edit is None:
-        return data
-    if not isinstance(edit, dict) or len(edit) != 1:
-        raise VectorMismatchError("field 'edit' must hold exactly one of truncate, flip, append")
-    (how, value), = edit.items()
-    if how == "truncate" and type(value) is int and 0 <= value < len(data):
-        return data[:value]
-    if how == "flip" and type(value) is int and -len(data) <= value < len(data):
-        value %= len(data)
-        return data[:value] + bytes([data[value] ^ 1]) + data[value + 1:]
-    if how == "append" and isinstance(value, str):
-        return data + bytes_field(edit, "append")
-    raise VectorMismatchError("field 'edit': unknown or out-of-range edit")
+    return data if edit is None else edit_bytes(data, edit, "edit")
 
 
 class _Run:
