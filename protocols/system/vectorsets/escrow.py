@@ -41,9 +41,9 @@ from protocols.schemes import hpke, threshold_elgamal
 from protocols.system import escrow_fleet
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
-    edit_bytes,
     bytes_field,
     dispatch,
+    edit_bytes,
     expect,
     expect_steps,
     field,

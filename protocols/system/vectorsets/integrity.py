@@ -22,9 +22,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protocols import errors
 from protocols import integrity as ig
-from protocols.errors import ReplayError, UsappError, VectorMismatchError
+from protocols.errors import ReplayError, VectorMismatchError
 from protocols.primitives import cbor
 from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
@@ -32,6 +31,7 @@ from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
     expect_outputs,
+    expect_refusal,
     list_field,
     recompute,
     small_int_field,
@@ -347,25 +347,11 @@ def _dispute_outputs(v: Mapping[str, Any]) -> dict:
     return out
 
 
-def _expect_error(v: Mapping[str, Any], action) -> None:
-    name = str_field(v, "error")
-    expected = getattr(errors, name, None)
-    if not (isinstance(expected, type) and issubclass(expected, UsappError)) or expected is VectorMismatchError:
-        raise VectorMismatchError(f"field 'error' names no spec error: {name!r}")
-    try:
-        action()
-    except UsappError as exc:
-        if type(exc) is not expected:
-            raise VectorMismatchError(f"field 'error': refused with {type(exc).__name__}, not {name}") from exc
-        return
-    raise VectorMismatchError("field 'result': an invalid input was accepted")
-
-
 def _dispute(v: Mapping[str, Any]) -> None:
     outputs = recompute("dispute", lambda: _dispute_outputs(v))
     expect_outputs(v, outputs, (*_DISPUTE_INPUT_KEYS, *_META))
     if v.get("result", "valid") == "invalid":
-        _expect_error(v, lambda: _arbitrate(v, outputs))
+        expect_refusal(v, lambda: _arbitrate(v, outputs))
 
 
 # -- refusals of the meter's and the utility's steps (Wycheproof style) --------------------------------------
@@ -408,7 +394,7 @@ def _refuse(v: Mapping[str, Any]) -> None:
     expect_outputs(v, {}, (*_REFUSE_INPUT_KEYS, *_META))
     if v.get("result") != "invalid":
         raise VectorMismatchError("field 'result': a refuse vector is invalid")
-    _expect_error(v, lambda: _refuse_step(v))
+    expect_refusal(v, lambda: _refuse_step(v))
 
 
 # -- resync (spec 9) -----------------------------------------------------------------------------------------
@@ -514,7 +500,7 @@ def _dispute_case(name: str, n: int, change: str, index: int, extra: int = 0, er
         v.update({"result": "invalid", "flags": list(flags), "error": error})
     v.update(_dispute_outputs(v))
     if error:
-        _expect_error(v, lambda: _arbitrate(v, v))
+        expect_refusal(v, lambda: _arbitrate(v, v))
     return v
 
 

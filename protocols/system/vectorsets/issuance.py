@@ -51,16 +51,16 @@ from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
-    edit_bytes,
-    expect_refusal,
-    hex_list_field,
-    list_field,
     bytes_field,
     dispatch,
+    edit_bytes,
     expect,
+    expect_refusal,
     field,
+    hex_list_field,
     hexint,
     int_field,
+    list_field,
     small_int_field,
     str_field,
 )

@@ -24,11 +24,11 @@ from protocols.schemes import frost
 from protocols.schemes import threshold_elgamal as te
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
-    edit_bytes,
-    expect_refusal,
     bytes_field,
     dispatch,
+    edit_bytes,
     expect_outputs,
+    expect_refusal,
     field,
     hexint,
     int_field,
