@@ -315,7 +315,8 @@ class Neighbourhood:
         return bytes(out)
 
     def member_set(self, bitmap: bytes, what: str) -> BitmapSet:
-        """A bitmap checked as :meth:`members` checks it, read by bit tests (O(1) per meter asked)."""
+        """Spec 8.1: a bitmap of the right length with zero padding bits (else DecodeError), read by
+        bit tests (O(1) per meter asked)."""
         self._check_bitmap(bitmap, what)
         return BitmapSet(self, int.from_bytes(bitmap, "big"), 8 * len(bitmap))
 
@@ -325,16 +326,6 @@ class Neighbourhood:
         spare = 8 * len(bitmap) - len(self.meters)
         if spare and bitmap[-1] & ((1 << spare) - 1):
             raise DecodeError(f"{what}: padding bits must be zero")
-
-    def members(self, bitmap: bytes, what: str) -> tuple[str, ...]:
-        """The meters a bitmap names, in directory order; DecodeError on a wrong length or padding bit."""
-        if not isinstance(bitmap, bytes) or len(bitmap) != self.bitmap_bytes:
-            raise DecodeError(f"{what}: bitmap must be {self.bitmap_bytes} bytes")
-        count = len(self.meters)
-        spare = 8 * len(bitmap) - count
-        if spare and bitmap[-1] & ((1 << spare) - 1):
-            raise DecodeError(f"{what}: padding bits must be zero")
-        return tuple(m for d, m in enumerate(self.meters) if bitmap[d // 8] & (0x80 >> (d % 8)))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from protocols.errors import (
     DuplicateContributionError,
     InjectedContributionError,
     InvalidCiphertextError,
+    ParameterError,
     ReplayError,
     StateError,
     VerificationError,
@@ -49,8 +50,6 @@ MAC_HEAD = cbor.head(2, MAC_BYTES)
 
 def check_round(round_id: object) -> int:
     if type(round_id) is not int or not 0 <= round_id <= MAX_ROUND:
-        from protocols.errors import ParameterError
-
         raise ParameterError("round must be an integer in [0, 2^64)")
     return round_id
 
