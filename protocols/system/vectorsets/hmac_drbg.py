@@ -196,33 +196,13 @@ def verify_vector(vector: Vector) -> None:
         raise VectorMismatchError(
             f"vector {name!r}: field 'hash' is not one of {', '.join(HASH_SUITES)}"
         )
-    entropy_input = _hex_field(vector, name, "entropy_input")
-    nonce = _hex_field(vector, name, "nonce")
-    personalization_string = _hex_field(vector, name, "personalization_string")
-    additional = vector.get("additional_input")
-    if not isinstance(additional, list) or len(additional) != 2:
-        raise VectorMismatchError(
-            f"vector {name!r}: field 'additional_input' must be a list of two hex strings"
-        )
-    additional_input = [
-        _hex_field(vector, name, f"additional_input[{i}]", item)
-        for i, item in enumerate(additional)
-    ]
-    reseeds = "entropy_input_reseed" in vector or "additional_input_reseed" in vector
-    if reseeds:
-        entropy_input_reseed = _hex_field(vector, name, "entropy_input_reseed")
-        additional_input_reseed = _hex_field(vector, name, "additional_input_reseed")
+    inputs = _cavp_inputs(vector, name)
     expected = _hex_field(vector, name, "returned_bits")
     if not expected:
         raise VectorMismatchError(f"vector {name!r}: field 'returned_bits' is empty")
 
     try:
-        drbg = HmacDrbg(hash_name)
-        drbg.instantiate(entropy_input, nonce, personalization_string)
-        if reseeds:
-            drbg.reseed(entropy_input_reseed, additional_input_reseed)
-        drbg.generate(len(expected), additional_input[0])
-        returned_bits = drbg.generate(len(expected), additional_input[1])
+        returned_bits = _run_cavp(hash_name, inputs, len(expected), RESEED_INTERVAL)
     except UsappError as exc:
         raise VectorMismatchError(f"vector {name!r}: inputs rejected: {exc}") from exc
 
@@ -290,17 +270,9 @@ def derive_negatives(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _verify_refusal(vector: Vector, name: str) -> None:
-    """An invalid vector: the CAVP procedure (module docstring), with ``requested_bytes``
-    per Generate and ``reseed_interval`` at Instantiate, MUST be refused with ``error``."""
-    if "returned_bits" in vector:
-        raise VectorMismatchError(f"vector {name!r}: an invalid vector has no 'returned_bits'")
-    hash_name = vector.get("hash")
-    if not isinstance(hash_name, str):
-        raise VectorMismatchError(f"vector {name!r}: field 'hash' must be a string")
-    for text in ("origin", "change"):
-        if not isinstance(vector.get(text), str):
-            raise VectorMismatchError(f"vector {name!r}: field {text!r} must be a string")
+def _cavp_inputs(vector: Vector, name: str) -> tuple:
+    """(entropy_input, nonce, personalization_string, [additional_input x 2], reseed or None) of a
+    vector, reseed being (entropy_input_reseed, additional_input_reseed) when the vector reseeds."""
     entropy_input = _hex_field(vector, name, "entropy_input")
     nonce = _hex_field(vector, name, "nonce")
     personalization_string = _hex_field(vector, name, "personalization_string")
@@ -312,25 +284,43 @@ def _verify_refusal(vector: Vector, name: str) -> None:
     additional_input = [
         _hex_field(vector, name, f"additional_input[{i}]", item) for i, item in enumerate(additional)
     ]
-    reseeds = "entropy_input_reseed" in vector or "additional_input_reseed" in vector
-    if reseeds:
-        entropy_input_reseed = _hex_field(vector, name, "entropy_input_reseed")
-        additional_input_reseed = _hex_field(vector, name, "additional_input_reseed")
+    reseed = None
+    if "entropy_input_reseed" in vector or "additional_input_reseed" in vector:
+        reseed = (_hex_field(vector, name, "entropy_input_reseed"),
+                  _hex_field(vector, name, "additional_input_reseed"))
+    return entropy_input, nonce, personalization_string, additional_input, reseed
+
+
+def _run_cavp(hash_name: str, inputs: tuple, nbytes: int, reseed_interval: int) -> bytes:
+    """The CAVP procedure (module docstring): instantiate, reseed if asked, generate twice; the second output."""
+    entropy_input, nonce, personalization_string, additional_input, reseed = inputs
+    drbg = HmacDrbg(hash_name, reseed_interval=reseed_interval)
+    drbg.instantiate(entropy_input, nonce, personalization_string)
+    if reseed is not None:
+        drbg.reseed(*reseed)
+    drbg.generate(nbytes, additional_input[0])
+    return drbg.generate(nbytes, additional_input[1])
+
+
+def _verify_refusal(vector: Vector, name: str) -> None:
+    """An invalid vector: the CAVP procedure (module docstring), with ``requested_bytes``
+    per Generate and ``reseed_interval`` at Instantiate, MUST be refused with ``error``."""
+    if "returned_bits" in vector:
+        raise VectorMismatchError(f"vector {name!r}: an invalid vector has no 'returned_bits'")
+    hash_name = vector.get("hash")
+    if not isinstance(hash_name, str):
+        raise VectorMismatchError(f"vector {name!r}: field 'hash' must be a string")
+    for text in ("origin", "change"):
+        if not isinstance(vector.get(text), str):
+            raise VectorMismatchError(f"vector {name!r}: field {text!r} must be a string")
+    inputs = _cavp_inputs(vector, name)
     requested = vector.get("requested_bytes")
     interval = vector.get("reseed_interval", RESEED_INTERVAL)
     for label, value in (("requested_bytes", requested), ("reseed_interval", interval)):
         if isinstance(value, bool) or not isinstance(value, int):
             raise VectorMismatchError(f"vector {name!r}: field {label!r} must be a JSON integer")
 
-    def attempt() -> None:
-        drbg = HmacDrbg(hash_name, reseed_interval=interval)
-        drbg.instantiate(entropy_input, nonce, personalization_string)
-        if reseeds:
-            drbg.reseed(entropy_input_reseed, additional_input_reseed)
-        drbg.generate(requested, additional_input[0])
-        drbg.generate(requested, additional_input[1])
-
-    expect_refusal(vector, attempt)
+    expect_refusal(vector, lambda: _run_cavp(hash_name, inputs, requested, interval))
 
 
 FAMILY = VectorFamily(
