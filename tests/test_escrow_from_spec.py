@@ -297,6 +297,7 @@ def test_escrowed_run_reproduces_from_the_spec_alone():
         check.same(f"{serial} private_key", pkcs8, fleet["meters"][serial]["private_key"])
         meters[serial] = {"key": key, "chain": [cert], "lf_seq": 0, "hf": {}, "hf_seq": {}}
 
+    approved: dict[int, set[str]] = {i: set() for i in shares}       # section 8.3: each authority's approvals
     # Sections 5 and 7: the steps.
     for index, step in enumerate(vector["steps"]):
         where = f"steps[{index}]"
@@ -382,11 +383,27 @@ def test_escrowed_run_reproduces_from_the_spec_alone():
                             5: bytes.fromhex(step["request_id"])})
             combiner = step["roles"][-1]
             check.same(f"{where} reid_request", request, combiner["input"]["reid_request"])
+            digest = hashlib.sha256(request).hexdigest()
+            # 8.3: each approving authority keeps SHA-256(request) until it uses the approval for a share.
+            approving = [r for r in step["roles"] if r["action"] == "approve"]
+            for role, i in zip(approving, step.get("approve", step["authorities"])):
+                check.same(f"{where} authority {i} approves: before", sorted(approved[i]),
+                           role["state_before"]["approved"])
+                check.same(f"{where} authority {i} request_digest", digest, role["intermediates"]["request_digest"])
+                approved[i].add(digest)
+                check.same(f"{where} authority {i} approves: after", sorted(approved[i]),
+                           role["state_after"]["approved"])
             # specs/threshold_elgamal.md 5.3, 5.4: each listed authority's share with its DLEQ proof.
             sealed = bytes.fromhex(combiner["input"]["sealed_link"])
             R = sealed[:32]
             D_by = {}
-            for role, i in zip(step["roles"][:-1], step["authorities"]):
+            sharing = [r for r in step["roles"] if r["action"] == "share"]
+            for role, i in zip(sharing, step["authorities"]):
+                check.same(f"{where} authority {i} shares: before", sorted(approved[i]),
+                           role["state_before"]["approved"])
+                approved[i].discard(digest)
+                check.same(f"{where} authority {i} shares: after", sorted(approved[i]),
+                           role["state_after"]["approved"])
                 x_i = shares[i]
                 k = int.from_bytes(hashlib.sha512(TE_DOMAIN + b"nonce" + s[f"authority{i}.dleq_nonce"]
                                                   + x_i.to_bytes(32, "little")).digest(), "little") % L
@@ -412,7 +429,141 @@ def test_escrowed_run_reproduces_from_the_spec_alone():
                        combiner["output"]["link_plaintext"])
             check.same(f"{where} opened link", opened, combiner["output"]["link_plaintext"])
     print(f"spec-only implementation reproduced {check.count} values")
-    assert check.count == 95
+    assert check.count == 105
+
+
+# --- section 8.3 and 11.4: the refusals of the approval path -----------------------------------------
+
+class Refused(Exception):
+    """A refusal, by the error name of specs/conventions.md section 5.1."""
+
+
+def _cbor_read(b: bytes, i: int):
+    """The deterministic CBOR of specs/conventions.md section 2, as far as a reid-request uses it."""
+    major, info = b[i] >> 5, b[i] & 31
+    i += 1
+    if info < 24:
+        n = info
+    else:
+        width = {24: 1, 25: 2, 26: 4, 27: 8}[info]
+        n, i = int.from_bytes(b[i:i + width], "big"), i + width
+    if major == 0:
+        return n, i
+    if major in (2, 3):
+        if i + n > len(b):
+            raise IndexError("short")
+        return (b[i:i + n] if major == 2 else b[i:i + n].decode()), i + n
+    if major == 5:
+        out = {}
+        for _ in range(n):
+            k, i = _cbor_read(b, i)
+            out[k], i = _cbor_read(b, i)
+        return out, i
+    raise ValueError("not in a reid-request")
+
+
+def decode_reid_request(data: bytes) -> dict:
+    """Section 4.6 (and 4.1): a reid-request, canonical; DecodeError otherwise."""
+    try:
+        m, end = _cbor_read(data, 0)
+    except (IndexError, KeyError, ValueError, UnicodeDecodeError):
+        raise Refused("DecodeError") from None
+    types = {1: int, 2: str, 3: bytes, 4: str, 5: bytes}
+    if end != len(data) or not isinstance(m, dict) or set(m) != set(types) or \
+            any(not isinstance(m[k], t) for k, t in types.items()) or cbor(m) != data:
+        raise Refused("DecodeError")
+    if m[1] != 1 or m[2] != "reid-request" or len(m[3]) != 32 or not 1 <= len(m[4].encode()) <= 256 \
+            or len(m[5]) != 16:
+        raise Refused("DecodeError")
+    return m
+
+
+def edit(data: bytes, how: dict) -> bytes:
+    """Section 11.3: truncate, flip (from the end if negative) or append."""
+    (kind, value), = how.items()
+    if kind == "truncate":
+        return data[:value]
+    if kind == "append":
+        return data + bytes.fromhex(value)
+    value %= len(data)
+    return data[:value] + bytes([data[value] ^ 1]) + data[value + 1:]
+
+
+def seal_proof_holds(sealed: bytes, aad: bytes) -> bool:
+    """specs/threshold_elgamal.md 4.4: the proof (e, f) that R and R2 share r, bound to the label."""
+    R, R2, e, f, ct = sealed[:32], sealed[32:64], sealed[64:96], sealed[96:128], sealed[128:]
+    e_, f_ = int.from_bytes(e, "little"), int.from_bytes(f, "little")
+    B2 = second_generator()
+    W = nacl.crypto_core_ed25519_sub(base_mult(f_), mult(R, e_))
+    W2 = nacl.crypto_core_ed25519_sub(mult(B2, f_), mult(R2, e_))
+    h = hashlib.sha512(TE_DOMAIN + b"seal" + lp8(aad) + lp8(ct) + R + W + R2 + W2).digest()
+    return int.from_bytes(h, "little") % L == e_
+
+
+def approval_path(vector: dict) -> str | None:
+    """Sections 8.2 and 8.3 for the last (reidentify) step of an invalid vector: each approving authority
+    decodes the request and keeps SHA-256 of it; each listed authority needs that digest among its
+    approvals (StateError), the escrow's sealed link of the named fingerprint (StateError if none), its
+    proof under ESCROW_DOMAIN || lp4("link") || fingerprint (VerificationError), and uses the approval
+    up.  Earlier steps are the vector's accepted outputs (section 11.4)."""
+    links: dict[bytes, bytes] = {}
+    credential: dict[tuple[str, int], bytes] = {}
+    approved: dict[int, set[str]] = {1: set(), 2: set(), 3: set()}
+    *earlier, last = vector["steps"]
+    for step in earlier:
+        for role in step.get("roles", []):
+            if role["role"] == "escrow" and "sealed_link" in role.get("intermediates", {}):
+                links[bytes.fromhex(role["intermediates"]["fingerprint"])] = \
+                    bytes.fromhex(role["intermediates"]["sealed_link"])
+            if role["action"] == "receive_hfid":
+                credential[(step["serial"], step["epoch"])] = bytes.fromhex(role["output"]["credential"])
+            if role["role"] == "authority":
+                assert sorted(approved[role["identifier"]]) == role["state_before"]["approved"]
+                digest = hashlib.sha256(bytes.fromhex(role["input"] if role["action"] == "approve"
+                                                      else role["input"]["reid_request"])).hexdigest()
+                (approved[role["identifier"]].add if role["action"] == "approve"
+                 else approved[role["identifier"]].discard)(digest)
+                assert sorted(approved[role["identifier"]]) == role["state_after"]["approved"]
+    fingerprint = hashlib.sha256(credential[(last["serial"], last["epoch"])]).digest()
+    if "fingerprint" in last:
+        fingerprint = bytes.fromhex(last["fingerprint"])
+    request = cbor({1: 1, 2: "reid-request", 3: fingerprint, 4: last["reason"], 5: bytes.fromhex(last["request_id"])})
+    given = request
+    if "approve_request_id" in last:
+        given = cbor({1: 1, 2: "reid-request", 3: fingerprint, 4: last["reason"],
+                      5: bytes.fromhex(last["approve_request_id"])})
+    if "approve_edit" in last:
+        given = edit(given, last["approve_edit"])
+    try:
+        for i in last.get("approve", last["authorities"]):
+            decode_reid_request(given)
+            approved[i].add(hashlib.sha256(given).hexdigest())
+        for i in last["authorities"]:
+            digest = hashlib.sha256(request).hexdigest()
+            if digest not in approved[i]:
+                raise Refused("StateError")
+            sealed = links.get(fingerprint)
+            if "link_of" in last:
+                sealed = links[hashlib.sha256(credential[(last["link_of"], last["epoch"])]).digest()]
+            if sealed is None:
+                raise Refused("StateError")
+            if not seal_proof_holds(sealed, ESCROW_DOMAIN + lp4(b"link") + fingerprint):
+                raise Refused("VerificationError")
+            approved[i].discard(digest)
+    except Refused as exc:
+        return str(exc)
+    return None
+
+
+_APPROVAL_FLAGS = {"NotApproved", "ApprovalReused", "UnknownCredential", "WrongLink"}
+
+
+@pytest.mark.parametrize("vector", [v for v in json.loads(VECTORS.read_text(encoding="utf-8"))["vectors"]
+                                    if v.get("result") == "invalid" and v["steps"][-1]["op"] == "reidentify"
+                                    and (_APPROVAL_FLAGS & set(v["flags"]) or "approve_edit" in v["steps"][-1])],
+                         ids=lambda v: v["name"])
+def test_approval_refusals_follow_from_the_spec(vector: dict) -> None:
+    assert approval_path(vector) == vector["error"]
 
 
 @pytest.mark.parametrize("serial", ["S", "SM-00000", "x" * 64])

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from protocols import escrow as esc
 from protocols.errors import UsappError, VectorMismatchError
@@ -60,7 +60,8 @@ SEED = "usapp-vectors/escrow/"
 AUTHORITIES, THRESHOLD = 3, 2
 GROUP = b"escrow-authorities"
 _INPUTS = {"op", "serial", "epoch", "category", "recipient", "payload", "time", "authorities", "reason",
-           "request_id", "at", "deliver_to", "receive_at", "edit", "approve", "link"}
+           "request_id", "at", "deliver_to", "receive_at", "edit", "approve", "link", "approve_request_id",
+           "approve_edit", "fingerprint", "link_of"}
 _VECTOR_INPUTS = {"operation", "name", "mode", "meters", "epochs", "fleet_seed", "run_seed", "steps", "result",
                   "flags", "error", "comment"}
 ERRORS = ("DecodeError", "ParameterError", "VerificationError", "StateError", "ReplayError", "RecoveryError",
@@ -75,6 +76,11 @@ NOTES = {
     "WrongEpoch": "a request handled, or a data message received, outside the epochs it is valid for (StateError)",
     "WrongKey": "a response opened by a meter it was not sealed to (VerificationError)",
     "NotApproved": "an authority asked for a share of a request it did not approve (StateError)",
+    "ApprovalReused": "a second share asked of an authority for a request whose one approval it already used "
+                      "(StateError)",
+    "UnknownCredential": "a reid-request naming a credential the escrow holds no sealed link for (StateError)",
+    "WrongLink": "the escrow answers an authority with another credential's sealed link, whose proof does not "
+                 "verify under the requested fingerprint's label (VerificationError)",
     "TooFewShares": "fewer than t decryption shares (RecoveryError)",
     "NonCanonicalLink": "a link plaintext with a wrong length prefix or non-zero padding (DecodeError)",
     "Refusal": "a protocol step refuses its input: the vector's last step raises 'error'",
@@ -153,16 +159,26 @@ def _fleet_schedule(mode: str, meters: int, epochs: int) -> Schedule:
 # ---------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+def _present(value: _T | None, what: str) -> _T:
+    """A fleet value the run needs (absent: the fleet is not the one section 11.2 provisions)."""
+    if value is None:
+        raise VectorMismatchError(f"the fleet has no {what}")
+    return value
+
+
 def _scalar_hex(k: int) -> str:
     return ed25519.SerializeScalar(k).hex()
 
 
 def _fleet_outputs(fleet: escrow_fleet.Fleet, draws: list[dict]) -> dict:
     escrow = fleet.escrow
-    info = fleet.authority_info
+    info = _present(fleet.authority_info, "authorities' public key package")
     out: dict[str, Any] = {
         "draws": draws,
-        "lf_root_key": fleet.lf_ca_key.private_bytes_raw().hex(),
+        "lf_root_key": _present(fleet.lf_ca_key, "LFID root key").private_bytes_raw().hex(),
         "lf_root": fleet.meters[sorted(fleet.meters)[0]].state.lf.root.hex(),
         "escrow_hpke_private": escrow.state.hpke_private.hex(),
         "escrow_hpke_public": escrow.hpke_public.hex(),
@@ -178,8 +194,8 @@ def _fleet_outputs(fleet: escrow_fleet.Fleet, draws: list[dict]) -> dict:
                    for s, m in sorted(fleet.meters.items())},
     }
     if fleet.mode == "escrowed":
-        out["hf_ca_key"] = escrow.state.hf_ca_key.hex()
-        out["hf_ca_certificate"] = escrow.state.hf_ca_certificate.hex()
+        out["hf_ca_key"] = _present(escrow.state.hf_ca_key, "HF CA key").hex()
+        out["hf_ca_certificate"] = _present(escrow.state.hf_ca_certificate, "HF CA certificate").hex()
     else:
         out["rsa_keys"] = {str(e): {"p": format(int(k.p), "x"), "q": format(int(k.q), "x"),
                                     "n": format(int(k.public.n), "x"), "e": format(int(k.public.e), "x"),
@@ -235,7 +251,7 @@ class _Run:
             enc, ct = _request_ct(request)
             content = cbor.decode(hpke.OpenBase(enc, self.fleet.escrow.state.hpke_private,
                                                 esc._request_info("blind", epoch), _request_aad(request), ct))[1]
-            inter["prepared_message"] = pending.blind_message.hex()
+            inter["prepared_message"] = _present(pending.blind_message, "prepared message").hex()
             inter["blinded_message"] = content.hex()
         inter["sealed_content"] = cbor.encode({1: content, 2: reply_public}).hex()
         inter["hpke_info"] = esc._request_info(meter.state.mode, epoch).hex()
@@ -338,32 +354,68 @@ class _Run:
 
     # -- re-identification (section 8) -------------------------------------
     def reidentify(self, step: Mapping[str, Any]) -> list[dict]:
+        """Section 11.3 ``reidentify``: approvals, shares (each authority's approval state before and
+        after), the combiner."""
         meter, epoch = self.meter(step), small_int_field(step, "epoch")
         if epoch not in meter.state.hf:
             raise VectorMismatchError(f"reidentify: the meter holds no HFID for epoch {epoch}")
         fingerprint = hashlib.sha256(meter.state.hf[epoch].credential).digest()
-        sealed = self.fleet.escrow.sealed_link(fingerprint)
-        request = esc.reidentification_request(fingerprint, str_field(step, "reason"),
-                                               bytes_field(step, "request_id"))
+        if "fingerprint" in step:
+            fingerprint = bytes_field(step, "fingerprint")
+        reason, request_id = str_field(step, "reason"), bytes_field(step, "request_id")
+        request = esc.reidentification_request(fingerprint, reason, request_id)
         listed = list_field(step, "authorities")
         approve = list_field(step, "approve") if "approve" in step else listed
+        approved_request = request
+        if "approve_request_id" in step:
+            approved_request = esc.reidentification_request(fingerprint, reason,
+                                                            bytes_field(step, "approve_request_id"))
+        if "approve_edit" in step:
+            approved_request = edit_bytes(approved_request, step["approve_edit"], "approve_edit")
         roles: list[dict] = []
         for i in approve:
-            self._authority(i).approve(request)
-        shares = {}
-        for i in listed:
             authority = self._authority(i)
-            first = self.rng.mark()
-            share = authority.share(request, self.fleet.escrow, self.rng)
-            nonce = threshold_elgamal.nonce_generate_from_randomness(authority.key_package.secret_share,
-                                                                     self.rng.draws[first])
-            shares[i] = share
-            roles.append({"role": "authority", "identifier": i, "action": "share",
-                          "input": {"reid_request": request.hex(), "sealed_link": sealed.hex()},
-                          "intermediates": {"link_aad": esc._link_aad(fingerprint).hex(), "k": _scalar_hex(nonce)},
-                          "output": share.hex()})
+            before = _approvals(authority)
+            authority.approve(approved_request)
+            roles.append({"role": "authority", "identifier": i, "action": "approve",
+                          "state_before": {"approved": before}, "input": approved_request.hex(),
+                          "intermediates": {"request_digest": hashlib.sha256(approved_request).hexdigest()},
+                          "output": "approved", "state_after": {"approved": _approvals(authority)}})
+        links = self.fleet.escrow.state.links
+        held = links.get(fingerprint)
+        if "link_of" in step:                       # a compromised escrow answers with another credential's link
+            other = self.meter(step, "link_of").state.hf.get(epoch)
+            if other is None:
+                raise VectorMismatchError("reidentify: 'link_of' names a meter without an HFID for the epoch")
+            links[fingerprint] = links[hashlib.sha256(other.credential).digest()]
+        shares = {}
+        try:
+            for i in listed:
+                authority = self._authority(i)
+                before = _approvals(authority)
+                first = self.rng.mark()
+                share = authority.share(request, self.fleet.escrow, self.rng)
+                nonce = threshold_elgamal.nonce_generate_from_randomness(authority.key_package.secret_share,
+                                                                         self.rng.draws[first])
+                shares[i] = share
+                roles.append({"role": "authority", "identifier": i, "action": "share",
+                              "state_before": {"approved": before},
+                              "input": {"reid_request": request.hex(),
+                                        "sealed_link": self.fleet.escrow.sealed_link(fingerprint).hex()},
+                              "intermediates": {"request_digest": hashlib.sha256(request).hexdigest(),
+                                                "link_aad": esc._link_aad(fingerprint).hex(),
+                                                "k": _scalar_hex(nonce)},
+                              "output": share.hex(), "state_after": {"approved": _approvals(authority)}})
+        finally:
+            if "link_of" in step:
+                if held is None:
+                    del links[fingerprint]
+                else:
+                    links[fingerprint] = held
+        sealed = self.fleet.escrow.sealed_link(fingerprint)
         shares = {i: (_edit(s, step) if i == listed[-1] else s) for i, s in shares.items()}
-        record = esc.reidentify(self.fleet.authority_info, request, sealed, shares)
+        record = esc.reidentify(_present(self.fleet.authority_info, "authorities' public key package"), request,
+                                sealed, shares)
         roles.append({"role": "combiner", "action": "reidentify",
                       "input": {"reid_request": request.hex(), "sealed_link": sealed.hex(),
                                 "shares": {str(i): s.hex() for i, s in shares.items()}},
@@ -381,6 +433,12 @@ class _Run:
         record = esc.decode_link(bytes_field(step, "link"))
         return [{"role": "combiner", "action": "decode_link",
                  "output": {"lfid_serial": record[1], "epoch": record[2], "fingerprint": record[3].hex()}}]
+
+
+def _approvals(authority: esc.Authority) -> list[str]:
+    """Section 11.3: an authority's approval state, the SHA-256 digests of the requests it approved and
+    has not yet used, sorted, in hex."""
+    return sorted(a.hex() for a in authority.approved)
 
 
 def _request_ct(request: bytes) -> tuple[bytes, bytes]:
@@ -450,7 +508,7 @@ def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict], str | None]:
     steps = list_field(v, "steps")
     if not steps or any(not isinstance(s, dict) for s in steps):
         raise VectorMismatchError("field 'steps' must be a non-empty list of objects")
-    outputs = []
+    outputs: list[dict] = []
     for index, step in enumerate(steps):
         inputs = {k: step[k] for k in step if k in _INPUTS}
         if index == len(steps) - 1 and v.get("result") == "invalid":
@@ -563,6 +621,28 @@ def _negatives() -> list[dict]:
               [_ISSUE0, {**_SEND0, "receive_at": _at(2, 0)}], error="StateError", flags=("WrongEpoch",)),
         _case("escrowed-share-without-approval", "escrowed", [_ISSUE0, {**_REID, "approve": [1]}],
               error="StateError", flags=("NotApproved",)),
+        _case("escrowed-share-none-approved", "escrowed", [_ISSUE0, {**_REID, "approve": []}],
+              error="StateError", flags=("NotApproved",), comment="no authority approved the request"),
+        _case("escrowed-share-approved-another-request", "escrowed",
+              [_ISSUE0, {**_REID, "approve_request_id": bytes(range(1, 17)).hex()}],
+              error="StateError", flags=("NotApproved",),
+              comment="the authorities approved the same fingerprint and reason under another request id"),
+        _case("escrowed-share-approval-reused", "escrowed", [_ISSUE0, _REID, {**_REID, "approve": []}],
+              error="StateError", flags=("ApprovalReused", "Replay"),
+              comment="the same request again after authorities 1 and 3 used their approvals"),
+        _case("escrowed-approve-request-truncated", "escrowed",
+              [_ISSUE0, {**_REID, "approve_edit": {"truncate": 40}}], error="DecodeError", flags=("Truncated",),
+              comment="authority 1 is given the request's first 40 bytes to approve"),
+        _case("escrowed-approve-request-trailing-byte", "escrowed",
+              [_ISSUE0, {**_REID, "approve_edit": {"append": "00"}}], error="DecodeError",
+              flags=("TrailingBytes",), comment="authority 1 is given the request and one 0x00 byte to approve"),
+        _case("escrowed-share-unknown-credential", "escrowed", [_ISSUE0, {**_REID, "fingerprint": bytes(32).hex()}],
+              error="StateError", flags=("UnknownCredential",),
+              comment="an approved request naming the all-zero fingerprint, which no credential has"),
+        _case("escrowed-share-another-credentials-link", "escrowed",
+              [_ISSUE0, {"op": "issue", "serial": "SM-00001", "epoch": 0}, {**_REID, "link_of": "SM-00001"}],
+              error="VerificationError", flags=("WrongLink", "Tampered"),
+              comment="the escrow answers the authorities with SM-00001's sealed link for SM-00000's credential"),
         _case("escrowed-one-share-of-two", "escrowed", [_ISSUE0, {**_REID, "authorities": [2]}],
               error="RecoveryError", flags=("TooFewShares",)),
         _case("escrowed-share-proof-tampered", "escrowed", [_ISSUE0, {**_REID, "edit": {"flip": 40}}],
