@@ -8,7 +8,11 @@ Operations:
   meter's bisection (every probe and its decision).  ``steps`` is the per-role transcript (spec 12.2).
 * ``dispute``: one side changes its evidence; the arbiter's verdict (spec 8).
 * ``refuse``: an invalid message given to one role's step; the spec's error name (``result`` "invalid").
-* ``resync``: a meter restored from a backup (spec 9).
+* ``resync``: a meter restored from a backup (spec 9); ``steps`` is the per-role transcript (meter, utility,
+  arbiter) of the restore, the refused record, the resync (Y, probe, inclusions, adoption, re-signed records)
+  and what follows (spec 12.2).
+* ``resync-refuse``: a restore, a resync given the utility's ``answers`` or the utility's accept around a
+  resync, refused with the spec's error name (``result`` "invalid").
 
 Ed25519 signatures are deterministic and the keys are inputs, so nothing is drawn.
 """
@@ -30,6 +34,7 @@ from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
+    field,
     expect_outputs,
     expect_refusal,
     list_field,
@@ -73,6 +78,14 @@ def _parties(v: Mapping[str, Any]) -> tuple[bytes, int, ig.Utility, ig.Meter]:
     return meter_id, time, utility, meter
 
 
+def _checked(meter: ig.Meter) -> ig.TreeHead:
+    """The meter's last checked head (spec 5.2); the vectors' runs always have one where this is read."""
+    head = meter.state.checked
+    if head is None:
+        raise VectorMismatchError("the meter has checked no head")
+    return head
+
+
 def _head_parts(y: bytes) -> tuple[bytes, list[bytes]]:
     m = cbor.decode(y)
     return m[3], m[5]
@@ -82,7 +95,8 @@ class _Transcript:
     """The per-role steps of spec 12.2, built while the real classes run."""
 
     def __init__(self, meter: ig.Meter, utility: ig.Utility) -> None:
-        self.meter, self.utility, self.steps = meter, utility, []
+        self.meter, self.utility = meter, utility
+        self.steps: list[dict] = []
 
     def _meter_state(self) -> dict:
         st = self.meter.state
@@ -156,7 +170,7 @@ class _Transcript:
         """Spec 6.2, step by step, as :func:`protocols.integrity.locate` does it (and checked against it)."""
         own = self.meter.state.log.size
         good, bad = 0, head.size
-        result = None
+        result: tuple[int | None, int | None]
         if head.size <= own and self.probe(head.size, head, 0, head.size):
             result = (None, None) if head.size == own else (head.size, self.meter.state.records[head.size].period)
         else:
@@ -217,7 +231,7 @@ def _outputs(v: Mapping[str, Any]) -> dict:
     index = small_int_field(v, "inclusion_index")
     if not 0 <= index < n:
         raise VectorMismatchError("field 'inclusion_index' is outside the log")
-    head = meter.state.checked                                  # spec 7: the last head the meter checked
+    head = _checked(meter)                                      # spec 7: the last head the meter checked
     out["inclusion_head"] = head.to_bytes().hex()
     out["inclusion"] = t.inclusion(index, head).hex()
     out["root"] = head.root.hex()
@@ -260,7 +274,7 @@ def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper
     finding = t.check(y)
     index, period = finding.index, finding.period
     if index is None:
-        index, period = t.locate(fresh.state.checked)
+        index, period = t.locate(_checked(fresh))
     asked = [s["input"]["size"] for s in t.steps if s["action"] == "probe"]
     checked = [s for s in t.steps if s["action"] == "check-probe"]
     probes = [{"size": size, "agree": s["output"]["agree"], "good": s["state_after"]["good"],
@@ -403,52 +417,176 @@ _RESYNC_INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "backup_si
                       "resync")
 
 
+class _ResyncTranscript(_Transcript):
+    """The per-role steps of a restore and resync (spec 12.2): the meter's state also holds its receipts,
+    its boot and ``restored_at``."""
+
+    def _meter_state(self) -> dict:
+        st = self.meter.state
+        return {**super()._meter_state(), "receipts": len(st.receipts), "boot": st.boot,
+                "restored_at": st.restored_at}
+
+    def restore(self, backup: ig.MeterState, boot_before: int) -> ig.Meter:
+        self.meter = ig.Meter(backup)
+        before = {**self._meter_state(), "boot_counter": boot_before}
+        counter = ig.BootCounter(boot_before)
+        self.meter = ig.Meter.restore(backup, counter)
+        self.steps.append({"role": "meter", "action": "restore", "state_before": before,
+                           "input": {"boot_counter": boot_before}, "output": {"boot": self.meter.state.boot},
+                           "state_after": {**self._meter_state(), "boot_counter": counter.value}})
+        return self.meter
+
+    def refused(self, data: bytes, time: int) -> str:
+        before = self._utility_state()
+        try:
+            self.utility.accept(data, time)
+        except ReplayError:
+            self.steps.append({"role": "utility", "action": "accept", "state_before": before, "input": data.hex(),
+                               "output": {"error": "ReplayError"}, "state_after": self._utility_state()})
+            return "ReplayError"
+        return "none"
+
+    def resync(self, time: int) -> ig.Resync:
+        """Spec 9.2 step by step on a copy of the meter (steps 1 to 3), then :func:`protocols.integrity.resync`
+        on the meter itself, checked against the copy; the adoption and each re-signed record are steps."""
+        real, st = self.meter, self.meter.state
+        base = st.restored_at
+        if base is None or st.checked is None:
+            raise VectorMismatchError("resync: the vectors restore a backup that checked a head")
+        self.meter = ig.Meter(copy.deepcopy(st))
+        self.check(self.feedback(st.checked.size, time))                              # step 1
+        head = self.meter.state.checked
+        if head is None:
+            raise VectorMismatchError("resync: no head after the check")
+        common = min(base, head.size)
+        if common:                                                                    # step 2
+            self.extends(common, head)
+        records = [self.meter.check_inclusion(self.inclusion_message(i, head), head).to_bytes()
+                   for i in range(base, head.size)]                                   # step 3
+        before = self._meter_state()                                  # after the checks, before adopting
+        self.meter = real
+        result = ig.resync(real, self.utility, time)
+        if result.head != head or [r.to_bytes() for r in st.records[base:head.size]] != records:
+            raise VectorMismatchError("the transcript's resync differs from protocols.integrity.resync")
+        size = head.size if head.size > base else len(st.records) - len(result.resigned)
+        adopted_state = {**self._meter_state(), "size": size, "root": _root(st.log, size)}
+        self.steps.append({"role": "meter", "action": "adopt", "state_before": before, "input": head.to_bytes().hex(),
+                           "intermediates": {"records_root": _root(st.log, size)},
+                           "output": {"adopted": result.adopted, "superseded": result.superseded},
+                           "state_after": adopted_state})
+        for k, data in enumerate(result.resigned):                                    # step 4
+            rec = ig.decode_record(data)
+            self.steps.append({"role": "meter", "action": "resign",
+                               "state_before": {**adopted_state, "size": size + k, "root": _root(st.log, size + k)},
+                               "input": {"period": rec.period, "registers": list(rec.registers)},
+                               "intermediates": {"counter": rec.counter, "boot": rec.boot,
+                                                 "tbs": ig.record_tbs(rec.body()).hex(),
+                                                 "leaf_hash": merkle.leaf_hash(data).hex()},
+                               "output": data.hex(),
+                               "state_after": {**adopted_state, "size": size + k + 1,
+                                               "root": _root(st.log, size + k + 1)}})
+        return result
+
+    def extends(self, size: int, head: ig.TreeHead) -> None:
+        """Spec 9.2 step 2: the probe at c = min(b, n) MUST give the meter's own root."""
+        data = self.utility.probe(self.meter.state.meter, size, head.size)
+        m = cbor.decode(data)
+        self.steps.append({"role": "utility", "action": "probe", "state_before": self._utility_state(),
+                           "input": {"size": size, "head_size": head.size},
+                           "intermediates": {"root": m[5].hex(), "proof": [h.hex() for h in m[6]]},
+                           "output": data.hex(), "state_after": self._utility_state()})
+        before = self._meter_state()
+        agree = self.meter.check_probe(data, head)
+        self.steps.append({"role": "meter", "action": "check-probe", "state_before": {**before, "head": head.to_bytes().hex()},
+                           "input": data.hex(), "intermediates": {"own_root": _root(self.meter.state.log, size)},
+                           "output": {"agree": agree}, "state_after": self._meter_state()})
+
+    def inclusion_message(self, index: int, head: ig.TreeHead) -> bytes:
+        data = self.utility.inclusion(self.meter.state.meter, index, head.size)
+        m = cbor.decode(data)
+        self.steps.append({"role": "utility", "action": "inclusion", "state_before": self._utility_state(),
+                           "input": {"index": index, "head_size": head.size},
+                           "intermediates": {"leaf_hash": merkle.leaf_hash(m[5]).hex(),
+                                             "proof": [h.hex() for h in m[6]]},
+                           "output": data.hex(), "state_after": self._utility_state()})
+        before = self._meter_state()
+        record = self.meter.check_inclusion(data, head)
+        self.steps.append({"role": "meter", "action": "check-inclusion",
+                           "state_before": {**before, "head": head.to_bytes().hex()}, "input": data.hex(),
+                           "output": record.to_bytes().hex(), "state_after": self._meter_state()})
+        return data
+
+    def arbitrate(self, evidence: dict, meter_id: bytes) -> ig.Verdict:
+        verdict = ig.arbitrate(bytes.fromhex(evidence["meter_public"]), bytes.fromhex(evidence["utility_public"]),
+                               meter_id, [bytes.fromhex(r) for r in evidence["meter_records"]],
+                               [bytes.fromhex(r) for r in evidence["meter_receipts"]],
+                               bytes.fromhex(evidence["utility_head"]),
+                               [bytes.fromhex(r) for r in evidence["utility_records"]])
+        self.steps.append({"role": "arbiter", "action": "arbitrate", "input": evidence,
+                           "output": {"party": verdict.party, "kind": verdict.kind, "index": verdict.index,
+                                      "period": verdict.period}})
+        return verdict
+
+
+def _history_backup(meter: ig.Meter, utility: ig.Utility, records: list[tuple[int, list[int]]], time: int,
+                    backup_size: int, backup_checked: int) -> ig.MeterState:
+    """Spec 12.1 (resync): every record accepted and its receipt kept; Y from 0 checked after
+    ``backup_checked`` records (0: never); the state saved after ``backup_size``."""
+    if not 0 <= backup_checked <= backup_size <= len(records) or backup_size < 1:
+        raise VectorMismatchError("need 0 <= backup_checked <= backup_size <= len(records), backup_size >= 1")
+    backup = None
+    for count, (period, registers) in enumerate(records, start=1):
+        meter.receipt(utility.accept(meter.record(period, registers), time))
+        if count == backup_checked:
+            meter.check(utility.feedback(meter.state.meter, 0, time))
+        if count == backup_size:
+            backup = copy.deepcopy(meter.state)
+    if backup is None:
+        raise VectorMismatchError("no backup")
+    return backup
+
+
 def _resync_outputs(v: Mapping[str, Any]) -> dict:
     meter_id, time, utility, meter = _parties(v)
     records, later = _records(v), _records(v, "later")
     backup_size = small_int_field(v, "backup_size")
-    if not 1 <= backup_size <= len(records) or not later:
-        raise VectorMismatchError("need 1 <= backup_size <= len(records) and at least one later record")
-    backup = None
-    for count, (period, registers) in enumerate(records, start=1):
-        meter.receipt(utility.accept(meter.record(period, registers), time))
-        if count == backup_size:
-            meter.check(utility.feedback(meter_id, 0, time))
-            backup = copy.deepcopy(meter.state)
-    restored = ig.Meter.restore(backup, ig.BootCounter(small_int_field(v, "boot_before")))
-    first = restored.record(*later[0])
-    try:
-        utility.accept(first, time)
-        refused = "none"
-    except ReplayError:
-        refused = "ReplayError"
+    if not later:
+        raise VectorMismatchError("need at least one later record")
+    backup = _history_backup(meter, utility, records, time, backup_size, backup_size)
+    t = _ResyncTranscript(meter, utility)
+    restored = t.restore(backup, small_int_field(v, "boot_before"))
+    first = t.record(*later[0])
+    refused = t.refused(first, time)
     out: dict[str, Any] = {"boot": restored.state.boot, "first_later": first.hex(), "first_refused": refused}
     if v.get("resync") is True:
-        since = restored.state.checked.size
+        since = restored.state.checked.size if restored.state.checked else 0
         y = utility.feedback(meter_id, since, time)
         head = utility.tree_head(meter_id, time)
         inclusions = [utility.inclusion(meter_id, i, head.size).hex() for i in range(backup_size, head.size)]
-        result = ig.resync(restored, utility, time)
+        result = t.resync(time)
         for data in result.resigned:
-            restored.receipt(utility.accept(data, time))
+            t.receipt(t.accept(data, time))
         for period, registers in later[1:]:
-            restored.receipt(utility.accept(restored.record(period, registers), time))
-        final = utility.feedback(meter_id, restored.state.checked.size, time)
+            t.receipt(t.accept(t.record(period, registers), time))
+        checked = restored.state.checked.size if restored.state.checked else 0
+        final = t.feedback(checked, time)
         out.update({"y": y.hex(), "inclusions": inclusions, "adopted": result.adopted,
                     "resigned": [r.hex() for r in result.resigned], "superseded": result.superseded,
-                    "final_feedback": final.hex(), "final_match": restored.check(final).match})
+                    "final_feedback": final.hex(), "final_match": t.check(final).match})
     elif v.get("resync") is False:
         for period, registers in later[1:]:
-            restored.record(period, registers)
-        verdict = ig.arbitrate(restored.public_key, utility.public_key, meter_id,
-                               [r.to_bytes() for r in restored.state.records],
-                               [h.to_bytes() for h in restored.state.receipts],
-                               utility.tree_head(meter_id, time).to_bytes(),
-                               [r.to_bytes() for r in utility.state.records[meter_id]])
+            t.record(period, registers)
+        evidence = {"meter_public": restored.public_key.hex(), "utility_public": utility.public_key.hex(),
+                    "meter_records": [r.to_bytes().hex() for r in restored.state.records],
+                    "meter_receipts": [h.to_bytes().hex() for h in restored.state.receipts],
+                    "utility_head": utility.tree_head(meter_id, time).to_bytes().hex(),
+                    "utility_records": [r.to_bytes().hex() for r in utility.state.records[meter_id]]}
+        verdict = t.arbitrate(evidence, meter_id)
         out["verdict"] = {"party": verdict.party, "kind": verdict.kind, "index": verdict.index,
                           "period": verdict.period}
     else:
         raise VectorMismatchError("field 'resync' must be true or false")
+    out["steps"] = t.steps
     return out
 
 
@@ -456,7 +594,74 @@ def _resync(v: Mapping[str, Any]) -> None:
     expect_outputs(v, recompute("resync", lambda: _resync_outputs(v)), (*_RESYNC_INPUT_KEYS, *_META))
 
 
-OPERATIONS = {"run": _run, "dispute": _dispute, "refuse": _refuse, "resync": _resync}
+# -- refusals of the restore and resync steps (spec 9; Wycheproof style) ---------------------------------------
+
+_RESYNC_REFUSE_INPUT_KEYS = ("meter_key", "utility_key", "meter", "records", "backup_size", "backup_checked",
+                             "boot_before", "later", "time", "step", "input", "answers")
+_RESYNC_STEPS = ("restore", "resync-unrestored", "accept-before-resync", "resync", "accept-after-resync")
+
+
+class _Answers(ig.Utility):
+    """Spec 12.1 (resync-refuse, step "resync"): the utility's answers to the restored meter, given in
+    the vector, returned in the order the meter asks (Y, the probe, the inclusion messages)."""
+
+    def __init__(self, state: ig.UtilityState, answers: Mapping[str, Any]) -> None:
+        super().__init__(state)
+        self.y = bytes_field(answers, "y")
+        self.probe_message = None if answers.get("probe") is None else bytes_field(answers, "probe")
+        self.inclusions = [bytes_field({"i": h}, "i") for h in list_field(answers, "inclusions")]
+
+    def feedback(self, meter: bytes, since: int, now: int) -> bytes:
+        return self.y
+
+    def probe(self, meter: bytes, size: int, head_size: int) -> bytes:
+        if self.probe_message is None:
+            raise VectorMismatchError("field 'answers.probe': the meter asks for a probe")
+        return self.probe_message
+
+    def inclusion(self, meter: bytes, index: int, head_size: int) -> bytes:
+        if not self.inclusions:
+            raise VectorMismatchError("field 'answers.inclusions': the meter asks for another inclusion")
+        return self.inclusions.pop(0)
+
+
+def _resync_refuse_step(v: Mapping[str, Any]) -> None:
+    meter_id, time, utility, meter = _parties(v)
+    records, later = _records(v), _records(v, "later")
+    backup = _history_backup(meter, utility, records, time, small_int_field(v, "backup_size"),
+                             small_int_field(v, "backup_checked"))
+    step = str_field(v, "step")
+    if step not in _RESYNC_STEPS:
+        raise VectorMismatchError(f"field 'step': unknown step {step!r}")
+    if step == "resync-unrestored":
+        ig.resync(meter, utility, time)
+        return
+    restored = ig.Meter.restore(backup, ig.BootCounter(small_int_field(v, "boot_before")))
+    if step == "restore":
+        return
+    restored.record(*later[0])
+    if step == "accept-before-resync":
+        utility.accept(bytes_field(v, "input"), time)
+    elif step == "resync":
+        answers = field(v, "answers")
+        if not isinstance(answers, dict):
+            raise VectorMismatchError("field 'answers' must be an object")
+        ig.resync(restored, _Answers(utility.state, answers), time)
+    else:
+        for data in recompute("resync", lambda: ig.resync(restored, utility, time)).resigned:
+            restored.receipt(utility.accept(data, time))
+        utility.accept(bytes_field(v, "input"), time)
+
+
+def _resync_refuse(v: Mapping[str, Any]) -> None:
+    expect_outputs(v, {}, (*_RESYNC_REFUSE_INPUT_KEYS, *_META))
+    if v.get("result") != "invalid":
+        raise VectorMismatchError("field 'result': a resync-refuse vector is invalid")
+    expect_refusal(v, lambda: _resync_refuse_step(v))
+
+
+OPERATIONS = {"run": _run, "dispute": _dispute, "refuse": _refuse, "resync": _resync,
+              "resync-refuse": _resync_refuse}
 
 
 def verify_vector(vector: Mapping[str, Any]) -> None:
@@ -584,6 +789,127 @@ def _refusals() -> list[dict]:
     return out
 
 
+def _resync_refusals() -> list[dict]:
+    """Spec 12.3: every refusal of a restore (9.1), a resync (9.2) and the utility's accept around it."""
+    base = {**_history("resync-refusals", 13)}
+    records, later = base["records"][:10], base["records"][10:]
+    base.update({"records": records, "later": later, "backup_size": 5, "backup_checked": 5, "boot_before": 0})
+    meter_id, time, utility, meter = _parties(base)
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(base["meter_key"]))
+    ukey = bytes.fromhex(base["utility_key"])
+    backup = _history_backup(meter, utility, _records(base), time, 5, 5)
+    leaves = [r.to_bytes() for r in utility.state.records[meter_id]]
+    recs = list(utility.state.records[meter_id])
+    lp, lr = later[0]["period"], later[0]["registers"]
+
+    def restored() -> ig.Meter:
+        m = ig.Meter.restore(backup, ig.BootCounter(0))
+        m.record(lp, lr)
+        return m
+
+    def flip(data: bytes, at: int) -> bytes:
+        return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+    def answers(log: list[bytes], since: int = 5, size: int = 5) -> dict:
+        """The answers of a utility (this key) whose log is ``log``, to a meter restored at ``size``."""
+        u = ig.Utility(ig.UtilityState(ukey))
+        u.register(meter_id, meter.public_key)
+        u.state.logs[meter_id] = merkle.MerkleLog.from_entries(log)
+        n, tree = len(log), u.state.logs[meter_id]
+        # spec 7.1's message, built from the leaf bytes (a leaf here need not decode as a record)
+        inclusions = [cbor.encode({1: ig.VERSION, 2: "inclusion", 3: i, 4: n, 5: log[i],
+                                   6: tree.inclusion_proof(i, n)}).hex() for i in range(size, n)]
+        return {"y": u.feedback(meter_id, since, time).hex(),
+                "probe": u.probe(meter_id, min(size, n), n).hex() if min(size, n) else None,
+                "inclusions": inclusions}
+
+    def signed(index: int, period: int, registers: list[int], boot: int = 0, meter: bytes = meter_id,
+               counter: int | None = None) -> bytes:
+        return ig.encode_record(mkey, meter, period, index if counter is None else counter, registers,
+                                boot).to_bytes()
+
+    honest = answers(leaves)
+    y = cbor.decode(bytes.fromhex(honest["y"]))
+    r5, r4 = recs[5], recs[4]
+    forged5 = ig.Record(r5.meter, r5.period, r5.counter, (r5.registers[0] + 1, *r5.registers[1:]), r5.signature,
+                        r5.boot).to_bytes()
+    other_key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"usapp-vectors/integrity/not-the-meter").digest())
+    unsigned5 = ig.encode_record(other_key, meter_id, r5.period, 5, list(r5.registers)).to_bytes()
+    first_later = restored().state.records[-1].to_bytes()
+    inc0 = cbor.decode(bytes.fromhex(honest["inclusions"][0]))
+    stale = signed(11, later[1]["period"], later[1]["registers"], boot=0)
+    r3 = recs[3]
+    forged3 = ig.Record(r3.meter, r3.period, r3.counter, (r3.registers[0] + 1, *r3.registers[1:]), r3.signature,
+                        r3.boot).to_bytes()
+    cases: list[tuple[str, str, str, list[str], dict, str]] = [
+        ("boot-counter-exhausted", "restore", "StateError", ["boot-exhausted"], {"boot_before": ig.MAX_BOOT},
+         "the durable boot counter is at 2^32 - 1: the restore cannot bump it"),
+        ("not-restored", "resync-unrestored", "StateError", ["not-restored"], {},
+         "resync asked of the meter that was never restored"),
+        ("replayed-before-resync", "accept-before-resync", "ReplayError", ["replay"], {"input": first_later.hex()},
+         "the restored meter's first record (counter 5, boot 1) reaches the utility, which holds counter 5"),
+        ("stale-boot-after-resync", "accept-after-resync", "StateError", ["stale-boot"], {"input": stale.hex()},
+         "after the resync, a record with the next counter (11) and a later period signed in boot 0 (a boot "
+         "counter restored with the state)"),
+        ("y-bad-signature", "resync", "VerificationError", ["bad-signature"],
+         {"answers": {**honest, "y": cbor.encode({**y, 3: flip(y[3], len(y[3]) - 1)}).hex()}},
+         "Y whose tree head has the last bit of its signature flipped"),
+        ("y-shrunk", "resync", "VerificationError", ["shrunk-log"],
+         {"answers": {**honest, "y": cbor.encode({**y, 3: _head_over(ukey, meter_id, leaves[:4], time), 4: 5,
+                                                 5: []}).hex()}},
+         "a utility-signed Y of size 4 to a meter whose backup checked size 5"),
+        ("y-bad-proof", "resync", "VerificationError", ["bad-proof"],
+         {"answers": {**honest, "y": cbor.encode({**y, 5: [flip(y[5][0], 0), *y[5][1:]]}).hex()}},
+         "Y from 5 to 10 with the first proof hash's first bit flipped"),
+        ("y-wrong-since", "resync", "DecodeError", ["wrong-size"],
+         {"answers": {**honest, "y": cbor.encode({**y, 4: 4,
+                                                 5: utility.state.logs[meter_id].consistency_proof(4, 10)}).hex()}},
+         "Y with a (valid) proof from size 4 while the backup last checked 5"),
+        ("log-does-not-extend-backup", "resync", "VerificationError", ["tampered"],
+         {"backup_checked": 3, "answers": answers(leaves[:3] + [forged3] + leaves[4:], since=3)},
+         "the backup checked size 3 and holds 5 records; the utility's log has record 3 with register 0 + 1 "
+         "(signature kept): the probe at 5 disagrees"),
+        ("bad-inclusion-proof", "resync", "VerificationError", ["bad-proof"],
+         {"answers": {**honest, "inclusions": [cbor.encode({**inc0, 6: [flip(inc0[6][0], 0), *inc0[6][1:]]}).hex(),
+                                               *honest["inclusions"][1:]]}},
+         "the inclusion of record 5 with its first proof hash's first bit flipped"),
+        ("undecodable-record", "resync", "DecodeError", ["truncated"],
+         {"answers": answers(leaves[:5] + [leaves[5][:-1]] + leaves[6:])},
+         "the utility's log holds record 5 without its last byte (its inclusion proof verifies)"),
+        ("adopt-forged-record", "resync", "VerificationError", ["tampered"],
+         {"answers": answers(leaves[:5] + [forged5] + leaves[6:])},
+         "record 5 in the utility's log with register 0 + 1, signature kept"),
+        ("adopt-not-meter-signed", "resync", "VerificationError", ["bad-signature"],
+         {"answers": answers(leaves[:5] + [unsigned5] + leaves[6:])},
+         "record 5 signed by another Ed25519 key (SHA-256('usapp-vectors/integrity/not-the-meter'))"),
+        ("adopt-wrong-counter", "resync", "VerificationError", ["out-of-order"],
+         {"answers": answers(leaves[:5] + leaves[6:])}, "the utility's log without record 5: index 5 holds counter 6"),
+        ("adopt-other-meter", "resync", "VerificationError", ["wrong-meter"],
+         {"answers": answers(leaves[:5] + [signed(5, r5.period, list(r5.registers), meter=b"SM-000999")] + leaves[6:])},
+         "record 5 signed by the meter's key for the meter id 'SM-000999'"),
+        ("adopt-future-boot", "resync", "VerificationError", ["future-boot"],
+         {"answers": answers(leaves[:5] + [signed(5, r5.period, list(r5.registers), boot=2)] + leaves[6:])},
+         "record 5 meter-signed in boot 2, after the restored meter's boot 1"),
+        ("adopt-boot-goes-back", "resync", "VerificationError", ["stale-boot"],
+         {"answers": answers(leaves[:5] + [signed(5, r5.period, list(r5.registers), boot=1)] + leaves[6:])},
+         "record 5 meter-signed in boot 1, record 6 (boot 0) after it"),
+        ("adopt-period-not-after", "resync", "VerificationError", ["out-of-order"],
+         {"answers": answers(leaves[:5] + [signed(5, r4.period, list(r5.registers))] + leaves[6:])},
+         "record 5 meter-signed with the period of record 4"),
+        ("adopt-register-backwards", "resync", "VerificationError", ["out-of-order"],
+         {"answers": answers(leaves[:5] + [signed(5, r5.period, [r4.registers[0] - 1, *r5.registers[1:]])]
+                             + leaves[6:])},
+         "record 5 meter-signed with register 0 below record 4's"),
+    ]
+    out = []
+    for label, step, error, flags, extra, comment in cases:
+        v = {"operation": "resync-refuse", "name": f"resync-refuse-{label}", **base, "step": step, **extra,
+             "result": "invalid", "flags": flags, "error": error, "comment": comment}
+        _resync_refuse(v)
+        out.append(v)
+    return out
+
+
 def _resync_case(name: str, n: int, backup_size: int, n_later: int, resync: bool) -> dict:
     history = _history(name, n + n_later)
     records = history["records"]
@@ -604,6 +930,12 @@ NOTES = {
     "bad-proof": "a consistency or inclusion proof (or receipt root) that does not verify",
     "wrong-size": "a message naming a size other than the one the meter's state requires",
     "void-evidence": "evidence the arbiter refuses before applying rule 2 (rule 1)",
+    "boot-exhausted": "a restore with the durable boot counter at 2^32 - 1: it cannot be bumped (spec 9.1)",
+    "not-restored": "a resync asked of a meter that was not restored from a backup (spec 9.2 step 0)",
+    "stale-boot": "a record whose boot is below the boot of the record before it (a boot counter restored with "
+                  "the meter's state, or a log going back in boot)",
+    "future-boot": "a record in the utility's log signed in a boot after the restored meter's current boot",
+    "wrong-meter": "a record carrying another meter's id",
 }
 
 
@@ -629,6 +961,7 @@ def build() -> dict:
         *_refusals(),
         _resync_case("restored-meter-resyncs", 10, 5, 3, True),
         _resync_case("restored-meter-lost-state-verdict", 10, 5, 3, False),
+        *_resync_refusals(),
     ]
     return {
         "protocol": PROTOCOL,
@@ -643,7 +976,9 @@ def build() -> dict:
             "message under the last checked head, and for a tampered log its Y from size 0 and the meter's "
             "bisection; 'steps' is the per-role transcript (meter, utility). Operation 'dispute': the evidence "
             "and the arbiter's verdict (spec 8). Operation 'refuse': an invalid message given to one role's step "
-            "and the spec error it raises. Operation 'resync': a meter restored from a backup (spec 9)."),
+            "and the spec error it raises. Operation 'resync': a meter restored from a backup (spec 9), with its "
+            "per-role steps (meter, utility, arbiter). Operation 'resync-refuse': a restore, a resync on the "
+            "utility's given answers, or the utility's accept around a resync, and the spec error it raises."),
         "notes": dict(NOTES),
         "vectors": vectors,
     }
