@@ -3,7 +3,8 @@ vectors/integrity.json (issue 15: a vendor reproduces every vector from the text
 
 It uses hashlib and cryptography only; it imports nothing from protocols.integrity, protocols.schemes.merkle
 or protocols.primitives.cbor.  Covered: the record (sections 2, 3.1, 3.2), the signed tree head (4.2), Y
-(5.1) and the meter's check (5.2), probes and the bisection (6.1, 6.2), inclusion messages (7), with the
+(5.1) and the meter's check (5.2), probes and the bisection (6.1, 6.2), inclusion messages (7), the arbiter
+(8.2), the restore and resync with every per-role step and every refusal (9.1, 9.2, 12.1 to 12.3), with the
 Merkle tree of RFC 9162 section 2.1 written out here.
 """
 
@@ -265,17 +266,17 @@ def _read(b: bytes, i: int):
         raw = b[i:i + n]
         return (raw if major == 2 else raw.decode()), i + n
     if major == 4:
-        out = []
+        items: list = []
         for _ in range(n):
             x, i = _read(b, i)
-            out.append(x)
-        return out, i
+            items.append(x)
+        return items, i
     if major == 5:
-        out = {}
+        mapping: dict = {}
         for _ in range(n):
             k, i = _read(b, i)
-            out[k], i = _read(b, i)
-        return out, i
+            mapping[k], i = _read(b, i)
+        return mapping, i
     raise ValueError("not used by the spec")
 
 
@@ -351,6 +352,7 @@ def reproduce_verdict(v: dict, t: Tally) -> None:
     args = (bytes.fromhex(v["meter_public"]), bytes.fromhex(v["utility_public"]), bytes.fromhex(v["meter"]),
             [bytes.fromhex(r) for r in v["meter_records"]], [bytes.fromhex(r) for r in v["meter_receipts"]],
             bytes.fromhex(v["utility_head"]), [bytes.fromhex(r) for r in v["utility_records"]])
+    got: dict | str
     try:
         got = arbitrate(*args)
     except Void:
@@ -480,6 +482,8 @@ def refuse(v: dict) -> str | None:
                 elif checked[4] > 0:
                     verify_consistency(checked[4], h[4], checked[5], h[5], proof_)
         elif v["step"] == "check-probe":                                        # spec 6.1
+            if checked is None:
+                raise AssertionError("spec 12.1: a probe is checked against the checked head")
             pr = decode(data, "probe", {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
             if pr[4] != checked[4] or not 0 < pr[3] <= pr[4] or len(pr[5]) != 32:
                 raise Refused("DecodeError")
@@ -490,11 +494,247 @@ def refuse(v: dict) -> str | None:
             else:
                 verify_consistency(pr[3], pr[4], pr[5], checked[5], proof_)
         elif v["step"] == "check-inclusion":                                    # spec 7
+            if checked is None:
+                raise AssertionError("spec 12.1: an inclusion is checked against the checked head")
             inc = decode(data, "inclusion", {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
             if inc[4] != checked[4] or not 0 <= inc[3] < inc[4]:
                 raise Refused("DecodeError")
             verify_inclusion(leaf(inc[5]), inc[3], inc[4], proof_list(inc[6]), checked[5])
             decode_record(inc[5])
+    except Refused as exc:
+        return exc.name
+    return None
+
+
+# -- restore and resync (spec 9, vectors 12.1 and 12.2) ------------------------------------------------------
+
+def finding(head_size: int, head_root: bytes, own: list[bytes]) -> dict:
+    """Spec 5.2: the meter's finding on a verified head."""
+    k = len(own)
+    if head_size == k and (k == 0 or head_root == mth(own)):
+        return {"match": True, "index": None, "period": None}
+    if head_size < k and (head_size == 0 or head_root == mth(own[:head_size])):
+        return {"match": False, "index": head_size, "period": uncbor(own[head_size])[4]}
+    return {"match": False, "index": None, "period": None}
+
+
+def reproduce_resync(v: dict, t: Tally) -> None:
+    """Spec 9.1 and 9.2 with the transcript of 12.2: every step of a `resync` vector, field by field."""
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["meter_key"]))
+    ukey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["utility_key"]))
+    meter, time, b, name = bytes.fromhex(v["meter"]), v["time"], v["backup_size"], v["name"]
+    theirs = [record(mkey, meter, r["period"], i, r["registers"]) for i, r in enumerate(v["records"])]
+    n = len(theirs)
+    own = theirs[:b]                                                   # the backup: b records, head b checked
+    state = {"size": b, "root": mth(own).hex(), "checked_size": b, "receipts": b, "boot": 0, "restored_at": None}
+    expected: list[dict] = []
+
+    def mstate() -> dict:
+        return {**state, "size": len(own), "root": mth(own).hex()}
+
+    def ustate() -> dict:
+        return {"size": len(theirs), "root": mth(theirs).hex()}
+
+    def sign(period: int, registers: list[int], action: str = "record") -> bytes:
+        body = {1: 2, 2: "record", 3: meter, 4: period, 5: len(own), 6: registers, 7: state["boot"]}
+        before = mstate()
+        rec = record(mkey, meter, period, len(own), registers, state["boot"])
+        own.append(rec)
+        expected.append({"role": "meter", "action": action, "state_before": before,
+                         "input": {"period": period, "registers": registers},
+                         "intermediates": {"counter": body[5], "boot": body[7],
+                                           "tbs": (DOMAIN + lp4(b"record") + cbor(body)).hex(),
+                                           "leaf_hash": leaf(rec).hex()},
+                         "output": rec.hex(), "state_after": mstate()})
+        return rec
+
+    def send(rec: bytes) -> None:                                      # 4.3: accept, receipt
+        before = ustate()
+        theirs.append(rec)
+        receipt = tree_head(ukey, meter, theirs, time)
+        expected.append({"role": "utility", "action": "accept", "state_before": before, "input": rec.hex(),
+                         "output": receipt.hex(), "state_after": ustate()})
+        expected.append({"role": "meter", "action": "receipt", "state_before": {"receipts": state["receipts"]},
+                         "input": receipt.hex(), "output": "kept", "state_after": {"receipts": state["receipts"] + 1}})
+        state["receipts"] += 1
+
+    def feedback_check(since: int) -> tuple[bytes, dict]:
+        y = feedback(ukey, meter, theirs, since, time)
+        expected.append({"role": "utility", "action": "feedback", "state_before": ustate(),
+                         "input": {"since": since, "time": time},
+                         "intermediates": {"head": tree_head(ukey, meter, theirs, time).hex(),
+                                           "proof": [h.hex() for h in proof(since, theirs)]},
+                         "output": y.hex(), "state_after": ustate()})
+        before = mstate()
+        found = finding(len(theirs), mth(theirs), own)
+        state["checked_size"] = len(theirs)
+        expected.append({"role": "meter", "action": "check", "state_before": before, "input": y.hex(),
+                         "output": found, "state_after": mstate()})
+        return y, found
+
+    boot_before = v["boot_before"]                                     # 9.1: restore
+    before = {**mstate(), "boot_counter": boot_before}
+    state.update({"boot": boot_before + 1, "restored_at": b})
+    expected.append({"role": "meter", "action": "restore", "state_before": before,
+                     "input": {"boot_counter": boot_before}, "output": {"boot": boot_before + 1},
+                     "state_after": {**mstate(), "boot_counter": boot_before + 1}})
+    t.eq(f"{name} boot", state["boot"], v["boot"])
+    first = sign(v["later"][0]["period"], v["later"][0]["registers"])
+    t.eq(f"{name} first_later", first.hex(), v["first_later"])
+    refused = "ReplayError" if b < len(theirs) else "none"             # 4.3: counter b is already held
+    t.eq(f"{name} first_refused", refused, v["first_refused"])
+    expected.append({"role": "utility", "action": "accept", "state_before": ustate(), "input": first.hex(),
+                     "output": {"error": "ReplayError"}, "state_after": ustate()})
+    if v["resync"]:
+        y, _ = feedback_check(b)                                       # 9.2 step 1
+        t.eq(f"{name} y", y.hex(), v["y"])
+        head = tree_head(ukey, meter, theirs, time)
+        c = min(b, n)
+        if c:                                                          # step 2
+            pr = probe(theirs, c, n)
+            expected.append({"role": "utility", "action": "probe", "state_before": ustate(),
+                             "input": {"size": c, "head_size": n},
+                             "intermediates": {"root": mth(theirs[:c]).hex(),
+                                               "proof": [h.hex() for h in proof(c, theirs[:n])]},
+                             "output": pr.hex(), "state_after": ustate()})
+            expected.append({"role": "meter", "action": "check-probe", "state_before": {**mstate(), "head": head.hex()},
+                             "input": pr.hex(), "intermediates": {"own_root": mth(own[:c]).hex()},
+                             "output": {"agree": mth(own[:c]) == mth(theirs[:c])}, "state_after": mstate()})
+        inclusions = []
+        for i in range(b, n):                                          # step 3
+            inc = inclusion(theirs, i, n)
+            inclusions.append(inc.hex())
+            expected.append({"role": "utility", "action": "inclusion", "state_before": ustate(),
+                             "input": {"index": i, "head_size": n},
+                             "intermediates": {"leaf_hash": leaf(theirs[i]).hex(),
+                                               "proof": [h.hex() for h in path(i, theirs[:n])]},
+                             "output": inc.hex(), "state_after": ustate()})
+            expected.append({"role": "meter", "action": "check-inclusion",
+                             "state_before": {**mstate(), "head": head.hex()}, "input": inc.hex(),
+                             "output": theirs[i].hex(), "state_after": mstate()})
+        t.eq(f"{name} inclusions", inclusions, v["inclusions"])
+        later_signed = own[b:]
+        before = mstate()
+        own[:] = theirs[:n]                                            # adopt: first b records and n - b adopted
+        state.update({"receipts": state["receipts"] + 1, "restored_at": None})
+        last_period = uncbor(theirs[n - 1])[4]
+        resign = [uncbor(r) for r in later_signed if uncbor(r)[4] > last_period]
+        expected.append({"role": "meter", "action": "adopt", "state_before": before, "input": head.hex(),
+                         "intermediates": {"records_root": mth(own).hex()},
+                         "output": {"adopted": n - b, "superseded": len(later_signed) - len(resign)},
+                         "state_after": mstate()})
+        resigned = [sign(r[4], r[6], "resign") for r in resign]        # step 4
+        t.eq(f"{name} adopted", n - b, v["adopted"])
+        t.eq(f"{name} resigned", [r.hex() for r in resigned], v["resigned"])
+        t.eq(f"{name} superseded", len(later_signed) - len(resign), v["superseded"])
+        for rec in resigned:
+            send(rec)
+        for r in v["later"][1:]:
+            send(sign(r["period"], r["registers"]))
+        y, found = feedback_check(state["checked_size"])
+        t.eq(f"{name} final_feedback", y.hex(), v["final_feedback"])
+        t.eq(f"{name} final_match", found["match"], v["final_match"])
+    else:
+        for r in v["later"][1:]:
+            sign(r["period"], r["registers"])
+        evidence = {"meter_public": public(mkey).hex(), "utility_public": public(ukey).hex(),
+                    "meter_records": [r.hex() for r in own],
+                    "meter_receipts": [tree_head(ukey, meter, theirs[:k], time).hex() for k in range(1, b + 1)],
+                    "utility_head": tree_head(ukey, meter, theirs, time).hex(),
+                    "utility_records": [r.hex() for r in theirs]}
+        verdict = arbitrate(public(mkey), public(ukey), meter, own, [bytes.fromhex(h) for h in
+                                                                    evidence["meter_receipts"]],
+                            tree_head(ukey, meter, theirs, time), theirs)
+        expected.append({"role": "arbiter", "action": "arbitrate", "input": evidence, "output": verdict})
+        t.eq(f"{name} verdict", verdict, v["verdict"])
+    t.eq(f"{name} step count", len(expected), len(v["steps"]))
+    for i, (mine, stored) in enumerate(zip(expected, v["steps"])):
+        t.eq(f"{name} steps[{i}] {mine['role']}/{mine['action']}", mine, stored)
+
+
+def accept_refusal(data: bytes, log: list[bytes], meter: bytes, mpub: bytes) -> None:
+    """Spec 4.3: the utility's refusals of a record, given its log."""
+    r = decode_record(data)
+    if r[3] != meter or not signed_by(mpub, "record", r, 8):
+        raise Refused("VerificationError")
+    prev = uncbor(log[-1])
+    if r[5] < len(log):
+        raise Refused("ReplayError")
+    if r[5] > len(log) or r[4] <= prev[4] or r[7] < prev[7] or len(r[6]) != len(prev[6]) or any(
+            a < b for a, b in zip(r[6], prev[6])):
+        raise Refused("StateError")
+
+
+def resync_refusal(v: dict) -> str | None:
+    """Spec 9.1 and 9.2 (the meter) and 4.3 (the utility) for a `resync-refuse` vector (12.1)."""
+    mkey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["meter_key"]))
+    ukey = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["utility_key"]))
+    meter, time, mpub, upub = bytes.fromhex(v["meter"]), v["time"], public(mkey), public(ukey)
+    leaves = [record(mkey, meter, r["period"], i, r["registers"]) for i, r in enumerate(v["records"])]
+    b, c0 = v["backup_size"], v["backup_checked"]
+    checked = uncbor(tree_head(ukey, meter, leaves[:c0], time)) if c0 else None
+    try:
+        if v["step"] == "resync-unrestored":
+            raise Refused("StateError")                                # 9.2 step 0
+        if v["boot_before"] >= 2**32 - 1:
+            raise Refused("StateError")                                # 9.1: the counter is exhausted
+        if v["step"] == "restore":
+            return None
+        boot = v["boot_before"] + 1
+        own = leaves[:b] + [record(mkey, meter, v["later"][0]["period"], b, v["later"][0]["registers"], boot)]
+        if v["step"] == "accept-before-resync":
+            accept_refusal(bytes.fromhex(v["input"]), leaves, meter, mpub)
+            return None
+        if v["step"] == "accept-after-resync":                         # an honest resync, re-signed records sent
+            last = uncbor(leaves[-1])[4]
+            log = list(leaves)
+            for signed_since in own[b:]:
+                m = uncbor(signed_since)
+                if m[4] > last:
+                    log.append(record(mkey, meter, m[4], len(log), m[6], boot))
+            accept_refusal(bytes.fromhex(v["input"]), log, meter, mpub)
+            return None
+        a = v["answers"]                                               # 9.2 step 1: Y as in 5.2
+        y = decode(bytes.fromhex(a["y"]), "feedback", {1: int, 2: str, 3: bytes, 4: int, 5: list})
+        h = decode_head(y[3], meter, upub)
+        proof_ = proof_list(y[5])
+        if checked is not None:
+            if h[4] < checked[4]:
+                raise Refused("VerificationError")
+            if y[4] != checked[4]:
+                raise Refused("DecodeError")
+            if h[4] == checked[4]:
+                if h[5] != checked[5]:
+                    raise Refused("VerificationError")
+            else:
+                verify_consistency(checked[4], h[4], checked[5], h[5], proof_)
+        n = h[4]
+        c = min(b, n)
+        if c:                                                          # step 2: the probe at c, as in 6.1
+            pr = decode(bytes.fromhex(a["probe"]), "probe", {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
+            if pr[4] != n or not 0 < pr[3] <= pr[4] or len(pr[5]) != 32:
+                raise Refused("DecodeError")
+            pproof = proof_list(pr[6])
+            if pr[3] == pr[4]:
+                if pr[5] != h[5]:
+                    raise Refused("VerificationError")
+            else:
+                verify_consistency(pr[3], pr[4], pr[5], h[5], pproof)
+            if not (pr[3] <= len(own) and pr[5] == mth(own[:pr[3]])):
+                raise Refused("VerificationError")
+        prev = uncbor(own[b - 1])
+        for i in range(b, n):                                          # step 3: inclusion, as in 7
+            inc = decode(bytes.fromhex(a["inclusions"][i - b]), "inclusion",
+                         {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list})
+            if inc[4] != n or not 0 <= inc[3] < inc[4]:
+                raise Refused("DecodeError")
+            verify_inclusion(leaf(inc[5]), inc[3], inc[4], proof_list(inc[6]), h[5])
+            r = decode_record(inc[5])
+            if not signed_by(mpub, "record", r, 8) or r[3] != meter or r[5] != i or r[7] > boot:
+                raise Refused("VerificationError")
+            if r[4] <= prev[4] or r[7] < prev[7] or any(x < q for x, q in zip(r[6], prev[6])):
+                raise Refused("VerificationError")
+            prev = r
     except Refused as exc:
         return exc.name
     return None
@@ -513,14 +753,23 @@ def test_the_integrity_vectors_reproduce_from_the_spec_alone() -> None:
     refusals = [v for v in VECTORS["vectors"] if v["operation"] == "refuse"]
     for v in refusals:
         t.eq(f"{v['name']} error", refuse(v), v["error"])
+    resyncs = [v for v in VECTORS["vectors"] if v["operation"] == "resync"]
+    assert len(resyncs) == 2
+    for v in resyncs:
+        reproduce_resync(v, t)
+    resync_refusals = [v for v in VECTORS["vectors"] if v["operation"] == "resync-refuse"]
+    for v in resync_refusals:
+        t.eq(f"{v['name']} error", resync_refusal(v), v["error"])
     print(f"\nfrom-spec integrity: {t.checked - len(t.failed)} of {t.checked} values reproduced "
-          f"({len(runs)} run, {len(disputes)} dispute and {len(refusals)} refusal vectors)")
+          f"({len(runs)} run, {len(disputes)} dispute, {len(refusals)} refusal, {len(resyncs)} resync and "
+          f"{len(resync_refusals)} resync-refusal vectors)")
     if t.failed:
         print("not reproduced:", t.failed)
     assert t.failed == []
 
 
-@pytest.mark.parametrize("v", [v for v in VECTORS["vectors"] if v["operation"] == "refuse"], ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", [v for v in VECTORS["vectors"] if v["operation"] in ("refuse", "resync-refuse")],
+                         ids=lambda v: v["name"])
 def test_refusal_vectors_name_a_spec_error(v: dict) -> None:
     assert v["result"] == "invalid" and v["error"] in {"DecodeError", "VerificationError", "ReplayError", "StateError"}
     assert set(v["flags"]) <= set(VECTORS["notes"])
