@@ -754,7 +754,7 @@ def test_the_integrity_vectors_reproduce_from_the_spec_alone() -> None:
     for v in refusals:
         t.eq(f"{v['name']} error", refuse(v), v["error"])
     resyncs = [v for v in VECTORS["vectors"] if v["operation"] == "resync"]
-    assert len(resyncs) == 2
+    assert len(resyncs) == 3
     for v in resyncs:
         reproduce_resync(v, t)
     resync_refusals = [v for v in VECTORS["vectors"] if v["operation"] == "resync-refuse"]

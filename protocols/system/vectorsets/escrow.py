@@ -686,7 +686,7 @@ def build() -> dict:
         {"op": "send", "serial": "SM-00000", "category": "technical", "recipient": "grid-operator",
          "payload": b"voltage 230.4 V".hex(), "time": _at(1, 900)},
     ]
-    reid = [{"op": "reidentify", "serial": "SM-00001", "epoch": 0, "authorities": [1, 3],
+    reid = [{"op": "reidentify", "serial": "SM-00001", "epoch": 0, "authorities": [1, 3], "approve": [1, 2, 3],
              "reason": "court order 17/2026", "request_id": bytes(range(16)).hex()}]
     vectors = [_case("escrowed-two-meters-two-epochs", "escrowed", common + reid),
                _case("blind-two-meters-two-epochs", "blind", common)] + _negatives()

@@ -910,11 +910,16 @@ def _resync_refusals() -> list[dict]:
     return out
 
 
-def _resync_case(name: str, n: int, backup_size: int, n_later: int, resync: bool) -> dict:
+def _resync_case(name: str, n: int, backup_size: int, n_later: int, resync: bool, boot_before: int = 0,
+                 superseded: int = 0) -> dict:
+    """``superseded``: the restored meter's first that many later records are for periods the lost records
+    already cover (those of records backup_size, backup_size + 1, ..., registers from the later ones)."""
     history = _history(name, n + n_later)
     records = history["records"]
+    later = [{"period": records[backup_size + k]["period"], "registers": r["registers"]} if k < superseded else r
+             for k, r in enumerate(records[n:])]
     v: dict[str, Any] = {"operation": "resync", "name": name, **history, "records": records[:n],
-                         "backup_size": backup_size, "boot_before": 0, "later": records[n:], "resync": resync}
+                         "backup_size": backup_size, "boot_before": boot_before, "later": later, "resync": resync}
     v.update(_resync_outputs(v))
     return v
 
@@ -961,6 +966,7 @@ def build() -> dict:
         *_refusals(),
         _resync_case("restored-meter-resyncs", 10, 5, 3, True),
         _resync_case("restored-meter-lost-state-verdict", 10, 5, 3, False),
+        _resync_case("restored-meter-resync-supersedes", 9, 4, 3, True, boot_before=6, superseded=1),
         *_resync_refusals(),
     ]
     return {
