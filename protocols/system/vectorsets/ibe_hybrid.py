@@ -323,9 +323,10 @@ def build() -> dict[str, Any]:
 def _invalid_seals(public: str) -> list[dict[str, Any]]:
     base: dict[str, Any] = {"public_parameters": public, "identity": IDENTITIES[0].hex(), "epoch": 0,
                             "plaintext": "00", "aad": ""}
-    cases: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [("empty-identity", {"identity": ""}, ("EmptyIdentity",)),
-             ("epoch-2^32", {"epoch": 1 << 32}, ("OutOfRange",)),
-             ("epoch-negative", {"epoch": -1}, ("OutOfRange",))]
+    cases: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+        ("empty-identity", {"identity": ""}, ("EmptyIdentity",)),
+        ("epoch-2^32", {"epoch": 1 << 32}, ("OutOfRange",)),
+        ("epoch-negative", {"epoch": -1}, ("OutOfRange",))]
     return [_vector(f"seal-invalid-{label}", "seal", {**base, **change}, "invalid", flags, "ParameterError")
             for label, change, flags in cases]
 
