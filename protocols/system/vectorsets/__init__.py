@@ -103,6 +103,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "groupkeys",
     "hmac_drbg",
     "hpke_rfc9180",
+    "ibe_hybrid",
     "integrity",
     "issuance",
     "paillier",

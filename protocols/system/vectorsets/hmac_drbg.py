@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from protocols.errors import DecodeError, UsappError, VectorMismatchError
-from protocols.primitives.drbg import HASH_SUITES, RESEED_INTERVAL, HmacDrbg
+from protocols.primitives.drbg import HASH_SUITES, MAX_INPUT_BYTES, RESEED_INTERVAL, HmacDrbg
 from protocols.system.vectorsets import Vector, VectorFamily
 from protocols.system.vectorsets._fields import expect_refusal, vector_result
 
@@ -188,7 +188,8 @@ def verify_vector(vector: Vector) -> None:
     if vector_result(vector) == "invalid":
         _verify_refusal(vector, name)
         return
-    for extra in ("requested_bytes", "reseed_interval", "origin", "change", "flags", "error"):
+    for extra in ("requested_bytes", "reseed_interval", "origin", "change", "flags", "error",
+                  "oversized_input", "declared_bytes"):
         if extra in vector:
             raise VectorMismatchError(f"vector {name!r}: field {extra!r} belongs to an invalid vector only")
     hash_name = vector.get("hash")
@@ -228,8 +229,22 @@ NOTES = {
                        "the second returns \"reseed required\" (section 10.1.2.5 step 1; RandomnessError)"),
     "UnsupportedHash": ("hash SHA-1, which Table 2 allows but this profile does not offer "
                         "(specs/conventions.md section 3.3): refused before Instantiate (ParameterError)"),
+    "OversizedInput": ("the input named by oversized_input is declared_bytes = 2^32 + 1 bytes long "
+                       "(2^35 + 8 bits), over the 2^35-bit maximum of Table 2 for entropy input, "
+                       "personalization string and additional input (sections 9.1 step 3, 9.2 step 3, "
+                       "9.3.1 step 3): the call that takes it is refused on its declared length, before its "
+                       "content is read (ParameterError); the content is not in the file"),
+    "ReseedIntervalTooLarge": ("reseed_interval = 2^48 + 1, over the maximum number of requests between "
+                               "reseeds of Table 2: refused before Instantiate (ParameterError)"),
 }
 """The flags of the derived invalid vectors (the file's top-level notes)."""
+
+OVERSIZED_BYTES = MAX_INPUT_BYTES + 1
+"""The declared length of an OversizedInput vector's input: 2^32 + 1 bytes = 2^35 + 8 bits."""
+
+OVERSIZED_INPUTS = ("entropy_input", "nonce", "personalization_string", "additional_input[0]",
+                    "additional_input[1]", "entropy_input_reseed", "additional_input_reseed")
+"""The inputs an OversizedInput vector may name (``oversized_input``)."""
 
 DERIVED = "derived from the transcribed vector {base} by one change (not from the source)"
 
@@ -245,6 +260,11 @@ def derive_negatives(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     plain = next(v for v in valid if v["name"] == "SHA-256-noreseed-pers0-adin0-count-0")
     reseed = next(v for v in valid if v["name"] == "SHA-256-reseed-pers0-adin0-count-0")
+    oversized = ((plain, "entropy-input", "entropy_input"),
+                         (plain, "personalization-string", "personalization_string"),
+                         (plain, "additional-input", "additional_input[0]"),
+                         (reseed, "reseed-entropy-input", "entropy_input_reseed"),
+                         (reseed, "reseed-additional-input", "additional_input_reseed"))
 
     def negative(base: dict[str, Any], name: str, change: str, fields: dict[str, Any],
                  error: str, flag: str) -> dict[str, Any]:
@@ -267,6 +287,12 @@ def derive_negatives(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
                  {"reseed_interval": 1}, "RandomnessError", "ReseedRequired"),
         negative(plain, "sha-1", "hash SHA-1 instead of SHA-256", {"hash": "SHA-1"},
                  "ParameterError", "UnsupportedHash"),
+        negative(plain, "reseed-interval-too-large", "reseed_interval = 2^48 + 1 at Instantiate",
+                 {"reseed_interval": RESEED_INTERVAL + 1}, "ParameterError", "ReseedIntervalTooLarge"),
+        *(negative(base, f"oversized-{label}", f"{target} declared 2^32 + 1 bytes (2^35 + 8 bits) long",
+                   {"oversized_input": target, "declared_bytes": OVERSIZED_BYTES}, "ParameterError",
+                   "OversizedInput")
+          for base, label, target in oversized),
     ]
 
 
@@ -302,6 +328,53 @@ def _run_cavp(hash_name: str, inputs: tuple, nbytes: int, reseed_interval: int) 
     return drbg.generate(nbytes, additional_input[1])
 
 
+class DeclaredLength(bytes):
+    """An input of which only the length is known: ``len()`` gives the declared length, the
+    content is empty.  An implementation that checks the 2^35-bit limit on the length before
+    reading the content refuses it; one that does not would read the empty content and accept
+    the run, which the vector reports as a mismatch.  No 4 GiB string is ever built."""
+
+    declared: int
+
+    def __new__(cls, declared: int) -> DeclaredLength:
+        value = super().__new__(cls, b"")
+        value.declared = declared
+        return value
+
+    def __len__(self) -> int:
+        return self.declared
+
+
+def _with_declared_length(vector: Vector, name: str, inputs: tuple) -> tuple:
+    """``inputs`` with the input ``oversized_input`` names replaced by a DeclaredLength of
+    ``declared_bytes`` (an OversizedInput vector; its stored hex for that input is ignored)."""
+    target, declared = vector.get("oversized_input"), vector.get("declared_bytes")
+    if target not in OVERSIZED_INPUTS:
+        raise VectorMismatchError(f"vector {name!r}: field 'oversized_input' must be one of "
+                                  f"{', '.join(OVERSIZED_INPUTS)}")
+    if isinstance(declared, bool) or not isinstance(declared, int) or declared < 0:
+        raise VectorMismatchError(f"vector {name!r}: field 'declared_bytes' must be a JSON integer >= 0")
+    if target in ("entropy_input_reseed", "additional_input_reseed") and inputs[4] is None:
+        raise VectorMismatchError(f"vector {name!r}: field 'oversized_input' names a Reseed input "
+                                  "but the vector does not reseed")
+    entropy_input, nonce, personalization_string, additional_input, reseed = inputs
+    big = DeclaredLength(declared)
+    if target == "entropy_input":
+        entropy_input = big
+    elif target == "nonce":
+        nonce = big
+    elif target == "personalization_string":
+        personalization_string = big
+    elif target.startswith("additional_input["):
+        additional_input = list(additional_input)
+        additional_input[int(target[-2])] = big
+    elif target == "entropy_input_reseed":
+        reseed = (big, reseed[1])
+    else:
+        reseed = (reseed[0], big)
+    return entropy_input, nonce, personalization_string, additional_input, reseed
+
+
 def _verify_refusal(vector: Vector, name: str) -> None:
     """An invalid vector: the CAVP procedure (module docstring), with ``requested_bytes``
     per Generate and ``reseed_interval`` at Instantiate, MUST be refused with ``error``."""
@@ -314,13 +387,17 @@ def _verify_refusal(vector: Vector, name: str) -> None:
         if not isinstance(vector.get(text), str):
             raise VectorMismatchError(f"vector {name!r}: field {text!r} must be a string")
     inputs = _cavp_inputs(vector, name)
-    requested = vector.get("requested_bytes")
-    interval = vector.get("reseed_interval", RESEED_INTERVAL)
-    for label, value in (("requested_bytes", requested), ("reseed_interval", interval)):
+    if "oversized_input" in vector or "declared_bytes" in vector:
+        inputs = _with_declared_length(vector, name, inputs)
+    counts = []
+    for label, value in (("requested_bytes", vector.get("requested_bytes")),
+                         ("reseed_interval", vector.get("reseed_interval", RESEED_INTERVAL))):
         if isinstance(value, bool) or not isinstance(value, int):
             raise VectorMismatchError(f"vector {name!r}: field {label!r} must be a JSON integer")
+        counts.append(value)
+    checked_requested, checked_interval = counts
 
-    expect_refusal(vector, lambda: _run_cavp(hash_name, inputs, requested, interval))
+    expect_refusal(vector, lambda: _run_cavp(hash_name, inputs, checked_requested, checked_interval))
 
 
 FAMILY = VectorFamily(
@@ -328,5 +405,5 @@ FAMILY = VectorFamily(
     protocol=PROTOCOL,
     suite=SUITE,
     verify_vector=verify_vector,
-    pinned_sha256="e95d6bd5ff933d3bd64071f20c20120b4a74d15b4d7d1631e11336708f4088e0",
+    pinned_sha256="32d52bfb4e2a9ea968b5a2e5f97d7a24fdac2c568bc38e63c35996963fe58294",
 )

@@ -3,7 +3,8 @@ operations and decoder rejections (specs/paillier.md section 12).
 
 Generated from fixed HMAC_DRBG seeds (specs/conventions.md section 3.3), so
 ``usapp vectors generate`` rewrites ``vectors/paillier.json`` byte for byte.
-Every random value (r, the DJN exponent a, x behind h_s, randomisers) is
+Every random value (r, the DJN exponent a, x behind h_s, randomisers, and every
+random_bytes call of key generation with what became of it, section 3.1.1) is
 exported as a field "chosen by the generator"; everything else is computed.
 Integers are minimal lower-case hex; ``*_encoding`` fields are the fixed-length
 byte encodings of spec section 7.1.
@@ -14,10 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import gmpy2
+from gmpy2 import mpz
+
 from protocols import errors
 from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.drbg import HmacDrbg
-from protocols.primitives.rand import random_below
+from protocols.primitives.numtheory import MILLER_RABIN_ROUNDS, SMALL_PRIMES_PRODUCT
+from protocols.primitives.rand import ReplayRandom, random_below
 from protocols.schemes.paillier import (
     Ciphertext,
     FastEncryptor,
@@ -66,21 +71,117 @@ def _ct(pk: PublicKey, vector: Mapping[str, Any], name: str) -> Ciphertext:
 # -- verification, one function per operation -------------------------------------
 
 
-class _Counting:
-    """Counts the random_bytes calls and bytes key generation consumes (section 3.1)."""
+class _Recording:
+    """Counts and records every random_bytes call key generation makes (section 3.1)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner, self.calls, self.bytes = inner, 0, 0
+        self.draws: list[bytes] = []
 
     def random_bytes(self, n: int) -> bytes:
         self.calls, self.bytes = self.calls + 1, self.bytes + n
-        return self.inner.random_bytes(n)
+        out = self.inner.random_bytes(n)
+        self.draws.append(out)
+        return out
+
+
+KEYGEN_DRAW_OUTCOMES = {
+    "candidate": ("composite-trial-division", "composite-bpsw", "composite-miller-rabin", "prime",
+                  "prime-too-close"),
+    "mr-base": ("out-of-range", "pass", "fail"),
+}
+"""What each keygen draw was for (``<p|q>-candidate``, ``<p|q>-mr-base``) and its outcome (section 3.1)."""
+
+
+def annotate_keygen_draws(bits: int, draws: list[bytes]) -> tuple[list[dict[str, str]], int, int]:
+    """Walk section 3.1 over the recorded random_bytes outputs alone (no DRBG, no call into the
+    scheme): name every draw, say what became of it, and return (entries, p, q) with p the first
+    prime drawn and q the second (before the final swap that orders them).
+
+    A candidate draw is ``<x>-candidate`` with outcome ``composite-trial-division`` (gcd with the
+    odd primes below 2000), ``composite-bpsw``, ``composite-miller-rabin`` (a base draw failed),
+    ``prime`` (accepted) or ``prime-too-close`` (a q with |p - q| < 2^(half - 100), redrawn);
+    a Miller-Rabin base draw is ``<x>-mr-base`` with outcome ``out-of-range`` (RandomBelow
+    rejected it: redrawn), ``pass`` or ``fail``.  Raises VectorMismatchError when the draws
+    run out or are left over, or have the wrong length.
+    """
+    half = bits // 2
+    top = mpz(3) << (half - 2)
+    entries: list[dict[str, str]] = []
+    position = 0
+
+    def draw(name: str, nbytes: int) -> int:
+        nonlocal position
+        if position >= len(draws) or len(draws[position]) != nbytes:
+            raise VectorMismatchError(f"field 'draws': draw {position} ({name}) must be {nbytes} bytes")
+        entries.append({"name": name, "hex": draws[position].hex(), "outcome": ""})
+        position += 1
+        return int.from_bytes(draws[position - 1], "big")
+
+    def random_prime(label: str) -> tuple[mpz, int]:
+        while True:
+            c = (mpz(draw(f"{label}-candidate", (half + 7) // 8)) & ((mpz(1) << half) - 1)) | top | 1
+            index = len(entries) - 1
+            if gmpy2.gcd(c, SMALL_PRIMES_PRODUCT) != 1:
+                entries[index]["outcome"] = "composite-trial-division"
+                continue
+            if not gmpy2.is_bpsw_prp(c):
+                entries[index]["outcome"] = "composite-bpsw"
+                continue
+            bound = c - 3                             # RandomRange(2, c - 1) = 2 + RandomBelow(c - 3)
+            k = int(bound - 1).bit_length()
+            prime = True
+            for _ in range(MILLER_RABIN_ROUNDS):
+                while True:
+                    value = draw(f"{label}-mr-base", (k + 7) // 8) & ((1 << k) - 1)
+                    if value < bound:
+                        break
+                    entries[-1]["outcome"] = "out-of-range"
+                if not gmpy2.is_strong_prp(c, 2 + value):
+                    entries[-1]["outcome"] = "fail"
+                    prime = False
+                    break
+                entries[-1]["outcome"] = "pass"
+            if prime:
+                entries[index]["outcome"] = "prime"
+                return c, index
+            entries[index]["outcome"] = "composite-miller-rabin"
+
+    p, _ = random_prime("p")
+    while True:
+        q, index = random_prime("q")
+        if abs(p - q) >= mpz(1) << (half - 100):
+            break
+        entries[index]["outcome"] = "prime-too-close"
+    if position != len(draws):
+        raise VectorMismatchError(f"field 'draws': {len(draws) - position} draws left over")
+    return entries, int(p), int(q)
+
+
+def _keygen_draws(v: Mapping[str, Any]) -> list[bytes]:
+    items = v.get("draws")
+    if not isinstance(items, list) or not all(
+            isinstance(d, dict) and set(d) == {"name", "hex", "outcome"} for d in items):
+        raise VectorMismatchError("field 'draws' must be a list of {name, hex, outcome}")
+    return [bytes_field(d, "hex") for d in items]
 
 
 def _keygen(v: Mapping[str, Any]) -> None:
     bits = small_int_field(v, "bits")
-    rng = _Counting(HmacDrbg.from_seed(str_field(v, "seed")))
-    key = generate_keypair(bits, rng)
+    draws = _keygen_draws(v)
+    # 1. the draws alone: the spec's walk names them, and the scheme's key generation fed with
+    #    them (no DRBG) gives the key and consumes exactly them
+    entries, first, second = annotate_keygen_draws(bits, draws)
+    expect("draws", v["draws"], entries)
+    replay = ReplayRandom(list(draws))
+    key = generate_keypair(bits, replay)
+    if not replay.exhausted:
+        raise VectorMismatchError("field 'draws': key generation did not consume every draw")
+    expect("p", (int_field(v, "p"), int_field(v, "q")), (min(first, second), max(first, second)))
+    # 2. the seed's HMAC_DRBG yields exactly those draws
+    rng = _Recording(HmacDrbg.from_seed(str_field(v, "seed")))
+    generate_keypair(bits, rng)
+    expect("draws", [d.hex() for d in rng.draws], [d.hex() for d in draws])
     expect("draw_calls", small_int_field(v, "draw_calls"), rng.calls)
     expect("bytes_drawn", small_int_field(v, "bytes_drawn"), rng.bytes)
     for name, value in (("p", key.p), ("q", key.q), ("n", key.public_key.n), ("hp", key.hp),
@@ -254,14 +355,16 @@ def build() -> dict:
     private = {**common, "p": hexint(key.p), "q": hexint(key.q)}
 
     for bits, seed in ((2048, KEY_SEED), (3072, SEED_PREFIX + "key-3072")):
-        counting = _Counting(HmacDrbg.from_seed(seed))
-        k = generate_keypair(bits, counting)
+        counting = _Recording(HmacDrbg.from_seed(seed))
+        generated = generate_keypair(bits, counting)
         vectors.append({
             "name": f"keygen-{bits}", "operation": "keygen", "bits": bits, "seed": seed,
+            "draws": annotate_keygen_draws(bits, counting.draws)[0],
             "draw_calls": counting.calls, "bytes_drawn": counting.bytes,
-            "p": hexint(k.p), "q": hexint(k.q), "n": hexint(k.public_key.n), "hp": hexint(k.hp),
-            "hq": hexint(k.hq), "p_inverse": hexint(k.p_inverse),
-            "n_encoding": k.public_key.to_bytes().hex(), "private_key_encoding": k.to_bytes().hex(),
+            "p": hexint(generated.p), "q": hexint(generated.q), "n": hexint(generated.public_key.n),
+            "hp": hexint(generated.hp), "hq": hexint(generated.hq), "p_inverse": hexint(generated.p_inverse),
+            "n_encoding": generated.public_key.to_bytes().hex(),
+            "private_key_encoding": generated.to_bytes().hex(),
         })
 
     plaintexts = [0, 1, 42, n - 1, random_below(rng, n)]
