@@ -39,7 +39,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import gmpy2
 
@@ -142,7 +142,7 @@ class _Recorder:
 
 def _play(v: Mapping[str, Any]):
     sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
-    options = {name: _optional_int(v, name) for name in _OPTIONAL}
+    options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
                       slots=small_int_field(v, "slots"), value_bits=small_int_field(v, "value_bits"),
@@ -165,6 +165,16 @@ def _b32(value: int) -> str:
     return value.to_bytes(ks.SHARE_BYTES, "big").hex()
 
 
+T = TypeVar("T")
+
+
+def _present(value: T | None, what: str) -> T:
+    """A value the run has set by now (a resolved parameter, the round's state or result)."""
+    if value is None:
+        raise VectorMismatchError(f"internal cross-check failed: {what} is not set")
+    return value
+
+
 def _check(condition: bool, what: str) -> None:
     if not condition:
         raise VectorMismatchError(f"internal cross-check failed: {what}")
@@ -178,7 +188,7 @@ def _setup_json(p: agg.Provisioned) -> dict:
             "key": s.key.hex(), "mac_up": ks.mac_key(s.key, b"up").hex(), "mac_down": ks.mac_key(s.key, b"down").hex(),
             "x25519_private": s.x25519_private.hex(), "x25519_public": s.x25519_public.hex(),
             "ed25519_seed": s.signing_seed.hex(), "ed25519_public": s.verify_key.hex(),
-            "graph_nonce": hood.reveals[m].hex(), "graph_commitment": hood.commitments[m].hex(),
+            "graph_nonce": _present(hood.reveals, "reveals")[m].hex(), "graph_commitment": hood.commitments[m].hex(),
         }
     layout = hood.layout
     return {
@@ -252,8 +262,9 @@ def _round_json(sk: PrivateKey, p: agg.Provisioned, t: nb.Transcript, readings, 
         eps_shares, sigma_shares = _shares(p, r, m, adverts[m])
         for secret, shares in ((epsilon, eps_shares), (sigma, sigma_shares)):
             points = [shamir.Share(x, y) for x, y in enumerate(shares, start=1)]
-            _check(shamir.recover(points, hood.threshold) == secret, f"shares of {m}")
-            shamir.check_consistent(points, hood.threshold)
+            threshold = _present(hood.threshold, "threshold")
+            _check(shamir.recover(points, threshold) == secret, f"shares of {m}")
+            shamir.check_consistent(points, threshold)
         entry: dict[str, Any] = {"epsilon": _b32(epsilon), "sigma": _b32(sigma), "mask_public": e_public.hex(),
                                  "epsilon_shares": [_b32(y) for y in eps_shares],
                                  "sigma_shares": [_b32(y) for y in sigma_shares],
@@ -285,12 +296,12 @@ def _round_json(sk: PrivateKey, p: agg.Provisioned, t: nb.Transcript, readings, 
             })
         meters[m] = entry
 
-    rs, result = t.state, t.result
+    rs, result = _present(t.state, "round state"), _present(t.result, "result")
     reporting = set(rs.reporting)
-    decrypted = int(sk.decrypt(rs.report.ciphertext))
-    unmasked = decrypted - sum(ks.self_mask(secrets[m][1], r, n) for m in rs.reporting)
+    decrypted = int(sk.decrypt(_present(rs.report, "root report").ciphertext))
+    unmasked = decrypted - sum(int(ks.self_mask(secrets[m][1], r, n)) for m in rs.reporting)
     for j in rs.missing:
-        unmasked -= sum(hood.sign(peer, j) * pair_mask[peer, j] for peer in rs.bundles[j]
+        unmasked -= sum(int(hood.sign(peer, j) * pair_mask[peer, j]) for peer in rs.bundles[j]
                         if peer in reporting and j in rs.bundles[peer])
     unmasked %= n
     sums, tag_sum = hood.layout.unpack(unmasked, n)
@@ -372,9 +383,10 @@ def _recoverable(hood: agg.Neighbourhood, reporting: set, dropped: set, silent: 
     answering = reporting - silent
     for m in advertisers:
         peers = [j for j in hood.neighbours(m) if j in advertisers]
-        if len(peers) < hood.threshold or sum(j in answering for j in peers) < hood.threshold:
+        threshold = _present(hood.threshold, "threshold")
+        if len(peers) < threshold or sum(j in answering for j in peers) < threshold:
             return False
-    return len(reporting) >= hood.min_reporting
+    return len(reporting) >= _present(hood.min_reporting, "min_reporting")
 
 
 def _greedy(hood: agg.Neighbourhood, chosen: dict[str, list[str]], role: str, wanted: int) -> bool:
@@ -482,7 +494,7 @@ def _replay(setup: Mapping[str, Any], stage: str):
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
     sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
-    options = {name: _optional_int(setup, name) for name in _OPTIONAL}
+    options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
                       group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
@@ -763,13 +775,25 @@ def _role_step(v: Mapping[str, Any]):
     return run_utility, lambda: _utility_json(us, holder["rs"])
 
 
+def _guarded(run):
+    """A role trusts its own state: a hand-made ``state_before`` whose parts disagree (a bundled peer
+    without held shares, say) is reported as a mismatch of that field, not as a crash."""
+    def guarded(inputs: list[bytes]) -> tuple[dict, Any]:
+        try:
+            return run(inputs)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise VectorMismatchError(f"field 'state_before' is inconsistent: {exc!r}",
+                                      field="state_before") from None
+    return guarded
+
+
 def _refusal(v: Mapping[str, Any]) -> None:
     name = str_field(v, "name")
     if v.get("result") != "invalid":
         raise VectorMismatchError(f"vector {name}: field 'result' must be 'invalid' for a refusal")
     run, _ = _role_step(v)
     inputs = hex_list_field(v, "input")
-    expect_refusal(v, lambda: run(inputs))
+    expect_refusal(v, lambda: _guarded(run)(inputs))
 
 
 def _step_vector(v: Mapping[str, Any]) -> None:
@@ -779,7 +803,7 @@ def _step_vector(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"vector {v.get('name')}: field 'result' must be 'valid' for a step")
     run, state = _role_step(v)
     inputs = hex_list_field(v, "input")
-    sent, release = recompute("input", lambda: run(inputs))
+    sent, release = recompute("input", lambda: _guarded(run)(inputs))
     expect("output", field(v, "output"), sent)
     expect("release", field(v, "release"), release)
     where = _first_difference("state_after", field(v, "state_after"), state())
