@@ -763,8 +763,11 @@ def test_the_spec_alone_refuses_every_meter_provision_vector_with_its_error(v: d
 
 
 def test_every_meter_refusal_of_the_file_is_played() -> None:
-    """The two parametrized tests above cover all meter refusals of spec 11.4 (39 + 8)."""
-    assert (len(_refusals("meter-receive")), len(_refusals("meter-provision"))) == (39, 8)
+    """The two parametrized tests above cover all meter refusals of spec 11.4 (41 + 8), the replayed rekey
+    and the rekey of an old epoch among them."""
+    names = {v["name"] for v in _refusals("meter-receive")}
+    assert {"rekey-replayed", "rekey-of-epoch-0-at-a-meter-in-epoch-1", "rekey-to-the-leaver"} <= names
+    assert (len(names), len(_refusals("meter-provision"))) == (41, 8)
 
 
 def test_device_private_is_the_raw_hpke_private_key() -> None:

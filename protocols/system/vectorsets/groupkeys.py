@@ -815,6 +815,12 @@ def _negatives() -> list[dict]:
         _mutate_cbor(rekey, lambda m: m.update({9: []}), ctl_key))
     add("rekey-node-outside-the-tree", ["malformed-field"], "DecodeError", fresh,
         _mutate_cbor(rekey, lambda m: m[8].insert(0, [0, 4, 99]), ctl_key))
+    after_rekey = copy.deepcopy(fresh)
+    after_rekey.receive(rekey)
+    add("rekey-replayed", ["replay"], "ReplayError", after_rekey, rekey)
+    moved_on = copy.deepcopy(fresh)  # a meter that went on to epoch 1 (and awaits its resync)
+    moved_on.state.epoch, moved_on.state.seq, moved_on.state.keys = 1, 0, None
+    add("rekey-of-epoch-0-at-a-meter-in-epoch-1", ["wrong-epoch"], "StateError", moved_on, rekey)
     data2 = world.controller.send(b"after the leave")
     add("data-under-a-group-key-the-meter-lacks", ["stale-group-key"], "ResyncRequiredError", fresh, data2)
     # Commands and checkpoints.
