@@ -25,13 +25,18 @@ report encrypts, through an encryptor that records them and encrypts as the
 meter would without one; the rest is recomputed from the messages and keys
 with the key schedule and cross-checked (a disagreement is a mismatch).
 
-Refusals (operation ``refusal``, spec 12.1): Wycheproof-style negative
-vectors derived from the first round.  Each stores the round's inputs
-(``setup``), the ``stage`` the round is replayed to, the refusing ``role``,
-``step`` and ``party``, the exact ``input`` messages and the expected
-``error``; verification replays the round with the real roles, feeds the
-input and requires exactly that error (an acceptance or another error is a
-VectorMismatchError naming the vector).
+Per-role vectors (spec 12.1, 12.2), derived from the first round: each names
+a ``role``, ``step`` and ``party`` and gives the public ``directory`` (CBOR
+of spec 3.2 and the reveals) and the role's ``state_before`` as a documented
+state object (meter, aggregator or utility state), so a vendor who builds
+one role checks only that role.  Valid steps (operation ``step``) carry the
+honest ``input``, the ``output`` sent, the ``release`` (finish) and
+``state_after``; refusals (operation ``refusal``, Wycheproof style) carry
+the bad ``input`` and the expected ``error``.  Verification rebuilds the
+neighbourhood and the state and runs the real role's step: a refusal that is
+accepted or refused with another error, and a step whose output or state
+differs, is a VectorMismatchError naming the vector.  The generator takes
+each state from the honest replay of the round (``_replay``).
 """
 
 from __future__ import annotations
@@ -466,8 +471,10 @@ def build() -> dict:
                         "every message (hex CBOR) and the released sums. Meters with readings report; 'dropped' "
                         "meters advertise but do not report (the missing set); others take no part; 'silent' "
                         "meters do not answer their unmask-request; 'absent_committee' members do not sign. "
-                        "Then refusals (operation 'refusal', result 'invalid'): one role's step fed a bad input "
-                        "must raise 'error' (flags in 'notes')."),
+                        "Then per-role vectors of the first round (spec 12.1, 12.2): one role, put in the documented "
+                        "state 'state_before' under the public 'directory', runs one step; valid steps (operation "
+                        "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
+                        "'invalid') must raise 'error' (flags in 'notes')."),
         "notes": NOTES,
         "vectors": vectors + _step_cases(gen) + _refusal_cases(vectors[0], gen),
     }
@@ -476,13 +483,13 @@ def build() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Negative vectors (operation ``refusal``, spec 12.1): one step of one role refuses an input
+# Per-role vectors (operations ``step`` and ``refusal``, spec 12.1 and 12.2)
 
 
 _SETUP = _INPUTS[2:]
-"""The inputs of the valid round a refusal replays (everything but name and operation)."""
+"""The inputs of the valid round the generator replays (everything but name and operation)."""
 STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
-"""How far the replay of ``setup`` runs before the refused step (spec 12.1)."""
+"""How far the generator replays the base round before it reads a role's state."""
 
 
 def _utility(p: agg.Provisioned) -> agg.Utility:
