@@ -379,9 +379,42 @@ def check(condition: bool, what: str, name: str = "DecodeError") -> None:
         raise refuse(name, what)
 
 
+ED_P = 2**255 - 19
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_L = 2**252 + 27742317777372353535851937790883648493  # RFC 8032 5.1: the prime order
+
+
+def _ed_add(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """RFC 8032 5.1.4: addition in extended coordinates (X, Y, Z, T)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa, bb = (y1 - x1) * (y2 - x2) % ED_P, (y1 + x1) * (y2 + x2) % ED_P
+    cc, dd = 2 * t1 * t2 * ED_D % ED_P, 2 * z1 * z2 % ED_P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return e * f % ED_P, g * h % ED_P, f * g % ED_P, e * h % ED_P
+
+
 def check_point(key: bytes, what: str) -> None:
-    """Spec 3.2: a 32-byte Ed25519 public key (the prime-order check is not played by any vector)."""
+    """Spec 3.2: a canonical encoding (RFC 8032 5.1.3) of a point of prime order L, not the identity."""
     check(len(key) == 32, f"{what}: 32 bytes")
+    y = int.from_bytes(key, "little")
+    sign, y = y >> 255, y & (2**255 - 1)
+    check(y < ED_P, f"{what}: y not canonical")
+    u, v = (y * y - 1) % ED_P, (ED_D * y * y + 1) % ED_P
+    x = u * pow(v, 3, ED_P) * pow(u * pow(v, 7, ED_P), (ED_P - 5) // 8, ED_P) % ED_P
+    if v * x * x % ED_P == (-u) % ED_P:
+        x = x * pow(2, (ED_P - 1) // 4, ED_P) % ED_P
+    check(v * x * x % ED_P == u, f"{what}: not on the curve")
+    check(not (x == 0 and sign), f"{what}: x = 0 with the sign bit")
+    if x & 1 != sign:
+        x = ED_P - x
+    point, acc = (x, y, 1, x * y % ED_P), (0, 1, 1, 0)
+    check(point[:2] != (0, 1), f"{what}: the identity")
+    for bit in bin(ED_L)[2:]:  # [L]P by double-and-add: the identity iff P has order dividing L
+        acc = _ed_add(acc, acc)
+        if bit == "1":
+            acc = _ed_add(acc, point)
+    check(acc[0] % ED_P == 0 and (acc[1] - acc[2]) % ED_P == 0, f"{what}: not of prime order")
 
 
 def decode_message(data: bytes) -> tuple[str, dict]:
@@ -763,11 +796,11 @@ def test_the_spec_alone_refuses_every_meter_provision_vector_with_its_error(v: d
 
 
 def test_every_meter_refusal_of_the_file_is_played() -> None:
-    """The two parametrized tests above cover all meter refusals of spec 11.4 (41 + 8), the replayed rekey
-    and the rekey of an old epoch among them."""
+    """The two parametrized tests above cover all meter refusals of spec 11.4 (43 + 8), the replayed rekey,
+    the rekey of an old epoch and the keys of order 2 among them."""
     names = {v["name"] for v in _refusals("meter-receive")}
     assert {"rekey-replayed", "rekey-of-epoch-0-at-a-meter-in-epoch-1", "rekey-to-the-leaver"} <= names
-    assert (len(names), len(_refusals("meter-provision"))) == (41, 8)
+    assert (len(names), len(_refusals("meter-provision"))) == (43, 8)
 
 
 def test_device_private_is_the_raw_hpke_private_key() -> None:
@@ -782,3 +815,45 @@ def test_device_private_is_the_raw_hpke_private_key() -> None:
                   X25519PrivateKey.from_private_bytes(bytes.fromhex(s["device_private"])), s)
     assert meter.receive(message) == {"accepted": "keys"}
     assert meter.keys is not None and meter.seq == seq
+
+
+def test_the_point_check_accepts_every_key_of_the_vectors_and_refuses_small_and_mixed_order() -> None:
+    """Spec 3.2: every command and controller key in the file is a valid point; the identity, the point of
+    order 2, a non-canonical y and a key of mixed order (a valid key plus the order-2 point) are refused."""
+    keys = set()
+    for v in _vectors():
+        for s in (v.get("meter"), v if v["operation"] == "meter-provision" else None):
+            if isinstance(s, dict):
+                keys.add(s["command_key"])
+        if v["operation"] == "run":
+            keys |= {v["command_key"], v["controller_public"]}
+    for key in keys:
+        check_point(bytes.fromhex(key), "key")
+    valid = next(iter(keys))
+    x, y = _affine(bytes.fromhex(valid))
+    mixed = _encode(*_affine_add((x, y), (0, ED_P - 1)))
+    for bad in ("01" + "00" * 31, "ec" + "ff" * 30 + "7f", "ed" + "ff" * 30 + "7f", mixed.hex()):
+        with pytest.raises(SpecError) as caught:
+            check_point(bytes.fromhex(bad), "key")
+        assert caught.value.name == "DecodeError", bad
+
+
+def _affine(key: bytes) -> tuple[int, int]:
+    y = int.from_bytes(key, "little") & (2**255 - 1)
+    u, v = (y * y - 1) % ED_P, (ED_D * y * y + 1) % ED_P
+    x = u * pow(v, 3, ED_P) * pow(u * pow(v, 7, ED_P), (ED_P - 5) // 8, ED_P) % ED_P
+    if v * x * x % ED_P != u:
+        x = x * pow(2, (ED_P - 1) // 4, ED_P) % ED_P
+    return (ED_P - x if x & 1 != key[31] >> 7 else x), y
+
+
+def _affine_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    x1, y1 = a
+    x2, y2 = b
+    k = ED_D * x1 * x2 * y1 * y2 % ED_P
+    return ((x1 * y2 + x2 * y1) * pow(1 + k, ED_P - 2, ED_P) % ED_P,
+            (y1 * y2 + x1 * x2) * pow(1 - k, ED_P - 2, ED_P) % ED_P)
+
+
+def _encode(x: int, y: int) -> bytes:
+    return (y | (x & 1) << 255).to_bytes(32, "little")

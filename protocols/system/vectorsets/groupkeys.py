@@ -749,6 +749,9 @@ NOTES = {
     "duplicate-joiner": "a rekey batch adding a member already in the tree (spec 5.1, StateError)",
     "join-and-leave": "a rekey batch in which one member both joins and leaves (spec 5.1, StateError)",
     "duplicate-leaver": "a rekey batch listing one leaver twice (spec 5.1, ParameterError)",
+    "invalid-point": "a public key of a command or checkpoint that is not a canonical encoding of an Ed25519 "
+                     "point of prime order other than the identity, here the point (0, -1) of order 2 (spec 3.2, "
+                     "4.5, 4.6: DecodeError)",
     "small-order-key": "a joiner's HPKE public key is a small-order X25519 point, here u = 0 (spec 5.1, RFC 9180 "
                        "section 7.1.4, DecodeError)",
     "empty-batch": "a rekey batch with neither joins nor leaves (spec 5.1, ParameterError)",
@@ -857,6 +860,11 @@ def _negatives() -> list[dict]:
                                                                          3: bytes(32)}})))
     checkpoint = world.sign(gk.checkpoint_body(world.group, 0, 0, world.controller.public_key,
                                                world.now + world.lifetime), [2, 3])
+    order_two = bytes.fromhex("ec" + "ff" * 30 + "7f")  # y = p - 1, x = 0: the point (0, -1)
+    add("command-set-command-key-to-a-point-of-order-2", ["invalid-point"], "DecodeError", fresh,
+        _mutate_cbor(command, lambda m: m.update({5: "set-command-key", 6: {1: order_two}})))
+    add("checkpoint-controller-key-of-order-2", ["invalid-point"], "DecodeError", fresh,
+        _mutate_cbor(checkpoint, lambda m: m.update({6: order_two})))
     add("checkpoint-behind-the-meter", ["replay"], "ReplayError", after_command, checkpoint)
     other_controller = gk.Controller(gk.ControllerState(world.group, 0, 2, other_key)).public_key
     rollback = world.sign(gk.checkpoint_body(world.group, 1, 0, other_controller, world.now + world.lifetime),
