@@ -32,7 +32,9 @@ def test_the_schema_is_valid_and_the_file_validates() -> None:
     (), ("vectors", 0), ("vectors", 0, "parameters"), ("vectors", 0, "directory"), ("vectors", 0, "messages"),
     ("vectors", 0, "utility"), ("vectors", 0, "release"), ("vectors", 0, "pairs", 0),
     ("vectors", 0, "meter_keys", "sm-000"), ("vectors", 0, "round_meters", "sm-000"),
-    ("vectors", 4), ("vectors", 4, "setup"),
+    ("vectors", 4), ("vectors", 4, "directory"), ("vectors", 4, "state_before"), ("vectors", 4, "state_after"),
+    ("vectors", 11), ("vectors", 11, "state_before"), ("vectors", 9, "state_before", "round"),
+    ("vectors", 7, "state_before"), ("vectors", 7, "state_after", "retained"), ("vectors", 11, "directory"),
 ])
 def test_an_undocumented_field_fails_the_schema(path: tuple) -> None:
     document = copy.deepcopy(FILE)
@@ -59,10 +61,11 @@ def test_every_description_says_input_or_computed() -> None:
 
 
 def test_counts_flags_and_roles() -> None:
-    results = Counter(v.get("result", "valid") for v in FILE["vectors"])
-    assert results["valid"] == 4 and results["invalid"] >= 40
+    results = Counter((v["operation"], v.get("result", "valid")) for v in FILE["vectors"])
+    assert results == {("round", "valid"): 4, ("step", "valid"): 7, ("refusal", "invalid"): 46}
     refusals = [v for v in FILE["vectors"] if v.get("result") == "invalid"]
     assert {v["role"] for v in refusals} == {"meter", "committee", "aggregator", "utility"}
+    assert all("stage" not in v and "setup" not in v and "state_before" in v for v in refusals)
     used = {flag for v in refusals for flag in v["flags"]}
     assert used <= set(FILE["notes"]) and set(FILE["notes"]) <= used
     assert FILE["notes"] == family.NOTES
@@ -102,10 +105,74 @@ def test_the_untampered_input_is_accepted_hence_a_mismatch() -> None:
     assert vector["name"] in str(caught.value)
 
 
-def test_a_refusal_replays_exactly_the_valid_round() -> None:
-    """The replay reaches the valid vector's messages: the stored setup is the base round's inputs."""
-    vector = _refusal("complete-graph/utility-receive/bad-mac")
-    valid = next(v for v in FILE["vectors"] if v["name"] == vector["base"])
-    p, t = family._replay(vector["setup"], "responded")
-    assert {m: raw.hex() for m, raw in t.responses.items()} == valid["messages"]["unmask_responses"]
-    assert {m: raw.hex() for m, raw in t.aggregate_reports.items()} == valid["messages"]["aggregate_reports"]
+def _vector(name: str) -> dict:
+    return copy.deepcopy(next(v for v in FILE["vectors"] if v["name"] == name))
+
+
+def test_the_state_objects_are_the_base_rounds_states() -> None:
+    """The per-role states agree with the valid round: the meter's held shares are what its neighbours'
+    boxes carry (round_meters.*_shares at this meter's point), the directory is the round's."""
+    step = _vector("complete-graph/meter-accept_bundle")
+    valid = _vector(step["base"])
+    assert step["directory"]["cbor"] == valid["directory"]["cbor"]
+    assert step["state_before"]["held"] == {} and step["state_before"]["advertised"] == step["round"]
+    after = step["state_after"]
+    me = step["party"]
+    for peer, (eps, sigma) in after["held"].items():
+        x = valid["directory"]["neighbours"][peer].index(me)
+        assert [eps, sigma] == [valid["round_meters"][peer]["epsilon_shares"][x],
+                                valid["round_meters"][peer]["sigma_shares"][x]]
+    assert after["bundle"] == valid["round_meters"][me]["bundle"]
+
+
+@pytest.mark.parametrize("role_step", ["meter-accept_bundle", "meter-unmask", "committee-sign_commit"])
+def test_a_replay_refusal_starts_from_the_valid_steps_state_after(role_step: str) -> None:
+    step = _vector(f"complete-graph/{role_step}")
+    replay = _vector(f"complete-graph/{role_step}/replay")
+    assert replay["state_before"] == step["state_after"] and replay["input"] == step["input"]
+
+
+def test_the_valid_steps_release_the_rounds_sums_and_send_its_messages() -> None:
+    valid = _vector("complete-graph")
+    finish = _vector("complete-graph/utility-finish")
+    assert finish["release"] == valid["release"]
+    unmask = _vector("complete-graph/meter-unmask")
+    assert unmask["output"] == {unmask["party"]: valid["messages"]["unmask_responses"][unmask["party"]]}
+    bundles = _vector("complete-graph/utility-bundles")
+    assert bundles["output"] == valid["messages"]["bundles"]
+
+
+@pytest.mark.parametrize("path, value", [
+    (("state_after", "last_unmasked"), -1),
+    (("state_after", "last_reported"), 6),
+    (("output", "sm-000"), "00"),
+])
+def test_an_edited_step_is_a_mismatch(path: tuple, value: object) -> None:
+    vector = _vector("complete-graph/meter-unmask")
+    vector[path[0]][path[1]] = value
+    with pytest.raises(VectorMismatchError):
+        family.verify_vector(vector)
+
+
+def test_a_state_that_already_answered_refuses_the_honest_request() -> None:
+    """The per-role state is what decides: the honest request, given to a meter whose state says it answered
+    round r, is a ReplayError; given to the state before that answer, it is accepted (hence a mismatch)."""
+    vector = _vector("complete-graph/meter-unmask/replay")
+    family.verify_vector(vector)
+    vector["state_before"] = _vector("complete-graph/meter-unmask")["state_before"]
+    with pytest.raises(VectorMismatchError, match="accepted"):
+        family.verify_vector(vector)
+
+
+def test_an_inconsistent_state_is_a_mismatch_not_a_crash() -> None:
+    vector = _vector("complete-graph/meter-unmask/replay")
+    vector["state_before"]["last_unmasked"] = -1  # answered (no held shares) yet not marked answered
+    with pytest.raises(VectorMismatchError, match="state_before"):
+        family.verify_vector(vector)
+
+
+def test_a_directory_that_does_not_reencode_is_a_mismatch() -> None:
+    vector = _vector("complete-graph/aggregator-aggregate/stranger")
+    vector["directory"]["cbor"] += "00"
+    with pytest.raises(VectorMismatchError, match="directory"):
+        family.verify_vector(vector)

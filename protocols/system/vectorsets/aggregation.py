@@ -25,20 +25,26 @@ report encrypts, through an encryptor that records them and encrypts as the
 meter would without one; the rest is recomputed from the messages and keys
 with the key schedule and cross-checked (a disagreement is a mismatch).
 
-Refusals (operation ``refusal``, spec 12.1): Wycheproof-style negative
-vectors derived from the first round.  Each stores the round's inputs
-(``setup``), the ``stage`` the round is replayed to, the refusing ``role``,
-``step`` and ``party``, the exact ``input`` messages and the expected
-``error``; verification replays the round with the real roles, feeds the
-input and requires exactly that error (an acceptance or another error is a
-VectorMismatchError naming the vector).
+Per-role vectors (spec 12.1, 12.2), derived from the first round: each names
+a ``role``, ``step`` and ``party`` and gives the public ``directory`` (CBOR
+of spec 3.2 and the reveals) and the role's ``state_before`` as a documented
+state object (meter, aggregator or utility state), so a vendor who builds
+one role checks only that role.  Valid steps (operation ``step``) carry the
+honest ``input``, the ``output`` sent, the ``release`` (finish) and
+``state_after``; refusals (operation ``refusal``, Wycheproof style) carry
+the bad ``input`` and the expected ``error``.  Verification rebuilds the
+neighbourhood and the state and runs the real role's step: a refusal that is
+accepted or refused with another error, and a step whose output or state
+differs, is a VectorMismatchError naming the vector.  The generator takes
+each state from the honest replay of the round (``_replay``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import gmpy2
 
@@ -53,6 +59,7 @@ from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     bytes_field,
     dispatch,
+    expect,
     expect_outputs,
     expect_refusal,
     field,
@@ -140,7 +147,7 @@ class _Recorder:
 
 def _play(v: Mapping[str, Any]):
     sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
-    options = {name: _optional_int(v, name) for name in _OPTIONAL}
+    options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
                       slots=small_int_field(v, "slots"), value_bits=small_int_field(v, "value_bits"),
@@ -163,6 +170,16 @@ def _b32(value: int) -> str:
     return value.to_bytes(ks.SHARE_BYTES, "big").hex()
 
 
+T = TypeVar("T")
+
+
+def _present(value: T | None, what: str) -> T:
+    """A value the run has set by now (a resolved parameter, the round's state or result)."""
+    if value is None:
+        raise VectorMismatchError(f"internal cross-check failed: {what} is not set")
+    return value
+
+
 def _check(condition: bool, what: str) -> None:
     if not condition:
         raise VectorMismatchError(f"internal cross-check failed: {what}")
@@ -176,7 +193,7 @@ def _setup_json(p: agg.Provisioned) -> dict:
             "key": s.key.hex(), "mac_up": ks.mac_key(s.key, b"up").hex(), "mac_down": ks.mac_key(s.key, b"down").hex(),
             "x25519_private": s.x25519_private.hex(), "x25519_public": s.x25519_public.hex(),
             "ed25519_seed": s.signing_seed.hex(), "ed25519_public": s.verify_key.hex(),
-            "graph_nonce": hood.reveals[m].hex(), "graph_commitment": hood.commitments[m].hex(),
+            "graph_nonce": _present(hood.reveals, "reveals")[m].hex(), "graph_commitment": hood.commitments[m].hex(),
         }
     layout = hood.layout
     return {
@@ -250,8 +267,9 @@ def _round_json(sk: PrivateKey, p: agg.Provisioned, t: nb.Transcript, readings, 
         eps_shares, sigma_shares = _shares(p, r, m, adverts[m])
         for secret, shares in ((epsilon, eps_shares), (sigma, sigma_shares)):
             points = [shamir.Share(x, y) for x, y in enumerate(shares, start=1)]
-            _check(shamir.recover(points, hood.threshold) == secret, f"shares of {m}")
-            shamir.check_consistent(points, hood.threshold)
+            threshold = _present(hood.threshold, "threshold")
+            _check(shamir.recover(points, threshold) == secret, f"shares of {m}")
+            shamir.check_consistent(points, threshold)
         entry: dict[str, Any] = {"epsilon": _b32(epsilon), "sigma": _b32(sigma), "mask_public": e_public.hex(),
                                  "epsilon_shares": [_b32(y) for y in eps_shares],
                                  "sigma_shares": [_b32(y) for y in sigma_shares],
@@ -283,12 +301,12 @@ def _round_json(sk: PrivateKey, p: agg.Provisioned, t: nb.Transcript, readings, 
             })
         meters[m] = entry
 
-    rs, result = t.state, t.result
+    rs, result = _present(t.state, "round state"), _present(t.result, "result")
     reporting = set(rs.reporting)
-    decrypted = int(sk.decrypt(rs.report.ciphertext))
-    unmasked = decrypted - sum(ks.self_mask(secrets[m][1], r, n) for m in rs.reporting)
+    decrypted = int(sk.decrypt(_present(rs.report, "root report").ciphertext))
+    unmasked = decrypted - sum(int(ks.self_mask(secrets[m][1], r, n)) for m in rs.reporting)
     for j in rs.missing:
-        unmasked -= sum(hood.sign(peer, j) * pair_mask[peer, j] for peer in rs.bundles[j]
+        unmasked -= sum(int(hood.sign(peer, j) * pair_mask[peer, j]) for peer in rs.bundles[j]
                         if peer in reporting and j in rs.bundles[peer])
     unmasked %= n
     sums, tag_sum = hood.layout.unpack(unmasked, n)
@@ -370,9 +388,10 @@ def _recoverable(hood: agg.Neighbourhood, reporting: set, dropped: set, silent: 
     answering = reporting - silent
     for m in advertisers:
         peers = [j for j in hood.neighbours(m) if j in advertisers]
-        if len(peers) < hood.threshold or sum(j in answering for j in peers) < hood.threshold:
+        threshold = _present(hood.threshold, "threshold")
+        if len(peers) < threshold or sum(j in answering for j in peers) < threshold:
             return False
-    return len(reporting) >= hood.min_reporting
+    return len(reporting) >= _present(hood.min_reporting, "min_reporting")
 
 
 def _greedy(hood: agg.Neighbourhood, chosen: dict[str, list[str]], role: str, wanted: int) -> bool:
@@ -440,6 +459,7 @@ def build() -> dict:
         _case(sk, "packed", 5, 5, slots=40),
         _case(sk, "differential-privacy", 8, 3, slots=2, value_bits=10, noise=dp_noise, dropped=1),
     ]
+    gen = _Generator(vectors[0])
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -451,23 +471,25 @@ def build() -> dict:
                         "every message (hex CBOR) and the released sums. Meters with readings report; 'dropped' "
                         "meters advertise but do not report (the missing set); others take no part; 'silent' "
                         "meters do not answer their unmask-request; 'absent_committee' members do not sign. "
-                        "Then refusals (operation 'refusal', result 'invalid'): one role's step fed a bad input "
-                        "must raise 'error' (flags in 'notes')."),
+                        "Then per-role vectors of the first round (spec 12.1, 12.2): one role, put in the documented "
+                        "state 'state_before' under the public 'directory', runs one step; valid steps (operation "
+                        "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
+                        "'invalid') must raise 'error' (flags in 'notes')."),
         "notes": NOTES,
-        "vectors": vectors + _refusal_cases(vectors[0]),
+        "vectors": vectors + _step_cases(gen) + _refusal_cases(vectors[0], gen),
     }
 
 
 
 
 # ---------------------------------------------------------------------------
-# Negative vectors (operation ``refusal``, spec 12.1): one step of one role refuses an input
+# Per-role vectors (operations ``step`` and ``refusal``, spec 12.1 and 12.2)
 
 
 _SETUP = _INPUTS[2:]
-"""The inputs of the valid round a refusal replays (everything but name and operation)."""
+"""The inputs of the valid round the generator replays (everything but name and operation)."""
 STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
-"""How far the replay of ``setup`` runs before the refused step (spec 12.1)."""
+"""How far the generator replays the base round before it reads a role's state."""
 
 
 def _utility(p: agg.Provisioned) -> agg.Utility:
@@ -479,7 +501,7 @@ def _replay(setup: Mapping[str, Any], stage: str):
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
     sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
-    options = {name: _optional_int(setup, name) for name in _OPTIONAL}
+    options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
                       group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
@@ -529,62 +551,275 @@ def _replay(setup: Mapping[str, Any], stage: str):
     return p, t
 
 
-def _step(p: agg.Provisioned, t: nb.Transcript, step: str, party: str):
-    """The role's step that a refusal feeds: a function of the list of input messages."""
-    hood = p.hood
-    if step in ("accept_bundle", "unmask", "sign_commit"):
-        if party not in p.meters:
-            raise VectorMismatchError(f"field 'party': {party!r} is not a meter")
-        meter = agg.Meter(hood, p.meters[party])
-        return lambda inputs: [getattr(meter, step)(raw) for raw in inputs]
-    if step == "aggregate":
-        if party not in p.aggregators:
-            raise VectorMismatchError(f"field 'party': {party!r} is not an aggregator")
-        aggregator = agg.Aggregator(hood, p.aggregators[party])
-        return lambda inputs: aggregator.aggregate(t.round, inputs)
-    utility = _utility(p)
-    if step == "bundles":
-        return lambda inputs: utility.bundles(t.round, inputs)
-    if step == "receive":
-        return lambda inputs: [utility.receive(t.state, raw) for raw in inputs]
-    if step == "finish":
-        return lambda inputs: utility.finish(t.state, inputs)
-    if step == "receive_then_finish":
-        def whole(inputs):
+# -- per-role state objects (spec 12.1): what one role holds before a step --------------------------
+
+
+def _directory_json(hood: agg.Neighbourhood) -> dict:
+    """The public neighbourhood every role holds after setup: CBOR(directory) (3.2) and the reveals (3.3)."""
+    reveals = hood.reveals or {}
+    return {"cbor": cbor.encode(hood.directory_cbor()).hex(),
+            "reveals": {m: reveals[m].hex() for m in hood.meters}}
+
+
+def _as_dict(value: Any, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise VectorMismatchError(f"field {name!r} must be an object")
+    return value
+
+
+def _hood(v: Mapping[str, Any]) -> agg.Neighbourhood:
+    """Rebuild the Neighbourhood from the vector's ``directory`` (CBOR of spec 3.2 and the reveals)."""
+    from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel
+    from protocols.schemes.paillier import PublicKey
+
+    directory = _as_dict(field(v, "directory"), "directory")
+    raw = bytes_field(directory, "cbor")
+    reveals = {m: bytes_field({m: x}, m) for m, x in _as_dict(field(directory, "reveals"), "reveals").items()}
+
+    def build_hood() -> agg.Neighbourhood:
+        d = cbor.decode(raw)
+        entries = d[3]
+        params = d[6]
+        noise = None
+        if d[7] is not None:
+            level, sensitivity, participants, honest, delta = d[7]
+            noise = NoiseShareConfig(PrivacyLevel(level), sensitivity, participants, Fraction(honest),
+                                     Fraction(delta))
+        return agg.Neighbourhood(
+            d[1], PublicKey(gmpy2.mpz(int.from_bytes(d[2], "big"))),
+            {e[0]: e[1] for e in entries}, {e[0]: e[2] for e in entries}, {e[0]: e[3] for e in entries},
+            reveals, {node: tuple(kids) for node, kids in d[4]}, d[5], slots=params[0], value_bits=params[1],
+            degree=params[2], threshold=params[3], min_reporting=params[4], committee_size=params[5],
+            committee_threshold=params[6], noise=noise)
+
+    try:
+        hood = recompute("directory", build_hood)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise VectorMismatchError(f"field 'directory' is malformed: {exc}") from None
+    expect("directory.cbor", raw, cbor.encode(hood.directory_cbor()))
+    return hood
+
+
+def _opt_hex(value: bytes | None) -> str | None:
+    return None if value is None else value.hex()
+
+
+def _meter_json(s: agg.MeterState) -> dict:
+    """Spec 6.1: the meter state the round steps read and write."""
+    return {
+        "meter_id": s.meter_id, "key": s.key.hex(), "tag_key": s.tag_key.hex(),
+        "x25519_private": s.x25519_private.hex(), "ed25519_seed": s.signing_seed.hex(),
+        "directory": _opt_hex(s.directory), "advertised": s.advertised,
+        "epsilon": None if s.epsilon is None else _b32(s.epsilon),
+        "sigma": None if s.sigma is None else _b32(s.sigma), "own_mask_public": s.own_mask_public.hex(),
+        "bundle_round": s.bundle_round, "bundle": list(s.bundle), "bundle_directory": _opt_hex(s.bundle_directory),
+        "peer_mask_public": {j: k.hex() for j, k in s.peer_mask_public.items()},
+        "round_secrets": {j: a.hex() for j, a in s.round_secrets.items()},
+        "held": {j: [_b32(e), _b32(g)] for j, (e, g) in s.held.items()},
+        "last_reported": s.last_reported, "last_unmasked": s.last_unmasked, "last_committed": s.last_committed,
+    }
+
+
+def _opt_bytes(obj: Mapping[str, Any], name: str) -> bytes | None:
+    return None if field(obj, name) is None else bytes_field(obj, name)
+
+
+def _opt_share(obj: Mapping[str, Any], name: str) -> int | None:
+    return None if field(obj, name) is None else int.from_bytes(bytes_field(obj, name), "big")
+
+
+def _hex_map(obj: Mapping[str, Any], name: str) -> dict[str, bytes]:
+    return {k: bytes_field({k: x}, k) for k, x in _as_dict(field(obj, name), name).items()}
+
+
+def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
+    held = {}
+    for j, pair in _as_dict(field(obj, "held"), "held").items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise VectorMismatchError("field 'held' must map each peer to two shares")
+        held[j] = tuple(int.from_bytes(bytes_field({j: x}, j), "big") for x in pair)
+    return agg.MeterState(
+        str_field(obj, "meter_id"), bytes_field(obj, "key"), bytes_field(obj, "tag_key"),
+        bytes_field(obj, "x25519_private"), bytes_field(obj, "ed25519_seed"),
+        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised"),
+        epsilon=_opt_share(obj, "epsilon"), sigma=_opt_share(obj, "sigma"),
+        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round"),
+        bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
+        peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
+        held=held, last_reported=small_int_field(obj, "last_reported"),
+        last_unmasked=small_int_field(obj, "last_unmasked"), last_committed=small_int_field(obj, "last_committed"))
+
+
+def _aggregator_json(s: agg.AggregatorState) -> dict:
+    """Spec 7.1: K_a, the last round aggregated and that round's inputs."""
+    retained = [{"round": r, "inputs": [x.hex() for x in inputs]} for r, inputs in s.retained.items()]
+    return {"aggregator_id": s.aggregator_id, "key": s.key.hex(), "last_round": s.last_round,
+            "retained": retained[0] if retained else None}
+
+
+def _aggregator_state(obj: Mapping[str, Any]) -> agg.AggregatorState:
+    kept = field(obj, "retained")
+    retained = {}
+    if kept is not None:
+        kept = _as_dict(kept, "retained")
+        retained[small_int_field(kept, "round")] = tuple(hex_list_field(kept, "inputs"))
+    return agg.AggregatorState(str_field(obj, "aggregator_id"), bytes_field(obj, "key"),
+                               last_round=small_int_field(obj, "last_round"), retained=retained)
+
+
+def _open_round_json(rs: Any) -> dict | None:
+    if rs is None:
+        return None
+    return {
+        "round": rs.round, "mask_public": {m: k.hex() for m, k in rs.mask_public.items()},
+        "bundles": {m: list(peers) for m, peers in rs.bundles.items()},
+        "report": None if rs.report is None else cbor.encode(rs.report.fields).hex(),
+        "reporting": list(rs.reporting), "missing": list(rs.missing), "reporting_map": rs.reporting_map.hex(),
+        "missing_map": rs.missing_map.hex(), "confirmations": {m: c.hex() for m, c in rs.confirmations.items()},
+        "signatures": {m: s.hex() for m, s in rs.signatures.items()},
+        "requested": [m for m in rs.reporting if m in rs.requested],
+    }
+
+
+def _utility_json(s: agg.UtilityState, rs: Any) -> dict:
+    """Spec 8: the utility's keys and last finished round, and the open round's state (or null)."""
+    return {"p": hexint(s.private_key.p), "q": hexint(s.private_key.q),
+            "meter_keys": {m: k.hex() for m, k in s.meter_keys.items()},
+            "aggregator_keys": {a: k.hex() for a, k in s.aggregator_keys.items()}, "tag_key": s.tag_key.hex(),
+            "last_round": s.last_round, "round": _open_round_json(rs)}
+
+
+def _round_state(obj: Any, hood: agg.Neighbourhood):
+    from protocols.aggregation.utility import RoundState
+
+    if obj is None:
+        return None
+    obj = _as_dict(obj, "round")
+    report = _opt_bytes(obj, "report")
+    bundles = {m: tuple(_string_list({m: x}, m)) for m, x in _as_dict(field(obj, "bundles"), "bundles").items()}
+    return RoundState(
+        small_int_field(obj, "round"), _hex_map(obj, "mask_public"), bundles,
+        report=None if report is None else recompute("round.report",
+                                                     lambda: agg.messages.AggregateReport.decode(report, hood)),
+        reporting=tuple(_string_list(obj, "reporting")), missing=tuple(_string_list(obj, "missing")),
+        reporting_map=bytes_field(obj, "reporting_map"), missing_map=bytes_field(obj, "missing_map"),
+        confirmations=_hex_map(obj, "confirmations"), signatures=_hex_map(obj, "signatures"),
+        requested=set(_string_list(obj, "requested")))
+
+
+def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
+    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p"), int_field(obj, "q")))
+    state = agg.UtilityState(sk, _hex_map(obj, "meter_keys"), _hex_map(obj, "aggregator_keys"),
+                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round"))
+    return state, _round_state(field(obj, "round"), hood)
+
+
+ROLE_STEPS = {"meter": ("accept_bundle", "unmask"), "committee": ("sign_commit",), "aggregator": ("aggregate",),
+              "utility": ("bundles", "receive", "finish", "receive_then_finish")}
+
+
+def _role_step(v: Mapping[str, Any]):
+    """The refusing role, put in ``state_before``, and its step as a function of the ``input`` list.
+
+    Returns (run, state_json): ``run(inputs)`` runs the real role's step and returns what it sends
+    (a map from id to message) and the release (finish only); ``state_json()`` reads the state back."""
+    role, step = str_field(v, "role"), str_field(v, "step")
+    if step not in ROLE_STEPS.get(role, ()):
+        raise VectorMismatchError(f"field 'step': {role!r} has no step {step!r}")
+    hood = _hood(v)
+    before = _as_dict(field(v, "state_before"), "state_before")
+    r = small_int_field(v, "round")
+    if role in ("meter", "committee"):
+        ms = _meter_state(before)
+        meter = recompute("state_before", lambda: agg.Meter(hood, ms))
+
+        def run_meter(inputs: list[bytes]) -> tuple[dict, Any]:
+            sent = {}
+            for raw in inputs:
+                if step == "accept_bundle":
+                    meter.accept_bundle(raw)
+                else:
+                    sent[ms.meter_id] = getattr(meter, step)(raw).hex()
+            return sent, None
+        return run_meter, lambda: _meter_json(ms)
+    if role == "aggregator":
+        ags = _aggregator_state(before)
+        aggregator = recompute("state_before", lambda: agg.Aggregator(hood, ags))
+
+        def run_aggregator(inputs: list[bytes]) -> tuple[dict, Any]:
+            return {ags.aggregator_id: aggregator.aggregate(r, inputs).hex()}, None
+        return run_aggregator, lambda: _aggregator_json(ags)
+    us, rs0 = _utility_state(before, hood)
+    utility = recompute("state_before", lambda: agg.Utility(hood, us))
+    holder = {"rs": rs0}
+
+    def open_round():
+        if holder["rs"] is None:
+            raise VectorMismatchError(f"field 'state_before.round': step {step!r} needs an open round")
+        return holder["rs"]
+
+    def run_utility(inputs: list[bytes]) -> tuple[dict, Any]:
+        if step == "bundles":
+            holder["rs"], out = utility.bundles(r, inputs)
+            return {m: raw.hex() for m, raw in out.items()}, None
+        rs = open_round()
+        if step == "receive":
+            if len(inputs) != 1:
+                raise VectorMismatchError("field 'input': receive takes one message, the root's report")
+            utility.receive(rs, inputs[0])
+            return {m: raw.hex() for m, raw in utility.commit_requests(rs).items()}, None
+        if step == "receive_then_finish":
+            then = _as_dict(field(v, "followed_by"), "followed_by")
             if len(inputs) != 1:
                 raise VectorMismatchError("field 'input': receive_then_finish takes one message, the root's report")
-            root_report = inputs[0]
-            rs = utility.receive(t.state, root_report)
-            requests = utility.commit_requests(rs)
-            utility.collect_signatures(rs, [agg.Meter(hood, p.meters[m]).sign_commit(q) for m, q in requests.items()])
-            responses = [agg.Meter(hood, p.meters[m]).unmask(q) for m, q in utility.unmask_requests(rs).items()]
-            return utility.finish(rs, responses)
-        return whole
-    raise VectorMismatchError(f"field 'step': unknown step {step!r}")
+            utility.receive(rs, inputs[0])
+            utility.collect_signatures(rs, hex_list_field(then, "commit_signatures"))
+            utility.unmask_requests(rs)
+            inputs = hex_list_field(then, "unmask_responses")
+        result = utility.finish(rs, inputs)
+        return {}, {"sums": list(result.sums), "reporting": list(result.reporting),
+                    "missing": list(result.missing), "noisy": result.noisy}
+    return run_utility, lambda: _utility_json(us, holder["rs"])
 
 
-def _refusal_step(v: Mapping[str, Any]) -> Callable[[], Any]:
-    """Replay the setup and feed ``accepted_first`` (each must be accepted); the step that feeds ``input``."""
-    setup = field(v, "setup")
-    if not isinstance(setup, dict):
-        raise VectorMismatchError("field 'setup' must be an object")
-    p, t = recompute("replay", lambda: _replay(setup, str_field(v, "stage")))
-    attempt = _step(p, t, str_field(v, "step"), str_field(v, "party"))
-    first = hex_list_field(v, "accepted_first")
-    if first:
-        recompute("accepted_first", lambda: attempt(first))
-    inputs = hex_list_field(v, "input")
-    return lambda: attempt(inputs)
+def _guarded(run):
+    """A role trusts its own state: a hand-made ``state_before`` whose parts disagree (a bundled peer
+    without held shares, say) is reported as a mismatch of that field, not as a crash."""
+    def guarded(inputs: list[bytes]) -> tuple[dict, Any]:
+        try:
+            return run(inputs)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise VectorMismatchError(f"field 'state_before' is inconsistent: {exc!r}",
+                                      field="state_before") from None
+    return guarded
 
 
 def _refusal(v: Mapping[str, Any]) -> None:
     name = str_field(v, "name")
     if v.get("result") != "invalid":
         raise VectorMismatchError(f"vector {name}: field 'result' must be 'invalid' for a refusal")
-    expect_refusal(v, _refusal_step(v))
+    run, _ = _role_step(v)
+    inputs = hex_list_field(v, "input")
+    expect_refusal(v, lambda: _guarded(run)(inputs))
+
+
+def _step_vector(v: Mapping[str, Any]) -> None:
+    """A valid per-role step: from ``state_before`` the role accepts ``input``, sends ``output`` (and, for
+    finish, releases ``release``) and ends in ``state_after``."""
+    if v.get("result", "valid") != "valid":
+        raise VectorMismatchError(f"vector {v.get('name')}: field 'result' must be 'valid' for a step")
+    run, state = _role_step(v)
+    inputs = hex_list_field(v, "input")
+    sent, release = recompute("input", lambda: _guarded(run)(inputs))
+    expect("output", field(v, "output"), sent)
+    expect("release", field(v, "release"), release)
+    where = _first_difference("state_after", field(v, "state_after"), state())
+    if where is not None:
+        raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
 
 
 OPERATIONS["refusal"] = _refusal
+OPERATIONS["step"] = _step_vector
 
 
 # -- generating the refusals ---------------------------------------------------------
@@ -638,8 +873,51 @@ def _non_canonical(raw: bytes, round_id: int) -> bytes:
     return raw.replace(marker, b"\x02\x18" + bytes((round_id,)), 1)
 
 
-def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
-    setup = {k: base[k] for k in _SETUP}
+def _snapshot(setup: Mapping[str, Any], stage: str, role: str, step: str, party: str) -> dict:
+    """The state of ``party`` after the replay of ``setup`` to ``stage`` (generation only)."""
+    p, t = _replay(setup, stage)
+    if role in ("meter", "committee"):
+        return _meter_json(p.meters[party])
+    if role == "aggregator":
+        return _aggregator_json(p.aggregators[party])
+    return _utility_json(p.utility, None if step == "bundles" else t.state)
+
+
+class _Generator:
+    """Per-role vectors of the base round: the state of each (stage, role, step, party) is taken once."""
+
+    def __init__(self, base: Mapping[str, Any]) -> None:
+        self.base = base
+        self.setup = {k: base[k] for k in _SETUP}
+        self.states: dict[tuple, dict] = {}
+        p, _ = _replay(self.setup, "advertised")
+        self.directory = _directory_json(p.hood)
+
+    def vector(self, name: str, stage: str, role: str, step: str, party: str, first=()) -> dict:
+        key = (stage, role, step, party)
+        if key not in self.states:
+            self.states[key] = _snapshot(self.setup, stage, role, step, party)
+        vec = {"name": f"{self.base['name']}/{name}", "base": self.base["name"], "role": role, "step": step,
+               "party": party, "round": self.setup["round"], "directory": self.directory,
+               "state_before": copy.deepcopy(self.states[key])}
+        if first:  # the state after the role accepted ``first``: the replays
+            run, state = _role_step(vec)
+            run(list(first))
+            vec["state_before"] = state()
+        return vec
+
+    def step(self, stage: str, role: str, step: str, party: str, inputs) -> dict:
+        vec = {**self.vector(f"{role}-{step}", stage, role, step, party), "operation": "step",
+               "input": [x.hex() for x in inputs]}
+        run, state = _role_step(vec)
+        vec["output"], vec["release"] = run(list(inputs))
+        vec["state_after"] = state()
+        _step_vector(vec)
+        return vec
+
+
+def _refusal_cases(base: Mapping[str, Any], gen: _Generator) -> list[dict]:
+    setup = gen.setup
     r = setup["round"]
     p, t = _replay(setup, "signed")  # for message material and keys; each case replays its own stage
     hood = p.hood
@@ -651,11 +929,13 @@ def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
     root_key = p.aggregators[hood.root].key
     cases: list[dict] = []
 
-    def add(flags, error, stage, role, step, party, inputs, first=()):
-        cases.append({"name": f"{base['name']}/{role}-{step}/{'+'.join(flags)}", "operation": "refusal",
-                      "result": "invalid", "flags": list(flags), "error": error, "base": base["name"],
-                      "setup": setup, "stage": stage, "role": role, "step": step, "party": party,
-                      "accepted_first": [x.hex() for x in first], "input": [x.hex() for x in inputs]})
+    def add(flags, error, stage, role, step, party, inputs, first=(), followed_by=None):
+        vec = gen.vector(f"{role}-{step}/{'+'.join(flags)}", stage, role, step, party, first)
+        vec.update({"operation": "refusal", "result": "invalid", "flags": list(flags), "error": error,
+                    "input": [x.hex() for x in inputs]})
+        if followed_by is not None:
+            vec["followed_by"] = followed_by
+        cases.append(vec)
 
     def decoders(stage, role, step, party, raw, kind):
         add(["truncated"], "DecodeError", stage, role, step, party, [raw[:-1]])
@@ -777,9 +1057,11 @@ def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
         low, high = hood.layout.physical_range(len(reporting))
         c = int.from_bytes(b[4], "big") * pow(1 + int(pk.n), high + 1, int(pk.nsquare)) % int(pk.nsquare)
         b[4] = c.to_bytes(pk.ciphertext_length(), "big")
-    add(["sum-out-of-range"], "AggregateMismatchError", "aggregated", "utility", "receive_then_finish", "utility",
-        [_reseal(root_report, root_key, b"up", b"aggregate-report", 7, raised)])
     responses = list(_replay(setup, "responded")[1].responses.values())
+    add(["sum-out-of-range"], "AggregateMismatchError", "aggregated", "utility", "receive_then_finish", "utility",
+        [_reseal(root_report, root_key, b"up", b"aggregate-report", 7, raised)],
+        followed_by={"commit_signatures": [x.hex() for x in t.commit_signatures.values()],
+                     "unmask_responses": [x.hex() for x in responses]})
     key_first = p.meters[cbor.decode(responses[0])[3]].key
 
     def tampered(b):
@@ -790,8 +1072,28 @@ def _refusal_cases(base: Mapping[str, Any]) -> list[dict]:
         [_flip(responses[0])] + responses[1:])
 
     for case in cases:  # the generator checks each case as the verifier will
-        expect_refusal(case, _refusal_step(case))
+        _refusal(case)
     return cases
+
+
+def _step_cases(gen: _Generator) -> list[dict]:
+    """Spec 12.2: one valid step per role and step that a refusal exercises, with its honest input."""
+    setup = gen.setup
+    p, t = _replay(setup, "signed")
+    hood = p.hood
+    m0, member = hood.meters[0], hood.committee[0]
+    parent = next(a for a, kids in hood.tree.items() if m0 in kids)
+    kids = [t.meter_reports[c] for c in hood.children(parent) if c in t.meter_reports]
+    responses = list(_replay(setup, "responded")[1].responses.values())
+    return [
+        gen.step("advertised", "meter", "accept_bundle", m0, [t.bundles[m0]]),
+        gen.step("signed", "meter", "unmask", m0, [t.requests[m0]]),
+        gen.step("received", "committee", "sign_commit", member, [t.commit_requests[member]]),
+        gen.step("reported", "aggregator", "aggregate", parent, kids),
+        gen.step("advertised", "utility", "bundles", "utility", list(t.adverts.values())),
+        gen.step("aggregated", "utility", "receive", "utility", [t.aggregate_reports[hood.root]]),
+        gen.step("responded", "utility", "finish", "utility", responses),
+    ]
 
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)

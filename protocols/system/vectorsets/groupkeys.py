@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from protocols import groupkeys as gk
 from protocols.errors import UsappError, VectorMismatchError
@@ -176,7 +176,7 @@ def _controller_state(c: gk.Controller) -> dict:
             if kid:
                 nodes.append([level, position, kid, key.hex()])
     out["tree"] = {"height": tree.height, "next_kid": tree.next_kid, "next_leaf": tree.next_leaf,
-                   "free": sorted(tree.free), "members": {m.hex(): p for m, p in sorted(tree.members.items())},
+                   "free": sorted(tree.free), "members": {m.hex(): p for m, p in sorted(cast(dict[bytes, int], tree.members).items())},
                    "nodes": nodes}
     return out
 
@@ -215,6 +215,16 @@ def _ceremony_intermediates(n: int, t: int, group: bytes, draws: list[bytes], op
                             "verifying_share": E(op.state.signer.key_package.verifying_share).hex()}
                            for op in operators],
             "command_key": E(info.group_public_key).hex()}
+
+
+T = TypeVar("T")
+
+
+def _present(value: T | None, what: str) -> T:
+    """A value the run has set by now (the controller's tree, a meter's keys)."""
+    if value is None:
+        raise VectorMismatchError(f"internal cross-check failed: {what} is not set")
+    return value
 
 
 class _RecordingOperator:
@@ -281,7 +291,8 @@ class _World:
         for op in chosen:
             op.approve(body)
         rounds: list[dict] = []
-        message = gk.sign_command(body, [_RecordingOperator(op, rounds) for op in chosen], self.info, self.rng)
+        recording = cast(list[gk.Operator], [_RecordingOperator(op, rounds) for op in chosen])  # duck-typed
+        message = gk.sign_command(body, recording, self.info, self.rng)
         self.names += _signing_names(signers)
         self.roles += rounds
         self.roles.append({"role": "coordinator",
@@ -335,7 +346,7 @@ class _World:
 
     def members(self) -> list[bytes]:
         tree = self.controller.state.tree
-        return sorted(tree.members) if tree is not None else []
+        return sorted(cast(dict[bytes, int], tree.members)) if tree is not None else []
 
     def controller_call(self, op: dict, call: Callable[[], Any], names: Callable[[Any], list]) -> Any:
         """Run one controller operation and record its sub-vector (draws named by spec 11.2)."""
@@ -343,7 +354,7 @@ class _World:
         start = len(self.rng.log)
         result = call()
         draws = self.rng.log[start:]
-        entry = {"role": "controller", "state_before": before,
+        entry: dict[str, Any] = {"role": "controller", "state_before": before,
                  "input": {**op, "draws": _named(draws, names(result))}}
         self.names += names(result)
         entry["output"] = {}
@@ -368,7 +379,7 @@ def _kid_keys(state: dict) -> dict[int, str]:
 def _resync_intermediates(world: _World, resyncs: Mapping[bytes, bytes]) -> dict:
     """Spec 4.3: per member, the path payload (CBOR, before sealing) and the HPKE info."""
     out = {}
-    tree = world.controller.state.tree
+    tree = _present(world.controller.state.tree, "the controller's tree")
     for member, message in resyncs.items():
         _, m = gk.decode_message(message)
         keys = tree.member_keys(member)
@@ -381,7 +392,7 @@ def _resync_intermediates(world: _World, resyncs: Mapping[bytes, bytes]) -> dict
 def _rekey_intermediates(world: _World, message: bytes, before: dict) -> dict:
     """Spec 5.1: every key made (path secrets, in the order of the node list) and every wrap in the order sent."""
     _, m = gk.decode_message(message)
-    tree = world.controller.state.tree
+    tree = _present(world.controller.state.tree, "the controller's tree")
     made = [{"level": level, "position": position, "kid": kid, "key": tree.key(level, position)[1].hex()}
             for level, position, kid in m[8] if kid != 0]
     known = {**_kid_keys(before), **{e["kid"]: e["key"] for e in made}}
@@ -408,7 +419,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
         resyncs, entry = world.controller_call(
             {"op": "start_epoch", "members": {m.hex(): world.devices[m][1].hex() for m in sorted(members)}},
             lambda: ctl.start_epoch({m: world.devices[m][1] for m in members}, world.rng),
-            lambda _: _start_names(ctl.state.tree, members))
+            lambda _: _start_names(_present(ctl.state.tree, "the controller's tree"), members))
         entry["output"] = {"resyncs": {m.hex(): r.hex() for m, r in resyncs.items()}}
         entry["state_after"] = _controller_state(ctl)
         out["intermediates"] = {"resyncs": _resync_intermediates(world, resyncs)}
@@ -451,7 +462,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
                                                lambda: ctl.send(plaintext), lambda _: [])
         entry["output"] = {"data": message.hex()}
         entry["state_after"] = _controller_state(ctl)
-        out["intermediates"] = _data_intermediates(message, ctl.state.tree.group_key)
+        out["intermediates"] = _data_intermediates(message, _present(ctl.state.tree, "the tree").group_key)
         for m in world.members():
             if world.receive(m, message) != plaintext:
                 raise VectorMismatchError("data: a member did not open the plaintext")
@@ -492,7 +503,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
                 {"op": "recover", "command": message.hex(), "command_key": gk.command_key(world.info).hex(),
                  "members": {m.hex(): d.hex() for m, d in sorted(directory.items())}},
                 lambda: new.recover(message, gk.command_key(world.info), directory, world.rng),
-                lambda _: _start_names(new.state.tree, members))
+                lambda _: _start_names(_present(new.state.tree, "the controller's tree"), members))
             entry["output"] = {"resyncs": {m.hex(): r.hex() for m, r in resyncs.items()}}
             entry["state_after"] = _controller_state(new)
             out["intermediates"]["resyncs"] = _resync_intermediates(world, resyncs)
@@ -511,7 +522,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
         raise VectorMismatchError(f"unknown step op {op!r}")
     out["draws"] = _named(world.rng.take(), world.names)
     out["roles"] = world.roles
-    out["views"] = {m.hex(): {"group_kid": world.meter(m).state.keys.group_kid,
+    out["views"] = {m.hex(): {"group_kid": _present(world.meter(m).state.keys, "a member's keys").group_kid,
                               "group_key": world.meter(m).group_key.hex()} for m in world.members()}
     return out
 
@@ -661,8 +672,10 @@ def _operator_sign(v: Mapping[str, Any]) -> None:
     op = recompute("operator", lambda: _operator_from(v))
     kind, m = recompute("message", lambda: gk.decode_message(bytes_field(v, "message")))
     body = gk._unsigned(kind, m)
-    commitments = [recompute("commitments", lambda c=c: frost.SigningCommitments.from_bytes(c))
-                   for c in hex_list_field(v, "commitments")]
+    def read(raw: bytes) -> frost.SigningCommitments:
+        return recompute("commitments", lambda: frost.SigningCommitments.from_bytes(raw))
+
+    commitments = [read(c) for c in hex_list_field(v, "commitments")]
     _refuse(v, lambda: op.sign(body, commitments))
 
 
@@ -736,6 +749,9 @@ NOTES = {
     "duplicate-joiner": "a rekey batch adding a member already in the tree (spec 5.1, StateError)",
     "join-and-leave": "a rekey batch in which one member both joins and leaves (spec 5.1, StateError)",
     "duplicate-leaver": "a rekey batch listing one leaver twice (spec 5.1, ParameterError)",
+    "invalid-point": "a public key of a command or checkpoint that is not a canonical encoding of an Ed25519 "
+                     "point of prime order other than the identity, here the point (0, -1) of order 2 (spec 3.2, "
+                     "4.5, 4.6: DecodeError)",
     "small-order-key": "a joiner's HPKE public key is a small-order X25519 point, here u = 0 (spec 5.1, RFC 9180 "
                        "section 7.1.4, DecodeError)",
     "empty-batch": "a rekey batch with neither joins nor leaves (spec 5.1, ParameterError)",
@@ -815,6 +831,12 @@ def _negatives() -> list[dict]:
         _mutate_cbor(rekey, lambda m: m.update({9: []}), ctl_key))
     add("rekey-node-outside-the-tree", ["malformed-field"], "DecodeError", fresh,
         _mutate_cbor(rekey, lambda m: m[8].insert(0, [0, 4, 99]), ctl_key))
+    after_rekey = copy.deepcopy(fresh)
+    after_rekey.receive(rekey)
+    add("rekey-replayed", ["replay"], "ReplayError", after_rekey, rekey)
+    moved_on = copy.deepcopy(fresh)  # a meter that went on to epoch 1 (and awaits its resync)
+    moved_on.state.epoch, moved_on.state.seq, moved_on.state.keys = 1, 0, None
+    add("rekey-of-epoch-0-at-a-meter-in-epoch-1", ["wrong-epoch"], "StateError", moved_on, rekey)
     data2 = world.controller.send(b"after the leave")
     add("data-under-a-group-key-the-meter-lacks", ["stale-group-key"], "ResyncRequiredError", fresh, data2)
     # Commands and checkpoints.
@@ -838,6 +860,11 @@ def _negatives() -> list[dict]:
                                                                          3: bytes(32)}})))
     checkpoint = world.sign(gk.checkpoint_body(world.group, 0, 0, world.controller.public_key,
                                                world.now + world.lifetime), [2, 3])
+    order_two = bytes.fromhex("ec" + "ff" * 30 + "7f")  # y = p - 1, x = 0: the point (0, -1)
+    add("command-set-command-key-to-a-point-of-order-2", ["invalid-point"], "DecodeError", fresh,
+        _mutate_cbor(command, lambda m: m.update({5: "set-command-key", 6: {1: order_two}})))
+    add("checkpoint-controller-key-of-order-2", ["invalid-point"], "DecodeError", fresh,
+        _mutate_cbor(checkpoint, lambda m: m.update({6: order_two})))
     add("checkpoint-behind-the-meter", ["replay"], "ReplayError", after_command, checkpoint)
     other_controller = gk.Controller(gk.ControllerState(world.group, 0, 2, other_key)).public_key
     rollback = world.sign(gk.checkpoint_body(world.group, 1, 0, other_controller, world.now + world.lifetime),
