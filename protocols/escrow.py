@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -68,20 +69,22 @@ __all__ = [
 VERSION = 1
 DOMAIN = b"usapp-escrow-v1"
 MODES = ("escrowed", "blind")
-MAX_MESSAGE_BYTES = 1 << 16
-MAX_PAYLOAD_BYTES = 1 << 14
-MAX_EPOCH = (1 << 32) - 1
-MAX_SEQ = (1 << 64) - 1
-MAX_TIME = (1 << 64) - 1
+LIMITS = limits.ESCROW
+"""Spec 4: every size and range of the messages (protocols/limits.py)."""
+MAX_MESSAGE_BYTES = LIMITS.max_message_bytes
+MAX_PAYLOAD_BYTES = LIMITS.payload_bytes
+MAX_EPOCH = LIMITS.max_epoch
+MAX_SEQ = LIMITS.max_seq
+MAX_TIME = LIMITS.max_time
 HF_PUBLIC_BYTES = 32
 HFID_BYTES = 16
 SIGNATURE_BYTES = 64
 REQUEST_ID_BYTES = 16
-MAX_SERIAL_BYTES = 64
+MAX_SERIAL_BYTES = LIMITS.serial_bytes
 """Longest LFID serial (UTF-8 bytes) the escrow serves: X.520's ub-serial-number (spec 5.2 step 4)."""
 LINK_BYTES = 128
 """Every link plaintext is padded to exactly this length, so every sealed link has one length (spec 4.8, 9.1)."""
-MAX_RSA_KEY_DER_BYTES = 2048
+MAX_RSA_KEY_DER_BYTES = LIMITS.rsa_key_der_bytes
 CLOCK_SKEW = 300
 """Seconds a data message's time may be ahead of the receiver's clock (spec 7.2)."""
 
@@ -225,7 +228,13 @@ def decode_message(data: object) -> tuple[str, dict]:
     """Spec 4: decode any escrow message; (kind, map) after the checks of spec 4.1-4.6."""
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError("an escrow message must be bytes")
-    m = cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+    kind = cbor.peek_kind(data)
+    if kind not in KINDS:
+        raise DecodeError("not an escrow message: key 2 must name one of " + ", ".join(KINDS))
+    limit = LIMITS.message_bytes[kind]
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes (spec 4.1)")
+    m = cbor.decode(bytes(data), max_size=limit)
     if not isinstance(m, dict) or m.get(2) not in KINDS:
         raise DecodeError("not an escrow message: key 2 must name one of " + ", ".join(KINDS))
     kind = m[2]
@@ -234,8 +243,8 @@ def decode_message(data: object) -> tuple[str, dict]:
         raise DecodeError(f"{kind}: unknown version {m[1]}")
     if kind == "reid-request":
         _exact(m[3], 32, "reid-request: HF credential fingerprint")
-        if not 1 <= len(m[4].encode()) <= 256:
-            raise DecodeError("reid-request: the reason must be 1 to 256 bytes")
+        if not 1 <= len(m[4].encode()) <= LIMITS.reason_bytes:
+            raise DecodeError(f"reid-request: the reason must be 1 to {LIMITS.reason_bytes} bytes")
         _exact(m[5], REQUEST_ID_BYTES, "reid-request: request id")
         return kind, m
     if kind == "epoch-key":
@@ -257,15 +266,15 @@ def decode_message(data: object) -> tuple[str, dict]:
     if kind == "hfid-request":
         _chain(m[5], kind)
         _exact(m[6], hpke.HPKE_PUBLIC_BYTES, "hfid-request: enc")
-        if not hpke.HPKE_TAG_BYTES < len(m[7]) <= 4096:
+        if not hpke.HPKE_TAG_BYTES < len(m[7]) <= LIMITS.hpke_ct_bytes:
             raise DecodeError("hfid-request: ciphertext length out of range")
         _exact(m[8], SIGNATURE_BYTES, "hfid-request: signature")
     elif kind == "hfid-response":
         _exact(m[5], hpke.HPKE_PUBLIC_BYTES, "hfid-response: enc")
-        if not hpke.HPKE_TAG_BYTES < len(m[6]) <= 4096:
+        if not hpke.HPKE_TAG_BYTES < len(m[6]) <= LIMITS.hpke_ct_bytes:
             raise DecodeError("hfid-response: ciphertext length out of range")
     else:
-        if not 1 <= len(m[5]) <= 4096:
+        if not 1 <= len(m[5]) <= LIMITS.credential_bytes:
             raise DecodeError("adp: credential length out of range")
         _data_fields(m, 6, kind)
         _exact(m[11], SIGNATURE_BYTES, "adp: signature")

@@ -18,18 +18,19 @@ from dataclasses import dataclass, field
 
 from protocols.aggregation.layout import Layout
 from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, graph_seed, is_low_order, rank
+from protocols import limits
 from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
 from protocols.primitives import cbor
 from protocols.privacy import dp
 from protocols.schemes.paillier import PublicKey
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-MAX_METERS = 1 << 16
+MAX_METERS = limits.AGGREGATION.max_meters
 """Largest neighbourhood a directory may describe (spec 3.1): the root's aggregate-report carries
 about 16 k + 70 bytes per meter (id and forwarded confirmations), which must fit MAX_MESSAGE_BYTES."""
-MAX_DEGREE = 64
-MAX_COMMITTEE = 255
-MAX_TREE_DEPTH = 64
+MAX_DEGREE = limits.AGGREGATION.max_degree
+MAX_COMMITTEE = limits.AGGREGATION.max_committee
+MAX_TREE_DEPTH = limits.AGGREGATION.max_tree_depth
 """Levels of aggregators between a meter and the utility (spec 3.1)."""
 
 

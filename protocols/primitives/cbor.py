@@ -79,6 +79,7 @@ __all__ = [
     "encode",
     "expect_map",
     "head",
+    "peek_kind",
 ]
 
 DEFAULT_MAX_SIZE = 1 << 20
@@ -598,6 +599,24 @@ def decode(
 # ---------------------------------------------------------------------------
 # Typed protocol messages
 # ---------------------------------------------------------------------------
+
+
+def peek_kind(data: bytes | bytearray) -> str | None:
+    """The kind of a protocol message, read from its first bytes without decoding it.
+
+    The protocols whose messages are maps ``{1: version, 2: kind, ...}`` with a version below 24
+    and a kind of at most 23 ASCII characters have, in the deterministic encoding (RFC 8949
+    section 4.2.1, keys in bytewise order), exactly the prefix ``A2..B7 01 <version> 02 <60+len>
+    <kind>``.  This returns ``kind`` for input that starts so, else None, reading at most 28
+    bytes: the caller picks the kind's size limit before it decodes anything (issue 16, H1).
+    """
+    if len(data) < 5 or not 0xA2 <= data[0] <= 0xB7 or data[1] != 0x01 or data[2] > 0x17 or data[3] != 0x02:
+        return None
+    length = data[4] - 0x60
+    if not 1 <= length <= 23 or len(data) < 5 + length:
+        return None
+    text = bytes(data[5:5 + length])
+    return text.decode("ascii") if text.isascii() else None
 
 _SCHEMA_TYPES = (int, bytes, str, list, dict, bool, type(None))
 
