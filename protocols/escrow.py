@@ -902,7 +902,7 @@ class Authority:
     def check_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey) -> None:
         """Spec 5.5: StateError if this authority certified another key for ``epoch``."""
         held = self.certified.get(epoch)
-        if held is not None and held != hashlib.sha256(rsa_public_der(public_key)).digest():
+        if held is not None and not hmac.compare_digest(held, hashlib.sha256(rsa_public_der(public_key)).digest()):
             raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
 
     def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:

@@ -24,6 +24,7 @@ a message is accepted whole (spec 5.3).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -445,7 +446,7 @@ class Controller:
             raise VerificationError(f"rekey-group moves to epoch {args[1]}, this controller runs epoch {st.epoch}")
         if args[2] != self.public_key:
             raise VerificationError("rekey-group installs another controller key")
-        if args[3] != directory_hash(st.group, st.epoch, members):
+        if not hmac.compare_digest(args[3], directory_hash(st.group, st.epoch, members)):
             raise VerificationError("the member directory is not the one the operators signed in rekey-group")
         return self._start(members, resolve(rng))
 

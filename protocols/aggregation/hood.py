@@ -11,6 +11,7 @@ taking them from the utility.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -220,7 +221,7 @@ class Neighbourhood:
             nonce = self.reveals.get(meter)
             if not isinstance(nonce, bytes) or len(nonce) != KEY_BYTES:
                 raise VerificationError(f"meter {meter} revealed no 32-byte graph nonce")
-            if graph_commitment(meter, nonce) != self.commitments[meter]:
+            if not hmac.compare_digest(graph_commitment(meter, nonce), self.commitments[meter]):
                 raise VerificationError(f"meter {meter}'s graph nonce does not open its commitment")
             nonces.append(nonce)
         if len(self.reveals) != len(meters):

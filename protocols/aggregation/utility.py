@@ -330,7 +330,7 @@ class Utility:
                 raise DroppedContributionError(f"audit: {node} claims meter {meter} but holds no report of it")
         derived_confirmations = dict(zip(body[5], body[6]))
         for meter, value in zip(report.covered, report.confirmation_list):
-            if meter in derived_confirmations and value != derived_confirmations[meter]:
+            if meter in derived_confirmations and not hmac.compare_digest(value, derived_confirmations[meter]):
                 raise InjectedContributionError(f"audit: {node} changed the confirmations of meter {meter}")
         n2 = hood.public_key.nsquare
         product = mpz(Ciphertext.from_bytes(hood.public_key, body[4]).c)
