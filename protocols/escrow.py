@@ -365,6 +365,13 @@ class Escrow:
     def hpke_public(self) -> bytes:
         return hpke.public_key(self.state.hpke_private)
 
+    def _escrowed(self) -> tuple[bytes, bytes, frost.PublicKeyPackage]:
+        """Mode escrowed's HF CA key, HF CA certificate and the authorities' key (StateError if unset)."""
+        st = self.state
+        if st.hf_ca_key is None or st.hf_ca_certificate is None or st.authorities is None:
+            raise StateError("mode escrowed needs the HF CA key and certificate and the authorities' key")
+        return st.hf_ca_key, st.hf_ca_certificate, st.authorities
+
     def epoch_public_key(self, epoch: int) -> blind_rsa.PublicKey:
         """Mode blind: the public half of the epoch's RSA key (spec 5.3)."""
         return self._rsa(epoch).public
@@ -420,7 +427,7 @@ class Escrow:
             answer = self._certify(inner[1], epoch, rng)
             fingerprint = hashlib.sha256(answer).digest()
             link = encode_link(serial, epoch, fingerprint)
-            sealed = threshold_elgamal.seal(st.authorities.group_public_key, _link_aad(fingerprint), link, rng)
+            sealed = threshold_elgamal.seal(self._escrowed()[2].group_public_key, _link_aad(fingerprint), link, rng)
         else:
             answer = blind_rsa.BlindSign(self._rsa(epoch), inner[1])
         enc, ct = hpke.SealBase(inner[2], _response_info(mode, epoch, bytes(request)), b"", answer, rng)
@@ -434,7 +441,8 @@ class Escrow:
         top bit set, so every certificate has the same length), the epoch's bounds as validity, no
         names of the meter."""
         st = self.state
-        ca = x509.load_der_x509_certificate(st.hf_ca_certificate)
+        ca_key, ca_certificate, _ = self._escrowed()
+        ca = x509.load_der_x509_certificate(ca_certificate)
         start, end = st.clock.bounds(epoch)
         serial = int.from_bytes(rng.random_bytes(16), "big") >> 2 | (1 << 125)
         cert = (x509.CertificateBuilder()
@@ -449,7 +457,7 @@ class Escrow:
                                              key_encipherment=False, data_encipherment=False, key_agreement=False,
                                              key_cert_sign=False, crl_sign=False, encipher_only=False,
                                              decipher_only=False), critical=True)
-                .sign(Ed25519PrivateKey.from_private_bytes(st.hf_ca_key), None))
+                .sign(Ed25519PrivateKey.from_private_bytes(ca_key), None))
         return cert.public_bytes(serialization.Encoding.DER)
 
     def sealed_link(self, fingerprint: bytes) -> bytes:
@@ -584,7 +592,7 @@ class PendingHfid:
     request: bytes
     hf_private: bytes = field(repr=False)
     reply_private: bytes = field(repr=False)
-    blind_inv: object = field(default=None, repr=False)
+    blind_inv: int | None = field(default=None, repr=False)
     blind_message: bytes | None = field(default=None, repr=False)
 
 
@@ -671,10 +679,14 @@ class Meter:
                                m[6])
         hf_public = _ed_public(pending.hf_private)
         if st.mode == "escrowed":
+            if st.hf_root is None:
+                raise StateError("mode escrowed needs the HF root to check the certificate against")
             credential = answer
             _check_hf_certificate(credential, st.hf_root, st.clock, m[4], hf_public)
             root = st.hf_root
         else:
+            if pending.blind_message is None or pending.blind_inv is None:
+                raise StateError("the pending blind request lost its blinding state")
             public = self._rsa_public(m[4])
             signature = blind_rsa.Finalize(public, pending.blind_message, answer, pending.blind_inv)
             credential = cbor.encode({1: m[4], 2: hf_public, 3: pending.blind_message[:blind_rsa.MSG_PREFIX_LEN],
@@ -823,7 +835,7 @@ class Receiver:
             raise ReplayError(f"{kind}: sequence number {seq} from {sender} is not after "
                               f"{st.last_seq.get(sender, 0)}")
         st.last_seq[sender] = seq
-        if kind == "adp":
+        if kind == "adp" and epoch is not None:
             st.verified.setdefault(epoch, {})[digest] = hf_public
             for old in [e for e in st.verified if e < epoch - 1]:
                 del st.verified[old]
@@ -905,16 +917,21 @@ class Authority:
         if held is not None and not hmac.compare_digest(held, hashlib.sha256(rsa_public_der(public_key)).digest()):
             raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
 
+    def _signer(self) -> frost.Signer:
+        if self.signer is None:
+            raise StateError(f"authority {self.key_package.identifier} has no FROST signer")
+        return self.signer
+
     def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:
         """FROST round one (RFC 9591 section 5.1) for an epoch-key certification."""
-        return self.signer.commit(rng)
+        return self._signer().commit(rng)
 
     def sign_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey,
                        commitments: list[frost.SigningCommitments]) -> frost.SignatureShare:
         """Spec 5.5: FROST round two on the epoch-key statement, at most one key per epoch; the key
         must be an RSA key of at least 2048 bits (``blind_rsa.PublicKey`` checks that)."""
         self.check_epoch_key(epoch, public_key)
-        share = self.signer.sign(epoch_key_tbs(epoch, public_key), commitments)
+        share = self._signer().sign(epoch_key_tbs(epoch, public_key), commitments)
         self.certified[epoch] = hashlib.sha256(rsa_public_der(public_key)).digest()
         return share
 

@@ -90,7 +90,7 @@ _SCHEMAS = {
     "checkpoint": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: bytes, 7: int, 8: bytes},
 }
 _SIG_KEY = {"rekey": 10, "resync": 9, "data": 8, "command": 9, "checkpoint": 8}
-_ARGS = {
+_ARGS: dict[str, dict[int, type]] = {
     "disconnect": {1: list},
     "disconnect-all": {},
     "reconnect": {1: list},
@@ -118,7 +118,7 @@ def message_tbs(kind: str, body: Mapping[int, object]) -> bytes:
     return DOMAIN + _lp(kind.encode()) + cbor.encode(dict(body))
 
 
-def _uint(value: object, bound: int, what: str) -> int:
+def _uint(value: int, bound: int, what: str) -> int:
     if not 0 <= value <= bound:  # type already checked by expect_map
         raise DecodeError(f"{what} out of range [0, {bound}]")
     return value
@@ -195,6 +195,8 @@ def decode_message(data: object) -> tuple[str, dict]:
     ranges; signatures and state are the receiver's (spec 5.3).
     """
     kind = message_kind(data)
+    if not isinstance(data, (bytes, bytearray)):  # message_kind refused it already; this tells mypy
+        raise DecodeError("a group message must be bytes")
     m = cbor.decode(bytes(data), max_size=LIMITS.message_bytes[kind])
     if not isinstance(m, dict) or m.get(2) not in KINDS:
         raise DecodeError("not a group message: key 2 must name one of " + ", ".join(KINDS))
@@ -536,7 +538,10 @@ def command_body(group: bytes, seq: int, action: str, args: Mapping[int, object]
         raise ParameterError(f"unknown action {action!r}; the critical commands are " + ", ".join(ACTIONS))
     args = dict(args)
     if action in ("disconnect", "reconnect"):
-        args[1] = sorted(args.get(1, ()))
+        targets = args.get(1, ())
+        if not isinstance(targets, (list, tuple)) or any(not isinstance(t, bytes) for t in targets):
+            raise ParameterError(f"command {action}: the targets must be a list of member ids (bytes)")
+        args[1] = sorted(targets)
     try:
         _decode_args(action, args, epoch)
     except DecodeError as e:
@@ -665,6 +670,8 @@ def operator_ceremony(operators: int, threshold: int, group: bytes, rng: RandomS
         received = {j: sent[j][i] for j in ids if j != i}
         key_package, info = frost.dkg_part3(parts[i][0], round1, received)
         out.append(Operator(OperatorState(frost.Signer(key_package))))
+    if info is None:
+        raise ParameterError("the ceremony needs at least one operator")
     return out, info
 
 
@@ -771,7 +778,10 @@ class Meter:
             now = _check_time(now, "the meter's clock")
             _verify(st.command_key, m[_SIG_KEY[kind]], message_tbs(kind, body),
                     f"{kind} (operators' threshold signature)")
-            return self._command(m, now) if kind == "command" else self._checkpoint(m, now)
+            if kind == "command":
+                return self._command(m, now)
+            self._checkpoint(m, now)
+            return None
         _verify(st.controller_key, m[_SIG_KEY[kind]], message_tbs(kind, body), kind)
         if m[4] != st.epoch:
             raise StateError(f"{kind}: epoch {m[4]} is not the meter's epoch {st.epoch}")

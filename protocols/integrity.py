@@ -577,9 +577,13 @@ def resync(meter: Meter, utility: Utility, now: int) -> Resync:
 def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
     st = meter.state
     base = st.restored_at
+    if base is None:
+        raise StateError("resync: the meter was not restored from a backup")
     since = st.checked.size if st.checked else 0
     meter.check(utility.feedback(st.meter, since, now))                    # step 1
     head = st.checked
+    if head is None:
+        raise StateError("resync: the meter checked no tree head")
     common = min(base, head.size)
     if common and not meter.check_probe(utility.probe(st.meter, common, head.size), head):  # step 2
         raise VerificationError(f"resync: the utility's log does not extend the meter's first {common} records")
@@ -608,7 +612,7 @@ def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
     st.restored_at = None
     resigned, superseded = [], 0
     for record in later:                                                   # step 4
-        if record.period <= previous.period:
+        if previous is not None and record.period <= previous.period:
             superseded += 1
             continue
         resigned.append(meter.record(record.period, record.registers))
@@ -699,9 +703,9 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
         if receipt.size <= theirs.size and hmac.compare_digest(theirs.root(receipt.size), receipt.root):
             continue
         covers_meter = receipt.size <= ours.size and hmac.compare_digest(ours.root(receipt.size), receipt.root)
-        index = first if covers_meter else None
+        at = first if covers_meter else None
         period = mine[first].period if covers_meter and first is not None and first < len(mine) else None
-        return Verdict("utility", index, period, "a tree head the utility signed is not a prefix of its log",
+        return Verdict("utility", at, period, "a tree head the utility signed is not a prefix of its log",
                        "rewritten")
     for index, record in enumerate(mine):
         if record.counter != index or record.meter != meter or (index and record.boot < mine[index - 1].boot):

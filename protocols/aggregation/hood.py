@@ -15,6 +15,7 @@ import hmac
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import cast
 from dataclasses import dataclass, field
 
 from protocols.aggregation.layout import Layout
@@ -41,7 +42,7 @@ def check_id(name: object, what: str) -> str:
     return name
 
 
-def _noise_cbor(noise: object) -> object:
+def _noise_cbor(noise: dp.NoiseShareConfig | None) -> object:
     if noise is None:
         return None
     h, d = noise.honest_fraction, noise.delta
@@ -72,11 +73,13 @@ class Neighbourhood:
     slots: int = 1
     value_bits: int = 32
     degree: int = 16
-    threshold: int | None = None
-    min_reporting: int | None = None
-    committee_size: int | None = None
-    committee_threshold: int | None = None
-    noise: object = None
+    # None (the default) asks for the default of spec 3.1, which __post_init__ sets: every
+    # constructed Neighbourhood holds an int in each of these four.
+    threshold: int = cast(int, None)
+    min_reporting: int = cast(int, None)
+    committee_size: int = cast(int, None)
+    committee_threshold: int = cast(int, None)
+    noise: dp.NoiseShareConfig | None = None
     meters: tuple[str, ...] = field(init=False)
     layout: Layout = field(init=False)
     digest: bytes = field(init=False, repr=False)
@@ -216,6 +219,8 @@ class Neighbourhood:
 
     def _seed(self, meters: tuple[str, ...]) -> bytes:
         """Spec 3.3: check every reveal against its commitment, then hash them all."""
+        if self.reveals is None:
+            raise StateError("the setup is not finished: no graph nonce is revealed yet")
         nonces = []
         for meter in meters:
             nonce = self.reveals.get(meter)

@@ -104,7 +104,7 @@ def decode(data: object, kind: str, limit: int = MAX_MESSAGE_BYTES) -> object:
     return cbor.decode(bytes(data), max_size=limit)
 
 
-def open_message(data: bytes | dict, schema: dict, kind: str, hood: Neighbourhood) -> dict:
+def open_message(data: object, schema: dict, kind: str, hood: Neighbourhood) -> dict:
     """Decode (unless already decoded; bounded by the neighbourhood's limit for the kind) and check
     the map's keys, types, version and round."""
     if not isinstance(data, dict):
@@ -174,7 +174,7 @@ class MeterReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
+    def decode(cls, data: object, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
         m = open_message(data, METER_REPORT, "meter-report", hood)
         sender = m[3]
         if sender not in hood.meter_public:
@@ -206,7 +206,7 @@ class AggregateReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
+    def decode(cls, data: object, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
         m = open_message(data, AGGREGATE_REPORT, "aggregate-report", hood)
         sender = m[3]
         if sender not in hood.tree:

@@ -281,6 +281,8 @@ class Meter:
 
     def _round_secret(self, round_id: int, peer: str, mask_public: bytes) -> bytes:
         """Spec 5.4 a_ij(r); a low-order mask key (only the peer itself can have made it) is refused."""
+        if self.state.epsilon is None:
+            raise StateError(f"meter {self.state.meter_id} has no mask secret for round {round_id}")
         try:
             return round_secret(self.hood.group_id, round_id, self.state.meter_id, self.state.epsilon, peer,
                                 mask_public)
@@ -307,7 +309,7 @@ class Meter:
         msg.check_round(round_id)
         if round_id <= state.last_reported:
             raise ReplayError(f"meter {state.meter_id} already reported round {state.last_reported}")
-        if state.bundle_round != round_id or state.epsilon is None:
+        if state.bundle_round != round_id or state.epsilon is None or state.sigma is None:
             raise StateError(f"meter {state.meter_id} has no accepted bundle for round {round_id}")
         self._check_readings(readings)
         values = list(readings)

@@ -295,6 +295,8 @@ class Utility:
         Returns None if every aggregator is consistent (the fault is then in
         a meter's report or unmask-response).
         """
+        if rs.report is None:
+            raise StateError(f"round {rs.round}: no report of the root was received to audit")
         self._audit_node(rs, rs.report, retained)
 
     def _audit_node(self, rs: RoundState, report: msg.AggregateReport,

@@ -198,12 +198,11 @@ def _encode_key(key: object) -> bytes:
 def _encode_item(obj: object, depth: int, max_depth: int) -> bytes:
     # Exact built-in types first (the common case, and bool is not int here);
     # subclasses and other types take the general checks below.
-    kind = type(obj)
-    if kind is bytes:
+    if type(obj) is bytes:
         return _head(_MT_BYTES, len(obj)) + obj
-    if kind is str:
+    if type(obj) is str:
         return _encode_text(obj)
-    if kind is int:
+    if type(obj) is int:
         return _encode_int(obj)
     # bool before int: bool is a subclass of int in Python.
     if obj is False:
@@ -439,7 +438,7 @@ class _Decoder:
         raises the error it always raised."""
         data = self.data
         size = len(data)
-        items = []
+        items: list[Any] = []
         append = items.append
         for _ in range(count):
             pos = self.pos
