@@ -184,19 +184,24 @@ def authenticate_raw(data: bytes | bytearray, kind: str, public_key: bytes) -> N
     trailer = bytes((_SIG_KEY[kind], 0x58, SIGNATURE_BYTES))
     if not 0xA2 <= data[0] <= 0xB7 or data[-SIGNATURE_BYTES - 3:-SIGNATURE_BYTES] != trailer:
         raise DecodeError(f"{kind}: the signature is not the last entry of the map")
-    body = bytes((data[0] - 1,)) + bytes(data[1:-SIGNATURE_BYTES - 3])
-    _verify(public_key, bytes(data[-SIGNATURE_BYTES:]), DOMAIN + _lp(kind.encode()) + body, kind)
+    tbs = b"".join((DOMAIN, _lp(kind.encode()), bytes((data[0] - 1,)), memoryview(data)[1:-SIGNATURE_BYTES - 3]))
+    _verify(public_key, bytes(data[-SIGNATURE_BYTES:]), tbs, kind)
 
 
-def decode_message(data: object) -> tuple[str, dict]:
+def decode_message(data: object, *, authenticated: bool = False) -> tuple[str, dict]:
     """Spec 4: decode any group message; return (kind, map) after the checks of spec 4.2-4.5.
 
     Checks the envelope, the exact keys and types of the kind, lengths and
-    ranges; signatures and state are the receiver's (spec 5.3).
+    ranges; signatures and state are the receiver's (spec 5.3).  A message over
+    ``LIMITS.authenticate_before_decode_bytes`` is decoded only with
+    ``authenticated=True``, which says :func:`authenticate_raw` accepted it (spec 4.1).
     """
     kind = message_kind(data)
     if not isinstance(data, (bytes, bytearray)):  # message_kind refused it already; this tells mypy
         raise DecodeError("a group message must be bytes")
+    if len(data) > LIMITS.authenticate_before_decode_bytes and not authenticated:
+        raise DecodeError(f"{kind}: a message over {LIMITS.authenticate_before_decode_bytes} bytes is decoded "
+                          "only after its signature verifies over its raw bytes (spec 4.1)")
     m = cbor.decode(bytes(data), max_size=LIMITS.message_bytes[kind])
     if not isinstance(m, dict) or m.get(2) not in KINDS:
         raise DecodeError("not a group message: key 2 must name one of " + ", ".join(KINDS))
@@ -434,7 +439,7 @@ class Controller:
         _check_public_key(command_key, "the command-verification key")
         members = _check_directory(members)
         authenticate_raw(command, message_kind(command), command_key)
-        kind, m = decode_message(command)
+        kind, m = decode_message(command, authenticated=True)
         st = self.state
         if st.tree is not None:
             raise StateError(f"epoch {st.epoch} has started already")
@@ -768,7 +773,7 @@ class Meter:
         st = self.state
         kind = message_kind(data)
         authenticate_raw(data, kind, st.command_key if kind in OPERATOR_KINDS else st.controller_key)
-        kind, m = decode_message(data)
+        kind, m = decode_message(data, authenticated=True)
         if m[3] != st.group:
             raise VerificationError(f"{kind}: addressed to another group")
         body = _unsigned(kind, m)
