@@ -197,11 +197,12 @@ class MemberKeys:
         path = list(self.path)
         for level in range(1, rekey.height + 1):
             node = (level, self.position // d**level)
-            kid = changed.get(node)
-            if kid is None:
+            new_kid = changed.get(node)
+            if new_kid is None:
                 if level > self.height:
                     raise DecodeError(f"the rekey grows the tree but gives no key for node {node}")
                 continue
+            kid = new_kid
             if kid == 0:
                 raise StateError(f"node {node} on this member's path was emptied: it is no longer in the group")
             candidates = [w for w in by_kid.get(kid, ()) if w.kek in held]
@@ -267,7 +268,9 @@ class KeyTree:
             raise ParameterError(f"height must be in [1, {MAX_HEIGHT}] and hold every member")
         rng = resolve(rng)
         n = len(members)
-        keys, kids, counts = [], [], []
+        keys: list[bytearray] = []
+        kids: list[array[int]] = []
+        counts: list[array[int]] = []
         next_kid = 1
         occupied = n
         for level in range(h + 1):
