@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 from fractions import Fraction
+from typing import Any
 
 import gmpy2
 import pytest
@@ -32,7 +33,7 @@ from protocols.primitives import supersingular as ss
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.numtheory import random_prime
 from protocols.privacy import dp
-from protocols.schemes import bb1, bf, blind_rsa, certificates, frost, hpke, paillier, paillier_encoding
+from protocols.schemes import bb1, bf, blind_rsa, certificates, frost, hpke, lkh, merkle, paillier, paillier_encoding
 from protocols.schemes import threshold_elgamal as te
 from protocols.system import escrow_fleet
 
@@ -322,3 +323,54 @@ def test_every_decoder_refuses_mutations_with_a_usapp_error(small_key, data):
         decode(mutated)
     except UsappError:
         pass
+
+
+# -- LKH rekeys, Merkle logs, RSA keys: types and ranges -----------------------
+
+
+@pytest.mark.parametrize("kid", [2**64, -1, True, 1.0, None])
+def test_lkh_key_ids_are_bounded_when_a_rekey_is_built(kid):
+    """A kid of 2^64 reached struct.pack(">Q") in unwrap (struct.error); now DecodeError on construction."""
+    with pytest.raises(DecodeError):
+        lkh.Wrap(kid, 1, bytes(lkh.WRAP_BYTES))
+    with pytest.raises(DecodeError):
+        lkh.Rekey(1, ((1, 0, kid),), ())
+
+
+_HOSTILE_REKEYS: list[tuple[type, tuple[Any, ...]]] = [
+    (lkh.Rekey, (0, (), ())), (lkh.Rekey, (lkh.MAX_HEIGHT + 1, (), ())), (lkh.Rekey, (True, (), ())),
+    (lkh.Rekey, (1, [(1, 0, 1)], ())), (lkh.Rekey, (1, ((1, 0),), ())), (lkh.Rekey, (1, ((2, 0, 1),), ())),
+    (lkh.Rekey, (1, (), ("wrap",))), (lkh.Wrap, (1, 2, "ct")), (lkh.Wrap, (1, 2, bytes(47))),
+]
+
+
+@pytest.mark.parametrize("kind,args", _HOSTILE_REKEYS)
+def test_lkh_rekey_shape_is_checked(kind, args):
+    with pytest.raises(DecodeError):
+        kind(*args)
+
+
+@pytest.mark.parametrize("value", [None, 5, 1.5, b"\x00" * 32, "abc"])
+def test_merkle_builders_refuse_non_sequences(value):
+    with pytest.raises(DecodeError):
+        merkle.MerkleLog.from_entries(value)
+    with pytest.raises(DecodeError):
+        merkle.MerkleLog.from_leaf_hashes(value)
+
+
+@pytest.mark.parametrize("d", [None, "s", float("nan"), b"\x00", True])
+def test_rsa_load_private_key_refuses_non_integers(d):
+    """load_private_key passed d to mpz() unchecked (TypeError / ValueError)."""
+    with pytest.raises(ParameterError, match="must be an integer"):
+        blind_rsa.load_private_key(2**2048 + 1, 65537, d)
+
+
+def test_threshold_elgamal_sizes_are_bounded_before_parsing(monkeypatch):
+    def never(buf: bytes) -> None:
+        pytest.fail("an oversized sealed blob reached DeserializeElement")
+
+    monkeypatch.setattr(te.G, "DeserializeElement", never)
+    with pytest.raises(DecodeError, match="to"):
+        te.check_sealed(bytes(te.SEALED_MAX_BYTES + 1), b"")
+    with pytest.raises(ParameterError, match="longer than"):
+        te.check_sealed(bytes(te.SEALED_MIN_BYTES), bytes(te.MAX_INPUT_BYTES + 1))

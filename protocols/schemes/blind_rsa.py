@@ -313,7 +313,12 @@ def generate_key(bits: int = MIN_MODULUS_BITS, e: int = DEFAULT_PUBLIC_EXPONENT)
 def load_private_key(n: int, e: int, d: int, p: int | None = None, q: int | None = None,
                      min_bits: int = MIN_MODULUS_BITS) -> PrivateKey:
     """The key (n, e, d), with its factors p, q as the RFC 9474 Appendix A
-    vectors give them; without p and q they are recovered from (n, e, d)."""
+    vectors give them; without p and q they are recovered from (n, e, d).
+    ParameterError for a value that is not an integer (bool refused)."""
+    given = [("n", n), ("e", e), ("d", d)] + [(name, f) for name, f in (("p", p), ("q", q)) if f is not None]
+    for name, value in given:
+        if isinstance(value, bool) or not isinstance(value, _INTEGER):
+            raise ParameterError(f"RSA {name} must be an integer")
     public = PublicKey(mpz(n), mpz(e), min_bits=min_bits)
     if (p is None) != (q is None):
         raise ParameterError("give both factors p and q, or neither")
