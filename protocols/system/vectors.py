@@ -45,7 +45,7 @@ import protocols
 from protocols.errors import DecodeError, ParameterError, UsappError, VectorMismatchError
 from protocols.system import vectorsets
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import check_shape
+from protocols.system.vectorsets._fields import MAX_JSON_DEPTH, check_shape, json_depth
 
 Progress = Callable[[str], None]
 
@@ -227,29 +227,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 """Largest vectors file (or schema) read: 16 MiB (the project's largest file is under 1 MiB).
 Checked before reading, and the read itself stops one byte past it."""
 
-MAX_JSON_DEPTH = 64
-"""Deepest nesting of arrays and objects accepted, checked before parsing (the
-project's files nest at most 12 deep)."""
-
 MAX_VECTORS = 10_000
 """Most vectors in one file (the project's largest file holds 71)."""
-
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def json_depth(text: str) -> int:
-    """The deepest nesting of ``[``/``{`` in ``text`` outside strings: a linear
-    scan, so a hostile file is refused before ``json.loads`` recurses."""
-    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
-    depth = deepest = 0
-    for char in brackets:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -54,6 +54,27 @@ MAX_PHE_EXPONENT = 2048
 """Largest |exponent| of a phe-style encoded number read from a vector (specs/paillier.md section 8)."""
 
 
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a vector file or in JSON text inside one."""
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text`` outside strings: a
+    linear scan, so hostile text is refused before ``json.loads`` recurses."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def out_of_range(name: str, value: object, low: object, high: object) -> VectorMismatchError:
     """The error of a field outside its bounds (``VectorMismatchError`` naming it)."""
     shown = value if isinstance(value, int) and abs(value) < 2**64 else "a larger value"
@@ -66,7 +87,8 @@ def check_shape(vector: Any) -> None:
     """Bound a whole vector before a family reads it: at most :data:`MAX_NODES`
     values, lists of at most :data:`MAX_ITEMS`, strings of at most
     :data:`MAX_STRING` characters, integers of magnitude at most
-    :data:`MAX_SMALL_INT`, no floats.  Iterative (no recursion)."""
+    :data:`MAX_SMALL_INT` (floats are bounded by nature; a reader that
+    wants an integer refuses them).  Iterative (no recursion)."""
     stack: list[tuple[str, Any]] = [("", vector)]
     seen = 0
     while stack:
@@ -84,8 +106,6 @@ def check_shape(vector: Any) -> None:
         elif isinstance(node, str):
             if len(node) > MAX_STRING:
                 raise VectorMismatchError(f"field {name!r}: string longer than {MAX_STRING}", field=path or None)
-        elif isinstance(node, float):
-            raise VectorMismatchError(f"field {name!r}: a JSON number must be an integer", field=path or None)
         elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_SMALL_INT:
             raise out_of_range(path, node, -MAX_SMALL_INT, MAX_SMALL_INT)
 

@@ -57,6 +57,7 @@ from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_FACTOR_BITS,
     bytes_field,
     dispatch,
     expect,
@@ -146,7 +147,7 @@ class _Recorder:
 
 
 def _play(v: Mapping[str, Any]):
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
@@ -500,7 +501,7 @@ def _replay(setup: Mapping[str, Any], stage: str):
     """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``."""
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
-    sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
+    sk = PrivateKey.from_factors(int_field(setup, "p", max_bits=MAX_FACTOR_BITS), int_field(setup, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
@@ -708,7 +709,7 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
 
 
 def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
-    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p"), int_field(obj, "q")))
+    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p", max_bits=MAX_FACTOR_BITS), int_field(obj, "q", max_bits=MAX_FACTOR_BITS)))
     state = agg.UtilityState(sk, _hex_map(obj, "meter_keys"), _hex_map(obj, "aggregator_keys"),
                              bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round"))
     return state, _round_state(field(obj, "round"), hood)
