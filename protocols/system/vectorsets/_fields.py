@@ -44,6 +44,11 @@ MAX_PARTIES = 8
 vector (the files use at most 5; a ceremony's cost grows with the cube)."""
 MAX_STEPS = 64
 """Most scripted steps in one vector (the files use at most 41)."""
+MAX_COUNT = 1 << 16
+"""Largest count of meters, members or a threshold over them read from a vector
+(specs/aggregation.md: at most 2^16 meters)."""
+MAX_DEGREE = 64
+"""Largest polynomial degree (neighbour count) read from a vector (specs/aggregation.md)."""
 MAX_ARITY = 16
 """Largest key-tree arity read from a vector (the files use 2 and 3)."""
 MAX_FACTOR_BITS = 2048
@@ -173,6 +178,14 @@ def small_int_field(vector: Mapping[str, Any], name: str, *, low: int = -MAX_SMA
     if not low <= value <= high:
         raise out_of_range(name, value, low, high)
     return value
+
+
+def node_key(key: object) -> int:
+    """An object key naming a node or participant: decimal digits, 1 to :data:`MAX_PARTIES`."""
+    if not isinstance(key, str) or not key.isascii() or not key.isdigit() or len(key) > 4 \
+            or not 1 <= int(key) <= MAX_PARTIES:
+        raise VectorMismatchError(f"key {str(key)[:20]!r} is not a node number in [1, {MAX_PARTIES}]")
+    return int(key)
 
 
 def count_field(vector: Mapping[str, Any], name: str, high: int, *, low: int = 0) -> int:

@@ -57,7 +57,12 @@ from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_COUNT,
+    MAX_DEGREE,
     MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     expect,
@@ -96,8 +101,9 @@ def _noise(v: Mapping[str, Any]):
     if not isinstance(spec, dict):
         raise VectorMismatchError("field 'noise' must be null or an object")
     try:
-        return NoiseShareConfig(PrivacyLevel(spec["level"]), spec["sensitivity"], spec["participants"],
-                                Fraction(spec["honest_fraction"]), Fraction(spec["delta"]))
+        return NoiseShareConfig(PrivacyLevel(spec["level"]), small_int_field(spec, "sensitivity", low=-UINT32, high=UINT32),
+                                small_int_field(spec, "participants", low=-UINT32, high=UINT32),
+                                Fraction(str_field(spec, "honest_fraction", max_len=160)), Fraction(str_field(spec, "delta", max_len=160)))
     except (KeyError, ValueError, TypeError) as exc:
         raise VectorMismatchError(f"field 'noise' is malformed: {exc}") from None
 
@@ -110,7 +116,7 @@ def _string_list(v: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _optional_int(v: Mapping[str, Any], name: str) -> int | None:
-    return None if field(v, name) is None else small_int_field(v, name)
+    return None if field(v, name) is None else small_int_field(v, name, low=0, high=MAX_COUNT)
 
 
 def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
@@ -151,12 +157,12 @@ def _play(v: Mapping[str, Any]):
     options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
-                      slots=small_int_field(v, "slots"), value_bits=small_int_field(v, "value_bits"),
-                      degree=small_int_field(v, "degree"), noise=_noise(v), **options)
+                      slots=small_int_field(v, "slots", low=0, high=MAX_MODULUS_BITS), value_bits=small_int_field(v, "value_bits", low=0, high=MAX_MODULUS_BITS),
+                      degree=small_int_field(v, "degree", low=0, high=MAX_DEGREE), noise=_noise(v), **options)
     readings = _readings(v)
     log: dict = {}
     encryptors = {m: _Recorder(p.meters[m], p.hood.public_key, log) for m in readings if m in p.meters}
-    transcript = nb.run_round(p, small_int_field(v, "round"), readings,
+    transcript = nb.run_round(p, small_int_field(v, "round", low=0, high=UINT64), readings,
                               HmacDrbg.from_seed(str_field(v, "round_seed")), dropped=_string_list(v, "dropped"),
                               silent=_string_list(v, "silent"), absent_committee=_string_list(v, "absent_committee"),
                               encryptors=encryptors)
@@ -505,10 +511,10 @@ def _replay(setup: Mapping[str, Any], stage: str):
     options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
-                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
-                      value_bits=small_int_field(setup, "value_bits"), degree=small_int_field(setup, "degree"),
+                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots", low=0, high=MAX_MODULUS_BITS),
+                      value_bits=small_int_field(setup, "value_bits", low=0, high=MAX_MODULUS_BITS), degree=small_int_field(setup, "degree", low=0, high=MAX_DEGREE),
                       noise=_noise(setup), **options)
-    hood, r = p.hood, small_int_field(setup, "round")
+    hood, r = p.hood, small_int_field(setup, "round", low=0, high=UINT64)
     readings, dropped = _readings(setup), _string_list(setup, "dropped")
     rng = HmacDrbg.from_seed(str_field(setup, "round_seed"))
     t = nb.Transcript(r)

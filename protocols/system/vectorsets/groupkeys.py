@@ -537,7 +537,7 @@ def _command_args(action: str, step: Mapping[str, Any], group: bytes, directory:
         return {1: hex_list_field(step, "targets")}
     if action == "rekey-group":
         key = gk.Controller(gk.ControllerState(b"-", 0, 2, bytes_field(step, "new_controller_key"))).public_key
-        epoch = small_int_field(step, "epoch", low=0, high=UINT64)
+        epoch = small_int_field(step, "epoch", low=0, high=UINT32)
         return {1: epoch, 2: key, 3: gk.directory_hash(group, epoch, directory)}
     if action == "set-command-key":
         return {1: bytes_field(step, "key")}
@@ -604,7 +604,7 @@ def _meter_from(v: Mapping[str, Any]) -> gk.Meter:
     s = field(v, "meter")
     if not isinstance(s, dict):
         raise VectorMismatchError("field 'meter' must be an object")
-    group, epoch = bytes_field(s, "group"), small_int_field(s, "epoch", low=0, high=UINT64)
+    group, epoch = bytes_field(s, "group"), small_int_field(s, "epoch", low=0, high=UINT32)
     keys = field(s, "keys")
     member_keys = None
     if keys is not None:

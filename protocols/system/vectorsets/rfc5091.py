@@ -61,6 +61,8 @@ from protocols.system.vectorsets._fields import (
 PROTOCOL = "ibe"
 SUITE = "rfc5091-type1"
 FILE = "rfc5091.json"
+MAX_TYPE1_BITS = 1536
+"""Largest p or q read from a vector: RFC 5091's type-1 curves at its highest listed security (1536-bit p)."""
 
 SECTION7_MIN_BITS = 128
 """RFC 5091 section 7 uses a 132-bit p with a 128-bit q (7.1, 7.3) and 192-bit
@@ -93,7 +95,7 @@ def _fp2_field(vector: Mapping[str, Any], name: str, E: Type1Curve) -> Fp2:
 
 
 def _curve(vector: Mapping[str, Any]) -> Type1Curve:
-    return Type1Curve(int_field(vector, "p"), int_field(vector, "q"),
+    return Type1Curve(int_field(vector, "p", max_bits=MAX_TYPE1_BITS), int_field(vector, "q", max_bits=MAX_TYPE1_BITS),
                       min_p_bits=SECTION7_MIN_BITS, min_q_bits=SECTION7_MIN_BITS)
 
 
