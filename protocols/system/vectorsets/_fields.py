@@ -134,7 +134,7 @@ def int_field(vector: Mapping[str, Any], name: str, *, max_bits: int = MAX_INT_B
     """A big integer stored as minimal lower-case hex, of at most ``max_bits``
     bits (checked on the text, before conversion) and at least ``low``."""
     value = field(vector, name)
-    if isinstance(value, str) and len(value) > max_bits // 4 + 1:
+    if isinstance(value, str) and len(value) > (max_bits + 3) // 4:  # minimal hex: no leading zeros
         raise VectorMismatchError(f"field {name!r} is longer than {max_bits} bits", field=name)
     if not isinstance(value, str) or not _HEX.fullmatch(value):
         raise VectorMismatchError(f"field {name!r} is not a minimal lower-case hex integer", field=name)

@@ -96,21 +96,25 @@ def _json_text(vector: Mapping[str, Any], name: str) -> str:
 _Read = TypeVar("_Read", PublicKey, PrivateKey, EncryptedNumber)
 
 
-def _read(vector: Mapping[str, Any], name: str, kind: type[_Read], public_key: PublicKey | None = None) -> _Read:
-    """from_phe_json of the field's JSON, which must be a ``kind``."""
-    value = from_phe_json(_json_text(vector, name), public_key, min_bits=PHE_MIN_BITS)
+_PHE_FIELDS = ("private_jwk", "public_jwk", "enc_1234", "enc_minus_34", "sum_addenc")
+
+
+def _read(texts: Mapping[str, str], name: str, kind: type[_Read], public_key: PublicKey | None = None) -> _Read:
+    """from_phe_json of the field's JSON text, which must be a ``kind``."""
+    value = from_phe_json(texts[name], public_key, min_bits=PHE_MIN_BITS)
     if not isinstance(value, kind):
         raise VectorMismatchError(f"field {name!r} must hold a {kind.__name__}", field=name)
     return value
 
 
 def _phe_cli(v: Mapping[str, Any]) -> None:
-    sk = _read(v, "private_jwk", PrivateKey)
-    pub = _read(v, "public_jwk", PublicKey)
+    texts = {name: _json_text(v, name) for name in _PHE_FIELDS}  # every field bounded before any is parsed
+    sk = _read(texts, "private_jwk", PrivateKey)
+    pub = _read(texts, "public_jwk", PublicKey)
     expect("public_jwk", pub, sk.public_key)
     stored_public = field(v, "public_jwk")
     expect("public_jwk", json.loads(to_phe_json(pub, kid=stored_public.get("kid"))), stored_public)
-    numbers = {name: _read(v, name, EncryptedNumber, pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
+    numbers = {name: _read(texts, name, EncryptedNumber, pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
     expect("enc_1234", decrypt_number(sk, numbers["enc_1234"]), 1234.0)
     expect("enc_minus_34", decrypt_number(sk, numbers["enc_minus_34"]), -34.0)
     # pheutil re-randomises a sum before writing it (phe's ciphertext(be_secure=True)),
