@@ -11,9 +11,10 @@ Results go to stdout, progress and errors to stderr.  An error is one line
 ``usapp: error: <message>``, never a traceback.  Exit status (EXIT_STATUS):
 
     0    success
-    1    a check failed (a vector did not verify, the demo did not match)
-    2    a usage error (bad command or argument), or bad input: a missing,
-         unreadable or malformed file, or any ``UsappError``
+    1    a check failed: a vector file that does not verify, is malformed or
+         exceeds a limit (vectors/README.md, Limits); the demo did not match
+    2    a usage error (bad command or argument, a missing path, ``generate
+         --dir`` naming a file) or any other ``UsappError``
     3    an internal error (a bug: please report the message)
     130  interrupted
 """
@@ -43,9 +44,9 @@ BENCH_LIBRARIES = ("usapp", "gmpy2", "phe", "cryptography", "pycryptodome", "cbo
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EXIT_STATUS = (
-    "exit status: 0 success; 1 a check failed (a vector did not verify); "
-    "2 a usage error or bad input (missing, unreadable or malformed file); "
-    "3 an internal error (a bug); 130 interrupted. "
+    "exit status: 0 success; 1 a check failed (a vector file that does not verify, "
+    "is malformed or exceeds a limit); 2 a usage error (bad argument, missing path) "
+    "or any other refused input; 3 an internal error (a bug); 130 interrupted. "
     "Errors are one line on stderr: usapp: error: <message>."
 )
 
