@@ -637,7 +637,7 @@ def _meter_receive(v: Mapping[str, Any]) -> None:
     message = bytes_field(v, "message")
     now = field(v, "now")
     if now is not None:
-        now = small_int_field(v, "now")
+        now = small_int_field(v, "now", low=0, high=UINT64)
     _refuse(v, lambda: meter.receive(message, now))
     if _meter_json(meter) != before:
         raise VectorMismatchError("field 'meter': the refusal changed the meter's state")
@@ -649,7 +649,7 @@ def _controller_recover(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError("field 'members' must be an object")
     directory = {bytes.fromhex(k): bytes_field(members, k) for k in members if _is_hex(k)}
     controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
-        bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
+        bytes_field(v, "group"), small_int_field(v, "epoch", low=0, high=UINT32), small_int_field(v, "arity", low=0, high=MAX_ARITY),
         bytes_field(v, "signing_key"))))
     _refuse(v, lambda: controller.recover(bytes_field(v, "message"), bytes_field(v, "command_key"),
                                                   directory, ReplayRandom([])))
@@ -663,11 +663,11 @@ def _operator_from(v: Mapping[str, Any]) -> gk.Operator:
     kp = field(v, "key_package")
     if not isinstance(kp, dict):
         raise VectorMismatchError("field 'key_package' must be an object")
-    package = frost.KeyPackage(small_int_field(kp, "identifier"),
+    package = frost.KeyPackage(small_int_field(kp, "identifier", low=0, high=UINT64),
                                ed25519.DeserializeScalar(bytes_field(kp, "secret_share")),
                                ed25519.DeserializeElement(bytes_field(kp, "verifying_share")),
                                ed25519.DeserializeElement(bytes_field(kp, "group_public_key")),
-                               small_int_field(kp, "min_participants"), small_int_field(kp, "max_participants"))
+                               small_int_field(kp, "min_participants", low=0, high=MAX_PARTIES), small_int_field(kp, "max_participants", low=0, high=MAX_PARTIES))
     signer = frost.Signer(package, set(hex_list_field(v, "spent")))
     return gk.Operator(gk.OperatorState(signer, set(hex_list_field(v, "approved"))))
 
@@ -688,7 +688,7 @@ def _meter_provision(v: Mapping[str, Any]) -> None:
     """Meter.provision (spec 8.6) from ``checkpoint`` MUST refuse."""
     _refuse(v, lambda: gk.Meter.provision(bytes_field(v, "group"), bytes_field(v, "member"),
                                                  bytes_field(v, "device_private"), bytes_field(v, "command_key"),
-                                                 bytes_field(v, "checkpoint"), small_int_field(v, "now")))
+                                                 bytes_field(v, "checkpoint"), small_int_field(v, "now", low=0, high=UINT64)))
 
 
 def _controller_rekey(v: Mapping[str, Any]) -> None:
@@ -700,7 +700,7 @@ def _controller_rekey(v: Mapping[str, Any]) -> None:
     directory = {bytes.fromhex(k): bytes_field(members, k) for k in members if _is_hex(k)}
     joiners = {bytes.fromhex(k): bytes_field(joins, k) for k in joins if _is_hex(k)}
     controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
-        bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
+        bytes_field(v, "group"), small_int_field(v, "epoch", low=0, high=UINT32), small_int_field(v, "arity", low=0, high=MAX_ARITY),
         bytes_field(v, "signing_key"))))
     start = ReplayRandom(hex_list_field(v, "start_draws"))
     recompute("start_draws", lambda: controller.start_epoch(directory, start))
