@@ -268,6 +268,7 @@ NUMERIC_FIELDS: dict[str, list[list[str | int]]] = {
     "groupkeys.json": [["operators"], ["threshold"], ["arity"], ["now"], ["lifetime"]],
     "hmac_drbg.json": [["requested_bytes"], ["reseed_interval"]],
     "hpke_rfc9180.json": [["encryptions", 0, "sequence_number"], ["exports", 0, "L"]],
+    "ibe_hybrid.json": [["epoch"]],
     "integrity.json": [["time"], ["checks", 0], ["inclusion_index"], ["records", 0, "period"]],
     "issuance.json": [["epoch"], ["now"], ["challenge_lifetime"], ["threshold"]],
     "paillier.json": [["bits"], ["window"]],

@@ -648,13 +648,13 @@ def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
     return agg.MeterState(
         str_field(obj, "meter_id"), bytes_field(obj, "key"), bytes_field(obj, "tag_key"),
         bytes_field(obj, "x25519_private"), bytes_field(obj, "ed25519_seed"),
-        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised", low=0, high=UINT64),
+        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised", low=-1, high=UINT64),
         epsilon=_opt_share(obj, "epsilon"), sigma=_opt_share(obj, "sigma"),
-        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round", low=0, high=UINT64),
+        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round", low=-1, high=UINT64),
         bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
         peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
-        held=held, last_reported=small_int_field(obj, "last_reported", low=0, high=UINT64),
-        last_unmasked=small_int_field(obj, "last_unmasked", low=0, high=UINT64), last_committed=small_int_field(obj, "last_committed", low=0, high=UINT64))
+        held=held, last_reported=small_int_field(obj, "last_reported", low=-1, high=UINT64),
+        last_unmasked=small_int_field(obj, "last_unmasked", low=-1, high=UINT64), last_committed=small_int_field(obj, "last_committed", low=-1, high=UINT64))
 
 
 def _aggregator_json(s: agg.AggregatorState) -> dict:
@@ -669,9 +669,9 @@ def _aggregator_state(obj: Mapping[str, Any]) -> agg.AggregatorState:
     retained = {}
     if kept is not None:
         kept = _as_dict(kept, "retained")
-        retained[small_int_field(kept, "round", low=0, high=UINT64)] = tuple(hex_list_field(kept, "inputs"))
+        retained[small_int_field(kept, "round", low=-1, high=UINT64)] = tuple(hex_list_field(kept, "inputs"))
     return agg.AggregatorState(str_field(obj, "aggregator_id"), bytes_field(obj, "key"),
-                               last_round=small_int_field(obj, "last_round", low=0, high=UINT64), retained=retained)
+                               last_round=small_int_field(obj, "last_round", low=-1, high=UINT64), retained=retained)
 
 
 def _open_round_json(rs: Any) -> dict | None:
@@ -705,7 +705,7 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
     report = _opt_bytes(obj, "report")
     bundles = {m: tuple(_string_list({m: x}, m)) for m, x in _as_dict(field(obj, "bundles"), "bundles").items()}
     return RoundState(
-        small_int_field(obj, "round", low=0, high=UINT64), _hex_map(obj, "mask_public"), bundles,
+        small_int_field(obj, "round", low=-1, high=UINT64), _hex_map(obj, "mask_public"), bundles,
         report=None if report is None else recompute("round.report",
                                                      lambda: agg.messages.AggregateReport.decode(report, hood)),
         reporting=tuple(_string_list(obj, "reporting")), missing=tuple(_string_list(obj, "missing")),
@@ -717,7 +717,7 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
 def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
     sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p", max_bits=MAX_FACTOR_BITS), int_field(obj, "q", max_bits=MAX_FACTOR_BITS)))
     state = agg.UtilityState(sk, _hex_map(obj, "meter_keys"), _hex_map(obj, "aggregator_keys"),
-                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round", low=0, high=UINT64))
+                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round", low=-1, high=UINT64))
     return state, _round_state(field(obj, "round"), hood)
 
 
@@ -735,7 +735,7 @@ def _role_step(v: Mapping[str, Any]):
         raise VectorMismatchError(f"field 'step': {role!r} has no step {step!r}")
     hood = _hood(v)
     before = _as_dict(field(v, "state_before"), "state_before")
-    r = small_int_field(v, "round", low=0, high=UINT64)
+    r = small_int_field(v, "round", low=-1, high=UINT64)
     if role in ("meter", "committee"):
         ms = _meter_state(before)
         meter = recompute("state_before", lambda: agg.Meter(hood, ms))
