@@ -345,6 +345,7 @@ REFUSED_BEFORE_WORK = [
      "slots"),
     ("dp.json", ["participants"], 10**12, "protocols.system.vectorsets.dp.NoiseShareConfig", "participants"),
     ("threshold_elgamal.json", ["operators"], 3000, "protocols.groupkeys.operator_ceremony", "operators"),
+    ("paillier.json", ["bits"], 0, "protocols.system.vectorsets.paillier.annotate_keygen_draws", "bits"),
 ]
 
 

@@ -57,8 +57,6 @@ MAX_MODULUS_BITS = 4096
 """Largest Paillier or RSA modulus n read from a vector."""
 MAX_PHE_EXPONENT = 2048
 """Largest |exponent| of a phe-style encoded number read from a vector (specs/paillier.md section 8)."""
-
-
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a vector file or in JSON text inside one."""
 
@@ -186,11 +184,6 @@ def node_key(key: object) -> int:
             or not 1 <= int(key) <= MAX_PARTIES:
         raise VectorMismatchError(f"key {str(key)[:20]!r} is not a node number in [1, {MAX_PARTIES}]")
     return int(key)
-
-
-def count_field(vector: Mapping[str, Any], name: str, high: int, *, low: int = 0) -> int:
-    """A count, size or index: a JSON integer in ``[low, high]``."""
-    return small_int_field(vector, name, low=low, high=high)
 
 
 def str_field(vector: Mapping[str, Any], name: str, *, max_len: int = MAX_STRING) -> str:

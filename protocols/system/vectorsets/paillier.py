@@ -169,7 +169,7 @@ def _keygen_draws(v: Mapping[str, Any]) -> list[bytes]:
 
 
 def _keygen(v: Mapping[str, Any]) -> None:
-    bits = small_int_field(v, "bits", low=0, high=MAX_MODULUS_BITS)
+    bits = small_int_field(v, "bits", low=16, high=MAX_MODULUS_BITS)
     draws = _keygen_draws(v)
     # 1. the draws alone: the spec's walk names them, and the scheme's key generation fed with
     #    them (no DRBG) gives the key and consumes exactly them
