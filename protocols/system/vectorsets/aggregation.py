@@ -57,6 +57,12 @@ from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_COUNT,
+    MAX_DEGREE,
+    MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     expect,
@@ -95,8 +101,9 @@ def _noise(v: Mapping[str, Any]):
     if not isinstance(spec, dict):
         raise VectorMismatchError("field 'noise' must be null or an object")
     try:
-        return NoiseShareConfig(PrivacyLevel(spec["level"]), spec["sensitivity"], spec["participants"],
-                                Fraction(spec["honest_fraction"]), Fraction(spec["delta"]))
+        return NoiseShareConfig(PrivacyLevel(spec["level"]), small_int_field(spec, "sensitivity", low=-UINT32, high=UINT32),
+                                small_int_field(spec, "participants", low=-UINT32, high=UINT32),
+                                Fraction(str_field(spec, "honest_fraction", max_len=160)), Fraction(str_field(spec, "delta", max_len=160)))
     except (KeyError, ValueError, TypeError) as exc:
         raise VectorMismatchError(f"field 'noise' is malformed: {exc}") from None
 
@@ -109,7 +116,7 @@ def _string_list(v: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _optional_int(v: Mapping[str, Any], name: str) -> int | None:
-    return None if field(v, name) is None else small_int_field(v, name)
+    return None if field(v, name) is None else small_int_field(v, name, low=0, high=MAX_COUNT)
 
 
 def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
@@ -146,16 +153,16 @@ class _Recorder:
 
 
 def _play(v: Mapping[str, Any]):
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
-                      slots=small_int_field(v, "slots"), value_bits=small_int_field(v, "value_bits"),
-                      degree=small_int_field(v, "degree"), noise=_noise(v), **options)
+                      slots=small_int_field(v, "slots", low=0, high=MAX_MODULUS_BITS), value_bits=small_int_field(v, "value_bits", low=0, high=MAX_MODULUS_BITS),
+                      degree=small_int_field(v, "degree", low=0, high=MAX_DEGREE), noise=_noise(v), **options)
     readings = _readings(v)
     log: dict = {}
     encryptors = {m: _Recorder(p.meters[m], p.hood.public_key, log) for m in readings if m in p.meters}
-    transcript = nb.run_round(p, small_int_field(v, "round"), readings,
+    transcript = nb.run_round(p, small_int_field(v, "round", low=0, high=UINT64), readings,
                               HmacDrbg.from_seed(str_field(v, "round_seed")), dropped=_string_list(v, "dropped"),
                               silent=_string_list(v, "silent"), absent_committee=_string_list(v, "absent_committee"),
                               encryptors=encryptors)
@@ -500,14 +507,14 @@ def _replay(setup: Mapping[str, Any], stage: str):
     """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``."""
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
-    sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
+    sk = PrivateKey.from_factors(int_field(setup, "p", max_bits=MAX_FACTOR_BITS), int_field(setup, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
-                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
-                      value_bits=small_int_field(setup, "value_bits"), degree=small_int_field(setup, "degree"),
+                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots", low=0, high=MAX_MODULUS_BITS),
+                      value_bits=small_int_field(setup, "value_bits", low=0, high=MAX_MODULUS_BITS), degree=small_int_field(setup, "degree", low=0, high=MAX_DEGREE),
                       noise=_noise(setup), **options)
-    hood, r = p.hood, small_int_field(setup, "round")
+    hood, r = p.hood, small_int_field(setup, "round", low=0, high=UINT64)
     readings, dropped = _readings(setup), _string_list(setup, "dropped")
     rng = HmacDrbg.from_seed(str_field(setup, "round_seed"))
     t = nb.Transcript(r)
@@ -641,13 +648,13 @@ def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
     return agg.MeterState(
         str_field(obj, "meter_id"), bytes_field(obj, "key"), bytes_field(obj, "tag_key"),
         bytes_field(obj, "x25519_private"), bytes_field(obj, "ed25519_seed"),
-        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised"),
+        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised", low=-1, high=UINT64),
         epsilon=_opt_share(obj, "epsilon"), sigma=_opt_share(obj, "sigma"),
-        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round"),
+        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round", low=-1, high=UINT64),
         bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
         peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
-        held=held, last_reported=small_int_field(obj, "last_reported"),
-        last_unmasked=small_int_field(obj, "last_unmasked"), last_committed=small_int_field(obj, "last_committed"))
+        held=held, last_reported=small_int_field(obj, "last_reported", low=-1, high=UINT64),
+        last_unmasked=small_int_field(obj, "last_unmasked", low=-1, high=UINT64), last_committed=small_int_field(obj, "last_committed", low=-1, high=UINT64))
 
 
 def _aggregator_json(s: agg.AggregatorState) -> dict:
@@ -662,9 +669,9 @@ def _aggregator_state(obj: Mapping[str, Any]) -> agg.AggregatorState:
     retained = {}
     if kept is not None:
         kept = _as_dict(kept, "retained")
-        retained[small_int_field(kept, "round")] = tuple(hex_list_field(kept, "inputs"))
+        retained[small_int_field(kept, "round", low=-1, high=UINT64)] = tuple(hex_list_field(kept, "inputs"))
     return agg.AggregatorState(str_field(obj, "aggregator_id"), bytes_field(obj, "key"),
-                               last_round=small_int_field(obj, "last_round"), retained=retained)
+                               last_round=small_int_field(obj, "last_round", low=-1, high=UINT64), retained=retained)
 
 
 def _open_round_json(rs: Any) -> dict | None:
@@ -698,7 +705,7 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
     report = _opt_bytes(obj, "report")
     bundles = {m: tuple(_string_list({m: x}, m)) for m, x in _as_dict(field(obj, "bundles"), "bundles").items()}
     return RoundState(
-        small_int_field(obj, "round"), _hex_map(obj, "mask_public"), bundles,
+        small_int_field(obj, "round", low=-1, high=UINT64), _hex_map(obj, "mask_public"), bundles,
         report=None if report is None else recompute("round.report",
                                                      lambda: agg.messages.AggregateReport.decode(report, hood)),
         reporting=tuple(_string_list(obj, "reporting")), missing=tuple(_string_list(obj, "missing")),
@@ -708,9 +715,9 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
 
 
 def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
-    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p"), int_field(obj, "q")))
+    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p", max_bits=MAX_FACTOR_BITS), int_field(obj, "q", max_bits=MAX_FACTOR_BITS)))
     state = agg.UtilityState(sk, _hex_map(obj, "meter_keys"), _hex_map(obj, "aggregator_keys"),
-                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round"))
+                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round", low=-1, high=UINT64))
     return state, _round_state(field(obj, "round"), hood)
 
 
@@ -728,7 +735,7 @@ def _role_step(v: Mapping[str, Any]):
         raise VectorMismatchError(f"field 'step': {role!r} has no step {step!r}")
     hood = _hood(v)
     before = _as_dict(field(v, "state_before"), "state_before")
-    r = small_int_field(v, "round")
+    r = small_int_field(v, "round", low=-1, high=UINT64)
     if role in ("meter", "committee"):
         ms = _meter_state(before)
         meter = recompute("state_before", lambda: agg.Meter(hood, ms))
