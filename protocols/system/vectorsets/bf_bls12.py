@@ -185,6 +185,8 @@ def _dkg_inputs(v):
 
 
 def _dealing_json(d: bf.Dealing, threshold, nodes, context) -> dict:
+    if d.proof_commitment is None or d.proof_response is None:
+        raise VectorMismatchError(f"dealing of node {d.dealer} carries no proof of possession")
     c = bf.pop_challenge(context, threshold, nodes, d.dealer, d.commitments[0], d.proof_commitment)
     return {"commitments": [x.to_bytes().hex() for x in d.commitments],
             "shares": {str(i): scalar_hex(d.shares[i]) for i in nodes},

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -237,12 +237,14 @@ def _dkg(seed: str, threshold: int, nodes: list[int], context: bytes
     rng = HmacDrbg.from_seed(seed)
     dealings = [bf_bls12.deal(i, threshold, nodes, rng, context) for i in nodes]
     proofs = {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(), "z": hexint(d.proof_response)}
-              for d in dealings}
+              for d in dealings if d.proof_commitment is not None and d.proof_response is not None}
+    if len(proofs) != len(dealings):
+        raise VectorMismatchError("a dealing carries no proof of possession")
     return bf_bls12.combine_dealings(dealings, threshold, nodes, context), \
         {i: bf_bls12.node_secret(dealings, i) for i in nodes}, proofs
 
 
-def _threshold_outputs(v: Mapping[str, Any], enrollments: list[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
+def _threshold_outputs(v: Mapping[str, Any], enrollments: Sequence[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
     d = _device(v)
     threshold = small_int_field(v, "threshold")
     nodes = _int_list(v, "nodes")
@@ -415,6 +417,7 @@ def _intermediate() -> bytes:
 
 
 def _device_inputs(name: str, serial: str, kind: str) -> dict:
+    key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
     if kind == "ed25519-under-root":
         key = _ed_key("device-" + serial)
         chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _ROOT_NAME, _ROOT_KEY, 10,

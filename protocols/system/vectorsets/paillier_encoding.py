@@ -132,7 +132,8 @@ def _phe_json_write(v: Mapping[str, Any]) -> None:
                "number_json": to_phe_json(numbers[0]), "list_json": to_phe_json(numbers)}
     for name, text in outputs.items():
         expect(name, str_field(v, name), text)
-    if from_phe_json(outputs["public_json"]) != pk or from_phe_json(outputs["list_json"])[0] != pk:
+    read_list = from_phe_json(outputs["list_json"])
+    if from_phe_json(outputs["public_json"]) != pk or not isinstance(read_list, tuple) or read_list[0] != pk:
         raise VectorMismatchError("field 'public_json': does not read back to the key")
 
 
@@ -216,7 +217,8 @@ def build() -> dict:
         return EncryptedNumber(pk.encrypt(e.encoding, rng), e.exponent)
 
     a, b, c = enc(1.5), enc(-20), enc(2 ** 40)
-    ops = [("add", a, b, None), ("add", c, a, None), ("add-scalar", a, None, 2.25),
+    ops: list[tuple[str, EncryptedNumber, Any, Any]] = [
+           ("add", a, b, None), ("add", c, a, None), ("add-scalar", a, None, 2.25),
            ("add-scalar", b, None, -7), ("mul-scalar", a, None, 3), ("mul-scalar", b, None, -0.5)]
     for i, (op, x, y, scalar) in enumerate(ops):
         result = x + y if op == "add" else (x + scalar if op == "add-scalar" else x * scalar)

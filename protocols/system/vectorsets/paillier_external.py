@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from protocols.errors import VectorMismatchError
 from protocols.schemes.paillier import PrivateKey, PublicKey
-from protocols.schemes.paillier_encoding import decrypt_number, from_phe_json, to_phe_json
+from protocols.schemes.paillier_encoding import EncryptedNumber, decrypt_number, from_phe_json, to_phe_json
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import dispatch, expect, expect_int, field, int_field
 
@@ -77,13 +77,28 @@ def _json_text(vector: Mapping[str, Any], name: str) -> str:
     return json.dumps(value)
 
 
+_Read = TypeVar("_Read", PublicKey, PrivateKey, EncryptedNumber)
+
+
+_PHE_FIELDS = ("private_jwk", "public_jwk", "enc_1234", "enc_minus_34", "sum_addenc")
+
+
+def _read(texts: Mapping[str, str], name: str, kind: type[_Read], public_key: PublicKey | None = None) -> _Read:
+    """from_phe_json of the field's JSON text, which must be a ``kind``."""
+    value = from_phe_json(texts[name], public_key, min_bits=PHE_MIN_BITS)
+    if not isinstance(value, kind):
+        raise VectorMismatchError(f"field {name!r} must hold a {kind.__name__}", field=name)
+    return value
+
+
 def _phe_cli(v: Mapping[str, Any]) -> None:
-    sk = from_phe_json(_json_text(v, "private_jwk"), min_bits=PHE_MIN_BITS)
-    pub = from_phe_json(_json_text(v, "public_jwk"), min_bits=PHE_MIN_BITS)
+    texts = {name: _json_text(v, name) for name in _PHE_FIELDS}  # every field bounded before any is parsed
+    sk = _read(texts, "private_jwk", PrivateKey)
+    pub = _read(texts, "public_jwk", PublicKey)
     expect("public_jwk", pub, sk.public_key)
-    expect("public_jwk", json.loads(to_phe_json(pub, kid=field(v, "public_jwk").get("kid"))),
-           field(v, "public_jwk"))
-    numbers = {name: from_phe_json(_json_text(v, name), pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
+    stored_public = field(v, "public_jwk")
+    expect("public_jwk", json.loads(to_phe_json(pub, kid=stored_public.get("kid"))), stored_public)
+    numbers = {name: _read(texts, name, EncryptedNumber, pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
     expect("enc_1234", decrypt_number(sk, numbers["enc_1234"]), 1234.0)
     expect("enc_minus_34", decrypt_number(sk, numbers["enc_minus_34"]), -34.0)
     # pheutil re-randomises a sum before writing it (phe's ciphertext(be_secure=True)),

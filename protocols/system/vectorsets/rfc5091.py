@@ -29,7 +29,7 @@ implementation diverges.  The identity is hashed as the ASCII bytes of "Bob"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from protocols.errors import UsappError, VectorMismatchError
@@ -137,8 +137,8 @@ def _bf_params(vector: Mapping[str, Any]) -> bf.BFPublicParameters:
 
 def _bb1_params(vector: Mapping[str, Any]) -> bb1.BB1PublicParameters:
     E = _curve(vector)
-    points = [_point_field(vector, name) for name in ("P", "P_1", "P_2", "P_3")]
-    return bb1.BB1PublicParameters(E, *points, _fp2_field(vector, "v", E), _hashfcn(vector))
+    P, P_1, P_2, P_3 = (_point_field(vector, name) for name in ("P", "P_1", "P_2", "P_3"))
+    return bb1.BB1PublicParameters(E, P, P_1, P_2, P_3, _fp2_field(vector, "v", E), _hashfcn(vector))
 
 
 # --------------------------------------------------------------------------
@@ -359,7 +359,7 @@ def _flip(data: bytes, index: int) -> bytes:
     return data[:index] + bytes([data[index] ^ 1]) + data[index + 1:]
 
 
-def derived_vectors(vectors: list[Mapping[str, Any]]) -> list[dict]:
+def derived_vectors(vectors: Sequence[Mapping[str, Any]]) -> list[dict]:
     """The recipient's decryption steps, valid and invalid, from the 7.5/7.6 and 7.7/7.8 vectors."""
     by_name = {v["name"]: v for v in vectors}
     v76, v78 = by_name["7.6-bf-encrypt-computed"], by_name["7.8-bb1-encrypt"]

@@ -255,7 +255,7 @@ def transcribe(reference: Mapping[str, Any]) -> dict:
         if section == "A.4":
             vector["note"] = _A4_NOTE
         vectors.append(vector)
-    envelope = {
+    envelope: dict[str, Any] = {
         "protocol": PROTOCOL,
         "suite": SUITE,
         "source": ("RFC 9474 (Denis, Jacobs, Wood, 'RSA Blind Signatures', October 2023), Appendix A "

@@ -13,6 +13,7 @@ the signature with an independent RFC 8032 verifier (``cryptography``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -112,8 +113,11 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
     for i in participants:
         r = _mapping(round_one, str(i))
         where = f"round_one.{i}"
-        n, c = recompute(f"{where}.hiding_nonce_randomness", lambda r=r, i=i: frost.commit_with_randomness(
-            i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"), bytes_field(r, "binding_nonce_randomness")))
+        def commit(r: Mapping[str, Any] = r, i: int = i) -> tuple[frost.SigningNonces, frost.SigningCommitments]:
+            return frost.commit_with_randomness(i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"),
+                                                bytes_field(r, "binding_nonce_randomness"))
+
+        n, c = recompute(f"{where}.hiding_nonce_randomness", commit)
         expect(f"{where}.hiding_nonce", bytes_field(r, "hiding_nonce"), G.SerializeScalar(n.hiding_nonce))
         expect(f"{where}.binding_nonce", bytes_field(r, "binding_nonce"), G.SerializeScalar(n.binding_nonce))
         expect(f"{where}.hiding_nonce_commitment", bytes_field(r, "hiding_nonce_commitment"),
@@ -137,9 +141,11 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
         kp = key_packages[i - 1]
         share = frost.sign(i, kp.secret_share, group_public_key, nonces[i], message, commitment_list)
         expect(f"round_two.{i}.sig_share", bytes_field(_mapping(round_two, str(i)), "sig_share"), share.to_bytes())
-        recompute(f"round_two.{i}.sig_share", lambda share=share, i=i: frost.verify_signature_share(
-            i, group_info.public_key(i), commitment_list[participants.index(i)], share.share,
-            commitment_list, group_public_key, message))
+        def verify_share(share: Any = share, i: int = i) -> None:
+            frost.verify_signature_share(i, group_info.public_key(i), commitment_list[participants.index(i)],
+                                         share.share, commitment_list, group_public_key, message)
+
+        recompute(f"round_two.{i}.sig_share", verify_share)
         sig_shares.append(share)
 
     # Final output.
@@ -177,9 +183,13 @@ def _share_rejects(v: Mapping[str, Any]) -> None:
     raw = field(v, "commitments")
     if not isinstance(raw, list):
         raise VectorMismatchError("field 'commitments' must be a list", field="commitments")
-    commitments = [recompute("commitments", lambda c=c: frost.SigningCommitments(
-        small_int_field(c, "identifier"), G.DeserializeElement(bytes_field(c, "hiding_nonce_commitment")),
-        G.DeserializeElement(bytes_field(c, "binding_nonce_commitment")))) for c in raw]
+    def commitment(c: Mapping[str, Any]) -> frost.SigningCommitments:
+        return frost.SigningCommitments(
+            small_int_field(c, "identifier"),
+            G.DeserializeElement(bytes_field(c, "hiding_nonce_commitment")),
+            G.DeserializeElement(bytes_field(c, "binding_nonce_commitment")))
+
+    commitments = [recompute("commitments", functools.partial(commitment, c)) for c in raw]
     mine = [c for c in commitments if c.identifier == identifier]
     if len(mine) != 1:
         raise VectorMismatchError("field 'identifier' must name one entry of commitments", field="identifier")

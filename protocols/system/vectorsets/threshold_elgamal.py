@@ -65,7 +65,8 @@ def _scalar_ok(data: bytes) -> bool:
 
 class _Recorder:
     def __init__(self, source) -> None:
-        self.source, self.draws = source, []
+        self.source = source
+        self.draws: list[bytes] = []
 
     def random_bytes(self, n: int) -> bytes:
         data = self.source.random_bytes(n)
@@ -112,7 +113,9 @@ def _outputs(v: Mapping[str, Any]) -> dict:
                                 "W2": _el(ed25519.ScalarMult(te.B2, s)), "e": sealed[64:96].hex(),
                                 "f": sealed[96:128].hex(), "ct": sealed[128:].hex()},
               "output": sealed.hex()}
-    shares, out_shares, roles = [], [], [sealer]
+    shares: list[Any] = []
+    out_shares: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = [sealer]
     for i, item in enumerate(list_field(v, "shares")):
         if not isinstance(item, dict):
             raise VectorMismatchError(f"shares[{i}] must be an object")
