@@ -107,15 +107,13 @@ def _outputs(v: Mapping[str, Any]) -> dict:
     sealed = te.seal_with_randomness(X, aad, bytes_field(v, "plaintext"), r, s)
     R = ed25519.ScalarBaseMult(r)
     S = ed25519.ScalarMult(X, r)
-    sealer = {"role": "sealer", "action": "seal",
+    sealer: dict[str, Any] = {"role": "sealer", "action": "seal",
               "intermediates": {"R": _el(R), "S": _el(S), "key": te.derive_key(S, R, aad).hex(),
                                 "R2": _el(ed25519.ScalarMult(te.B2, r)), "W": _el(ed25519.ScalarBaseMult(s)),
                                 "W2": _el(ed25519.ScalarMult(te.B2, s)), "e": sealed[64:96].hex(),
                                 "f": sealed[96:128].hex(), "ct": sealed[128:].hex()},
               "output": sealed.hex()}
-    shares: list[Any] = []
-    out_shares: list[dict[str, Any]] = []
-    roles: list[dict[str, Any]] = [sealer]
+    shares, out_shares, roles = [], [], [sealer]
     for i, item in enumerate(list_field(v, "shares")):
         if not isinstance(item, dict):
             raise VectorMismatchError(f"shares[{i}] must be an object")
