@@ -40,6 +40,7 @@ from protocols.system.vectorsets._fields import (
     dispatch,
     expect,
     field,
+    hex_list_field,
     small_int_field,
     str_field,
 )
@@ -113,8 +114,7 @@ def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[Any], Any
     _expect_list(vector, name, computed)
     _expect_draws(vector, rng)
     # Item 1 of issue 15: the recorded draws alone, replayed in order, reproduce every output.
-    draws: list[str] = field(vector, "draws")  # _expect_draws checked it equals rng.log
-    replay = ReplayRandom([bytes.fromhex(d) for d in draws])
+    replay = ReplayRandom(hex_list_field(vector, "draws"))
     try:
         replayed = [draw(replay) for _ in range(len(computed))]
     except UsappError as exc:
