@@ -240,7 +240,9 @@ class KeyExtractor(Protocol):
     identity).
     """
 
-    suite: str
+    @property
+    def suite(self) -> str:  # pragma: no cover - protocol; read-only, so frozen dataclasses conform
+        ...
 
     def extract(self, identity: bytes) -> bytes:  # pragma: no cover - protocol
         ...

@@ -108,7 +108,7 @@ def _outputs(v: Mapping[str, Any]) -> dict:
     sealed = te.seal_with_randomness(X, aad, bytes_field(v, "plaintext"), r, s)
     R = ed25519.ScalarBaseMult(r)
     S = ed25519.ScalarMult(X, r)
-    sealer = {"role": "sealer", "action": "seal",
+    sealer: dict[str, Any] = {"role": "sealer", "action": "seal",
               "intermediates": {"R": _el(R), "S": _el(S), "key": te.derive_key(S, R, aad).hex(),
                                 "R2": _el(ed25519.ScalarMult(te.B2, r)), "W": _el(ed25519.ScalarBaseMult(s)),
                                 "W2": _el(ed25519.ScalarMult(te.B2, s)), "e": sealed[64:96].hex(),
