@@ -1,4 +1,4 @@
-"""The ``usapp`` command line (DESIGN.md, "The command line").
+"""The ``usapp`` command line (docs/architecture.md section 6, "The command line").
 
     usapp demo [--seed SEED]
     usapp vectors verify [--json] [PATH ...]
