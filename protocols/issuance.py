@@ -33,7 +33,7 @@ Spec sections and what implements them:
 - 9   the issuance log ...................... :class:`IssuanceLog`, :class:`LogEntry`, :func:`verify_log`
 
 HPKE function names follow RFC 9180 (``SetupBaseS``, ``SealBase`` ...), an
-accepted exception to PEP 8 (STYLE.md).
+accepted exception to PEP 8 (docs/architecture.md section 3.7).
 """
 
 from __future__ import annotations

@@ -250,13 +250,13 @@ def test_help_exits_0(capsys):
 def test_demo_passes_seed_and_stdout(monkeypatch, capsys):
     calls = []
 
-    def run(*, seed, out):
+    def demo_main(seed, out):
         calls.append(seed)
         out.write("demo report\n")
-        return {"matches": seed is not None, "packed_ok": True}
+        return 0 if seed is not None else 1
 
     fake = types.ModuleType("protocols.system.demo")
-    fake.run = run
+    fake.main = demo_main
     monkeypatch.setitem(sys.modules, "protocols.system.demo", fake)
     monkeypatch.setattr(protocols.system, "demo", fake, raising=False)
     assert main(["demo", "--seed", "neighbourhood-1"]) == 0
