@@ -704,6 +704,275 @@ class Aggregator:
                     {1: 2, 2: r, 3: self.ident, 4: i2osp(product, clen), 5: ids, 6: [covered[j] for j in ids]})
 
 
+# -- the utility (spec 6.3, 8) -----------------------------------------------
+
+@dataclass
+class UtilityRound:
+    round: int
+    mask_public: dict[str, bytes]
+    bundles: dict[str, list[str]]
+    report: bytes | None = None
+    reporting: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    reporting_map: bytes = b""
+    missing_map: bytes = b""
+    confirmations: dict[str, bytes] = field(default_factory=dict)
+    signatures: dict[str, bytes] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)
+    root_c: int = 0
+
+
+@dataclass
+class Utility:
+    p: int
+    q: int
+    meter_keys: dict[str, bytes]
+    aggregator_keys: dict[str, bytes]
+    tag_key: bytes
+    last_round: int = -1
+    rs: UtilityRound | None = None
+    trace: dict = field(default_factory=dict)
+
+    # 6.3, the utility's half
+    def bundles(self, dr: Directory, r: int, adverts: list[bytes]) -> dict[str, bytes]:
+        if r <= self.last_round:
+            raise Refused("ReplayError", "finished already")
+        got: dict[str, dict] = {}
+        for raw in adverts:
+            m = decode_message(dr, raw, "mask-advert", {1: int, 2: int, 3: str, 4: bytes, 5: bytes, 6: bytes})
+            i = m[3]
+            if i not in dr.order:
+                raise Refused("InjectedContributionError", "not a meter")
+            check_mac(mac_keys(self.meter_keys[i])[0], "mask-advert", m)
+            if m[2] < r:
+                raise Refused("ReplayError", "earlier round")
+            if m[2] != r:
+                raise Refused("StateError", "other round")
+            if i in got:
+                raise Refused("DuplicateContributionError", "second advert")
+            if len(m[4]) != 32:
+                raise Refused("DecodeError", "E length")
+            if _low_order(m[4]):
+                raise Refused("VerificationError", "low-order E")
+            if len(m[5]) != 80 * len(dr.nbr[i]):
+                raise Refused("DecodeError", "boxes")
+            got[i] = m
+        out: dict[str, bytes] = {}
+        bundles: dict[str, list[str]] = {}
+        for i in [i for i in dr.order if i in got]:
+            plist = [j for j in dr.nbr[i] if j in got]
+            es = b"".join(got[j][4] for j in plist)
+            bx = b"".join(got[j][5][80 * dr.nbr[j].index(i):80 * dr.nbr[j].index(i) + 80] for j in plist)
+            out[i] = seal(mac_keys(self.meter_keys[i])[1], "mask-bundle", {1: 2, 2: r, 3: i, 4: plist, 5: es, 6: bx})
+            bundles[i] = plist
+        self.rs = UtilityRound(r, {i: got[i][4] for i in got}, bundles)
+        return out
+
+    # 8.1 (and the commit-requests of 8.2)
+    def receive(self, dr: Directory, raw: bytes) -> dict[str, bytes]:
+        rs = self.rs
+        if rs is None:
+            raise Refused("StateError", "no open round")
+        if rs.round <= self.last_round or rs.report is not None:
+            raise Refused("ReplayError", "finished or received")
+        r = rs.round
+        n = dr.n
+        m = decode_message(dr, raw, "aggregate-report", {1: int, 2: int, 3: str, 4: bytes, 5: list, 6: list, 7: bytes})
+        if m[3] not in dr.tree:
+            raise Refused("InjectedContributionError", "not an aggregator")
+        ids, confs = m[5], m[6]
+        for j in ids:
+            if type(j) is not str or j not in dr.order:
+                raise Refused("InjectedContributionError", "unknown meter")
+        if len(set(ids)) != len(ids):
+            raise Refused("DuplicateContributionError", "meter twice")
+        if [dr.d(j) for j in ids] != sorted(dr.d(j) for j in ids):
+            raise Refused("DecodeError", "order")
+        if len(confs) != len(ids) or any(type(c) is not bytes or len(c) % 16 or len(c) > 16 * len(dr.nbr[j])
+                                         for j, c in zip(ids, confs)):
+            raise Refused("DecodeError", "confirmations")
+        if len(m[7]) != 32:
+            raise Refused("DecodeError", "MAC length")
+        if len(m[4]) != ((n * n).bit_length() + 7) // 8:
+            raise Refused("DecodeError", "ciphertext length")
+        c = os2ip(m[4])
+        if not 0 < c < n * n or math.gcd(c, n) != 1:
+            raise Refused("InvalidCiphertextError", "ciphertext")
+        if m[3] != dr.root:
+            raise Refused("InjectedContributionError", "not the root")
+        check_mac(mac_keys(self.aggregator_keys[m[3]])[0], "aggregate-report", m)
+        if m[2] < r:
+            raise Refused("ReplayError", "earlier round")
+        if m[2] != r:
+            raise Refused("StateError", "other round")
+        for j, cf in zip(ids, confs):
+            if j not in rs.bundles:
+                raise Refused("InjectedContributionError", "no bundle")
+            if len(cf) != 16 * len(rs.bundles[j]):
+                raise Refused("DecodeError", "confirmation count")
+        if len(ids) < dr.min_reporting:
+            raise Refused("RecoveryError", "below min_reporting")
+        rs.report, rs.root_c = raw, c
+        rs.reporting = list(ids)
+        rs.missing = [j for j in dr.order if j in rs.bundles and j not in ids]
+        rs.reporting_map, rs.missing_map = bitmap(dr, rs.reporting), bitmap(dr, rs.missing)
+        rs.confirmations = dict(zip(ids, confs))
+        return {i: seal(mac_keys(self.meter_keys[i])[1], "commit-request",
+                        {1: 2, 2: r, 3: i, 4: rs.reporting_map, 5: rs.missing_map}) for i in dr.committee}
+
+    # 8.2, the utility's half
+    def collect_signatures(self, dr: Directory, answers: list[bytes]) -> None:
+        rs = self.rs
+        assert rs is not None and rs.report is not None
+        r = rs.round
+        new: dict[str, bytes] = {}
+        cm = commit_message(dr, r, rs.reporting_map, rs.missing_map)
+        for raw in answers:
+            m = decode_message(dr, raw, "commit-signature", {1: int, 2: int, 3: str, 4: bytes})
+            s = m[3]
+            if s not in dr.committee:
+                raise Refused("InjectedContributionError", "not on the committee")
+            if m[2] < r:
+                raise Refused("ReplayError", "earlier round")
+            if m[2] != r:
+                raise Refused("StateError", "other round")
+            if s in rs.signatures or s in new:
+                raise Refused("ReplayError", "signer again")
+            if len(m[4]) != 64:
+                raise Refused("DecodeError", "signature length")
+            try:
+                Ed25519PublicKey.from_public_bytes(dr.ed_pub[s]).verify(m[4], cm)
+            except InvalidSignature as exc:
+                raise Refused("VerificationError", f"signature of {s}") from exc
+            new[s] = raw
+        rs.signatures.update(new)
+        if len(rs.signatures) < dr.tau:
+            raise Refused("RecoveryError", "too few signatures")
+
+    # 8.3
+    def unmask_requests(self, dr: Directory) -> dict[str, bytes]:
+        rs = self.rs
+        assert rs is not None
+        if len(rs.signatures) < dr.tau:
+            raise Refused("ConsistencyError", "too few signatures")
+        signers = [s for s in dr.committee if s in rs.signatures][:dr.tau]
+        sigs = b"".join(_cbor.decode(rs.signatures[s])[4] for s in signers)
+        self.trace["signers"] = [s for s in dr.committee if s in rs.signatures]  # spec 12 `signers`
+        out: dict[str, bytes] = {}
+        for i in rs.reporting:
+            confs = b""
+            for j in rs.bundles[i]:
+                if j in rs.reporting and i in rs.bundles[j]:
+                    x = rs.bundles[j].index(i)
+                    confs += rs.confirmations[j][16 * x:16 * x + 16]
+            out[i] = seal(mac_keys(self.meter_keys[i])[1], "unmask-request",
+                          {1: 2, 2: rs.round, 3: i, 4: rs.reporting_map, 5: rs.missing_map, 6: signers, 7: sigs,
+                           8: confs})
+        rs.requested = list(rs.reporting)
+        return out
+
+    # 8.5
+    def finish(self, dr: Directory, responses: list[bytes]) -> dict:
+        rs = self.rs
+        if rs is None:
+            raise Refused("StateError", "no open round")
+        if rs.round <= self.last_round:
+            raise Refused("ReplayError", "finished already")
+        if rs.report is None or len(rs.signatures) < dr.tau:
+            raise Refused("StateError", "not ready")
+        r, n = rs.round, dr.n
+        released: dict[str, list[int]] = {}
+        for raw in responses:
+            m = decode_message(dr, raw, "unmask-response", {1: int, 2: int, 3: str, 4: bytes, 5: bytes})
+            i = m[3]
+            if i not in rs.requested:
+                raise Refused("InjectedContributionError", "not requested")
+            check_mac(mac_keys(self.meter_keys[i])[0], "unmask-response", m)
+            if m[2] < r:
+                raise Refused("ReplayError", "earlier round")
+            if m[2] != r:
+                raise Refused("StateError", "other round")
+            if len(m[4]) != 32 * len(rs.bundles[i]):
+                raise Refused("DecodeError", "shares length")
+            ys = [os2ip(m[4][32 * k:32 * k + 32]) for k in range(len(rs.bundles[i]))]
+            if any(y >= P25519 for y in ys):
+                raise Refused("DecodeError", "share out of range")
+            if i in released:
+                raise Refused("ReplayError", "second response")
+            released[i] = ys
+        lam = (self.p - 1) * (self.q - 1) // math.gcd(self.p - 1, self.q - 1)
+        n2 = n * n
+        mu = pow((pow(n + 1, lam, n2) - 1) // n, -1, n)
+        d = (pow(rs.root_c, lam, n2) - 1) // n * mu % n
+        self.trace["decrypted"] = d
+
+        def recover(j: str) -> int:
+            pts = [(x, released[p][rs.bundles[p].index(j)]) for x, p in enumerate(dr.nbr[j], start=1)
+                   if p in released and j in rs.bundles[p]]
+            if len(pts) < dr.t:
+                raise Refused("RecoveryError", f"too few shares of {j}")
+
+            def at(z: int, use: list[tuple[int, int]]) -> int:
+                acc = 0
+                for a, (xa, ya) in enumerate(use):
+                    num = den = 1
+                    for b, (xb, _) in enumerate(use):
+                        if a != b:
+                            num, den = num * (z - xb) % P25519, den * (xa - xb) % P25519
+                    acc = (acc + ya * num * pow(den, -1, P25519)) % P25519
+                return acc
+            first = pts[:dr.t]
+            for x, y in pts[dr.t:]:
+                if at(x, first) != y:
+                    raise Refused("VerificationError", f"shares of {j} disagree")
+            return at(0, first)
+
+        for j in rs.reporting:
+            d -= prf_mod(i2osp(recover(j), 32), "self", r, n)
+        for j in rs.missing:
+            eps_j = recover(j)
+            for p in rs.bundles[j]:
+                if p in rs.reporting and j in rs.bundles[p]:
+                    a = mask_key(dr, r, j, p, eps_j, rs.mask_public[p])
+                    d -= dr.sign(p, j) * prf_mod(a, "mask", r, n)
+        d %= n
+        self.trace["unmasked"] = d
+        nb, w, tag_bits = layout(dr)
+        if d > n // 2:
+            d -= n
+        sums = []
+        for _ in range(dr.S):
+            v = d % 2**w
+            if v >= 2 ** (w - 1):
+                v -= 2**w
+            sums.append(v)
+            d = (d - v) // 2**w
+        if not 0 <= d < 2**tag_bits:
+            raise Refused("AggregateMismatchError", "tag out of range")
+        self.trace["tag_sum"] = d
+        size = len(rs.reporting)
+        for v in sums:
+            if not -size * nb <= v <= size * (2**dr.value_bits - 1 + nb):
+                raise Refused("AggregateMismatchError", "sum out of the physical range")
+        al = alphas(self.tag_key, r, dr.S)
+        want = (sum(a * v for a, v in zip(al, sums))
+                + sum(prf_mod(self.meter_keys[j], "beta", r, TAG_PRIME) for j in rs.reporting)) % TAG_PRIME
+        if d % TAG_PRIME != want:
+            raise Refused("AggregateMismatchError", "tag")
+        self.last_round = r
+        return {"sums": sums, "reporting": list(rs.reporting), "missing": list(rs.missing),
+                "noisy": noise_config(dr.noise) is not None}
+
+
+def _low_order(u: bytes) -> bool:
+    """Spec 5.1 is_low_order: X25519(0x0102..20, u) is all zero."""
+    try:
+        x25519(bytes(range(1, 33)), u)
+    except Refused:
+        return True
+    return False
+
+
 # -- reading the vectors (layout of vectors/aggregation.json; adapt here) -----
 
 def load_vectors() -> list[dict]:
@@ -748,6 +1017,42 @@ def meter_state(mt: Meter) -> dict:
         "held": {j: [i2osp(a, 32).hex(), i2osp(b, 32).hex()] for j, (a, b) in mt.held.items()},
         "last_reported": mt.last_reported, "last_unmasked": mt.last_unmasked, "last_committed": mt.last_committed,
     }
+
+
+def utility_from_state(s: dict) -> Utility:
+    """A utility state object of spec 12.1."""
+    h = bytes.fromhex
+    u = Utility(int(s["p"], 16), int(s["q"], 16), {i: h(x) for i, x in s["meter_keys"].items()},
+                {a: h(x) for a, x in s["aggregator_keys"].items()}, h(s["tag_key"]), s["last_round"])
+    o = s["round"]
+    if o is not None:
+        rs = UtilityRound(o["round"], {i: h(x) for i, x in o["mask_public"].items()},
+                          {i: list(b) for i, b in o["bundles"].items()})
+        rs.report = None if o["report"] is None else h(o["report"])
+        if rs.report is not None:
+            rs.root_c = os2ip(_cbor.decode(rs.report)[4])
+        rs.reporting, rs.missing = list(o["reporting"]), list(o["missing"])
+        rs.reporting_map, rs.missing_map = h(o["reporting_map"]), h(o["missing_map"])
+        rs.confirmations = {i: h(x) for i, x in o["confirmations"].items()}
+        rs.signatures = {i: h(x) for i, x in o["signatures"].items()}
+        rs.requested = list(o["requested"])
+        u.rs = rs
+    return u
+
+
+def utility_state(u: Utility) -> dict:
+    rs = u.rs
+    o = None if rs is None else {
+        "round": rs.round, "mask_public": {i: x.hex() for i, x in rs.mask_public.items()},
+        "bundles": {i: list(b) for i, b in rs.bundles.items()},
+        "report": None if rs.report is None else rs.report.hex(),
+        "reporting": list(rs.reporting), "missing": list(rs.missing),
+        "reporting_map": rs.reporting_map.hex(), "missing_map": rs.missing_map.hex(),
+        "confirmations": {i: x.hex() for i, x in rs.confirmations.items()},
+        "signatures": {i: x.hex() for i, x in rs.signatures.items()}, "requested": list(rs.requested)}
+    return {"p": hexint(u.p), "q": hexint(u.q), "meter_keys": {i: x.hex() for i, x in u.meter_keys.items()},
+            "aggregator_keys": {a: x.hex() for a, x in u.aggregator_keys.items()}, "tag_key": u.tag_key.hex(),
+            "last_round": u.last_round, "round": o}
 
 
 def directory_of(v: dict) -> Directory:
@@ -913,6 +1218,21 @@ def play_round(v: dict, ck: Check) -> None:
             continue
         resp = meters[i].unmask(dr, bytes.fromhex(req))
         ck.eq(f"messages.unmask_responses.{i}", resp.hex(), msgs["unmask_responses"][i])
+    # the utility (6.3, 8.1-8.5) on the messages of the vector
+    ut = Utility(int(v["p"], 16), int(v["q"], 16), {i: keys[i]["key"] for i in order}, agg, k_alpha)
+    ub = ut.bundles(dr, r, [bytes.fromhex(msgs["adverts"][i]) for i in takes_part])
+    ck.eq("utility bundles", {i: x.hex() for i, x in ub.items()}, msgs["bundles"])
+    creq = ut.receive(dr, bytes.fromhex(msgs["aggregate_reports"][dr.root]))
+    ck.eq("messages.commit_requests", {i: x.hex() for i, x in creq.items()}, msgs["commit_requests"])
+    ut.collect_signatures(dr, [bytes.fromhex(x) for x in msgs["commit_signatures"].values()])
+    ureq = ut.unmask_requests(dr)
+    ck.eq("messages.unmask_requests", {i: x.hex() for i, x in ureq.items()}, msgs["unmask_requests"])
+    ck.eq("utility.signers", ut.trace["signers"], v["utility"]["signers"])
+    release = ut.finish(dr, [bytes.fromhex(x) for x in msgs["unmask_responses"].values()])
+    ck.eq("utility.decrypted", hexint(ut.trace["decrypted"]), v["utility"]["decrypted"])
+    ck.eq("utility.unmasked", hexint(ut.trace["unmasked"]), v["utility"]["unmasked"])
+    ck.eq("utility.tag_sum", hexint(ut.trace["tag_sum"]), v["utility"]["tag_sum"])
+    ck.eq("release", release, v["release"])
 
 
 ROUNDS = round_vectors()
@@ -926,7 +1246,7 @@ def test_round_vector_from_spec(v: dict) -> None:
     assert not ck.bad, "\n".join(ck.bad[:20]) + f"\n({len(ck.bad)} of {ck.total} differ)"
 
 
-ROLE = role_vectors(("meter", "committee", "aggregator"))
+ROLE = role_vectors(("meter", "committee", "aggregator", "utility"))
 
 
 def run_role_step(v: dict) -> tuple[dict, dict]:
@@ -945,6 +1265,22 @@ def run_role_step(v: dict) -> tuple[dict, dict]:
         else:
             outp = {mt.ident: mt.sign_commit(dr, ins[0]).hex()}
         return outp, meter_state(mt)
+    if v["role"] == "utility":
+        u = utility_from_state(v["state_before"])
+        release = None
+        if v["step"] == "bundles":
+            outp = u.bundles(dr, v["round"], ins)
+        elif v["step"] == "receive":
+            outp = u.receive(dr, ins[0])
+        elif v["step"] == "finish":
+            outp, release = {}, u.finish(dr, ins)
+        else:  # receive_then_finish
+            u.receive(dr, ins[0])
+            u.collect_signatures(dr, [bytes.fromhex(x) for x in v["followed_by"]["commit_signatures"]])
+            u.unmask_requests(dr)
+            outp, release = {}, u.finish(dr, [bytes.fromhex(x) for x in v["followed_by"]["unmask_responses"]])
+        return {k: (x.hex() if isinstance(x, bytes) else x) for k, x in outp.items()}, {
+            "state": utility_state(u), "release": release}
     s = v["state_before"]
     ag = Aggregator(s["aggregator_id"], bytes.fromhex(s["key"]), s["last_round"], s["retained"])
     rep = ag.aggregate(dr, v["round"], ins)
@@ -962,4 +1298,7 @@ def test_role_vector_from_spec(v: dict) -> None:
         return
     outp, state = run_role_step(v)
     assert outp == v["output"]
+    if v["role"] == "utility":
+        assert state["release"] == v["release"]
+        state = state["state"]
     assert state == v["state_after"]
