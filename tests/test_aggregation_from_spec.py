@@ -15,8 +15,17 @@ raised as :class:`Refused` carrying the name.
 From each round vector's inputs it redraws every key (spec 3.1), rebuilds the
 directory, graph and committee (3.2-3.4), plays every meter through the round
 (advert, bundle, report, commit signature, unmask response: 6.2-6.4, 8.2,
-8.4) and compares every meter-side value; it then runs the per-role meter,
-committee and aggregator vectors (12.1, 12.2) from their state objects.
+8.4) and compares every meter-side value, then the aggregators (7) and the
+utility (6.3, 8.1-8.5) on the same messages; it then runs every per-role
+vector (12.1, 12.2) from its state object.
+
+Points where the text did not fix a value (each since fixed in the spec):
+3.2 key 6 (k as configured, not k'); 3.2 key 7 (a level "none" configuration
+is a list; rationals always "n/d"); 5.1 (lp, lp_long are conventions' lp1,
+lp4); 10 (the Bernoulli draw is 4 bytes only when beta's k is odd); 12
+(`parameters` key names, `pair_signs` and `confirmations` are maps,
+`signers` lists every collected signer, `release.noisy`, the `noise` input's
+strings); 12.1 (the utility state's `signatures` hold the 64-byte signature).
 """
 
 from __future__ import annotations
@@ -278,7 +287,8 @@ def noise_config(noise: list | None) -> tuple[Fraction, Fraction, int] | None:
         return None
     level, sens, participants, honest, delta = noise
     eps = LEVEL_EPSILON[level]
-    assert eps is not None
+    if eps is None:
+        raise Refused("ParameterError", "level")
     scale = Fraction(sens) / eps
     gamma = Fraction(honest)
     dl = Fraction(delta)
@@ -524,7 +534,8 @@ class Meter:
             raise Refused("ReplayError", "report")
         if self.bundle_round != r:
             raise Refused("StateError", "no bundle")
-        assert self.sigma is not None
+        if self.sigma is None:
+            raise Refused("StateError", "no self-mask seed")
         n = dr.n
         cfg = noise_config(dr.noise)
         noise = [0] * dr.S if cfg is None else [clamped_noise(cfg, rng) for _ in range(dr.S)]
@@ -823,7 +834,8 @@ class Utility:
     # 8.2, the utility's half
     def collect_signatures(self, dr: Directory, answers: list[bytes]) -> None:
         rs = self.rs
-        assert rs is not None and rs.report is not None
+        if rs is None or rs.report is None:
+            raise Refused("StateError", "no root report")
         r = rs.round
         new: dict[str, bytes] = {}
         cm = commit_message(dr, r, rs.reporting_map, rs.missing_map)
@@ -844,7 +856,7 @@ class Utility:
                 Ed25519PublicKey.from_public_bytes(dr.ed_pub[s]).verify(m[4], cm)
             except InvalidSignature as exc:
                 raise Refused("VerificationError", f"signature of {s}") from exc
-            new[s] = raw
+            new[s] = m[4]  # spec 12.1: the utility state keeps the 64-byte signature
         rs.signatures.update(new)
         if len(rs.signatures) < dr.tau:
             raise Refused("RecoveryError", "too few signatures")
@@ -852,11 +864,10 @@ class Utility:
     # 8.3
     def unmask_requests(self, dr: Directory) -> dict[str, bytes]:
         rs = self.rs
-        assert rs is not None
-        if len(rs.signatures) < dr.tau:
+        if rs is None or len(rs.signatures) < dr.tau:
             raise Refused("ConsistencyError", "too few signatures")
         signers = [s for s in dr.committee if s in rs.signatures][:dr.tau]
-        sigs = b"".join(_cbor.decode(rs.signatures[s])[4] for s in signers)
+        sigs = b"".join(rs.signatures[s] for s in signers)
         self.trace["signers"] = [s for s in dr.committee if s in rs.signatures]  # spec 12 `signers`
         out: dict[str, bytes] = {}
         for i in rs.reporting:
@@ -961,7 +972,7 @@ class Utility:
             raise Refused("AggregateMismatchError", "tag")
         self.last_round = r
         return {"sums": sums, "reporting": list(rs.reporting), "missing": list(rs.missing),
-                "noisy": noise_config(dr.noise) is not None}
+                "noisy": dr.noise is not None}  # spec 12: true for any noise configuration, level "none" too
 
 
 def _low_order(u: bytes) -> bool:
@@ -1161,8 +1172,8 @@ def play_round(v: dict, ck: Check) -> None:
             x = dr.nbr[j].index(i)
             es += aj[4]
             bx += aj[5][80 * x:80 * x + 80]
-        mine = seal(mac_keys(keys[i]["key"])[1], "mask-bundle", {1: 2, 2: r, 3: i, 4: plist, 5: es, 6: bx})
-        ck.eq(f"messages.bundles.{i}", mine.hex(), msgs["bundles"][i])
+        bundle_msg = seal(mac_keys(keys[i]["key"])[1], "mask-bundle", {1: 2, 2: r, 3: i, 4: plist, 5: es, 6: bx})
+        ck.eq(f"messages.bundles.{i}", bundle_msg.hex(), msgs["bundles"][i])
         ck.eq(f"round_meters.{i}.bundle", plist, rm[i]["bundle"])
         meters[i].accept_bundle(dr, bytes.fromhex(msgs["bundles"][i]))
     # pairs (5.3, 5.4)
