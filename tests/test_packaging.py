@@ -119,11 +119,10 @@ def test_readme_sets_up_a_virtual_environment_before_installing():
     assert ".venv/" in (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
 
 
-def test_ci_runs_the_demo_under_set_e_and_keeps_mypy_commented_out():
+def test_ci_runs_mypy_and_the_demo_under_set_e():
     lines = (REPO / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert "set -euo pipefail" in lines and "usapp demo --seed ci" in lines
-    assert "# python -m mypy" in lines and "python -m mypy" not in lines
-    assert any("enabled when the package is mypy-clean" in line for line in lines)
+    assert "python -m mypy" in lines and "# python -m mypy" not in lines
 
 
 def test_benchmark_output_is_git_ignored():
