@@ -1,0 +1,149 @@
+"""Mutations of a valid message (the seed), drawn by hypothesis.
+
+Byte-level: truncation, extension, bit flips, byte insertion and deletion,
+splicing with another seed.  Structure-aware, for seeds that are CBOR (or
+JSON for the JSON targets): one value, anywhere in the structure, is
+replaced by a huge integer, a deep nest, a value of the wrong type or a long
+byte or text string, and the structure is encoded again (deterministically,
+so that the mutant gets past the canonical-encoding checks and reaches the
+checks behind them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import cbor2
+from hypothesis import strategies as st
+
+NEST_DEPTH = 20_000
+"""Depth of a deep nest: far past any decoder's depth limit and past CPython's recursion limit."""
+
+LONG_BYTES = 1 << 20
+"""Length of a long byte or text string (1 MiB)."""
+
+HUGE_BITS = (64, 65, 128, 1024, 8192, 70_000)
+"""Bit lengths of the huge integers: just past uint64, a bignum, past int(str) digit limits."""
+
+_BYTE_MUTATIONS = ("truncate", "extend", "flip", "insert", "delete", "splice", "replace-byte")
+_MARKER = b"\xf0usapp-fuzz-nest\x0f"
+
+
+def _structured(value: Any) -> list[list[Any]]:
+    """Paths (lists of keys / indices) to every value inside a decoded CBOR or JSON structure."""
+    paths: list[list[Any]] = [[]]
+    stack: list[tuple[list[Any], Any]] = [([], value)]
+    while stack and len(paths) < 4096:
+        path, node = stack.pop()
+        children = (list(node.items()) if isinstance(node, dict)
+                    else list(enumerate(node)) if isinstance(node, list) else [])
+        for key, child in children:
+            paths.append(path + [key])
+            stack.append((path + [key], child))
+    return paths
+
+
+def _replace(value: Any, path: Sequence[Any], new: Any) -> Any:
+    if not path:
+        return new
+    node = value
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = new
+    return value
+
+
+def _hostile_value(draw: Any, kind: str) -> Any:
+    choice = draw(st.sampled_from(("huge-int", "negative-huge-int", "nest", "wrong-type", "long-bytes",
+                                   "long-text", "empty", "bool", "null")))
+    if choice == "huge-int":
+        return (1 << draw(st.sampled_from(HUGE_BITS))) + draw(st.integers(-1, 1))
+    if choice == "negative-huge-int":
+        return -(1 << draw(st.sampled_from(HUGE_BITS)))
+    if choice == "nest":
+        return _MARKER
+    if choice == "wrong-type":
+        return draw(st.sampled_from(([], {}, "x", b"x" if kind == "cbor" else "eA==", 0, -1, 1.5,
+                                     [b"\x00" * 32] * 3 if kind == "cbor" else [0] * 3)))
+    if choice == "long-bytes":
+        return b"\x00" * LONG_BYTES if kind == "cbor" else "A" * LONG_BYTES
+    if choice == "long-text":
+        return "a" * LONG_BYTES
+    if choice == "empty":
+        return b"" if kind == "cbor" else ""
+    if choice == "bool":
+        return True
+    return None
+
+
+def _nest(kind: str, depth: int) -> bytes:
+    if kind == "cbor":
+        return b"\x81" * depth + b"\x00"
+    return b"[" * depth + b"0" + b"]" * depth
+
+
+def structure_mutation(draw: Any, seed: bytes, kind: str) -> bytes | None:
+    """One value of the seed's structure replaced by a hostile one; None if the seed has no structure."""
+    try:
+        value = cbor2.loads(seed) if kind == "cbor" else json.loads(seed)
+    except Exception:  # the seed is not structured (the harness's business, not the target's)
+        return None
+    if not isinstance(value, (dict, list)):
+        return None
+    path = draw(st.sampled_from(_structured(value)))
+    new = _hostile_value(draw, kind)
+    mutated = _replace(value, path, new)
+    depth = draw(st.sampled_from((NEST_DEPTH, 200, 64)))
+    if kind == "cbor":
+        out = cbor2.dumps(mutated, canonical=True)
+        marker = cbor2.dumps(_MARKER)
+    else:
+        out = json.dumps(mutated, separators=(",", ":"), default=str).encode()
+        marker = json.dumps(_MARKER.decode("latin-1")).encode()
+    return out.replace(marker, _nest(kind, depth), 1)
+
+
+def byte_mutation(draw: Any, seed: bytes, seeds: Sequence[bytes]) -> bytes:
+    """One of the byte-level mutations, applied once."""
+    op = draw(st.sampled_from(_BYTE_MUTATIONS))
+    n = len(seed)
+    if op == "truncate":
+        return seed[:draw(st.integers(0, max(n - 1, 0)))]
+    if op == "extend":
+        return seed + draw(st.one_of(st.binary(min_size=1, max_size=64),
+                                     st.sampled_from((b"\x00", seed, b"\xff" * 1024))))
+    if op == "flip" and n:
+        out = bytearray(seed)
+        for _ in range(draw(st.integers(1, 8))):
+            i = draw(st.integers(0, n - 1))
+            out[i] ^= 1 << draw(st.integers(0, 7))
+        return bytes(out)
+    if op == "insert":
+        i = draw(st.integers(0, n))
+        return seed[:i] + draw(st.binary(min_size=1, max_size=16)) + seed[i:]
+    if op == "delete" and n:
+        i = draw(st.integers(0, n - 1))
+        return seed[:i] + seed[i + draw(st.integers(1, min(16, n - i))):]
+    if op == "splice":
+        other = draw(st.sampled_from(list(seeds)))
+        return seed[:draw(st.integers(0, n))] + other[draw(st.integers(0, len(other))):]
+    if n:
+        i = draw(st.integers(0, n - 1))
+        return seed[:i] + bytes([draw(st.integers(0, 255))]) + seed[i + 1:]
+    return draw(st.binary(max_size=64))
+
+
+def mutant(draw: Any, seeds: Sequence[bytes], kind: str) -> bytes:
+    """A seed, mutated once or a few times (byte-level or, for structured seeds, structure-aware)."""
+    seed = draw(st.sampled_from(list(seeds)))
+    out = seed
+    for _ in range(draw(st.integers(1, 3))):
+        if kind in ("cbor", "json") and draw(st.integers(0, 2)) == 0:
+            structured = structure_mutation(draw, out, kind)
+            if structured is not None:
+                out = structured
+                continue
+        out = byte_mutation(draw, out, seeds)
+    return out

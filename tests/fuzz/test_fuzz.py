@@ -1,0 +1,71 @@
+"""Issue 16 item 3: every decoder and message handler, fed mutations of valid messages.
+
+Adversary: the network (or a peer, or whoever hands a file to the CLI): it
+controls every byte of one input of the target and sees the valid messages
+(the seeds).  The property is :func:`tests.fuzz.registry.check`'s: refused
+with a UsappError or accepted only when legitimate, never another exception,
+bounded memory.  One parametrised test per budget runs every target of
+:data:`tests.fuzz.targets.TARGETS`; a target with an open finding is a strict
+xfail naming it (the finding's input is among its regressions, so the xfail
+is deterministic, and a fix makes it XPASS, which fails until the mark is removed).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from .mutations import mutant
+from .registry import Target, check
+from .targets import TARGETS
+
+SCALE = float(os.environ.get("USAPP_FUZZ_SCALE", "1"))
+LONG_EXAMPLES = int(os.environ.get("USAPP_FUZZ_LONG_EXAMPLES", "2000"))
+
+
+def _param(target: Target, *marks: pytest.MarkDecorator):
+    if target.finding is not None:
+        marks = (*marks, pytest.mark.xfail(strict=True, reason=f"finding {target.finding}"))
+    return pytest.param(target, id=target.name, marks=marks)
+
+
+def _run(target: Target, examples: int, derandomize: bool, request: pytest.FixtureRequest) -> None:
+    seeds = list(target.seeds())
+    assert seeds, f"{target.name} has no seeds"
+    counts = {"tried": 0, "accepted": 0}
+
+    def one(data: bytes) -> None:
+        counts["tried"] += 1
+        if check(target, data) == "accepted":
+            counts["accepted"] += 1
+
+    try:
+        for seed in seeds:   # the seeds are valid: the adapter is right
+            assert check(target, seed) == "accepted", f"{target.name}: a valid seed is refused"
+        for data in target.regressions:
+            one(data)
+
+        @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
+                  phases=[Phase.generate, Phase.shrink] if not derandomize else [Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def prop(data: st.DataObject) -> None:
+            one(data.draw(st.composite(lambda draw: mutant(draw, seeds, target.kind))()))
+
+        prop()
+    finally:
+        request.node.user_properties.append(
+            ("fuzz", (target.name, "long" if not derandomize else "short", counts["tried"], counts["accepted"])))
+
+
+@pytest.mark.parametrize("target", [_param(t) for t in TARGETS])
+def test_fuzz_short(target: Target, request: pytest.FixtureRequest) -> None:
+    _run(target, max(1, int(target.examples * SCALE)), True, request)
+
+
+@pytest.mark.parametrize("target", [_param(t, pytest.mark.slow) for t in TARGETS])
+def test_fuzz_long(target: Target, request: pytest.FixtureRequest) -> None:
+    _run(target, LONG_EXAMPLES, False, request)
