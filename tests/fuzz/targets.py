@@ -4,5 +4,7 @@ from __future__ import annotations
 
 from .registry import Target
 from .targets_primitives import TARGETS as PRIMITIVES
+from .targets_protocols import TARGETS as PROTOCOLS
+from .targets_system import TARGETS as SYSTEM
 
-TARGETS: list[Target] = [*PRIMITIVES]
+TARGETS: list[Target] = [*PRIMITIVES, *PROTOCOLS, *SYSTEM]
