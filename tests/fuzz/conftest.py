@@ -1,9 +1,9 @@
 """Fuzz budgets and the per-target count of inputs tried (printed in the terminal summary).
 
-Short budget (CI): each target's ``examples``, derandomized so that CI is
-reproducible; ``USAPP_FUZZ_SCALE`` multiplies it.  Long budget (the tests
-marked slow): ``USAPP_FUZZ_LONG_EXAMPLES`` examples per target (default 2000),
-random.
+Short budget (CI): each target's ``examples`` (set by its cost), derandomized so
+that CI is reproducible; ``USAPP_FUZZ_SCALE`` multiplies it.  Long budget (the
+tests marked slow, ``pytest tests/fuzz -m slow``): ``USAPP_FUZZ_LONG_SCALE`` times
+``examples`` (default 25), random, shrinking on.
 """
 
 from __future__ import annotations

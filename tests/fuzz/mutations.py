@@ -28,7 +28,7 @@ HUGE_BITS = (64, 65, 128, 1024, 8192, 70_000)
 """Bit lengths of the huge integers: just past uint64, a bignum, past int(str) digit limits."""
 
 _BYTE_MUTATIONS = ("truncate", "extend", "flip", "insert", "delete", "splice", "replace-byte")
-_MARKER = b"\xf0usapp-fuzz-nest\x0f"
+_MARKER = b"usapp-fuzz-raw-marker"
 
 
 def _structured(value: Any) -> list[list[Any]]:
@@ -55,15 +55,25 @@ def _replace(value: Any, path: Sequence[Any], new: Any) -> Any:
     return value
 
 
+class Raw(bytes):
+    """Bytes spliced verbatim into the encoding in place of a value (what no encoder writes)."""
+
+
+HUGE_DIGITS = (20, 39, 400, 5000, 25_000)
+"""Decimal digits of the huge JSON numbers: past int64, past uint128, past int(str)'s 4300-digit limit."""
+
+
 def _hostile_value(draw: Any, kind: str) -> Any:
     choice = draw(st.sampled_from(("huge-int", "negative-huge-int", "nest", "wrong-type", "long-bytes",
                                    "long-text", "empty", "bool", "null")))
-    if choice == "huge-int":
-        return (1 << draw(st.sampled_from(HUGE_BITS))) + draw(st.integers(-1, 1))
-    if choice == "negative-huge-int":
-        return -(1 << draw(st.sampled_from(HUGE_BITS)))
+    if choice in ("huge-int", "negative-huge-int"):
+        sign = -1 if choice == "negative-huge-int" else 1
+        if kind == "json":   # written as digits: json.dumps refuses ints past 4300 digits
+            return Raw((b"-" if sign < 0 else b"") + b"1" + b"0" * draw(st.sampled_from(HUGE_DIGITS)))
+        return sign * (1 << draw(st.sampled_from(HUGE_BITS))) + draw(st.integers(-1, 1))
     if choice == "nest":
-        return _MARKER
+        depth = draw(st.sampled_from((NEST_DEPTH, 200, 64)))
+        return Raw(b"\x81" * depth + b"\x00" if kind == "cbor" else b"[" * depth + b"0" + b"]" * depth)
     if choice == "wrong-type":
         return draw(st.sampled_from(([], {}, "x", b"x" if kind == "cbor" else "eA==", 0, -1, 1.5,
                                      [b"\x00" * 32] * 3 if kind == "cbor" else [0] * 3)))
@@ -78,12 +88,6 @@ def _hostile_value(draw: Any, kind: str) -> Any:
     return None
 
 
-def _nest(kind: str, depth: int) -> bytes:
-    if kind == "cbor":
-        return b"\x81" * depth + b"\x00"
-    return b"[" * depth + b"0" + b"]" * depth
-
-
 def structure_mutation(draw: Any, seed: bytes, kind: str) -> bytes | None:
     """One value of the seed's structure replaced by a hostile one; None if the seed has no structure."""
     try:
@@ -94,15 +98,15 @@ def structure_mutation(draw: Any, seed: bytes, kind: str) -> bytes | None:
         return None
     path = draw(st.sampled_from(_structured(value)))
     new = _hostile_value(draw, kind)
-    mutated = _replace(value, path, new)
-    depth = draw(st.sampled_from((NEST_DEPTH, 200, 64)))
+    raw = new if isinstance(new, Raw) else None
+    mutated = _replace(value, path, _MARKER.decode("latin-1") if raw is not None else new)
     if kind == "cbor":
         out = cbor2.dumps(mutated, canonical=True)
-        marker = cbor2.dumps(_MARKER)
+        marker = cbor2.dumps(_MARKER.decode("latin-1"))
     else:
-        out = json.dumps(mutated, separators=(",", ":"), default=str).encode()
+        out = json.dumps(mutated, separators=(",", ":")).encode()
         marker = json.dumps(_MARKER.decode("latin-1")).encode()
-    return out.replace(marker, _nest(kind, depth), 1)
+    return out.replace(marker, bytes(raw), 1) if raw is not None else out
 
 
 def byte_mutation(draw: Any, seed: bytes, seeds: Sequence[bytes]) -> bytes:

@@ -58,8 +58,8 @@ class Target:
     """Short (CI) budget: hypothesis examples."""
     finding: str | None = None
     """"F<n>: what" while the target has an open finding (the test is a strict xfail)."""
-    regressions: tuple[bytes, ...] = field(default=())
-    """Inputs that once broke the property; tried before the random ones."""
+    regressions: Callable[[], Sequence[bytes]] = field(default=lambda: ())
+    """Inputs that broke the property (a finding's minimal inputs); tried before the random ones."""
 
 
 class PropertyViolation(AssertionError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from protocols.errors import DecodeError, UsappError
 from protocols.primitives import bls12_381 as bls
@@ -133,7 +135,9 @@ def paillier_ciphertext_call(data: bytes) -> paillier.Ciphertext:
     # the harness frames (n, c) by n's fixed length: the first vector key's byte length
     n = paillier_ciphertexts()[0][:_n_length()]
     key = _paillier_key(n.hex())
-    return paillier.Ciphertext.from_bytes(key, data[len(n):]) if data[:len(n)] == n else _refuse()
+    if data[:len(n)] != n:
+        _refuse()
+    return paillier.Ciphertext.from_bytes(key, data[len(n):])
 
 
 def _n_length() -> int:
@@ -141,7 +145,7 @@ def _n_length() -> int:
     return len(bytes.fromhex(v["n"]))
 
 
-def _refuse() -> None:
+def _refuse() -> NoReturn:
     raise DecodeError("harness: not this target's framing")
 
 
@@ -185,8 +189,8 @@ def _bf_case() -> tuple[bf.BFPublicParameters, bf.BFPrivateKey, bytes]:
 def _bb1_case() -> tuple[bb1.BB1PublicParameters, bb1.BB1PrivateKey, bytes]:
     v = next(vectors("rfc5091", "bb1-decrypt"))
     E = Type1Curve(int(v["p"], 16), int(v["q"], 16), **_TOY)
-    points = [_point(E, v[k]) for k in ("P", "P_1", "P_2", "P_3")]
-    params = bb1.BB1PublicParameters(E, *points, E.fp2(int(v["v"]["a0"], 16), int(v["v"]["a1"], 16)),
+    params = bb1.BB1PublicParameters(E, _point(E, v["P"]), _point(E, v["P_1"]), _point(E, v["P_2"]),
+                                     _point(E, v["P_3"]), E.fp2(int(v["v"]["a0"], 16), int(v["v"]["a1"], 16)),
                                      bf.hash_function(v["hashfcn"]))
     key = bb1.BB1PrivateKey(_point(E, v["D_0"]), _point(E, v["D_1"]))
     return params, key, bytes.fromhex(v["ciphertext"])
@@ -331,7 +335,7 @@ def inclusion_seeds() -> list[bytes]:
 def inclusion_call(data: bytes) -> None:
     fields = _frame(data)
     if fields is None or len(fields) != 5:
-        return _refuse()
+        _refuse()
     merkle.verify_inclusion(*fields)
 
 
@@ -345,12 +349,43 @@ def consistency_seeds() -> list[bytes]:
 def consistency_call(data: bytes) -> None:
     fields = _frame(data)
     if fields is None or len(fields) != 5:
-        return _refuse()
+        _refuse()
     merkle.verify_consistency(*fields)
 
 
-def _roundtrip(encode):
+HUGE = 1 << 70000
+"""An int of 21072 decimal digits: past Python's 4300-digit int->str limit."""
+
+
+def drbg_huge() -> list[bytes]:
+    return [cbor.encode(["SHA-256", bytes(32), bytes(16), b"", n, b""]) for n in (HUGE, -HUGE)]
+
+
+def merkle_huge_inclusion() -> list[bytes]:
+    leaf, root = bytes(32), bytes(32)
+    return [cbor.encode([leaf, HUGE, 5, [], root]), cbor.encode([leaf, 0, -HUGE, [], root])]
+
+
+def merkle_huge_consistency() -> list[bytes]:
+    return [cbor.encode([HUGE, 5, bytes(32), bytes(32), []]), cbor.encode([1, -HUGE, bytes(32), bytes(32), []])]
+
+
+def envelope_huge() -> list[bytes]:
+    envelope = cbor.decode(_bls12_recipient()[2][0])
+    return [cbor.encode({**envelope, key: HUGE}) for key in (1, 4)]
+
+
+def _roundtrip(encode: Callable[[Any], bytes]) -> Callable[[bytes, object], bool]:
+    """Canonical: the decoded value encodes back to exactly the input."""
     return lambda data, result: encode(result) == bytes(data)
+
+
+def _to_bytes(value: Any) -> bytes:
+    return bytes(value.to_bytes())
+
+
+def _to_der(value: Any) -> bytes:
+    return bytes(value.to_der())
 
 
 TARGETS = [
@@ -361,53 +396,57 @@ TARGETS = [
     Target("ed25519.DeserializeScalar", ed_scalars, ed.DeserializeScalar, accept=CANONICAL,
            canonical=_roundtrip(ed.SerializeScalar), examples=60),
     Target("bls12_381.G1.from_bytes", g1_seeds, bls.G1.from_bytes, accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_bytes()), examples=40),
+           canonical=_roundtrip(_to_bytes), examples=40),
     Target("bls12_381.G2.from_bytes", g2_seeds, bls.G2.from_bytes, accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_bytes()), examples=30),
+           canonical=_roundtrip(_to_bytes), examples=30),
     Target("bls12_381.GT.from_bytes", gt_seeds, bls.GT.from_bytes, accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_bytes()), examples=8),
-    Target("drbg.instantiate+generate", drbg_seeds, drbg_call, kind="cbor", accept=ANY, examples=60),
+           canonical=_roundtrip(_to_bytes), examples=8),
+    Target("drbg.instantiate+generate", drbg_seeds, drbg_call, kind="cbor", accept=ANY, examples=60,
+           finding="F1: a huge requested length raises ValueError (int->str limit in the error message)",
+           regressions=drbg_huge),
     Target("paillier.PublicKey.from_bytes", lambda: hex_field("paillier", "keygen", "n_encoding")[:3],
            lambda d: paillier.PublicKey.from_bytes(d, min_bits=1024), accept=CANONICAL,
-           canonical=_roundtrip(lambda k: k.to_bytes()), examples=30),
+           canonical=_roundtrip(_to_bytes), examples=30),
     Target("paillier.PrivateKey.from_bytes", lambda: hex_field("paillier", "keygen", "private_key_encoding")[:2],
            lambda d: paillier.PrivateKey.from_bytes(d, min_bits=1024), accept=CANONICAL,
-           canonical=_roundtrip(lambda k: k.to_bytes()), examples=20),
+           canonical=_roundtrip(_to_bytes), examples=20),
     Target("paillier.Ciphertext.from_bytes", paillier_ciphertexts, paillier_ciphertext_call, accept=CANONICAL,
-           canonical=lambda d, c: c.to_bytes() == bytes(d)[_n_length():], examples=30),
+           canonical=lambda d, c: _to_bytes(c) == bytes(d)[_n_length():], examples=30),
     Target("paillier_encoding.from_phe_json", phe_json_seeds,
            lambda d: paillier_encoding.from_phe_json(d, min_bits=1024), kind="json", accept=ANY, examples=40),
     Target("paillier_encoding.from_phe_json(number)", phe_number_seeds, phe_number_call, kind="json", accept=ANY,
            examples=30),
     Target("bf.BFPublicParameters.from_der", lambda: [_bf_case()[0].to_der()],
            lambda d: bf.BFPublicParameters.from_der(d, **_TOY), accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_der()), examples=30),
+           canonical=_roundtrip(_to_der), examples=30),
     Target("bf.BFMasterSecret.from_der", lambda: [bf.BFMasterSecret(12345678901234567).to_der()],
-           bf.BFMasterSecret.from_der, accept=CANONICAL, canonical=_roundtrip(lambda p: p.to_der()), examples=30),
+           bf.BFMasterSecret.from_der, accept=CANONICAL, canonical=_roundtrip(_to_der), examples=30),
     Target("bf.BFPrivateKey.from_der", lambda: [_bf_case()[1].to_der()],
            lambda d: bf.BFPrivateKey.from_der(d, _bf_case()[0]), accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_der()), examples=30),
+           canonical=_roundtrip(_to_der), examples=30),
     Target("bf.decrypt(BFCiphertext.from_der)", lambda: [_bf_case()[2]], bf_decrypt_call, examples=30),
     Target("bb1.BB1PublicParameters.from_der", lambda: [_bb1_case()[0].to_der()],
            lambda d: bb1.BB1PublicParameters.from_der(d, **_TOY), accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_der()), examples=30),
+           canonical=_roundtrip(_to_der), examples=30),
     Target("bb1.BB1PrivateKey.from_der", lambda: [_bb1_case()[1].to_der()],
            lambda d: bb1.BB1PrivateKey.from_der(d, _bb1_case()[0]), accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_der()), examples=30),
+           canonical=_roundtrip(_to_der), examples=30),
     Target("bb1.decrypt(BB1Ciphertext.from_der)", lambda: [_bb1_case()[2]], bb1_decrypt_call, examples=30),
     Target("bf_bls12.PublicParams.from_bytes", g2_seeds, bf_bls12.PublicParams.from_bytes, accept=CANONICAL,
-           canonical=_roundtrip(lambda p: p.to_bytes()), examples=20),
+           canonical=_roundtrip(_to_bytes), examples=20),
     Target("bf_bls12.decapsulate", lambda: _bls12_recipient()[3], decapsulate_call, examples=15),
-    Target("ibe_hybrid.open_envelope", lambda: _bls12_recipient()[2], hybrid_open_call, kind="cbor", examples=15),
+    Target("ibe_hybrid.open_envelope", lambda: _bls12_recipient()[2], hybrid_open_call, kind="cbor", examples=15,
+           finding="F3: a huge version or epoch raises ValueError (int->str limit in the error message)",
+           regressions=envelope_huge),
     Target("frost.SigningCommitments.from_bytes", frost_commitments, frost.SigningCommitments.from_bytes,
-           accept=CANONICAL, canonical=_roundtrip(lambda c: c.to_bytes()), examples=40),
+           accept=CANONICAL, canonical=_roundtrip(_to_bytes), examples=40),
     Target("frost.Signature.from_bytes", lambda: [s[-64:] for s in frost_signatures()], frost.Signature.from_bytes,
-           accept=CANONICAL, canonical=_roundtrip(lambda c: c.to_bytes()), examples=40),
+           accept=CANONICAL, canonical=_roundtrip(_to_bytes), examples=40),
     Target("frost.verify", frost_signatures, frost_verify_call, examples=40),
     Target("threshold_elgamal.open_with_secret", lambda: [_elgamal_case()[1]], elgamal_open_call, examples=40),
     Target("threshold_elgamal.DecryptionShare.from_bytes", elgamal_share_seeds,
            lambda d: threshold_elgamal.DecryptionShare.from_bytes(1, d), accept=CANONICAL,
-           canonical=_roundtrip(lambda s: s.to_bytes()), examples=40),
+           canonical=_roundtrip(_to_bytes), examples=40),
     Target("hpke.OpenBase", lambda: [_hpke_case()[2][0][1]], hpke_open_call, examples=40),
     Target("blind_rsa.Verify", lambda: [bytes.fromhex(_rsa_case()[1]["sig"])], rsa_verify_call, examples=30),
     Target("blind_rsa.Finalize", lambda: [bytes.fromhex(_rsa_case()[1]["blind_sig"])], rsa_finalize_call,
@@ -416,6 +455,10 @@ TARGETS = [
            lambda d: certificates.load_certificate(d, "fuzzed certificate"), accept=ANY, examples=40),
     Target("certificates.load_device_key", lambda: hex_field("issuance", "enroll", "device_key"),
            certificates.load_device_key, accept=ANY, examples=40),
-    Target("merkle.verify_inclusion", inclusion_seeds, inclusion_call, kind="cbor", examples=40),
-    Target("merkle.verify_consistency", consistency_seeds, consistency_call, kind="cbor", examples=40),
+    Target("merkle.verify_inclusion", inclusion_seeds, inclusion_call, kind="cbor", examples=40,
+           finding="F2: a huge index or size raises ValueError (int->str limit in the error message)",
+           regressions=merkle_huge_inclusion),
+    Target("merkle.verify_consistency", consistency_seeds, consistency_call, kind="cbor", examples=40,
+           finding="F2: a huge size raises ValueError (int->str limit in the error message)",
+           regressions=merkle_huge_consistency),
 ]

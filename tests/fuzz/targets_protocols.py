@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,6 +23,7 @@ from protocols import escrow as esc
 from protocols import groupkeys as gk
 from protocols import integrity as ig
 from protocols import issuance as iss
+from protocols.errors import VerificationError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12, hpke
 from protocols.schemes.paillier import generate_keypair
@@ -157,7 +159,8 @@ def agg_sign_commit(data: bytes) -> object:
 def agg_collect_signatures(data: bytes) -> object:
     run = aggregation_run()
     utility = agg.Utility(run.p.hood, copy.deepcopy(run.utility_before_signatures))
-    return utility.collect_signatures(copy.deepcopy(run.rs_before_signatures), [data] + run.commit_signatures[1:])
+    utility.collect_signatures(copy.deepcopy(run.rs_before_signatures), [data] + run.commit_signatures[1:])
+    return None
 
 
 def agg_unmask(data: bytes) -> object:
@@ -272,25 +275,32 @@ def escrow_run(mode: str) -> EscrowRun:
                      authorities_key)
 
 
-def esc_handle(mode: str):
+def esc_handle(mode: str) -> Callable[[bytes], object]:
     def call(data: bytes) -> object:
         fleet = copy.deepcopy(escrow_run(mode).fleet)
         return fleet.escrow.handle(data, _at(0, 0), HmacDrbg.from_seed("tests/fuzz/escrow/handle"))
     return call
 
 
-def esc_receive_hfid(mode: str):
+def esc_receive_hfid(mode: str) -> Callable[[bytes], object]:
     def call(data: bytes) -> object:
         return copy.deepcopy(escrow_run(mode).meter_before_response).receive_hfid(data)
     return call
 
 
-def esc_receiver(mode: str):
+def esc_receiver(mode: str) -> Callable[[bytes], object]:
     def call(data: bytes) -> object:
         run = escrow_run(mode)
         recipient = next((r for r, raw in run.data.items() if raw == data), "grid-operator")
         return copy.deepcopy(run.receivers_before[recipient]).receive(data, _at(0))
     return call
+
+
+def _escrow_seeds(mode: str, what: str) -> Callable[[], list[bytes]]:
+    def seeds() -> list[bytes]:
+        value = getattr(escrow_run(mode), what)
+        return list(value.values()) if isinstance(value, dict) else list(value)
+    return seeds
 
 
 def esc_verify_epoch_key(data: bytes) -> object:
@@ -340,12 +350,12 @@ def ig_accept(data: bytes) -> object:
 def ig_check(data: bytes) -> object:
     finding = copy.deepcopy(integrity_run().meter).check(data)
     if not finding.match:   # a mismatch is a finding about the log, returned, not raised: not an acceptance
-        raise _Refused
+        raise _Refused(finding.reason or "mismatch")
     return finding
 
 
-class _Refused(ig.VerificationError if hasattr(ig, "VerificationError") else Exception):
-    pass
+class _Refused(VerificationError):
+    """The meter's check found a mismatch: the feedback is not accepted."""
 
 
 # -- issuance (specs/issuance.md) -----------------------------------------------------------
@@ -369,7 +379,8 @@ def issuance_run() -> IssuanceRun:
     v = next(vectors("issuance", "enroll"))
     anchors = (iss.TrustAnchor(bytes.fromhex(v["root_certificate"]), frozenset(v["anchor_roles"]), v["namespace"]),)
     master = bf_bls12.MasterKey(int(v["master_secret"], 16))
-    pkg = iss.Pkg(iss.PkgState(anchors, v["epoch"]), iss.Bls12Extractor(master))
+    extractor = cast(iss.KeyExtractor, iss.Bls12Extractor(master))   # its suite is a read-only field
+    pkg = iss.Pkg(iss.PkgState(anchors, v["epoch"]), extractor)
     meter = iss.Meter(iss.MeterState(v["namespace"], v["serial"], v["role"], v["suite"],
                                      bytes.fromhex(v["device_key"]), tuple(bytes.fromhex(c) for c in v["chain"])),
                       iss.bls12_key_verifier(master.params))
@@ -437,11 +448,11 @@ TARGETS = [
     # escrow: escrow, meter, receivers
     Target("escrow.decode_message", lambda: escrow_run("blind").requests + escrow_run("blind").responses
            + list(escrow_run("blind").data.values()), esc.decode_message, kind="cbor", accept=ANY, examples=50),
-    *[Target(f"escrow.Escrow.handle[{mode}]", lambda mode=mode: escrow_run(mode).requests, esc_handle(mode),
+    *[Target(f"escrow.Escrow.handle[{mode}]", _escrow_seeds(mode, "requests"), esc_handle(mode),
              kind="cbor", examples=15) for mode in esc.MODES],
-    *[Target(f"escrow.Meter.receive_hfid[{mode}]", lambda mode=mode: escrow_run(mode).responses,
+    *[Target(f"escrow.Meter.receive_hfid[{mode}]", _escrow_seeds(mode, "responses"),
              esc_receive_hfid(mode), kind="cbor", examples=20) for mode in esc.MODES],
-    *[Target(f"escrow.Receiver.receive[{mode}]", lambda mode=mode: list(escrow_run(mode).data.values()),
+    *[Target(f"escrow.Receiver.receive[{mode}]", _escrow_seeds(mode, "data"),
              esc_receiver(mode), kind="cbor", examples=25) for mode in esc.MODES],
     Target("escrow.verify_epoch_key", lambda: escrow_run("blind").epoch_keys, esc_verify_epoch_key, kind="cbor",
            examples=20),

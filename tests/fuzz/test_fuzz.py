@@ -23,7 +23,7 @@ from .registry import Target, check
 from .targets import TARGETS
 
 SCALE = float(os.environ.get("USAPP_FUZZ_SCALE", "1"))
-LONG_EXAMPLES = int(os.environ.get("USAPP_FUZZ_LONG_EXAMPLES", "2000"))
+LONG_SCALE = float(os.environ.get("USAPP_FUZZ_LONG_SCALE", "25"))
 
 
 def _param(target: Target, *marks: pytest.MarkDecorator):
@@ -45,7 +45,7 @@ def _run(target: Target, examples: int, derandomize: bool, request: pytest.Fixtu
     try:
         for seed in seeds:   # the seeds are valid: the adapter is right
             assert check(target, seed) == "accepted", f"{target.name}: a valid seed is refused"
-        for data in target.regressions:
+        for data in target.regressions():
             one(data)
 
         @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
@@ -68,4 +68,4 @@ def test_fuzz_short(target: Target, request: pytest.FixtureRequest) -> None:
 
 @pytest.mark.parametrize("target", [_param(t, pytest.mark.slow) for t in TARGETS])
 def test_fuzz_long(target: Target, request: pytest.FixtureRequest) -> None:
-    _run(target, LONG_EXAMPLES, False, request)
+    _run(target, max(1, int(target.examples * LONG_SCALE)), False, request)
