@@ -370,6 +370,13 @@ def merkle_huge_consistency() -> list[bytes]:
     return [cbor.encode([HUGE, 5, bytes(32), bytes(32), []]), cbor.encode([1, -HUGE, bytes(32), bytes(32), []])]
 
 
+F4 = "F4: JSON nested deeper than the recursion limit raises RecursionError (from_phe_json catches ValueError only)"
+
+
+def phe_deep() -> list[bytes]:
+    return [b'{"kty":' + b"[" * 20_000 + b"]" * 20_000 + b"}", b'{"v":' + b"[" * 20_000 + b"]" * 20_000 + b',"e":0}']
+
+
 def envelope_huge() -> list[bytes]:
     envelope = cbor.decode(_bls12_recipient()[2][0])
     return [cbor.encode({**envelope, key: HUGE}) for key in (1, 4)]
@@ -413,9 +420,10 @@ TARGETS = [
     Target("paillier.Ciphertext.from_bytes", paillier_ciphertexts, paillier_ciphertext_call, accept=CANONICAL,
            canonical=lambda d, c: _to_bytes(c) == bytes(d)[_n_length():], examples=30),
     Target("paillier_encoding.from_phe_json", phe_json_seeds,
-           lambda d: paillier_encoding.from_phe_json(d, min_bits=1024), kind="json", accept=ANY, examples=40),
+           lambda d: paillier_encoding.from_phe_json(d, min_bits=1024), kind="json", accept=ANY, examples=40,
+           finding=F4, regressions=phe_deep),
     Target("paillier_encoding.from_phe_json(number)", phe_number_seeds, phe_number_call, kind="json", accept=ANY,
-           examples=30),
+           examples=30, finding=F4, regressions=phe_deep),
     Target("bf.BFPublicParameters.from_der", lambda: [_bf_case()[0].to_der()],
            lambda d: bf.BFPublicParameters.from_der(d, **_TOY), accept=CANONICAL,
            canonical=_roundtrip(_to_der), examples=30),

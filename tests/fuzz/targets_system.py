@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 from pathlib import Path
 
+from protocols.errors import VerificationError
+from protocols.system import cli
 from protocols.system import vectors as vec
 
 from .registry import ANY, Target
@@ -26,11 +30,37 @@ def verify_file_call(data: bytes) -> object:
         return vec.verify_file(path)
 
 
+def cli_call(data: bytes) -> int:
+    """``usapp vectors verify FILE``: exit status 0 is acceptance; a non-zero status a refusal."""
+    with tempfile.TemporaryDirectory(prefix="usapp-fuzz-") as tmp:
+        path = Path(tmp) / "fuzzed.json"
+        path.write_bytes(data)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = cli.main(["vectors", "verify", str(path)])
+    if status != 0:
+        raise VerificationError(f"usapp vectors verify: exit status {status}")
+    return status
+
+
+DEEP = 20_000
+"""JSON nesting deeper than CPython's recursion limit."""
+
+
+def deep_files() -> list[bytes]:
+    return [b'{"protocol":' + b"[" * DEEP + b"]" * DEEP + b"}", b"[" * DEEP + b"]" * DEEP]
+
+
 def parse_json_call(data: bytes) -> object:
     return vec.parse_json(data.decode("utf-8", errors="replace"), "fuzzed.json")
 
 
+F5 = "F5: JSON nested deeper than the recursion limit raises RecursionError (parse_json catches ValueError only)"
+
 TARGETS = [
-    Target("vectors.parse_json", _files, parse_json_call, kind="json", accept=ANY, examples=30),
-    Target("vectors.verify_file", _files, verify_file_call, kind="json", accept=ANY, examples=15),
+    Target("vectors.parse_json", _files, parse_json_call, kind="json", accept=ANY, examples=30, finding=F5,
+           regressions=deep_files),
+    Target("vectors.verify_file", _files, verify_file_call, kind="json", accept=ANY, examples=15, finding=F5,
+           regressions=deep_files),
+    Target("cli vectors verify", _files, cli_call, kind="json", accept=ANY, examples=10, finding=F5,
+           regressions=deep_files),
 ]
