@@ -13,6 +13,9 @@ is deterministic, and a fix makes it XPASS, which fails until the mark is remove
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -69,3 +72,14 @@ def test_fuzz_short(target: Target, request: pytest.FixtureRequest) -> None:
 @pytest.mark.parametrize("target", [_param(t, pytest.mark.slow) for t in TARGETS])
 def test_fuzz_long(target: Target, request: pytest.FixtureRequest) -> None:
     _run(target, max(1, int(target.examples * LONG_SCALE)), False, request)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cbor.decode", "groupkeys.decode_message", "escrow.decode_message"])
+def test_atheris_runs_clean(name: str) -> None:
+    """The optional coverage-guided run (tests/fuzz/atheris_main.py), a few thousand inputs, where atheris installs."""
+    pytest.importorskip("atheris")
+    done = subprocess.run([sys.executable, "-m", "tests.fuzz.atheris_main", name, "-runs=3000"],
+                          capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).resolve().parents[2], check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
