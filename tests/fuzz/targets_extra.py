@@ -4,6 +4,7 @@ arbiter.  Set up honestly from fixed DRBG seeds, like targets_protocols."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -14,11 +15,11 @@ from protocols import integrity as ig
 from protocols.errors import DecodeError
 from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
-from protocols.schemes import frost, lkh
+from protocols.schemes import bb1, blind_rsa, frost, lkh
 
 from .registry import ANY, Target
 from .seeds import vectors
-from .targets_protocols import METER_ID, PERIOD, T0, escrow_run, integrity_run
+from .targets_protocols import METER_ID, PERIOD, T0, aggregation_run, escrow_run, integrity_run
 
 # -- LKH (specs/groupkeys.md section 5): a member applies a rekey -------------------------------
 
@@ -127,6 +128,40 @@ def decode_link_seeds() -> list[bytes]:
     return [esc.encode_link("SM-00000", 0, bytes(range(32)))]
 
 
+# -- the aggregation setup (spec 3.3): a meter's graph commitment and reveal --------------------------
+
+
+def setup_reveal(data: bytes) -> object:
+    """The directory with the first meter's reveal replaced by ``data`` (it must open the commitment)."""
+    hood = aggregation_run().p.hood
+    assert hood.reveals is not None
+    first = hood.meters[0]
+    return dataclasses.replace(hood, reveals={**hood.reveals, first: data})
+
+
+def setup_commitment(data: bytes) -> object:
+    """The directory with the first meter's commitment replaced by ``data`` (its reveal must open it)."""
+    hood = aggregation_run().p.hood
+    first = hood.meters[0]
+    return dataclasses.replace(hood, commitments={**hood.commitments, first: data})
+
+
+def _first_of(field: str) -> list[bytes]:
+    hood = aggregation_run().p.hood
+    values = getattr(hood, field)
+    return [values[hood.meters[0]]]
+
+
+# -- the blind-RSA signer (RFC 9474 4.3): it signs any blinded message of the right size ---------------
+
+
+@functools.cache
+def _rsa_signer() -> tuple[blind_rsa.PrivateKey, bytes]:
+    v = next(vectors("rfc9474", "rsabssa"))
+    return (blind_rsa.PrivateKey.from_factors(int(v["p"], 16), int(v["q"], 16), int(v["e"], 16)),
+            bytes.fromhex(v["blinded_msg"]))
+
+
 # -- the integrity arbiter (integrity spec 8.2) -----------------------------------------------------
 
 
@@ -158,6 +193,12 @@ def arbitrate_record(data: bytes) -> object:
 
 
 TARGETS = [
+    Target("aggregation.setup reveal", lambda: _first_of("reveals"), setup_reveal, examples=30),
+    Target("aggregation.setup commitment", lambda: _first_of("commitments"), setup_commitment, examples=30),
+    Target("bb1.BB1MasterSecret.from_der", lambda: [bb1.BB1MasterSecret(3, 5, 7).to_der()],
+           bb1.BB1MasterSecret.from_der, accept=ANY, examples=30),
+    Target("blind_rsa.BlindSign", lambda: [_rsa_signer()[1]], lambda d: blind_rsa.BlindSign(_rsa_signer()[0], d),
+           accept=ANY, examples=20),
     Target("lkh.MemberKeys.apply", lambda: [_lkh()[1]], lkh_apply, kind="cbor", accept=ANY, examples=40),
     Target("frost.SignatureShare.from_bytes", lambda: [bytes.fromhex(r["sig_share"]) for v in
                                                        vectors("rfc9591", "frost_sign")

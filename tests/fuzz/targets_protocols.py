@@ -321,6 +321,10 @@ class IntegrityRun:
     feedback: bytes
     heads: list[bytes]
     last_record: bytes
+    meter_before_receipt: ig.Meter
+    probe: bytes
+    inclusion: bytes
+    head: ig.TreeHead
 
 
 @functools.cache
@@ -335,11 +339,29 @@ def integrity_run() -> IntegrityRun:
         if i == 5:
             utility_before = copy.deepcopy(utility)
         receipt = utility.accept(record, T0 + i * PERIOD + 60)
+        if i == 5:
+            meter_before_receipt = copy.deepcopy(meter)
         meter.receipt(receipt)
         records.append(record)
         heads.append(receipt)
     feedback = utility.feedback(METER_ID, 0, T0 + 6 * PERIOD)
-    return IntegrityRun(utility_before, copy.deepcopy(meter), records, feedback, heads, records[-1])
+    head = utility.tree_head(METER_ID, T0 + 6 * PERIOD)
+    return IntegrityRun(utility_before, copy.deepcopy(meter), records, feedback, heads, records[-1],
+                        meter_before_receipt, utility.probe(METER_ID, 3, 6), utility.inclusion(METER_ID, 2, 6), head)
+
+
+def ig_receipt(data: bytes) -> object:
+    return copy.deepcopy(integrity_run().meter_before_receipt).receipt(data)
+
+
+def ig_probe(data: bytes) -> object:
+    run = integrity_run()
+    return copy.deepcopy(run.meter).check_probe(data, run.head)
+
+
+def ig_inclusion(data: bytes) -> object:
+    run = integrity_run()
+    return copy.deepcopy(run.meter).check_inclusion(data, run.head)
 
 
 def ig_accept(data: bytes) -> object:
@@ -464,6 +486,11 @@ TARGETS = [
     Target("integrity.Utility.accept", lambda: [integrity_run().last_record], ig_accept, kind="cbor", examples=40),
     Target("integrity.Meter.check(feedback)", lambda: [integrity_run().feedback], ig_check, kind="cbor",
            examples=40),
+    Target("integrity.Meter.receipt", lambda: integrity_run().heads[-1:], ig_receipt, kind="cbor", examples=30),
+    Target("integrity.Meter.check_probe", lambda: [integrity_run().probe], ig_probe, kind="cbor", accept=ANY,
+           examples=30),   # returns whether the roots agree: a refusal is the only "no" that matters here
+    Target("integrity.Meter.check_inclusion", lambda: [integrity_run().inclusion], ig_inclusion, kind="cbor",
+           examples=30),
     # issuance: PKG and meter
     Target("issuance.decode_challenge", lambda: [issuance_run().challenge], iss.decode_challenge, kind="cbor",
            accept=ANY, examples=40),
