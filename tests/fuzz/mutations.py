@@ -151,3 +151,30 @@ def mutant(draw: Any, seeds: Sequence[bytes], kind: str) -> bytes:
                 continue
         out = byte_mutation(draw, out, seeds)
     return out
+
+
+def replaced(seed: bytes, path: Sequence[Any], new: Any) -> bytes:
+    """The CBOR seed with the value at ``path`` replaced by ``new`` (encoded deterministically)."""
+    return bytes(cbor2.dumps(_replace(cbor2.loads(seed), path, new), canonical=True))
+
+
+SWEEP_VALUES: tuple[tuple[str, Any], ...] = (
+    ("huge int", 1 << 70_000), ("negative huge int", -(1 << 70_000)), ("2**64", 1 << 64),
+    ("deep nest", Raw(b"\x81" * NEST_DEPTH + b"\x00")), ("long bytes", b"\x00" * LONG_BYTES), ("text", "x"),
+    ("list", [b"\x00" * 32]), ("map", {}), ("true", True), ("null", None))
+"""The hostile values the structure sweep puts at every path of a CBOR seed."""
+
+
+def sweep(seed: bytes, limit: int = 200) -> list[tuple[str, bytes]]:
+    """Every path of the seed's structure (up to ``limit``) times every sweep value: (label, mutant)."""
+    value = cbor2.loads(seed)
+    out = []
+    marker = cbor2.dumps(_MARKER.decode("latin-1"))
+    for path in _structured(value)[:limit]:
+        for label, new in SWEEP_VALUES:
+            if isinstance(new, Raw):
+                raw = replaced(seed, path, _MARKER.decode("latin-1")).replace(marker, bytes(new), 1)
+            else:
+                raw = replaced(seed, path, new)
+            out.append((f"{list(path)} = {label}", raw))
+    return out

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from .mutations import mutant
+from .mutations import mutant, sweep
 from .registry import Target, check
 from .targets import TARGETS
 
@@ -72,6 +72,22 @@ def test_fuzz_short(target: Target, request: pytest.FixtureRequest) -> None:
 @pytest.mark.parametrize("target", [_param(t, pytest.mark.slow) for t in TARGETS])
 def test_fuzz_long(target: Target, request: pytest.FixtureRequest) -> None:
     _run(target, max(1, int(target.examples * LONG_SCALE)), False, request)
+
+
+@pytest.mark.parametrize("target", [_param(t) for t in TARGETS if t.kind == "cbor"])
+def test_structure_sweep(target: Target, request: pytest.FixtureRequest) -> None:
+    """Deterministic: at every path of the first seed's CBOR structure, each hostile value of
+    mutations.SWEEP_VALUES (huge ints, a deep nest, a long string, wrong types)."""
+    tried = accepted = 0
+    try:
+        for data in target.regressions():
+            tried += 1
+            accepted += check(target, data) == "accepted"
+        for _, data in sweep(list(target.seeds())[0]):
+            tried += 1
+            accepted += check(target, data) == "accepted"
+    finally:
+        request.node.user_properties.append(("fuzz", (target.name, "sweep", tried, accepted)))
 
 
 @pytest.mark.slow
