@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 import tempfile
 from pathlib import Path
@@ -48,6 +49,12 @@ DEEP = 20_000
 
 def deep_files() -> list[bytes]:
     return [b'{"protocol":' + b"[" * DEEP + b"]" * DEEP + b"}", b"[" * DEEP + b"]" * DEEP]
+
+
+def rfc9591_list_field() -> list[bytes]:
+    envelope = json.loads((VECTORS / "rfc9591.json").read_text(encoding="utf-8"))
+    envelope["vectors"][7]["commitments"] = [1]
+    return [json.dumps(envelope, indent=1).encode()]
 
 
 def parse_json_call(data: bytes) -> object:
