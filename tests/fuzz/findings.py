@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .mutations import replaced
 from .targets_primitives import drbg_huge, envelope_huge, merkle_huge_consistency, merkle_huge_inclusion, phe_deep
-from .targets_system import deep_files, rfc9591_list_field
+from .targets_system import deep_files, hpke_long_info, rfc9591_list_field
 
 HUGE = 1 << 70_000
 
@@ -61,6 +61,9 @@ def findings(seeds_of: Callable[[str], Callable[[], Sequence[bytes]]]) -> dict[s
     add("F11", "a vector whose object field is a list (rfc9591 vector 7 'commitments' = [1]): TypeError escapes "
         "from vectorsets/_fields.py:29 field() (verify_file lets non-Usapp errors of a family propagate)",
         ["vectors.verify_file", "cli vectors verify"], lambda n: rfc9591_list_field)
+    add("F12", "no size bound on a vector file: a 1 MiB hex field (hpke_rfc9180 vectors[0].info) makes verify_file "
+        "allocate about 80 MB (75x, linear: 4 MiB -> 309 MB), over the memory budget",
+        ["vectors.verify_file", "cli vectors verify"], lambda n: hpke_long_info)
     add("F6", INT_MESSAGE.format("a group message's version (groupkeys.py decode_message)"),
         ["groupkeys.decode_message", "groupkeys.Meter.receive", "groupkeys.Controller.recover"],
         lambda n: _at(seeds_of(n), [1], HUGE))

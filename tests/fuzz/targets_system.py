@@ -57,6 +57,12 @@ def rfc9591_list_field() -> list[bytes]:
     return [json.dumps(envelope, indent=1).encode()]
 
 
+def hpke_long_info() -> list[bytes]:
+    envelope = json.loads((VECTORS / "hpke_rfc9180.json").read_text(encoding="utf-8"))
+    envelope["vectors"][0]["info"] = "a" * (1 << 20)
+    return [json.dumps(envelope, indent=1).encode()]
+
+
 def parse_json_call(data: bytes) -> object:
     return vec.parse_json(data.decode("utf-8", errors="replace"), "fuzzed.json")
 
