@@ -111,12 +111,15 @@ def aggregation_run() -> AggregationRun:
 
 
 def _meter_of(states: dict[str, Any], data: bytes, messages: dict[str, bytes]) -> agg.Meter:
-    """The meter a message is for: the one whose valid message it was mutated from (by length, then m0)."""
+    """The meter a message is for: the one whose valid message shares the longest prefix with ``data``
+    (the one it was most likely mutated from), so that a mutant meets the state its seed met."""
     run = aggregation_run()
-    for m, raw in messages.items():
-        if raw == data:
-            return agg.Meter(run.p.hood, copy.deepcopy(states[m]))
-    return agg.Meter(run.p.hood, copy.deepcopy(states[sorted(states)[0]]))
+
+    def shared(m: str) -> int:
+        raw = messages[m]
+        return next((i for i, (a, b) in enumerate(zip(raw, data)) if a != b), min(len(raw), len(data)))
+
+    return agg.Meter(run.p.hood, copy.deepcopy(states[max(sorted(messages), key=shared)]))
 
 
 def agg_accept_bundle(data: bytes) -> object:
