@@ -112,3 +112,18 @@ class PolicyError(UsappError):
     """A message would leave its sphere of control: a data category sent
     under the wrong profile or to a recipient outside the category's sphere
     (specs/escrow.md section 6)."""
+
+
+def shown(value: object) -> str:
+    """``value`` as an error message may show it: an int of more than 64 bits
+    by its size only, anything else by a repr cut to 64 characters.
+
+    Error messages about untrusted input must not format the input itself: a
+    big enough int cannot be turned into text at all (Python refuses more than
+    4300 digits with ValueError), and a long one floods the log.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        sign = "negative " if value < 0 else ""
+        return f"<{sign}{value.bit_length()}-bit integer>"
+    text = repr(value)
+    return text if len(text) <= 64 else text[:61] + "..."

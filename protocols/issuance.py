@@ -56,6 +56,7 @@ from protocols.errors import (
     StateError,
     UsappError,
     VerificationError,
+    shown,
 )
 from protocols.primitives import cbor
 from protocols.primitives.bls12_381 import G1
@@ -270,7 +271,7 @@ def _decode(data: object, schema: dict, kind: str) -> dict:
         raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes (section 4.1)")
     message = cbor.decode_map(bytes(data), schema, name=kind, max_size=limit)
     if message[K_VERSION] != VERSION:
-        raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
+        raise DecodeError(f"{kind}: unknown version {shown(message[K_VERSION])}")
     return message
 
 

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
-from protocols.errors import ParameterError, RandomnessError, StateError
+from protocols.errors import ParameterError, RandomnessError, StateError, shown
 
 RESEED_INTERVAL = 1 << 48
 """SP 800-90A Table 2: maximum number of requests between reseeds."""
@@ -95,7 +95,7 @@ def _as_count(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"{what} must be an int, not {type(value).__name__}")
     if value < 0:
-        raise ParameterError(f"{what} must be >= 0, got {value}")
+        raise ParameterError(f"{what} must be >= 0, got {shown(value)}")
     return value
 
 
@@ -124,7 +124,7 @@ class HmacDrbg:
     def __post_init__(self) -> None:
         if not isinstance(self.hash_name, str) or self.hash_name not in HASH_SUITES:
             raise ParameterError(
-                f"unsupported HMAC_DRBG hash {self.hash_name!r}; "
+                f"unsupported HMAC_DRBG hash {shown(self.hash_name)}; "
                 f"supported: {', '.join(HASH_SUITES)}"
             )
         interval = _as_count(self.reseed_interval, "reseed_interval")
@@ -254,7 +254,7 @@ class HmacDrbg:
         additional_input = _as_bytes(additional_input, "additional_input")
         if nbytes > MAX_BYTES_PER_REQUEST:
             raise RandomnessError(
-                f"request of {nbytes} bytes exceeds max_number_of_bits_per_request "
+                f"request of {shown(nbytes)} bytes exceeds max_number_of_bits_per_request "
                 f"(2^19 bits = {MAX_BYTES_PER_REQUEST} bytes, SP 800-90A Table 2)"
             )
         # 1. If reseed_counter > reseed_interval, return "reseed required".

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
+from protocols.errors import DecodeError, ParameterError, StateError, VerificationError, shown
 from protocols.primitives import cbor
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf, bf_bls12
@@ -118,11 +118,11 @@ def open_envelope(recipient, envelope: bytes, epoch: int, aad: bytes = b"") -> b
         raise DecodeError("an envelope must be bytes")
     message = cbor.decode_map(bytes(envelope), _ENVELOPE, name="ibe envelope")
     if message[1] != VERSION:
-        raise DecodeError(f"ibe envelope: unknown version {message[1]}")
+        raise DecodeError(f"ibe envelope: unknown version {shown(message[1])}")
     if message[2] != recipient.suite:
-        raise ParameterError(f"envelope for suite {message[2]!r}, recipient uses {recipient.suite!r}")
+        raise ParameterError(f"envelope for suite {shown(message[2])}, recipient uses {recipient.suite!r}")
     if message[4] != epoch:
-        raise StateError(f"envelope for key epoch {message[4]}, not {epoch}")
+        raise StateError(f"envelope for key epoch {shown(message[4])}, not {shown(epoch)}")
     if message[3] != recipient.identity:
         raise VerificationError("envelope addressed to another identity")
     key = recipient.decapsulate(message[5])

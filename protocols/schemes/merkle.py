@@ -30,7 +30,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from protocols.errors import DecodeError, ParameterError, VerificationError
+from protocols.errors import DecodeError, ParameterError, VerificationError, shown
 
 __all__ = [
     "HASH_SIZE", "MAX_TREE_SIZE", "MTH", "MerkleLog", "PATH", "PROOF", "SUBPROOF",
@@ -133,7 +133,7 @@ def _check_size(value: object, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ParameterError(f"{name} must be an int")
     if not 0 <= value <= MAX_TREE_SIZE:
-        raise ParameterError(f"{name} must be in [0, 2^64 - 1], got {value}")
+        raise ParameterError(f"{name} must be in [0, 2^64 - 1], got {shown(value)}")
     return value
 
 

@@ -60,7 +60,7 @@ MAX_PHE_EXPONENT = 2048
 MAX_JSON_DEPTH = 64
 """Deepest nesting of arrays and objects accepted in a vector file or in JSON text inside one."""
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"')  # possessive: no backtracking stack on long strings
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
