@@ -42,7 +42,7 @@ each state from the honest replay of the round (``_replay``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -53,6 +53,8 @@ from protocols.aggregation import schedule as ks
 from protocols.errors import VectorMismatchError
 from protocols.primitives import cbor, shamir
 from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import ReplayRandom, random_below
+from protocols.privacy import dp
 from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
@@ -120,6 +122,14 @@ def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
         if not isinstance(row, list) or any(not isinstance(x, int) or isinstance(x, bool) for x in row):
             raise VectorMismatchError(f"field 'readings.{meter}' must be a list of integers")
     return {m: list(r) for m, r in value.items()}
+
+
+def _json_ints(v: Mapping[str, Any], name: str) -> list[int]:
+    """A list of JSON integers (a meter's readings, spec 12.2)."""
+    row = field(v, name)
+    if not isinstance(row, list) or any(not isinstance(x, int) or isinstance(x, bool) for x in row):
+        raise VectorMismatchError(f"field {name!r} must be a list of integers")
+    return list(row)
 
 
 def _tree(v: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -460,6 +470,7 @@ def build() -> dict:
         _case(sk, "differential-privacy", 8, 3, slots=2, value_bits=10, noise=dp_noise, dropped=1),
     ]
     gen = _Generator(vectors[0])
+    noisy = _Generator(vectors[3])
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -476,7 +487,7 @@ def build() -> dict:
                         "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
                         "'invalid') must raise 'error' (flags in 'notes')."),
         "notes": NOTES,
-        "vectors": vectors + _step_cases(gen) + _refusal_cases(vectors[0], gen),
+        "vectors": vectors + _step_cases(gen) + [_meter_step(noisy, "report")] + _refusal_cases(vectors[0], gen),
     }
 
 
@@ -488,7 +499,7 @@ def build() -> dict:
 
 _SETUP = _INPUTS[2:]
 """The inputs of the valid round the generator replays (everything but name and operation)."""
-STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
+STAGES = ("setup", "advertised", "bundled", "reported", "aggregated", "received", "signed", "responded")
 """How far the generator replays the base round before it reads a role's state."""
 
 
@@ -496,8 +507,24 @@ def _utility(p: agg.Provisioned) -> agg.Utility:
     return agg.Utility(p.hood, p.utility)
 
 
-def _replay(setup: Mapping[str, Any], stage: str):
-    """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``."""
+class _Tape:
+    """A random source that records every ``random_bytes`` call of the one it wraps (generation only)."""
+
+    def __init__(self, source: HmacDrbg) -> None:
+        self.source = source
+        self.calls: list[bytes] = []
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.source.random_bytes(n)
+        self.calls.append(out)
+        return out
+
+
+def _replay(setup: Mapping[str, Any], stage: str, spans: dict | None = None):
+    """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``.
+
+    ``spans``, if given, receives the draws of each meter's advertise and report:
+    ``spans[("advertise" | "report", meter)]`` is the list of its ``random_bytes`` results, in order."""
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
     sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
@@ -509,20 +536,29 @@ def _replay(setup: Mapping[str, Any], stage: str):
                       noise=_noise(setup), **options)
     hood, r = p.hood, small_int_field(setup, "round")
     readings, dropped = _readings(setup), _string_list(setup, "dropped")
-    rng = HmacDrbg.from_seed(str_field(setup, "round_seed"))
+    rng = _Tape(HmacDrbg.from_seed(str_field(setup, "round_seed")))
+    spans = {} if spans is None else spans
     t = nb.Transcript(r)
+    if stage == "setup":
+        return p, t
     taking_part = [m for m in hood.meters if m in readings or m in dropped]
     for m in taking_part:
+        start = len(rng.calls)
         t.adverts[m] = agg.Meter(hood, p.meters[m]).advertise(r, rng)
+        spans["advertise", m] = rng.calls[start:]
     utility = _utility(p)
     t.state, t.bundles = utility.bundles(r, list(t.adverts.values()))
     if stage == "advertised":
         return p, t
     for m in taking_part:
         agg.Meter(hood, p.meters[m]).accept_bundle(t.bundles[m])
+    if stage == "bundled":
+        return p, t
     for m in hood.meters:
         if m in readings and m not in dropped:
+            start = len(rng.calls)
             t.meter_reports[m] = agg.Meter(hood, p.meters[m]).report(r, readings[m], rng)
+            spans["report", m] = rng.calls[start:]
     if stage == "reported":
         return p, t
     outputs = dict(t.meter_reports)
@@ -713,9 +749,135 @@ def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
                              bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round"))
     return state, _round_state(field(obj, "round"), hood)
 
+# -- the meter's draws and intermediates (spec 6.2, 6.4, 12.2) ------------------------------------------
 
-ROLE_STEPS = {"meter": ("accept_bundle", "unmask"), "committee": ("sign_commit",), "aggregator": ("aggregate",),
-              "utility": ("bundles", "receive", "finish", "receive_then_finish")}
+
+class _Cursor:
+    """Replays a vector's recorded draws to the draw rules of conventions 3.2, counting what each consumes."""
+
+    def __init__(self, calls: list[bytes]) -> None:
+        self.calls, self.position = calls, 0
+
+    def random_bytes(self, n: int) -> bytes:
+        if self.position >= len(self.calls) or len(self.calls[self.position]) != n:
+            raise VectorMismatchError(f"field 'draws': draw {self.position} is missing or not {n} bytes",
+                                      field="draws")
+        self.position += 1
+        return self.calls[self.position - 1]
+
+
+Plan = list[tuple[str, Callable[[Any], int]]]
+
+
+def _advertise_plan(hood: agg.Neighbourhood) -> Plan:
+    """Spec 6.2: epsilon, sigma, then epsilon's t - 1 coefficients, then sigma's, each RandomBelow(p)."""
+    def below(source: Any) -> int:
+        return random_below(source, shamir.P25519)
+    t = _present(hood.threshold, "threshold")
+    return ([("epsilon", below), ("sigma", below)] + [(f"epsilon_coefficient_{k}", below) for k in range(1, t)]
+            + [(f"sigma_coefficient_{k}", below) for k in range(1, t)])
+
+
+def _report_plan(hood: agg.Neighbourhood) -> Plan:
+    """Spec 6.4: the clamped noise share of each slot (spec 10; none without noise), then Paillier's r."""
+    noise = hood.noise
+
+    def share(source: Any) -> int:
+        return dp.clamped_noise_share(noise, source) if isinstance(noise, dp.NoiseShareConfig) else 0
+    plan: Plan = [(f"noise_{s}", share) for s in range(hood.slots)]
+    return plan + [("paillier_r", lambda source: int(hood.public_key.random_r(source)))]
+
+
+def _name_draws(calls: list[bytes], plan: Plan) -> tuple[list[dict], dict[str, int]]:
+    """Each recorded call named by the value of ``plan`` that consumed it (a rejected draw keeps the
+    name of the value it was for), and the values drawn."""
+    cursor, names, values = _Cursor(calls), [], {}
+    for name, draw in plan:
+        start = cursor.position
+        values[name] = draw(cursor)
+        names += [name] * (cursor.position - start)
+    if cursor.position != len(calls):
+        raise VectorMismatchError(f"field 'draws': {len(calls) - cursor.position} draws are left over",
+                                  field="draws")
+    return [{"name": n, "hex": c.hex()} for n, c in zip(names, calls)], values
+
+
+def _read_draws(v: Mapping[str, Any]) -> list[bytes]:
+    items = field(v, "draws")
+    if not isinstance(items, list) or any(not isinstance(x, dict) for x in items):
+        raise VectorMismatchError("field 'draws' must be a list of objects")
+    return [bytes_field(x, "hex") for x in items]
+
+
+def _poly(coefficients: list[int], x: int) -> int:
+    return sum(c * x ** k for k, c in enumerate(coefficients)) % shamir.P25519
+
+
+def _advertise_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int, values: Mapping[str, int],
+                             sent: bytes) -> dict:
+    """Spec 6.2 from the draws; each box of the sent advert is opened and must hold the shares."""
+    t, me = _present(hood.threshold, "threshold"), ms.meter_id
+    eps = [values["epsilon"]] + [values[f"epsilon_coefficient_{k}"] for k in range(1, t)]
+    sig = [values["sigma"]] + [values[f"sigma_coefficient_{k}"] for k in range(1, t)]
+    mask_private = ks.mask_private(eps[0])
+    mask_public = ks.x25519_public(mask_private)
+    advert = cbor.decode(sent)
+    boxes = []
+    for x, peer in enumerate(hood.neighbours(me), start=1):
+        secret = ks.static_secret(hood.digest, me, ms.x25519_private, peer, hood.meter_public[peer])
+        nonce, aad = ks.box_nonce_aad(hood.group_id, r, me, peer, mask_public)
+        plain = _poly(eps, x).to_bytes(ks.SHARE_BYTES, "big") + _poly(sig, x).to_bytes(ks.SHARE_BYTES, "big")
+        box = ks.box_cipher(secret).encrypt(nonce, plain, aad)
+        _check(advert[5][ks.BOX_BYTES * (x - 1):ks.BOX_BYTES * x] == box, f"the box for {peer}")
+        boxes.append({"peer": peer, "x": x, "epsilon_share": plain[:32].hex(), "sigma_share": plain[32:].hex(),
+                      "static_secret": secret.hex(), "nonce": nonce.hex(), "aad": aad.hex(), "box": box.hex()})
+    _check(advert[4] == mask_public, "E in the advert")
+    return {"epsilon": _b32(eps[0]), "sigma": _b32(sig[0]), "epsilon_coefficients": [_b32(c) for c in eps[1:]], "sigma_coefficients": [_b32(c) for c in sig[1:]],
+            "mask_private": mask_private.hex(), "mask_public": mask_public.hex(), "boxes": boxes}
+
+
+def _report_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int, readings: list[int],
+                          values: Mapping[str, int], sent: bytes) -> dict:
+    """Spec 6.4 from the state and the draws; the ciphertext must be the sent report's."""
+    me, n = ms.meter_id, int(hood.public_key.n)
+    noise = [values[f"noise_{s}"] for s in range(hood.slots)]
+    slots = [x + e for x, e in zip(readings, noise)]
+    alphas = ks.tag_alphas(ms.tag_key, r, hood.slots)
+    beta = ks.tag_beta(ms.key, r)
+    tag = (sum(a * x for a, x in zip(alphas, slots)) + beta) % ks.TAG_PRIME
+    packed = int(hood.layout.pack(slots, tag))
+    pairs, masked = {}, packed
+    for j in ms.bundle:
+        mask = int(ks.pair_mask(ms.round_secrets[j], r, n))
+        masked += hood.sign(me, j) * mask
+        pairs[j] = {"sign": hood.sign(me, j), "round_secret": ms.round_secrets[j].hex(), "mask": hexint(mask)}
+    sigma = _present(ms.sigma, "sigma")
+    b = int(ks.self_mask(sigma, r, n))
+    masked = (masked + b) % n
+    rand = values["paillier_r"]
+    c = (1 + masked * n) * pow(rand, n, n * n) % (n * n)
+    report = cbor.decode(sent)
+    _check(int.from_bytes(report[4], "big") == c, "the ciphertext of the sent report")
+    confirmations = {j: ks.confirmation(ks.static_secret(hood.digest, me, ms.x25519_private, j,
+                                                         hood.meter_public[j]),
+                                        hood.group_id, r, me, j, ms.own_mask_public, ms.peer_mask_public[j]).hex()
+                     for j in ms.bundle}
+    _check("".join(confirmations.values()) == report[5].hex(), "the confirmations of the sent report")
+    return {"noise": noise, "values": slots, "alphas": [hexint(a) for a in alphas], "beta": hexint(beta),
+            "tag": hexint(tag), "packed": hexint(packed), "pairs": pairs, "self_mask": hexint(b),
+            "masked": hexint(masked), "paillier_r": hexint(rand), "ciphertext": hexint(c),
+            "confirmations": confirmations}
+
+
+def _meter_draws(v: Mapping[str, Any], hood: agg.Neighbourhood, step: str) -> tuple[list[dict], dict[str, int]]:
+    plan = _advertise_plan(hood) if step == "advertise" else _report_plan(hood)
+    return recompute("draws", lambda: _name_draws(_read_draws(v), plan))
+
+
+
+ROLE_STEPS = {"meter": ("advertise", "accept_bundle", "report", "unmask"), "committee": ("sign_commit",),
+              "aggregator": ("aggregate",),
+              "utility": ("bundles", "receive", "collect", "finish", "audit", "receive_then_finish")}
 
 
 def _role_step(v: Mapping[str, Any]):
@@ -735,6 +897,15 @@ def _role_step(v: Mapping[str, Any]):
 
         def run_meter(inputs: list[bytes]) -> tuple[dict, Any]:
             sent = {}
+            if step in ("advertise", "report"):
+                source = ReplayRandom(_read_draws(v))
+                if step == "advertise":
+                    out = meter.advertise(r, source)
+                else:
+                    out = meter.report(r, _json_ints(v, "readings"), source)
+                if not source.exhausted:
+                    raise VectorMismatchError("field 'draws': the step did not consume every draw", field="draws")
+                return {ms.meter_id: out.hex()}, None
             for raw in inputs:
                 if step == "accept_bundle":
                     meter.accept_bundle(raw)
@@ -768,6 +939,13 @@ def _role_step(v: Mapping[str, Any]):
                 raise VectorMismatchError("field 'input': receive takes one message, the root's report")
             utility.receive(rs, inputs[0])
             return {m: raw.hex() for m, raw in utility.commit_requests(rs).items()}, None
+        if step == "collect":
+            utility.collect_signatures(rs, inputs)
+            return {m: raw.hex() for m, raw in utility.unmask_requests(rs).items()}, None
+        if step == "audit":
+            kept = _as_dict(field(v, "retained"), "retained")
+            utility.audit(rs, {a: hex_list_field(kept, a) for a in kept})
+            return {}, None
         if step == "receive_then_finish":
             then = _as_dict(field(v, "followed_by"), "followed_by")
             if len(inputs) != 1:
@@ -810,12 +988,36 @@ def _step_vector(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"vector {v.get('name')}: field 'result' must be 'valid' for a step")
     run, state = _role_step(v)
     inputs = hex_list_field(v, "input")
+    step = str_field(v, "step")
+    computed = _meter_step_values(v) if step in ("advertise", "report") else None
     sent, release = recompute("input", lambda: _guarded(run)(inputs))
     expect("output", field(v, "output"), sent)
     expect("release", field(v, "release"), release)
+    if computed is not None:
+        draws, intermediates = computed(bytes.fromhex(next(iter(sent.values()))))
+        expect("draws", field(v, "draws"), draws)
+        where = _first_difference("intermediates", field(v, "intermediates"), intermediates)
+        if where is not None:
+            raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
     where = _first_difference("state_after", field(v, "state_after"), state())
     if where is not None:
         raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
+
+
+def _meter_step_values(v: Mapping[str, Any]) -> Callable[[bytes], tuple[list[dict], dict]]:
+    """The named draws and the intermediates of an advertise or report step, computed from ``state_before``
+    and the draws without the Meter class; the returned function takes the message the class sent."""
+    hood, step, r = _hood(v), str_field(v, "step"), small_int_field(v, "round")
+    ms = _meter_state(_as_dict(field(v, "state_before"), "state_before"))
+    draws, values = _meter_draws(v, hood, step)
+
+    def compute(sent: bytes) -> tuple[list[dict], dict]:
+        if step == "advertise":
+            return draws, recompute("intermediates", lambda: _advertise_intermediates(hood, ms, r, values, sent))
+        readings = _json_ints(v, "readings")
+        return draws, recompute("intermediates",
+                                lambda: _report_intermediates(hood, ms, r, readings, values, sent))
+    return compute
 
 
 OPERATIONS["refusal"] = _refusal
@@ -906,11 +1108,13 @@ class _Generator:
             vec["state_before"] = state()
         return vec
 
-    def step(self, stage: str, role: str, step: str, party: str, inputs) -> dict:
+    def step(self, stage: str, role: str, step: str, party: str, inputs, extra: dict | None = None) -> dict:
         vec = {**self.vector(f"{role}-{step}", stage, role, step, party), "operation": "step",
-               "input": [x.hex() for x in inputs]}
+               "input": [x.hex() for x in inputs], **(extra or {})}
         run, state = _role_step(vec)
         vec["output"], vec["release"] = run(list(inputs))
+        if step in ("advertise", "report"):
+            vec["draws"], vec["intermediates"] = _meter_step_values(vec)(bytes.fromhex(vec["output"][party]))
         vec["state_after"] = state()
         _step_vector(vec)
         return vec
@@ -1085,15 +1289,34 @@ def _step_cases(gen: _Generator) -> list[dict]:
     parent = next(a for a, kids in hood.tree.items() if m0 in kids)
     kids = [t.meter_reports[c] for c in hood.children(parent) if c in t.meter_reports]
     responses = list(_replay(setup, "responded")[1].responses.values())
+    retained = {a: [x.hex() for x in s.retained[setup["round"]]] for a, s in p.aggregators.items() if s.retained}
     return [
+        _meter_step(gen, "advertise"),
         gen.step("advertised", "meter", "accept_bundle", m0, [t.bundles[m0]]),
+        _meter_step(gen, "report"),
         gen.step("signed", "meter", "unmask", m0, [t.requests[m0]]),
         gen.step("received", "committee", "sign_commit", member, [t.commit_requests[member]]),
         gen.step("reported", "aggregator", "aggregate", parent, kids),
         gen.step("advertised", "utility", "bundles", "utility", list(t.adverts.values())),
         gen.step("aggregated", "utility", "receive", "utility", [t.aggregate_reports[hood.root]]),
+        gen.step("received", "utility", "collect", "utility", list(t.commit_signatures.values())),
         gen.step("responded", "utility", "finish", "utility", responses),
+        gen.step("received", "utility", "audit", "utility", [], {"retained": retained}),
     ]
+
+
+def _meter_step(gen: _Generator, step: str) -> dict:
+    """Spec 12.2: the first meter's advertise (from the setup state) or report (from its accepted bundle),
+    with the draws it took from the round's DRBG in the driver's order, named by the plan of 6.2 or 6.4."""
+    spans: dict = {}
+    p, _ = _replay(gen.setup, "reported", spans)
+    m0 = p.hood.meters[0]
+    plan = _advertise_plan(p.hood) if step == "advertise" else _report_plan(p.hood)
+    draws, _ = _name_draws(spans[step, m0], plan)
+    extra: dict[str, Any] = {"draws": draws}
+    if step == "report":
+        extra = {"readings": gen.setup["readings"][m0], **extra}
+    return gen.step("setup" if step == "advertise" else "bundled", "meter", step, m0, [], extra)
 
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
