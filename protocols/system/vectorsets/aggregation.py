@@ -611,6 +611,13 @@ def _hood(v: Mapping[str, Any]) -> agg.Neighbourhood:
     directory = _as_dict(field(v, "directory"), "directory")
     raw = bytes_field(directory, "cbor")
     reveals = {m: bytes_field({m: x}, m) for m, x in _as_dict(field(directory, "reveals"), "reveals").items()}
+    return _hood_of(raw, reveals, "directory")
+
+
+def _hood_of(raw: bytes, reveals: dict[str, bytes] | None, name: str) -> agg.Neighbourhood:
+    """The Neighbourhood of CBOR(directory) ``raw`` (spec 3.2); with ``reveals`` None, the draft of 3.3 step 2."""
+    from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel
+    from protocols.schemes.paillier import PublicKey
 
     def build_hood() -> agg.Neighbourhood:
         d = cbor.decode(raw)
@@ -629,10 +636,10 @@ def _hood(v: Mapping[str, Any]) -> agg.Neighbourhood:
             committee_threshold=params[6], noise=noise)
 
     try:
-        hood = recompute("directory", build_hood)
+        hood = recompute(name, build_hood)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise VectorMismatchError(f"field 'directory' is malformed: {exc}") from None
-    expect("directory.cbor", raw, cbor.encode(hood.directory_cbor()))
+        raise VectorMismatchError(f"field {name!r} is malformed: {exc}") from None
+    expect(f"{name}.cbor" if reveals is not None else name, raw, cbor.encode(hood.directory_cbor()))
     return hood
 
 
@@ -653,6 +660,8 @@ def _meter_json(s: agg.MeterState) -> dict:
         "round_secrets": {j: a.hex() for j, a in s.round_secrets.items()},
         "held": {j: [_b32(e), _b32(g)] for j, (e, g) in s.held.items()},
         "last_reported": s.last_reported, "last_unmasked": s.last_unmasked, "last_committed": s.last_committed,
+        "setups": s.setups, "graph_nonce": _opt_hex(s.graph_nonce), "min_reporting_floor": s.min_reporting_floor,
+        "degree_floor": s.degree_floor, "committee_floor": s.committee_floor, "require_noise": s.require_noise,
     }
 
 
@@ -683,7 +692,18 @@ def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
         bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
         peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
         held=held, last_reported=small_int_field(obj, "last_reported"),
-        last_unmasked=small_int_field(obj, "last_unmasked"), last_committed=small_int_field(obj, "last_committed"))
+        last_unmasked=small_int_field(obj, "last_unmasked"), last_committed=small_int_field(obj, "last_committed"),
+        setups=small_int_field(obj, "setups"), graph_nonce=_opt_bytes(obj, "graph_nonce"),
+        min_reporting_floor=small_int_field(obj, "min_reporting_floor"),
+        degree_floor=small_int_field(obj, "degree_floor"), committee_floor=small_int_field(obj, "committee_floor"),
+        require_noise=_json_bool(obj, "require_noise"))
+
+
+def _json_bool(obj: Mapping[str, Any], name: str) -> bool:
+    value = field(obj, name)
+    if not isinstance(value, bool):
+        raise VectorMismatchError(f"field {name!r} must be true or false")
+    return value
 
 
 def _aggregator_json(s: agg.AggregatorState) -> dict:
@@ -875,7 +895,7 @@ def _meter_draws(v: Mapping[str, Any], hood: agg.Neighbourhood, step: str) -> tu
 
 
 
-ROLE_STEPS = {"meter": ("advertise", "accept_bundle", "report", "unmask"), "committee": ("sign_commit",),
+ROLE_STEPS = {"meter": ("commit", "reveal", "advertise", "accept_bundle", "report", "unmask"), "committee": ("sign_commit",),
               "aggregator": ("aggregate",),
               "utility": ("bundles", "receive", "collect", "finish", "audit", "receive_then_finish")}
 
@@ -891,6 +911,8 @@ def _role_step(v: Mapping[str, Any]):
     hood = _hood(v)
     before = _as_dict(field(v, "state_before"), "state_before")
     r = small_int_field(v, "round")
+    if step in ("commit", "reveal"):
+        return _setup_step(v, step, _meter_state(before))
     if role in ("meter", "committee"):
         ms = _meter_state(before)
         meter = recompute("state_before", lambda: agg.Meter(hood, ms))
@@ -958,6 +980,22 @@ def _role_step(v: Mapping[str, Any]):
         return {}, {"sums": list(result.sums), "reporting": list(result.reporting),
                     "missing": list(result.missing), "noisy": result.noisy}
     return run_utility, lambda: _utility_json(us, holder["rs"])
+
+
+def _setup_step(v: Mapping[str, Any], step: str, ms: agg.MeterState):
+    """Spec 3.3 steps 1 and 3: commit (draws nu_i, sends h_i) or reveal (input the draft's CBOR, sends nu_i)."""
+    def run(inputs: list[bytes]) -> tuple[dict, Any]:
+        if step == "commit":
+            source = ReplayRandom(_read_draws(v))
+            sent = agg.commit_to_graph(ms, source)
+            if not source.exhausted:
+                raise VectorMismatchError("field 'draws': the step did not consume every draw", field="draws")
+        else:
+            if len(inputs) != 1:
+                raise VectorMismatchError("field 'input': reveal takes one message, the draft directory's CBOR")
+            sent = agg.reveal_graph_nonce(ms, _hood_of(inputs[0], None, "input"))
+        return {ms.meter_id: sent.hex()}, None
+    return run, lambda: _meter_json(ms)
 
 
 def _guarded(run):
@@ -1291,6 +1329,7 @@ def _step_cases(gen: _Generator) -> list[dict]:
     responses = list(_replay(setup, "responded")[1].responses.values())
     retained = {a: [x.hex() for x in s.retained[setup["round"]]] for a, s in p.aggregators.items() if s.retained}
     return [
+        *_setup_steps(gen),
         _meter_step(gen, "advertise"),
         gen.step("advertised", "meter", "accept_bundle", m0, [t.bundles[m0]]),
         _meter_step(gen, "report"),
@@ -1303,6 +1342,23 @@ def _step_cases(gen: _Generator) -> list[dict]:
         gen.step("responded", "utility", "finish", "utility", responses),
         gen.step("received", "utility", "audit", "utility", [], {"retained": retained}),
     ]
+
+
+def _setup_steps(gen: _Generator) -> list[dict]:
+    """Spec 3.3: the first meter's commit (from its state right after its keys were drawn, 3.1) and reveal
+    (from its state after the commit) in the setup of the base round; the nonce is its draw of 3.1's order."""
+    p, _ = _replay(gen.setup, "setup")
+    m0 = p.hood.meters[0]
+    after = _meter_json(p.meters[m0])
+    committed = {**after, "directory": None}
+    fresh = {**committed, "setups": 0, "graph_nonce": None}
+    nonce = {"name": "graph_nonce", "hex": after["graph_nonce"]}
+    out = []
+    for step, state, inputs, extra in (("commit", fresh, [], {"draws": [nonce]}),
+                                       ("reveal", committed, [bytes.fromhex(gen.directory["cbor"])], {})):
+        gen.states["setup", "meter", step, m0] = state
+        out.append(gen.step("setup", "meter", step, m0, inputs, extra))
+    return out
 
 
 def _meter_step(gen: _Generator, step: str) -> dict:
