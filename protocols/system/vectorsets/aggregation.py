@@ -470,7 +470,7 @@ def build() -> dict:
         _case(sk, "differential-privacy", 8, 3, slots=2, value_bits=10, noise=dp_noise, dropped=1),
     ]
     gen = _Generator(vectors[0])
-    noisy = _Generator(vectors[3])
+    steps = vectors + _step_cases(gen) + [_meter_step(_Generator(vectors[3]), "report")]
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -487,7 +487,7 @@ def build() -> dict:
                         "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
                         "'invalid') must raise 'error' (flags in 'notes')."),
         "notes": NOTES,
-        "vectors": vectors + _step_cases(gen) + [_meter_step(noisy, "report")] + _refusal_cases(vectors[0], gen),
+        "vectors": steps + _refusal_cases(vectors[0], gen) + _step_refusals(steps),
     }
 
 
@@ -1076,7 +1076,9 @@ NOTES = {
                           "(VerificationError)",
     "wrong-round": "a message of another round than the step's, re-MACed where there is a MAC "
                    "(StateError for a later round at a meter, ReplayError for an earlier round)",
-    "replay": "the same message is fed a second time after being accepted (field accepted_first) (ReplayError)",
+    "replay": "the same message is fed a second time after being accepted (field accepted_first); for advertise "
+              "and report, the step is run again for the same round from its state after the first run "
+              "(ReplayError)",
     "too-few-signatures": "the unmask-request carries committee_threshold - 1 signatures (ConsistencyError)",
     "bad-signature": "one byte of the first committee signature is flipped (ConsistencyError)",
     "not-in-reporting-set": "the recipient's bit is cleared in the reporting bitmap (ConsistencyError)",
@@ -1089,6 +1091,18 @@ NOTES = {
     "ciphertext-out-of-range": "the ciphertext is n^2, outside (0, n^2) (InvalidCiphertextError)",
     "tampered-share": "one released share is changed and the response re-MACed: the utility's consistency "
                       "check over the surplus shares fails (spec 8.5 step 3: VerificationError)",
+    "too-many-setups": "the meter has already made MAX_SETUPS = 3 graph commitments (spec 3.3 step 1: StateError)",
+    "below-floor": "the meter's min_reporting_floor is above the draft directory's min_reporting "
+                   "(spec 3.3 step 3.4: ConsistencyError)",
+    "second-directory": "after revealing for the directory, the meter is shown a draft with another group id "
+                        "(spec 3.3 step 3.2: ReplayError)",
+    "reading-out-of-range": "the first reading is 2^value_bits (spec 6.4: EncodingOverflowError)",
+    "bad-commit-signature": "the first byte of the first commit-signature's signature is flipped (spec 8.2: "
+                            "VerificationError)",
+    "too-few-commit-signatures": "only the first commit-signature is given, fewer than tau (spec 8.2: "
+                                 "RecoveryError)",
+    "audit-dropped": "the root's retained inputs lack its last child's report, whose meters the root's report "
+                     "covers (spec 9: DroppedContributionError)",
     "sum-out-of-range": "the root re-MACs an aggregate whose plaintext has slot 0 raised past the physical "
                         "range of spec 8.5 step 6 (AggregateMismatchError)",
 }
@@ -1358,6 +1372,55 @@ def _setup_steps(gen: _Generator) -> list[dict]:
                                        ("reveal", committed, [bytes.fromhex(gen.directory["cbor"])], {})):
         gen.states["setup", "meter", step, m0] = state
         out.append(gen.step("setup", "meter", step, m0, inputs, extra))
+    return out
+
+
+def _step_refusals(steps: list[dict]) -> list[dict]:
+    """Refusals of the steps 12.2 added (setup, advertise, report, collect, audit), each made from the valid
+    step of the same role and step: its state (or its state_after, for a replay) and an edited input."""
+    by_step = {(v["base"], v["step"]): v for v in steps if v["operation"] == "step"}
+    out = []
+
+    def add(base: str, step: str, flags: list[str], error: str, before: dict | None = None,
+            inputs: list[str] | None = None, **changes: Any) -> None:
+        valid = by_step[base, step]
+        vec = {k: copy.deepcopy(x) for k, x in valid.items()
+               if k not in ("output", "release", "intermediates", "state_after")}
+        vec.update({"name": f"{valid['name']}/{'+'.join(flags)}", "operation": "refusal", "result": "invalid",
+                    "flags": flags, "error": error})
+        if before is not None:
+            vec["state_before"] = before
+        if inputs is not None:
+            vec["input"] = inputs
+        vec.update(changes)
+        _refusal(vec)
+        out.append(vec)
+
+    base = "complete-graph"
+    commit, reveal = by_step[base, "commit"], by_step[base, "reveal"]
+    add(base, "commit", ["too-many-setups"], "StateError",
+        {**commit["state_before"], "setups": agg.MAX_SETUPS})
+    add(base, "reveal", ["below-floor"], "ConsistencyError",
+        {**reveal["state_before"], "min_reporting_floor": reveal["state_after"]["min_reporting_floor"] + 99})
+    other = cbor.decode(bytes.fromhex(reveal["input"][0]))
+    other[1] = other[1] + b"/other"
+    add(base, "reveal", ["second-directory"], "ReplayError", reveal["state_after"], [cbor.encode(other).hex()])
+    add(base, "advertise", ["replay"], "ReplayError", by_step[base, "advertise"]["state_after"])
+    report = by_step[base, "report"]
+    add(base, "report", ["replay"], "ReplayError", report["state_after"])
+    add(base, "report", ["reading-out-of-range"], "EncodingOverflowError",
+        readings=[1 << 16] + report["readings"][1:])
+    collect = by_step[base, "collect"]
+    sig = cbor.decode(bytes.fromhex(collect["input"][0]))
+    sig[4] = _flip(sig[4], 0)
+    add(base, "collect", ["bad-commit-signature"], "VerificationError", None,
+        [cbor.encode(sig).hex()] + collect["input"][1:])
+    add(base, "collect", ["too-few-commit-signatures"], "RecoveryError", None, collect["input"][:1])
+    audit = by_step[base, "audit"]
+    root = cbor.decode(bytes.fromhex(audit["state_before"]["round"]["report"]))[3]
+    kept = copy.deepcopy(audit["retained"])
+    kept[root] = kept[root][:-1]
+    add(base, "audit", ["audit-dropped"], "DroppedContributionError", retained=kept)
     return out
 
 
