@@ -32,7 +32,15 @@ state object (meter, aggregator or utility state), so a vendor who builds
 one role checks only that role.  Valid steps (operation ``step``) carry the
 honest ``input``, the ``output`` sent, the ``release`` (finish) and
 ``state_after``; refusals (operation ``refusal``, Wycheproof style) carry
-the bad ``input`` and the expected ``error``.  Verification rebuilds the
+the bad ``input`` and the expected ``error``.  Every step of every role has a
+valid vector (spec 12.2): the meter's commit, reveal, advertise,
+accept_bundle, report and unmask, the committee's sign_commit, the
+aggregator's aggregate, the utility's bundles, receive, collect, finish and
+audit.  Steps that draw (commit, advertise, report) carry the named
+``draws`` the role must use as its randomness (ReplayRandom, every draw
+consumed); advertise and report also carry their ``intermediates``,
+recomputed from the state and draws without the Meter class and checked
+against the message the class sends.  Verification rebuilds the
 neighbourhood and the state and runs the real role's step: a refusal that is
 accepted or refused with another error, and a step whose output or state
 differs, is a VectorMismatchError naming the vector.  The generator takes
@@ -485,7 +493,9 @@ def build() -> dict:
                         "Then per-role vectors of the first round (spec 12.1, 12.2): one role, put in the documented "
                         "state 'state_before' under the public 'directory', runs one step; valid steps (operation "
                         "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
-                        "'invalid') must raise 'error' (flags in 'notes')."),
+                        "'invalid') must raise 'error' (flags in 'notes'). Every step of every role is covered "
+                        "(spec 12.2); commit, advertise and report carry their named 'draws' (the randomness "
+                        "to replay), advertise and report their 'intermediates'."),
         "notes": NOTES,
         "vectors": steps + _refusal_cases(vectors[0], gen) + _step_refusals(steps),
     }
