@@ -38,8 +38,10 @@ def _at(name: str) -> int:
     ("vectors", 0, "meter_keys", "sm-000"), ("vectors", 0, "round_meters", "sm-000"),
     ("complete-graph/meter-accept_bundle",), ("complete-graph/meter-accept_bundle", "directory"),
     ("complete-graph/meter-accept_bundle", "state_before"), ("complete-graph/meter-accept_bundle", "state_after"),
-    ("complete-graph/meter-accept_bundle/truncated",), ("complete-graph/meter-accept_bundle/truncated", "state_before"),
-    ("complete-graph/utility-receive", "state_before", "round"), ("complete-graph/aggregator-aggregate", "state_before"),
+    ("complete-graph/meter-accept_bundle/truncated",),
+    ("complete-graph/meter-accept_bundle/truncated", "state_before"),
+    ("complete-graph/utility-receive", "state_before", "round"),
+    ("complete-graph/aggregator-aggregate", "state_before"),
     ("complete-graph/aggregator-aggregate", "state_after", "retained"),
     ("complete-graph/meter-accept_bundle/truncated", "directory"),
     ("complete-graph/meter-advertise", "draws", 0), ("complete-graph/meter-advertise", "intermediates"),
@@ -203,7 +205,8 @@ def test_the_meter_steps_draw_what_the_round_drew() -> None:
     assert commit["output"] == {me: valid["meter_keys"][me]["graph_commitment"]}
     assert commit["draws"] == [{"name": "graph_nonce", "hex": valid["meter_keys"][me]["graph_nonce"]}]
     assert reveal["output"] == {me: valid["meter_keys"][me]["graph_nonce"]}
-    assert reveal["input"] == [valid["directory"]["cbor"]] and reveal["state_after"]["directory"] == valid["directory"]["digest"]
+    assert reveal["input"] == [valid["directory"]["cbor"]]
+    assert reveal["state_after"]["directory"] == valid["directory"]["digest"]
     advertise = _vector("complete-graph/meter-advertise")
     assert advertise["output"] == {me: valid["messages"]["adverts"][me]}
     assert [d["name"] for d in advertise["draws"]] == ["epsilon", "sigma", "epsilon_coefficient_1",

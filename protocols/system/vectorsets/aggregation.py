@@ -862,7 +862,8 @@ def _advertise_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int
         boxes.append({"peer": peer, "x": x, "epsilon_share": plain[:32].hex(), "sigma_share": plain[32:].hex(),
                       "static_secret": secret.hex(), "nonce": nonce.hex(), "aad": aad.hex(), "box": box.hex()})
     _check(advert[4] == mask_public, "E in the advert")
-    return {"epsilon": _b32(eps[0]), "sigma": _b32(sig[0]), "epsilon_coefficients": [_b32(c) for c in eps[1:]], "sigma_coefficients": [_b32(c) for c in sig[1:]],
+    return {"epsilon": _b32(eps[0]), "sigma": _b32(sig[0]), "epsilon_coefficients": [_b32(c) for c in eps[1:]],
+            "sigma_coefficients": [_b32(c) for c in sig[1:]],
             "mask_private": mask_private.hex(), "mask_public": mask_public.hex(), "boxes": boxes}
 
 
@@ -905,7 +906,8 @@ def _meter_draws(v: Mapping[str, Any], hood: agg.Neighbourhood, step: str) -> tu
 
 
 
-ROLE_STEPS = {"meter": ("commit", "reveal", "advertise", "accept_bundle", "report", "unmask"), "committee": ("sign_commit",),
+ROLE_STEPS = {"meter": ("commit", "reveal", "advertise", "accept_bundle", "report", "unmask"),
+              "committee": ("sign_commit",),
               "aggregator": ("aggregate",),
               "utility": ("bundles", "receive", "collect", "finish", "audit", "receive_then_finish")}
 
