@@ -48,6 +48,8 @@ def _at(name: str) -> int:
     ("complete-graph/meter-advertise", "intermediates", "boxes", 0), ("complete-graph/meter-report", "intermediates"),
     ("complete-graph/meter-report", "intermediates", "pairs", "sm-001"),
     ("complete-graph/meter-report/replay", "draws", 0), ("complete-graph/utility-audit/audit-dropped",),
+    ("complete-graph/utility-finish", "intermediates"),
+    ("complete-graph/utility-finish", "intermediates", "secrets", "sm-000"),
 ])
 def test_an_undocumented_field_fails_the_schema(path: tuple) -> None:
     document = copy.deepcopy(FILE)
@@ -231,6 +233,12 @@ def test_the_utility_steps_send_the_rounds_messages() -> None:
     collect = _vector("complete-graph/utility-collect")
     assert collect["output"] == valid["messages"]["unmask_requests"]
     assert sorted(collect["input"]) == sorted(valid["messages"]["commit_signatures"].values())
+    finish = _vector("complete-graph/utility-finish")
+    for name in ("decrypted", "unmasked", "tag_sum"):
+        assert finish["intermediates"][name] == valid["utility"][name], name
+    assert finish["intermediates"]["sums"] == valid["release"]["sums"]
+    assert {m: e["value"] for m, e in finish["intermediates"]["secrets"].items()} == {
+        m: valid["round_meters"][m]["sigma"] for m in valid["release"]["reporting"]}
     audit = _vector("complete-graph/utility-audit")
     assert audit["output"] == {} and audit["release"] is None and audit["state_after"] == audit["state_before"]
 
@@ -246,6 +254,8 @@ def test_the_utility_steps_send_the_rounds_messages() -> None:
     ("complete-graph/meter-commit", ("draws", 0, "hex"), "00" * 32),
     ("complete-graph/meter-reveal", ("state_before", "graph_nonce"), "00" * 32),
     ("complete-graph/utility-collect", ("output", "sm-000"), "00"),
+    ("complete-graph/utility-finish", ("intermediates", "secrets", "sm-001", "self_mask"), "1"),
+    ("complete-graph/utility-finish", ("intermediates", "decrypted"), "1"),
 ])
 def test_an_edited_draw_or_intermediate_is_a_mismatch(name: str, path: tuple, value: object) -> None:
     vector = _vector(name)

@@ -900,6 +900,52 @@ def _report_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int, r
             "confirmations": confirmations}
 
 
+def _finish_intermediates(v: Mapping[str, Any], responses: list[bytes]) -> dict:
+    """Spec 8.5 from ``state_before`` and the responses, without the Utility class: the decrypted aggregate,
+    each recovered secret (from the first t shares, neighbour order) and its mask, the unmasked residue,
+    the sums and the tag check."""
+    hood = _hood(v)
+    us, rs = _utility_state(_as_dict(field(v, "state_before"), "state_before"), hood)
+    rs = _present(rs, "the open round")
+    report = _present(rs.report, "the root's report")
+    n, r, t = int(hood.public_key.n), rs.round, _present(hood.threshold, "threshold")
+    answered = {}
+    for raw in responses:
+        m = cbor.decode(raw)
+        answered[m[3]] = [int.from_bytes(m[4][i:i + ks.SHARE_BYTES], "big")
+                          for i in range(0, len(m[4]), ks.SHARE_BYTES)]
+    decrypted = int(us.private_key.decrypt(report.ciphertext))
+    total, secrets = decrypted, {}
+    reporting = set(rs.reporting)
+    for meter in rs.reporting + rs.missing:
+        points = [(x, answered[peer][rs.bundles[peer].index(meter)])
+                  for x, peer in enumerate(hood.neighbours(meter), start=1)
+                  if peer in answered and meter in rs.bundles.get(peer, ())]
+        value = shamir.recover([shamir.Share(x, y) for x, y in points], t)
+        entry: dict[str, Any] = {"secret": "sigma" if meter in reporting else "epsilon",
+                                 "points": [x for x, _ in points[:t]], "value": _b32(value)}
+        if meter in reporting:
+            mask = int(ks.self_mask(value, r, n))
+            total -= mask
+            entry["self_mask"] = hexint(mask)
+        else:
+            entry["pair_masks"] = {}
+            for peer in rs.bundles[meter]:
+                if peer in reporting and meter in rs.bundles[peer]:
+                    a = ks.round_secret(hood.group_id, r, meter, value, peer, rs.mask_public[peer])
+                    mask = int(ks.pair_mask(a, r, n))
+                    total -= hood.sign(peer, meter) * mask
+                    entry["pair_masks"][peer] = {"sign": hood.sign(peer, meter), "mask": hexint(mask)}
+        secrets[meter] = entry
+    unmasked = total % n
+    sums, tag_sum = hood.layout.unpack(unmasked, n)
+    alphas = ks.tag_alphas(us.tag_key, r, hood.slots)
+    expected = (sum(a * x for a, x in zip(alphas, sums))
+                + sum(ks.tag_beta(us.meter_keys[m], r) for m in rs.reporting)) % ks.TAG_PRIME
+    return {"decrypted": hexint(decrypted), "secrets": secrets, "unmasked": hexint(unmasked), "sums": list(sums),
+            "tag_sum": hexint(tag_sum), "expected_tag": hexint(expected)}
+
+
 def _meter_draws(v: Mapping[str, Any], hood: agg.Neighbourhood, step: str) -> tuple[list[dict], dict[str, int]]:
     plan = _advertise_plan(hood) if step == "advertise" else _report_plan(hood)
     return recompute("draws", lambda: _name_draws(_read_draws(v), plan))
@@ -1046,12 +1092,24 @@ def _step_vector(v: Mapping[str, Any]) -> None:
     if computed is not None:
         draws, intermediates = computed(bytes.fromhex(next(iter(sent.values()))))
         expect("draws", field(v, "draws"), draws)
+    elif step == "finish":
+        intermediates = _checked_finish(v, inputs)
+        _check(intermediates["sums"] == release["sums"], "the sums of 8.5 and the released sums")
+    if computed is not None or step == "finish":
         where = _first_difference("intermediates", field(v, "intermediates"), intermediates)
         if where is not None:
             raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
     where = _first_difference("state_after", field(v, "state_after"), state())
     if where is not None:
         raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
+
+
+def _checked_finish(v: Mapping[str, Any], inputs: list[bytes]) -> dict:
+    """The intermediates of a finish step; a state whose parts disagree is a mismatch, not a crash."""
+    try:
+        return recompute("intermediates", lambda: _finish_intermediates(v, inputs))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise VectorMismatchError(f"field 'state_before' is inconsistent: {exc!r}", field="state_before") from None
 
 
 def _meter_step_values(v: Mapping[str, Any]) -> Callable[[bytes], tuple[list[dict], dict]]:
@@ -1179,6 +1237,8 @@ class _Generator:
         vec["output"], vec["release"] = run(list(inputs))
         if step in ("advertise", "report"):
             vec["draws"], vec["intermediates"] = _meter_step_values(vec)(bytes.fromhex(vec["output"][party]))
+        if step == "finish":
+            vec["intermediates"] = _finish_intermediates(vec, list(inputs))
         vec["state_after"] = state()
         _step_vector(vec)
         return vec
