@@ -46,6 +46,7 @@ import os
 import statistics
 import time
 from dataclasses import replace
+from typing import Any
 
 from protocols.aggregation import (
     Aggregator,
@@ -99,7 +100,7 @@ UTILITY_PHASES = ("bundles", "aggregation", "receive", "commit_requests", "colle
                   "unmask_requests", "finish")
 SENT = ("mask-advert", "meter-report", "commit-signature", "unmask-response")
 RECEIVED = ("mask-bundle", "commit-request", "unmask-request")
-V1_REFERENCE = {
+V1_REFERENCE: dict[str, Any] = {
     "note": "v1 (single masking, self-correction unmask), measured on the old code, N = 100..10,000, k = 8",
     "bytes": {"meter-report": 954, "unmask-request": 514, "unmask-response": 570},
     "x25519_first_round": 8, "x25519_later_rounds": 0,
@@ -185,9 +186,9 @@ class _Round:
     """Per-meter times, X25519 counts and message sizes of one round."""
 
     def __init__(self) -> None:
-        self.times = {phase: [] for phase in METER_PHASES}
+        self.times: dict[str, list[float]] = {phase: [] for phase in METER_PHASES}
         self.x25519 = {phase: 0 for phase in (*METER_PHASES, "utility")}
-        self.sizes = {kind: [] for kind in (*SENT, *RECEIVED)}
+        self.sizes: dict[str, list[int]] = {kind: [] for kind in (*SENT, *RECEIVED)}
         self.utility: dict[str, float] = {}
         self.aggregate_bytes: dict[str, int] = {}
 
@@ -417,8 +418,8 @@ def _plot(config: BenchConfig, rows: list[dict]) -> str | None:
 
 
 def _targets(rows: list[dict], comparisons: list[Comparison]) -> list[dict]:
-    targets = [{"name": c.name, "value": c.ratio, "spread": list(c.ratio_spread), "target": f">= {c.target:g}x",
-                "met": c.meets_target} for c in comparisons if c.target is not None]
+    targets = [{"name": c.name, "value": c.ratio, "spread": list(c.ratio_spread or ()),
+                "target": f">= {c.target:g}x", "met": c.meets_target} for c in comparisons if c.target is not None]
     large = [row for row in rows if row["meters"] == 10_000]
     name = "10,000-meter round: the utility's and the tree's time within a minute"
     if large:

@@ -68,7 +68,7 @@ def _issuance(config: BenchConfig, mode: str) -> tuple[list[Comparison], dict]:
         meter = fleet.meters[next(serials)]
         return meter.receive_hfid(fleet.escrow.handle(meter.request_hfid(0, rng), now, rng))
 
-    requests = []
+    requests: list[bytes] = []
 
     def escrow_only():
         return fleet.escrow.handle(requests.pop(), now, rng)

@@ -29,6 +29,7 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from protocols import groupkeys as gk
+from protocols.errors import StateError
 from protocols.schemes import frost, hpke, lkh
 from protocols.system.benchmark import (
     BenchConfig,
@@ -108,9 +109,11 @@ def _rekey_row(config: BenchConfig, n: int) -> dict:
     controller = _controller(n)
     build = time.perf_counter() - start
     tree = controller.state.tree
+    if tree is None:
+        raise StateError("the controller has no key tree")
     height = tree.height
     device = hpke.DeriveKeyPair(os.urandom(32))[1]
-    members = list(tree.members)
+    members = [m for m in tree.members if isinstance(m, bytes)]
     order = iter(members[i] for i in _spread(len(members)))
     fresh = iter(range(n, 10 * n + 10))
 
@@ -136,9 +139,11 @@ def _rekey_row(config: BenchConfig, n: int) -> dict:
 
     config.progress(f"groupkeys: {n:,} members: batches of {CHURN:.0%} churn")
     churn = max(1, int(n * CHURN))
-    batch_t, batch_wraps, batch_bytes = [], [], []
+    batch_t: list[float] = []
+    batch_wraps: list[int] = []
+    batch_bytes: list[int] = []
     for _ in range(repeats):
-        current = sorted(tree.members)
+        current = sorted(m for m in tree.members if isinstance(m, bytes))
         leavers = random.Random(f"{n}/{len(batch_t)}").sample(current, churn)  # random, as spec 4.4 assumes
         joiners = {_member(next(fresh)): device for _ in range(churn)}
         start = time.perf_counter()
@@ -273,7 +278,7 @@ def _leave_comparisons(rows: list[dict]) -> list[Comparison]:
 
 def run(config: BenchConfig) -> list[Comparison | Figures]:
     rows = [_rekey_row(config, n) for n in (QUICK_SIZES if config.quick else SIZES)]
-    results: list[Comparison | Figures] = _leave_comparisons(rows)
+    results: list[Comparison | Figures] = list(_leave_comparisons(rows))
     results.extend(_frost(config))
     results.append(_figures(config, rows))
     return results

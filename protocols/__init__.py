@@ -1,6 +1,6 @@
 """USaPP reference implementation: smart-meter security and privacy protocols.
 
-Layers (see DESIGN.md): ``system`` -> protocol modules -> ``schemes`` -> ``primitives``;
+Layers (see docs/architecture.md section 1): ``system`` -> protocol modules -> ``schemes`` -> ``primitives``;
 ``errors`` may be imported from anywhere.
 """
 

@@ -1,4 +1,4 @@
-"""The typed exceptions every layer raises (DESIGN.md, "Conventions").
+"""The typed exceptions every layer raises (docs/architecture.md section 3.1; specs/conventions.md section 5).
 
 Every error a caller can provoke with bad input is a subclass of
 :class:`UsappError`, so a caller can catch the family and a test can name the

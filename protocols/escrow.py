@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -68,20 +69,22 @@ __all__ = [
 VERSION = 1
 DOMAIN = b"usapp-escrow-v1"
 MODES = ("escrowed", "blind")
-MAX_MESSAGE_BYTES = 1 << 16
-MAX_PAYLOAD_BYTES = 1 << 14
-MAX_EPOCH = (1 << 32) - 1
-MAX_SEQ = (1 << 64) - 1
-MAX_TIME = (1 << 64) - 1
+LIMITS = limits.ESCROW
+"""Spec 4: every size and range of the messages (protocols/limits.py)."""
+MAX_MESSAGE_BYTES = LIMITS.max_message_bytes
+MAX_PAYLOAD_BYTES = LIMITS.payload_bytes
+MAX_EPOCH = LIMITS.max_epoch
+MAX_SEQ = LIMITS.max_seq
+MAX_TIME = LIMITS.max_time
 HF_PUBLIC_BYTES = 32
 HFID_BYTES = 16
 SIGNATURE_BYTES = 64
 REQUEST_ID_BYTES = 16
-MAX_SERIAL_BYTES = 64
+MAX_SERIAL_BYTES = LIMITS.serial_bytes
 """Longest LFID serial (UTF-8 bytes) the escrow serves: X.520's ub-serial-number (spec 5.2 step 4)."""
 LINK_BYTES = 128
 """Every link plaintext is padded to exactly this length, so every sealed link has one length (spec 4.8, 9.1)."""
-MAX_RSA_KEY_DER_BYTES = 2048
+MAX_RSA_KEY_DER_BYTES = LIMITS.rsa_key_der_bytes
 CLOCK_SKEW = 300
 """Seconds a data message's time may be ahead of the receiver's clock (spec 7.2)."""
 
@@ -225,7 +228,13 @@ def decode_message(data: object) -> tuple[str, dict]:
     """Spec 4: decode any escrow message; (kind, map) after the checks of spec 4.1-4.6."""
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError("an escrow message must be bytes")
-    m = cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+    kind = cbor.peek_kind(data)
+    if kind not in KINDS:
+        raise DecodeError("not an escrow message: key 2 must name one of " + ", ".join(KINDS))
+    limit = LIMITS.message_bytes[kind]
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes (spec 4.1)")
+    m = cbor.decode(bytes(data), max_size=limit)
     if not isinstance(m, dict) or m.get(2) not in KINDS:
         raise DecodeError("not an escrow message: key 2 must name one of " + ", ".join(KINDS))
     kind = m[2]
@@ -234,8 +243,8 @@ def decode_message(data: object) -> tuple[str, dict]:
         raise DecodeError(f"{kind}: unknown version {m[1]}")
     if kind == "reid-request":
         _exact(m[3], 32, "reid-request: HF credential fingerprint")
-        if not 1 <= len(m[4].encode()) <= 256:
-            raise DecodeError("reid-request: the reason must be 1 to 256 bytes")
+        if not 1 <= len(m[4].encode()) <= LIMITS.reason_bytes:
+            raise DecodeError(f"reid-request: the reason must be 1 to {LIMITS.reason_bytes} bytes")
         _exact(m[5], REQUEST_ID_BYTES, "reid-request: request id")
         return kind, m
     if kind == "epoch-key":
@@ -257,15 +266,15 @@ def decode_message(data: object) -> tuple[str, dict]:
     if kind == "hfid-request":
         _chain(m[5], kind)
         _exact(m[6], hpke.HPKE_PUBLIC_BYTES, "hfid-request: enc")
-        if not hpke.HPKE_TAG_BYTES < len(m[7]) <= 4096:
+        if not hpke.HPKE_TAG_BYTES < len(m[7]) <= LIMITS.hpke_ct_bytes:
             raise DecodeError("hfid-request: ciphertext length out of range")
         _exact(m[8], SIGNATURE_BYTES, "hfid-request: signature")
     elif kind == "hfid-response":
         _exact(m[5], hpke.HPKE_PUBLIC_BYTES, "hfid-response: enc")
-        if not hpke.HPKE_TAG_BYTES < len(m[6]) <= 4096:
+        if not hpke.HPKE_TAG_BYTES < len(m[6]) <= LIMITS.hpke_ct_bytes:
             raise DecodeError("hfid-response: ciphertext length out of range")
     else:
-        if not 1 <= len(m[5]) <= 4096:
+        if not 1 <= len(m[5]) <= LIMITS.credential_bytes:
             raise DecodeError("adp: credential length out of range")
         _data_fields(m, 6, kind)
         _exact(m[11], SIGNATURE_BYTES, "adp: signature")
@@ -356,6 +365,13 @@ class Escrow:
     def hpke_public(self) -> bytes:
         return hpke.public_key(self.state.hpke_private)
 
+    def _escrowed(self) -> tuple[bytes, bytes, frost.PublicKeyPackage]:
+        """Mode escrowed's HF CA key, HF CA certificate and the authorities' key (StateError if unset)."""
+        st = self.state
+        if st.hf_ca_key is None or st.hf_ca_certificate is None or st.authorities is None:
+            raise StateError("mode escrowed needs the HF CA key and certificate and the authorities' key")
+        return st.hf_ca_key, st.hf_ca_certificate, st.authorities
+
     def epoch_public_key(self, epoch: int) -> blind_rsa.PublicKey:
         """Mode blind: the public half of the epoch's RSA key (spec 5.3)."""
         return self._rsa(epoch).public
@@ -411,7 +427,7 @@ class Escrow:
             answer = self._certify(inner[1], epoch, rng)
             fingerprint = hashlib.sha256(answer).digest()
             link = encode_link(serial, epoch, fingerprint)
-            sealed = threshold_elgamal.seal(st.authorities.group_public_key, _link_aad(fingerprint), link, rng)
+            sealed = threshold_elgamal.seal(self._escrowed()[2].group_public_key, _link_aad(fingerprint), link, rng)
         else:
             answer = blind_rsa.BlindSign(self._rsa(epoch), inner[1])
         enc, ct = hpke.SealBase(inner[2], _response_info(mode, epoch, bytes(request)), b"", answer, rng)
@@ -425,7 +441,8 @@ class Escrow:
         top bit set, so every certificate has the same length), the epoch's bounds as validity, no
         names of the meter."""
         st = self.state
-        ca = x509.load_der_x509_certificate(st.hf_ca_certificate)
+        ca_key, ca_certificate, _ = self._escrowed()
+        ca = x509.load_der_x509_certificate(ca_certificate)
         start, end = st.clock.bounds(epoch)
         serial = int.from_bytes(rng.random_bytes(16), "big") >> 2 | (1 << 125)
         cert = (x509.CertificateBuilder()
@@ -440,7 +457,7 @@ class Escrow:
                                              key_encipherment=False, data_encipherment=False, key_agreement=False,
                                              key_cert_sign=False, crl_sign=False, encipher_only=False,
                                              decipher_only=False), critical=True)
-                .sign(Ed25519PrivateKey.from_private_bytes(st.hf_ca_key), None))
+                .sign(Ed25519PrivateKey.from_private_bytes(ca_key), None))
         return cert.public_bytes(serialization.Encoding.DER)
 
     def sealed_link(self, fingerprint: bytes) -> bytes:
@@ -575,7 +592,7 @@ class PendingHfid:
     request: bytes
     hf_private: bytes = field(repr=False)
     reply_private: bytes = field(repr=False)
-    blind_inv: object = field(default=None, repr=False)
+    blind_inv: int | None = field(default=None, repr=False)
     blind_message: bytes | None = field(default=None, repr=False)
 
 
@@ -662,10 +679,14 @@ class Meter:
                                m[6])
         hf_public = _ed_public(pending.hf_private)
         if st.mode == "escrowed":
+            if st.hf_root is None:
+                raise StateError("mode escrowed needs the HF root to check the certificate against")
             credential = answer
             _check_hf_certificate(credential, st.hf_root, st.clock, m[4], hf_public)
             root = st.hf_root
         else:
+            if pending.blind_message is None or pending.blind_inv is None:
+                raise StateError("the pending blind request lost its blinding state")
             public = self._rsa_public(m[4])
             signature = blind_rsa.Finalize(public, pending.blind_message, answer, pending.blind_inv)
             credential = cbor.encode({1: m[4], 2: hf_public, 3: pending.blind_message[:blind_rsa.MSG_PREFIX_LEN],
@@ -814,7 +835,7 @@ class Receiver:
             raise ReplayError(f"{kind}: sequence number {seq} from {sender} is not after "
                               f"{st.last_seq.get(sender, 0)}")
         st.last_seq[sender] = seq
-        if kind == "adp":
+        if kind == "adp" and epoch is not None:
             st.verified.setdefault(epoch, {})[digest] = hf_public
             for old in [e for e in st.verified if e < epoch - 1]:
                 del st.verified[old]
@@ -893,19 +914,24 @@ class Authority:
     def check_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey) -> None:
         """Spec 5.5: StateError if this authority certified another key for ``epoch``."""
         held = self.certified.get(epoch)
-        if held is not None and held != hashlib.sha256(rsa_public_der(public_key)).digest():
+        if held is not None and not hmac.compare_digest(held, hashlib.sha256(rsa_public_der(public_key)).digest()):
             raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
+
+    def _signer(self) -> frost.Signer:
+        if self.signer is None:
+            raise StateError(f"authority {self.key_package.identifier} has no FROST signer")
+        return self.signer
 
     def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:
         """FROST round one (RFC 9591 section 5.1) for an epoch-key certification."""
-        return self.signer.commit(rng)
+        return self._signer().commit(rng)
 
     def sign_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey,
                        commitments: list[frost.SigningCommitments]) -> frost.SignatureShare:
         """Spec 5.5: FROST round two on the epoch-key statement, at most one key per epoch; the key
         must be an RSA key of at least 2048 bits (``blind_rsa.PublicKey`` checks that)."""
         self.check_epoch_key(epoch, public_key)
-        share = self.signer.sign(epoch_key_tbs(epoch, public_key), commitments)
+        share = self._signer().sign(epoch_key_tbs(epoch, public_key), commitments)
         self.certified[epoch] = hashlib.sha256(rsa_public_der(public_key)).digest()
         return share
 

@@ -24,6 +24,7 @@ a message is accepted whole (spec 5.3).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -58,16 +60,18 @@ VERSION = 1
 DOMAIN = b"usapp-groupkeys-v1"
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
-MAX_GROUP_BYTES = 64
-MAX_MEMBER_BYTES = 128
-MAX_EPOCH = (1 << 32) - 1
-MAX_SEQ = (1 << 64) - 1
-MAX_MESSAGE_BYTES = 1 << 26
+LIMITS = limits.GROUPKEYS
+"""Spec 4.1: every size and range of the messages (protocols/limits.py)."""
+MAX_GROUP_BYTES = LIMITS.group_bytes
+MAX_MEMBER_BYTES = LIMITS.member_bytes
+MAX_EPOCH = LIMITS.max_epoch
+MAX_SEQ = LIMITS.max_seq
+MAX_MESSAGE_BYTES = LIMITS.max_message_bytes
 """64 MiB: a batch rekey of a million-member group with 1% churn is about 3.5 MB."""
-MAX_DATA_BYTES = 1 << 16
-MAX_TIME = (1 << 64) - 1
+MAX_DATA_BYTES = LIMITS.data_bytes
+MAX_TIME = LIMITS.max_time
 """Times are unsigned seconds since 1970-01-01T00:00:00Z (spec 4.1)."""
-MAX_LIFETIME = 7 * 24 * 3600
+MAX_LIFETIME = LIMITS.max_lifetime
 """Spec 8.4: a meter refuses an operator-signed message whose not-after lies further ahead of its clock."""
 DIRECTORY_BYTES = 32
 
@@ -86,7 +90,7 @@ _SCHEMAS = {
     "checkpoint": {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: bytes, 7: int, 8: bytes},
 }
 _SIG_KEY = {"rekey": 10, "resync": 9, "data": 8, "command": 9, "checkpoint": 8}
-_ARGS = {
+_ARGS: dict[str, dict[int, type]] = {
     "disconnect": {1: list},
     "disconnect-all": {},
     "reconnect": {1: list},
@@ -114,7 +118,7 @@ def message_tbs(kind: str, body: Mapping[int, object]) -> bytes:
     return DOMAIN + _lp(kind.encode()) + cbor.encode(dict(body))
 
 
-def _uint(value: object, bound: int, what: str) -> int:
+def _uint(value: int, bound: int, what: str) -> int:
     if not 0 <= value <= bound:  # type already checked by expect_map
         raise DecodeError(f"{what} out of range [0, {bound}]")
     return value
@@ -148,15 +152,57 @@ def _check_public_key(key: object, what: str) -> bytes:
     return key
 
 
-def decode_message(data: object) -> tuple[str, dict]:
-    """Spec 4: decode any group message; return (kind, map) after the checks of spec 4.2-4.5.
+def message_kind(data: object) -> str:
+    """Spec 4.1: the kind of a group message and its size within the kind's limit, before decoding.
 
-    Checks the envelope, the exact keys and types of the kind, lengths and
-    ranges; signatures and state are the receiver's (spec 5.3).
+    The kind is read from the message's first bytes (``cbor.peek_kind``); a message that does not
+    start as a group message does, or is longer than ``LIMITS.message_bytes[kind]``, is a
+    ``DecodeError`` and nothing of it is decoded.
     """
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError("a group message must be bytes")
-    m = cbor.decode(bytes(data), max_size=MAX_MESSAGE_BYTES)
+    kind = cbor.peek_kind(data)
+    if kind not in KINDS:
+        raise DecodeError("not a group message: key 2 must name one of " + ", ".join(KINDS))
+    limit = LIMITS.message_bytes[kind]
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes (spec 4.1)")
+    return kind
+
+
+def authenticate_raw(data: bytes | bytearray, kind: str, public_key: bytes) -> None:
+    """Spec 4.1: a message over ``LIMITS.authenticate_before_decode_bytes`` is verified before it is decoded.
+
+    The signature has the largest key (below 24) of the kind's map, so a valid message is
+    ``A0+n || E || key 58 40 || sig`` where ``A0+(n-1) || E`` is the deterministic encoding of
+    the map without its signature: the signed ``tbs`` is rebuilt from the raw bytes and checked
+    (``VerificationError``) before any decoding; a message without that layout is a
+    ``DecodeError``.  Shorter messages are decoded first and verified after (``Meter.receive``).
+    """
+    if len(data) <= LIMITS.authenticate_before_decode_bytes:
+        return
+    trailer = bytes((_SIG_KEY[kind], 0x58, SIGNATURE_BYTES))
+    if not 0xA2 <= data[0] <= 0xB7 or data[-SIGNATURE_BYTES - 3:-SIGNATURE_BYTES] != trailer:
+        raise DecodeError(f"{kind}: the signature is not the last entry of the map")
+    tbs = b"".join((DOMAIN, _lp(kind.encode()), bytes((data[0] - 1,)), memoryview(data)[1:-SIGNATURE_BYTES - 3]))
+    _verify(public_key, bytes(data[-SIGNATURE_BYTES:]), tbs, kind)
+
+
+def decode_message(data: object, *, authenticated: bool = False) -> tuple[str, dict]:
+    """Spec 4: decode any group message; return (kind, map) after the checks of spec 4.2-4.5.
+
+    Checks the envelope, the exact keys and types of the kind, lengths and
+    ranges; signatures and state are the receiver's (spec 5.3).  A message over
+    ``LIMITS.authenticate_before_decode_bytes`` is decoded only with
+    ``authenticated=True``, which says :func:`authenticate_raw` accepted it (spec 4.1).
+    """
+    kind = message_kind(data)
+    if not isinstance(data, (bytes, bytearray)):  # message_kind refused it already; this tells mypy
+        raise DecodeError("a group message must be bytes")
+    if len(data) > LIMITS.authenticate_before_decode_bytes and not authenticated:
+        raise DecodeError(f"{kind}: a message over {LIMITS.authenticate_before_decode_bytes} bytes is decoded "
+                          "only after its signature verifies over its raw bytes (spec 4.1)")
+    m = cbor.decode(bytes(data), max_size=LIMITS.message_bytes[kind])
     if not isinstance(m, dict) or m.get(2) not in KINDS:
         raise DecodeError("not a group message: key 2 must name one of " + ", ".join(KINDS))
     kind = m[2]
@@ -189,7 +235,7 @@ def decode_message(data: object) -> tuple[str, dict]:
     elif kind == "resync":
         _bstr(m[6], 1, MAX_MEMBER_BYTES, "resync: member")
         _bstr(m[7], hpke.HPKE_PUBLIC_BYTES, hpke.HPKE_PUBLIC_BYTES, "resync: enc")
-        _bstr(m[8], hpke.HPKE_TAG_BYTES + 1, 1 << 16, "resync: ct")
+        _bstr(m[8], hpke.HPKE_TAG_BYTES + 1, LIMITS.resync_ct_bytes, "resync: ct")
     else:
         _uint(m[6], lkh.MAX_KID, "data: key id")
         _bstr(m[7], 16, MAX_DATA_BYTES + 16, "data: ct")
@@ -199,7 +245,7 @@ def decode_message(data: object) -> tuple[str, dict]:
 def _decode_args(action: str, args: dict, epoch: int) -> dict:
     cbor.expect_map(args, _ARGS[action], name=f"command {action}")
     if action in ("disconnect", "reconnect"):
-        if not args[1] or len(args[1]) > 1 << 20:
+        if not args[1] or len(args[1]) > LIMITS.max_targets:
             raise DecodeError(f"command {action}: the target list must be non-empty")
         for target in args[1]:
             if not isinstance(target, bytes) or not 1 <= len(target) <= MAX_MEMBER_BYTES:
@@ -392,7 +438,8 @@ class Controller:
         """
         _check_public_key(command_key, "the command-verification key")
         members = _check_directory(members)
-        kind, m = decode_message(command)
+        authenticate_raw(command, message_kind(command), command_key)
+        kind, m = decode_message(command, authenticated=True)
         st = self.state
         if st.tree is not None:
             raise StateError(f"epoch {st.epoch} has started already")
@@ -406,7 +453,7 @@ class Controller:
             raise VerificationError(f"rekey-group moves to epoch {args[1]}, this controller runs epoch {st.epoch}")
         if args[2] != self.public_key:
             raise VerificationError("rekey-group installs another controller key")
-        if args[3] != directory_hash(st.group, st.epoch, members):
+        if not hmac.compare_digest(args[3], directory_hash(st.group, st.epoch, members)):
             raise VerificationError("the member directory is not the one the operators signed in rekey-group")
         return self._start(members, resolve(rng))
 
@@ -496,7 +543,10 @@ def command_body(group: bytes, seq: int, action: str, args: Mapping[int, object]
         raise ParameterError(f"unknown action {action!r}; the critical commands are " + ", ".join(ACTIONS))
     args = dict(args)
     if action in ("disconnect", "reconnect"):
-        args[1] = sorted(args.get(1, ()))
+        targets = args.get(1, ())
+        if not isinstance(targets, (list, tuple)) or any(not isinstance(t, bytes) for t in targets):
+            raise ParameterError(f"command {action}: the targets must be a list of member ids (bytes)")
+        args[1] = sorted(targets)
     try:
         _decode_args(action, args, epoch)
     except DecodeError as e:
@@ -625,6 +675,8 @@ def operator_ceremony(operators: int, threshold: int, group: bytes, rng: RandomS
         received = {j: sent[j][i] for j in ids if j != i}
         key_package, info = frost.dkg_part3(parts[i][0], round1, received)
         out.append(Operator(OperatorState(frost.Signer(key_package))))
+    if info is None:
+        raise ParameterError("the ceremony needs at least one operator")
     return out, info
 
 
@@ -718,8 +770,10 @@ class Meter:
         ``Command`` of a critical command, and None for a rekey, resync or
         checkpoint.
         """
-        kind, m = decode_message(data)
         st = self.state
+        kind = message_kind(data)
+        authenticate_raw(data, kind, st.command_key if kind in OPERATOR_KINDS else st.controller_key)
+        kind, m = decode_message(data, authenticated=True)
         if m[3] != st.group:
             raise VerificationError(f"{kind}: addressed to another group")
         body = _unsigned(kind, m)
@@ -729,7 +783,10 @@ class Meter:
             now = _check_time(now, "the meter's clock")
             _verify(st.command_key, m[_SIG_KEY[kind]], message_tbs(kind, body),
                     f"{kind} (operators' threshold signature)")
-            return self._command(m, now) if kind == "command" else self._checkpoint(m, now)
+            if kind == "command":
+                return self._command(m, now)
+            self._checkpoint(m, now)
+            return None
         _verify(st.controller_key, m[_SIG_KEY[kind]], message_tbs(kind, body), kind)
         if m[4] != st.epoch:
             raise StateError(f"{kind}: epoch {m[4]} is not the meter's epoch {st.epoch}")

@@ -37,6 +37,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -55,14 +56,16 @@ __all__ = [
 
 VERSION = 2
 DOMAIN = b"usapp-integrity-v2"
-MAX_BOOT = (1 << 32) - 1
-MAX_REGISTERS = 16
-MAX_UINT64 = (1 << 64) - 1
-MAX_RECORD_BYTES = 1024
-MAX_MESSAGE_BYTES = 1 << 16
+LIMITS = limits.INTEGRITY
+"""Every size and range of the messages and of the arbitration inputs (protocols/limits.py)."""
+MAX_BOOT = LIMITS.max_boot
+MAX_REGISTERS = LIMITS.max_registers
+MAX_UINT64 = LIMITS.max_uint64
+MAX_RECORD_BYTES = LIMITS.record_bytes
+MAX_MESSAGE_BYTES = LIMITS.tree_head_bytes
 HASH_BYTES = 32
 SIGNATURE_BYTES = 64
-MAX_PROOF = 64
+MAX_PROOF = LIMITS.max_proof
 
 _L = struct.Struct(">L")
 
@@ -140,8 +143,8 @@ def decode_record(data: object) -> Record:
     m = cbor.decode_map(bytes(data), _RECORD, name="record")
     if m[1] != VERSION or m[2] != "record":
         raise DecodeError("record: unknown version or kind")
-    if not 1 <= len(m[3]) <= 128:
-        raise DecodeError("record: meter id must be 1 to 128 bytes")
+    if not 1 <= len(m[3]) <= LIMITS.meter_bytes:
+        raise DecodeError(f"record: meter id must be 1 to {LIMITS.meter_bytes} bytes")
     if not 0 <= m[4] <= MAX_UINT64 or not 0 <= m[5] <= MAX_UINT64:
         raise DecodeError("record: period or counter out of range")
     if not 1 <= len(m[6]) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64 for r in m[6]):
@@ -151,7 +154,7 @@ def decode_record(data: object) -> Record:
     if len(m[8]) != SIGNATURE_BYTES:
         raise DecodeError("record: the signature must be 64 bytes")
     record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7])
-    if record.to_bytes() != bytes(data):
+    if not hmac.compare_digest(record.to_bytes(), bytes(data)):
         raise DecodeError("record: not in the canonical encoding")
     return record
 
@@ -190,9 +193,7 @@ def _tree_head_tbs(body: dict) -> bytes:
 
 
 def decode_tree_head(data: object) -> TreeHead:
-    if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_MESSAGE_BYTES:
-        raise DecodeError("a tree head must be bytes")
-    m = cbor.decode_map(bytes(data), _TREE_HEAD, name="tree head")
+    m = _decode(data, _TREE_HEAD, "tree-head")
     if m[1] != VERSION or m[2] != "tree-head":
         raise DecodeError("tree head: unknown version or kind")
     if not 0 <= m[4] <= MAX_UINT64 or not 0 <= m[6] <= MAX_UINT64:
@@ -207,6 +208,30 @@ def verify_tree_head(head: TreeHead, utility_public: bytes, meter: bytes) -> Non
     if head.meter != meter:
         raise VerificationError("tree head: it is for another meter's log")
     _verify(utility_public, head.signature, _tree_head_tbs(head.body()), "tree head")
+
+
+def _decode(data: object, schema: dict, kind: str) -> dict:
+    """A message of ``kind``: bytes within ``LIMITS.message_bytes[kind]``, checked before decoding."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise DecodeError(f"a {kind} must be bytes, got {type(data).__name__}")
+    limit = LIMITS.message_bytes[kind]
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes")
+    return cbor.decode_map(bytes(data), schema, name=kind, max_size=limit)
+
+
+def _evidence(items: object, what: str) -> list[bytes]:
+    """Spec 8.2: one side's list of encoded records or tree heads, at most ``LIMITS.max_log_records``
+    byte strings, each within the size of a record or tree head (checked before anything is decoded)."""
+    if not isinstance(items, (list, tuple)):
+        raise DecodeError(f"{what} must be a list of byte strings")
+    if len(items) > LIMITS.max_log_records:
+        raise DecodeError(f"{what}: more than {LIMITS.max_log_records} entries")
+    limit = max(LIMITS.record_bytes, LIMITS.tree_head_bytes)
+    for item in items:
+        if not isinstance(item, (bytes, bytearray)) or len(item) > limit:
+            raise DecodeError(f"{what}: every entry must be at most {limit} bytes")
+    return [bytes(item) for item in items]
 
 
 def _proof(value: object, what: str) -> list[bytes]:
@@ -412,7 +437,7 @@ class Meter:
         """Spec 4.3: keep the utility's receipt if it covers exactly the meter's records so far."""
         head = decode_tree_head(data)
         verify_tree_head(head, self.state.utility_public, self.state.meter)
-        if head.size > self.state.log.size or head.root != self.state.log.root(head.size):
+        if head.size > self.state.log.size or not hmac.compare_digest(head.root, self.state.log.root(head.size)):
             raise VerificationError("receipt: it does not cover the meter's records")
         self.state.receipts.append(head)
         return head
@@ -421,21 +446,24 @@ class Meter:
         """Spec 5.2: check Y.  A bad signature, a proof that does not verify or a head smaller than
         the last checked one raise; otherwise the result says whether the utility's log is exactly
         the meter's records (and if not, the caller locates the difference, spec 6)."""
-        m = cbor.decode_map(data, _FEEDBACK, name="feedback") if isinstance(data, (bytes, bytearray)) else None
-        if m is None or m[1] != VERSION or m[2] != "feedback":
+        m = _decode(data, _FEEDBACK, "feedback")
+        if m[1] != VERSION or m[2] != "feedback":
             raise DecodeError("not a feedback message")
         head = decode_tree_head(m[3])
         st = self.state
         verify_tree_head(head, st.utility_public, st.meter)
         proof = _proof(m[5], "feedback")
         last = st.checked
-        if last is not None:
+        if last is None:
+            if m[4] != 0 or proof:
+                raise DecodeError("feedback: a meter that has checked no head asks from size 0, with an empty proof")
+        else:
             if head.size < last.size:
                 raise VerificationError(f"feedback: the log shrank from {last.size} to {head.size} records")
             if m[4] != last.size:
                 raise DecodeError(f"feedback: the proof is from size {m[4]}, the meter last checked {last.size}")
             if last.size == head.size:
-                if head.root != last.root:
+                if not hmac.compare_digest(head.root, last.root):
                     raise VerificationError("feedback: the utility rewrote history (same size, another root)")
             elif last.size > 0:
                 merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
@@ -453,15 +481,15 @@ class Meter:
     def check_probe(self, data: bytes, head: TreeHead) -> bool:
         """Spec 6.1: verify a probe against ``head``; True if the utility's root at that size is the
         meter's own."""
-        m = cbor.decode_map(data, _PROBE, name="probe") if isinstance(data, (bytes, bytearray)) else None
-        if m is None or m[1] != VERSION or m[2] != "probe":
+        m = _decode(data, _PROBE, "probe")
+        if m[1] != VERSION or m[2] != "probe":
             raise DecodeError("not a probe message")
         size, head_size, root = m[3], m[4], m[5]
         if head_size != head.size or not 0 < size <= head_size or len(root) != HASH_BYTES:
             raise DecodeError("probe: sizes do not fit the tree head")
         proof = _proof(m[6], "probe")
         if size == head_size:
-            if root != head.root:
+            if not hmac.compare_digest(root, head.root):
                 raise VerificationError("probe: the root at the head's size is not the head's root")
         else:
             merkle.verify_consistency(size, head_size, root, head.root, proof)
@@ -469,8 +497,8 @@ class Meter:
 
     def check_inclusion(self, data: bytes, head: TreeHead) -> Record:
         """Spec 7.1: the utility's record at an index, proved included under ``head``."""
-        m = cbor.decode_map(data, _INCLUSION, name="inclusion") if isinstance(data, (bytes, bytearray)) else None
-        if m is None or m[1] != VERSION or m[2] != "inclusion":
+        m = _decode(data, _INCLUSION, "inclusion")
+        if m[1] != VERSION or m[2] != "inclusion":
             raise DecodeError("not an inclusion message")
         index, head_size = m[3], m[4]
         if head_size != head.size or not 0 <= index < head_size:
@@ -549,9 +577,13 @@ def resync(meter: Meter, utility: Utility, now: int) -> Resync:
 def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
     st = meter.state
     base = st.restored_at
+    if base is None:
+        raise StateError("resync: the meter was not restored from a backup")
     since = st.checked.size if st.checked else 0
     meter.check(utility.feedback(st.meter, since, now))                    # step 1
     head = st.checked
+    if head is None:
+        raise StateError("resync: the meter checked no tree head")
     common = min(base, head.size)
     if common and not meter.check_probe(utility.probe(st.meter, common, head.size), head):  # step 2
         raise VerificationError(f"resync: the utility's log does not extend the meter's first {common} records")
@@ -580,7 +612,7 @@ def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
     st.restored_at = None
     resigned, superseded = [], 0
     for record in later:                                                   # step 4
-        if record.period <= previous.period:
+        if previous is not None and record.period <= previous.period:
             superseded += 1
             continue
         resigned.append(meter.record(record.period, record.registers))
@@ -631,21 +663,29 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     5. records the meter holds past the utility's log, with no receipt: no one provably altered
        anything (the utility never acknowledged them).
     """
+    utility_records = _evidence(utility_records, "the utility's records")
+    meter_records = _evidence(meter_records, "the meter's records")
+    meter_receipts = _evidence(meter_receipts, "the meter's receipts")
+    for key, what in ((meter_public, "the meter's key"), (utility_public, "the utility's key")):
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise ParameterError(f"{what} must be a 32-byte Ed25519 public key")
+    if not isinstance(meter, bytes) or not 1 <= len(meter) <= LIMITS.meter_bytes:
+        raise ParameterError(f"the meter id must be 1 to {LIMITS.meter_bytes} bytes")
     head = decode_tree_head(utility_head)
     verify_tree_head(head, utility_public, meter)
     theirs = merkle.MerkleLog()
     utility = []
     for data in utility_records:
-        theirs.append(bytes(data))
         utility.append(decode_record(data))
-    if theirs.size != head.size or (theirs.size and theirs.root(theirs.size) != head.root):
+        theirs.append(data)
+    if theirs.size != head.size or (theirs.size and not hmac.compare_digest(theirs.root(theirs.size), head.root)):
         raise VerificationError("the utility's records do not hash to its signed tree head")
     ours = merkle.MerkleLog()
     mine = []
     for data in meter_records:
         record = decode_record(data)
         verify_record(record, meter_public)          # the meter's evidence must be its own
-        ours.append(bytes(data))
+        ours.append(data)
         mine.append(record)
     for index, record in enumerate(utility):         # rule 2
         try:
@@ -660,12 +700,12 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     for data in meter_receipts:                      # rule 3
         receipt = decode_tree_head(data)
         verify_tree_head(receipt, utility_public, meter)
-        if receipt.size <= theirs.size and theirs.root(receipt.size) == receipt.root:
+        if receipt.size <= theirs.size and hmac.compare_digest(theirs.root(receipt.size), receipt.root):
             continue
-        covers_meter = receipt.size <= ours.size and ours.root(receipt.size) == receipt.root
-        index = first if covers_meter else None
+        covers_meter = receipt.size <= ours.size and hmac.compare_digest(ours.root(receipt.size), receipt.root)
+        at = first if covers_meter else None
         period = mine[first].period if covers_meter and first is not None and first < len(mine) else None
-        return Verdict("utility", index, period, "a tree head the utility signed is not a prefix of its log",
+        return Verdict("utility", at, period, "a tree head the utility signed is not a prefix of its log",
                        "rewritten")
     for index, record in enumerate(mine):
         if record.counter != index or record.meter != meter or (index and record.boot < mine[index - 1].boot):
@@ -700,6 +740,6 @@ def _lost_state(mine: Record, utility: Sequence[Record]) -> bool:
 
 def _first_difference(a: Sequence[Record], b: Sequence[Record]) -> int | None:
     for index, (x, y) in enumerate(zip(a, b)):
-        if x.to_bytes() != y.to_bytes():
+        if not hmac.compare_digest(x.to_bytes(), y.to_bytes()):
             return index
     return None if len(a) == len(b) else min(len(a), len(b))

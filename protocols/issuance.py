@@ -33,7 +33,7 @@ Spec sections and what implements them:
 - 9   the issuance log ...................... :class:`IssuanceLog`, :class:`LogEntry`, :func:`verify_log`
 
 HPKE function names follow RFC 9180 (``SetupBaseS``, ``SealBase`` ...), an
-accepted exception to PEP 8 (STYLE.md).
+accepted exception to PEP 8 (docs/architecture.md section 3.7).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from typing import Protocol, runtime_checkable
 
 from cryptography import x509
 
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     ParameterError,
@@ -116,13 +117,15 @@ DOMAIN = b"usapp-issuance-v1"
 CHALLENGE_BYTES = 32
 SIGNATURE_BYTES = 64
 """Ed25519 signatures, and ECDSA P-256 signatures as r || s (32 bytes each)."""
-MAX_EPOCH = (1 << 32) - 1
-MAX_TIME = (1 << 64) - 1
-MAX_KEY_BYTES = 4096
+LIMITS = limits.ISSUANCE
+"""Section 4: every size and range of the messages (protocols/limits.py)."""
+MAX_EPOCH = LIMITS.max_epoch
+MAX_TIME = LIMITS.max_time
+MAX_KEY_BYTES = LIMITS.key_bytes
 """Largest encoded private key an extractor may return (spec 3.2)."""
-MAX_MESSAGE_BYTES = 1 << 15
-MAX_IDENTITY_BYTES = 128
-MAX_PENDING = 16
+MAX_MESSAGE_BYTES = LIMITS.max_message_bytes
+MAX_IDENTITY_BYTES = LIMITS.identity_bytes
+MAX_PENDING = LIMITS.max_pending
 """Enrollments a meter keeps open or remembers as completed (spec 5.2)."""
 DEFAULT_CHALLENGE_LIFETIME = 300
 DEFAULT_MAX_OUTSTANDING = 1024
@@ -237,7 +240,9 @@ class KeyExtractor(Protocol):
     identity).
     """
 
-    suite: str
+    @property
+    def suite(self) -> str:  # pragma: no cover - protocol; read-only, so frozen dataclasses conform
+        ...
 
     def extract(self, identity: bytes) -> bytes:  # pragma: no cover - protocol
         ...
@@ -260,7 +265,10 @@ def delivery_info(challenge: bytes, identity: bytes, suite: str) -> bytes:
 def _decode(data: object, schema: dict, kind: str) -> dict:
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError(f"{kind}: expected bytes, got {type(data).__name__}")
-    message = cbor.decode_map(bytes(data), schema, name=kind, max_size=MAX_MESSAGE_BYTES)
+    limit = LIMITS.message_bytes[kind]
+    if len(data) > limit:
+        raise DecodeError(f"{kind}: {len(data)} bytes exceeds the limit of {limit} bytes (section 4.1)")
+    message = cbor.decode_map(bytes(data), schema, name=kind, max_size=limit)
     if message[K_VERSION] != VERSION:
         raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
     return message
@@ -389,7 +397,10 @@ class LogEntry:
 def _decode_log_entry(data: bytes) -> dict:
     if not isinstance(data, (bytes, bytearray)):
         raise DecodeError("log entry must be bytes")
-    m = cbor.decode_map(bytes(data), _LOG_ENTRY, name="log entry", max_size=MAX_MESSAGE_BYTES)
+    limit = LIMITS.message_bytes["log entry"]
+    if len(data) > limit:
+        raise DecodeError(f"log entry: {len(data)} bytes exceeds the limit of {limit} bytes (section 9.1)")
+    m = cbor.decode_map(bytes(data), _LOG_ENTRY, name="log entry", max_size=limit)
     if m[1] < 0 or not 0 <= m[7] <= MAX_TIME:
         raise DecodeError("log entry: index or time out of range")
     if len(m[2]) != 32 or len(m[6]) != 32:

@@ -1537,6 +1537,8 @@ def test_reveal_checks_the_meter_policy_floors(paillier_key):
     assert state.directory == good.digest
     with raises_exactly(ConsistencyError, match="degree 2 is below this meter's floor 4"):
         make(paillier_key, count=6, fanout=3, seed="floors2", degree=2, floors={"degree_floor": 4})
+    with raises_exactly(ParameterError, match="unknown meter policy field 'degre_floor'"):
+        make(paillier_key, count=6, fanout=3, seed="floors3", floors={"degre_floor": 4})
 
 
 def test_committee_is_seeded_and_signs_once(paillier_key, encryptor):

@@ -55,7 +55,7 @@ from protocols.schemes.bf import SHA1, SHA224, SHA256, HashToRange
 TOY = {"min_p_bits": 128, "min_q_bits": 128}
 """RFC 5091 section 7's 192-bit p and 140-bit q are below the default minimum."""
 
-# RFC 5091 sections 7.7 and 7.8 (from /work/shared/reference-vectors/rfc5091_vectors.json)
+# RFC 5091 sections 7.7 and 7.8 (as in vectors/rfc5091.json)
 PRIME_77 = 0x91BBE2BE1C8950750784BEFFFFFFFFFFFFF6E441D41E12FB
 ORDER_77 = 0xFFFFFFFFFBFFFFFFFFFFFFFFFFFFFFFFFFF
 ALPHA_77 = 0xA60C395285DED4D70202C8283D894BAD4F0

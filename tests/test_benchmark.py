@@ -365,7 +365,17 @@ def test_library_versions():
 
 def test_require_module():
     assert benchmark.require_module("json") is json
-    with pytest.raises(ParameterError, match=r"usapp\[bench\]"):
+    with pytest.raises(ParameterError, match=r"pip install '\.\[bench\]'"):
+        benchmark.require_module("no_such_module_for_usapp")
+
+
+def test_require_module_names_an_extra_that_provides_the_baselines():
+    """The install hint's extra exists in pyproject.toml and lists every optional module the benchmarks need."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    names = {requirement.split("[")[0].split(">")[0].split("=")[0].split("<")[0].strip()
+             for requirement in extras["bench"]}
+    assert {"phe", "matplotlib"} <= names
+    with pytest.raises(ParameterError, match="'bench' extra"):
         benchmark.require_module("no_such_module_for_usapp")
 
 

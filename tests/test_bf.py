@@ -65,7 +65,7 @@ from protocols.schemes.bf import (
 TOY = {"min_p_bits": 128, "min_q_bits": 128}
 """RFC 5091 section 7's 192-bit p and 140-bit q are below the default minimum."""
 
-# RFC 5091 sections 7.2, 7.4-7.6 (from /work/shared/reference-vectors/rfc5091_vectors.json)
+# RFC 5091 sections 7.2, 7.4-7.6 (as in vectors/rfc5091.json)
 P_74 = 0xA6A0FFD016103FFFFFFFFFF595F002FE9EF195F002FE9EFB
 Q_74 = 0xFFFFFFFFFFFFFFFFFFFFFFEFFFFFFFFFFFF
 G_74 = (0x6924C354256ACF5A0FF7F61BE4F0495B54540A5BF6395B3D,

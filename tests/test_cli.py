@@ -130,9 +130,10 @@ def test_vectors_generate(tmp_path, toy, capsys):
     assert main(["vectors", "verify", str(target)]) == 0
 
 
-def test_vectors_without_action_prints_help(capsys):
+def test_vectors_without_action_is_a_one_line_usage_error(capsys):
     assert main(["vectors"]) == 2
-    assert "verify" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("usapp: error: ") and "verify" in line
 
 
 # --------------------------------------------------------------------------
@@ -227,12 +228,14 @@ def test_bench_runs_everything_by_default(monkeypatch, capsys):
 @pytest.mark.parametrize("argv", [["bench", "--repeats", "0"], ["bench", "--repeats", "x"], ["nosuch"]])
 def test_argument_errors_exit_2(argv, capsys):
     assert main(argv) == 2
-    assert "usage:" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("usapp: error: ") and "--help" in line
 
 
-def test_no_command_prints_help(capsys):
+def test_no_command_is_a_one_line_usage_error(capsys):
     assert main([]) == 2
-    assert "demo" in capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("usapp: error: ") and "demo" in line and "vectors" in line
 
 
 def test_help_exits_0(capsys):
@@ -247,13 +250,13 @@ def test_help_exits_0(capsys):
 def test_demo_passes_seed_and_stdout(monkeypatch, capsys):
     calls = []
 
-    def run(*, seed, out):
+    def demo_main(seed, out):
         calls.append(seed)
         out.write("demo report\n")
-        return {"matches": seed is not None, "packed_ok": True}
+        return 0 if seed is not None else 1
 
     fake = types.ModuleType("protocols.system.demo")
-    fake.run = run
+    fake.main = demo_main
     monkeypatch.setitem(sys.modules, "protocols.system.demo", fake)
     monkeypatch.setattr(protocols.system, "demo", fake, raising=False)
     assert main(["demo", "--seed", "neighbourhood-1"]) == 0

@@ -22,7 +22,7 @@ import sys
 from fractions import Fraction
 
 import gmpy2
-import phe
+import phe  # type: ignore[import-untyped]
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -38,6 +38,7 @@ from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.numtheory import random_prime
 from protocols.schemes.paillier import FastEncryptor, PrivateKey, PublicKey, RandomiserPool
 from protocols.schemes.paillier_encoding import (
+    MAX_EXPONENT_MAGNITUDE,
     EncodedNumber,
     EncryptedNumber,
     PackedCiphertext,
@@ -655,7 +656,8 @@ def test_phe_json_private_key_round_trip(paillier_key):
 
 
 @CHEAP
-@given(c=st.integers(min_value=1, max_value=2**4096), exponent=st.integers(min_value=-(2**40), max_value=2**40))
+@given(c=st.integers(min_value=1, max_value=2**4096),
+       exponent=st.integers(min_value=-MAX_EXPONENT_MAGNITUDE, max_value=MAX_EXPONENT_MAGNITUDE))
 def test_phe_json_encrypted_number_round_trip(paillier_key, c, exponent):
     pk = paillier_key.public_key
     c %= pk.nsquare

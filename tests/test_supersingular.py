@@ -50,7 +50,7 @@ from protocols.primitives.supersingular import (
 TOY = {"min_p_bits": 64, "min_q_bits": 64}
 """The RFC's section 7 parameters are toy-sized: the minimum is lowered explicitly."""
 
-# RFC 5091 section 7.1 / 7.3 (transcribed in /work/shared/reference-vectors/rfc5091_vectors.json)
+# RFC 5091 section 7.1 / 7.3 (transcribed in vectors/rfc5091.json)
 P_71 = 0xBFFFFFFFFFFFFFFFFFFFFFFFFFFCFFFF3
 Q_71 = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFBFFFF
 A_71 = (0x489A03C58DCF7FCFC97E99FFEF0BB4634, 0x510C6972D795EC0C2B081B81DE767F808)

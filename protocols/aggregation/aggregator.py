@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gmpy2 import gcd, mpz
 
@@ -21,7 +22,7 @@ from protocols.primitives import cbor
 from protocols.schemes.paillier import Ciphertext, product_mod
 
 
-def _mpz_from_bytes_of_int(data: bytes, byteorder: str) -> mpz:
+def _mpz_from_bytes_of_int(data: bytes, byteorder: Literal["little", "big"]) -> mpz:
     return mpz(int.from_bytes(data, byteorder))
 
 

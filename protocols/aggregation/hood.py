@@ -11,25 +11,28 @@ taking them from the utility.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import cast
 from dataclasses import dataclass, field
 
 from protocols.aggregation.layout import Layout
 from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, graph_seed, is_low_order, rank
+from protocols import limits
 from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
 from protocols.primitives import cbor
 from protocols.privacy import dp
 from protocols.schemes.paillier import PublicKey
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-MAX_METERS = 1 << 16
+MAX_METERS = limits.AGGREGATION.max_meters
 """Largest neighbourhood a directory may describe (spec 3.1): the root's aggregate-report carries
 about 16 k + 70 bytes per meter (id and forwarded confirmations), which must fit MAX_MESSAGE_BYTES."""
-MAX_DEGREE = 64
-MAX_COMMITTEE = 255
-MAX_TREE_DEPTH = 64
+MAX_DEGREE = limits.AGGREGATION.max_degree
+MAX_COMMITTEE = limits.AGGREGATION.max_committee
+MAX_TREE_DEPTH = limits.AGGREGATION.max_tree_depth
 """Levels of aggregators between a meter and the utility (spec 3.1)."""
 
 
@@ -39,7 +42,7 @@ def check_id(name: object, what: str) -> str:
     return name
 
 
-def _noise_cbor(noise: object) -> object:
+def _noise_cbor(noise: dp.NoiseShareConfig | None) -> object:
     if noise is None:
         return None
     h, d = noise.honest_fraction, noise.delta
@@ -70,11 +73,13 @@ class Neighbourhood:
     slots: int = 1
     value_bits: int = 32
     degree: int = 16
-    threshold: int | None = None
-    min_reporting: int | None = None
-    committee_size: int | None = None
-    committee_threshold: int | None = None
-    noise: object = None
+    # None (the default) asks for the default of spec 3.1, which __post_init__ sets: every
+    # constructed Neighbourhood holds an int in each of these four.
+    threshold: int = cast(int, None)
+    min_reporting: int = cast(int, None)
+    committee_size: int = cast(int, None)
+    committee_threshold: int = cast(int, None)
+    noise: dp.NoiseShareConfig | None = None
     meters: tuple[str, ...] = field(init=False)
     layout: Layout = field(init=False)
     digest: bytes = field(init=False, repr=False)
@@ -214,12 +219,14 @@ class Neighbourhood:
 
     def _seed(self, meters: tuple[str, ...]) -> bytes:
         """Spec 3.3: check every reveal against its commitment, then hash them all."""
+        if self.reveals is None:
+            raise StateError("the setup is not finished: no graph nonce is revealed yet")
         nonces = []
         for meter in meters:
             nonce = self.reveals.get(meter)
             if not isinstance(nonce, bytes) or len(nonce) != KEY_BYTES:
                 raise VerificationError(f"meter {meter} revealed no 32-byte graph nonce")
-            if graph_commitment(meter, nonce) != self.commitments[meter]:
+            if not hmac.compare_digest(graph_commitment(meter, nonce), self.commitments[meter]):
                 raise VerificationError(f"meter {meter}'s graph nonce does not open its commitment")
             nonces.append(nonce)
         if len(self.reveals) != len(meters):

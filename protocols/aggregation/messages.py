@@ -16,6 +16,7 @@ from gmpy2 import mpz
 
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import CONFIRM_BYTES, MAC_BYTES, MAX_ROUND, VERSION, mac
+from protocols import limits
 from protocols.errors import (
     DecodeError,
     DuplicateContributionError,
@@ -29,7 +30,8 @@ from protocols.errors import (
 from protocols.primitives import cbor
 from protocols.schemes.paillier import Ciphertext, PublicKey
 
-MAX_MESSAGE_BYTES = 1 << 25
+LIMITS = limits.AGGREGATION
+MAX_MESSAGE_BYTES = LIMITS.max_message_bytes
 """Largest message any decoder accepts (32 MiB: a root aggregate-report of MAX_METERS meters at degree 64
 with 11-character ids is about 17 MiB); :func:`size_limit` gives each kind its own, smaller bound."""
 
@@ -76,10 +78,10 @@ def size_limit(hood: Neighbourhood, kind: str) -> int:
     a ciphertext len(n^2) + 3, per-neighbour items times the degree k, the
     bitmaps ceil(N/8) + 5, a signer 66 + 64 bytes; 128 bytes cover the rest.
     """
-    ident, k, count = 66, hood.degree, len(hood.meters)
+    ident, k, count = LIMITS.id_bytes, hood.degree, len(hood.meters)
     ct = hood.public_key.ciphertext_length() + 3
     bitmaps = 2 * (hood.bitmap_bytes + 5)
-    limits = {
+    kinds = {
         "mask-advert": ident + 35 + 80 * k + 3,
         "mask-bundle": ident + k * ident + 112 * k + 6,
         "meter-report": ident + ct + 16 * k + 3,
@@ -89,7 +91,9 @@ def size_limit(hood: Neighbourhood, kind: str) -> int:
         "unmask-request": ident + bitmaps + hood.committee_size * (ident + 64) + 10 + 16 * k + 3,
         "unmask-response": ident + 32 * k + 3,
     }
-    return min(MAX_MESSAGE_BYTES, 128 + limits.get(kind, max(limits.values())))
+    if kind not in kinds:
+        raise ParameterError(f"unknown message kind {kind!r}")
+    return min(MAX_MESSAGE_BYTES, LIMITS.fixed_bytes + kinds[kind])
 
 
 def decode(data: object, kind: str, limit: int = MAX_MESSAGE_BYTES) -> object:
@@ -100,11 +104,11 @@ def decode(data: object, kind: str, limit: int = MAX_MESSAGE_BYTES) -> object:
     return cbor.decode(bytes(data), max_size=limit)
 
 
-def open_message(data: bytes | dict, schema: dict, kind: str, hood: Neighbourhood | None = None) -> dict:
+def open_message(data: object, schema: dict, kind: str, hood: Neighbourhood) -> dict:
     """Decode (unless already decoded; bounded by the neighbourhood's limit for the kind) and check
     the map's keys, types, version and round."""
     if not isinstance(data, dict):
-        data = decode(data, kind, MAX_MESSAGE_BYTES if hood is None else size_limit(hood, kind))
+        data = decode(data, kind, size_limit(hood, kind))
     message = cbor.expect_map(data, schema, name=kind)
     if message[K_VERSION] != VERSION:
         raise DecodeError(f"{kind}: unknown version {message[K_VERSION]}")
@@ -170,7 +174,7 @@ class MeterReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
+    def decode(cls, data: object, hood: Neighbourhood, *, unit_check: bool = True) -> MeterReport:
         m = open_message(data, METER_REPORT, "meter-report", hood)
         sender = m[3]
         if sender not in hood.meter_public:
@@ -202,7 +206,7 @@ class AggregateReport:
     fields: dict = field(repr=False)
 
     @classmethod
-    def decode(cls, data: bytes | dict, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
+    def decode(cls, data: object, hood: Neighbourhood, *, unit_check: bool = True) -> AggregateReport:
         m = open_message(data, AGGREGATE_REPORT, "aggregate-report", hood)
         sender = m[3]
         if sender not in hood.tree:

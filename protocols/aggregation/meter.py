@@ -111,6 +111,11 @@ class MeterState:
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed).public_key().public_bytes_raw()
 
 
+def _same(a: bytes | None, b: bytes | None) -> bool:
+    """Two digests or commitments are equal, compared in constant time (None equals nothing)."""
+    return isinstance(a, bytes) and isinstance(b, bytes) and hmac.compare_digest(a, b)
+
+
 def close_round(state: MeterState) -> None:
     """Spec 6.1: end any open round for good -- erase its secrets and the shares held, and mark it
     answered, so no later directory, committee or request can make the meter release anything of it."""
@@ -152,11 +157,11 @@ def reveal_graph_nonce(state: MeterState, draft: Neighbourhood) -> bytes:
     if state.graph_nonce is None:
         raise StateError(f"meter {state.meter_id} has no pending graph commitment")
     digest = draft.digest
-    if state.directory is not None and state.directory != digest:
+    if state.directory is not None and not _same(state.directory, digest):
         raise ReplayError(f"meter {state.meter_id} revealed its nonce for another directory")
     me = state.meter_id
     if (draft.meter_public.get(me) != state.x25519_public or draft.meter_verify.get(me) != state.verify_key
-            or draft.commitments.get(me) != graph_commitment(me, state.graph_nonce)):
+            or not _same(draft.commitments.get(me), graph_commitment(me, state.graph_nonce))):
         raise VerificationError(f"the directory does not list meter {me} with its own keys and commitment")
     floors = ((draft.min_reporting, state.min_reporting_floor, "minimum reporting set"),
               (min(draft.degree, len(draft.meters) - 1), min(state.degree_floor, len(draft.meters) - 1), "degree"),
@@ -180,7 +185,7 @@ class Meter:
 
     def __init__(self, hood: Neighbourhood, state: MeterState) -> None:
         hood.neighbours(state.meter_id)
-        if state.directory != hood.digest:
+        if not _same(state.directory, hood.digest):
             raise StateError(f"meter {state.meter_id} did not reveal its graph nonce for this directory")
         self.hood = hood
         self.state = state
@@ -276,6 +281,8 @@ class Meter:
 
     def _round_secret(self, round_id: int, peer: str, mask_public: bytes) -> bytes:
         """Spec 5.4 a_ij(r); a low-order mask key (only the peer itself can have made it) is refused."""
+        if self.state.epsilon is None:
+            raise StateError(f"meter {self.state.meter_id} has no mask secret for round {round_id}")
         try:
             return round_secret(self.hood.group_id, round_id, self.state.meter_id, self.state.epsilon, peer,
                                 mask_public)
@@ -302,7 +309,7 @@ class Meter:
         msg.check_round(round_id)
         if round_id <= state.last_reported:
             raise ReplayError(f"meter {state.meter_id} already reported round {state.last_reported}")
-        if state.bundle_round != round_id or state.epsilon is None:
+        if state.bundle_round != round_id or state.epsilon is None or state.sigma is None:
             raise StateError(f"meter {state.meter_id} has no accepted bundle for round {round_id}")
         self._check_readings(readings)
         values = list(readings)
@@ -364,7 +371,7 @@ class Meter:
             raise ReplayError(f"meter {state.meter_id} already answered an unmask-request for round "
                               f"{state.last_unmasked}")
         if (round_id != state.last_reported or state.bundle_round != round_id
-                or state.bundle_directory != hood.digest):
+                or not _same(state.bundle_directory, hood.digest)):
             raise StateError(f"meter {state.meter_id} did not report round {round_id} in this neighbourhood")
         reporting, missing = check_sets(hood, m[4], m[5])
         if state.meter_id not in reporting:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 from protocols.aggregation.aggregator import AggregatorState
@@ -70,6 +71,18 @@ def run_setup(private_key: PrivateKey, meters: Mapping[str, MeterState], tree: M
     return dataclasses.replace(draft, reveals=reveals)
 
 
+POLICY_FIELDS = ("min_reporting_floor", "degree_floor", "committee_floor", "require_noise")
+
+
+def _policy(floors: Mapping[str, object] | None) -> dict[str, Any]:
+    """The meters' policy fields (spec 3.3); any other name is a ParameterError."""
+    policy = dict(floors or {})
+    unknown = sorted(set(policy) - set(POLICY_FIELDS))
+    if unknown:
+        raise ParameterError(f"unknown meter policy field {unknown[0]!r}")
+    return policy
+
+
 def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[str, tuple[str, ...]], root: str,
               rng: RandomSource | None = None, *, group_id: bytes = b"neighbourhood",
               floors: Mapping[str, object] | None = None, **options) -> Provisioned:
@@ -83,6 +96,7 @@ def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[s
     ``floors`` sets every meter's policy fields (min_reporting_floor,
     degree_floor, committee_floor, require_noise; spec 3.3).
     """
+    policy = _policy(floors)
     source = resolve(rng)
     tag_key = source.random_bytes(KEY_BYTES)
     states: dict[str, MeterState] = {}
@@ -93,7 +107,7 @@ def provision(private_key: PrivateKey, meter_ids: Sequence[str], tree: Mapping[s
         key = source.random_bytes(KEY_BYTES)
         x_private = source.random_bytes(KEY_BYTES)
         signing = source.random_bytes(KEY_BYTES)
-        states[meter] = MeterState(meter, key, tag_key, x_private, signing, **dict(floors or {}))
+        states[meter] = MeterState(meter, key, tag_key, x_private, signing, **policy)
     aggregator_keys = {node: source.random_bytes(KEY_BYTES) for node in sorted(tree)}
     hood = run_setup(private_key, states, tree, root, source, group_id=group_id, **options)
     return Provisioned(

@@ -295,6 +295,8 @@ class Utility:
         Returns None if every aggregator is consistent (the fault is then in
         a meter's report or unmask-response).
         """
+        if rs.report is None:
+            raise StateError(f"round {rs.round}: no report of the root was received to audit")
         self._audit_node(rs, rs.report, retained)
 
     def _audit_node(self, rs: RoundState, report: msg.AggregateReport,
@@ -330,7 +332,7 @@ class Utility:
                 raise DroppedContributionError(f"audit: {node} claims meter {meter} but holds no report of it")
         derived_confirmations = dict(zip(body[5], body[6]))
         for meter, value in zip(report.covered, report.confirmation_list):
-            if meter in derived_confirmations and value != derived_confirmations[meter]:
+            if meter in derived_confirmations and not hmac.compare_digest(value, derived_confirmations[meter]):
                 raise InjectedContributionError(f"audit: {node} changed the confirmations of meter {meter}")
         n2 = hood.public_key.nsquare
         product = mpz(Ciphertext.from_bytes(hood.public_key, body[4]).c)

@@ -1,1 +1,1 @@
-"""primitives layer of the USaPP reference implementation (see DESIGN.md)."""
+"""primitives layer of the USaPP reference implementation (see docs/architecture.md section 1)."""

@@ -38,7 +38,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import gmpy2
 from py_arkworks_bls12381 import G1Point as _ArkG1
@@ -94,7 +94,7 @@ _FLAG_MASK = 0xE0
 # ---------------------------------------------------------------------------
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -289,6 +289,7 @@ class _Point:
     """Shared behaviour of G1 and G2 (subclasses set the binding type and sizes)."""
 
     __slots__ = ("_p",)
+    _p: Any
     _ark: Any = None
     _size = 0
     _name = ""
@@ -330,7 +331,7 @@ class _Point:
     def _same(self, other: object) -> Any:
         if type(other) is not type(self):
             raise ParameterError(f"{self._name} operations need another {self._name} element")
-        return other._p  # type: ignore[attr-defined]
+        return other._p
 
     def __add__(self, other: object):
         return type(self)(self._p + self._same(other))
@@ -350,7 +351,7 @@ class _Point:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return bool(self._p == other._p)  # type: ignore[attr-defined]
+        return bool(self._p == other._p)
 
     def __hash__(self) -> int:
         return hash((self._name, self.to_bytes()))
@@ -469,8 +470,8 @@ class G2(_Point):
 
 def _restore_point(name: str, raw: bytes) -> _Point:
     """Unpickling: the element's class by name, decoded with every check."""
-    cls = {"G1": G1, "G2": G2}[name]
-    return cls.from_bytes(raw, allow_identity=True)
+    classes: dict[str, type[G1] | type[G2]] = {"G1": G1, "G2": G2}
+    return classes[name].from_bytes(raw, allow_identity=True)
 
 
 # ---------------------------------------------------------------------------

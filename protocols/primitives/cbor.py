@@ -79,6 +79,7 @@ __all__ = [
     "encode",
     "expect_map",
     "head",
+    "peek_kind",
 ]
 
 DEFAULT_MAX_SIZE = 1 << 20
@@ -197,12 +198,11 @@ def _encode_key(key: object) -> bytes:
 def _encode_item(obj: object, depth: int, max_depth: int) -> bytes:
     # Exact built-in types first (the common case, and bool is not int here);
     # subclasses and other types take the general checks below.
-    kind = type(obj)
-    if kind is bytes:
+    if type(obj) is bytes:
         return _head(_MT_BYTES, len(obj)) + obj
-    if kind is str:
+    if type(obj) is str:
         return _encode_text(obj)
-    if kind is int:
+    if type(obj) is int:
         return _encode_int(obj)
     # bool before int: bool is a subclass of int in Python.
     if obj is False:
@@ -438,7 +438,7 @@ class _Decoder:
         raises the error it always raised."""
         data = self.data
         size = len(data)
-        items = []
+        items: list[Any] = []
         append = items.append
         for _ in range(count):
             pos = self.pos
@@ -598,6 +598,24 @@ def decode(
 # ---------------------------------------------------------------------------
 # Typed protocol messages
 # ---------------------------------------------------------------------------
+
+
+def peek_kind(data: bytes | bytearray) -> str | None:
+    """The kind of a protocol message, read from its first bytes without decoding it.
+
+    The protocols whose messages are maps ``{1: version, 2: kind, ...}`` with a version below 24
+    and a kind of at most 23 ASCII characters have, in the deterministic encoding (RFC 8949
+    section 4.2.1, keys in bytewise order), exactly the prefix ``A2..B7 01 <version> 02 <60+len>
+    <kind>``.  This returns ``kind`` for input that starts so, else None, reading at most 28
+    bytes: the caller picks the kind's size limit before it decodes anything (issue 16, H1).
+    """
+    if len(data) < 5 or not 0xA2 <= data[0] <= 0xB7 or data[1] != 0x01 or data[2] > 0x17 or data[3] != 0x02:
+        return None
+    length = data[4] - 0x60
+    if not 1 <= length <= 23 or len(data) < 5 + length:
+        return None
+    text = bytes(data[5:5 + length])
+    return text.decode("ascii") if text.isascii() else None
 
 _SCHEMA_TYPES = (int, bytes, str, list, dict, bool, type(None))
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import nacl.bindings as _nacl
 import nacl.exceptions as _nacl_exc
@@ -67,7 +68,7 @@ BASE_ENCODING = bytes.fromhex("5866666666666666666666666666666666666666666666666
 """RFC 8032 encoding of the base point B (y = 4/5, x even)."""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

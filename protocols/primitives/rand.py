@@ -1,4 +1,4 @@
-"""Injected randomness (DESIGN.md, "Randomness is injected"; specs/conventions.md section 3).
+"""Injected randomness (docs/architecture.md section 3.3, "Randomness is injected"; specs/conventions.md section 3).
 
 Every function that draws randomness takes an ``rng`` argument: any object with
 a ``random_bytes(n) -> bytes`` method.  ``None`` means the operating system's

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import gmpy2
 from gmpy2 import mpz
@@ -40,7 +41,7 @@ P25519 = 2**255 - 19
 prime (shares encode in 32 bytes); nothing here uses Curve25519."""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

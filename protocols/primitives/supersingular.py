@@ -44,6 +44,7 @@ dataclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import gmpy2
 from gmpy2 import mpz
@@ -60,6 +61,18 @@ are checked with the minimum lowered explicitly (``min_p_bits=``)."""
 MIN_Q_BITS = 224
 """Smallest q accepted by default (112-bit level, RFC 5091 section 9 Table 1)."""
 
+MAX_P_BITS = 7680
+"""Largest p accepted (the 256-bit level, RFC 5091 section 9 Table 1;
+specs/ibe.md section 3.1.1, limits): checked before any primality test, so
+parameters from the wire cannot make the reader test a 20 KB number."""
+
+MAX_Q_BITS = 512
+"""Largest q accepted (the 256-bit level, RFC 5091 section 9 Table 1)."""
+
+MAX_OID_BYTES = 64
+"""Longest OBJECT IDENTIFIER content :meth:`DerReader.oid` reads (specs/ibe.md
+section 3.1.1, limits); every OID of RFC 5091 section 8 is under 12 bytes."""
+
 TYPE1_CURVE_OID = "2.16.840.1.114334.1.1.1.1"
 """RFC 5091 sections 5.1.2 step 6 and 8: ``type1curve``, E: y^2 = x^3 + 1."""
 
@@ -70,7 +83,7 @@ MAX_DER_BYTES = 1 << 20
 """Longest DER input a decoder accepts (1 MiB); anything longer is a DecodeError."""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, (int, type(mpz(0)))) and not isinstance(value, bool)
 
 
@@ -255,6 +268,8 @@ class Type1Curve:
         if not (_is_int(self.p) and _is_int(self.q)):
             raise ParameterError("curve parameters p and q must be integers")
         p, q = mpz(self.p), mpz(self.q)
+        if p.bit_length() > MAX_P_BITS or q.bit_length() > MAX_Q_BITS:
+            raise ParameterError(f"p and q have at most {MAX_P_BITS} and {MAX_Q_BITS} bits (RFC 5091 section 9)")
         if p.bit_length() < self.min_p_bits:
             raise ParameterError(
                 f"p of {p.bit_length()} bits is below the minimum of {self.min_p_bits}")
@@ -544,6 +559,8 @@ def _final_exponentiation(E: Type1Curve, num: _Raw, den: _Raw) -> Fp2:
 
 def _miller_solinas(E: Type1Curve, A: Point, Bq: _RawPoint) -> tuple[_Raw, _Raw]:
     """Steps 1-4 of TateMillerSolinas: (v_num, v_den) before the final power."""
+    if E.solinas is None:  # the callers check first; kept so the unpacking is well typed
+        raise ParameterError("q has no Solinas form: use the generic Miller loop")
     a, s, b, c = E.solinas
     p = E.p
     one = (mpz(1), mpz(0))
@@ -863,6 +880,8 @@ class DerReader:
 
     def oid(self, name: str = "OBJECT IDENTIFIER") -> str:
         content = self._read(_TAG_OID, name)
+        if len(content) > MAX_OID_BYTES:  # bounds every arc below 2^512, so str() stays cheap
+            raise self._fail(f"{name} longer than {MAX_OID_BYTES} bytes")
         if not content or content[-1] & 0x80:
             raise self._fail(f"malformed {name}")
         arcs: list[int] = []

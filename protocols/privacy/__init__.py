@@ -1,1 +1,1 @@
-"""privacy layer of the USaPP reference implementation (see DESIGN.md)."""
+"""privacy layer of the USaPP reference implementation (see docs/architecture.md section 1)."""

@@ -46,6 +46,21 @@ CLAMP_FACTOR = 64
 MAX_DELTA_BITS = 1024
 """Section 4.2: delta's numerator and denominator have at most 1024 bits."""
 
+MAX_SENSITIVITY = 1 << 48
+"""Section 4.2, limits: the largest sensitivity Delta.  It keeps scale = Delta /
+epsilon below 2^52, where the reported figures of sections 5 and 6 (floats)
+are finite and 1 - exp(-1/scale) is not 0."""
+
+MAX_PARTICIPANTS = 1 << 32
+"""Section 4.2, limits: the largest number of meters N (a float holds beta * N exactly)."""
+
+MAX_FRACTION_BITS = MAX_DELTA_BITS
+"""Section 4.2, limits: honest_fraction's numerator and denominator have at most 1024 bits."""
+
+MAX_RATIONAL_BITS = 4096
+"""Section 3.1, limits: a sampler's rational input (p, gamma, scale) has a
+numerator and denominator of at most 4096 bits, checked before any draw."""
+
 _LN_DIGITS = (50, 100, 200, 400, 800)
 """Section 4.3: decimal precisions tried, in order, to pin ceil(2^32 L / h)."""
 
@@ -64,20 +79,24 @@ def _rational(value: object, what: str) -> Fraction:
     if isinstance(value, bool):
         raise ParameterError(f"{what} must be a Fraction or int, not bool")
     if isinstance(value, Fraction):
-        return value
-    if isinstance(value, int):
-        return Fraction(value)
-    if isinstance(value, float):
+        result = value
+    elif isinstance(value, int):
+        result = Fraction(value)
+    elif isinstance(value, float):
         raise ParameterError(f"{what} must not be a float: {_FLOAT_REFUSED}")
-    raise ParameterError(f"{what} must be a Fraction or int, not {type(value).__name__}")
+    else:
+        raise ParameterError(f"{what} must be a Fraction or int, not {type(value).__name__}")
+    if max(abs(result.numerator).bit_length(), result.denominator.bit_length()) > MAX_RATIONAL_BITS:
+        raise ParameterError(f"{what}'s numerator and denominator must have at most {MAX_RATIONAL_BITS} bits")
+    return result
 
 
-def _count(value: object, what: str) -> int:
-    """An int >= 1 (not a bool)."""
+def _count(value: object, what: str, maximum: int) -> int:
+    """An int in [1, maximum] (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParameterError(f"{what} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ParameterError(f"{what} must be >= 1, got {value}")
+    if not 1 <= value <= maximum:
+        raise ParameterError(f"{what} must be in [1, {maximum}]")
     return value
 
 
@@ -257,11 +276,13 @@ class NoiseShareConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.level, PrivacyLevel):
             raise ParameterError(f"level must be a PrivacyLevel, not {type(self.level).__name__}")
-        _count(self.sensitivity, "sensitivity")
-        _count(self.participants, "participants")
+        _count(self.sensitivity, "sensitivity", MAX_SENSITIVITY)
+        _count(self.participants, "participants", MAX_PARTICIPANTS)
         gamma = _rational(self.honest_fraction, "honest_fraction")
         if not 0 < gamma <= 1:
             raise ParameterError("honest_fraction must be in (0, 1]")
+        if gamma.denominator.bit_length() > MAX_FRACTION_BITS:
+            raise ParameterError(f"honest_fraction's denominator must have at most {MAX_FRACTION_BITS} bits")
         delta = _rational(self.delta, "delta")
         if not 0 < delta < 1:
             raise ParameterError("delta must be in (0, 1)")
@@ -372,7 +393,7 @@ def accuracy_rows(
     delta: Fraction = Fraction(1, 10**6),
 ) -> list[dict[str, object]]:
     """One row per privacy level: the figures of the accuracy table (section 6)."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for level in PrivacyLevel:
         config = NoiseShareConfig(level, sensitivity, participants, honest_fraction, delta)
         total = expected_noise_variance(config)
@@ -401,6 +422,8 @@ def accuracy_table_markdown(**parameters: object) -> str:
     ]
     for r in rows:
         beta = r["beta"]
+        if not isinstance(beta, Fraction):
+            raise ParameterError("an accuracy row's beta is a Fraction")
         lines.append(
             f"| {r['level']} | {r['epsilon'] if r['epsilon'] is not None else '-'} | {r['scale']} "
             f"| {r['clamp_bound']} | {float(beta):.6f} | {r['noisy']:.2f} | {r['single_sd']:.1f} "

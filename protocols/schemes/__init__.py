@@ -1,1 +1,1 @@
-"""schemes layer of the USaPP reference implementation (see DESIGN.md)."""
+"""schemes layer of the USaPP reference implementation (see docs/architecture.md section 1)."""

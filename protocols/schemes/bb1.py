@@ -144,14 +144,14 @@ class BB1PublicParameters:
         reader = read_der(data, what)
         read_version(reader, what)
         E = read_curve(reader, what, min_p_bits, min_q_bits)
-        points = [Point(*reader.fp_point(f"{what}.{name}"))
-                  for name in ("pointP", "pointP1", "pointP2", "pointP3")]
+        P, P_1, P_2, P_3 = (Point(*reader.fp_point(f"{what}.{name}"))
+                            for name in ("pointP", "pointP1", "pointP2", "pointP3"))
         a0, a1 = reader.fp_point(f"{what}.v")
         if a0 >= E.p or a1 >= E.p:
             raise ParameterError("v has a coordinate outside [0, p)")
         hashfcn = read_hashfcn(reader, what)
         reader.end()
-        return cls(E, *points, E.fp2(a0, a1), hashfcn)
+        return cls(E, P, P_1, P_2, P_3, E.fp2(a0, a1), hashfcn)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeGuard
 
 from gmpy2 import mpz
 
@@ -88,7 +89,7 @@ __all__ = [
 ]
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, (int, type(mpz(0)))) and not isinstance(value, bool)
 
 
@@ -389,10 +390,10 @@ def _verify_share(key: DistributedKey, node: object, Q_id: Point, share: object)
     node = _check_node(node, E.q)
     if node not in key.verification_keys:
         raise VerificationError(f"a key share from node {node}, which is not a PKG node")
-    E.check_point(share, f"the key share from node {node}", VerificationError)
-    if not _pairings_agree(E, share, key.params.P, Q_id, key.verification_keys[node]):
+    point = E.check_point(share, f"the key share from node {node}", VerificationError)
+    if not _pairings_agree(E, point, key.params.P, Q_id, key.verification_keys[node]):
         raise VerificationError(f"the key share from node {node} is not [s_{node}]Q_id")
-    return share
+    return point
 
 
 def verify_key_share(key: DistributedKey, node: int, id: bytes, share: Point) -> None:
@@ -448,9 +449,9 @@ def combine_key_shares(key: DistributedKey, id: bytes,
     E = params.curve
     pairs = _share_pairs(shares)
     Q_id = BFderivePubl(params, id)
-    checked = {}
+    checked: dict[int, Point] = {}
     for node, share in pairs:
-        checked[int(node) if _is_int(node) else node] = _verify_share(key, node, Q_id, share)
+        checked[_check_node(node, E.q)] = _verify_share(key, node, Q_id, share)
     if len(checked) < key.threshold:
         raise RecoveryError(f"{len(checked)} valid key shares, {key.threshold} needed")
     nodes = sorted(checked)[:key.threshold]

@@ -65,6 +65,10 @@ MIN_MODULUS_BITS = 2048
 """Smallest modulus accepted by default (RFC 9474 6.2 recommends FIPS 186-4
 keys; specs/blind_rsa.md section 3.1)."""
 
+MAX_MODULUS_BITS = 4096
+"""Largest modulus accepted (specs/blind_rsa.md section 3.1, limits; RFC 9474's
+largest vectors are 4096-bit): checked before the square and primality tests."""
+
 DEFAULT_PUBLIC_EXPONENT = 65537
 
 _INTEGER = (int, type(mpz(0)))
@@ -180,6 +184,8 @@ class PublicKey:
             if isinstance(value, bool) or not isinstance(value, _INTEGER):
                 raise ParameterError(f"RSA {name} must be an integer")
         n, e = mpz(self.n), mpz(self.e)
+        if n.bit_length() > MAX_MODULUS_BITS:
+            raise ParameterError(f"RSA modulus of {n.bit_length()} bits is above the maximum of {MAX_MODULUS_BITS}")
         if n.bit_length() < self.min_bits:
             raise ParameterError(
                 f"RSA modulus of {n.bit_length()} bits is below the minimum of {self.min_bits}")
@@ -307,7 +313,12 @@ def generate_key(bits: int = MIN_MODULUS_BITS, e: int = DEFAULT_PUBLIC_EXPONENT)
 def load_private_key(n: int, e: int, d: int, p: int | None = None, q: int | None = None,
                      min_bits: int = MIN_MODULUS_BITS) -> PrivateKey:
     """The key (n, e, d), with its factors p, q as the RFC 9474 Appendix A
-    vectors give them; without p and q they are recovered from (n, e, d)."""
+    vectors give them; without p and q they are recovered from (n, e, d).
+    ParameterError for a value that is not an integer (bool refused)."""
+    given = [("n", n), ("e", e), ("d", d)] + [(name, f) for name, f in (("p", p), ("q", q)) if f is not None]
+    for name, value in given:
+        if isinstance(value, bool) or not isinstance(value, _INTEGER):
+            raise ParameterError(f"RSA {name} must be an integer")
     public = PublicKey(mpz(n), mpz(e), min_bits=min_bits)
     if (p is None) != (q is None):
         raise ParameterError("give both factors p and q, or neither")

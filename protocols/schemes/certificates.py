@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InternalError, InvalidSignature, UnsupportedAlgorithm
@@ -50,6 +51,11 @@ _SIGNATURE_OIDS = {
     SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ECDSA with SHA-256",
 }
 _KNOWN_CRITICAL = (x509.BasicConstraints, x509.KeyUsage)
+
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+DeviceKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+"""A device's private key: Ed25519 or ECDSA P-256 (specs/issuance.md 4.3)."""
+DevicePublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 
 
 _LAZY_PARTS = ("version", "signature_algorithm_oid", "extensions", "subject", "issuer",
@@ -90,6 +96,8 @@ def load_certificate(der: object, what: str) -> x509.Certificate:
 
 def certificate_fingerprint(der: bytes) -> bytes:
     """Spec 9.1: the SHA-256 of a DER certificate, as the log records the device's."""
+    if not isinstance(der, (bytes, bytearray)):
+        raise DecodeError("a certificate must be a byte string")
     return hashlib.sha256(der).digest()
 
 
@@ -126,7 +134,7 @@ class TrustAnchor:
 # ---------------------------------------------------------------------------
 
 
-def _extension(cert: x509.Certificate, kind: type) -> object | None:
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -137,7 +145,7 @@ def _check_profile(cert: x509.Certificate, what: str) -> None:
     """Spec 6.2, every certificate: v3, allowed algorithms, no unknown critical extension."""
     if cert.version is not x509.Version.v3:
         raise VerificationError(f"{what}: certificate is not X.509 v3")
-    if cert.serial_number <= 0:
+    if _serial_number(cert) <= 0:
         raise VerificationError(f"{what}: certificate serial number is not positive (RFC 5280 4.1.2.2)")
     if cert.signature_algorithm_oid not in _SIGNATURE_OIDS:
         raise VerificationError(f"{what}: signature algorithm {cert.signature_algorithm_oid.dotted_string} "
@@ -149,6 +157,14 @@ def _check_profile(cert: x509.Certificate, what: str) -> None:
     for ext in cert.extensions:
         if ext.critical and not isinstance(ext.value, _KNOWN_CRITICAL):
             raise VerificationError(f"{what}: unrecognised critical extension {ext.oid.dotted_string}")
+
+
+def _serial_number(cert: x509.Certificate) -> int:
+    """The certificate's serial number, read without the CryptographyDeprecationWarning that
+    cryptography emits for a non-positive one: the profile refuses it (spec 6.2) instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return cert.serial_number
 
 
 def _check_ca(cert: x509.Certificate, below: int, what: str) -> None:
@@ -248,7 +264,7 @@ def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[Tru
 # ---------------------------------------------------------------------------
 
 
-def sign(private_key: object, message: bytes) -> bytes:
+def sign(private_key: DeviceKey, message: bytes) -> bytes:
     """A device signature: Ed25519, or deterministic ECDSA P-256 / SHA-256 as r || s (64 bytes)."""
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key.sign(message)
@@ -263,10 +279,14 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 def verify_signature(public_key: object, signature: bytes, message: bytes, what: str) -> None:
     """Check a device signature (64 bytes); ``VerificationError`` naming ``what`` if it does not verify."""
+    if not isinstance(signature, (bytes, bytearray)) or len(signature) != 64:
+        raise VerificationError(f"{what}: a device signature is 64 bytes")
     try:
         if isinstance(public_key, ed25519.Ed25519PublicKey):
             public_key.verify(signature, message)
             return
+        if not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise VerificationError(f"{what}: the key is neither Ed25519 nor ECDSA P-256")
         r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
             raise InvalidSignature
@@ -275,7 +295,7 @@ def verify_signature(public_key: object, signature: bytes, message: bytes, what:
         raise VerificationError(f"{what}: signature by the device key does not verify") from None
 
 
-def load_device_key(der: bytes) -> object:
+def load_device_key(der: bytes) -> DeviceKey:
     """An unencrypted PKCS#8 Ed25519 or P-256 private key (``ParameterError`` otherwise)."""
     try:
         key = serialization.load_der_private_key(der, password=None)
@@ -291,6 +311,7 @@ def load_device_key(der: bytes) -> object:
 
 def public_der(key: object) -> bytes:
     """SubjectPublicKeyInfo DER of a public key, or of a private key's public half."""
-    if hasattr(key, "public_key"):
-        key = key.public_key()
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key() if isinstance(key, DeviceKey) else key
+    if not isinstance(public, DevicePublicKey):
+        raise ParameterError("a device key is Ed25519 or ECDSA P-256")
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, VerificationError
 from protocols.primitives import ed25519 as G
@@ -58,7 +59,7 @@ COMMITMENT_BYTES = G.Ns + 2 * G.Ne
 """Wire size of :class:`SigningCommitments`: identifier || D || E (specs/frost.md section 5.1)."""
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -41,6 +41,7 @@ import struct
 from array import array
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -92,6 +93,17 @@ def unwrap(context: bytes, kek: bytes, kek_kid: int, ct: bytes, kid: int) -> byt
 # ---------------------------------------------------------------------------
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_kid(value: object, what: str) -> int:
+    """A key id or node position: an int in [0, 2^64) (it is packed as 8 bytes, spec 3.3)."""
+    if not _is_int(value) or not 0 <= value < 1 << 64:
+        raise DecodeError(f"{what} must be an int in [0, 2^64)")
+    return value
+
+
 def _check_arity(arity: object) -> int:
     if not isinstance(arity, int) or isinstance(arity, bool) or not 2 <= arity <= MAX_ARITY:
         raise ParameterError(f"arity must be an int in [2, {MAX_ARITY}]")
@@ -130,6 +142,12 @@ class Wrap:
     kek: int
     ct: bytes = field(repr=False)
 
+    def __post_init__(self) -> None:
+        for name in ("kid", "kek"):
+            _check_kid(getattr(self, name), f"a wrap's {name}")
+        if not isinstance(self.ct, (bytes, bytearray)) or len(self.ct) != WRAP_BYTES:
+            raise DecodeError(f"a wrapped key must be {WRAP_BYTES} bytes")
+
 
 @dataclass(frozen=True)
 class Rekey:
@@ -139,6 +157,25 @@ class Rekey:
     height: int
     nodes: tuple[tuple[int, int, int], ...]
     wraps: tuple[Wrap, ...]
+
+    def __post_init__(self) -> None:
+        """Spec 5.1 shape, checked before a member walks it: height in [1, MAX_HEIGHT]; each node
+        (level, position, kid) three ints, level in [0, height], position below arity^level's
+        bound 2^64, kid a key id; every wrap a :class:`Wrap`.  DecodeError otherwise."""
+        if not _is_int(self.height) or not 1 <= self.height <= MAX_HEIGHT:
+            raise DecodeError(f"a rekey's height must be an int in [1, {MAX_HEIGHT}]")
+        if not isinstance(self.nodes, tuple) or not isinstance(self.wraps, tuple):
+            raise DecodeError("a rekey's nodes and wraps are tuples")
+        for node in self.nodes:
+            if not isinstance(node, tuple) or len(node) != 3:
+                raise DecodeError("a rekey node is (level, position, kid)")
+            level, position, kid = node
+            if not _is_int(level) or not 0 <= level <= self.height:
+                raise DecodeError(f"a rekey node's level must be an int in [0, {self.height}]")
+            _check_kid(position, "a rekey node's position")
+            _check_kid(kid, "a rekey node's kid")
+        if not all(isinstance(w, Wrap) for w in self.wraps):
+            raise DecodeError("a rekey's wraps must be Wrap objects")
 
     @property
     def root_kid(self) -> int:
@@ -197,11 +234,12 @@ class MemberKeys:
         path = list(self.path)
         for level in range(1, rekey.height + 1):
             node = (level, self.position // d**level)
-            kid = changed.get(node)
-            if kid is None:
+            new_kid = changed.get(node)
+            if new_kid is None:
                 if level > self.height:
                     raise DecodeError(f"the rekey grows the tree but gives no key for node {node}")
                 continue
+            kid = new_kid
             if kid == 0:
                 raise StateError(f"node {node} on this member's path was emptied: it is no longer in the group")
             candidates = [w for w in by_kid.get(kid, ()) if w.kek in held]
@@ -267,7 +305,9 @@ class KeyTree:
             raise ParameterError(f"height must be in [1, {MAX_HEIGHT}] and hold every member")
         rng = resolve(rng)
         n = len(members)
-        keys, kids, counts = [], [], []
+        keys: list[bytearray] = []
+        kids: list[array[int]] = []
+        counts: list[array[int]] = []
         next_kid = 1
         occupied = n
         for level in range(h + 1):

@@ -220,7 +220,9 @@ class MerkleLog:
 
     @classmethod
     def from_entries(cls, entries: Sequence[bytes]) -> MerkleLog:
-        """A log holding ``entries`` d(0) ... d(n-1), in order."""
+        """A log holding ``entries`` d(0) ... d(n-1), in order (a list or tuple; DecodeError otherwise)."""
+        if not isinstance(entries, (list, tuple)):
+            raise DecodeError("log entries must be a list or tuple of byte strings")
         log = cls()
         for data in entries:
             log.append(data)
@@ -228,7 +230,9 @@ class MerkleLog:
 
     @classmethod
     def from_leaf_hashes(cls, hashes: Sequence[bytes]) -> MerkleLog:
-        """A log whose leaves have the given leaf hashes (each 32 bytes)."""
+        """A log whose leaves have the given leaf hashes (each 32 bytes; a list or tuple)."""
+        if not isinstance(hashes, (list, tuple)):
+            raise DecodeError("leaf hashes must be a list or tuple of 32-byte strings")
         log = cls()
         for i, h in enumerate(hashes):
             log.append_leaf_hash(_check_hash(h, f"hashes[{i}]"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -46,6 +47,21 @@ GENERATED_MODULUS_BITS = (2048, 3072)
 
 DEFAULT_MODULUS_BITS = 2048
 
+MAX_MODULUS_BITS = 4096
+"""Largest n accepted (spec section 7.3, limits): every decoder checks the
+size of its input against it before any work that grows with the size
+(squaring, square test, primality tests of the factors)."""
+
+MAX_PRIVATE_KEY_BYTES = 2 * ((MAX_MODULUS_BITS + 15) // 16)
+"""Longest p || q encoding :meth:`PrivateKey.from_bytes` reads (spec 7.3)."""
+
+
+def _check_min_bits(min_bits: object) -> int:
+    """``min_bits`` is an int in [1, MAX_MODULUS_BITS] (spec 7.3)."""
+    if isinstance(min_bits, bool) or not isinstance(min_bits, int) or not 1 <= min_bits <= MAX_MODULUS_BITS:
+        raise ParameterError(f"min_bits must be an int in [1, {MAX_MODULUS_BITS}]")
+    return min_bits
+
 
 def _byte_length(value: int) -> int:
     return (int(value).bit_length() + 7) // 8
@@ -67,7 +83,14 @@ class PublicKey:
     """Largest magnitude a signed encoding may take: n // 3 - 1 (as phe)."""
 
     def __post_init__(self) -> None:
+        _check_min_bits(self.min_bits)
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, mpz)):
+            raise ParameterError("a Paillier modulus must be an integer")
         n = mpz(self.n)
+        if n.bit_length() > MAX_MODULUS_BITS:
+            raise ParameterError(
+                f"Paillier modulus of {n.bit_length()} bits is above the maximum of {MAX_MODULUS_BITS}"
+            )
         if n.bit_length() < self.min_bits:
             raise ParameterError(
                 f"Paillier modulus of {n.bit_length()} bits is below the minimum of {self.min_bits}"
@@ -164,6 +187,8 @@ class PublicKey:
             raise DecodeError("a Paillier public key encoding must be non-empty bytes")
         if data[0] == 0:
             raise DecodeError("non-canonical Paillier modulus: leading zero byte")
+        if len(data) > (MAX_MODULUS_BITS + 7) // 8:
+            raise DecodeError(f"a Paillier modulus has at most {MAX_MODULUS_BITS} bits")
         return cls(mpz(int.from_bytes(data, "big")), min_bits=min_bits)
 
     def ciphertext_length(self) -> int:
@@ -201,8 +226,15 @@ class PrivateKey:
     @classmethod
     def from_factors(cls, p: int, q: int, *, min_bits: int = MIN_MODULUS_BITS,
                      rng: RandomSource | None = None) -> PrivateKey:
-        """Spec 3.2: check p, q before building a key from them."""
+        """Spec 3.2: check p, q before building a key from them (their sizes
+        first, spec 7.3, so that no primality test runs on an oversized factor)."""
+        _check_min_bits(min_bits)
+        for name, f in (("p", p), ("q", q)):
+            if isinstance(f, bool) or not isinstance(f, (int, mpz)):
+                raise ParameterError(f"Paillier factor {name} must be an integer")
         p, q = mpz(p), mpz(q)
+        if max(p.bit_length(), q.bit_length()) > (MAX_MODULUS_BITS + 1) // 2:
+            raise ParameterError(f"Paillier factors have at most {(MAX_MODULUS_BITS + 1) // 2} bits")
         if p == q:
             raise ParameterError("Paillier factors must be distinct")
         if p.bit_length() != q.bit_length():
@@ -248,6 +280,8 @@ class PrivateKey:
     def from_bytes(cls, data: bytes, *, min_bits: int = MIN_MODULUS_BITS) -> PrivateKey:
         if not isinstance(data, (bytes, bytearray)) or len(data) < 2 or len(data) % 2:
             raise DecodeError("a Paillier private key encoding is p || q of equal lengths")
+        if len(data) > MAX_PRIVATE_KEY_BYTES:
+            raise DecodeError(f"a Paillier private key encoding has at most {MAX_PRIVATE_KEY_BYTES} bytes")
         half = len(data) // 2
         p, q = int.from_bytes(data[:half], "big"), int.from_bytes(data[half:], "big")
         if p >= q:
@@ -640,11 +674,9 @@ class ParallelDecryptor:
     """
 
     private_key: PrivateKey
-    _pool: object = field(default=None, repr=False)
+    _pool: ThreadPoolExecutor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paillier-crt")
 
     def __enter__(self) -> ParallelDecryptor:

@@ -18,18 +18,20 @@ import json
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeGuard
 
 from gmpy2 import mpz
 
 from protocols.errors import (
     DecodeError,
     EncodingOverflowError,
+    InvalidCiphertextError,
     KeyMismatchError,
     ParameterError,
 )
 from protocols.primitives.rand import RandomSource
 from protocols.schemes.paillier import (
+    MAX_MODULUS_BITS,
     MIN_MODULUS_BITS,
     Ciphertext,
     FastEncryptor,
@@ -43,8 +45,28 @@ BASE = 16
 LOG2_BASE = 4
 FLOAT_MANTISSA_BITS = 53
 
+MAX_EXPONENT_MAGNITUDE = 1024
+"""Largest |exponent| of an encoded or encrypted number (spec 7.3, limits; 8.1):
+a float's exponent lies in [-282, 243], so 1024 leaves room for ``precision``
+and ``max_exponent`` while 16^|e| stays below 2^4096 (no 16^(10^11))."""
 
-def _is_int(value: Any) -> bool:
+MAX_PHE_JSON_CHARS = 1 << 24
+"""Longest phe JSON document :func:`from_phe_json` parses (spec 7.3, limits; 10)."""
+
+MAX_B64URL_CHARS = 4 * ((MAX_MODULUS_BITS + 7) // 8 + 2) // 3
+"""Longest base64url integer field of a phe JWK: one of MAX_MODULUS_BITS bits (spec 7.3)."""
+
+
+def _check_exponent(exponent: object, error: type[ParameterError] | type[DecodeError] = ParameterError) -> int:
+    """An int (not a bool) with |exponent| <= MAX_EXPONENT_MAGNITUDE (spec 8.1)."""
+    if not _is_int(exponent):
+        raise error("an exponent must be an integer")
+    if not -MAX_EXPONENT_MAGNITUDE <= exponent <= MAX_EXPONENT_MAGNITUDE:
+        raise error(f"an exponent must be in [-{MAX_EXPONENT_MAGNITUDE}, {MAX_EXPONENT_MAGNITUDE}]")
+    return int(exponent)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, (int, type(mpz()))) and not isinstance(value, bool)
 
 
@@ -66,6 +88,9 @@ class EncodedNumber:
     encoding: mpz = field(repr=False)
     exponent: int
 
+    def __post_init__(self) -> None:
+        _check_exponent(self.exponent)
+
     @classmethod
     def encode(cls, public_key: PublicKey, scalar: int | float, *,
                precision: float | None = None, max_exponent: int | None = None) -> EncodedNumber:
@@ -86,7 +111,8 @@ class EncodedNumber:
                 raise ParameterError("precision must be a positive number")
             exponent = math.floor(math.log(precision, BASE))
         if max_exponent is not None:
-            exponent = min(max_exponent, exponent)
+            exponent = min(_check_exponent(max_exponent), exponent)
+        _check_exponent(exponent)
         mantissa = round(Fraction(scalar) * Fraction(BASE) ** -exponent)
         if abs(mantissa) > public_key.max_int:
             raise EncodingOverflowError(
@@ -117,6 +143,7 @@ class EncodedNumber:
 
     def decrease_exponent_to(self, new_exponent: int) -> EncodedNumber:
         """Spec 8.4: same value, smaller exponent (mantissa * 16^(e - e'))."""
+        _check_exponent(new_exponent)
         if new_exponent > self.exponent:
             raise ParameterError("the exponent can only be decreased")
         factor = BASE ** (self.exponent - new_exponent)
@@ -132,6 +159,9 @@ class EncryptedNumber:
 
     ciphertext: Ciphertext
     exponent: int
+
+    def __post_init__(self) -> None:
+        _check_exponent(self.exponent)
 
     @property
     def public_key(self) -> PublicKey:
@@ -384,6 +414,8 @@ def _byte_len(value: int) -> int:
 def _b64url_to_int(text: Any, name: str) -> int:
     if not isinstance(text, str) or not text:
         raise DecodeError(f"phe JSON field {name!r} must be a non-empty base64url string")
+    if len(text) > MAX_B64URL_CHARS:
+        raise DecodeError(f"phe JSON field {name!r} is longer than {MAX_B64URL_CHARS} characters")
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
@@ -460,13 +492,13 @@ def _parse_public_jwk(doc: Any, min_bits: int) -> PublicKey:
 def _parse_ciphertext(public_key: PublicKey, value: Any) -> Ciphertext:
     if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or (len(value) > 1 and value[0] == "0"):
         raise DecodeError("phe JSON ciphertext must be a canonical decimal string")
+    if len(value) > len(str(public_key.nsquare)):  # before int(): it is quadratic and capped at 4300 digits
+        raise InvalidCiphertextError("phe JSON ciphertext out of range: it has more digits than n^2")
     return public_key.ciphertext(int(value))
 
 
 def _parse_exponent(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise DecodeError("phe JSON exponent must be an integer")
-    return value
+    return _check_exponent(value, DecodeError)
 
 
 def from_phe_json(text: str | bytes, public_key: PublicKey | None = None, *,
@@ -477,9 +509,13 @@ def from_phe_json(text: str | bytes, public_key: PublicKey | None = None, *,
     ``{"public_key", "values"}`` document returns ``(PublicKey, [EncryptedNumber, ...])``.
     Keys below ``min_bits`` are refused unless ``min_bits`` is lowered.
     """
+    if not isinstance(text, (str, bytes, bytearray)):
+        raise DecodeError("phe JSON must be str or bytes")
+    if len(text) > MAX_PHE_JSON_CHARS:
+        raise DecodeError(f"phe JSON is longer than {MAX_PHE_JSON_CHARS} characters")
     try:
         doc = json.loads(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deeply nested arrays
         raise DecodeError("not valid JSON") from exc
     if not isinstance(doc, dict):
         raise DecodeError("phe JSON must be an object")

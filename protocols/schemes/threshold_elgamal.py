@@ -79,6 +79,13 @@ SerializeScalar(f), 128 bytes (spec section 3.2)."""
 SEALED_MIN_BYTES = HEADER_BYTES + TAG_BYTES
 """The shortest sealed blob: the header and a tag (an empty plaintext), 144 bytes."""
 
+MAX_INPUT_BYTES = 1 << 20
+"""Longest plaintext, aad or context accepted (1 MiB; spec section 4.3, limits),
+checked before any hashing or decryption."""
+
+SEALED_MAX_BYTES = SEALED_MIN_BYTES + MAX_INPUT_BYTES
+"""The longest sealed blob: the header, a MAX_INPUT_BYTES plaintext and the tag."""
+
 SHARE_BYTES = G.Ne + 2 * G.Ns
 """Wire size of a :class:`DecryptionShare`: D || c || z, 96 bytes."""
 
@@ -91,6 +98,8 @@ SHARE_BYTES = G.Ne + 2 * G.Ns
 def _bytes(value: object, name: str) -> bytes:
     if not isinstance(value, (bytes, bytearray)):
         raise ParameterError(f"{name} must be bytes")
+    if len(value) > MAX_INPUT_BYTES:
+        raise ParameterError(f"{name} is longer than {MAX_INPUT_BYTES} bytes")
     return bytes(value)
 
 
@@ -131,8 +140,9 @@ def _parse_sealed(sealed: object) -> _Sealed:
     if not isinstance(sealed, (bytes, bytearray)):
         raise DecodeError("sealed ciphertext must be bytes")
     sealed = bytes(sealed)
-    if len(sealed) < SEALED_MIN_BYTES:
-        raise DecodeError(f"sealed ciphertext must be at least {SEALED_MIN_BYTES} bytes, got {len(sealed)}")
+    if not SEALED_MIN_BYTES <= len(sealed) <= SEALED_MAX_BYTES:
+        raise DecodeError(f"sealed ciphertext must be {SEALED_MIN_BYTES} to {SEALED_MAX_BYTES} bytes, "
+                          f"got {len(sealed)}")
     return _Sealed(G.DeserializeElement(sealed[:32]), G.DeserializeElement(sealed[32:64]),
                    G.DeserializeScalar(sealed[64:96]), G.DeserializeScalar(sealed[96:128]), sealed[HEADER_BYTES:])
 

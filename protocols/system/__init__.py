@@ -1,1 +1,1 @@
-"""system layer of the USaPP reference implementation (see DESIGN.md)."""
+"""system layer of the USaPP reference implementation (see docs/architecture.md section 1)."""

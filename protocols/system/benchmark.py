@@ -114,7 +114,7 @@ class Benchmark:
 
     name: str
     description: str
-    run: Callable[[BenchConfig], list[Comparison | Figures]]
+    run: Callable[[BenchConfig], Sequence[Comparison | Figures]]
 
 
 def _load_bench_package() -> ModuleType:
@@ -168,14 +168,16 @@ def discover() -> dict[str, Benchmark]:
 
 def require_module(name: str, extra: str = "bench") -> ModuleType:
     """Import an optional dependency of a benchmark, or raise ``ParameterError``
-    saying which extra to install (``pip install 'usapp[bench]'``)."""
+    naming the extra that provides it (``pip install '.[bench]'`` in the project
+    folder: the project is installed from its source, not from a package index)."""
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name != name.split(".")[0]:
             raise
         raise ParameterError(
-            f"this benchmark needs {name}; install it with pip install 'usapp[{extra}]'"
+            f"this benchmark needs {name}, from the project's {extra!r} extra: "
+            f"pip install '.[{extra}]' in the project folder"
         ) from None
 
 
@@ -555,12 +557,12 @@ def render_table(results: Iterable[Comparison | Figures]) -> str:
     ratio = baseline/ours median [paired min..max] (> 1: ours faster),
     target ratio, and whether it is met.
     """
-    results = list(results)
-    figures = [result for result in results if isinstance(result, Figures)]
-    results = [result for result in results if not isinstance(result, Figures)]
-    if not results and not figures:
+    everything = list(results)
+    figures = [result for result in everything if isinstance(result, Figures)]
+    comparisons = [result for result in everything if isinstance(result, Comparison)]
+    if not comparisons and not figures:
         return "(no results)\n"
-    blocks = [] if not results else [_render_comparisons(results)]
+    blocks = [] if not comparisons else [_render_comparisons(comparisons)]
     blocks.extend("\n".join(_render_figures(item)) + "\n" for item in figures)
     return "\n".join(blocks)
 
@@ -579,7 +581,8 @@ def _render_comparisons(results: list[Comparison]) -> str:
             base_cell = ratio_cell = "-"
         else:
             base_cell = f"{format_seconds(result.baseline.median)} ({result.baseline_name})"
-            ratio_cell = _format_ratio(result.ratio)
+            ratio = result.ratio
+            ratio_cell = "-" if ratio is None else _format_ratio(ratio)
             spread = result.ratio_spread
             if spread is not None:
                 ratio_cell += f" [{_format_ratio(spread[0])}..{_format_ratio(spread[1])}]"

@@ -1,4 +1,4 @@
-"""The ``usapp`` command line (DESIGN.md, "The command line").
+"""The ``usapp`` command line (docs/architecture.md section 6, "The command line").
 
     usapp demo [--seed SEED]
     usapp vectors verify [--json] [PATH ...]
@@ -7,10 +7,16 @@
     usapp vectors generate [--dir DIR]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
 
-Results go to stdout, progress and errors to stderr.  Exit status: 0 success,
-1 a check failed (a vector did not verify), 2 a usage error or any
-``UsappError`` (printed as ``usapp: error: <message>``, without traceback),
-130 interrupted.
+Results go to stdout, progress and errors to stderr.  An error is one line
+``usapp: error: <message>``, never a traceback.  Exit status (EXIT_STATUS):
+
+    0    success
+    1    a check failed: a vector file that does not verify, is malformed or
+         exceeds a limit (vectors/README.md, Limits); the demo did not match
+    2    a usage error (bad command or argument, a missing path, ``generate
+         --dir`` naming a file) or any other ``UsappError``
+    3    an internal error (a bug: please report the message)
+    130  interrupted
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import protocols
 from protocols.errors import ParameterError, UsappError
@@ -32,6 +39,30 @@ QUICK_REPEATS = 3
 BENCH_LIBRARIES = ("usapp", "gmpy2", "phe", "cryptography", "pycryptodome", "cbor2", "pynacl", "pyhpke",
                    "py-arkworks-bls12381")
 """Distributions whose versions ``usapp bench --json`` records."""
+
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EXIT_STATUS = (
+    "exit status: 0 success; 1 a check failed (a vector file that does not verify, "
+    "is malformed or exceeds a limit); 2 a usage error (bad argument, missing path) "
+    "or any other refused input; 3 an internal error (a bug); 130 interrupted. "
+    "Errors are one line on stderr: usapp: error: <message>."
+)
+
+
+def error_line(message: str) -> None:
+    """The one line every error prints on stderr (newlines folded)."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: error: {text}", file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``usapp: error: ...``, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        error_line(f"{message} (see '{self.prog} --help')")
+        raise SystemExit(EXIT_USAGE)
 
 
 def progress(message: str) -> None:
@@ -56,8 +87,7 @@ def _positive_int(text: str) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from protocols.system import demo  # written separately; heavy imports stay lazy
 
-    result = demo.run(seed=args.seed, out=sys.stdout)
-    return 0 if result["matches"] and result["packed_ok"] else 1
+    return demo.main(args.seed, sys.stdout)  # 1 unless every check of the report passed
 
 
 _PRIORITY = {"whole-file": 0, "schema": 1, "recompute": 2}
@@ -65,13 +95,13 @@ _PRIORITY = {"whole-file": 0, "schema": 1, "recompute": 2}
 comparison names the very value that changed."""
 
 
-def _verify_json(results: list[vectors.FileResult]) -> dict:
+def _verify_json(results: list[vectors.FileResult]) -> dict[str, Any]:
     """``usapp vectors verify --json``: one entry per vector (and per whole-file
     failure, with ``name`` null).  ``status`` is ``ok`` or ``mismatch``; a
     mismatch has ``path`` (JSON path in the file), ``expected`` (what the
     reference implementation or generator gives), ``actual`` (what the file
     holds) and ``message``."""
-    entries = []
+    entries: list[dict[str, Any]] = []
     for result in results:
         by_vector: dict[str | None, list[vectors.Failure]] = {}
         for failure in result.failures:
@@ -79,7 +109,7 @@ def _verify_json(results: list[vectors.FileResult]) -> dict:
         rows = list(result.results) + [(None, None)] * (None in by_vector)
         for name, declared in rows:
             failures = sorted(by_vector.get(name, []), key=lambda f: _PRIORITY.get(f.kind, 3))
-            entry = {"file": result.file, "name": name, "result": declared,
+            entry: dict[str, Any] = {"file": result.file, "name": name, "result": declared,
                      "status": "mismatch" if failures else "ok"}
             if failures:
                 first = failures[0]
@@ -102,7 +132,7 @@ def cmd_vectors_verify(args: argparse.Namespace) -> int:
     if args.json:
         report = _verify_json(results)
         print(json.dumps(report, indent=2, sort_keys=True))
-        return 1 if report["failed_files"] else 0
+        return _verify_status(report["failed_files"], len(results))
     failed = 0
     for result in results:
         if result.ok:
@@ -117,7 +147,15 @@ def cmd_vectors_verify(args: argparse.Namespace) -> int:
         for failure in result.failures:
             print(f"     {failure}")
     print(f"{len(results)} file(s) checked, {failed} failed")
-    return 1 if failed else 0
+    return _verify_status(failed, len(results))
+
+
+def _verify_status(failed: int, checked: int) -> int:
+    """Exit status of ``vectors verify``; a failure also ends stderr with one error line."""
+    if not failed:
+        return EXIT_OK
+    error_line(f"{failed} of {checked} vector file(s) failed verification (details on stdout)")
+    return EXIT_CHECK_FAILED
 
 
 def cmd_vectors_list(args: argparse.Namespace) -> int:
@@ -171,7 +209,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
     config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress)
-    results: list[benchmark.Comparison] = []
+    results: list[benchmark.Comparison | benchmark.Figures] = []
     for index, name in enumerate(names, start=1):
         progress(f"bench {name} ({index}/{len(names)}): {known[name].description}")
         results.extend(known[name].run(config))
@@ -194,9 +232,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="USaPP smart-meter security and privacy protocols: reference implementation.",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {protocols.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -206,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--seed", default=None,
-        help="seed the deterministic randomness, so a run can be repeated (default: OS randomness)",
+        help="seed the deterministic randomness, so a run can be repeated (default: a random seed, printed)",
     )
     demo.set_defaults(handler=cmd_demo)
 
@@ -218,8 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Recompute every vector of each file. The project's own files (the "
             "family's file name) are also checked whole; a vendor's file under "
-            "another name is checked by recomputation only."
+            "another name is checked by recomputation only. Files over "
+            f"{vectors.MAX_FILE_BYTES} bytes, nested over {vectors.MAX_JSON_DEPTH} deep or "
+            "with fields outside their bounds are refused (vectors/README.md, Limits)."
         ),
+        epilog=EXIT_STATUS,
     )
     verify.add_argument("paths", nargs="*", metavar="PATH", help="a vectors file or a directory of them")
     verify.add_argument(
@@ -239,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--dir", default=None, help="output directory (default: the vectors/ directory)")
     generate.set_defaults(handler=cmd_vectors_generate)
-    vec.set_defaults(handler=None, subparser=vec)
+    vec.set_defaults(handler=None, subparser=vec, choices=", ".join(vec_commands.choices))
 
     bench = commands.add_parser("bench", help="run benchmarks against their baselines")
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
@@ -251,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
     bench.set_defaults(handler=cmd_bench)
 
-    parser.set_defaults(handler=None, subparser=parser)
+    parser.set_defaults(handler=None, subparser=parser, choices=", ".join(commands.choices))
     return parser
 
 
@@ -260,19 +302,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help, --version or a usage error
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except SystemExit as exc:  # argparse: --help, --version or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
     if args.handler is None:
-        args.subparser.print_help(sys.stderr)
-        return 2
+        error_line(f"{args.subparser.prog}: a command is required, one of: {args.choices} "
+                   f"(see '{args.subparser.prog} --help')")
+        return EXIT_USAGE
     try:
-        return args.handler(args)
+        status: int = args.handler(args)
+        sys.stdout.flush()
+        return status
     except UsappError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        error_line(str(exc))
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (usapp ... | head): not an error
+        _silence_stdout()
+        return EXIT_OK
+    except OSError as exc:
+        error_line(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return EXIT_USAGE
+    except (RecursionError, MemoryError) as exc:
+        error_line(f"input too large or too deep: {type(exc).__name__}")
+        return EXIT_USAGE
+    except Exception as exc:  # a bug: still one line, never a traceback
+        error_line(f"internal error (a bug, please report): {type(exc).__name__}: {exc}")
+        return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,14 @@
 """Provisioning for the escrow protocol (specs/escrow.md): CAs, meters, the escrow, receivers, authorities.
 
 Used by the demo, the benchmark, the vectors and the tests.  Everything is
-derived from one HMAC_DRBG so that a run is reproducible: Ed25519 keys are
-32 drawn bytes; the blind mode's RSA keys are made from drawn primes (a
-deterministic generation for test fleets only: a deployed escrow generates
-its keys with ``blind_rsa.generate_key``).
+drawn from one randomness source, the caller's: the vectors pass HMAC_DRBG of
+their fleet seed and the tests and benchmark a seed of their own, so their
+runs are reproducible; the demo passes its own source (HMAC_DRBG of the seed
+it prints).  With neither a seed nor a source the draws come from the OS
+CSPRNG: there is no fixed default seed, whose keys anyone could recompute.
+Ed25519 keys are 32 drawn bytes; the blind mode's RSA keys are made from
+drawn primes (a deterministic generation for test fleets only: a deployed
+escrow generates its keys with ``blind_rsa.generate_key``).
 
 Order of draws (specs/escrow.md section 11.2): the LFID root key, the escrow's
 HPKE key, the authorities' DKG (``groupkeys.operator_ceremony``, both modes);
@@ -21,7 +25,7 @@ from dataclasses import dataclass, field
 import gmpy2
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
 from protocols import escrow as esc
@@ -29,7 +33,7 @@ from protocols import groupkeys
 from protocols.errors import ParameterError
 from protocols.primitives import ed25519
 from protocols.primitives.drbg import HmacDrbg
-from protocols.primitives.rand import RandomSource, random_bits
+from protocols.primitives.rand import RandomSource, random_bits, resolve
 from protocols.schemes import blind_rsa, certificates, frost, hpke
 
 NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
@@ -50,7 +54,7 @@ def _name(common: str, serial: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
-def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key: Ed25519PrivateKey,
+def _certificate(subject: x509.Name, public_key: Ed25519PublicKey, issuer: x509.Name, signing_key: Ed25519PrivateKey,
                  number: int, ca: bool) -> bytes:
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
             .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
@@ -105,24 +109,31 @@ class Fleet:
     """The LFID root's key (exported by the vectors, specs/escrow.md section 11)."""
 
 
-def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet", *, authorities: int = 3,
+def provision(mode: str, meters: int, epochs: range, seed: str | None = None, *, authorities: int = 3,
               threshold: int = 2, rsa_bits: int = 2048, rng: RandomSource | None = None) -> Fleet:
     """A fleet of ``meters`` meters, an escrow in ``mode``, and keys for ``epochs`` (blind mode).
 
-    Every draw comes from ``rng``, by default HMAC_DRBG("usapp-escrow-fleet/" + seed), in the
-    order of specs/escrow.md section 11.2 (a vector passes a recording source to list them)."""
+    Every draw comes from one source, in the order of specs/escrow.md section 11.2: ``rng`` if
+    given (a vector passes a recording source to list the draws), else HMAC_DRBG("usapp-escrow-fleet/"
+    + ``seed``) if a seed is given, else the OS CSPRNG.  Giving both is a ``ParameterError``."""
     if mode not in esc.MODES:
         raise ParameterError(f"mode must be one of {', '.join(esc.MODES)}")
-    if rng is None:
-        rng = HmacDrbg.from_seed("usapp-escrow-fleet/" + seed)
+    if seed is not None and rng is not None:
+        raise ParameterError("give a seed or a randomness source, not both")
+    source = HmacDrbg.from_seed("usapp-escrow-fleet/" + seed) if seed is not None else resolve(rng)
+    return _provision(mode, meters, epochs, authorities, threshold, rsa_bits, source)
+
+
+def _provision(mode: str, meters: int, epochs: range, authorities: int, threshold: int, rsa_bits: int,
+               rng: RandomSource) -> Fleet:
     clock = esc.EpochClock(ORIGIN, EPOCH_SECONDS)
     lf_ca_key = ed25519_key(rng)
     lf_root = ca_certificate("LFID root", lf_ca_key)
     anchors = (certificates.TrustAnchor(lf_root, frozenset({"meter"})),)
     escrow_hpke_private, escrow_hpke_public = hpke.DeriveKeyPair(rng.random_bytes(32))
     state = esc.EscrowState(mode, clock, anchors, escrow_hpke_private)
-    hf_root = None
-    authorities_key = None
+    hf_root: bytes | None = None
+    authorities_key: bytes | None = None
     operators, info = groupkeys.operator_ceremony(authorities, threshold, b"escrow-authorities", rng)
     fleet_authorities = [esc.Authority(op.state.signer.key_package) for op in operators]
     if mode == "escrowed":
@@ -134,12 +145,12 @@ def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet",
     else:
         authorities_key = ed25519.SerializeElement(info.group_public_key)
         for epoch in epochs:
-            key = rsa_key(rng, rsa_bits)
-            state.rsa_keys[epoch] = key
-            state.epoch_keys[epoch] = esc.certify_epoch_key(fleet_authorities[:threshold], info, epoch, key.public,
-                                                            rng)
+            epoch_key = rsa_key(rng, rsa_bits)
+            state.rsa_keys[epoch] = epoch_key
+            state.epoch_keys[epoch] = esc.certify_epoch_key(fleet_authorities[:threshold], info, epoch,
+                                                            epoch_key.public, rng)
     escrow = esc.Escrow(state)
-    fleet_meters = {}
+    fleet_meters: dict[str, esc.Meter] = {}
     for i in range(meters):
         serial = f"SM-{i:05d}"
         key = ed25519_key(rng)
@@ -149,7 +160,7 @@ def provision(mode: str, meters: int, epochs: range, seed: str = "escrow-fleet",
         for message in state.epoch_keys.values():
             meter.install_epoch_key(message)
         fleet_meters[serial] = meter
-    receivers = {}
+    receivers: dict[str, esc.Receiver] = {}
     for r in sorted(esc.RECIPIENTS):
         receivers[r] = esc.Receiver(esc.ReceiverState(r, mode, clock, anchors, hf_root,
                                                       authorities_key=authorities_key))

@@ -21,8 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from protocols.aggregation import Aggregator, Meter, Provisioned, RoundResult, RoundState, Utility
-from protocols.errors import RecoveryError
+from protocols.errors import RecoveryError, StateError
 from protocols.primitives.rand import RandomSource, resolve
+from protocols.schemes.paillier import FastEncryptor, RandomiserPool
 
 
 @dataclass
@@ -73,7 +74,7 @@ def post_order(tree: Mapping[str, Sequence[str]], root: str) -> list[str]:
 
 def collect(p: Provisioned, round_id: int, readings: Mapping[str, Sequence[int]],
             rng: RandomSource | None = None, *, dropped: Sequence[str] = (),
-            encryptors: Mapping[str, object] | None = None, tamper: Tamper | None = None) -> Transcript:
+            encryptors: Mapping[str, RandomiserPool | FastEncryptor] | None = None, tamper: Tamper | None = None) -> Transcript:
     """Phases 1-2 (spec 6-7): adverts and bundles, then the reports up the tree.
 
     Meters in ``readings`` take part and report; meters in ``dropped``
@@ -117,6 +118,8 @@ def finish(p: Provisioned, transcript: Transcript, *, silent: Sequence[str] = ()
     utility = Utility(hood, p.utility)
     if hood.root not in transcript.aggregate_reports:
         raise RecoveryError(f"round {transcript.round}: no report reached the root")
+    if transcript.state is None:
+        raise StateError(f"round {transcript.round}: the utility sent no bundles")
     rs = utility.receive(transcript.state, transcript.aggregate_reports[hood.root])
     transcript.commit_requests = utility.commit_requests(rs)
     for member, request in transcript.commit_requests.items():

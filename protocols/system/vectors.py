@@ -30,7 +30,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import os
 import re
+import stat
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ import protocols
 from protocols.errors import DecodeError, ParameterError, UsappError, VectorMismatchError
 from protocols.system import vectorsets
 from protocols.system.vectorsets import VectorFamily
+from protocols.system.vectorsets._fields import MAX_JSON_DEPTH, check_shape, json_depth
 
 Progress = Callable[[str], None]
 
@@ -186,7 +190,7 @@ def family_schema(family: VectorFamily) -> dict[str, Any] | None:
         return None
     if not path.is_file():
         return None
-    return parse_json(path.read_text(encoding="utf-8"), str(path))
+    return parse_json(read_text(path), str(path))
 
 
 def canonical_json(envelope: Mapping[str, Any]) -> bytes:
@@ -219,6 +223,14 @@ def json_path(parts: Iterable[str | int]) -> str:
 # Loading and validation
 
 
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""Largest vectors file (or schema) read: 16 MiB (the project's largest file is under 1 MiB).
+Checked before reading, and the read itself stops one byte past it."""
+
+MAX_VECTORS = 10_000
+"""Most vectors in one file (the project's largest file holds 71)."""
+
+
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
@@ -233,7 +245,14 @@ def _reject_constant(name: str) -> Any:
 
 
 def parse_json(text: str, where: str) -> Any:
-    """Strict JSON parse: no duplicate keys, no NaN/Infinity.  ``DecodeError`` on failure."""
+    """Strict JSON parse: at most :data:`MAX_FILE_BYTES` characters and
+    :data:`MAX_JSON_DEPTH` levels (both checked first), no duplicate keys, no
+    NaN/Infinity, integers of at most 4300 digits.  ``DecodeError`` on failure."""
+    if len(text) > MAX_FILE_BYTES:
+        raise DecodeError(f"{where}: larger than {MAX_FILE_BYTES} bytes")
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise DecodeError(f"{where}: JSON nested {depth} deep (at most {MAX_JSON_DEPTH})")
     try:
         return json.loads(
             text,
@@ -244,8 +263,30 @@ def parse_json(text: str, where: str) -> Any:
         raise DecodeError(
             f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise DecodeError(f"{where}: invalid JSON: {exc}") from None
+
+
+def read_text(path: Path) -> str:
+    """A file's UTF-8 text, refused (``DecodeError``) when it is not a regular
+    file, is larger than :data:`MAX_FILE_BYTES` (checked before reading; the
+    read stops one byte past the cap, so a growing or special file cannot
+    exhaust memory) or is not UTF-8."""
+    try:
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise DecodeError(f"{path}: not a regular file")
+            if os.fstat(handle.fileno()).st_size > MAX_FILE_BYTES:
+                raise DecodeError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DecodeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise DecodeError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"{path}: not UTF-8 (byte {exc.start})") from None
 
 
 def validate_envelope(envelope: Any, where: str) -> None:
@@ -255,7 +296,9 @@ def validate_envelope(envelope: Any, where: str) -> None:
     """
     error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(envelope))
     if error is not None:
-        raise DecodeError(f"{where}: {error.json_path}: {error.message}")
+        raise DecodeError(f"{where}: {error.json_path}: {error.message[:200]}")
+    if len(envelope["vectors"]) > MAX_VECTORS:
+        raise DecodeError(f"{where}: $.vectors: more than {MAX_VECTORS} vectors")
     first_index: dict[str, int] = {}
     for index, vector in enumerate(envelope["vectors"]):
         name = vector["name"]
@@ -281,14 +324,7 @@ def validate_envelope(envelope: Any, where: str) -> None:
 
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
     """The file's exact text and its validated envelope."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DecodeError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DecodeError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    text = read_text(path)
     envelope = parse_json(text, str(path))
     validate_envelope(envelope, str(path))
     return text, envelope
@@ -409,6 +445,7 @@ def _jsonable(value: Any) -> Any:
 
 def _recompute(family: VectorFamily, path: Path, index: int, vector: Mapping[str, Any]) -> Failure | None:
     try:
+        check_shape(vector)
         family.verify_vector(vector)
     except VectorMismatchError as exc:
         field = exc.field
@@ -468,7 +505,7 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
             or key not in expected
             or _first_difference(envelope[key], expected[key], []) is not None
         ):
-            where = _first_difference(envelope.get(key), expected.get(key), [key]) or [key]
+            where: list[str | int] = _first_difference(envelope.get(key), expected.get(key), [key]) or [key]
             return Failure(
                 str(path), None, f"envelope field {key!r} differs from the generator's output",
                 path=json_path(where), expected=_value_at(expected, where),
@@ -488,8 +525,9 @@ def _compare_generated(path: Path, text: str, envelope: dict[str, Any], expected
                 f"not in the generator's output ({len(ours)} vectors in the file, "
                 f"{len(theirs)} generated)",
             )
-        where = _first_difference(ours[index], theirs[index], ["vectors", index])
-        if where is not None:
+        differs = _first_difference(ours[index], theirs[index], ["vectors", index])
+        if differs is not None:
+            where = differs
             return Failure(
                 str(path), ours[index]["name"],
                 f"differs from the generator's output at {json_path(where)}",
@@ -557,7 +595,7 @@ def _pinned_failure(family: VectorFamily, path: Path, envelope: dict[str, Any]) 
     except ParameterError:
         shipped = None
     if shipped is not None and shipped.is_file() and shipped.resolve() != path.resolve():
-        reference = parse_json(shipped.read_text(encoding="utf-8"), str(shipped))
+        reference = parse_json(read_text(shipped), str(shipped))
         if hashlib.sha256(canonical_json(reference)).hexdigest() == family.pinned_sha256:
             where = _first_difference(envelope, reference, [])
             if where is not None:
@@ -579,7 +617,8 @@ def verify_file(path: str | Path, progress: Progress | None = None) -> FileResul
     a field the family's schema does not document, a vector that does not
     recompute, or any other ``UsappError`` raised while recomputing it, is
     recorded as a :class:`Failure` with the vector's name and JSON path.
-    Any other exception is a bug in a family and propagates.
+    Any other exception is a bug in a family and propagates (the command line
+    reports it as one line, exit status 3).
     """
     path = Path(path)
     text, envelope = _read(path)
@@ -615,18 +654,21 @@ def verify_file(path: str | Path, progress: Progress | None = None) -> FileResul
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Files to verify: each file as given; each directory's ``*.json`` except
-    ``schema.json``, sorted.  A missing path is a ``ParameterError``."""
+    ``schema.json``, sorted.  A missing or unreadable path is a ``ParameterError``."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            out.extend(
-                sorted(p for p in path.glob("*.json") if p.name != SCHEMA_FILE and p.is_file())
-            )
-        elif path.exists():
-            out.append(path)
-        else:
-            raise ParameterError(f"{path}: no such file or directory")
+        try:
+            if path.is_dir():
+                out.extend(
+                    sorted(p for p in path.glob("*.json") if p.name != SCHEMA_FILE and p.is_file())
+                )
+            elif path.exists():
+                out.append(path)
+            else:
+                raise ParameterError(f"{path}: no such file or directory")
+        except OSError as exc:
+            raise ParameterError(f"{path}: {exc.strerror or exc}") from None
     return out
 
 
@@ -656,12 +698,43 @@ def verify_paths(paths: Iterable[str | Path], progress: Progress | None = None) 
 # Generation
 
 
+def write_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to a temporary file in ``target``'s folder, then
+    ``os.replace`` it onto ``target``: an interrupted run leaves the old file
+    (or none), never a truncated one.  ``ParameterError`` on an OS error."""
+    handle = None
+    try:
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", newline="\n", dir=target.parent,
+            prefix=f".{target.name}.", suffix=".tmp", delete=False,
+        )
+        with handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except OSError as exc:
+        if handle is not None:
+            Path(handle.name).unlink(missing_ok=True)
+        raise ParameterError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        if handle is not None:
+            Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
 def generate(vectors_dir: str | Path, progress: Progress | None = None) -> list[Path]:
     """Write ``dump_envelope(family.build())`` for every generated family into
-    ``vectors_dir`` (created if missing); transcribed families are skipped.
-    Returns the paths written."""
+    ``vectors_dir`` (created if missing; ``ParameterError`` if it is a file or
+    cannot be created); transcribed families are skipped.  Each file is
+    written atomically (:func:`write_atomically`).  Returns the paths written."""
     directory = Path(vectors_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ParameterError(f"{directory}: exists and is not a directory") from None
+    except OSError as exc:
+        raise ParameterError(f"{directory}: cannot create: {exc.strerror or exc}") from None
     written = []
     for family in vectorsets.families():
         if family.build is None:
@@ -669,7 +742,7 @@ def generate(vectors_dir: str | Path, progress: Progress | None = None) -> list[
         if progress is not None:
             progress(f"generating {family.file}")
         target = directory / family.file
-        target.write_text(dump_envelope(build_envelope(family)), encoding="utf-8", newline="\n")
+        write_atomically(target, dump_envelope(build_envelope(family)))
         written.append(target)
     return written
 

@@ -17,6 +17,101 @@ from protocols.errors import UsappError, VectorMismatchError
 _HEX = re.compile(r"0|[1-9a-f][0-9a-f]*")
 _HEX_BYTES = re.compile(r"(?:[0-9a-f]{2})*")
 
+# --------------------------------------------------------------------------
+# Bounds (vectors/README.md, "Limits"): every value read from a vector file is
+# bounded before any work that grows with it.  The defaults bound every field;
+# a family passes tighter bounds (its spec's parameter limits) for counts,
+# sizes, exponents and moduli.
+
+MAX_INT_BITS = 8192
+"""Default bound of a hex big integer (a Paillier n^2 for a 4096-bit n)."""
+MAX_BYTES = 65536
+"""Default bound of a hex byte string, in bytes."""
+MAX_ITEMS = 4096
+"""Default bound of a list's length."""
+MAX_SMALL_INT = 2**64
+"""Default bound of a JSON integer's magnitude."""
+MAX_STRING = 2 * MAX_BYTES
+"""Bound of any string in a vector (a hex byte string of MAX_BYTES bytes)."""
+MAX_NODES = 200_000
+"""Bound of the number of JSON values in one vector."""
+UINT32 = 2**32 - 1
+"""Largest epoch, sequence number or time a vector may carry where the spec encodes it in 4 bytes."""
+UINT64 = 2**64 - 1
+"""Largest epoch, sequence number, counter or time a vector may carry."""
+MAX_PARTIES = 8
+"""Most operators, nodes, authorities or participants of a threshold setup in one
+vector (the files use at most 5; a ceremony's cost grows with the cube)."""
+MAX_STEPS = 64
+"""Most scripted steps in one vector (the files use at most 41)."""
+MAX_COUNT = 1 << 16
+"""Largest count of meters, members or a threshold over them read from a vector
+(specs/aggregation.md: at most 2^16 meters)."""
+MAX_DEGREE = 64
+"""Largest polynomial degree (neighbour count) read from a vector (specs/aggregation.md)."""
+MAX_ARITY = 16
+"""Largest key-tree arity read from a vector (the files use 2 and 3)."""
+MAX_FACTOR_BITS = 2048
+"""Largest Paillier or RSA prime factor read from a vector (n of at most 4096 bits)."""
+MAX_MODULUS_BITS = 4096
+"""Largest Paillier or RSA modulus n read from a vector."""
+MAX_PHE_EXPONENT = 2048
+"""Largest |exponent| of a phe-style encoded number read from a vector (specs/paillier.md section 8)."""
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a vector file or in JSON text inside one."""
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in JSON ``text`` outside strings: a
+    linear scan, so hostile text is refused before ``json.loads`` recurses."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    depth = deepest = 0
+    for char in brackets:
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def out_of_range(name: str, value: object, low: object, high: object) -> VectorMismatchError:
+    """The error of a field outside its bounds (``VectorMismatchError`` naming it)."""
+    shown = value if isinstance(value, int) and abs(value) < 2**64 else "a larger value"
+    return VectorMismatchError(
+        f"field {name!r} is out of range: {shown} not in [{low}, {high}]", field=name,
+    )
+
+
+def check_shape(vector: Any) -> None:
+    """Bound a whole vector before a family reads it: at most :data:`MAX_NODES`
+    values, lists of at most :data:`MAX_ITEMS`, strings of at most
+    :data:`MAX_STRING` characters, integers of magnitude at most
+    :data:`MAX_SMALL_INT` (floats are bounded by nature; a reader that
+    wants an integer refuses them).  Iterative (no recursion)."""
+    stack: list[tuple[str, Any]] = [("", vector)]
+    seen = 0
+    while stack:
+        path, node = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise VectorMismatchError(f"vector holds more than {MAX_NODES} values")
+        name = path or "(vector)"
+        if isinstance(node, dict):
+            stack.extend((f"{path}.{key}" if path else str(key), child) for key, child in node.items())
+        elif isinstance(node, list):
+            if len(node) > MAX_ITEMS:
+                raise VectorMismatchError(f"field {name!r}: list longer than {MAX_ITEMS}", field=path or None)
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(node))
+        elif isinstance(node, str):
+            if len(node) > MAX_STRING:
+                raise VectorMismatchError(f"field {name!r}: string longer than {MAX_STRING}", field=path or None)
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > MAX_SMALL_INT:
+            raise out_of_range(path, node, -MAX_SMALL_INT, MAX_SMALL_INT)
+
 
 def hexint(value: int) -> str:
     """A non-negative integer as minimal lower-case hex ("0" for zero)."""
@@ -26,45 +121,77 @@ def hexint(value: int) -> str:
 
 
 def field(vector: Mapping[str, Any], name: str) -> Any:
+    if not isinstance(vector, Mapping):
+        raise VectorMismatchError(f"field {name!r}: its parent is not an object", field=name)
     if name not in vector:
         raise VectorMismatchError(f"field {name!r} is missing", field=name)
     return vector[name]
 
 
-def int_field(vector: Mapping[str, Any], name: str) -> int:
-    """A big integer stored as minimal lower-case hex."""
+def int_field(vector: Mapping[str, Any], name: str, *, max_bits: int = MAX_INT_BITS, low: int = 0) -> int:
+    """A big integer stored as minimal lower-case hex, of at most ``max_bits``
+    bits (checked on the text, before conversion) and at least ``low``."""
     value = field(vector, name)
+    if isinstance(value, str) and len(value) > (max_bits + 3) // 4:  # minimal hex: no leading zeros
+        raise VectorMismatchError(f"field {name!r} is longer than {max_bits} bits", field=name)
     if not isinstance(value, str) or not _HEX.fullmatch(value):
-        raise VectorMismatchError(f"field {name!r} is not a minimal lower-case hex integer")
-    return int(value, 16)
+        raise VectorMismatchError(f"field {name!r} is not a minimal lower-case hex integer", field=name)
+    number = int(value, 16)
+    if number.bit_length() > max_bits or number < low:
+        raise out_of_range(name, number, low, f"2^{max_bits} - 1")
+    return number
 
 
-def int_list_field(vector: Mapping[str, Any], name: str) -> list[int]:
+def int_list_field(vector: Mapping[str, Any], name: str, *, max_items: int = MAX_ITEMS,
+                   max_bits: int = MAX_INT_BITS) -> list[int]:
+    value = list_field(vector, name, max_items=max_items)
+    if not value:
+        raise VectorMismatchError(f"field {name!r} must be a non-empty list of hex integers", field=name)
+    return [int_field({name: item}, name, max_bits=max_bits) for item in value]
+
+
+def bytes_field(vector: Mapping[str, Any], name: str, *, max_len: int = MAX_BYTES,
+                size: int | None = None) -> bytes:
+    """Hex bytes, at most ``max_len`` bytes (checked before decoding), exactly
+    ``size`` bytes when given (a key or seed of fixed length)."""
     value = field(vector, name)
-    if not isinstance(value, list) or not value:
-        raise VectorMismatchError(f"field {name!r} must be a non-empty list of hex integers")
-    return [int_field({name: item}, name) for item in value]
-
-
-def bytes_field(vector: Mapping[str, Any], name: str) -> bytes:
-    value = field(vector, name)
-    if not isinstance(value, str) or not _HEX_BYTES.fullmatch(value):
-        raise VectorMismatchError(f"field {name!r} is not lower-case hex bytes")
+    if not isinstance(value, str):
+        raise VectorMismatchError(f"field {name!r} is not lower-case hex bytes", field=name)
+    if len(value) > 2 * max_len:
+        raise VectorMismatchError(f"field {name!r} is longer than {max_len} bytes", field=name)
+    if not _HEX_BYTES.fullmatch(value):
+        raise VectorMismatchError(f"field {name!r} is not lower-case hex bytes", field=name)
+    if size is not None and len(value) != 2 * size:
+        raise VectorMismatchError(f"field {name!r} must be {size} bytes", field=name)
     return bytes.fromhex(value)
 
 
-def small_int_field(vector: Mapping[str, Any], name: str) -> int:
-    """A JSON integer (not a bool)."""
+def small_int_field(vector: Mapping[str, Any], name: str, *, low: int = -MAX_SMALL_INT,
+                    high: int = MAX_SMALL_INT) -> int:
+    """A JSON integer (not a bool) in ``[low, high]``; a family passes the
+    spec's limits for counts, sizes, exponents and parameters."""
     value = field(vector, name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise VectorMismatchError(f"field {name!r} must be a JSON integer")
+        raise VectorMismatchError(f"field {name!r} must be a JSON integer", field=name)
+    if not low <= value <= high:
+        raise out_of_range(name, value, low, high)
     return value
 
 
-def str_field(vector: Mapping[str, Any], name: str) -> str:
+def node_key(key: object) -> int:
+    """An object key naming a node or participant: decimal digits, 1 to :data:`MAX_PARTIES`."""
+    if not isinstance(key, str) or not key.isascii() or not key.isdigit() or len(key) > 4 \
+            or not 1 <= int(key) <= MAX_PARTIES:
+        raise VectorMismatchError(f"key {str(key)[:20]!r} is not a node number in [1, {MAX_PARTIES}]")
+    return int(key)
+
+
+def str_field(vector: Mapping[str, Any], name: str, *, max_len: int = MAX_STRING) -> str:
     value = field(vector, name)
     if not isinstance(value, str):
-        raise VectorMismatchError(f"field {name!r} must be a string")
+        raise VectorMismatchError(f"field {name!r} must be a string", field=name)
+    if len(value) > max_len:
+        raise VectorMismatchError(f"field {name!r} is longer than {max_len} characters", field=name)
     return value
 
 
@@ -90,16 +217,20 @@ def dispatch(operations: Mapping[str, Callable[[Mapping[str, Any]], None]],
     operations[operation](vector)
 
 
-def list_field(vector: Mapping[str, Any], name: str) -> list:
+def list_field(vector: Mapping[str, Any], name: str, *, max_items: int = MAX_ITEMS) -> list:
+    """A list of at most ``max_items`` items."""
     value = field(vector, name)
     if not isinstance(value, list):
-        raise VectorMismatchError(f"field {name!r} must be a list")
+        raise VectorMismatchError(f"field {name!r} must be a list", field=name)
+    if len(value) > max_items:
+        raise VectorMismatchError(f"field {name!r} has more than {max_items} items", field=name)
     return value
 
 
-def hex_list_field(vector: Mapping[str, Any], name: str) -> list[bytes]:
+def hex_list_field(vector: Mapping[str, Any], name: str, *, max_items: int = MAX_ITEMS,
+                   max_len: int = MAX_BYTES) -> list[bytes]:
     """A list of hex byte strings."""
-    return [bytes_field({name: item}, name) for item in list_field(vector, name)]
+    return [bytes_field({name: item}, name, max_len=max_len) for item in list_field(vector, name, max_items=max_items)]
 
 
 def recompute(name: str, compute: Callable[[], Any]) -> Any:

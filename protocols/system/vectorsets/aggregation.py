@@ -67,6 +67,12 @@ from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_COUNT,
+    MAX_DEGREE,
+    MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     expect,
@@ -76,6 +82,7 @@ from protocols.system.vectorsets._fields import (
     hex_list_field,
     hexint,
     int_field,
+    list_field,
     recompute,
     small_int_field,
     str_field,
@@ -105,8 +112,9 @@ def _noise(v: Mapping[str, Any]):
     if not isinstance(spec, dict):
         raise VectorMismatchError("field 'noise' must be null or an object")
     try:
-        return NoiseShareConfig(PrivacyLevel(spec["level"]), spec["sensitivity"], spec["participants"],
-                                Fraction(spec["honest_fraction"]), Fraction(spec["delta"]))
+        return NoiseShareConfig(PrivacyLevel(spec["level"]), small_int_field(spec, "sensitivity", low=-UINT32, high=UINT32),
+                                small_int_field(spec, "participants", low=-UINT32, high=UINT32),
+                                Fraction(str_field(spec, "honest_fraction", max_len=160)), Fraction(str_field(spec, "delta", max_len=160)))
     except (KeyError, ValueError, TypeError) as exc:
         raise VectorMismatchError(f"field 'noise' is malformed: {exc}") from None
 
@@ -119,7 +127,7 @@ def _string_list(v: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _optional_int(v: Mapping[str, Any], name: str) -> int | None:
-    return None if field(v, name) is None else small_int_field(v, name)
+    return None if field(v, name) is None else small_int_field(v, name, low=0, high=MAX_COUNT)
 
 
 def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
@@ -134,10 +142,7 @@ def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
 
 def _json_ints(v: Mapping[str, Any], name: str) -> list[int]:
     """A list of JSON integers (a meter's readings, spec 12.2)."""
-    row = field(v, name)
-    if not isinstance(row, list) or any(not isinstance(x, int) or isinstance(x, bool) for x in row):
-        raise VectorMismatchError(f"field {name!r} must be a list of integers")
-    return list(row)
+    return [small_int_field({name: x}, name, low=0, high=UINT64) for x in list_field(v, name)]
 
 
 def _tree(v: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -164,16 +169,16 @@ class _Recorder:
 
 
 def _play(v: Mapping[str, Any]):
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(v, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(v, "meters"), _tree(v), str_field(v, "root"),
                       HmacDrbg.from_seed(str_field(v, "provision_seed")), group_id=bytes_field(v, "group_id"),
-                      slots=small_int_field(v, "slots"), value_bits=small_int_field(v, "value_bits"),
-                      degree=small_int_field(v, "degree"), noise=_noise(v), **options)
+                      slots=small_int_field(v, "slots", low=0, high=MAX_MODULUS_BITS), value_bits=small_int_field(v, "value_bits", low=0, high=MAX_MODULUS_BITS),
+                      degree=small_int_field(v, "degree", low=0, high=MAX_DEGREE), noise=_noise(v), **options)
     readings = _readings(v)
     log: dict = {}
     encryptors = {m: _Recorder(p.meters[m], p.hood.public_key, log) for m in readings if m in p.meters}
-    transcript = nb.run_round(p, small_int_field(v, "round"), readings,
+    transcript = nb.run_round(p, small_int_field(v, "round", low=0, high=UINT64), readings,
                               HmacDrbg.from_seed(str_field(v, "round_seed")), dropped=_string_list(v, "dropped"),
                               silent=_string_list(v, "silent"), absent_committee=_string_list(v, "absent_committee"),
                               encryptors=encryptors)
@@ -537,14 +542,14 @@ def _replay(setup: Mapping[str, Any], stage: str, spans: dict | None = None):
     ``spans[("advertise" | "report", meter)]`` is the list of its ``random_bytes`` results, in order."""
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
-    sk = PrivateKey.from_factors(int_field(setup, "p"), int_field(setup, "q"))
+    sk = PrivateKey.from_factors(int_field(setup, "p", max_bits=MAX_FACTOR_BITS), int_field(setup, "q", max_bits=MAX_FACTOR_BITS))
     options: dict[str, Any] = {name: _optional_int(setup, name) for name in _OPTIONAL}
     p = agg.provision(sk, _string_list(setup, "meters"), _tree(setup), str_field(setup, "root"),
                       HmacDrbg.from_seed(str_field(setup, "provision_seed")),
-                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots"),
-                      value_bits=small_int_field(setup, "value_bits"), degree=small_int_field(setup, "degree"),
+                      group_id=bytes_field(setup, "group_id"), slots=small_int_field(setup, "slots", low=0, high=MAX_MODULUS_BITS),
+                      value_bits=small_int_field(setup, "value_bits", low=0, high=MAX_MODULUS_BITS), degree=small_int_field(setup, "degree", low=0, high=MAX_DEGREE),
                       noise=_noise(setup), **options)
-    hood, r = p.hood, small_int_field(setup, "round")
+    hood, r = p.hood, small_int_field(setup, "round", low=0, high=UINT64)
     readings, dropped = _readings(setup), _string_list(setup, "dropped")
     rng = _Tape(HmacDrbg.from_seed(str_field(setup, "round_seed")))
     spans = {} if spans is None else spans
@@ -657,9 +662,10 @@ def _opt_hex(value: bytes | None) -> str | None:
     return None if value is None else value.hex()
 
 
-def _meter_json(s: agg.MeterState) -> dict:
-    """Spec 6.1: the meter state the round steps read and write."""
-    return {
+def _meter_json(s: agg.MeterState, setup: bool = False) -> dict:
+    """Spec 6.1: the meter state the round steps read and write; with ``setup``, also the fields of 3.3
+    that the commit and reveal steps read and write."""
+    out = {
         "meter_id": s.meter_id, "key": s.key.hex(), "tag_key": s.tag_key.hex(),
         "x25519_private": s.x25519_private.hex(), "ed25519_seed": s.signing_seed.hex(),
         "directory": _opt_hex(s.directory), "advertised": s.advertised,
@@ -670,9 +676,12 @@ def _meter_json(s: agg.MeterState) -> dict:
         "round_secrets": {j: a.hex() for j, a in s.round_secrets.items()},
         "held": {j: [_b32(e), _b32(g)] for j, (e, g) in s.held.items()},
         "last_reported": s.last_reported, "last_unmasked": s.last_unmasked, "last_committed": s.last_committed,
-        "setups": s.setups, "graph_nonce": _opt_hex(s.graph_nonce), "min_reporting_floor": s.min_reporting_floor,
-        "degree_floor": s.degree_floor, "committee_floor": s.committee_floor, "require_noise": s.require_noise,
     }
+    if setup:
+        out.update({"setups": s.setups, "graph_nonce": _opt_hex(s.graph_nonce),
+                    "min_reporting_floor": s.min_reporting_floor, "degree_floor": s.degree_floor,
+                    "committee_floor": s.committee_floor, "require_noise": s.require_noise})
+    return out
 
 
 def _opt_bytes(obj: Mapping[str, Any], name: str) -> bytes | None:
@@ -696,17 +705,26 @@ def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
     return agg.MeterState(
         str_field(obj, "meter_id"), bytes_field(obj, "key"), bytes_field(obj, "tag_key"),
         bytes_field(obj, "x25519_private"), bytes_field(obj, "ed25519_seed"),
-        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised"),
+        directory=_opt_bytes(obj, "directory"), advertised=small_int_field(obj, "advertised", low=-1, high=UINT64),
         epsilon=_opt_share(obj, "epsilon"), sigma=_opt_share(obj, "sigma"),
-        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round"),
+        own_mask_public=bytes_field(obj, "own_mask_public"), bundle_round=small_int_field(obj, "bundle_round", low=-1, high=UINT64),
         bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
         peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
-        held=held, last_reported=small_int_field(obj, "last_reported"),
-        last_unmasked=small_int_field(obj, "last_unmasked"), last_committed=small_int_field(obj, "last_committed"),
-        setups=small_int_field(obj, "setups"), graph_nonce=_opt_bytes(obj, "graph_nonce"),
-        min_reporting_floor=small_int_field(obj, "min_reporting_floor"),
-        degree_floor=small_int_field(obj, "degree_floor"), committee_floor=small_int_field(obj, "committee_floor"),
-        require_noise=_json_bool(obj, "require_noise"))
+        held=held, last_reported=small_int_field(obj, "last_reported", low=-1, high=UINT64),
+        last_unmasked=small_int_field(obj, "last_unmasked", low=-1, high=UINT64),
+        last_committed=small_int_field(obj, "last_committed", low=-1, high=UINT64), **_setup_fields(obj))
+
+
+def _setup_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of 3.3 in a commit or reveal step's meter state (absent elsewhere: the defaults)."""
+    if "setups" not in obj:
+        return {}
+    return {"setups": small_int_field(obj, "setups", low=0, high=agg.MAX_SETUPS),
+            "graph_nonce": _opt_bytes(obj, "graph_nonce"),
+            "min_reporting_floor": small_int_field(obj, "min_reporting_floor", low=0, high=MAX_COUNT),
+            "degree_floor": small_int_field(obj, "degree_floor", low=0, high=MAX_COUNT),
+            "committee_floor": small_int_field(obj, "committee_floor", low=0, high=MAX_COUNT),
+            "require_noise": _json_bool(obj, "require_noise")}
 
 
 def _json_bool(obj: Mapping[str, Any], name: str) -> bool:
@@ -728,9 +746,9 @@ def _aggregator_state(obj: Mapping[str, Any]) -> agg.AggregatorState:
     retained = {}
     if kept is not None:
         kept = _as_dict(kept, "retained")
-        retained[small_int_field(kept, "round")] = tuple(hex_list_field(kept, "inputs"))
+        retained[small_int_field(kept, "round", low=-1, high=UINT64)] = tuple(hex_list_field(kept, "inputs"))
     return agg.AggregatorState(str_field(obj, "aggregator_id"), bytes_field(obj, "key"),
-                               last_round=small_int_field(obj, "last_round"), retained=retained)
+                               last_round=small_int_field(obj, "last_round", low=-1, high=UINT64), retained=retained)
 
 
 def _open_round_json(rs: Any) -> dict | None:
@@ -764,7 +782,7 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
     report = _opt_bytes(obj, "report")
     bundles = {m: tuple(_string_list({m: x}, m)) for m, x in _as_dict(field(obj, "bundles"), "bundles").items()}
     return RoundState(
-        small_int_field(obj, "round"), _hex_map(obj, "mask_public"), bundles,
+        small_int_field(obj, "round", low=-1, high=UINT64), _hex_map(obj, "mask_public"), bundles,
         report=None if report is None else recompute("round.report",
                                                      lambda: agg.messages.AggregateReport.decode(report, hood)),
         reporting=tuple(_string_list(obj, "reporting")), missing=tuple(_string_list(obj, "missing")),
@@ -774,9 +792,9 @@ def _round_state(obj: Any, hood: agg.Neighbourhood):
 
 
 def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
-    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p"), int_field(obj, "q")))
+    sk = recompute("p", lambda: PrivateKey.from_factors(int_field(obj, "p", max_bits=MAX_FACTOR_BITS), int_field(obj, "q", max_bits=MAX_FACTOR_BITS)))
     state = agg.UtilityState(sk, _hex_map(obj, "meter_keys"), _hex_map(obj, "aggregator_keys"),
-                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round"))
+                             bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round", low=-1, high=UINT64))
     return state, _round_state(field(obj, "round"), hood)
 
 # -- the meter's draws and intermediates (spec 6.2, 6.4, 12.2) ------------------------------------------
@@ -833,8 +851,8 @@ def _name_draws(calls: list[bytes], plan: Plan) -> tuple[list[dict], dict[str, i
 
 
 def _read_draws(v: Mapping[str, Any]) -> list[bytes]:
-    items = field(v, "draws")
-    if not isinstance(items, list) or any(not isinstance(x, dict) for x in items):
+    items = list_field(v, "draws")
+    if any(not isinstance(x, dict) for x in items):
         raise VectorMismatchError("field 'draws' must be a list of objects")
     return [bytes_field(x, "hex") for x in items]
 
@@ -968,7 +986,7 @@ def _role_step(v: Mapping[str, Any]):
         raise VectorMismatchError(f"field 'step': {role!r} has no step {step!r}")
     hood = _hood(v)
     before = _as_dict(field(v, "state_before"), "state_before")
-    r = small_int_field(v, "round")
+    r = small_int_field(v, "round", low=-1, high=UINT64)
     if step in ("commit", "reveal"):
         return _setup_step(v, step, _meter_state(before))
     if role in ("meter", "committee"):
@@ -1053,7 +1071,7 @@ def _setup_step(v: Mapping[str, Any], step: str, ms: agg.MeterState):
                 raise VectorMismatchError("field 'input': reveal takes one message, the draft directory's CBOR")
             sent = agg.reveal_graph_nonce(ms, _hood_of(inputs[0], None, "input"))
         return {ms.meter_id: sent.hex()}, None
-    return run, lambda: _meter_json(ms)
+    return run, lambda: _meter_json(ms, setup=True)
 
 
 def _guarded(run):
@@ -1115,7 +1133,7 @@ def _checked_finish(v: Mapping[str, Any], inputs: list[bytes]) -> dict:
 def _meter_step_values(v: Mapping[str, Any]) -> Callable[[bytes], tuple[list[dict], dict]]:
     """The named draws and the intermediates of an advertise or report step, computed from ``state_before``
     and the draws without the Meter class; the returned function takes the message the class sent."""
-    hood, step, r = _hood(v), str_field(v, "step"), small_int_field(v, "round")
+    hood, step, r = _hood(v), str_field(v, "step"), small_int_field(v, "round", low=-1, high=UINT64)
     ms = _meter_state(_as_dict(field(v, "state_before"), "state_before"))
     draws, values = _meter_draws(v, hood, step)
 
@@ -1435,7 +1453,7 @@ def _setup_steps(gen: _Generator) -> list[dict]:
     (from its state after the commit) in the setup of the base round; the nonce is its draw of 3.1's order."""
     p, _ = _replay(gen.setup, "setup")
     m0 = p.hood.meters[0]
-    after = _meter_json(p.meters[m0])
+    after = _meter_json(p.meters[m0], setup=True)
     committed = {**after, "directory": None}
     fresh = {**committed, "setups": 0, "graph_nonce": None}
     nonce = {"name": "graph_nonce", "hex": after["graph_nonce"]}

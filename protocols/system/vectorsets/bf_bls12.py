@@ -24,6 +24,9 @@ from protocols.schemes import bf_bls12 as bf
 from protocols.schemes import ibe_hybrid as hy
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_PARTIES,
+    UINT64,
+    node_key,
     bytes_field,
     dispatch,
     expect_outputs,
@@ -154,7 +157,7 @@ def _op_decapsulate(v):
 
 def _op_hybrid(v):
     params = bf.PublicParams.from_bytes(bytes_field(v, "p_pub"))
-    identity, epoch = bytes_field(v, "identity"), small_int_field(v, "epoch")
+    identity, epoch = bytes_field(v, "identity"), small_int_field(v, "epoch", low=0, high=UINT64)
     plaintext, aad = bytes_field(v, "plaintext"), bytes_field(v, "aad")
     seal = lambda rng: hy.seal(hy.Bls12Sender(params), identity, epoch, plaintext, aad, rng)  # noqa: E731
     envelope = seal(_draws(v))
@@ -170,7 +173,7 @@ def _op_hybrid(v):
 
 
 def _op_hybrid_open(v):
-    identity, epoch, aad = bytes_field(v, "identity"), small_int_field(v, "epoch"), bytes_field(v, "aad")
+    identity, epoch, aad = bytes_field(v, "identity"), small_int_field(v, "epoch", low=0, high=UINT64), bytes_field(v, "aad")
     envelope = bytes_field(v, "envelope")
     recipient = hy.Bls12Recipient(bf.PrivateKey.from_bytes(identity, bytes_field(v, "d_id")))
     return ("identity", "d_id", "epoch", "aad", "envelope"), {
@@ -179,12 +182,14 @@ def _op_hybrid_open(v):
 
 def _dkg_inputs(v):
     nodes = field(v, "nodes")
-    if not isinstance(nodes, list) or not all(type(i) is int for i in nodes):
-        raise VectorMismatchError("field 'nodes' must be a list of node numbers")
-    return small_int_field(v, "threshold"), nodes, bytes_field(v, "context")
+    if not isinstance(nodes, list) or len(nodes) > MAX_PARTIES or not all(type(i) is int for i in nodes):
+        raise VectorMismatchError(f"field 'nodes' must be a list of at most {MAX_PARTIES} node numbers")
+    return small_int_field(v, "threshold", low=0, high=MAX_PARTIES), nodes, bytes_field(v, "context")
 
 
 def _dealing_json(d: bf.Dealing, threshold, nodes, context) -> dict:
+    if d.proof_commitment is None or d.proof_response is None:
+        raise VectorMismatchError(f"dealing of node {d.dealer} carries no proof of possession")
     c = bf.pop_challenge(context, threshold, nodes, d.dealer, d.commitments[0], d.proof_commitment)
     return {"commitments": [x.to_bytes().hex() for x in d.commitments],
             "shares": {str(i): scalar_hex(d.shares[i]) for i in nodes},
@@ -193,8 +198,8 @@ def _dealing_json(d: bf.Dealing, threshold, nodes, context) -> dict:
 
 def _op_deal(v):
     threshold, nodes, context = _dkg_inputs(v)
-    dealer = small_int_field(v, "dealer")
-    coefficients = [_scalar({"a": a}, "a") for a in list_field(v, "coefficients")]
+    dealer = small_int_field(v, "dealer", low=0, high=MAX_PARTIES)
+    coefficients = [_scalar({"a": a}, "a") for a in list_field(v, "coefficients", max_items=MAX_PARTIES)]
     k = _scalar(v, "k")
     dealing = bf.deal(dealer, threshold, nodes, _draws(v), context)
     replayed = bf.deal_with_draws(dealer, threshold, nodes, coefficients, k, context)
@@ -212,13 +217,13 @@ def _op_deal(v):
 
 def _public_dealings(v, threshold) -> list[bf.Dealing]:
     out = []
-    for d in list_field(v, "dealings"):
+    for d in list_field(v, "dealings", max_items=MAX_PARTIES):
         if not isinstance(d, dict):
             raise VectorMismatchError("field 'dealings' must be a list of objects")
-        commitments = tuple(G2.from_bytes(c) for c in hex_list_field(d, "commitments"))
+        commitments = tuple(G2.from_bytes(c) for c in hex_list_field(d, "commitments", max_items=MAX_PARTIES))
         proof = ((G2.from_bytes(bytes_field(d, "R")), _scalar(d, "z")) if "R" in d else (None, None))
         shares = {int(i): _scalar(d["shares"], i) for i in d.get("shares", {})}
-        out.append(bf.Dealing(small_int_field(d, "dealer"), commitments, shares, *proof))
+        out.append(bf.Dealing(small_int_field(d, "dealer", low=0, high=MAX_PARTIES), commitments, shares, *proof))
     return out
 
 
@@ -231,7 +236,7 @@ def _op_combine_dealings(v):
 
 
 def _op_node_secret(v):
-    node = small_int_field(v, "node")
+    node = small_int_field(v, "node", low=0, high=MAX_PARTIES)
     secret = bf.node_secret(_public_dealings(v, None), node)
     return ("node", "dealings"), {"s_i": scalar_hex(secret)}
 
@@ -244,15 +249,15 @@ def _op_extract_share(v):
 
 
 def _op_combine_key_shares(v):
-    threshold = small_int_field(v, "threshold")
+    threshold = small_int_field(v, "threshold", low=0, high=MAX_PARTIES)
     identity = bytes_field(v, "identity")
     vks = field(v, "verification_keys")
     shares = field(v, "key_shares")
     if not isinstance(vks, dict) or not isinstance(shares, dict):
         raise VectorMismatchError("fields 'verification_keys', 'key_shares' must be objects")
     key = bf.DistributedKey(threshold, bf.PublicParams.from_bytes(bytes_field(v, "p_pub")),
-                            {int(i): G2.from_bytes(bytes_field(vks, i)) for i in vks})
-    parsed = {int(i): G1.from_bytes(bytes_field(shares, i), allow_identity=True) for i in shares}
+                            {node_key(i): G2.from_bytes(bytes_field(vks, i)) for i in vks})
+    parsed = {node_key(i): G1.from_bytes(bytes_field(shares, i), allow_identity=True) for i in shares}
     combined = bf.combine_key_shares(key, identity, parsed)
     used = sorted(parsed)[:threshold]
     lambdas = shamir.lagrange_at_zero(used, prime=R)

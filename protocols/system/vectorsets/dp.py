@@ -14,6 +14,7 @@ them: ``"n/d"``, or ``"n"`` when d = 1.  Samples are JSON integers.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,9 +37,12 @@ from protocols.privacy.dp import (
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    UINT32,
     dispatch,
     expect,
     field,
+    hex_list_field,
+    list_field,
     small_int_field,
     str_field,
 )
@@ -68,13 +72,17 @@ class CountingRandom:
         return out
 
 
+MAX_RATIONAL_TEXT = 160
+"""Longest rational read (``n/d``): numerator and denominator of about 256 bits each."""
+
+
 def rational_text(value: Fraction | int) -> str:
     return str(Fraction(value))
 
 
 def rational_field(vector: Mapping[str, Any], name: str) -> Fraction:
     """A rational written ``n/d`` (lowest terms, d > 1) or ``n``."""
-    text = str_field(vector, name)
+    text = str_field(vector, name, max_len=MAX_RATIONAL_TEXT)
     if not _RATIONAL.fullmatch(text) or rational_text(Fraction(text)) != text:
         raise VectorMismatchError(f"field {name!r} is not a rational in lowest terms")
     return Fraction(text)
@@ -85,8 +93,8 @@ def _seeded(vector: Mapping[str, Any]) -> CountingRandom:
 
 
 def _list_length(vector: Mapping[str, Any], name: str) -> int:
-    value = field(vector, name)
-    if not isinstance(value, list) or not value:
+    value = list_field(vector, name)
+    if not value:
         raise VectorMismatchError(f"field {name!r} must be a non-empty list")
     return len(value)
 
@@ -106,14 +114,13 @@ def _expect_list(vector: Mapping[str, Any], name: str, computed: list) -> None:
         raise VectorMismatchError(f"field {name!r} does not recompute to its stored value")
 
 
-def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[CountingRandom], Any]) -> None:
+def _sample_list(vector: Mapping[str, Any], name: str, draw: Callable[[Any], Any]) -> None:
     rng = _seeded(vector)
     computed = [draw(rng) for _ in range(_list_length(vector, name))]
     _expect_list(vector, name, computed)
     _expect_draws(vector, rng)
     # Item 1 of issue 15: the recorded draws alone, replayed in order, reproduce every output.
-    draws = vector.get("draws")
-    replay = ReplayRandom([bytes.fromhex(d) for d in draws])
+    replay = ReplayRandom(hex_list_field(vector, "draws"))
     try:
         replayed = [draw(replay) for _ in range(len(computed))]
     except UsappError as exc:
@@ -148,8 +155,8 @@ def _level(vector: Mapping[str, Any]) -> PrivacyLevel:
 def _config(v: Mapping[str, Any]) -> NoiseShareConfig:
     return NoiseShareConfig(
         _level(v),
-        small_int_field(v, "sensitivity"),
-        small_int_field(v, "participants"),
+        small_int_field(v, "sensitivity", low=-UINT32, high=UINT32),
+        small_int_field(v, "participants", low=-UINT32, high=UINT32),
         rational_field(v, "honest_fraction"),
         rational_field(v, "delta"),
     )
@@ -267,23 +274,23 @@ def build() -> dict:
     vectors: list[dict[str, Any]] = []
     for i, p in enumerate([Fraction(0), Fraction(1), Fraction(1, 2), Fraction(1, 3), Fraction(999, 1000)]):
         vectors.append(_sampled(f"bernoulli-{i}", "bernoulli", {"p": rational_text(p)}, "outputs", 32,
-                                lambda rng, p=p: bernoulli(p, rng)))
+                                functools.partial(bernoulli, p)))
     gammas = [Fraction(0), Fraction(1, 3), Fraction(1), Fraction(5, 2), Fraction(7)]
     for i, gamma in enumerate(gammas):
         vectors.append(_sampled(f"bernoulli-exp-{i}", "bernoulli-exp", {"gamma": rational_text(gamma)},
-                                "outputs", 32, lambda rng, g=gamma: bernoulli_exp(g, rng)))
+                                "outputs", 32, functools.partial(bernoulli_exp, gamma)))
     for i, scale in enumerate([Fraction(1), Fraction(2, 3), Fraction(7, 2), Fraction(40000)]):
         vectors.append(_sampled(f"discrete-laplace-{i}", "discrete-laplace",
                                 {"scale": rational_text(scale)}, "samples", 40,
-                                lambda rng, s=scale: discrete_laplace(s, rng)))
+                                functools.partial(discrete_laplace, scale)))
     small = (4000, 20, Fraction(1, 2), Fraction(1, 100))
     for level in PrivacyLevel:
         config, inputs = _config_inputs(level, *small)
         vectors.append(_sampled(f"noise-share-{level.value}", "noise-share", inputs, "samples", 40,
-                                lambda rng, c=config: clamped_noise_share(c, rng)))
+                                functools.partial(clamped_noise_share, config)))
     config, inputs = _config_inputs(PrivacyLevel.HIGH, 4000, 1000, Fraction(1, 2), Fraction(1, 10**6))
     vectors.append(_sampled("noise-share-high-1000", "noise-share", inputs, "samples", 64,
-                            lambda rng, c=config: clamped_noise_share(c, rng)))
+                            functools.partial(clamped_noise_share, config)))
     beta_cases = [
         (PrivacyLevel.LOW, 1, 1000, Fraction(1, 2), Fraction(1, 10**6)),
         (PrivacyLevel.MEDIUM, 500, 100000, Fraction(2, 3), Fraction(1, 2**40)),
@@ -293,7 +300,7 @@ def build() -> dict:
     for i, case in enumerate(beta_cases):
         _, inputs = _config_inputs(*case)
         vectors.append({"name": f"beta-{i}", "operation": "beta", **inputs})
-    rejects = [
+    rejects: list[tuple[str, dict[str, Any]]] = [
         ("bernoulli", {"argument": "3/2"}),
         ("bernoulli", {"argument": "-1/2"}),
         ("bernoulli_exp", {"argument": "-1/3"}),

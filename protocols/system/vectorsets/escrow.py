@@ -41,6 +41,10 @@ from protocols.schemes import hpke, threshold_elgamal
 from protocols.system import escrow_fleet
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_PARTIES,
+    MAX_STEPS,
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     edit_bytes,
@@ -235,7 +239,7 @@ class _Run:
 
     # -- the meter asks (section 5.1) --------------------------------------
     def request(self, step: Mapping[str, Any]) -> tuple[dict, bytes]:
-        meter, epoch = self.meter(step), small_int_field(step, "epoch")
+        meter, epoch = self.meter(step), small_int_field(step, "epoch", low=0, high=UINT32)
         first = self.rng.mark()
         request = meter.request_hfid(epoch, self.rng)
         self.last_request[str_field(step, "serial")] = request
@@ -264,7 +268,7 @@ class _Run:
 
     # -- the escrow answers (sections 5.2, 5.3) ----------------------------
     def handle(self, step: Mapping[str, Any], request: bytes, epoch: int) -> tuple[dict, bytes]:
-        now = small_int_field(step, "at") if "at" in step else \
+        now = small_int_field(step, "at", low=0, high=UINT64) if "at" in step else \
             escrow_fleet.ORIGIN + epoch * escrow_fleet.EPOCH_SECONDS
         role: dict[str, Any] = {"role": "escrow", "action": "handle", "time": now,
                                 "state_before": {"issued": self.issued()}, "input": request.hex()}
@@ -307,7 +311,7 @@ class _Run:
                 "state_after": {"hf_epochs": sorted(meter.state.hf)}}
 
     def issue(self, step: Mapping[str, Any]) -> list[dict]:
-        epoch = small_int_field(step, "epoch")
+        epoch = small_int_field(step, "epoch", low=0, high=UINT32)
         meter_role, request = self.request(step)
         request = _edit(request, step)
         escrow_role, response = self.handle(step, request, epoch)
@@ -335,28 +339,28 @@ class _Run:
         meter, recipient = self.meter(step), str_field(step, "recipient")
         if recipient not in self.fleet.receivers:
             raise VectorMismatchError(f"send: unknown recipient {recipient!r}")
-        time = small_int_field(step, "time")
+        time = small_int_field(step, "time", low=0, high=UINT64)
         message = meter.send(str_field(step, "category"), recipient, bytes_field(step, "payload"), time)
         self.last_message[str_field(step, "serial")] = (message, recipient)
         _, m = esc.decode_message(message)
         kind = m[2]
         inter = {"tbs": esc.tbs(kind, m, 11 if kind == "adp" else 9).hex()}
         meter_role = {"role": "meter", "action": "send", "intermediates": inter, "output": message.hex()}
-        at = small_int_field(step, "receive_at") if "receive_at" in step else time
+        at = small_int_field(step, "receive_at", low=0, high=UINT64) if "receive_at" in step else time
         return [meter_role, self.receive(step, _edit(message, step), recipient, at)]
 
     def replay_message(self, step: Mapping[str, Any]) -> list[dict]:
         last = self.last_message.get(str_field(step, "serial"))
         if last is None:
             raise VectorMismatchError("replay_message: the meter sent no message")
-        at = small_int_field(step, "receive_at") if "receive_at" in step else small_int_field(step, "time")
+        at = small_int_field(step, "receive_at", low=0, high=UINT64) if "receive_at" in step else small_int_field(step, "time", low=0, high=UINT64)
         return [self.receive(step, last[0], last[1], at)]
 
     # -- re-identification (section 8) -------------------------------------
     def reidentify(self, step: Mapping[str, Any]) -> list[dict]:
         """Section 11.3 ``reidentify``: approvals, shares (each authority's approval state before and
         after), the combiner."""
-        meter, epoch = self.meter(step), small_int_field(step, "epoch")
+        meter, epoch = self.meter(step), small_int_field(step, "epoch", low=0, high=UINT32)
         if epoch not in meter.state.hf:
             raise VectorMismatchError(f"reidentify: the meter holds no HFID for epoch {epoch}")
         fingerprint = hashlib.sha256(meter.state.hf[epoch].credential).digest()
@@ -364,8 +368,8 @@ class _Run:
             fingerprint = bytes_field(step, "fingerprint")
         reason, request_id = str_field(step, "reason"), bytes_field(step, "request_id")
         request = esc.reidentification_request(fingerprint, reason, request_id)
-        listed = list_field(step, "authorities")
-        approve = list_field(step, "approve") if "approve" in step else listed
+        listed = list_field(step, "authorities", max_items=MAX_PARTIES)
+        approve = list_field(step, "approve", max_items=MAX_PARTIES) if "approve" in step else listed
         approved_request = request
         if "approve_request_id" in step:
             approved_request = esc.reidentification_request(fingerprint, reason,
@@ -462,7 +466,7 @@ def _step_schedule(op: str, mode: str, step: Mapping[str, Any], fleet: escrow_fl
     if op in ("issue", "request"):
         s: Schedule = [("hf_key", None), ("reply_ikm", None)]
         if mode == "blind":
-            n = int(fleet.escrow.state.rsa_keys[small_int_field(step, "epoch")].public.n)
+            n = int(fleet.escrow.state.rsa_keys[small_int_field(step, "epoch", low=0, high=UINT32)].public.n)
             s += [("prepare_prefix", None), ("blind_salt", None), ("blind_r", _below_ok(n - 1))]
         s.append(("request_ikmE", None))
         if op == "issue" and drew_escrow:
@@ -473,7 +477,7 @@ def _step_schedule(op: str, mode: str, step: Mapping[str, Any], fleet: escrow_fl
     if op == "replay_request" and drew_escrow:
         return [("hf_serial", None), ("seal_r", _scalar_ok), ("seal_s", _scalar_ok), ("response_ikmE", None)]
     if op == "reidentify":
-        return [(f"authority{i}.dleq_nonce", None) for i in list_field(step, "authorities")]
+        return [(f"authority{i}.dleq_nonce", None) for i in list_field(step, "authorities", max_items=MAX_PARTIES)]
     return []
 
 
@@ -505,7 +509,7 @@ def _outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict], str | None]:
                                    rng=fleet_rng)
     top = _fleet_outputs(fleet, _named(fleet_rng.draws, _fleet_schedule(mode, meters, epochs)))
     run = _Run(fleet, _Recorder(HmacDrbg.from_seed(str_field(v, "run_seed"))))
-    steps = list_field(v, "steps")
+    steps = list_field(v, "steps", max_items=MAX_STEPS)
     if not steps or any(not isinstance(s, dict) for s in steps):
         raise VectorMismatchError("field 'steps' must be a non-empty list of objects")
     outputs: list[dict] = []

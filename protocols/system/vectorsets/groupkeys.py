@@ -45,6 +45,11 @@ from protocols.primitives.rand import ReplayRandom
 from protocols.schemes import frost, hpke, lkh
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_ARITY,
+    MAX_PARTIES,
+    MAX_STEPS,
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     expect,
@@ -259,7 +264,7 @@ class _World:
 
     def __init__(self, v: Mapping[str, Any], rng: Any) -> None:
         self.group = bytes_field(v, "group")
-        self.arity = small_int_field(v, "arity")
+        self.arity = small_int_field(v, "arity", low=2, high=MAX_ARITY)
         self.rng = _Recorder(rng)
         self.devices: dict[bytes, tuple[bytes, bytes]] = {}
         meters = field(v, "meters")
@@ -269,10 +274,10 @@ class _World:
             if not _is_hex(name):
                 raise VectorMismatchError(f"meters: key {name!r} must be a hex member id")
             self.devices[bytes.fromhex(name)] = hpke.DeriveKeyPair(bytes_field(meters, name))
-        self.now = small_int_field(v, "now")
-        self.lifetime = small_int_field(v, "lifetime")
-        self.threshold = small_int_field(v, "threshold")
-        n = small_int_field(v, "operators")
+        self.now = small_int_field(v, "now", low=0, high=UINT64)
+        self.lifetime = small_int_field(v, "lifetime", low=0, high=UINT64)
+        self.threshold = small_int_field(v, "threshold", low=1, high=MAX_PARTIES)
+        n = small_int_field(v, "operators", low=1, high=MAX_PARTIES)
         self.operators, self.info = gk.operator_ceremony(n, self.threshold, self.group, self.rng)
         draws = self.rng.take()
         self.setup_draws = _scalar_draws(draws, _ceremony_names(n, self.threshold))
@@ -485,7 +490,7 @@ def _step(world: _World, step: Mapping[str, Any]) -> dict:
         args = _command_args(action, step, world.group, directory)
         body = gk.command_body(world.group, world.command_seq, action, args, epoch=ctl.state.epoch,
                                not_after=world.now + world.lifetime)
-        signers = [small_int_field({"s": s}, "s") for s in list_field(step, "signers")]
+        signers = [small_int_field({"s": s}, "s", low=1, high=MAX_PARTIES) for s in list_field(step, "signers", max_items=MAX_PARTIES)]
         if len(set(signers)) != len(signers) or not all(1 <= i <= len(world.operators) for i in signers):
             raise VectorMismatchError("field 'signers' must list distinct operators")
         message = world.sign(body, signers)
@@ -532,7 +537,7 @@ def _command_args(action: str, step: Mapping[str, Any], group: bytes, directory:
         return {1: hex_list_field(step, "targets")}
     if action == "rekey-group":
         key = gk.Controller(gk.ControllerState(b"-", 0, 2, bytes_field(step, "new_controller_key"))).public_key
-        epoch = small_int_field(step, "epoch")
+        epoch = small_int_field(step, "epoch", low=0, high=UINT32)
         return {1: epoch, 2: key, 3: gk.directory_hash(group, epoch, directory)}
     if action == "set-command-key":
         return {1: bytes_field(step, "key")}
@@ -547,7 +552,7 @@ def _flat_draws(v: Mapping[str, Any]) -> list[bytes]:
     """Every draw of the run in order: setup_draws, then each step's draws."""
     out = []
     for where, items in [("setup_draws", list_field(v, "setup_draws"))] + [
-            (f"steps[{i}].draws", list_field(s, "draws")) for i, s in enumerate(list_field(v, "steps"))]:
+            (f"steps[{i}].draws", list_field(s, "draws")) for i, s in enumerate(list_field(v, "steps", max_items=MAX_STEPS))]:
         for k, item in enumerate(items):
             if not isinstance(item, dict):
                 raise VectorMismatchError(f"field '{where}[{k}]' must be an object")
@@ -557,7 +562,7 @@ def _flat_draws(v: Mapping[str, Any]) -> list[bytes]:
 
 def _outputs(v: Mapping[str, Any], rng: Any) -> tuple[dict, list[dict]]:
     world = _World(v, rng)
-    steps = list_field(v, "steps")
+    steps = list_field(v, "steps", max_items=MAX_STEPS)
     if not steps or any(not isinstance(s, dict) for s in steps):
         raise VectorMismatchError("field 'steps' must be a non-empty list of objects")
     top = {"setup_draws": world.setup_draws, "setup": world.setup, "command_key": gk.command_key(world.info).hex(),
@@ -567,7 +572,7 @@ def _outputs(v: Mapping[str, Any], rng: Any) -> tuple[dict, list[dict]]:
 
 def _run(v: Mapping[str, Any]) -> None:
     """Replay the run from its recorded draws alone, then check they are HMAC_DRBG(run_seed)'s."""
-    steps = list_field(v, "steps")
+    steps = list_field(v, "steps", max_items=MAX_STEPS)
     draws = _flat_draws(v)
     replay = ReplayRandom(draws)
     top, computed = recompute("run", lambda: _outputs(v, replay))
@@ -599,16 +604,16 @@ def _meter_from(v: Mapping[str, Any]) -> gk.Meter:
     s = field(v, "meter")
     if not isinstance(s, dict):
         raise VectorMismatchError("field 'meter' must be an object")
-    group, epoch = bytes_field(s, "group"), small_int_field(s, "epoch")
+    group, epoch = bytes_field(s, "group"), small_int_field(s, "epoch", low=0, high=UINT32)
     keys = field(s, "keys")
     member_keys = None
     if keys is not None:
         path = list_field(keys, "path")
         if any(not isinstance(e, list) or len(e) != 2 for e in path):
             raise VectorMismatchError("field 'meter.keys.path' must hold [kid, key] pairs")
-        member_keys = lkh.MemberKeys(small_int_field(keys, "arity"), gk._lkh_context(group, epoch),
-                                     small_int_field(keys, "position"),
-                                     tuple((small_int_field({"k": k}, "k"), bytes_field({"x": x}, "x"))
+        member_keys = lkh.MemberKeys(small_int_field(keys, "arity", low=2, high=MAX_ARITY), gk._lkh_context(group, epoch),
+                                     small_int_field(keys, "position", low=0, high=UINT32),
+                                     tuple((small_int_field({"k": k}, "k", low=0, high=UINT32), bytes_field({"x": x}, "x"))
                                            for k, x in path))
     supply = field(s, "supply_on")
     if not isinstance(supply, bool):
@@ -616,7 +621,7 @@ def _meter_from(v: Mapping[str, Any]) -> gk.Meter:
     return gk.Meter(gk.MeterState(group, bytes_field(s, "member"), bytes_field(s, "device_private"),
                                   command_key=bytes_field(s, "command_key"),
                                   controller_key=bytes_field(s, "controller_key"), epoch=epoch,
-                                  seq=small_int_field(s, "seq"), command_seq=small_int_field(s, "command_seq"),
+                                  seq=small_int_field(s, "seq", low=0, high=UINT64), command_seq=small_int_field(s, "command_seq", low=0, high=UINT64),
                                   keys=member_keys, supply_on=supply))
 
 
@@ -632,7 +637,7 @@ def _meter_receive(v: Mapping[str, Any]) -> None:
     message = bytes_field(v, "message")
     now = field(v, "now")
     if now is not None:
-        now = small_int_field(v, "now")
+        now = small_int_field(v, "now", low=0, high=UINT64)
     _refuse(v, lambda: meter.receive(message, now))
     if _meter_json(meter) != before:
         raise VectorMismatchError("field 'meter': the refusal changed the meter's state")
@@ -644,7 +649,7 @@ def _controller_recover(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError("field 'members' must be an object")
     directory = {bytes.fromhex(k): bytes_field(members, k) for k in members if _is_hex(k)}
     controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
-        bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
+        bytes_field(v, "group"), small_int_field(v, "epoch", low=0, high=UINT32), small_int_field(v, "arity", low=0, high=MAX_ARITY),
         bytes_field(v, "signing_key"))))
     _refuse(v, lambda: controller.recover(bytes_field(v, "message"), bytes_field(v, "command_key"),
                                                   directory, ReplayRandom([])))
@@ -658,11 +663,11 @@ def _operator_from(v: Mapping[str, Any]) -> gk.Operator:
     kp = field(v, "key_package")
     if not isinstance(kp, dict):
         raise VectorMismatchError("field 'key_package' must be an object")
-    package = frost.KeyPackage(small_int_field(kp, "identifier"),
+    package = frost.KeyPackage(small_int_field(kp, "identifier", low=0, high=UINT64),
                                ed25519.DeserializeScalar(bytes_field(kp, "secret_share")),
                                ed25519.DeserializeElement(bytes_field(kp, "verifying_share")),
                                ed25519.DeserializeElement(bytes_field(kp, "group_public_key")),
-                               small_int_field(kp, "min_participants"), small_int_field(kp, "max_participants"))
+                               small_int_field(kp, "min_participants", low=0, high=MAX_PARTIES), small_int_field(kp, "max_participants", low=0, high=MAX_PARTIES))
     signer = frost.Signer(package, set(hex_list_field(v, "spent")))
     return gk.Operator(gk.OperatorState(signer, set(hex_list_field(v, "approved"))))
 
@@ -683,7 +688,7 @@ def _meter_provision(v: Mapping[str, Any]) -> None:
     """Meter.provision (spec 8.6) from ``checkpoint`` MUST refuse."""
     _refuse(v, lambda: gk.Meter.provision(bytes_field(v, "group"), bytes_field(v, "member"),
                                                  bytes_field(v, "device_private"), bytes_field(v, "command_key"),
-                                                 bytes_field(v, "checkpoint"), small_int_field(v, "now")))
+                                                 bytes_field(v, "checkpoint"), small_int_field(v, "now", low=0, high=UINT64)))
 
 
 def _controller_rekey(v: Mapping[str, Any]) -> None:
@@ -695,7 +700,7 @@ def _controller_rekey(v: Mapping[str, Any]) -> None:
     directory = {bytes.fromhex(k): bytes_field(members, k) for k in members if _is_hex(k)}
     joiners = {bytes.fromhex(k): bytes_field(joins, k) for k in joins if _is_hex(k)}
     controller = recompute("controller", lambda: gk.Controller(gk.ControllerState(
-        bytes_field(v, "group"), small_int_field(v, "epoch"), small_int_field(v, "arity"),
+        bytes_field(v, "group"), small_int_field(v, "epoch", low=0, high=UINT32), small_int_field(v, "arity", low=0, high=MAX_ARITY),
         bytes_field(v, "signing_key"))))
     start = ReplayRandom(hex_list_field(v, "start_draws"))
     recompute("start_draws", lambda: controller.start_epoch(directory, start))

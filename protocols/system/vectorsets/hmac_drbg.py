@@ -21,7 +21,7 @@ from typing import Any
 from protocols.errors import DecodeError, UsappError, VectorMismatchError
 from protocols.primitives.drbg import HASH_SUITES, MAX_INPUT_BYTES, RESEED_INTERVAL, HmacDrbg
 from protocols.system.vectorsets import Vector, VectorFamily
-from protocols.system.vectorsets._fields import expect_refusal, vector_result
+from protocols.system.vectorsets._fields import expect_refusal, out_of_range, vector_result
 
 PROTOCOL = "hmac-drbg"
 SUITE = "HMAC_DRBG (SP 800-90A Rev. 1)"
@@ -394,6 +394,8 @@ def _verify_refusal(vector: Vector, name: str) -> None:
                          ("reseed_interval", vector.get("reseed_interval", RESEED_INTERVAL))):
         if isinstance(value, bool) or not isinstance(value, int):
             raise VectorMismatchError(f"vector {name!r}: field {label!r} must be a JSON integer")
+        if not 0 <= value <= 2**49:  # SP 800-90A Table 2 allows reseed_interval <= 2^48; vectors go one past
+            raise out_of_range(label, value, 0, 2**49)
         counts.append(value)
     checked_requested, checked_interval = counts
 

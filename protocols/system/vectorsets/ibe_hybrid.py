@@ -30,6 +30,7 @@ from protocols.schemes import bf
 from protocols.schemes import ibe_hybrid as hy
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    UINT64,
     bytes_field,
     check_result,
     dispatch,
@@ -77,12 +78,16 @@ NOTES = {
 
 # --- reading fields -----------------------------------------------------------------------------
 
+MAX_DER_BYTES = 2048
+"""Longest DER of RFC 5091 public parameters or a private key read (a 1536-bit p takes about 1 KiB)."""
+
+
 def _params(v: Mapping[str, Any]) -> bf.BFPublicParameters:
-    return bf.BFPublicParameters.from_der(bytes_field(v, "public_parameters"))
+    return bf.BFPublicParameters.from_der(bytes_field(v, "public_parameters", max_len=MAX_DER_BYTES))
 
 
 def _recipient(v: Mapping[str, Any], params: bf.BFPublicParameters) -> hy.Rfc5091Recipient:
-    key = bf.BFPrivateKey.from_der(bytes_field(v, "private_key"), params)
+    key = bf.BFPrivateKey.from_der(bytes_field(v, "private_key", max_len=MAX_DER_BYTES), params)
     return hy.Rfc5091Recipient(params, bytes_field(v, "identity"), key)
 
 
@@ -148,7 +153,7 @@ SEAL_INPUTS = ("public_parameters", "identity", "epoch", "plaintext", "aad")
 
 
 def _seal(v: Mapping[str, Any], rng: RandomSource) -> bytes:
-    return hy.seal(hy.Rfc5091Sender(_params(v)), bytes_field(v, "identity"), small_int_field(v, "epoch"),
+    return hy.seal(hy.Rfc5091Sender(_params(v)), bytes_field(v, "identity"), small_int_field(v, "epoch", low=-UINT64, high=UINT64),
                    bytes_field(v, "plaintext"), bytes_field(v, "aad"), rng)
 
 
@@ -165,7 +170,7 @@ def _op_seal(v: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
     key, rho = draws[0], draws[-1]
     trace = _bf_trace(params, identity, key, rho)
     enc = bf.BFencrypt_with_rho(params, identity, key, rho).to_der()
-    header = {1: hy.VERSION, 2: SUITE, 3: identity, 4: small_int_field(v, "epoch"), 5: enc}
+    header = {1: hy.VERSION, 2: SUITE, 3: identity, 4: small_int_field(v, "epoch", low=-UINT64, high=UINT64), 5: enc}
     aad = hy._aad(header, bytes_field(v, "aad"))
     sealed = ChaCha20Poly1305(key).encrypt(hy.NONCE, bytes_field(v, "plaintext"), aad)
     return (*SEAL_INPUTS, "seed", "draws"), {
@@ -180,7 +185,7 @@ OPEN_INPUTS = ("public_parameters", "identity", "private_key", "epoch", "aad", "
 def _op_open(v: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
     params = _params(v)
     recipient = _recipient(v, params)
-    plaintext = hy.open_envelope(recipient, bytes_field(v, "envelope"), small_int_field(v, "epoch"),
+    plaintext = hy.open_envelope(recipient, bytes_field(v, "envelope"), small_int_field(v, "epoch", low=-UINT64, high=UINT64),
                                  bytes_field(v, "aad"))
     if vector_result(v) == "invalid":
         return OPEN_INPUTS, {}

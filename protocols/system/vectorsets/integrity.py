@@ -32,6 +32,8 @@ from protocols.primitives import cbor
 from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    UINT32,
+    UINT64,
     bytes_field,
     dispatch,
     field,
@@ -53,13 +55,13 @@ _META = ("operation", "name", "result", "flags", "error", "comment")
 
 def _records(v: Mapping[str, Any], name: str = "records") -> list[tuple[int, list[int]]]:
     out = []
-    for i, item in enumerate(list_field(v, name)):
+    for i, item in enumerate(list_field(v, name, max_items=64)):
         if not isinstance(item, dict):
             raise VectorMismatchError(f"{name}[{i}] must be an object")
-        registers = list_field(item, "registers")
+        registers = list_field(item, "registers", max_items=64)
         if any(type(r) is not int for r in registers):
             raise VectorMismatchError(f"{name}[{i}].registers must be integers")
-        out.append((small_int_field(item, "period"), registers))
+        out.append((small_int_field(item, "period", low=0, high=UINT64), registers))
     if not 1 <= len(out) <= 64:
         raise VectorMismatchError(f"field {name!r}: 1 to 64 records")
     return out
@@ -71,9 +73,9 @@ def _root(log: merkle.MerkleLog, size: int | None = None) -> str:
 
 
 def _parties(v: Mapping[str, Any]) -> tuple[bytes, int, ig.Utility, ig.Meter]:
-    meter_id, time = bytes_field(v, "meter"), small_int_field(v, "time")
-    utility = ig.Utility(ig.UtilityState(bytes_field(v, "utility_key")))
-    meter = ig.Meter(ig.MeterState(meter_id, bytes_field(v, "meter_key"), utility.public_key))
+    meter_id, time = bytes_field(v, "meter", max_len=1024), small_int_field(v, "time", low=0, high=UINT64)
+    utility = ig.Utility(ig.UtilityState(bytes_field(v, "utility_key", size=32)))
+    meter = ig.Meter(ig.MeterState(meter_id, bytes_field(v, "meter_key", size=32), utility.public_key))
     utility.register(meter_id, meter.public_key)
     return meter_id, time, utility, meter
 
@@ -218,7 +220,7 @@ def _honest(v: Mapping[str, Any], t: _Transcript, time: int, checks: list[int]) 
 
 def _outputs(v: Mapping[str, Any]) -> dict:
     meter_id, time, utility, meter = _parties(v)
-    checks = [small_int_field({"c": c}, "c") for c in list_field(v, "checks")]
+    checks = [small_int_field({"c": c}, "c", low=0, high=64) for c in list_field(v, "checks", max_items=64)]
     n = len(_records(v))
     if not checks or checks[-1] != n:
         raise VectorMismatchError("field 'checks' must end with the number of records")
@@ -228,7 +230,7 @@ def _outputs(v: Mapping[str, Any]) -> dict:
     out["accepted"] = [r.to_bytes().hex() for r in meter.state.records]
     out["receipts"] = [h.to_bytes().hex() for h in meter.state.receipts]
     out["feedback"] = feedback
-    index = small_int_field(v, "inclusion_index")
+    index = small_int_field(v, "inclusion_index", low=0, high=64)
     if not 0 <= index < n:
         raise VectorMismatchError("field 'inclusion_index' is outside the log")
     head = _checked(meter)                                      # spec 7: the last head the meter checked
@@ -262,7 +264,7 @@ def _tamper_leaves(records: list[ig.Record], tamper: str, i: int) -> list[bytes]
 
 
 def _tampered(v: Mapping[str, Any], meter: ig.Meter, utility: ig.Utility, tamper: str, time: int) -> dict:
-    leaves = _tamper_leaves(utility.state.records[meter.state.meter], tamper, small_int_field(v, "tamper_index"))
+    leaves = _tamper_leaves(utility.state.records[meter.state.meter], tamper, small_int_field(v, "tamper_index", low=0, high=64))
     utility.state.logs[meter.state.meter] = merkle.MerkleLog.from_entries(leaves)
     utility.state.records[meter.state.meter] = [ig.decode_record(leaf) for leaf in leaves]
     # Spec 12.2 (I1): the tampered log is checked by a meter holding the same records and no checked head,
@@ -299,14 +301,14 @@ def _evidence(v: Mapping[str, Any]) -> dict:
     records = _records(v)
     for period, registers in records:
         meter.receipt(utility.accept(meter.record(period, registers), time))
-    change, i = str_field(v, "change"), small_int_field(v, "change_index")
-    extra = small_int_field(v, "extra")
+    change, i = str_field(v, "change"), small_int_field(v, "change_index", low=0, high=64)
+    extra = small_int_field(v, "extra", low=0, high=8)
     if change not in _CHANGES or not 0 <= i < len(records) - 1 or not 0 <= extra <= 8:
         raise VectorMismatchError("fields 'change', 'change_index' or 'extra' out of range")
     mine = [r.to_bytes() for r in meter.state.records]
     receipts = [h.to_bytes() for h in meter.state.receipts]
     theirs = [r.to_bytes() for r in utility.state.records[meter_id]]
-    key = Ed25519PrivateKey.from_private_bytes(bytes_field(v, "meter_key"))
+    key = Ed25519PrivateKey.from_private_bytes(bytes_field(v, "meter_key", size=32))
     last_period, last_registers = records[-1]
     if change in ("utility-altered", "utility-reordered"):
         theirs = _tamper_leaves(utility.state.records[meter_id], change.split("-")[1], i)
@@ -329,7 +331,7 @@ def _evidence(v: Mapping[str, Any]) -> dict:
         mine[i] = ig.Record(r.meter, r.period, r.counter, r.registers, bytes(64), r.boot).to_bytes()
     head = utility.tree_head(meter_id, time).to_bytes()
     if change in ("utility-altered", "utility-reordered", "utility-truncated"):   # the utility signs its log
-        head = _head_over(bytes_field(v, "utility_key"), meter_id, theirs, time)
+        head = _head_over(bytes_field(v, "utility_key", size=32), meter_id, theirs, time)
     return {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex(),
             "meter_records": [r.hex() for r in mine], "meter_receipts": [r.hex() for r in receipts],
             "utility_head": head.hex(), "utility_records": [r.hex() for r in theirs]}
@@ -376,7 +378,7 @@ _STEPS = ("accept", "receipt", "check", "check-probe", "check-inclusion")
 
 def _honest_state(v: Mapping[str, Any]) -> tuple[ig.Meter, ig.Utility, int]:
     meter_id, time, utility, meter = _parties(v)
-    checked = small_int_field(v, "checked")
+    checked = small_int_field(v, "checked", low=0, high=64)
     records = _records(v)
     if not 0 <= checked <= len(records):
         raise VectorMismatchError("field 'checked' is outside the log")
@@ -549,12 +551,12 @@ def _history_backup(meter: ig.Meter, utility: ig.Utility, records: list[tuple[in
 def _resync_outputs(v: Mapping[str, Any]) -> dict:
     meter_id, time, utility, meter = _parties(v)
     records, later = _records(v), _records(v, "later")
-    backup_size = small_int_field(v, "backup_size")
+    backup_size = small_int_field(v, "backup_size", low=1, high=64)
     if not later:
         raise VectorMismatchError("need at least one later record")
     backup = _history_backup(meter, utility, records, time, backup_size, backup_size)
     t = _ResyncTranscript(meter, utility)
-    restored = t.restore(backup, small_int_field(v, "boot_before"))
+    restored = t.restore(backup, small_int_field(v, "boot_before", low=0, high=UINT32))
     first = t.record(*later[0])
     refused = t.refused(first, time)
     out: dict[str, Any] = {"boot": restored.state.boot, "first_later": first.hex(), "first_refused": refused}
@@ -628,15 +630,15 @@ class _Answers(ig.Utility):
 def _resync_refuse_step(v: Mapping[str, Any]) -> None:
     meter_id, time, utility, meter = _parties(v)
     records, later = _records(v), _records(v, "later")
-    backup = _history_backup(meter, utility, records, time, small_int_field(v, "backup_size"),
-                             small_int_field(v, "backup_checked"))
+    backup = _history_backup(meter, utility, records, time, small_int_field(v, "backup_size", low=0, high=64),
+                             small_int_field(v, "backup_checked", low=0, high=64))
     step = str_field(v, "step")
     if step not in _RESYNC_STEPS:
         raise VectorMismatchError(f"field 'step': unknown step {step!r}")
     if step == "resync-unrestored":
         ig.resync(meter, utility, time)
         return
-    restored = ig.Meter.restore(backup, ig.BootCounter(small_int_field(v, "boot_before")))
+    restored = ig.Meter.restore(backup, ig.BootCounter(small_int_field(v, "boot_before", low=0, high=UINT32)))
     if step == "restore":
         return
     restored.record(*later[0])

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -51,6 +51,9 @@ from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_PARTIES,
+    MAX_STEPS,
+    UINT64,
     bytes_field,
     dispatch,
     edit_bytes,
@@ -100,7 +103,7 @@ def _str_list(v: Mapping[str, Any], name: str) -> list[str]:
 
 
 def _int_list(v: Mapping[str, Any], name: str) -> list[int]:
-    return [small_int_field({name: item}, name) for item in list_field(v, name)]
+    return [small_int_field({name: item}, name, low=0, high=MAX_PARTIES) for item in list_field(v, name, max_items=MAX_PARTIES)]
 
 
 def _object(v: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -172,9 +175,9 @@ def _device(v: Mapping[str, Any]) -> dict:
         "namespace": str_field(v, "namespace"),
         "serial": str_field(v, "serial"),
         "role": str_field(v, "role"),
-        "epoch": small_int_field(v, "epoch"),
-        "now": small_int_field(v, "now"),
-        "lifetime": small_int_field(v, "challenge_lifetime"),
+        "epoch": small_int_field(v, "epoch", low=0, high=UINT64),
+        "now": small_int_field(v, "now", low=0, high=UINT64),
+        "lifetime": small_int_field(v, "challenge_lifetime", low=0, high=UINT64),
     }
 
 
@@ -237,19 +240,21 @@ def _dkg(seed: str, threshold: int, nodes: list[int], context: bytes
     rng = HmacDrbg.from_seed(seed)
     dealings = [bf_bls12.deal(i, threshold, nodes, rng, context) for i in nodes]
     proofs = {str(d.dealer): {"R": d.proof_commitment.to_bytes().hex(), "z": hexint(d.proof_response)}
-              for d in dealings}
+              for d in dealings if d.proof_commitment is not None and d.proof_response is not None}
+    if len(proofs) != len(dealings):
+        raise VectorMismatchError("a dealing carries no proof of possession")
     return bf_bls12.combine_dealings(dealings, threshold, nodes, context), \
         {i: bf_bls12.node_secret(dealings, i) for i in nodes}, proofs
 
 
-def _threshold_outputs(v: Mapping[str, Any], enrollments: list[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
+def _threshold_outputs(v: Mapping[str, Any], enrollments: Sequence[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
     d = _device(v)
-    threshold = small_int_field(v, "threshold")
+    threshold = small_int_field(v, "threshold", low=0, high=MAX_PARTIES)
     nodes = _int_list(v, "nodes")
     key, secrets, proofs = _dkg(str_field(v, "dkg_seed"), threshold, nodes, bytes_field(v, "dkg_context"))
     shares, per_node = {}, []
     for item in enrollments:
-        node = small_int_field(item, "node")
+        node = small_int_field(item, "node", low=0, high=MAX_PARTIES)
         if node not in secrets or node in shares:
             raise VectorMismatchError(f"enrollment with node {node!r}: not a PKG node, or listed twice")
         outputs, issued = _run(d, iss.ThresholdNodeExtractor(node, secrets[node]),
@@ -274,7 +279,7 @@ def _enroll(v: Mapping[str, Any]) -> None:
         for name, value in _single_outputs(v).items():
             expect(name, field(v, name), value)
     elif mode == "threshold":
-        enrollments = list_field(v, "enrollments")
+        enrollments = list_field(v, "enrollments", max_items=MAX_STEPS)
         if not enrollments or any(not isinstance(item, dict) for item in enrollments):
             raise VectorMismatchError("field 'enrollments' must be a non-empty list of objects")
         top, per_node = _threshold_outputs(v, enrollments)
@@ -415,6 +420,7 @@ def _intermediate() -> bytes:
 
 
 def _device_inputs(name: str, serial: str, kind: str) -> dict:
+    key: ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
     if kind == "ed25519-under-root":
         key = _ed_key("device-" + serial)
         chain = [_certificate(_name(f"meter {serial}", serial), key.public_key(), _ROOT_NAME, _ROOT_KEY, 10,

@@ -33,6 +33,8 @@ from protocols.schemes.paillier import (
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
     dispatch,
     bytes_field,
     expect,
@@ -55,12 +57,12 @@ KEY_SEED = SEED_PREFIX + "key-2048"
 
 
 def _public(vector: Mapping[str, Any]) -> PublicKey:
-    return PublicKey(int_field(vector, "n"))
+    return PublicKey(int_field(vector, "n", max_bits=MAX_MODULUS_BITS))
 
 
 def _private(vector: Mapping[str, Any]) -> PrivateKey:
-    key = PrivateKey.from_factors(int_field(vector, "p"), int_field(vector, "q"))
-    expect("n", int_field(vector, "n"), int(key.public_key.n))
+    key = PrivateKey.from_factors(int_field(vector, "p", max_bits=MAX_FACTOR_BITS), int_field(vector, "q", max_bits=MAX_FACTOR_BITS))
+    expect("n", int_field(vector, "n", max_bits=MAX_MODULUS_BITS), int(key.public_key.n))
     return key
 
 
@@ -167,7 +169,7 @@ def _keygen_draws(v: Mapping[str, Any]) -> list[bytes]:
 
 
 def _keygen(v: Mapping[str, Any]) -> None:
-    bits = small_int_field(v, "bits")
+    bits = small_int_field(v, "bits", low=16, high=MAX_MODULUS_BITS)
     draws = _keygen_draws(v)
     # 1. the draws alone: the spec's walk names them, and the scheme's key generation fed with
     #    them (no DRBG) gives the key and consumes exactly them
@@ -177,7 +179,7 @@ def _keygen(v: Mapping[str, Any]) -> None:
     key = generate_keypair(bits, replay)
     if not replay.exhausted:
         raise VectorMismatchError("field 'draws': key generation did not consume every draw")
-    expect("p", (int_field(v, "p"), int_field(v, "q")), (min(first, second), max(first, second)))
+    expect("p", (int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS)), (min(first, second), max(first, second)))
     # 2. the seed's HMAC_DRBG yields exactly those draws
     rng = _Recording(HmacDrbg.from_seed(str_field(v, "seed")))
     generate_keypair(bits, rng)
@@ -208,7 +210,7 @@ def _encrypt_djn(v: Mapping[str, Any]) -> None:
     h = (-(x * x)) % pk.n
     expect_int(v, "h", h)
     expect_int(v, "h_s", pow(h, int(pk.n), int(pk.nsquare)))
-    encryptor = FastEncryptor.from_h_s(pk, int_field(v, "h_s"), window=small_int_field(v, "window"))
+    encryptor = FastEncryptor.from_h_s(pk, int_field(v, "h_s"), window=small_int_field(v, "window", low=1, high=16))
     a = int_field(v, "a")
     expect_int(v, "randomiser", encryptor.table.power(a))
     expect_int(v, "ciphertext", encryptor.encrypt_with_exponent(int_field(v, "m"), a).c)
@@ -272,7 +274,7 @@ def _sum(v: Mapping[str, Any]) -> None:
 def _reject_decrypt(v: Mapping[str, Any]) -> None:
     """Decryption of a ciphertext under another key (n_ciphertext) with the private key (p, q)."""
     sk = _private(v)
-    other = PublicKey(int_field(v, "n_ciphertext"))
+    other = PublicKey(int_field(v, "n_ciphertext", max_bits=MAX_MODULUS_BITS))
     _expect_error(v, lambda: sk.decrypt(other.ciphertext(int_field(v, "ciphertext"))))
 
 

@@ -27,6 +27,13 @@ from protocols.schemes.paillier_encoding import (
 )
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_JSON_DEPTH,
+    MAX_PHE_EXPONENT,
+    UINT32,
+    json_depth,
+    out_of_range,
+    MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
     dispatch,
     expect,
     expect_int,
@@ -44,11 +51,13 @@ PROTOCOL = "paillier-encoding"
 SUITE = "phe-encoded-number-base16+packing"
 FILE = "paillier_encoding.json"
 SEED = "usapp-vectors/paillier-encoding/operations"
+MAX_SCALAR_TEXT = 1400
+"""Longest ``int:``/``float:`` scalar text read (an integer of about 4096 bits)."""
 
 
 def _scalar(vector: Mapping[str, Any], name: str) -> int | float:
     """``int:<decimal>`` or ``float:<float.hex()>``."""
-    text = str_field(vector, name)
+    text = str_field(vector, name, max_len=MAX_SCALAR_TEXT)
     kind, _, body = text.partition(":")
     try:
         if kind == "int":
@@ -68,11 +77,13 @@ def _optional(vector: Mapping[str, Any], name: str) -> Any:
     value = field(vector, name)
     if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
         raise VectorMismatchError(f"field {name!r} must be a number or null")
+    if isinstance(value, int) and not -MAX_PHE_EXPONENT <= value <= MAX_PHE_EXPONENT:
+        raise out_of_range(name, value, -MAX_PHE_EXPONENT, MAX_PHE_EXPONENT)
     return value
 
 
 def _encode(v: Mapping[str, Any]) -> None:
-    pk = PublicKey(int_field(v, "n"))
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS))
     encoded = EncodedNumber.encode(pk, _scalar(v, "value"), precision=_optional(v, "precision"),
                                    max_exponent=_optional(v, "max_exponent"))
     expect_int(v, "encoding", encoded.encoding)
@@ -81,12 +92,12 @@ def _encode(v: Mapping[str, Any]) -> None:
 
 
 def _number_op(v: Mapping[str, Any]) -> None:
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     pk = sk.public_key
-    a = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext1")), small_int_field(v, "exponent1"))
+    a = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext1")), small_int_field(v, "exponent1", low=-MAX_PHE_EXPONENT, high=MAX_PHE_EXPONENT))
     op = str_field(v, "op")
     if op == "add":
-        b = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext2")), small_int_field(v, "exponent2"))
+        b = EncryptedNumber(pk.ciphertext(int_field(v, "ciphertext2")), small_int_field(v, "exponent2", low=-MAX_PHE_EXPONENT, high=MAX_PHE_EXPONENT))
         result = a + b
     elif op == "add-scalar":
         result = a + _scalar(v, "scalar")
@@ -100,8 +111,9 @@ def _number_op(v: Mapping[str, Any]) -> None:
 
 
 def _layout(v: Mapping[str, Any]) -> PackingLayout:
-    return PackingLayout(small_int_field(v, "value_bits"), small_int_field(v, "slots"),
-                         small_int_field(v, "max_summands"))
+    return PackingLayout(small_int_field(v, "value_bits", low=0, high=MAX_MODULUS_BITS),
+                         small_int_field(v, "slots", low=0, high=MAX_MODULUS_BITS),
+                         small_int_field(v, "max_summands", low=0, high=UINT32))
 
 
 def _pack(v: Mapping[str, Any]) -> None:
@@ -112,19 +124,19 @@ def _pack(v: Mapping[str, Any]) -> None:
 
 
 def _packed_sum(v: Mapping[str, Any]) -> None:
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     layout = _layout(v)
     layout.check_key(sk.public_key)
     items = [PackedCiphertext(sk.public_key.ciphertext(c), layout) for c in int_list_field(v, "ciphertexts")]
     total = sum_packed(items)
     expect_int(v, "ciphertext", total.ciphertext.c)
-    sums = layout.unpack(sk.decrypt(total.ciphertext), small_int_field(v, "count"))
+    sums = layout.unpack(sk.decrypt(total.ciphertext), small_int_field(v, "count", low=0, high=MAX_MODULUS_BITS))
     expect("slot_sums", int_list_field(v, "slot_sums"), sums)
 
 
 def _phe_json_write(v: Mapping[str, Any]) -> None:
     """Spec 10: the exact text to_phe_json writes for each form, and that from_phe_json reads it back."""
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"))
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS))
     pk = sk.public_key
     numbers = [EncryptedNumber(pk.ciphertext(c), e) for c, e in zip(int_list_field(v, "ciphertexts"),
                                                                      _int_list(v, "exponents"))]
@@ -132,7 +144,8 @@ def _phe_json_write(v: Mapping[str, Any]) -> None:
                "number_json": to_phe_json(numbers[0]), "list_json": to_phe_json(numbers)}
     for name, text in outputs.items():
         expect(name, str_field(v, name), text)
-    if from_phe_json(outputs["public_json"]) != pk or from_phe_json(outputs["list_json"])[0] != pk:
+    read_list = from_phe_json(outputs["list_json"])
+    if from_phe_json(outputs["public_json"]) != pk or not isinstance(read_list, tuple) or read_list[0] != pk:
         raise VectorMismatchError("field 'public_json': does not read back to the key")
 
 
@@ -140,7 +153,7 @@ def _int_list(v: Mapping[str, Any], name: str) -> list[int]:
     value = field(v, name)
     if not isinstance(value, list) or not value or any(type(x) is not int for x in value):
         raise VectorMismatchError(f"field {name!r} must be a non-empty list of JSON integers")
-    return value
+    return [small_int_field({name: x}, name, low=-MAX_PHE_EXPONENT, high=MAX_PHE_EXPONENT) for x in value]
 
 
 def _expect_error(v: Mapping[str, Any], action: Callable[[], Any]) -> None:
@@ -153,13 +166,16 @@ def _expect_error(v: Mapping[str, Any], action: Callable[[], Any]) -> None:
 
 def _phe_json_reject(v: Mapping[str, Any]) -> None:
     """Spec 10: from_phe_json(text, public key n) MUST raise ``error``."""
-    pk = PublicKey(int_field(v, "n"))
-    _expect_error(v, lambda: from_phe_json(str_field(v, "text"), pk))
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS))
+    text = str_field(v, "text")
+    if json_depth(text) > MAX_JSON_DEPTH:
+        raise VectorMismatchError(f"field 'text' nests deeper than {MAX_JSON_DEPTH}", field="text")
+    _expect_error(v, lambda: from_phe_json(text, pk))
 
 
 def _encode_reject(v: Mapping[str, Any]) -> None:
     """Spec 8.2: encoding MUST raise ``error`` (a mantissa out of range for the exponent, a non-finite float)."""
-    pk = PublicKey(int_field(v, "n"))
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS))
     _expect_error(v, lambda: EncodedNumber.encode(pk, _scalar(v, "value"), precision=_optional(v, "precision"),
                                                   max_exponent=_optional(v, "max_exponent")))
 
@@ -216,7 +232,8 @@ def build() -> dict:
         return EncryptedNumber(pk.encrypt(e.encoding, rng), e.exponent)
 
     a, b, c = enc(1.5), enc(-20), enc(2 ** 40)
-    ops = [("add", a, b, None), ("add", c, a, None), ("add-scalar", a, None, 2.25),
+    ops: list[tuple[str, EncryptedNumber, Any, Any]] = [
+           ("add", a, b, None), ("add", c, a, None), ("add-scalar", a, None, 2.25),
            ("add-scalar", b, None, -7), ("mul-scalar", a, None, 3), ("mul-scalar", b, None, -0.5)]
     for i, (op, x, y, scalar) in enumerate(ops):
         result = x + y if op == "add" else (x + scalar if op == "add-scalar" else x * scalar)

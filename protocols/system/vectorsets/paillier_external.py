@@ -16,26 +16,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from protocols.errors import VectorMismatchError
 from protocols.schemes.paillier import PrivateKey, PublicKey
-from protocols.schemes.paillier_encoding import decrypt_number, from_phe_json, to_phe_json
+from protocols.schemes.paillier_encoding import EncryptedNumber, decrypt_number, from_phe_json, to_phe_json
 from protocols.system.vectorsets import VectorFamily
-from protocols.system.vectorsets._fields import dispatch, expect, expect_int, field, int_field
+from protocols.system.vectorsets._fields import (
+    MAX_FACTOR_BITS,
+    MAX_MODULUS_BITS,
+    MAX_PHE_EXPONENT,
+    dispatch,
+    expect,
+    expect_int,
+    field,
+    int_field,
+    small_int_field,
+)
 
 PROTOCOL = "paillier-external"
 SUITE = "paillier-g=n+1"
 FILE = "paillier_external.json"
 PHE_MIN_BITS = 256
+MAX_JWK_TEXT = 2500
+"""Longest string in a phe JWK or number object: the decimal of an n^2 for a 4096-bit n."""
 MILAGRO_MIN_BITS = 2047
 """Milagro's 1024-bit primes have only their top bit set, so some of its "2048-bit"
 moduli have 2047 bits; our default minimum (2048) is lowered for them alone."""
 
 
 def _milagro_keygen(v: Mapping[str, Any]) -> None:
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"), min_bits=MILAGRO_MIN_BITS)
-    p, q = int_field(v, "p"), int_field(v, "q")
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS), min_bits=MILAGRO_MIN_BITS)
+    p, q = int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS)
     expect_int(v, "n", sk.public_key.n)
     expect_int(v, "g", sk.public_key.g)
     expect_int(v, "lp", p - 1)
@@ -47,26 +59,26 @@ def _milagro_keygen(v: Mapping[str, Any]) -> None:
 
 
 def _milagro_encrypt(v: Mapping[str, Any]) -> None:
-    pk = PublicKey(int_field(v, "n"), min_bits=MILAGRO_MIN_BITS)
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS), min_bits=MILAGRO_MIN_BITS)
     expect_int(v, "g", pk.g)
     expect_int(v, "ciphertext", pk.encrypt_with_r(int_field(v, "plaintext"), int_field(v, "r")).c)
 
 
 def _milagro_decrypt(v: Mapping[str, Any]) -> None:
-    sk = PrivateKey.from_factors(int_field(v, "p"), int_field(v, "q"), min_bits=MILAGRO_MIN_BITS)
-    expect_int(v, "lp", int_field(v, "p") - 1)
-    expect_int(v, "lq", int_field(v, "q") - 1)
+    sk = PrivateKey.from_factors(int_field(v, "p", max_bits=MAX_FACTOR_BITS), int_field(v, "q", max_bits=MAX_FACTOR_BITS), min_bits=MILAGRO_MIN_BITS)
+    expect_int(v, "lp", int_field(v, "p", max_bits=MAX_FACTOR_BITS) - 1)
+    expect_int(v, "lq", int_field(v, "q", max_bits=MAX_FACTOR_BITS) - 1)
     expect_int(v, "plaintext", sk.decrypt(sk.public_key.ciphertext(int_field(v, "ciphertext"))))
 
 
 def _milagro_add(v: Mapping[str, Any]) -> None:
-    pk = PublicKey(int_field(v, "n"), min_bits=MILAGRO_MIN_BITS)
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS), min_bits=MILAGRO_MIN_BITS)
     total = pk.ciphertext(int_field(v, "ciphertext1")) + pk.ciphertext(int_field(v, "ciphertext2"))
     expect_int(v, "ciphertext", total.c)
 
 
 def _milagro_mult(v: Mapping[str, Any]) -> None:
-    pk = PublicKey(int_field(v, "n"), min_bits=MILAGRO_MIN_BITS)
+    pk = PublicKey(int_field(v, "n", max_bits=MAX_MODULUS_BITS), min_bits=MILAGRO_MIN_BITS)
     expect_int(v, "ciphertext", (pk.ciphertext(int_field(v, "ciphertext1")) * int_field(v, "plaintext2")).c)
 
 
@@ -74,16 +86,35 @@ def _json_text(vector: Mapping[str, Any], name: str) -> str:
     value = field(vector, name)
     if not isinstance(value, (dict, list)):
         raise VectorMismatchError(f"field {name!r} must be a JSON object")
+    if isinstance(value, dict) and "e" in value:
+        small_int_field(value, "e", low=-MAX_PHE_EXPONENT, high=MAX_PHE_EXPONENT)
+    if isinstance(value, dict) and any(isinstance(x, str) and len(x) > MAX_JWK_TEXT for x in value.values()):
+        raise VectorMismatchError(f"field {name!r}: a value is longer than {MAX_JWK_TEXT} characters", field=name)
     return json.dumps(value)
 
 
+_Read = TypeVar("_Read", PublicKey, PrivateKey, EncryptedNumber)
+
+
+_PHE_FIELDS = ("private_jwk", "public_jwk", "enc_1234", "enc_minus_34", "sum_addenc")
+
+
+def _read(texts: Mapping[str, str], name: str, kind: type[_Read], public_key: PublicKey | None = None) -> _Read:
+    """from_phe_json of the field's JSON text, which must be a ``kind``."""
+    value = from_phe_json(texts[name], public_key, min_bits=PHE_MIN_BITS)
+    if not isinstance(value, kind):
+        raise VectorMismatchError(f"field {name!r} must hold a {kind.__name__}", field=name)
+    return value
+
+
 def _phe_cli(v: Mapping[str, Any]) -> None:
-    sk = from_phe_json(_json_text(v, "private_jwk"), min_bits=PHE_MIN_BITS)
-    pub = from_phe_json(_json_text(v, "public_jwk"), min_bits=PHE_MIN_BITS)
+    texts = {name: _json_text(v, name) for name in _PHE_FIELDS}  # every field bounded before any is parsed
+    sk = _read(texts, "private_jwk", PrivateKey)
+    pub = _read(texts, "public_jwk", PublicKey)
     expect("public_jwk", pub, sk.public_key)
-    expect("public_jwk", json.loads(to_phe_json(pub, kid=field(v, "public_jwk").get("kid"))),
-           field(v, "public_jwk"))
-    numbers = {name: from_phe_json(_json_text(v, name), pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
+    stored_public = field(v, "public_jwk")
+    expect("public_jwk", json.loads(to_phe_json(pub, kid=stored_public.get("kid"))), stored_public)
+    numbers = {name: _read(texts, name, EncryptedNumber, pub) for name in ("enc_1234", "enc_minus_34", "sum_addenc")}
     expect("enc_1234", decrypt_number(sk, numbers["enc_1234"]), 1234.0)
     expect("enc_minus_34", decrypt_number(sk, numbers["enc_minus_34"]), -34.0)
     # pheutil re-randomises a sum before writing it (phe's ciphertext(be_secure=True)),

@@ -29,7 +29,7 @@ implementation diverges.  The identity is hashed as the ASCII bytes of "Bob"
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from protocols.errors import UsappError, VectorMismatchError
@@ -61,6 +61,8 @@ from protocols.system.vectorsets._fields import (
 PROTOCOL = "ibe"
 SUITE = "rfc5091-type1"
 FILE = "rfc5091.json"
+MAX_TYPE1_BITS = 1536
+"""Largest p or q read from a vector: RFC 5091's type-1 curves at its highest listed security (1536-bit p)."""
 
 SECTION7_MIN_BITS = 128
 """RFC 5091 section 7 uses a 132-bit p with a 128-bit q (7.1, 7.3) and 192-bit
@@ -93,7 +95,7 @@ def _fp2_field(vector: Mapping[str, Any], name: str, E: Type1Curve) -> Fp2:
 
 
 def _curve(vector: Mapping[str, Any]) -> Type1Curve:
-    return Type1Curve(int_field(vector, "p"), int_field(vector, "q"),
+    return Type1Curve(int_field(vector, "p", max_bits=MAX_TYPE1_BITS), int_field(vector, "q", max_bits=MAX_TYPE1_BITS),
                       min_p_bits=SECTION7_MIN_BITS, min_q_bits=SECTION7_MIN_BITS)
 
 
@@ -137,8 +139,8 @@ def _bf_params(vector: Mapping[str, Any]) -> bf.BFPublicParameters:
 
 def _bb1_params(vector: Mapping[str, Any]) -> bb1.BB1PublicParameters:
     E = _curve(vector)
-    points = [_point_field(vector, name) for name in ("P", "P_1", "P_2", "P_3")]
-    return bb1.BB1PublicParameters(E, *points, _fp2_field(vector, "v", E), _hashfcn(vector))
+    P, P_1, P_2, P_3 = (_point_field(vector, name) for name in ("P", "P_1", "P_2", "P_3"))
+    return bb1.BB1PublicParameters(E, P, P_1, P_2, P_3, _fp2_field(vector, "v", E), _hashfcn(vector))
 
 
 # --------------------------------------------------------------------------
@@ -359,7 +361,7 @@ def _flip(data: bytes, index: int) -> bytes:
     return data[:index] + bytes([data[index] ^ 1]) + data[index + 1:]
 
 
-def derived_vectors(vectors: list[Mapping[str, Any]]) -> list[dict]:
+def derived_vectors(vectors: Sequence[Mapping[str, Any]]) -> list[dict]:
     """The recipient's decryption steps, valid and invalid, from the 7.5/7.6 and 7.7/7.8 vectors."""
     by_name = {v["name"]: v for v in vectors}
     v76, v78 = by_name["7.6-bf-encrypt-computed"], by_name["7.8-bb1-encrypt"]

@@ -24,6 +24,7 @@ references (MTH, PATH, PROOF), runs the verifiers of sections 2.1.3.2 and
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -107,7 +108,7 @@ def _tree_hash(v: Mapping[str, Any]) -> None:
         for i, h in enumerate(nodes):
             where = f"{name}[{i}]"
             expect(where, h, merkle.MTH(entries[i * width:(i + 1) * width]))
-            expect(where, h, recompute(where, lambda i=i, width=width: log.subtree_root(i * width, (i + 1) * width)))
+            expect(where, h, recompute(where, functools.partial(log.subtree_root, i * width, (i + 1) * width)))
 
 
 def _inclusion(v: Mapping[str, Any]) -> None:

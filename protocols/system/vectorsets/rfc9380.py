@@ -13,6 +13,7 @@ vector's fields are and how each is recomputed is in the spec, section 8.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +22,7 @@ from protocols.errors import VectorMismatchError
 from protocols.primitives import bls12_381 as bls
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    UINT32,
     bytes_field, dispatch, expect, expect_refusal, field, recompute, small_int_field, str_field, vector_result,
 )
 
@@ -72,12 +74,18 @@ def _hash_to_g1(v: Mapping[str, Any]) -> None:
     # the map only after it, so each Q is checked on E and as [h_eff]Q.
     for i in (0, 1):
         label = f"Q{i}_x, Q{i}_y"
-        q = recompute(label, lambda i=i: bls.clear_cofactor_g1(_fp(v, f"Q{i}_x"), _fp(v, f"Q{i}_y")))
+        q = recompute(label, functools.partial(_cleared, bls.clear_cofactor_g1, _fp, v, i))
         expect(label, q, bls.map_to_g1(u[i]))
     P = bls.hash_to_g1(msg, dst)
     expect("P_x", _fp(v, "P_x"), P.affine()[0])
     expect("P_y", _fp(v, "P_y"), P.affine()[1])
     expect("P_x, P_y", P, bls.map_to_g1(u[0]) + bls.map_to_g1(u[1]))
+
+
+def _cleared(clear: Callable[[Any, Any], Any], read: Callable[[Mapping[str, Any], str], Any],
+             v: Mapping[str, Any], i: int) -> Any:
+    """[h_eff]Q of the stored Q{i} (read with ``read``)."""
+    return clear(read(v, f"Q{i}_x"), read(v, f"Q{i}_y"))
 
 
 def _hash_to_g2(v: Mapping[str, Any]) -> None:
@@ -88,7 +96,7 @@ def _hash_to_g2(v: Mapping[str, Any]) -> None:
     expect("u1", _fp2(v, "u1"), u[1])
     for i in (0, 1):
         label = f"Q{i}_x, Q{i}_y"
-        q = recompute(label, lambda i=i: bls.clear_cofactor_g2(_fp2(v, f"Q{i}_x"), _fp2(v, f"Q{i}_y")))
+        q = recompute(label, functools.partial(_cleared, bls.clear_cofactor_g2, _fp2, v, i))
         expect(label, q, bls.map_to_g2(u[i]))
     P = bls.hash_to_g2(msg, dst)
     expect("P_x", _fp2(v, "P_x"), P.affine()[0])
@@ -99,7 +107,7 @@ def _hash_to_g2(v: Mapping[str, Any]) -> None:
 def _expand_message_xmd(v: Mapping[str, Any]) -> None:
     msg, dst = _text(v, "msg"), _text(v, "dst")
     expect("hash", str_field(v, "hash"), "SHA-256")
-    length = small_int_field(v, "len_in_bytes")
+    length = small_int_field(v, "len_in_bytes", low=0, high=UINT32)
     expect("DST_prime", bytes_field(v, "DST_prime"), recompute("DST_prime", lambda: bls.xmd_dst_prime(dst)))
     expect("msg_prime", bytes_field(v, "msg_prime"),
            recompute("msg_prime", lambda: bls.xmd_msg_prime(msg, dst, length)))
@@ -133,7 +141,7 @@ def _hash_to_g2_rejects(v: Mapping[str, Any]) -> None:
 def _expand_message_xmd_rejects(v: Mapping[str, Any]) -> None:
     msg, dst = _text(v, "msg"), _text(v, "dst")
     expect("hash", str_field(v, "hash"), "SHA-256")
-    length = small_int_field(v, "len_in_bytes")
+    length = small_int_field(v, "len_in_bytes", low=0, high=UINT32)
     expect_refusal(v, lambda: bls.expand_message_xmd(msg, dst, length))
 
 
@@ -276,7 +284,7 @@ def transcribe(text: str) -> dict:
             raise ValueError(f"unexpected header in {section}")
         _check_messages(records, section)
         for index, record in enumerate(records):
-            vector = {"name": f"{section}-{index}", "operation": operation, "section": section,
+            vector: dict[str, Any] = {"name": f"{section}-{index}", "operation": operation, "section": section,
                       "suite": header["suite"], "dst": header["dst"], "msg": record["msg"]}
             for ours, theirs in (("P_x", "P.x"), ("P_y", "P.y"), ("u0", "u[0]"), ("u1", "u[1]"),
                                  ("Q0_x", "Q0.x"), ("Q0_y", "Q0.y"), ("Q1_x", "Q1.x"), ("Q1_y", "Q1.y")):

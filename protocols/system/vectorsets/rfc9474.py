@@ -28,6 +28,7 @@ from protocols.primitives.numtheory import invert
 from protocols.schemes import blind_rsa
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_MODULUS_BITS,
     bytes_field,
     expect,
     expect_refusal,
@@ -55,7 +56,7 @@ COMPUTED_FIELDS = ("prepared_msg", "encoded_msg", "blinded_msg", "blind_sig", "s
 
 
 def _nonempty_int(vector: Mapping[str, Any], name: str) -> int:
-    value = bytes_field(vector, name)
+    value = bytes_field(vector, name, max_len=MAX_MODULUS_BITS // 8)
     if not value:
         raise VectorMismatchError(f"field {name!r} must not be empty")
     return int(blind_rsa.OS2IP(value))
@@ -255,7 +256,7 @@ def transcribe(reference: Mapping[str, Any]) -> dict:
         if section == "A.4":
             vector["note"] = _A4_NOTE
         vectors.append(vector)
-    envelope = {
+    envelope: dict[str, Any] = {
         "protocol": PROTOCOL,
         "suite": SUITE,
         "source": ("RFC 9474 (Denis, Jacobs, Wood, 'RSA Blind Signatures', October 2023), Appendix A "

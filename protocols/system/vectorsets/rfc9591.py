@@ -13,6 +13,7 @@ the signature with an independent RFC 8032 verifier (``cryptography``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,10 +25,13 @@ from protocols.primitives import ed25519 as G
 from protocols.schemes import frost
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_PARTIES,
+    UINT64,
     bytes_field,
     expect,
     expect_refusal,
     field,
+    list_field,
     recompute,
     small_int_field,
     str_field,
@@ -69,9 +73,9 @@ def _hex(data: bytes) -> str:
 def _frost_sign(v: Mapping[str, Any]) -> None:
     expect("context_string", str_field(v, "context_string"), frost.CONTEXT_STRING.decode("ascii"))
     config = _mapping(v, "config")
-    MAX = small_int_field(config, "MAX_PARTICIPANTS")
-    MIN = small_int_field(config, "MIN_PARTICIPANTS")
-    NUM = small_int_field(config, "NUM_PARTICIPANTS")
+    MAX = small_int_field(config, "MAX_PARTICIPANTS", low=1, high=MAX_PARTIES)
+    MIN = small_int_field(config, "MIN_PARTICIPANTS", low=1, high=MAX_PARTIES)
+    NUM = small_int_field(config, "NUM_PARTICIPANTS", low=1, high=MAX_PARTIES)
     recompute("config", lambda: frost.check_parameters(MIN, MAX))
     if not MIN <= NUM <= MAX:
         raise VectorMismatchError("field 'config.NUM_PARTICIPANTS' is not in [MIN, MAX]")
@@ -112,8 +116,11 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
     for i in participants:
         r = _mapping(round_one, str(i))
         where = f"round_one.{i}"
-        n, c = recompute(f"{where}.hiding_nonce_randomness", lambda r=r, i=i: frost.commit_with_randomness(
-            i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"), bytes_field(r, "binding_nonce_randomness")))
+        def commit(r: Mapping[str, Any] = r, i: int = i) -> tuple[frost.SigningNonces, frost.SigningCommitments]:
+            return frost.commit_with_randomness(i, shares[i - 1][1], bytes_field(r, "hiding_nonce_randomness"),
+                                                bytes_field(r, "binding_nonce_randomness"))
+
+        n, c = recompute(f"{where}.hiding_nonce_randomness", commit)
         expect(f"{where}.hiding_nonce", bytes_field(r, "hiding_nonce"), G.SerializeScalar(n.hiding_nonce))
         expect(f"{where}.binding_nonce", bytes_field(r, "binding_nonce"), G.SerializeScalar(n.binding_nonce))
         expect(f"{where}.hiding_nonce_commitment", bytes_field(r, "hiding_nonce_commitment"),
@@ -137,9 +144,11 @@ def _frost_sign(v: Mapping[str, Any]) -> None:
         kp = key_packages[i - 1]
         share = frost.sign(i, kp.secret_share, group_public_key, nonces[i], message, commitment_list)
         expect(f"round_two.{i}.sig_share", bytes_field(_mapping(round_two, str(i)), "sig_share"), share.to_bytes())
-        recompute(f"round_two.{i}.sig_share", lambda share=share, i=i: frost.verify_signature_share(
-            i, group_info.public_key(i), commitment_list[participants.index(i)], share.share,
-            commitment_list, group_public_key, message))
+        def verify_share(share: Any = share, i: int = i) -> None:
+            frost.verify_signature_share(i, group_info.public_key(i), commitment_list[participants.index(i)],
+                                         share.share, commitment_list, group_public_key, message)
+
+        recompute(f"round_two.{i}.sig_share", verify_share)
         sig_shares.append(share)
 
     # Final output.
@@ -172,14 +181,16 @@ def _share_rejects(v: Mapping[str, Any]) -> None:
     """verify_signature_share (RFC 9591 section 5.3) MUST refuse sig_share of ``identifier``."""
     _invalid(v)
     group_public_key, message = bytes_field(v, "group_public_key"), bytes_field(v, "message")
-    identifier = small_int_field(v, "identifier")
+    identifier = small_int_field(v, "identifier", low=0, high=UINT64)
     verifying_share, sig_share = bytes_field(v, "verifying_share"), bytes_field(v, "sig_share")
-    raw = field(v, "commitments")
-    if not isinstance(raw, list):
-        raise VectorMismatchError("field 'commitments' must be a list", field="commitments")
-    commitments = [recompute("commitments", lambda c=c: frost.SigningCommitments(
-        small_int_field(c, "identifier"), G.DeserializeElement(bytes_field(c, "hiding_nonce_commitment")),
-        G.DeserializeElement(bytes_field(c, "binding_nonce_commitment")))) for c in raw]
+    raw = list_field(v, "commitments", max_items=MAX_PARTIES)
+    def commitment(c: Mapping[str, Any]) -> frost.SigningCommitments:
+        return frost.SigningCommitments(
+            small_int_field(c, "identifier", low=0, high=UINT64),
+            G.DeserializeElement(bytes_field(c, "hiding_nonce_commitment")),
+            G.DeserializeElement(bytes_field(c, "binding_nonce_commitment")))
+
+    commitments = [recompute("commitments", functools.partial(commitment, c)) for c in raw]
     mine = [c for c in commitments if c.identifier == identifier]
     if len(mine) != 1:
         raise VectorMismatchError("field 'identifier' must name one entry of commitments", field="identifier")

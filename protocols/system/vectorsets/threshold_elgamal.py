@@ -24,6 +24,7 @@ from protocols.schemes import frost
 from protocols.schemes import threshold_elgamal as te
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
+    MAX_PARTIES,
     bytes_field,
     dispatch,
     edit_bytes,
@@ -65,7 +66,8 @@ def _scalar_ok(data: bytes) -> bool:
 
 class _Recorder:
     def __init__(self, source) -> None:
-        self.source, self.draws = source, []
+        self.source = source
+        self.draws: list[bytes] = []
 
     def random_bytes(self, n: int) -> bytes:
         data = self.source.random_bytes(n)
@@ -106,17 +108,19 @@ def _outputs(v: Mapping[str, Any]) -> dict:
     sealed = te.seal_with_randomness(X, aad, bytes_field(v, "plaintext"), r, s)
     R = ed25519.ScalarBaseMult(r)
     S = ed25519.ScalarMult(X, r)
-    sealer = {"role": "sealer", "action": "seal",
+    sealer: dict[str, Any] = {"role": "sealer", "action": "seal",
               "intermediates": {"R": _el(R), "S": _el(S), "key": te.derive_key(S, R, aad).hex(),
                                 "R2": _el(ed25519.ScalarMult(te.B2, r)), "W": _el(ed25519.ScalarBaseMult(s)),
                                 "W2": _el(ed25519.ScalarMult(te.B2, s)), "e": sealed[64:96].hex(),
                                 "f": sealed[96:128].hex(), "ct": sealed[128:].hex()},
               "output": sealed.hex()}
-    shares, out_shares, roles = [], [], [sealer]
-    for i, item in enumerate(list_field(v, "shares")):
+    shares: list[Any] = []
+    out_shares: list[dict[str, Any]] = []
+    roles: list[dict[str, Any]] = [sealer]
+    for i, item in enumerate(list_field(v, "shares", max_items=MAX_PARTIES)):
         if not isinstance(item, dict):
             raise VectorMismatchError(f"shares[{i}] must be an object")
-        identifier = small_int_field(item, "identifier")
+        identifier = small_int_field(item, "identifier", low=0, high=MAX_PARTIES)
         if not 1 <= identifier <= n:
             raise VectorMismatchError(f"shares[{i}].identifier is not an authority")
         k = int_field(item, "k")
@@ -163,7 +167,7 @@ def _refusal(v: Mapping[str, Any]) -> Callable[[], None]:
     aad, context = bytes_field(v, "aad"), bytes_field(v, "context")
     sealed = te.seal_with_randomness(info.group_public_key, aad, bytes_field(v, "plaintext"), int_field(v, "r"),
                                      int_field(v, "s"))
-    items = list_field(v, "shares")
+    items = list_field(v, "shares", max_items=MAX_PARTIES)
     if not items or any(not isinstance(it, dict) or small_int_field(it, "identifier") not in
                         range(1, len(operators) + 1) for it in items):
         raise VectorMismatchError("field 'shares' must list authorities by identifier")
