@@ -40,7 +40,8 @@ audit.  Steps that draw (commit, advertise, report) carry the named
 ``draws`` the role must use as its randomness (ReplayRandom, every draw
 consumed); advertise and report also carry their ``intermediates``,
 recomputed from the state and draws without the Meter class and checked
-against the message the class sends.  Verification rebuilds the
+against the message the class sends; finish carries the intermediates of
+spec 8.5, recomputed from the state and responses without the Utility class.  Verification rebuilds the
 neighbourhood and the state and runs the real role's step: a refusal that is
 accepted or refused with another error, and a step whose output or state
 differs, is a VectorMismatchError naming the vector.  The generator takes
