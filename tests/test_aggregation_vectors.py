@@ -28,16 +28,33 @@ def test_the_schema_is_valid_and_the_file_validates() -> None:
     assert [e.message for e in VALIDATOR.iter_errors(FILE)] == []
 
 
+def _at(name: str) -> int:
+    return next(i for i, v in enumerate(FILE["vectors"]) if v["name"] == name)
+
+
 @pytest.mark.parametrize("path", [
     (), ("vectors", 0), ("vectors", 0, "parameters"), ("vectors", 0, "directory"), ("vectors", 0, "messages"),
     ("vectors", 0, "utility"), ("vectors", 0, "release"), ("vectors", 0, "pairs", 0),
     ("vectors", 0, "meter_keys", "sm-000"), ("vectors", 0, "round_meters", "sm-000"),
-    ("vectors", 4), ("vectors", 4, "directory"), ("vectors", 4, "state_before"), ("vectors", 4, "state_after"),
-    ("vectors", 11), ("vectors", 11, "state_before"), ("vectors", 9, "state_before", "round"),
-    ("vectors", 7, "state_before"), ("vectors", 7, "state_after", "retained"), ("vectors", 11, "directory"),
+    ("complete-graph/meter-accept_bundle",), ("complete-graph/meter-accept_bundle", "directory"),
+    ("complete-graph/meter-accept_bundle", "state_before"), ("complete-graph/meter-accept_bundle", "state_after"),
+    ("complete-graph/meter-accept_bundle/truncated",),
+    ("complete-graph/meter-accept_bundle/truncated", "state_before"),
+    ("complete-graph/utility-receive", "state_before", "round"),
+    ("complete-graph/aggregator-aggregate", "state_before"),
+    ("complete-graph/aggregator-aggregate", "state_after", "retained"),
+    ("complete-graph/meter-accept_bundle/truncated", "directory"),
+    ("complete-graph/meter-advertise", "draws", 0), ("complete-graph/meter-advertise", "intermediates"),
+    ("complete-graph/meter-advertise", "intermediates", "boxes", 0), ("complete-graph/meter-report", "intermediates"),
+    ("complete-graph/meter-report", "intermediates", "pairs", "sm-001"),
+    ("complete-graph/meter-report/replay", "draws", 0), ("complete-graph/utility-audit/audit-dropped",),
+    ("complete-graph/utility-finish", "intermediates"),
+    ("complete-graph/utility-finish", "intermediates", "secrets", "sm-000"),
 ])
 def test_an_undocumented_field_fails_the_schema(path: tuple) -> None:
     document = copy.deepcopy(FILE)
+    if path and path[0] != "vectors":
+        path = ("vectors", _at(path[0])) + path[1:]
     node = document
     for key in path:
         node = node[key]
@@ -62,7 +79,10 @@ def test_every_description_says_input_or_computed() -> None:
 
 def test_counts_flags_and_roles() -> None:
     results = Counter((v["operation"], v.get("result", "valid")) for v in FILE["vectors"])
-    assert results == {("round", "valid"): 4, ("step", "valid"): 7, ("refusal", "invalid"): 46}
+    assert results == {("round", "valid"): 4, ("step", "valid"): 14, ("refusal", "invalid"): 55}
+    steps = {(v["role"], v["step"]) for v in FILE["vectors"] if v["operation"] == "step"}
+    assert steps == {(role, step) for role, names in family.ROLE_STEPS.items() for step in names
+                     if step != "receive_then_finish"}  # every step of every role (spec 12.2)
     refusals = [v for v in FILE["vectors"] if v.get("result") == "invalid"]
     assert {v["role"] for v in refusals} == {"meter", "committee", "aggregator", "utility"}
     assert all("stage" not in v and "setup" not in v and "state_before" in v for v in refusals)
@@ -175,4 +195,98 @@ def test_a_directory_that_does_not_reencode_is_a_mismatch() -> None:
     vector = _vector("complete-graph/aggregator-aggregate/stranger")
     vector["directory"]["cbor"] += "00"
     with pytest.raises(VectorMismatchError, match="directory"):
+        family.verify_vector(vector)
+
+
+def test_the_meter_steps_draw_what_the_round_drew() -> None:
+    """The per-role setup, advertise and report steps replay the base round's draws: their outputs and
+    intermediates are the round's (spec 12.2), so a meter-only vendor checks the same values."""
+    valid = _vector("complete-graph")
+    me = "sm-000"
+    commit, reveal = _vector("complete-graph/meter-commit"), _vector("complete-graph/meter-reveal")
+    assert commit["output"] == {me: valid["meter_keys"][me]["graph_commitment"]}
+    assert commit["draws"] == [{"name": "graph_nonce", "hex": valid["meter_keys"][me]["graph_nonce"]}]
+    assert reveal["output"] == {me: valid["meter_keys"][me]["graph_nonce"]}
+    assert reveal["input"] == [valid["directory"]["cbor"]]
+    assert reveal["state_after"]["directory"] == valid["directory"]["digest"]
+    advertise = _vector("complete-graph/meter-advertise")
+    assert advertise["output"] == {me: valid["messages"]["adverts"][me]}
+    assert [d["name"] for d in advertise["draws"]] == ["epsilon", "sigma", "epsilon_coefficient_1",
+                                                       "epsilon_coefficient_2", "sigma_coefficient_1",
+                                                       "sigma_coefficient_2"]
+    inter, mine = advertise["intermediates"], valid["round_meters"][me]
+    assert (inter["epsilon"], inter["sigma"], inter["mask_public"]) == (mine["epsilon"], mine["sigma"],
+                                                                         mine["mask_public"])
+    assert [b["epsilon_share"] for b in inter["boxes"]] == mine["epsilon_shares"]
+    report = _vector("complete-graph/meter-report")
+    assert report["output"] == {me: valid["messages"]["meter_reports"][me]}
+    for name in ("noise", "values", "beta", "tag", "packed", "self_mask", "masked", "paillier_r", "confirmations"):
+        assert report["intermediates"][name] == mine[name], name
+    noisy = _vector("differential-privacy/meter-report")
+    noisy_round = _vector("differential-privacy")
+    assert noisy["intermediates"]["noise"] == noisy_round["round_meters"][me]["noise"] != [0, 0]
+    assert {d["name"] for d in noisy["draws"]} == {"noise_0", "noise_1", "paillier_r"}
+
+
+def test_the_utility_steps_send_the_rounds_messages() -> None:
+    valid = _vector("complete-graph")
+    collect = _vector("complete-graph/utility-collect")
+    assert collect["output"] == valid["messages"]["unmask_requests"]
+    assert sorted(collect["input"]) == sorted(valid["messages"]["commit_signatures"].values())
+    finish = _vector("complete-graph/utility-finish")
+    for name in ("decrypted", "unmasked", "tag_sum"):
+        assert finish["intermediates"][name] == valid["utility"][name], name
+    assert finish["intermediates"]["sums"] == valid["release"]["sums"]
+    assert {m: e["value"] for m, e in finish["intermediates"]["secrets"].items()} == {
+        m: valid["round_meters"][m]["sigma"] for m in valid["release"]["reporting"]}
+    audit = _vector("complete-graph/utility-audit")
+    assert audit["output"] == {} and audit["release"] is None and audit["state_after"] == audit["state_before"]
+
+
+@pytest.mark.parametrize("name, path, value", [
+    ("complete-graph/meter-advertise", ("draws", 0, "hex"), "00" * 32),
+    ("complete-graph/meter-advertise", ("draws", 5, "name"), "sigma"),
+    ("complete-graph/meter-advertise", ("intermediates", "boxes", 1, "nonce"), "00"),
+    ("complete-graph/meter-report", ("intermediates", "pairs", "sm-001", "mask"), "1"),
+    ("complete-graph/meter-report", ("intermediates", "self_mask"), "1"),
+    ("complete-graph/meter-report", ("readings",), [0]),
+    ("differential-privacy/meter-report", ("intermediates", "noise", 0), 0),
+    ("complete-graph/meter-commit", ("draws", 0, "hex"), "00" * 32),
+    ("complete-graph/meter-reveal", ("state_before", "graph_nonce"), "00" * 32),
+    ("complete-graph/utility-collect", ("output", "sm-000"), "00"),
+    ("complete-graph/utility-finish", ("intermediates", "secrets", "sm-001", "self_mask"), "1"),
+    ("complete-graph/utility-finish", ("intermediates", "decrypted"), "1"),
+])
+def test_an_edited_draw_or_intermediate_is_a_mismatch(name: str, path: tuple, value: object) -> None:
+    vector = _vector(name)
+    family.verify_vector(_vector(name))
+    node = vector
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(VectorMismatchError):
+        family.verify_vector(vector)
+
+
+def test_a_draw_left_over_or_missing_is_a_mismatch() -> None:
+    for draws in (lambda d: d + d[-1:], lambda d: d[:-1]):
+        vector = _vector("complete-graph/meter-advertise")
+        vector["draws"] = draws(vector["draws"])
+        with pytest.raises(VectorMismatchError, match="draws"):
+            family.verify_vector(vector)
+
+
+@pytest.mark.parametrize("name", [
+    "complete-graph/meter-commit/too-many-setups", "complete-graph/meter-reveal/second-directory",
+    "complete-graph/meter-advertise/replay", "complete-graph/meter-report/reading-out-of-range",
+    "complete-graph/utility-collect/bad-commit-signature", "complete-graph/utility-audit/audit-dropped",
+])
+def test_the_new_steps_refusals_verify_and_the_honest_input_is_accepted(name: str) -> None:
+    vector = _vector(name)
+    family.verify_vector(vector)
+    honest = _vector(name.rsplit("/", 1)[0])
+    for key in ("state_before", "input", "readings", "retained"):
+        if key in honest:
+            vector[key] = honest[key]
+    with pytest.raises(VectorMismatchError, match="accepted"):
         family.verify_vector(vector)

@@ -32,7 +32,16 @@ state object (meter, aggregator or utility state), so a vendor who builds
 one role checks only that role.  Valid steps (operation ``step``) carry the
 honest ``input``, the ``output`` sent, the ``release`` (finish) and
 ``state_after``; refusals (operation ``refusal``, Wycheproof style) carry
-the bad ``input`` and the expected ``error``.  Verification rebuilds the
+the bad ``input`` and the expected ``error``.  Every step of every role has a
+valid vector (spec 12.2): the meter's commit, reveal, advertise,
+accept_bundle, report and unmask, the committee's sign_commit, the
+aggregator's aggregate, the utility's bundles, receive, collect, finish and
+audit.  Steps that draw (commit, advertise, report) carry the named
+``draws`` the role must use as its randomness (ReplayRandom, every draw
+consumed); advertise and report also carry their ``intermediates``,
+recomputed from the state and draws without the Meter class and checked
+against the message the class sends; finish carries the intermediates of
+spec 8.5, recomputed from the state and responses without the Utility class.  Verification rebuilds the
 neighbourhood and the state and runs the real role's step: a refusal that is
 accepted or refused with another error, and a step whose output or state
 differs, is a VectorMismatchError naming the vector.  The generator takes
@@ -42,7 +51,7 @@ each state from the honest replay of the round (``_replay``).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any, TypeVar
 
@@ -53,6 +62,8 @@ from protocols.aggregation import schedule as ks
 from protocols.errors import VectorMismatchError
 from protocols.primitives import cbor, shamir
 from protocols.primitives.drbg import HmacDrbg
+from protocols.primitives.rand import ReplayRandom, random_below
+from protocols.privacy import dp
 from protocols.schemes.paillier import PrivateKey, generate_keypair
 from protocols.system import neighbourhood as nb
 from protocols.system.vectorsets import VectorFamily
@@ -72,6 +83,7 @@ from protocols.system.vectorsets._fields import (
     hex_list_field,
     hexint,
     int_field,
+    list_field,
     recompute,
     small_int_field,
     str_field,
@@ -127,6 +139,11 @@ def _readings(v: Mapping[str, Any]) -> dict[str, list[int]]:
         if not isinstance(row, list) or any(not isinstance(x, int) or isinstance(x, bool) for x in row):
             raise VectorMismatchError(f"field 'readings.{meter}' must be a list of integers")
     return {m: list(r) for m, r in value.items()}
+
+
+def _json_ints(v: Mapping[str, Any], name: str) -> list[int]:
+    """A list of JSON integers (a meter's readings, spec 12.2)."""
+    return [small_int_field({name: x}, name, low=0, high=UINT64) for x in list_field(v, name)]
 
 
 def _tree(v: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -467,6 +484,7 @@ def build() -> dict:
         _case(sk, "differential-privacy", 8, 3, slots=2, value_bits=10, noise=dp_noise, dropped=1),
     ]
     gen = _Generator(vectors[0])
+    steps = vectors + _step_cases(gen) + [_meter_step(_Generator(vectors[3]), "report")]
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -481,9 +499,11 @@ def build() -> dict:
                         "Then per-role vectors of the first round (spec 12.1, 12.2): one role, put in the documented "
                         "state 'state_before' under the public 'directory', runs one step; valid steps (operation "
                         "'step') send 'output' and end in 'state_after', refusals (operation 'refusal', result "
-                        "'invalid') must raise 'error' (flags in 'notes')."),
+                        "'invalid') must raise 'error' (flags in 'notes'). Every step of every role is covered "
+                        "(spec 12.2); commit, advertise and report carry their named 'draws' (the randomness "
+                        "to replay), advertise and report their 'intermediates'."),
         "notes": NOTES,
-        "vectors": vectors + _step_cases(gen) + _refusal_cases(vectors[0], gen),
+        "vectors": steps + _refusal_cases(vectors[0], gen) + _step_refusals(steps),
     }
 
 
@@ -495,7 +515,7 @@ def build() -> dict:
 
 _SETUP = _INPUTS[2:]
 """The inputs of the valid round the generator replays (everything but name and operation)."""
-STAGES = ("advertised", "reported", "aggregated", "received", "signed", "responded")
+STAGES = ("setup", "advertised", "bundled", "reported", "aggregated", "received", "signed", "responded")
 """How far the generator replays the base round before it reads a role's state."""
 
 
@@ -503,8 +523,24 @@ def _utility(p: agg.Provisioned) -> agg.Utility:
     return agg.Utility(p.hood, p.utility)
 
 
-def _replay(setup: Mapping[str, Any], stage: str):
-    """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``."""
+class _Tape:
+    """A random source that records every ``random_bytes`` call of the one it wraps (generation only)."""
+
+    def __init__(self, source: HmacDrbg) -> None:
+        self.source = source
+        self.calls: list[bytes] = []
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.source.random_bytes(n)
+        self.calls.append(out)
+        return out
+
+
+def _replay(setup: Mapping[str, Any], stage: str, spans: dict | None = None):
+    """Play the valid round ``setup`` with the real roles, in the driver's order, up to ``stage``.
+
+    ``spans``, if given, receives the draws of each meter's advertise and report:
+    ``spans[("advertise" | "report", meter)]`` is the list of its ``random_bytes`` results, in order."""
     if stage not in STAGES:
         raise VectorMismatchError(f"field 'stage' must be one of {', '.join(STAGES)}")
     sk = PrivateKey.from_factors(int_field(setup, "p", max_bits=MAX_FACTOR_BITS), int_field(setup, "q", max_bits=MAX_FACTOR_BITS))
@@ -516,20 +552,29 @@ def _replay(setup: Mapping[str, Any], stage: str):
                       noise=_noise(setup), **options)
     hood, r = p.hood, small_int_field(setup, "round", low=0, high=UINT64)
     readings, dropped = _readings(setup), _string_list(setup, "dropped")
-    rng = HmacDrbg.from_seed(str_field(setup, "round_seed"))
+    rng = _Tape(HmacDrbg.from_seed(str_field(setup, "round_seed")))
+    spans = {} if spans is None else spans
     t = nb.Transcript(r)
+    if stage == "setup":
+        return p, t
     taking_part = [m for m in hood.meters if m in readings or m in dropped]
     for m in taking_part:
+        start = len(rng.calls)
         t.adverts[m] = agg.Meter(hood, p.meters[m]).advertise(r, rng)
+        spans["advertise", m] = rng.calls[start:]
     utility = _utility(p)
     t.state, t.bundles = utility.bundles(r, list(t.adverts.values()))
     if stage == "advertised":
         return p, t
     for m in taking_part:
         agg.Meter(hood, p.meters[m]).accept_bundle(t.bundles[m])
+    if stage == "bundled":
+        return p, t
     for m in hood.meters:
         if m in readings and m not in dropped:
+            start = len(rng.calls)
             t.meter_reports[m] = agg.Meter(hood, p.meters[m]).report(r, readings[m], rng)
+            spans["report", m] = rng.calls[start:]
     if stage == "reported":
         return p, t
     outputs = dict(t.meter_reports)
@@ -582,6 +627,13 @@ def _hood(v: Mapping[str, Any]) -> agg.Neighbourhood:
     directory = _as_dict(field(v, "directory"), "directory")
     raw = bytes_field(directory, "cbor")
     reveals = {m: bytes_field({m: x}, m) for m, x in _as_dict(field(directory, "reveals"), "reveals").items()}
+    return _hood_of(raw, reveals, "directory")
+
+
+def _hood_of(raw: bytes, reveals: dict[str, bytes] | None, name: str) -> agg.Neighbourhood:
+    """The Neighbourhood of CBOR(directory) ``raw`` (spec 3.2); with ``reveals`` None, the draft of 3.3 step 2."""
+    from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel
+    from protocols.schemes.paillier import PublicKey
 
     def build_hood() -> agg.Neighbourhood:
         d = cbor.decode(raw)
@@ -600,10 +652,10 @@ def _hood(v: Mapping[str, Any]) -> agg.Neighbourhood:
             committee_threshold=params[6], noise=noise)
 
     try:
-        hood = recompute("directory", build_hood)
+        hood = recompute(name, build_hood)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise VectorMismatchError(f"field 'directory' is malformed: {exc}") from None
-    expect("directory.cbor", raw, cbor.encode(hood.directory_cbor()))
+        raise VectorMismatchError(f"field {name!r} is malformed: {exc}") from None
+    expect(f"{name}.cbor" if reveals is not None else name, raw, cbor.encode(hood.directory_cbor()))
     return hood
 
 
@@ -611,9 +663,10 @@ def _opt_hex(value: bytes | None) -> str | None:
     return None if value is None else value.hex()
 
 
-def _meter_json(s: agg.MeterState) -> dict:
-    """Spec 6.1: the meter state the round steps read and write."""
-    return {
+def _meter_json(s: agg.MeterState, setup: bool = False) -> dict:
+    """Spec 6.1: the meter state the round steps read and write; with ``setup``, also the fields of 3.3
+    that the commit and reveal steps read and write."""
+    out = {
         "meter_id": s.meter_id, "key": s.key.hex(), "tag_key": s.tag_key.hex(),
         "x25519_private": s.x25519_private.hex(), "ed25519_seed": s.signing_seed.hex(),
         "directory": _opt_hex(s.directory), "advertised": s.advertised,
@@ -625,6 +678,11 @@ def _meter_json(s: agg.MeterState) -> dict:
         "held": {j: [_b32(e), _b32(g)] for j, (e, g) in s.held.items()},
         "last_reported": s.last_reported, "last_unmasked": s.last_unmasked, "last_committed": s.last_committed,
     }
+    if setup:
+        out.update({"setups": s.setups, "graph_nonce": _opt_hex(s.graph_nonce),
+                    "min_reporting_floor": s.min_reporting_floor, "degree_floor": s.degree_floor,
+                    "committee_floor": s.committee_floor, "require_noise": s.require_noise})
+    return out
 
 
 def _opt_bytes(obj: Mapping[str, Any], name: str) -> bytes | None:
@@ -654,7 +712,27 @@ def _meter_state(obj: Mapping[str, Any]) -> agg.MeterState:
         bundle=tuple(_string_list(obj, "bundle")), bundle_directory=_opt_bytes(obj, "bundle_directory"),
         peer_mask_public=_hex_map(obj, "peer_mask_public"), round_secrets=_hex_map(obj, "round_secrets"),
         held=held, last_reported=small_int_field(obj, "last_reported", low=-1, high=UINT64),
-        last_unmasked=small_int_field(obj, "last_unmasked", low=-1, high=UINT64), last_committed=small_int_field(obj, "last_committed", low=-1, high=UINT64))
+        last_unmasked=small_int_field(obj, "last_unmasked", low=-1, high=UINT64),
+        last_committed=small_int_field(obj, "last_committed", low=-1, high=UINT64), **_setup_fields(obj))
+
+
+def _setup_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of 3.3 in a commit or reveal step's meter state (absent elsewhere: the defaults)."""
+    if "setups" not in obj:
+        return {}
+    return {"setups": small_int_field(obj, "setups", low=0, high=agg.MAX_SETUPS),
+            "graph_nonce": _opt_bytes(obj, "graph_nonce"),
+            "min_reporting_floor": small_int_field(obj, "min_reporting_floor", low=0, high=MAX_COUNT),
+            "degree_floor": small_int_field(obj, "degree_floor", low=0, high=MAX_COUNT),
+            "committee_floor": small_int_field(obj, "committee_floor", low=0, high=MAX_COUNT),
+            "require_noise": _json_bool(obj, "require_noise")}
+
+
+def _json_bool(obj: Mapping[str, Any], name: str) -> bool:
+    value = field(obj, name)
+    if not isinstance(value, bool):
+        raise VectorMismatchError(f"field {name!r} must be true or false")
+    return value
 
 
 def _aggregator_json(s: agg.AggregatorState) -> dict:
@@ -720,9 +798,183 @@ def _utility_state(obj: Mapping[str, Any], hood: agg.Neighbourhood):
                              bytes_field(obj, "tag_key"), last_round=small_int_field(obj, "last_round", low=-1, high=UINT64))
     return state, _round_state(field(obj, "round"), hood)
 
+# -- the meter's draws and intermediates (spec 6.2, 6.4, 12.2) ------------------------------------------
 
-ROLE_STEPS = {"meter": ("accept_bundle", "unmask"), "committee": ("sign_commit",), "aggregator": ("aggregate",),
-              "utility": ("bundles", "receive", "finish", "receive_then_finish")}
+
+class _Cursor:
+    """Replays a vector's recorded draws to the draw rules of conventions 3.2, counting what each consumes."""
+
+    def __init__(self, calls: list[bytes]) -> None:
+        self.calls, self.position = calls, 0
+
+    def random_bytes(self, n: int) -> bytes:
+        if self.position >= len(self.calls) or len(self.calls[self.position]) != n:
+            raise VectorMismatchError(f"field 'draws': draw {self.position} is missing or not {n} bytes",
+                                      field="draws")
+        self.position += 1
+        return self.calls[self.position - 1]
+
+
+Plan = list[tuple[str, Callable[[Any], int]]]
+
+
+def _advertise_plan(hood: agg.Neighbourhood) -> Plan:
+    """Spec 6.2: epsilon, sigma, then epsilon's t - 1 coefficients, then sigma's, each RandomBelow(p)."""
+    def below(source: Any) -> int:
+        return random_below(source, shamir.P25519)
+    t = _present(hood.threshold, "threshold")
+    return ([("epsilon", below), ("sigma", below)] + [(f"epsilon_coefficient_{k}", below) for k in range(1, t)]
+            + [(f"sigma_coefficient_{k}", below) for k in range(1, t)])
+
+
+def _report_plan(hood: agg.Neighbourhood) -> Plan:
+    """Spec 6.4: the clamped noise share of each slot (spec 10; none without noise), then Paillier's r."""
+    noise = hood.noise
+
+    def share(source: Any) -> int:
+        return dp.clamped_noise_share(noise, source) if isinstance(noise, dp.NoiseShareConfig) else 0
+    plan: Plan = [(f"noise_{s}", share) for s in range(hood.slots)]
+    return plan + [("paillier_r", lambda source: int(hood.public_key.random_r(source)))]
+
+
+def _name_draws(calls: list[bytes], plan: Plan) -> tuple[list[dict], dict[str, int]]:
+    """Each recorded call named by the value of ``plan`` that consumed it (a rejected draw keeps the
+    name of the value it was for), and the values drawn."""
+    cursor, names, values = _Cursor(calls), [], {}
+    for name, draw in plan:
+        start = cursor.position
+        values[name] = draw(cursor)
+        names += [name] * (cursor.position - start)
+    if cursor.position != len(calls):
+        raise VectorMismatchError(f"field 'draws': {len(calls) - cursor.position} draws are left over",
+                                  field="draws")
+    return [{"name": n, "hex": c.hex()} for n, c in zip(names, calls)], values
+
+
+def _read_draws(v: Mapping[str, Any]) -> list[bytes]:
+    items = list_field(v, "draws")
+    if any(not isinstance(x, dict) for x in items):
+        raise VectorMismatchError("field 'draws' must be a list of objects")
+    return [bytes_field(x, "hex") for x in items]
+
+
+def _poly(coefficients: list[int], x: int) -> int:
+    return sum(c * x ** k for k, c in enumerate(coefficients)) % shamir.P25519
+
+
+def _advertise_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int, values: Mapping[str, int],
+                             sent: bytes) -> dict:
+    """Spec 6.2 from the draws; each box of the sent advert is opened and must hold the shares."""
+    t, me = _present(hood.threshold, "threshold"), ms.meter_id
+    eps = [values["epsilon"]] + [values[f"epsilon_coefficient_{k}"] for k in range(1, t)]
+    sig = [values["sigma"]] + [values[f"sigma_coefficient_{k}"] for k in range(1, t)]
+    mask_private = ks.mask_private(eps[0])
+    mask_public = ks.x25519_public(mask_private)
+    advert = cbor.decode(sent)
+    boxes = []
+    for x, peer in enumerate(hood.neighbours(me), start=1):
+        secret = ks.static_secret(hood.digest, me, ms.x25519_private, peer, hood.meter_public[peer])
+        nonce, aad = ks.box_nonce_aad(hood.group_id, r, me, peer, mask_public)
+        plain = _poly(eps, x).to_bytes(ks.SHARE_BYTES, "big") + _poly(sig, x).to_bytes(ks.SHARE_BYTES, "big")
+        box = ks.box_cipher(secret).encrypt(nonce, plain, aad)
+        _check(advert[5][ks.BOX_BYTES * (x - 1):ks.BOX_BYTES * x] == box, f"the box for {peer}")
+        boxes.append({"peer": peer, "x": x, "epsilon_share": plain[:32].hex(), "sigma_share": plain[32:].hex(),
+                      "static_secret": secret.hex(), "nonce": nonce.hex(), "aad": aad.hex(), "box": box.hex()})
+    _check(advert[4] == mask_public, "E in the advert")
+    return {"epsilon": _b32(eps[0]), "sigma": _b32(sig[0]), "epsilon_coefficients": [_b32(c) for c in eps[1:]],
+            "sigma_coefficients": [_b32(c) for c in sig[1:]],
+            "mask_private": mask_private.hex(), "mask_public": mask_public.hex(), "boxes": boxes}
+
+
+def _report_intermediates(hood: agg.Neighbourhood, ms: agg.MeterState, r: int, readings: list[int],
+                          values: Mapping[str, int], sent: bytes) -> dict:
+    """Spec 6.4 from the state and the draws; the ciphertext must be the sent report's."""
+    me, n = ms.meter_id, int(hood.public_key.n)
+    noise = [values[f"noise_{s}"] for s in range(hood.slots)]
+    slots = [x + e for x, e in zip(readings, noise)]
+    alphas = ks.tag_alphas(ms.tag_key, r, hood.slots)
+    beta = ks.tag_beta(ms.key, r)
+    tag = (sum(a * x for a, x in zip(alphas, slots)) + beta) % ks.TAG_PRIME
+    packed = int(hood.layout.pack(slots, tag))
+    pairs, masked = {}, packed
+    for j in ms.bundle:
+        mask = int(ks.pair_mask(ms.round_secrets[j], r, n))
+        masked += hood.sign(me, j) * mask
+        pairs[j] = {"sign": hood.sign(me, j), "round_secret": ms.round_secrets[j].hex(), "mask": hexint(mask)}
+    sigma = _present(ms.sigma, "sigma")
+    b = int(ks.self_mask(sigma, r, n))
+    masked = (masked + b) % n
+    rand = values["paillier_r"]
+    c = (1 + masked * n) * pow(rand, n, n * n) % (n * n)
+    report = cbor.decode(sent)
+    _check(int.from_bytes(report[4], "big") == c, "the ciphertext of the sent report")
+    confirmations = {j: ks.confirmation(ks.static_secret(hood.digest, me, ms.x25519_private, j,
+                                                         hood.meter_public[j]),
+                                        hood.group_id, r, me, j, ms.own_mask_public, ms.peer_mask_public[j]).hex()
+                     for j in ms.bundle}
+    _check("".join(confirmations.values()) == report[5].hex(), "the confirmations of the sent report")
+    return {"noise": noise, "values": slots, "alphas": [hexint(a) for a in alphas], "beta": hexint(beta),
+            "tag": hexint(tag), "packed": hexint(packed), "pairs": pairs, "self_mask": hexint(b),
+            "masked": hexint(masked), "paillier_r": hexint(rand), "ciphertext": hexint(c),
+            "confirmations": confirmations}
+
+
+def _finish_intermediates(v: Mapping[str, Any], responses: list[bytes]) -> dict:
+    """Spec 8.5 from ``state_before`` and the responses, without the Utility class: the decrypted aggregate,
+    each recovered secret (from the first t shares, neighbour order) and its mask, the unmasked residue,
+    the sums and the tag check."""
+    hood = _hood(v)
+    us, rs = _utility_state(_as_dict(field(v, "state_before"), "state_before"), hood)
+    rs = _present(rs, "the open round")
+    report = _present(rs.report, "the root's report")
+    n, r, t = int(hood.public_key.n), rs.round, _present(hood.threshold, "threshold")
+    answered = {}
+    for raw in responses:
+        m = cbor.decode(raw)
+        answered[m[3]] = [int.from_bytes(m[4][i:i + ks.SHARE_BYTES], "big")
+                          for i in range(0, len(m[4]), ks.SHARE_BYTES)]
+    decrypted = int(us.private_key.decrypt(report.ciphertext))
+    total, secrets = decrypted, {}
+    reporting = set(rs.reporting)
+    for meter in rs.reporting + rs.missing:
+        points = [(x, answered[peer][rs.bundles[peer].index(meter)])
+                  for x, peer in enumerate(hood.neighbours(meter), start=1)
+                  if peer in answered and meter in rs.bundles.get(peer, ())]
+        value = shamir.recover([shamir.Share(x, y) for x, y in points], t)
+        entry: dict[str, Any] = {"secret": "sigma" if meter in reporting else "epsilon",
+                                 "points": [x for x, _ in points[:t]], "value": _b32(value)}
+        if meter in reporting:
+            mask = int(ks.self_mask(value, r, n))
+            total -= mask
+            entry["self_mask"] = hexint(mask)
+        else:
+            entry["pair_masks"] = {}
+            for peer in rs.bundles[meter]:
+                if peer in reporting and meter in rs.bundles[peer]:
+                    a = ks.round_secret(hood.group_id, r, meter, value, peer, rs.mask_public[peer])
+                    mask = int(ks.pair_mask(a, r, n))
+                    total -= hood.sign(peer, meter) * mask
+                    entry["pair_masks"][peer] = {"sign": hood.sign(peer, meter), "mask": hexint(mask)}
+        secrets[meter] = entry
+    unmasked = total % n
+    sums, tag_sum = hood.layout.unpack(unmasked, n)
+    alphas = ks.tag_alphas(us.tag_key, r, hood.slots)
+    expected = (sum(a * x for a, x in zip(alphas, sums))
+                + sum(ks.tag_beta(us.meter_keys[m], r) for m in rs.reporting)) % ks.TAG_PRIME
+    return {"decrypted": hexint(decrypted), "secrets": secrets, "unmasked": hexint(unmasked), "sums": list(sums),
+            "tag_sum": hexint(tag_sum), "expected_tag": hexint(expected)}
+
+
+def _meter_draws(v: Mapping[str, Any], hood: agg.Neighbourhood, step: str) -> tuple[list[dict], dict[str, int]]:
+    plan = _advertise_plan(hood) if step == "advertise" else _report_plan(hood)
+    return recompute("draws", lambda: _name_draws(_read_draws(v), plan))
+
+
+
+ROLE_STEPS = {"meter": ("commit", "reveal", "advertise", "accept_bundle", "report", "unmask"),
+              "committee": ("sign_commit",),
+              "aggregator": ("aggregate",),
+              "utility": ("bundles", "receive", "collect", "finish", "audit", "receive_then_finish")}
 
 
 def _role_step(v: Mapping[str, Any]):
@@ -736,12 +988,23 @@ def _role_step(v: Mapping[str, Any]):
     hood = _hood(v)
     before = _as_dict(field(v, "state_before"), "state_before")
     r = small_int_field(v, "round", low=-1, high=UINT64)
+    if step in ("commit", "reveal"):
+        return _setup_step(v, step, _meter_state(before))
     if role in ("meter", "committee"):
         ms = _meter_state(before)
         meter = recompute("state_before", lambda: agg.Meter(hood, ms))
 
         def run_meter(inputs: list[bytes]) -> tuple[dict, Any]:
             sent = {}
+            if step in ("advertise", "report"):
+                source = ReplayRandom(_read_draws(v))
+                if step == "advertise":
+                    out = meter.advertise(r, source)
+                else:
+                    out = meter.report(r, _json_ints(v, "readings"), source)
+                if not source.exhausted:
+                    raise VectorMismatchError("field 'draws': the step did not consume every draw", field="draws")
+                return {ms.meter_id: out.hex()}, None
             for raw in inputs:
                 if step == "accept_bundle":
                     meter.accept_bundle(raw)
@@ -775,6 +1038,13 @@ def _role_step(v: Mapping[str, Any]):
                 raise VectorMismatchError("field 'input': receive takes one message, the root's report")
             utility.receive(rs, inputs[0])
             return {m: raw.hex() for m, raw in utility.commit_requests(rs).items()}, None
+        if step == "collect":
+            utility.collect_signatures(rs, inputs)
+            return {m: raw.hex() for m, raw in utility.unmask_requests(rs).items()}, None
+        if step == "audit":
+            kept = _as_dict(field(v, "retained"), "retained")
+            utility.audit(rs, {a: hex_list_field(kept, a) for a in kept})
+            return {}, None
         if step == "receive_then_finish":
             then = _as_dict(field(v, "followed_by"), "followed_by")
             if len(inputs) != 1:
@@ -787,6 +1057,22 @@ def _role_step(v: Mapping[str, Any]):
         return {}, {"sums": list(result.sums), "reporting": list(result.reporting),
                     "missing": list(result.missing), "noisy": result.noisy}
     return run_utility, lambda: _utility_json(us, holder["rs"])
+
+
+def _setup_step(v: Mapping[str, Any], step: str, ms: agg.MeterState):
+    """Spec 3.3 steps 1 and 3: commit (draws nu_i, sends h_i) or reveal (input the draft's CBOR, sends nu_i)."""
+    def run(inputs: list[bytes]) -> tuple[dict, Any]:
+        if step == "commit":
+            source = ReplayRandom(_read_draws(v))
+            sent = agg.commit_to_graph(ms, source)
+            if not source.exhausted:
+                raise VectorMismatchError("field 'draws': the step did not consume every draw", field="draws")
+        else:
+            if len(inputs) != 1:
+                raise VectorMismatchError("field 'input': reveal takes one message, the draft directory's CBOR")
+            sent = agg.reveal_graph_nonce(ms, _hood_of(inputs[0], None, "input"))
+        return {ms.meter_id: sent.hex()}, None
+    return run, lambda: _meter_json(ms, setup=True)
 
 
 def _guarded(run):
@@ -817,12 +1103,48 @@ def _step_vector(v: Mapping[str, Any]) -> None:
         raise VectorMismatchError(f"vector {v.get('name')}: field 'result' must be 'valid' for a step")
     run, state = _role_step(v)
     inputs = hex_list_field(v, "input")
+    step = str_field(v, "step")
+    computed = _meter_step_values(v) if step in ("advertise", "report") else None
     sent, release = recompute("input", lambda: _guarded(run)(inputs))
     expect("output", field(v, "output"), sent)
     expect("release", field(v, "release"), release)
+    if computed is not None:
+        draws, intermediates = computed(bytes.fromhex(next(iter(sent.values()))))
+        expect("draws", field(v, "draws"), draws)
+    elif step == "finish":
+        intermediates = _checked_finish(v, inputs)
+        _check(intermediates["sums"] == release["sums"], "the sums of 8.5 and the released sums")
+    if computed is not None or step == "finish":
+        where = _first_difference("intermediates", field(v, "intermediates"), intermediates)
+        if where is not None:
+            raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
     where = _first_difference("state_after", field(v, "state_after"), state())
     if where is not None:
         raise VectorMismatchError(f"field {where!r} does not recompute to its stored value")
+
+
+def _checked_finish(v: Mapping[str, Any], inputs: list[bytes]) -> dict:
+    """The intermediates of a finish step; a state whose parts disagree is a mismatch, not a crash."""
+    try:
+        return recompute("intermediates", lambda: _finish_intermediates(v, inputs))
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise VectorMismatchError(f"field 'state_before' is inconsistent: {exc!r}", field="state_before") from None
+
+
+def _meter_step_values(v: Mapping[str, Any]) -> Callable[[bytes], tuple[list[dict], dict]]:
+    """The named draws and the intermediates of an advertise or report step, computed from ``state_before``
+    and the draws without the Meter class; the returned function takes the message the class sent."""
+    hood, step, r = _hood(v), str_field(v, "step"), small_int_field(v, "round", low=-1, high=UINT64)
+    ms = _meter_state(_as_dict(field(v, "state_before"), "state_before"))
+    draws, values = _meter_draws(v, hood, step)
+
+    def compute(sent: bytes) -> tuple[list[dict], dict]:
+        if step == "advertise":
+            return draws, recompute("intermediates", lambda: _advertise_intermediates(hood, ms, r, values, sent))
+        readings = _json_ints(v, "readings")
+        return draws, recompute("intermediates",
+                                lambda: _report_intermediates(hood, ms, r, readings, values, sent))
+    return compute
 
 
 OPERATIONS["refusal"] = _refusal
@@ -843,7 +1165,9 @@ NOTES = {
                           "(VerificationError)",
     "wrong-round": "a message of another round than the step's, re-MACed where there is a MAC "
                    "(StateError for a later round at a meter, ReplayError for an earlier round)",
-    "replay": "the same message is fed a second time after being accepted (field accepted_first) (ReplayError)",
+    "replay": "the same message is fed a second time after being accepted (field accepted_first); for advertise "
+              "and report, the step is run again for the same round from its state after the first run "
+              "(ReplayError)",
     "too-few-signatures": "the unmask-request carries committee_threshold - 1 signatures (ConsistencyError)",
     "bad-signature": "one byte of the first committee signature is flipped (ConsistencyError)",
     "not-in-reporting-set": "the recipient's bit is cleared in the reporting bitmap (ConsistencyError)",
@@ -856,6 +1180,18 @@ NOTES = {
     "ciphertext-out-of-range": "the ciphertext is n^2, outside (0, n^2) (InvalidCiphertextError)",
     "tampered-share": "one released share is changed and the response re-MACed: the utility's consistency "
                       "check over the surplus shares fails (spec 8.5 step 3: VerificationError)",
+    "too-many-setups": "the meter has already made MAX_SETUPS = 3 graph commitments (spec 3.3 step 1: StateError)",
+    "below-floor": "the meter's min_reporting_floor is above the draft directory's min_reporting "
+                   "(spec 3.3 step 3.4: ConsistencyError)",
+    "second-directory": "after revealing for the directory, the meter is shown a draft with another group id "
+                        "(spec 3.3 step 3.2: ReplayError)",
+    "reading-out-of-range": "the first reading is 2^value_bits (spec 6.4: EncodingOverflowError)",
+    "bad-commit-signature": "the first byte of the first commit-signature's signature is flipped (spec 8.2: "
+                            "VerificationError)",
+    "too-few-commit-signatures": "only the first commit-signature is given, fewer than tau (spec 8.2: "
+                                 "RecoveryError)",
+    "audit-dropped": "the root's retained inputs lack its last child's report, whose meters the root's report "
+                     "covers (spec 9: DroppedContributionError)",
     "sum-out-of-range": "the root re-MACs an aggregate whose plaintext has slot 0 raised past the physical "
                         "range of spec 8.5 step 6 (AggregateMismatchError)",
 }
@@ -913,11 +1249,15 @@ class _Generator:
             vec["state_before"] = state()
         return vec
 
-    def step(self, stage: str, role: str, step: str, party: str, inputs) -> dict:
+    def step(self, stage: str, role: str, step: str, party: str, inputs, extra: dict | None = None) -> dict:
         vec = {**self.vector(f"{role}-{step}", stage, role, step, party), "operation": "step",
-               "input": [x.hex() for x in inputs]}
+               "input": [x.hex() for x in inputs], **(extra or {})}
         run, state = _role_step(vec)
         vec["output"], vec["release"] = run(list(inputs))
+        if step in ("advertise", "report"):
+            vec["draws"], vec["intermediates"] = _meter_step_values(vec)(bytes.fromhex(vec["output"][party]))
+        if step == "finish":
+            vec["intermediates"] = _finish_intermediates(vec, list(inputs))
         vec["state_after"] = state()
         _step_vector(vec)
         return vec
@@ -1092,15 +1432,101 @@ def _step_cases(gen: _Generator) -> list[dict]:
     parent = next(a for a, kids in hood.tree.items() if m0 in kids)
     kids = [t.meter_reports[c] for c in hood.children(parent) if c in t.meter_reports]
     responses = list(_replay(setup, "responded")[1].responses.values())
+    retained = {a: [x.hex() for x in s.retained[setup["round"]]] for a, s in p.aggregators.items() if s.retained}
     return [
+        *_setup_steps(gen),
+        _meter_step(gen, "advertise"),
         gen.step("advertised", "meter", "accept_bundle", m0, [t.bundles[m0]]),
+        _meter_step(gen, "report"),
         gen.step("signed", "meter", "unmask", m0, [t.requests[m0]]),
         gen.step("received", "committee", "sign_commit", member, [t.commit_requests[member]]),
         gen.step("reported", "aggregator", "aggregate", parent, kids),
         gen.step("advertised", "utility", "bundles", "utility", list(t.adverts.values())),
         gen.step("aggregated", "utility", "receive", "utility", [t.aggregate_reports[hood.root]]),
+        gen.step("received", "utility", "collect", "utility", list(t.commit_signatures.values())),
         gen.step("responded", "utility", "finish", "utility", responses),
+        gen.step("received", "utility", "audit", "utility", [], {"retained": retained}),
     ]
+
+
+def _setup_steps(gen: _Generator) -> list[dict]:
+    """Spec 3.3: the first meter's commit (from its state right after its keys were drawn, 3.1) and reveal
+    (from its state after the commit) in the setup of the base round; the nonce is its draw of 3.1's order."""
+    p, _ = _replay(gen.setup, "setup")
+    m0 = p.hood.meters[0]
+    after = _meter_json(p.meters[m0], setup=True)
+    committed = {**after, "directory": None}
+    fresh = {**committed, "setups": 0, "graph_nonce": None}
+    nonce = {"name": "graph_nonce", "hex": after["graph_nonce"]}
+    out = []
+    for step, state, inputs, extra in (("commit", fresh, [], {"draws": [nonce]}),
+                                       ("reveal", committed, [bytes.fromhex(gen.directory["cbor"])], {})):
+        gen.states["setup", "meter", step, m0] = state
+        out.append(gen.step("setup", "meter", step, m0, inputs, extra))
+    return out
+
+
+def _step_refusals(steps: list[dict]) -> list[dict]:
+    """Refusals of the steps 12.2 added (setup, advertise, report, collect, audit), each made from the valid
+    step of the same role and step: its state (or its state_after, for a replay) and an edited input."""
+    by_step = {(v["base"], v["step"]): v for v in steps if v["operation"] == "step"}
+    out = []
+
+    def add(base: str, step: str, flags: list[str], error: str, before: dict | None = None,
+            inputs: list[str] | None = None, **changes: Any) -> None:
+        valid = by_step[base, step]
+        vec = {k: copy.deepcopy(x) for k, x in valid.items()
+               if k not in ("output", "release", "intermediates", "state_after")}
+        vec.update({"name": f"{valid['name']}/{'+'.join(flags)}", "operation": "refusal", "result": "invalid",
+                    "flags": flags, "error": error})
+        if before is not None:
+            vec["state_before"] = before
+        if inputs is not None:
+            vec["input"] = inputs
+        vec.update(changes)
+        _refusal(vec)
+        out.append(vec)
+
+    base = "complete-graph"
+    commit, reveal = by_step[base, "commit"], by_step[base, "reveal"]
+    add(base, "commit", ["too-many-setups"], "StateError",
+        {**commit["state_before"], "setups": agg.MAX_SETUPS})
+    add(base, "reveal", ["below-floor"], "ConsistencyError",
+        {**reveal["state_before"], "min_reporting_floor": reveal["state_after"]["min_reporting_floor"] + 99})
+    other = cbor.decode(bytes.fromhex(reveal["input"][0]))
+    other[1] = other[1] + b"/other"
+    add(base, "reveal", ["second-directory"], "ReplayError", reveal["state_after"], [cbor.encode(other).hex()])
+    add(base, "advertise", ["replay"], "ReplayError", by_step[base, "advertise"]["state_after"])
+    report = by_step[base, "report"]
+    add(base, "report", ["replay"], "ReplayError", report["state_after"])
+    add(base, "report", ["reading-out-of-range"], "EncodingOverflowError",
+        readings=[1 << 16] + report["readings"][1:])
+    collect = by_step[base, "collect"]
+    sig = cbor.decode(bytes.fromhex(collect["input"][0]))
+    sig[4] = _flip(sig[4], 0)
+    add(base, "collect", ["bad-commit-signature"], "VerificationError", None,
+        [cbor.encode(sig).hex()] + collect["input"][1:])
+    add(base, "collect", ["too-few-commit-signatures"], "RecoveryError", None, collect["input"][:1])
+    audit = by_step[base, "audit"]
+    root = cbor.decode(bytes.fromhex(audit["state_before"]["round"]["report"]))[3]
+    kept = copy.deepcopy(audit["retained"])
+    kept[root] = kept[root][:-1]
+    add(base, "audit", ["audit-dropped"], "DroppedContributionError", retained=kept)
+    return out
+
+
+def _meter_step(gen: _Generator, step: str) -> dict:
+    """Spec 12.2: the first meter's advertise (from the setup state) or report (from its accepted bundle),
+    with the draws it took from the round's DRBG in the driver's order, named by the plan of 6.2 or 6.4."""
+    spans: dict = {}
+    p, _ = _replay(gen.setup, "reported", spans)
+    m0 = p.hood.meters[0]
+    plan = _advertise_plan(p.hood) if step == "advertise" else _report_plan(p.hood)
+    draws, _ = _name_draws(spans[step, m0], plan)
+    extra: dict[str, Any] = {"draws": draws}
+    if step == "report":
+        extra = {"readings": gen.setup["readings"][m0], **extra}
+    return gen.step("setup" if step == "advertise" else "bundled", "meter", step, m0, [], extra)
 
 
 FAMILY = VectorFamily(file=FILE, protocol=PROTOCOL, suite=SUITE, verify_vector=verify_vector, build=build)
