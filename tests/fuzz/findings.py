@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .mutations import replaced
+
 
 HUGE = 1 << 70_000
 
