@@ -392,3 +392,21 @@ def check_result(vector: Mapping[str, Any], attempt: Callable[[], Any]) -> None:
                 f"vector {vector.get('name', '?')!r}: refused with {got} but the vector allows only {wanted}",
                 field="error", expected=got, actual=wanted,
             ) from exc
+
+
+def role_vector(name: str, operation: str, role: str, inputs: Mapping[str, Any],
+                outputs: Callable[[dict[str, Any]], Mapping[str, Any]] | None,
+                result: str, flags: Iterable[str], error: str | None, comment: str | None) -> dict[str, Any]:
+    """A per-role vector in the envelope's field order: name, operation, role,
+    the inputs, the outputs (computed from the vector so far, valid vectors
+    only), then result, flags and the optional error and comment."""
+    vector: dict[str, Any] = {"name": name, "operation": operation, "role": role, **inputs}
+    if outputs is not None:
+        vector.update(outputs(vector))
+    vector["result"] = result
+    vector["flags"] = list(flags)
+    if error:
+        vector["error"] = error
+    if comment:
+        vector["comment"] = comment
+    return vector

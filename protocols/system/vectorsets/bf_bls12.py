@@ -26,6 +26,7 @@ from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     MAX_PARTIES,
     UINT64,
+    role_vector,
     node_key,
     bytes_field,
     dispatch,
@@ -322,15 +323,8 @@ def verify_vector(vector: Mapping[str, Any]) -> None:
 
 def _vector(name: str, operation: str, inputs: dict, result: str = "valid", flags=("Valid",),
             error: str | None = None, comment: str | None = None) -> dict:
-    v = {"name": name, "operation": operation, "role": ROLES[operation], **inputs}
-    if result == "valid":
-        v.update(OPS[operation](v)[1])
-    v["result"] = result
-    v["flags"] = list(flags)
-    if error:
-        v["error"] = error
-    if comment:
-        v["comment"] = comment
+    outputs = (lambda vector: OPS[operation](vector)[1]) if result == "valid" else None
+    v = role_vector(name, operation, ROLES[operation], inputs, outputs, result, flags, error, comment)
     _checked(operation)(v)  # every generated vector verifies, invalid ones refused with their error
     return v
 

@@ -31,6 +31,7 @@ from protocols.schemes import ibe_hybrid as hy
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     UINT64,
+    role_vector,
     bytes_field,
     check_result,
     dispatch,
@@ -242,15 +243,8 @@ def verify_vector(vector: Mapping[str, Any]) -> None:
 def _vector(name: str, operation: str, inputs: dict[str, Any], result: str = "valid",
             flags: tuple[str, ...] = ("Valid",), error: str | None = None,
             comment: str | None = None) -> dict[str, Any]:
-    v: dict[str, Any] = {"name": name, "operation": operation, "role": ROLES[operation], **inputs}
-    if result == "valid":
-        v.update(OPS[operation](v)[1])
-    v["result"] = result
-    v["flags"] = list(flags)
-    if error:
-        v["error"] = error
-    if comment:
-        v["comment"] = comment
+    outputs = (lambda vector: OPS[operation](vector)[1]) if result == "valid" else None
+    v = role_vector(name, operation, ROLES[operation], inputs, outputs, result, flags, error, comment)
     _checked(operation)(v)  # every generated vector verifies; an invalid one is refused with its error
     return v
 
