@@ -46,6 +46,11 @@ class StateError(UsappError):
     exhausted precomputation, out-of-order message)."""
 
 
+class StateFileError(StateError):
+    """A role's state file (specs/roles.md section 3) is missing, not a state file, corrupt, of another
+    protocol, role or schema version, or in use by another process; never silently reset."""
+
+
 class ReplayError(StateError):
     """A message, nonce or challenge was seen before."""
 

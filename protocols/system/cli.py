@@ -6,6 +6,9 @@
     usapp vectors describe FAMILY
     usapp vectors generate [--dir DIR]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
+    usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
+    usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
+    usapp interop PROTOCOL [--role ROLE=COMMAND ...] [--dir DIR] [--seed SEED]
 
 Results go to stdout, progress and errors to stderr.  An error is one line
 ``usapp: error: <message>``, never a traceback.  Exit status (EXIT_STATUS):
@@ -227,6 +230,66 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE``: integers stay integers, anything else is text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ParameterError(f"--option takes KEY=VALUE, got {pair!r}")
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    return options
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    from protocols.system.roles import process  # the role framework loads only for these commands
+
+    module = process.protocol_module(args.protocol)
+    if args.role == "init":
+        if args.dir is None:
+            raise ParameterError("usapp role PROTOCOL init needs --dir DIR")
+        deployment = module.deploy(args.seed or "init", **_options(args.option))
+        for ident in process.write_deployment(deployment, args.dir):
+            print(f"{ident} {deployment.parties[ident][0]}")
+        return EXIT_OK
+    if args.state is None:
+        raise ParameterError(f"usapp role {args.protocol} {args.role} needs --state PATH")
+    return process.run(args.protocol, args.role, args.state, args.id, args.seed)
+
+
+def _role_commands(pairs: Sequence[str]) -> dict[str, str]:
+    commands: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, command = pair.partition("=")
+        if not sep or not name or not command.strip():
+            raise ParameterError(f"--role takes ROLE=COMMAND (or ID=COMMAND), got {pair!r}")
+        commands[name] = command
+    return commands
+
+
+def cmd_interop(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from protocols.system.roles import harness
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    directory = args.dir or tempfile.mkdtemp(prefix=f"usapp-interop-{args.protocol}-")
+    say(f"interop {args.protocol}: parties' state files and logs in {directory}")
+    checks, network, figures = harness.run_scenario(
+        args.protocol, directory, seed=args.seed, init_seed=args.seed, commands=_role_commands(args.role),
+        say=say, options=_options(args.option))
+    failed = [c for c in checks.results if not c.passed]
+    say(f"{len(network.transcript)} messages routed; "
+        f"{len(checks.results) - len(failed)} of {len(checks.results)} checks passed")
+    if failed:
+        error_line(f"interop {args.protocol}: {len(failed)} check(s) failed; first: {failed[0].name}: "
+                   f"{failed[0].detail}")
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------
 # Parser and entry point
 
@@ -292,6 +355,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
     bench.set_defaults(handler=cmd_bench)
+
+    role = commands.add_parser(
+        "role", help="run one party of a protocol as a process (JSON lines on stdin/stdout; specs/roles.md)",
+        description="'usapp role PROTOCOL init --dir DIR' provisions every party of a deployment; "
+                    "'usapp role PROTOCOL ROLE --state PATH' runs one party until end of input.",
+        epilog=EXIT_STATUS)
+    role.add_argument("protocol", metavar="PROTOCOL", help="aggregation, groupkeys, issuance, escrow or integrity")
+    role.add_argument("role", metavar="ROLE", help="the role to run, or 'init'")
+    role.add_argument("--state", default=None, help="the party's SQLite state file")
+    role.add_argument("--id", default=None, help="the party's id (checked against the state file)")
+    role.add_argument("--seed", default=None,
+                      help="deterministic randomness: HMAC_DRBG of this seed (specs/roles.md 3.4); "
+                           "with init, the seed of every provisioned key")
+    role.add_argument("--dir", default=None, help="init: the directory for the state and provisioning files")
+    role.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="init: a protocol's deployment option (specs/roles.md), repeatable")
+    role.set_defaults(handler=cmd_role)
+
+    interop = commands.add_parser(
+        "interop", help="run a whole protocol between role processes, any of them a vendor's, and check it",
+        epilog=EXIT_STATUS)
+    interop.add_argument("protocol", metavar="PROTOCOL", help="aggregation, groupkeys, issuance, escrow or integrity")
+    interop.add_argument("--role", action="append", default=[], metavar="ROLE=COMMAND",
+                         help="run a role (or one party, ID=COMMAND) with a vendor's command; {protocol} "
+                              "{role} {state} {id} {seed} are filled in; repeatable")
+    interop.add_argument("--dir", default=None, help="directory for state files and logs (default: a new one)")
+    interop.add_argument("--seed", default="interop", help="seed of the deployment and of every party")
+    interop.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a protocol's deployment option, repeatable")
+    interop.set_defaults(handler=cmd_interop)
 
     parser.set_defaults(handler=None, subparser=parser, choices=", ".join(commands.choices))
     return parser
