@@ -25,7 +25,7 @@ FRAMEWORK_VERSION = 1
 """``PRAGMA user_version``: the version of the common tables (meta, journal, kv)."""
 
 COMMON_TABLES = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT",
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value ANY NOT NULL) STRICT",
     "CREATE TABLE journal (seq INTEGER PRIMARY KEY, input_sha256 BLOB NOT NULL UNIQUE, outputs BLOB NOT NULL) "
     "STRICT",
     "CREATE TABLE kv (name TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT",
