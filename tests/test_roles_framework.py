@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from protocols.errors import DecodeError, StateError, StateFileError
 from protocols.primitives import cbor
-from protocols.system.roles import harness, process, wire
+from protocols.system.roles import harness, process, tamper, wire
 from protocols.system.roles.base import Context, CrashPlan, RoleSpec
 from protocols.system.roles.store import Identity, Store
 from protocols.system.roles.wire import Envelope
@@ -442,3 +442,42 @@ def test_first_divergence_names_message_and_field() -> None:
     other = [Envelope("a", "c", "m.one", base[0].body)]
     assert str(harness.first_divergence(base, other)).startswith("message 1: expected m.one from a to b, got m.one")
     assert harness.first_divergence(base, base[:1]) == "the transcripts have 2 and 1 messages"
+
+
+# --------------------------------------------------------------------------
+# The tamper wrapper (a faulty vendor)
+
+
+def test_flipper_flips_one_byte_of_the_nth_message() -> None:
+    flipper = tamper.Flipper("toy.echo", nth=2, byte=-1)
+    err = io.StringIO()
+    lines = [Envelope("a", "env", "toy.echo", b"\x10\x20").line(), b"not a message\n",
+             Envelope("a", "env", "toy.result", b"\x10\x20").line(), Envelope("a", "env", "toy.echo", b"\x10\x20").line(),
+             Envelope("a", "env", "toy.echo", b"\x10\x20").line()]
+    out = [flipper.line(line, err) for line in lines]
+    assert out[:3] == lines[:3] and out[4] == lines[4]
+    assert wire.parse_line(out[3]).body == b"\x10\x21"
+    assert flipper.flipped and "flipped byte -1 of toy.echo number 2" in err.getvalue()
+    short = tamper.Flipper("toy.echo", byte=5)
+    assert short.line(lines[0], err) == lines[0] and not short.flipped
+
+
+def test_tampered_process_is_caught_and_named(tmp_path: object) -> None:
+    """Our toy wrapped by the tamper tool, against the same toy unwrapped: the divergence names the message
+    and field, and an unflipped run of the wrapper equals the plain one."""
+    messages = [add(1), add(2), add(3)]
+    runs = []
+    for name, wrap in (("plain", []), ("tampered", ["--type", "toy.result", "--nth", "2", "--byte", "2"])):
+        path = new_toy(str(tmp_path), f"{name}.sqlite")
+        command = driver_command(path)
+        if wrap:
+            command = [sys.executable, "-m", "protocols.system.roles.tamper", *wrap, "--", *command]
+        endpoint = harness.ProcessEndpoint(TOY_ID, command, env=child_env(), timeout=60)
+        try:
+            runs.append([wire.parse_line(line) for line in exchange_all(endpoint, messages)])
+        finally:
+            assert endpoint.close() == 0
+    plain, tampered = runs
+    assert harness.first_divergence(plain, tampered) == (
+        "message 4 (toy.result from toy-1 to env): field [1]: 2 vs 3")
+    assert [e for i, e in enumerate(plain) if i != 3] == [e for i, e in enumerate(tampered) if i != 3]
