@@ -189,3 +189,18 @@ def test_cli_replays_a_process_and_names_a_tampered_one(capsys: pytest.CaptureFi
     assert "7 step(s) replayed, 1 failed" in captured.out
     assert "usapp: error: vectors replay: 1 step(s) differ; first: complete-graph/committee-sign_commit" \
         in captured.err
+
+
+def test_a_process_that_dies_is_reported() -> None:
+    """A vendor process that reads one step and exits: that step fails as 'the process died' and the replay stops."""
+    command = f"{sys.executable} -c 'import sys; sys.stdin.readline()'"
+    outcomes = replay.replay_files([VECTORS], "aggregator", command)
+    assert len(outcomes) == 1 and not outcomes[0].passed
+    assert outcomes[0].vector == "complete-graph/aggregator-aggregate"
+    assert outcomes[0].detail.startswith("the process died: aggregator ended while handling vector.step from env")
+
+
+def test_cli_refuses_a_family_it_does_not_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    integrity = str(VECTORS.parent / "integrity.json")
+    assert cli.main(["vectors", "replay", "--role", "meter", "--cmd", "true", integrity]) == 2
+    assert "vectors replay has no family 'integrity'" in capsys.readouterr().err

@@ -93,7 +93,7 @@ NOT_DONE = {
                  "role can be put in",
     "escrow": "per-role steps sit inside whole runs (steps[].roles[]) and need the run's earlier state",
     "groupkeys": "per-role steps sit inside whole runs (steps[].roles[]) and need the run's earlier state",
-    "issuance": "not studied in the time given",
+    "issuance": "its enroll vectors are whole enrollment runs (device and PKG together), not per-role steps",
 }
 """Families with per-role material that ``vectors replay`` does not feed yet, and why."""
 
