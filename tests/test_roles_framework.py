@@ -276,6 +276,33 @@ def test_corrupted_page_is_refused(tmp_path: object) -> None:
     assert digest(path) == before
 
 
+def test_empty_and_truncated_files_are_refused(tmp_path: object) -> None:
+    empty = os.path.join(str(tmp_path), "empty.sqlite")
+    open(empty, "wb").close()
+    with pytest.raises(StateFileError, match="not a usapp role state file"):
+        Store.open(empty, "integrity", "toy", 1)
+    assert os.path.getsize(empty) == 0
+    path = new_toy(str(tmp_path))
+    store = Store.open(path, "integrity", "toy", 1, TOY_ID)
+    with store.transaction():
+        for i in range(40):
+            store.put(f"filler-{i}", bytes([i]) * 2000)
+    store.close()
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    before = digest(path)
+    with pytest.raises(StateFileError):
+        Store.open(path, "integrity", "toy", 1, TOY_ID)
+    assert digest(path) == before
+
+
+def test_failed_provisioning_leaves_nothing(tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "bad.sqlite")
+    with pytest.raises(DecodeError, match="start must be an integer"):
+        process.provision_party(TOY, path, TOY_ID, {"start": "zero"})
+    assert os.listdir(str(tmp_path)) == []
+
+
 # --------------------------------------------------------------------------
 # 3.2 and 3.4 The commit rule and the DRBG
 
