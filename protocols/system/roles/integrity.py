@@ -592,16 +592,19 @@ def clock(time: int) -> Envelope:
     return env(UTILITY, "env.clock", {1: time})
 
 
-def day(deployment: Deployment, records: int | None = None, start: int = 0) -> list[Envelope]:
-    """The env messages of periods ``start`` .. ``records`` - 1: the utility's clock (period + 60 s),
-    then each meter's reading."""
+def day(deployment: Deployment, records: int | None = None, start: int = 0) -> list[list[Envelope]]:
+    """The env messages of periods ``start`` .. ``records`` - 1, one batch per period: the utility's
+    clock (the period + 60 s), then each meter's reading."""
     meters = sorted(m for m, (role, _) in deployment.parties.items() if role == "meter")
     count = records if records is not None else len(deployment.public["readings"][meters[0]])  # type: ignore[index]
-    out: list[Envelope] = []
-    for i in range(start, count):
-        out.append(clock(ORIGIN + PERIOD * i + 60))
-        out.extend(reading(m, deployment, i) for m in meters)
-    return out
+    return [[clock(ORIGIN + PERIOD * i + 60)] + [reading(m, deployment, i) for m in meters]
+            for i in range(start, count)]
+
+
+def run_day(net: harness.Network, deployment: Deployment, records: int | None = None, start: int = 0) -> None:
+    """Deliver :func:`day`, one period after the other."""
+    for batch in day(deployment, records, start):
+        net.deliver(batch)
 
 
 def check_result(message: Envelope) -> dict:
@@ -628,9 +631,9 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
     cheat_meter, cheat_at = deployment.public["cheat_meter"], deployment.public["cheat_at"]
     honest = [m for m in meters if m != cheat_meter]
     half = count // 2
-    net.deliver(day(deployment, half))
+    run_day(net, deployment, half)
     backup = _only(net.deliver([request(honest[0], "env.backup", ORIGIN + PERIOD * half)]), "backup")
-    net.deliver(day(deployment, count, half))
+    run_day(net, deployment, count, half)
     end = max(ORIGIN + 86_400, ORIGIN + PERIOD * count)
     net.deliver([clock(end)])
     results = {m: check_result(_only(net.deliver([request(m, "env.check", end)]), "check-result")) for m in honest}
