@@ -493,31 +493,53 @@ def _boundary_targets(labels: list[list[str]], label: str) -> list[tuple[int, in
     return targets
 
 
-@pytest.fixture(scope="module", params=["meter-000", "meter-001", "utility"])
-def clean_run(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(f"clean-{request.param}")
-    deployment, run, labels = _clean(tmp, request.param)
-    outcome_types = [t for _, t, _ in run.outcome]
-    assert outcome_types.count("check-result") == 3 and "verdict" in outcome_types and "resync-result" in outcome_types
-    return request.param, tmp, deployment, run, labels
+_CLEAN: dict[str, tuple] = {}
 
 
-@pytest.mark.parametrize("label", BOUNDARIES)
-def test_kill_at_every_message_boundary(clean_run, label):
-    victim, tmp, deployment, clean, labels = clean_run
+def _clean_run(victim: str, tmp_path_factory) -> tuple:
+    """The uninterrupted run with ``victim`` traced (once per module and victim)."""
+    if victim not in _CLEAN:
+        tmp = tmp_path_factory.mktemp(f"clean-{victim}")
+        deployment, run, labels = _clean(tmp, victim)
+        outcome_types = [t for _, t, _ in run.outcome]
+        assert outcome_types.count("check-result") == 3 and "verdict" in outcome_types
+        assert "resync-result" in outcome_types and (b"utility", "refused", b"ReplayError") not in run.outcome
+        assert ("utility", "refused", b"ReplayError") in run.outcome  # the restored meter's first record
+        _CLEAN[victim] = (tmp, deployment, run, labels)
+    return _CLEAN[victim]
+
+
+_SLOW = pytest.mark.slow
+KILL_RUNS = [
+    # every message of each stateful role killed before its commit and right after it (the two durable
+    # outcomes); the other boundaries of every message, and the second meter's, in the slow suite
+    ("meter-000", "before-commit"), ("meter-000", "committed"),
+    ("utility", "before-commit"), ("utility", "committed"),
+    ("meter-001", "committed"),
+    pytest.param("meter-000", "read", marks=_SLOW), pytest.param("meter-000", "wrote", marks=_SLOW),
+    pytest.param("utility", "read", marks=_SLOW), pytest.param("utility", "wrote", marks=_SLOW),
+    pytest.param("meter-001", "read", marks=_SLOW), pytest.param("meter-001", "before-commit", marks=_SLOW),
+    pytest.param("meter-001", "wrote", marks=_SLOW),
+]
+
+
+@pytest.mark.parametrize("victim, label", KILL_RUNS)
+def test_kill_at_every_message_boundary(tmp_path_factory, victim, label):
+    tmp, deployment, clean, labels = _clean_run(victim, tmp_path_factory)
     targets = _boundary_targets(labels, label)
-    assert targets
+    assert len(targets) >= len(labels) - 1                      # every message (a refused one never commits)
     run = _crash_run(tmp, f"kill-{label}", deployment, victim, labels, targets)
     assert len(run.kills) == len(targets)
     _check_like_clean(tmp, f"kill-{label}", clean, run)
 
 
+@pytest.mark.parametrize("victim", ["meter-000", "utility"])
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_kill_at_random_points_inside_steps(clean_run, data):
-    victim, tmp, deployment, clean, labels = clean_run
+def test_kill_at_random_points_inside_steps(tmp_path_factory, victim, data):
+    tmp, deployment, clean, labels = _clean_run(victim, tmp_path_factory)
     points = [(m, j) for m, names in enumerate(labels) for j in range(1, len(names) + 1)]
-    chosen = data.draw(st.lists(st.sampled_from(points), min_size=1, max_size=4, unique=True))
+    chosen = data.draw(st.lists(st.sampled_from(points), min_size=1, max_size=3, unique=True))
     targets, seen = [], set()
     for m, j in sorted(chosen):
         if m not in seen:
