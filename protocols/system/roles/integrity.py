@@ -61,7 +61,7 @@ def _byte_list(value: list, what: str, limit: int) -> list[bytes]:
 
 
 # ==========================================================================
-# Meter (spec 10.1)
+# Meter (spec 10.3)
 
 
 def _meter_provision(ctx: Context, record: dict[str, object]) -> None:
@@ -180,7 +180,7 @@ def _meter_probe(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, pending: d
 
 
 def _backup(meter: ig.Meter) -> bytes:
-    """Spec 10.1 ``backup``: what a backup of the meter saves (never the device key or the boot counter)."""
+    """Spec 10.2 ``backup``: what a backup of the meter saves (never the device key or the boot counter)."""
     st = meter.state
     return cbor.encode({1: st.meter, 2: [r.to_bytes() for r in st.records], 3: [h.to_bytes() for h in st.receipts],
                         4: st.checked.to_bytes() if st.checked is not None else None, 5: st.boot,
@@ -366,7 +366,7 @@ def _meter_env(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int
 
 
 # ==========================================================================
-# Utility (spec 10.2)
+# Utility (spec 10.4)
 
 
 def _meter_rows(record: dict[str, object], what: str) -> list[tuple[str, bytes, bytes]]:
@@ -399,7 +399,7 @@ def _utility_provision(ctx: Context, record: dict[str, object]) -> None:
 
 
 def _cheat(ctx: Context, cfg: ist.UtilityConfig, party: str, utility: ig.Utility, meter: bytes) -> None:
-    """The cheating TEST variant (spec 10.2): before its first Y to ``cheat_meter`` it lowers register 0
+    """The cheating TEST variant (spec 10.6): before its first Y to ``cheat_meter`` it lowers register 0
     of the record at ``cheat_at`` by 500 (raises it if below 500), keeping its signature, in its log."""
     records = utility.state.records[meter]
     if party != cfg.cheat_meter or cfg.cheat_at is None or cfg.cheat_at >= len(records) \
@@ -466,7 +466,7 @@ def _utility_handle(ctx: Context, env: Envelope) -> list[Envelope]:
 
 
 # ==========================================================================
-# Arbiter (spec 10.3)
+# Arbiter (spec 10.5)
 
 
 def _arbiter_provision(ctx: Context, record: dict[str, object]) -> None:
@@ -525,7 +525,7 @@ ROLES: dict[str, RoleSpec] = {
 
 
 # ==========================================================================
-# Deployment and scenario (spec 10.5, 10.6)
+# Deployment and scenario (spec 10.6, 10.7)
 
 
 def meter_ids(count: int) -> list[str]:
@@ -533,7 +533,7 @@ def meter_ids(count: int) -> list[str]:
 
 
 def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **options: Any) -> Deployment:
-    """Spec 10.5: keys and readings from HMAC_DRBG("usapp-role-init/integrity/" || seed).
+    """Spec 10.6: keys and readings from HMAC_DRBG("usapp-role-init/integrity/" || seed).
 
     Draws, in order: the utility's signing key (32 bytes); each meter's device key (32 bytes) in
     id order; then for each period i < ``records`` and each meter in id order the two register
@@ -579,7 +579,7 @@ def env(to: str, type_: str, body: dict | None = None) -> Envelope:
 
 
 def request(to: str, type_: str, time: int) -> Envelope:
-    """env.check, env.dispute, env.backup or env.resync at ``time`` (spec 10.1)."""
+    """env.check, env.dispute, env.backup or env.resync at ``time`` (spec 10.2)."""
     return env(to, type_, {1: time})
 
 
@@ -624,7 +624,7 @@ def _only(messages: list[Envelope], type_: str) -> Envelope:
 
 
 def scenario(net: harness.Network, deployment: Deployment, checks: harness.Checks) -> dict:
-    """Spec 10.6: the claims of ``usapp demo``'s integrity part, then a restore and resync (9)."""
+    """Spec 10.7: the claims of ``usapp demo``'s integrity part, then a restore and resync (9)."""
     meters = sorted(m for m, (role, _) in deployment.parties.items() if role == "meter")
     readings: dict = deployment.public["readings"]  # type: ignore[assignment]
     count = len(readings[meters[0]])
@@ -649,7 +649,7 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
         verdict = verdict_of(_only(net.deliver([request(str(cheat_meter), "env.dispute", end + 1)]), "verdict"))
         checks.check("integrity: the arbiter names the utility", verdict[2] == "utility",
                      f"named {verdict[2]} ({verdict[3]})")
-        figures.update(located=found[3], verdict=verdict[2])
+        figures.update(located=found[3], verdict=verdict[2], verdict_kind=verdict[3])
     # spec 9: honest[0] restored from its backup of `half` records; its next record is a replay
     target = honest[0]
     restored = net.deliver([env(target, "env.restore", {1: end + 1, 2: backup.body})])

@@ -1,4 +1,4 @@
-"""Stored state of the integrity roles (specs/roles.md section 10.4): load and save, strictly.
+"""Stored state of the integrity roles (specs/roles.md sections 10.3-10.5): load and save, strictly.
 
 Each loader reads the role's own tables and kv entries, checks their shape and
 raises :class:`~protocols.errors.StateFileError` for anything corrupt: a stored
@@ -19,7 +19,7 @@ from protocols.schemes import merkle
 from protocols.system.roles.base import Context
 
 SCHEMA_VERSION = 1
-"""Schema version of all three integrity roles (spec 10.4)."""
+"""Schema version of all three integrity roles (spec 10.3-10.5)."""
 
 METER_TABLES = (
     "CREATE TABLE meter_records (counter INTEGER PRIMARY KEY, record BLOB NOT NULL) STRICT",
