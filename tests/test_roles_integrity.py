@@ -135,26 +135,58 @@ def test_a_replayed_counter_a_foreign_and_a_tampered_record_are_refused(tmp_path
     assert caught.value.error == "VerificationError"
 
 
-def test_a_flipped_byte_in_one_message_is_refused_and_named(tmp_path):
-    deployment = roles.deploy("t", meters=1, records=3, cheat_at=-1)
-
+@pytest.mark.parametrize("kind, offset, error", [
+    ("record", -2, "VerificationError"),      # a byte of the meter's signature
+    ("receipt", -2, "VerificationError"),     # of the utility's signature
+    ("probe", -3, "VerificationError"),       # of the root at the head's size (6.1; then key 6, proof [])
+    ("inclusion", -2, "VerificationError"),   # of a hash of the inclusion proof (7)
+])
+def test_a_flipped_byte_in_one_message_is_refused_and_named(tmp_path, kind, offset, error):
+    """Adversary: the network, flipping one byte of the first message of ``kind``."""
+    deployment = roles.deploy("t", meters=2, records=4, cheat_at=1)
     flipped: list[int] = []
 
     def flip(step: int, message: Envelope) -> Envelope:
-        if message.type == "receipt" and step > 5 and not flipped:
+        if message.type == kind and not flipped:
             flipped.append(step)
             body = bytearray(message.body)
-            body[-1] ^= 0x01                                    # the last byte of the utility's signature
+            body[offset] ^= 0x01
             return Envelope(message.sender, message.to, message.type, bytes(body))
         return message
     net = harness.open_network(deployment, str(tmp_path), seed=SEED, in_process=True, tamper=flip)
     with pytest.raises(harness.Refused) as caught:
-        roles.run_day(net, deployment, 3)
+        roles.run_day(net, deployment, 2)
+        backup = net.deliver([roles.request("meter-000", "env.backup", 1)])[0]
+        roles.run_day(net, deployment, 4, 2)
+        net.deliver([roles.request("meter-001", "env.check", 2)])                     # located by probes
+        net.deliver([roles.env("meter-000", "env.restore", {1: 3, 2: backup.body})])
+        net.deliver([roles.request("meter-000", "env.resync", 4)])                   # inclusions
     refused = caught.value
-    assert flipped == [8]                                       # period 1: clock, reading, record, receipt
-    assert (refused.step, refused.message.type, refused.message.sender, refused.message.to, refused.error) == (
-        8, "receipt", "utility", "meter-000", "VerificationError")
-    assert "step 8: meter-000 refused receipt from utility" in str(refused)
+    assert refused.step == flipped[0] and refused.message.type == kind and refused.error == error
+    assert f"step {refused.step}: {refused.message.to} refused {kind} from {refused.message.sender}" in str(refused)
+
+
+def test_a_receipt_that_does_not_cover_the_meters_records_is_refused(tmp_path):
+    """Adversary: the utility, signing a head over a log that is not the meter's records."""
+    deployment, net = _network(tmp_path, meters=1, records=3, cheat_at=-1)
+    _day(net, deployment, 1)
+    other = ig.Utility(ig.UtilityState(deployment.parties["utility"][1]["signing_key"]))
+    other.register(b"meter-000", ig.Meter(ig.MeterState(b"meter-000", deployment.parties["meter-000"][1][
+        "device_key"], b"")).public_key)
+    other.accept(ig.encode_record(_key(deployment, "meter-000"), b"meter-000", 5, 0, [7, 7]).to_bytes(), 9)
+    with pytest.raises(harness.Refused) as caught:
+        net.send(Envelope("utility", "meter-000", "receipt", other.tree_head(b"meter-000", 9).to_bytes()))
+    assert caught.value.error == "VerificationError"
+
+
+def test_interop_with_every_party_a_process_matches_the_in_process_run(tmp_path):
+    options = {"records": 8, "cheat_at": 3}
+    checks, net, figures = harness.run_scenario("integrity", str(tmp_path / "p"), options=options)
+    assert checks.ok, [c for c in checks.results if not c.passed]
+    local, local_net, local_figures = harness.run_scenario("integrity", str(tmp_path / "l"), options=options,
+                                                            in_process=True)
+    assert local.ok and figures == local_figures and figures["located"] == 3
+    assert harness.first_divergence(local_net.transcript, net.transcript) is None
 
 
 def test_oversized_env_bodies_are_refused_before_decoding(tmp_path, monkeypatch):
