@@ -27,6 +27,7 @@ from protocols.system import escrow_fleet
 from protocols.system.roles import escrow as roles
 from protocols.system.roles import escrow_state, harness, wire
 from protocols.system.roles.base import Deployment
+from protocols.system.roles.process import Party
 from protocols.system.roles.wire import Envelope
 
 START = escrow_fleet.ORIGIN
@@ -56,6 +57,14 @@ def _refused(net: harness.Network, message: Envelope) -> harness.Refused:
     with pytest.raises(harness.Refused) as info:
         net.send(message)
     return info.value
+
+
+def _twin(deployment: Deployment, meter: str, epoch: int) -> bytes:
+    """An hfid-request by a twin of ``meter`` (its provisioning record, no state): the key holder asking again."""
+    config = deployment.parties[meter][1]["config"]
+    assert isinstance(config, bytes)
+    state = escrow_state.load_meter(config, escrow_state.EMPTY_PROFILES)[0]
+    return esc.Meter(state).request_hfid(epoch, HmacDrbg.from_seed(f"twin/{epoch}"))
 
 
 def _env_outputs(net: harness.Network) -> list[tuple[str, str, bytes]]:
@@ -135,18 +144,21 @@ def test_meter_reports_its_hfid_and_sends_under_both_profiles(tmp_path: Path, es
     assert [(m.to, m.type) for m in adp] == [(day.ids["grid-operator"], "adp")]
     day.net.send(_env(day.ids["grid-operator"], "env.clock", {1: START + 60}))
     report = cbor.decode(day.net.send(adp[0])[0].body)
-    assert report[3] == "hfid:" + cbor.decode(hfids[0].body)[2][:16].hex() and report[8] == cbor.decode(hfids[0].body)[2]
+    fingerprint = cbor.decode(hfids[0].body)[2]
+    assert (report[1], report[2], report[3], report[8]) == ("adp", "technical", "hfid:" + fingerprint[:16].hex(),
+                                                            fingerprint)
     cdp = day.net.send(roles.send_request(meter, "customer", "supplier", b"kWh", START + 60))
     assert [(m.to, m.type) for m in cdp] == [(day.ids["supplier"], "cdp")]
+    day.net.send(_env(day.ids["supplier"], "env.clock", {1: START + 60}))
+    bill = cbor.decode(day.net.send(cdp[0])[0].body)
+    assert (bill[1], bill[3], bill[4], bill[7], bill[8]) == ("cdp", "lfid:SM-00000", None, b"kWh", None)
     day.net.close()
 
 
 def test_a_second_hfid_for_a_meter_day_is_refused_even_after_a_restart(tmp_path: Path, escrowed: Deployment) -> None:
     day = _day(escrowed, tmp_path)
     escrow = day.ids["escrow"]
-    record = escrow_state.load_meter(escrowed.parties[day.ids["meters"]["SM-00000"]][1]["config"],  # type: ignore[arg-type]
-                                     escrow_state.EMPTY_PROFILES)[0]
-    twin = esc.Meter(record).request_hfid(0, HmacDrbg.from_seed("twin"))
+    twin = _twin(escrowed, day.ids["meters"]["SM-00000"], 0)
     message = Envelope(day.ids["meters"]["SM-00000"], escrow, "hfid-request", twin)
     assert _refused(day.net, message).error == "ReplayError"
     day.net.restart(escrow)
@@ -202,9 +214,7 @@ def test_wrong_epochs_and_clocks_are_refused(tmp_path: Path, escrowed: Deploymen
     meter, grid, escrow = day.ids["meters"]["SM-00000"], day.ids["grid-operator"], day.ids["escrow"]
     assert _refused(day.net, _env(meter, "env.day", {1: 5, 2: START})).error == "StateError"
     # A request for the day after tomorrow: the escrow serves only the current and the next epoch.
-    record = escrow_state.load_meter(escrowed.parties[meter][1]["config"],  # type: ignore[arg-type]
-                                     escrow_state.EMPTY_PROFILES)[0]
-    late = esc.Meter(record).request_hfid(2, HmacDrbg.from_seed("late"))
+    late = _twin(escrowed, meter, 2)
     assert _refused(day.net, Envelope(meter, escrow, "hfid-request", late)).error == "StateError"
     # Data of day 0 reaching the grid operator on day 2 has expired.
     adp = day.net.send(roles.send_request(meter, "technical", "grid-operator", b"v", START + 60))[0]
@@ -293,9 +303,7 @@ def test_a_corrupt_state_entry_is_a_state_file_error(tmp_path: Path, escrowed: D
     db.commit()
     db.close()
     role = escrowed.parties[party][0]
-    party_state = roles.ROLES[role]
-    from protocols.system.roles.process import Party
-    opened = Party.open(party_state, str(tmp_path / f"{party}.sqlite"), party, "s")
+    opened = Party.open(roles.ROLES[role], str(tmp_path / f"{party}.sqlite"), party, "s")
     inputs = {"meter": _env(party, "env.day", {1: 0, 2: START}),
               "escrow": (_env(party, "env.clock", {1: START}) if name == "now"
                          else Envelope("escrowed:authority-1", party, "reid-request", b"")),
