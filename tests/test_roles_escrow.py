@@ -396,6 +396,9 @@ def test_any_flipped_byte_between_parties_is_refused_at_its_step(data: st.DataOb
 CRASH_PARTIES = ("escrowed:escrow", "escrowed:SM-00000", "escrowed:grid-operator", "escrowed:supplier",
                  "escrowed:authority-1")
 BOUNDARIES = ("read", "before-commit", "committed", "wrote")
+KILL_LABELS = (*BOUNDARIES, "escrow-issued", "meter-state")
+"""The boundary test kills at the message boundaries and at the roles' own points between the
+protocol step and the state write (the escrow's: after issuing, before the one-time row)."""
 _POINT = re.compile(rb"usapp-crash-point (\d+) (\S+)")
 
 
@@ -449,12 +452,10 @@ class Reference:
     boundaries: dict[str, list[int]]
 
 
-@pytest.fixture(scope="module")
-def reference(escrowed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+def _trace(deployment: Deployment, path: Path, parties: tuple[str, ...]) -> Reference:
     """A traced run: every crash point of the parties under test, and the first point of each
     (input type, boundary label) pair of each party: the kill points of the boundary test."""
-    path = tmp_path_factory.mktemp("trace")
-    net, checks, figures, points = _crash_run(escrowed, path, {p: 0 for p in CRASH_PARTIES}, trace=True)
+    net, checks, figures, points = _crash_run(deployment, path, {p: 0 for p in parties}, trace=True)
     assert checks.ok and not net.died
     boundaries: dict[str, list[int]] = {}
     for ident, trace in points.items():
@@ -462,22 +463,33 @@ def reference(escrowed: Deployment, tmp_path_factory: pytest.TempPathFactory) ->
         seen, chosen, current = set(), [], -1
         for n, label in trace:
             current += label == "read"
-            if label in BOUNDARIES and (inputs[current], label) not in seen:
+            if label in KILL_LABELS and (inputs[current], label) not in seen:
                 seen.add((inputs[current], label))
                 chosen.append(n)
         boundaries[ident] = chosen
     return Reference(_env_outputs(net), figures, points, boundaries)
 
 
-def _assert_exact(path: Path, net: _Restarting, checks: harness.Checks, figures: dict, ref: Reference) -> None:
+@pytest.fixture(scope="module")
+def reference(escrowed: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    return _trace(escrowed, tmp_path_factory.mktemp("trace"), CRASH_PARTIES)
+
+
+@pytest.fixture(scope="module")
+def blind_reference(blind: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    return _trace(blind, tmp_path_factory.mktemp("trace-blind"), ("blind:escrow", "blind:SM-00000"))
+
+
+def _assert_exact(path: Path, net: _Restarting, checks: harness.Checks, figures: dict, ref: Reference,
+                  mode: str = "escrowed") -> None:
     assert checks.ok, [c for c in checks.results if not c.passed]
     assert figures == ref.figures
     assert _env_outputs(net) == ref.outputs          # every HFID, report and share exactly as without a crash
-    db = sqlite3.connect(path / "escrowed:escrow.sqlite")
+    db = sqlite3.connect(path / f"{mode}:escrow.sqlite")
     assert sorted(db.execute("SELECT serial, epoch FROM issued")) == [("SM-00000", 0), ("SM-00001", 0)]
-    assert db.execute("SELECT count(*) FROM links").fetchone() == (2,)
+    assert db.execute("SELECT count(*) FROM links").fetchone() == ((2,) if mode == "escrowed" else (0,))
     db.close()
-    for authority in ("escrowed:authority-1", "escrowed:authority-3"):
+    for authority in (("escrowed:authority-1", "escrowed:authority-3") if mode == "escrowed" else ()):
         db = sqlite3.connect(path / f"{authority}.sqlite")
         assert db.execute("SELECT count(*) FROM approved").fetchone() == (0,)   # each approval used once
         db.close()
@@ -489,6 +501,11 @@ def test_reference_trace_covers_every_boundary(reference: Reference) -> None:
         assert set(BOUNDARIES) <= labels[ident], ident
     assert "escrow-issued" in labels["escrowed:escrow"] and "meter-state" in labels["escrowed:SM-00000"]
     assert all(len(b) >= 6 for b in reference.boundaries.values())
+    chosen = {ident: {label for n, label in reference.points[ident] if n in reference.boundaries[ident]}
+              for ident in CRASH_PARTIES}
+    assert chosen["escrowed:escrow"] == {*BOUNDARIES, "escrow-issued"}
+    assert chosen["escrowed:SM-00000"] == {*BOUNDARIES, "meter-state"}
+    assert len(reference.boundaries["escrowed:SM-00000"]) == 15    # 3 inputs x 5 labels
 
 
 def test_kill_at_every_message_boundary(escrowed: Deployment, reference: Reference,
@@ -512,12 +529,25 @@ def test_kill_at_random_points_inside_steps(data: st.DataObject, escrowed: Deplo
                                             tmp_path_factory: pytest.TempPathFactory) -> None:
     plan = {}
     for ident in ("escrowed:escrow", "escrowed:SM-00000", "escrowed:authority-1"):
-        inside = [n for n, label in reference.points[ident] if label not in BOUNDARIES]
+        inside = [n for n, label in reference.points[ident] if label not in KILL_LABELS]
         plan[ident] = data.draw(st.sampled_from(inside), label=ident)
     path = tmp_path_factory.mktemp("random")
     net, checks, figures, _ = _crash_run(escrowed, path, plan)
     assert sorted(net.died) == sorted(plan)
     _assert_exact(path, net, checks, figures, reference)
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_kill_at_random_points_in_blind_mode(data: st.DataObject, blind: Deployment, blind_reference: Reference,
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Mode blind: the meter's pending blinding state and the escrow's blind signature survive a kill."""
+    plan = {ident: data.draw(st.sampled_from([n for n, _ in points]), label=ident)
+            for ident, points in sorted(blind_reference.points.items())}
+    path = tmp_path_factory.mktemp("random-blind")
+    net, checks, figures, _ = _crash_run(blind, path, plan)
+    assert sorted(net.died) == sorted(plan)
+    _assert_exact(path, net, checks, figures, blind_reference, "blind")
 
 
 def test_a_second_process_on_a_state_file_is_refused(tmp_path: Path, escrowed: Deployment) -> None:
