@@ -28,7 +28,7 @@ from protocols.system.roles import aggregation as ra
 from protocols.system.roles import aggregation_state as st
 from protocols.system.roles import harness
 from protocols.system.roles.base import CrashPlan, Deployment
-from protocols.system.roles.process import Party, role_spec, write_deployment
+from protocols.system.roles.process import Party, provision_party, role_spec, write_deployment
 from protocols.system.roles.wire import HARNESS, Envelope
 
 SMALL = {"meters": 5, "fanout": 3}
@@ -450,4 +450,35 @@ def test_kill_at_every_crash_point_in_process(tmp_path: Any) -> None:
     _no_second_answer(net)
     assert all(p.kills > 0 for p in parties.values())
     assert sum(p.kills for p in parties.values()) > 100      # every point of every input: 203 here
+    net.close()
+
+
+def test_provisioning_refuses_a_record_that_is_not_this_meters(tmp_path: Any, small: Deployment) -> None:
+    role, record = small.parties["meter-000"]
+    other = small.parties["meter-001"][1]
+    spec = role_spec("aggregation", role)
+    for bad, error in (({**record, "x25519_private": other["x25519_private"]}, "ParameterError"),
+                       ({**record, "graph_nonce": other["graph_nonce"]}, "ParameterError"),
+                       ({**record, "spare": 1}, "DecodeError")):
+        path = str(tmp_path / f"{error}-{len(bad)}-{bad['graph_nonce'] == record['graph_nonce']}.sqlite")
+        with pytest.raises(UsappError) as exc:
+            provision_party(spec, path, "meter-000", bad)
+        assert type(exc.value).__name__ == error and not os.path.exists(path)
+
+
+def test_utility_abandons_a_round_no_report_reached(tmp_path: Any, small: Deployment,
+                                                     hood: agg.Neighbourhood) -> None:
+    net = harness.open_network(small, str(tmp_path), in_process=True)
+    ra.route(net, [_env(m, "env.round", {1: 1}) for m in hood.meters])
+    assert ra.route(net, [_env("utility", "env.deadline", {1: 1, 2: "signatures"})]) == []  # not that phase
+    out = ra.route(net, [_env("utility", "env.deadline", {1: 1, 2: "report"})])
+    assert [e.type for e in out] == ["round-abandoned"] and cbor.decode(out[0].body)[2] == "RecoveryError"
+    with pytest.raises(harness.Refused) as exc:          # the abandoned round cannot be reopened
+        advert = _sent(net, hood.meters[0], "mask-advert")[0]
+        net.send(Envelope(advert.sender, "utility", "mask-advert", _flip(advert.body)))
+    assert exc.value.error == "ReplayError"
+    ra.route(net, [_env(m, "env.round", {1: 2}) for m in hood.meters])   # round 2 runs
+    readings = ra.readings_for(small, hood, 2)
+    result = ra.read_result(ra.route(net, [_env(m, "env.readings", {1: 2, 2: readings[m]}) for m in hood.meters]), 2)
+    assert result[2] == [sum(r[s] for r in readings.values()) for s in range(hood.slots)]
     net.close()

@@ -112,7 +112,10 @@ def _provision_meter(ctx: Context, record: dict[str, object]) -> None:
                            min_reporting_floor=r["min_reporting_floor"], degree_floor=r["degree_floor"],
                            committee_floor=r["committee_floor"], require_noise=r["require_noise"],
                            setups=r["setups"], graph_nonce=r["graph_nonce"], directory=group.hood.digest)
-    agg.Meter(group.hood, state)   # checks the record names this meter and its reveal matches the directory
+    hood, me = group.hood, ctx.ident
+    if (hood.meter_public.get(me) != state.x25519_public or hood.meter_verify.get(me) != state.verify_key
+            or hood.commitments.get(me) != agg.graph_commitment(me, r["graph_nonce"])):
+        raise ParameterError(f"the directory does not list meter {me} with the record's keys and nonce")
     ctx.put("meter", st.encode_meter(state))
 
 
