@@ -377,6 +377,81 @@ def test_kill_every_party_at_message_boundaries(tmp_path: Any, small: Deployment
         assert net.kills == len(plan)
 
 
+def _walk(points: list[tuple[int, str, int]], last_input: int) -> list[tuple[int, str]]:
+    """USAPP_CRASH_AT of each successive life of a party so that its lives die, one after the other, at
+    every message boundary of its inputs 1..last_input, each restarted with the message it died on.
+
+    A new life starts with that message: after a death at read or before-commit it handles it afresh
+    (the trace again from that input's read); after committed or wrote the journal answers it (read, one
+    wrote per output) and the trace follows from the next input.
+    """
+    starts = {i: c for c, label, i in points if label == "read"}
+    outputs = {i: sum(1 for _, label, j in points if label == "wrote" and j == i) for i in starts}
+    targets = [(c, label, i) for c, label, i in points if label in BOUNDARIES and i <= last_input]
+    plan: list[tuple[int, str]] = []
+    last: tuple[str, int] | None = None
+    for c, label, i in targets:
+        if last is None:
+            at = c
+        elif last[0] in ("read", "before-commit"):
+            at = c - starts[last[1]] + 1
+        elif i == last[1]:                       # a later output of the journalled input
+            at = 1 + sum(1 for d, lab, j in points if lab == "wrote" and j == i and d <= c)
+        else:
+            at = 1 + outputs[last[1]] + c - starts[last[1] + 1] + 1
+        plan.append((at, label))
+        last = (label, i)
+    return plan
+
+
+def test_kill_a_meter_and_a_concentrator_at_every_boundary_of_round_1(
+        tmp_path: Any, small: Deployment, hood: agg.Neighbourhood,
+        trace: dict[str, list[tuple[int, str, int]]]) -> None:
+    """Real SIGKILLs: meter-001 and the root concentrator die at every read, before-commit, committed and
+    wrote of round 1 (a new process each time, restarted from its state file), and the run stays exact."""
+    meter, root = hood.meters[1], hood.root
+    walks = {meter: _walk(trace[meter], 5 if meter in hood.committee else 4),
+             root: _walk(trace[root], len(hood.children(root)) + 1)}
+    directory = str(tmp_path)
+    write_deployment(small, directory)
+    lives: dict[str, int] = {}
+
+    def factory(ident: str) -> harness.Endpoint:
+        lives[ident] = lives.get(ident, 0) + 1
+        walk = walks.get(ident, [])
+        env = {"USAPP_CRASH_TRACE": "1"}
+        if lives[ident] <= len(walk):
+            env["USAPP_CRASH_AT"] = str(walk[lives[ident] - 1][0])
+        command = harness.role_command("aggregation", small.parties[ident][0],
+                                       os.path.join(directory, f"{ident}.sqlite"), ident, "t")
+        return harness.ProcessEndpoint(ident, command, open(os.path.join(directory, f"{ident}.log"), "ab"), env)
+
+    net = RestartingNetwork({}, factory=factory)
+    for ident in sorted(small.parties):
+        net.parties[ident] = factory(ident)
+    checks = harness.Checks()
+    try:
+        ra.scenario(net, small, checks)
+    finally:
+        net.close()
+    assert checks.ok, [c for c in checks.results if not c.passed]
+    _no_second_answer(net)
+    for ident, walk in walks.items():
+        died = []                                   # the last crash point of every life that was killed
+        with open(os.path.join(directory, f"{ident}.log"), encoding="utf-8") as f:
+            life: list[tuple[int, str]] = []
+            for line in f:
+                if line.startswith("usapp-crash-point "):
+                    _, count, label = line.split()
+                    if count == "1":                # a new life: the previous one was killed
+                        if life:
+                            died.append(life[-1])
+                        life = []
+                    life.append((int(count), label))
+        assert died == walk, ident
+        assert {label for _, label in walk} == set(BOUNDARIES)
+
+
 @settings(max_examples=3, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(seed=hst.integers(0, 2 ** 32 - 1))
