@@ -557,3 +557,22 @@ def test_utility_abandons_a_round_no_report_reached(tmp_path: Any, small: Deploy
     result = ra.read_result(ra.route(net, [_env(m, "env.readings", {1: 2, 2: readings[m]}) for m in hood.meters]), 2)
     assert result[2] == [sum(r[s] for r in readings.values()) for s in range(hood.slots)]
     net.close()
+
+
+def test_a_tampered_meter_report_makes_the_utility_abandon_the_round(tmp_path: Any, small: Deployment,
+                                                                      hood: agg.Neighbourhood) -> None:
+    """A concentrator cannot check a meter's MAC; a flipped ciphertext byte is caught by the utility's
+    tag check (A 8.5 step 7) and the round is not released."""
+    victim = hood.meters[2]
+
+    def tamper(step: int, e: Envelope) -> Envelope:
+        if e.type == "meter-report" and e.sender == victim:
+            return Envelope(e.sender, e.to, e.type, _flip(e.body, 200))
+        return e
+
+    net = harness.open_network(small, str(tmp_path), in_process=True, tamper=tamper)
+    out = _collect(net, hood)
+    assert [e.type for e in out] == ["round-abandoned"]
+    assert cbor.decode(out[0].body)[2] == "AggregateMismatchError"
+    assert ra.route(net, [_env("utility", "env.deadline", {1: 1, 2: "responses"})]) == []
+    net.close()

@@ -24,6 +24,7 @@ from protocols import aggregation as agg
 from protocols.aggregation import messages as msg
 from protocols.aggregation.schedule import SIGNATURE_BYTES, commit_message, mac_key
 from protocols.errors import (
+    AggregateMismatchError,
     DecodeError,
     DuplicateContributionError,
     InjectedContributionError,
@@ -380,7 +381,10 @@ def _response(ctx: Context, utility: agg.Utility, current: st.OpenRound, envelop
 def _finish(ctx: Context, utility: agg.Utility, current: st.OpenRound) -> list[Envelope]:
     rs = current.rs
     rows = dict(ctx.db.execute("SELECT meter, response FROM responses WHERE round = ?", (rs.round,)).fetchall())
-    result = utility.finish(rs, [bytes(rows[m]) for m in utility.hood.meters if m in rows])
+    try:
+        result = utility.finish(rs, [bytes(rows[m]) for m in utility.hood.meters if m in rows])
+    except (AggregateMismatchError, RecoveryError) as exc:   # every response is in: the round cannot be released
+        return _abandon(ctx, current, exc)
     ctx.crash_point("finished")
     current.phase = "finished"
     ctx.db.execute("DELETE FROM responses WHERE round <= ?", (rs.round,))
@@ -407,9 +411,14 @@ def _deadline(ctx: Context, utility: agg.Utility, current: st.OpenRound | None, 
             return _requests(ctx, utility, current)
         return _finish(ctx, utility, current)
     except RecoveryError as exc:
-        current.phase = "abandoned"
-        return [ctx.send(HARNESS, "round-abandoned", cbor.encode({1: round_id, 2: type(exc).__name__,
-                                                                   3: str(exc)[:1024]}))]
+        return _abandon(ctx, current, exc)
+
+
+def _abandon(ctx: Context, current: st.OpenRound, exc: UsappError) -> list[Envelope]:
+    """Roles spec 6.3: the round ends unreleased; the environment learns why."""
+    current.phase = "abandoned"
+    text = " ".join(str(exc).split())[:1024]
+    return [ctx.send(HARNESS, "round-abandoned", cbor.encode({1: current.rs.round, 2: type(exc).__name__, 3: text}))]
 
 
 ROLES: dict[str, RoleSpec] = {
