@@ -576,3 +576,18 @@ def test_a_tampered_meter_report_makes_the_utility_abandon_the_round(tmp_path: A
     assert cbor.decode(out[0].body)[2] == "AggregateMismatchError"
     assert ra.route(net, [_env("utility", "env.deadline", {1: 1, 2: "responses"})]) == []
     net.close()
+
+
+def test_a_meter_that_takes_no_part_is_in_neither_set(tmp_path: Any, small: Deployment,
+                                                        hood: agg.Neighbourhood) -> None:
+    """The deadlines carry the round: the utility bundles without the absent meter's advert, its
+    concentrator aggregates without its report; R is the rest and M is empty (A 8.1 step 5)."""
+    absent = hood.meters[0]
+    net = harness.open_network(small, str(tmp_path), in_process=True)
+    readings = ra.readings_for(small, hood, 1, [absent])
+    result = ra.read_result(ra.run_round(net, hood, 1, readings), 1)
+    assert result[2] == [sum(r[s] for r in readings.values()) for s in range(hood.slots)]
+    assert result[3] == [m for m in hood.meters if m != absent] and result[4] == []
+    assert not _sent(net, absent, "mask-advert")
+    assert not [e for e in net.transcript if e.to == absent and e.type in ("mask-bundle", "unmask-request")]
+    net.close()
