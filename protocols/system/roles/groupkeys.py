@@ -229,12 +229,12 @@ def _approved(ctx: Context, digest: bytes) -> bool:
 def _operator_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     group, kp = codec.decode_operator(ctx.need("operator"))
     if envelope.type == "env.approve":
-        raw = _env_body(envelope, wire.MAX_BODY_BYTES, {1: bytes})[1]
+        raw = _env_body(envelope, wire.MAX_BODY_BYTES, {1: bytes, 2: int})[1]
         digest = hashlib.sha256(gk.command_tbs(_operator_body(group, raw))).digest()
         ctx.db.execute("INSERT OR IGNORE INTO approvals VALUES (?, ?)", (digest, raw))
         return []
     if envelope.type == "env.commit":
-        digest = _env_body(envelope, SMALL_BODY, {1: bytes})[1]
+        digest = _env_body(envelope, SMALL_BODY, {1: bytes, 2: int})[1]
         if not _approved(ctx, digest):
             raise StateError(f"operator {kp.identifier} has not approved this command")
         nonces, comms = frost.commit(kp.identifier, kp.secret_share, ctx.rng)
@@ -360,16 +360,20 @@ def _only(outputs: list[Envelope], sender: str, type_: str) -> dict:
     return cbor.decode_map(found[0].body, _OPERATOR_OUTPUTS[type_], name=type_, max_size=SMALL_BODY)
 
 
-def operators_sign(net: harness.Network, deployment: Deployment, body: dict, signers: Sequence[str]) -> bytes:
-    """Spec 7.2: the coordinator's two FROST rounds with ``signers`` (operator party ids); the signed message."""
+def operators_sign(net: harness.Network, deployment: Deployment, body: dict, signers: Sequence[str], *,
+                   session: int) -> bytes:
+    """Spec 7.2: the coordinator's two FROST rounds with ``signers`` (operator party ids); the signed message.
+
+    ``session`` numbers the approval and the round one request (a new number makes a new line, so a
+    second session for the same command is not answered from the journal)."""
     raw = cbor.encode(body)
     tbs = gk.command_tbs(body)
     digest = hashlib.sha256(tbs).digest()
     ids = {op: int(op.rsplit("-", 1)[1]) for op in signers}
-    net.deliver([env(op, "env.approve", {1: raw}) for op in signers])
+    net.deliver([env(op, "env.approve", {1: raw, 2: session}) for op in signers])
     commitments = []
     for op in signers:
-        m = _only(net.deliver([env(op, "env.commit", {1: digest})]), op, "frost.commitment")
+        m = _only(net.deliver([env(op, "env.commit", {1: digest, 2: session})]), op, "frost.commitment")
         comms = frost.SigningCommitments.from_bytes(m[2])
         if m[1] != digest or comms.identifier != ids[op]:
             raise VerificationError(f"{op} committed for another command or under another identifier")
@@ -447,7 +451,7 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
 
     target = members[2]
     disconnect = gk.command_body(GROUP, 1, "disconnect", {1: [target.encode()]}, epoch=0, not_after=NOW + VALIDITY)
-    command = operators_sign(net, deployment, disconnect, honest)
+    command = operators_sign(net, deployment, disconnect, honest, session=1)
     applied = accepted(net.deliver([Envelope(wire.HARNESS, m, "command", command) for m in current]))
     checks.check(f"group keys: the operators' disconnect applies to {target} alone",
                  sorted(applied) == current and [m for m, a in applied.items() if a[7]] == [target],
@@ -465,7 +469,8 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
 
     late = "meter-late"
     checkpoint = operators_sign(net, deployment, gk.checkpoint_body(GROUP, 1, 0, public_key(head_end),
-                                                                    NOW + 600 + VALIDITY), operators[:t])
+                                                                    NOW + 600 + VALIDITY), operators[:t],
+                                session=2)
     net.deliver([env(late, "env.clock", {1: NOW + 600}), env(late, "env.provision", {1: checkpoint})])
     checks.refused("group keys: the disconnect replayed to a meter provisioned after it is refused",
                    lambda: net.deliver([Envelope(wire.HARNESS, late, "command", command)]), "ReplayError")
@@ -474,7 +479,7 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
     new_public = public_key(deployment.parties["controller-1"][1]["signing_key"])
     recover = gk.command_body(GROUP, 2, "rekey-group", {1: 1, 2: new_public, 3: gk.directory_hash(GROUP, 1, directory)},
                               epoch=0, not_after=NOW + VALIDITY)
-    command = operators_sign(net, deployment, recover, honest)
+    command = operators_sign(net, deployment, recover, honest, session=3)
     net.deliver([Envelope(wire.HARNESS, m, "command", command) for m in current])
     phantom = [[m, d] for m, d in sorted({**directory, b"phantom": devices[late]}.items())]
     checks.refused("group keys: a recovery for a directory with an extra member is refused",
