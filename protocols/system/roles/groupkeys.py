@@ -94,6 +94,11 @@ def _to_members(ctx: Context, messages: Mapping[bytes, bytes]) -> list[Envelope]
     return out
 
 
+def _members(controller: gk.Controller) -> list[bytes]:
+    tree = controller.state.tree
+    return [] if tree is None else sorted(m for m in tree.members if isinstance(m, bytes))
+
+
 def _controller_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     controller = codec.decode_controller(ctx.need("controller"))
     rng = ctx.rng
@@ -105,17 +110,16 @@ def _controller_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
         joins = _directory(m[1], "env.rekey")
         if not all(isinstance(x, bytes) for x in m[2]):
             raise DecodeError("env.rekey: leavers must be member ids")
-        tree = controller._tree()
         rekey, welcomes = controller.rekey(joins, m[2], rng)
         ctx.crash_point("rekeyed")
-        out = {member: rekey for member in tree.members if isinstance(member, bytes) and member not in welcomes}
+        out = {member: rekey for member in _members(controller) if member not in welcomes}
         out.update(welcomes)
     elif envelope.type == "env.send":
         m = _env_body(envelope, DATA_BODY, {1: bytes})
         data = controller.send(m[1])
-        out = {member: data for member in controller._tree().members if isinstance(member, bytes)}
+        out = {member: data for member in _members(controller)}
     elif envelope.type == "env.recover":
-        m = _env_body(envelope, DIRECTORY_BODY + gk.MAX_DATA_BYTES, {1: bytes, 2: list})
+        m = _env_body(envelope, DIRECTORY_BODY + SMALL_BODY, {1: bytes, 2: list})
         out = controller.recover(m[1], ctx.need("command_key"), _directory(m[2], "env.recover"), rng)
     else:
         raise DecodeError(f"the controller takes env.start, env.rekey, env.send, env.recover, not {envelope.type}")

@@ -100,7 +100,7 @@ def _tree(m: object) -> lkh.KeyTree:
     free = [_uint(leaf, "free leaf", arity ** height - 1) for leaf in m[8]]
     if len(members) != len(m[7]) or m[8] != sorted(free):
         raise StateFileError("stored key tree: members repeat or free leaves are not sorted")
-    return lkh.KeyTree(arity, m[2], height, keys, kids, counts, members, free,  # type: ignore[arg-type]
+    return lkh.KeyTree(arity, m[2], height, keys, kids, counts, members, free,
                        _uint(m[9], "next leaf"), _uint(m[10], "next key id"))
 
 
