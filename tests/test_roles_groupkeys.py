@@ -260,6 +260,11 @@ def test_departed_member_needs_a_resync(deployment: Deployment, tmp_path: Path) 
     assert refused(net, Envelope(wire.HARNESS, "meter-2", "data", data[0].body)).error == ResyncRequiredError.__name__
 
 
+_BODY = gk.command_body(roles.GROUP, 1, "disconnect-all", {}, epoch=0, not_after=roles.NOW + 60)
+SIGNED_BODY = cbor.encode({**_BODY, 9: bytes(64)})
+OTHER_GROUP = cbor.encode({**_BODY, 3: b"another-group"})
+
+
 @pytest.mark.parametrize("message,error", [
     (Envelope(wire.HARNESS, "meter-1", "env.clock", cbor.encode({1: b"x" * roles.SMALL_BODY})), "DecodeError"),
     (Envelope(wire.HARNESS, "meter-1", "env.clock", cbor.encode({1: roles.NOW - 1})), "StateError"),
@@ -272,6 +277,8 @@ def test_departed_member_needs_a_resync(deployment: Deployment, tmp_path: Path) 
     (Envelope(wire.HARNESS, "controller", "env.send", cbor.encode({1: b"x"})), "StateError"),   # not started
     (Envelope(wire.HARNESS, "operator-1", "env.commit", cbor.encode({1: bytes(32), 2: 1})), "StateError"),
     (Envelope(wire.HARNESS, "operator-1", "env.approve", cbor.encode({1: cbor.encode({2: "data"}), 2: 1})), "DecodeError"),
+    (Envelope(wire.HARNESS, "operator-1", "env.approve", cbor.encode({1: SIGNED_BODY, 2: 1})), "DecodeError"),
+    (Envelope(wire.HARNESS, "operator-1", "env.approve", cbor.encode({1: OTHER_GROUP, 2: 1})), "VerificationError"),
 ])
 def test_bad_env_inputs(deployment: Deployment, tmp_path: Path, message: Envelope, error: str) -> None:
     net = local_net(deployment, tmp_path)
@@ -411,8 +418,10 @@ class _Victim:
 
 def test_finding_a_restarted_member_refuses_a_replay(deployment: Deployment, tmp_path: Path) -> None:
     """THE FINDING (issue 17): a member killed right after it committed a data message, restarted from
-    its state file, refuses a replay of an already-accepted data message with ReplayError.  Before
-    durable state a restarted meter came back at its provisioned state and accepted the replay.
+    its state file, refuses a replay of an already-accepted data message with ReplayError.
+
+    Mutation check: with the member's state not stored (its replay window lost at the kill) the
+    replays are accepted and this test fails.
 
     A replay is a NEW line carrying the old message (here: relayed by the harness instead of the
     controller); the identical line re-sent is answered from the journal with the same outputs

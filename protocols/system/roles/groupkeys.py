@@ -220,7 +220,9 @@ def _operator_body(group: bytes, raw: bytes) -> dict:
     body = cbor.decode(raw, max_size=wire.MAX_BODY_BYTES)
     if not isinstance(body, dict):
         raise DecodeError("a command body must be a map")
-    gk.decode_message(gk.encode_command(body, bytes(gk.SIGNATURE_BYTES)), authenticated=True)
+    _, m = gk.decode_message(gk.encode_command(body, bytes(gk.SIGNATURE_BYTES)), authenticated=True)
+    if len(m) != len(body) + 1:
+        raise DecodeError("a command body to approve or sign carries no signature")
     if body[3] != group:
         raise VerificationError("the command is for another group")
     return body
