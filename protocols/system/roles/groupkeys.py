@@ -333,8 +333,16 @@ def deploy(seed: str, members: int = 4, operators: int = 5, threshold: int = 3, 
         parties[name] = ("member", record)
     public = {"command_key": command_key, "threshold": threshold, "operators": operators,
               "operator_keys": [G.SerializeElement(pk) for pk in info.participant_public_keys],
+              "operator_ids": {f"operator-{op.identifier}": op.identifier for op in ops},
               "members": member_ids(members), "devices": {n: devices[n][1] for n in names}}
     return Deployment("groupkeys", parties, public)
+
+
+def _count(deployment: Deployment, name: str) -> int:
+    value = deployment.public.get(name)
+    if type(value) is not int:
+        raise ParameterError(f"the deployment carries no {name}")
+    return value
 
 
 def group_info(deployment: Deployment) -> frost.PublicKeyPackage:
@@ -342,7 +350,7 @@ def group_info(deployment: Deployment) -> frost.PublicKeyPackage:
     keys = p["operator_keys"]
     if not isinstance(keys, list) or not isinstance(p["command_key"], bytes):
         raise ParameterError("the deployment carries no operator keys")
-    return frost.PublicKeyPackage(int(str(p["threshold"])), int(str(p["operators"])),
+    return frost.PublicKeyPackage(_count(deployment, "threshold"), _count(deployment, "operators"),
                                   G.DeserializeElement(p["command_key"]),
                                   tuple(G.DeserializeElement(k) for k in keys))
 
@@ -375,7 +383,8 @@ def operators_sign(net: harness.Network, deployment: Deployment, body: dict, sig
     raw = cbor.encode(body)
     tbs = gk.command_tbs(body)
     digest = hashlib.sha256(tbs).digest()
-    ids = {op: int(op.rsplit("-", 1)[1]) for op in signers}
+    known: dict[str, int] = deployment.public["operator_ids"]  # type: ignore[assignment]
+    ids = {op: known[op] for op in signers}
     net.deliver([env(op, "env.approve", {1: raw, 2: session}) for op in signers])
     commitments = []
     for op in signers:
@@ -433,7 +442,7 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
     p = deployment.public
     members = list(p["members"])  # type: ignore[call-overload]
     devices: dict[str, bytes] = p["devices"]  # type: ignore[assignment]
-    n, t = int(str(p["operators"])), int(str(p["threshold"]))
+    n, t = _count(deployment, "operators"), _count(deployment, "threshold")
     operators = [f"operator-{i}" for i in range(1, n + 1)]
     honest = operators[n - t:]
 
