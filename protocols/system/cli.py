@@ -301,6 +301,11 @@ def cmd_interop(args: argparse.Namespace) -> int:
     checks, network, figures = harness.run_scenario(
         args.protocol, directory, seed=args.seed, init_seed=args.seed, commands=_role_commands(args.role),
         say=say, options=_options(args.option))
+    if args.transcript is not None:
+        with open(args.transcript, "wb") as out:
+            for message in network.transcript:
+                out.write(message.line())
+        say(f"transcript: {len(network.transcript)} lines in {args.transcript}")
     commands = _role_commands(args.role)
     if commands and not args.no_compare:
         # Spec 5.3: the same seeds through our own parties (in this process); the first difference is the
@@ -424,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     interop.add_argument("--seed", default="interop", help="seed of the deployment and of every party")
     interop.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="a protocol's deployment option, repeatable")
+    interop.add_argument("--transcript", default=None, metavar="FILE",
+                         help="write every routed message to FILE, one line each, in the order delivered")
     interop.add_argument("--no-compare", action="store_true",
                          help="with --role: do not compare the transcript with our own parties' run (for a "
                               "vendor party without the seeded randomness of specs/roles.md 3.4)")
