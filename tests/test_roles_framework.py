@@ -45,6 +45,7 @@ def _handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     if not isinstance(value, int) or value < 0:
         raise DecodeError("toy: the body is a CBOR uint")
     draw = ctx.rng.random_bytes(8)
+    ctx.cache["last-body"] = envelope.body       # derived state a later input may reuse (spec 3.2)
     count = cbor.decode(ctx.need("count")) + 1
     ctx.put("count", cbor.encode(count))
     ctx.db.execute("INSERT INTO seen (n, draw) VALUES (?, ?)", (count, draw))
@@ -324,6 +325,20 @@ def test_refused_input_changes_nothing(tmp_path: object) -> None:
         assert serve_lines(plain, add(7).line()) == got[1:]      # same draw: the refused one was undone
     finally:
         plain.close()
+
+
+def test_cache_survives_accepted_inputs_and_is_emptied_by_a_refusal(tmp_path: object) -> None:
+    """Context.cache: kept between accepted inputs, emptied when an input is rolled back, so it never
+    holds what a refused input derived."""
+    party = process.Party.open(TOY, new_toy(str(tmp_path)), seed=SEED)
+    try:
+        party.handle(add(5))
+        assert party.cache == {"last-body": cbor.encode(5)}
+        with pytest.raises(StateError):
+            party.handle(add(6, "env.fail"))
+        assert party.cache == {}
+    finally:
+        party.close()
 
 
 def test_resent_input_is_answered_from_the_journal(tmp_path: object) -> None:

@@ -84,8 +84,13 @@ class Context:
     """One input message's view of the party (inside one open transaction)."""
 
     def __init__(self, store: Store, ident: str, rng: RandomSource, crash: CrashPlan,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], cache: dict[str, object] | None = None) -> None:
         self.store = store
+        self.cache: dict[str, object] = {} if cache is None else cache
+        """Derived values (decoded rows, a rebuilt Merkle log) kept between this party's inputs so a
+        handler need not rebuild them from the file at every input (spec 3.2).  The framework empties
+        it whenever an input is refused (rolled back); a handler that writes what an entry derives
+        from updates or drops the entry in the same input."""
         self.ident = ident
         self.rng: RandomSource = _Draws(rng, crash)
         self._crash = crash

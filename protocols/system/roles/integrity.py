@@ -411,6 +411,7 @@ def _cheat(ctx: Context, cfg: ist.UtilityConfig, party: str, utility: ig.Utility
                        honest.signature, honest.boot)
     ctx.db.execute("UPDATE utility_records SET record = ? WHERE meter = ? AND counter = ?",
                    (forged.to_bytes(), meter, cfg.cheat_at))
+    ctx.cache.pop(f"utility/{meter.hex()}", None)
     ctx.put("cheated", cbor.encode(cfg.cheat_at))
     records[cfg.cheat_at] = forged
     utility.state.logs[meter] = merkle.MerkleLog.from_entries([r.to_bytes() for r in records])
@@ -449,6 +450,7 @@ def _utility_handle(ctx: Context, env: Envelope) -> list[Envelope]:
             raise VerificationError(f"record: it carries another meter's id than {env.sender}'s")
         receipt = utility.accept(env.body, now)                                   # spec 4.3
         ist.append_utility_record(ctx, meter, utility.state.records[meter][-1])
+        ist.remember_utility(ctx, meter, utility)
         return [ctx.send(env.sender, "receipt", receipt)]
     if env.type == "feedback-request":
         m = _decode(env, {1: int, 2: int}, REQUEST_BYTES)

@@ -72,6 +72,34 @@ def _rows(ctx: Context, sql: str, args: tuple = ()) -> list[tuple]:
     return list(ctx.db.execute(sql, args).fetchall())
 
 
+def _last(ctx: Context, sql: str, args: tuple = ()) -> int:
+    """MAX of an indexed column (-1 for no rows): a lookup, not a scan."""
+    value = ctx.db.execute(sql, args).fetchone()[0]
+    return -1 if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """A log as stored (ctx.cache): its key (the last row numbers), decoded records, the Merkle levels."""
+
+    key: tuple[int, ...]
+    records: tuple[ig.Record, ...]
+    levels: tuple[bytes, ...]
+    receipts: tuple[ig.TreeHead, ...] = ()
+
+    def log(self) -> merkle.MerkleLog:
+        return merkle.MerkleLog([bytearray(level) for level in self.levels])
+
+
+def _levels(log: merkle.MerkleLog) -> tuple[bytes, ...]:
+    return tuple(bytes(level) for level in log.levels)
+
+
+def _cached(ctx: Context, name: str, key: tuple[int, ...]) -> _Snapshot | None:
+    entry = ctx.cache.get(name)
+    return entry if isinstance(entry, _Snapshot) and entry.key == key else None
+
+
 # --------------------------------------------------------------------------
 # Meter
 
@@ -107,23 +135,29 @@ def load_meter(ctx: Context) -> tuple[MeterConfig, ig.Meter, int]:
     cfg = load_meter_config(ctx)
     view = kv_map(ctx, "view", {1: int, 2: (int, type(None)), 3: (bytes, type(None))})
     counter = kv_uint(ctx, "boot-counter")
-    rows = _rows(ctx, "SELECT counter, record FROM meter_records ORDER BY counter")
-    heads = _rows(ctx, "SELECT head FROM meter_receipts ORDER BY seq")
+    key = (_last(ctx, "SELECT MAX(counter) FROM meter_records"), _last(ctx, "SELECT MAX(seq) FROM meter_receipts"))
+    snapshot = _cached(ctx, "meter", key)
 
     def build() -> ig.Meter:
-        records = []
-        for index, (number, data) in enumerate(rows):
-            record = ig.decode_record(data)
-            if number != index or record.counter != index or record.meter != cfg.meter:
-                raise ValueError(f"record row {number} is out of place")
-            records.append(record)
+        if snapshot is None:
+            records = []
+            for index, (number, data) in enumerate(_rows(ctx, "SELECT counter, record FROM meter_records "
+                                                               "ORDER BY counter")):
+                record = ig.decode_record(data)
+                if number != index or record.counter != index or record.meter != cfg.meter:
+                    raise ValueError(f"record row {number} is out of place")
+                records.append(record)
+            log = merkle.MerkleLog.from_entries([r.to_bytes() for r in records])
+            receipts = [ig.decode_tree_head(h) for (h,) in _rows(ctx, "SELECT head FROM meter_receipts ORDER BY seq")]
+            ctx.cache["meter"] = _Snapshot(key, tuple(records), _levels(log), tuple(receipts))
+        else:
+            records, log, receipts = list(snapshot.records), snapshot.log(), list(snapshot.receipts)
         checked = ig.decode_tree_head(view[3]) if view[3] is not None else None
         boot, restored = view[1], view[2]
         if not 0 <= boot <= counter or (restored is not None and not 0 <= restored <= len(records)):
             raise ValueError("boot above the boot counter, or restored_at past the records")
-        state = ig.MeterState(cfg.meter, cfg.device_key, cfg.utility_public, records,
-                              merkle.MerkleLog.from_entries([r.to_bytes() for r in records]), checked,
-                              [ig.decode_tree_head(h) for (h,) in heads], boot, restored)
+        state = ig.MeterState(cfg.meter, cfg.device_key, cfg.utility_public, records, log, checked,
+                              receipts, boot, restored)
         return ig.Meter(state)
     return cfg, strict(ctx, "meter state", build), counter
 
@@ -146,6 +180,8 @@ def save_meter(ctx: Context, meter: ig.Meter, counter: int, *, rewrite: bool = F
     ctx.put("view", cbor.encode({1: st.boot, 2: st.restored_at,
                                  3: st.checked.to_bytes() if st.checked is not None else None}))
     ctx.put("boot-counter", cbor.encode(counter))
+    key = (_last(ctx, "SELECT MAX(counter) FROM meter_records"), _last(ctx, "SELECT MAX(seq) FROM meter_receipts"))
+    ctx.cache["meter"] = _Snapshot(key, tuple(st.records), _levels(st.log), tuple(st.receipts))
 
 
 # --------------------------------------------------------------------------
@@ -195,18 +231,24 @@ def party_of(ctx: Context, table: str, meter: bytes) -> str | None:
 def load_utility(ctx: Context, meter: bytes, public: bytes) -> tuple[UtilityConfig, ig.Utility]:
     """The utility with one meter's log (rebuilt from its rows, one per leaf, counters 0, 1, ...)."""
     cfg = load_utility_config(ctx)
-    rows = _rows(ctx, "SELECT counter, record FROM utility_records WHERE meter = ? ORDER BY counter", (meter,))
+    name = f"utility/{meter.hex()}"
+    key = (_last(ctx, "SELECT MAX(counter) FROM utility_records WHERE meter = ?", (meter,)),)
+    snapshot = _cached(ctx, name, key)
 
     def build() -> ig.Utility:
-        records = []
-        for index, (number, data) in enumerate(rows):
-            record = ig.decode_record(data)
-            if number != index or record.meter != meter:
-                raise ValueError(f"log row {number} is out of place")
-            records.append(record)
-        state = ig.UtilityState(cfg.signing_key, {meter: public},
-                                {meter: merkle.MerkleLog.from_entries([r.to_bytes() for r in records])},
-                                {meter: records})
+        if snapshot is None:
+            records = []
+            for index, (number, data) in enumerate(_rows(ctx, "SELECT counter, record FROM utility_records "
+                                                               "WHERE meter = ? ORDER BY counter", (meter,))):
+                record = ig.decode_record(data)
+                if number != index or record.meter != meter:
+                    raise ValueError(f"log row {number} is out of place")
+                records.append(record)
+            log = merkle.MerkleLog.from_entries([r.to_bytes() for r in records])
+            ctx.cache[name] = _Snapshot(key, tuple(records), _levels(log))
+        else:
+            records, log = list(snapshot.records), snapshot.log()
+        state = ig.UtilityState(cfg.signing_key, {meter: public}, {meter: log}, {meter: records})
         return ig.Utility(state)
     return cfg, strict(ctx, "utility log", build)
 
@@ -214,3 +256,11 @@ def load_utility(ctx: Context, meter: bytes, public: bytes) -> tuple[UtilityConf
 def append_utility_record(ctx: Context, meter: bytes, record: ig.Record) -> None:
     """One accepted record: one new row of ``utility_records`` (never updated by an honest utility)."""
     ctx.db.execute("INSERT INTO utility_records VALUES (?, ?, ?)", (meter, record.counter, record.to_bytes()))
+    ctx.cache.pop(f"utility/{meter.hex()}", None)
+
+
+def remember_utility(ctx: Context, meter: bytes, utility: ig.Utility) -> None:
+    """After :func:`append_utility_record`: keep the log as now stored, so the next input need not rebuild it."""
+    key = (_last(ctx, "SELECT MAX(counter) FROM utility_records WHERE meter = ?", (meter,)),)
+    ctx.cache[f"utility/{meter.hex()}"] = _Snapshot(key, tuple(utility.state.records[meter]),
+                                                    _levels(utility.state.logs[meter]))

@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import BinaryIO, TextIO
 
@@ -61,6 +61,7 @@ class Party:
     crash: CrashPlan
     log: Callable[[str], None]
     drbg: HmacDrbg | None = None
+    cache: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def open(cls, spec: RoleSpec, path: str, ident: str | None = None, seed: str | None = None,
@@ -92,6 +93,7 @@ class Party:
         try:
             return self._handle_new(envelope, digest)
         except BaseException:
+            self.cache.clear()                   # it may hold what the rolled-back input derived
             if self.drbg is not None:        # draws of a refused input are undone with it (spec 3.4)
                 self.drbg = load_drbg(self.store)
                 self.rng = self.drbg if self.drbg is not None else self.rng
@@ -99,7 +101,7 @@ class Party:
 
     def _handle_new(self, envelope: wire.Envelope, digest: bytes) -> list[wire.Envelope]:
         with self.store.transaction():
-            ctx = Context(self.store, self.ident, self.rng, self.crash, self.log)
+            ctx = Context(self.store, self.ident, self.rng, self.crash, self.log, self.cache)
             outputs = self.spec.handle(ctx, envelope)
             if len(outputs) > MAX_OUTPUTS or any(o.sender != self.ident for o in outputs):
                 raise ParameterError("a handler returned too many outputs or one not from this party")
