@@ -153,12 +153,12 @@ def _sizes(config: BenchConfig, directory: str) -> Figures:
                      - _file_bytes(os.path.join(before_dir, f"{ident}.sqlite")))
             share = len(meters) if role != "meter" else 1
             per = grown / days / share
-            values[f"{protocol}/{role}"] = {"bytes_per_meter_per_day": per, "meters": len(meters), "days": days,
+            values[f"{protocol}/{ident}"] = {"bytes_per_meter_per_day": per, "meters": len(meters), "days": days,
                                             "checks_passed": checks.ok}
-            rows.append((protocol, role if role != "meter" else f"meter ({ident})", f"{per:,.0f}",
+            rows.append((protocol, f"{role} ({ident})", f"{per:,.0f}",
                          f"{len(meters)} meters, {days} day(s)"))
     text = "\n".join(format_columns(("protocol", "party", "state bytes per meter per day", "run"),
-                                    sorted(set(rows))))
+                                    rows))
     return Figures("roles: state file growth", values, text + "\n")
 
 
