@@ -63,7 +63,8 @@ def _commit(config: BenchConfig, directory: str) -> Comparison:
     result = compare("roles: one input through a party, synchronous=FULL (durable)", lambda: send(full, "full"),
                      lambda: send(off, "off"), baseline_name="the same party at synchronous=OFF (no fsync)",
                      repeats=config.repeats, unit="message")
-    full.close(), off.close()
+    full.close()
+    off.close()
     return result
 
 
