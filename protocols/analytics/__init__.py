@@ -1,0 +1,1 @@
+"""Anomaly and theft detection on meter data (specs/analytics.md): data, attacks, detectors, evaluation."""
