@@ -33,7 +33,7 @@ from protocols.system.roles.wire import Envelope
 PROTOCOL = "issuance"
 SCHEMA_VERSION = 1
 NOW = 1_767_225_600
-"""The deployment's initial clock, 2026-01-01T00:00:00Z (specs/roles.md 8.2)."""
+"""The deployment's initial clock, 2026-01-01T00:00:00Z (specs/roles.md 8.1)."""
 EPOCH = 7
 NAMESPACE = "role-meters"
 NOT_BEFORE = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
@@ -41,7 +41,7 @@ NOT_AFTER = dt.datetime(2035, 1, 1, tzinfo=dt.timezone.utc)
 MAX_NODES = 16
 MAX_DEVICES = 64
 MAX_ENV_BYTES = 256
-"""Every env body (specs/roles.md 8.4) is at most this many bytes."""
+"""Every env body (specs/roles.md 8.3) is at most this many bytes."""
 MAX_REQUEST_BYTES = 64
 REQUEST = "challenge-request"
 CHALLENGE, ENROLLMENT, DELIVERY = "challenge", "enrollment", "key-delivery"
@@ -57,7 +57,7 @@ def _stored(what: str, decode: Callable[[], Any]) -> Any:
 
 
 def _env_body(envelope: Envelope, schema: dict[int, type]) -> dict:
-    """Spec 8.4: an env message comes from env, is at most MAX_ENV_BYTES, and is exactly ``schema``."""
+    """Spec 8.3: an env message comes from env, is at most MAX_ENV_BYTES, and is exactly ``schema``."""
     if envelope.sender != wire.HARNESS:
         raise DecodeError(f"{envelope.type} is accepted only from {wire.HARNESS}, not from {envelope.sender}")
     if len(envelope.body) > MAX_ENV_BYTES:
@@ -99,7 +99,7 @@ def _anchor_list(anchors: list) -> tuple[iss.TrustAnchor, ...]:
 
 
 def pkg_provision(ctx: Context, record: dict[str, object]) -> None:
-    """Spec 8.2: the pkg record -> kv ``pkg``, ``epoch``, ``clock``."""
+    """Spec 8.1, 8.4: the pkg record -> kv ``pkg``, ``epoch``, ``clock``."""
     r = _record(record, {"node": int, "share": bytes, "anchors": list, "epoch": int, "now": int,
                          "challenge_lifetime": int, "max_outstanding": int})
     anchors = []
@@ -126,7 +126,7 @@ def _pkg(config: dict, epoch: int, challenges: dict[bytes, iss.ChallengeRecord] 
 
 
 def _load_pkg(ctx: Context) -> tuple[iss.Pkg, int]:
-    """The node's Pkg from its state (spec 8.3) and its clock; StateFileError if anything is corrupt."""
+    """The node's Pkg from its state (spec 8.4) and its clock; StateFileError if anything is corrupt."""
     config = _stored("pkg configuration", lambda: cbor.decode_map(ctx.need("pkg"), _PKG_CONFIG, name="pkg"))
     epoch = _stored("epoch", lambda: _int(cbor.decode(ctx.need("epoch"))))
     clock = _stored("clock", lambda: _int(cbor.decode(ctx.need("clock"))))
@@ -179,12 +179,14 @@ def _save_challenges(ctx: Context, before: dict[bytes, tuple[int, bool]], pkg: i
 
 
 def pkg_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
-    """Spec 8.3: one input of a PKG node."""
+    """Spec 8.2: one input of a PKG node."""
     pkg, clock = _load_pkg(ctx)
     before = {n: (r.expires, r.used) for n, r in pkg.state.challenges.items()}
     kind = envelope.type
     if kind == REQUEST:
-        cbor.decode_map(envelope.body, {1: int, 2: int}, name=REQUEST, max_size=MAX_REQUEST_BYTES)
+        request = cbor.decode_map(envelope.body, {1: int, 2: int}, name=REQUEST, max_size=MAX_REQUEST_BYTES)
+        _uint(request[1], iss.MAX_EPOCH, "challenge-request epoch")
+        _uint(request[2], iss.MAX_TIME, "challenge-request number")
         challenge = pkg.challenge(clock, ctx.rng)                          # issuance 5.1
         _save_challenges(ctx, before, pkg)
         return [ctx.send(envelope.sender, CHALLENGE, challenge)]
@@ -238,7 +240,7 @@ _ATTEMPT = {1: int, 2: int, 3: int, 4: dict, 5: list, 6: bool}
 
 
 def device_provision(ctx: Context, record: dict[str, object]) -> None:
-    """Spec 8.2: the device record -> kv ``device``."""
+    """Spec 8.1, 8.4: the device record -> kv ``device``."""
     r = _record(record, {"namespace": str, "serial": str, "role": str, "suite": str, "device_key": bytes,
                          "chain": list, "threshold": int, "p_pub": bytes, "nodes": list})
     nodes = []
@@ -318,7 +320,7 @@ class _Device:
 
 
 def device_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
-    """Spec 8.3: one input of a device."""
+    """Spec 8.2: one input of a device."""
     dev = _Device(ctx)
     kind = envelope.type
     if kind == "env.enroll":
@@ -385,7 +387,7 @@ ROLES = {
 
 
 # ---------------------------------------------------------------------------
-# Deployment (spec 8.2)
+# Deployment (spec 8.1)
 # ---------------------------------------------------------------------------
 
 
@@ -429,7 +431,7 @@ def serial_of(index: int) -> str:
 
 def deploy(seed: str, nodes: int = 3, threshold: int = 2, devices: int = 2, epoch: int = EPOCH,
            now: int = NOW, challenge_lifetime: int = iss.DEFAULT_CHALLENGE_LIFETIME) -> Deployment:
-    """Spec 8.2: the DKG of the nodes, the manufacturer root, every device's key and certificate."""
+    """Spec 8.1: the DKG of the nodes, the manufacturer root, every device's key and certificate."""
     for name, value, low, high in (("nodes", nodes, 1, MAX_NODES), ("threshold", threshold, 1, nodes),
                                    ("devices", devices, 0, MAX_DEVICES), ("epoch", epoch, 0, iss.MAX_EPOCH),
                                    ("now", now, 0, iss.MAX_TIME), ("challenge_lifetime", challenge_lifetime, 1,
@@ -490,12 +492,12 @@ def expected_key(deployment: Deployment, identity: bytes) -> bytes:
 
 
 def env(to: str, kind: str, body: dict) -> Envelope:
-    """An input from the environment (spec 8.4)."""
+    """An input from the environment (spec 8.3)."""
     return Envelope(wire.HARNESS, to, kind, cbor.encode(body))
 
 
 def read_report(message: Envelope) -> dict:
-    """The body of a device's ``enrolled`` report (spec 8.3)."""
+    """The body of a device's ``enrolled`` report (spec 8.2)."""
     return cbor.decode_map(message.body, {1: bytes, 2: int, 3: bytes, 4: list}, name=ENROLLED)
 
 
