@@ -442,3 +442,19 @@ def test_sigkill_at_random_points_inside_steps(tmp_path_factory, small, clean_pr
     directory = tmp_path_factory.mktemp("random")
     outcome, restarts = _process_run(directory, small, {target: _schedule(labels, kills)})
     assert outcome == expected and restarts.get(target) == len(kills)
+
+
+def test_the_combined_key_decrypts_what_a_head_end_encrypts_to_the_identity(tmp_path, small):
+    """Issuance 10.3: the key the device stored (read from its state file) opens a BF encapsulation to
+    its identity made with P_pub alone."""
+    from protocols.primitives.drbg import HmacDrbg
+    from protocols.schemes import bf_bls12
+
+    _party_state(tmp_path, small)
+    db = sqlite3.connect(tmp_path / "device-1.sqlite")
+    [(epoch, identity, key)] = db.execute("SELECT epoch, identity, key FROM dev_keys").fetchall()
+    db.close()
+    params = bf_bls12.PublicParams.from_bytes(small.public["p_pub"])
+    session, enc = bf_bls12.encapsulate(params, identity, HmacDrbg.from_seed("tests/roles/head-end"))
+    assert epoch == EPOCH
+    assert bf_bls12.decapsulate(bf_bls12.PrivateKey.from_bytes(identity, key), enc) == session

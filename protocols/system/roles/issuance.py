@@ -107,6 +107,8 @@ def pkg_provision(ctx: Context, record: dict[str, object]) -> None:
         if not isinstance(a, dict):
             raise ParameterError("an anchor is a map")
         a = _record(a, {"certificate": bytes, "roles": list, "namespace": str})
+        if any(not isinstance(role, str) for role in a["roles"]):
+            raise ParameterError("an anchor's roles are text")
         anchors.append([a["certificate"], sorted(a["roles"]), a["namespace"]])
     config = {1: r["node"], 2: r["share"], 3: anchors, 4: r["challenge_lifetime"], 5: r["max_outstanding"]}
     _pkg(config, r["epoch"])                                     # every value checked by the protocol classes
@@ -249,6 +251,8 @@ def device_provision(ctx: Context, record: dict[str, object]) -> None:
             raise ParameterError("a node is a map")
         n = _record(n, {"node": int, "id": str, "verification_key": bytes})
         nodes.append([n["node"], wire.check_id(n["id"], "node id"), n["verification_key"]])
+    if len({n[1] for n in nodes}) != len(nodes):
+        raise ParameterError("every node of a device has its own id")
     config = {1: r["namespace"], 2: r["serial"], 3: r["role"], 4: r["suite"], 5: r["device_key"],
               6: r["chain"], 7: r["threshold"], 8: r["p_pub"], 9: nodes}
     _distributed_key(config)
