@@ -5,6 +5,7 @@
     usapp vectors list
     usapp vectors describe FAMILY
     usapp vectors generate [--dir DIR]
+    usapp vectors replay --role ROLE --cmd COMMAND [FILE ...]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
     usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
@@ -200,6 +201,25 @@ def cmd_vectors_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vectors_replay(args: argparse.Namespace) -> int:
+    from protocols.system.roles import replay  # the role framework loads only for this command
+
+    try:                                 # the process's stderr joins ours when ours is a real file
+        sys.stderr.fileno()
+        log: Any = sys.stderr
+    except (AttributeError, OSError, ValueError):
+        log = None
+    outcomes = replay.replay_files(args.files or replay.default_files(), args.role, args.cmd,
+                                   say=lambda line: print(line, flush=True), log=log)
+    failed = [o for o in outcomes if not o.passed]
+    print(f"{len(outcomes)} step(s) replayed, {len(failed)} failed")
+    if failed:
+        error_line(f"vectors replay: {len(failed)} step(s) differ; first: {failed[0].vector} ({failed[0].step}): "
+                   f"{failed[0].detail}")
+        return EXIT_CHECK_FAILED
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     known = benchmark.discover()
     names = args.names or list(known)
@@ -344,6 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--dir", default=None, help="output directory (default: the vectors/ directory)")
     generate.set_defaults(handler=cmd_vectors_generate)
+    replaying = vec_commands.add_parser(
+        "replay", help="feed a role process the per-role steps of the vectors and compare its outputs byte for byte",
+        description="Each per-role vector of ROLE is sent to COMMAND as a vector.step line; its vector.outputs "
+                    "(or refusal) is compared with the vector (docs/interop.md).", epilog=EXIT_STATUS)
+    replaying.add_argument("files", nargs="*", metavar="FILE", help="vector files (default: every family it replays)")
+    replaying.add_argument("--role", required=True, help="the role whose vectors are replayed (meter, utility, ...)")
+    replaying.add_argument("--cmd", required=True, metavar="COMMAND",
+                           help="the role process; {protocol} {role} {id} are filled in")
+    replaying.set_defaults(handler=cmd_vectors_replay)
     vec.set_defaults(handler=None, subparser=vec, choices=", ".join(vec_commands.choices))
 
     bench = commands.add_parser("bench", help="run benchmarks against their baselines")
