@@ -136,14 +136,31 @@ def _load_pkg(ctx: Context) -> tuple[iss.Pkg, int]:
     challenges = _stored("challenges", lambda: {_bytes(n): iss.ChallengeRecord(_int(e), _flag(u)) for n, e, u in rows})
     revoked = _stored("revocations", lambda: {(_text(a), _text(b)) for a, b in
                                               ctx.db.execute("SELECT namespace, serial FROM pkg_revoked")})
-    entries = [row[0] for row in ctx.db.execute("SELECT entry FROM pkg_log ORDER BY idx")]
-    log = _stored("issuance log", lambda: _verified_log([_bytes(e) for e in entries]))
+    log = _stored("issuance log", lambda: _cached_log(ctx))
     return _stored("pkg state", lambda: _pkg(config, epoch, challenges, revoked, log)), clock
 
 
 def _verified_log(entries: list[bytes]) -> iss.IssuanceLog:
     iss.verify_log(entries)
     return iss.IssuanceLog(entries)
+
+
+LOG_CACHE = "pkg-log"
+"""ctx.cache entry: (entries as stored, all verified) kept between inputs (roles spec 3.2, 8.4)."""
+
+
+def _cached_log(ctx: Context) -> iss.IssuanceLog:
+    """The issuance log: verified from its rows when the process starts (or after a refusal), then
+    kept; the rows' count and last entry must still match the kept copy."""
+    last = ctx.db.execute("SELECT idx, entry FROM pkg_log ORDER BY idx DESC LIMIT 1").fetchone()
+    kept = ctx.cache.get(LOG_CACHE)
+    if isinstance(kept, tuple) and ((last is None and not kept) or
+                                    (last is not None and len(kept) == last[0] + 1 and kept[-1] == last[1])):
+        return iss.IssuanceLog(list(kept))
+    entries = [_bytes(row[0]) for row in ctx.db.execute("SELECT entry FROM pkg_log ORDER BY idx")]
+    log = _verified_log(entries)
+    ctx.cache[LOG_CACHE] = tuple(entries)
+    return log
 
 
 def _int(value: object) -> int:
@@ -200,6 +217,7 @@ def pkg_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
         for index, entry in enumerate(pkg.state.log.entries[logged:], start=logged):
             ctx.db.execute("INSERT INTO pkg_log VALUES (?, ?, ?)", (index, entry, nonce))
         ctx.crash_point("logged")
+        ctx.cache[LOG_CACHE] = tuple(pkg.state.log.entries)   # as now stored (verified as appended)
         _save_challenges(ctx, before, pkg)
         return [ctx.send(envelope.sender, DELIVERY, delivery)]
     if kind == "env.tick":
