@@ -303,6 +303,14 @@ def load_device_key(der: bytes) -> DeviceKey:
         # OpenSSL reports some malformed Ed25519 keys as InternalError
         raise ParameterError("device key must be an unencrypted PKCS#8 DER private key") from None
     if isinstance(key, ed25519.Ed25519PrivateKey):
+        # RFC 8410 section 7 fixes the 48-byte OneAsymmetricKey v1 form; anything
+        # else that loads (a v2 version byte without a public key, say) is refused
+        # so that one key has one encoding.
+        canonical = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        if der != canonical:
+            raise ParameterError("an Ed25519 device key must be the 48-byte PKCS#8 v1 form of RFC 8410 section 7")
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
         return key
