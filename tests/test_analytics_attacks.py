@@ -19,6 +19,7 @@ from protocols.analytics.attacks import (
     apply_fault,
     h1,
     h2,
+    h3,
     h4,
     h5,
     h6,
@@ -340,3 +341,56 @@ def test_inject_one_minute_interval():
     out, labels = inject(data, fraction=0.5, kinds=tuple(range(1, 10)), seed=9)
     assert labels.anomalous.sum() == 3
     assert np.array_equal(np.any(out.kwh != data.kwh, axis=2), labels.anomalous)
+
+
+def test_inject_follows_the_documented_draw_order():
+    """Replay section 4.3's draws with a fresh generator and get the same data and labels."""
+    data = grid(meters=9, ndays=7, interval=60)
+    kinds = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+    out, labels = inject(data, fraction=0.4, kinds=kinds, seed=21)
+    rng = np.random.default_rng(21)
+    n = int(np.floor(0.4 * 9 * 7 + 0.5))
+    cells = np.sort(rng.choice(9 * 7, size=n, replace=False))
+    drawn = np.asarray(kinds)[rng.integers(0, len(kinds), size=n)]
+    expect = data.kwh.copy()
+    codes = np.zeros((9, 7), dtype=int)
+    for cell, kind in zip(cells, drawn):
+        m, d = divmod(int(cell), 7)
+        apply = apply_attack if kind in ATTACKS else apply_fault
+        expect[m, d] = apply(data.kwh[m, d], int(kind), rng)
+        codes[m, d] = kind
+    assert np.array_equal(labels.codes, codes)
+    assert np.array_equal(out.kwh, expect)
+
+
+def test_inject_thieves_follow_the_documented_draw_order():
+    data = grid(meters=12, ndays=10, interval=60)
+    out, labels = inject(data, fraction=0.3, meters_fraction=0.25, kinds=(1, 6, 9), seed="s")
+    rng = np.random.default_rng(seed_int("s"))
+    thieves = np.sort(rng.choice(12, size=3, replace=False))
+    plan = [(int(m), (1, 6, 9)[int(rng.integers(0, 3))], int(rng.integers(0, 10 - 3 + 1))) for m in thieves]
+    expect = data.kwh.copy()
+    codes = np.zeros((12, 10), dtype=int)
+    for m, kind, first in plan:
+        for d in range(first, first + 3):
+            apply = apply_attack if kind in ATTACKS else apply_fault
+            expect[m, d] = apply(data.kwh[m, d], kind, rng)
+            codes[m, d] = kind
+    assert np.array_equal(labels.codes, codes)
+    assert np.array_equal(out.kwh, expect)
+
+
+def test_kinds_as_numpy_array_and_numpy_numbers():
+    data = grid(meters=4, ndays=5)
+    a, la = inject(data, kinds=np.array([1, 2]), fraction=np.float64(0.5), seed=np.int64(3))
+    b, lb = inject(data, kinds=(1, 2), fraction=0.5, seed=3)
+    assert np.array_equal(la.codes, lb.codes) and np.array_equal(a.kwh, b.kwh)
+
+
+def test_explicit_functions_check_factor_shapes():
+    x = np.ones(24)
+    for f in (h3, h4):
+        with pytest.raises(ParameterError):
+            f(x, np.ones(23))
+    with pytest.raises(ParameterError):
+        spikes(np.ones(25), np.array([1]), np.array([1.0]))

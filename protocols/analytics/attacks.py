@@ -44,7 +44,8 @@ _SLOTS_TO_INTERVAL = {1440 // i: i for i in INTERVALS_MINUTES}
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating))
+            or not math.isfinite(value)):
         raise ParameterError(f"{name} must be a finite number, not {value!r}")
     if not low <= value <= high:
         raise ParameterError(f"{name} must be in [{low}, {high}], not {value}")
@@ -170,14 +171,21 @@ def h2(x: np.ndarray, start: int, stop: int) -> np.ndarray:
     return y
 
 
+def _factors(x: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    g = np.asarray(gamma, dtype=np.float64)
+    if g.shape != np.shape(x):
+        raise ParameterError(f"need one factor per reading: {g.shape} factors for {np.shape(x)} readings")
+    return g
+
+
 def h3(x: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """h3(x_t) = gamma_t * x_t: each reading scaled by its own factor (section 4.1)."""
-    return np.asarray(x, dtype=np.float64) * gamma
+    return np.asarray(x, dtype=np.float64) * _factors(x, gamma)
 
 
 def h4(x: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     """h4(x_t) = gamma_t * mean(x): each reading replaced by a fraction of the day's mean (section 4.1)."""
-    return np.asarray(gamma, dtype=np.float64) * float(np.mean(x))
+    return _factors(x, gamma) * float(np.mean(x))
 
 
 def h5(x: np.ndarray) -> np.ndarray:
@@ -214,6 +222,8 @@ def zeros(x: np.ndarray, start: int) -> np.ndarray:
 def spikes(x: np.ndarray, slots: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Readings at ``slots`` set to ``levels`` kWh, each at most the valid maximum (section 4.2)."""
     y = np.array(x, dtype=np.float64)
+    if y.ndim != 1 or len(y) not in _SLOTS_TO_INTERVAL:
+        raise ParameterError(f"a day has {sorted(_SLOTS_TO_INTERVAL)} slots, not {y.shape}")
     slots = np.asarray(slots, dtype=np.int64)
     levels = np.asarray(levels, dtype=np.float64)
     if slots.shape != levels.shape or slots.ndim != 1 or len(np.unique(slots)) != len(slots):
@@ -293,6 +303,8 @@ def seed_int(seed: int | str) -> int:
 
 
 def _kinds(kinds: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(kinds, np.ndarray) and kinds.ndim == 1:
+        kinds = kinds.tolist()
     if isinstance(kinds, (str, bytes)) or not isinstance(kinds, Sequence):
         raise ParameterError(f"kinds must be a sequence of label codes, not {kinds!r}")
     out: list[int] = []
