@@ -127,7 +127,8 @@ def read_long_csv(path: str | os.PathLike[str], *, repair: str = "none") -> Load
     return _to_grid(series, repair)
 
 
-def _to_grid(series: dict[str, _Series], repair: str) -> LoadData:
+def _to_grid(series: dict[str, _Series], repair: str, *, crop: bool = False) -> LoadData:
+    """Check and assemble the series (spec 2.3, 2.4); ``crop`` keeps only the days every meter covers."""
     fill = repair == "fill"
     arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for meter, s in series.items():
@@ -206,6 +207,12 @@ def _to_grid(series: dict[str, _Series], repair: str) -> LoadData:
                 raise ParameterError(f"{_where(int(arrays[meter][2][0]), meter)}: no whole day of readings")
         grid[meter] = (int(t[0]) // 1440, v.reshape(-1, slots))
     meters = tuple(grid)
+    if crop:
+        lo = max(d0 for d0, _ in grid.values())
+        hi = min(d0 + values.shape[0] for d0, values in grid.values())
+        if hi <= lo:
+            raise ParameterError("the meters have no whole day in common")
+        grid = {m: (lo, values[lo - d0:hi - d0]) for m, (d0, values) in grid.items()}
     day0, first_values = grid[meters[0]]
     days = first_values.shape[0]
     for meter in meters[1:]:
