@@ -209,7 +209,8 @@ def _chunk(rng: np.random.Generator, n: int, days: int, start: datetime.date,
     kettle_w = _uniform_int(rng, 2200, 3000, (n, 1, 1))
     k_times = home_time(rng.random((n, days, 6)))
     k_times[..., 0] = wake + _uniform_int(rng, 5, 25, (n, days))
-    p_kettle = np.minimum(0.25 + 0.1 * size, 0.8)[..., None]
+    p_kettle = np.broadcast_to(np.minimum(0.25 + 0.1 * size, 0.8)[..., None], (n, 1, 6)).copy()
+    p_kettle[..., 0] = 0.85  # the morning hot drink
     sink.add("kettle", hh[..., None], day0[..., None] + k_times, _uniform_int(rng, 2, 5, (n, days, 6)), kettle_w,
              rng.random((n, days, 6)) < p_kettle)
 
