@@ -166,6 +166,11 @@ def _to_grid(series: dict[str, _Series], repair: str, *, crop: bool = False) -> 
     slots = 1440 // interval
     grid: dict[str, tuple[int, np.ndarray]] = {}
     for meter, (t, v, ln) in arrays.items():
+        d = np.diff(t)
+        odd = np.flatnonzero(d % interval)
+        if odd.size:
+            raise ParameterError(f"{_where(int(ln[odd[0] + 1]), meter)}: step of {int(d[odd[0]])} minutes is not "
+                                 f"a multiple of the {interval}-minute interval (mixed intervals)")
         misaligned = np.flatnonzero(t % interval)
         if misaligned.size:
             raise ParameterError(f"{_where(int(ln[misaligned[0]]), meter)}: timestamp not on a {interval}-minute "
@@ -174,11 +179,6 @@ def _to_grid(series: dict[str, _Series], repair: str, *, crop: bool = False) -> 
         if absurd.size:
             raise ParameterError(f"{_where(int(ln[absurd[0]]), meter)}: kwh {v[absurd[0]]} above "
                                  f"{bound:g} for {interval} minutes (spec 2.3)")
-        d = np.diff(t)
-        odd = np.flatnonzero(d % interval)
-        if odd.size:
-            raise ParameterError(f"{_where(int(ln[odd[0] + 1]), meter)}: step of {int(d[odd[0]])} minutes is not "
-                                 f"a multiple of the {interval}-minute interval (mixed intervals)")
         gaps = np.flatnonzero(d > interval)
         if gaps.size:
             g = gaps[0]
