@@ -144,3 +144,11 @@ def test_bounds_are_refused(kwargs):
     households, days = args.pop("households"), args.pop("days")
     with pytest.raises(ParameterError):
         generate(households, days, **args)
+
+
+@pytest.mark.parametrize("interval", [5, 10, 15, 30, 60])
+def test_the_interval_only_sums_the_same_minutes(interval):
+    minute = generate(3, 3, interval_minutes=1, seed="sum")
+    coarse = generate(3, 3, interval_minutes=interval, seed="sum")
+    assert coarse.interval_minutes == interval and coarse.kwh.shape == (3, 3, 1440 // interval)
+    assert np.allclose(minute.kwh.reshape(3, 3, -1, interval).sum(axis=3), coarse.kwh, rtol=0, atol=1e-12)
