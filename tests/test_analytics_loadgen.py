@@ -138,6 +138,8 @@ def test_progress_is_reported_per_chunk():
     {"households": 0}, {"households": MAX_METERS + 1}, {"households": True}, {"households": 2.0},
     {"days": 0}, {"days": MAX_DAYS + 1}, {"interval_minutes": 7}, {"interval_minutes": 1440},
     {"seed": -1}, {"seed": 1.5}, {"start": "2025-01-01"}, {"start": datetime.date(9999, 12, 31)},
+    {"households": 70_000, "days": 320},  # 1.07e9 readings at 30 minutes: over MAX_OUTPUT_CELLS
+    {"households": 6000, "days": 350, "with_events": True},  # 2.1e6 household-days with events
 ])
 def test_bounds_are_refused(kwargs):
     args = {"households": 2, "days": 2, **kwargs}

@@ -32,6 +32,11 @@ LATITUDE_DEGREES = 51.5
 MINUTE_CELLS_PER_CHUNK = 1 << 22
 """Upper bound on households x minutes held at once (32 MiB of float64, spec 3.5)."""
 
+MAX_OUTPUT_CELLS = 1 << 30
+"""At most this many readings (households x days x slots, 8 GiB of float64) per call (spec 3)."""
+MAX_EVENT_HOUSEHOLD_DAYS = 1 << 21
+"""With the events record, at most this many household-days (about 100 million events, spec 3.4)."""
+
 ProgressFn = Callable[[int, int], None]
 
 
@@ -266,12 +271,18 @@ def _chunk(rng: np.random.Generator, n: int, days: int, start: datetime.date,
     return sink.arrays(horizon)
 
 
-def _check(households: int, days: int, interval_minutes: int) -> None:
+def _check(households: int, days: int, interval_minutes: int, with_events: bool) -> None:
     for name, value, hi in (("households", households, MAX_METERS), ("days", days, MAX_DAYS)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
             raise ParameterError(f"{name} must be an int in 1..{hi}, not {value!r}")
     if isinstance(interval_minutes, bool) or interval_minutes not in INTERVALS_MINUTES:
         raise ParameterError(f"interval_minutes must be one of {INTERVALS_MINUTES}, not {interval_minutes!r}")
+    cells = households * days * (1440 // interval_minutes)
+    if cells > MAX_OUTPUT_CELLS:
+        raise ParameterError(f"{households} households x {days} days x {1440 // interval_minutes} slots = {cells} "
+                             f"readings; at most {MAX_OUTPUT_CELLS} per call")
+    if with_events and households * days > MAX_EVENT_HOUSEHOLD_DAYS:
+        raise ParameterError(f"the events record is limited to {MAX_EVENT_HOUSEHOLD_DAYS} household-days")
 
 
 def generate_with_events(households: int, days: int, *, interval_minutes: int = 30, seed: int | str = 0,
@@ -305,7 +316,7 @@ def generate(households: int, days: int, *, interval_minutes: int = 30, seed: in
 
 def _generate(households: int, days: int, interval_minutes: int, seed: int | str, start: datetime.date,
               progress: ProgressFn | None, with_events: bool) -> tuple[LoadData, Events | None]:
-    _check(households, days, interval_minutes)
+    _check(households, days, interval_minutes, with_events)
     if not isinstance(start, datetime.date) or isinstance(start, datetime.datetime):
         raise ParameterError("start must be a datetime.date")
     if days > (datetime.date.max - start).days:
