@@ -32,14 +32,20 @@ def write(tmp_path, text: str, name: str = "d.csv"):
 # -- round trips
 
 
+METER_IDS = st.text(st.characters(codec="ascii", categories=("L", "N", "P"), exclude_characters=',"'),
+                    min_size=1, max_size=12)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(meters=st.integers(1, 3), days=st.integers(1, 3), interval=st.sampled_from(INTERVALS_MINUTES),
-       start=st.dates(datetime.date(1990, 1, 1), datetime.date(2090, 1, 1)), seed=st.integers(0, 2**32 - 1))
-def test_long_csv_round_trip(tmp_path, meters, days, interval, start, seed):
+@given(ids=st.lists(METER_IDS, min_size=1, max_size=3, unique=True), days=st.integers(1, 3),
+       interval=st.sampled_from(INTERVALS_MINUTES), start=st.dates(datetime.date(1990, 1, 1), datetime.date(2090, 1, 1)),
+       seed=st.integers(0, 2**32 - 1))
+def test_long_csv_round_trip(tmp_path, ids, days, interval, start, seed):
     rng = np.random.default_rng(seed)
+    meters = len(ids)
     kwh = rng.uniform(0, MAX_KWH_PER_MINUTE * interval, (meters, days, 1440 // interval))
     kwh[rng.random(kwh.shape) < 0.1] = 0.0
-    data = LoadData(tuple(f"m{i}" for i in range(meters)), start, interval, kwh)
+    data = LoadData(tuple(ids), start, interval, kwh)
     write_long_csv(data, tmp_path / "rt.csv")
     back = read_long_csv(tmp_path / "rt.csv")
     assert back.meters == data.meters and back.start == start and back.interval_minutes == interval
@@ -54,6 +60,14 @@ def test_labels_round_trip(tmp_path, codes, start):
     write_labels(labels, tmp_path / "l.csv")
     back = read_labels(tmp_path / "l.csv")
     assert back.meters == labels.meters and back.start == start and np.array_equal(back.codes, labels.codes)
+
+
+@pytest.mark.parametrize("meter", ["a,b", 'a"b', " a", "", "x" * 65])
+def test_unreadable_meter_ids_are_not_written(tmp_path, meter):
+    with pytest.raises(ParameterError, match="meter id"):
+        write_long_csv(LoadData((meter,), datetime.date(2025, 1, 1), 60, np.zeros((1, 1, 24))), tmp_path / "x.csv")
+    with pytest.raises(ParameterError, match="meter id"):
+        write_labels(Labels((meter,), datetime.date(2025, 1, 1), np.zeros((1, 1), np.int64)), tmp_path / "y.csv")
 
 
 def test_labels_are_written_by_name(tmp_path):

@@ -228,6 +228,13 @@ def _to_grid(series: dict[str, _Series], repair: str, *, crop: bool = False) -> 
     return LoadData(meters, _EPOCH.date() + datetime.timedelta(days=day0), interval, kwh)
 
 
+def _check_writable(meter: str) -> None:
+    """A meter id that reads back as itself: printable, unpadded, no comma or quote, 1..64 characters."""
+    if (not meter or len(meter) > MAX_METER_ID or not meter.isprintable() or meter != meter.strip()
+            or "," in meter or '"' in meter):
+        raise ParameterError(f"meter id {meter!r} cannot be written so that it reads back unchanged")
+
+
 def write_long_csv(data: LoadData, path: str | os.PathLike[str], *, decimals: int = 6) -> None:
     """Write the grid as ``meter,timestamp,kwh`` rows, meter by meter in time order (spec 2.3)."""
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 17:
@@ -239,8 +246,7 @@ def write_long_csv(data: LoadData, path: str | os.PathLike[str], *, decimals: in
     with Path(path).open("w", encoding="utf-8", newline="") as f:
         f.write(",".join(HEADER) + "\n")
         for m, meter in enumerate(data.meters):
-            if "," in meter or '"' in meter or "\n" in meter:
-                raise ParameterError(f"meter id {meter!r} cannot be written unquoted")
+            _check_writable(meter)
             values = np.char.mod(fmt, data.kwh[m].reshape(-1))
             f.write("\n".join(np.char.add(np.char.add(f"{meter},", stamps), np.char.add(",", values)).tolist()))
             f.write("\n")
@@ -252,8 +258,7 @@ def write_labels(labels: Labels, path: str | os.PathLike[str]) -> None:
         f.write(",".join(LABELS_HEADER) + "\n")
         days = [(labels.start + datetime.timedelta(days=i)).isoformat() for i in range(labels.codes.shape[1])]
         for m, meter in enumerate(labels.meters):
-            if "," in meter or '"' in meter or "\n" in meter:
-                raise ParameterError(f"meter id {meter!r} cannot be written unquoted")
+            _check_writable(meter)
             f.write("".join(f"{meter},{day},{LABEL_NAMES[int(c)]}\n" for day, c in zip(days, labels.codes[m])))
 
 
