@@ -38,7 +38,8 @@ METER_IDS = st.text(st.characters(codec="ascii", categories=("L", "N", "P"), exc
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ids=st.lists(METER_IDS, min_size=1, max_size=3, unique=True), days=st.integers(1, 3),
-       interval=st.sampled_from(INTERVALS_MINUTES), start=st.dates(datetime.date(1990, 1, 1), datetime.date(2090, 1, 1)),
+       interval=st.sampled_from(INTERVALS_MINUTES),
+       start=st.dates(datetime.date(1990, 1, 1), datetime.date(2090, 1, 1)),
        seed=st.integers(0, 2**32 - 1))
 def test_long_csv_round_trip(tmp_path, ids, days, interval, start, seed):
     rng = np.random.default_rng(seed)
@@ -318,9 +319,12 @@ def test_uci_varying_power(tmp_path):
     ("Date,Time,Global_active_power\n", DecodeError, "line 1: the header"),
     (UCI_HEADER + "1/1/2007;00:00:00;1.0\n", DecodeError, "line 2: 3 fields"),
     (UCI_HEADER + "2007-01-01;00:00:00;1.0;0;0;0;0;0;0\n", DecodeError, r"line 2 \(meter 'UCI'\): date and time"),
-    (UCI_HEADER + "1/1/2007;00:00:00;abc;0;0;0;0;0;0\n", DecodeError, r"line 2 \(meter 'UCI'\): Global_active_power 'abc'"),
-    (UCI_HEADER + "1/1/2007;00:00:00;-1;0;0;0;0;0;0\n", ParameterError, r"line 2 \(meter 'UCI'\): Global_active_power '-1'"),
-    (UCI_HEADER + "1/1/2007;00:00:00;500;0;0;0;0;0;0\n", ParameterError, r"line 2 \(meter 'UCI'\): Global_active_power '500'"),
+    (UCI_HEADER + "1/1/2007;00:00:00;abc;0;0;0;0;0;0\n", DecodeError,
+     r"line 2 \(meter 'UCI'\): Global_active_power 'abc'"),
+    (UCI_HEADER + "1/1/2007;00:00:00;-1;0;0;0;0;0;0\n", ParameterError,
+     r"line 2 \(meter 'UCI'\): Global_active_power '-1'"),
+    (UCI_HEADER + "1/1/2007;00:00:00;500;0;0;0;0;0;0\n", ParameterError,
+     r"line 2 \(meter 'UCI'\): Global_active_power '500'"),
 ])
 def test_bad_uci_is_refused(tmp_path, text, error, message):
     with pytest.raises(error, match=message):

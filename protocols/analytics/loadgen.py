@@ -164,11 +164,9 @@ def _chunk(rng: np.random.Generator, n: int, days: int, start: datetime.date,
     home_b = bed - ret                               # after it
 
     def home_time(u: np.ndarray) -> np.ndarray:
-        """Map u in [0, 1) to a minute of the day when someone is awake at home."""
-        t = u * (home_a + home_b)[..., None] if u.ndim == 3 else u * (home_a + home_b)
-        a = home_a[..., None] if u.ndim == 3 else home_a
-        w = wake[..., None] if u.ndim == 3 else wake
-        r = ret[..., None] if u.ndim == 3 else ret
+        """Map u in [0, 1) (shape (n, days) or (n, days, k)) to a minute when someone is awake at home."""
+        a, b, w, r = ((x if u.ndim == 2 else x[..., None]) for x in (home_a, home_b, wake, ret))
+        t = u * (a + b)
         return np.where(t < a, w + t, r + (t - a)).astype(np.int64)
 
     # -- 3.2 appliances. Cold appliances: regular cycles over the whole horizon.
