@@ -304,6 +304,12 @@ def generate(households: int, days: int, *, interval_minutes: int = ..., seed: i
              with_events: Literal[True]) -> tuple[LoadData, Events]: ...
 
 
+@overload
+def generate(households: int, days: int, *, interval_minutes: int = ..., seed: int | str = ...,
+             start: datetime.date = ..., progress: ProgressFn | None = ...,
+             with_events: bool = ...) -> LoadData | tuple[LoadData, Events]: ...
+
+
 def generate(households: int, days: int, *, interval_minutes: int = 30, seed: int | str = 0,
              start: datetime.date = datetime.date(2025, 1, 1), progress: ProgressFn | None = None,
              with_events: bool = False) -> LoadData | tuple[LoadData, Events]:
