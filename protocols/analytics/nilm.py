@@ -38,6 +38,8 @@ MAX_CELLS = 1 << 27
 """Most readings (meters x samples) one call accepts, about 134 million."""
 MAX_EVENTS = 1 << 26
 """Most true events one call accepts."""
+_EPS = 1e-9
+"""kW: rounding allowance in the step-size and matching comparisons (section 5.1)."""
 
 
 class EventsLike(Protocol):
@@ -298,7 +300,7 @@ def _detect(x: np.ndarray, interval: int, config: DetectorConfig) -> Edges:
     after = (csum[hi] - csum[ends]) / (hi - ends)
     delta = after - before
     length = ends - rises + 1
-    keep = (np.abs(delta) >= config.min_step_kw) & (length <= _samples(config.max_transition, interval))
+    keep = (np.abs(delta) >= config.min_step_kw - _EPS) & (length <= _samples(config.max_transition, interval))
     d = delta[keep]
     return Edges(rises[keep].astype(np.int64), d, np.where(d > 0, 1, -1).astype(np.int8),
                  length[keep].astype(np.int64))
@@ -326,7 +328,7 @@ def _greedy(edge_t: np.ndarray, edge_kw: np.ndarray, ev_t: np.ndarray, ev_kw: np
     edge_idx = order[np.repeat(lo, counts) + offs]
     dt = np.abs(edge_t[edge_idx] - ev_t[ev_idx])
     err = np.abs(edge_kw[edge_idx] - ev_kw[ev_idx])
-    ok = err <= np.maximum(match.relative_tolerance * ev_kw[ev_idx], match.absolute_tolerance_kw) + 1e-9
+    ok = err <= np.maximum(match.relative_tolerance * ev_kw[ev_idx], match.absolute_tolerance_kw) + _EPS
     ev_idx, edge_idx, dt, err = ev_idx[ok], edge_idx[ok], dt[ok], err[ok]
     rank = np.lexsort((edge_idx, ev_idx, err, dt))
     used_edge = np.zeros(edge_t.shape[0], dtype=bool)
@@ -369,7 +371,7 @@ def match_edges(edges: Edges, events_start_minute: np.ndarray, events_duration_m
 
 def _match(edges: Edges, start: np.ndarray, dur: np.ndarray, power: np.ndarray, interval: int,
            match: MatchConfig, min_step: float) -> Matching:
-    eligible = power >= min_step
+    eligible = power >= min_step - _EPS
     minute = edges.index * interval
     on = edges.sign > 0
     on_edge = np.full(start.shape[0], -1, dtype=np.int64)
@@ -457,7 +459,7 @@ def _durations(edges: Edges, interval: int, match: MatchConfig, max_pair: int) -
         if j1 <= j0:
             continue
         size = -edges.delta_kw[off[j0:j1]]
-        tol = max(match.relative_tolerance * edges.delta_kw[i], match.absolute_tolerance_kw) + 1e-9
+        tol = max(match.relative_tolerance * edges.delta_kw[i], match.absolute_tolerance_kw) + _EPS
         hit = np.flatnonzero(np.abs(size - edges.delta_kw[i]) <= tol)
         if hit.size:
             out[k] = float(off_min[j0 + hit[0]] - minute[i])
@@ -481,15 +483,15 @@ def _analyse(x: np.ndarray, ev: _Events, interval: int, config: LeakageConfig) -
         mt = _match(e, ev.start[sel], ev.duration[sel], ev.power[sel], interval, config.match,
                     config.detector.min_step_kw)
         on = e.sign > 0
-        f = np.column_stack((np.abs(e.delta_kw[on]), _durations(e, interval, config.match, config.max_pair_minutes)))
+        f = np.column_stack((np.abs(e.delta_kw[on]),
+                             _durations(e, interval, config.match, config.max_pair_minutes)))
         edges.append(e)
         matchings.append(mt)
         feats.append(f)
     return _Side(edges, matchings, feats)
 
 
-def _labelled(side: _Side, ev: _Events, meter: int, part: np.ndarray,
-              interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _labelled(side: _Side, ev: _Events, meter: int, part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features and true appliance of the on-edges of ``meter`` matched to events in ``part`` (event rows)."""
     sel = np.flatnonzero(ev.meter == meter)
     mt = side.matching[meter]
@@ -511,6 +513,7 @@ class LeakageReport:
     recall_load: the same on the unmasked load (the attacker's ceiling).
     class_recall: evaluation-part eligible events detected and classified as their appliance /
     eligible events of the evaluation part (None when no training edge exists).
+    mi_floor_bits: the same MI estimate with the metered samples shuffled (the estimator's bias floor).
     """
 
     meters: int
@@ -531,6 +534,7 @@ class LeakageReport:
     class_recall: float | None
     class_recall_by_appliance: dict[str, float]
     mi_bits: float
+    mi_floor_bits: float
     h_load_bits: float
     mi_edges_bits: float
     config: LeakageConfig
@@ -597,7 +601,7 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
         train_part = (ev.start // 1440) % 2 == 0
     xs, ys = [], []
     for m in range(meters):
-        f, lab, _ = _labelled(load, ev, m, train_part, interval)
+        f, lab, _ = _labelled(load, ev, m, train_part)
         xs.append(f)
         ys.append(lab)
     x_train = np.concatenate(xs)
@@ -610,7 +614,7 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
         tree = DecisionTreeClassifier(max_depth=config.tree_depth, random_state=0).fit(x_train, y_train)
         correct = np.zeros_like(eligible)
         for m in range(meters):
-            f, lab, rows = _labelled(metered, ev, m, ~train_part, interval)
+            f, lab, rows = _labelled(metered, ev, m, ~train_part)
             if rows.size:
                 correct[rows] = tree.predict(f) == lab
         class_recall = float(correct[eval_eligible].sum() / eval_eligible.sum())
@@ -618,11 +622,14 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
             s = eval_eligible & (ev.appliance == a)
             class_by[_name(appliance_names, int(a))] = float(correct[s].sum() / s.sum())
 
-    mi, h_load, mi_edges = [], [], []
+    mi, floor, h_load, mi_edges = [], [], [], []
+    rng = np.random.default_rng(0)
     for m in range(meters):
-        i, h = _pair_mi(_codes(x[m], config.mi_bin_kw), _codes(y[m], config.mi_bin_kw), config.miller_madow)
+        cx, cy = _codes(x[m], config.mi_bin_kw), _codes(y[m], config.mi_bin_kw)
+        i, h = _pair_mi(cx, cy, config.miller_madow)
         mi.append(i)
         h_load.append(h)
+        floor.append(_pair_mi(cx, cy[rng.permutation(samples)], config.miller_madow)[0])
         mi_edges.append(_pair_mi(_edge_series(load.edges[m], samples), _edge_series(metered.edges[m], samples),
                                  config.miller_madow)[0])
     return LeakageReport(
@@ -634,8 +641,8 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
         precision=ratio(matched_edges, n_edges), edges_per_day=n_edges / meter_days,
         detectable_events_per_day=int(found.sum()) / meter_days, split=split, train_edges=int(y_train.size),
         class_recall=class_recall, class_recall_by_appliance=class_by,
-        mi_bits=float(np.mean(mi)), h_load_bits=float(np.mean(h_load)), mi_edges_bits=float(np.mean(mi_edges)),
-        config=config)
+        mi_bits=float(np.mean(mi)), mi_floor_bits=float(np.mean(floor)), h_load_bits=float(np.mean(h_load)),
+        mi_edges_bits=float(np.mean(mi_edges)), config=config)
 
 
 def kw_from_data(data: LoadData) -> np.ndarray:
