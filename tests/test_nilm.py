@@ -41,7 +41,7 @@ class Ev:
 
 
 def make_events(rows: list[tuple[int, int, int, int, float]]) -> Ev:
-    r = list(zip(*rows)) if rows else [[], [], [], [], []]
+    r: list[tuple[float, ...]] = list(zip(*rows)) if rows else [(), (), (), (), ()]
     return Ev(np.array(r[0], dtype=np.int32), np.array(r[1], dtype=np.int16), np.array(r[2], dtype=np.int64),
               np.array(r[3], dtype=np.int32), np.array(r[4], dtype=np.float32))
 

@@ -43,13 +43,18 @@ _EPS = 1e-9
 
 
 class EventsLike(Protocol):
-    """The loadgen.Events contract: one row per switching event."""
+    """The loadgen.Events contract: one row per switching event (read-only attributes suffice)."""
 
-    meter: np.ndarray
-    appliance: np.ndarray
-    start_minute: np.ndarray
-    duration_minutes: np.ndarray
-    power_kw: np.ndarray
+    @property
+    def meter(self) -> np.ndarray: ...
+    @property
+    def appliance(self) -> np.ndarray: ...
+    @property
+    def start_minute(self) -> np.ndarray: ...
+    @property
+    def duration_minutes(self) -> np.ndarray: ...
+    @property
+    def power_kw(self) -> np.ndarray: ...
 
 
 # --------------------------------------------------------------------------- parameters
