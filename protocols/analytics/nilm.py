@@ -408,9 +408,9 @@ def _entropy_counts(counts: np.ndarray, n: int, miller_madow: bool) -> float:
 def _pair_mi(a: np.ndarray, b: np.ndarray, miller_madow: bool) -> tuple[float, float]:
     """(MI, H(a)) in bits for integer codes a, b."""
     n = a.shape[0]
-    _, ca = np.unique(a, return_counts=True)
-    _, cb = np.unique(b, return_counts=True)
-    _, cab = np.unique(np.stack((a, b)), axis=1, return_counts=True)
+    _, ia, ca = np.unique(a, return_inverse=True, return_counts=True)
+    _, ib, cb = np.unique(b, return_inverse=True, return_counts=True)
+    _, cab = np.unique(ia.astype(np.int64) * cb.size + ib, return_counts=True)
     ha = _entropy_counts(ca, n, miller_madow)
     hb = _entropy_counts(cb, n, miller_madow)
     hab = _entropy_counts(cab, n, miller_madow)
