@@ -55,17 +55,17 @@ def synthesise(events: Ev, meters: int, samples: int, standby: float = 0.08) -> 
 
 
 def household(meters: int, days: int, seed: int) -> tuple[np.ndarray, Ev]:
-    """Appliances with distinct sizes and durations, switched at minutes at least 6 apart."""
+    """Appliances with distinct sizes and durations; events 12 minutes apart, each off 4 minutes before the next."""
     rng = np.random.default_rng(seed)
     kinds = [(0.12, 20), (0.5, 120), (2.0, 25), (2.8, 3), (8.5, 8), (1.2, 90)]
     rows = []
     for m in range(meters):
         for day in range(days):
-            slots = rng.choice(np.arange(10, 1400, 6), size=2 * len(kinds), replace=False)
+            slots = rng.choice(np.arange(10, 1400, 12), size=2 * len(kinds), replace=False)
             for k, t in enumerate(sorted(slots)):
                 a = int(rng.integers(len(kinds)))
                 p, d = kinds[a]
-                d = min(d, 5)   # events end before the next switching (6 minutes apart)
+                d = min(d, 8)   # clean steps: at least L + 1 = 4 minutes between any two switchings
                 rows.append((m, a, day * 1440 + int(t), d, p * float(rng.uniform(0.95, 1.05))))
     ev = make_events(rows)
     return synthesise(ev, meters, days * 1440), ev
@@ -300,3 +300,65 @@ def test_bad_input_refused() -> None:
         leakage(x, x, Ev(ev.meter, ev.appliance, ev.start_minute, ev.duration_minutes, np.zeros(2, np.float32)), 1)
     with pytest.raises(ParameterError):
         leakage(x, x, object(), 1)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- more properties
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 300), st.sampled_from([-2.0, -1.0, -0.5, 0.5, 1.0, 2.0])),
+                max_size=40), st.integers(1, 120))
+def test_duration_feature_is_first_later_matching_off_edge(edges: list[tuple[int, float]], max_pair: int) -> None:
+    """The vectorised pairing of section 5.3 equals the plain definition, edge by edge."""
+    from protocols.analytics.nilm import Edges, _durations
+    edges = sorted(dict(edges).items())
+    idx = np.array([t for t, _ in edges], dtype=np.int64)
+    d = np.array([s for _, s in edges])
+    e = Edges(idx, d, np.sign(d).astype(np.int8), np.ones_like(idx))
+    match = MatchConfig()
+    got = _durations(e, 1, match, max_pair)
+    want = []
+    for i in np.flatnonzero(d > 0):
+        later = [j for j in range(len(d)) if d[j] < 0 and idx[i] < idx[j] <= idx[i] + max_pair
+                 and abs(-d[j] - d[i]) <= max(0.25 * d[i], 0.05) + 1e-9]
+        want.append(float(idx[later[0]] - idx[i]) if later else float(max_pair))
+    assert got.tolist() == want
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(0, 500))
+def test_matching_invariant_under_time_shift(seed: int, shift: int) -> None:
+    """Delaying the trace and every event by the same minutes changes no count."""
+    load, ev = household(1, 1, seed=seed % 1000)
+    rng = np.random.default_rng(seed)
+    metered = load + rng.integers(0, 3, load.shape) * 0.3 * (rng.random(load.shape) < 0.01)
+    a = leakage(load, metered, ev, 1)
+    pad = np.full((1, shift), 0.08)
+    moved = Ev(ev.meter, ev.appliance, ev.start_minute + shift, ev.duration_minutes, ev.power_kw)
+    b = leakage(np.hstack((pad, load)), np.hstack((pad, metered)), moved, 1)
+    assert (a.detected, a.eligible) == (b.detected, b.eligible)
+    assert a.off_recall == b.off_recall
+
+
+def test_spurious_steps_lower_precision_not_recall() -> None:
+    load, ev = household(1, 2, seed=11)
+    metered = load.copy()
+    for t in range(3, 2880, 97):              # extra 0.3 kW blocks of 2 minutes between events
+        metered[0, t:t + 2] += 0.3
+    clean = leakage(load, load, ev, 1)
+    noisy = leakage(load, metered, ev, 1)
+    assert clean.precision == 1.0 and noisy.precision < 0.9
+    assert noisy.edges_per_day > clean.edges_per_day
+    assert noisy.recall >= 0.8
+
+
+def test_leakage_at_fifteen_minutes() -> None:
+    load, ev = household(1, 2, seed=13)
+    kw15 = load.reshape(1, -1, 15).mean(axis=2)
+    rep = leakage(kw15, kw15, ev, 15)
+    assert rep.eligible == clean_eligible(ev) and 0.0 <= rep.recall <= 1.0
+    assert rep.meter_days == 2.0
+
+
+def clean_eligible(ev: Ev) -> int:
+    return int((ev.power_kw >= 0.1).sum())

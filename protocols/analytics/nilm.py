@@ -457,17 +457,25 @@ def _durations(edges: Edges, interval: int, match: MatchConfig, max_pair: int) -
     on = np.flatnonzero(edges.sign > 0)
     off = np.flatnonzero(edges.sign < 0)
     out = np.full(on.shape[0], float(max_pair))
-    off_min = minute[off]
-    for k, i in enumerate(on):
-        j0 = int(np.searchsorted(off_min, minute[i], side="right"))
-        j1 = int(np.searchsorted(off_min, minute[i] + max_pair, side="right"))
-        if j1 <= j0:
+    off_min = minute[off]                     # increasing: edges are in time order
+    off_size = -edges.delta_kw[off]
+    lo = np.searchsorted(off_min, minute[on], side="right")
+    hi = np.searchsorted(off_min, minute[on] + max_pair, side="right")
+    counts = hi - lo
+    chunk = 1 << 16                           # bounds the candidate pairs held at once
+    for c0 in range(0, on.shape[0], chunk):
+        cnt = counts[c0:c0 + chunk]
+        total = int(cnt.sum())
+        if total == 0:
             continue
-        size = -edges.delta_kw[off[j0:j1]]
-        tol = max(match.relative_tolerance * edges.delta_kw[i], match.absolute_tolerance_kw) + _EPS
-        hit = np.flatnonzero(np.abs(size - edges.delta_kw[i]) <= tol)
-        if hit.size:
-            out[k] = float(off_min[j0 + hit[0]] - minute[i])
+        row = np.repeat(np.arange(cnt.shape[0]), cnt)
+        j = np.repeat(lo[c0:c0 + chunk], cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        size = edges.delta_kw[on[c0:c0 + chunk]]
+        tol = np.maximum(match.relative_tolerance * size, match.absolute_tolerance_kw) + _EPS
+        ok = np.abs(off_size[j] - size[row]) <= tol[row]
+        row, j = row[ok], j[ok]
+        first = np.unique(row, return_index=True)   # candidates are in time order within a row
+        out[c0 + first[0]] = (off_min[j[first[1]]] - minute[on[c0 + first[0]]]).astype(np.float64)
     return out
 
 
