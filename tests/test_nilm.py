@@ -178,6 +178,7 @@ def test_recall_one_unmasked_zero_flat() -> None:
     assert rep.recall == 1.0 and rep.off_recall == 1.0 and rep.precision == 1.0
     assert all(v == 1.0 for v in rep.recall_by_appliance.values())
     assert rep.detectable_events_per_day == pytest.approx(rep.eligible / 4)
+    assert rep.chance_recall == 0.0       # starts are 12 minutes apart; moved 45 minutes they meet no edge
     flat = np.full_like(load, load.mean())
     rep = leakage(load, flat, ev, 1)
     assert rep.recall == 0.0 and rep.detected == 0 and rep.edges_per_day == 0.0
@@ -362,3 +363,14 @@ def test_leakage_at_fifteen_minutes() -> None:
 
 def clean_eligible(ev: Ev) -> int:
     return int((ev.power_kw >= 0.1).sum())
+
+
+def test_random_steps_recall_is_chance() -> None:
+    """A trace of random steps, independent of the events, is matched about as often as moved events."""
+    load, ev = household(1, 8, seed=17)
+    rng = np.random.default_rng(5)
+    change = rng.random(load.shape[1]) < 0.25          # a new random level at a quarter of the minutes
+    random_steps = (rng.integers(0, 20, int(change.sum()) + 1) * 0.5)[np.cumsum(change)][None, :]
+    rep = leakage(load, random_steps, ev, 1)
+    assert rep.edges_per_day > 200 and rep.precision < 0.1
+    assert rep.chance_recall > 0 and abs(rep.recall - rep.chance_recall) < 0.1

@@ -143,6 +143,7 @@ class LeakageConfig:
     (even meter rows train, odd evaluate) or "days" (even days train, odd evaluate).
     ``max_pair_minutes``: an on-edge's duration feature is the time to the first later
     off-edge of matching size within this many minutes, else this value.
+    ``chance_shift_minutes``: the events are moved by this much to measure chance matches (5.2).
     ``mi_bin_kw``: bin width of the quantiser of section 5.4.
     """
 
@@ -150,6 +151,7 @@ class LeakageConfig:
     match: MatchConfig = field(default_factory=MatchConfig)
     split: str = "auto"
     max_pair_minutes: int = 360
+    chance_shift_minutes: int = 45
     tree_depth: int = 6
     mi_bin_kw: float = 0.1
     miller_madow: bool = True
@@ -160,6 +162,7 @@ class LeakageConfig:
         if self.split not in ("auto", "meters", "days"):
             raise ParameterError(f"split must be auto, meters or days, not {self.split!r}")
         _integer("max_pair_minutes", self.max_pair_minutes, 1, 10_080)
+        _integer("chance_shift_minutes", self.chance_shift_minutes, 1, 10_080)
         _integer("tree_depth", self.tree_depth, 1, 32)
         _number("mi_bin_kw", self.mi_bin_kw, 0.0, MAX_KW, open_low=True)
         if not isinstance(self.miller_madow, bool):
@@ -524,6 +527,7 @@ class LeakageReport:
 
     recall: eligible true events whose on-edge is found in the metered trace / eligible events.
     recall_load: the same on the unmasked load (the attacker's ceiling).
+    chance_recall: the recall against the events moved later by chance_shift_minutes (a baseline).
     class_recall: evaluation-part eligible events detected and classified as their appliance /
     eligible events of the evaluation part (None when no training edge exists).
     mi_floor_bits: the same MI estimate with the metered samples shuffled (the estimator's bias floor).
@@ -539,6 +543,7 @@ class LeakageReport:
     eligible_by_appliance: dict[str, int]
     off_recall: float
     recall_load: float
+    chance_recall: float
     precision: float
     edges_per_day: float
     detectable_events_per_day: float
@@ -587,12 +592,16 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
     found_off = np.zeros_like(eligible)
     found_load = np.zeros_like(eligible)
     matched_edges = 0
+    chance = 0
     for m in range(meters):
         sel = np.flatnonzero(ev.meter == m)
         eligible[sel] = metered.matching[m].eligible
         found[sel] = metered.matching[m].on_edge >= 0
         found_off[sel] = metered.matching[m].off_edge >= 0
         found_load[sel] = load.matching[m].on_edge >= 0
+        moved = (ev.start[sel] + config.chance_shift_minutes) % (samples * interval)
+        chance += int((_match(metered.edges[m], moved, ev.duration[sel], ev.power[sel], interval, config.match,
+                              config.detector.min_step_kw).on_edge >= 0).sum())
         matched_edges += int(found[sel].sum() + found_off[sel].sum())
     n_edges = sum(len(e) for e in metered.edges)
 
@@ -650,7 +659,7 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
         detected=int(found.sum()), recall=ratio(int(found.sum()), int(eligible.sum())),
         recall_by_appliance=recall_by, eligible_by_appliance=eligible_by,
         off_recall=ratio(int(found_off.sum()), int(eligible.sum())),
-        recall_load=ratio(int(found_load.sum()), int(eligible.sum())),
+        recall_load=ratio(int(found_load.sum()), int(eligible.sum())), chance_recall=ratio(chance, int(eligible.sum())),
         precision=ratio(matched_edges, n_edges), edges_per_day=n_edges / meter_days,
         detectable_events_per_day=int(found.sum()) / meter_days, split=split, train_edges=int(y_train.size),
         class_recall=class_recall, class_recall_by_appliance=class_by,
