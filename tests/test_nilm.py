@@ -369,7 +369,7 @@ def test_random_steps_recall_is_chance() -> None:
     """A trace of random steps, independent of the events, is matched about as often as moved events."""
     load, ev = household(1, 8, seed=17)
     rng = np.random.default_rng(5)
-    change: np.ndarray = rng.random(load.shape[1]) < 0.25   # a new random level at a quarter of the minutes
+    change = rng.random((load.shape[1],)) < 0.25  # a new random level at a quarter of the minutes
     random_steps = (rng.integers(0, 20, int(change.sum()) + 1) * 0.5)[np.cumsum(change)][None, :]
     rep = leakage(load, random_steps, ev, 1)
     assert rep.edges_per_day > 200 and rep.precision < 0.1
