@@ -126,6 +126,21 @@ def test_slow_ramp_fools_fast_detector_not_slow_one() -> None:
     assert len(detect_edges(y, config=DetectorConfig(window_minutes=10))) == 0
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(2, 150), st.floats(0.1, 5.0)), min_size=1, max_size=8))
+def test_slow_detector_keeps_fast_edges_without_duplicates(steps: list[tuple[int, float]]) -> None:
+    """Multi-scale: on clean steps the slow detector reports exactly the fast detector's edges."""
+    x = np.full(1000, 6.0)
+    for k, (t, s) in enumerate(sorted(dict(steps).items())):
+        x[6 * t:] += s if k % 2 == 0 else -s
+    fast = detect_edges(x)
+    slow = detect_edges(x, config=DetectorConfig(window_minutes=10))
+    assert slow.index.tolist() == fast.index.tolist()
+    assert np.array_equal(slow.delta_kw, fast.delta_kw)
+    alone = detect_edges(x, config=DetectorConfig(window_minutes=10, also_fast=False))
+    assert len(alone) <= len(fast)
+
+
 def test_one_sample_spike_is_a_transient_and_median_filter_removes_short_pulses() -> None:
     x = np.full(200, 0.5)
     x[100] = 3.0

@@ -87,7 +87,8 @@ class DetectorConfig:
     within 10 minutes.  ``max_transition_minutes``: longer transitions are not steps (default
     ``2 * window_minutes``).  ``level_minutes``: the steady level on each side is the mean of
     at most this many samples next to the transition.  ``median_minutes``: odd width of an
-    optional median filter (1 = none).
+    optional median filter (1 = none).  ``also_fast``: with a window above 1, also report the
+    lag-1 edges and keep only the window edges that contain none of them (multi-scale).
     """
 
     min_step_kw: float = 0.1
@@ -96,6 +97,7 @@ class DetectorConfig:
     max_transition_minutes: int | None = None
     level_minutes: int = 3
     median_minutes: int = 1
+    also_fast: bool = True
 
     def __post_init__(self) -> None:
         _number("min_step_kw", self.min_step_kw, 0.0, MAX_KW, open_low=True)
@@ -110,6 +112,8 @@ class DetectorConfig:
         _integer("median_minutes", self.median_minutes, 1, 59)
         if self.median_minutes % 2 == 0:
             raise ParameterError(f"median_minutes must be odd, not {self.median_minutes}")
+        if not isinstance(self.also_fast, bool):
+            raise ParameterError("also_fast must be a bool")
 
     @property
     def max_transition(self) -> int:
@@ -284,12 +288,35 @@ def detect_edges(trace_kw: np.ndarray, *, interval_minutes: int = 1,
 
 
 def _detect(x: np.ndarray, interval: int, config: DetectorConfig) -> Edges:
-    n = x.shape[0]
     med = _samples(config.median_minutes, interval)
     if med > 1:
         from scipy.ndimage import median_filter
         x = median_filter(x, size=med | 1, mode="nearest")
     w = _samples(config.window_minutes, interval)
+    level = _samples(config.level_minutes, interval)
+    edges = _scan(x, w, _samples(config.max_transition, interval), level, config)
+    if w == 1 or not config.also_fast:
+        return edges
+    # Multi-scale (section 5.1): the lag-1 edges, plus the window edges containing no lag-1 edge of their sign.
+    fast = _scan(x, 1, 2, level, config)
+    last = edges.index + edges.length - 1
+    covered = np.zeros(len(edges), dtype=bool)
+    for sign in (1, -1):
+        f = fast.index[fast.sign == sign]
+        mine = edges.sign == sign
+        covered[mine] = (np.searchsorted(f, last[mine], side="right")
+                         - np.searchsorted(f, edges.index[mine], side="left")) > 0
+    keep = ~covered
+    index = np.concatenate((fast.index, edges.index[keep]))
+    order = np.argsort(index, kind="stable")
+    return Edges(index[order], np.concatenate((fast.delta_kw, edges.delta_kw[keep]))[order],
+                 np.concatenate((fast.sign, edges.sign[keep]))[order],
+                 np.concatenate((fast.length, edges.length[keep]))[order])
+
+
+def _scan(x: np.ndarray, w: int, max_length: int, level: int, config: DetectorConfig) -> Edges:
+    """Steps 2-6 of section 5.1: lag ``w``, transitions of at most ``max_length``, levels over ``level`` samples."""
+    n = x.shape[0]
     changing = np.zeros(n + 1, dtype=bool)   # changing[t]: |x_t - x_{t-w}| > tolerance; a False sentinel at n
     if n > w:
         changing[w:n] = np.abs(x[w:] - x[:-w]) > config.steady_tolerance_kw
@@ -299,7 +326,6 @@ def _detect(x: np.ndarray, interval: int, config: DetectorConfig) -> Edges:
         empty = np.zeros(0, dtype=np.int64)
         return Edges(empty, np.zeros(0), np.zeros(0, dtype=np.int8), empty)
     csum = np.concatenate(([0.0], np.cumsum(x)))
-    level = _samples(config.level_minutes, interval)
     prev_end = np.concatenate(([0], ends[:-1]))
     next_start = np.concatenate((rises[1:], [n]))
     lo = np.maximum(rises - level, prev_end)
@@ -308,7 +334,7 @@ def _detect(x: np.ndarray, interval: int, config: DetectorConfig) -> Edges:
     after = (csum[hi] - csum[ends]) / (hi - ends)
     delta = after - before
     length = ends - rises + 1
-    keep = (np.abs(delta) >= config.min_step_kw - _EPS) & (length <= _samples(config.max_transition, interval))
+    keep = (np.abs(delta) >= config.min_step_kw - _EPS) & (length <= max_length)
     d = delta[keep]
     return Edges(rises[keep].astype(np.int64), d, np.where(d > 0, 1, -1).astype(np.int8),
                  length[keep].astype(np.int64))
