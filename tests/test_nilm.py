@@ -302,6 +302,10 @@ def test_bad_input_refused() -> None:
         LeakageConfig(split="random")
     with pytest.raises(ParameterError):
         mutual_information(x, x, bin_width=0.0)
+    with pytest.raises(ParameterError):
+        mutual_information(x, x, bin_width=1e-300)
+    with pytest.raises(ParameterError, match="sample 1"):
+        mutual_information(x, np.array([0.0, np.inf] + [0.0] * 98))
     with pytest.raises(ParameterError, match="interval"):
         detect_edges(x, interval_minutes=7)
     with pytest.raises(ParameterError, match="samples"):

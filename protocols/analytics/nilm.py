@@ -38,6 +38,8 @@ MAX_CELLS = 1 << 27
 """Most readings (meters x samples) one call accepts, about 134 million."""
 MAX_EVENTS = 1 << 26
 """Most true events one call accepts."""
+MIN_BIN_KW = 1e-6
+"""Smallest MI bin width (section 5.4): keeps every code of a 100 kW value within int64."""
 _EPS = 1e-9
 """kW: rounding allowance in the step-size and matching comparisons (section 5.1)."""
 
@@ -168,7 +170,7 @@ class LeakageConfig:
         _integer("max_pair_minutes", self.max_pair_minutes, 1, 10_080)
         _integer("chance_shift_minutes", self.chance_shift_minutes, 1, 10_080)
         _integer("tree_depth", self.tree_depth, 1, 32)
-        _number("mi_bin_kw", self.mi_bin_kw, 0.0, MAX_KW, open_low=True)
+        _number("mi_bin_kw", self.mi_bin_kw, MIN_BIN_KW, MAX_KW)
         if not isinstance(self.miller_madow, bool):
             raise ParameterError("miller_madow must be a bool")
 
@@ -458,14 +460,14 @@ def _check_pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
 def mutual_information(x: np.ndarray, y: np.ndarray, *, bin_width: float = 0.1,
                        miller_madow: bool = True) -> float:
     """Plug-in MI in bits per sample of x and y quantised to ``floor(v / bin_width)`` (section 5.4)."""
-    _number("bin_width", bin_width, 0.0, MAX_KW, open_low=True)
+    _number("bin_width", bin_width, MIN_BIN_KW, MAX_KW)
     a, b = _check_pair(x, y)
     return _pair_mi(_codes(a, bin_width), _codes(b, bin_width), bool(miller_madow))[0]
 
 
 def entropy(x: np.ndarray, *, bin_width: float = 0.1, miller_madow: bool = True) -> float:
     """Entropy in bits of x quantised as in :func:`mutual_information`; MI(x, x) equals it."""
-    _number("bin_width", bin_width, 0.0, MAX_KW, open_low=True)
+    _number("bin_width", bin_width, MIN_BIN_KW, MAX_KW)
     a, _ = _check_pair(x, x)
     _, c = np.unique(_codes(a, bin_width), return_counts=True)
     return _entropy_counts(c, a.shape[0], bool(miller_madow))
