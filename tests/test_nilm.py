@@ -393,3 +393,15 @@ def test_random_steps_recall_is_chance() -> None:
     rep = leakage(load, random_steps, ev, 1)
     assert rep.edges_per_day > 200 and rep.precision < 0.1
     assert rep.chance_recall > 0 and abs(rep.recall - rep.chance_recall) < 0.1
+
+
+def test_leakage_without_events_uses_load_edges() -> None:
+    """events=None: the load's own edges are the truth; the unmasked load then finds all of them."""
+    load, ev = household(2, 2, seed=19)
+    rep = leakage(load, load, None, 1)
+    assert rep.eligible == rep.events > 0 and rep.recall == 1.0 and rep.precision == 1.0
+    assert set(rep.recall_by_appliance) == {"load-edge"}
+    flat = leakage(load, np.full_like(load, 1.0), None, 1)
+    assert flat.recall == 0.0 and flat.mi_bits == 0.0
+    # with clean steps the load's edges are exactly the true on-switchings
+    assert rep.events == leakage(load, load, ev, 1).detected

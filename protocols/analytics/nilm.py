@@ -586,18 +586,37 @@ class LeakageReport:
     config: LeakageConfig
 
 
+def _events_from_load(x: np.ndarray, interval: int, config: LeakageConfig) -> _Events:
+    """Pseudo events: each on-edge of the load, its size, and the duration feature of section 5.3."""
+    cols: list[list[np.ndarray]] = [[], [], [], []]
+    horizon = x.shape[1] * interval
+    for m in range(x.shape[0]):
+        e = _detect(x[m], interval, config.detector)
+        on = e.sign > 0
+        start = e.index[on] * interval
+        dur = _durations(e, interval, config.match, config.max_pair_minutes).astype(np.int64)
+        cols[0].append(np.full(start.shape[0], m, dtype=np.int64))
+        cols[1].append(start)
+        cols[2].append(np.minimum(dur, horizon))
+        cols[3].append(e.delta_kw[on])
+    meter, start, dur, power = (np.concatenate(c) for c in cols)
+    return _Events(meter, np.zeros_like(meter), start, dur, power)
+
+
 def _name(names: Sequence[str] | None, a: int) -> str:
     if names is not None and 0 <= a < len(names):
         return str(names[a])
     return f"appliance-{a}"
 
 
-def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, interval_minutes: int = 1,
+def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike | None, interval_minutes: int = 1,
             config: LeakageConfig = LeakageConfig(), *,
             appliance_names: Sequence[str] | None = None) -> LeakageReport:
     """Run the attacker of section 5 on a load and its metered trace (kW, meters x samples or 1-D).
 
     ``events.meter`` indexes the rows; ``events.start_minute`` counts from the first sample.
+    ``events=None`` (data without a record of events): the edges detected in the load stand in
+    for the true events, all of one appliance named "load-edge" (section 5.2).
     """
     interval = _interval(interval_minutes)
     if not isinstance(config, LeakageConfig):
@@ -610,7 +629,11 @@ def leakage(load_kw: np.ndarray, metered_kw: np.ndarray, events: EventsLike, int
     if x.shape != y.shape:
         raise ParameterError(f"load_kw and metered_kw differ in shape: {x.shape} and {y.shape}")
     meters, samples = x.shape
-    ev = _events(events, meters, samples, interval)
+    if events is None:
+        ev = _events_from_load(x, interval, config)
+        appliance_names = ("load-edge",)
+    else:
+        ev = _events(events, meters, samples, interval)
     load = _analyse(x, ev, interval, config)
     metered = _analyse(y, ev, interval, config)
     meter_days = meters * samples * interval / 1440
@@ -703,7 +726,7 @@ def kw_from_data(data: LoadData) -> np.ndarray:
     return data.kwh.reshape(m, -1) * (60.0 / data.interval_minutes)
 
 
-def leakage_from_data(load: LoadData, metered: LoadData, events: EventsLike,
+def leakage_from_data(load: LoadData, metered: LoadData, events: EventsLike | None,
                       config: LeakageConfig = LeakageConfig(), *,
                       appliance_names: Sequence[str] | None = None) -> LeakageReport:
     """:func:`leakage` on two LoadData of the same meters, start and interval (the CLI's input)."""
