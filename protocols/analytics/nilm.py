@@ -93,7 +93,7 @@ class DetectorConfig:
     lag-1 edges and keep only the window edges that contain none of them (multi-scale).
     """
 
-    min_step_kw: float = 0.1
+    min_step_kw: float = 0.2
     steady_tolerance_kw: float = 0.05
     window_minutes: int = 1
     max_transition_minutes: int | None = None
@@ -387,7 +387,7 @@ class Matching:
 
 def match_edges(edges: Edges, events_start_minute: np.ndarray, events_duration_minutes: np.ndarray,
                 events_power_kw: np.ndarray, *, interval_minutes: int = 1,
-                match: MatchConfig = MatchConfig(), min_step_kw: float = 0.1) -> Matching:
+                match: MatchConfig = MatchConfig(), min_step_kw: float = 0.2) -> Matching:
     """Match one meter's edges to its true events (section 5.2).
 
     On-edges (delta > 0) against event starts with +power, off-edges against event ends
