@@ -408,3 +408,10 @@ def test_leakage_without_events_uses_load_edges() -> None:
     assert flat.recall == 0.0 and flat.mi_bits == 0.0
     # with clean steps the load's edges are exactly the true on-switchings
     assert rep.events == leakage(load, load, ev, 1).detected
+
+
+def test_no_events_gives_nan_recall_not_an_error() -> None:
+    load, _ = household(1, 1, seed=23)
+    rep = leakage(load, load, make_events([]), 1)
+    assert rep.events == 0 and math.isnan(rep.recall) and rep.recall_by_appliance == {}
+    assert rep.class_recall is None and rep.mi_bits == pytest.approx(rep.h_load_bits)
