@@ -254,3 +254,82 @@ def test_align_names_the_first_missing_pair() -> None:
         detect.align(labels.meters, START, np.zeros((2, 2)), labels)
     with pytest.raises(ParameterError, match="labels have no row for meter H000000 day 2024-12-31"):
         detect.align(labels.meters, START - datetime.timedelta(days=1), np.zeros((2, 4)), labels)
+
+
+# --------------------------------------------------------------------------
+# Detection under privacy (section 8), with a stand-in detector
+
+
+def _toy_data(meters: int = 40, days: int = 30, seed: int = 5):
+    from protocols.analytics.data import LoadData
+
+    rng = np.random.default_rng(seed)
+    kwh = rng.gamma(2.0, 0.1, size=(meters, days, 48)) * (1 + rng.random((meters, 1, 1)))
+    kwh *= rng.lognormal(0, 0.15, size=(meters, days, 1))
+    codes = np.zeros((meters, days), dtype=np.int64)
+    codes[rng.random(codes.shape) < 0.05] = 1
+    codes[rng.random(codes.shape) < 0.05] = 2
+    kwh[codes == 1] *= 0.3
+    kwh[codes == 2] *= 0.85
+    names = tuple(f"H{m:06d}" for m in range(meters))
+    return LoadData(names, START, 30, kwh), Labels(names, START, codes)
+
+
+def _drop_detector(data) -> np.ndarray:
+    """Stand-in detector: how far a day's total falls below its meter's median day."""
+    totals = data.kwh.sum(axis=2)
+    return -totals / np.maximum(np.median(totals, axis=1, keepdims=True), 1e-9)
+
+
+def test_discrete_laplace_moments() -> None:
+    from protocols.analytics import privacy_study as ps
+
+    x = ps.discrete_laplace_np(np.random.default_rng(0), 3.0, (200_000,))
+    a = np.exp(-1 / 3)
+    assert abs(x.mean()) < 0.05
+    assert x.var() == pytest.approx(2 * a / (1 - a) ** 2, rel=0.03)
+    assert (x == 0).mean() == pytest.approx((1 - a) / (1 + a), rel=0.03)
+
+
+def test_epsilon_of_levels() -> None:
+    from protocols.analytics import privacy_study as ps
+
+    assert ps.epsilon_of("none") is None and ps.epsilon_of("LOW") == 1.0 and ps.epsilon_of("high") == 0.1
+    assert ps.epsilon_of("2.5") == 2.5 and ps.epsilon_of(10) == 10.0
+    for bad in ("loud", "-1", 0, float("nan"), True):
+        with pytest.raises(ParameterError):
+            ps.epsilon_of(bad)
+
+
+def test_aggregate_sums_and_labels() -> None:
+    from protocols.analytics import privacy_study as ps
+
+    data, labels = _toy_data(meters=11)
+    hoods = ps.neighbourhoods(11, 5, np.random.default_rng(1))
+    assert hoods.groups.shape == (2, 5) and len(set(hoods.groups.ravel())) == 10
+    summed, counts = ps.aggregate(data, labels, hoods)
+    assert np.allclose(summed.kwh[1], data.kwh[hoods.groups[1]].sum(axis=0))
+    assert (counts.sum(axis=-1) == 5).all()
+    assert (counts[0, :, 1] == (labels.codes[hoods.groups[0]] == 1).sum(axis=0)).all()
+    with pytest.raises(ParameterError, match="at least 12"):
+        ps.neighbourhoods(11, 12, np.random.default_rng(1))
+
+
+def test_study_costs_detection_and_is_seeded() -> None:
+    from protocols.analytics import privacy_study as ps
+
+    data, labels = _toy_data()
+    rows = ps.study(data, labels, _drop_detector, levels=("none", 1e6, "high"), sizes=(1, 5), seed="s")
+    by = {(r.setting, r.parameter): r for r in rows}
+    clear = by[("dp", "none")]
+    assert clear.auc is not None and clear.auc > 0.8 and clear.per_kind["h1"] > clear.per_kind["h2"]
+    assert by[("dp", "1000000.0")].auc == pytest.approx(clear.auc, abs=0.02)
+    high = by[("dp", "high")].auc
+    assert high is not None and abs(high - 0.5) < 0.1       # a day's budget of 1/10 buries every reading
+    assert by[("aggregate", "1")].auc == pytest.approx(clear.auc)  # N = 1: the same meter-days, permuted
+    five = by[("aggregate", "5")]
+    assert five.units == 8 * 30 and five.auc is not None and five.auc < clear.auc
+    again = ps.study(data, labels, _drop_detector, levels=("none", 1e6, "high"), sizes=(1, 5), seed="s")
+    assert again == rows
+    text = ps.format_table(rows)
+    assert "aggregate" in text and "AUC h6" in text and "n/a" in text
