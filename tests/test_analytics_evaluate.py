@@ -323,7 +323,7 @@ def test_study_costs_detection_and_is_seeded() -> None:
     by = {(r.setting, r.parameter): r for r in rows}
     clear = by[("dp", "none")]
     assert clear.auc is not None and clear.auc > 0.8 and clear.per_kind["h1"] > clear.per_kind["h2"]
-    assert by[("dp", "1000000.0")].auc == pytest.approx(clear.auc, abs=0.02)
+    assert by[("dp", "1e+06")].auc == pytest.approx(clear.auc, abs=0.02)
     high = by[("dp", "high")].auc
     assert high is not None and abs(high - 0.5) < 0.1       # a day's budget of 1/10 buries every reading
     assert by[("aggregate", "1")].auc == pytest.approx(clear.auc)  # N = 1: the same meter-days, permuted

@@ -177,7 +177,7 @@ def study(data: LoadData, labels: Labels, detector: Detector, *,
     if labels.meters != data.meters or labels.start != data.start or labels.codes.shape != data.kwh.shape[:2]:
         raise ParameterError("labels must have the data's meters, start and days")
     epsilons = [epsilon_of(level) for level in levels]
-    names = [str(level) for level in levels]
+    names = [level.strip() if isinstance(level, str) else f"{float(level):g}" for level in levels]
     for size in sizes:
         neighbourhoods(len(data.meters), size, np.random.default_rng(0))  # check every size before work
     base = seed_int(seed)
