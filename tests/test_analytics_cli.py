@@ -50,6 +50,14 @@ def test_generate_is_seeded(tmp_path, workdir) -> None:
     assert again.read_bytes() == (workdir / "data.csv").read_bytes()
 
 
+def test_attack_draws_examples(capsys, workdir, tmp_path) -> None:
+    status, _, err = _run(capsys, "attack", str(workdir / "data.csv"), "--fraction", "0.3", "--seed", "4",
+                          "--out", str(tmp_path / "a.csv"), "--labels", str(tmp_path / "l.csv"),
+                          "--plots", str(tmp_path))
+    assert status == 0, err
+    assert (tmp_path / "attack_examples.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_attack_writes_labels(workdir) -> None:
     with open(workdir / "labels.csv", newline="") as handle:
         rows = list(csv.reader(handle))

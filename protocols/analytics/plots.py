@@ -160,3 +160,28 @@ def evaluation_plots(curves: Curves, reports: Mapping[str, evaluate.Report], gri
         paths.append(histogram_plot(grid, truth, directory, f"score_histogram_{safe}.png", title=label))
         paths.append(heatmap_plot(grid, directory, f"score_heatmap_{safe}.png", truth=truth))
     return paths
+
+
+def attack_examples_plot(clean: Any, attacked: Any, codes: np.ndarray, directory: str | os.PathLike[str],
+                         name: str = "attack_examples.png") -> str:
+    """For each label kind present, its first meter-day (meters, then days, in order): the clean
+    readings and the attacked ones drawn over them (``clean`` and ``attacked`` are LoadData)."""
+    c = np.asarray(codes)
+    kinds = [int(k) for k in np.unique(c) if k != 0]
+    if not kinds:
+        raise ParameterError("no attacked meter-day to draw")
+    pyplot = _pyplot()
+    columns = min(3, len(kinds))
+    rows = -(-len(kinds) // columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(4.5 * columns, 3 * rows), squeeze=False)
+    hours = np.arange(clean.slots) * clean.interval_minutes / 60
+    for axis, kind in zip(axes.ravel(), kinds):
+        m, d = (int(v) for v in np.argwhere(c == kind)[0])
+        axis.step(hours, clean.kwh[m, d], where="post", label="clean", color="grey")
+        axis.step(hours, attacked.kwh[m, d], where="post", label=LABEL_NAMES[kind], color="red")
+        axis.set(title=f"{LABEL_NAMES[kind]}: {clean.meters[m]} {clean.day(d).isoformat()}", xlabel="hour",
+                 ylabel="kWh per reading")
+        axis.legend(loc="upper left")
+    for axis in axes.ravel()[len(kinds):]:
+        axis.set_visible(False)
+    return _save(pyplot, figure, directory, name)

@@ -2,6 +2,7 @@
 
     usapp analytics generate --households N --days D [--interval 30min] [--seed S] --out FILE.csv
     usapp analytics attack IN.csv [--fraction F] [--kinds h1,...] [--seed S] --out OUT.csv --labels LABELS.csv
+                           [--plots DIR]
     usapp analytics detect IN.csv [--method gmm|rpca|ensemble] [--seed S] --out SCORES.csv
     usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--k N] [--plots DIR]
     usapp analytics privacy IN.csv LABELS.csv [--method M] [--levels L,...] [--sizes N,...] [--plots DIR]
@@ -182,6 +183,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
     dataset.write_labels(labels, args.labels)
     count = int(labels.anomalous.sum())
     _say(f"attacked {count} of {labels.codes.size} meter-days; data to {args.out}, labels to {args.labels}")
+    if args.plots and count:
+        from protocols.analytics import plots
+
+        _say(f"plot written to {plots.attack_examples_plot(data, attacked, labels.codes, args.plots)}")
     return 0
 
 
@@ -247,6 +252,10 @@ def cmd_privacy(args: argparse.Namespace) -> int:
         raise ParameterError(f"--sizes: {args.sizes!r} is not a comma-separated list of integers") from None
     from protocols.analytics import dataset, detect, privacy_study
 
+    for level in levels or ():
+        privacy_study.epsilon_of(level)  # refuse a bad level before any work
+    if sizes is not None and any(size < 1 for size in sizes):
+        raise ParameterError(f"--sizes: every size must be at least 1: {args.sizes}")
     data = dataset.read_long_csv(args.input, repair=args.repair)
     labels = dataset.read_labels(args.labels)
     seed = parse_seed(args.seed)
@@ -302,6 +311,8 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     att.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
     att.add_argument("--out", required=True, help="the attacked long CSV to write")
     att.add_argument("--labels", required=True, help="the labels CSV to write (meter,day,label)")
+    att.add_argument("--plots", default=None, metavar="DIR", help="write attack_examples.png into DIR: one "
+                                                                  "meter-day of each kind, attack over clean")
     att.set_defaults(handler=cmd_attack)
 
     det = actions.add_parser("detect", help="score every meter-day (higher = more anomalous)", epilog=epilog)
