@@ -333,3 +333,41 @@ def test_study_costs_detection_and_is_seeded() -> None:
     assert again == rows
     text = ps.format_table(rows)
     assert "aggregate" in text and "AUC h6" in text and "n/a" in text
+
+
+def test_noise_scale_is_readings_times_clip_over_epsilon() -> None:
+    """Section 8.1: a reading gets discrete Laplace noise of scale S C / epsilon, after clipping to C."""
+    from protocols.analytics import privacy_study as ps
+    from protocols.analytics.data import LoadData
+
+    names = tuple(f"H{m}" for m in range(50))
+    kwh = np.ones((50, 40, 48))
+    kwh[:, :, 0] = 5.0  # above the 3500 Wh bound of 7 kW over 30 minutes
+    noisy = ps.noisy_data(LoadData(names, START, 30, kwh), 4800.0, np.random.default_rng(2))
+    scale = 48 * 3500 / 4800  # 35 Wh
+    a = np.exp(-1 / scale)
+    noise = noisy.kwh[:, :, 1:] * 1000 - 1000
+    assert np.allclose(noise, np.rint(noise))  # whole Wh
+    assert noise.var() == pytest.approx(2 * a / (1 - a) ** 2, rel=0.05)
+    assert abs(np.median(noisy.kwh[:, :, 0]) - 3.5) < 0.01  # clipped, then noised
+    exact = ps.noisy_data(LoadData(names, START, 30, kwh), 1e9, np.random.default_rng(2))
+    assert np.array_equal(exact.kwh[:, :, 1:], kwh[:, :, 1:]) and (exact.kwh[:, :, 0] == 3.5).all()
+
+
+def test_plots_are_written(tmp_path) -> None:
+    from protocols.analytics import plots
+    from protocols.analytics import privacy_study as ps
+
+    data, labels = _toy_data(meters=10, days=20)
+    grid = _drop_detector(data)
+    truth = labels.anomalous
+    reports = {"drop": evaluate.report(grid, labels)}
+    paths = plots.evaluation_plots({"drop": (grid.ravel(), truth.ravel())}, reports, {"drop": grid}, truth,
+                                   tmp_path)
+    rows = ps.study(data, labels, _drop_detector, levels=("none", 10.0), sizes=(1, 2))
+    paths.append(plots.privacy_plot(rows, tmp_path))
+    paths.append(plots.attack_examples_plot(data, data, labels.codes, tmp_path))
+    assert len(paths) == 7
+    for path in paths:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
