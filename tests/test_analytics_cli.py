@@ -58,6 +58,18 @@ def test_attack_draws_examples(capsys, workdir, tmp_path) -> None:
     assert (tmp_path / "attack_examples.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_attack_a_share_of_the_meters(capsys, workdir, tmp_path) -> None:
+    status, _, err = _run(capsys, "attack", str(workdir / "data.csv"), "--fraction", "0.2", "--meters-fraction",
+                          "0.5", "--kinds", "h1,h6", "--out", str(tmp_path / "a.csv"), "--labels",
+                          str(tmp_path / "l.csv"))
+    assert status == 0, err
+    with open(tmp_path / "l.csv", newline="") as handle:
+        rows = list(csv.reader(handle))[1:]
+    thieves = {row[0] for row in rows if row[2] != "normal"}
+    assert len(thieves) == 3 and {row[2] for row in rows} <= {"normal", "h1", "h6"}
+    assert sum(row[2] != "normal" for row in rows) == 3 * 6  # 20 % of 30 days each
+
+
 def test_attack_writes_labels(workdir) -> None:
     with open(workdir / "labels.csv", newline="") as handle:
         rows = list(csv.reader(handle))

@@ -1,8 +1,8 @@
 """``usapp analytics``: generate, attack, detect, evaluate and the privacy study (specs/analytics.md section 9).
 
     usapp analytics generate --households N --days D [--interval 30min] [--seed S] --out FILE.csv
-    usapp analytics attack IN.csv [--fraction F] [--kinds h1,...] [--seed S] --out OUT.csv --labels LABELS.csv
-                           [--plots DIR]
+    usapp analytics attack IN.csv [--fraction F] [--meters-fraction P] [--kinds h1,...] [--seed S]
+                           --out OUT.csv --labels LABELS.csv [--plots DIR]
     usapp analytics detect IN.csv [--method gmm|rpca|ensemble] [--seed S] --out SCORES.csv
     usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--k N] [--plots DIR]
     usapp analytics privacy IN.csv LABELS.csv [--method M] [--levels L,...] [--sizes N,...] [--plots DIR]
@@ -177,6 +177,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"fraction": args.fraction, "seed": parse_seed(args.seed)}
     if args.kinds:
         options["kinds"] = _kinds(args.kinds)
+    if args.meters_fraction is not None:
+        options["meters_fraction"] = args.meters_fraction
     data = dataset.read_long_csv(args.input, repair=args.repair)
     attacked, labels = attacks.inject(data, **options)
     dataset.write_long_csv(attacked, args.out)
@@ -305,6 +307,9 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     att.add_argument("input", metavar="IN.csv", help="a long CSV (meter,timestamp,kwh)")
     att.add_argument("--fraction", type=_fraction, default=DEFAULT_FRACTION,
                      help=f"share of meter-days attacked, in (0, 1) (default {DEFAULT_FRACTION})")
+    att.add_argument("--meters-fraction", type=_fraction, default=None,
+                     help="attack this share of the meters instead, each on one run of days (--fraction of "
+                          "its days) with one kind (specs/analytics.md section 4.3)")
     att.add_argument("--kinds", default=None, help="comma-separated kinds to inject: h1..h6, stuck-at, zeros, "
                                                    "spikes (default h1..h6)")
     att.add_argument("--seed", default="0", help="seed: an integer or any text (default 0)")
