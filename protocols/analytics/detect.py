@@ -17,6 +17,7 @@ import datetime
 import math
 import os
 from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -33,11 +34,14 @@ MAD_TO_SD = 1.4826
 Progress = Callable[[int, int], None]
 
 
-def _with_seed(config: object, seed: int | str) -> object:
+_Config = TypeVar("_Config")
+
+
+def _with_seed(config: _Config, seed: int | str) -> _Config:
     """``config`` with its ``seed`` field set, when it has one."""
     if dataclasses.is_dataclass(config) and not isinstance(config, type) and any(
             f.name == "seed" for f in dataclasses.fields(config)):
-        return dataclasses.replace(config, seed=seed)
+        return cast(_Config, dataclasses.replace(config, seed=seed))
     return config
 
 
