@@ -88,9 +88,9 @@ def test_detect_then_evaluate(capsys, workdir, method: str) -> None:
     with open(scores, newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["meter", "day", "score"] and len(rows) - 1 == 6 * 30
-    status, out, err = _run(capsys, "evaluate", str(scores), str(workdir / "labels.csv"))
+    status, out, err = _run(capsys, "evaluate", str(scores), str(workdir / "labels.csv"), "--precision", "0.8")
     assert status == 0, err
-    assert "ROC AUC" in out and "MAP@50" in out and "at FPR <= 0.01" in out
+    assert "ROC AUC" in out and "MAP@50" in out and "at FPR <= 0.01" in out and "at precision >= 0.8" in out
 
 
 def test_evaluate_writes_plots(capsys, workdir, tmp_path) -> None:

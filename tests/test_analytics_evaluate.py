@@ -141,13 +141,14 @@ def test_report_on_a_grid() -> None:
     codes[rng.random(codes.shape) < 0.15] = 3
     codes[rng.random(codes.shape) < 0.05] = 6
     scores = rng.normal(size=codes.shape) + 3 * (codes == 3) + 0.5 * (codes == 6)
-    rep = evaluate.report(scores, _labels(codes))
+    rep = evaluate.report(scores, _labels(codes), precision=0.9)
+    assert rep.at_precision is not None and rep.at_precision.precision >= 0.9
     assert rep.items == 1200 and rep.anomalous == int((codes != 0).sum())
     assert rep.per_kind["h3"][1] > 0.95 and 0.5 < rep.per_kind["h6"][1] < 0.8
     assert rep.auc == pytest.approx(roc_auc_score((codes != 0).ravel(), scores.ravel()))
     assert rep.at_fpr is not None and rep.at_fpr.fpr <= 0.01
     text = evaluate.format_report(rep, "toy")
-    assert "h3" in text and "MAP@50" in text and f"{rep.auc:.4f}" in text
+    assert "h3" in text and "MAP@50" in text and f"{rep.auc:.4f}" in text and "at precision >= 0.9" in text
 
 
 def test_bad_inputs_are_refused() -> None:

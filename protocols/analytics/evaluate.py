@@ -255,10 +255,14 @@ class Report:
     target_fpr: float = DEFAULT_FPR
     delay: Delay | None = None
     """Detection delay at the ``at_fpr`` threshold."""
+    at_precision: Threshold | None = None
+    target_precision: float | None = None
 
 
-def report(scores: np.ndarray, labels: Labels, *, fpr: float = DEFAULT_FPR, k: int = DEFAULT_K) -> Report:
-    """Every figure of section 7.1 for a meters x days score grid aligned with ``labels``."""
+def report(scores: np.ndarray, labels: Labels, *, fpr: float = DEFAULT_FPR, k: int = DEFAULT_K,
+           precision: float | None = None) -> Report:
+    """Every figure of section 7.1 for a meters x days score grid aligned with ``labels`` (the
+    threshold at a target ``precision`` too, when one is given)."""
     grid = np.asarray(scores, dtype=np.float64)
     if grid.shape != labels.codes.shape:
         raise ParameterError(f"scores have shape {grid.shape}, labels {labels.codes.shape}")
@@ -274,6 +278,8 @@ def report(scores: np.ndarray, labels: Labels, *, fpr: float = DEFAULT_FPR, k: i
         per_kind={LABEL_NAMES[kind]: value for kind, value in per_kind_auc(s, codes).items()},
         at_fpr=at_fpr, best_f1=threshold_max_f1(s, truth), target_fpr=fpr,
         delay=detection_delay(grid >= at_fpr.threshold, labels.anomalous),
+        at_precision=None if precision is None else threshold_at_precision(s, truth, precision),
+        target_precision=precision,
     )
 
 
@@ -301,6 +307,8 @@ def format_report(rep: Report, title: str = "") -> str:
         lines.append(_threshold_line(f"at FPR <= {rep.target_fpr:g}", rep.at_fpr))
     if rep.best_f1 is not None:
         lines.append(_threshold_line("at max F1", rep.best_f1))
+    if rep.at_precision is not None:
+        lines.append(_threshold_line(f"at precision >= {rep.target_precision:g}", rep.at_precision))
     if rep.delay is not None:
         d = rep.delay
         median = "-" if d.median_days is None else f"{d.median_days:g}"

@@ -4,7 +4,8 @@
     usapp analytics attack IN.csv [--fraction F] [--meters-fraction P] [--kinds h1,...] [--seed S]
                            --out OUT.csv --labels LABELS.csv [--plots DIR]
     usapp analytics detect IN.csv [--method gmm|rpca|ensemble] [--seed S] --out SCORES.csv
-    usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--k N] [--plots DIR]
+    usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--precision P] [--k N]
+                             [--plots DIR]
     usapp analytics privacy IN.csv LABELS.csv [--method M] [--levels L,...] [--sizes N,...] [--plots DIR]
 
 This module imports no numpy, scipy or scikit-learn: the handlers import the
@@ -223,7 +224,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for name, path in zip(names, score_paths):
         meters, start, scores = detect.read_scores(path)
         grids[name] = detect.align(meters, start, scores, labels)
-        reports[name] = evaluate.report(grids[name], labels, fpr=args.fpr, k=args.k)
+        reports[name] = evaluate.report(grids[name], labels, fpr=args.fpr, k=args.k, precision=args.precision)
         sys.stdout.write(evaluate.format_report(reports[name], f"== {name} ({path}) =="))
         sys.stdout.write("\n")
     if args.plots:
@@ -333,6 +334,8 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     ev.add_argument("files", nargs="+", metavar="FILE", help="SCORES.csv [SCORES.csv ...] LABELS.csv")
     ev.add_argument("--fpr", type=_probability, default=0.01, help="false-positive rate of the reported "
                                                                    "threshold (default 0.01)")
+    ev.add_argument("--precision", type=_probability, default=None,
+                    help="also report the lowest threshold reaching this precision (PR curve)")
     ev.add_argument("--k", type=_positive, default=50, help="N of MAP@N (default 50)")
     ev.add_argument("--plots", default=None, metavar="DIR", help="write ROC, PR, per-kind, histogram and heat "
                                                                  "map PNGs into DIR")
