@@ -107,20 +107,23 @@ def histogram_plot(scores: np.ndarray, truth: np.ndarray, directory: str | os.Pa
 
 def heatmap_plot(scores: np.ndarray, directory: str | os.PathLike[str], name: str = "score_heatmap.png",
                  truth: np.ndarray | None = None, max_meters: int = 200) -> str:
-    """Scores as a meters x days image (the first ``max_meters`` meters); anomalous
-    meter-days, when ``truth`` is given, are outlined by dots."""
-    grid = np.asarray(scores, dtype=float)
-    if grid.ndim != 2:
+    """Scores as a meters x days image (the first ``max_meters`` meters), coloured by each score's
+    percentile among all meter-days (raw scores span orders of magnitude); anomalous meter-days,
+    when ``truth`` is given, are marked by dots."""
+    from scipy.stats import rankdata
+
+    raw = np.asarray(scores, dtype=float)
+    if raw.ndim != 2:
         raise ParameterError("a heat map needs a meters x days grid")
-    grid = grid[:max_meters]
+    grid = (100 * rankdata(raw, method="average").reshape(raw.shape) / raw.size)[:max_meters]
     pyplot = _pyplot()
     figure, axis = pyplot.subplots(figsize=(8, max(3, min(10, 0.05 * grid.shape[0] + 2))))
-    image = axis.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis")
+    image = axis.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=100)
     if truth is not None:
         rows, cols = np.nonzero(np.asarray(truth, dtype=bool)[:max_meters])
         axis.scatter(cols, rows, s=2, c="red", marker=".", label="anomalous")
         axis.legend(loc="upper right")
-    figure.colorbar(image, ax=axis, label="score")
+    figure.colorbar(image, ax=axis, label="score percentile")
     axis.set(xlabel="day", ylabel="meter", title="scores, meters x days")
     return _save(pyplot, figure, directory, name)
 
