@@ -206,3 +206,14 @@ def test_progress_bar_off_a_terminal_prints_now_and_then() -> None:
     quiet = _Stream(True)
     analytics_cli.ProgressBar("work", quiet, enabled=False)(1, 1)
     assert quiet.getvalue() == ""
+
+
+def test_detect_reports_progress_in_order() -> None:
+    from protocols.analytics import detect, loadgen
+
+    data = loadgen.generate(8, 20, seed=1)
+    calls: list[tuple[int, int]] = []
+    scores = detect.detect(data, "ensemble", progress=lambda done, total: calls.append((done, total)))
+    assert scores.shape == (8, 20)
+    assert calls[-1] == (2000, 2000) and (1000, 2000) in calls
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)

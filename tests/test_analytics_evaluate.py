@@ -372,3 +372,12 @@ def test_plots_are_written(tmp_path) -> None:
     for path in paths:
         with open(path, "rb") as handle:
             assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scaled_progress_stays_inside_its_detector() -> None:
+    calls: list[tuple[int, int]] = []
+    inner = detect._scaled(lambda done, total: calls.append((done, total)), 1, 2000)
+    inner(0, 4)
+    inner(2, 4)
+    inner(4, 4)
+    assert calls == [(1000, 2000), (1500, 2000), (1999, 2000)]

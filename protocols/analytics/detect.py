@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
+import inspect
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -45,16 +46,27 @@ def _with_seed(config: _Config, seed: int | str) -> _Config:
     return config
 
 
-def detector_scores(data: LoadData, method: str, seed: int | str = 0) -> np.ndarray:
-    """One detector's meters x days scores: ``gmm`` (section 5) or ``rpca`` (section 6)."""
+def _call(fn: Callable[..., object], data: LoadData, config: object, progress: Progress | None) -> object:
+    """``fn(data, config)``, passing ``progress`` on when ``fn`` takes a ``progress`` keyword."""
+    if progress is not None and "progress" in inspect.signature(fn).parameters:
+        return fn(data, config, progress=progress)
+    return fn(data, config)
+
+
+def detector_scores(data: LoadData, method: str, seed: int | str = 0,
+                    progress: Progress | None = None) -> np.ndarray:
+    """One detector's meters x days scores: ``gmm`` (section 5) or ``rpca`` (section 6).
+
+    ``progress(done, total)`` goes to the detector when it reports progress itself.
+    """
     if method == "gmm":
         from protocols.analytics import gmm
 
-        scores = gmm.gmm_scores(data, _with_seed(gmm.GmmConfig(), seed))
+        scores = _call(gmm.gmm_scores, data, _with_seed(gmm.GmmConfig(), seed), progress)
     elif method == "rpca":
         from protocols.analytics import rpca
 
-        scores = rpca.rpca_scores(data, _with_seed(rpca.RpcaConfig(), seed))
+        scores = _call(rpca.rpca_scores, data, _with_seed(rpca.RpcaConfig(), seed), progress)
     else:
         raise ParameterError(f"unknown detector {method!r}; known: gmm, rpca")
     result = np.asarray(scores, dtype=np.float64)
@@ -104,11 +116,23 @@ def combine(grids: Sequence[np.ndarray], rule: str = "max-z") -> np.ndarray:
     raise ParameterError(f"unknown ensemble rule {rule!r}; known: {', '.join(ENSEMBLE_RULES)}")
 
 
+PROGRESS_UNITS = 1000
+
+
+def _scaled(progress: Progress, index: int, total: int) -> Progress:
+    """Detector ``index``'s own (done, of) reported as part of the whole run's ``total`` units."""
+    def report(done: int, of: int) -> None:
+        if of > 0:
+            progress(PROGRESS_UNITS * index + min(PROGRESS_UNITS - 1, PROGRESS_UNITS * done // of), total)
+    return report
+
+
 def detect(data: LoadData, method: str = "gmm", seed: int | str = 0, progress: Progress | None = None, *,
            rule: str = "max-z") -> np.ndarray:
     """Meters x days anomaly scores of ``method`` (``gmm``, ``rpca`` or ``ensemble``; section 7.2).
 
-    ``progress(done, total)`` is called after each detector.
+    ``progress(done, total)``: out of 1000 per detector, the detector's own progress when it
+    reports any (the GMM's feature extraction), and each detector's end.
     """
     if method not in METHODS:
         raise ParameterError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -116,10 +140,12 @@ def detect(data: LoadData, method: str = "gmm", seed: int | str = 0, progress: P
         raise ParameterError("data must be a LoadData")
     parts = ("gmm", "rpca") if method == "ensemble" else (method,)
     grids = []
-    for index, part in enumerate(parts, start=1):
-        grids.append(detector_scores(data, part, seed))
+    total = PROGRESS_UNITS * len(parts)
+    for index, part in enumerate(parts):
+        inner = None if progress is None else _scaled(progress, index, total)
+        grids.append(detector_scores(data, part, seed, inner))
         if progress is not None:
-            progress(index, len(parts))
+            progress(PROGRESS_UNITS * (index + 1), total)
     return grids[0] if method != "ensemble" else combine(grids, rule)
 
 
