@@ -10,6 +10,7 @@
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
     usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
     usapp interop PROTOCOL [--role ROLE=COMMAND ...] [--dir DIR] [--seed SEED]
+    usapp analytics generate|attack|detect|evaluate|privacy ...  (protocols/system/analytics_cli.py)
 
 Results go to stdout, progress and errors to stderr.  An error is one line
 ``usapp: error: <message>``, never a traceback.  Exit status (EXIT_STATUS):
@@ -34,7 +35,7 @@ from typing import Any, NoReturn
 
 import protocols
 from protocols.errors import ParameterError, UsappError
-from protocols.system import benchmark, vectors, vectorsets
+from protocols.system import analytics_cli, benchmark, vectors, vectorsets
 
 PROG = "usapp"
 
@@ -435,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --role: do not compare the transcript with our own parties' run (for a "
                               "vendor party without the seeded randomness of specs/roles.md 3.4)")
     interop.set_defaults(handler=cmd_interop)
+
+    analytics_cli.add_parser(commands, EXIT_STATUS)  # its handlers import numpy and the detectors when they run
 
     parser.set_defaults(handler=None, subparser=parser, choices=", ".join(commands.choices))
     return parser

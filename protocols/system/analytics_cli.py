@@ -1,0 +1,360 @@
+"""``usapp analytics``: generate, attack, detect, evaluate and the privacy study (specs/analytics.md section 9).
+
+    usapp analytics generate --households N --days D [--interval 30min] [--seed S] --out FILE.csv
+    usapp analytics attack IN.csv [--fraction F] [--meters-fraction P] [--kinds h1,...] [--seed S]
+                           --out OUT.csv --labels LABELS.csv [--plots DIR]
+    usapp analytics detect IN.csv [--method gmm|rpca|ensemble] [--seed S] --out SCORES.csv
+    usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--precision P] [--k N]
+                             [--plots DIR]
+    usapp analytics privacy IN.csv LABELS.csv [--method M] [--levels L,...] [--sizes N,...] [--plots DIR]
+
+This module imports no numpy, scipy or scikit-learn: the handlers import the
+analytics modules when they run, so the rest of the command line stays light.
+Errors and exit codes are those of protocols/system/cli.py (a refused input
+is one ``usapp: error: ...`` line, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+PROG = "usapp"
+INTERVAL_PATTERN = re.compile(r"^\s*(\d{1,4})\s*(min|m|h)\s*$", re.IGNORECASE)
+DEFAULT_FRACTION = 0.15
+LINE_INTERVAL_SECONDS = 5.0
+"""Off a terminal, a progress line at most this often (and at the end)."""
+BAR_WIDTH = 30
+
+
+class ProgressBar:
+    """A progress callback ``(done, total)``: a redrawn bar on a terminal, else a line now and then.
+
+    Writes to ``stream`` (default stderr) and nothing at all when ``enabled`` is False.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None, *, enabled: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.clock = clock
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self._last = -float("inf")
+        self._open = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        finished = done >= total
+        now = self.clock()
+        if self.tty:
+            if not finished and now - self._last < 0.1:
+                return
+            filled = int(BAR_WIDTH * min(done, total) / total)
+            bar = "#" * filled + "." * (BAR_WIDTH - filled)
+            self.stream.write(f"\r{PROG}: {self.label} [{bar}] {done / total:4.0%} ({done}/{total})")
+            self._open = not finished
+            if finished:
+                self.stream.write("\n")
+        else:
+            if not finished and now - self._last < LINE_INTERVAL_SECONDS:
+                return
+            self.stream.write(f"{PROG}: {self.label}: {done}/{total} ({done / total:.0%})\n")
+        self._last = now
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End an unfinished bar's line (after an error, so the error starts a line of its own)."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
+
+
+def parse_interval(text: str) -> int:
+    """``30min``, ``30m``, ``1h`` ... as minutes; one of 1, 5, 10, 15, 30, 60 (spec section 2.1)."""
+    from protocols.errors import ParameterError
+
+    match = INTERVAL_PATTERN.match(text)
+    if not match:
+        raise ParameterError(f"--interval: {text!r} is not an interval such as 30min or 1h")
+    minutes = int(match.group(1)) * (60 if match.group(2).lower() == "h" else 1)
+    if minutes not in (1, 5, 10, 15, 30, 60):
+        raise ParameterError(f"--interval: {text!r} is {minutes} minutes; supported: 1, 5, 10, 15, 30, 60 minutes")
+    return minutes
+
+
+def parse_seed(text: str) -> int | str:
+    """A decimal integer seed as an int, anything else as a text seed (hashed by the generators)."""
+    return int(text) if text.isdigit() else text
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive): {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1]: {text}")
+    return value
+
+
+def _need_file(path: str) -> None:
+    """A missing input is reported as the OS would (``PATH: No such file or directory``, exit 2)
+    before any analytics module loads."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+def _kinds(text: str) -> tuple[int, ...]:
+    from protocols.analytics.data import LABEL_NAMES
+    from protocols.errors import ParameterError
+
+    kinds = []
+    for name in (part.strip() for part in text.split(",")):
+        if name not in LABEL_NAMES[1:]:
+            raise ParameterError(f"--kinds: unknown kind {name!r}; known: {', '.join(LABEL_NAMES[1:])}")
+        kinds.append(LABEL_NAMES.index(name))
+    return tuple(dict.fromkeys(kinds))
+
+
+# --------------------------------------------------------------------------
+# Handlers
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    interval = parse_interval(args.interval)
+    from protocols.analytics import dataset, loadgen
+
+    bar = ProgressBar("generating households")
+    try:
+        data = loadgen.generate(args.households, args.days, interval_minutes=interval, seed=parse_seed(args.seed),
+                                progress=bar)
+    finally:
+        bar.close()
+    if isinstance(data, tuple):  # (data, events) when a generator returns its events record too
+        data = data[0]
+    dataset.write_long_csv(data, args.out)
+    _say(f"wrote {args.households} households x {args.days} days at {interval} min to {args.out}")
+    return 0
+
+
+def cmd_attack(args: argparse.Namespace) -> int:
+    _need_file(args.input)
+    from protocols.analytics import attacks, dataset
+
+    options: dict[str, Any] = {"fraction": args.fraction, "seed": parse_seed(args.seed)}
+    if args.kinds:
+        options["kinds"] = _kinds(args.kinds)
+    if args.meters_fraction is not None:
+        options["meters_fraction"] = args.meters_fraction
+    data = dataset.read_long_csv(args.input, repair=args.repair)
+    attacked, labels = attacks.inject(data, **options)
+    dataset.write_long_csv(attacked, args.out)
+    dataset.write_labels(labels, args.labels)
+    count = int(labels.anomalous.sum())
+    _say(f"attacked {count} of {labels.codes.size} meter-days; data to {args.out}, labels to {args.labels}")
+    if args.plots and count:
+        from protocols.analytics import plots
+
+        _say(f"plot written to {plots.attack_examples_plot(data, attacked, labels.codes, args.plots)}")
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    _need_file(args.input)
+    from protocols.analytics import dataset, detect
+
+    data = dataset.read_long_csv(args.input, repair=args.repair)
+    bar = ProgressBar(f"detecting ({args.method})")
+    try:
+        scores = detect.detect(data, args.method, seed=parse_seed(args.seed), progress=bar)
+    finally:
+        bar.close()
+    detect.write_scores(args.out, data, scores)
+    _say(f"wrote {scores.size} meter-day scores ({args.method}) to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from protocols.errors import ParameterError
+
+    if len(args.files) < 2:
+        raise ParameterError("evaluate needs SCORES.csv [SCORES.csv ...] LABELS.csv")
+    *score_paths, labels_path = args.files
+    for path in args.files:
+        _need_file(path)
+    from protocols.analytics import dataset, detect, evaluate
+
+    labels = dataset.read_labels(labels_path)
+    names = _names(score_paths)
+    grids, reports = {}, {}
+    for name, path in zip(names, score_paths):
+        meters, start, scores = detect.read_scores(path)
+        grids[name] = detect.align(meters, start, scores, labels)
+        reports[name] = evaluate.report(grids[name], labels, fpr=args.fpr, k=args.k, precision=args.precision)
+        sys.stdout.write(evaluate.format_report(reports[name], f"== {name} ({path}) =="))
+        sys.stdout.write("\n")
+    if args.plots:
+        from protocols.analytics import plots
+
+        truth = labels.anomalous
+        curves = {name: (grid.ravel(), truth.ravel()) for name, grid in grids.items()}
+        for path in plots.evaluation_plots(curves, reports, grids, truth, args.plots):
+            _say(f"plot written to {path}")
+    return 0
+
+
+def _names(paths: list[str]) -> list[str]:
+    """Each scores file's stem, made unique with its position when stems repeat."""
+    stems = [os.path.splitext(os.path.basename(p))[0] or "scores" for p in paths]
+    return stems if len(set(stems)) == len(stems) else [f"{i + 1}:{s}" for i, s in enumerate(stems)]
+
+
+def cmd_privacy(args: argparse.Namespace) -> int:
+    from protocols.errors import ParameterError
+
+    _need_file(args.input)
+    _need_file(args.labels)
+    levels = [part.strip() for part in args.levels.split(",") if part.strip()] if args.levels else None
+    try:
+        sizes = [int(part) for part in args.sizes.split(",") if part.strip()] if args.sizes else None
+    except ValueError:
+        raise ParameterError(f"--sizes: {args.sizes!r} is not a comma-separated list of integers") from None
+    from protocols.analytics import dataset, detect, privacy_study
+
+    for level in levels or ():
+        privacy_study.epsilon_of(level)  # refuse a bad level before any work
+    if sizes is not None and any(size < 1 for size in sizes):
+        raise ParameterError(f"--sizes: every size must be at least 1: {args.sizes}")
+    data = dataset.read_long_csv(args.input, repair=args.repair)
+    labels = dataset.read_labels(args.labels)
+    seed = parse_seed(args.seed)
+    options: dict[str, Any] = {"seed": seed, "clip_kw": args.clip_kw}
+    if levels is not None:
+        options["levels"] = levels
+    if sizes is not None:
+        options["sizes"] = sizes
+    bar = ProgressBar(f"privacy study ({args.method})")
+    try:
+        rows = privacy_study.study(data, labels, lambda view: detect.detect(view, args.method, seed=seed),
+                                   progress=bar, **options)
+    finally:
+        bar.close()
+    sys.stdout.write(privacy_study.format_table(rows))
+    if args.plots:
+        from protocols.analytics import plots
+
+        _say(f"plot written to {plots.privacy_plot(rows, args.plots)}")
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Parser
+
+
+def add_parser(commands: Any, epilog: str = "") -> None:
+    """Register ``analytics`` and its actions on the top-level subparsers ``commands``."""
+    group = commands.add_parser(
+        "analytics", help="anomaly and theft detection on meter data (specs/analytics.md)",
+        description="Generate load data, inject theft attacks, run the GMM / RPCA detectors, evaluate them, "
+                    "and measure what privacy costs them (specs/analytics.md section 9).", epilog=epilog)
+    actions = group.add_subparsers(dest="analytics_command", metavar="ACTION")
+    methods = ("gmm", "rpca", "ensemble")
+
+    gen = actions.add_parser("generate", help="write simulated household readings as a long CSV", epilog=epilog)
+    gen.add_argument("--households", type=_positive, required=True, help="number of households (meters)")
+    gen.add_argument("--days", type=_positive, required=True, help="number of days from 2025-01-01")
+    gen.add_argument("--interval", default="30min", help="reading interval: 1min, 5min, 10min, 15min, 30min "
+                                                         "or 1h (default 30min)")
+    gen.add_argument("--seed", default="0", help="seed: an integer or any text (default 0)")
+    gen.add_argument("--out", required=True, help="the long CSV to write (meter,timestamp,kwh)")
+    gen.set_defaults(handler=cmd_generate)
+
+    att = actions.add_parser("attack", help="inject theft attacks h1..h6 (and faults) into meter-days",
+                             epilog=epilog)
+    att.add_argument("input", metavar="IN.csv", help="a long CSV (meter,timestamp,kwh)")
+    att.add_argument("--fraction", type=_fraction, default=DEFAULT_FRACTION,
+                     help=f"share of meter-days attacked, in (0, 1) (default {DEFAULT_FRACTION})")
+    att.add_argument("--meters-fraction", type=_fraction, default=None,
+                     help="attack this share of the meters instead, each on one run of days (--fraction of "
+                          "its days) with one kind (specs/analytics.md section 4.3)")
+    att.add_argument("--kinds", default=None, help="comma-separated kinds to inject: h1..h6, stuck-at, zeros, "
+                                                   "spikes (default h1..h6)")
+    att.add_argument("--seed", default="0", help="seed: an integer or any text (default 0)")
+    att.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
+    att.add_argument("--out", required=True, help="the attacked long CSV to write")
+    att.add_argument("--labels", required=True, help="the labels CSV to write (meter,day,label)")
+    att.add_argument("--plots", default=None, metavar="DIR", help="write attack_examples.png into DIR: one "
+                                                                  "meter-day of each kind, attack over clean")
+    att.set_defaults(handler=cmd_attack)
+
+    det = actions.add_parser("detect", help="score every meter-day (higher = more anomalous)", epilog=epilog)
+    det.add_argument("input", metavar="IN.csv", help="a long CSV (meter,timestamp,kwh)")
+    det.add_argument("--method", choices=methods, default="ensemble", help="detector (default ensemble)")
+    det.add_argument("--seed", default="0", help="seed of the detectors' randomness (default 0)")
+    det.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
+    det.add_argument("--out", required=True, help="the scores CSV to write (meter,day,score)")
+    det.set_defaults(handler=cmd_detect)
+
+    ev = actions.add_parser("evaluate", help="ROC AUC, per-kind AUC, AP, MAP@N and thresholds of scores files",
+                            epilog=epilog)
+    ev.add_argument("files", nargs="+", metavar="FILE", help="SCORES.csv [SCORES.csv ...] LABELS.csv")
+    ev.add_argument("--fpr", type=_probability, default=0.01, help="false-positive rate of the reported "
+                                                                   "threshold (default 0.01)")
+    ev.add_argument("--precision", type=_probability, default=None,
+                    help="also report the lowest threshold reaching this precision (PR curve)")
+    ev.add_argument("--k", type=_positive, default=50, help="N of MAP@N (default 50)")
+    ev.add_argument("--plots", default=None, metavar="DIR", help="write ROC, PR, per-kind, histogram and heat "
+                                                                 "map PNGs into DIR")
+    ev.set_defaults(handler=cmd_evaluate)
+
+    pv = actions.add_parser("privacy", help="detection AUC under DP noise and in neighbourhood sums",
+                            epilog=epilog)
+    pv.add_argument("input", metavar="IN.csv", help="the attacked long CSV")
+    pv.add_argument("labels", metavar="LABELS.csv", help="its labels")
+    pv.add_argument("--method", choices=methods, default="ensemble", help="detector (default ensemble)")
+    pv.add_argument("--levels", default=None, help="comma-separated privacy levels (none, low, medium, high) or "
+                                                   "epsilons per household-day (default none,low,medium,high,"
+                                                   "1000,100,10)")
+    pv.add_argument("--sizes", default=None, help="comma-separated neighbourhood sizes N (default 1,5,20,50)")
+    pv.add_argument("--clip-kw", type=float, default=7.0, help="clip bound of a reading, mean kW over its "
+                                                               "interval (default 7)")
+    pv.add_argument("--seed", default="0", help="seed of the noise and the neighbourhoods (default 0)")
+    pv.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
+    pv.add_argument("--plots", default=None, metavar="DIR", help="write the AUC-against-privacy PNG into DIR")
+    pv.set_defaults(handler=cmd_privacy)
+
+    group.set_defaults(handler=None, subparser=group, choices=", ".join(actions.choices))
