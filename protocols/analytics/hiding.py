@@ -19,6 +19,7 @@ from protocols.analytics.data import MAX_DAYS, MAX_KWH_PER_MINUTE, LoadData
 from protocols.errors import ParameterError
 
 MAX_INTERVALS = MAX_DAYS * 1440
+_METHOD = "highs-ipm"
 """A series longer than MAX_DAYS days of 1-minute readings is refused."""
 
 
@@ -108,14 +109,18 @@ class Stepping:
 class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
-    Minimises the total variation of the metered energy sum |g[t+1] - g[t]| plus ``throughput_weight``
-    times the battery's throughput (default 1e-4), subject to the battery model; ends each day with
-    at least the stored energy it started with (less the leak).
+    Minimises the total variation of the metered energy, sum |g[t+1] - g[t]|, plus ``loss_weight``
+    times the energy lost (default 2.5: above 2, burning energy by charging and discharging at once
+    never pays, spec 3.4) plus ``throughput_weight`` times the battery's throughput (default 1e-6,
+    a tie-break), subject to the battery model; each day ends with at least the stored energy it
+    started with (less the leak).
     """
 
-    throughput_weight: float = 1e-4
+    loss_weight: float = 2.5
+    throughput_weight: float = 1e-6
 
     def __post_init__(self) -> None:
+        _param("loss_weight", self.loss_weight, 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
 
 
@@ -293,17 +298,17 @@ def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
     n = r.load.size
     for start in range(0, n, slots):
         x = r.load[start:start + slots]
-        c_plan, d_plan = plan_day(r.cfg, x, r.dt_h, r.soc, p.throughput_weight)
+        c_plan, d_plan = plan_day(r.cfg, x, r.dt_h, r.soc, p)
         for k in range(x.size):
             r.run(start + k, float(x[k]) - (d_plan[k] - c_plan[k]))
 
 
 def plan_day(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
-             weight: float) -> tuple[np.ndarray, np.ndarray]:
+             p: LookAhead) -> tuple[np.ndarray, np.ndarray]:
     """The LP of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
     forced: set[int] = set()
     for _ in range(x.size + 1):
-        sol = _solve(cfg, x, dt_h, soc0, weight, sorted(forced))
+        sol = _solve(cfg, x, dt_h, soc0, p, sorted(forced))
         n = x.size
         ch, dis = sol[:n], sol[n:2 * n]
         both = set(np.flatnonzero(np.minimum(ch, dis) > 1e-9).tolist()) - forced
@@ -314,7 +319,7 @@ def plan_day(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
     raise ParameterError("look-ahead plan did not settle")  # pragma: no cover - bounded by n rounds
 
 
-def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, weight: float,
+def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookAhead,
            forced: list[int]) -> np.ndarray:
     """One solve of the spec 3.4 programme; intervals in ``forced`` get a binary direction (a MILP)."""
     import scipy.sparse as sp
@@ -326,8 +331,8 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, weight: 
     nv = iz + m
     keep = 1 - cfg.self_discharge_per_hour * dt_h
     cost = np.zeros(nv)
-    cost[ic:ic + n] = weight
-    cost[id_:id_ + n] = weight
+    cost[ic:ic + n] = p.throughput_weight + p.loss_weight * (1 - cfg.charge_efficiency)
+    cost[id_:id_ + n] = p.throughput_weight + p.loss_weight * (1 / cfg.discharge_efficiency - 1)
     cost[iu:iu + n - 1] = 1.0
     rows: list[int] = []
     cols: list[int] = []
@@ -381,7 +386,7 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, weight: 
     hi[iz:] = 1.0
     if not m:
         res = lp(cost, A_ub=a_ub, b_ub=np.array(b_ub), A_eq=a_eq, b_eq=b_eq,
-                 bounds=np.column_stack([lo, hi]), method="highs")
+                 bounds=np.column_stack([lo, hi]), method=_METHOD)
     else:
         integrality = np.zeros(nv)
         integrality[iz:] = 1
