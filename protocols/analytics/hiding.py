@@ -110,18 +110,21 @@ class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
     Minimises the total variation of the metered energy, sum |g[t+1] - g[t]|, plus ``loss_weight``
-    times the energy lost (default 2.5: above 2, burning energy by charging and discharging at once
-    never pays, spec 3.4) plus ``throughput_weight`` times the battery's throughput (default 1e-6,
-    a tie-break), subject to the battery model; each day ends with at least the stored energy it
-    started with (less the leak).
+    times the energy lost (default 0.1) plus ``throughput_weight`` times the battery's throughput
+    (default 1e-6, a tie-break), subject to the battery model.  Each day ends with at least the
+    stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
+    fraction of the SoC window.
     """
 
-    loss_weight: float = 2.5
+    loss_weight: float = 0.1
     throughput_weight: float = 1e-6
+    end_fraction: float | None = None
 
     def __post_init__(self) -> None:
         _param("loss_weight", self.loss_weight, 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
+        if self.end_fraction is not None:
+            _param("end_fraction", self.end_fraction, 0, 1)
 
 
 Policy = Union[BestEffort, Nill, Stepping, LookAhead]
@@ -338,16 +341,17 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     cols: list[int] = []
     vals: list[float] = []
 
-    def put(row: int, col: int, v: float) -> None:
-        rows.append(row), cols.append(col), vals.append(v)
+    def put(row: int, *entries: tuple[int, float]) -> None:
+        for col, v in entries:
+            rows.append(row)
+            cols.append(col)
+            vals.append(v)
 
     # store: s[t] - keep s[t-1] - eta_c c[t] + d[t] / eta_d = 0 (keep * soc0 on the right for t = 0)
     for t in range(n):
-        put(t, is_ + t, 1.0)
+        put(t, (is_ + t, 1.0), (ic + t, -cfg.charge_efficiency), (id_ + t, 1.0 / cfg.discharge_efficiency))
         if t:
-            put(t, is_ + t - 1, -keep)
-        put(t, ic + t, -cfg.charge_efficiency)
-        put(t, id_ + t, 1.0 / cfg.discharge_efficiency)
+            put(t, (is_ + t - 1, -keep))
     a_eq = sp.csr_matrix((vals, (rows, cols)), shape=(n, nv))
     b_eq = np.zeros(n)
     b_eq[0] = keep * soc0
@@ -358,22 +362,21 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     for t in range(n - 1):
         dx = float(x[t + 1] - x[t])
         for sgn in (1.0, -1.0):
-            put(r, ic + t + 1, sgn), put(r, id_ + t + 1, -sgn), put(r, ic + t, -sgn), put(r, id_ + t, sgn)
-            put(r, iu + t, -1.0)
+            put(r, (ic + t + 1, sgn), (id_ + t + 1, -sgn), (ic + t, -sgn), (id_ + t, sgn), (iu + t, -1.0))
             b_ub.append(-sgn * dx)
             r += 1
     # no export: d[t] - c[t] <= x[t]
     for t in range(n):
-        put(r, id_ + t, 1.0), put(r, ic + t, -1.0)
+        put(r, (id_ + t, 1.0), (ic + t, -1.0))
         b_ub.append(float(x[t]))
         r += 1
     # one direction in a forced interval: c <= Pc z, d <= Pd (1 - z)
     pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
     for k, t in enumerate(forced):
-        put(r, ic + t, 1.0), put(r, iz + k, -pc)
+        put(r, (ic + t, 1.0), (iz + k, -pc))
         b_ub.append(0.0)
         r += 1
-        put(r, id_ + t, 1.0), put(r, iz + k, pd)
+        put(r, (id_ + t, 1.0), (iz + k, pd))
         b_ub.append(pd)
         r += 1
     a_ub = sp.csr_matrix((vals, (rows, cols)), shape=(r, nv))
@@ -382,7 +385,8 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     leak = keep ** np.arange(1, n + 1)
     lo[is_:is_ + n] = np.minimum(cfg.soc_min_kwh, soc0 * leak)
     hi[is_:is_ + n] = cfg.soc_max_kwh
-    lo[is_ + n - 1] = max(lo[is_ + n - 1], min(soc0 * leak[-1], cfg.soc_max_kwh))  # end no emptier
+    end = soc0 * leak[-1] if p.end_fraction is None else cfg.soc_min_kwh + p.end_fraction * cfg.usable_kwh
+    lo[is_ + n - 1] = max(lo[is_ + n - 1], min(end, cfg.soc_max_kwh))
     hi[iz:] = 1.0
     if not m:
         res = lp(cost, A_ub=a_ub, b_ub=np.array(b_ub), A_eq=a_eq, b_eq=b_eq,
