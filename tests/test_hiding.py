@@ -198,6 +198,12 @@ def test_bad_policy_parameters_refused(make: object, field: str) -> None:
         make()  # type: ignore[operator]
 
 
+def test_unreachable_end_of_day_refused() -> None:
+    cfg = BatteryConfig(100.0, 0.5, 0.5, initial_soc=0.0)  # 0.5 kW cannot fill 100 kWh in a day
+    with pytest.raises(ParameterError, match="end_fraction"):
+        hide(synthetic_day(1, 15), 15, cfg, LookAhead(end_fraction=1.0))
+
+
 def test_bad_loads_refused() -> None:
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
     with pytest.raises(ParameterError, match=r"load_kwh\[2\]"):

@@ -399,7 +399,8 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
                                       LinearConstraint(a_eq, b_eq, b_eq)],
                    bounds=Bounds(lo, hi), integrality=integrality)
     if res.x is None:
-        raise ParameterError(f"look-ahead programme has no solution: {res.message}")
+        raise ParameterError(f"look-ahead programme has no solution (end_fraction {p.end_fraction} cannot be "
+                             f"reached in the day?): {res.message}")
     return np.asarray(res.x, dtype=np.float64)
 
 
