@@ -69,7 +69,7 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, int, BatteryConfig, Policy]:
     return kw * minutes / 60, minutes, cfg, policy
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(cases())
 def test_every_policy_obeys_the_physics(case: tuple[np.ndarray, int, BatteryConfig, Policy]) -> None:
     x, minutes, cfg, policy = case
