@@ -159,3 +159,126 @@ def pcp(M: np.ndarray, *, lam: float | None = None, tol: float = 1e-7, max_iter:
         if residual < tol:
             return PcpResult(L, S, k, True, residual)
     return PcpResult(L, S, max_iter, False, residual)
+
+
+def _pcp_stack(M: np.ndarray, lam: float, tol: float, max_iter: int, rho: float = RHO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pcp` with full SVDs on a stack of matrices (B, m, n) at once, each with its own mu
+    and its own stop (a matrix that has converged is no longer updated).  Returns S, the
+    iterations and whether each converged."""
+    B = M.shape[0]
+    S = np.zeros_like(M)
+    iterations = np.zeros(B, dtype=np.int64)
+    converged = np.ones(B, dtype=bool)
+    norm_fro = np.linalg.norm(M, axis=(1, 2))
+    active = np.flatnonzero(norm_fro > 0)
+    if active.size == 0:
+        return S, iterations, converged
+    A = M[active]
+    norm_two = np.linalg.norm(A, 2, axis=(1, 2))
+    norm_inf = np.abs(A).max(axis=(1, 2))
+    Y = A / np.maximum(norm_two, norm_inf / lam)[:, None, None]
+    mu = MU_FACTOR / norm_two
+    mu_max = mu * MU_CAP
+    Sa = np.zeros_like(A)
+    fro = norm_fro[active]
+    for k in range(1, max_iter + 1):
+        inv = (1.0 / mu)[:, None, None]
+        U, s, Vt = np.linalg.svd(A - Sa + Y * inv, full_matrices=False)
+        L = (U * np.maximum(s - inv[:, :, 0], 0.0)[:, None, :]) @ Vt
+        Sa = _shrink(A - L + Y * inv, lam * inv)
+        Z = A - L - Sa
+        Y += mu[:, None, None] * Z
+        mu = np.minimum(mu * rho, mu_max)
+        done = np.linalg.norm(Z, axis=(1, 2)) / fro < tol
+        iterations[active] = k
+        if done.any():
+            S[active[done]] = Sa[done]
+            keep = ~done
+            active, A, Y, Sa, mu, mu_max, fro = (active[keep], A[keep], Y[keep], Sa[keep], mu[keep],
+                                                   mu_max[keep], fro[keep])
+            if active.size == 0:
+                break
+    S[active] = Sa
+    converged[active] = False
+    return S, iterations, converged
+
+
+@dataclass(frozen=True)
+class RpcaConfig:
+    """Parameters of :func:`rpca_scores` (section 6.3).
+
+    ``lam_factor`` multiplies the default ``1 / sqrt(max(m, n))`` of every PCP;
+    ``tol`` and ``max_iter`` are the stop of section 6.2 (a matrix that has not
+    converged within ``max_iter`` is an error, not a silent result);
+    ``floor`` (fraction of the meter's median day) keeps the shape score of an
+    almost empty day finite; ``batch`` is how many meters' matrices are solved at once."""
+
+    lam_factor: float = 1.0
+    tol: float = 1e-5
+    max_iter: int = 500
+    floor: float = 0.05
+    batch: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("lam_factor", "tol", "floor"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ParameterError(f"RpcaConfig.{name} must be a finite number > 0, not {v!r}")
+        if self.tol >= 1:
+            raise ParameterError(f"RpcaConfig.tol must be < 1, not {self.tol!r}")
+        if not (isinstance(self.max_iter, int) and 1 <= self.max_iter <= MAX_ITER):
+            raise ParameterError(f"RpcaConfig.max_iter must be an integer in 1..{MAX_ITER}")
+        if not (isinstance(self.batch, int) and 1 <= self.batch <= 10_000):
+            raise ParameterError("RpcaConfig.batch must be an integer in 1..10000")
+
+
+SCALE_FLOOR_KWH = 1e-3
+"""A meter whose median day is below 1 Wh is scaled as if it were 1 Wh (no division by zero)."""
+
+
+def _deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
+    """Negative part of the sparse component of PCP on the meters x days matrix ``X`` (section 6.3)."""
+    lam = config.lam_factor / math.sqrt(max(X.shape))
+    res = pcp(X, lam=lam, tol=config.tol, max_iter=config.max_iter)
+    if not res.converged:
+        raise ParameterError(f"PCP on the meters x days {what} matrix did not converge in {config.max_iter} "
+                             f"iterations (residual {res.residual:.2e}); raise max_iter or tol")
+    return np.maximum(-res.S, 0.0)
+
+
+def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig) -> np.ndarray:
+    """Per meter: PCP on its days x slots matrix (in units of its median day / slots); a day's score is
+    the l1 norm of its row of S over that of its row of M plus ``floor`` (section 6.3)."""
+    meters, days, slots = kwh.shape
+    lam = config.lam_factor / math.sqrt(max(days, slots))
+    out = np.empty((meters, days))
+    for lo in range(0, meters, config.batch):
+        hi = min(meters, lo + config.batch)
+        M = kwh[lo:hi] * (slots / scale[lo:hi])[:, None, None]
+        S, _, converged = _pcp_stack(M, lam, config.tol, config.max_iter)
+        if not converged.all():
+            bad = lo + int(np.flatnonzero(~converged)[0])
+            raise ParameterError(f"PCP on meter {bad}'s days x slots matrix did not converge in "
+                                 f"{config.max_iter} iterations; raise max_iter or tol")
+        out[lo:hi] = np.abs(S).sum(axis=2) / (np.abs(M).sum(axis=2) + config.floor * slots)
+    return out
+
+
+def rpca_scores(data: LoadData, config: RpcaConfig = RpcaConfig()) -> np.ndarray:
+    """Meters x days anomaly scores from the sparse parts of three PCPs, higher = more anomalous
+    (section 6.3): ``shape + max(total deficit, peak deficit)``."""
+    kwh = data.kwh
+    if not isinstance(kwh, np.ndarray) or kwh.dtype != np.float64 or not np.isfinite(kwh).all() or (kwh < 0).any():
+        raise ParameterError("LoadData.kwh must be finite, non-negative float64")
+    meters, days, _ = kwh.shape
+    if days * kwh.shape[2] > MAX_ENTRIES or meters * days > MAX_ENTRIES:
+        raise ParameterError(f"{meters} meters x {days} days is more than RPCA accepts ({MAX_ENTRIES} entries "
+                             f"per matrix)")
+    totals = kwh.sum(axis=2)
+    scale = np.maximum(np.median(totals, axis=1), SCALE_FLOOR_KWH)
+    peaks = kwh.max(axis=2)
+    peak_scale = np.maximum(np.median(peaks, axis=1), SCALE_FLOOR_KWH)
+    shape = _shape_scores(kwh, scale, config)
+    total_deficit = _deficit(totals / scale[:, None], config, "daily total")
+    peak_deficit = _deficit(peaks / peak_scale[:, None], config, "daily peak")
+    return shape + np.maximum(total_deficit, peak_deficit)
