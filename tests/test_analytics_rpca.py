@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.analytics import rpca
-from protocols.analytics.rpca import pcp
+from protocols.analytics.data import LoadData
+from protocols.analytics.rpca import RpcaConfig, pcp, rpca_scores
 from protocols.errors import ParameterError
 
 
@@ -30,7 +31,7 @@ def _relative_error(L: np.ndarray, L0: np.ndarray) -> float:
     return float(np.linalg.norm(L - L0) / np.linalg.norm(L0))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), svd=st.sampled_from(rpca.SVD_METHODS))
 def test_recovers_small_low_rank_plus_sparse(seed: int, svd: str) -> None:
     L0, S0, support = _low_rank_plus_sparse(60, 3, 0.05, seed)
@@ -39,6 +40,24 @@ def test_recovers_small_low_rank_plus_sparse(seed: int, svd: str) -> None:
     assert _relative_error(res.L, L0) < 1e-4
     assert np.array_equal(np.abs(res.S) > 1e-3, support)
     assert np.linalg.matrix_rank(res.L, tol=1e-6 * np.linalg.norm(res.L, 2)) == 3
+    lam = 1 / math.sqrt(60)
+    assert _objective(res.L, res.S, lam) <= _objective(L0, S0, lam) * (1 + 1e-6)
+
+
+def _objective(L: np.ndarray, S: np.ndarray, lam: float) -> float:
+    return float(np.linalg.svd(L, compute_uv=False).sum() + lam * np.abs(S).sum())
+
+
+@pytest.mark.parametrize("seed", [92, 133, 381, 451])
+def test_seeds_where_a_fast_penalty_growth_stops_early(seed: int) -> None:
+    """With rho = 1.5 (Lin, Chen and Ma's choice) these stop at a feasible, non-optimal point;
+    the default rho = 1.1 reaches the truth (section 6.2)."""
+    L0, S0, _ = _low_rank_plus_sparse(60, 3, 0.05, seed)
+    lam = 1 / math.sqrt(60)
+    fast = pcp(L0 + S0, rho=1.5)
+    assert fast.converged and _objective(fast.L, fast.S, lam) > _objective(L0, S0, lam)
+    res = pcp(L0 + S0)
+    assert res.converged and _relative_error(res.L, L0) < 1e-5
 
 
 @pytest.mark.parametrize("svd", ["auto", "full"])
@@ -54,7 +73,7 @@ def test_500_rank_25_target() -> None:
     """The issue's target: 500 x 500, rank 25, 5 % gross corruption, relative error <= 1e-5."""
     L0, S0, _ = _low_rank_plus_sparse(500, 25, 0.05, 2025)
     res = pcp(L0 + S0)
-    assert res.converged and res.iterations < 60
+    assert res.converged and res.iterations < 100
     assert _relative_error(res.L, L0) <= 1e-5
 
 
@@ -131,3 +150,75 @@ def test_oversized_refused_before_work() -> None:
 def test_bad_parameters_refused(kwargs: dict) -> None:
     with pytest.raises(ParameterError):
         pcp(np.eye(3), **kwargs)
+
+
+def test_stacked_pcp_matches_single() -> None:
+    """The batched solver used for meters is the same iteration as pcp with full SVDs."""
+    stack = np.stack([sum(_low_rank_plus_sparse(40, 2, 0.05, s)[:2]) for s in range(4)])
+    stack[2] = 0.0
+    S, iterations, converged = rpca._pcp_stack(stack, 1 / math.sqrt(40), 1e-7, 1000)
+    assert converged.all()
+    for i in range(4):
+        one = pcp(stack[i], tol=1e-7, svd="full")
+        assert iterations[i] == one.iterations
+        assert np.allclose(S[i], one.S, atol=1e-9 * max(1.0, np.abs(stack[i]).max()))
+
+
+def _households(meters: int, days: int, seed: int) -> np.ndarray:
+    """Days x 48 half-hours per meter: morning and evening peaks, weekend shift, noise, appliance spikes."""
+    rng = np.random.default_rng(seed)
+    hour = (np.arange(48) + 0.5) / 2
+    kwh = np.empty((meters, days, 48))
+    for m in range(meters):
+        base, morning, evening = rng.uniform(0.05, 0.2), rng.uniform(6, 9), rng.uniform(17, 21)
+        for d in range(days):
+            shift = 1.5 if d % 7 >= 5 else 0.0
+            day = (base + 0.6 * np.exp(-0.5 * (hour - morning - shift) ** 2)
+                   + 1.2 * np.exp(-0.5 * ((hour - evening) / 1.5) ** 2))
+            for _ in range(rng.poisson(2)):
+                day[rng.integers(12, 46)] += rng.uniform(0.3, 1.5)
+            kwh[m, d] = 0.5 * day * rng.lognormal(0.0, 0.1, 48)
+    return kwh
+
+
+def _load(kwh: np.ndarray) -> LoadData:
+    return LoadData(tuple(f"H{i:06d}" for i in range(kwh.shape[0])), datetime.date(2025, 1, 1), 30, kwh)
+
+
+@pytest.mark.parametrize("attack", ["reversed", "scaled", "flat", "zeros"])
+def test_planted_anomaly_scores_highest(attack: str) -> None:
+    kwh = _households(8, 70, 1)
+    x = kwh[3, 30].copy()
+    kwh[3, 30] = {"reversed": x[::-1], "scaled": 0.25 * x, "flat": np.full(48, x.mean()),
+                  "zeros": np.where((np.arange(48) >= 30) & (np.arange(48) < 44), 0.0, x)}[attack]
+    scores = rpca_scores(_load(kwh))
+    assert scores.shape == (8, 70) and np.isfinite(scores).all()
+    assert np.unravel_index(np.argmax(scores), scores.shape) == (3, 30)
+
+
+def test_scores_deterministic_and_input_untouched() -> None:
+    kwh = _households(5, 30, 2)
+    kwh[1] = 0.0   # a meter that never consumes: scored 0, no division by zero
+    before = kwh.copy()
+    a, b = rpca_scores(_load(kwh)), rpca_scores(_load(kwh), RpcaConfig(batch=2))
+    assert np.array_equal(kwh, before)
+    assert np.allclose(a, b, rtol=0, atol=1e-12)
+    assert not a[1].any()
+
+
+def test_scores_refuse_bad_data_and_config() -> None:
+    kwh = _households(3, 20, 3)
+    kwh[1, 2, 5] = np.nan
+    with pytest.raises(ParameterError):
+        rpca_scores(_load(kwh))
+    kwh[1, 2, 5] = -1.0
+    with pytest.raises(ParameterError):
+        rpca_scores(_load(kwh))
+    for bad in ({"lam_factor": 0.0}, {"tol": 2.0}, {"max_iter": 0}, {"floor": -1.0}, {"batch": 0}, {"rho": 1.0}):
+        with pytest.raises(ParameterError):
+            RpcaConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_scores_report_non_convergence() -> None:
+    with pytest.raises(ParameterError, match="converge"):
+        rpca_scores(_load(_households(3, 20, 4)), RpcaConfig(max_iter=2))
