@@ -217,7 +217,7 @@ class RpcaConfig:
     ``floor`` (fraction of the meter's median day) keeps the shape score of an
     almost empty day finite; ``batch`` is how many meters' matrices are solved at once."""
 
-    lam_factor: float = 1.0
+    lam_factor: float = 0.5
     rho: float = 1.5
     tol: float = 1e-5
     max_iter: int = 500
