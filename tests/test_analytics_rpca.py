@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from protocols.analytics import rpca
 from protocols.analytics.data import LoadData
 from protocols.analytics.rpca import RpcaConfig, pcp, rpca_scores
 from protocols.errors import ParameterError
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """The timings these tests rely on are one core's: a threaded BLAS on a busy machine can be
+    40 times slower on these small matrices (measured, section 6.2)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _low_rank_plus_sparse(n: int, rank: int, fraction: float, seed: int, magnitude: float = 500.0):
