@@ -4,8 +4,8 @@
 solving ``min ||L||_* + lam ||S||_1  s.t.  L + S = M`` (Candes, Li, Ma and
 Wright 2011) with the inexact augmented Lagrange multiplier method of Lin,
 Chen and Ma (2010, Algorithm 5), section 6.2.  :func:`rpca_scores` runs it on
-each meter's days x slots matrix and on the meters x days matrix of daily
-totals and scores a meter-day by its share of the sparse parts (section 6.3).
+each meter's days x slots matrix and on the meters x days matrices of daily
+totals and daily peaks, and scores a meter-day from the sparse parts (section 6.3).
 """
 
 from __future__ import annotations
