@@ -218,11 +218,16 @@ def test_scores_deterministic_and_input_untouched() -> None:
 def test_scores_refuse_bad_data_and_config() -> None:
     kwh = _households(3, 20, 3)
     kwh[1, 2, 5] = np.nan
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="H000001 on 2025-01-03 slot 5"):
         rpca_scores(_load(kwh))
     kwh[1, 2, 5] = -1.0
-    with pytest.raises(ParameterError):
+    with pytest.raises(ParameterError, match="H000001 on 2025-01-03 slot 5"):
         rpca_scores(_load(kwh))
+    kwh[1, 2, 5] = 0.0
+    as_int = _load(np.rint(kwh * 1000).astype(np.int64))
+    assert rpca_scores(as_int).shape == (3, 20)
+    with pytest.raises(ParameterError, match="real numbers"):
+        rpca_scores(_load(kwh.astype(complex)))
     for bad in ({"lam_factor": 0.0}, {"tol": 2.0}, {"max_iter": 0}, {"floor": -1.0}, {"batch": 0}, {"rho": 1.0}):
         with pytest.raises(ParameterError):
             RpcaConfig(**bad)  # type: ignore[arg-type]

@@ -89,9 +89,9 @@ def _randomized_svd(X: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np
 def _svt(X: np.ndarray, tau: float, predicted: int, method: str,
          rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Singular value thresholding D_tau[X] = U S_tau[Sigma] V^T; returns it and the number of
-    singular values above ``tau`` (section 6.2).  A partial SVD is used while it provably
-    found every singular value above ``tau`` (the smallest one computed is at most ``tau``);
-    otherwise its size doubles, and past the partial limit the full SVD is used."""
+    singular values above ``tau`` (section 6.2).  A partial SVD is accepted when the smallest
+    value it computed is at most ``tau`` (a check on estimates, not a proof); otherwise its size
+    doubles, and past the partial limit the full SVD is used."""
     d = min(X.shape)
     partial = method == "randomized" or (
         method == "auto" and d >= PARTIAL_MIN_SIDE and predicted <= PARTIAL_MAX_FRACTION * d)
@@ -163,7 +163,8 @@ def pcp(M: np.ndarray, *, lam: float | None = None, tol: float = 1e-7, max_iter:
     return PcpResult(L, S, max_iter, False, residual)
 
 
-def _pcp_stack(M: np.ndarray, lam: float, tol: float, max_iter: int, rho: float = RHO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pcp_stack(M: np.ndarray, lam: float, tol: float, max_iter: int,
+               rho: float = RHO) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`pcp` with full SVDs on a stack of matrices (B, m, n) at once, each with its own mu
     and its own stop (a matrix that has converged is no longer updated).  Returns S, the
     iterations and whether each converged."""
@@ -211,7 +212,7 @@ class RpcaConfig:
 
     ``lam_factor`` multiplies the default ``1 / sqrt(max(m, n))`` of every PCP;
     ``rho`` is the penalty growth (1.5, Lin, Chen and Ma's: scores need no 1e-7 accuracy and
-    it is 2.5 times faster than :data:`RHO` here, section 6.3);
+    it takes a third of the iterations of :data:`RHO` here, section 6.3);
     ``tol`` and ``max_iter`` are the stop of section 6.2 (a matrix that has not
     converged within ``max_iter`` is an error, not a silent result);
     ``floor`` (fraction of the meter's median day) keeps the shape score of an
@@ -274,13 +275,18 @@ def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig) -> np.
 def rpca_scores(data: LoadData, config: RpcaConfig = RpcaConfig()) -> np.ndarray:
     """Meters x days anomaly scores from the sparse parts of three PCPs, higher = more anomalous
     (section 6.3): ``shape + max(total deficit, peak deficit)``."""
-    kwh = data.kwh
-    if not isinstance(kwh, np.ndarray) or kwh.dtype != np.float64 or not np.isfinite(kwh).all() or (kwh < 0).any():
-        raise ParameterError("LoadData.kwh must be finite, non-negative float64")
-    meters, days, _ = kwh.shape
-    if days * kwh.shape[2] > MAX_ENTRIES or meters * days > MAX_ENTRIES:
+    if data.kwh.dtype.kind not in "fiu":
+        raise ParameterError(f"LoadData.kwh must hold real numbers, not {data.kwh.dtype}")
+    meters, days, slots = data.kwh.shape
+    if days * slots > MAX_ENTRIES or meters * days > MAX_ENTRIES:
         raise ParameterError(f"{meters} meters x {days} days is more than RPCA accepts ({MAX_ENTRIES} entries "
                              f"per matrix)")
+    kwh = np.asarray(data.kwh, dtype=np.float64)
+    bad = ~np.isfinite(kwh) | (kwh < 0)
+    if bad.any():
+        m, d, t = (int(i) for i in np.argwhere(bad)[0])
+        raise ParameterError(f"meter {data.meters[m]} on {data.day(d).isoformat()} slot {t}: reading "
+                             f"{float(kwh[m, d, t])!r} is not a finite, non-negative kWh")
     totals = kwh.sum(axis=2)
     scale = np.maximum(np.median(totals, axis=1), SCALE_FLOOR_KWH)
     peaks = kwh.max(axis=2)
