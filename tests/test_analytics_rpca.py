@@ -236,3 +236,28 @@ def test_scores_refuse_bad_data_and_config() -> None:
 def test_scores_report_non_convergence() -> None:
     with pytest.raises(ParameterError, match="converge"):
         rpca_scores(_load(_households(3, 20, 4)), RpcaConfig(max_iter=2))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), c=st.floats(1e-3, 1e3))
+def test_homogeneous_and_transpose_symmetric(seed: int, c: float) -> None:
+    """pcp(c M) = c pcp(M) (mu_0 scales as 1/c, Y_0 not at all) and pcp(M^T) = pcp(M)^T (section 6.2)."""
+    L0, S0, _ = _low_rank_plus_sparse(30, 2, 0.05, seed)
+    M = (L0 + S0)[:, :24]
+    base = pcp(M, svd="full")
+    scaled = pcp(c * M, svd="full")
+    assert scaled.iterations == base.iterations
+    assert np.allclose(scaled.L, c * base.L, atol=1e-8 * c * np.abs(M).max())
+    flipped = pcp(M.T.copy(), svd="full")
+    assert flipped.iterations == base.iterations
+    assert np.allclose(flipped.S, base.S.T, atol=1e-8 * np.abs(M).max())
+
+
+def test_scores_do_not_depend_on_meter_scale() -> None:
+    """Every part of the score is in units of the meter's own typical day (section 6.3)."""
+    kwh = _households(6, 40, 5)
+    kwh[2, 11] = kwh[2, 11][::-1]
+    factors = np.array([0.3, 1.0, 4.0, 0.8, 2.5, 10.0])
+    a = rpca_scores(_load(kwh))
+    b = rpca_scores(_load(kwh * factors[:, None, None]))
+    assert np.allclose(a, b, rtol=1e-6, atol=1e-9)
