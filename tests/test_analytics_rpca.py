@@ -234,7 +234,7 @@ def test_scores_refuse_bad_data_and_config() -> None:
 
 
 def test_scores_report_non_convergence() -> None:
-    with pytest.raises(ParameterError, match="converge"):
+    with pytest.raises(ParameterError, match="H000000.*converge"):
         rpca_scores(_load(_households(3, 20, 4)), RpcaConfig(max_iter=2))
 
 

@@ -254,7 +254,8 @@ def _deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
     return np.maximum(-res.S, 0.0)
 
 
-def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig) -> np.ndarray:
+def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig,
+                  names: tuple[str, ...]) -> np.ndarray:
     """Per meter: PCP on its days x slots matrix (in units of its median day / slots); a day's score is
     the l1 norm of its row of S over that of its row of M plus ``floor`` (section 6.3)."""
     meters, days, slots = kwh.shape
@@ -265,7 +266,7 @@ def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig) -> np.
         M = kwh[lo:hi] * (slots / scale[lo:hi])[:, None, None]
         S, _, converged = _pcp_stack(M, lam, config.tol, config.max_iter, config.rho)
         if not converged.all():
-            bad = lo + int(np.flatnonzero(~converged)[0])
+            bad = names[lo + int(np.flatnonzero(~converged)[0])]
             raise ParameterError(f"PCP on meter {bad}'s days x slots matrix did not converge in "
                                  f"{config.max_iter} iterations; raise max_iter or tol")
         out[lo:hi] = np.abs(S).sum(axis=2) / (np.abs(M).sum(axis=2) + config.floor * slots)
@@ -291,7 +292,7 @@ def rpca_scores(data: LoadData, config: RpcaConfig = RpcaConfig()) -> np.ndarray
     scale = np.maximum(np.median(totals, axis=1), SCALE_FLOOR_KWH)
     peaks = kwh.max(axis=2)
     peak_scale = np.maximum(np.median(peaks, axis=1), SCALE_FLOOR_KWH)
-    shape = _shape_scores(kwh, scale, config)
+    shape = _shape_scores(kwh, scale, config, data.meters)
     total_deficit = _deficit(totals / scale[:, None], config, "daily total")
     peak_deficit = _deficit(peaks / peak_scale[:, None], config, "daily peak")
     return shape + np.maximum(total_deficit, peak_deficit)
