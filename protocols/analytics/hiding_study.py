@@ -13,16 +13,19 @@ import csv
 import datetime
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from protocols.analytics.battery import BatteryConfig
 from protocols.analytics.data import INTERVALS_MINUTES, MAX_DAYS, MAX_KWH_PER_MINUTE, MAX_METERS, LoadData
 from protocols.errors import DecodeError, ParameterError
+
+if TYPE_CHECKING:
+    from protocols.analytics.nilm import LeakageReport
 
 METERED_HEADER = ("meter", "timestamp", "kwh_load", "kwh_grid", "kwh_battery", "kwh_loss", "soc_kwh")
 EVENTS_HEADER = ("meter", "start", "duration_minutes", "appliance", "power_kw")
@@ -233,7 +236,8 @@ def read_metered(path: str | os.PathLike[str]) -> Metered:
     refuse(np.abs((prev - soc) - (bat + loss)) > IDENTITY_TOLERANCE_KWH,
            "soc_prev - soc_kwh != kwh_battery + kwh_loss (specs/battery.md section 2.1)")
     shape = (len(meters), n // slots, slots)
-    return Metered(tuple(meters), first[0].date(), interval, *(a.reshape(shape) for a in (load, grid, bat, loss, soc)),
+    return Metered(tuple(meters), first[0].date(), interval, load=load.reshape(shape), grid=grid.reshape(shape),
+                   battery=bat.reshape(shape), loss=loss.reshape(shape), soc=soc.reshape(shape),
                    line=line_arr.reshape(shape), soc_start_kwh=soc_start)
 
 
@@ -493,13 +497,11 @@ def format_study(config: StudyConfig, rows: Sequence[StudyRow]) -> str:
     return head + format_table(rows) + "\n# recall per appliance (fast attacker)\n" + format_appliances(rows)
 
 
-def format_leakage(reports: dict[str, object], source: str) -> str:
+def format_leakage(reports: Mapping[str, LeakageReport], source: str) -> str:
     """``usapp analytics leakage`` output: one column per attacker (nilm.LeakageReport), then per appliance."""
-    from protocols.analytics.nilm import LeakageReport
-
-    reps = [r for r in reports.values() if isinstance(r, LeakageReport)]
-    if len(reps) != len(reports) or not reps:
-        raise ParameterError("format_leakage needs LeakageReport values")
+    reps = list(reports.values())
+    if not reps:
+        raise ParameterError("format_leakage needs at least one report")
     first = reps[0]
     out = [f"# events: {source}",
            f"# {first.meters} meters, {first.meter_days:g} meter-days; {first.eligible} eligible events "
