@@ -428,7 +428,9 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     group = commands.add_parser(
         "analytics", help="anomaly and theft detection on meter data (specs/analytics.md)",
         description="Generate load data, inject theft attacks, run the GMM / RPCA detectors, evaluate them, "
-                    "and measure what privacy costs them (specs/analytics.md section 9).", epilog=epilog)
+                    "and measure what privacy costs them (specs/analytics.md section 9); hide a household's load "
+                    "behind a battery and measure what a NILM attacker still finds (specs/battery.md section 6).",
+        epilog=epilog)
     actions = group.add_subparsers(dest="analytics_command", metavar="ACTION")
     methods = ("gmm", "rpca", "ensemble")
 
