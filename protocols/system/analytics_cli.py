@@ -7,6 +7,14 @@
     usapp analytics evaluate SCORES.csv [SCORES2.csv ...] LABELS.csv [--fpr P] [--precision P] [--k N]
                              [--plots DIR]
     usapp analytics privacy IN.csv LABELS.csv [--method M] [--levels L,...] [--sizes N,...] [--plots DIR]
+    usapp analytics hide IN.csv --policy best-effort|nill|stepping|lookahead --capacity-kwh C --power-kw P
+                         [--efficiency E] [--soc-start F] --out METERED.csv
+    usapp analytics leakage IN.csv METERED.csv [--events EVENTS.csv] [--plots DIR]
+    usapp analytics hiding-study [--households N] [--days D] [--seed S] [--capacities C,...] [--power-kw P]
+                                 [--policies P,...] [--plots DIR]
+
+``generate --events EVENTS.csv`` also writes the true appliance switching events; hide, leakage and
+hiding-study are the battery load hiding of specs/battery.md section 6.
 
 This module imports no numpy, scipy or scikit-learn: the handlers import the
 analytics modules when they run, so the rest of the command line stays light.
@@ -161,13 +169,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bar = ProgressBar("generating households")
     try:
         data = loadgen.generate(args.households, args.days, interval_minutes=interval, seed=parse_seed(args.seed),
-                                progress=bar)
+                                progress=bar, with_events=args.events is not None)
     finally:
         bar.close()
+    events = None
     if isinstance(data, tuple):  # (data, events) when a generator returns its events record too
-        data = data[0]
+        data, events = data
     dataset.write_long_csv(data, args.out)
     _say(f"wrote {args.households} households x {args.days} days at {interval} min to {args.out}")
+    if args.events is not None and events is not None:
+        from protocols.analytics import hiding_study
+
+        hiding_study.write_events(args.events, data, events, loadgen.APPLIANCES)
+        _say(f"wrote {len(events)} appliance switching events to {args.events}")
     return 0
 
 
@@ -281,6 +295,130 @@ def cmd_privacy(args: argparse.Namespace) -> int:
     return 0
 
 
+_BATTERY_OPTIONS = (("capacity_kwh", "--capacity-kwh"), ("max_charge_kw", "--power-kw"),
+                    ("max_discharge_kw", "--power-kw"), ("charge_efficiency", "--efficiency"),
+                    ("discharge_efficiency", "--efficiency"), ("initial_soc", "--soc-start"))
+
+
+def _battery(capacity_kwh: float, power_kw: float, efficiency: float, soc_start: float) -> Any:
+    """The battery of ``hide``: ``BatteryConfig`` with the same power and efficiency both ways (specs/battery.md
+    section 2.2); its ``ParameterError`` is prefixed with the option that carries the refused field."""
+    from protocols.analytics.battery import BatteryConfig
+    from protocols.errors import ParameterError
+
+    try:
+        return BatteryConfig(capacity_kwh, power_kw, power_kw, efficiency, efficiency, initial_soc=soc_start)
+    except ParameterError as exc:
+        text = str(exc)
+        for field, option in _BATTERY_OPTIONS:
+            if text.startswith(field):
+                raise ParameterError(f"{option}: {text}") from None
+        raise
+
+
+def cmd_hide(args: argparse.Namespace) -> int:
+    _need_file(args.input)
+    battery = _battery(args.capacity_kwh, args.power_kw, args.efficiency, args.soc_start)
+    from protocols.analytics import dataset, hiding, hiding_study
+    from protocols.errors import ParameterError
+
+    policy = hiding.POLICY_NAMES[args.policy]()
+    if isinstance(policy, hiding.Stepping) and args.power_kw < policy.step_kw:
+        raise ParameterError(f"--power-kw: {args.power_kw:g} kW is below the stepping policy's {policy.step_kw:g} kW "
+                             "step (no step could be held)")
+    data = dataset.read_long_csv(args.input, repair=args.repair)
+    bar = ProgressBar(f"hiding ({args.policy})")
+    traces = []
+    try:
+        for m in range(len(data.meters)):
+            traces.append(hiding.hide(data.kwh[m].reshape(-1), data.interval_minutes, battery, policy))
+            bar(m + 1, len(data.meters))
+    finally:
+        bar.close()
+    hiding_study.write_metered(args.out, data, traces)
+    costs = [hiding.cost(t, battery) for t in traces]
+    load = sum(c.load_kwh for c in costs)
+    loss = sum(c.loss_kwh for c in costs)
+    cycles = sum(c.equivalent_full_cycles for c in costs) / (len(costs) * data.days)
+    _say(f"wrote {len(data.meters)} meters x {data.days} days ({args.policy}, {battery.capacity_kwh:g} kWh / "
+         f"{battery.max_discharge_kw:g} kW) to {args.out}: loss {loss:.3f} kWh ({100 * loss / load if load else 0:.2f} "
+         f"% of the load), {cycles:.2f} equivalent full cycles per meter-day, peak "
+         f"{max(c.peak_load_kw for c in costs):.2f} kW -> {max(c.peak_grid_kw for c in costs):.2f} kW")
+    return 0
+
+
+def cmd_leakage(args: argparse.Namespace) -> int:
+    for path in (args.input, args.metered) + ((args.events,) if args.events else ()):
+        _need_file(path)
+    from protocols.analytics import dataset, hiding_study, loadgen, nilm
+
+    data = dataset.read_long_csv(args.input, repair=args.repair)
+    metered = hiding_study.read_metered(args.metered)
+    hiding_study.check_metered_load(data, metered)
+    if args.events:
+        events, names = hiding_study.read_events(args.events, data, loadgen.APPLIANCES)
+        source = f"true events from {args.events} ({len(events)} events)"
+    else:
+        events, names = None, None
+        source = ("no --events: the load's own on-edges stand in for the true events (specs/battery.md section 5); "
+                  "recall is the share of the load's steps still visible in the metered trace")
+    load_kw = nilm.kw_from_data(data)
+    grid_kw = nilm.kw_from_data(metered.grid_data())
+    reports = {"fast": nilm.leakage(load_kw, grid_kw, events, data.interval_minutes, appliance_names=names),
+               "slow": nilm.leakage(load_kw, grid_kw, events, data.interval_minutes, nilm.slow_attacker(),
+                                    appliance_names=names)}
+    sys.stdout.write(hiding_study.format_leakage(reports, source))
+    if args.plots:
+        from protocols.analytics import battery_plots
+
+        _say(f"plot written to {battery_plots.metered_day_plot(metered, args.plots)}")
+    return 0
+
+
+def _floats(option: str, text: str) -> tuple[float, ...]:
+    from protocols.errors import ParameterError
+
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ParameterError(f"{option}: {text!r} is not a comma-separated list of numbers") from None
+    if not values:
+        raise ParameterError(f"{option}: no value given")
+    return values
+
+
+def cmd_hiding_study(args: argparse.Namespace) -> int:
+    from protocols.analytics import hiding_study
+    from protocols.errors import ParameterError
+
+    options: dict[str, Any] = {"households": args.households, "days": args.days, "seed": parse_seed(args.seed),
+                               "power_kw": args.power_kw, "efficiency": args.efficiency}
+    if args.capacities:
+        options["capacities_kwh"] = _floats("--capacities", args.capacities)
+    if args.policies:
+        options["policies"] = tuple(part.strip() for part in args.policies.split(",") if part.strip())
+    try:
+        config = hiding_study.StudyConfig(**options)
+    except ParameterError as exc:
+        text = str(exc)
+        for field, option in _BATTERY_OPTIONS + (("households", "--households"), ("policies", "--policies"),
+                                                 ("power_kw", "--power-kw")):
+            if text.startswith(field):
+                raise ParameterError(f"{option if field != 'capacity_kwh' else '--capacities'}: {text}") from None
+        raise
+    bar = ProgressBar("hiding study")
+    try:
+        rows = hiding_study.study(config, progress=bar)
+    finally:
+        bar.close()
+    sys.stdout.write(hiding_study.format_study(config, rows))
+    if args.plots:
+        from protocols.analytics import battery_plots
+
+        _say(f"plot written to {battery_plots.study_plot(rows, args.plots)}")
+    return 0
+
+
 # --------------------------------------------------------------------------
 # Parser
 
@@ -290,7 +428,9 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     group = commands.add_parser(
         "analytics", help="anomaly and theft detection on meter data (specs/analytics.md)",
         description="Generate load data, inject theft attacks, run the GMM / RPCA detectors, evaluate them, "
-                    "and measure what privacy costs them (specs/analytics.md section 9).", epilog=epilog)
+                    "and measure what privacy costs them (specs/analytics.md section 9); hide a household's load "
+                    "behind a battery and measure what a NILM attacker still finds (specs/battery.md section 6).",
+        epilog=epilog)
     actions = group.add_subparsers(dest="analytics_command", metavar="ACTION")
     methods = ("gmm", "rpca", "ensemble")
 
@@ -301,6 +441,9 @@ def add_parser(commands: Any, epilog: str = "") -> None:
                                                          "or 1h (default 30min)")
     gen.add_argument("--seed", default="0", help="seed: an integer or any text (default 0)")
     gen.add_argument("--out", required=True, help="the long CSV to write (meter,timestamp,kwh)")
+    gen.add_argument("--events", default=None, metavar="EVENTS.csv",
+                     help="also write the true appliance switching events (meter,start,duration_minutes,"
+                          "appliance,power_kw; specs/battery.md section 6.3)")
     gen.set_defaults(handler=cmd_generate)
 
     att = actions.add_parser("attack", help="inject theft attacks h1..h6 (and faults) into meter-days",
@@ -356,5 +499,51 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     pv.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
     pv.add_argument("--plots", default=None, metavar="DIR", help="write the AUC-against-privacy PNG into DIR")
     pv.set_defaults(handler=cmd_privacy)
+
+
+    policies = ("best-effort", "nill", "stepping", "lookahead")
+    hd = actions.add_parser("hide", help="run a battery policy on each meter's load; write METERED.csv "
+                                         "(specs/battery.md section 6.1)", epilog=epilog)
+    hd.add_argument("input", metavar="IN.csv", help="a long CSV (meter,timestamp,kwh); 1-minute readings for NILM")
+    hd.add_argument("--policy", choices=policies, required=True, help="battery policy (specs/battery.md section 3)")
+    hd.add_argument("--capacity-kwh", type=float, required=True, help="battery capacity C in kWh, in (0, 10000]")
+    hd.add_argument("--power-kw", type=float, required=True, help="charge and discharge power limit in kW, "
+                                                                   "in (0, 100]")
+    hd.add_argument("--efficiency", type=float, default=0.95, help="one-way efficiency, the same both ways, in "
+                                                                   "(0, 1] (default 0.95)")
+    hd.add_argument("--soc-start", type=float, default=0.5, help="stored energy at the start of each meter's "
+                                                                 "series, a fraction of C (default 0.5)")
+    hd.add_argument("--repair", default="none", help="repair of the input (specs/analytics.md section 2.4)")
+    hd.add_argument("--out", required=True, metavar="METERED.csv", help="the metered CSV to write (meter,timestamp,"
+                                                                        "kwh_load,kwh_grid,kwh_battery,kwh_loss,"
+                                                                        "soc_kwh)")
+    hd.set_defaults(handler=cmd_hide)
+
+    lk = actions.add_parser("leakage", help="what a NILM attacker finds in the metered trace (specs/battery.md "
+                                            "section 6.4)", epilog=epilog)
+    lk.add_argument("input", metavar="IN.csv", help="the long CSV given to hide")
+    lk.add_argument("metered", metavar="METERED.csv", help="hide's output")
+    lk.add_argument("--events", default=None, metavar="EVENTS.csv", help="the true switching events (generate "
+                                                                         "--events); without it the load's own "
+                                                                         "edges stand in for them")
+    lk.add_argument("--repair", default="none", help="repair of IN.csv (specs/analytics.md section 2.4)")
+    lk.add_argument("--plots", default=None, metavar="DIR", help="write hiding_day.png into DIR: the load and "
+                                                                 "the metered trace over one day, detected "
+                                                                 "edges marked, and the SoC")
+    lk.set_defaults(handler=cmd_leakage)
+
+    st = actions.add_parser("hiding-study", help="recall and MI against battery size for each policy, on "
+                                                 "generated 1-minute households (specs/battery.md section 6.5)",
+                            epilog=epilog)
+    st.add_argument("--households", type=_positive, default=4, help="generated households (default 4)")
+    st.add_argument("--days", type=_positive, default=3, help="days per household (default 3)")
+    st.add_argument("--seed", default="1", help="generator seed: an integer or any text (default 1)")
+    st.add_argument("--capacities", default=None, help="comma-separated capacities in kWh (default 0.5,1,2,5,10)")
+    st.add_argument("--power-kw", type=float, default=3.0, help="power limit of every battery (default 3)")
+    st.add_argument("--efficiency", type=float, default=0.95, help="one-way efficiency (default 0.95)")
+    st.add_argument("--policies", default=None, help="comma-separated policies (default all four)")
+    st.add_argument("--plots", default=None, metavar="DIR", help="write hiding_study.png into DIR: recall and "
+                                                                 "MI against capacity, one line per policy")
+    st.set_defaults(handler=cmd_hiding_study)
 
     group.set_defaults(handler=None, subparser=group, choices=", ".join(actions.choices))
