@@ -10,7 +10,8 @@
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
     usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
     usapp interop PROTOCOL [--role ROLE=COMMAND ...] [--dir DIR] [--seed SEED]
-    usapp analytics generate|attack|detect|evaluate|privacy ...  (protocols/system/analytics_cli.py)
+    usapp analytics generate|attack|detect|evaluate|privacy|hide|leakage|hiding-study ...
+                    (protocols/system/analytics_cli.py)
 
 Results go to stdout, progress and errors to stderr.  An error is one line
 ``usapp: error: <message>``, never a traceback.  Exit status (EXIT_STATUS):
