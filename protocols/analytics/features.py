@@ -1,0 +1,139 @@
+"""Per meter-day features for the Gaussian mixture detector (specs/analytics.md section 5.1).
+
+Every feature compares one meter-day with the same meter's other days, so that
+households of different size and habits land on one scale: a raw feature is
+computed from the day's readings and the meter's leave-one-out reference (the
+median over its *other* days), then standardised by the meter's own robust
+spread (median and IQR over its days).  Nothing is learnt across meters here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from protocols.analytics.data import LoadData
+from protocols.errors import ParameterError
+
+FEATURE_NAMES = (
+    "total",        # log of the day's total over the meter's typical total
+    "level",        # mean per-reading log ratio to the meter's typical reading at that time of day
+    "spread",       # coefficient of variation of the day's readings
+    "roughness",    # mean absolute step between consecutive readings over the mean reading
+    "shape",        # correlation of the day's profile with the meter's typical profile
+    "reversed",     # correlation of the day's profile with the typical profile reversed in time
+    "zero_run",     # longest run of zero readings, as a fraction of the day
+    "night",        # share of the day's energy between 00:00 and 06:00
+)
+"""Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
+
+MIN_DAYS = 7
+"""A meter needs this many days for its own reference (spec 5.1)."""
+ZERO_KWH = 1e-9
+"""A reading at or below this is a zero reading (spec 5.1)."""
+EPS_DAY_KWH = 0.01
+"""Added to daily totals before the log ratio (spec 5.1), kWh."""
+FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01])
+"""Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
+CLIP = 30.0
+"""Standardised features are clipped to [-CLIP, CLIP] (spec 5.1)."""
+CHUNK_METERS = 128
+
+
+def loo_median(a: np.ndarray) -> np.ndarray:
+    """Median along axis 1 of ``a`` leaving out each element in turn (spec 5.1).
+
+    ``out[m, d, ...]`` is the median of ``a[m, e, ...]`` over ``e != d``; needs at
+    least two entries along axis 1.
+    """
+    n = a.shape[1]
+    if n < 2:
+        raise ParameterError("a leave-one-out median needs at least 2 days")
+    order = np.argsort(a, axis=1, kind="stable")
+    srt = np.take_along_axis(a, order, axis=1)
+    rank = np.empty_like(order)
+    idx = np.arange(n).reshape((1, n) + (1,) * (a.ndim - 2))
+    np.put_along_axis(rank, order, np.broadcast_to(idx, order.shape), axis=1)
+
+    def kth(k: int) -> np.ndarray:
+        # k-th smallest (from 0) of the n - 1 values left once the element of rank ``rank`` is removed
+        return np.where(rank > k, srt[:, k:k + 1], srt[:, k + 1:k + 2])
+
+    m = n - 1
+    if m % 2 == 1:
+        out = kth(m // 2)
+    else:
+        out = 0.5 * (kth(m // 2 - 1) + kth(m // 2))
+    return out
+
+
+def _robust_z(f: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """(f - leave-one-out median over days) / max(IQR over days / 1.349, floor), per meter and feature."""
+    centre = loo_median(f)
+    q75, q25 = np.percentile(f, [75.0, 25.0], axis=1, keepdims=True)
+    scale = np.maximum((q75 - q25) / 1.349, floors)
+    return (f - centre) / scale
+
+
+def _corr(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Pearson correlation along the last axis; 0 where either side is constant."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    pc = p - p.mean(axis=-1, keepdims=True)
+    num = (xc * pc).sum(axis=-1)
+    den = np.sqrt((xc * xc).sum(axis=-1) * (pc * pc).sum(axis=-1))
+    small = den <= 1e-12 * np.maximum(1.0, np.abs(num))
+    return np.where(small, 0.0, num / np.where(small, 1.0, den))
+
+
+def _longest_run(mask: np.ndarray) -> np.ndarray:
+    """Length of the longest run of True along the last axis."""
+    run = np.zeros(mask.shape[:-1], dtype=np.int64)
+    best = np.zeros_like(run)
+    for t in range(mask.shape[-1]):
+        run = np.where(mask[..., t], run + 1, 0)
+        np.maximum(best, run, out=best)
+    return best
+
+
+def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
+    """The raw (not yet standardised) features of a meters x days x slots block (spec 5.1)."""
+    m, d, t = kwh.shape
+    total = kwh.sum(axis=2)
+    mean = total / t
+    ref_total = loo_median(total)
+    ref_profile = loo_median(kwh)                     # meters x days x slots, over the other days
+    out = np.empty((m, d, len(FEATURE_NAMES)))
+    out[..., 0] = np.log((total + EPS_DAY_KWH) / (ref_total + EPS_DAY_KWH))
+    eps_read = EPS_DAY_KWH / t
+    out[..., 1] = np.log((kwh + eps_read) / (ref_profile + eps_read)).mean(axis=2)
+    safe = np.where(mean > 0, mean, 1.0)
+    out[..., 2] = np.where(mean > 0, kwh.std(axis=2) / safe, 0.0)
+    out[..., 3] = np.where(mean > 0, np.abs(np.diff(kwh, axis=2)).mean(axis=2) / safe, 0.0)
+    out[..., 4] = _corr(kwh, ref_profile)
+    out[..., 5] = _corr(kwh, ref_profile[..., ::-1])
+    out[..., 6] = _longest_run(kwh <= ZERO_KWH) / t
+    night = int(round(6 * slots_per_hour))
+    out[..., 7] = np.where(total > 0, kwh[..., :night].sum(axis=2) / np.where(total > 0, total, 1.0), 0.0)
+    return out
+
+
+def day_features(data: LoadData, *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """Standardised features, meters x days x F (spec 5.1); ``progress(done, meters)`` after each block."""
+    m, d, t = data.kwh.shape
+    if d < MIN_DAYS:
+        raise ParameterError(f"features need at least {MIN_DAYS} days per meter, got {d}")
+    if not np.all(np.isfinite(data.kwh)) or np.any(data.kwh < 0):
+        bad = np.argwhere(~np.isfinite(data.kwh) | (data.kwh < 0))[0]
+        raise ParameterError(f"kwh[{bad[0]}, {bad[1]}, {bad[2]}] (meter {data.meters[bad[0]]}) is negative or "
+                             "not finite")
+    floors = FLOORS.copy()
+    floors[FEATURE_NAMES.index("zero_run")] = 1.0 / t
+    out = np.empty((m, d, len(FEATURE_NAMES)))
+    for lo in range(0, m, CHUNK_METERS):
+        hi = min(m, lo + CHUNK_METERS)
+        raw = raw_features(data.kwh[lo:hi], 60.0 / data.interval_minutes)
+        out[lo:hi] = np.clip(_robust_z(raw, floors), -CLIP, CLIP)
+        if progress is not None:
+            progress(hi, m)
+    return out
