@@ -38,7 +38,9 @@ FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01])
 """Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
 CLIP = 30.0
 """Standardised features are clipped to [-CLIP, CLIP] (spec 5.1)."""
-CHUNK_METERS = 128
+REF_WINDOW_DAYS = 29
+"""Days in a meter-day's reference window, the day included (spec 5.1)."""
+CHUNK_METERS = 32
 
 
 def loo_median(a: np.ndarray) -> np.ndarray:
@@ -66,6 +68,26 @@ def loo_median(a: np.ndarray) -> np.ndarray:
     else:
         out = 0.5 * (kth(m // 2 - 1) + kth(m // 2))
     return out
+
+
+def window_days(days: int, width: int) -> np.ndarray:
+    """days x (n - 1): for each day, the other days of its reference window (spec 5.1).
+
+    The window is ``n = min(width, days)`` consecutive days containing the day, centred on it
+    where the data allow and shifted inwards at the start and end of the data.
+    """
+    n = min(width, days)
+    half = (n - 1) // 2
+    start = np.clip(np.arange(days) - half, 0, days - n)
+    win = start[:, None] + np.arange(n)[None, :]
+    keep = win != np.arange(days)[:, None]
+    return win[keep].reshape(days, n - 1)
+
+
+def window_median(a: np.ndarray, width: int) -> np.ndarray:
+    """Median along axis 1 (days) over each day's reference window without the day itself (spec 5.1)."""
+    idx = window_days(a.shape[1], width)
+    return np.median(np.take(a, idx, axis=1), axis=2)
 
 
 def _robust_z(f: np.ndarray, floors: np.ndarray) -> np.ndarray:
@@ -101,8 +123,8 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     m, d, t = kwh.shape
     total = kwh.sum(axis=2)
     mean = total / t
-    ref_total = loo_median(total)
-    ref_profile = loo_median(kwh)                     # meters x days x slots, over the other days
+    ref_total = window_median(total, REF_WINDOW_DAYS)
+    ref_profile = window_median(kwh, REF_WINDOW_DAYS)   # meters x days x slots, over the other days
     out = np.empty((m, d, len(FEATURE_NAMES)))
     out[..., 0] = np.log((total + EPS_DAY_KWH) / (ref_total + EPS_DAY_KWH))
     eps_read = EPS_DAY_KWH / t

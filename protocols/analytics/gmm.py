@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from protocols.analytics.data import LoadData
 from protocols.analytics.features import day_features
@@ -102,7 +103,8 @@ def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | 
     best: GaussianMixture | None = None
     values: list[float] = []
     for k in range(1, min(k_max, x.shape[0]) + 1):
-        g = _mixture(k, covariance_type, s, n_init, reg_covar, max_iter, tol).fit(x)
+        with threadpool_limits(limits=1):   # one BLAS thread: as fast on these sizes, and reproducible
+            g = _mixture(k, covariance_type, s, n_init, reg_covar, max_iter, tol).fit(x)
         v = float(g.bic(x) if criterion == "bic" else g.aic(x))
         values.append(v)
         if best is None or v < min(values[:-1]):
