@@ -44,14 +44,14 @@ class GmmConfig:
 
     k_max: int = 8
     criterion: str = "bic"
-    covariance_type: str = "full"
+    covariance_type: str = "diag"
     seed: int | str = 0
     n_init: int = 2
     reg_covar: float = 1e-3
     max_iter: int = 200
     tol: float = 1e-3
     fit_samples: int = 20_000
-    trim_z: float = 4.0
+    trim_z: float = 3.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.k_max, int) or not 1 <= self.k_max <= MAX_K:
@@ -91,10 +91,12 @@ def _check_x(x: np.ndarray) -> None:
 
 
 def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0, *,
-                 covariance_type: str = "full", n_init: int = 2, reg_covar: float = 1e-3, max_iter: int = 200,
+                 covariance_type: str = "diag", n_init: int = 2, reg_covar: float = 1e-3, max_iter: int = 200,
                  tol: float = 1e-3) -> tuple[GaussianMixture, list[float]]:
     """Fit K = 1..k_max (capped at the sample count) and return the best by ``criterion`` and every value (spec 5.2)."""
     _check_x(x)
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ParameterError(f"covariance_type must be one of {COVARIANCE_TYPES}, not {covariance_type!r}")
     if not isinstance(k_max, int) or not 1 <= k_max <= MAX_K:
         raise ParameterError(f"k_max must be an int in 1..{MAX_K}, not {k_max!r}")
     if criterion not in CRITERIA:
@@ -113,9 +115,10 @@ def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | 
     return best, values
 
 
-def choose_k(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0) -> int:
-    """The K in 1..k_max that minimises BIC (or AIC) of a full-covariance mixture fitted to ``x`` (spec 5.2)."""
-    _, values = fit_mixtures(x, k_max, criterion, seed)
+def choose_k(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0, *,
+             covariance_type: str = "full") -> int:
+    """The K in 1..k_max that minimises BIC (or AIC) of a mixture fitted to ``x`` (spec 5.2)."""
+    _, values = fit_mixtures(x, k_max, criterion, seed, covariance_type=covariance_type)
     return int(np.argmin(values)) + 1
 
 
@@ -131,7 +134,8 @@ def gmm_scores(data: LoadData, config: GmmConfig = GmmConfig(), *,
     x, _ = fit_sample(feats, config)
     g, _ = fit_mixtures(x, config.k_max, config.criterion, config.seed, covariance_type=config.covariance_type,
                         n_init=config.n_init, reg_covar=config.reg_covar, max_iter=config.max_iter, tol=config.tol)
-    scores = -g.score_samples(feats)
+    with threadpool_limits(limits=1):
+        scores = -g.score_samples(feats)
     return np.asarray(scores, dtype=np.float64).reshape(m, d)
 
 
