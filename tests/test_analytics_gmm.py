@@ -208,9 +208,9 @@ def test_flat_day_among_peaked_days_scores_highest() -> None:
     assert scores[4, 17] == scores.max()
 
 
-# measured (households seed 11, attacks seed 12, 40 meters x 120 days, 15% attacked): h1 0.950, h2 1.000,
-# h3 0.999, h4 1.000, h5 1.000, h6 0.988, all 0.989 (spec 5.3); asserted with a margin
-MIN_AUC = {1: 0.88, 2: 0.98, 3: 0.97, 4: 0.98, 5: 0.98, 6: 0.95}
+# measured (households seed 11, attacks seed 12, 40 meters x 120 days, 15% attacked): h1 0.959, h2 1.000,
+# h3 1.000, h4 1.000, h5 1.000, h6 0.989, all 0.991 (spec 5.3); asserted with a margin
+MIN_AUC = {1: 0.90, 2: 0.98, 3: 0.98, 4: 0.98, 5: 0.98, 6: 0.95}
 
 
 @pytest.mark.parametrize("kind", range(1, 7))
@@ -223,4 +223,4 @@ def test_each_attack_separates(attacked: tuple[LoadData, np.ndarray, np.ndarray]
 
 def test_overall_separation(attacked: tuple[LoadData, np.ndarray, np.ndarray]) -> None:
     _, codes, scores = attacked
-    assert roc_auc_score((codes != 0).ravel(), scores.ravel()) >= 0.96
+    assert roc_auc_score((codes != 0).ravel(), scores.ravel()) >= 0.97

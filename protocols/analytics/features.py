@@ -19,8 +19,8 @@ from protocols.errors import ParameterError
 FEATURE_NAMES = (
     "total",        # log of the day's total over the meter's typical total
     "level",        # mean per-reading log ratio to the meter's typical reading at that time of day
-    "spread",       # coefficient of variation of the day's readings
-    "roughness",    # mean absolute step between consecutive readings over the mean reading
+    "spread",       # log of the coefficient of variation of the day's readings
+    "roughness",    # log of the mean absolute step between consecutive readings over the mean reading
     "shape",        # correlation of the day's profile with the meter's typical profile
     "reversed",     # correlation of the day's profile with the typical profile reversed in time
     "zero_run",     # longest run of zero readings, as a fraction of the day
@@ -34,6 +34,8 @@ ZERO_KWH = 1e-9
 """A reading at or below this is a zero reading (spec 5.1)."""
 EPS_DAY_KWH = 0.01
 """Added to daily totals before the log ratio (spec 5.1), kWh."""
+EPS_RATIO = 0.01
+"""Added to the spread and roughness ratios before their log (spec 5.1)."""
 FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01])
 """Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
 CLIP = 30.0
@@ -130,8 +132,8 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     eps_read = EPS_DAY_KWH / t
     out[..., 1] = np.log((kwh + eps_read) / (ref_profile + eps_read)).mean(axis=2)
     safe = np.where(mean > 0, mean, 1.0)
-    out[..., 2] = np.where(mean > 0, kwh.std(axis=2) / safe, 0.0)
-    out[..., 3] = np.where(mean > 0, np.abs(np.diff(kwh, axis=2)).mean(axis=2) / safe, 0.0)
+    out[..., 2] = np.log(EPS_RATIO + np.where(mean > 0, kwh.std(axis=2) / safe, 0.0))
+    out[..., 3] = np.log(EPS_RATIO + np.where(mean > 0, np.abs(np.diff(kwh, axis=2)).mean(axis=2) / safe, 0.0))
     out[..., 4] = _corr(kwh, ref_profile)
     out[..., 5] = _corr(kwh, ref_profile[..., ::-1])
     out[..., 6] = _longest_run(kwh <= ZERO_KWH) / t
