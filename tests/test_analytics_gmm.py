@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import warnings
 
 import numpy as np
 import pytest
@@ -122,6 +123,16 @@ def test_choose_k_is_deterministic_and_bounded() -> None:
         choose_k(np.array([[1.0, np.nan], [0.0, 0.0]]), 2)
     with pytest.raises(ParameterError):
         choose_k(np.zeros((gmm.MAX_FIT_SAMPLES + 1, 1)), 2)
+
+
+def test_k_is_capped_at_the_distinct_rows() -> None:
+    x = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]]), 50, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # no "fewer distinct clusters than n_clusters" from k-means
+        assert choose_k(x, 6, "bic", 0) <= 2
+        flat = LoadData(("a", "b"), START, 60, np.ones((2, 10, 24)))
+        scores = gmm_scores(flat)
+    assert np.all(scores == scores[0, 0])
 
 
 # --- configuration and input bounds -------------------------------------------------------------

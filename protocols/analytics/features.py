@@ -2,9 +2,10 @@
 
 Every feature compares one meter-day with the same meter's other days, so that
 households of different size and habits land on one scale: a raw feature is
-computed from the day's readings and the meter's leave-one-out reference (the
-median over its *other* days), then standardised by the meter's own robust
-spread (median and IQR over its days).  Nothing is learnt across meters here.
+computed from the day's readings and the meter's reference (medians over the
+other days of a 29-day window around the day), then standardised by the
+meter's own robust spread (leave-one-out median and IQR over its days).
+Nothing is learnt across meters here.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def _check_x(x: np.ndarray) -> None:
 def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0, *,
                  covariance_type: str = "diag", n_init: int = 2, reg_covar: float = 1e-3, max_iter: int = 200,
                  tol: float = 1e-3) -> tuple[GaussianMixture, list[float]]:
-    """Fit K = 1..k_max (capped at the sample count) and return the best by ``criterion`` and every value (spec 5.2)."""
+    """Fit K = 1..k_max (capped at the number of distinct rows); the best by ``criterion`` and every value (spec 5.2)."""
     _check_x(x)
     if covariance_type not in COVARIANCE_TYPES:
         raise ParameterError(f"covariance_type must be one of {COVARIANCE_TYPES}, not {covariance_type!r}")
@@ -104,7 +104,8 @@ def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | 
     s = seed_int(seed)
     best: GaussianMixture | None = None
     values: list[float] = []
-    for k in range(1, min(k_max, x.shape[0]) + 1):
+    distinct = int(np.unique(x, axis=0).shape[0])
+    for k in range(1, min(k_max, distinct) + 1):
         with threadpool_limits(limits=1):   # one BLAS thread: as fast on these sizes, and reproducible
             g = _mixture(k, covariance_type, s, n_init, reg_covar, max_iter, tol).fit(x)
         v = float(g.bic(x) if criterion == "bic" else g.aic(x))
