@@ -26,6 +26,8 @@ FEATURE_NAMES = (
     "reversed",     # correlation of the day's profile with the typical profile reversed in time
     "zero_run",     # longest run of zero readings, as a fraction of the day
     "night",        # share of the day's energy between 00:00 and 06:00
+    "total_all",    # log of the day's total over the meter's median total over all its other days
+    "level_all",    # as level, against the median reading at that time over all the meter's other days
 )
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
 
@@ -37,7 +39,7 @@ EPS_DAY_KWH = 0.01
 """Added to daily totals before the log ratio (spec 5.1), kWh."""
 EPS_RATIO = 0.01
 """Added to the spread and roughness ratios before their log (spec 5.1)."""
-FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01])
+FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01, 0.05, 0.05])
 """Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
 CLIP = 30.0
 """Standardised features are clipped to [-CLIP, CLIP] (spec 5.1)."""
@@ -138,6 +140,8 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     out[..., 4] = _corr(kwh, ref_profile)
     out[..., 5] = _corr(kwh, ref_profile[..., ::-1])
     out[..., 6] = _longest_run(kwh <= ZERO_KWH) / t
+    out[..., 8] = np.log((total + EPS_DAY_KWH) / (loo_median(total) + EPS_DAY_KWH))
+    out[..., 9] = np.log((kwh + eps_read) / (loo_median(kwh) + eps_read)).mean(axis=2)
     night = int(round(6 * slots_per_hour))
     out[..., 7] = np.where(total > 0, kwh[..., :night].sum(axis=2) / np.where(total > 0, total, 1.0), 0.0)
     return out
