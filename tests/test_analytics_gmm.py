@@ -141,7 +141,7 @@ def test_k_is_capped_at_the_distinct_rows() -> None:
     {"k_max": 0}, {"k_max": gmm.MAX_K + 1}, {"k_max": 2.0}, {"criterion": "hqc"}, {"covariance_type": "block"},
     {"seed": -1}, {"seed": 2**32}, {"seed": 1.5}, {"seed": True}, {"n_init": 0}, {"reg_covar": 0.0},
     {"reg_covar": float("nan")}, {"max_iter": 0}, {"tol": 0.0}, {"fit_samples": 10}, {"trim_z": 0.0},
-    {"trim_z": float("nan")},
+    {"trim_z": float("nan")}, {"k_max": True}, {"reg_covar": "0.1"}, {"fit_samples": 20_000.0},
 ])
 def test_bad_config_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ParameterError):

@@ -54,31 +54,26 @@ class GmmConfig:
     trim_z: float = 3.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k_max, int) or not 1 <= self.k_max <= MAX_K:
-            raise ParameterError(f"k_max must be an int in 1..{MAX_K}, not {self.k_max!r}")
+        for name, low, high in (("k_max", 1, MAX_K), ("n_init", 1, 20), ("max_iter", 1, 10_000),
+                                ("fit_samples", 100, MAX_FIT_SAMPLES)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ParameterError(f"{name} must be an int in {low}..{high}, not {value!r}")
         if self.criterion not in CRITERIA:
             raise ParameterError(f"criterion must be one of {CRITERIA}, not {self.criterion!r}")
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ParameterError(f"covariance_type must be one of {COVARIANCE_TYPES}, not {self.covariance_type!r}")
         seed_int(self.seed)
-        if not isinstance(self.n_init, int) or not 1 <= self.n_init <= 20:
-            raise ParameterError(f"n_init must be an int in 1..20, not {self.n_init!r}")
+        for name in ("reg_covar", "tol", "trim_z"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"{name} must be a number, not {value!r}")
         if not 0 < self.reg_covar <= 1:
             raise ParameterError(f"reg_covar must be in (0, 1], not {self.reg_covar!r}")
-        if not isinstance(self.max_iter, int) or not 1 <= self.max_iter <= 10_000:
-            raise ParameterError(f"max_iter must be an int in 1..10000, not {self.max_iter!r}")
         if not 0 < self.tol <= 1:
             raise ParameterError(f"tol must be in (0, 1], not {self.tol!r}")
-        if not isinstance(self.fit_samples, int) or not 100 <= self.fit_samples <= MAX_FIT_SAMPLES:
-            raise ParameterError(f"fit_samples must be an int in 100..{MAX_FIT_SAMPLES}, not {self.fit_samples!r}")
         if not self.trim_z > 0:
             raise ParameterError(f"trim_z must be positive (inf: no trimming), not {self.trim_z!r}")
-
-
-def _mixture(k: int, covariance_type: str, seed: int, n_init: int, reg_covar: float, max_iter: int,
-             tol: float) -> GaussianMixture:
-    return GaussianMixture(n_components=k, covariance_type=covariance_type, n_init=n_init, reg_covar=reg_covar,
-                           max_iter=max_iter, tol=tol, init_params="kmeans", random_state=seed)
 
 
 def _check_x(x: np.ndarray) -> None:
@@ -90,36 +85,38 @@ def _check_x(x: np.ndarray) -> None:
         raise ParameterError(f"X row {int(np.argwhere(~np.isfinite(x))[0, 0])} is not finite")
 
 
-def fit_mixtures(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0, *,
-                 covariance_type: str = "diag", n_init: int = 2, reg_covar: float = 1e-3, max_iter: int = 200,
-                 tol: float = 1e-3) -> tuple[GaussianMixture, list[float]]:
-    """Fit K = 1..k_max (capped at the number of distinct rows); the best by ``criterion`` and every value (spec 5.2)."""
+def fit_mixtures(x: np.ndarray, config: GmmConfig) -> tuple[GaussianMixture, list[float]]:
+    """Fit K = 1..k_max (capped at the number of distinct rows of ``x``) with the EM settings of ``config``;
+    return the mixture with the smallest criterion value, the smaller K on a tie, and every value (spec 5.2)."""
     _check_x(x)
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ParameterError(f"covariance_type must be one of {COVARIANCE_TYPES}, not {covariance_type!r}")
-    if not isinstance(k_max, int) or not 1 <= k_max <= MAX_K:
-        raise ParameterError(f"k_max must be an int in 1..{MAX_K}, not {k_max!r}")
-    if criterion not in CRITERIA:
-        raise ParameterError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
-    s = seed_int(seed)
+    if not isinstance(config, GmmConfig):
+        raise ParameterError("config must be a GmmConfig")
+    seed = seed_int(config.seed)
     best: GaussianMixture | None = None
     values: list[float] = []
     distinct = int(np.unique(x, axis=0).shape[0])
-    for k in range(1, min(k_max, distinct) + 1):
-        with threadpool_limits(limits=1):   # one BLAS thread: as fast on these sizes, and reproducible
-            g = _mixture(k, covariance_type, s, n_init, reg_covar, max_iter, tol).fit(x)
-        v = float(g.bic(x) if criterion == "bic" else g.aic(x))
-        values.append(v)
-        if best is None or v < min(values[:-1]):
+    for k in range(1, min(config.k_max, distinct) + 1):
+        g = GaussianMixture(n_components=k, covariance_type=config.covariance_type, n_init=config.n_init,
+                            reg_covar=config.reg_covar, max_iter=config.max_iter, tol=config.tol,
+                            init_params="kmeans", random_state=seed)
+        with threadpool_limits(limits=1):   # one BLAS thread: as fast at these sizes, and reproducible
+            g.fit(x)
+        v = float(g.bic(x) if config.criterion == "bic" else g.aic(x))
+        if best is None or v < min(values):
             best = g
+        values.append(v)
     assert best is not None
     return best, values
 
 
 def choose_k(x: np.ndarray, k_max: int, criterion: str = "bic", seed: int | str = 0, *,
              covariance_type: str = "full") -> int:
-    """The K in 1..k_max that minimises BIC (or AIC) of a mixture fitted to ``x`` (spec 5.2)."""
-    _, values = fit_mixtures(x, k_max, criterion, seed, covariance_type=covariance_type)
+    """The K in 1..k_max that minimises BIC (or AIC) of a mixture fitted to ``x`` (spec 5.2).
+
+    EM settings are GmmConfig's defaults; ``covariance_type`` defaults to "full" here (a general mixture).
+    """
+    config = GmmConfig(k_max=k_max, criterion=criterion, covariance_type=covariance_type, seed=seed)
+    _, values = fit_mixtures(x, config)
     return int(np.argmin(values)) + 1
 
 
@@ -128,13 +125,14 @@ def gmm_scores(data: LoadData, config: GmmConfig = GmmConfig(), *,
     """Negative log-likelihood per meter-day, meters x days, higher = more anomalous (spec 5.3)."""
     if not isinstance(config, GmmConfig):
         raise ParameterError("config must be a GmmConfig")
+    if not isinstance(data, LoadData):
+        raise ParameterError("data must be a LoadData")
     m, d, _ = data.kwh.shape
     if m * d > MAX_ROWS:
         raise ParameterError(f"{m} meters x {d} days is more than {MAX_ROWS} meter-days")
     feats = day_features(data, progress=progress).reshape(m * d, -1)
     x, _ = fit_sample(feats, config)
-    g, _ = fit_mixtures(x, config.k_max, config.criterion, config.seed, covariance_type=config.covariance_type,
-                        n_init=config.n_init, reg_covar=config.reg_covar, max_iter=config.max_iter, tol=config.tol)
+    g, _ = fit_mixtures(x, config)
     with threadpool_limits(limits=1):
         scores = -g.score_samples(feats)
     return np.asarray(scores, dtype=np.float64).reshape(m, d)
