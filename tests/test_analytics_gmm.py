@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from protocols.analytics import gmm
+from protocols.analytics import features, gmm
 from protocols.analytics.data import LoadData
 from protocols.analytics.features import FEATURE_NAMES, day_features, loo_median, window_days
 from protocols.analytics.gmm import GmmConfig, choose_k, gmm_scores
@@ -182,6 +182,24 @@ def test_window_days_are_the_other_days_of_a_consecutive_window(days: int, width
         full = sorted(set(w[d].tolist()) | {d})
         assert d not in w[d] and len(set(w[d].tolist())) == n - 1
         assert full == list(range(full[0], full[0] + n)) and 0 <= full[0] and full[-1] < days
+
+
+def test_window_median_in_slot_blocks_equals_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    a = np.random.default_rng(4).random((3, 40, 11))
+    idx = window_days(40, 29)
+    expect = np.stack([np.median(a[:, idx[d], :], axis=1) for d in range(40)], axis=1)
+    assert np.array_equal(features.window_median(a, 29), expect)
+    monkeypatch.setattr(features, "WINDOW_BYTES", 3 * 28 * 8 * 4)      # 4 slots a block
+    assert np.array_equal(features.window_median(a, 29), expect)
+
+
+def test_one_minute_readings_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = households(3, 9, seed=6, slots=1440)
+    whole = day_features(data)
+    monkeypatch.setattr(features, "CHUNK_BYTES", 9 * 1440 * 8)         # one meter at a time
+    calls: list[tuple[int, int]] = []
+    assert np.array_equal(day_features(data, progress=lambda d, m: calls.append((d, m))), whole)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
 @settings(max_examples=10, deadline=None)

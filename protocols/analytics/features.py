@@ -46,6 +46,11 @@ CLIP = 30.0
 REF_WINDOW_DAYS = 29
 """Days in a meter-day's reference window, the day included (spec 5.1)."""
 CHUNK_METERS = 32
+"""At most this many meters are computed together (spec 5.1) ..."""
+CHUNK_BYTES = 64 << 20
+"""... and fewer when their readings take more than this many bytes (at least one meter)."""
+WINDOW_BYTES = 256 << 20
+"""Most bytes of gathered reference windows held at once."""
 
 
 def loo_median(a: np.ndarray) -> np.ndarray:
@@ -90,9 +95,20 @@ def window_days(days: int, width: int) -> np.ndarray:
 
 
 def window_median(a: np.ndarray, width: int) -> np.ndarray:
-    """Median along axis 1 (days) over each day's reference window without the day itself (spec 5.1)."""
+    """Median along axis 1 (days) over each day's reference window without the day itself (spec 5.1).
+
+    A 3-D ``a`` (meters x days x slots) is done a block of slots at a time, so that the gathered
+    windows never take more than ``WINDOW_BYTES``.
+    """
     idx = window_days(a.shape[1], width)
-    return np.median(np.take(a, idx, axis=1), axis=2)
+    if a.ndim == 2:
+        return np.median(np.take(a, idx, axis=1), axis=2)
+    out = np.empty(a.shape)
+    per_slot = a.shape[0] * idx.size * 8
+    step = max(1, WINDOW_BYTES // per_slot)
+    for lo in range(0, a.shape[2], step):
+        out[..., lo:lo + step] = np.median(np.take(a[..., lo:lo + step], idx, axis=1), axis=2)
+    return out
 
 
 def _robust_z(f: np.ndarray, floors: np.ndarray) -> np.ndarray:
@@ -140,15 +156,17 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     out[..., 4] = _corr(kwh, ref_profile)
     out[..., 5] = _corr(kwh, ref_profile[..., ::-1])
     out[..., 6] = _longest_run(kwh <= ZERO_KWH) / t
-    out[..., 8] = np.log((total + EPS_DAY_KWH) / (loo_median(total) + EPS_DAY_KWH))
-    out[..., 9] = np.log((kwh + eps_read) / (loo_median(kwh) + eps_read)).mean(axis=2)
     night = int(round(6 * slots_per_hour))
     out[..., 7] = np.where(total > 0, kwh[..., :night].sum(axis=2) / np.where(total > 0, total, 1.0), 0.0)
+    out[..., 8] = np.log((total + EPS_DAY_KWH) / (loo_median(total) + EPS_DAY_KWH))
+    out[..., 9] = np.log((kwh + eps_read) / (loo_median(kwh) + eps_read)).mean(axis=2)
     return out
 
 
 def day_features(data: LoadData, *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Standardised features, meters x days x F (spec 5.1); ``progress(done, meters)`` after each block."""
+    if not isinstance(data, LoadData):
+        raise ParameterError("data must be a LoadData")
     m, d, t = data.kwh.shape
     if d < MIN_DAYS:
         raise ParameterError(f"features need at least {MIN_DAYS} days per meter, got {d}")
@@ -159,8 +177,9 @@ def day_features(data: LoadData, *, progress: Callable[[int, int], None] | None 
     floors = FLOORS.copy()
     floors[FEATURE_NAMES.index("zero_run")] = 1.0 / t
     out = np.empty((m, d, len(FEATURE_NAMES)))
-    for lo in range(0, m, CHUNK_METERS):
-        hi = min(m, lo + CHUNK_METERS)
+    chunk = max(1, min(CHUNK_METERS, CHUNK_BYTES // (d * t * 8)))
+    for lo in range(0, m, chunk):
+        hi = min(m, lo + chunk)
         raw = raw_features(data.kwh[lo:hi], 60.0 / data.interval_minutes)
         out[lo:hi] = np.clip(_robust_z(raw, floors), -CLIP, CLIP)
         if progress is not None:
