@@ -28,6 +28,7 @@ FEATURE_NAMES = (
     "night",        # share of the day's energy between 00:00 and 06:00
     "total_all",    # log of the day's total over the meter's median total over all its other days
     "level_all",    # as level, against the median reading at that time over all the meter's other days
+    "shape_all",    # as shape, against the median profile over all the meter's other days
 )
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
 
@@ -39,7 +40,7 @@ EPS_DAY_KWH = 0.01
 """Added to daily totals before the log ratio (spec 5.1), kWh."""
 EPS_RATIO = 0.01
 """Added to the spread and roughness ratios before their log (spec 5.1)."""
-FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01, 0.05, 0.05])
+FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01, 0.05, 0.05, 0.02])
 """Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
 CLIP = 30.0
 """Standardised features are clipped to [-CLIP, CLIP] (spec 5.1)."""
@@ -159,7 +160,9 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     night = int(round(6 * slots_per_hour))
     out[..., 7] = np.where(total > 0, kwh[..., :night].sum(axis=2) / np.where(total > 0, total, 1.0), 0.0)
     out[..., 8] = np.log((total + EPS_DAY_KWH) / (loo_median(total) + EPS_DAY_KWH))
-    out[..., 9] = np.log((kwh + eps_read) / (loo_median(kwh) + eps_read)).mean(axis=2)
+    all_profile = loo_median(kwh)
+    out[..., 9] = np.log((kwh + eps_read) / (all_profile + eps_read)).mean(axis=2)
+    out[..., 10] = _corr(kwh, all_profile)
     return out
 
 
