@@ -208,7 +208,8 @@ def test_features_do_not_depend_on_the_household_scale(c: float) -> None:
     data = households(3, 20, seed=5)
     f1 = day_features(data)
     f2 = day_features(LoadData(data.meters, START, 30, data.kwh * c))
-    shape_only = [FEATURE_NAMES.index(n) for n in ("spread", "roughness", "shape", "reversed", "zero_run", "night")]
+    shape_only = [FEATURE_NAMES.index(n) for n in ("spread", "roughness", "shape", "reversed", "zero_run", "night",
+                                                  "shape_all", "spread_pop")]
     assert np.allclose(f1[..., shape_only], f2[..., shape_only], atol=1e-9)
     assert np.allclose(f1, f2, atol=0.1)  # total and level only through the small additive EPS_DAY_KWH
 
@@ -240,6 +241,15 @@ def test_flat_day_among_peaked_days_scores_highest() -> None:
     kwh[4, 17] = kwh[4, 17].mean()
     scores = gmm_scores(LoadData(data.meters, START, 30, kwh), GmmConfig(k_max=3))
     assert scores[4, 17] == scores.max()
+
+
+def test_a_meter_flat_on_every_day_scores_above_every_other_day() -> None:
+    # a whole-history h5 thief: its own history is flat too, so only spread_pop (population scale) sees it
+    data = households(20, 40, seed=41)
+    kwh = data.kwh.copy()
+    kwh[7] = kwh[7].mean(axis=1, keepdims=True) * np.ones((1, 48))
+    scores = gmm_scores(LoadData(data.meters, START, 30, kwh))
+    assert scores[7].min() > np.delete(scores, 7, axis=0).max()     # measured: 207 against 101
 
 
 # measured (households seed 11, attacks seed 12, 40 meters x 120 days, 15% attacked): h1 0.944, h2 1.000,

@@ -29,7 +29,10 @@ FEATURE_NAMES = (
     "total_all",    # log of the day's total over the meter's median total over all its other days
     "level_all",    # as level, against the median reading at that time over all the meter's other days
     "shape_all",    # as shape, against the median profile over all the meter's other days
+    "spread_pop",   # spread, standardised over all meters' days instead of the meter's own
 )
+POP_SOURCES = (2,)
+"""Raw features that are also standardised over the population (the last len(POP_SOURCES) features)."""
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
 
 MIN_DAYS = 7
@@ -147,7 +150,7 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     mean = total / t
     ref_total = window_median(total, REF_WINDOW_DAYS)
     ref_profile = window_median(kwh, REF_WINDOW_DAYS)   # meters x days x slots, over the other days
-    out = np.empty((m, d, len(FEATURE_NAMES)))
+    out = np.empty((m, d, len(FEATURE_NAMES) - len(POP_SOURCES)))
     out[..., 0] = np.log((total + EPS_DAY_KWH) / (ref_total + EPS_DAY_KWH))
     eps_read = EPS_DAY_KWH / t
     out[..., 1] = np.log((kwh + eps_read) / (ref_profile + eps_read)).mean(axis=2)
@@ -179,12 +182,18 @@ def day_features(data: LoadData, *, progress: Callable[[int, int], None] | None 
                              "not finite")
     floors = FLOORS.copy()
     floors[FEATURE_NAMES.index("zero_run")] = 1.0 / t
+    own = len(FEATURE_NAMES) - len(POP_SOURCES)
     out = np.empty((m, d, len(FEATURE_NAMES)))
     chunk = max(1, min(CHUNK_METERS, CHUNK_BYTES // (d * t * 8)))
     for lo in range(0, m, chunk):
         hi = min(m, lo + chunk)
         raw = raw_features(data.kwh[lo:hi], 60.0 / data.interval_minutes)
-        out[lo:hi] = np.clip(_robust_z(raw, floors), -CLIP, CLIP)
+        out[lo:hi, :, :own] = np.clip(_robust_z(raw, floors[:own]), -CLIP, CLIP)
+        out[lo:hi, :, own:] = raw[..., list(POP_SOURCES)]
         if progress is not None:
             progress(hi, m)
+    pop = out[..., own:].reshape(-1, len(POP_SOURCES))
+    q75, med, q25 = np.percentile(pop, [75.0, 50.0, 25.0], axis=0)
+    scale = np.maximum((q75 - q25) / 1.349, floors[list(POP_SOURCES)])
+    out[..., own:] = np.clip((out[..., own:] - med) / scale, -CLIP, CLIP)
     return out
