@@ -31,9 +31,9 @@ FEATURE_NAMES = (
     "shape_all",    # as shape, against the median profile over all the meter's other days
     "spread_pop",   # spread, standardised over all meters' days instead of the meter's own
 )
-POP_SOURCES = (2,)
-"""Raw features that are also standardised over the population (the last len(POP_SOURCES) features)."""
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
+POP_SOURCES = (2,)
+"""Raw features (here spread) standardised over all meter-days: the last len(POP_SOURCES) features (spec 5.1)."""
 
 MIN_DAYS = 7
 """A meter needs this many days for its own reference (spec 5.1)."""
@@ -44,7 +44,7 @@ EPS_DAY_KWH = 0.01
 EPS_RATIO = 0.01
 """Added to the spread and roughness ratios before their log (spec 5.1)."""
 FLOORS = np.array([0.05, 0.05, 0.02, 0.02, 0.02, 0.02, 0.0, 0.01, 0.05, 0.05, 0.02])
-"""Lower bound of the per-meter robust spread of each feature (spec 5.1); zero_run's is 1/slots."""
+"""Lower bound of the robust spread of each raw feature (spec 5.1); zero_run's is set to 1/slots."""
 CLIP = 30.0
 """Standardised features are clipped to [-CLIP, CLIP] (spec 5.1)."""
 REF_WINDOW_DAYS = 29
