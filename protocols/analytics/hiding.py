@@ -110,11 +110,13 @@ class Stepping:
 class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
-    Minimises the total variation of the metered energy, sum |g[t+1] - g[t]|, plus ``loss_weight``
-    times the energy lost (default 0.1) plus ``throughput_weight`` times the battery's throughput
-    (default 1e-6, a tie-break), subject to the battery model.  Each day ends with at least the
-    stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
-    fraction of the SoC window.
+    Minimises the metered energy's distance from one level per day, sum |g[t] - c| with c free (the
+    flattest trace the battery can hold), plus ``variation_weight`` times its total variation
+    sum |g[t+1] - g[t]| (default 0.25: flattens what the level term leaves free), plus
+    ``loss_weight`` times the energy lost (default 1.6, above 1 + 2 x variation_weight so that
+    burning energy never pays) plus ``throughput_weight`` times the throughput (1e-6, a tie-break),
+    subject to the battery model.  Each day ends with at least the stored energy it started with
+    (less the leak), or, if ``end_fraction`` is given, at least that fraction of the SoC window.
     """
 
     loss_weight: float = 1.6
@@ -123,8 +125,8 @@ class LookAhead:
     variation_weight: float = 0.25
 
     def __post_init__(self) -> None:
-        _param("variation_weight", self.variation_weight, 0, 1e6)
         _param("loss_weight", self.loss_weight, 0, 1e6)
+        _param("variation_weight", self.variation_weight, 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
         if self.end_fraction is not None:
             _param("end_fraction", self.end_fraction, 0, 1)
@@ -311,7 +313,7 @@ def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
 
 def plan_day(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
              p: LookAhead) -> tuple[np.ndarray, np.ndarray]:
-    """The LP of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
+    """The programme of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
     forced: set[int] = set()
     for _ in range(x.size + 1):
         sol = _solve(cfg, x, dt_h, soc0, p, sorted(forced))
