@@ -72,7 +72,7 @@ def test_hourly_readings_are_rounded_whole_wh_and_bounded() -> None:
     day[:60] = 0.0104 / 60  # 10.4 Wh in the first hour
     assert ht.hourly_wh(day) == [10] + [30] * 23
     with pytest.raises(ParameterError, match="hourly reading"):
-        ht.hourly_wh(np.full(1440, 3.0))  # 180 kWh in an hour
+        ht.hourly_wh(np.full(1440, 5.0))  # 300 kWh in an hour: above 2^18 Wh
 
 
 @pytest.mark.parametrize("options, field", [

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from protocols.analytics.battery import BatteryConfig
-from protocols.analytics.data import ATTACKS, LABEL_NAMES, LoadData
+from protocols.analytics.data import ATTACKS, LABEL_NAMES, MAX_DAYS, LoadData
 from protocols.errors import ParameterError
 
 POLICIES = ("none", "best-effort", "nill", "stepping", "lookahead")
@@ -30,8 +30,8 @@ MAX_LOOKAHEAD_HOUSEHOLD_DAYS = 200
 DETECTED_INTERVAL = 30
 """The utility's readings: the metered 1-minute trace summed to 30 minutes."""
 HOOD_MIN, HOOD_MAX = 6, 64
-VALUE_BITS = 17
-"""Hourly readings in Wh below 2^17 = 131 072: covers the 100 kW connection bound for an hour."""
+VALUE_BITS = 18
+"""Hourly readings in Wh below 2^18 = 262 144: a 100 kW load plus a 100 kW charge for an hour."""
 SLOTS = 24
 
 Progress = Callable[[int, int], None]
@@ -67,7 +67,7 @@ class TogetherConfig:
 
     def __post_init__(self) -> None:
         h = _int("households", self.households, 1, MAX_HOUSEHOLD_DAYS)
-        d = _int("days", self.days, 1, MAX_HOUSEHOLD_DAYS)
+        d = _int("days", self.days, 1, min(MAX_DAYS, MAX_HOUSEHOLD_DAYS))
         if h * d > MAX_HOUSEHOLD_DAYS:
             raise ParameterError(f"households x days = {h * d}; at most {MAX_HOUSEHOLD_DAYS}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, str)) or (
