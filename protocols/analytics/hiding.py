@@ -110,19 +110,23 @@ class Stepping:
 class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
-    Minimises the total variation of the metered energy, sum |g[t+1] - g[t]|, plus ``loss_weight``
-    times the energy lost (default 0.1) plus ``throughput_weight`` times the battery's throughput
-    (default 1e-6, a tie-break), subject to the battery model.  Each day ends with at least the
-    stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
-    fraction of the SoC window.
+    Minimises the metered energy's distance from one level per day, sum |g[t] - c| with c free (the
+    flattest trace the battery can hold), plus ``variation_weight`` times its total variation
+    sum |g[t+1] - g[t]| (default 0.25: flattens what the level term leaves free), plus
+    ``loss_weight`` times the energy lost (default 1.6, above 1 + 2 x variation_weight so that
+    burning energy never pays) plus ``throughput_weight`` times the throughput (1e-6, a tie-break),
+    subject to the battery model.  Each day ends with at least the stored energy it started with
+    (less the leak), or, if ``end_fraction`` is given, at least that fraction of the SoC window.
     """
 
-    loss_weight: float = 0.1
+    loss_weight: float = 1.6
     throughput_weight: float = 1e-6
     end_fraction: float | None = None
+    variation_weight: float = 0.25
 
     def __post_init__(self) -> None:
         _param("loss_weight", self.loss_weight, 0, 1e6)
+        _param("variation_weight", self.variation_weight, 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
         if self.end_fraction is not None:
             _param("end_fraction", self.end_fraction, 0, 1)
@@ -309,7 +313,7 @@ def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
 
 def plan_day(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
              p: LookAhead) -> tuple[np.ndarray, np.ndarray]:
-    """The LP of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
+    """The programme of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
     forced: set[int] = set()
     for _ in range(x.size + 1):
         sol = _solve(cfg, x, dt_h, soc0, p, sorted(forced))
@@ -330,14 +334,18 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     n, m = x.size, len(forced)
-    # variables: c[n] (drawn to charge), d[n] (delivered), s[n] (stored at the end), u[n-1] (|dg|), z[m]
-    ic, id_, is_, iu, iz = 0, n, 2 * n, 3 * n, 4 * n - 1
+    pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
+    # variables: c[n] (drawn to charge), d[n] (delivered), s[n] (stored at the end), v[n] (|g - level|),
+    # level, u[n-1] (|g[t+1] - g[t]|), z[m]
+    ic, id_, is_, iv, il, iu = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
+    iz = iu + n - 1
     nv = iz + m
     keep = 1 - cfg.self_discharge_per_hour * dt_h
     cost = np.zeros(nv)
     cost[ic:ic + n] = p.throughput_weight + p.loss_weight * (1 - cfg.charge_efficiency)
     cost[id_:id_ + n] = p.throughput_weight + p.loss_weight * (1 / cfg.discharge_efficiency - 1)
-    cost[iu:iu + n - 1] = 1.0
+    cost[iv:iv + n] = 1.0
+    cost[iu:iu + n - 1] = p.variation_weight
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -359,6 +367,12 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     rows, cols, vals = [], [], []
     b_ub: list[float] = []
     r = 0
+    # distance from the day's level: +-(g[t] - level) - v[t] <= 0 with g = x - d + c
+    for t in range(n):
+        for sgn in (1.0, -1.0):
+            put(r, (ic + t, sgn), (id_ + t, -sgn), (il, -sgn), (iv + t, -1.0))
+            b_ub.append(-sgn * float(x[t]))
+            r += 1
     # total variation: +-(g[t+1] - g[t]) - u[t] <= 0 with g = x - d + c
     for t in range(n - 1):
         dx = float(x[t + 1] - x[t])
@@ -372,7 +386,6 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
         b_ub.append(float(x[t]))
         r += 1
     # one direction in a forced interval: c <= Pc z, d <= Pd (1 - z)
-    pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
     for k, t in enumerate(forced):
         put(r, (ic + t, 1.0), (iz + k, -pc))
         b_ub.append(0.0)

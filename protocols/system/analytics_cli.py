@@ -12,6 +12,7 @@
     usapp analytics leakage IN.csv METERED.csv [--events EVENTS.csv] [--plots DIR]
     usapp analytics hiding-study [--households N] [--days D] [--seed S] [--capacities C,...] [--power-kw P]
                                  [--policies P,...] [--plots DIR]
+    usapp analytics hiding-together [--households N] [--days D] [--seed S] [--capacity-kwh C] [--power-kw P]
 
 ``generate --events EVENTS.csv`` also writes the true appliance switching events; hide, leakage and
 hiding-study are the battery load hiding of specs/battery.md section 6.
@@ -419,6 +420,33 @@ def cmd_hiding_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hiding_together(args: argparse.Namespace) -> int:
+    from protocols.analytics import hiding_together
+    from protocols.errors import ParameterError
+
+    options: dict[str, Any] = {"households": args.households, "days": args.days, "seed": parse_seed(args.seed),
+                               "capacity_kwh": args.capacity_kwh, "power_kw": args.power_kw}
+    if args.policies:
+        options["policies"] = tuple(part.strip() for part in args.policies.split(",") if part.strip())
+    try:
+        config = hiding_together.TogetherConfig(**options)
+    except ParameterError as exc:
+        text = str(exc)
+        for field, option in _BATTERY_OPTIONS + (("households", "--households"), ("days", "--days"),
+                                                 ("policies", "--policies"), ("power_kw", "--power-kw"),
+                                                 ("hood_meters", "--households")):
+            if text.startswith(field):
+                raise ParameterError(f"{option}: {text}") from None
+        raise
+    bar = ProgressBar("hiding together")
+    try:
+        rows = hiding_together.run(config, progress=bar)
+    finally:
+        bar.close()
+    sys.stdout.write(hiding_together.format_table(config, rows))
+    return 0
+
+
 # --------------------------------------------------------------------------
 # Parser
 
@@ -545,5 +573,17 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     st.add_argument("--plots", default=None, metavar="DIR", help="write hiding_study.png into DIR: recall and "
                                                                  "MI against capacity, one line per policy")
     st.set_defaults(handler=cmd_hiding_study)
+
+    tg = actions.add_parser("hiding-together", help="battery policies against NILM, theft detection and a real "
+                                                    "aggregation round, in one table (specs/battery.md section 8)",
+                            epilog=epilog)
+    tg.add_argument("--households", type=_positive, default=40, help="generated households (default 40; >= 8)")
+    tg.add_argument("--days", type=_positive, default=28, help="days per household (default 28)")
+    tg.add_argument("--seed", default="1", help="generator seed: an integer or any text (default 1)")
+    tg.add_argument("--capacity-kwh", type=float, default=5.0, help="battery capacity (default 5)")
+    tg.add_argument("--power-kw", type=float, default=3.0, help="battery power limit (default 3)")
+    tg.add_argument("--policies", default=None, help="comma-separated among none,best-effort,nill,stepping,"
+                                                     "lookahead (default all but lookahead)")
+    tg.set_defaults(handler=cmd_hiding_together)
 
     group.set_defaults(handler=None, subparser=group, choices=", ".join(actions.choices))
