@@ -186,12 +186,45 @@ _MAX_VALUE_CHARS = 40
 
 
 def _gather(a: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Rows of ``a[start:start + length]``, zero-padded to the longest (``a`` holds no zero byte)."""
-    width = int(length.max())
-    cols = np.arange(width)
-    out = a[np.minimum(start[:, None] + cols, a.size - 1)]
-    out[cols >= length[:, None]] = 0
+    """Column ``j`` holds ``a[start + j]`` where ``j < length``, else 0 (``a`` holds no zero byte)."""
+    cols = np.arange(int(length.max()))[:, None]
+    out = a[np.minimum(start + cols, a.size - 1)]
+    out[cols >= length] = 0
     return out
+
+
+def _decimals(columns: np.ndarray) -> np.ndarray | None:
+    """Zero-padded ASCII numbers, one a column, as floats; None if one is not made of digits and ``.eE+-``
+    or is not a number.
+
+    ``digits[.digits]`` with at most 15 digits is the integer of its digits over a power of ten: both exact
+    in float64, so the one division rounds correctly, as ``float`` does; other numbers go to numpy's parser.
+    """
+    n = columns.shape[1]
+    mantissa = np.zeros(n, np.int64)
+    count = np.zeros(n, np.int64)
+    after = np.zeros(n, np.int64)
+    dots = np.zeros(n, np.int64)
+    other = np.zeros(n, bool)
+    for c in columns:
+        digit = _DIGIT[c]
+        dot = c == ord(".")
+        if not np.all(_NUMBER[c] | (c == 0)):
+            return None  # a space, letter, underscore...: float() decides
+        other |= ~(digit | dot | (c == 0))
+        dots += dot
+        count += digit
+        after += digit & (dots > 0)
+        mantissa = np.where(digit, mantissa * 10 + (c - ord("0")), mantissa)
+    kwh = mantissa / 10.0 ** after
+    rest = np.flatnonzero(other | (count < 1) | (count > 15) | (dots > 1))
+    if rest.size:
+        try:
+            kwh[rest] = np.ascontiguousarray(columns[:, rest].T).view(f"S{columns.shape[0]}").ravel().astype(
+                np.float64)
+        except ValueError:
+            return None
+    return kwh
 
 
 def _fast_chunk(state: _State, buf: bytes, first_line: int
@@ -225,16 +258,18 @@ def _fast_chunk(state: _State, buf: bytes, first_line: int
     long = tlen == 19
     if not np.all((tlen == 16) | long):
         return None
-    ts = a[(c1 + 1)[:, None] + np.arange(16)]
-    if not (_DIGIT[ts[:, _TS_DIGITS]].all() and np.all(ts[:, 4] == ord("-")) and np.all(ts[:, 7] == ord("-"))
-            and np.all((ts[:, 10] == ord("T")) | (ts[:, 10] == ord(" "))) and np.all(ts[:, 13] == ord(":"))):
+    ts = a[c1 + 1 + np.arange(16)[:, None]]
+    if not (_DIGIT[ts[_TS_DIGITS]].all() and np.all(ts[4] == ord("-")) and np.all(ts[7] == ord("-"))
+            and np.all((ts[10] == ord("T")) | (ts[10] == ord(" "))) and np.all(ts[13] == ord(":"))):
         return None
-    if long.any() and not np.array_equal(a[(c1[long] + 17)[:, None] + np.arange(3)],
-                                         np.broadcast_to(np.frombuffer(b":00", np.uint8), (int(long.sum()), 3))):
-        return None
-    d = ts[:, _TS_DIGITS].astype(np.int64) - ord("0")
-    year = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
-    month, day, hour, minute = (d[:, i] * 10 + d[:, i + 1] for i in (4, 6, 8, 10))
+    if long.any():
+        seconds = c1[long] + 17
+        if not (np.all(a[seconds] == ord(":")) and np.all(a[seconds + 1] == ord("0"))
+                and np.all(a[seconds + 2] == ord("0"))):
+            return None
+    d = ts[_TS_DIGITS].astype(np.int64) - ord("0")
+    year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    month, day, hour, minute = (d[i] * 10 + d[i + 1] for i in (4, 6, 8, 10))
     if (year.min() < 1 or month.min() < 1 or month.max() > 12 or day.min() < 1 or hour.max() > 23
             or minute.max() > 59):
         return None
@@ -247,12 +282,8 @@ def _fast_chunk(state: _State, buf: bytes, first_line: int
     vlen = nl - c2 - 1
     if vlen.max() > _MAX_VALUE_CHARS:
         return None
-    text = _gather(a, c2 + 1, vlen)
-    if not _NUMBER[text].all(where=text != 0):
-        return None
-    try:
-        kwh = text.view(f"S{text.shape[1]}").ravel().astype(np.float64)
-    except ValueError:
+    kwh = _decimals(_gather(a, c2 + 1, vlen))
+    if kwh is None:
         return None
     if not np.all(np.isfinite(kwh) & (kwh >= 0)):
         return None
@@ -261,7 +292,7 @@ def _fast_chunk(state: _State, buf: bytes, first_line: int
     if mlen.max() > 4 * MAX_METER_ID:
         return None
     ids = _gather(a, starts, mlen)
-    run_starts = np.flatnonzero(np.r_[True, np.any(ids[1:] != ids[:-1], axis=1)])
+    run_starts = np.flatnonzero(np.r_[True, np.any(ids[:, 1:] != ids[:, :-1], axis=0)])
     codes: dict[str, int] = {}
     names: dict[bytes, str] = {}
     run_codes = np.empty(run_starts.size, np.int64)
