@@ -420,6 +420,8 @@ CORRUPTIONS = [
     lambda m, t, v: f'"{m}",{t},{v}', lambda m, t, v: f'"{m}\n",{t},{v}', lambda m, t, v: f"{m},{t},{v}\r",
     lambda m, t, v: f"{m},{t},{v}\x00", lambda m, t, v: f"{m}\u00e9,{t},{v}", lambda m, t, v: f"{m}\t,{t},{v}",
     lambda m, t, v: f"{m},{t},1000", lambda m, t, v: f"x{m},{t},{v}", lambda m, t, v: f"{m},{t[:15]}7,{v}",
+    lambda m, t, v: f"{m},{t}:05,{v}", lambda m, t, v: f"{m},{t[:8]}00{t[10:]},{v}",
+    lambda m, t, v: f"{m},{t[:5]}13{t[7:]},{v}", lambda m, t, v: f"{m},{t[:5]}00{t[7:]},{v}",
 ]
 
 
@@ -512,3 +514,19 @@ def test_chunk_lines_is_checked(tmp_path):
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ParameterError, match="chunk_lines"):
             read_long_csv(p, chunk_lines=bad)
+
+
+@pytest.mark.parametrize("which", range(len(CORRUPTIONS)))
+def test_each_corruption_gives_the_row_by_row_answer(tmp_path, which):
+    text = HEADER + day_rows("a", "2025-01-01", 30) + day_rows("b", "2025-01-01", 30)
+    rows = text.splitlines()
+    for line in (2, 50, 97):
+        body = list(rows)
+        m, t, v = body[line - 1].split(",")
+        body[line - 1] = CORRUPTIONS[which](m, t, v)
+        p = tmp_path / "c.csv"
+        p.write_bytes(("\n".join(body) + "\n").encode())
+        for repair in dataset.REPAIRS:
+            expect = outcome(reference_read, p, repair)
+            for chunk in (1, 7, 1000):
+                assert outcome(read_long_csv, p, repair=repair, chunk_lines=chunk) == expect, (line, chunk)
