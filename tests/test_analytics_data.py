@@ -530,3 +530,30 @@ def test_each_corruption_gives_the_row_by_row_answer(tmp_path, which):
             expect = outcome(reference_read, p, repair)
             for chunk in (1, 7, 1000):
                 assert outcome(read_long_csv, p, repair=repair, chunk_lines=chunk) == expect, (line, chunk)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(decimals=st.integers(0, 17), interval=st.sampled_from((30, 60)), chunk=st.integers(1, 100),
+       start=st.dates(datetime.date(1, 1, 1), datetime.date(9999, 12, 30)), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(("uniform", "halves", "large", "negative")))
+def test_written_text_is_python_formatting(tmp_path, decimals, interval, chunk, start, seed, kind):
+    """The vectorised writer gives exactly ``f"{v:.{decimals}f}"`` and ISO minutes, halves and all."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 1, 1440 // interval)
+    kwh = rng.uniform(0, 2, shape)
+    if kind == "halves":  # at or next to a rounding half of the last written place
+        kwh = (rng.integers(0, 10**6, shape) + 0.5) / 10.0 ** min(decimals, 8)
+        kwh = np.where(rng.random(shape) < 0.5, kwh, np.nextafter(kwh, rng.choice([-1.0, 3.0], shape)))
+    elif kind == "large":
+        kwh = rng.uniform(0, 100, shape) * 10.0 ** rng.integers(-8, 4, shape)
+    elif kind == "negative":
+        kwh[0, 0, rng.integers(shape[2])] = rng.choice([-0.0, -1.5, 0.0])
+    kwh[rng.random(shape) < 0.1] = 0.0
+    data = LoadData(("a", "b-2"), start, interval, kwh)
+    write_long_csv(data, tmp_path / "w.csv", decimals=decimals, chunk_lines=chunk)
+    day = datetime.datetime.combine(start, datetime.time())
+    stamps = [day + datetime.timedelta(minutes=i * interval) for i in range(shape[2])]
+    expect = HEADER + "".join(
+        f"{meter},{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d},{v:.{decimals}f}\n"
+        for m, meter in enumerate(data.meters) for t, v in zip(stamps, kwh[m].reshape(-1).tolist()))
+    assert (tmp_path / "w.csv").read_text() == expect

@@ -506,21 +506,76 @@ def _check_writable(meter: str) -> None:
         raise ParameterError(f"meter id {meter!r} cannot be written so that it reads back unchanged")
 
 
-def write_long_csv(data: LoadData, path: str | os.PathLike[str], *, decimals: int = 6) -> None:
-    """Write the grid as ``meter,timestamp,kwh`` rows, meter by meter in time order (spec 2.3)."""
+def write_long_csv(data: LoadData, path: str | os.PathLike[str], *, decimals: int = 6,
+                   chunk_lines: int = CHUNK_LINES) -> None:
+    """Write the grid as ``meter,timestamp,kwh`` rows, meter by meter in time order (spec 2.3).
+
+    Values are formatted as ``f"{value:.{decimals}f}"``; ``chunk_lines`` rows are formatted at a time.
+    """
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 17:
         raise ParameterError("decimals must be an int in 0..17")
-    stamps = np.array([(datetime.datetime.combine(data.start, datetime.time()) +
-                        datetime.timedelta(minutes=i * data.interval_minutes)).strftime("%Y-%m-%dT%H:%M")
-                       for i in range(data.days * data.slots)])
-    fmt = f"%.{decimals}f"
-    with Path(path).open("w", encoding="utf-8", newline="") as f:
-        f.write(",".join(HEADER) + "\n")
+    if isinstance(chunk_lines, bool) or not isinstance(chunk_lines, int) or chunk_lines < 1:
+        raise ParameterError("chunk_lines must be a positive int")
+    for meter in data.meters:
+        _check_writable(meter)
+    first = np.datetime64(data.start, "m")
+    minutes = first + np.arange(data.days * data.slots) * np.timedelta64(data.interval_minutes, "m")
+    stamps = np.frombuffer(np.datetime_as_string(minutes, unit="m").astype("S16").tobytes(), np.uint8)
+    stamps = stamps.reshape(-1, 16)
+    if stamps.shape[0] and not np.all(stamps[:, 10] == ord("T")):  # a year outside 1..9999: never 16 characters
+        raise ParameterError("the grid's dates must lie in the years 1..9999")
+    with Path(path).open("wb") as f:
+        f.write((",".join(HEADER) + "\n").encode())
         for m, meter in enumerate(data.meters):
-            _check_writable(meter)
-            values = np.char.mod(fmt, data.kwh[m].reshape(-1))
-            f.write("\n".join(np.char.add(np.char.add(f"{meter},", stamps), np.char.add(",", values)).tolist()))
-            f.write("\n")
+            values = data.kwh[m].reshape(-1)
+            for lo in range(0, values.size, chunk_lines):
+                f.write(_format_rows(meter, stamps[lo:lo + chunk_lines], values[lo:lo + chunk_lines], decimals))
+
+
+def _format_rows(meter: str, stamps: np.ndarray, values: np.ndarray, decimals: int) -> bytes:
+    """``meter,stamp,value`` lines, the values as ``f"{v:.{decimals}f}"`` does.
+
+    The value rounded to ``decimals`` places is ``rint(v * 10**decimals)`` unless the product lies near a
+    half (within its rounding error) or is too large, not finite or negative: such chunks use ``format``.
+    """
+    scale = 10.0 ** decimals
+    scaled = values * scale
+    fine = bool(np.all((scaled >= 0) & (scaled < 2.0 ** 50) & ~np.signbit(values)))
+    if fine:
+        q = np.rint(scaled)
+        fine = not np.any(np.abs(scaled - np.floor(scaled) - 0.5) <= scaled * 2.0 ** -50 + 2.0 ** -60)
+    if not fine:
+        text = "".join(f"{meter},{stamp},{v:.{decimals}f}\n"
+                       for stamp, v in zip(stamps.view("S16").ravel().astype(str).tolist(), values.tolist()))
+        return text.encode()
+    n = values.size
+    q64 = q.astype(np.int64)
+    whole = q64 // 10 ** decimals
+    width = len(str(int(whole.max()))) if n else 1
+    head = f"{meter},".encode()
+    cols = len(head) + 16 + 1 + width + (decimals + 1 if decimals else 0) + 1
+    out = np.empty((n, cols), np.uint8)
+    out[:, :len(head)] = np.frombuffer(head, np.uint8)
+    at = len(head)
+    out[:, at:at + 16] = stamps
+    at += 16
+    out[:, at] = ord(",")
+    at += 1
+    keep = np.ones((n, cols), bool)
+    for j in range(width):  # the integer part, leading zeros dropped
+        power = 10 ** (width - 1 - j)
+        out[:, at + j] = ord("0") + (whole // power) % 10
+        if j < width - 1:
+            keep[:, at + j] = whole >= power
+    at += width
+    if decimals:
+        out[:, at] = ord(".")
+        fraction = q64 - whole * 10 ** decimals
+        for j in range(decimals):
+            out[:, at + 1 + j] = ord("0") + (fraction // 10 ** (decimals - 1 - j)) % 10
+        at += decimals + 1
+    out[:, at] = ord("\n")
+    return out[keep].tobytes()
 
 
 def write_labels(labels: Labels, path: str | os.PathLike[str]) -> None:
