@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -366,14 +365,9 @@ def _check_header(fields: list[str] | None) -> None:
 def _read_chunks(state: _State, f: BinaryIO, chunk_lines: int) -> None:
     """The data lines after the header, ``chunk_lines`` at a time."""
     line = 2
-    while True:
-        position = f.tell()
-        chunk = list(itertools.islice(f, chunk_lines))
-        if not chunk:
-            return
-        buf = b"".join(chunk)
-        if not buf.endswith(b"\n"):
-            buf += b"\n"
+    for position, raw in _line_chunks(f, chunk_lines):
+        lines = raw.count(b"\n") + (not raw.endswith(b"\n"))
+        buf = raw if raw.endswith(b"\n") else raw + b"\n"
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
         if b'"' in buf or b"\r" in buf or b"\x00" in buf:
@@ -383,16 +377,37 @@ def _read_chunks(state: _State, f: BinaryIO, chunk_lines: int) -> None:
             return
         parts = _fast_chunk(state, buf, line)
         if parts is None:
-            _slow_rows(state, _csv_rows(_decoded(chunk, line), line - 1), chunk_lines)
+            _slow_rows(state, _csv_rows(_decoded(raw.splitlines(keepends=True), line), line - 1), chunk_lines)
         else:
-            state.count += len(chunk)
+            state.count += lines
             state.aware = False
             for meter, t, v, ln in parts:
                 state.series.setdefault(meter, _Parts()).add(t, v, ln)
-        line += len(chunk)
+        line += lines
 
 
-def _decoded(chunk: list[bytes], line: int) -> Iterator[str]:
+def _line_chunks(f: BinaryIO, chunk_lines: int) -> Iterator[tuple[int, bytes]]:
+    """Byte offset and bytes of each run of ``chunk_lines`` lines (split at ``\\n``) from ``f``'s position."""
+    position = f.tell()
+    pending = b""
+    per_line = 64
+    eof = False
+    while True:
+        while not eof and pending.count(b"\n") < chunk_lines:
+            more = f.read(max(4096, (chunk_lines - pending.count(b"\n")) * per_line * 5 // 4))
+            eof = not more
+            pending += more
+        if not pending:
+            return
+        ends = np.flatnonzero(np.frombuffer(pending, np.uint8) == ord("\n"))
+        cut = int(ends[chunk_lines - 1]) + 1 if ends.size >= chunk_lines else len(pending)
+        chunk, pending = pending[:cut], pending[cut:]
+        yield position, chunk
+        position += cut
+        per_line = max(1, cut // chunk_lines)
+
+
+def _decoded(chunk: Iterable[bytes], line: int) -> Iterator[str]:
     for i, raw in enumerate(chunk):
         try:
             yield raw.decode("utf-8")
