@@ -390,17 +390,23 @@ def _line_chunks(f: BinaryIO, chunk_lines: int) -> Iterator[tuple[int, bytes]]:
     """Byte offset and bytes of each run of ``chunk_lines`` lines (split at ``\\n``) from ``f``'s position."""
     position = f.tell()
     pending = b""
+    have = 0  # newlines in pending
     per_line = 64
     eof = False
     while True:
-        while not eof and pending.count(b"\n") < chunk_lines:
-            more = f.read(max(4096, (chunk_lines - pending.count(b"\n")) * per_line * 5 // 4))
+        while not eof and have < chunk_lines:
+            more = f.read(max(4096, (chunk_lines - have) * per_line * 5 // 4))
             eof = not more
             pending += more
+            have += more.count(b"\n")
         if not pending:
             return
-        ends = np.flatnonzero(np.frombuffer(pending, np.uint8) == ord("\n"))
-        cut = int(ends[chunk_lines - 1]) + 1 if ends.size >= chunk_lines else len(pending)
+        if have >= chunk_lines:
+            ends = np.flatnonzero(np.frombuffer(pending, np.uint8) == ord("\n"))
+            cut = int(ends[chunk_lines - 1]) + 1
+            have -= chunk_lines
+        else:
+            cut, have = len(pending), 0
         chunk, pending = pending[:cut], pending[cut:]
         yield position, chunk
         position += cut
