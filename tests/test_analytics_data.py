@@ -557,3 +557,15 @@ def test_written_text_is_python_formatting(tmp_path, decimals, interval, chunk, 
         f"{meter},{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d},{v:.{decimals}f}\n"
         for m, meter in enumerate(data.meters) for t, v in zip(stamps, kwh[m].reshape(-1).tolist()))
     assert (tmp_path / "w.csv").read_text() == expect
+
+
+@pytest.mark.parametrize("chunk", [1, 30, 1000])
+def test_meter_and_row_bounds_in_chunks(tmp_path, monkeypatch, chunk):
+    p = write(tmp_path, HEADER + day_rows("a", "2025-01-01") + day_rows("b", "2025-01-01") + day_rows("c", "2025-01-01"))
+    monkeypatch.setattr(dataset, "MAX_METERS", 2)
+    with pytest.raises(ParameterError, match=r"line 50 \(meter 'c'\): more than 2 meters"):
+        read_long_csv(p, chunk_lines=chunk)
+    monkeypatch.setattr(dataset, "MAX_METERS", 3)
+    monkeypatch.setattr(dataset, "MAX_ROWS", 40)
+    with pytest.raises(ParameterError, match="line 42: more than 40 rows"):
+        read_long_csv(p, chunk_lines=chunk)
