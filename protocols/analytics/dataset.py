@@ -49,6 +49,7 @@ class _Series:
     lines: list[int] = field(default_factory=list)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Minutes, values and line numbers as arrays."""
         return np.asarray(self.minutes, np.int64), np.asarray(self.kwh, np.float64), np.asarray(self.lines, np.int64)
 
 
