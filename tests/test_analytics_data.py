@@ -381,3 +381,191 @@ def test_reader_parameters_are_checked(tmp_path):
     binary.write_bytes(b"meter,timestamp,kwh\n\xff\xfe,2025\n")
     with pytest.raises(DecodeError, match="not CSV text"):
         read_long_csv(binary)
+
+
+# -- the chunked reader (spec 2.3): numpy on plain chunks, row by row otherwise, the same answers
+
+
+def reference_read(path, repair: str = "none") -> LoadData:
+    """The row-by-row reading every chunk falls back to: ``csv`` and ``datetime`` on each row."""
+    rows = dataset._open_checked(path)
+    first = next(rows, None)
+    dataset._check_header(first[1] if first is not None else None)
+    state = dataset._State()
+    dataset._slow_rows(state, rows, 1 << 30)
+    if not state.series:
+        raise ParameterError("the file has a header but no readings")
+    return dataset._to_grid(state.series, repair)
+
+
+def outcome(read, *args, **kwargs):
+    try:
+        data = read(*args, **kwargs)
+    except (DecodeError, ParameterError) as exc:
+        return type(exc), str(exc)
+    return data.meters, data.start, data.interval_minutes, data.kwh.tobytes()
+
+
+CORRUPTIONS = [
+    lambda m, t, v: f"{m},{t},abc", lambda m, t, v: f"{m},{t},-1", lambda m, t, v: f"{m},{t},nan",
+    lambda m, t, v: f"{m},{t},1e999", lambda m, t, v: f"{m},{t}, {v} ", lambda m, t, v: f"{m},{t},1_0",
+    lambda m, t, v: f"{m},{t},{v}e0", lambda m, t, v: f"{m},{t},+{v}", lambda m, t, v: f"{m},{t},",
+    lambda m, t, v: f"{m},{t},1e", lambda m, t, v: f"{m},{t},0x1", lambda m, t, v: f"{m},{t},{v},1",
+    lambda m, t, v: f"{m},{t}", lambda m, t, v: "", lambda m, t, v: f",{t},{v}", lambda m, t, v: f" {m} ,{t},{v}",
+    lambda m, t, v: f"{m},{t}Z,{v}", lambda m, t, v: f"{m},{t}+01:00,{v}", lambda m, t, v: f"{m},{t}:30,{v}",
+    lambda m, t, v: f"{m},{t}:00,{v}", lambda m, t, v: f"{m},{t.replace('T', ' ')},{v}",
+    lambda m, t, v: f"{m},{t[:10]},{v}", lambda m, t, v: f"{m},{t[:8]}32{t[10:]},{v}",
+    lambda m, t, v: f"{m},{t[:11]}24{t[13:]},{v}", lambda m, t, v: f"{m},{t[:14]}61,{v}",
+    lambda m, t, v: f"{m},{t[:5]}02-30{t[10:]},{v}", lambda m, t, v: f"{m},0000{t[4:]},{v}",
+    lambda m, t, v: f'"{m}",{t},{v}', lambda m, t, v: f'"{m}\n",{t},{v}', lambda m, t, v: f"{m},{t},{v}\r",
+    lambda m, t, v: f"{m},{t},{v}\x00", lambda m, t, v: f"{m}\u00e9,{t},{v}", lambda m, t, v: f"{m}\t,{t},{v}",
+    lambda m, t, v: f"{m},{t},1000", lambda m, t, v: f"x{m},{t},{v}", lambda m, t, v: f"{m},{t[:15]}7,{v}",
+    lambda m, t, v: f"{m},{t}:05,{v}", lambda m, t, v: f"{m},{t[:8]}00{t[10:]},{v}",
+    lambda m, t, v: f"{m},{t[:5]}13{t[7:]},{v}", lambda m, t, v: f"{m},{t[:5]}00{t[7:]},{v}",
+]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(meters=st.integers(1, 3), days=st.integers(1, 2), interval=st.sampled_from((30, 60)),
+       interleave=st.booleans(), chunk=st.integers(1, 60), seed=st.integers(0, 2**32 - 1),
+       bad=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, len(CORRUPTIONS) - 1)), max_size=2),
+       swap=st.booleans(), crlf=st.booleans(), repair=st.sampled_from(dataset.REPAIRS))
+def test_chunked_reading_agrees_with_row_by_row(tmp_path, meters, days, interval, interleave, chunk, seed, bad,
+                                                swap, crlf, repair):
+    """Written grids read back the same, and any corrupted row gives the same error, whatever the chunking."""
+    rng = np.random.default_rng(seed)
+    data = LoadData(tuple(f"m{i}" for i in range(meters)), datetime.date(2024, 2, 28), interval,
+                    np.round(rng.uniform(0, 1, (meters, days, 1440 // interval)), 3))
+    write_long_csv(data, tmp_path / "w.csv", decimals=3)
+    lines = (tmp_path / "w.csv").read_text().splitlines()
+    body = lines[1:]
+    if interleave:
+        per = len(body) // meters
+        body = [body[k * per + i] for i in range(per) for k in range(meters)]
+    for position, which in bad:
+        i = position % len(body)
+        if body[i].count(",") != 2:
+            continue  # already corrupted
+        m, t, v = body[i].split(",")
+        body[i] = CORRUPTIONS[which](m, t, v)
+    if swap and len(body) > 3:
+        i = seed % (len(body) - 1)
+        body[i], body[i + 1] = body[i + 1], body[i]
+    end = "\r\n" if crlf else "\n"
+    p = tmp_path / "c.csv"
+    p.write_bytes((end.join([lines[0], *body]) + end).encode())
+    expect = outcome(reference_read, p, repair)
+    assert outcome(read_long_csv, p, repair=repair, chunk_lines=chunk) == expect
+    assert outcome(read_long_csv, p, repair=repair) == expect
+    if not bad and not swap:
+        assert expect[:3] == (data.meters, data.start, interval) and expect[3] == data.kwh.tobytes()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 23, 24, 25, 47, 48, 49])
+def test_a_bad_row_at_a_chunk_boundary_is_named(tmp_path, chunk):
+    # 2 meters x 24 hourly rows: lines 2..49; the bad row is line 26 (meter b's first), or line 25
+    text = HEADER + day_rows("a", "2025-01-01") + day_rows("b", "2025-01-01")
+    for line, bad, error, message in [
+        (26, "b,2025-01-01T00:00,abc", DecodeError, r"line 26 \(meter 'b'\): kwh 'abc' is not a number"),
+        (25, "a,2025-01-01T23:00:30,1", ParameterError, r"line 25 \(meter 'a'\).*whole minute"),
+        (26, "b,2025-01-01T00:00,1,2", DecodeError, r"line 26: 4 fields"),
+        (26, "b,2025-01-01T00:00+01:00,0.5", ParameterError, r"line 26 \(meter 'b'\).*mix"),
+    ]:
+        rows = text.splitlines()
+        rows[line - 1] = bad
+        p = write(tmp_path, "\n".join(rows) + "\n")
+        with pytest.raises(error, match=message):
+            read_long_csv(p, chunk_lines=chunk)
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 24, 25, 1000])
+def test_meters_spanning_chunks_and_interleaved(tmp_path, chunk):
+    a = day_rows("a", "2025-01-01") + day_rows("a", "2025-01-02")
+    b = day_rows("b", "2025-01-01", value=0.25) + day_rows("b", "2025-01-02", value=0.25)
+    together = read_long_csv(write(tmp_path, HEADER + a + b), chunk_lines=chunk)
+    mixed = HEADER + "".join(x + "\n" + y + "\n" for x, y in zip(a.splitlines(), b.splitlines()))
+    interleaved = read_long_csv(write(tmp_path, mixed, "i.csv"), chunk_lines=chunk)
+    expect = np.stack([0.5 + np.arange(24) / 1000, 0.25 + np.arange(24) / 1000])[:, None, :].repeat(2, axis=1)
+    for data in (together, interleaved):
+        assert data.meters == ("a", "b") and data.kwh.shape == (2, 2, 24) and np.array_equal(data.kwh, expect)
+    # the duplicate, gap and order checks see a meter's rows across chunks
+    rows = (HEADER + a).splitlines(keepends=True)
+    gap = rows[:20] + rows[21:]
+    with pytest.raises(ParameterError, match=r"line 21 \(meter 'a'\): gap of 1"):
+        read_long_csv(write(tmp_path, "".join(gap), "g.csv"), chunk_lines=chunk)
+    assert read_long_csv(write(tmp_path, "".join(gap), "g.csv"), repair="fill", chunk_lines=chunk).kwh.shape \
+        == (1, 2, 24)
+
+
+def test_a_quoted_field_across_chunks_is_read_as_csv(tmp_path):
+    rows = (HEADER + day_rows("m", "2025-01-01")).splitlines(keepends=True)
+    rows[5] = '"m",' + rows[5].split(",", 1)[1]  # quoting from line 6 on: csv reads the rest
+    assert np.array_equal(read_long_csv(write(tmp_path, "".join(rows)), chunk_lines=3).kwh,
+                          read_long_csv(write(tmp_path, HEADER + day_rows("m", "2025-01-01"), "p.csv")).kwh)
+    rows[9] = 'm,"2025-01-01\nT08:00",0.508\n'  # a line break inside quotes: the row ends on line 11
+    p = write(tmp_path, "".join(rows), "q.csv")
+    assert outcome(read_long_csv, p, chunk_lines=3) == outcome(reference_read, p)
+    with pytest.raises(DecodeError, match=r"line 11 \(meter 'm'\): timestamp '2025-01-01\\nT08:00' is not ISO"):
+        read_long_csv(p, chunk_lines=3)
+
+
+def test_chunk_lines_is_checked(tmp_path):
+    p = write(tmp_path, HEADER + day_rows("m", "2025-01-01"))
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ParameterError, match="chunk_lines"):
+            read_long_csv(p, chunk_lines=bad)
+
+
+@pytest.mark.parametrize("which", range(len(CORRUPTIONS)))
+def test_each_corruption_gives_the_row_by_row_answer(tmp_path, which):
+    text = HEADER + day_rows("a", "2025-01-01", 30) + day_rows("b", "2025-01-01", 30)
+    rows = text.splitlines()
+    for line in (2, 50, 97):
+        body = list(rows)
+        m, t, v = body[line - 1].split(",")
+        body[line - 1] = CORRUPTIONS[which](m, t, v)
+        p = tmp_path / "c.csv"
+        p.write_bytes(("\n".join(body) + "\n").encode())
+        for repair in dataset.REPAIRS:
+            expect = outcome(reference_read, p, repair)
+            for chunk in (1, 7, 1000):
+                assert outcome(read_long_csv, p, repair=repair, chunk_lines=chunk) == expect, (line, chunk)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(decimals=st.integers(0, 17), interval=st.sampled_from((30, 60)), chunk=st.integers(1, 100),
+       start=st.dates(datetime.date(1, 1, 1), datetime.date(9999, 12, 30)), seed=st.integers(0, 2**32 - 1),
+       kind=st.sampled_from(("uniform", "halves", "large", "negative")))
+def test_written_text_is_python_formatting(tmp_path, decimals, interval, chunk, start, seed, kind):
+    """The vectorised writer gives exactly ``f"{v:.{decimals}f}"`` and ISO minutes, halves and all."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 1, 1440 // interval)
+    kwh = rng.uniform(0, 2, shape)
+    if kind == "halves":  # at or next to a rounding half of the last written place
+        kwh = (rng.integers(0, 10**6, shape) + 0.5) / 10.0 ** min(decimals, 8)
+        kwh = np.where(rng.random(shape) < 0.5, kwh, np.nextafter(kwh, rng.choice([-1.0, 3.0], shape)))
+    elif kind == "large":
+        kwh = rng.uniform(0, 100, shape) * 10.0 ** rng.integers(-8, 4, shape)
+    elif kind == "negative":
+        kwh[0, 0, rng.integers(shape[2])] = rng.choice([-0.0, -1.5, 0.0])
+    kwh[rng.random(shape) < 0.1] = 0.0
+    data = LoadData(("a", "b-2"), start, interval, kwh)
+    write_long_csv(data, tmp_path / "w.csv", decimals=decimals, chunk_lines=chunk)
+    day = datetime.datetime.combine(start, datetime.time())
+    stamps = [day + datetime.timedelta(minutes=i * interval) for i in range(shape[2])]
+    expect = HEADER + "".join(
+        f"{meter},{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d},{v:.{decimals}f}\n"
+        for m, meter in enumerate(data.meters) for t, v in zip(stamps, kwh[m].reshape(-1).tolist()))
+    assert (tmp_path / "w.csv").read_text() == expect
+
+
+@pytest.mark.parametrize("chunk", [1, 30, 1000])
+def test_meter_and_row_bounds_in_chunks(tmp_path, monkeypatch, chunk):
+    p = write(tmp_path, HEADER + day_rows("a", "2025-01-01") + day_rows("b", "2025-01-01") + day_rows("c", "2025-01-01"))
+    monkeypatch.setattr(dataset, "MAX_METERS", 2)
+    with pytest.raises(ParameterError, match=r"line 50 \(meter 'c'\): more than 2 meters"):
+        read_long_csv(p, chunk_lines=chunk)
+    monkeypatch.setattr(dataset, "MAX_METERS", 3)
+    monkeypatch.setattr(dataset, "MAX_ROWS", 40)
+    with pytest.raises(ParameterError, match="line 42: more than 40 rows"):
+        read_long_csv(p, chunk_lines=chunk)
