@@ -305,10 +305,9 @@ def test_flat_day_scores_above_the_meters_normal_days() -> None:
 
 
 def test_arrangement_of_totals_and_peaks() -> None:
-    """Population matrix unless the weekly one (min(weeks, 7)) has the larger smaller side (section 6.3)."""
+    """Weekly when its smaller side min(weeks, 7) is at least the population matrix's (section 6.3)."""
     assert rpca.arrangement(1, 1440) == "weekly"
-    assert rpca.arrangement(6, 365) == "weekly"
-    assert rpca.arrangement(7, 365) == "population"   # a tie: the population matrix
+    assert rpca.arrangement(7, 365) == "weekly"        # a tie: weekly (measured better at 7 meters)
     assert rpca.arrangement(8, 365) == "population"
     assert rpca.arrangement(3, 20) == "population"      # 2 weeks: smaller side 2 < 3
     assert rpca.arrangement(1, 14) == "weekly"

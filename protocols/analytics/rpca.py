@@ -250,11 +250,11 @@ WEEK = 7
 
 
 def arrangement(meters: int, days: int) -> str:
-    """How the daily totals and peaks are arranged for PCP (section 6.3): ``"population"`` (one meters x
-    days matrix) unless the weekly one (per meter, its whole weeks x 7) has the larger smaller side,
-    then ``"weekly"``.  PCP can leave a deficit in S only when the low-rank part is not free to absorb
+    """How the daily totals and peaks are arranged for PCP (section 6.3): ``"weekly"`` (per meter, its
+    whole weeks x 7) when that matrix's smaller side is at least the population matrix's (meters x days),
+    else ``"population"``.  PCP can leave a deficit in S only when the low-rank part is not free to absorb
     it, and a matrix's rank is at most its smaller side: one row is always rank 1."""
-    return "weekly" if min(days // WEEK, WEEK) > min(meters, days) else "population"
+    return "weekly" if min(days // WEEK, WEEK) >= min(meters, days) else "population"
 
 
 def _population_deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
