@@ -322,3 +322,13 @@ def test_single_meter_scaled_day_scores_highest(day: int) -> None:
     kwh[0, day] *= 0.25
     scores = rpca_scores(_load(kwh))
     assert int(np.argmax(scores[0])) == day
+
+
+def test_weekly_non_convergence_names_the_meter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weeks x 7 PCP that has not converged is an error naming the meter and the matrix (section 6.3);
+    the shape PCP, which runs first, is stubbed out so that the weekly one is reached."""
+    monkeypatch.setattr(rpca, "_shape_scores", lambda kwh, *rest: np.zeros(kwh.shape[:2]))
+    with pytest.raises(ParameterError, match="H000001's weeks x 7 daily total matrix did not converge"):
+        kwh = _households(2, 70, 4)
+        kwh[0] = 1.0   # a constant meter: rank 1, converges at once
+        rpca_scores(_load(kwh), RpcaConfig(max_iter=2))
