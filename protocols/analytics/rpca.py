@@ -4,8 +4,9 @@
 solving ``min ||L||_* + lam ||S||_1  s.t.  L + S = M`` (Candes, Li, Ma and
 Wright 2011) with the inexact augmented Lagrange multiplier method of Lin,
 Chen and Ma (2010, Algorithm 5), section 6.2.  :func:`rpca_scores` runs it on
-each meter's days x slots matrix and on the meters x days matrices of daily
-totals and daily peaks, and scores a meter-day from the sparse parts (section 6.3).
+each meter's days x slots matrix and on the daily totals and daily peaks (one
+meters x days matrix, or with few meters each meter's weeks x 7), and scores a
+meter-day from the sparse parts (section 6.3).
 """
 
 from __future__ import annotations
@@ -244,7 +245,19 @@ SCALE_FLOOR_KWH = 1e-3
 """A meter whose median day is below 1 Wh is scaled as if it were 1 Wh (no division by zero)."""
 
 
-def _deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
+WEEK = 7
+"""Columns of the weekly arrangement: one per day of the week (section 6.3)."""
+
+
+def arrangement(meters: int, days: int) -> str:
+    """How the daily totals and peaks are arranged for PCP (section 6.3): ``"weekly"`` (per meter, its
+    whole weeks x 7) when that matrix's smaller side is at least the population matrix's (meters x days),
+    else ``"population"``.  PCP can leave a deficit in S only when the low-rank part is not free to absorb
+    it, and a matrix's rank is at most its smaller side: one row is always rank 1."""
+    return "weekly" if min(days // WEEK, WEEK) >= min(meters, days) else "population"
+
+
+def _population_deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
     """Negative part of the sparse component of PCP on the meters x days matrix ``X`` (section 6.3)."""
     lam = config.lam_factor / math.sqrt(max(X.shape))
     res = pcp(X, lam=lam, tol=config.tol, max_iter=config.max_iter, rho=config.rho)
@@ -254,10 +267,43 @@ def _deficit(X: np.ndarray, config: RpcaConfig, what: str) -> np.ndarray:
     return np.maximum(-res.S, 0.0)
 
 
+def _weekly_deficit(X: np.ndarray, config: RpcaConfig, what: str, names: tuple[str, ...]) -> np.ndarray:
+    """Per meter (row of ``X``): PCP on its days as a weeks x 7 matrix, deficit = max(0, -S) (section 6.3).
+    Days after the last whole week take their values from a second matrix, the last whole weeks."""
+    meters, days = X.shape
+    weeks = days // WEEK
+    span = weeks * WEEK
+    lam = config.lam_factor / math.sqrt(max(weeks, WEEK))
+    out = np.zeros((meters, days))
+    for first in ([0, days - span] if days > span else [0]):
+        for lo in range(0, meters, config.batch):
+            hi = min(meters, lo + config.batch)
+            M = X[lo:hi, first:first + span].reshape(hi - lo, weeks, WEEK)
+            S, _, converged = _pcp_stack(M, lam, config.tol, config.max_iter, config.rho)
+            if not converged.all():
+                bad = names[lo + int(np.flatnonzero(~converged)[0])]
+                raise ParameterError(f"PCP on meter {bad}'s weeks x 7 {what} matrix did not converge in "
+                                     f"{config.max_iter} iterations; raise max_iter or tol")
+            deficit = np.maximum(-S, 0.0).reshape(hi - lo, span)
+            if first == 0:
+                out[lo:hi, :span] = deficit
+            else:
+                out[lo:hi, span:] = deficit[:, 2 * span - days:]
+    return out
+
+
+def _deficit(X: np.ndarray, config: RpcaConfig, what: str, names: tuple[str, ...]) -> np.ndarray:
+    """The deficit of section 6.3 in the arrangement :func:`arrangement` picks."""
+    if arrangement(*X.shape) == "weekly":
+        return _weekly_deficit(X, config, what, names)
+    return _population_deficit(X, config, what)
+
+
 def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig,
                   names: tuple[str, ...]) -> np.ndarray:
-    """Per meter: PCP on its days x slots matrix (in units of its median day / slots); a day's score is
-    the l1 norm of its row of S over that of its row of M plus ``floor`` (section 6.3)."""
+    """Per meter: PCP on its days x slots matrix (in units of its median day / slots); a day's ratio is
+    the l1 norm of its row of S over that of its row of M plus ``floor``, and its score the excess of
+    that ratio over the meter's median ratio, or 0 (section 6.3)."""
     meters, days, slots = kwh.shape
     lam = config.lam_factor / math.sqrt(max(days, slots))
     out = np.empty((meters, days))
@@ -270,7 +316,7 @@ def _shape_scores(kwh: np.ndarray, scale: np.ndarray, config: RpcaConfig,
             raise ParameterError(f"PCP on meter {bad}'s days x slots matrix did not converge in "
                                  f"{config.max_iter} iterations; raise max_iter or tol")
         out[lo:hi] = np.abs(S).sum(axis=2) / (np.abs(M).sum(axis=2) + config.floor * slots)
-    return out
+    return np.maximum(out - np.median(out, axis=1, keepdims=True), 0.0)
 
 
 def rpca_scores(data: LoadData, config: RpcaConfig = RpcaConfig()) -> np.ndarray:
@@ -293,6 +339,6 @@ def rpca_scores(data: LoadData, config: RpcaConfig = RpcaConfig()) -> np.ndarray
     peaks = kwh.max(axis=2)
     peak_scale = np.maximum(np.median(peaks, axis=1), SCALE_FLOOR_KWH)
     shape = _shape_scores(kwh, scale, config, data.meters)
-    total_deficit = _deficit(totals / scale[:, None], config, "daily total")
-    peak_deficit = _deficit(peaks / peak_scale[:, None], config, "daily peak")
+    total_deficit = _deficit(totals / scale[:, None], config, "daily total", data.meters)
+    peak_deficit = _deficit(peaks / peak_scale[:, None], config, "daily peak", data.meters)
     return shape + np.maximum(total_deficit, peak_deficit)
