@@ -215,13 +215,16 @@ def population_refs(kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cp_features(kwh: np.ndarray, log_med: np.ndarray, profile: np.ndarray) -> np.ndarray:
-    """total_cp and pop_shape_cp of a meters x days x slots block, standardised (spec 5.1)."""
+    """total_cp and pop_shape_cp of a meters x days x slots block, standardised, the positive side
+    compressed (spec 5.1)."""
     d = kwh.shape[1]
     min_len = min(SEGMENT_MIN_DAYS, d // 4)
     out = np.empty(kwh.shape[:2] + (CP_SOURCES,))
     out[..., 0] = segment_z(np.log(kwh.sum(axis=2) + EPS_DAY_KWH) - log_med, float(CP_FLOORS[0]), min_len)
     out[..., 1] = segment_z(_corr(kwh, profile[None]), float(CP_FLOORS[1]), min_len)
-    return np.clip(out, -CLIP, CLIP)
+    out = np.clip(out, -CLIP, CLIP)
+    # above the reference is not evidence of theft: that side is compressed to ln(1 + z)
+    return np.where(out > 0, np.log1p(np.maximum(out, 0.0)), out)
 
 
 def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
