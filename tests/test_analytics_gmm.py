@@ -252,8 +252,8 @@ def test_a_meter_flat_on_every_day_scores_above_every_other_day() -> None:
     assert scores[7].min() > np.delete(scores, 7, axis=0).max()     # measured: 207 against 101
 
 
-# measured (households seed 11, attacks seed 12, 40 meters x 120 days, 15% attacked): h1 0.947, h2 1.000,
-# h3 1.000, h4 1.000, h5 1.000, h6 0.989, all 0.988 (spec 5.3); asserted with a margin
+# measured (households seed 11, attacks seed 12, 40 meters x 120 days, 15% attacked): h1 0.959, h2 1.000,
+# h3 1.000, h4 1.000, h5 1.000, h6 0.990, all 0.991 (spec 5.3); asserted with a margin
 MIN_AUC = {1: 0.90, 2: 0.98, 3: 0.98, 4: 0.98, 5: 0.98, 6: 0.95}
 
 
