@@ -32,7 +32,7 @@ FEATURE_NAMES = (
     "level_all",    # as level, against the median reading at that time over all the meter's other days
     "shape_all",    # as shape, against the median profile over all the meter's other days
     "total_cp",     # season-adjusted log total against the higher-level segment of the meter's history
-    "pop_shape_cp", # correlation with the population's profile of the day, against the meter's better segment
+    "pop_shape_cp", # correlation with the population's profile of the day, against the higher segment of the history
     "spread_pop",   # spread, standardised over all meters' days instead of the meter's own
 )
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
