@@ -5,7 +5,9 @@ households of different size and habits land on one scale: a raw feature is
 computed from the day's readings and the meter's reference (medians over the
 other days of a 29-day window around the day), then standardised by the
 meter's own robust spread (leave-one-out median and IQR over its days).
-Nothing is learnt across meters here.
+Two features compare the day with one segment of the meter's history found by a
+change-point fit, so that a theft lasting months does not become the meter's
+normal; they and spread_pop use references taken over all meters.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ FEATURE_NAMES = (
     "total_all",    # log of the day's total over the meter's median total over all its other days
     "level_all",    # as level, against the median reading at that time over all the meter's other days
     "shape_all",    # as shape, against the median profile over all the meter's other days
+    "total_cp",     # season-adjusted log total against the higher-level segment of the meter's history
+    "pop_shape_cp", # correlation with the population's profile of the day, against the higher segment of the history
     "spread_pop",   # spread, standardised over all meters' days instead of the meter's own
 )
 """Names of the F features, in the order of the last axis of :func:`day_features` (spec 5.1)."""
@@ -55,6 +59,14 @@ CHUNK_BYTES = 64 << 20
 """... and fewer when their readings take more than this many bytes (at least one meter)."""
 WINDOW_BYTES = 256 << 20
 """Most bytes of gathered reference windows held at once."""
+SEGMENT_MIN_DAYS = 14
+"""Shortest segment of the change-point fit (spec 5.1); min(this, days // 4) for short data."""
+WINSOR_Z = 3.0
+"""The change-point fit clips a meter's series to its median +- this many robust spreads (spec 5.1)."""
+CP_SOURCES = 2
+"""Features standardised against a segment of the meter's history (total_cp, pop_shape_cp; spec 5.1)."""
+CP_FLOORS = np.array([0.05, 0.02])
+"""Lower bound of the segment spread of total_cp and pop_shape_cp (spec 5.1)."""
 
 
 def loo_median(a: np.ndarray) -> np.ndarray:
@@ -143,6 +155,78 @@ def _longest_run(mask: np.ndarray) -> np.ndarray:
     return best
 
 
+def best_segment(y: np.ndarray, min_len: int) -> np.ndarray:
+    """meters x days mask of the run of days that differs most in mean from the rest (spec 5.1).
+
+    Per meter (a row of ``y``), the series is clipped to its median +- WINSOR_Z robust spreads; among
+    all runs [a, b) with min_len <= b - a <= days - min_len, the one maximising
+    (S_b - S_a - (b - a) mean)^2 / ((b - a)(days - b + a) / days), S the cumulative sums, is chosen,
+    the shortest and then the earliest on a tie.
+    """
+    m, d = y.shape
+    med = np.median(y, axis=1, keepdims=True)
+    q75, q25 = np.percentile(y, [75.0, 25.0], axis=1, keepdims=True)
+    s = np.maximum((q75 - q25) / 1.349, 1e-9)
+    yw = np.clip(y, med - WINSOR_Z * s, med + WINSOR_Z * s)
+    cum = np.concatenate([np.zeros((m, 1)), np.cumsum(yw, axis=1)], axis=1)
+    mean = cum[:, -1:] / d
+    best = np.full(m, -1.0)
+    lo = np.zeros(m, dtype=np.int64)
+    hi = np.zeros(m, dtype=np.int64)
+    rows = np.arange(m)
+    for length in range(min_len, d - min_len + 1):
+        diff = cum[:, length:] - cum[:, :d - length + 1] - length * mean
+        stat = diff * diff / (length * (d - length) / d)
+        i = stat.argmax(axis=1)
+        v = stat[rows, i]
+        up = v > best
+        best[up], lo[up], hi[up] = v[up], i[up], i[up] + length
+    day = np.arange(d)[None, :]
+    return (day >= lo[:, None]) & (day < hi[:, None])
+
+
+def segment_z(y: np.ndarray, floor: float, min_len: int) -> np.ndarray:
+    """y against the higher-median side of its best segment (spec 5.1), in that side's robust spread."""
+    inside = best_segment(y, min_len)
+    out = np.empty_like(y)
+    for i in range(y.shape[0]):
+        a, b = y[i, inside[i]], y[i, ~inside[i]]
+        ref = a if np.median(a) >= np.median(b) else b
+        q75, c, q25 = np.percentile(ref, [75.0, 50.0, 25.0])
+        out[i] = (y[i] - c) / max((q75 - q25) / 1.349, floor)
+    return out
+
+
+def population_refs(kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per day, the median over meters of ln(total + EPS_DAY) and of the profile over the total (spec 5.1).
+
+    A day of zeros counts as a flat profile. Done a block of days at a time (at most CHUNK_BYTES).
+    """
+    m, d, t = kwh.shape
+    total = kwh.sum(axis=2)
+    log_med = np.median(np.log(total + EPS_DAY_KWH), axis=0)
+    profile = np.empty((d, t))
+    step = max(1, CHUNK_BYTES // (m * t * 8))
+    for lo in range(0, d, step):
+        tot = total[:, lo:lo + step, None]
+        share = np.where(tot > 0, kwh[:, lo:lo + step] / np.where(tot > 0, tot, 1.0), 1.0 / t)
+        profile[lo:lo + step] = np.median(share, axis=0)
+    return log_med, profile
+
+
+def cp_features(kwh: np.ndarray, log_med: np.ndarray, profile: np.ndarray) -> np.ndarray:
+    """total_cp and pop_shape_cp of a meters x days x slots block, standardised, the positive side
+    compressed (spec 5.1)."""
+    d = kwh.shape[1]
+    min_len = min(SEGMENT_MIN_DAYS, d // 4)
+    out = np.empty(kwh.shape[:2] + (CP_SOURCES,))
+    out[..., 0] = segment_z(np.log(kwh.sum(axis=2) + EPS_DAY_KWH) - log_med, float(CP_FLOORS[0]), min_len)
+    out[..., 1] = segment_z(_corr(kwh, profile[None]), float(CP_FLOORS[1]), min_len)
+    out = np.clip(out, -CLIP, CLIP)
+    # above the reference is not evidence of theft: that side is compressed to ln(1 + z)
+    return np.where(out > 0, np.log1p(np.maximum(out, 0.0)), out)
+
+
 def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     """The raw (not yet standardised) features of a meters x days x slots block (spec 5.1)."""
     m, d, t = kwh.shape
@@ -150,7 +234,7 @@ def raw_features(kwh: np.ndarray, slots_per_hour: float) -> np.ndarray:
     mean = total / t
     ref_total = window_median(total, REF_WINDOW_DAYS)
     ref_profile = window_median(kwh, REF_WINDOW_DAYS)   # meters x days x slots, over the other days
-    out = np.empty((m, d, len(FEATURE_NAMES) - len(POP_SOURCES)))
+    out = np.empty((m, d, len(FEATURE_NAMES) - len(POP_SOURCES) - CP_SOURCES))
     out[..., 0] = np.log((total + EPS_DAY_KWH) / (ref_total + EPS_DAY_KWH))
     eps_read = EPS_DAY_KWH / t
     out[..., 1] = np.log((kwh + eps_read) / (ref_profile + eps_read)).mean(axis=2)
@@ -182,18 +266,20 @@ def day_features(data: LoadData, *, progress: Callable[[int, int], None] | None 
                              "not finite")
     floors = FLOORS.copy()
     floors[FEATURE_NAMES.index("zero_run")] = 1.0 / t
-    own = len(FEATURE_NAMES) - len(POP_SOURCES)
+    own = len(FEATURE_NAMES) - len(POP_SOURCES) - CP_SOURCES
+    log_med, profile = population_refs(data.kwh)
     out = np.empty((m, d, len(FEATURE_NAMES)))
     chunk = max(1, min(CHUNK_METERS, CHUNK_BYTES // (d * t * 8)))
     for lo in range(0, m, chunk):
         hi = min(m, lo + chunk)
         raw = raw_features(data.kwh[lo:hi], 60.0 / data.interval_minutes)
         out[lo:hi, :, :own] = np.clip(_robust_z(raw, floors[:own]), -CLIP, CLIP)
-        out[lo:hi, :, own:] = raw[..., list(POP_SOURCES)]
+        out[lo:hi, :, own:own + CP_SOURCES] = cp_features(data.kwh[lo:hi], log_med, profile)
+        out[lo:hi, :, own + CP_SOURCES:] = raw[..., list(POP_SOURCES)]
         if progress is not None:
             progress(hi, m)
-    pop = out[..., own:].reshape(-1, len(POP_SOURCES))
+    pop = out[..., own + CP_SOURCES:].reshape(-1, len(POP_SOURCES))
     q75, med, q25 = np.percentile(pop, [75.0, 50.0, 25.0], axis=0)
     scale = np.maximum((q75 - q25) / 1.349, floors[list(POP_SOURCES)])
-    out[..., own:] = np.clip((out[..., own:] - med) / scale, -CLIP, CLIP)
+    out[..., own + CP_SOURCES:] = np.clip((out[..., own + CP_SOURCES:] - med) / scale, -CLIP, CLIP)
     return out
