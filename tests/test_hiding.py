@@ -163,11 +163,11 @@ def test_lookahead_beats_best_effort_on_the_same_energy() -> None:
     x = synthetic_day(11, 5)
     be = hide(x, 5, cfg, BestEffort())
     end = (be.soc_end_kwh - cfg.soc_min_kwh) / cfg.usable_kwh
-    lp_policy = LookAhead(end_fraction=max(0.0, end - 1e-9))
+    lp_policy = LookAhead(objective="level", end_fraction=max(0.0, end - 1e-9))
     la = hide(x, 5, cfg, lp_policy)
     check_physics(la, cfg)
     # best-effort's own flows are a plan the programme could choose: its optimum is no worse
-    w, v = lp_policy.loss_weight, lp_policy.variation_weight
+    _, v, _, w = lp_policy.weights(x.size)
     assert (level_objective(la.grid_kwh, v) + w * la.loss_kwh.sum()
             <= level_objective(be.grid_kwh, v) + w * be.loss_kwh.sum() + 1e-6)
 
@@ -190,12 +190,13 @@ def test_lookahead_plan_never_charges_and_discharges_at_once() -> None:
     cfg = BatteryConfig.simple(2.0, 2.0, 0.8)
     x = synthetic_day(2, 60)
     # without a price on losses the relaxation burns energy (charges and discharges at once) ...
-    sol = _solve(cfg, x, 1.0, 1.0, LookAhead(loss_weight=0.0), [])
+    burner = LookAhead(objective="level", loss_weight=0.0)
+    sol = _solve(cfg, x, 1.0, 1.0, burner, [])
     assert np.count_nonzero(np.minimum(sol[:24], sol[24:48]) > 1e-9) > 5
     # ... which the plan forbids (spec 3.4), and the battery then carries it out as planned
-    c, d = plan_day(cfg, x, 1.0, 1.0, LookAhead(loss_weight=0.0))
+    c, d = plan_day(cfg, x, 1.0, 1.0, burner)
     assert np.all(np.minimum(c, d) == 0)
-    tr = hide(x, 60, cfg, LookAhead(loss_weight=0.0), soc_start_kwh=1.0)
+    tr = hide(x, 60, cfg, burner, soc_start_kwh=1.0)
     assert np.allclose(tr.battery_kwh, d - c, atol=1e-9)
 
 
