@@ -106,9 +106,9 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
-OBJECTIVES = ("level", "variation", "band")
+OBJECTIVES = ("level", "variation", "band", "peak")
 """The look-ahead's objectives (spec 3.4)."""
-_DEFAULT_WEIGHTS = {"level": (0.25, 1.6), "variation": (1.0, 0.1), "band": (1.0, 2.1)}
+_DEFAULT_WEIGHTS = {"level": (0.25, 1.6), "variation": (1.0, 0.1), "band": (1.0, 2.1), "peak": (1.0, 2.1)}
 """Per objective: the default (variation_weight, loss_weight) of spec 3.4."""
 
 
@@ -158,7 +158,7 @@ class LookAhead:
         v = v if self.variation_weight is None else self.variation_weight
         loss = loss if self.loss_weight is None else self.loss_weight
         level = float(self.objective == "level") if self.level_weight is None else self.level_weight
-        band = (float(n) if self.band_weight is None else self.band_weight) if self.objective == "band" else 0.0
+        band = (float(n) if self.band_weight is None else self.band_weight) if self.objective in ("band", "peak") else 0.0
         return level, v, band, loss
 
 
@@ -379,7 +379,7 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     cost[id_:id_ + n] = p.throughput_weight + w_loss * (1 / cfg.discharge_efficiency - 1)
     cost[iv:iv + n] = w_level
     cost[iu:iu + n - 1] = w_var
-    cost[itop], cost[ibot] = w_band, -w_band
+    cost[itop], cost[ibot] = w_band, (0.0 if p.objective == "peak" else -w_band)
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
