@@ -167,7 +167,7 @@ def test_lookahead_beats_best_effort_on_the_same_energy() -> None:
     la = hide(x, 5, cfg, lp_policy)
     check_physics(la, cfg)
     # best-effort's own flows are a plan the programme could choose: its optimum is no worse
-    _, v, _, w = lp_policy.weights(x.size)
+    _, v, w = lp_policy.weights()
     assert (level_objective(la.grid_kwh, v) + w * la.loss_kwh.sum()
             <= level_objective(be.grid_kwh, v) + w * be.loss_kwh.sum() + 1e-6)
 

@@ -106,60 +106,54 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
-OBJECTIVES = ("level", "variation", "band", "peak")
-"""The look-ahead's objectives (spec 3.4)."""
-_DEFAULT_WEIGHTS = {"level": (0.25, 1.6), "variation": (1.0, 0.1), "band": (1.0, 2.1), "peak": (1.0, 2.1)}
-"""Per objective: the default (variation_weight, loss_weight) of spec 3.4."""
+OBJECTIVES = ("variation-level", "variation", "level")
+"""The look-ahead's objectives (spec 3.4); the first is the default."""
+_DEFAULT_WEIGHTS = {"variation-level": (0.02, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
+"""Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
 
 
 @dataclass(frozen=True)
 class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
-    ``objective`` picks the programme's main term on the metered energy g (spec 3.4):
+    The programme minimises, over the metered energy g of the day, ``level_weight`` times
+    sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total variation
+    sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
+    times the throughput (1e-6, a tie-break), subject to the battery model.  ``objective`` names
+    the default weights (level, variation, loss):
 
-    - "band" (default): the day's range, max g - min g, times ``band_weight`` (default: the
-      number of intervals in the day), plus ``variation_weight`` (1) times the total variation;
-    - "level": sum |g[t] - c| with c free, plus ``variation_weight`` (0.25) times the total variation;
-    - "variation": ``variation_weight`` (1) times the total variation sum |g[t+1] - g[t]| alone.
+    - "variation-level" (the default): (0.02, 1, 0.1), the least variation, ties broken towards one level;
+    - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
+    - "level": (1, 0.25, 1.6), one level per day as far as the battery allows.
 
-    Each adds ``loss_weight`` times the energy lost (defaults 2.1, 1.6 and 0.1) and
-    ``throughput_weight`` times the throughput (1e-6, a tie-break), subject to the battery model.
-    Each day ends with at least the stored energy it started with (less the leak), or, if
-    ``end_fraction`` is given, at least that fraction of the SoC window.
+    A weight given explicitly replaces the objective's.  Each day ends with at least the stored energy
+    it started with (less the leak), or, if ``end_fraction`` is given, at least that fraction of the
+    SoC window.
     """
 
-    objective: str = "band"
+    objective: str = "variation-level"
     loss_weight: float | None = None
     throughput_weight: float = 1e-6
     end_fraction: float | None = None
     variation_weight: float | None = None
-    band_weight: float | None = None
     level_weight: float | None = None
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ParameterError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
-        if self.loss_weight is not None:
-            _param("loss_weight", self.loss_weight, 0, 1e6)
-        if self.variation_weight is not None:
-            _param("variation_weight", self.variation_weight, 0, 1e6)
-        if self.level_weight is not None:
-            _param("level_weight", self.level_weight, 0, 1e6)
-        if self.band_weight is not None:
-            _param("band_weight", self.band_weight, 0, 1e6)
+        for name in ("loss_weight", "variation_weight", "level_weight"):
+            if getattr(self, name) is not None:
+                _param(name, getattr(self, name), 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
         if self.end_fraction is not None:
             _param("end_fraction", self.end_fraction, 0, 1)
 
-    def weights(self, n: int) -> tuple[float, float, float, float]:
-        """(level, variation, band, loss) weights of the programme for a day of ``n`` intervals."""
-        v, loss = _DEFAULT_WEIGHTS[self.objective]
-        v = v if self.variation_weight is None else self.variation_weight
-        loss = loss if self.loss_weight is None else self.loss_weight
-        level = float(self.objective == "level") if self.level_weight is None else self.level_weight
-        band = (float(n) if self.band_weight is None else self.band_weight) if self.objective in ("band", "peak") else 0.0
-        return level, v, band, loss
+    def weights(self) -> tuple[float, float, float]:
+        """(level, variation, loss) weights of the programme: the objective's, or those given."""
+        level, variation, loss = _DEFAULT_WEIGHTS[self.objective]
+        return (level if self.level_weight is None else self.level_weight,
+                variation if self.variation_weight is None else self.variation_weight,
+                loss if self.loss_weight is None else self.loss_weight)
 
 
 Policy = Union[BestEffort, Nill, Stepping, LookAhead]
@@ -364,14 +358,12 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     n, m = x.size, len(forced)
-    w_level, w_var, w_band, w_loss = p.weights(n)
+    w_level, w_var, w_loss = p.weights()
     pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
     # variables: c[n] (drawn to charge), d[n] (delivered), s[n] (stored at the end), v[n] (|g - level|),
-    # level, u[n-1] (|g[t+1] - g[t]|), top, bottom (the day's band), z[m]
+    # level, u[n-1] (|g[t+1] - g[t]|), z[m]
     ic, id_, is_, iv, il, iu = 0, n, 2 * n, 3 * n, 4 * n, 4 * n + 1
-    itop = iu + n - 1
-    ibot = itop + 1
-    iz = ibot + 1
+    iz = iu + n - 1
     nv = iz + m
     keep = 1 - cfg.self_discharge_per_hour * dt_h
     cost = np.zeros(nv)
@@ -379,7 +371,6 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     cost[id_:id_ + n] = p.throughput_weight + w_loss * (1 / cfg.discharge_efficiency - 1)
     cost[iv:iv + n] = w_level
     cost[iu:iu + n - 1] = w_var
-    cost[itop], cost[ibot] = w_band, (0.0 if p.objective == "peak" else -w_band)
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -416,14 +407,6 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
                 put(r, (ic + t + 1, sgn), (id_ + t + 1, -sgn), (ic + t, -sgn), (id_ + t, sgn), (iu + t, -1.0))
                 b_ub.append(-sgn * dx)
                 r += 1
-    if w_band > 0:
-        # the day's band: g[t] - top <= 0 and bottom - g[t] <= 0
-        for t in range(n):
-            put(r, (ic + t, 1.0), (id_ + t, -1.0), (itop, -1.0))
-            b_ub.append(-float(x[t]))
-            put(r + 1, (ic + t, -1.0), (id_ + t, 1.0), (ibot, 1.0))
-            b_ub.append(float(x[t]))
-            r += 2
     # no export: d[t] - c[t] <= x[t]
     for t in range(n):
         put(r, (id_ + t, 1.0), (ic + t, -1.0))
@@ -444,8 +427,6 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
         hi[iv:il + 1] = 0.0
     if w_var == 0:
         hi[iu:iu + n - 1] = 0.0
-    if w_band == 0:
-        hi[itop:ibot + 1] = 0.0
     leak = keep ** np.arange(1, n + 1)
     lo[is_:is_ + n] = np.minimum(cfg.soc_min_kwh, soc0 * leak)
     hi[is_:is_ + n] = cfg.soc_max_kwh
