@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from protocols.analytics.battery import BatteryConfig
 from protocols.analytics.data import LoadData
-from protocols.analytics.hiding import (BestEffort, LookAhead, Nill, Policy, Stepping, Trace, cost, hide,
-                                        _solve, hide_all, plan_day)
+from protocols.analytics.hiding import (OBJECTIVES, BestEffort, LookAhead, Nill, Policy, Stepping, Trace, cost,
+                                        hide, _solve, hide_all, plan_day)
 from protocols.errors import ParameterError
 
 
@@ -170,6 +170,41 @@ def test_lookahead_beats_best_effort_on_the_same_energy() -> None:
     _, v, w = lp_policy.weights()
     assert (level_objective(la.grid_kwh, v) + w * la.loss_kwh.sum()
             <= level_objective(be.grid_kwh, v) + w * be.loss_kwh.sum() + 1e-6)
+
+
+def programme_value(p: LookAhead, tr: Trace) -> float:
+    """Spec 3.4's objective of ``p`` for the plan a trace carried out (the level at its best, the median)."""
+    level, variation, loss = p.weights()
+    return (level * float(np.abs(tr.grid_kwh - np.median(tr.grid_kwh)).sum()) + variation * tv(tr.grid_kwh)
+            + loss * float(tr.loss_kwh.sum()) + p.throughput_weight * float(np.abs(tr.battery_kwh).sum()))
+
+
+def test_each_objective_is_optimal_against_the_others_plans() -> None:
+    cfg = BatteryConfig.simple(2.0, 3.0, 0.95)
+    x = synthetic_day(7, 15)
+    policies = [LookAhead(objective=o) for o in OBJECTIVES]
+    traces = [hide(x, 15, cfg, p) for p in policies]
+    for tr in traces:
+        check_physics(tr, cfg)
+        assert tr.soc_end_kwh >= tr.soc_start_kwh - 1e-9  # the end-of-day rule: every plan is feasible for all
+    for p, own in zip(policies, traces):
+        for other in traces:
+            assert programme_value(p, own) <= programme_value(p, other) + 1e-6, p.objective
+    # the objectives differ: the level programme leaves a trace of more variation, the variation one of more spread
+    var, lev = traces[OBJECTIVES.index("variation")], traces[OBJECTIVES.index("level")]
+    assert tv(var.grid_kwh) < tv(lev.grid_kwh) - 1e-3
+    assert np.abs(lev.grid_kwh - np.median(lev.grid_kwh)).sum() < np.abs(var.grid_kwh - np.median(var.grid_kwh)).sum()
+
+
+def test_lookahead_objective_and_weights() -> None:
+    assert LookAhead().objective == "variation-level" and LookAhead().weights() == (0.02, 1.0, 0.1)
+    assert LookAhead(objective="variation").weights() == (0.0, 1.0, 0.1)
+    assert LookAhead(objective="level").weights() == (1.0, 0.25, 1.6)
+    assert LookAhead(objective="level", variation_weight=2.0, loss_weight=5.0).weights() == (1.0, 2.0, 5.0)
+    with pytest.raises(ParameterError, match="objective"):
+        LookAhead(objective="band")
+    with pytest.raises(ParameterError, match="level_weight"):
+        LookAhead(level_weight=-0.5)
 
 
 def test_lookahead_lower_mi_than_best_effort_on_a_generated_day() -> None:
