@@ -197,7 +197,7 @@ def test_each_objective_is_optimal_against_the_others_plans() -> None:
 
 
 def test_lookahead_objective_and_weights() -> None:
-    assert LookAhead().objective == "variation-level" and LookAhead().weights() == (0.02, 1.0, 0.1)
+    assert LookAhead().objective == "variation-level" and LookAhead().weights() == (0.05, 1.0, 0.1)
     assert LookAhead(objective="variation").weights() == (0.0, 1.0, 0.1)
     assert LookAhead(objective="level").weights() == (1.0, 0.25, 1.6)
     assert LookAhead(objective="level", variation_weight=2.0, loss_weight=5.0).weights() == (1.0, 2.0, 5.0)
@@ -207,18 +207,27 @@ def test_lookahead_objective_and_weights() -> None:
         LookAhead(level_weight=-0.5)
 
 
-def test_lookahead_lower_mi_than_best_effort_on_a_generated_day() -> None:
+def test_lookahead_leaks_less_than_best_effort_on_a_generated_day() -> None:
+    """Spec 7.2 at 5 kWh / 3 kW, on one generated day: less MI (measured 0.109 against 0.229 bits) and
+    no more event recall, fast or slow (both 0.100 of 10 events), than best effort."""
     from protocols.analytics import loadgen, nilm
 
-    data = loadgen.generate(1, 1, interval_minutes=1, seed=2)
+    data, events = loadgen.generate_with_events(1, 1, interval_minutes=1, seed=2)
     x = data.kwh[0, 0]
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
     la = hide(x, 1, cfg, LookAhead())
     be = hide(x, 1, cfg, BestEffort())
     check_physics(la, cfg)
-    mi_la = nilm.mutual_information(x * 60, la.grid_kwh * 60)
-    mi_be = nilm.mutual_information(x * 60, be.grid_kwh * 60)
-    assert mi_la < mi_be
+    load_kw = x[None] * 60
+    reports = {}
+    for name, tr in (("la", la), ("be", be)):
+        metered = tr.grid_kwh[None] * 60
+        reports[name] = (nilm.leakage(load_kw, metered, events, 1),
+                         nilm.leakage(load_kw, metered, events, 1, nilm.slow_attacker()))
+    (la_fast, la_slow), (be_fast, be_slow) = reports["la"], reports["be"]
+    assert la_fast.eligible >= 5
+    assert la_fast.mi_bits < 0.75 * be_fast.mi_bits
+    assert la_fast.recall <= be_fast.recall and la_slow.recall <= be_slow.recall
 
 
 def test_lookahead_plan_never_charges_and_discharges_at_once() -> None:

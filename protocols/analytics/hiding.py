@@ -108,7 +108,7 @@ class Stepping:
 
 OBJECTIVES = ("variation-level", "variation", "level")
 """The look-ahead's objectives (spec 3.4); the first is the default."""
-_DEFAULT_WEIGHTS = {"variation-level": (0.02, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
+_DEFAULT_WEIGHTS = {"variation-level": (0.05, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
 """Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
 
 
@@ -122,7 +122,7 @@ class LookAhead:
     times the throughput (1e-6, a tie-break), subject to the battery model.  ``objective`` names
     the default weights (level, variation, loss):
 
-    - "variation-level" (the default): (0.02, 1, 0.1), the least variation, ties broken towards one level;
+    - "variation-level" (the default): (0.05, 1, 0.1), the least variation, ties broken towards one level;
     - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
     - "level": (1, 0.25, 1.6), one level per day as far as the battery allows.
 
