@@ -65,7 +65,7 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, int, BatteryConfig, Policy]:
                         self_discharge_per_hour=draw(st.sampled_from([0.0, 0.0, 0.02])))
     policy = draw(st.sampled_from([
         BestEffort(), Nill(), Stepping(step_kw=min(0.3, power, cfg.max_discharge_kw)),
-        LookAhead(loss_weight=2.5)]))  # a weight above 2: no MILP fallback, keeps the test fast
+        LookAhead(loss_weight=2.5)]))  # above w_E + 2 w_V = 2.05: no MILP fallback (spec 3.4), fast
     return kw * minutes / 60, minutes, cfg, policy
 
 
@@ -302,3 +302,15 @@ def test_hide_all_one_trace_per_meter() -> None:
     traces = hide_all(data, cfg, Nill())
     assert len(traces) == 2 and traces[1].load_kwh.size == 192
     assert np.array_equal(traces[1].load_kwh, kwh[1].reshape(-1))
+
+
+def test_study_names_each_lookahead_objective() -> None:
+    from protocols.analytics.hiding_study import StudyConfig, study_policies
+
+    names = study_policies()
+    assert names["lookahead"]() == LookAhead()
+    assert [names[f"lookahead-{o}"]() for o in OBJECTIVES[1:]] == [LookAhead(objective=o) for o in OBJECTIVES[1:]]
+    assert "lookahead-variation-level" not in names  # the default is plain "lookahead"
+    StudyConfig(policies=("lookahead-level",))
+    with pytest.raises(ParameterError, match="policies"):
+        StudyConfig(policies=("lookahead-band",))
