@@ -106,30 +106,54 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
+OBJECTIVES = ("variation-level", "variation", "level")
+"""The look-ahead's objectives (spec 3.4); the first is the default."""
+_DEFAULT_WEIGHTS = {"variation-level": (0.05, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
+"""Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
+
+
 @dataclass(frozen=True)
 class LookAhead:
     """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
 
-    Minimises the metered energy's distance from one level per day, sum |g[t] - c| with c free (the
-    flattest trace the battery can hold), plus ``variation_weight`` times its total variation
-    sum |g[t+1] - g[t]| (default 0.25: flattens what the level term leaves free), plus
-    ``loss_weight`` times the energy lost (default 1.6, above 1 + 2 x variation_weight so that
-    burning energy never pays) plus ``throughput_weight`` times the throughput (1e-6, a tie-break),
-    subject to the battery model.  Each day ends with at least the stored energy it started with
-    (less the leak), or, if ``end_fraction`` is given, at least that fraction of the SoC window.
+    The programme minimises, over the metered energy g of the day, ``level_weight`` times
+    sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total variation
+    sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
+    times the throughput (1e-6, a tie-break), subject to the battery model.  ``objective`` names
+    the default weights (level, variation, loss):
+
+    - "variation-level" (the default): (0.05, 1, 0.1), the least variation, ties broken towards one level;
+    - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
+    - "level": (1, 0.25, 1.6), one level per day as far as the battery allows.
+
+    A weight given explicitly replaces the objective's.  Each day ends with at least the stored energy
+    it started with (less the leak), or, if ``end_fraction`` is given, at least that fraction of the
+    SoC window.
     """
 
-    loss_weight: float = 1.6
+    objective: str = "variation-level"
+    loss_weight: float | None = None
     throughput_weight: float = 1e-6
     end_fraction: float | None = None
-    variation_weight: float = 0.25
+    variation_weight: float | None = None
+    level_weight: float | None = None
 
     def __post_init__(self) -> None:
-        _param("loss_weight", self.loss_weight, 0, 1e6)
-        _param("variation_weight", self.variation_weight, 0, 1e6)
+        if self.objective not in OBJECTIVES:
+            raise ParameterError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        for name in ("loss_weight", "variation_weight", "level_weight"):
+            if getattr(self, name) is not None:
+                _param(name, getattr(self, name), 0, 1e6)
         _param("throughput_weight", self.throughput_weight, 0, 1, lo_open=True)
         if self.end_fraction is not None:
             _param("end_fraction", self.end_fraction, 0, 1)
+
+    def weights(self) -> tuple[float, float, float]:
+        """(level, variation, loss) weights of the programme: the objective's, or those given."""
+        level, variation, loss = _DEFAULT_WEIGHTS[self.objective]
+        return (level if self.level_weight is None else self.level_weight,
+                variation if self.variation_weight is None else self.variation_weight,
+                loss if self.loss_weight is None else self.loss_weight)
 
 
 Policy = Union[BestEffort, Nill, Stepping, LookAhead]
@@ -334,6 +358,7 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     n, m = x.size, len(forced)
+    w_level, w_var, w_loss = p.weights()
     pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
     # variables: c[n] (drawn to charge), d[n] (delivered), s[n] (stored at the end), v[n] (|g - level|),
     # level, u[n-1] (|g[t+1] - g[t]|), z[m]
@@ -342,10 +367,10 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     nv = iz + m
     keep = 1 - cfg.self_discharge_per_hour * dt_h
     cost = np.zeros(nv)
-    cost[ic:ic + n] = p.throughput_weight + p.loss_weight * (1 - cfg.charge_efficiency)
-    cost[id_:id_ + n] = p.throughput_weight + p.loss_weight * (1 / cfg.discharge_efficiency - 1)
-    cost[iv:iv + n] = 1.0
-    cost[iu:iu + n - 1] = p.variation_weight
+    cost[ic:ic + n] = p.throughput_weight + w_loss * (1 - cfg.charge_efficiency)
+    cost[id_:id_ + n] = p.throughput_weight + w_loss * (1 / cfg.discharge_efficiency - 1)
+    cost[iv:iv + n] = w_level
+    cost[iu:iu + n - 1] = w_var
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -367,19 +392,21 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     rows, cols, vals = [], [], []
     b_ub: list[float] = []
     r = 0
-    # distance from the day's level: +-(g[t] - level) - v[t] <= 0 with g = x - d + c
-    for t in range(n):
-        for sgn in (1.0, -1.0):
-            put(r, (ic + t, sgn), (id_ + t, -sgn), (il, -sgn), (iv + t, -1.0))
-            b_ub.append(-sgn * float(x[t]))
-            r += 1
-    # total variation: +-(g[t+1] - g[t]) - u[t] <= 0 with g = x - d + c
-    for t in range(n - 1):
-        dx = float(x[t + 1] - x[t])
-        for sgn in (1.0, -1.0):
-            put(r, (ic + t + 1, sgn), (id_ + t + 1, -sgn), (ic + t, -sgn), (id_ + t, sgn), (iu + t, -1.0))
-            b_ub.append(-sgn * dx)
-            r += 1
+    if w_level > 0:
+        # distance from the day's level: +-(g[t] - level) - v[t] <= 0 with g = x - d + c
+        for t in range(n):
+            for sgn in (1.0, -1.0):
+                put(r, (ic + t, sgn), (id_ + t, -sgn), (il, -sgn), (iv + t, -1.0))
+                b_ub.append(-sgn * float(x[t]))
+                r += 1
+    if w_var > 0:
+        # total variation: +-(g[t+1] - g[t]) - u[t] <= 0 with g = x - d + c
+        for t in range(n - 1):
+            dx = float(x[t + 1] - x[t])
+            for sgn in (1.0, -1.0):
+                put(r, (ic + t + 1, sgn), (id_ + t + 1, -sgn), (ic + t, -sgn), (id_ + t, sgn), (iu + t, -1.0))
+                b_ub.append(-sgn * dx)
+                r += 1
     # no export: d[t] - c[t] <= x[t]
     for t in range(n):
         put(r, (id_ + t, 1.0), (ic + t, -1.0))
@@ -396,6 +423,10 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
     a_ub = sp.csr_matrix((vals, (rows, cols)), shape=(r, nv))
     lo, hi = np.zeros(nv), np.full(nv, np.inf)
     hi[ic:ic + n], hi[id_:id_ + n] = pc, pd
+    if w_level == 0:
+        hi[iv:il + 1] = 0.0
+    if w_var == 0:
+        hi[iu:iu + n - 1] = 0.0
     leak = keep ** np.arange(1, n + 1)
     lo[is_:is_ + n] = np.minimum(cfg.soc_min_kwh, soc0 * leak)
     hi[is_:is_ + n] = cfg.soc_max_kwh

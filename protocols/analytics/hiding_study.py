@@ -25,6 +25,7 @@ from protocols.analytics.data import INTERVALS_MINUTES, MAX_DAYS, MAX_KWH_PER_MI
 from protocols.errors import DecodeError, ParameterError
 
 if TYPE_CHECKING:
+    from protocols.analytics.hiding import Policy
     from protocols.analytics.nilm import LeakageReport
 
 METERED_HEADER = ("meter", "timestamp", "kwh_load", "kwh_grid", "kwh_battery", "kwh_loss", "soc_kwh")
@@ -362,8 +363,6 @@ class StudyConfig:
     policies: tuple[str, ...] = ("best-effort", "nill", "stepping", "lookahead")
 
     def __post_init__(self) -> None:
-        from protocols.analytics.hiding import POLICY_NAMES
-
         for n, v in (("households", self.households), ("days", self.days)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ParameterError(f"{n} must be an int >= 1, not {v!r}")
@@ -374,8 +373,9 @@ class StudyConfig:
             raise ParameterError("capacities_kwh must hold 1..32 capacities")
         for c in self.capacities_kwh:
             BatteryConfig.simple(c, self.power_kw, self.efficiency)  # each refused as the battery would
-        if not self.policies or any(p not in POLICY_NAMES for p in self.policies):
-            raise ParameterError(f"policies must be among {', '.join(POLICY_NAMES)}, not {self.policies}")
+        names = study_policies()
+        if not self.policies or any(p not in names for p in self.policies):
+            raise ParameterError(f"policies must be among {', '.join(names)}, not {self.policies}")
         if "stepping" in self.policies and self.power_kw < 0.5:
             raise ParameterError(f"power_kw {self.power_kw} is below stepping's 0.5 kW step")
 
@@ -407,6 +407,17 @@ class StudyRow:
 
 
 ProgressFn = Callable[[int, int], None]
+
+
+def study_policies() -> dict[str, Callable[[], Policy]]:
+    """The study's policy names (spec 6.5): hide's four, and the look-ahead under each other objective."""
+    from functools import partial
+
+    from protocols.analytics.hiding import OBJECTIVES, POLICY_NAMES, LookAhead
+
+    names: dict[str, Callable[[], Policy]] = dict(POLICY_NAMES)
+    names.update({f"lookahead-{o}": partial(LookAhead, objective=o) for o in OBJECTIVES[1:]})
+    return names
 
 
 def study(config: StudyConfig = StudyConfig(), progress: ProgressFn | None = None) -> list[StudyRow]:
@@ -442,7 +453,8 @@ def study(config: StudyConfig = StudyConfig(), progress: ProgressFn | None = Non
         for cap in config.capacities_kwh:
             battery = BatteryConfig.simple(cap, config.power_kw, config.efficiency)
             t0 = time.perf_counter()
-            traces = [hiding.hide(data.kwh[m].reshape(-1), 1, battery, hiding.POLICY_NAMES[policy]())
+            make = study_policies()[policy]
+            traces = [hiding.hide(data.kwh[m].reshape(-1), 1, battery, make())
                       for m in range(config.households)]
             seconds = time.perf_counter() - t0
             metered_kw = np.stack([t.grid_kwh for t in traces]) * 60.0
