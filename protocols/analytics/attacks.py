@@ -12,13 +12,13 @@ modified copy of the data with its :class:`Labels` (section 4.3).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from protocols.analytics.data import seed_int  # noqa: F401  (re-exported: section 4.3)
 from protocols.analytics.data import (
     ATTACKS,
     FAULTS,
@@ -291,15 +291,6 @@ def apply_fault(day_kwh: np.ndarray, kind: int, rng: np.random.Generator,
 
 
 # --------------------------------------------------------------------------- injection
-
-
-def seed_int(seed: int | str) -> int:
-    """A non-negative int seed as is; a str hashed with SHA-256 to a 256-bit int (section 4.3)."""
-    if isinstance(seed, str):
-        return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest(), "big")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be a non-negative int or a str, not {seed!r}")
-    return int(seed)
 
 
 def _kinds(kinds: Sequence[int]) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ Arianpoo and Leung (2016), 7..9 the faults stuck-at, zeros and spikes.
 from __future__ import annotations
 
 import datetime
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,16 @@ LABEL_NAMES = ("normal", "h1", "h2", "h3", "h4", "h5", "h6", "stuck-at", "zeros"
 """Label code -> name (spec 2.2)."""
 ATTACKS = tuple(range(1, 7))
 FAULTS = (7, 8, 9)
+
+
+def seed_int(seed: int | str) -> int:
+    """A seed as a non-negative int: an int (or numpy integer) as itself, a str as the SHA-256 of
+    its UTF-8 bytes read as a 256-bit big-endian integer (specs/analytics.md section 3.5)."""
+    if isinstance(seed, str):
+        return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest(), "big")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed must be a non-negative int or a str, not {seed!r}")
+    return int(seed)
 
 
 @dataclass(frozen=True)

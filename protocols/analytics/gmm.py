@@ -7,7 +7,6 @@ log-likelihood under the fitted mixture, higher meaning more anomalous.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from protocols.analytics.data import LoadData
+from protocols.analytics.data import seed_int as data_seed_int
 from protocols.analytics.features import day_features
 from protocols.errors import ParameterError
 
@@ -28,14 +28,14 @@ MAX_ROWS = 50_000_000
 
 
 def seed_int(seed: int | str) -> int:
-    """An int seed as is (0 <= seed < 2**32); a str hashed with SHA-256 to its first 4 bytes, big-endian."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, str)):
-        raise ParameterError("seed must be an int or a str")
+    """scikit-learn's random_state: an int seed as is (0 <= seed < 2**32); a str's SHA-256, its first
+    4 bytes big-endian (the top 32 bits of ``data.seed_int``)."""
     if isinstance(seed, str):
-        return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big")
-    if not 0 <= seed < 2**32:
+        return data_seed_int(seed) >> 224
+    value = data_seed_int(seed)
+    if value >= 2**32:
         raise ParameterError(f"seed {seed} is outside 0..2**32-1")
-    return seed
+    return value
 
 
 @dataclass(frozen=True)

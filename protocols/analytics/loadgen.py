@@ -13,13 +13,13 @@ by the chunk, not by the number of households.
 from __future__ import annotations
 
 import datetime
-import hashlib
 from dataclasses import dataclass
 from typing import Callable, Literal, overload
 
 import numpy as np
 
 from protocols.analytics.data import INTERVALS_MINUTES, MAX_DAYS, MAX_METERS, LoadData
+from protocols.analytics.data import seed_int as seed_to_int
 from protocols.errors import ParameterError
 
 APPLIANCES = ("standby", "fridge", "freezer", "lighting", "cooking", "microwave", "kettle", "electronics",
@@ -67,17 +67,6 @@ class Events:
         diff -= np.bincount(base + self.start_minute + self.duration_minutes, weights=watts,
                             minlength=meters * row)
         return np.cumsum(diff.reshape(meters, row)[:, :minutes], axis=1) / 1000.0
-
-
-def seed_to_int(seed: int | str) -> int:
-    """An int seed as is (must be >= 0); a str seed by SHA-256 (spec 3.5)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, str)):
-        raise ParameterError("seed must be an int or a str")
-    if isinstance(seed, str):
-        return int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest(), "big")
-    if seed < 0:
-        raise ParameterError("seed must be non-negative")
-    return seed
 
 
 def daylight(day_of_year: np.ndarray, latitude: float = LATITUDE_DEGREES) -> tuple[np.ndarray, np.ndarray]:

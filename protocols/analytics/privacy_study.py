@@ -14,7 +14,6 @@ The same detectors (:func:`protocols.analytics.detect.detect`) run on each view;
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 
 from protocols.analytics import evaluate
-from protocols.analytics.data import ATTACKS, LABEL_NAMES, MAX_METERS, Labels, LoadData
+from protocols.analytics.data import ATTACKS, LABEL_NAMES, MAX_METERS, Labels, LoadData, seed_int
 from protocols.errors import ParameterError
 from protocols.privacy.dp import LEVEL_EPSILON, PrivacyLevel
 
@@ -36,17 +35,6 @@ DEFAULT_SIZES = (1, 5, 20, 50)
 MAX_EPSILON = 1e9
 
 Detector = Callable[[LoadData], np.ndarray]
-
-
-def seed_int(seed: int | str) -> int:
-    """A seed as a non-negative int: an int as itself, a str as SHA-256 of its UTF-8 (big-endian, 256 bits)."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, str)):
-        raise ParameterError(f"a seed is an int or a str, not {type(seed).__name__}")
-    if isinstance(seed, str):
-        return int.from_bytes(hashlib.sha256(seed.encode()).digest(), "big")
-    if seed < 0:
-        raise ParameterError("an int seed must be >= 0")
-    return seed
 
 
 def epsilon_of(level: str | float | Fraction) -> float | None:
