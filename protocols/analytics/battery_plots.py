@@ -7,38 +7,12 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Sequence
-from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
 from protocols.analytics.hiding_study import Metered, StudyRow
+from protocols.analytics.plots import _pyplot, _save
 from protocols.errors import ParameterError
-
-DPI = 120
-
-
-def _pyplot() -> ModuleType:
-    try:
-        import matplotlib
-    except ModuleNotFoundError:
-        raise ParameterError("plots need matplotlib: pip install matplotlib") from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def _save(pyplot: ModuleType, figure: Any, directory: str | os.PathLike[str], name: str) -> str:
-    folder = Path(directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI)
-    pyplot.close(figure)
-    return str(path)
-
 
 def busiest_day(metered: Metered, meter: int = 0) -> int:
     """The day of ``meter`` with the most edges detected in its load (section 5.1 defaults); the first on ties."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from protocols.analytics.battery import BatteryConfig
 from protocols.analytics.data import INTERVALS_MINUTES, MAX_DAYS, MAX_KWH_PER_MINUTE, MAX_METERS, LoadData
+from protocols.analytics.loadgen import Events
 from protocols.errors import DecodeError, ParameterError
 
 if TYPE_CHECKING:
@@ -263,20 +264,6 @@ def check_metered_load(data: LoadData, metered: Metered) -> None:
 # --------------------------------------------------------------------------- 6.3 EVENTS.csv
 
 
-@dataclass(frozen=True)
-class EventRecord:
-    """True switching events in nilm's contract (loadgen.Events' five arrays), meters as rows of the data."""
-
-    meter: np.ndarray
-    appliance: np.ndarray
-    start_minute: np.ndarray
-    duration_minutes: np.ndarray
-    power_kw: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.meter.shape[0])
-
-
 def write_events(path: str | os.PathLike[str], data: LoadData, events: object,
                  appliance_names: Sequence[str]) -> None:
     """Write ``meter,start,duration_minutes,appliance,power_kw``: start an ISO minute of the data's clock,
@@ -296,7 +283,7 @@ def write_events(path: str | os.PathLike[str], data: LoadData, events: object,
 
 
 def read_events(path: str | os.PathLike[str], data: LoadData,
-                known_names: Sequence[str] = ()) -> tuple[EventRecord, tuple[str, ...]]:
+                known_names: Sequence[str] = ()) -> tuple[Events, tuple[str, ...]]:
     """Read an EVENTS.csv for ``data`` (spec 6.3): (events, appliance names).
 
     Appliance names index into ``known_names`` (the generator's APPLIANCES) followed by any other name in
@@ -342,7 +329,7 @@ def read_events(path: str | os.PathLike[str], data: LoadData,
         for c, v in zip(cols, (m, index[appliance], start, dur)):
             c.append(v)
         power.append(p)
-    ev = EventRecord(np.asarray(cols[0], np.int64), np.asarray(cols[1], np.int64), np.asarray(cols[2], np.int64),
+    ev = Events(np.asarray(cols[0], np.int64), np.asarray(cols[1], np.int64), np.asarray(cols[2], np.int64),
                      np.asarray(cols[3], np.int64), np.asarray(power, np.float64))
     return ev, tuple(names)
 
