@@ -42,15 +42,32 @@ def _relative_error(L: np.ndarray, L0: np.ndarray) -> float:
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), svd=st.sampled_from(rpca.SVD_METHODS))
-def test_recovers_small_low_rank_plus_sparse(seed: int, svd: str) -> None:
-    L0, S0, support = _low_rank_plus_sparse(60, 3, 0.05, seed)
+def test_reaches_the_pcp_optimum_on_small_low_rank_plus_sparse(seed: int, svd: str) -> None:
+    """On every instance the solver converges and ends no worse than the truth under the PCP
+    objective. Exact recovery of L0 itself is a high-probability property, not a certainty: on
+    seed 26737 (found by hypothesis) the optimum is a different matrix (objective 5434.842 against
+    the truth's 5434.906, relative error 0.031 at rho 1.1, 1.05 and 1.02), so recovery is checked
+    as a rate below."""
+    L0, S0, _ = _low_rank_plus_sparse(60, 3, 0.05, seed)
     res = pcp(L0 + S0, svd=svd, seed=seed)
     assert res.converged and res.residual < 1e-7
-    assert _relative_error(res.L, L0) < 1e-4
-    assert np.array_equal(np.abs(res.S) > 1e-3, support)
-    assert np.linalg.matrix_rank(res.L, tol=1e-6 * np.linalg.norm(res.L, 2)) == 3
     lam = 1 / math.sqrt(60)
     assert _objective(res.L, res.S, lam) <= _objective(L0, S0, lam) * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("svd", rpca.SVD_METHODS)
+def test_recovers_small_low_rank_plus_sparse_on_seeds_0_to_99(svd: str) -> None:
+    """60 x 60, rank 3, 5% corruption, seeds 0..99: L0 within 1e-4, the support of S0 and the rank
+    recovered on each of these seeds, in every SVD mode (measured: all pass at the default rho 1.1)."""
+    failures = []
+    for seed in range(100):
+        L0, S0, support = _low_rank_plus_sparse(60, 3, 0.05, seed)
+        res = pcp(L0 + S0, svd=svd, seed=seed)
+        if not (res.converged and _relative_error(res.L, L0) < 1e-4
+                and np.array_equal(np.abs(res.S) > 1e-3, support)
+                and np.linalg.matrix_rank(res.L, tol=1e-6 * np.linalg.norm(res.L, 2)) == 3):
+            failures.append(seed)
+    assert failures == []
 
 
 def _objective(L: np.ndarray, S: np.ndarray, lam: float) -> float:
