@@ -79,8 +79,11 @@ class ProcessEndpoint:
     """A party as a child process; a reader thread hands its stdout lines over with a timeout."""
 
     def __init__(self, ident: str, command: Sequence[str], log: IO[bytes] | None = None,
-                 env: Mapping[str, str] | None = None, timeout: float = STEP_TIMEOUT) -> None:
+                 env: Mapping[str, str] | None = None, timeout: float = STEP_TIMEOUT, *,
+                 own_log: bool = False) -> None:
+        """``own_log``: :meth:`close` closes ``log`` too (otherwise the caller does)."""
         self.ident, self.command, self.timeout = ident, list(command), timeout
+        self.log = log if own_log else None
         self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log if log is not None else subprocess.DEVNULL,
                                      env={**os.environ, **(env or {})})
@@ -120,6 +123,7 @@ class ProcessEndpoint:
             outputs.append(answer)
 
     def close(self) -> int:
+        """End the party's input, wait for it (kill it after the step timeout), close its pipes and log."""
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -130,6 +134,12 @@ class ProcessEndpoint:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+        finally:
+            self.reader.join(timeout=1.0)  # it ends at the pipe's end of file once the child has exited
+            if self.proc.stdout is not None and not self.reader.is_alive():
+                self.proc.stdout.close()
+            if self.log is not None and not self.log.closed:
+                self.log.close()
 
 
 Tamper = Callable[[int, Envelope], Envelope]
@@ -254,7 +264,6 @@ def open_network(deployment: Deployment, directory: str, *, seed: str | None = "
     """
     write_deployment(deployment, directory)
     chosen = dict(commands or {})
-    opened_logs: list[IO[bytes]] = []
 
     def factory(ident: str) -> Endpoint:
         role = deployment.parties[ident][0]
@@ -265,9 +274,7 @@ def open_network(deployment: Deployment, directory: str, *, seed: str | None = "
         command = (expand(template, deployment.protocol, role, state, ident, seed) if template is not None
                    else role_command(deployment.protocol, role, state, ident, seed))
         log = open(os.path.join(directory, f"{ident}.log"), "ab") if logs else None
-        if log is not None:
-            opened_logs.append(log)
-        return ProcessEndpoint(ident, command, log, env)
+        return ProcessEndpoint(ident, command, log, env, own_log=True)
 
     network = Network({}, tamper, factory=factory)
     for ident in sorted(deployment.parties):
