@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from protocols.errors import StateFileError
+from protocols.primitives import opcount
 
 APPLICATION_ID = 0x55534150
 """``PRAGMA application_id`` of every state file: the bytes "USAP"."""
@@ -140,6 +141,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; any exception rolls back and propagates."""
+        wal = _wal_mark(self.path) if opcount.active() else None
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -147,6 +149,9 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        if wal is not None:                      # specs/costs.md section 3: the durable state commit
+            opcount.record("state_commit")
+            opcount.record("state_byte", _wal_written(self.path, wal, self.page_size()))
 
     def get(self, name: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
@@ -171,11 +176,48 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
+    def page_size(self) -> int:
+        return int(self.db.execute("PRAGMA page_size").fetchone()[0])
+
     def size_bytes(self) -> int:
         """Pages in use times the page size (what the file holds after a checkpoint)."""
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         return int((pages - free) * self.db.execute("PRAGMA page_size").fetchone()[0])
+
+
+_WAL_HEADER_BYTES, _WAL_FRAME_HEADER_BYTES = 32, 24
+"""SQLite's WAL file format: a 32-byte header, then frames of a 24-byte header and one page."""
+
+
+def _wal_mark(path: str) -> tuple[int, bytes]:
+    """The WAL file's size and salts before a transaction (0 and empty when it has none yet)."""
+    try:
+        with open(path + "-wal", "rb") as wal:
+            header = wal.read(_WAL_HEADER_BYTES)
+            return wal.seek(0, os.SEEK_END), header[16:24]
+    except FileNotFoundError:
+        return 0, b""
+
+
+def _wal_written(path: str, before: tuple[int, bytes], page: int) -> int:
+    """Bytes of database pages the last commit appended to the WAL (specs/costs.md section 3).
+
+    Same salts: the growth of the file.  New salts (the WAL restarted after a checkpoint): the
+    frames from the start that carry the new salts, which are exactly this transaction's.
+    """
+    size, salts = _wal_mark(path)
+    frame = _WAL_FRAME_HEADER_BYTES + page
+    if salts == before[1]:
+        return max(0, size - before[0]) // frame * page
+    frames = 0
+    with open(path + "-wal", "rb") as wal:
+        while True:
+            wal.seek(_WAL_HEADER_BYTES + frames * frame)
+            header = wal.read(_WAL_FRAME_HEADER_BYTES)
+            if len(header) < _WAL_FRAME_HEADER_BYTES or header[8:16] != salts:
+                return frames * page
+            frames += 1
 
 
 def input_digest(line: bytes) -> bytes:

@@ -1,0 +1,297 @@
+"""Per-role traces: what each protocol step costs each role, counted from a real run (specs/costs.md section 3).
+
+A *step* is one input handled by one party: (protocol, role, step) with ``step`` the type of the message
+received (``env.*`` for the environment's inputs).  :func:`trace_protocol` runs the protocol's interop
+scenario (``usapp interop PROTOCOL``, specs/roles.md section 5) with every party in this process, and
+around each :meth:`~protocols.system.roles.process.Party.handle` opens an operation counter
+(:mod:`protocols.primitives.opcount`) and a timer.  Bytes received and sent are the CBOR body lengths of
+the input and of its outputs.  A refused input is the step ``TYPE (refused)``; an input answered from the
+journal (a re-sent one, which commits nothing) is ``TYPE (re-sent)``.  :func:`aggregate` folds repeated
+steps into per-invocation means.
+
+``python -m protocols.system.costs --write-golden`` regenerates ``tests/golden/meter_costs.json``, the
+pinned operation counts of the meter-side steps (section 3.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protocols.errors import ParameterError, StateError
+from protocols.primitives import opcount
+from protocols.system.roles import harness, wire
+from protocols.system.roles.base import PROTOCOLS, Deployment
+from protocols.system.roles.process import protocol_module
+
+SCENARIO_SEED = "costs"
+"""The seed of every traced deployment and party (specs/roles.md sections 3.4 and 4)."""
+
+METER_ROLES: Mapping[str, tuple[str, ...]] = {
+    "aggregation": ("meter",), "groupkeys": ("member",), "issuance": ("device",), "escrow": ("meter",),
+    "integrity": ("meter",),
+}
+"""The roles a meter plays in each protocol: their steps are the ones the golden file pins (section 3.3)."""
+
+REFUSED_SUFFIX, RESENT_SUFFIX = " (refused)", " (re-sent)"
+
+GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_costs.json"
+"""The golden file in a source checkout."""
+GOLDEN_FORMAT = "usapp-meter-costs/1"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One handled input: its step, what it counted, how long it took, its bytes."""
+
+    protocol: str
+    role: str
+    step: str
+    counts: Mapping[str, int]
+    seconds: float
+    bytes_received: int
+    bytes_sent: int
+
+
+@dataclass(frozen=True)
+class StepTrace:
+    """A step's per-invocation means over its ``invocations`` (section 3.2)."""
+
+    protocol: str
+    role: str
+    step: str
+    invocations: int
+    counts: Mapping[str, float]
+    seconds: float
+    bytes_received: float
+    bytes_sent: float
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.protocol, self.role, self.step)
+
+
+@dataclass
+class _Traced:
+    """An in-process party whose every exchange is counted and timed into ``samples``."""
+
+    inner: harness.LocalEndpoint
+    protocol: str
+    role: str
+    samples: list[Sample]
+
+    def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
+        with opcount.counting() as counts:
+            start = time.perf_counter()
+            outputs, status = self.inner.exchange(message)
+            seconds = time.perf_counter() - start
+        step = message.type
+        if status.type == wire.REFUSED:
+            step += REFUSED_SUFFIX
+        elif counts["state_commit"] == 0:
+            step += RESENT_SUFFIX
+        self.samples.append(Sample(self.protocol, self.role, step, dict(counts), seconds, len(message.body),
+                                   sum(len(o.body) for o in outputs)))
+        return outputs, status
+
+    def close(self) -> int:
+        return self.inner.close()
+
+
+def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deployment:
+    """The traced deployment of ``protocol``: its role module's ``deploy`` with ``options`` (defaults: the
+    interop run's)."""
+    return protocol_module(protocol).deploy(SCENARIO_SEED, **dict(options or {}))
+
+
+def run_traced(protocol: str, deployed: Deployment, directory: str) -> list[Sample]:
+    """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and traced.
+
+    ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
+    """
+    module = protocol_module(protocol)
+    samples: list[Sample] = []
+    network = harness.open_network(deployed, directory, seed=SCENARIO_SEED, in_process=True)
+    inner_factory = network.factory
+
+    def traced(ident: str) -> harness.Endpoint:
+        if inner_factory is None:  # pragma: no cover - open_network always sets it
+            raise StateError("the network has no party factory")
+        endpoint = inner_factory(ident)
+        if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
+            raise StateError(f"{ident} is not an in-process party")
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples)
+
+    network.factory = traced
+    for ident in list(network.parties):
+        endpoint = network.parties[ident]
+        if isinstance(endpoint, harness.LocalEndpoint):
+            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples)
+    checks = harness.Checks()
+    try:
+        module.scenario(network, deployed, checks)
+    finally:
+        network.close()
+    if not checks.ok:
+        failed = [c.name for c in checks.results if not c.passed]
+        raise StateError(f"{protocol}: the traced scenario failed its checks: {failed[:3]}")
+    return samples
+
+
+def aggregate(samples: Iterable[Sample]) -> list[StepTrace]:
+    """Section 3.2: per (protocol, role, step), the mean counts, time and bytes per invocation."""
+    groups: dict[tuple[str, str, str], list[Sample]] = {}
+    for sample in samples:
+        groups.setdefault((sample.protocol, sample.role, sample.step), []).append(sample)
+    traces = []
+    for (protocol, role, step), group in groups.items():
+        n = len(group)
+        total: Counter[str] = Counter()
+        for sample in group:
+            total.update(sample.counts)
+        traces.append(StepTrace(protocol, role, step, n, {k: v / n for k, v in sorted(total.items()) if v},
+                                sum(s.seconds for s in group) / n, sum(s.bytes_received for s in group) / n,
+                                sum(s.bytes_sent for s in group) / n))
+    return sorted(traces, key=lambda t: (PROTOCOLS.index(t.protocol) if t.protocol in PROTOCOLS else 99, t.key))
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Traces of one protocol over several runs: the counts of the runs (equal, seeded), per-step times."""
+
+    traces: list[StepTrace]
+    """Per-step means of the first measured run (counts and bytes are the same in every run)."""
+    run_seconds: Mapping[tuple[str, str, str], tuple[float, ...]] = field(default_factory=dict)
+    """Per step, its mean time per invocation in each measured run."""
+
+    def median_seconds(self, key: tuple[str, str, str]) -> float:
+        return statistics.median(self.run_seconds[key])
+
+
+def trace_protocol(protocol: str, *, runs: int = 1, warmup: bool = False,
+                   options: Mapping[str, Any] | None = None) -> Measured:
+    """``runs`` traced runs of ``protocol`` (after one discarded run if ``warmup``), each in a new directory.
+
+    The counts of a seeded run are the same in every run; ``StateError`` if they are not.
+    """
+    if protocol not in PROTOCOLS:
+        raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if type(runs) is not int or not 1 <= runs <= 100:
+        raise ParameterError("runs must be an integer in [1, 100]")
+    deployed = deployment(protocol, options)
+    first: list[StepTrace] | None = None
+    seconds: dict[tuple[str, str, str], list[float]] = {}
+    for index in range(runs + int(warmup)):
+        with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
+            traces = aggregate(run_traced(protocol, deployed, directory))
+        if warmup and index == 0:
+            continue
+        if first is None:
+            first = traces
+        elif [(t.key, t.invocations, dict(t.counts)) for t in traces] != \
+                [(t.key, t.invocations, dict(t.counts)) for t in first]:
+            raise StateError(f"{protocol}: two seeded runs counted different operations")
+        for trace in traces:
+            seconds.setdefault(trace.key, []).append(trace.seconds)
+    if first is None:  # pragma: no cover - runs >= 1
+        raise StateError("no run was measured")
+    return Measured(first, {k: tuple(v) for k, v in seconds.items()})
+
+
+def trace_all(protocols: Sequence[str] = PROTOCOLS, *, runs: int = 1, warmup: bool = False) -> dict[str, Measured]:
+    """:func:`trace_protocol` of each protocol with its interop defaults."""
+    return {p: trace_protocol(p, runs=runs, warmup=warmup) for p in protocols}
+
+
+# --------------------------------------------------------------------------
+# The golden file of the meter-side steps (section 3.3)
+
+
+def is_meter_step(trace: StepTrace) -> bool:
+    return trace.role in METER_ROLES.get(trace.protocol, ())
+
+
+def golden(traces: Iterable[StepTrace]) -> dict[str, Any]:
+    """The golden document: every meter-side step's invocations, mean counts and mean bytes."""
+    steps = []
+    for t in traces:
+        if is_meter_step(t):
+            steps.append({"protocol": t.protocol, "role": t.role, "step": t.step, "invocations": t.invocations,
+                          "counts": {k: _number(v) for k, v in sorted(t.counts.items())},
+                          "bytes_received": _number(t.bytes_received), "bytes_sent": _number(t.bytes_sent)})
+    return {"format": GOLDEN_FORMAT, "seed": SCENARIO_SEED,
+            "regenerate": "python -m protocols.system.costs --write-golden", "steps": steps}
+
+
+def _number(value: float) -> int | float:
+    """An integral mean as an int; other means rounded to 6 decimals (they are exact ratios of counts)."""
+    return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def golden_differences(expected: Mapping[str, Any], got: Mapping[str, Any]) -> list[str]:
+    """Section 3.3: one line per meter-side step and key whose count or bytes changed, appeared or went away."""
+    def index(doc: Mapping[str, Any]) -> dict[tuple[str, str, str], Mapping[str, Any]]:
+        steps = doc.get("steps")
+        if not isinstance(steps, list):
+            raise ParameterError("a golden document has a list 'steps'")
+        return {(s["protocol"], s["role"], s["step"]): s for s in steps}
+
+    old, new = index(expected), index(got)
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        name = "/".join(key)
+        if key not in new:
+            lines.append(f"{name}: step no longer happens")
+            continue
+        if key not in old:
+            lines.append(f"{name}: new step")
+            continue
+        a, b = old[key], new[key]
+        for fact in ("invocations", "bytes_received", "bytes_sent"):
+            if a.get(fact) != b.get(fact):
+                lines.append(f"{name}: {fact} {a.get(fact)} -> {b.get(fact)}")
+        ca, cb = a.get("counts", {}), b.get("counts", {})
+        for op in sorted(set(ca) | set(cb)):
+            if ca.get(op) != cb.get(op):
+                lines.append(f"{name}: count {op} {ca.get(op, 0)} -> {cb.get(op, 0)}")
+    return lines
+
+
+def write_golden(path: Path = GOLDEN_PATH) -> dict[str, Any]:
+    """Run every protocol once and write the golden file (sorted keys, trailing newline)."""
+    traces = [t for m in trace_all().values() for t in m.traces]
+    doc = golden(traces)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return doc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m protocols.system.costs",
+                                     description="Per-role traces of every protocol (specs/costs.md section 3).")
+    parser.add_argument("--write-golden", action="store_true", help=f"regenerate {GOLDEN_PATH.name}")
+    parser.add_argument("--golden", default=str(GOLDEN_PATH), help="the golden file's path")
+    args = parser.parse_args(argv)
+    if args.write_golden:
+        doc = write_golden(Path(args.golden))
+        print(f"wrote {args.golden}: {len(doc['steps'])} meter-side steps")
+        return 0
+    for measured in trace_all().values():
+        for t in measured.traces:
+            ops = ", ".join(f"{k}={_number(v)}" for k, v in t.counts.items())
+            print(f"{t.protocol}/{t.role}/{t.step} x{t.invocations}: {t.bytes_received:.0f} B in, "
+                  f"{t.bytes_sent:.0f} B out; {ops}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
