@@ -62,6 +62,8 @@ class Store:
         self.db = db
         self.path = path
         self.identity = identity
+        self._wal: WalMark = (b"", 0, 0)
+        """The WAL as last seen by a counted transaction (specs/costs.md section 3.1)."""
 
     # -- creating and opening ------------------------------------------------
 
@@ -141,7 +143,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; any exception rolls back and propagates."""
-        wal = _wal_mark(self.path) if opcount.active() else None
+        wal = _wal_mark(self.path, self._wal) if opcount.active() else None
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -150,8 +152,9 @@ class Store:
             raise
         self.db.execute("COMMIT")
         if wal is not None:                      # specs/costs.md section 3: the durable state commit
+            self._wal = _wal_mark(self.path, wal)
             opcount.record("state_commit")
-            opcount.record("state_byte", _wal_written(self.path, wal, self.page_size()))
+            opcount.record("state_byte", _wal_written(wal, self._wal))
 
     def get(self, name: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
@@ -176,9 +179,6 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
-    def page_size(self) -> int:
-        return int(self.db.execute("PRAGMA page_size").fetchone()[0])
-
     def size_bytes(self) -> int:
         """Pages in use times the page size (what the file holds after a checkpoint)."""
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
@@ -187,37 +187,37 @@ class Store:
 
 
 _WAL_HEADER_BYTES, _WAL_FRAME_HEADER_BYTES = 32, 24
-"""SQLite's WAL file format: a 32-byte header, then frames of a 24-byte header and one page."""
+"""SQLite's WAL file format: a 32-byte header (page size at 8, salts at 16), then frames of a 24-byte header
+(the salts at 8) and one page."""
+
+WalMark = tuple[bytes, int, int]
+"""The WAL's salts, page size and number of frames of its current generation."""
 
 
-def _wal_mark(path: str) -> tuple[int, bytes]:
-    """The WAL file's size and salts before a transaction (0 and empty when it has none yet)."""
+def _wal_mark(path: str, known: WalMark = (b"", 0, 0)) -> WalMark:
+    """The WAL's current generation and its frames, scanning on from ``known`` when its salts are current."""
     try:
-        with open(path + "-wal", "rb") as wal:
-            header = wal.read(_WAL_HEADER_BYTES)
-            return wal.seek(0, os.SEEK_END), header[16:24]
+        wal = open(path + "-wal", "rb")
     except FileNotFoundError:
-        return 0, b""
-
-
-def _wal_written(path: str, before: tuple[int, bytes], page: int) -> int:
-    """Bytes of database pages the last commit appended to the WAL (specs/costs.md section 3).
-
-    Same salts: the growth of the file.  New salts (the WAL restarted after a checkpoint): the
-    frames from the start that carry the new salts, which are exactly this transaction's.
-    """
-    size, salts = _wal_mark(path)
-    frame = _WAL_FRAME_HEADER_BYTES + page
-    if salts == before[1]:
-        return max(0, size - before[0]) // frame * page
-    frames = 0
-    with open(path + "-wal", "rb") as wal:
+        return (b"", 0, 0)
+    with wal:
+        header = wal.read(_WAL_HEADER_BYTES)
+        if len(header) < _WAL_HEADER_BYTES:
+            return (b"", 0, 0)
+        salts, page = header[16:24], int.from_bytes(header[8:12], "big")
+        frames = known[2] if known[0] == salts else 0
         while True:
-            wal.seek(_WAL_HEADER_BYTES + frames * frame)
-            header = wal.read(_WAL_FRAME_HEADER_BYTES)
-            if len(header) < _WAL_FRAME_HEADER_BYTES or header[8:16] != salts:
-                return frames * page
+            wal.seek(_WAL_HEADER_BYTES + frames * (_WAL_FRAME_HEADER_BYTES + page))
+            frame = wal.read(_WAL_FRAME_HEADER_BYTES)
+            if len(frame) < _WAL_FRAME_HEADER_BYTES or frame[8:16] != salts:
+                return (salts, page, frames)
             frames += 1
+
+
+def _wal_written(before: WalMark, after: WalMark) -> int:
+    """Bytes of pages a commit appended: the new frames, or all of a generation the commit started."""
+    frames = after[2] - before[2] if after[0] == before[0] else after[2]
+    return frames * after[1]
 
 
 def input_digest(line: bytes) -> bytes:
