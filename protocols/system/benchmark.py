@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import math
 import os
 import pkgutil
@@ -605,6 +606,15 @@ def _render_comparisons(results: list[Comparison]) -> str:
 
 def _finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def save_json(name: str, results: Iterable[Comparison | Figures], meta: Mapping[str, Any],
+              directory: Path | None = None) -> Path:
+    """Write one benchmark's :func:`to_json` to ``NAME.json`` in the results directory (where
+    ``usapp bench --html`` finds it, specs/costs.md section 6.4); returns the path."""
+    path = BenchConfig(1, False, lambda line: None, directory).output_path(f"{name}.json")
+    path.write_text(json.dumps(to_json(results, meta), indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def machine_info() -> dict[str, Any]:

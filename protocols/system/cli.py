@@ -7,6 +7,7 @@
     usapp vectors generate [--dir DIR]
     usapp vectors replay --role ROLE --cmd COMMAND [FILE ...]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
+    usapp bench --device NAME|all|host [--json] [--plot DIR] [--html DIR] [--repeats N] [--quick]
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
     usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
     usapp interop PROTOCOL [--role ROLE=COMMAND ...] [--dir DIR] [--seed SEED]
@@ -224,6 +225,8 @@ def cmd_vectors_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.device is not None or args.plot is not None or args.html is not None:
+        return cmd_bench_costs(args)
     known = benchmark.discover()
     names = args.names or list(known)
     unknown = [name for name in names if name not in known]
@@ -235,21 +238,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
     config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress)
+    meta = {
+        "usapp": protocols.__version__,
+        "libraries": benchmark.library_versions(BENCH_LIBRARIES),
+        "benchmarks": names,
+        "repeats": repeats,
+        "quick": args.quick,
+    }
     results: list[benchmark.Comparison | benchmark.Figures] = []
     for index, name in enumerate(names, start=1):
         progress(f"bench {name} ({index}/{len(names)}): {known[name].description}")
-        results.extend(known[name].run(config))
+        found = known[name].run(config)
+        results.extend(found)
+        benchmark.save_json(name, found, {**meta, "benchmarks": [name]})  # for usapp bench --html
     if args.json:
-        meta = {
-            "usapp": protocols.__version__,
-            "libraries": benchmark.library_versions(BENCH_LIBRARIES),
-            "benchmarks": names,
-            "repeats": repeats,
-            "quick": args.quick,
-        }
         print(json.dumps(benchmark.to_json(results, meta), indent=2, sort_keys=True))
     else:
         sys.stdout.write(benchmark.render_table(results))
+    return 0
+
+
+def cmd_bench_costs(args: argparse.Namespace) -> int:
+    """``usapp bench --device NAME|all|host [--json] [--plot DIR] [--html DIR]`` (specs/costs.md section 6)."""
+    from protocols.system import costs_bench, costs_html, costs_report  # the traces import every protocol
+
+    if args.names:
+        raise ParameterError("--device, --plot and --html take no benchmark names: run 'usapp bench NAME' first, "
+                             "then --html gathers its results")
+    device = args.device or costs_report.ALL
+    runs = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
+    report = costs_bench.device_report(device, runs=runs, quick=args.quick, progress=progress)
+    meta = {"usapp": protocols.__version__, "machine": benchmark.machine_info(), **report.meta}
+    plots = {} if args.plot is None and args.html is None else costs_report.plot(report.rows, args.plot or args.html)
+    if args.html is not None:
+        page = costs_html.write(args.html, report.rows, plots, benchmark.default_results_dir(), meta)
+        progress(f"report written to {page}")
+    if args.json:
+        print(json.dumps(costs_report.to_json(report.rows, {**meta, "plots": plots}), indent=2, sort_keys=True))
+    else:
+        sys.stdout.write(costs_report.render(report.rows) + costs_bench.host_summary_text(report))
+        for protocol, path in plots.items():
+            sys.stdout.write(f"{protocol} plot written to {path}\n")
     return 0
 
 
@@ -401,6 +430,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"timed repeats per case (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)",
     )
     bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
+    bench.add_argument("--device", default=None, metavar="NAME",
+                       help="cost every protocol step on a device profile (NAME, 'all', or 'host': this machine, "
+                            "measured, with the model's error per step; --repeats runs); specs/costs.md")
+    bench.add_argument("--plot", default=None, metavar="DIR", help="with --device: one bar chart per protocol in DIR")
+    bench.add_argument("--html", default=None, metavar="DIR",
+                       help="write DIR/index.html: the device tables (--device, default all) and every "
+                            "benchmark's tables and plots found in the results directory")
     bench.set_defaults(handler=cmd_bench)
 
     role = commands.add_parser(
