@@ -266,9 +266,9 @@ def golden_differences(expected: Mapping[str, Any], got: Mapping[str, Any]) -> l
     return lines
 
 
-def write_golden(path: Path = GOLDEN_PATH) -> dict[str, Any]:
-    """Run every protocol once and write the golden file (sorted keys, trailing newline)."""
-    traces = [t for m in trace_all().values() for t in m.traces]
+def write_golden(path: Path = GOLDEN_PATH, protocols: Sequence[str] = PROTOCOLS) -> dict[str, Any]:
+    """Run each protocol once and write the golden file (sorted keys, trailing newline)."""
+    traces = [t for m in trace_all(protocols).values() for t in m.traces]
     doc = golden(traces)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
@@ -280,12 +280,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Per-role traces of every protocol (specs/costs.md section 3).")
     parser.add_argument("--write-golden", action="store_true", help=f"regenerate {GOLDEN_PATH.name}")
     parser.add_argument("--golden", default=str(GOLDEN_PATH), help="the golden file's path")
+    parser.add_argument("--protocol", action="append", choices=PROTOCOLS,
+                        help="trace only this protocol (repeatable; default: every protocol)")
     args = parser.parse_args(argv)
+    chosen = args.protocol or list(PROTOCOLS)
     if args.write_golden:
-        doc = write_golden(Path(args.golden))
+        doc = write_golden(Path(args.golden), chosen)
         print(f"wrote {args.golden}: {len(doc['steps'])} meter-side steps")
         return 0
-    for measured in trace_all().values():
+    for measured in trace_all(chosen).values():
         for t in measured.traces:
             ops = ", ".join(f"{k}={_number(v)}" for k, v in t.counts.items())
             print(f"{t.protocol}/{t.role}/{t.step} x{t.invocations}: {t.bytes_received:.0f} B in, "

@@ -37,16 +37,18 @@ def chosen_devices(device: str, names: Sequence[str]) -> list[str]:
 
 def device_report(device: str, *, runs: int, quick: bool = False,
                   progress: Callable[[str], None] = lambda line: None,
-                  models: Callable[[str], DeviceModel] = costs_report.device_model,
-                  names: Callable[[], list[str]] = costs_report.device_names,
+                  models: Callable[[str], DeviceModel] | None = None, names: Callable[[], list[str]] | None = None,
                   kernels: tuple[costs_host.Kernel, costs_host.Units] | None = None) -> DeviceReport:
-    """Trace every protocol and cost it on ``device`` (``NAME``, ``all`` or ``host``)."""
-    profiles = chosen_devices(device, names())
+    """Trace every protocol and cost it on ``device`` (``NAME``, ``all`` or ``host``); ``models`` and
+    ``names`` default to :mod:`protocols.devices`' profiles, ``kernels`` to the operation kernels."""
+    model = models if models is not None else costs_report.device_model
+    listed = names if names is not None else costs_report.device_names
+    profiles = [] if device == HOST else chosen_devices(device, listed())
     if device != HOST:
         progress(f"tracing {', '.join(costs.PROTOCOLS)} (one run each)")
         measured = costs.trace_all()
         traces = [t for m in measured.values() for t in m.traces]
-        rows = [row for name in profiles for row in costs_report.cost_on_device(traces, models(name))]
+        rows = [row for name in profiles for row in costs_report.cost_on_device(traces, model(name))]
         return DeviceReport(rows, {"devices": profiles, "seed": costs.SCENARIO_SEED})
     progress(f"tracing {', '.join(costs.PROTOCOLS)}: one warm-up and {runs} measured runs each")
     measured = costs.trace_all(runs=runs, warmup=True)

@@ -71,7 +71,10 @@ class HostProfile:
 
 def opkernels() -> tuple[Kernel, Units]:
     """``kernel`` and ``units`` of :mod:`protocols.primitives.opkernels` (the counters' benchmark kernels)."""
-    module = importlib.import_module("protocols.primitives.opkernels")
+    try:
+        module = importlib.import_module("protocols.primitives.opkernels")
+    except ModuleNotFoundError as exc:
+        raise ParameterError(f"no operation kernels in this installation ({exc})") from None
     return module.kernel, module.units
 
 

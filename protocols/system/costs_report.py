@@ -40,7 +40,10 @@ class DeviceModel:
 
 
 def _devices() -> ModuleType:
-    return importlib.import_module("protocols.devices")
+    try:
+        return importlib.import_module("protocols.devices")
+    except ModuleNotFoundError as exc:
+        raise ParameterError(f"no device profiles in this installation ({exc})") from None
 
 
 def device_names() -> list[str]:

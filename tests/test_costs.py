@@ -1,0 +1,189 @@
+"""Per-role traces and the golden file of the meter-side steps (specs/costs.md section 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import pytest
+
+from protocols.errors import ParameterError, StateError
+from protocols.primitives import opcount
+from protocols.system import costs
+from protocols.system.roles import integrity as integrity_roles
+from protocols.system.roles.store import Identity, Store
+
+SMALL_INTEGRITY = {"meters": 2, "records": 4, "cheat_at": 1}
+
+
+def _sample(step: str, counts: dict[str, int], seconds: float, received: int, sent: int,
+            role: str = "meter") -> costs.Sample:
+    return costs.Sample("integrity", role, step, counts, seconds, received, sent)
+
+
+# --------------------------------------------------------------------------
+# Aggregation of samples (section 3.2)
+
+
+def test_aggregate_gives_per_invocation_means_and_counts_invocations() -> None:
+    samples = [_sample("receipt", {"hash_block:sha256": 2, "state_commit": 1}, 0.002, 100, 10),
+               _sample("receipt", {"hash_block:sha256": 4, "state_commit": 1}, 0.004, 120, 0),
+               _sample("probe", {"state_commit": 1}, 0.001, 5, 7),
+               _sample("receipt", {"state_commit": 1}, 0.001, 1, 1, role="utility")]
+    traces = {t.key: t for t in costs.aggregate(samples)}
+    receipt = traces[("integrity", "meter", "receipt")]
+    assert receipt.invocations == 2
+    assert receipt.counts == {"hash_block:sha256": 3.0, "state_commit": 1.0}
+    assert receipt.seconds == pytest.approx(0.003)
+    assert (receipt.bytes_received, receipt.bytes_sent) == (110.0, 5.0)
+    assert traces[("integrity", "utility", "receipt")].invocations == 1
+    assert len(traces) == 3
+
+
+def test_aggregate_drops_zero_counts() -> None:
+    (trace,) = costs.aggregate([_sample("probe", {"random_byte": 0, "state_commit": 1}, 0.001, 0, 0)])
+    assert trace.counts == {"state_commit": 1.0}
+
+
+# --------------------------------------------------------------------------
+# The state commit counted by the store (section 3.1)
+
+
+def test_store_counts_one_commit_and_the_pages_it_writes(tmp_path) -> None:
+    store = Store.create(str(tmp_path / "s.sqlite"), Identity("p", "r", "i", 1), ())
+    try:
+        with store.transaction():
+            store.put("outside", b"not counted")
+        with opcount.counting() as counts:
+            with store.transaction():
+                store.put("a", b"x" * 20000)
+        assert counts["state_commit"] == 1
+        assert counts["state_byte"] >= 20000 and counts["state_byte"] % 4096 == 0
+        with opcount.counting() as refused:
+            with pytest.raises(KeyError):
+                with store.transaction():
+                    store.put("b", b"y" * 100)
+                    raise KeyError("a refused input")
+        assert refused == {}
+        with opcount.counting() as same:
+            with store.transaction():
+                store.put("a", b"x" * 20000)        # an identical row: SQLite writes no page
+        assert same == {"state_commit": 1, "state_byte": 0}
+    finally:
+        store.close()
+
+
+def test_store_counts_every_commit_across_a_wal_restart(tmp_path) -> None:
+    """More than 1000 pages make SQLite checkpoint and restart the WAL: no commit may count 0 bytes after."""
+    store = Store.create(str(tmp_path / "s.sqlite"), Identity("p", "r", "i", 1), ())
+    written = []
+    try:
+        for i in range(75):
+            with opcount.counting() as counts:
+                with store.transaction():
+                    store.put(f"k{i % 3}", i.to_bytes(8, "big") * 8192)
+            written.append(counts["state_byte"])
+    finally:
+        store.close()
+    assert all(n >= 65536 for n in written), written
+    assert sum(written) > 1000 * 4096
+
+
+# --------------------------------------------------------------------------
+# A traced run (section 3.1)
+
+
+def test_trace_of_a_real_run_counts_each_step() -> None:
+    measured = costs.trace_protocol("integrity", runs=2, options=SMALL_INTEGRITY)
+    traces = {t.key: t for t in measured.traces}
+    meter = {t.step for t in measured.traces if t.role == "meter"}
+    assert {"env.reading", "receipt", "inclusion"} <= meter
+    for trace in measured.traces:
+        assert trace.invocations >= 1 and trace.seconds > 0
+        assert len(measured.run_seconds[trace.key]) == 2
+        if trace.step.endswith(costs.REFUSED_SUFFIX):
+            assert "state_commit" not in trace.counts
+        else:
+            assert trace.counts["state_commit"] == 1
+    reading = traces[("integrity", "meter", "env.reading")]
+    assert reading.bytes_received > 0 and reading.bytes_sent > 0
+    assert any(t.step.endswith(costs.REFUSED_SUFFIX) for t in measured.traces)   # the cheating utility
+
+
+def test_a_failed_scenario_is_not_traced(monkeypatch) -> None:
+    def broken(net, deployment, checks) -> dict:
+        checks.check("a claim that does not hold", False)
+        return {}
+
+    monkeypatch.setattr(integrity_roles, "scenario", broken)
+    with pytest.raises(StateError, match="failed its checks"):
+        costs.trace_protocol("integrity", options=SMALL_INTEGRITY)
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ParameterError):
+        costs.trace_protocol("telepathy")
+    with pytest.raises(ParameterError):
+        costs.trace_protocol("integrity", runs=0)
+
+
+# --------------------------------------------------------------------------
+# The golden file (section 3.3)
+
+
+def _doc(counts: dict[str, int], invocations: int = 3, step: str = "receipt") -> dict:
+    return {"steps": [{"protocol": "integrity", "role": "meter", "step": step, "invocations": invocations,
+                       "counts": counts, "bytes_received": 136, "bytes_sent": 0}]}
+
+
+def test_golden_differences_name_the_step_and_the_key() -> None:
+    old = _doc({"hash_block:sha256": 4, "state_commit": 1})
+    assert costs.golden_differences(old, old) == []
+    more = _doc({"hash_block:sha256": 5, "state_commit": 1, "ed25519_sign": 1})
+    assert costs.golden_differences(old, more) == [
+        "integrity/meter/receipt: count ed25519_sign 0 -> 1",
+        "integrity/meter/receipt: count hash_block:sha256 4 -> 5"]
+    assert costs.golden_differences(old, _doc({"hash_block:sha256": 4, "state_commit": 1}, 4)) == [
+        "integrity/meter/receipt: invocations 3 -> 4"]
+    moved = _doc({"state_commit": 1}, step="probe")
+    assert costs.golden_differences(old, moved) == ["integrity/meter/probe: new step",
+                                                    "integrity/meter/receipt: step no longer happens"]
+    with pytest.raises(ParameterError):
+        costs.golden_differences({}, old)
+
+
+def test_golden_keeps_only_meter_side_steps() -> None:
+    traces = costs.aggregate([_sample("receipt", {"state_commit": 1}, 0.1, 1, 2),
+                              _sample("record", {"state_commit": 1}, 0.1, 1, 2, role="utility")])
+    doc = costs.golden(traces)
+    assert [(s["role"], s["step"]) for s in doc["steps"]] == [("meter", "receipt")]
+    assert doc["regenerate"] == "python -m protocols.system.costs --write-golden"
+
+
+@pytest.fixture(scope="module")
+def all_traces() -> list[costs.StepTrace]:
+    return [t for m in costs.trace_all().values() for t in m.traces]
+
+
+def test_meter_side_counts_match_the_golden_file(all_traces) -> None:
+    """A change that makes a meter do more (or less) work shows here; if it is intended, regenerate the file
+    with ``python -m protocols.system.costs --write-golden`` and review its diff."""
+    expected = json.loads(costs.GOLDEN_PATH.read_text())
+    assert expected["format"] == costs.GOLDEN_FORMAT
+    changed = costs.golden_differences(expected, costs.golden(all_traces))
+    assert not changed, "meter-side costs changed:\n" + "\n".join(changed)
+
+
+def test_every_protocol_has_meter_side_steps(all_traces) -> None:
+    for protocol, roles in costs.METER_ROLES.items():
+        assert any(t.protocol == protocol and t.role in roles for t in all_traces), protocol
+
+
+def test_write_golden_round_trips() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "g.json")
+        assert costs.main(["--write-golden", "--golden", path, "--protocol", "integrity"]) == 0
+        with open(path) as f:
+            doc = json.load(f)
+    assert doc["steps"] and all(s["protocol"] == "integrity" and s["role"] == "meter" for s in doc["steps"])
