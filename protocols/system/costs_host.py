@@ -62,7 +62,7 @@ class HostProfile:
         """The model's seconds for one input with ``counts``; None if a counted key has no cost."""
         if any(k not in self.seconds for k, n in counts.items() if n):
             return None
-        return self.base + sum(n * self.seconds[k] for k, n in counts.items())
+        return self.base + sum(n * self.seconds[k] for k, n in counts.items() if n)
 
     def to_json(self) -> dict[str, Any]:
         return {"seconds_per_unit": dict(sorted(self.seconds.items())), "base_seconds": self.base,

@@ -1,0 +1,75 @@
+"""The host model and its check (specs/costs.md section 5), on synthetic kernels and synthetic traces."""
+
+from __future__ import annotations
+
+import pytest
+
+from protocols.errors import ParameterError
+from protocols.system import costs, costs_host
+from protocols.system.costs_host import Checked, HostProfile
+
+
+def _kernels(known: dict[str, int]):
+    def kernel(key: str):
+        if key not in known:
+            raise ParameterError(f"no kernel for {key}")
+        return lambda: sum(range(50))
+
+    def units(key: str) -> int:
+        return known[key]
+
+    return kernel, units
+
+
+def test_measure_host_measures_kernels_state_and_base(tmp_path) -> None:
+    profile = costs_host.measure_host(["fake:a", "fake:b", "missing", "state_commit", "state_byte"],
+                                      repeats=2, min_time=0.001, kernels=_kernels({"fake:a": 1, "fake:b": 10}),
+                                      directory=str(tmp_path))
+    assert set(profile.seconds) == {"fake:a", "fake:b", "state_commit", "state_byte"}
+    assert profile.unmeasured == ("missing",)
+    assert all(v >= 0 for v in profile.seconds.values()) and profile.base >= 0
+    assert profile.detail["empty_input_counts"]["state_commit"] == 1
+    small, large = profile.detail["commit_state_bytes"]
+    assert large > small > 0
+    assert list(tmp_path.iterdir()) == []            # the kernels' state files are removed
+
+
+def test_a_kernel_with_no_units_is_refused(tmp_path) -> None:
+    with pytest.raises(ParameterError, match="units"):
+        costs_host.measure_host(["fake:a"], repeats=1, min_time=0.001, kernels=_kernels({"fake:a": 0}),
+                                directory=str(tmp_path))
+
+
+def test_prediction_is_base_plus_counts_times_costs() -> None:
+    profile = HostProfile({"a": 2e-3, "b": 1e-6}, base=5e-4)
+    assert profile.predict({"a": 2, "b": 1000}) == pytest.approx(5e-4 + 4e-3 + 1e-3)
+    assert profile.predict({"a": 0, "c": 0}) == pytest.approx(5e-4)
+    assert profile.predict({"c": 1}) is None
+
+
+def _measured(seconds: tuple[float, ...], counts: dict[str, float]) -> dict[str, costs.Measured]:
+    trace = costs.StepTrace("integrity", "meter", "receipt", 4, counts, seconds[0], 10, 20)
+    return {"integrity": costs.Measured([trace], {trace.key: seconds})}
+
+
+def test_check_compares_with_the_median_of_the_runs() -> None:
+    profile = HostProfile({"a": 1e-3}, base=0.0)
+    (row,) = costs_host.check(_measured((0.001, 0.004, 0.002), {"a": 3}), profile)
+    assert row.measured == pytest.approx(0.002) and row.runs == 3
+    assert row.model_error == pytest.approx(0.5)
+    assert row.within_target is False
+    (unknown,) = costs_host.check(_measured((0.001,), {"z": 1}), profile)
+    assert unknown.model_error is None and unknown.within_target is None
+
+
+def test_summary_counts_hits_misses_and_unpredicted() -> None:
+    trace = costs.StepTrace("p", "r", "s", 1, {}, 1.0, 0, 0)
+    rows = [Checked(trace, 1.1, 1.0, 1), Checked(trace, 2.0, 1.0, 1), Checked(trace, None, 1.0, 1),
+            Checked(trace, 0.8, 1.0, 1)]
+    s = costs_host.summary(rows)
+    assert (s["steps"], s["within_25pct"], s["missed"], s["unpredicted"]) == (4, 2, 1, 1)
+    assert s["max_abs_error"] == pytest.approx(1.0)
+
+
+def test_counted_keys_lists_every_nonzero_key() -> None:
+    assert costs_host.counted_keys(_measured((1.0,), {"a": 1, "b": 0, "state_commit": 1})) == ["a", "state_commit"]
