@@ -25,13 +25,24 @@ def test_measure_host_measures_kernels_state_and_base(tmp_path) -> None:
     profile = costs_host.measure_host(["fake:a", "fake:b", "missing", "state_commit", "state_byte"],
                                       repeats=2, min_time=0.001, kernels=_kernels({"fake:a": 1, "fake:b": 10}),
                                       directory=str(tmp_path))
-    assert set(profile.seconds) == {"fake:a", "fake:b", "state_commit", "state_byte"}
+    assert set(profile.seconds) == {"fake:a", "fake:b", "state_commit", "state_byte", "state_statement"}
     assert profile.unmeasured == ("missing",)
     assert all(v >= 0 for v in profile.seconds.values()) and profile.base >= 0
     assert profile.detail["empty_input_counts"]["state_commit"] == 1
+    assert profile.detail["empty_input_counts"]["state_statement"] >= 3    # BEGIN, the journal, COMMIT
     small, large = profile.detail["commit_state_bytes"]
     assert large > small > 0
     assert list(tmp_path.iterdir()) == []            # the kernels' state files are removed
+
+
+def test_cbor_is_measured_on_message_bodies() -> None:
+    from protocols.primitives import cbor
+
+    bodies = [cbor.encode({1: i, 2: b"x" * i, 3: [i, i + 1]}) for i in range(20)] + [b"\xff not cbor"]
+    seconds = costs_host.measure_cbor(bodies, repeats=2, min_time=0.001)
+    assert set(seconds) <= set(costs_host.CBOR_KEYS)          # the keys the codec counts
+    assert all(v > 0 for v in seconds.values())
+    assert costs_host.measure_cbor([b"\xff"], repeats=1, min_time=0.001) == {}
 
 
 def test_a_kernel_with_no_units_is_refused(tmp_path) -> None:

@@ -43,6 +43,8 @@ METER_ROLES: Mapping[str, tuple[str, ...]] = {
 """The roles a meter plays in each protocol: their steps are the ones the golden file pins (section 3.3)."""
 
 REFUSED_SUFFIX, RESENT_SUFFIX = " (refused)", " (re-sent)"
+MAX_BODIES = 5000
+"""At most this many input bodies of a run are kept (the host model measures CBOR on them, section 5.1)."""
 
 GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_costs.json"
 """The golden file in a source checkout."""
@@ -88,8 +90,11 @@ class _Traced:
     protocol: str
     role: str
     samples: list[Sample]
+    bodies: list[bytes]
 
     def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
+        if len(self.bodies) < MAX_BODIES:
+            self.bodies.append(message.body)
         with opcount.counting() as counts:
             start = time.perf_counter()
             outputs, status = self.inner.exchange(message)
@@ -113,13 +118,16 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
     return protocol_module(protocol).deploy(SCENARIO_SEED, **dict(options or {}))
 
 
-def run_traced(protocol: str, deployed: Deployment, directory: str) -> list[Sample]:
-    """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and traced.
+def run_traced(protocol: str, deployed: Deployment, directory: str,
+               bodies: list[bytes] | None = None) -> list[Sample]:
+    """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and traced;
+    the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
     """
     module = protocol_module(protocol)
     samples: list[Sample] = []
+    kept: list[bytes] = [] if bodies is None else bodies
     network = harness.open_network(deployed, directory, seed=SCENARIO_SEED, in_process=True)
     inner_factory = network.factory
 
@@ -129,13 +137,13 @@ def run_traced(protocol: str, deployed: Deployment, directory: str) -> list[Samp
         endpoint = inner_factory(ident)
         if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
             raise StateError(f"{ident} is not an in-process party")
-        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples)
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept)
 
     network.factory = traced
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
-            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples)
+            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)
@@ -172,6 +180,8 @@ class Measured:
     """Per-step means of the first measured run (counts and bytes are the same in every run)."""
     run_seconds: Mapping[tuple[str, str, str], tuple[float, ...]] = field(default_factory=dict)
     """Per step, its mean time per invocation in each measured run."""
+    bodies: tuple[bytes, ...] = ()
+    """The input bodies of the first measured run (at most :data:`MAX_BODIES`)."""
 
     def median_seconds(self, key: tuple[str, str, str]) -> float:
         return statistics.median(self.run_seconds[key])
@@ -190,13 +200,15 @@ def trace_protocol(protocol: str, *, runs: int = 1, warmup: bool = False,
     deployed = deployment(protocol, options)
     first: list[StepTrace] | None = None
     seconds: dict[tuple[str, str, str], list[float]] = {}
+    bodies: list[bytes] = []
     for index in range(runs + int(warmup)):
+        run_bodies: list[bytes] = []
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
-            traces = aggregate(run_traced(protocol, deployed, directory))
+            traces = aggregate(run_traced(protocol, deployed, directory, run_bodies))
         if warmup and index == 0:
             continue
         if first is None:
-            first = traces
+            first, bodies = traces, run_bodies
         elif [(t.key, t.invocations, dict(t.counts)) for t in traces] != \
                 [(t.key, t.invocations, dict(t.counts)) for t in first]:
             raise StateError(f"{protocol}: two seeded runs counted different operations")
@@ -204,7 +216,7 @@ def trace_protocol(protocol: str, *, runs: int = 1, warmup: bool = False,
             seconds.setdefault(trace.key, []).append(trace.seconds)
     if first is None:  # pragma: no cover - runs >= 1
         raise StateError("no run was measured")
-    return Measured(first, {k: tuple(v) for k, v in seconds.items()})
+    return Measured(first, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies))
 
 
 def trace_all(protocols: Sequence[str] = PROTOCOLS, *, runs: int = 1, warmup: bool = False) -> dict[str, Measured]:

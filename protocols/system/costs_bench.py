@@ -54,8 +54,9 @@ def device_report(device: str, *, runs: int, quick: bool = False,
     measured = costs.trace_all(runs=runs, warmup=True)
     repeats = 3 if quick else 5
     min_time = benchmark.MIN_REPEAT_SECONDS / (5 if quick else 1)
+    bodies = [body for m in measured.values() for body in m.bodies]
     profile = costs_host.measure_host(costs_host.counted_keys(measured), repeats=repeats, min_time=min_time,
-                                      kernels=kernels, progress=progress)
+                                      kernels=kernels, bodies=bodies, progress=progress)
     checked = costs_host.check(measured, profile)
     rows = costs_report.cost_on_host(checked, costs_report.host_clock_hz())
     return DeviceReport(rows, {"devices": [HOST], "seed": costs.SCENARIO_SEED, "runs": runs,

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocols.errors import ParameterError
+from protocols.errors import ParameterError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark
 from protocols.system.costs import Measured, StepTrace
@@ -36,7 +36,7 @@ from protocols.system.roles.base import Context, RoleSpec
 from protocols.system.roles.process import Party, provision_party
 from protocols.system.roles.store import Identity, Store
 
-STATE_KEYS = ("state_commit", "state_byte")
+STATE_KEYS = ("state_commit", "state_byte", "state_statement")
 """The keys this module measures itself (the durable state commit, section 3.1)."""
 BASE = "base"
 """The per-input term of the model (not an operation key)."""
@@ -79,7 +79,21 @@ def opkernels() -> tuple[Kernel, Units]:
 
 
 # --------------------------------------------------------------------------
-# The state commit (section 5.1)
+# The state file and the framework (section 5.1)
+
+
+def _mean_counts(fn: Callable[[], object], calls: int = 8) -> dict[str, float]:
+    """The mean counts of one call of ``fn``."""
+    with opcount.counting() as counts:
+        for _ in range(calls):
+            fn()
+    return {k: v / calls for k, v in counts.items() if v}
+
+
+def _modelled(counts: Mapping[str, float], seconds: Mapping[str, float], but: Iterable[str] = ()) -> float:
+    """The cost of ``counts`` at ``seconds`` per unit, leaving out the keys in ``but`` and unknown keys."""
+    skip = set(but)
+    return sum(n * seconds.get(k, 0.0) for k, n in counts.items() if k not in skip)
 
 
 class _StateKernel:
@@ -96,32 +110,34 @@ class _StateKernel:
         with self.store.transaction():
             self.store.put(f"k{self.calls % 4}", value)
 
-    def bytes_per_commit(self) -> float:
-        with opcount.counting() as counts:
-            for _ in range(8):
-                self()
-        return counts["state_byte"] / 8
+    def read(self) -> None:
+        """One statement: read back an entry."""
+        self.store.get("k1")
 
 
-def measure_state(directory: str, repeats: int, min_time: float) -> tuple[dict[str, float], dict[str, Any]]:
-    """Seconds of ``state_commit`` and of ``state_byte``, solved from a small and a large commit."""
+def measure_state(directory: str, repeats: int, min_time: float,
+                  seconds: Mapping[str, float]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Seconds of ``state_statement`` (a read by primary key), then of ``state_commit`` and ``state_byte``,
+    solved from a small and a large commit less the cost of their statements and other counts."""
     small, large = _StateKernel(directory, 16), _StateKernel(directory, LARGE_STATE_VALUE)
     try:
-        times, pages = [], []
+        small()
+        statements = _mean_counts(small.read).get("state_statement", 0.0)
+        per_statement = benchmark.measure(small.read, repeats=repeats, min_time=min_time).median
+        known = {**seconds, "state_statement": per_statement / statements if statements else 0.0}
+        rest, pages = [], []
         for kernel in (small, large):
-            times.append(benchmark.measure(kernel, repeats=repeats, min_time=min_time).median)
-            pages.append(kernel.bytes_per_commit())
+            time_ = benchmark.measure(kernel, repeats=repeats, min_time=min_time).median
+            counts = _mean_counts(kernel)
+            rest.append(time_ - _modelled(counts, known, but=("state_commit", "state_byte")))
+            pages.append(counts.get("state_byte", 0.0))
     finally:
         small.store.close()
         large.store.close()
-    per_byte = max(0.0, (times[1] - times[0]) / (pages[1] - pages[0])) if pages[1] > pages[0] else 0.0
-    per_commit = max(0.0, times[0] - per_byte * pages[0])
-    return ({"state_commit": per_commit, "state_byte": per_byte},
-            {"commit_seconds": times, "commit_state_bytes": pages})
-
-
-# --------------------------------------------------------------------------
-# The per-input base (section 5.1)
+    per_byte = max(0.0, (rest[1] - rest[0]) / (pages[1] - pages[0])) if pages[1] > pages[0] else 0.0
+    per_commit = max(0.0, rest[0] - per_byte * pages[0])
+    return ({"state_statement": known["state_statement"], "state_commit": per_commit, "state_byte": per_byte},
+            {"commit_seconds_less_statements": rest, "commit_state_bytes": pages})
 
 
 def _nothing(ctx: Context, envelope: wire.Envelope) -> list[wire.Envelope]:
@@ -150,12 +166,34 @@ def measure_base(directory: str, repeats: int, min_time: float) -> tuple[float, 
 
     try:
         seconds = benchmark.measure(one, repeats=repeats, min_time=min_time).median
-        with opcount.counting() as counts:
-            for _ in range(8):
-                one()
+        counts = _mean_counts(one)
     finally:
         party.close()
-    return seconds, {k: v / 8 for k, v in counts.items()}
+    return seconds, counts
+
+
+CBOR_KEYS = ("cbor_decode_byte", "cbor_encode_byte")
+
+
+def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float) -> dict[str, float]:
+    """Seconds per byte of CBOR decoded and encoded, measured on the traced run's own message bodies (the
+    codec's cost is per item more than per byte, so a kernel of one long byte string would under-price it)."""
+    items = []
+    for body in bodies:
+        try:
+            items.append(cbor.decode(body, max_size=len(body) + 1))
+        except UsappError:
+            continue
+    if not items:
+        return {}
+    blobs = [cbor.encode(item) for item in items]
+    out: dict[str, float] = {}
+    for key, fn in (("cbor_decode_byte", lambda: [cbor.decode(b, max_size=len(b) + 1) for b in blobs]),
+                    ("cbor_encode_byte", lambda: [cbor.encode(item) for item in items])):
+        units = _mean_counts(fn, calls=1).get(key, 0.0)
+        if units:
+            out[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median / units
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -164,15 +202,17 @@ def measure_base(directory: str, repeats: int, min_time: float) -> tuple[float, 
 
 def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = benchmark.MIN_REPEAT_SECONDS,
                  kernels: tuple[Kernel, Units] | None = None, directory: str | None = None,
-                 progress: Callable[[str], None] = lambda line: None) -> HostProfile:
+                 bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None) -> HostProfile:
     """Section 5.1: the cost of each of ``keys`` on this machine, and the base.
 
     ``kernels`` defaults to :func:`opkernels`; a key whose kernel raises ``ParameterError`` is unmeasured
-    (a step that counts it gets no prediction).  ``directory``: where the state kernels write (default:
-    a new directory under the system's temporary directory, where the traces write too).
+    (a step that counts it gets no prediction).  The CBOR keys are measured on ``bodies`` (the traced
+    messages) when there are any.  ``directory``: where the state kernels write (default: a new directory
+    under the system's temporary directory, where the traces write too).
     """
     kernel, units = kernels if kernels is not None else opkernels()
-    wanted = sorted(set(keys) - set(STATE_KEYS))
+    own = set(STATE_KEYS) | (set(CBOR_KEYS) if bodies else set())
+    wanted = sorted(set(keys) - own)
     seconds: dict[str, float] = {}
     unmeasured: list[str] = []
     for index, key in enumerate(wanted, start=1):
@@ -185,14 +225,16 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
             raise ParameterError(f"kernel of {key} performs {n!r} units; a positive integer is needed")
         progress(f"host kernel {index}/{len(wanted)}: {key}")
         seconds[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median / n
+    if bodies:
+        progress(f"host kernels: CBOR on the run's {len(bodies)} message bodies")
+        seconds.update(measure_cbor(bodies, repeats, min_time))
     with tempfile.TemporaryDirectory(prefix="usapp-costs-host-", dir=directory) as where:
-        progress("host kernels: state commit and the per-input base")
-        state, detail = measure_state(where, repeats, min_time)
+        progress("host kernels: state statements and commits, the per-input base")
+        state, detail = measure_state(where, repeats, min_time, seconds)
         seconds.update(state)
         empty, empty_counts = measure_base(where, repeats, min_time)
-    modelled = sum(n * seconds.get(k, 0.0) for k, n in empty_counts.items())
     detail = {**detail, "empty_input_seconds": empty, "empty_input_counts": empty_counts}
-    return HostProfile(seconds, max(0.0, empty - modelled), tuple(unmeasured), detail)
+    return HostProfile(seconds, max(0.0, empty - _modelled(empty_counts, seconds)), tuple(unmeasured), detail)
 
 
 # --------------------------------------------------------------------------

@@ -64,6 +64,7 @@ class Store:
         self.identity = identity
         self._wal: WalMark = (b"", 0, 0)
         """The WAL as last seen by a counted transaction (specs/costs.md section 3.1)."""
+        db.set_trace_callback(_count_statement)
 
     # -- creating and opening ------------------------------------------------
 
@@ -184,6 +185,11 @@ class Store:
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         return int((pages - free) * self.db.execute("PRAGMA page_size").fetchone()[0])
+
+
+def _count_statement(sql: str) -> None:
+    """specs/costs.md section 3.1: one SQL statement run on a state file (nothing when nobody counts)."""
+    opcount.record("state_statement")
 
 
 _WAL_HEADER_BYTES, _WAL_FRAME_HEADER_BYTES = 32, 24
