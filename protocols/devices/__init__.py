@@ -75,6 +75,9 @@ class OpFigure:
         if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_SIZE_BITS:
             raise ParameterError(f"operand size must be an int in 1..{MAX_SIZE_BITS}, not {shown(bits)}")
         anchors = self.cycles_at
+        for size, count in anchors:
+            if size == bits:
+                return count
         k = SCALINGS[self.scaling]
         first_s, first_c = anchors[0]
         last_s, last_c = anchors[-1]
