@@ -28,7 +28,7 @@ CONTRACT_KEYS = (
     + [f"pairing:{c}" for c in ("bls12_381", "ss512", "ss1024", "ss1536")]
     + [f"gt_exp:{c}" for c in ("bls12_381", "ss512", "ss1024")]
     + [f"hash_to_curve:{c}" for c in ("bls12_381", "ss512", "ss1024")]
-    + [f"hash_block:{a}" for a in ("sha256", "sha512", "shake256")]
+    + [f"hash_block:{a}" for a in ("sha256", "sha512", "shake256", "sha1")]
     + [f"{k}:{a}" for k in ("aead_byte", "aead_call") for a in ("chacha20poly1305", "aes128gcm", "aes256gcm")]
     + ["x25519", "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign", "ecdsa_p256_verify",
        "random_byte", "cbor_encode_byte", "cbor_decode_byte", "state_commit", "state_byte"]

@@ -44,6 +44,8 @@ _SRC = {
             "ARM Thumb Assembly')",
     "h563": _WOLF + ", section STM32H563ZI (Cortex-M33 at 150 MHz, wolfSSL 5.6.0, table 'No STM HW Crypto, "
             "SP Math ASM Cortex M')",
+    "u585_sw": _WOLF + ", section STM32U585 (Cortex-M33 at 160 MHz, wolfSSL 5.3.1, table 'No STM HW Crypto, "
+               "SP Math C32': SHA (SHA-1) 5.225 MB/s, SHA-256 1.970 MB/s, both in software)",
     "pornin_m0": ("T. Pornin, X25519 for ARM Cortex-M0/M0+ (repository pornin/x25519-cm0, README): "
                   "3,229,950 cycles on a SAM D20 Xplained Pro (Cortex-M0+) at 8 MHz"),
     "pornin_do": ("doubleodd.group benchmarks page (T. Pornin, do255e/do255s), table of cycles on ARM Cortex "
@@ -259,6 +261,11 @@ def build(name: str) -> dict[str, Any]:
                                         f"SHA-512/SHA-256 cycles-per-byte ratio {ratio:.2f} of the Cortex-M4 "
                                         "measurement (same library build) times this device's SHA-256 "
                                         "cycles per byte, x 128 bytes per block")
+    sha1_ratio = _cpb(5.225, MIB, 160) / _cpb(1.970, MIB, 160)
+    ops["hash_block:sha1"] = _fig(sha256_block * sha1_ratio, S["u585_sw"] + "; " + S[sha_src], True,
+                                  f"SHA-1/SHA-256 cycles-per-byte ratio {sha1_ratio:.3f} of one software build "
+                                  "(STM32U585: SHA-1 29.2, SHA-256 77.5 cycles/byte) times this device's "
+                                  "hash_block:sha256; one 64-byte block")
     keccak_m4 = 13000.0
     keccak = keccak_m4 * (2.5 if d.core.endswith("M0+") else 1.0)
     ops["hash_block:shake256"] = _fig(
