@@ -54,13 +54,14 @@ _SRC = {
                  "548,873 cycles per scalar multiplication on Cortex-M4"),
     "pesonen": ("M. Pesonen, 'Performance Evaluation of Optimal Ate Pairing on Low-Cost Single Microprocessor "
                 "Platform', M.Sc. thesis, University of Turku, 2020 (abstract; also Nordic DevZone blog "
-                "'Evaluating Ate-Pairing on Embedded nRF9160 Platform'): BN254 optimal ate pairing in under "
-                "26e6 cycles, 410 ms, on the 64 MHz Cortex-M33 of an nRF9160"),
+                "'Evaluating Ate-Pairing on Embedded nRF9160 Platform'): BN254 optimal ate pairing 'in under "
+                "26e6 cycles, or in 410 ms' on the 64 MHz Cortex-M33 of an nRF9160"),
     "host_ratio": ("ratio to one pairing measured on this machine with py-arkworks-bls12381 "
                    "(the project's BLS12-381 library), script in specs/costs/devices.md section 4.3.4"),
-    "flash": ("Nordic nRF flash timing: page erase 89,700 us (Zephyr drivers/flash/soc_flash_nrf.c "
-              "FLASH_PAGE_ERASE_MAX_TIME_US) and 41 us per 32-bit word write (nRF52 product specification "
-              "t_WRITE, as quoted with that constant)"),
+    "flash": ("page erase 89,700 us: Zephyr nRF53 soc.h, FLASH_PAGE_ERASE_MAX_TIME_US 89700UL for "
+              "CONFIG_SOC_NRF5340_CPUAPP (a maximum; 256 pages of 4 KiB); word write 41 us per 32-bit word: the "
+              "nRF52 datasheet figure as quoted in a public nRF52840 MCUboot-installer note (not checked against "
+              "the nRF5340 product specification)"),
 }
 
 # Ratios of BLS12-381 operations to one pairing, measured on this machine (x86-64, 2 cores) with
@@ -358,7 +359,7 @@ def build(name: str) -> dict[str, Any]:
                                          "Ed25519 key generation minus one SHA-512 block; " + n25519)
 
     # --- pairings (4.3.4) --------------------------------------------------------------------------
-    bn254_m33 = 410.0 * 64 * 1000
+    bn254_m33 = 26.0e6
     pairing_m4 = bn254_m33 * (12 / 8) ** 2
     pairing = pairing_m4 * (_M0P_OVER_M4 if d.core.endswith("M0+") else 1.0)
     pnote = (f"BN254 optimal ate on Cortex-M33 {bn254_m33:,.0f} cycles ({S['pesonen']}) x (12/8)^2 = 2.25 for "
