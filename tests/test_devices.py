@@ -57,6 +57,7 @@ def test_profile_loads_and_validates(name):
         if figure.derived:
             assert figure.note.strip(), f"{name} {key}: a derived figure says how"
     assert profile.energy_source.strip()
+    assert profile == devices.load(name) and hash(profile) == hash(devices.load(name))
 
 
 @pytest.mark.parametrize("name", PROFILES)

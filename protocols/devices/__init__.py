@@ -105,7 +105,7 @@ class DeviceProfile:
     energy_source: str
     energy_derived: bool
     energy_note: str
-    ops: Mapping[str, OpFigure] = field(repr=False)
+    ops: Mapping[str, OpFigure] = field(repr=False, hash=False)
 
     def ms(self, cycles: float) -> float:
         """Milliseconds that ``cycles`` take at this profile's clock."""
