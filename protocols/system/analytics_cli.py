@@ -34,6 +34,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from protocols.system.cli_types import positive_int
+
 PROG = "usapp"
 INTERVAL_PATTERN = re.compile(r"^\s*(\d{1,4})\s*(min|m|h)\s*$", re.IGNORECASE)
 DEFAULT_FRACTION = 0.15
@@ -113,16 +115,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive): {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
     return value
 
 
@@ -463,8 +455,8 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     methods = ("gmm", "rpca", "ensemble")
 
     gen = actions.add_parser("generate", help="write simulated household readings as a long CSV", epilog=epilog)
-    gen.add_argument("--households", type=_positive, required=True, help="number of households (meters)")
-    gen.add_argument("--days", type=_positive, required=True, help="number of days from 2025-01-01")
+    gen.add_argument("--households", type=positive_int, required=True, help="number of households (meters)")
+    gen.add_argument("--days", type=positive_int, required=True, help="number of days from 2025-01-01")
     gen.add_argument("--interval", default="30min", help="reading interval: 1min, 5min, 10min, 15min, 30min "
                                                          "or 1h (default 30min)")
     gen.add_argument("--seed", default="0", help="seed: an integer or any text (default 0)")
@@ -507,7 +499,7 @@ def add_parser(commands: Any, epilog: str = "") -> None:
                                                                    "threshold (default 0.01)")
     ev.add_argument("--precision", type=_probability, default=None,
                     help="also report the lowest threshold reaching this precision (PR curve)")
-    ev.add_argument("--k", type=_positive, default=50, help="N of MAP@N (default 50)")
+    ev.add_argument("--k", type=positive_int, default=50, help="N of MAP@N (default 50)")
     ev.add_argument("--plots", default=None, metavar="DIR", help="write ROC, PR, per-kind, histogram and heat "
                                                                  "map PNGs into DIR")
     ev.set_defaults(handler=cmd_evaluate)
@@ -563,8 +555,8 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     st = actions.add_parser("hiding-study", help="recall and MI against battery size for each policy, on "
                                                  "generated 1-minute households (specs/battery.md section 6.5)",
                             epilog=epilog)
-    st.add_argument("--households", type=_positive, default=4, help="generated households (default 4)")
-    st.add_argument("--days", type=_positive, default=3, help="days per household (default 3)")
+    st.add_argument("--households", type=positive_int, default=4, help="generated households (default 4)")
+    st.add_argument("--days", type=positive_int, default=3, help="days per household (default 3)")
     st.add_argument("--seed", default="1", help="generator seed: an integer or any text (default 1)")
     st.add_argument("--capacities", default=None, help="comma-separated capacities in kWh (default 0.5,1,2,5,10)")
     st.add_argument("--power-kw", type=float, default=3.0, help="power limit of every battery (default 3)")
@@ -577,8 +569,8 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     tg = actions.add_parser("hiding-together", help="battery policies against NILM, theft detection and a real "
                                                     "aggregation round, in one table (specs/battery.md section 8)",
                             epilog=epilog)
-    tg.add_argument("--households", type=_positive, default=40, help="generated households (default 40; >= 8)")
-    tg.add_argument("--days", type=_positive, default=28, help="days per household (default 28)")
+    tg.add_argument("--households", type=positive_int, default=40, help="generated households (default 40; >= 8)")
+    tg.add_argument("--days", type=positive_int, default=28, help="days per household (default 28)")
     tg.add_argument("--seed", default="1", help="generator seed: an integer or any text (default 1)")
     tg.add_argument("--capacity-kwh", type=float, default=5.0, help="battery capacity (default 5)")
     tg.add_argument("--power-kw", type=float, default=3.0, help="battery power limit (default 3)")

@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 import protocols
 from protocols.errors import ParameterError, UsappError
 from protocols.system import analytics_cli, benchmark, vectors, vectorsets
+from protocols.system.cli_types import positive_int
 
 PROG = "usapp"
 
@@ -76,16 +77,6 @@ class _Parser(argparse.ArgumentParser):
 def progress(message: str) -> None:
     """One line of progress on stderr."""
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
 
 
 # --------------------------------------------------------------------------
@@ -426,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     bench.add_argument(
-        "--repeats", type=_positive_int, default=None,
+        "--repeats", type=positive_int, default=None,
         help=f"timed repeats per case (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)",
     )
     bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
