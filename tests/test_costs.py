@@ -12,6 +12,7 @@ from protocols.errors import ParameterError, StateError
 from protocols.primitives import opcount
 from protocols.system import costs
 from protocols.system.roles import integrity as integrity_roles
+from protocols.system.roles import store as store_mod
 from protocols.system.roles.store import Identity, Store
 
 SMALL_INTEGRITY = {"meters": 2, "records": 4, "cheat_at": 1}
@@ -50,7 +51,7 @@ def test_aggregate_drops_zero_counts() -> None:
 # The state commit counted by the store (section 3.1)
 
 
-def test_store_counts_one_commit_and_the_pages_it_writes(tmp_path) -> None:
+def test_store_counts_one_commit_its_statements_and_the_bytes_it_writes(tmp_path) -> None:
     store = Store.create(str(tmp_path / "s.sqlite"), Identity("p", "r", "i", 1), ())
     try:
         with store.transaction():
@@ -58,37 +59,25 @@ def test_store_counts_one_commit_and_the_pages_it_writes(tmp_path) -> None:
         with opcount.counting() as counts:
             with store.transaction():
                 store.put("a", b"x" * 20000)
-        assert counts["state_commit"] == 1
-        assert counts["state_byte"] >= 20000 and counts["state_byte"] % 4096 == 0
+                store.put("b'c", b"")
+        assert counts == {"state_commit": 1, "state_statement": 4, "state_byte": 1 + 20000 + 3}
         with opcount.counting() as refused:
             with pytest.raises(KeyError):
                 with store.transaction():
                     store.put("b", b"y" * 100)
                     raise KeyError("a refused input")
-        assert "state_commit" not in refused and "state_byte" not in refused
-        with opcount.counting() as same:
+        assert refused == {"state_statement": 3}               # BEGIN, the upsert, ROLLBACK
+        with opcount.counting() as sql:
             with store.transaction():
-                store.put("a", b"x" * 20000)        # an identical row: SQLite writes no page
-        assert (same["state_commit"], same["state_byte"]) == (1, 0)
-        assert same["state_statement"] >= 3                  # BEGIN, the upsert, COMMIT
+                store.db.execute("CREATE TABLE t (a INTEGER, b TEXT) STRICT")
+                store.db.execute("INSERT INTO t VALUES (?, ?)", (12345678901, "h\u00e9"))
+                store.db.execute("DELETE FROM t WHERE a = 1")
+        assert sql["state_byte"] == store_mod.NUMBER_BYTES + 3    # a number and 3 UTF-8 bytes; DELETE writes none
+        assert sql["state_statement"] == 5
+        with store.transaction():
+            store.put("after", b"the callback is gone")   # no counter open: nothing recorded, no error
     finally:
         store.close()
-
-
-def test_store_counts_every_commit_across_a_wal_restart(tmp_path) -> None:
-    """More than 1000 pages make SQLite checkpoint and restart the WAL: no commit may count 0 bytes after."""
-    store = Store.create(str(tmp_path / "s.sqlite"), Identity("p", "r", "i", 1), ())
-    written = []
-    try:
-        for i in range(75):
-            with opcount.counting() as counts:
-                with store.transaction():
-                    store.put(f"k{i % 3}", i.to_bytes(8, "big") * 8192)
-            written.append(counts["state_byte"])
-    finally:
-        store.close()
-    assert all(n >= 65536 for n in written), written
-    assert sum(written) > 1000 * 4096
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -62,9 +63,6 @@ class Store:
         self.db = db
         self.path = path
         self.identity = identity
-        self._wal: WalMark = (b"", 0, 0)
-        """The WAL as last seen by a counted transaction (specs/costs.md section 3.1)."""
-        db.set_trace_callback(_count_statement)
 
     # -- creating and opening ------------------------------------------------
 
@@ -144,18 +142,23 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; any exception rolls back and propagates."""
-        wal = _wal_mark(self.path, self._wal) if opcount.active() else None
-        self.db.execute("BEGIN IMMEDIATE")
+        statements = _Statements() if opcount.active() else None     # specs/costs.md section 3.1
+        if statements is not None:
+            self.db.set_trace_callback(statements)
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-        if wal is not None:                      # specs/costs.md section 3: the durable state commit
-            self._wal = _wal_mark(self.path, wal)
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        finally:
+            if statements is not None:
+                self.db.set_trace_callback(None)
+        if statements is not None:
             opcount.record("state_commit")
-            opcount.record("state_byte", _wal_written(wal, self._wal))
+            opcount.record("state_byte", statements.written)
 
     def get(self, name: str) -> bytes | None:
         row = self.db.execute("SELECT value FROM kv WHERE name = ?", (name,)).fetchone()
@@ -187,43 +190,32 @@ class Store:
         return int((pages - free) * self.db.execute("PRAGMA page_size").fetchone()[0])
 
 
-def _count_statement(sql: str) -> None:
-    """specs/costs.md section 3.1: one SQL statement run on a state file (nothing when nobody counts)."""
-    opcount.record("state_statement")
+_LITERAL = re.compile(r"[xX]'([0-9a-fA-F]*)'|'((?:[^']|'')*)'|(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
+"""A literal of an expanded SQL statement: a blob, a text, or a number."""
+_WRITES = ("INSERT", "UPDATE", "REPLACE")
+NUMBER_BYTES = 8
+"""What an integer or real value counts in ``state_byte`` (SQLite's widest encoding of either)."""
 
 
-_WAL_HEADER_BYTES, _WAL_FRAME_HEADER_BYTES = 32, 24
-"""SQLite's WAL file format: a 32-byte header (page size at 8, salts at 16), then frames of a 24-byte header
-(the salts at 8) and one page."""
+class _Statements:
+    """specs/costs.md section 3.1: while a counted transaction runs, every SQL statement is a
+    ``state_statement``, and the values an INSERT, UPDATE or REPLACE writes (blob and text lengths,
+    :data:`NUMBER_BYTES` per number) are the transaction's ``state_byte``."""
 
-WalMark = tuple[bytes, int, int]
-"""The WAL's salts, page size and number of frames of its current generation."""
+    def __init__(self) -> None:
+        self.written = 0
 
-
-def _wal_mark(path: str, known: WalMark = (b"", 0, 0)) -> WalMark:
-    """The WAL's current generation and its frames, scanning on from ``known`` when its salts are current."""
-    try:
-        wal = open(path + "-wal", "rb")
-    except FileNotFoundError:
-        return (b"", 0, 0)
-    with wal:
-        header = wal.read(_WAL_HEADER_BYTES)
-        if len(header) < _WAL_HEADER_BYTES:
-            return (b"", 0, 0)
-        salts, page = header[16:24], int.from_bytes(header[8:12], "big")
-        frames = known[2] if known[0] == salts else 0
-        while True:
-            wal.seek(_WAL_HEADER_BYTES + frames * (_WAL_FRAME_HEADER_BYTES + page))
-            frame = wal.read(_WAL_FRAME_HEADER_BYTES)
-            if len(frame) < _WAL_FRAME_HEADER_BYTES or frame[8:16] != salts:
-                return (salts, page, frames)
-            frames += 1
-
-
-def _wal_written(before: WalMark, after: WalMark) -> int:
-    """Bytes of pages a commit appended: the new frames, or all of a generation the commit started."""
-    frames = after[2] - before[2] if after[0] == before[0] else after[2]
-    return frames * after[1]
+    def __call__(self, sql: str) -> None:
+        opcount.record("state_statement")
+        if sql.lstrip()[:7].upper().startswith(_WRITES):
+            for literal in _LITERAL.finditer(sql):
+                blob, text = literal.group(1), literal.group(2)
+                if blob is not None:
+                    self.written += len(blob) // 2
+                elif text is not None:
+                    self.written += len(text.replace("''", "'").encode())
+                else:
+                    self.written += NUMBER_BYTES
 
 
 def input_digest(line: bytes) -> bytes:
