@@ -56,6 +56,12 @@ def test_keys_without_a_figure_are_named_and_the_row_is_a_lower_bound() -> None:
     assert ">=" in text and "m0: ed25519_verify, state_commit, x25519" in text
 
 
+def test_host_only_keys_are_not_priced_on_a_device() -> None:
+    trace = costs.StepTrace("integrity", "meter", "probe", 1, {"state_statement": 12, "state_commit": 1}, 0.001, 1, 1)
+    (row,) = costs_report.cost_on_device([trace], M4)
+    assert row.cycles == pytest.approx(10_000) and row.missing == ()
+
+
 def test_json_has_the_contract_keys_and_the_host_extras() -> None:
     doc = costs_report.to_json(costs_report.cost_on_device(TRACES, M4))
     assert all(CONTRACT_KEYS <= set(step) for step in doc["steps"])

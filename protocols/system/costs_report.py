@@ -25,6 +25,10 @@ from protocols.system.costs_host import Checked
 
 HOST = "host"
 ALL = "all"
+HOST_ONLY_KEYS = frozenset({"state_statement"})
+"""Keys of the host's own machinery that a device does not have (an SQL statement: a meter's store is not
+SQL, its work is in ``state_byte`` and ``state_commit``); device costing leaves them out and does not list
+them as missing (section 6.1)."""
 PLOT_DPI = 120
 
 
@@ -101,7 +105,7 @@ def cost_on_device(traces: Iterable[StepTrace], device: DeviceModel) -> list[Cos
     for t in traces:
         cycles, missing = 0.0, []
         for key, count in sorted(t.counts.items()):
-            if not count:
+            if not count or key in HOST_ONLY_KEYS:
                 continue
             try:
                 per_unit = device.cycles(key)
