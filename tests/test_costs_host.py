@@ -45,6 +45,24 @@ def test_cbor_is_measured_on_message_bodies() -> None:
     assert costs_host.measure_cbor([b"\xff"], repeats=1, min_time=0.001) == {}
 
 
+def test_a_kernels_side_counts_are_measured_and_solved_together() -> None:
+    from protocols.primitives import opcount
+
+    def kernel(key: str):
+        if key == "k:a":
+            return lambda: (opcount.record("k:a", 4), opcount.record("k:b"))
+        if key == "k:b":
+            return lambda: opcount.record("k:b", 2)
+        raise ParameterError(key)
+
+    found, unmeasured, counts = costs_host.measure_kernels(["k:a"], (kernel, {"k:a": 4, "k:b": 2}.__getitem__),
+                                                            {}, repeats=2, min_time=0.001)
+    assert set(found) == {"k:a", "k:b"} and unmeasured == []
+    assert counts == {"k:a": {"k:a": 4, "k:b": 1}, "k:b": {"k:b": 2}}
+    assert all(v >= 0 for v in found.values())
+    assert costs_host.measure_kernels(["x"], (kernel, len), {}, repeats=1, min_time=0.001)[:2] == ({}, ["x"])
+
+
 def test_a_kernel_with_no_units_is_refused(tmp_path) -> None:
     with pytest.raises(ParameterError, match="units"):
         costs_host.measure_host(["fake:a"], repeats=1, min_time=0.001, kernels=_kernels({"fake:a": 0}),

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy
+
 from protocols.errors import ParameterError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark
@@ -200,6 +202,48 @@ def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float) -> dict
 # The profile
 
 
+def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: Mapping[str, float], repeats: int,
+                    min_time: float, progress: Callable[[str], None] = lambda line: None
+                    ) -> tuple[dict[str, float], list[str], dict[str, dict[str, float]]]:
+    """Section 5.1: each key's seconds per unit from its kernel's median time.
+
+    A kernel may count other keys besides its own units (a ``modexp_bit`` kernel its ``modexp``): every
+    key a kernel counts is measured too, and the costs solve ``time[k] = sum(counts[k][j] * cost[j])``
+    over all the kernels (least squares; exact when, as here, there is one kernel per key and their
+    counts are independent), the costs in ``known`` (measured otherwise) moved to the left.  Returns the
+    costs (clamped at 0), the keys with no kernel, and each kernel's counts.
+    """
+    kernel, units = kernels
+    todo, seen = sorted(set(keys) - set(known)), set(keys) | set(known)
+    times: dict[str, float] = {}
+    counts: dict[str, dict[str, float]] = {}
+    unmeasured: list[str] = []
+    while todo:
+        key = todo.pop(0)
+        try:
+            fn, n = kernel(key), units(key)
+        except ParameterError:
+            unmeasured.append(key)
+            continue
+        if type(n) is not int or n < 1:
+            raise ParameterError(f"kernel of {key} performs {n!r} units; a positive integer is needed")
+        progress(f"host kernel {len(times) + 1}/{len(times) + len(todo) + 1}: {key}")
+        times[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median
+        counts[key] = _mean_counts(fn, calls=1)
+        counts[key].setdefault(key, float(n))
+        for side in sorted(counts[key]):
+            if side not in seen:
+                seen.add(side)
+                todo.append(side)
+    measured = sorted(times)
+    if not measured:
+        return {}, unmeasured, counts
+    matrix = numpy.array([[counts[k].get(j, 0.0) for j in measured] for k in measured])
+    rhs = numpy.array([times[k] - _modelled(counts[k], known, but=measured) for k in measured])
+    solution = numpy.linalg.lstsq(matrix, rhs, rcond=None)[0]
+    return {k: max(0.0, float(v)) for k, v in zip(measured, solution)}, unmeasured, counts
+
+
 def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = benchmark.MIN_REPEAT_SECONDS,
                  kernels: tuple[Kernel, Units] | None = None, directory: str | None = None,
                  bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None) -> HostProfile:
@@ -210,30 +254,21 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
     messages) when there are any.  ``directory``: where the state kernels write (default: a new directory
     under the system's temporary directory, where the traces write too).
     """
-    kernel, units = kernels if kernels is not None else opkernels()
-    own = set(STATE_KEYS) | (set(CBOR_KEYS) if bodies else set())
-    wanted = sorted(set(keys) - own)
     seconds: dict[str, float] = {}
-    unmeasured: list[str] = []
-    for index, key in enumerate(wanted, start=1):
-        try:
-            fn, n = kernel(key), units(key)
-        except ParameterError:
-            unmeasured.append(key)
-            continue
-        if type(n) is not int or n < 1:
-            raise ParameterError(f"kernel of {key} performs {n!r} units; a positive integer is needed")
-        progress(f"host kernel {index}/{len(wanted)}: {key}")
-        seconds[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median / n
     if bodies:
         progress(f"host kernels: CBOR on the run's {len(bodies)} message bodies")
         seconds.update(measure_cbor(bodies, repeats, min_time))
+    wanted = set(keys) - set(STATE_KEYS)
+    found, unmeasured, kernel_counts = measure_kernels(
+        wanted, kernels if kernels is not None else opkernels(), seconds, repeats, min_time, progress)
+    seconds.update(found)
     with tempfile.TemporaryDirectory(prefix="usapp-costs-host-", dir=directory) as where:
         progress("host kernels: state statements and commits, the per-input base")
         state, detail = measure_state(where, repeats, min_time, seconds)
         seconds.update(state)
         empty, empty_counts = measure_base(where, repeats, min_time)
-    detail = {**detail, "empty_input_seconds": empty, "empty_input_counts": empty_counts}
+    detail = {**detail, "empty_input_seconds": empty, "empty_input_counts": empty_counts,
+              "kernel_counts": kernel_counts}
     return HostProfile(seconds, max(0.0, empty - _modelled(empty_counts, seconds)), tuple(unmeasured), detail)
 
 
