@@ -7,6 +7,8 @@ import os
 import tempfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.errors import ParameterError, StateError
 from protocols.primitives import opcount
@@ -78,6 +80,35 @@ def test_store_counts_one_commit_its_statements_and_the_bytes_it_writes(tmp_path
             store.put("after", b"the callback is gone")   # no counter open: nothing recorded, no error
     finally:
         store.close()
+
+
+_VALUES = st.one_of(st.binary(max_size=300), st.text(st.characters(blacklist_characters="\x00"), max_size=60), st.integers(-2**63, 2**63 - 1),
+                    st.floats(allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(_VALUES, _VALUES), min_size=1, max_size=5))
+def test_state_byte_is_the_bytes_of_the_values_written(rows) -> None:
+    """Property: whatever the values (quotes, x before a quote, digits in texts; no NUL, which SQLite's
+    expanded text stops at), ``state_byte`` of an
+    INSERT is the sum of their sizes: blob and UTF-8 text lengths, 8 per number."""
+    def size(value: object) -> int:
+        if isinstance(value, bytes):
+            return len(value)
+        if isinstance(value, str):
+            return len(value.encode())
+        return store_mod.NUMBER_BYTES
+
+    with tempfile.TemporaryDirectory() as directory:
+        store = Store.create(os.path.join(directory, "s.sqlite"), Identity("p", "r", "i", 1),
+                             ("CREATE TABLE t (a ANY, b ANY) STRICT",))
+        try:
+            with opcount.counting() as counts:
+                with store.transaction():
+                    store.db.executemany("INSERT INTO t VALUES (?, ?)", rows)
+        finally:
+            store.close()
+    assert counts["state_byte"] == sum(size(a) + size(b) for a, b in rows)
 
 
 # --------------------------------------------------------------------------

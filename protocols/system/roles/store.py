@@ -190,8 +190,8 @@ class Store:
         return int((pages - free) * self.db.execute("PRAGMA page_size").fetchone()[0])
 
 
-_LITERAL = re.compile(r"[xX]'([0-9a-fA-F]*)'|'((?:[^']|'')*)'|(?<![\w.])(-?\d+(?:\.\d+)?)(?![\w.])")
-"""A literal of an expanded SQL statement: a blob, a text, or a number."""
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w.])")
+"""A number literal in the unquoted part of an expanded SQL statement."""
 _WRITES = ("INSERT", "UPDATE", "REPLACE")
 NUMBER_BYTES = 8
 """What an integer or real value counts in ``state_byte`` (SQLite's widest encoding of either)."""
@@ -208,14 +208,29 @@ class _Statements:
     def __call__(self, sql: str) -> None:
         opcount.record("state_statement")
         if sql.lstrip()[:7].upper().startswith(_WRITES):
-            for literal in _LITERAL.finditer(sql):
-                blob, text = literal.group(1), literal.group(2)
-                if blob is not None:
-                    self.written += len(blob) // 2
-                elif text is not None:
-                    self.written += len(text.replace("''", "'").encode())
-                else:
-                    self.written += NUMBER_BYTES
+            self.written += _literal_bytes(sql)
+
+
+def _literal_bytes(sql: str) -> int:
+    """The bytes of the blob (``x'..'``), text (``'..'``) and number literals of an expanded statement."""
+    total, at = 0, 0
+    while True:
+        start = sql.find("'", at)
+        unquoted = sql[at:] if start < 0 else sql[at:start]
+        total += NUMBER_BYTES * len(_NUMBER.findall(unquoted.rstrip("xX")))
+        if start < 0:
+            return total
+        end = start + 1
+        while True:                       # a quote doubled inside a text is one quote, not the end
+            end = sql.find("'", end)
+            if end < 0 or sql[end + 1:end + 2] != "'":
+                break
+            end += 2
+        if end < 0:
+            return total
+        body = sql[start + 1:end]
+        total += len(body) // 2 if sql[start - 1:start] in ("x", "X") else len(body.replace("''", "'").encode())
+        at = end + 1
 
 
 def input_digest(line: bytes) -> bytes:
