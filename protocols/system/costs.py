@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -44,7 +45,8 @@ METER_ROLES: Mapping[str, tuple[str, ...]] = {
 
 REFUSED_SUFFIX, RESENT_SUFFIX = " (refused)", " (re-sent)"
 MAX_BODIES = 5000
-"""At most this many input bodies of a run are kept (the host model measures CBOR on them, section 5.1)."""
+"""At most this many CBOR blobs of a run are kept (its input bodies, then its parties' stored entries): the
+host model measures the codec on them (section 5.1)."""
 
 GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_costs.json"
 """The golden file in a source checkout."""
@@ -155,6 +157,22 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
     return samples
 
 
+def stored_blobs(directory: str, limit: int) -> list[bytes]:
+    """Up to ``limit`` blobs the parties stored in ``directory``'s state files (kv entries, journalled
+    outputs): what the roles decode and encode at every step besides the messages."""
+    found: list[bytes] = []
+    for path in sorted(Path(directory).glob("*.sqlite")):
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        try:
+            for (value,) in db.execute("SELECT value FROM kv UNION ALL SELECT outputs FROM journal LIMIT ?",
+                                       (max(0, limit - len(found)),)):
+                if isinstance(value, bytes):
+                    found.append(value)
+        finally:
+            db.close()
+    return found[:max(0, limit)]
+
+
 def aggregate(samples: Iterable[Sample]) -> list[StepTrace]:
     """Section 3.2: per (protocol, role, step), the mean counts, time and bytes per invocation."""
     groups: dict[tuple[str, str, str], list[Sample]] = {}
@@ -181,7 +199,7 @@ class Measured:
     run_seconds: Mapping[tuple[str, str, str], tuple[float, ...]] = field(default_factory=dict)
     """Per step, its mean time per invocation in each measured run."""
     bodies: tuple[bytes, ...] = ()
-    """The input bodies of the first measured run (at most :data:`MAX_BODIES`)."""
+    """The input bodies and stored blobs of the first measured run (at most :data:`MAX_BODIES`)."""
 
     def median_seconds(self, key: tuple[str, str, str]) -> float:
         return statistics.median(self.run_seconds[key])
@@ -205,6 +223,7 @@ def trace_protocol(protocol: str, *, runs: int = 1, warmup: bool = False,
         run_bodies: list[bytes] = []
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
             traces = aggregate(run_traced(protocol, deployed, directory, run_bodies))
+            run_bodies += stored_blobs(directory, MAX_BODIES - len(run_bodies))
         if warmup and index == 0:
             continue
         if first is None:
