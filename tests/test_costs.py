@@ -117,7 +117,7 @@ def test_state_byte_is_the_bytes_of_the_values_written(rows) -> None:
 
 
 def test_trace_of_a_real_run_counts_each_step() -> None:
-    measured = costs.trace_protocol("integrity", runs=2, options=SMALL_INTEGRITY)
+    measured = costs.trace_protocol("integrity", timed_runs=2, options=SMALL_INTEGRITY)
     traces = {t.key: t for t in measured.traces}
     meter = {t.step for t in measured.traces if t.role == "meter"}
     assert {"env.reading", "receipt", "inclusion"} <= meter
@@ -131,6 +131,21 @@ def test_trace_of_a_real_run_counts_each_step() -> None:
     reading = traces[("integrity", "meter", "env.reading")]
     assert reading.bytes_received > 0 and reading.bytes_sent > 0
     assert any(t.step.endswith(costs.REFUSED_SUFFIX) for t in measured.traces)   # the cheating utility
+
+
+def test_align_names_timed_samples_from_the_counted_run() -> None:
+    counted = [_sample("receipt", {"state_commit": 1}, 0.5, 1, 2), _sample("receipt (re-sent)", {}, 0.5, 1, 2),
+               _sample("probe (refused)", {"hash_block:sha256": 1}, 0.5, 3, 0)]
+    timed = [_sample("receipt", {}, 0.1, 1, 2), _sample("receipt", {}, 0.2, 1, 2),
+             _sample("probe (refused)", {}, 0.3, 3, 0)]
+    aligned = costs.align(counted, timed)
+    assert [(s.step, s.seconds, dict(s.counts)) for s in aligned] == [
+        ("receipt", 0.1, {"state_commit": 1}), ("receipt (re-sent)", 0.2, {}),
+        ("probe (refused)", 0.3, {"hash_block:sha256": 1})]
+    with pytest.raises(StateError, match="diverged"):
+        costs.align(counted, timed[::-1])
+    with pytest.raises(StateError, match="handled"):
+        costs.align(counted, timed[:2])
 
 
 def test_a_failed_scenario_is_not_traced(monkeypatch) -> None:
@@ -147,7 +162,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ParameterError):
         costs.trace_protocol("telepathy")
     with pytest.raises(ParameterError):
-        costs.trace_protocol("integrity", runs=0)
+        costs.trace_protocol("integrity", timed_runs=-1)
 
 
 # --------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -86,25 +85,32 @@ class StepTrace:
 
 @dataclass
 class _Traced:
-    """An in-process party whose every exchange is counted and timed into ``samples``."""
+    """An in-process party whose every exchange is timed, and counted if ``count``, into ``samples``."""
 
     inner: harness.LocalEndpoint
     protocol: str
     role: str
     samples: list[Sample]
     bodies: list[bytes]
+    count: bool = True
 
     def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
         if len(self.bodies) < MAX_BODIES:
             self.bodies.append(message.body)
-        with opcount.counting() as counts:
+        counts: Counter[str] = Counter()
+        if self.count:
+            with opcount.counting() as counts:
+                start = time.perf_counter()
+                outputs, status = self.inner.exchange(message)
+                seconds = time.perf_counter() - start
+        else:
             start = time.perf_counter()
             outputs, status = self.inner.exchange(message)
             seconds = time.perf_counter() - start
         step = message.type
         if status.type == wire.REFUSED:
             step += REFUSED_SUFFIX
-        elif counts["state_commit"] == 0:
+        elif self.count and counts["state_commit"] == 0:
             step += RESENT_SUFFIX
         self.samples.append(Sample(self.protocol, self.role, step, dict(counts), seconds, len(message.body),
                                    sum(len(o.body) for o in outputs)))
@@ -121,9 +127,9 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
 
 
 def run_traced(protocol: str, deployed: Deployment, directory: str,
-               bodies: list[bytes] | None = None) -> list[Sample]:
-    """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and traced;
-    the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
+               bodies: list[bytes] | None = None, *, count: bool = True) -> list[Sample]:
+    """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and timed,
+    and counted if ``count``; the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
     """
@@ -139,13 +145,13 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
         endpoint = inner_factory(ident)
         if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
             raise StateError(f"{ident} is not an in-process party")
-        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept)
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count)
 
     network.factory = traced
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
-            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept)
+            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)
@@ -192,55 +198,71 @@ def aggregate(samples: Iterable[Sample]) -> list[StepTrace]:
 
 @dataclass(frozen=True)
 class Measured:
-    """Traces of one protocol over several runs: the counts of the runs (equal, seeded), per-step times."""
+    """Traces of one protocol: the counted run's steps, and each step's time in the timed runs."""
 
     traces: list[StepTrace]
-    """Per-step means of the first measured run (counts and bytes are the same in every run)."""
+    """Per-step means of the counted run (counts and bytes are the same in every seeded run)."""
     run_seconds: Mapping[tuple[str, str, str], tuple[float, ...]] = field(default_factory=dict)
-    """Per step, its mean time per invocation in each measured run."""
+    """Per step, its mean time per invocation in each timed run (the counted run's if there were none)."""
     bodies: tuple[bytes, ...] = ()
-    """The input bodies and stored blobs of the first measured run (at most :data:`MAX_BODIES`)."""
-
-    def median_seconds(self, key: tuple[str, str, str]) -> float:
-        return statistics.median(self.run_seconds[key])
+    """The input bodies and stored blobs of the counted run (at most :data:`MAX_BODIES`)."""
 
 
-def trace_protocol(protocol: str, *, runs: int = 1, warmup: bool = False,
+def _base_step(step: str) -> str:
+    return step[:-len(RESENT_SUFFIX)] if step.endswith(RESENT_SUFFIX) else step
+
+
+def align(counted: Sequence[Sample], timed: Sequence[Sample]) -> list[Sample]:
+    """Section 3.2: the samples of a timed run (no counters open) named and counted as the counted run's.
+
+    A seeded run sends the same messages in the same order, so sample i of both runs is the same input;
+    ``StateError`` if they are not (the same role, message type and outcome).
+    """
+    if len(counted) != len(timed):
+        raise StateError(f"a timed run handled {len(timed)} inputs, the counted run {len(counted)}")
+    out = []
+    for c, t in zip(counted, timed):
+        if (c.protocol, c.role, _base_step(c.step)) != (t.protocol, t.role, t.step):
+            raise StateError(f"the runs diverged: {c.protocol}/{c.role}/{c.step} against {t.role}/{t.step}")
+        out.append(Sample(c.protocol, c.role, c.step, c.counts, t.seconds, c.bytes_received, c.bytes_sent))
+    return out
+
+
+def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
                    options: Mapping[str, Any] | None = None) -> Measured:
-    """``runs`` traced runs of ``protocol`` (after one discarded run if ``warmup``), each in a new directory.
-
-    The counts of a seeded run are the same in every run; ``StateError`` if they are not.
+    """One counted run of ``protocol`` (after one discarded run if ``warmup``), then ``timed_runs`` runs
+    with no counter open, whose times are those of the model check (counting costs time too: the
+    counters' records and the state statements' trace).  Each run is in a new directory.
     """
     if protocol not in PROTOCOLS:
         raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    if type(runs) is not int or not 1 <= runs <= 100:
-        raise ParameterError("runs must be an integer in [1, 100]")
+    if type(timed_runs) is not int or not 0 <= timed_runs <= 100:
+        raise ParameterError("timed_runs must be an integer in [0, 100]")
     deployed = deployment(protocol, options)
-    first: list[StepTrace] | None = None
-    seconds: dict[tuple[str, str, str], list[float]] = {}
-    bodies: list[bytes] = []
-    for index in range(runs + int(warmup)):
-        run_bodies: list[bytes] = []
+
+    def run(count: bool, bodies: list[bytes] | None = None) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
-            traces = aggregate(run_traced(protocol, deployed, directory, run_bodies))
-            run_bodies += stored_blobs(directory, MAX_BODIES - len(run_bodies))
-        if warmup and index == 0:
-            continue
-        if first is None:
-            first, bodies = traces, run_bodies
-        elif [(t.key, t.invocations, dict(t.counts)) for t in traces] != \
-                [(t.key, t.invocations, dict(t.counts)) for t in first]:
-            raise StateError(f"{protocol}: two seeded runs counted different operations")
-        for trace in traces:
-            seconds.setdefault(trace.key, []).append(trace.seconds)
-    if first is None:  # pragma: no cover - runs >= 1
-        raise StateError("no run was measured")
-    return Measured(first, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies))
+            samples = run_traced(protocol, deployed, directory, bodies, count=count)
+            if bodies is not None:
+                bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
+        return samples
+
+    if warmup:
+        run(False)
+    bodies: list[bytes] = []
+    counted = run(True, bodies)
+    traces = aggregate(counted)
+    seconds: dict[tuple[str, str, str], list[float]] = {}
+    for trace in [aggregate(align(counted, run(False))) for _ in range(timed_runs)] or [traces]:
+        for step in trace:
+            seconds.setdefault(step.key, []).append(step.seconds)
+    return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies))
 
 
-def trace_all(protocols: Sequence[str] = PROTOCOLS, *, runs: int = 1, warmup: bool = False) -> dict[str, Measured]:
+def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0,
+              warmup: bool = False) -> dict[str, Measured]:
     """:func:`trace_protocol` of each protocol with its interop defaults."""
-    return {p: trace_protocol(p, runs=runs, warmup=warmup) for p in protocols}
+    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup) for p in protocols}
 
 
 # --------------------------------------------------------------------------

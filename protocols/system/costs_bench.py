@@ -50,8 +50,8 @@ def device_report(device: str, *, runs: int, quick: bool = False,
         traces = [t for m in measured.values() for t in m.traces]
         rows = [row for name in profiles for row in costs_report.cost_on_device(traces, model(name))]
         return DeviceReport(rows, {"devices": profiles, "seed": costs.SCENARIO_SEED})
-    progress(f"tracing {', '.join(costs.PROTOCOLS)}: one warm-up and {runs} measured runs each")
-    measured = costs.trace_all(runs=runs, warmup=True)
+    progress(f"tracing {', '.join(costs.PROTOCOLS)}: a warm-up, a counted run and {runs} timed runs each")
+    measured = costs.trace_all(timed_runs=runs, warmup=True)
     repeats = 3 if quick else 5
     min_time = benchmark.MIN_REPEAT_SECONDS / (5 if quick else 1)
     bodies = [body for m in measured.values() for body in m.bodies]
