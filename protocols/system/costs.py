@@ -164,13 +164,14 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
 
 
 def stored_blobs(directory: str, limit: int) -> list[bytes]:
-    """Up to ``limit`` blobs the parties stored in ``directory``'s state files (kv entries, journalled
-    outputs): what the roles decode and encode at every step besides the messages."""
+    """Up to ``limit`` of the kv entries the parties stored in ``directory``'s state files: the role state
+    they decode and encode at every step besides the messages (the journal's outputs are left out: they
+    wrap the message bodies, which are in the corpus already)."""
     found: list[bytes] = []
     for path in sorted(Path(directory).glob("*.sqlite")):
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
         try:
-            for (value,) in db.execute("SELECT value FROM kv UNION ALL SELECT outputs FROM journal LIMIT ?",
+            for (value,) in db.execute("SELECT value FROM kv LIMIT ?",
                                        (max(0, limit - len(found)),)):
                 if isinstance(value, bytes):
                     found.append(value)
