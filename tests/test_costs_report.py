@@ -174,7 +174,9 @@ def test_html_report_renders_in_headless_chromium(tmp_path) -> None:
     page, tables, images = _report(tmp_path)
     browser = _browser()
     assert browser is not None
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={tmp_path / 'profile'}"]     # no connection attempts on a closed network
     dom = subprocess.run([*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
                          check=True).stdout
     parsed = _Page()
