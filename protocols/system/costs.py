@@ -7,7 +7,8 @@ around each :meth:`~protocols.system.roles.process.Party.handle` opens an operat
 (:mod:`protocols.primitives.opcount`) and a timer.  Bytes received and sent are the CBOR body lengths of
 the input and of its outputs.  A refused input is the step ``TYPE (refused)``; an input answered from the
 journal (a re-sent one, which commits nothing) is ``TYPE (re-sent)``.  :func:`aggregate` folds repeated
-steps into per-invocation means.
+steps into per-invocation means.  The host model's times come from further runs with no counter open
+(counting costs time), matched input by input with the counted run (:func:`align`).
 
 ``python -m protocols.system.costs --write-golden`` regenerates ``tests/golden/meter_costs.json``, the
 pinned operation counts of the meter-side steps (section 3.3).
