@@ -76,6 +76,16 @@ def test_json_has_the_contract_keys_and_the_host_extras() -> None:
     assert "model error" in costs_report.render(costs_report.cost_on_host(checked))
 
 
+def test_meter_section_lists_meter_steps_on_every_device() -> None:
+    rows = costs_report.cost_on_device(TRACES, M4) + costs_report.cost_on_device(TRACES, M0)
+    text = costs_report.meter_section("integrity", rows)
+    assert text.startswith("## Cost to a meter")
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert table[0] == "| step | n | bytes in | bytes out | m0 ms / mJ | m4 ms / mJ |"
+    assert table[1].startswith("| env.reading | 97 | 15 | 107 | ")            # the utility's step is not there
+    assert len(table) == 2 and ">=" in table[1]                              # m0 has no state_commit figure
+
+
 def test_chosen_devices() -> None:
     assert costs_bench.chosen_devices("all", ["a", "b"]) == ["a", "b"]
     assert costs_bench.chosen_devices("b", ["a", "b"]) == ["b"]
