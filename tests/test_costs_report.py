@@ -213,3 +213,21 @@ def test_cli_device_report(monkeypatch, capsys, tmp_path) -> None:
     assert {p.name for p in (tmp_path / "html").glob("*.png")} == {"costs_escrow.png", "costs_integrity.png"}
     assert cli.main(["bench", "--device", "vax"]) == cli.EXIT_USAGE
     assert cli.main(["bench", "paillier", "--device", "m4"]) == cli.EXIT_USAGE
+
+
+def test_cli_html_runs_the_named_benchmarks_and_gathers_their_results(monkeypatch, capsys, tmp_path) -> None:
+    def run(config: benchmark.BenchConfig) -> list:
+        timing = benchmark.Timing((0.002,), 1)
+        return [benchmark.Comparison("fake op", timing, timing, "base", (1.0,), 1.0)]
+
+    results = tmp_path / "results"
+    monkeypatch.setattr(benchmark, "discover", lambda: {"fake": benchmark.Benchmark("fake", "a fake", run)})
+    monkeypatch.setattr(benchmark, "default_results_dir", lambda: results)
+    monkeypatch.setattr(costs_report, "device_names", lambda: ["m4"])
+    monkeypatch.setattr(costs_report, "device_model", {"m4": M4}.__getitem__)
+    monkeypatch.setattr(costs, "trace_all", lambda *a, **k: {"x": costs.Measured(TRACES)})
+    assert cli.main(["bench", "fake", "--html", str(tmp_path / "html"), "--quick"]) == 0
+    assert json.loads((results / "fake.json").read_text())["comparisons"][0]["name"] == "fake op"
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "fake op" in page and "<h3>fake</h3>" in page
+    capsys.readouterr()

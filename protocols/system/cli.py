@@ -7,7 +7,8 @@
     usapp vectors generate [--dir DIR]
     usapp vectors replay --role ROLE --cmd COMMAND [FILE ...]
     usapp bench [NAME ...] [--json] [--repeats N] [--quick]
-    usapp bench --device NAME|all|host [--json] [--plot DIR] [--html DIR] [--repeats N] [--quick]
+    usapp bench --device NAME|all|host [--json] [--plot DIR] [--repeats N] [--quick]
+    usapp bench [NAME ...] --html DIR [--device NAME|all|host] [--json] [--plot DIR] [--repeats N] [--quick]
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
     usapp role PROTOCOL ROLE --state PATH [--id ID] [--seed SEED]
     usapp interop PROTOCOL [--role ROLE=COMMAND ...] [--dir DIR] [--seed SEED]
@@ -215,9 +216,10 @@ def cmd_vectors_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    if args.device is not None or args.plot is not None or args.html is not None:
-        return cmd_bench_costs(args)
+def _run_benchmarks(args: argparse.Namespace, save: bool = False
+                    ) -> tuple[list[benchmark.Comparison | benchmark.Figures], dict[str, Any]]:
+    """Run the named benchmarks (all by default); ``save``: each one's JSON into the results directory,
+    where ``usapp bench --html`` gathers it (specs/costs.md section 6.4)."""
     known = benchmark.discover()
     names = args.names or list(known)
     unknown = [name for name in names if name not in known]
@@ -241,7 +243,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         progress(f"bench {name} ({index}/{len(names)}): {known[name].description}")
         found = known[name].run(config)
         results.extend(found)
-        benchmark.save_json(name, found, {**meta, "benchmarks": [name]})  # for usapp bench --html
+        if save:
+            benchmark.save_json(name, found, {**meta, "benchmarks": [name]})
+    return results, meta
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.device is not None or args.plot is not None or args.html is not None:
+        return cmd_bench_costs(args)
+    results, meta = _run_benchmarks(args)
     if args.json:
         print(json.dumps(benchmark.to_json(results, meta), indent=2, sort_keys=True))
     else:
@@ -253,9 +263,11 @@ def cmd_bench_costs(args: argparse.Namespace) -> int:
     """``usapp bench --device NAME|all|host [--json] [--plot DIR] [--html DIR]`` (specs/costs.md section 6)."""
     from protocols.system import costs_bench, costs_html, costs_report  # the traces import every protocol
 
+    if args.names and args.html is None:
+        raise ParameterError("--device and --plot take no benchmark names (with --html, the named benchmarks "
+                             "run first and their results join the report)")
     if args.names:
-        raise ParameterError("--device, --plot and --html take no benchmark names: run 'usapp bench NAME' first, "
-                             "then --html gathers its results")
+        _run_benchmarks(args, save=True)
     device = args.device or costs_report.ALL
     runs = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     report = costs_bench.device_report(device, runs=runs, quick=args.quick, progress=progress)
@@ -427,7 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--plot", default=None, metavar="DIR", help="with --device: one bar chart per protocol in DIR")
     bench.add_argument("--html", default=None, metavar="DIR",
                        help="write DIR/index.html: the device tables (--device, default all) and every "
-                            "benchmark's tables and plots found in the results directory")
+                            "benchmark's tables and plots found in the results directory (after running the "
+                            "NAMEd benchmarks, whose results are saved there)")
     bench.set_defaults(handler=cmd_bench)
 
     role = commands.add_parser(
