@@ -106,10 +106,9 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
-OBJECTIVES = ("variation-level", "variation", "level", "hold", "hold-random")
-"""The look-ahead's objectives (spec 3.4); the first is the default.  The last two are not programmes:
-they hold the meter at piecewise-constant levels, each as long as the battery allows (spec 3.4.1)."""
-HOLD_OBJECTIVES = ("hold", "hold-random")
+OBJECTIVES = ("variation-level", "variation", "level", "hold")
+"""The look-ahead's objectives (spec 3.4); the first is the default.  The last is not a programme: it
+holds the meter at piecewise-constant levels, each as long as the battery allows (spec 3.4.1)."""
 _DEFAULT_WEIGHTS = {"variation-level": (0.05, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
 """Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
 
@@ -127,13 +126,12 @@ class LookAhead:
     - "variation-level" (the default): (0.05, 1, 0.1), the least variation, ties broken towards one level;
     - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
     - "level": (1, 0.25, 1.6), one level per day as far as the battery allows;
-    - "hold": no programme; piecewise-constant levels, each held as long as the battery allows (spec 3.4.1);
-    - "hold-random": as "hold", the level drawn from those whose hold is within ``hold_slack`` of the
-      longest, with ``numpy.random.default_rng(hold_seed)``.
+    - "hold": no programme; piecewise-constant levels on multiples of ``hold_step_kw``, each held as long
+      as the battery allows, looking ``hold_horizon_minutes`` ahead (spec 3.4.1).
 
-    A weight given explicitly replaces the objective's (the hold objectives have none).  Each day ends with at least the stored energy
-    it started with (less the leak), or, if ``end_fraction`` is given, at least that fraction of the
-    SoC window.
+    A weight given explicitly replaces the objective's.  Each programme's day ends with at least the
+    stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
+    fraction of the SoC window.  "hold" uses neither the weights nor ``end_fraction``.
     """
 
     objective: str = "variation-level"
@@ -144,8 +142,6 @@ class LookAhead:
     level_weight: float | None = None
     hold_step_kw: float = 0.05
     hold_horizon_minutes: int = 1440
-    hold_slack: float = 0.25
-    hold_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -154,12 +150,6 @@ class LookAhead:
         h = self.hold_horizon_minutes
         if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 7 * 1440:
             raise ParameterError(f"hold_horizon_minutes must be an int in 1..{7 * 1440}, not {h!r}")
-        _param("hold_slack", self.hold_slack, 0, 1, lo_open=False)
-        if self.hold_slack >= 1:
-            raise ParameterError(f"hold_slack must be in [0, 1), not {self.hold_slack}")
-        sd = self.hold_seed
-        if isinstance(sd, bool) or not isinstance(sd, int) or not 0 <= sd < 2**63:
-            raise ParameterError(f"hold_seed must be an int in [0, 2**63), not {sd!r}")
         for name in ("loss_weight", "variation_weight", "level_weight"):
             if getattr(self, name) is not None:
                 _param(name, getattr(self, name), 0, 1e6)
@@ -345,7 +335,7 @@ def _stepping(r: _Runner, p: Stepping) -> None:
 # ---------------------------------------------------------------- 3.4 look-ahead
 
 def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
-    if p.objective in HOLD_OBJECTIVES:
+    if p.objective == "hold":
         _hold(r, p, interval_minutes)
         return
     slots = 1440 // interval_minutes
@@ -507,7 +497,6 @@ def _hold(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
     """Spec 3.4.1: hold the meter at the level the battery can keep longest, then choose again."""
     cfg, dt = r.cfg, r.dt_h
     horizon = max(1, p.hold_horizon_minutes // interval_minutes)
-    rng = np.random.default_rng(p.hold_seed) if p.objective == "hold-random" else None
     mid = (cfg.soc_min_kwh + cfg.soc_max_kwh) / 2
     n, t = r.load.size, 0
     last = float(r.load[0])
@@ -521,12 +510,8 @@ def _hold(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
             last = r.run(t, last)
             t += 1
             continue
-        if rng is None:
-            cand = np.flatnonzero(length == best)
-            pick = int(cand[np.argmin(np.abs(s_end[cand] - mid))])  # first (lowest level) on ties
-        else:
-            cand = np.flatnonzero(length >= max(1, math.ceil((1 - p.hold_slack) * best)))
-            pick = int(cand[rng.integers(cand.size)])
+        cand = np.flatnonzero(length == best)
+        pick = int(cand[np.argmin(np.abs(s_end[cand] - mid))])  # ties: SoC nearest mid-window, then lowest
         level, steps = float(levels[pick]), int(length[pick])
         for k in range(steps):
             last = r.run(t, level)
