@@ -106,35 +106,40 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
-OBJECTIVES = ("variation-level", "variation", "level", "hold")
-"""The look-ahead's objectives (spec 3.4); the first is the default.  The last is not a programme: it
-holds the meter at piecewise-constant levels, each as long as the battery allows (spec 3.4.1)."""
+OBJECTIVES = ("hold", "variation-level", "variation", "level")
+"""The look-ahead's objectives (spec 3.4); the first is the default.  It is not a programme: it holds
+the meter at piecewise-constant levels, each as long as the battery allows (spec 3.4.1)."""
 _DEFAULT_WEIGHTS = {"variation-level": (0.05, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
 """Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
 
 
 @dataclass(frozen=True)
 class LookAhead:
-    """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
+    """Knowing the day's load ahead (spec 3.4): an upper bound against which the causal policies are measured.
 
-    The programme minimises, over the metered energy g of the day, ``level_weight`` times
-    sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total variation
-    sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
-    times the throughput (1e-6, a tie-break), subject to the battery model.  ``objective`` names
-    the default weights (level, variation, loss):
+    ``objective`` "hold" (the default, spec 3.4.1) is no programme: the meter is held at a level on
+    multiples of ``hold_step_kw`` (0.05 kW) that the battery can keep longest, looking
+    ``hold_horizon_minutes`` (1440) ahead, then a level is chosen again; among the levels of the longest
+    hold, ``hold_band`` (0.25 of the SoC window) bounds how far from mid-window a hold may leave the store
+    when it is chosen as the one nearest the previous level.
 
-    - "variation-level" (the default): (0.05, 1, 0.1), the least variation, ties broken towards one level;
+    The other objectives are a linear programme per day that minimises, over the metered energy g of the
+    day, ``level_weight`` times sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total
+    variation sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
+    times the throughput (1e-6, a tie-break), subject to the battery model, with default weights
+    (level, variation, loss):
+
+    - "variation-level": (0.05, 1, 0.1), the least variation, ties broken towards one level (the default
+      before the hold objective);
     - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
-    - "level": (1, 0.25, 1.6), one level per day as far as the battery allows;
-    - "hold": no programme; piecewise-constant levels on multiples of ``hold_step_kw``, each held as long
-      as the battery allows, looking ``hold_horizon_minutes`` ahead (spec 3.4.1).
+    - "level": (1, 0.25, 1.6), one level per day as far as the battery allows.
 
     A weight given explicitly replaces the objective's.  Each programme's day ends with at least the
     stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
     fraction of the SoC window.  "hold" uses neither the weights nor ``end_fraction``.
     """
 
-    objective: str = "variation-level"
+    objective: str = "hold"
     loss_weight: float | None = None
     throughput_weight: float = 1e-6
     end_fraction: float | None = None
@@ -142,6 +147,7 @@ class LookAhead:
     level_weight: float | None = None
     hold_step_kw: float = 0.05
     hold_horizon_minutes: int = 1440
+    hold_band: float = 0.25
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -150,6 +156,7 @@ class LookAhead:
         h = self.hold_horizon_minutes
         if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 7 * 1440:
             raise ParameterError(f"hold_horizon_minutes must be an int in 1..{7 * 1440}, not {h!r}")
+        _param("hold_band", self.hold_band, 0, 0.5)
         for name in ("loss_weight", "variation_weight", "level_weight"):
             if getattr(self, name) is not None:
                 _param(name, getattr(self, name), 0, 1e6)
@@ -510,14 +517,29 @@ def _hold(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
             last = r.run(t, last)
             t += 1
             continue
-        cand = np.flatnonzero(length == best)
-        pick = int(cand[np.argmin(np.abs(s_end[cand] - mid))])  # ties: SoC nearest mid-window, then lowest
+        pick = _hold_tie(length, s_end, levels, best < x.size, last, mid, p.hold_band * cfg.usable_kwh)
         level, steps = float(levels[pick]), int(length[pick])
         for k in range(steps):
             last = r.run(t, level)
             t += 1
             if abs(last - level) > 1e-12:  # rounding ended the hold one interval early: choose again
                 break
+
+
+def _hold_tie(length: np.ndarray, s_end: np.ndarray, levels: np.ndarray, forced: bool, last: float, mid: float,
+              band: float) -> int:
+    """Spec 3.4.1's choice among the levels of the longest hold (``forced``: it ends before the horizon).
+
+    Forced: the level nearest the previous metered energy ``last`` among those leaving the store within
+    ``band`` kWh of mid-window; if none, or not forced: the level leaving the store nearest mid-window.
+    Remaining ties: the lowest level.
+    """
+    cand = np.flatnonzero(length == length.max())
+    if forced:
+        near = cand[np.abs(s_end[cand] - mid) <= band]
+        if near.size:
+            return int(near[np.argmin(np.abs(levels[near] - last))])
+    return int(cand[np.argmin(np.abs(s_end[cand] - mid))])
 
 
 # ---------------------------------------------------------------- 4. cost
