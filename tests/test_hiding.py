@@ -66,7 +66,8 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, int, BatteryConfig, Policy]:
                         self_discharge_per_hour=draw(st.sampled_from([0.0, 0.0, 0.02])))
     policy = draw(st.sampled_from([
         BestEffort(), Nill(), Stepping(step_kw=min(0.3, power, cfg.max_discharge_kw)),
-        LookAhead(loss_weight=2.5),  # above w_E + 2 w_V = 2.05: no MILP fallback (spec 3.4), fast
+        # loss weight above w_E + 2 w_V = 2.05: no MILP fallback (spec 3.4), fast
+        LookAhead(objective="variation-level", loss_weight=2.5),
         LookAhead(objective="hold"), LookAhead(objective="hold", hold_step_kw=0.3, hold_horizon_minutes=60)]))
     return kw * minutes / 60, minutes, cfg, policy
 
@@ -81,7 +82,8 @@ def test_every_policy_obeys_the_physics(case: tuple[np.ndarray, int, BatteryConf
         assert np.all(tr.loss_kwh == 0)
 
 
-@pytest.mark.parametrize("policy", [BestEffort(), Nill(), Stepping(), LookAhead(), LookAhead(objective="hold")])
+@pytest.mark.parametrize("policy", [BestEffort(), Nill(), Stepping(), LookAhead(),
+                                    LookAhead(objective="variation-level")])
 def test_synthetic_day_physics_exact_sums(policy: Policy) -> None:
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
     x = synthetic_day(3, 5)
@@ -201,14 +203,15 @@ def test_each_objective_is_optimal_against_the_others_plans() -> None:
 
 
 def test_lookahead_objective_and_weights() -> None:
-    assert LookAhead().objective == "variation-level" and LookAhead().weights() == (0.05, 1.0, 0.1)
+    assert LookAhead().objective == "hold" and OBJECTIVES[0] == "hold"
+    assert LookAhead(objective="variation-level").weights() == (0.05, 1.0, 0.1)
     assert LookAhead(objective="variation").weights() == (0.0, 1.0, 0.1)
     assert LookAhead(objective="level").weights() == (1.0, 0.25, 1.6)
     assert LookAhead(objective="level", variation_weight=2.0, loss_weight=5.0).weights() == (1.0, 2.0, 5.0)
     with pytest.raises(ParameterError, match="objective"):
         LookAhead(objective="band")
     with pytest.raises(ParameterError, match="level_weight"):
-        LookAhead(level_weight=-0.5)
+        LookAhead(objective="level", level_weight=-0.5)
 
 
 def test_lookahead_leaks_less_than_best_effort_on_a_generated_day() -> None:
@@ -219,7 +222,7 @@ def test_lookahead_leaks_less_than_best_effort_on_a_generated_day() -> None:
     data, events = loadgen.generate_with_events(1, 1, interval_minutes=1, seed=2)
     x = data.kwh[0, 0]
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
-    la = hide(x, 1, cfg, LookAhead())
+    la = hide(x, 1, cfg, LookAhead(objective="variation-level"))  # hold: 0.416 bits here (spec 7.2)
     be = hide(x, 1, cfg, BestEffort())
     check_physics(la, cfg)
     load_kw = x[None] * 60
@@ -251,21 +254,25 @@ def test_lookahead_plan_never_charges_and_discharges_at_once() -> None:
 def test_lookahead_flattens_a_day_a_big_battery_can_hold() -> None:
     cfg = BatteryConfig.simple(20.0, 10.0, 1.0)
     x = synthetic_day(4, 15)
-    tr = hide(x, 15, cfg, LookAhead())
+    tr = hide(x, 15, cfg, LookAhead(objective="variation-level"))
     assert tv(tr.grid_kwh) < 1e-6 * tv(x)
 
 
 @pytest.mark.parametrize("make, field", [
     (lambda: Nill(alpha=2.0), "alpha"), (lambda: Nill(high_exit_soc=1.0), "high_exit_soc"),
     (lambda: Nill(k_ss_kw=-1.0), "k_ss_kw"), (lambda: Stepping(step_kw=0.0), "step_kw"),
-    (lambda: Stepping(low_soc=0.9, high_soc=0.1), "low_soc"), (lambda: LookAhead(loss_weight=-1.0), "loss_weight"),
-    (lambda: LookAhead(end_fraction=1.5), "end_fraction"), (lambda: BestEffort(initial_kw=float("nan")), "initial_kw"),
+    (lambda: Stepping(low_soc=0.9, high_soc=0.1), "low_soc"),
+    (lambda: LookAhead("level", loss_weight=-1.0), "loss_weight"),
+    (lambda: LookAhead("level", end_fraction=1.5), "end_fraction"),
+    (lambda: BestEffort(initial_kw=float("nan")), "initial_kw"),
     (lambda: LookAhead(objective="hold", hold_step_kw=0.0), "hold_step_kw"),
     (lambda: LookAhead(objective="hold", hold_step_kw=float("inf")), "hold_step_kw"),
     (lambda: LookAhead(objective="hold", hold_horizon_minutes=0), "hold_horizon_minutes"),
     (lambda: LookAhead(objective="hold", hold_horizon_minutes=60.0), "hold_horizon_minutes"),
     (lambda: LookAhead(objective="hold", hold_horizon_minutes=True), "hold_horizon_minutes"),
     (lambda: LookAhead(objective="hold", hold_horizon_minutes=7 * 1440 + 1), "hold_horizon_minutes"),
+    (lambda: LookAhead(hold_band=0.6), "hold_band"), (lambda: LookAhead(hold_band=-0.1), "hold_band"),
+    (lambda: LookAhead(end_fraction=0.5), "end_fraction"), (lambda: LookAhead(loss_weight=1.0), "loss_weight"),
 ])
 def test_bad_policy_parameters_refused(make: object, field: str) -> None:
     with pytest.raises(ParameterError, match=field):
@@ -275,7 +282,7 @@ def test_bad_policy_parameters_refused(make: object, field: str) -> None:
 def test_unreachable_end_of_day_refused() -> None:
     cfg = BatteryConfig(100.0, 0.5, 0.5, initial_soc=0.0)  # 0.5 kW cannot fill 100 kWh in a day
     with pytest.raises(ParameterError, match="end_fraction"):
-        hide(synthetic_day(1, 15), 15, cfg, LookAhead(end_fraction=1.0))
+        hide(synthetic_day(1, 15), 15, cfg, LookAhead(objective="variation-level", end_fraction=1.0))
 
 
 def test_bad_loads_refused() -> None:
@@ -320,8 +327,8 @@ def test_study_names_each_lookahead_objective() -> None:
     names = study_policies()
     assert names["lookahead"]() == LookAhead()
     assert [names[f"lookahead-{o}"]() for o in OBJECTIVES[1:]] == [LookAhead(objective=o) for o in OBJECTIVES[1:]]
-    assert "lookahead-variation-level" not in names  # the default is plain "lookahead"
-    StudyConfig(policies=("lookahead-level",))
+    assert "lookahead-hold" not in names  # the default is plain "lookahead"
+    StudyConfig(policies=("lookahead-level", "lookahead-variation-level"))
     with pytest.raises(ParameterError, match="policies"):
         StudyConfig(policies=("lookahead-band",))
 

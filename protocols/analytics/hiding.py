@@ -157,6 +157,11 @@ class LookAhead:
         if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 7 * 1440:
             raise ParameterError(f"hold_horizon_minutes must be an int in 1..{7 * 1440}, not {h!r}")
         _param("hold_band", self.hold_band, 0, 0.5)
+        if self.objective == "hold":
+            given = [n for n in ("end_fraction", "loss_weight", "variation_weight", "level_weight")
+                     if getattr(self, n) is not None]
+            if given:
+                raise ParameterError(f"{given[0]} applies to the programme objectives, not to hold (spec 3.4.1)")
         for name in ("loss_weight", "variation_weight", "level_weight"):
             if getattr(self, name) is not None:
                 _param(name, getattr(self, name), 0, 1e6)
