@@ -561,7 +561,7 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     st.add_argument("--capacities", default=None, help="comma-separated capacities in kWh (default 0.5,1,2,5,10)")
     st.add_argument("--power-kw", type=float, default=3.0, help="power limit of every battery (default 3)")
     st.add_argument("--efficiency", type=float, default=0.95, help="one-way efficiency (default 0.95)")
-    st.add_argument("--policies", default=None, help="comma-separated policies (default all four; also lookahead-variation, lookahead-level: the look-ahead with another objective)")
+    st.add_argument("--policies", default=None, help="comma-separated policies (default all four; also lookahead-variation-level, lookahead-variation, lookahead-level: the look-ahead with another objective)")
     st.add_argument("--plots", default=None, metavar="DIR", help="write hiding_study.png into DIR: recall and "
                                                                  "MI against capacity, one line per policy")
     st.set_defaults(handler=cmd_hiding_study)
