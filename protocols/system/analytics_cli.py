@@ -575,7 +575,7 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     tg.add_argument("--capacity-kwh", type=float, default=5.0, help="battery capacity (default 5)")
     tg.add_argument("--power-kw", type=float, default=3.0, help="battery power limit (default 3)")
     tg.add_argument("--policies", default=None, help="comma-separated among none,best-effort,nill,stepping,"
-                                                     "lookahead (default all but lookahead)")
+                                                     "lookahead (default all five)")
     tg.set_defaults(handler=cmd_hiding_together)
 
     group.set_defaults(handler=None, subparser=group, choices=", ".join(actions.choices))
