@@ -114,8 +114,19 @@ A_TESTY = int("557E134AD85BB1D4B9CE4F8BE4B08A12BABF55B1D6F1D7A638019EA28E15AB1C"
               "F832C905AE45F8A247A072D8EF729EABC5E27574B07739B34BE74A532F747B86", 16)
 A_HTIR_M = bytes.fromhex("123456789ABCDEF0123456789ABCDEF0323031312D30320074656C3A2B34343737303039303031323300")
 A_HTIR_A = 0xE04D4EF69DF8689322B39AE3802846174A93BEDB1E3D2A2C5F2C7EA005513EBA
-A_HTIR_H = [0x0000000000000000000000000000000000000000000000000000000000000000, 0x66687AADF862BD776C8FC18B8E9F8E20089714856EE233B3902A591D0D5F2925, 0x2B32DB6C2C0A6235FB1397E8225EA85E0F0E6E8C7B126D0016CCBDE0E667151E, 0x12771355E46CD47C71ED1721FD5319B383CCA3A1F9FCE3AA1C8CD3BD37AF20D7, 0xFE15C0D3EBE314FAD720A08B839A004C2E6386F5AECC19EC74807D1920CB6AEB]
-A_HTIR_V = [0xFA2656CA1D2DBD79015AE918773DFEDC24957C91E3C9C33540D6BF6D7C3C0055, 0xF016CD6759620AD787669E3ADD887DF625895A910CEE148691A06735B2F0A248, 0xAC45C6F97F83BCE0A2BBD0A14CF4D7F4CB3590FBFAF93AE71C64E426185710B5, 0xE65D50BD551A54EF981F535E072DE98D2223ACAD4621E0263B0A61EAC56DB078]
+A_HTIR_H = [  # h_0 .. h_4
+    0x0000000000000000000000000000000000000000000000000000000000000000,
+    0x66687AADF862BD776C8FC18B8E9F8E20089714856EE233B3902A591D0D5F2925,
+    0x2B32DB6C2C0A6235FB1397E8225EA85E0F0E6E8C7B126D0016CCBDE0E667151E,
+    0x12771355E46CD47C71ED1721FD5319B383CCA3A1F9FCE3AA1C8CD3BD37AF20D7,
+    0xFE15C0D3EBE314FAD720A08B839A004C2E6386F5AECC19EC74807D1920CB6AEB,
+]
+A_HTIR_V = [  # v_1 .. v_4
+    0xFA2656CA1D2DBD79015AE918773DFEDC24957C91E3C9C33540D6BF6D7C3C0055,
+    0xF016CD6759620AD787669E3ADD887DF625895A910CEE148691A06735B2F0A248,
+    0xAC45C6F97F83BCE0A2BBD0A14CF4D7F4CB3590FBFAF93AE71C64E426185710B5,
+    0xE65D50BD551A54EF981F535E072DE98D2223ACAD4621E0263B0A61EAC56DB078,
+]
 A_HTIR_V_MOD_Q = int("13EE3E1B8DAC5DB168B1CEB32F0566A4C273693F78BAFFA2A2EE6A686E6BD90F"
                      "8206CCAB84E7F42ED39BD4FB131012ECCA2ECD2119414560C17CAB46B956A80F"
                      "58A3302EB3E2C9A228FBA7ED34D8ACA2392DA1FFB0B17B2320AE09AAEDFD0235"
@@ -487,3 +498,57 @@ def test_hash_to_integer_range_lengths():
 def test_secrets_stay_out_of_representations(kms, receiver):
     assert format(A_Z_SECRET, "x") not in repr(kms).lower() and str(A_Z_SECRET) not in repr(kms)
     assert format(A_KBX, "x")[:16] not in repr(receiver).lower()
+
+
+def test_distortion_map_lands_on_the_curve_over_f_p2():
+    """[i]Q = (-Q_x, i Q_y) satisfies y^2 = x^3 - 3x in F_p^2 (RFC 6508 3.1)."""
+    p = PS1.p
+    (x0, x1), (y0, y1) = curve.distortion_map(p, PS1.P)
+    assert (x1, y0) == (0, 0)
+    assert (-(y1 * y1)) % p == (x0 ** 3 - 3 * x0) % p
+
+
+def test_kms_public_key_checked_once_gives_the_same_data():
+    Z = sakke.KmsPublicKey.decode(PS1, A_Z)
+    assert Z.encode() == A_Z
+    assert encapsulate_with_ssv(PS1, Z, A_B, A_SSV).encapsulated == A_ENCAPSULATED
+    assert ValidateRSK(PS1, Z, A_B, A_KB).b == A_B
+    with pytest.raises(DecodeError):
+        sakke.KmsPublicKey.decode(PS1, NOT_ON_CURVE)
+
+
+def _toy_parameters() -> curve.SakkeParameters:
+    """A parameter set with a 42-bit p (p = 4q - 1, both prime), built here to
+    show that nothing depends on parameter set 1; n = 16 bits (lg(q) > 2n)."""
+    from protocols.primitives.numtheory import is_probable_prime
+    q = (1 << 40) + 1
+    while not (is_probable_prime(q) and is_probable_prime(4 * q - 1)):
+        q += 2
+    p = 4 * q - 1
+    x = 5
+    while True:
+        rhs = (x ** 3 - 3 * x) % p
+        y = pow(rhs, (p + 1) // 4, p)
+        if y * y % p == rhs:
+            P = curve.point_multiply(p, 4, Point(x, y))
+            if not P.infinity:
+                break
+        x += 1
+    g = curve.pairing(p, q, P, P)
+    return curve.SakkeParameters(name="toy", n=16, p=p, q=q, Px=P.x, Py=P.y, g=g)
+
+
+def test_a_second_parameter_set_round_trips_and_is_not_mixed_up():
+    toy = _toy_parameters()
+    toy.validate()
+    assert toy.L == 6 and toy.point_bytes == 13 and toy.ssv_bytes == 2
+    kms = KeyGen(toy, HmacDrbg.from_seed("toy-kms"))
+    b = b"\x01\x02\x03"
+    key = ValidateRSK(toy, kms.public_key, b, ExtractRSK(kms, b))
+    for seed in ("a", "b", "c"):
+        ssv, data = Encapsulate(toy, kms.public_key, b, HmacDrbg.from_seed(seed))
+        assert len(data) == 15 and Decapsulate(key, data) == ssv
+    with pytest.raises(ParameterError):
+        Encapsulate(toy, sakke.KmsPublicKey.decode(PS1, A_Z), b, None)
+    with pytest.raises(InvalidCiphertextError):
+        Decapsulate(key, A_ENCAPSULATED)

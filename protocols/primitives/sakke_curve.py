@@ -12,11 +12,11 @@ So it is written here, as RFC 6508 section 3.2 gives it.
 |---|---|---|
 | 2.1, 2.3; RFC 6509 App. A | n, p, q, P, g, Hash | :class:`SakkeParameters`, :data:`PARAMETER_SET_1` |
 | 2.1 | F_p^2 = F_p[i], i^2 + 1 = 0 | raw pairs (a, b) for a + i*b |
-| 2.1 | PF_p, its F_p representation b/a and its product (a + b)/(1 - a*b) | :func:`PFp_mul`, :func:`PFp_pow`, :func:`representative` |
-| 3 | E: y^2 = x^3 - 3x, point addition and doubling (P1363 A.10) | :func:`point_add`, :func:`point_double`, :func:`point_multiply` |
+| 2.1 | PF_p: representative b/a, product (a + b)/(1 - a*b) | :func:`representative`, :func:`PFp_mul`, :func:`PFp_pow` |
+| 3 | E: y^2 = x^3 - 3x, addition and doubling (P1363 A.10) | :func:`point_add`, :func:`point_multiply` |
 | 3.1 | the distortion map [i](x, y) = (-x, i*y) | :func:`distortion_map` |
 | 3.2 | the pairing <R, Q> = f_R([i]Q)^c / (F_p)*, c = (p + 1)/q | :func:`pairing`, :func:`pairing_affine` |
-| 4 | F_p elements (L octets), points (0x04 \\|\\| x \\|\\| y, 2L + 1 octets) | :meth:`SakkeParameters.encode_point`, :meth:`SakkeParameters.decode_point` |
+| 4 | F_p elements (L octets), points (2L + 1 octets) | ``SakkeParameters.encode_point``, ``decode_point`` |
 
 Points are :class:`protocols.primitives.supersingular.Point` (affine, or the
 point at infinity), shared with the RFC 5091 code; they carry no curve, and

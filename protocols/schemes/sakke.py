@@ -4,7 +4,7 @@ on the parameters of RFC 6509 Appendix A (specs/sakke_eccsi.md section 3).
 | RFC 6508 section | algorithm | here |
 |---|---|---|
 | 5.1 | HashToIntegerRange | :func:`HashToIntegerRange`, :func:`hash_to_integer_range_trace` |
-| 6.1 | KMS Master Secret z and KMS Public Key Z = [z]P | :func:`KeyGen`, :func:`kms_from_z` |
+| 6.1 | KMS Master Secret z and KMS Public Key Z = [z]P | :func:`KeyGen`, :func:`kms_from_z`, :class:`KmsPublicKey` |
 | 6.1.1 | RSK K_(a,T) = [(a + z)^-1]P | :func:`ExtractRSK` |
 | 6.1.2 | RSK validation <[a]P + Z, K> = g | :func:`ValidateRSK` |
 | 6.2.1 | the Sender: SSV, r, R_(b,S), g^r, H | :func:`Encapsulate`, :func:`encapsulate_with_ssv` |
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from gmpy2 import mpz
 
-from protocols.errors import DecodeError, InvalidCiphertextError, ParameterError, VerificationError
+from protocols.errors import InvalidCiphertextError, ParameterError, VerificationError
 from protocols.primitives.rand import RandomSource, random_bits, random_range
 from protocols.primitives.sakke_curve import (
     PARAMETER_SET_1,
@@ -88,7 +88,8 @@ class HashToIntegerRangeTrace:
     v: int
 
 
-def hash_to_integer_range_trace(s: bytes, n: int, params: SakkeParameters = PARAMETER_SET_1) -> HashToIntegerRangeTrace:
+def hash_to_integer_range_trace(s: bytes, n: int,
+                                params: SakkeParameters = PARAMETER_SET_1) -> HashToIntegerRangeTrace:
     """RFC 6508 5.1 with its intermediates, for the hash of ``params``:
 
     1) A = hashfn(s); 2) h_0 = hashlen zero bits; 3) l = Ceiling(lg(n)/hashlen);
@@ -192,9 +193,34 @@ def ExtractRSK(kms: SakkeKms, a: bytes) -> bytes:
 # ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KmsPublicKey:
+    """A KMS Public Key Z_S checked once as an element of E(F_p)[q] (RFC 6508
+    2.2: "a point of order q in E(F_p)"), so that a sender who encapsulates to
+    many receivers does not repeat the subgroup check.  Made by :meth:`decode`."""
+
+    params: SakkeParameters
+    Z: Point
+
+    @classmethod
+    def decode(cls, params: SakkeParameters, data: object) -> KmsPublicKey:
+        """``data`` (2L + 1 octets) decoded and checked; ``DecodeError`` for a wrong
+        length or prefix, a point off E or outside the subgroup of order q."""
+        params = _params(params)
+        return cls(params, params.decode_point(data, "the KMS Public Key Z"))
+
+    def encode(self) -> bytes:
+        return self.params.encode_point(self.Z)
+
+
 def _public_key_point(params: SakkeParameters, Z: object) -> Point:
-    """The KMS Public Key decoded and checked as an element of E(F_p)[q] (DecodeError)."""
-    return params.decode_point(Z, "the KMS Public Key Z")
+    """Z as a point of E(F_p)[q]: a :class:`KmsPublicKey` of these parameters,
+    or its encoding, decoded and checked (``DecodeError``)."""
+    if isinstance(Z, KmsPublicKey):
+        if Z.params != params:
+            raise ParameterError("the KMS Public Key belongs to other parameters")
+        return Z.Z
+    return KmsPublicKey.decode(params, Z).Z
 
 
 @dataclass(frozen=True)
@@ -212,10 +238,10 @@ class ReceiverKey:
         return f"ReceiverKey(b={self.b!r})"
 
 
-def ValidateRSK(params: SakkeParameters, Z: bytes, b: bytes, rsk: bytes) -> ReceiverKey:
+def ValidateRSK(params: SakkeParameters, Z: KmsPublicKey | bytes, b: bytes, rsk: bytes) -> ReceiverKey:
     """RFC 6508 6.1.2: the receiver checks its RSK before use.
 
-    Z and the RSK are decoded as elements of E(F_p)[q] (``DecodeError`` for a
+    Z (a :class:`KmsPublicKey` or its encoding) and the RSK are decoded as elements of E(F_p)[q] (``DecodeError`` for a
     wrong length, a point off E or outside the subgroup); b must be a valid
     identifier (``ParameterError``); then <[b]P + Z, K_(b,S)> = g, else
     ``VerificationError``."""
@@ -259,7 +285,8 @@ def _base(params: SakkeParameters, b_int: int, Z: Point) -> Point:
     return base
 
 
-def _encapsulate(params: SakkeParameters, Z: Point, b: bytes, b_int: int, SSV: int) -> EncapsulationTrace | None:
+def _encapsulate(params: SakkeParameters, Z: Point, b: bytes, b_int: int,
+                 SSV: int) -> EncapsulationTrace | None:
     """Steps 2 to 5 of RFC 6508 6.2.1 on checked inputs; None when r = 0
     (probability about 2^-1021: R_(b,S) would be 0, which has no encoding)."""
     ssv = int(SSV).to_bytes(params.ssv_bytes, "big")
@@ -273,13 +300,15 @@ def _encapsulate(params: SakkeParameters, Z: Point, b: bytes, b_int: int, SSV: i
     return EncapsulationTrace(ssv, r, R, g_r, mask, H, R + H.to_bytes(params.ssv_bytes, "big"))
 
 
-def encapsulate_with_ssv(params: SakkeParameters, Z: bytes, b: bytes, SSV: int) -> EncapsulationTrace:
+def encapsulate_with_ssv(params: SakkeParameters, Z: KmsPublicKey | bytes, b: bytes,
+                         SSV: int) -> EncapsulationTrace:
     """RFC 6508 6.2.1 steps 2 to 5 for a given SSV in [0, 2^n).
 
     2) r = HashToIntegerRange(SSV || b, q, Hash), SSV as n/8 octets and b as
     given; 3) R_(b,S) = [r]([b]P + Z_S); 4a) g^r in PF_p; 4b) H = SSV XOR
     HashToIntegerRange(g^r, 2^n, Hash), g^r as L octets; 5) R_(b,S) || H, H as
-    n/8 octets.  Z is decoded and checked (``DecodeError``); an SSV for which
+    n/8 octets.  Z is a :class:`KmsPublicKey` or its encoding, decoded and
+    checked (``DecodeError``); an SSV for which
     r = 0 is a ``ParameterError`` (:func:`Encapsulate` draws another)."""
     params = _params(params)
     b = _bytes(b, "the identifier", MAX_ID_BYTES)
@@ -292,7 +321,8 @@ def encapsulate_with_ssv(params: SakkeParameters, Z: bytes, b: bytes, SSV: int) 
     return trace
 
 
-def Encapsulate(params: SakkeParameters, Z: bytes, b: bytes, rng: RandomSource | None) -> tuple[bytes, bytes]:
+def Encapsulate(params: SakkeParameters, Z: KmsPublicKey | bytes, b: bytes,
+                rng: RandomSource | None) -> tuple[bytes, bytes]:
     """RFC 6508 6.2.1: SSV = random_bits(rng, n) (step 1), then
     :func:`encapsulate_with_ssv` (an SSV giving r = 0 is drawn again).
     Returns (SSV as n/8 octets, Encapsulated Data of 2L + 1 + n/8 octets)."""
