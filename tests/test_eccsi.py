@@ -204,7 +204,7 @@ def test_the_pvt_of_another_identity_does_not_carry_its_key(kms):
 
 def test_the_rfc_malleability_q_minus_s_verifies():
     """RFC 6507 section 6: s may be replaced by q - s (J becomes -J, same Jx).
-    The implementation follows the RFC and accepts both; specs/sakke_eccsi.md 4.6 says so."""
+    The implementation follows the RFC and accepts both; specs/sakke_eccsi.md 6.3 says so."""
     s = int.from_bytes(A_S, "big")
     Verify(A_KPAK, A_ID, A_M, A_R + (A_Q - s).to_bytes(32, "big") + A_PVT)
 

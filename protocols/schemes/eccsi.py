@@ -68,7 +68,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 MAX_ID_BYTES = 1024
 """Longest identifier ID accepted (RFC 6509 identifiers are a few dozen octets)."""
 MAX_URI_BYTES = 1000
-"""Longest URI inside an RFC 6509 identifier (specs/sakke_eccsi.md section 3)."""
+"""Longest URI inside an RFC 6509 identifier (specs/sakke_eccsi.md section 1.3)."""
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -380,7 +380,8 @@ class SigningTrace:
 def sign_with_j(key: SigningKey, M: bytes, j: int) -> SigningTrace:
     """RFC 6507 5.2.1 steps 2 to 7 for a given j in [1, q).
 
-    Step 2: J = [j]G, r = Jx; step 3: HE = hash(HS || r || M); step 4: HE + r *
+    Step 2: J = [j]G, r = Jx (r = 0 is a ``ParameterError``: the verifier
+    would refuse it); step 3: HE = hash(HS || r || M); step 4: HE + r *
     SSK = 0 mod q is a ``ParameterError`` (:func:`Sign` draws again); step 5:
     s' = ((HE + r * SSK)^-1 * j) mod q; step 6: s = q - s' when s' does not
     fit N octets (never for P-256, where q < 2^256), else s'; step 7."""
@@ -391,6 +392,8 @@ def sign_with_j(key: SigningKey, M: bytes, j: int) -> SigningTrace:
         raise ParameterError("j is a non-zero element of F_q (RFC 6507 5.2.1 step 1)")
     J = G() * int(j)
     r = int(J.x)
+    if r == 0:
+        raise ParameterError("r = Jx = 0, which 5.2.2 step 6 refuses: draw another j (specs/sakke_eccsi.md 5.2)")
     HE = Hash(he_input(key.HS, r, M))
     t = (int.from_bytes(HE, "big") + r * key.SSK) % q
     if t == 0:
@@ -411,7 +414,7 @@ def Sign(key: SigningKey, M: bytes, rng: RandomSource | None) -> bytes:
         j = random_range(rng, 1, q)
         try:
             return sign_with_j(key, M, j).signature
-        except ParameterError:  # step 4 (inputs are valid here), probability about 2^-256
+        except ParameterError:  # step 4 or r = 0 (inputs are valid here), probability about 2^-255
             continue
 
 
@@ -430,7 +433,7 @@ def verify_trace(KPAK: bytes, ID: bytes, M: bytes, signature: bytes) -> VerifyTr
 
     Bounds first: the KPAK lies on E and the signature is 4N + 1 octets
     (``DecodeError``); 0 < r < p and 0 < s < q, else ``VerificationError``
-    (5.2.1 only produces such r and s; see specs/sakke_eccsi.md 4.6).
+    (5.2.1 only produces such r and s; see specs/sakke_eccsi.md 5.2).
     Step 1: the PVT lies on E (``DecodeError``); 2: HS; 3: HE; 4: Y = [HS]PVT +
     KPAK; 5: J = [s]([HE]G + [r]Y); 6: Jx = r mod p and Jx != 0, else
     ``VerificationError`` (also when J is the identity, which has no Jx)."""

@@ -43,9 +43,7 @@ from protocols.primitives.sakke_curve import (
     point_multiply,
 )
 from protocols.primitives.supersingular import Point
-from protocols.schemes.eccsi import Identifier
-
-__all__ = ["Identifier", "PARAMETER_SET_1", "SakkeParameters"]  # re-exported; the rest is named below
+from protocols.schemes.eccsi import Identifier  # noqa: F401 - re-exported: RFC 6509 identifiers
 
 MAX_ID_BYTES = 1024
 """Longest identifier accepted before it is read as an integer (ParameterError).
