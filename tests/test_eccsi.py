@@ -355,3 +355,40 @@ def test_other_uri_schemes_are_accepted():
 def test_bad_identifier_encoding_is_refused(data):
     with pytest.raises(DecodeError):
         Identifier.decode(data)
+
+
+# --------------------------------------------------------------------------
+# Restarts draw again, in order (RFC 6507 5.1.1 step 5, 5.2.1 step 4)
+
+
+def test_sign_draws_j_again_after_a_restart(monkeypatch, key):
+    """When step 4 (or r = 0) fails for the first j, Sign consumes a second
+    32-octet draw and signs with it."""
+    calls = []
+    real = eccsi.sign_with_j
+
+    def fail_first(k, m, j):
+        calls.append(j)
+        if len(calls) == 1:
+            raise ParameterError("HE + r * SSK is zero modulo q")
+        return real(k, m, j)
+
+    monkeypatch.setattr(eccsi, "sign_with_j", fail_first)
+    rng = ReplayRandom([draw(5), draw(A_J_SCALAR)])
+    assert Sign(key, A_M, rng) == A_SIG and rng.exhausted and calls == [5, A_J_SCALAR]
+
+
+def test_issuance_draws_v_again_after_a_restart(monkeypatch):
+    calls = []
+    real = eccsi.construct_ssk_pvt_with_v
+
+    def fail_first(kms, ID, v):
+        calls.append(v)
+        if len(calls) == 1:
+            raise ParameterError("SSK or HS is zero modulo q")
+        return real(kms, ID, v)
+
+    monkeypatch.setattr(eccsi, "construct_ssk_pvt_with_v", fail_first)
+    rng = ReplayRandom([draw(7), draw(A_V)])
+    issued = ConstructSskPvt(kms_from_ksak(A_KSAK), A_ID, rng)
+    assert (issued.SSK, issued.PVT) == (A_SSK, A_PVT) and rng.exhausted and calls == [7, A_V]

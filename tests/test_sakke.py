@@ -552,3 +552,22 @@ def test_a_second_parameter_set_round_trips_and_is_not_mixed_up():
         Encapsulate(toy, sakke.KmsPublicKey.decode(PS1, A_Z), b, None)
     with pytest.raises(InvalidCiphertextError):
         Decapsulate(key, A_ENCAPSULATED)
+
+
+def test_encapsulate_draws_a_new_ssv_when_r_is_zero(monkeypatch):
+    """RFC 6508 6.2.1 leaves r = 0 undefined; the sender draws another SSV
+    (specs/sakke_eccsi.md 5.3), consuming a second 16-octet draw."""
+    real = sakke._encapsulate
+    seen = []
+
+    def zero_first(params, Z, b, b_int, SSV):
+        seen.append(SSV)
+        return None if len(seen) == 1 else real(params, Z, b, b_int, SSV)
+
+    monkeypatch.setattr(sakke, "_encapsulate", zero_first)
+    rng = ReplayRandom([bytes(16), A_SSV.to_bytes(16, "big")])
+    assert Encapsulate(PS1, A_Z, A_B, rng) == (A_SSV.to_bytes(16, "big"), A_ENCAPSULATED)
+    assert rng.exhausted and seen == [0, A_SSV]
+    monkeypatch.setattr(sakke, "_encapsulate", lambda *args: None)
+    with pytest.raises(ParameterError, match="r = 0"):
+        encapsulate_with_ssv(PS1, A_Z, A_B, 0)
