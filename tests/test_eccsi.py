@@ -392,3 +392,19 @@ def test_issuance_draws_v_again_after_a_restart(monkeypatch):
     rng = ReplayRandom([draw(7), draw(A_V)])
     issued = ConstructSskPvt(kms_from_ksak(A_KSAK), A_ID, rng)
     assert (issued.SSK, issued.PVT) == (A_SSK, A_PVT) and rng.exhausted and calls == [7, A_V]
+
+
+@settings(max_examples=60, deadline=None)
+@given(signature=st.binary(min_size=128, max_size=128).map(lambda b: b[:64] + b"\x04" + b[64:]),
+       identifier=st.binary(max_size=40))
+def test_arbitrary_bytes_raise_only_typed_errors(signature, identifier):
+    """Hostile signatures and identifiers: only DecodeError / VerificationError /
+    ParameterError, never another exception (and never acceptance)."""
+    with pytest.raises((DecodeError, VerificationError, ParameterError)):
+        Verify(A_KPAK, A_ID, A_M, signature)
+    with pytest.raises((DecodeError, VerificationError, ParameterError)):
+        Verify(A_KPAK, identifier, A_M, A_SIG if identifier != A_ID else A_SIG[:-1])
+    try:
+        Identifier.decode(identifier)
+    except DecodeError:
+        pass

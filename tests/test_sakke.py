@@ -571,3 +571,17 @@ def test_encapsulate_draws_a_new_ssv_when_r_is_zero(monkeypatch):
     monkeypatch.setattr(sakke, "_encapsulate", lambda *args: None)
     with pytest.raises(ParameterError, match="r = 0"):
         encapsulate_with_ssv(PS1, A_Z, A_B, 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.binary(min_size=272, max_size=272).map(lambda rest: b"\x04" + rest))
+def test_arbitrary_encapsulated_data_raise_only_typed_errors(receiver, data):
+    with pytest.raises((InvalidCiphertextError, VerificationError)):
+        Decapsulate(receiver, data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(point=st.binary(min_size=256, max_size=256).map(lambda rest: b"\x04" + rest))
+def test_arbitrary_points_raise_only_decode_errors(point):
+    with pytest.raises(DecodeError):
+        sakke.KmsPublicKey.decode(PS1, point)
