@@ -11,6 +11,7 @@ or KPAK) are hypothesis tests; every rejection names its typed error.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -408,3 +409,39 @@ def test_arbitrary_bytes_raise_only_typed_errors(signature, identifier):
         Identifier.decode(identifier)
     except DecodeError:
         pass
+
+
+# --------------------------------------------------------------------------
+# Key periods (RFC 6509 section 3.3)
+
+
+def test_key_periods_follow_rfc_6509_section_3_3():
+    date = datetime.date
+    assert eccsi.period_of(date(2011, 2, 14)) == "2011-02"
+    assert eccsi.next_period("2011-12") == "2012-01" and eccsi.previous_period("2012-01") == "2011-12"
+    assert eccsi.accepted_periods(date(2011, 2, 14)) == ("2011-02",)
+    assert eccsi.accepted_periods(date(2011, 2, 27)) == ("2011-02", "2011-03")   # second-to-last day
+    assert eccsi.accepted_periods(date(2011, 2, 28)) == ("2011-02", "2011-03")
+    assert eccsi.accepted_periods(date(2012, 2, 27)) == ("2012-02",)              # leap year: 28 is second-to-last
+    assert eccsi.accepted_periods(date(2011, 3, 1)) == ("2011-02", "2011-03")
+    assert eccsi.accepted_periods(date(2011, 3, 2)) == ("2011-02", "2011-03")
+    assert eccsi.accepted_periods(date(2011, 3, 3)) == ("2011-03",)
+    assert eccsi.accepted_periods(date(2011, 12, 31)) == ("2011-12", "2012-01")
+    assert eccsi.accepted_periods(date(2012, 1, 1)) == ("2011-12", "2012-01")
+
+
+@settings(max_examples=50, deadline=None)
+@given(day=st.dates(min_value=datetime.date(1000, 1, 1), max_value=datetime.date(9998, 12, 31)))
+def test_at_most_two_consecutive_periods_are_accepted(day):
+    periods = eccsi.accepted_periods(day)
+    assert eccsi.period_of(day) in periods and 1 <= len(periods) <= 2
+    if len(periods) == 2:
+        assert eccsi.next_period(periods[0]) == periods[1]
+    for period in periods:
+        Identifier(period, "tel:+447700900123")
+
+
+@pytest.mark.parametrize("bad", ["2011-13", "11-02", 201102, None, "9999-12"])
+def test_bad_periods_are_refused(bad):
+    with pytest.raises(ParameterError):
+        eccsi.next_period(bad)

@@ -11,6 +11,7 @@ with SHA-256 as RFC 6509 section 2.1.1 fixes them (specs/sakke_eccsi.md section 
 | 5.2.1 | signing | :func:`Sign`, :func:`sign_with_j` |
 | 5.2.2 | verifying | :func:`Verify`, :func:`verify_trace` |
 | RFC 6509 3.2 | identifiers "YYYY-MM" NUL URI NUL | :class:`Identifier` |
+| RFC 6509 3.3 | monthly key periods, two held at once | :func:`period_of`, :func:`next_period`, :func:`accepted_periods` |
 
 Roles: the KMS holds the KSAK and issues (SSK, PVT) pairs; a signer validates
 its pair once (:func:`ValidateSsk`) and signs; anyone holding the KPAK verifies
@@ -31,6 +32,8 @@ pycryptodome's scalar multiplication gives.
 
 from __future__ import annotations
 
+import calendar
+import datetime
 import hashlib
 import hmac
 import re
@@ -195,6 +198,55 @@ class Identifier:
             return cls(parts[0].decode("ascii"), parts[1].decode("ascii"))
         except (UnicodeDecodeError, ParameterError) as exc:
             raise DecodeError(f"not an RFC 6509 identifier: {exc}") from None
+
+
+def _check_period(period: object) -> tuple[int, int]:
+    if not isinstance(period, str) or not _PERIOD.match(period):
+        raise ParameterError('a key period is "YYYY-MM" with a month 01 to 12 (RFC 6509 3.2)')
+    return int(period[:4]), int(period[5:])
+
+
+def period_of(day: datetime.date) -> str:
+    """The key period "YYYY-MM" that contains ``day`` (RFC 6509 3.2, 3.3)."""
+    if not isinstance(day, datetime.date):
+        raise ParameterError("day must be a datetime.date")
+    if not 1 <= day.year <= 9999:  # always true of a date; kept for the four-digit form
+        raise ParameterError("the year must have four digits")
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def next_period(period: str) -> str:
+    """The key period after ``period`` ("2011-12" -> "2012-01"); ParameterError
+    for a malformed period or after "9999-12"."""
+    year, month = _check_period(period)
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    if year > 9999:
+        raise ParameterError("no key period after 9999-12")
+    return f"{year:04d}-{month:02d}"
+
+
+def previous_period(period: str) -> str:
+    """The key period before ``period``; ParameterError before "0000-01"."""
+    year, month = _check_period(period)
+    year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    if year < 0:
+        raise ParameterError("no key period before 0000-01")
+    return f"{year:04d}-{month:02d}"
+
+
+def accepted_periods(day: datetime.date) -> tuple[str, ...]:
+    """The key periods whose keys a device accepts on ``day``, oldest first, as
+    RFC 6509 section 3.3 recommends for monthly periods: from the
+    second-to-last day of a month the next month's keys too; on the first and
+    second days of a month the previous month's keys too; from the third day
+    only the month's own.  So never more than two periods at once."""
+    this = period_of(day)
+    last_day = calendar.monthrange(day.year, day.month)[1]
+    if day.day <= 2:
+        return (previous_period(this), this)
+    if day.day >= last_day - 1:
+        return (this, next_period(this))
+    return (this,)
 
 
 # ---------------------------------------------------------------------------
