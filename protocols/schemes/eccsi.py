@@ -11,7 +11,7 @@ with SHA-256 as RFC 6509 section 2.1.1 fixes them (specs/sakke_eccsi.md section 
 | 5.2.1 | signing | :func:`Sign`, :func:`sign_with_j` |
 | 5.2.2 | verifying | :func:`Verify`, :func:`verify_trace` |
 | RFC 6509 3.2 | identifiers "YYYY-MM" NUL URI NUL | :class:`Identifier` |
-| RFC 6509 3.3 | monthly key periods, two held at once | :func:`period_of`, :func:`next_period`, :func:`accepted_periods` |
+| RFC 6509 3.3 | monthly key periods, two at once | :func:`period_of`, :func:`next_period`, :func:`accepted_periods` |
 
 Roles: the KMS holds the KSAK and issues (SSK, PVT) pairs; a signer validates
 its pair once (:func:`ValidateSsk`) and signs; anyone holding the KPAK verifies

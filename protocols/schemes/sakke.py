@@ -48,7 +48,8 @@ from protocols.schemes.eccsi import Identifier  # noqa: F401 - re-exported: RFC 
 MAX_ID_BYTES = 1024
 """Longest identifier accepted before it is read as an integer (ParameterError).
 The integer must also lie in [2, q) (RFC 6508 section 2.2): for Parameter Set 1
-that means at most 127 octets with a non-zero first octet."""
+every identifier of at most 127 octets with a value of at least 2 does, a
+128-octet one only if its value is below q, a longer one never."""
 
 MAX_HASH_INPUT_BYTES = 1 << 20
 """Longest input s of HashToIntegerRange (1 MiB)."""
@@ -239,10 +240,10 @@ class ReceiverKey:
 def ValidateRSK(params: SakkeParameters, Z: KmsPublicKey | bytes, b: bytes, rsk: bytes) -> ReceiverKey:
     """RFC 6508 6.1.2: the receiver checks its RSK before use.
 
-    Z (a :class:`KmsPublicKey` or its encoding) and the RSK are decoded as elements of E(F_p)[q] (``DecodeError`` for a
-    wrong length, a point off E or outside the subgroup); b must be a valid
-    identifier (``ParameterError``); then <[b]P + Z, K_(b,S)> = g, else
-    ``VerificationError``."""
+    b must be a valid identifier (``ParameterError``); Z (a :class:`KmsPublicKey`
+    or its encoding) and the RSK are decoded as elements of E(F_p)[q]
+    (``DecodeError`` for a wrong length, a point off E or outside the
+    subgroup); then <[b]P + Z, K_(b,S)> = g, else ``VerificationError``."""
     params = _params(params)
     b = _bytes(b, "the identifier", MAX_ID_BYTES)
     b_int = identifier_integer(params, b)
