@@ -225,13 +225,15 @@ def _public_key_point(params: SakkeParameters, Z: object) -> Point:
 @dataclass(frozen=True)
 class ReceiverKey:
     """A receiver's validated key material: its identifier b, its RSK K_(b,S)
-    and the KMS Public Key Z_S, points of E(F_p)[q].  Made only by
-    :func:`ValidateRSK`.  The representation hides the RSK."""
+    and the KMS Public Key Z_S, points of E(F_p)[q], and [b]P + Z_S (computed
+    once, for step 5 of RFC 6508 6.2.2).  Made only by :func:`ValidateRSK`.
+    The representation hides the RSK."""
 
     params: SakkeParameters
     b: bytes
     K: Point
     Z: Point
+    base: Point
 
     def __repr__(self) -> str:
         return f"ReceiverKey(b={self.b!r})"
@@ -253,7 +255,7 @@ def ValidateRSK(params: SakkeParameters, Z: KmsPublicKey | bytes, b: bytes, rsk:
     if base.infinity or pairing(params.p, params.q, base, K) != params.g:
         raise VerificationError("<[b]P + Z, K> != g: the RSK does not belong to this identifier "
                                 "and KMS (RFC 6508 6.1.2)")
-    return ReceiverKey(params, b, K, Z_point)
+    return ReceiverKey(params, b, K, Z_point, base)
 
 
 # ---------------------------------------------------------------------------
@@ -373,7 +375,7 @@ def decapsulate_trace(key: ReceiverKey, encapsulated: bytes) -> DecapsulationTra
     SSV = H ^ HashToIntegerRange(params.encode_fp(w), 1 << params.n, params)
     ssv = SSV.to_bytes(params.ssv_bytes, "big")
     r = HashToIntegerRange(ssv + key.b, int(params.q), params)
-    TEST = point_multiply(params.p, r, _base(params, identifier_integer(params, key.b), key.Z))
+    TEST = point_multiply(params.p, r, key.base)
     if TEST.infinity or not hmac.compare_digest(params.encode_point(TEST), params.encode_point(R)):
         raise VerificationError("TEST != R_(b,S): the Encapsulated Data fail their check "
                                 "(RFC 6508 6.2.2 step 5)")
