@@ -37,7 +37,8 @@ COUNTS = {
     "ecdsa verify": "1 P-256 double scalar mul (OpenSSL)",
     "sakke encapsulate": "2 HashToIntegerRange, 2 scalar muls on the 1024-bit curve ([b]P, [r](.)), "
                          "1 PF_p exponentiation (g^r); Z checked once beforehand (KmsPublicKey)",
-    "sakke decapsulate": "1 subgroup check of R ([q]R), 1 pairing, 2 HashToIntegerRange, 2 scalar muls",
+    "sakke decapsulate": "1 subgroup check of R ([q]R), 1 pairing, 2 HashToIntegerRange, 1 scalar mul "
+                         "([r] of the [b]P + Z kept from RSK validation)",
     "hpke seal": "X25519 keygen and DH, HKDF key schedule, ChaCha20-Poly1305 seal",
     "hpke open": "X25519 DH, HKDF key schedule, ChaCha20-Poly1305 open",
 }
