@@ -445,3 +445,35 @@ def test_at_most_two_consecutive_periods_are_accepted(day):
 def test_bad_periods_are_refused(bad):
     with pytest.raises(ParameterError):
         eccsi.next_period(bad)
+
+
+# --------------------------------------------------------------------------
+# An independent verifier: ECCSI verification is ECDSA's (RFC 6507 section 6)
+
+
+def _ecdsa_check(Y: bytes, HE: bytes, r: int, s: int) -> None:
+    """(r, s) is an ECCSI signature with public key Y and digest HE exactly when
+    (r, s^-1 mod q) is an ECDSA P-256 signature of the prehashed digest HE under
+    Y: ECCSI's s is the inverse of ECDSA's.  Checked by OpenSSL through
+    ``cryptography`` (raises InvalidSignature otherwise)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), Y)
+    der = utils.encode_dss_signature(r, pow(s, -1, A_Q))
+    public.verify(der, HE, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+def test_appendix_a_signature_verifies_as_ecdsa():
+    _ecdsa_check(A_Y, A_HE, int.from_bytes(A_R, "big"), int.from_bytes(A_S, "big"))
+    assert eccsi.encode_point(eccsi.G() * int.from_bytes(A_SSK, "big")) == A_Y   # Y = [SSK]G
+
+
+@settings(max_examples=10, deadline=None)
+@given(identity=identities, message=messages)
+def test_signatures_verify_under_an_independent_ecdsa_verifier(kms, identity, message):
+    key = _key_for(kms, identity)
+    signature = Sign(key, message, HmacDrbg.from_seed(b"j" + message))
+    trace = verify_trace(kms.KPAK, identity.encode(), message, signature)
+    decoded = Signature.decode(signature)
+    _ecdsa_check(trace.Y, trace.HE, decoded.r, decoded.s)
