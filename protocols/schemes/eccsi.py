@@ -487,7 +487,7 @@ def verify_trace(KPAK: bytes, ID: bytes, M: bytes, signature: bytes) -> VerifyTr
     (``DecodeError``); 0 < r < p and 0 < s < q, else ``VerificationError``
     (5.2.1 only produces such r and s; see specs/sakke_eccsi.md 5.2).
     Step 1: the PVT lies on E (``DecodeError``); 2: HS; 3: HE; 4: Y = [HS]PVT +
-    KPAK; 5: J = [s]([HE]G + [r]Y); 6: Jx = r mod p and Jx != 0, else
+    KPAK; 5: J = [s]([HE]G + [r]Y), computed as [s HE]G + [s r]Y; 6: Jx = r mod p and Jx != 0, else
     ``VerificationError`` (also when J is the identity, which has no Jx)."""
     ID = _identifier(ID)
     M = _bytes(M, "the message M", MAX_MESSAGE_BYTES)
@@ -501,8 +501,9 @@ def verify_trace(KPAK: bytes, ID: bytes, M: bytes, signature: bytes) -> VerifyTr
     HS = compute_HS(bytes(KPAK), ID, sig.PVT)
     HE = Hash(he_input(HS, sig.r, M))
     Y = pvt_point * int.from_bytes(HS, "big") + kpak_point
-    inner = G() * int.from_bytes(HE, "big") + Y * sig.r
-    J = inner * sig.s
+    # Step 5, J = [s]([HE]G + [r]Y), as the equivalent [s HE mod q]G + [s r mod q]Y
+    # (the RFC allows any equivalent procedure): two scalar multiplications, not three.
+    J = G() * (sig.s * int.from_bytes(HE, "big") % q) + Y * (sig.s * sig.r % q)
     if J.is_point_at_infinity() or Y.is_point_at_infinity():
         raise VerificationError("J or Y is the point at infinity: the signature is invalid")
     Jx = int(J.x)
