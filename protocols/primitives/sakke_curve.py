@@ -28,10 +28,10 @@ Two forms of each computation are kept, held equal by the tests:
   division per step (:func:`pairing_affine`), and the same Miller loop on
   Jacobian coordinates with every line multiplied by an F_p scalar so that no
   division is needed (:func:`pairing`); F_p scalars vanish in PF_p, so both
-  give the same element (section 3.2: "f_R is defined only up to scalars of
+  give the same element (RFC 6508 3.2: "f_R is defined only up to scalars of
   F_p");
 * g^r as RFC 6508 6.2.1 step 4(a) says, square and multiply with the PF_p
-  product of section 2.1 (:func:`PFp_pow_by_product`, one F_p division per
+  product of RFC 6508 2.1 (:func:`PFp_pow_by_product`, one F_p division per
   product), and the same power taken in F_p^2 on the representative 1 + i*g
   (:func:`PFp_pow`, no division until the end);
 * scalar multiplication by double-and-add in affine coordinates
