@@ -34,8 +34,6 @@ Section map (spec section: code):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +54,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import blind_rsa, certificates, frost, hpke, threshold_elgamal
 
@@ -192,7 +191,7 @@ class HfProfile:
 
 def hfid_of(credential: bytes) -> bytes:
     """Spec 3.2: the HFID, the first 16 bytes of SHA-256(credential)."""
-    return hashlib.sha256(credential).digest()[:HFID_BYTES]
+    return hashing.sha256(credential).digest()[:HFID_BYTES]
 
 
 def rsa_public_der(key: blind_rsa.PublicKey) -> bytes:
@@ -314,7 +313,7 @@ def _request_info(mode: str, epoch: int) -> bytes:
 
 
 def _response_info(mode: str, epoch: int, request: bytes) -> bytes:
-    return DOMAIN + _lp(b"hfid-response") + _lp(mode.encode()) + _L.pack(epoch) + hashlib.sha256(request).digest()
+    return DOMAIN + _lp(b"hfid-response") + _lp(mode.encode()) + _L.pack(epoch) + hashing.sha256(request).digest()
 
 
 def _blind_message(epoch: int, hf_public: bytes) -> bytes:
@@ -425,7 +424,7 @@ class Escrow:
             except ValueError:
                 raise DecodeError("hfid-request: the HF public key is not an Ed25519 key") from None
             answer = self._certify(inner[1], epoch, rng)
-            fingerprint = hashlib.sha256(answer).digest()
+            fingerprint = hashing.sha256(answer).digest()
             link = encode_link(serial, epoch, fingerprint)
             sealed = threshold_elgamal.seal(self._escrowed()[2].group_public_key, _link_aad(fingerprint), link, rng)
         else:
@@ -818,7 +817,7 @@ class Receiver:
             start, end = st.clock.bounds(epoch)
             if not start <= time <= end:
                 raise StateError(f"adp: time {time} is outside epoch {epoch}")
-            digest = hashlib.sha256(m[5]).digest()
+            digest = hashing.sha256(m[5]).digest()
             hf_public = st.verified.get(epoch, {}).get(digest) or self._credential(m[5], epoch)
             try:
                 Ed25519PublicKey.from_public_bytes(hf_public).verify(m[11], tbs(kind, m, 11))
@@ -914,7 +913,7 @@ class Authority:
     def check_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey) -> None:
         """Spec 5.5: StateError if this authority certified another key for ``epoch``."""
         held = self.certified.get(epoch)
-        if held is not None and not hmac.compare_digest(held, hashlib.sha256(rsa_public_der(public_key)).digest()):
+        if held is not None and not hashing.compare_digest(held, hashing.sha256(rsa_public_der(public_key)).digest()):
             raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
 
     def _signer(self) -> frost.Signer:
@@ -932,12 +931,12 @@ class Authority:
         must be an RSA key of at least 2048 bits (``blind_rsa.PublicKey`` checks that)."""
         self.check_epoch_key(epoch, public_key)
         share = self._signer().sign(epoch_key_tbs(epoch, public_key), commitments)
-        self.certified[epoch] = hashlib.sha256(rsa_public_der(public_key)).digest()
+        self.certified[epoch] = hashing.sha256(rsa_public_der(public_key)).digest()
         return share
 
     def approve(self, request: bytes) -> None:
         decode_message(request)
-        self.approved.add(hashlib.sha256(request).digest())
+        self.approved.add(hashing.sha256(request).digest())
 
     def share(self, request: bytes, escrow: Escrow, rng: RandomSource | None = None) -> bytes:
         """Spec 8.3: a decryption share of the link the escrow holds for the request's credential.
@@ -950,8 +949,8 @@ class Authority:
         section 8.2).  The share goes to the combiner confidentially.
         """
         _, m = decode_message(request)
-        digest = hashlib.sha256(request).digest()
-        if not any(hmac.compare_digest(digest, a) for a in self.approved):
+        digest = hashing.sha256(request).digest()
+        if not any(hashing.compare_digest(digest, a) for a in self.approved):
             raise StateError(f"authority {self.key_package.identifier} has not approved this request")
         sealed = escrow.sealed_link(m[3])
         share = threshold_elgamal.decryption_share(self.key_package, sealed, _link_aad(m[3]), request, rng)

@@ -11,7 +11,6 @@ per round" is "once ever" for every secret it holds.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +53,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor, shamir
+from protocols.primitives import hashing
 from protocols.primitives.rand import RandomSource, random_below, resolve
 from protocols.privacy import dp
 from protocols.schemes.paillier import FastEncryptor, RandomiserPool
@@ -113,7 +113,7 @@ class MeterState:
 
 def _same(a: bytes | None, b: bytes | None) -> bool:
     """Two digests or commitments are equal, compared in constant time (None equals nothing)."""
-    return isinstance(a, bytes) and isinstance(b, bytes) and hmac.compare_digest(a, b)
+    return isinstance(a, bytes) and isinstance(b, bytes) and hashing.compare_digest(a, b)
 
 
 def close_round(state: MeterState) -> None:
@@ -410,7 +410,7 @@ class Meter:
         for peer, value in zip(peers, values):
             expected = confirmation(self._secret(peer), hood.group_id, round_id, peer, state.meter_id,
                                     state.peer_mask_public[peer], state.own_mask_public)
-            if not hmac.compare_digest(expected, value):
+            if not hashing.compare_digest(expected, value):
                 raise ConsistencyError(f"neighbour {peer} is listed as reporting but did not confirm "
                                        f"masking with {state.meter_id}")
 

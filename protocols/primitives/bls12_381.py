@@ -28,14 +28,12 @@ Rules the binding does not enforce and this module does (spec section 4):
   canonical bytes and does its own arithmetic (section 5).
 
 Group elements may be secret (an IBE private key is a point), so ``repr``
-never shows a value; equality of GT elements uses ``hmac.compare_digest``.
+never shows a value; equality of GT elements uses ``hashing.compare_digest``.
 There is no module-level mutable state.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -47,6 +45,7 @@ from py_arkworks_bls12381 import GT as _ArkGT
 from py_arkworks_bls12381 import Scalar as _ArkScalar
 
 from protocols.errors import DecodeError, ParameterError, UsappError
+from protocols.primitives import hashing
 from protocols.primitives.rand import RandomSource, random_below, random_range
 
 # ---------------------------------------------------------------------------
@@ -193,7 +192,7 @@ def _check_dst(DST: object) -> bytes:
         raise ParameterError("DST must not be empty (RFC 9380 section 3.1)")
     if len(dst) > 255:
         # RFC 9380 section 5.3.3: DST = H("H2C-OVERSIZE-DST-" || a_very_long_DST)
-        dst = hashlib.sha256(_OVERSIZE_PREFIX + dst).digest()
+        dst = hashing.sha256(_OVERSIZE_PREFIX + dst).digest()
     return dst
 
 
@@ -225,11 +224,11 @@ def expand_message_xmd(msg: bytes, DST: bytes, len_in_bytes: int) -> bytes:
     _check_len_in_bytes(len_in_bytes)
     ell = -(-len_in_bytes // _B_IN_BYTES)
     dst_prime = xmd_dst_prime(DST)
-    b_0 = hashlib.sha256(xmd_msg_prime(msg, DST, len_in_bytes)).digest()
-    b_i = hashlib.sha256(b_0 + b"\x01" + dst_prime).digest()
+    b_0 = hashing.sha256(xmd_msg_prime(msg, DST, len_in_bytes)).digest()
+    b_i = hashing.sha256(b_0 + b"\x01" + dst_prime).digest()
     uniform_bytes = [b_i]
     for i in range(2, ell + 1):
-        b_i = hashlib.sha256(bytes(x ^ y for x, y in zip(b_0, b_i)) + bytes([i]) + dst_prime).digest()
+        b_i = hashing.sha256(bytes(x ^ y for x, y in zip(b_0, b_i)) + bytes([i]) + dst_prime).digest()
         uniform_bytes.append(b_i)
     return b"".join(uniform_bytes)[:len_in_bytes]
 
@@ -695,7 +694,7 @@ class GT:
         return self._bytes
 
     def is_identity(self) -> bool:
-        return hmac.compare_digest(self._bytes, _fp12_to_bytes(_FP12_ONE))
+        return hashing.compare_digest(self._bytes, _fp12_to_bytes(_FP12_ONE))
 
     def _other(self, other: object) -> GT:
         if not isinstance(other, GT):
@@ -732,7 +731,7 @@ class GT:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GT):
             return NotImplemented
-        return hmac.compare_digest(self._bytes, other._bytes)
+        return hashing.compare_digest(self._bytes, other._bytes)
 
     def __hash__(self) -> int:
         return hash(("GT", self._bytes))

@@ -10,7 +10,6 @@ this module adds the profile checks and typed errors.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from protocols.errors import DecodeError, ParameterError, UsappError, VerificationError
+from protocols.primitives import hashing
 from protocols.primitives.supersingular import read_der
 
 __all__ = [
@@ -98,7 +98,7 @@ def certificate_fingerprint(der: bytes) -> bytes:
     """Spec 9.1: the SHA-256 of a DER certificate, as the log records the device's."""
     if not isinstance(der, (bytes, bytearray)):
         raise DecodeError("a certificate must be a byte string")
-    return hashlib.sha256(der).digest()
+    return hashing.sha256(der).digest()
 
 
 @dataclass(frozen=True)
