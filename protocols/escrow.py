@@ -54,7 +54,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import blind_rsa, certificates, frost, hpke, threshold_elgamal
 
@@ -201,8 +201,7 @@ def rsa_public_der(key: blind_rsa.PublicKey) -> bytes:
 
 
 def _ed_public(private: bytes) -> bytes:
-    return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return certificates.ed25519_public(private)
 
 
 # ---------------------------------------------------------------------------
@@ -444,6 +443,7 @@ class Escrow:
         ca = x509.load_der_x509_certificate(ca_certificate)
         start, end = st.clock.bounds(epoch)
         serial = int.from_bytes(rng.random_bytes(16), "big") >> 2 | (1 << 125)
+        opcount.record("ed25519_sign")  # the CA's signature over the certificate
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "usapp HFID")]))
                 .issuer_name(ca.subject)
@@ -724,6 +724,7 @@ class Meter:
         st.hf_seq[epoch] = seq
         m = {1: VERSION, 2: "adp", 3: st.mode, 4: epoch, 5: profile.credential, 6: category, 7: recipient, 8: seq,
              9: now, 10: payload}
+        opcount.record("ed25519_sign")
         m[11] = Ed25519PrivateKey.from_private_bytes(profile.private_key).sign(tbs("adp", m, 11))
         return cbor.encode(m)
 
@@ -820,6 +821,7 @@ class Receiver:
             digest = hashing.sha256(m[5]).digest()
             hf_public = st.verified.get(epoch, {}).get(digest) or self._credential(m[5], epoch)
             try:
+                opcount.record("ed25519_verify")
                 Ed25519PublicKey.from_public_bytes(hf_public).verify(m[11], tbs(kind, m, 11))
             except Exception:
                 raise VerificationError("adp: signature by the HFID key does not verify") from None

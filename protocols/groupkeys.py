@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocols import limits
@@ -42,7 +41,8 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.primitives import ed25519
 from protocols.schemes import frost, hpke, lkh
@@ -303,6 +303,7 @@ def _rekey_of(m: dict) -> lkh.Rekey:
 
 
 def _verify(public_key: bytes, signature: bytes, tbs: bytes, what: str) -> None:
+    opcount.record("ed25519_verify")
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, tbs)
     except InvalidSignature:
@@ -397,6 +398,7 @@ class Controller:
 
     @property
     def public_key(self) -> bytes:
+        opcount.record("ed25519_keygen")
         return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def _next_seq(self) -> int:
@@ -406,6 +408,7 @@ class Controller:
         return self.state.seq
 
     def _sign(self, kind: str, body: dict) -> bytes:
+        opcount.record("ed25519_sign")
         body[_SIG_KEY[kind]] = self._key.sign(message_tbs(kind, body))
         return cbor.encode(body)
 

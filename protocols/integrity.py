@@ -46,7 +46,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
 from protocols.schemes import merkle
 
 __all__ = [
@@ -75,10 +75,12 @@ def _lp(data: bytes) -> bytes:
 
 
 def _public_raw(key: Ed25519PrivateKey) -> bytes:
+    opcount.record("ed25519_keygen")
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def _verify(public: bytes, signature: bytes, message: bytes, what: str) -> None:
+    opcount.record("ed25519_verify")
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError):
@@ -133,6 +135,7 @@ def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: in
                                                        for r in registers):
         raise ParameterError(f"registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
     unsigned = Record(meter, period, counter, registers, b"", boot)
+    opcount.record("ed25519_sign")
     return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())), boot)
 
 
@@ -320,6 +323,7 @@ class Utility:
         """Spec 4.2: sign the log's current size and root."""
         log = self._log(meter)
         body = TreeHead(meter, log.size, log.root(log.size), now, b"").body()
+        opcount.record("ed25519_sign")
         return TreeHead(meter, body[4], body[5], now, self._key.sign(_tree_head_tbs(body)))
 
     def feedback(self, meter: bytes, since: int, now: int) -> bytes:

@@ -53,7 +53,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor, shamir
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, random_below, resolve
 from protocols.privacy import dp
 from protocols.schemes.paillier import FastEncryptor, RandomiserPool
@@ -108,6 +108,7 @@ class MeterState:
 
     @property
     def verify_key(self) -> bytes:
+        opcount.record("ed25519_keygen")
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed).public_key().public_bytes_raw()
 
 
@@ -353,6 +354,7 @@ class Meter:
             raise ReplayError(f"meter {state.meter_id} already signed the sets of round {state.last_committed}")
         check_sets(hood, m[4], m[5])
         state.last_committed = round_id
+        opcount.record("ed25519_sign")
         signature = Ed25519PrivateKey.from_private_bytes(state.signing_seed).sign(
             commit_message(hood.group_id, hood.digest, round_id, m[4], m[5]))
         return cbor.encode({1: VERSION, 2: round_id, 3: state.meter_id, 4: signature})
@@ -439,6 +441,7 @@ def check_committee(hood: Neighbourhood, round_id: int, reporting_map: bytes, mi
                                f"{hood.committee_threshold} needed")
     message = commit_message(hood.group_id, hood.digest, round_id, reporting_map, missing_map)
     for signer, signature in zip(signers, sigs):
+        opcount.record("ed25519_verify")
         try:
             Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(signature, message)
         except (InvalidSignature, ValueError):

@@ -8,10 +8,10 @@ intermediates.
 from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocols.errors import ParameterError
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
+from protocols.primitives.aead import ChaCha20Poly1305
 
 VERSION = 2
 DOMAIN = b"usapp-aggregation-v2"
@@ -58,6 +58,7 @@ def mac(key: bytes, kind: bytes, body: bytes) -> bytes:
 
 
 def _x25519(private: bytes, public: bytes, what: str) -> bytes:
+    opcount.record("x25519")
     try:
         return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError as exc:  # wrong length or an all-zero (low-order) result
@@ -73,6 +74,7 @@ def is_low_order(public: bytes) -> bool:
     Every clamped scalar is a multiple of 8, so a point of order dividing
     8 gives zero with any private key; one agreement with a fixed key detects it.
     """
+    opcount.record("x25519")  # the probe is a full DH
     try:
         _PROBE.exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError:
@@ -81,6 +83,7 @@ def is_low_order(public: bytes) -> bool:
 
 
 def x25519_public(private: bytes) -> bytes:
+    opcount.record("x25519")
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 

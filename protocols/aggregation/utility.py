@@ -42,7 +42,7 @@ from protocols.errors import (
     StateError,
     VerificationError,
 )
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
 from protocols.primitives import shamir
 from protocols.schemes.paillier import Ciphertext, PrivateKey
 
@@ -188,6 +188,7 @@ class Utility:
                 raise ReplayError(f"two commit-signatures from {signer}")
             if len(m[4]) != SIGNATURE_BYTES:
                 raise DecodeError(f"commit-signature from {signer}: the signature must be {SIGNATURE_BYTES} bytes")
+            opcount.record("ed25519_verify")
             try:
                 Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(m[4], message)
             except (InvalidSignature, ValueError):

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 
 from protocols.errors import ParameterError
 
-__all__ = ["Counts", "active", "counting", "record", "size_class"]
+__all__ = ["Counts", "active", "counting", "record", "size_class", "suspended"]
 
 Counts = Counter
 """A count per operation key (a :class:`collections.Counter` of str to int)."""
@@ -65,5 +65,16 @@ def counting() -> Iterator[Counter[str]]:
     token = _OPEN.set(_OPEN.get() + (counts,))
     try:
         yield counts
+    finally:
+        _OPEN.reset(token)
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Record nothing inside the ``with`` block, even into counters opened outside it (for work
+    that is not part of the step being counted, such as building a benchmark's fixed inputs)."""
+    token = _OPEN.set(())
+    try:
+        yield
     finally:
         _OPEN.reset(token)

@@ -43,7 +43,7 @@ from protocols.errors import (
     ParameterError,
     VerificationError,
 )
-from protocols.primitives import hashing
+from protocols.primitives import hashing, opcount
 from protocols.primitives.numtheory import SMALL_PRIMES_PRODUCT, is_probable_prime
 from protocols.primitives.rand import RandomSource, random_below, random_range, resolve
 from protocols.primitives.supersingular import (
@@ -56,11 +56,13 @@ from protocols.primitives.supersingular import (
     PointMultiply,
     Type1Curve,
     Pairing1,
+    curve_label,
     der_fp_point,
     der_integer,
     der_octet_string,
     der_oid,
     der_sequence,
+    point_multiply_uncounted,
     read_der,
 )
 
@@ -200,7 +202,9 @@ def HashToPoint(E: Type1Curve, id: bytes, hashfcn: HashFunction) -> Point:
     public key for ``id``: ``ParameterError``."""
     id = _octets(id, "the identity")
     y = HashToRange(id, E.p, hashfcn)
-    Q = PointMultiply(E, E.cofactor, Point(E.cube_root(y * y - 1), y))
+    if opcount.active():
+        opcount.record(f"hash_to_curve:{curve_label(E.p)}")
+    Q = point_multiply_uncounted(E, E.cofactor, Point(E.cube_root(y * y - 1), y))
     if Q.infinity:
         raise ParameterError("the identity hashes to the point at infinity")
     return Q

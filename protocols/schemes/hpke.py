@@ -19,6 +19,7 @@ from pyhpke import AEADId, CipherSuite, KDFId, KEMId, OpenError
 from pyhpke import ContextInterface as HpkeContext
 
 from protocols.errors import DecodeError, ParameterError, VerificationError
+from protocols.primitives import opcount
 from protocols.primitives.rand import RandomSource, resolve
 
 __all__ = [
@@ -44,6 +45,7 @@ def DeriveKeyPair(ikm: bytes) -> tuple[bytes, bytes]:
     """RFC 9180 section 7.1.3 for DHKEM(X25519, HKDF-SHA256): (skm, pkm), 32 bytes each."""
     if not isinstance(ikm, (bytes, bytearray)) or len(ikm) < HPKE_PRIVATE_BYTES:
         raise ParameterError(f"DeriveKeyPair needs at least {HPKE_PRIVATE_BYTES} bytes of ikm")
+    opcount.record("x25519")  # pk(sk)
     pair = _HPKE.kem.derive_key_pair(bytes(ikm))
     return pair.private_key.to_private_bytes(), pair.public_key.to_public_bytes()
 
@@ -54,6 +56,7 @@ def check_public_key(pkm: bytes, what: str) -> None:
         raise DecodeError(f"{what} must be {HPKE_PUBLIC_BYTES} bytes")
     # A clamped X25519 scalar is a multiple of 8, so any one of them maps a
     # small-order point to zero, which cryptography refuses (ValueError).
+    opcount.record("x25519")  # a full ladder, counted: the check is a DH
     try:
         X25519PrivateKey.from_private_bytes(bytes(32)).exchange(X25519PublicKey.from_public_bytes(bytes(pkm)))
     except ValueError:
@@ -70,6 +73,7 @@ def SetupBaseS(pkRm: bytes, info: bytes, ikmE: bytes) -> tuple[bytes, HpkeContex
         raise ParameterError("info must be bytes")
     if not isinstance(ikmE, (bytes, bytearray)) or len(ikmE) < HPKE_PRIVATE_BYTES:
         raise ParameterError(f"ikmE must be at least {HPKE_PRIVATE_BYTES} bytes")
+    opcount.record("x25519", 2)  # Encap: pk(skE) and DH(skE, pkR) (RFC 9180 section 4.1)
     ephemeral = _HPKE.kem.derive_key_pair(bytes(ikmE))
     recipient = _HPKE.kem.deserialize_public_key(bytes(pkRm))
     enc, context = _HPKE.create_sender_context(recipient, bytes(info), eks=ephemeral)
@@ -84,6 +88,7 @@ def SetupBaseR(enc: bytes, skRm: bytes, info: bytes) -> HpkeContext:
         raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
     if not isinstance(info, (bytes, bytearray)):
         raise ParameterError("info must be bytes")
+    opcount.record("x25519", 2)  # Decap: DH(skR, pkE) and pk(skR) (RFC 9180 section 4.1)
     try:
         return _HPKE.create_recipient_context(bytes(enc), _HPKE.kem.deserialize_private_key(bytes(skRm)),
                                               bytes(info))
@@ -104,6 +109,7 @@ def SealBase(pkRm: bytes, info: bytes, aad: bytes, pt: bytes,
     check_public_key(pkRm, "HPKE recipient public key")
     ikmE = resolve(rng).random_bytes(HPKE_IKM_BYTES)
     enc, context = SetupBaseS(pkRm, info, ikmE)
+    _count_aead(len(pt))
     return enc, context.seal(bytes(pt), bytes(aad))
 
 
@@ -118,6 +124,7 @@ def OpenBase(enc: bytes, skRm: bytes, info: bytes, aad: bytes, ct: bytes) -> byt
     if not isinstance(aad, (bytes, bytearray)):
         raise ParameterError("aad must be bytes")
     context = SetupBaseR(enc, skRm, info)
+    _count_aead(len(ct) - HPKE_TAG_BYTES)
     try:
         return context.open(bytes(ct), bytes(aad))
     except OpenError:  # pyhpke wraps every AEAD failure in OpenError
@@ -128,4 +135,12 @@ def public_key(skRm: bytes) -> bytes:
     """The X25519 public key (32 bytes) of a private key (RFC 9180 section 7.1.1, SerializePublicKey)."""
     if not isinstance(skRm, (bytes, bytearray)) or len(skRm) != HPKE_PRIVATE_BYTES:
         raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
+    opcount.record("x25519")
     return X25519PrivateKey.from_private_bytes(bytes(skRm)).public_key().public_bytes_raw()
+
+
+def _count_aead(plaintext_bytes: int) -> None:
+    """One ChaCha20-Poly1305 seal or open by pyhpke (specs/costs.md 2.1); the key schedule's
+    HKDF inside pyhpke is the library's and not counted."""
+    opcount.record("aead_call:chacha20poly1305")
+    opcount.record("aead_byte:chacha20poly1305", plaintext_bytes)

@@ -481,6 +481,8 @@ def product_mod(values: Sequence[mpz], modulus: mpz) -> mpz:
     """
     modulus = mpz(modulus)
     count = len(values)
+    if opcount.active():  # counted here, in the caller's context (the helper thread has none)
+        count_modmul(modulus, max(0, count - 1))
     if count < PARALLEL_PRODUCT_MIN or _available_cpus() < 2:
         acc = mpz(1) % modulus
         for value in values:

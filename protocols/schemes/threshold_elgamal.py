@@ -34,11 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
 from protocols.primitives import ed25519 as G
 from protocols.primitives import hashing
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.ed25519 import Element
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import frost
