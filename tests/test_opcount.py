@@ -262,6 +262,38 @@ def test_hpke_single_shot_counts_its_x25519_and_aead():
     assert counts["x25519"] == 2 and counts["aead_call:chacha20poly1305"] == 1
 
 
+def test_hpke_key_schedule_blocks_match_the_hmacs_pyhpke_computes(monkeypatch):
+    import types
+
+    import pyhpke.kdf
+    from cryptography.hazmat.primitives import hmac as crypto_hmac
+    done = []
+
+    class Recording:
+        def __init__(self, key, algorithm, backend=None):
+            self._mac, self._key_length, self._length = crypto_hmac.HMAC(key, algorithm), len(key), 0
+
+        def update(self, data):
+            self._mac.update(data)
+            self._length += len(data)
+
+        def finalize(self):
+            done.append(hashing.hmac_blocks("sha256", self._key_length, self._length))
+            return self._mac.finalize()
+
+    monkeypatch.setattr(pyhpke.kdf, "hmac", types.SimpleNamespace(HMAC=Recording))
+    sk, pk = hpke.DeriveKeyPair(bytes(range(40)))
+    for info in (b"", b"i" * 100):
+        done.clear()
+        with opcount.counting() as counts:
+            enc, ct = hpke.SealBase(pk, info, b"", b"m", HmacDrbg.from_seed("hpke-kdf"))
+        assert counts["hash_block:sha256"] == sum(done) > 0
+        done.clear()
+        with opcount.counting() as counts:
+            hpke.OpenBase(enc, sk, info, b"", ct)
+        assert counts["hash_block:sha256"] == sum(done) > 0
+
+
 def test_random_bytes_from_a_drbg_are_counted_once():
     drbg = HmacDrbg.from_seed("rand")
     with opcount.counting() as counts:
