@@ -31,6 +31,7 @@ from typing import Any
 
 from protocols.errors import ParameterError
 from protocols.primitives import opcount
+from protocols.primitives.opcount import open_counters
 
 __all__ = ["ALGORITHMS", "blocks", "compare_digest", "hkdf_sha256", "hmac_blocks", "hmac_digest",
            "hmac_new", "new", "sha256", "sha384", "sha512", "shake_256"]
@@ -142,35 +143,35 @@ def new(name: str, data: bytes | bytearray | memoryview = b"") -> Any:
     """``hashlib.new(name, data)``, counted (name one of :data:`ALGORITHMS`)."""
     alg = _algorithm(name)
     h = hashlib.new(name, data)
-    if not opcount.active():
+    if not open_counters():
         return h
     return _Counted(alg, h, memoryview(data).nbytes)
 
 
 def sha256(data: bytes | bytearray | memoryview = b"") -> Any:
     """``hashlib.sha256(data)``, counted as ``hash_block:sha256``."""
-    if not opcount.active():
+    if not open_counters():
         return hashlib.sha256(data)
     return _Counted(ALGORITHMS["sha256"], hashlib.sha256(data), memoryview(data).nbytes)
 
 
 def sha384(data: bytes | bytearray | memoryview = b"") -> Any:
     """``hashlib.sha384(data)``, counted as ``hash_block:sha512``."""
-    if not opcount.active():
+    if not open_counters():
         return hashlib.sha384(data)
     return _Counted(ALGORITHMS["sha384"], hashlib.sha384(data), memoryview(data).nbytes)
 
 
 def sha512(data: bytes | bytearray | memoryview = b"") -> Any:
     """``hashlib.sha512(data)``, counted as ``hash_block:sha512``."""
-    if not opcount.active():
+    if not open_counters():
         return hashlib.sha512(data)
     return _Counted(ALGORITHMS["sha512"], hashlib.sha512(data), memoryview(data).nbytes)
 
 
 def shake_256(data: bytes | bytearray | memoryview = b"") -> Any:
     """``hashlib.shake_256(data)``, counted as ``hash_block:shake256`` (permutations)."""
-    if not opcount.active():
+    if not open_counters():
         return hashlib.shake_256(data)
     return _Counted(ALGORITHMS["shake_256"], hashlib.shake_256(data), memoryview(data).nbytes)
 
@@ -199,7 +200,7 @@ def hmac_new(key: bytes | bytearray, msg: bytes | bytearray | memoryview = b"", 
     if not alg.length_bytes:
         raise ParameterError(f"HMAC is not defined over {digestmod}")
     h = _hmac.new(key, msg, digestmod)
-    if not opcount.active():
+    if not open_counters():
         return h
     return _CountedHmac(digestmod, h, len(key), memoryview(msg).nbytes)
 
@@ -209,7 +210,7 @@ def hmac_digest(key: bytes | bytearray, msg: bytes | bytearray | memoryview, dig
     alg = _algorithm(digestmod)
     if not alg.length_bytes:
         raise ParameterError(f"HMAC is not defined over {digestmod}")
-    if opcount.active():
+    if open_counters():
         opcount.record(alg.key, hmac_blocks(digestmod, len(key), memoryview(msg).nbytes))
     return _hmac.digest(key, msg, digestmod)
 
