@@ -349,7 +349,8 @@ def test_side_counts_name_what_else_a_kernel_records():
 
 @pytest.mark.parametrize("key", ["", "nonsense", "modexp:100", "modexp:2000", "modexp_bit:x",
                                  "hash_block:md5", "point_mul:p384", "pairing:ss768",
-                                 "point_mul_base:ss1024", "aead_byte:aes128gcm", "modexp:65536"])
+                                 "point_mul_base:ss1024", "aead_byte:aes128gcm", "modexp:65536",
+                                 "x25519:255", "random_byte:8", "modexp", "point_mul", "aead_call"])
 def test_kernel_refuses_keys_it_cannot_benchmark(key):
     with pytest.raises(ParameterError):
         opkernels.kernel(key)

@@ -48,6 +48,10 @@ KERNEL_NAMES = (
 )
 """Operation names (the part of a key before ``:``) that have a kernel."""
 
+_UNSIZED = frozenset({"x25519", "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign",
+                      "ecdsa_p256_verify", "random_byte", "cbor_encode_byte", "cbor_decode_byte"})
+"""Names whose key has no ``:size`` part; every other name needs one."""
+
 _CBOR_SAMPLE = {1: 1, 2: "meter-report", 3: "meter-000042", 4: bytes(range(256)) * 2,
                 5: [2**64 + 12345, -7, True, None], 6: {"round": 17, "slots": list(range(24))}}
 """A message-like CBOR item (a map of ints, text, bytes, a bignum, nested containers)."""
@@ -57,7 +61,7 @@ def _split(key: str) -> tuple[str, str]:
     if not isinstance(key, str) or not key:
         raise ParameterError("an operation key is a non-empty string")
     name, _, size = key.partition(":")
-    if name not in KERNEL_NAMES:
+    if name not in KERNEL_NAMES or (name in _UNSIZED) != (size == ""):
         raise ParameterError(f"no kernel for operation key {key!r}")
     return name, size
 
