@@ -323,6 +323,7 @@ KERNEL_KEYS = [
     "aead_byte:chacha20poly1305", "aead_call:chacha20poly1305", "x25519",
     "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign", "ecdsa_p256_verify",
     "random_byte", "cbor_encode_byte", "cbor_decode_byte",
+    "point_mul:p256", "point_mul_base:p256", "point_mul:sakke1024", "pairing:sakke1024", "gt_exp:sakke1024",
 ]
 
 

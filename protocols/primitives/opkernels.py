@@ -193,6 +193,23 @@ def _curve_kernel(key: str, name: str, curve: str, rng: HmacDrbg) -> Callable[[]
         return _bls_kernel(key, name, curve, rng)
     if curve.startswith("ss"):
         return _ss_kernel(key, name, curve, rng)
+    if curve == "p256" and name in ("point_mul", "point_mul_base"):
+        from protocols.schemes import eccsi
+        k = 1 + int.from_bytes(rng.random_bytes(32), "big") % (eccsi.q - 1)
+        A256 = eccsi.G() * (1 + int.from_bytes(rng.random_bytes(32), "big") % (eccsi.q - 1))
+        if name == "point_mul_base":
+            return _void(lambda: eccsi.base_multiply(k))
+        return _void(lambda: eccsi.multiply(A256, k))
+    if curve == "sakke1024" and name in ("point_mul", "pairing", "gt_exp"):
+        from protocols.primitives import sakke_curve as sk
+        E = sk.PARAMETER_SET_1
+        k = 1 + int.from_bytes(rng.random_bytes(128), "big") % (int(E.q) - 1)
+        if name == "point_mul":
+            return _void(lambda: sk.point_multiply(E.p, k, E.P))
+        if name == "gt_exp":
+            return _void(lambda: sk.PFp_pow(E.p, E.g, k))
+        R = sk.point_multiply(E.p, k, E.P)
+        return _void(lambda: sk.pairing(E.p, E.q, R, E.P))
     raise ParameterError(f"no kernel for operation key {key!r}")
 
 

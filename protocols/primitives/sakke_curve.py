@@ -44,7 +44,6 @@ is immutable constants only.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, TypeGuard
 
@@ -52,6 +51,7 @@ import gmpy2
 from gmpy2 import mpz
 
 from protocols.errors import DecodeError, ParameterError, UsappError
+from protocols.primitives import hashing, opcount
 from protocols.primitives.numtheory import is_probable_prime
 from protocols.primitives.supersingular import INFINITY, Point
 
@@ -67,7 +67,7 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 def SHA256(data: bytes) -> bytes:
     """Hash of RFC 6509 Appendix A (FIPS 180-3 SHA-256), 32 octets."""
-    return hashlib.sha256(data).digest()
+    return hashing.sha256(data).digest()
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +170,8 @@ def point_multiply(p: int, k: int, A: Point) -> Point:
         return point_multiply(p, -k, point_negate(p, A))
     if k == 0 or A.infinity:
         return INFINITY
+    if opcount.active():
+        opcount.record(f"point_mul:sakke{opcount.size_class(int(p).bit_length())}")
     P = mpz(p)
     X, Y, Z = A.x, A.y, mpz(1)
     for bit in bin(int(k))[3:]:
@@ -242,6 +244,8 @@ def PFp_pow(p: int, g: int, r: int) -> mpz:
     F_p^2 with one division at the end.  Equal to :func:`PFp_pow_by_product`."""
     if not _is_int(r) or r < 0:
         raise ParameterError("the exponent must be an integer >= 0")
+    if opcount.active():
+        opcount.record(f"gt_exp:sakke{opcount.size_class(int(p).bit_length())}")
     P = mpz(p)
     return representative(P, _f2_pow((mpz(1), mpz(g) % P), r, P))
 
@@ -306,6 +310,8 @@ def pairing(p: int, q: int, R: Point, Q: Point) -> mpz:
     R is not of order q)."""
     if R.infinity or Q.infinity:
         raise ParameterError("the pairing is defined on finite points of order q")
+    if opcount.active():
+        opcount.record(f"pairing:sakke{opcount.size_class(int(p).bit_length())}")
     P, qq = mpz(p), mpz(q)
     c = (P + 1) // qq
     Qx, Qy = Q.x % P, Q.y % P

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import calendar
 import datetime
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from typing import TypeGuard
 from Crypto.PublicKey.ECC import EccPoint
 
 from protocols.errors import DecodeError, ParameterError, VerificationError
+from protocols.primitives import hashing, opcount
+from protocols.primitives.numtheory import count_modinv
 from protocols.primitives.rand import RandomSource, random_range
 
 # ---------------------------------------------------------------------------
@@ -80,13 +81,25 @@ def _is_int(value: object) -> TypeGuard[int]:
 
 def Hash(data: bytes) -> bytes:
     """RFC 6507 section 4.1 Hash: SHA-256, N = 32 output octets."""
-    return hashlib.sha256(data).digest()
+    return hashing.sha256(data).digest()
 
 
 def G() -> EccPoint:
     """The base point G of P-256 (RFC 6507 Appendix A), a fresh object each call
     (pycryptodome points are mutable: no module-level point is kept)."""
     return EccPoint(G_X, G_Y, CURVE)
+
+
+def base_multiply(k: int) -> EccPoint:
+    """[k]G, counted as one ``point_mul_base:p256`` (specs/costs.md section 2.1)."""
+    opcount.record("point_mul_base:p256")
+    return G() * k
+
+
+def multiply(A: EccPoint, k: int) -> EccPoint:
+    """[k]A, counted as one ``point_mul:p256`` (specs/costs.md section 2.1)."""
+    opcount.record("point_mul:p256")
+    return A * k
 
 
 # ---------------------------------------------------------------------------
@@ -270,7 +283,7 @@ def kms_from_ksak(KSAK: int) -> EccsiKms:
     """The KMS key pair of a given KSAK in [1, q) (ParameterError otherwise)."""
     if not _is_int(KSAK) or not 0 < KSAK < q:
         raise ParameterError("the KSAK is a non-zero integer modulo q (RFC 6507 4.2)")
-    return EccsiKms(int(KSAK), encode_point(G() * int(KSAK)))
+    return EccsiKms(int(KSAK), encode_point(base_multiply(int(KSAK))))
 
 
 def KeyGen(rng: RandomSource | None) -> EccsiKms:
@@ -340,7 +353,7 @@ def construct_ssk_pvt_with_v(kms: EccsiKms, ID: bytes, v: int) -> IssuedKey:
         raise ParameterError("the KMS key must be an EccsiKms")
     if not _is_int(v) or not 0 < v < q:
         raise ParameterError("v is a non-zero element of F_q (RFC 6507 5.1.1 step 1)")
-    PVT = encode_point(G() * int(v))
+    PVT = encode_point(base_multiply(int(v)))
     HS = int.from_bytes(compute_HS(kms.KPAK, ID, PVT), "big")
     SSK = (kms.KSAK + HS * v) % q
     if SSK == 0 or HS % q == 0:
@@ -377,7 +390,7 @@ def ValidateSsk(KPAK: bytes, ID: bytes, SSK: bytes, PVT: bytes) -> SigningKey:
     if not 0 < ssk < q:
         raise VerificationError("the SSK is not in [1, q) (RFC 6507 5.1.1 step 4)")
     HS = compute_HS(bytes(KPAK), ID, bytes(PVT))
-    expected = G() * ssk + (-(pvt_point * int.from_bytes(HS, "big")))
+    expected = base_multiply(ssk) + (-multiply(pvt_point, int.from_bytes(HS, "big")))
     if expected.is_point_at_infinity() or encode_point(expected) != encode_point(kpak_point):
         raise VerificationError("KPAK != [SSK]G - [HS]PVT: the SSK does not belong to this ID "
                                 "and PVT (RFC 6507 5.1.2 step 3)")
@@ -442,7 +455,7 @@ def sign_with_j(key: SigningKey, M: bytes, j: int) -> SigningTrace:
     M = _bytes(M, "the message M", MAX_MESSAGE_BYTES)
     if not _is_int(j) or not 0 < j < q:
         raise ParameterError("j is a non-zero element of F_q (RFC 6507 5.2.1 step 1)")
-    J = G() * int(j)
+    J = base_multiply(int(j))
     r = int(J.x)
     if r == 0:
         raise ParameterError("r = Jx = 0, which 5.2.2 step 6 refuses: draw another j (specs/sakke_eccsi.md 5.2)")
@@ -450,6 +463,7 @@ def sign_with_j(key: SigningKey, M: bytes, j: int) -> SigningTrace:
     t = (int.from_bytes(HE, "big") + r * key.SSK) % q
     if t == 0:
         raise ParameterError("HE + r * SSK is zero modulo q: draw another j (RFC 6507 5.2.1 step 4)")
+    count_modinv(q)
     s_prime = pow(t, -1, q) * j % q
     s = q - s_prime if s_prime >= 1 << (8 * N) else s_prime
     signature = Signature(r, s, key.PVT).encode()
@@ -500,10 +514,10 @@ def verify_trace(KPAK: bytes, ID: bytes, M: bytes, signature: bytes) -> VerifyTr
     pvt_point = decode_point(sig.PVT, "PVT")
     HS = compute_HS(bytes(KPAK), ID, sig.PVT)
     HE = Hash(he_input(HS, sig.r, M))
-    Y = pvt_point * int.from_bytes(HS, "big") + kpak_point
+    Y = multiply(pvt_point, int.from_bytes(HS, "big")) + kpak_point
     # Step 5, J = [s]([HE]G + [r]Y), as the equivalent [s HE mod q]G + [s r mod q]Y
     # (the RFC allows any equivalent procedure): two scalar multiplications, not three.
-    J = G() * (sig.s * int.from_bytes(HE, "big") % q) + Y * (sig.s * sig.r % q)
+    J = base_multiply(sig.s * int.from_bytes(HE, "big") % q) + multiply(Y, sig.s * sig.r % q)
     if J.is_point_at_infinity() or Y.is_point_at_infinity():
         raise VerificationError("J or Y is the point at infinity: the signature is invalid")
     Jx = int(J.x)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from gmpy2 import mpz
 
 from protocols.errors import InvalidCiphertextError, ParameterError, VerificationError
+from protocols.primitives.numtheory import count_modinv
 from protocols.primitives.rand import RandomSource, random_bits, random_range
 from protocols.primitives.sakke_curve import (
     PARAMETER_SET_1,
@@ -184,6 +185,7 @@ def ExtractRSK(kms: SakkeKms, a: bytes) -> bytes:
     total = (a_int + kms.z) % params.q
     if total == 0:
         raise ParameterError("a + z = 0 mod q: no RSK exists for this identifier")
+    count_modinv(params.q)
     return params.encode_point(point_multiply(params.p, pow(total, -1, int(params.q)), params.P))
 
 
