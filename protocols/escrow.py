@@ -34,8 +34,6 @@ Section map (spec section: code):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,6 +54,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import blind_rsa, certificates, frost, hpke, threshold_elgamal
 
@@ -192,7 +191,7 @@ class HfProfile:
 
 def hfid_of(credential: bytes) -> bytes:
     """Spec 3.2: the HFID, the first 16 bytes of SHA-256(credential)."""
-    return hashlib.sha256(credential).digest()[:HFID_BYTES]
+    return hashing.sha256(credential).digest()[:HFID_BYTES]
 
 
 def rsa_public_der(key: blind_rsa.PublicKey) -> bytes:
@@ -202,8 +201,7 @@ def rsa_public_der(key: blind_rsa.PublicKey) -> bytes:
 
 
 def _ed_public(private: bytes) -> bytes:
-    return Ed25519PrivateKey.from_private_bytes(private).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return certificates.ed25519_public(private)
 
 
 # ---------------------------------------------------------------------------
@@ -314,7 +312,7 @@ def _request_info(mode: str, epoch: int) -> bytes:
 
 
 def _response_info(mode: str, epoch: int, request: bytes) -> bytes:
-    return DOMAIN + _lp(b"hfid-response") + _lp(mode.encode()) + _L.pack(epoch) + hashlib.sha256(request).digest()
+    return DOMAIN + _lp(b"hfid-response") + _lp(mode.encode()) + _L.pack(epoch) + hashing.sha256(request).digest()
 
 
 def _blind_message(epoch: int, hf_public: bytes) -> bytes:
@@ -425,7 +423,7 @@ class Escrow:
             except ValueError:
                 raise DecodeError("hfid-request: the HF public key is not an Ed25519 key") from None
             answer = self._certify(inner[1], epoch, rng)
-            fingerprint = hashlib.sha256(answer).digest()
+            fingerprint = hashing.sha256(answer).digest()
             link = encode_link(serial, epoch, fingerprint)
             sealed = threshold_elgamal.seal(self._escrowed()[2].group_public_key, _link_aad(fingerprint), link, rng)
         else:
@@ -445,6 +443,7 @@ class Escrow:
         ca = x509.load_der_x509_certificate(ca_certificate)
         start, end = st.clock.bounds(epoch)
         serial = int.from_bytes(rng.random_bytes(16), "big") >> 2 | (1 << 125)
+        opcount.record("ed25519_sign")  # the CA's signature over the certificate
         cert = (x509.CertificateBuilder()
                 .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "usapp HFID")]))
                 .issuer_name(ca.subject)
@@ -725,6 +724,7 @@ class Meter:
         st.hf_seq[epoch] = seq
         m = {1: VERSION, 2: "adp", 3: st.mode, 4: epoch, 5: profile.credential, 6: category, 7: recipient, 8: seq,
              9: now, 10: payload}
+        opcount.record("ed25519_sign")
         m[11] = Ed25519PrivateKey.from_private_bytes(profile.private_key).sign(tbs("adp", m, 11))
         return cbor.encode(m)
 
@@ -818,9 +818,10 @@ class Receiver:
             start, end = st.clock.bounds(epoch)
             if not start <= time <= end:
                 raise StateError(f"adp: time {time} is outside epoch {epoch}")
-            digest = hashlib.sha256(m[5]).digest()
+            digest = hashing.sha256(m[5]).digest()
             hf_public = st.verified.get(epoch, {}).get(digest) or self._credential(m[5], epoch)
             try:
+                opcount.record("ed25519_verify")
                 Ed25519PublicKey.from_public_bytes(hf_public).verify(m[11], tbs(kind, m, 11))
             except Exception:
                 raise VerificationError("adp: signature by the HFID key does not verify") from None
@@ -914,7 +915,7 @@ class Authority:
     def check_epoch_key(self, epoch: int, public_key: blind_rsa.PublicKey) -> None:
         """Spec 5.5: StateError if this authority certified another key for ``epoch``."""
         held = self.certified.get(epoch)
-        if held is not None and not hmac.compare_digest(held, hashlib.sha256(rsa_public_der(public_key)).digest()):
+        if held is not None and not hashing.compare_digest(held, hashing.sha256(rsa_public_der(public_key)).digest()):
             raise StateError(f"authority {self.key_package.identifier} already certified another key for epoch {epoch}")
 
     def _signer(self) -> frost.Signer:
@@ -932,12 +933,12 @@ class Authority:
         must be an RSA key of at least 2048 bits (``blind_rsa.PublicKey`` checks that)."""
         self.check_epoch_key(epoch, public_key)
         share = self._signer().sign(epoch_key_tbs(epoch, public_key), commitments)
-        self.certified[epoch] = hashlib.sha256(rsa_public_der(public_key)).digest()
+        self.certified[epoch] = hashing.sha256(rsa_public_der(public_key)).digest()
         return share
 
     def approve(self, request: bytes) -> None:
         decode_message(request)
-        self.approved.add(hashlib.sha256(request).digest())
+        self.approved.add(hashing.sha256(request).digest())
 
     def share(self, request: bytes, escrow: Escrow, rng: RandomSource | None = None) -> bytes:
         """Spec 8.3: a decryption share of the link the escrow holds for the request's credential.
@@ -950,8 +951,8 @@ class Authority:
         section 8.2).  The share goes to the combiner confidentially.
         """
         _, m = decode_message(request)
-        digest = hashlib.sha256(request).digest()
-        if not any(hmac.compare_digest(digest, a) for a in self.approved):
+        digest = hashing.sha256(request).digest()
+        if not any(hashing.compare_digest(digest, a) for a in self.approved):
             raise StateError(f"authority {self.key_package.identifier} has not approved this request")
         sealed = escrow.sealed_link(m[3])
         share = threshold_elgamal.decryption_share(self.key_package, sealed, _link_aad(m[3]), request, rng)

@@ -23,17 +23,12 @@ a message is accepted whole (spec 5.3).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocols import limits
@@ -46,6 +41,8 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing, opcount
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.primitives import ed25519
 from protocols.schemes import frost, hpke, lkh
@@ -306,6 +303,7 @@ def _rekey_of(m: dict) -> lkh.Rekey:
 
 
 def _verify(public_key: bytes, signature: bytes, tbs: bytes, what: str) -> None:
+    opcount.record("ed25519_verify")
     try:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, tbs)
     except InvalidSignature:
@@ -325,7 +323,7 @@ def _resync_info(group: bytes, epoch: int, seq: int, member: bytes) -> bytes:
 def _data_key(group_key: bytes, group: bytes, epoch: int, kid: int) -> bytes:
     """Spec 6.1: HKDF-SHA256(salt = "", IKM = group key, info = DOMAIN || "data" || group || epoch || kid)."""
     info = DOMAIN + _lp(b"data") + _lp(group) + _L.pack(epoch) + _Q.pack(kid)
-    return HKDF(SHA256(), 32, None, info).derive(group_key)
+    return hashing.hkdf_sha256(group_key, 32, None, info)
 
 
 def _data_nonce(seq: int) -> bytes:
@@ -359,7 +357,7 @@ def directory_hash(group: bytes, epoch: int, members: Mapping[bytes, bytes]) -> 
     if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
         raise ParameterError("epoch must be an integer in [0, 2^32)")
     entries = [[member, device] for member, device in sorted(_check_directory(members).items())]
-    return hashlib.sha256(DOMAIN + _lp(b"directory") + _lp(group) + _L.pack(epoch) + cbor.encode(entries)).digest()
+    return hashing.sha256(DOMAIN + _lp(b"directory") + _lp(group) + _L.pack(epoch) + cbor.encode(entries)).digest()
 
 
 # ---------------------------------------------------------------------------
@@ -400,6 +398,7 @@ class Controller:
 
     @property
     def public_key(self) -> bytes:
+        opcount.record("ed25519_keygen")
         return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def _next_seq(self) -> int:
@@ -409,6 +408,7 @@ class Controller:
         return self.state.seq
 
     def _sign(self, kind: str, body: dict) -> bytes:
+        opcount.record("ed25519_sign")
         body[_SIG_KEY[kind]] = self._key.sign(message_tbs(kind, body))
         return cbor.encode(body)
 
@@ -453,7 +453,7 @@ class Controller:
             raise VerificationError(f"rekey-group moves to epoch {args[1]}, this controller runs epoch {st.epoch}")
         if args[2] != self.public_key:
             raise VerificationError("rekey-group installs another controller key")
-        if not hmac.compare_digest(args[3], directory_hash(st.group, st.epoch, members)):
+        if not hashing.compare_digest(args[3], directory_hash(st.group, st.epoch, members)):
             raise VerificationError("the member directory is not the one the operators signed in rekey-group")
         return self._start(members, resolve(rng))
 
@@ -617,7 +617,7 @@ class Operator:
 
     def approve(self, body: Mapping[int, object]) -> None:
         """Record this operator's approval of one command (its own review, out of band)."""
-        self.state.approved.add(hashlib.sha256(command_tbs(body)).digest())
+        self.state.approved.add(hashing.sha256(command_tbs(body)).digest())
 
     def commit(self, rng: RandomSource | None = None) -> frost.SigningCommitments:
         """RFC 9591 section 5.1, round one."""
@@ -627,7 +627,7 @@ class Operator:
              ) -> frost.SignatureShare:
         """RFC 9591 section 5.2, round two, for an approved command only; the approval is used up."""
         tbs = command_tbs(body)
-        digest = hashlib.sha256(tbs).digest()
+        digest = hashing.sha256(tbs).digest()
         if digest not in self.state.approved:
             raise StateError(f"operator {self.identifier} has not approved this command")
         share = self.state.signer.sign(tbs, commitment_list)

@@ -28,7 +28,6 @@ Section map (spec section: code):
 from __future__ import annotations
 
 import copy
-import hmac
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing, opcount
 from protocols.schemes import merkle
 
 __all__ = [
@@ -75,10 +75,12 @@ def _lp(data: bytes) -> bytes:
 
 
 def _public_raw(key: Ed25519PrivateKey) -> bytes:
+    opcount.record("ed25519_keygen")
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def _verify(public: bytes, signature: bytes, message: bytes, what: str) -> None:
+    opcount.record("ed25519_verify")
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except (InvalidSignature, ValueError):
@@ -133,6 +135,7 @@ def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: in
                                                        for r in registers):
         raise ParameterError(f"registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
     unsigned = Record(meter, period, counter, registers, b"", boot)
+    opcount.record("ed25519_sign")
     return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())), boot)
 
 
@@ -154,7 +157,7 @@ def decode_record(data: object) -> Record:
     if len(m[8]) != SIGNATURE_BYTES:
         raise DecodeError("record: the signature must be 64 bytes")
     record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7])
-    if not hmac.compare_digest(record.to_bytes(), bytes(data)):
+    if not hashing.compare_digest(record.to_bytes(), bytes(data)):
         raise DecodeError("record: not in the canonical encoding")
     return record
 
@@ -320,6 +323,7 @@ class Utility:
         """Spec 4.2: sign the log's current size and root."""
         log = self._log(meter)
         body = TreeHead(meter, log.size, log.root(log.size), now, b"").body()
+        opcount.record("ed25519_sign")
         return TreeHead(meter, body[4], body[5], now, self._key.sign(_tree_head_tbs(body)))
 
     def feedback(self, meter: bytes, since: int, now: int) -> bytes:
@@ -437,7 +441,7 @@ class Meter:
         """Spec 4.3: keep the utility's receipt if it covers exactly the meter's records so far."""
         head = decode_tree_head(data)
         verify_tree_head(head, self.state.utility_public, self.state.meter)
-        if head.size > self.state.log.size or not hmac.compare_digest(head.root, self.state.log.root(head.size)):
+        if head.size > self.state.log.size or not hashing.compare_digest(head.root, self.state.log.root(head.size)):
             raise VerificationError("receipt: it does not cover the meter's records")
         self.state.receipts.append(head)
         return head
@@ -463,17 +467,17 @@ class Meter:
             if m[4] != last.size:
                 raise DecodeError(f"feedback: the proof is from size {m[4]}, the meter last checked {last.size}")
             if last.size == head.size:
-                if not hmac.compare_digest(head.root, last.root):
+                if not hashing.compare_digest(head.root, last.root):
                     raise VerificationError("feedback: the utility rewrote history (same size, another root)")
             elif last.size > 0:
                 merkle.verify_consistency(last.size, head.size, last.root, head.root, proof)
         st.checked = head
         own = st.log.size
-        if head.size == own and (own == 0 or hmac.compare_digest(head.root, st.log.root(own))):
+        if head.size == own and (own == 0 or hashing.compare_digest(head.root, st.log.root(own))):
             return Finding(True, head.size)
         if head.size < own:
             common = head.size
-            if common == 0 or hmac.compare_digest(head.root, st.log.root(common)):
+            if common == 0 or hashing.compare_digest(head.root, st.log.root(common)):
                 return Finding(False, head.size, common, st.records[common].period,
                                "the utility's log is missing the meter's later records")
         return Finding(False, head.size, None, None, "the roots differ: locate the first difference (spec 6)")
@@ -489,11 +493,11 @@ class Meter:
             raise DecodeError("probe: sizes do not fit the tree head")
         proof = _proof(m[6], "probe")
         if size == head_size:
-            if not hmac.compare_digest(root, head.root):
+            if not hashing.compare_digest(root, head.root):
                 raise VerificationError("probe: the root at the head's size is not the head's root")
         else:
             merkle.verify_consistency(size, head_size, root, head.root, proof)
-        return size <= self.state.log.size and hmac.compare_digest(root, self.state.log.root(size))
+        return size <= self.state.log.size and hashing.compare_digest(root, self.state.log.root(size))
 
     def check_inclusion(self, data: bytes, head: TreeHead) -> Record:
         """Spec 7.1: the utility's record at an index, proved included under ``head``."""
@@ -678,7 +682,7 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     for data in utility_records:
         utility.append(decode_record(data))
         theirs.append(data)
-    if theirs.size != head.size or (theirs.size and not hmac.compare_digest(theirs.root(theirs.size), head.root)):
+    if theirs.size != head.size or (theirs.size and not hashing.compare_digest(theirs.root(theirs.size), head.root)):
         raise VerificationError("the utility's records do not hash to its signed tree head")
     ours = merkle.MerkleLog()
     mine = []
@@ -700,9 +704,9 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     for data in meter_receipts:                      # rule 3
         receipt = decode_tree_head(data)
         verify_tree_head(receipt, utility_public, meter)
-        if receipt.size <= theirs.size and hmac.compare_digest(theirs.root(receipt.size), receipt.root):
+        if receipt.size <= theirs.size and hashing.compare_digest(theirs.root(receipt.size), receipt.root):
             continue
-        covers_meter = receipt.size <= ours.size and hmac.compare_digest(ours.root(receipt.size), receipt.root)
+        covers_meter = receipt.size <= ours.size and hashing.compare_digest(ours.root(receipt.size), receipt.root)
         at = first if covers_meter else None
         period = mine[first].period if covers_meter and first is not None and first < len(mine) else None
         return Verdict("utility", at, period, "a tree head the utility signed is not a prefix of its log",
@@ -740,6 +744,6 @@ def _lost_state(mine: Record, utility: Sequence[Record]) -> bool:
 
 def _first_difference(a: Sequence[Record], b: Sequence[Record]) -> int | None:
     for index, (x, y) in enumerate(zip(a, b)):
-        if not hmac.compare_digest(x.to_bytes(), y.to_bytes()):
+        if not hashing.compare_digest(x.to_bytes(), y.to_bytes()):
             return index
     return None if len(a) == len(b) else min(len(a), len(b))

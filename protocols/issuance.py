@@ -38,8 +38,6 @@ accepted exception to PEP 8 (docs/architecture.md section 3.7).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +57,7 @@ from protocols.errors import (
     shown,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing
 from protocols.primitives.bls12_381 import G1
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf_bls12
@@ -415,7 +414,7 @@ def _decode_log_entry(data: bytes) -> dict:
 
 def entry_hash(entry: bytes) -> bytes:
     """Spec 9.1: the SHA-256 of an entry's encoding; the next entry's ``prev``."""
-    return hashlib.sha256(entry).digest()
+    return hashing.sha256(entry).digest()
 
 
 @dataclass
@@ -465,7 +464,7 @@ def verify_log(entries: Sequence[bytes], *, expected_head: bytes | None = None) 
         if entry.index != index:
             raise VerificationError(f"log entry {index}: carries index {entry.index} (entries dropped, "
                                     "inserted or reordered)")
-        if not hmac.compare_digest(entry.prev, prev):
+        if not hashing.compare_digest(entry.prev, prev):
             raise VerificationError(f"log entry {index}: prev is not the hash of entry {index - 1} "
                                     f"(entry {index - 1} or {index} altered, or entries dropped)")
         if entry.time < last_time:
@@ -473,7 +472,7 @@ def verify_log(entries: Sequence[bytes], *, expected_head: bytes | None = None) 
         decoded.append(entry)
         prev = entry_hash(bytes(raw))
         last_time = entry.time
-    if expected_head is not None and not hmac.compare_digest(prev, expected_head):
+    if expected_head is not None and not hashing.compare_digest(prev, expected_head):
         raise VerificationError(f"log entry {len(entries) - 1}: the log's head is not the expected head "
                                 "(the last entry altered, or entries dropped from the end)")
     return tuple(decoded)

@@ -26,7 +26,7 @@ CONTRACT_KEYS = (
     [f"{op}:{b}" for op in ("modexp", "modexp_bit", "modmul", "modinv") for b in SIZES + ODD_SIZES]
     + [f"point_mul:{c}" for c in CURVES] + [f"point_mul_base:{c}" for c in CURVES]
     + [f"pairing:{c}" for c in ("bls12_381", "ss512", "ss1024", "ss1536")]
-    + [f"gt_exp:{c}" for c in ("bls12_381", "ss512", "ss1024")]
+    + [f"gt_exp:{c}" for c in ("bls12_381", "ss512", "ss1024", "sakke1024")] + ["pairing:sakke1024"]
     + [f"hash_to_curve:{c}" for c in ("bls12_381", "ss512", "ss1024")]
     + [f"hash_block:{a}" for a in ("sha256", "sha512", "shake256", "sha1")]
     + [f"{k}:{a}" for k in ("aead_byte", "aead_call") for a in ("chacha20poly1305", "aes128gcm", "aes256gcm")]

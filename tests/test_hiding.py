@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from protocols.analytics.battery import BatteryConfig
 from protocols.analytics.data import LoadData
+from protocols.analytics.battery import raw_step
 from protocols.analytics.hiding import (OBJECTIVES, BestEffort, LookAhead, Nill, Policy, Stepping, Trace, cost,
-                                        hide, _solve, hide_all, plan_day)
+                                        hide, _solve, hide_all, hold_lengths, plan_day)
 from protocols.errors import ParameterError
 
 
@@ -65,7 +66,9 @@ def cases(draw: st.DrawFn) -> tuple[np.ndarray, int, BatteryConfig, Policy]:
                         self_discharge_per_hour=draw(st.sampled_from([0.0, 0.0, 0.02])))
     policy = draw(st.sampled_from([
         BestEffort(), Nill(), Stepping(step_kw=min(0.3, power, cfg.max_discharge_kw)),
-        LookAhead(loss_weight=2.5)]))  # above w_E + 2 w_V = 2.05: no MILP fallback (spec 3.4), fast
+        # loss weight above w_E + 2 w_V = 2.05: no MILP fallback (spec 3.4), fast
+        LookAhead(objective="variation-level", loss_weight=2.5),
+        LookAhead(objective="hold"), LookAhead(objective="hold", hold_step_kw=0.3, hold_horizon_minutes=60)]))
     return kw * minutes / 60, minutes, cfg, policy
 
 
@@ -79,7 +82,8 @@ def test_every_policy_obeys_the_physics(case: tuple[np.ndarray, int, BatteryConf
         assert np.all(tr.loss_kwh == 0)
 
 
-@pytest.mark.parametrize("policy", [BestEffort(), Nill(), Stepping(), LookAhead()])
+@pytest.mark.parametrize("policy", [BestEffort(), Nill(), Stepping(), LookAhead(),
+                                    LookAhead(objective="variation-level")])
 def test_synthetic_day_physics_exact_sums(policy: Policy) -> None:
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
     x = synthetic_day(3, 5)
@@ -99,7 +103,8 @@ def kettle(minutes: int = 1) -> np.ndarray:
     return kw * minutes / 60
 
 
-@pytest.mark.parametrize("policy", [BestEffort(), Nill(k_ss_kw=0.3), Stepping(step_kw=0.5)])
+@pytest.mark.parametrize("policy", [BestEffort(), Nill(k_ss_kw=0.3), Stepping(step_kw=0.5),
+                                    LookAhead(objective="hold")])
 def test_kettle_is_flattened_while_the_battery_has_energy(policy: Policy) -> None:
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
     tr = hide(kettle(), 1, cfg, policy)
@@ -182,7 +187,8 @@ def programme_value(p: LookAhead, tr: Trace) -> float:
 def test_each_objective_is_optimal_against_the_others_plans() -> None:
     cfg = BatteryConfig.simple(2.0, 3.0, 0.95)
     x = synthetic_day(7, 15)
-    policies = [LookAhead(objective=o) for o in OBJECTIVES]
+    programmes = [o for o in OBJECTIVES if o != "hold"]  # "hold" is no programme (spec 3.4.1)
+    policies = [LookAhead(objective=o) for o in programmes]
     traces = [hide(x, 15, cfg, p) for p in policies]
     for tr in traces:
         check_physics(tr, cfg)
@@ -191,20 +197,21 @@ def test_each_objective_is_optimal_against_the_others_plans() -> None:
         for other in traces:
             assert programme_value(p, own) <= programme_value(p, other) + 1e-6, p.objective
     # the objectives differ: the level programme leaves a trace of more variation, the variation one of more spread
-    var, lev = traces[OBJECTIVES.index("variation")], traces[OBJECTIVES.index("level")]
+    var, lev = traces[programmes.index("variation")], traces[programmes.index("level")]
     assert tv(var.grid_kwh) < tv(lev.grid_kwh) - 1e-3
     assert np.abs(lev.grid_kwh - np.median(lev.grid_kwh)).sum() < np.abs(var.grid_kwh - np.median(var.grid_kwh)).sum()
 
 
 def test_lookahead_objective_and_weights() -> None:
-    assert LookAhead().objective == "variation-level" and LookAhead().weights() == (0.05, 1.0, 0.1)
+    assert LookAhead().objective == "hold" and OBJECTIVES[0] == "hold"
+    assert LookAhead(objective="variation-level").weights() == (0.05, 1.0, 0.1)
     assert LookAhead(objective="variation").weights() == (0.0, 1.0, 0.1)
     assert LookAhead(objective="level").weights() == (1.0, 0.25, 1.6)
     assert LookAhead(objective="level", variation_weight=2.0, loss_weight=5.0).weights() == (1.0, 2.0, 5.0)
     with pytest.raises(ParameterError, match="objective"):
         LookAhead(objective="band")
     with pytest.raises(ParameterError, match="level_weight"):
-        LookAhead(level_weight=-0.5)
+        LookAhead(objective="level", level_weight=-0.5)
 
 
 def test_lookahead_leaks_less_than_best_effort_on_a_generated_day() -> None:
@@ -215,7 +222,7 @@ def test_lookahead_leaks_less_than_best_effort_on_a_generated_day() -> None:
     data, events = loadgen.generate_with_events(1, 1, interval_minutes=1, seed=2)
     x = data.kwh[0, 0]
     cfg = BatteryConfig.simple(5.0, 3.0, 0.95)
-    la = hide(x, 1, cfg, LookAhead())
+    la = hide(x, 1, cfg, LookAhead(objective="variation-level"))  # hold: 0.416 bits here (spec 7.2)
     be = hide(x, 1, cfg, BestEffort())
     check_physics(la, cfg)
     load_kw = x[None] * 60
@@ -247,15 +254,25 @@ def test_lookahead_plan_never_charges_and_discharges_at_once() -> None:
 def test_lookahead_flattens_a_day_a_big_battery_can_hold() -> None:
     cfg = BatteryConfig.simple(20.0, 10.0, 1.0)
     x = synthetic_day(4, 15)
-    tr = hide(x, 15, cfg, LookAhead())
+    tr = hide(x, 15, cfg, LookAhead(objective="variation-level"))
     assert tv(tr.grid_kwh) < 1e-6 * tv(x)
 
 
 @pytest.mark.parametrize("make, field", [
     (lambda: Nill(alpha=2.0), "alpha"), (lambda: Nill(high_exit_soc=1.0), "high_exit_soc"),
     (lambda: Nill(k_ss_kw=-1.0), "k_ss_kw"), (lambda: Stepping(step_kw=0.0), "step_kw"),
-    (lambda: Stepping(low_soc=0.9, high_soc=0.1), "low_soc"), (lambda: LookAhead(loss_weight=-1.0), "loss_weight"),
-    (lambda: LookAhead(end_fraction=1.5), "end_fraction"), (lambda: BestEffort(initial_kw=float("nan")), "initial_kw"),
+    (lambda: Stepping(low_soc=0.9, high_soc=0.1), "low_soc"),
+    (lambda: LookAhead("level", loss_weight=-1.0), "loss_weight"),
+    (lambda: LookAhead("level", end_fraction=1.5), "end_fraction"),
+    (lambda: BestEffort(initial_kw=float("nan")), "initial_kw"),
+    (lambda: LookAhead(objective="hold", hold_step_kw=0.0), "hold_step_kw"),
+    (lambda: LookAhead(objective="hold", hold_step_kw=float("inf")), "hold_step_kw"),
+    (lambda: LookAhead(objective="hold", hold_horizon_minutes=0), "hold_horizon_minutes"),
+    (lambda: LookAhead(objective="hold", hold_horizon_minutes=60.0), "hold_horizon_minutes"),
+    (lambda: LookAhead(objective="hold", hold_horizon_minutes=True), "hold_horizon_minutes"),
+    (lambda: LookAhead(objective="hold", hold_horizon_minutes=7 * 1440 + 1), "hold_horizon_minutes"),
+    (lambda: LookAhead(hold_band=0.6), "hold_band"), (lambda: LookAhead(hold_band=-0.1), "hold_band"),
+    (lambda: LookAhead(end_fraction=0.5), "end_fraction"), (lambda: LookAhead(loss_weight=1.0), "loss_weight"),
 ])
 def test_bad_policy_parameters_refused(make: object, field: str) -> None:
     with pytest.raises(ParameterError, match=field):
@@ -265,7 +282,7 @@ def test_bad_policy_parameters_refused(make: object, field: str) -> None:
 def test_unreachable_end_of_day_refused() -> None:
     cfg = BatteryConfig(100.0, 0.5, 0.5, initial_soc=0.0)  # 0.5 kW cannot fill 100 kWh in a day
     with pytest.raises(ParameterError, match="end_fraction"):
-        hide(synthetic_day(1, 15), 15, cfg, LookAhead(end_fraction=1.0))
+        hide(synthetic_day(1, 15), 15, cfg, LookAhead(objective="variation-level", end_fraction=1.0))
 
 
 def test_bad_loads_refused() -> None:
@@ -310,7 +327,71 @@ def test_study_names_each_lookahead_objective() -> None:
     names = study_policies()
     assert names["lookahead"]() == LookAhead()
     assert [names[f"lookahead-{o}"]() for o in OBJECTIVES[1:]] == [LookAhead(objective=o) for o in OBJECTIVES[1:]]
-    assert "lookahead-variation-level" not in names  # the default is plain "lookahead"
-    StudyConfig(policies=("lookahead-level",))
+    assert "lookahead-hold" not in names  # the default is plain "lookahead"
+    StudyConfig(policies=("lookahead-level", "lookahead-variation-level"))
     with pytest.raises(ParameterError, match="policies"):
         StudyConfig(policies=("lookahead-band",))
+
+
+# ---------------------------------------------------------------- 3.4.1 the hold objective
+
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.floats(0, 12))
+def test_hold_lengths_match_the_battery_step_by_step(case: tuple[np.ndarray, int, BatteryConfig, Policy],
+                                                     level_kw: float) -> None:
+    """Spec 3.4.1: the vectorised simulation ends a hold exactly where raw_step would first fall short."""
+    x, minutes, cfg, _ = case
+    dt = minutes / 60
+    soc0 = cfg.initial_soc * cfg.capacity_kwh
+    levels = np.array([level_kw * dt, 0.0, float(x[0])])
+    length, s_end = hold_lengths(cfg, x, dt, soc0, levels)
+    for i, level in enumerate(levels.tolist()):
+        soc, k = soc0, 0
+        while k < x.size:
+            nxt, b, _, flags = raw_step(cfg, soc, float(x[k]) - level, dt)
+            if flags:
+                break
+            soc, k = nxt, k + 1
+        assert length[i] == k and s_end[i] == soc
+
+
+def runs(g: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each maximal run of equal metered values (to the rounding of grid = load - battery)."""
+    cut = np.r_[0, np.flatnonzero(np.abs(np.diff(g)) > 1e-12) + 1, g.size]
+    return [(int(a), int(b - a)) for a, b in zip(cut[:-1], cut[1:])]
+
+
+def test_hold_takes_the_longest_hold_then_chooses_again() -> None:
+    cfg = BatteryConfig.simple(1.0, 3.0, 0.95)
+    x = synthetic_day(3, 5)
+    p = LookAhead(objective="hold")
+    tr = hide(x, 5, cfg, p)
+    check_physics(tr, cfg)
+    dt = 5 / 60
+    levels = np.arange(0, int(x.max() / dt / 0.05) + 2) * (0.05 * dt)
+    soc = tr.soc_start_kwh
+    for start, n in runs(tr.grid_kwh)[:6]:
+        length, _ = hold_lengths(cfg, x[start:], dt, soc, levels)
+        g = tr.grid_kwh[start]
+        assert n == length.max()  # no grid level could have been held longer from here
+        assert np.isclose(g / dt / 0.05, round(g / dt / 0.05))  # the level is on the grid
+        soc = float(tr.soc_kwh[start + n - 1])
+    assert len(runs(tr.grid_kwh)) < np.count_nonzero(np.diff(x)) / 5
+
+
+def test_hold_is_one_level_when_the_battery_can_hold_the_day() -> None:
+    cfg = BatteryConfig.simple(20.0, 10.0, 1.0)
+    x = synthetic_day(4, 15)
+    tr = hide(x, 15, cfg, LookAhead(objective="hold"))
+    assert np.ptp(tr.grid_kwh) < 1e-12
+    # ties among full-day levels: the one leaving the store nearest mid-window (10 kWh from 10 kWh)
+    assert abs(tr.soc_end_kwh - 10.0) <= 0.05 * 24 / 2 + 1e-9
+    assert hide(x, 15, cfg, LookAhead(objective="hold")).grid_kwh.tolist() == tr.grid_kwh.tolist()
+
+
+def test_hold_without_a_battery_that_can_do_anything_follows_best_effort() -> None:
+    cfg = BatteryConfig(1.0, 1.0, 1.0, initial_soc=0.0, soc_max=1.0)
+    x = np.full(30, 2.0 / 60)
+    tr = hide(x, 1, cfg, LookAhead(objective="hold", hold_step_kw=5.0))  # the grid is 0, 5 kW: neither holds
+    check_physics(tr, cfg)
+    assert np.allclose(tr.grid_kwh, x)  # empty store, no level held: the meter reads the load

@@ -79,7 +79,7 @@ def test_hourly_readings_are_rounded_whole_wh_and_bounded() -> None:
     ({"households": 0}, "households"), ({"days": 0}, "days"), ({"households": 100, "days": 100}, "households x days"),
     ({"capacity_kwh": -1.0}, "capacity_kwh"), ({"power_kw": 0.0}, "max_charge_kw"),
     ({"efficiency": 1.5}, "efficiency"), ({"policies": ("teleport",)}, "policies"), ({"policies": ()}, "policies"),
-    ({"policies": ("lookahead",)}, "look-ahead"), ({"attack_fraction": 1.0}, "attack_fraction"),
+    ({"attack_fraction": 1.0}, "attack_fraction"),
     ({"households": 5}, "hood_meters"), ({"hood_meters": 2}, "hood_meters"), ({"hood_day": 28}, "hood_day"),
     ({"seed": -1}, "seed"), ({"households": True}, "households"),
 ])

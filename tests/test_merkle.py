@@ -325,7 +325,7 @@ def no_hashing(monkeypatch):
     def forbidden(*args):
         raise AssertionError("hashed before validating")
     monkeypatch.setattr(merkle, "node_hash", forbidden)
-    monkeypatch.setattr(merkle.hashlib, "sha256", forbidden)
+    monkeypatch.setattr(merkle.hashing, "sha256", forbidden)
 
 
 GOOD_ROOT = LOG70.root(8)

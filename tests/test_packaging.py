@@ -156,8 +156,9 @@ particular machine."""
 MD_REFERENCE = re.compile(r"(?<![\w/.<>{}*-])((?:\.\./)*(?:[\w-]+/)*[\w-][\w.-]*\.md)\b")
 """A Markdown file named in text: ``specs/escrow.md``, ``README.md``, ``../x.md``."""
 
-PUBLISHED = re.compile(r"^draft-")
-"""Published documents cited by name (an IETF draft's source file), not project documents."""
+PUBLISHED = re.compile(r"^(?:draft-|STM32_Benchmarks\.md$)")
+"""Published documents cited by name, not project documents: an IETF draft's source file, and the
+benchmark tables of another project's repository that the device profiles cite (protocols/devices)."""
 
 
 def _md_names() -> set[str]:

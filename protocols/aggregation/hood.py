@@ -10,8 +10,6 @@ taking them from the utility.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +21,7 @@ from protocols.aggregation.schedule import DOMAIN, KEY_BYTES, graph_commitment, 
 from protocols import limits
 from protocols.errors import DecodeError, ParameterError, StateError, VerificationError
 from protocols.primitives import cbor
+from protocols.primitives import hashing
 from protocols.privacy import dp
 from protocols.schemes.paillier import PublicKey
 
@@ -215,7 +214,7 @@ class Neighbourhood:
 
     def directory_digest(self) -> bytes:
         """Spec 3.2: SHA-256(DOMAIN || "directory" || CBOR(directory))."""
-        return hashlib.sha256(DOMAIN + b"directory" + cbor.encode(self.directory_cbor())).digest()
+        return hashing.sha256(DOMAIN + b"directory" + cbor.encode(self.directory_cbor())).digest()
 
     def _seed(self, meters: tuple[str, ...]) -> bytes:
         """Spec 3.3: check every reveal against its commitment, then hash them all."""
@@ -226,7 +225,7 @@ class Neighbourhood:
             nonce = self.reveals.get(meter)
             if not isinstance(nonce, bytes) or len(nonce) != KEY_BYTES:
                 raise VerificationError(f"meter {meter} revealed no 32-byte graph nonce")
-            if not hmac.compare_digest(graph_commitment(meter, nonce), self.commitments[meter]):
+            if not hashing.compare_digest(graph_commitment(meter, nonce), self.commitments[meter]):
                 raise VerificationError(f"meter {meter}'s graph nonce does not open its commitment")
             nonces.append(nonce)
         if len(self.reveals) != len(meters):
@@ -251,7 +250,7 @@ class Neighbourhood:
         for c in range(1, self.degree // 2 + 1):
             attempt = 0
             while True:
-                digest = hashlib.sha256(DOMAIN + b"offset" + self.seed + bytes([c]) + attempt.to_bytes(4, "big"))
+                digest = hashing.sha256(DOMAIN + b"offset" + self.seed + bytes([c]) + attempt.to_bytes(4, "big"))
                 offset = 1 + int.from_bytes(digest.digest(), "big") % span
                 if offset not in offsets:
                     break

@@ -8,7 +8,6 @@ that need their state.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor
+from protocols.primitives import hashing
 from protocols.schemes.paillier import Ciphertext, PublicKey
 
 LIMITS = limits.AGGREGATION
@@ -120,7 +120,7 @@ def open_message(data: object, schema: dict, kind: str, hood: Neighbourhood) -> 
 def check_mac(message: dict, mac_key_: bytes, kind: bytes, mac_field: int, who: str) -> None:
     body = {k: v for k, v in message.items() if k != mac_field}
     expected = mac(mac_key_, kind, cbor.encode(body))
-    if len(message[mac_field]) != MAC_BYTES or not hmac.compare_digest(expected, message[mac_field]):
+    if len(message[mac_field]) != MAC_BYTES or not hashing.compare_digest(expected, message[mac_field]):
         raise VerificationError(f"{kind.decode()} from {who}: MAC does not verify")
 
 

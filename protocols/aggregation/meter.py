@@ -11,7 +11,6 @@ per round" is "once ever" for every secret it holds.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -54,6 +53,7 @@ from protocols.errors import (
     VerificationError,
 )
 from protocols.primitives import cbor, shamir
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, random_below, resolve
 from protocols.privacy import dp
 from protocols.schemes.paillier import FastEncryptor, RandomiserPool
@@ -108,12 +108,13 @@ class MeterState:
 
     @property
     def verify_key(self) -> bytes:
+        opcount.record("ed25519_keygen")
         return Ed25519PrivateKey.from_private_bytes(self.signing_seed).public_key().public_bytes_raw()
 
 
 def _same(a: bytes | None, b: bytes | None) -> bool:
     """Two digests or commitments are equal, compared in constant time (None equals nothing)."""
-    return isinstance(a, bytes) and isinstance(b, bytes) and hmac.compare_digest(a, b)
+    return isinstance(a, bytes) and isinstance(b, bytes) and hashing.compare_digest(a, b)
 
 
 def close_round(state: MeterState) -> None:
@@ -353,6 +354,7 @@ class Meter:
             raise ReplayError(f"meter {state.meter_id} already signed the sets of round {state.last_committed}")
         check_sets(hood, m[4], m[5])
         state.last_committed = round_id
+        opcount.record("ed25519_sign")
         signature = Ed25519PrivateKey.from_private_bytes(state.signing_seed).sign(
             commit_message(hood.group_id, hood.digest, round_id, m[4], m[5]))
         return cbor.encode({1: VERSION, 2: round_id, 3: state.meter_id, 4: signature})
@@ -410,7 +412,7 @@ class Meter:
         for peer, value in zip(peers, values):
             expected = confirmation(self._secret(peer), hood.group_id, round_id, peer, state.meter_id,
                                     state.peer_mask_public[peer], state.own_mask_public)
-            if not hmac.compare_digest(expected, value):
+            if not hashing.compare_digest(expected, value):
                 raise ConsistencyError(f"neighbour {peer} is listed as reporting but did not confirm "
                                        f"masking with {state.meter_id}")
 
@@ -439,6 +441,7 @@ def check_committee(hood: Neighbourhood, round_id: int, reporting_map: bytes, mi
                                f"{hood.committee_threshold} needed")
     message = commit_message(hood.group_id, hood.digest, round_id, reporting_map, missing_map)
     for signer, signature in zip(signers, sigs):
+        opcount.record("ed25519_verify")
         try:
             Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(signature, message)
         except (InvalidSignature, ValueError):

@@ -7,13 +7,11 @@ intermediates.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocols.errors import ParameterError
+from protocols.primitives import hashing, opcount
+from protocols.primitives.aead import ChaCha20Poly1305
 
 VERSION = 2
 DOMAIN = b"usapp-aggregation-v2"
@@ -40,7 +38,7 @@ def round_bytes(round_id: int) -> bytes:
 
 def prf(key: bytes, label: bytes, round_id: int, nbytes: int) -> bytes:
     """Spec 5.1: SHAKE256(DOMAIN || lp(label) || key || I2OSP(r, 8)), nbytes long."""
-    return hashlib.shake_256(DOMAIN + lp(label) + key + round_bytes(round_id)).digest(nbytes)
+    return hashing.shake_256(DOMAIN + lp(label) + key + round_bytes(round_id)).digest(nbytes)
 
 
 def prf_mod(key: bytes, label: bytes, round_id: int, modulus: int) -> int:
@@ -56,10 +54,11 @@ def mac_key(shared_key: bytes, direction: bytes) -> bytes:
 
 def mac(key: bytes, kind: bytes, body: bytes) -> bytes:
     """Spec 5.2: HMAC-SHA256(mk, DOMAIN || lp(kind) || CBOR(body))."""
-    return hmac.new(key, DOMAIN + lp(kind) + body, hashlib.sha256).digest()
+    return hashing.hmac_new(key, DOMAIN + lp(kind) + body, "sha256").digest()
 
 
 def _x25519(private: bytes, public: bytes, what: str) -> bytes:
+    opcount.record("x25519")
     try:
         return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError as exc:  # wrong length or an all-zero (low-order) result
@@ -75,6 +74,7 @@ def is_low_order(public: bytes) -> bool:
     Every clamped scalar is a multiple of 8, so a point of order dividing
     8 gives zero with any private key; one agreement with a fixed key detects it.
     """
+    opcount.record("x25519")  # the probe is a full DH
     try:
         _PROBE.exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError:
@@ -83,6 +83,7 @@ def is_low_order(public: bytes) -> bool:
 
 
 def x25519_public(private: bytes) -> bytes:
+    opcount.record("x25519")
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 
@@ -101,7 +102,7 @@ def static_secret(directory_digest: bytes, own_id: str, own_private: bytes, peer
     keys only the share boxes (5.6) and confirmations (5.7), never a mask.
     """
     shared = _x25519(own_private, peer_public, f"meter {peer_id}")
-    return hashlib.sha256(DOMAIN + b"pair" + directory_digest + _ordered(own_id, peer_id) + shared).digest()
+    return hashing.sha256(DOMAIN + b"pair" + directory_digest + _ordered(own_id, peer_id) + shared).digest()
 
 
 def mask_private(epsilon: int) -> bytes:
@@ -114,7 +115,7 @@ def round_secret(group_id: bytes, round_id: int, own_id: str, epsilon: int, peer
     """Spec 5.4: a_ij(r) = SHA-256(DOMAIN || "mask-key" || lp(group) || I2OSP(r, 8) || lp(lo) || lp(hi)
     || X25519(I2OSP(epsilon_i, 32), E_j))."""
     shared = _x25519(mask_private(epsilon), peer_mask_public, f"the round mask key of meter {peer_id}")
-    return hashlib.sha256(DOMAIN + b"mask-key" + lp(group_id) + round_bytes(round_id) +
+    return hashing.sha256(DOMAIN + b"mask-key" + lp(group_id) + round_bytes(round_id) +
                           _ordered(own_id, peer_id) + shared).digest()
 
 
@@ -154,7 +155,7 @@ def confirmation(secret: bytes, group_id: bytes, round_id: int, sender: str, rec
     key = prf(secret, b"confirm", 0, KEY_BYTES)
     data = (DOMAIN + b"confirm" + lp(group_id) + round_bytes(round_id) + lp(sender.encode()) +
             lp(recipient.encode()) + sender_mask_public + recipient_mask_public)
-    return hmac.new(key, data, hashlib.sha256).digest()[:CONFIRM_BYTES]
+    return hashing.hmac_new(key, data, "sha256").digest()[:CONFIRM_BYTES]
 
 
 def tag_alphas(tag_key: bytes, round_id: int, slots: int) -> list[int]:
@@ -170,17 +171,17 @@ def tag_beta(meter_key: bytes, round_id: int) -> int:
 
 def graph_commitment(meter_id: str, nonce: bytes) -> bytes:
     """Spec 3.3: h_i = SHA-256(DOMAIN || "graph-commit" || lp(id) || nu_i)."""
-    return hashlib.sha256(DOMAIN + b"graph-commit" + lp(meter_id.encode()) + nonce).digest()
+    return hashing.sha256(DOMAIN + b"graph-commit" + lp(meter_id.encode()) + nonce).digest()
 
 
 def graph_seed(directory_digest: bytes, nonces: list[bytes]) -> bytes:
     """Spec 3.3: SHA-256(DOMAIN || "graph-seed" || directory digest || nu_1 || ... || nu_N), directory order."""
-    return hashlib.sha256(DOMAIN + b"graph-seed" + directory_digest + b"".join(nonces)).digest()
+    return hashing.sha256(DOMAIN + b"graph-seed" + directory_digest + b"".join(nonces)).digest()
 
 
 def rank(seed: bytes, label: bytes, index: int, meter_id: str) -> bytes:
     """Spec 3.4: SHA-256(DOMAIN || lp(label) || seed || I2OSP(index, 1) || lp(id)), the sort key of one order."""
-    return hashlib.sha256(DOMAIN + lp(label) + seed + bytes([index]) + lp(meter_id.encode())).digest()
+    return hashing.sha256(DOMAIN + lp(label) + seed + bytes([index]) + lp(meter_id.encode())).digest()
 
 
 def commit_message(group_id: bytes, directory_digest: bytes, round_id: int, reporting: bytes,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +42,7 @@ from protocols.errors import (
     StateError,
     VerificationError,
 )
+from protocols.primitives import hashing, opcount
 from protocols.primitives import shamir
 from protocols.schemes.paillier import Ciphertext, PrivateKey
 
@@ -188,6 +188,7 @@ class Utility:
                 raise ReplayError(f"two commit-signatures from {signer}")
             if len(m[4]) != SIGNATURE_BYTES:
                 raise DecodeError(f"commit-signature from {signer}: the signature must be {SIGNATURE_BYTES} bytes")
+            opcount.record("ed25519_verify")
             try:
                 Ed25519PublicKey.from_public_bytes(hood.meter_verify[signer]).verify(m[4], message)
             except (InvalidSignature, ValueError):
@@ -278,7 +279,7 @@ class Utility:
         alphas = tag_alphas(state.tag_key, rs.round, hood.slots)
         expected = (sum(a * v for a, v in zip(alphas, sums)) +
                     sum(tag_beta(state.meter_keys[m], rs.round) for m in rs.reporting)) % TAG_PRIME
-        if not hmac.compare_digest((tag_sum % TAG_PRIME).to_bytes(16, "big"), expected.to_bytes(16, "big")):
+        if not hashing.compare_digest((tag_sum % TAG_PRIME).to_bytes(16, "big"), expected.to_bytes(16, "big")):
             raise AggregateMismatchError(
                 f"round {rs.round}: the aggregate does not match the {len(rs.reporting)} contributions it claims "
                 "(run Utility.audit to name the faulty node)")
@@ -332,7 +333,7 @@ class Utility:
                 raise DroppedContributionError(f"audit: {node} claims meter {meter} but holds no report of it")
         derived_confirmations = dict(zip(body[5], body[6]))
         for meter, value in zip(report.covered, report.confirmation_list):
-            if meter in derived_confirmations and not hmac.compare_digest(value, derived_confirmations[meter]):
+            if meter in derived_confirmations and not hashing.compare_digest(value, derived_confirmations[meter]):
                 raise InjectedContributionError(f"audit: {node} changed the confirmations of meter {meter}")
         n2 = hood.public_key.nsquare
         product = mpz(Ciphertext.from_bytes(hood.public_key, body[4]).c)

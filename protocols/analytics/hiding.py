@@ -106,41 +106,62 @@ class Stepping:
             raise ParameterError(f"low_soc must be below high_soc, not {lo} >= {hi}")
 
 
-OBJECTIVES = ("variation-level", "variation", "level")
-"""The look-ahead's objectives (spec 3.4); the first is the default."""
+OBJECTIVES = ("hold", "variation-level", "variation", "level")
+"""The look-ahead's objectives (spec 3.4); the first is the default.  It is not a programme: it holds
+the meter at piecewise-constant levels, each as long as the battery allows (spec 3.4.1)."""
 _DEFAULT_WEIGHTS = {"variation-level": (0.05, 1.0, 0.1), "variation": (0.0, 1.0, 0.1), "level": (1.0, 0.25, 1.6)}
 """Per objective: the default (level_weight, variation_weight, loss_weight) of spec 3.4."""
 
 
 @dataclass(frozen=True)
 class LookAhead:
-    """A linear programme over each day, knowing the day's load (spec 3.4): an upper bound.
+    """Knowing the day's load ahead (spec 3.4): an upper bound against which the causal policies are measured.
 
-    The programme minimises, over the metered energy g of the day, ``level_weight`` times
-    sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total variation
-    sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
-    times the throughput (1e-6, a tie-break), subject to the battery model.  ``objective`` names
-    the default weights (level, variation, loss):
+    ``objective`` "hold" (the default, spec 3.4.1) is no programme: the meter is held at a level on
+    multiples of ``hold_step_kw`` (0.05 kW) that the battery can keep longest, looking
+    ``hold_horizon_minutes`` (1440) ahead, then a level is chosen again; among the levels of the longest
+    hold, ``hold_band`` (0.25 of the SoC window) bounds how far from mid-window a hold may leave the store
+    when it is chosen as the one nearest the previous level.
 
-    - "variation-level" (the default): (0.05, 1, 0.1), the least variation, ties broken towards one level;
+    The other objectives are a linear programme per day that minimises, over the metered energy g of the
+    day, ``level_weight`` times sum |g[t] - c| (c a level, free), plus ``variation_weight`` times the total
+    variation sum |g[t+1] - g[t]|, plus ``loss_weight`` times the energy lost, plus ``throughput_weight``
+    times the throughput (1e-6, a tie-break), subject to the battery model, with default weights
+    (level, variation, loss):
+
+    - "variation-level": (0.05, 1, 0.1), the least variation, ties broken towards one level (the default
+      before the hold objective);
     - "variation": (0, 1, 0.1), the least variation alone (the programme before issue 19 closed);
     - "level": (1, 0.25, 1.6), one level per day as far as the battery allows.
 
-    A weight given explicitly replaces the objective's.  Each day ends with at least the stored energy
-    it started with (less the leak), or, if ``end_fraction`` is given, at least that fraction of the
-    SoC window.
+    A weight given explicitly replaces the objective's.  Each programme's day ends with at least the
+    stored energy it started with (less the leak), or, if ``end_fraction`` is given, at least that
+    fraction of the SoC window.  "hold" uses neither the weights nor ``end_fraction``.
     """
 
-    objective: str = "variation-level"
+    objective: str = "hold"
     loss_weight: float | None = None
     throughput_weight: float = 1e-6
     end_fraction: float | None = None
     variation_weight: float | None = None
     level_weight: float | None = None
+    hold_step_kw: float = 0.05
+    hold_horizon_minutes: int = 1440
+    hold_band: float = 0.25
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ParameterError(f"objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
+        _param("hold_step_kw", self.hold_step_kw, 0.001, MAX_KWH_PER_MINUTE * 60)
+        h = self.hold_horizon_minutes
+        if isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 7 * 1440:
+            raise ParameterError(f"hold_horizon_minutes must be an int in 1..{7 * 1440}, not {h!r}")
+        _param("hold_band", self.hold_band, 0, 0.5)
+        if self.objective == "hold":
+            given = [n for n in ("end_fraction", "loss_weight", "variation_weight", "level_weight")
+                     if getattr(self, n) is not None]
+            if given:
+                raise ParameterError(f"{given[0]} applies to the programme objectives, not to hold (spec 3.4.1)")
         for name in ("loss_weight", "variation_weight", "level_weight"):
             if getattr(self, name) is not None:
                 _param(name, getattr(self, name), 0, 1e6)
@@ -150,7 +171,7 @@ class LookAhead:
 
     def weights(self) -> tuple[float, float, float]:
         """(level, variation, loss) weights of the programme: the objective's, or those given."""
-        level, variation, loss = _DEFAULT_WEIGHTS[self.objective]
+        level, variation, loss = _DEFAULT_WEIGHTS.get(self.objective, (0.0, 0.0, 0.0))
         return (level if self.level_weight is None else self.level_weight,
                 variation if self.variation_weight is None else self.variation_weight,
                 loss if self.loss_weight is None else self.loss_weight)
@@ -326,6 +347,9 @@ def _stepping(r: _Runner, p: Stepping) -> None:
 # ---------------------------------------------------------------- 3.4 look-ahead
 
 def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
+    if p.objective == "hold":
+        _hold(r, p, interval_minutes)
+        return
     slots = 1440 // interval_minutes
     n = r.load.size
     for start in range(0, n, slots):
@@ -446,6 +470,81 @@ def _solve(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float, p: LookA
         raise ParameterError(f"look-ahead programme has no solution (end_fraction {p.end_fraction} cannot be "
                              f"reached in the day?): {res.message}")
     return np.asarray(res.x, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- 3.4.1 look-ahead holds
+
+def hold_lengths(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
+                 levels_kwh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spec 3.4.1: for each level, how many intervals of ``x`` the battery holds the meter exactly there.
+
+    The battery is simulated as :func:`raw_step` runs it (leak, then the transfer), all levels at once;
+    a hold ends at the first interval where the power limit or the SoC window would bind.  Returns
+    (length, stored energy at the end of the hold) per level.
+    """
+    lo, hi = cfg.soc_min_kwh, cfg.soc_max_kwh
+    pc, pd = cfg.max_charge_kw * dt_h, cfg.max_discharge_kw * dt_h
+    eta_c, eta_d, sd = cfg.charge_efficiency, cfg.discharge_efficiency, cfg.self_discharge_per_hour * dt_h
+    s = np.full(levels_kwh.size, float(soc0))
+    length = np.zeros(levels_kwh.size, dtype=np.int64)
+    alive = np.ones(levels_kwh.size, dtype=bool)
+    for k in range(x.size):
+        e = float(x[k]) - levels_kwh  # the request: + discharge, - charge (levels >= 0: never export)
+        s1 = s - s * sd
+        take = e / eta_d
+        stored = -e * eta_c
+        dis, chg = e > 0, e < 0
+        ok = alive & np.where(dis, (e <= pd) & (take <= s1 - lo), np.where(chg, (-e <= pc) & (stored <= hi - s1),
+                                                                           True))
+        if not ok.any():
+            break
+        new = np.where(dis, np.maximum(lo, s1 - take), np.where(chg, np.minimum(hi, s1 + stored), s1))
+        s = np.where(ok, new, s)
+        length += ok
+        alive = ok
+    return length, s
+
+
+def _hold(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
+    """Spec 3.4.1: hold the meter at the level the battery can keep longest, then choose again."""
+    cfg, dt = r.cfg, r.dt_h
+    horizon = max(1, p.hold_horizon_minutes // interval_minutes)
+    mid = (cfg.soc_min_kwh + cfg.soc_max_kwh) / 2
+    n, t = r.load.size, 0
+    last = float(r.load[0])
+    while t < n:
+        x = r.load[t:t + horizon]
+        top = float(x.max()) / dt
+        levels = np.arange(0, math.floor(top / p.hold_step_kw + 1e-9) + 2) * (p.hold_step_kw * dt)
+        length, s_end = hold_lengths(cfg, x, dt, r.soc, levels)
+        best = int(length.max())
+        if best == 0:  # no level can be held even one interval: the battery does what it can (spec 3.1)
+            last = r.run(t, last)
+            t += 1
+            continue
+        pick = _hold_tie(length, s_end, levels, best < x.size, last, mid, p.hold_band * cfg.usable_kwh)
+        level, steps = float(levels[pick]), int(length[pick])
+        for k in range(steps):
+            last = r.run(t, level)
+            t += 1
+            if abs(last - level) > 1e-12:  # rounding ended the hold one interval early: choose again
+                break
+
+
+def _hold_tie(length: np.ndarray, s_end: np.ndarray, levels: np.ndarray, forced: bool, last: float, mid: float,
+              band: float) -> int:
+    """Spec 3.4.1's choice among the levels of the longest hold (``forced``: it ends before the horizon).
+
+    Forced: the level nearest the previous metered energy ``last`` among those leaving the store within
+    ``band`` kWh of mid-window; if none, or not forced: the level leaving the store nearest mid-window.
+    Remaining ties: the lowest level.
+    """
+    cand = np.flatnonzero(length == length.max())
+    if forced:
+        near = cand[np.abs(s_end[cand] - mid) <= band]
+        if near.size:
+            return int(near[np.argmin(np.abs(levels[near] - last))])
+    return int(cand[np.argmin(np.abs(s_end[cand] - mid))])
 
 
 # ---------------------------------------------------------------- 4. cost

@@ -28,14 +28,12 @@ Rules the binding does not enforce and this module does (spec section 4):
   canonical bytes and does its own arithmetic (section 5).
 
 Group elements may be secret (an IBE private key is a point), so ``repr``
-never shows a value; equality of GT elements uses ``hmac.compare_digest``.
+never shows a value; equality of GT elements uses ``hashing.compare_digest``.
 There is no module-level mutable state.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -47,6 +45,8 @@ from py_arkworks_bls12381 import GT as _ArkGT
 from py_arkworks_bls12381 import Scalar as _ArkScalar
 
 from protocols.errors import DecodeError, ParameterError, UsappError
+from protocols.primitives import hashing, opcount
+from protocols.primitives.numtheory import count_modinv
 from protocols.primitives.rand import RandomSource, random_below, random_range
 
 # ---------------------------------------------------------------------------
@@ -172,6 +172,8 @@ def scalar_inverse(k: int) -> int:
         raise ParameterError("a scalar must be an int")
     if k % R == 0:
         raise ParameterError("0 has no inverse modulo r")
+    if opcount.active():
+        count_modinv(R)
     return pow(k, -1, R)
 
 
@@ -193,7 +195,7 @@ def _check_dst(DST: object) -> bytes:
         raise ParameterError("DST must not be empty (RFC 9380 section 3.1)")
     if len(dst) > 255:
         # RFC 9380 section 5.3.3: DST = H("H2C-OVERSIZE-DST-" || a_very_long_DST)
-        dst = hashlib.sha256(_OVERSIZE_PREFIX + dst).digest()
+        dst = hashing.sha256(_OVERSIZE_PREFIX + dst).digest()
     return dst
 
 
@@ -220,16 +222,35 @@ def _check_len_in_bytes(len_in_bytes: object) -> int:
     return len_in_bytes
 
 
+def xmd_blocks(msg_length: int, dst_length: int, len_in_bytes: int) -> int:
+    """SHA-256 blocks of one expand_message_xmd (RFC 9380 section 5.3.1) done once, as a
+    library does it: the oversize-DST hash (section 5.3.3), b_0, then b_1 .. b_ell."""
+    blocks = 0
+    if dst_length > 255:
+        blocks += hashing.blocks("sha256", len(_OVERSIZE_PREFIX) + dst_length)
+        dst_length = _B_IN_BYTES
+    ell = -(-len_in_bytes // _B_IN_BYTES)
+    blocks += hashing.blocks("sha256", _R_IN_BYTES + msg_length + 2 + 1 + dst_length + 1)
+    return blocks + ell * hashing.blocks("sha256", _B_IN_BYTES + 1 + dst_length + 1)
+
+
+def _count_hash_to_curve(group: str, msg: bytes, DST: bytes, m: int) -> None:
+    """Record one ``hash_to_curve:{group}`` and the SHA-256 blocks of its hash_to_field
+    (count = 2 elements of F_p^m, L = 64 bytes each), which the binding computes."""
+    opcount.record(f"hash_to_curve:{group}")
+    opcount.record("hash_block:sha256", xmd_blocks(len(msg), len(DST), 2 * m * _L))
+
+
 def expand_message_xmd(msg: bytes, DST: bytes, len_in_bytes: int) -> bytes:
     """RFC 9380 section 5.3.1, expand_message_xmd with H = SHA-256."""
     _check_len_in_bytes(len_in_bytes)
     ell = -(-len_in_bytes // _B_IN_BYTES)
     dst_prime = xmd_dst_prime(DST)
-    b_0 = hashlib.sha256(xmd_msg_prime(msg, DST, len_in_bytes)).digest()
-    b_i = hashlib.sha256(b_0 + b"\x01" + dst_prime).digest()
+    b_0 = hashing.sha256(xmd_msg_prime(msg, DST, len_in_bytes)).digest()
+    b_i = hashing.sha256(b_0 + b"\x01" + dst_prime).digest()
     uniform_bytes = [b_i]
     for i in range(2, ell + 1):
-        b_i = hashlib.sha256(bytes(x ^ y for x, y in zip(b_0, b_i)) + bytes([i]) + dst_prime).digest()
+        b_i = hashing.sha256(bytes(x ^ y for x, y in zip(b_0, b_i)) + bytes([i]) + dst_prime).digest()
         uniform_bytes.append(b_i)
     return b"".join(uniform_bytes)[:len_in_bytes]
 
@@ -291,6 +312,7 @@ class _Point:
     __slots__ = ("_p",)
     _p: Any
     _ark: Any = None
+    _BASE: Any = None
     _size = 0
     _name = ""
 
@@ -306,8 +328,10 @@ class _Point:
 
     @classmethod
     def generator(cls):
-        """The standard generator (draft-irtf-cfrg-pairing-friendly-curves, BLS12_381)."""
-        return cls(cls._ark())
+        """The standard generator (draft-irtf-cfrg-pairing-friendly-curves, BLS12_381): one shared
+        immutable object, so that a multiplication of it is told apart by identity and counted as
+        ``point_mul_base`` (specs/costs.md 2.1)."""
+        return cls._BASE
 
     @classmethod
     def identity(cls):
@@ -343,8 +367,13 @@ class _Point:
         return type(self)(-self._p)
 
     def __mul__(self, k: object):
-        """[k]P for an int k (taken modulo r)."""
-        return type(self)(self._p * _scalar(k))
+        """[k]P for an int k (taken modulo r); counted as ``point_mul_base:{curve}`` when P is
+        the generator, else ``point_mul:{curve}`` (specs/costs.md 2.1)."""
+        scalar = _scalar(k)
+        if opcount.active():
+            base = self is type(self)._BASE
+            opcount.record(f"{'point_mul_base' if base else 'point_mul'}:bls12_381_{self._name.lower()}")
+        return type(self)(self._p * scalar)
 
     __rmul__ = __mul__
 
@@ -468,6 +497,10 @@ class G2(_Point):
         return (c[0], c[1]), (c[2], c[3])
 
 
+G1._BASE = G1(_ArkG1())
+G2._BASE = G2(_ArkG2())
+
+
 def _restore_point(name: str, raw: bytes) -> _Point:
     """Unpickling: the element's class by name, decoded with every check."""
     classes: dict[str, type[G1] | type[G2]] = {"G1": G1, "G2": G2}
@@ -485,6 +518,8 @@ def hash_to_g1(msg: bytes, DST: bytes) -> G1:
     (non-empty; longer than 255 bytes is hashed per section 5.3.3)."""
     message = _as_bytes(msg, "msg", ParameterError)
     _check_dst(DST)
+    if opcount.active():
+        _count_hash_to_curve("bls12_381_g1", message, DST, 1)
     return G1(_ArkG1.hash_to_curve(message, bytes(DST)))
 
 
@@ -493,6 +528,8 @@ def hash_to_g2(msg: bytes, DST: bytes) -> G2:
     sections 3 and 8.8.2) with the caller's ``DST``."""
     message = _as_bytes(msg, "msg", ParameterError)
     _check_dst(DST)
+    if opcount.active():
+        _count_hash_to_curve("bls12_381_g2", message, DST, 2)
     return G2(_ArkG2.hash_to_curve(message, bytes(DST)))
 
 
@@ -695,7 +732,7 @@ class GT:
         return self._bytes
 
     def is_identity(self) -> bool:
-        return hmac.compare_digest(self._bytes, _fp12_to_bytes(_FP12_ONE))
+        return hashing.compare_digest(self._bytes, _fp12_to_bytes(_FP12_ONE))
 
     def _other(self, other: object) -> GT:
         if not isinstance(other, GT):
@@ -720,6 +757,8 @@ class GT:
         if not _is_int(k):
             raise ParameterError(f"a GT exponent must be an int, not {type(k).__name__}")
         e = k % R
+        if opcount.active():
+            opcount.record("gt_exp:bls12_381")
         if self._ark is None:
             return GT(_fp12_to_bytes(_fp12_pow(_fp12_from_bytes(self._bytes), e)))
         acc = _ArkGT.one()
@@ -732,7 +771,7 @@ class GT:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, GT):
             return NotImplemented
-        return hmac.compare_digest(self._bytes, other._bytes)
+        return hashing.compare_digest(self._bytes, other._bytes)
 
     def __hash__(self) -> int:
         return hash(("GT", self._bytes))
@@ -761,6 +800,7 @@ def pairing(P1: G1, Q2: G2) -> GT:
     arkworks (spec section 7; checked numerically)."""
     if not isinstance(P1, G1) or not isinstance(Q2, G2):
         raise ParameterError("pairing takes a G1 element and a G2 element")
+    opcount.record("pairing:bls12_381")
     return GT._from_ark(_ArkGT.pairing(P1._p, Q2._p))
 
 
@@ -775,4 +815,5 @@ def multi_pairing(pairs: Sequence[tuple[G1, G2]]) -> GT:
             raise ParameterError("multi_pairing takes (G1, G2) pairs")
         g1s.append(pair[0]._p)
         g2s.append(pair[1]._p)
+    opcount.record("pairing:bls12_381", len(pairs))  # the shared final exponentiation is not discounted
     return GT._from_ark(_ArkGT.multi_pairing(g1s, g2s))

@@ -70,6 +70,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocols.errors import DecodeError, ParameterError
+from protocols.primitives import opcount
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -275,7 +276,9 @@ def encode(obj: object, *, max_depth: int = DEFAULT_MAX_DEPTH) -> bytes:
     bytes (sections 3.4.3, 4.2.2).
     """
     _check_depth_parameter(max_depth)
-    return _encode_item(obj, 0, max_depth)
+    out = _encode_item(obj, 0, max_depth)
+    opcount.record("cbor_encode_byte", len(out))  # once per call, by output length (specs/costs.md 2.1)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -586,6 +589,7 @@ def decode(
         raise DecodeError(f"expected bytes to decode, got {type(data).__name__}")
     if size > max_size:
         raise DecodeError(f"input of {size} bytes exceeds max_size {max_size}")
+    opcount.record("cbor_decode_byte", size)  # once per call, by input length (specs/costs.md 2.1)
     decoder = _Decoder(bytes(data), max_depth)
     value = decoder.item(0)
     if decoder.remaining():

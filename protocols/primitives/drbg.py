@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 from protocols.errors import ParameterError, RandomnessError, StateError, shown
+from protocols.primitives import opcount
 
 RESEED_INTERVAL = 1 << 48
 """SP 800-90A Table 2: maximum number of requests between reseeds."""
@@ -279,7 +280,9 @@ class HmacDrbg:
         self._update(additional_input)
         # 7. reseed_counter = reseed_counter + 1.
         self.reseed_counter += 1
-        # 8. Return SUCCESS, returned_bits.
+        # 8. Return SUCCESS, returned_bits.  Counted once here, as random bytes handed out; the
+        # HMACs above are the generator's own cost, inside that unit (specs/costs.md 2.1).
+        opcount.record("random_byte", nbytes)
         return returned_bits
 
     def uninstantiate(self) -> None:

@@ -34,7 +34,6 @@ Element is always in the prime-order subgroup.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -42,6 +41,7 @@ import nacl.bindings as _nacl
 import nacl.exceptions as _nacl_exc
 
 from protocols.errors import DecodeError, ParameterError
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, random_below
 
 P = 2**255 - 19
@@ -122,7 +122,7 @@ class Element:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Element):
             return NotImplemented
-        return hmac.compare_digest(self.encoding, other.encoding)
+        return hashing.compare_digest(self.encoding, other.encoding)
 
     def __hash__(self) -> int:
         return hash(self.encoding)
@@ -178,6 +178,7 @@ def ScalarBaseMult(k: int) -> Element:
     k = _scalar(k)
     if k == 0:
         return Identity()
+    opcount.record("point_mul_base:ed25519")
     return Element(_call(_nacl.crypto_scalarmult_ed25519_base_noclamp, k.to_bytes(32, "little")))
 
 
@@ -189,6 +190,7 @@ def ScalarMult(A: Element, k: int) -> Element:
     k = _scalar(k)
     if k == 0 or A.is_identity():
         return Identity()
+    opcount.record("point_mul:ed25519")
     return Element(_call(_nacl.crypto_scalarmult_ed25519_noclamp, k.to_bytes(32, "little"), A.encoding))
 
 

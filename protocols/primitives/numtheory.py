@@ -15,6 +15,7 @@ import gmpy2
 from gmpy2 import mpz
 
 from protocols.errors import ParameterError
+from protocols.primitives import opcount
 from protocols.primitives.rand import RandomSource, random_bits, random_range, resolve
 
 SMALL_PRIMES_PRODUCT = mpz(1)
@@ -28,10 +29,56 @@ MILLER_RABIN_ROUNDS = 40
 leave an error probability below 2^-80 even for adversarial candidates."""
 
 
+COUNTED_MIN_BITS = 193
+"""Big-number operations are counted (specs/costs.md 2.1) when the modulus has at least this many
+bits, that is when its size class is 256 or more; smaller moduli are small-field arithmetic."""
+
+
+def count_modexp(exponent: int, modulus: int) -> None:
+    """Record one ``modexp:{b}`` and ``|exponent|.bit_length()`` ``modexp_bit:{b}`` for a modular
+    exponentiation done elsewhere (b the modulus' size class, section 2.2).  Call it only when
+    :func:`opcount.active` is true."""
+    bits = int(modulus).bit_length()
+    if bits >= COUNTED_MIN_BITS:
+        size = opcount.size_class(bits)
+        opcount.record(f"modexp:{size}")
+        opcount.record(f"modexp_bit:{size}", abs(int(exponent)).bit_length())
+
+
+def count_modmul(modulus: int, n: int = 1) -> None:
+    """Record ``n`` ``modmul:{b}`` at the modulus' size class (call it only when active)."""
+    bits = int(modulus).bit_length()
+    if bits >= COUNTED_MIN_BITS:
+        opcount.record(f"modmul:{opcount.size_class(bits)}", n)
+
+
+def count_modinv(modulus: int) -> None:
+    """Record one ``modinv:{b}`` at the modulus' size class (call it only when active)."""
+    bits = int(modulus).bit_length()
+    if bits >= COUNTED_MIN_BITS:
+        opcount.record(f"modinv:{opcount.size_class(bits)}")
+
+
+def powmod(base: int, exponent: int, modulus: int) -> mpz:
+    """``gmpy2.powmod(base, exponent, modulus)``, counted (``modexp``, ``modexp_bit``)."""
+    if opcount.active():
+        count_modexp(exponent, modulus)
+    return gmpy2.powmod(base, exponent, modulus)
+
+
+def mulmod(a: int, b: int, modulus: int) -> mpz:
+    """``a * b mod modulus`` (as mpz), counted as one ``modmul``."""
+    if opcount.active():
+        count_modmul(modulus)
+    return mpz(a) * b % modulus
+
+
 def invert(a: int, m: int) -> mpz:
-    """a^-1 mod m; ParameterError when gcd(a, m) != 1."""
+    """a^-1 mod m; ParameterError when gcd(a, m) != 1.  Counted as one ``modinv``."""
     if m < 2:
         raise ParameterError("modulus of an inverse must be >= 2")
+    if opcount.active():
+        count_modinv(m)
     try:
         return gmpy2.invert(mpz(a), mpz(m))
     except ZeroDivisionError as exc:  # gmpy2 signals a non-invertible element so
@@ -40,7 +87,9 @@ def invert(a: int, m: int) -> mpz:
 
 def crt_pair(a_p: int, a_q: int, p: int, q: int, q_inv_p: int) -> mpz:
     """The x mod pq with x = a_p mod p and x = a_q mod q (Garner's formula),
-    given the precomputed q^-1 mod p."""
+    given the precomputed q^-1 mod p.  Counted as one ``modmul`` at p's size class."""
+    if opcount.active():
+        count_modmul(p)
     h = ((mpz(a_p) - a_q) * q_inv_p) % p
     return mpz(a_q) + h * q
 

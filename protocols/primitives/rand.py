@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from protocols.errors import ParameterError, RandomnessError
+from protocols.primitives import opcount
 
 
 @runtime_checkable
@@ -29,6 +30,8 @@ class SystemRandom:
     """The operating system's CSPRNG (``os.urandom``)."""
 
     def random_bytes(self, n: int) -> bytes:
+        """n bytes of os.urandom, counted as ``random_byte`` (specs/costs.md 2.1)."""
+        opcount.record("random_byte", n)
         return os.urandom(n)
 
 
@@ -92,6 +95,7 @@ class ReplayRandom:
                 f"draw {self._position} holds {len(chunk)} bytes but {n} were asked for"
             )
         self._position += 1
+        opcount.record("random_byte", n)
         return chunk
 
     @property

@@ -19,12 +19,11 @@ Fixed rules that vectors depend on:
 
 Share values are secret: they stay out of ``repr`` and exception messages
 (evaluation points are public and may appear), and ``check_consistent``
-compares them with ``hmac.compare_digest``.
+compares them with ``hashing.compare_digest``.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
@@ -33,6 +32,7 @@ import gmpy2
 from gmpy2 import mpz
 
 from protocols.errors import ParameterError, RecoveryError, VerificationError
+from protocols.primitives import hashing
 from protocols.primitives.numtheory import invert
 from protocols.primitives.rand import RandomSource, random_below, resolve
 
@@ -235,7 +235,7 @@ def check_consistent(shares: Sequence[Share], threshold: int, prime: int = P2551
     for x, y in zip(xs[t:], ys[t:]):
         lambdas = _lagrange_at(xs[:t], x, p)
         expected = sum(l * v for l, v in zip(lambdas, ys[:t])) % p
-        mismatches += not hmac.compare_digest(int(expected).to_bytes(width, "big"), int(y).to_bytes(width, "big"))
+        mismatches += not hashing.compare_digest(int(expected).to_bytes(width, "big"), int(y).to_bytes(width, "big"))
     if mismatches:
         raise VerificationError(
             f"{len(xs)} shares do not lie on one polynomial of degree < {t} "

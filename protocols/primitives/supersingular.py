@@ -50,6 +50,7 @@ import gmpy2
 from gmpy2 import mpz
 
 from protocols.errors import DecodeError, ParameterError, UsappError
+from protocols.primitives import opcount
 from protocols.primitives.numtheory import is_probable_prime
 from protocols.primitives.rand import RandomSource, random_below
 
@@ -168,8 +169,11 @@ class Fp2:
         return self * other.inverse()
 
     def __pow__(self, e: int) -> Fp2:
+        """self^e; counted as one ``gt_exp:ss{p bits}`` (specs/costs.md 2.1)."""
         if not _is_int(e):
             raise ParameterError("an F_p^2 exponent must be an integer")
+        if opcount.active():
+            opcount.record(f"gt_exp:{curve_label(self.p)}")
         base = self if e >= 0 else self.inverse()
         return Fp2(self.p, *_f2_pow(base.a0, base.a1, abs(int(e)), self.p))
 
@@ -295,7 +299,7 @@ class Type1Curve:
         # with sqrt(-3) = sqrt(3) * i; a_zeta = (p - 1)/2 = -1/2 as printed.
         sqrt3 = gmpy2.powmod(3, (p + 1) // 4, p)
         zeta = Fp2(p, (p - 1) // 2, (-sqrt3 * gmpy2.invert(2, p)) % p)
-        if zeta.is_one() or not (zeta ** 3).is_one():
+        if zeta.is_one() or not Fp2(p, *_f2_pow(zeta.a0, zeta.a1, 3, p)).is_one():
             raise ParameterError("no primitive cube root of unity of the expected form")
         object.__setattr__(self, "zeta", zeta)
 
@@ -433,15 +437,29 @@ def SignedWindowDecomposition(k: int, r: int) -> list[tuple[int, int]]:
     return pairs
 
 
+def curve_label(p: int) -> str:
+    """The opcount curve name of the type-1 curve over F_p: ``ss`` and p's size class (section 2.2)."""
+    return f"ss{opcount.size_class(int(p).bit_length())}"
+
+
 def PointMultiply(E: Type1Curve, l: int, A: Point, r: int = WINDOW_BITS) -> Point:
     """RFC 5091 Algorithm 3.2.2 (PointMultiply): [l]A by the signed 2^r-ary
-    window method.  Extended to every integer l: [0]A = 0, [-l]A = [l](-A)."""
+    window method.  Extended to every integer l: [0]A = 0, [-l]A = [l](-A).
+    Counted as one ``point_mul:ss{p bits}`` (specs/costs.md 2.1)."""
+    if opcount.active():
+        opcount.record(f"point_mul:{curve_label(E.p)}")
+    return point_multiply_uncounted(E, l, A, r)
+
+
+def point_multiply_uncounted(E: Type1Curve, l: int, A: Point, r: int = WINDOW_BITS) -> Point:
+    """:func:`PointMultiply` without the count, for a caller that counts a larger unit
+    (the cofactor clearing inside HashToPoint, counted as ``hash_to_curve``)."""
     if not _is_int(l):
         raise ParameterError("a scalar must be an integer")
     if l == 0 or A.infinity:
         return INFINITY
     if l < 0:
-        return PointMultiply(E, -l, PointNegate(E, A), r)
+        return point_multiply_uncounted(E, -l, PointNegate(E, A), r)
     if r < 2:
         raise ParameterError("PointMultiply needs a window of at least 2 bits")
     digits = SignedWindowDecomposition(l, r)
@@ -558,7 +576,10 @@ def _final_exponentiation(E: Type1Curve, num: _Raw, den: _Raw) -> Fp2:
 
 
 def _miller_solinas(E: Type1Curve, A: Point, Bq: _RawPoint) -> tuple[_Raw, _Raw]:
-    """Steps 1-4 of TateMillerSolinas: (v_num, v_den) before the final power."""
+    """Steps 1-4 of TateMillerSolinas: (v_num, v_den) before the final power.  Each Miller loop
+    is counted as one ``pairing:ss{p bits}`` (specs/costs.md 2.1)."""
+    if opcount.active():
+        opcount.record(f"pairing:{curve_label(E.p)}")
     if E.solinas is None:  # the callers check first; kept so the unpacking is well typed
         raise ParameterError("q has no Solinas form: use the generic Miller loop")
     a, s, b, c = E.solinas
@@ -600,7 +621,10 @@ def _miller_solinas(E: Type1Curve, A: Point, Bq: _RawPoint) -> tuple[_Raw, _Raw]
 
 
 def _miller_binary(E: Type1Curve, A: Point, Bq: _RawPoint) -> tuple[_Raw, _Raw]:
-    """The plain binary Miller loop: (numerator, denominator) of f_(q,A)(B)."""
+    """The plain binary Miller loop: (numerator, denominator) of f_(q,A)(B), counted as one
+    ``pairing:ss{p bits}``."""
+    if opcount.active():
+        opcount.record(f"pairing:{curve_label(E.p)}")
     p = E.p
     num, den = (mpz(1), mpz(0)), (mpz(1), mpz(0))
     T = A

@@ -23,12 +23,12 @@ own integrity tag u.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 
 from gmpy2 import mpz
 
 from protocols.errors import InvalidCiphertextError, KeyMismatchError, ParameterError, VerificationError
+from protocols.primitives import hashing
 from protocols.primitives.rand import RandomSource, random_range, resolve
 from protocols.primitives.supersingular import (
     MIN_P_BITS,
@@ -415,7 +415,7 @@ def BBdecrypt(params: BB1PublicParameters, key: BB1PrivateKey, ciphertext: BB1Ci
     m = _xor(HashBytes(len(y), h_prime, hashfcn), y)                         # step 3(b)
     h_second = two_pass_hash(hashfcn, sigma_string(params, c.C_0, c.C_1, y, psi))  # step 4(a)
     s = (c.u - HashToRange(h_second, E.q, hashfcn)) % E.q                    # step 4(b)
-    w_ok = hmac.compare_digest(psi, Canonical(E, 1, params.v ** s))          # step 5(a)
+    w_ok = hashing.compare_digest(psi, Canonical(E, 1, params.v ** s))          # step 5(a)
     C_0_check = PointMultiply(E, s, params.P)                                # step 5(b)
     c0_ok = not C_0_check.infinity and C_0_check == c.C_0
     if not (w_ok and c0_ok):                                                 # step 6

@@ -30,12 +30,10 @@ BFsetup refuses n = 1024 (the 80-bit level of section 9).
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import gmpy2
-from cryptography.hazmat.primitives import hashes
 from gmpy2 import mpz
 
 from protocols.errors import (
@@ -45,6 +43,7 @@ from protocols.errors import (
     ParameterError,
     VerificationError,
 )
+from protocols.primitives import hashing, opcount
 from protocols.primitives.numtheory import SMALL_PRIMES_PRODUCT, is_probable_prime
 from protocols.primitives.rand import RandomSource, random_below, random_range, resolve
 from protocols.primitives.supersingular import (
@@ -57,11 +56,13 @@ from protocols.primitives.supersingular import (
     PointMultiply,
     Type1Curve,
     Pairing1,
+    curve_label,
     der_fp_point,
     der_integer,
     der_octet_string,
     der_oid,
     der_sequence,
+    point_multiply_uncounted,
     read_der,
 )
 
@@ -82,20 +83,19 @@ class HashFunction:
     oid: str
     hashlen: int
     """Output length in octets (the RFC's hashlen)."""
-    algorithm: type[hashes.HashAlgorithm] = field(repr=False)
+    hashlib_name: str = field(repr=False)
+    """The name :mod:`protocols.primitives.hashing` knows it by (its blocks are counted)."""
 
     def __call__(self, data: bytes) -> bytes:
-        digest = hashes.Hash(self.algorithm())
-        digest.update(bytes(data))
-        return digest.finalize()
+        return bytes(hashing.new(self.hashlib_name, bytes(data)).digest())
 
 
-SHA1 = HashFunction("SHA-1", "1.3.14.3.2.26", 20, hashes.SHA1)
+SHA1 = HashFunction("SHA-1", "1.3.14.3.2.26", 20, "sha1")
 """RFC 5091 prints its OID as 1.3.14.3.2.16 in section 7.2 (a slip, specs/ibe.md 3.9.7)."""
-SHA224 = HashFunction("SHA-224", "2.16.840.1.101.3.4.2.4", 28, hashes.SHA224)
-SHA256 = HashFunction("SHA-256", "2.16.840.1.101.3.4.2.1", 32, hashes.SHA256)
-SHA384 = HashFunction("SHA-384", "2.16.840.1.101.3.4.2.2", 48, hashes.SHA384)
-SHA512 = HashFunction("SHA-512", "2.16.840.1.101.3.4.2.3", 64, hashes.SHA512)
+SHA224 = HashFunction("SHA-224", "2.16.840.1.101.3.4.2.4", 28, "sha224")
+SHA256 = HashFunction("SHA-256", "2.16.840.1.101.3.4.2.1", 32, "sha256")
+SHA384 = HashFunction("SHA-384", "2.16.840.1.101.3.4.2.2", 48, "sha384")
+SHA512 = HashFunction("SHA-512", "2.16.840.1.101.3.4.2.3", 64, "sha512")
 
 HASH_FUNCTIONS = MappingProxyType({h.oid: h for h in (SHA1, SHA224, SHA256, SHA384, SHA512)})
 """The five hash functions of RFC 5091 sections 5.1.2 and 8, by OID."""
@@ -202,7 +202,9 @@ def HashToPoint(E: Type1Curve, id: bytes, hashfcn: HashFunction) -> Point:
     public key for ``id``: ``ParameterError``."""
     id = _octets(id, "the identity")
     y = HashToRange(id, E.p, hashfcn)
-    Q = PointMultiply(E, E.cofactor, Point(E.cube_root(y * y - 1), y))
+    if opcount.active():
+        opcount.record(f"hash_to_curve:{curve_label(E.p)}")
+    Q = point_multiply_uncounted(E, E.cofactor, Point(E.cube_root(y * y - 1), y))
     if Q.infinity:
         raise ParameterError("the identity hashes to the point at infinity")
     return Q
@@ -568,7 +570,7 @@ def BFdecrypt(params: BFPublicParameters, key: BFPrivateKey, ciphertext: BFCiphe
     t = hashfcn(m)                                          # step 7
     l = HashToRange(rho + t, E.q, hashfcn)                  # step 8
     expected = PointMultiply(E, l, params.P)                # step 9
-    if expected.infinity or not hmac.compare_digest(
+    if expected.infinity or not hashing.compare_digest(
             E.encode_fp(expected.x) + E.encode_fp(expected.y),
             E.encode_fp(c.U.x) + E.encode_fp(c.U.y)):
         raise VerificationError("BF ciphertext rejected: U != [l]P (RFC 5091 5.5.1 step 9)")

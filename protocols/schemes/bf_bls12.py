@@ -28,11 +28,11 @@ logarithm it knows and so set P_pub alone (specs/ibe.md 4.5.2).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
+from protocols.primitives import hashing
 from protocols.primitives import shamir
 from protocols.primitives.bls12_381 import (
     G1,
@@ -228,7 +228,7 @@ def decapsulate_trace(key: PrivateKey, enc: bytes) -> KemTrace:
     mask = _mask(theta.to_bytes(), u_bytes, key.identity)
     sigma = bytes(a ^ b for a, b in zip(v, mask))
     rho = _rho(sigma, key.identity)
-    if rho == 0 or not hmac.compare_digest((G2.generator() * rho).to_bytes(), u_bytes):
+    if rho == 0 or not hashing.compare_digest((G2.generator() * rho).to_bytes(), u_bytes):
         raise VerificationError("the encapsulation does not decrypt under this identity's key")
     return KemTrace(sigma, rho, identity_point(key.identity), theta, mask, u_bytes, v,
                     _key(sigma, u_bytes, v, key.identity))

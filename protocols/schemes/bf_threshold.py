@@ -44,7 +44,6 @@ appear in a ``repr`` or a message.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -53,6 +52,7 @@ from typing import TypeGuard
 from gmpy2 import mpz
 
 from protocols.errors import ParameterError, RecoveryError, VerificationError
+from protocols.primitives import hashing
 from protocols.primitives import shamir
 from protocols.primitives.rand import RandomSource, random_range, resolve
 from protocols.primitives.supersingular import (
@@ -106,7 +106,7 @@ def _same_point(E: Type1Curve, A: Point, B: Point) -> bool:
     """A == B, comparing the fixed-length encodings in constant time."""
     if A.infinity or B.infinity:
         return A.infinity and B.infinity
-    return hmac.compare_digest(E.encode_fp(A.x) + E.encode_fp(A.y), E.encode_fp(B.x) + E.encode_fp(B.y))
+    return hashing.compare_digest(E.encode_fp(A.x) + E.encode_fp(A.y), E.encode_fp(B.x) + E.encode_fp(B.y))
 
 
 # ---------------------------------------------------------------------------

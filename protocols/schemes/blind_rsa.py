@@ -46,8 +46,6 @@ bare bool and nothing uses ``assert``.
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -58,7 +56,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from gmpy2 import mpz
 
 from protocols.errors import DecodeError, ParameterError, VerificationError
-from protocols.primitives.numtheory import invert
+from protocols.primitives import hashing
+from protocols.primitives.numtheory import invert, mulmod, powmod
 from protocols.primitives.rand import RandomSource, random_range, resolve
 
 MIN_MODULUS_BITS = 2048
@@ -103,7 +102,7 @@ class Variant:
     prepare: PrepareType
 
     def Hash(self, data: bytes) -> bytes:
-        return hashlib.new(self.hash_name, data).digest()
+        return hashing.new(self.hash_name, data).digest()
 
     def cryptography_hash(self) -> hashes.HashAlgorithm:
         """The same hash for pyca ``cryptography`` (the independent verifier)."""
@@ -366,9 +365,9 @@ def RSASP1(sk: PrivateKey, m: int) -> mpz:
     m = mpz(m)
     if not 0 <= m < sk.public.n:
         raise ParameterError("message representative out of range")
-    s_1 = gmpy2.powmod(m, sk.dP, sk.p)
-    s_2 = gmpy2.powmod(m, sk.dQ, sk.q)
-    h = ((s_1 - s_2) * sk.qInv) % sk.p
+    s_1 = powmod(m, sk.dP, sk.p)
+    s_2 = powmod(m, sk.dQ, sk.q)
+    h = mulmod(s_1 - s_2, sk.qInv, sk.p)
     return s_2 + sk.q * h
 
 
@@ -378,7 +377,7 @@ def RSAVP1(pk: PublicKey, s: int) -> mpz:
     s = mpz(s)
     if not 0 <= s < pk.n:
         raise ParameterError("signature representative out of range")
-    return gmpy2.powmod(s, pk.e, pk.n)
+    return powmod(s, pk.e, pk.n)
 
 
 def MGF1(mgfSeed: bytes, maskLen: int, variant: Variant) -> bytes:
@@ -441,7 +440,7 @@ def EMSA_PSS_VERIFY(M: bytes, EM: bytes, emBits: int, variant: Variant) -> None:
         raise VerificationError("invalid signature (PSS encoding inconsistent)")
     salt = bytes(DB[len(DB) - sLen:]) if sLen else b""        # step 11
     H_prime = variant.Hash(b"\x00" * 8 + mHash + salt)       # steps 12-13
-    if not hmac.compare_digest(H, H_prime):                   # step 14
+    if not hashing.compare_digest(H, H_prime):                   # step 14
         raise VerificationError("invalid signature (PSS encoding inconsistent)")
 
 
@@ -561,9 +560,9 @@ def Blind_with_randomness(pk: PublicKey, msg: bytes, variant: Variant, salt: byt
         raise ParameterError("r must satisfy 1 <= r < n")
     if gmpy2.gcd(r, pk.n) != 1:                               # steps 7-8
         raise ParameterError("blinding error: r is not invertible modulo n")
-    inv = gmpy2.invert(r, pk.n)
+    inv = invert(r, pk.n)
     x = RSAVP1(pk, r)                                         # step 9
-    z = (m * x) % pk.n                                        # step 10
+    z = mulmod(m, x, pk.n)                                    # step 10
     return I2OSP(z, pk.modulus_len), inv                      # steps 11-12
 
 
@@ -645,7 +644,7 @@ def Finalize(pk: PublicKey, msg: bytes, blind_sig: bytes, inv: int,
     inv = mpz(inv)
     if not 1 <= inv < pk.n or gmpy2.gcd(inv, pk.n) != 1:
         raise ParameterError("inv must be invertible modulo n, 1 <= inv < n")
-    s = (z * inv) % pk.n                                      # step 3
+    s = mulmod(z, inv, pk.n)                                  # step 3
     sig = I2OSP(s, pk.modulus_len)                            # step 4
     Verify(pk, msg, sig, variant)                             # steps 5-6
     return sig

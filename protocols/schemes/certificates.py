@@ -10,7 +10,6 @@ this module adds the profile checks and typed errors.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -26,12 +25,14 @@ from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
 from protocols.errors import DecodeError, ParameterError, UsappError, VerificationError
+from protocols.primitives import hashing, opcount
 from protocols.primitives.supersingular import read_der
 
 __all__ = [
     "MAX_CERTIFICATE_BYTES", "MAX_CHAIN", "NAMESPACE", "ROLES", "ROLE_OIDS", "TrustAnchor", "certificate_fingerprint",
     "certificate_roles", "certificate_serial",
-    "load_certificate", "load_device_key", "public_der", "sign", "verify_device_chain", "verify_signature",
+    "ed25519_public", "load_certificate", "load_device_key", "public_der", "sign", "verify_device_chain",
+    "verify_signature",
 ]
 
 ROLES = ("meter", "gateway", "aggregator", "head-end", "escrow", "operator")
@@ -98,7 +99,7 @@ def certificate_fingerprint(der: bytes) -> bytes:
     """Spec 9.1: the SHA-256 of a DER certificate, as the log records the device's."""
     if not isinstance(der, (bytes, bytearray)):
         raise DecodeError("a certificate must be a byte string")
-    return hashlib.sha256(der).digest()
+    return hashing.sha256(der).digest()
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class TrustAnchor:
             cert = load_certificate(self.certificate, "trust anchor certificate")
             _check_profile(cert, "trust anchor")
             _check_ca(cert, 0, "trust anchor")
+            _record_verify(cert.public_key())
             cert.verify_directly_issued_by(cert)
         except (UsappError, ValueError, TypeError, InvalidSignature) as exc:
             raise ParameterError(f"not a usable self-signed root: {exc}") from None
@@ -201,6 +203,7 @@ def _check_validity(cert: x509.Certificate, now: int, what: str) -> None:
 
 def _check_issued_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
     try:
+        _record_verify(issuer.public_key())
         cert.verify_directly_issued_by(issuer)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         raise VerificationError(f"{what}: signature by its issuer does not verify") from None
@@ -250,6 +253,7 @@ def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[Tru
     for anchor in candidates:
         root = anchor.parsed()
         try:
+            _record_verify(root.public_key())
             last.verify_directly_issued_by(root)
         except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
@@ -267,8 +271,10 @@ def verify_device_chain(chain: Sequence[x509.Certificate], anchors: Sequence[Tru
 def sign(private_key: DeviceKey, message: bytes) -> bytes:
     """A device signature: Ed25519, or deterministic ECDSA P-256 / SHA-256 as r || s (64 bytes)."""
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
+        opcount.record("ed25519_sign")
         return private_key.sign(message)
     # Deterministic ECDSA (RFC 6979): the device needs no randomness to sign.
+    opcount.record("ecdsa_p256_sign")
     der = private_key.sign(message, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
     r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
@@ -283,6 +289,7 @@ def verify_signature(public_key: object, signature: bytes, message: bytes, what:
         raise VerificationError(f"{what}: a device signature is 64 bytes")
     try:
         if isinstance(public_key, ed25519.Ed25519PublicKey):
+            opcount.record("ed25519_verify")
             public_key.verify(signature, message)
             return
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -290,9 +297,28 @@ def verify_signature(public_key: object, signature: bytes, message: bytes, what:
         r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
         if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
             raise InvalidSignature
+        opcount.record("ecdsa_p256_verify")
         public_key.verify(encode_dss_signature(r, s), message, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise VerificationError(f"{what}: signature by the device key does not verify") from None
+
+
+def ed25519_public(private: bytes) -> bytes:
+    """The raw 32-byte Ed25519 public key of a 32-byte private key (RFC 8032 section 5.1.5),
+    counted as one ``ed25519_keygen``; ``ParameterError`` for another length."""
+    if not isinstance(private, (bytes, bytearray)) or len(private) != 32:
+        raise ParameterError("an Ed25519 private key is 32 bytes")
+    opcount.record("ed25519_keygen")
+    return ed25519.Ed25519PrivateKey.from_private_bytes(bytes(private)).public_key().public_bytes_raw()
+
+
+def _record_verify(public_key: object) -> None:
+    """Count one signature verification by ``public_key`` (specs/costs.md 2.1); the certificate
+    hashing inside it is the library's and part of the unit."""
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        opcount.record("ed25519_verify")
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        opcount.record("ecdsa_p256_verify")
 
 
 def load_device_key(der: bytes) -> DeviceKey:

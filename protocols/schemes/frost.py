@@ -39,13 +39,14 @@ explicitly (:func:`nonce_generate_from_randomness`, :func:`commit_with_randomnes
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, VerificationError
 from protocols.primitives import ed25519 as G
+from protocols.primitives import hashing, opcount
+from protocols.primitives.numtheory import count_modinv
 from protocols.primitives.ed25519 import Element
 from protocols.primitives.rand import RandomSource, resolve
 
@@ -75,7 +76,7 @@ def _bytes(value: object, name: str) -> bytes:
 
 
 def _H(m: bytes) -> bytes:
-    return hashlib.sha512(m).digest()
+    return hashing.sha512(m).digest()
 
 
 def _to_scalar(digest: bytes) -> int:
@@ -330,6 +331,8 @@ def derive_interpolating_value(L: Sequence[int], x_i: int) -> int:
             continue
         numerator = numerator * x_j % G.L
         denominator = denominator * (x_j - x_i) % G.L
+    if opcount.active():
+        count_modinv(G.L)
     return numerator * pow(denominator, -1, G.L) % G.L
 
 

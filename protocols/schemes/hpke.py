@@ -19,6 +19,7 @@ from pyhpke import AEADId, CipherSuite, KDFId, KEMId, OpenError
 from pyhpke import ContextInterface as HpkeContext
 
 from protocols.errors import DecodeError, ParameterError, VerificationError
+from protocols.primitives import hashing, opcount
 from protocols.primitives.rand import RandomSource, resolve
 
 __all__ = [
@@ -44,6 +45,9 @@ def DeriveKeyPair(ikm: bytes) -> tuple[bytes, bytes]:
     """RFC 9180 section 7.1.3 for DHKEM(X25519, HKDF-SHA256): (skm, pkm), 32 bytes each."""
     if not isinstance(ikm, (bytes, bytearray)) or len(ikm) < HPKE_PRIVATE_BYTES:
         raise ParameterError(f"DeriveKeyPair needs at least {HPKE_PRIVATE_BYTES} bytes of ikm")
+    if opcount.active():
+        opcount.record("x25519")  # pk(sk)
+        opcount.record("hash_block:sha256", _derive_key_pair_blocks(len(ikm)))
     pair = _HPKE.kem.derive_key_pair(bytes(ikm))
     return pair.private_key.to_private_bytes(), pair.public_key.to_public_bytes()
 
@@ -54,6 +58,7 @@ def check_public_key(pkm: bytes, what: str) -> None:
         raise DecodeError(f"{what} must be {HPKE_PUBLIC_BYTES} bytes")
     # A clamped X25519 scalar is a multiple of 8, so any one of them maps a
     # small-order point to zero, which cryptography refuses (ValueError).
+    opcount.record("x25519")  # a full ladder, counted: the check is a DH
     try:
         X25519PrivateKey.from_private_bytes(bytes(32)).exchange(X25519PublicKey.from_public_bytes(bytes(pkm)))
     except ValueError:
@@ -70,6 +75,10 @@ def SetupBaseS(pkRm: bytes, info: bytes, ikmE: bytes) -> tuple[bytes, HpkeContex
         raise ParameterError("info must be bytes")
     if not isinstance(ikmE, (bytes, bytearray)) or len(ikmE) < HPKE_PRIVATE_BYTES:
         raise ParameterError(f"ikmE must be at least {HPKE_PRIVATE_BYTES} bytes")
+    if opcount.active():  # Encap: pk(skE) and DH(skE, pkR) (RFC 9180 section 4.1), then KeySchedule
+        opcount.record("x25519", 2)
+        opcount.record("hash_block:sha256", _derive_key_pair_blocks(len(ikmE)) + _EAE_BLOCKS
+                       + _key_schedule_blocks(len(info)))
     ephemeral = _HPKE.kem.derive_key_pair(bytes(ikmE))
     recipient = _HPKE.kem.deserialize_public_key(bytes(pkRm))
     enc, context = _HPKE.create_sender_context(recipient, bytes(info), eks=ephemeral)
@@ -84,6 +93,9 @@ def SetupBaseR(enc: bytes, skRm: bytes, info: bytes) -> HpkeContext:
         raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
     if not isinstance(info, (bytes, bytearray)):
         raise ParameterError("info must be bytes")
+    if opcount.active():  # Decap: DH(skR, pkE) and pk(skR) (RFC 9180 section 4.1), then KeySchedule
+        opcount.record("x25519", 2)
+        opcount.record("hash_block:sha256", _EAE_BLOCKS + _key_schedule_blocks(len(info)))
     try:
         return _HPKE.create_recipient_context(bytes(enc), _HPKE.kem.deserialize_private_key(bytes(skRm)),
                                               bytes(info))
@@ -104,6 +116,7 @@ def SealBase(pkRm: bytes, info: bytes, aad: bytes, pt: bytes,
     check_public_key(pkRm, "HPKE recipient public key")
     ikmE = resolve(rng).random_bytes(HPKE_IKM_BYTES)
     enc, context = SetupBaseS(pkRm, info, ikmE)
+    _count_aead(len(pt))
     return enc, context.seal(bytes(pt), bytes(aad))
 
 
@@ -118,6 +131,7 @@ def OpenBase(enc: bytes, skRm: bytes, info: bytes, aad: bytes, ct: bytes) -> byt
     if not isinstance(aad, (bytes, bytearray)):
         raise ParameterError("aad must be bytes")
     context = SetupBaseR(enc, skRm, info)
+    _count_aead(len(ct) - HPKE_TAG_BYTES)
     try:
         return context.open(bytes(ct), bytes(aad))
     except OpenError:  # pyhpke wraps every AEAD failure in OpenError
@@ -128,4 +142,58 @@ def public_key(skRm: bytes) -> bytes:
     """The X25519 public key (32 bytes) of a private key (RFC 9180 section 7.1.1, SerializePublicKey)."""
     if not isinstance(skRm, (bytes, bytearray)) or len(skRm) != HPKE_PRIVATE_BYTES:
         raise ParameterError(f"HPKE private key must be {HPKE_PRIVATE_BYTES} bytes")
+    opcount.record("x25519")
     return X25519PrivateKey.from_private_bytes(bytes(skRm)).public_key().public_bytes_raw()
+
+
+# -- counting what pyhpke computes (specs/costs.md 2.1), by RFC 9180's formulas -------------------
+
+_LABEL_PREFIX_BYTES = len(b"HPKE-v1")
+_KEM_SUITE_ID_BYTES = len(b"KEM") + 2
+"""suite_id of the KEM's own KDF calls, "KEM" || I2OSP(kem_id, 2) (RFC 9180 section 4.1)."""
+_HPKE_SUITE_ID_BYTES = len(b"HPKE") + 6
+"""suite_id of the key schedule, "HPKE" || kem_id || kdf_id || aead_id (RFC 9180 section 5.1)."""
+_KEY_SCHEDULE_CONTEXT_BYTES = 1 + 32 + 32
+"""mode || psk_id_hash || info_hash (RFC 9180 section 5.1)."""
+
+
+def _labeled_extract_blocks(suite_id_bytes: int, label: bytes, ikm_bytes: int, salt_bytes: int = 0) -> int:
+    """SHA-256 blocks of LabeledExtract(salt, label, ikm) = HMAC(salt, "HPKE-v1" || suite_id || label || ikm)."""
+    return hashing.hmac_blocks("sha256", salt_bytes, _LABEL_PREFIX_BYTES + suite_id_bytes + len(label) + ikm_bytes)
+
+
+def _labeled_expand_blocks(suite_id_bytes: int, label: bytes, info_bytes: int, length: int) -> int:
+    """SHA-256 blocks of LabeledExpand(prk, label, info, L): HKDF-Expand (RFC 5869 section 2.3) of
+    I2OSP(L, 2) || "HPKE-v1" || suite_id || label || info, one HMAC per 32 output bytes."""
+    labeled_info = 2 + _LABEL_PREFIX_BYTES + suite_id_bytes + len(label) + info_bytes
+    return sum(hashing.hmac_blocks("sha256", 32, (32 if i else 0) + labeled_info + 1)
+               for i in range(-(-length // 32)))
+
+
+def _derive_key_pair_blocks(ikm_bytes: int) -> int:
+    """DeriveKeyPair for X25519 (RFC 9180 section 7.1.3): dkp_prk, then sk."""
+    return (_labeled_extract_blocks(_KEM_SUITE_ID_BYTES, b"dkp_prk", ikm_bytes)
+            + _labeled_expand_blocks(_KEM_SUITE_ID_BYTES, b"sk", 0, HPKE_PRIVATE_BYTES))
+
+
+_EAE_BLOCKS = (_labeled_extract_blocks(_KEM_SUITE_ID_BYTES, b"eae_prk", 32)
+               + _labeled_expand_blocks(_KEM_SUITE_ID_BYTES, b"shared_secret", 2 * HPKE_PUBLIC_BYTES, 32))
+"""ExtractAndExpand(dh, enc || pkRm) of DHKEM (RFC 9180 section 4.1)."""
+
+
+def _key_schedule_blocks(info_bytes: int) -> int:
+    """KeySchedule in mode_base (RFC 9180 section 5.1): psk_id_hash, info_hash, secret, key,
+    base_nonce and exporter_secret."""
+    context = _KEY_SCHEDULE_CONTEXT_BYTES
+    return (_labeled_extract_blocks(_HPKE_SUITE_ID_BYTES, b"psk_id_hash", 0)
+            + _labeled_extract_blocks(_HPKE_SUITE_ID_BYTES, b"info_hash", info_bytes)
+            + _labeled_extract_blocks(_HPKE_SUITE_ID_BYTES, b"secret", 0, salt_bytes=32)
+            + _labeled_expand_blocks(_HPKE_SUITE_ID_BYTES, b"key", context, 32)
+            + _labeled_expand_blocks(_HPKE_SUITE_ID_BYTES, b"base_nonce", context, 12)
+            + _labeled_expand_blocks(_HPKE_SUITE_ID_BYTES, b"exp", context, 32))
+
+
+def _count_aead(plaintext_bytes: int) -> None:
+    """One ChaCha20-Poly1305 seal or open by pyhpke (specs/costs.md 2.1)."""
+    opcount.record("aead_call:chacha20poly1305")
+    opcount.record("aead_byte:chacha20poly1305", plaintext_bytes)

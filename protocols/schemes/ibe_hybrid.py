@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocols.errors import DecodeError, ParameterError, StateError, VerificationError, shown
 from protocols.primitives import cbor
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import bf, bf_bls12
 

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from protocols.errors import DecodeError, ParameterError, ResyncRequiredError, StateError, VerificationError
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.rand import RandomSource, resolve
 
 __all__ = [

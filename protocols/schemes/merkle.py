@@ -25,12 +25,11 @@ proof is then empty (spec section 3.3).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from protocols.errors import DecodeError, ParameterError, VerificationError, shown
+from protocols.primitives import hashing
 
 __all__ = [
     "HASH_SIZE", "MAX_TREE_SIZE", "MTH", "MerkleLog", "PATH", "PROOF", "SUBPROOF",
@@ -54,17 +53,17 @@ NODE_PREFIX = b"\x01"
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 9162 section 2.1.1: MTH({d(0)}) = SHA-256(0x00 || d(0))."""
-    return hashlib.sha256(LEAF_PREFIX + bytes(data)).digest()
+    return hashing.sha256(LEAF_PREFIX + bytes(data)).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 9162 section 2.1.1: SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n]))."""
-    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+    return hashing.sha256(NODE_PREFIX + left + right).digest()
 
 
 def empty_root() -> bytes:
     """RFC 9162 section 2.1.1: MTH({}) = SHA-256() (the hash of the empty string)."""
-    return hashlib.sha256(b"").digest()
+    return hashing.sha256(b"").digest()
 
 
 def _split(n: int) -> int:
@@ -390,7 +389,7 @@ class MerkleLog:
 
 
 def _same(a: bytes, b: bytes) -> bool:
-    return hmac.compare_digest(a, b)
+    return hashing.compare_digest(a, b)
 
 
 def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:

@@ -35,7 +35,10 @@ from protocols.errors import (
     ParameterError,
     StateError,
 )
-from protocols.primitives.numtheory import invert, is_probable_prime, random_prime
+from protocols.primitives import opcount
+from protocols.primitives.numtheory import (
+    count_modexp, count_modmul, invert, is_probable_prime, mulmod, powmod, random_prime,
+)
 from protocols.primitives.rand import RandomSource, random_below, random_bits, resolve
 
 MIN_MODULUS_BITS = 2048
@@ -151,7 +154,7 @@ class PublicKey:
 
     def randomiser(self, rng: RandomSource | None = None) -> mpz:
         """Spec 4.1: the standard randomiser r^n mod n^2."""
-        return gmpy2.powmod(self.random_r(rng), self.n, self.nsquare)
+        return powmod(self.random_r(rng), self.n, self.nsquare)
 
     def encrypt_with_r(self, m: int, r: int) -> Ciphertext:
         """Spec 4.1: c = (1 + m n) r^n mod n^2 for an explicit r in Z*_n
@@ -161,18 +164,18 @@ class PublicKey:
         r = mpz(r)
         if not 0 < r < self.nsquare or gmpy2.gcd(r, self.n) != 1:
             raise ParameterError("encryption randomness r must be in Z*_n (0 < r < n^2, gcd(r, n) = 1)")
-        return self.encrypt_with_randomiser(m, gmpy2.powmod(r, self.n, self.nsquare))
+        return self.encrypt_with_randomiser(m, powmod(r, self.n, self.nsquare))
 
     def encrypt_with_randomiser(self, m: int, rn: int) -> Ciphertext:
         """c = (1 + m n) * rn mod n^2 for a precomputed randomiser rn = r^n
         (spec 4.3: the online step, one multiplication)."""
         m = self.check_plaintext(m)
-        return Ciphertext._trusted(self, (1 + m * self.n) * rn % self.nsquare)
+        return Ciphertext._trusted(self, mulmod(1 + m * self.n, rn, self.nsquare))
 
     def encrypt(self, m: int, rng: RandomSource | None = None) -> Ciphertext:
         """Spec 4.1, standard encryption with a fresh uniform r in Z*_n."""
         m = self.check_plaintext(m)
-        return Ciphertext._trusted(self, (1 + m * self.n) * self.randomiser(rng) % self.nsquare)
+        return Ciphertext._trusted(self, mulmod(1 + m * self.n, self.randomiser(rng), self.nsquare))
 
     # -- encoding (spec 7.1) ----------------------------------------------
 
@@ -266,10 +269,10 @@ class PrivateKey:
     def decrypt_raw(self, c: int) -> mpz:
         """Decrypt an integer already known to be a valid ciphertext."""
         p, q = self.p, self.q
-        mp = (gmpy2.powmod(c, p - 1, self.psquare) - 1) // p * self.hp % p
-        mq = (gmpy2.powmod(c, q - 1, self.qsquare) - 1) // q * self.hq % q
+        mp = mulmod((powmod(c, p - 1, self.psquare) - 1) // p, self.hp, p)
+        mq = mulmod((powmod(c, q - 1, self.qsquare) - 1) // q, self.hq, q)
         # Garner: m = mp + p * ((mq - mp) p^-1 mod q)
-        return mp + p * ((mq - mp) * self.p_inverse % q)
+        return mp + p * mulmod(mq - mp, self.p_inverse, q)
 
     def to_bytes(self) -> bytes:
         """p || q (p < q), each of length ceil(bits(n)/16)."""
@@ -351,7 +354,7 @@ class Ciphertext:
             pk = self.public_key
             if other.public_key is not pk and other.public_key != pk:
                 raise KeyMismatchError("cannot add ciphertexts under different public keys")
-            return Ciphertext._trusted(pk, self.c * other.c % pk.nsquare)
+            return Ciphertext._trusted(pk, mulmod(self.c, other.c, pk.nsquare))
         if isinstance(other, (int, mpz)) and not isinstance(other, bool):
             return self.add_plain(other)
         return NotImplemented
@@ -361,7 +364,7 @@ class Ciphertext:
     def add_plain(self, k: int) -> Ciphertext:
         """Spec 6.2: E(a) (1 + k n) = E(a + k mod n), k any integer."""
         pk = self.public_key
-        return Ciphertext._trusted(pk, self.c * (1 + (k % pk.n) * pk.n) % pk.nsquare)
+        return Ciphertext._trusted(pk, mulmod(self.c, 1 + (k % pk.n) * pk.n, pk.nsquare))
 
     def __mul__(self, k: int) -> Ciphertext:
         """Spec 6.3: E(a)^k = E(k a mod n), k any integer (negative via c^-1)."""
@@ -371,17 +374,17 @@ class Ciphertext:
         k = mpz(k)
         base = self.c
         if k < 0:
-            base, k = gmpy2.invert(base, pk.nsquare), -k
+            base, k = invert(base, pk.nsquare), -k
         if k >= pk.n:
             k %= pk.n
-        return Ciphertext._trusted(pk, gmpy2.powmod(base, k, pk.nsquare))
+        return Ciphertext._trusted(pk, powmod(base, k, pk.nsquare))
 
     __rmul__ = __mul__
 
     def __neg__(self) -> Ciphertext:
         """Spec 6.4: E(a)^-1 = E(-a mod n)."""
         pk = self.public_key
-        return Ciphertext._trusted(pk, gmpy2.invert(self.c, pk.nsquare))
+        return Ciphertext._trusted(pk, invert(self.c, pk.nsquare))
 
     def __sub__(self, other: Ciphertext | int) -> Ciphertext:
         if isinstance(other, Ciphertext):
@@ -396,7 +399,7 @@ class Ciphertext:
         unchanged and the result is unlinkable to the input under DCR."""
         pk = self.public_key
         rn = pk.randomiser(rng) if randomiser is None else randomiser
-        return Ciphertext._trusted(pk, self.c * rn % pk.nsquare)
+        return Ciphertext._trusted(pk, mulmod(self.c, rn, pk.nsquare))
 
     def to_bytes(self) -> bytes:
         """Spec 7.1: c as big-endian bytes of the fixed length of n^2."""
@@ -478,6 +481,8 @@ def product_mod(values: Sequence[mpz], modulus: mpz) -> mpz:
     """
     modulus = mpz(modulus)
     count = len(values)
+    if opcount.active():  # counted here, in the caller's context (the helper thread has none)
+        count_modmul(modulus, max(0, count - 1))
     if count < PARALLEL_PRODUCT_MIN or _available_cpus() < 2:
         acc = mpz(1) % modulus
         for value in values:
@@ -539,6 +544,8 @@ class FixedBaseTable:
                 row.append(row[-1] * power % modulus)
             rows.append(tuple(row))
             power = row[-1] * power % modulus  # base^(2^(w(i+1)))
+        if opcount.active():
+            count_modmul(modulus, sum(len(row) for row in rows) - 1)
         return cls(mpz(base), modulus, exponent_bits, window, tuple(rows))
 
     @property
@@ -554,11 +561,15 @@ class FixedBaseTable:
         modulus = self.modulus
         result = mpz(1)
         w = self.window
+        products = 0
         for row in self.rows:
             digit = e & mask
             if digit:
                 result = result * row[digit - 1] % modulus
+                products += 1
             e >>= w
+        if opcount.active():
+            count_modmul(modulus, products)
         return result
 
 
@@ -587,7 +598,7 @@ class FastEncryptor:
         """Draw x, set h = -x^2 mod n and h_s = h^n mod n^2, build the table."""
         x = public_key.random_r(rng)
         h = (-(x * x)) % public_key.n
-        h_s = gmpy2.powmod(h, public_key.n, public_key.nsquare)
+        h_s = powmod(h, public_key.n, public_key.nsquare)
         return cls.from_h_s(public_key, h_s, window)
 
     @classmethod
@@ -650,7 +661,7 @@ class RandomiserPool:
             raise StateError("randomiser pool is empty: refill it offline first")
         pk = self.public_key
         m = pk.check_plaintext(m)
-        return Ciphertext._trusted(pk, (1 + m * pk.n) * self._randomisers.popleft() % pk.nsquare)
+        return Ciphertext._trusted(pk, mulmod(1 + m * pk.n, self._randomisers.popleft(), pk.nsquare))
 
 
 # ---------------------------------------------------------------------------
@@ -693,6 +704,11 @@ class ParallelDecryptor:
         if ciphertext.public_key is not sk.public_key and ciphertext.public_key != sk.public_key:
             raise KeyMismatchError("ciphertext was encrypted under another public key")
         p, q, c = sk.p, sk.q, ciphertext.c
+        if opcount.active():  # counted here: the pool thread does not see this context's counters
+            count_modexp(p - 1, sk.psquare)
+            count_modexp(q - 1, sk.qsquare)
+            count_modmul(p, 2)
+            count_modmul(q)
         half_p = self._pool.submit(_powmod_released, c, p - 1, sk.psquare)
         xq = _powmod_released(c, q - 1, sk.qsquare)
         mq = (xq - 1) // q * sk.hq % q

@@ -30,17 +30,15 @@ function whose output a vector pins takes its randomness explicitly
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
 from protocols.primitives import ed25519 as G
+from protocols.primitives import hashing
+from protocols.primitives.aead import ChaCha20Poly1305
 from protocols.primitives.ed25519 import Element
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes import frost
@@ -164,7 +162,7 @@ def derive_second_generator() -> Element:
     I2OSP(ctr, 1))[:32]; if h decodes (RFC 8032 section 5.1.3) to a point P, return [8]P unless it
     is the identity.  Nobody knows log_B(B2).  (ctr = 2 is the first that decodes.)"""
     for ctr in range(256):
-        h = hashlib.sha512(DOMAIN + GENERATOR_LABEL + bytes([ctr])).digest()[:32]
+        h = hashing.sha512(DOMAIN + GENERATOR_LABEL + bytes([ctr])).digest()[:32]
         try:
             point = G._decode_rfc8032(h)
         except DecodeError:
@@ -191,8 +189,7 @@ def derive_key(S: Element, R: Element, aad: bytes) -> bytes:
     aad = _bytes(aad, "aad")
     if not isinstance(S, Element) or S.is_identity():
         raise VerificationError("shared element is the identity")
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=G.SerializeElement(R), info=DOMAIN + lp(aad))
-    return hkdf.derive(G.SerializeElement(S))
+    return hashing.hkdf_sha256(G.SerializeElement(S), KEY_BYTES, salt=G.SerializeElement(R), info=DOMAIN + lp(aad))
 
 
 def _aead_aad(R: Element, aad: bytes) -> bytes:
@@ -329,7 +326,7 @@ class DecryptionShare:
 
 
 def _H(m: bytes) -> int:
-    return int.from_bytes(hashlib.sha512(m).digest(), "little") % G.L
+    return int.from_bytes(hashing.sha512(m).digest(), "little") % G.L
 
 
 def dleq_challenge(identifier: int, X_i: Element, R: Element, D: Element, A1: Element, A2: Element,

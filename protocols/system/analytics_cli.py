@@ -293,6 +293,18 @@ _BATTERY_OPTIONS = (("capacity_kwh", "--capacity-kwh"), ("max_charge_kw", "--pow
                     ("discharge_efficiency", "--efficiency"), ("initial_soc", "--soc-start"))
 
 
+def _option_error(exc: Exception, options: tuple[tuple[str, str], ...]) -> Exception:
+    """``exc`` (a ParameterError) prefixed with the option that carries its refused field, the first of
+    ``options`` (field, option) whose field starts the message; ``exc`` itself when none does."""
+    from protocols.errors import ParameterError
+
+    text = str(exc)
+    for field, option in options:
+        if text.startswith(field):
+            return ParameterError(f"{option}: {text}")
+    return exc
+
+
 def _battery(capacity_kwh: float, power_kw: float, efficiency: float, soc_start: float) -> Any:
     """The battery of ``hide``: ``BatteryConfig`` with the same power and efficiency both ways (specs/battery.md
     section 2.2); its ``ParameterError`` is prefixed with the option that carries the refused field."""
@@ -302,11 +314,7 @@ def _battery(capacity_kwh: float, power_kw: float, efficiency: float, soc_start:
     try:
         return BatteryConfig(capacity_kwh, power_kw, power_kw, efficiency, efficiency, initial_soc=soc_start)
     except ParameterError as exc:
-        text = str(exc)
-        for field, option in _BATTERY_OPTIONS:
-            if text.startswith(field):
-                raise ParameterError(f"{option}: {text}") from None
-        raise
+        raise _option_error(exc, _BATTERY_OPTIONS) from None
 
 
 def cmd_hide(args: argparse.Namespace) -> int:
@@ -393,12 +401,8 @@ def cmd_hiding_study(args: argparse.Namespace) -> int:
     try:
         config = hiding_study.StudyConfig(**options)
     except ParameterError as exc:
-        text = str(exc)
-        for field, option in _BATTERY_OPTIONS + (("households", "--households"), ("policies", "--policies"),
-                                                 ("power_kw", "--power-kw")):
-            if text.startswith(field):
-                raise ParameterError(f"{option if field != 'capacity_kwh' else '--capacities'}: {text}") from None
-        raise
+        raise _option_error(exc, (("capacity_kwh", "--capacities"),) + _BATTERY_OPTIONS + (
+            ("households", "--households"), ("policies", "--policies"), ("power_kw", "--power-kw"))) from None
     bar = ProgressBar("hiding study")
     try:
         rows = hiding_study.study(config, progress=bar)
@@ -423,13 +427,9 @@ def cmd_hiding_together(args: argparse.Namespace) -> int:
     try:
         config = hiding_together.TogetherConfig(**options)
     except ParameterError as exc:
-        text = str(exc)
-        for field, option in _BATTERY_OPTIONS + (("households", "--households"), ("days", "--days"),
-                                                 ("policies", "--policies"), ("power_kw", "--power-kw"),
-                                                 ("hood_meters", "--households")):
-            if text.startswith(field):
-                raise ParameterError(f"{option}: {text}") from None
-        raise
+        raise _option_error(exc, _BATTERY_OPTIONS + (
+            ("households", "--households"), ("days", "--days"), ("policies", "--policies"),
+            ("power_kw", "--power-kw"), ("hood_meters", "--households"))) from None
     bar = ProgressBar("hiding together")
     try:
         rows = hiding_together.run(config, progress=bar)
@@ -561,7 +561,7 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     st.add_argument("--capacities", default=None, help="comma-separated capacities in kWh (default 0.5,1,2,5,10)")
     st.add_argument("--power-kw", type=float, default=3.0, help="power limit of every battery (default 3)")
     st.add_argument("--efficiency", type=float, default=0.95, help="one-way efficiency (default 0.95)")
-    st.add_argument("--policies", default=None, help="comma-separated policies (default all four; also lookahead-variation, lookahead-level: the look-ahead with another objective)")
+    st.add_argument("--policies", default=None, help="comma-separated policies (default all four; also lookahead-variation-level, lookahead-variation, lookahead-level: the look-ahead with another objective)")
     st.add_argument("--plots", default=None, metavar="DIR", help="write hiding_study.png into DIR: recall and "
                                                                  "MI against capacity, one line per policy")
     st.set_defaults(handler=cmd_hiding_study)
@@ -575,7 +575,7 @@ def add_parser(commands: Any, epilog: str = "") -> None:
     tg.add_argument("--capacity-kwh", type=float, default=5.0, help="battery capacity (default 5)")
     tg.add_argument("--power-kw", type=float, default=3.0, help="battery power limit (default 3)")
     tg.add_argument("--policies", default=None, help="comma-separated among none,best-effort,nill,stepping,"
-                                                     "lookahead (default all but lookahead)")
+                                                     "lookahead (default all five)")
     tg.set_defaults(handler=cmd_hiding_together)
 
     group.set_defaults(handler=None, subparser=group, choices=", ".join(actions.choices))

@@ -43,7 +43,6 @@ CSPRNG, and the report prints it first.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import secrets
 import time
@@ -58,6 +57,7 @@ from protocols import aggregation as agg
 from protocols import escrow as esc
 from protocols import integrity as ig
 from protocols import groupkeys as gk
+from protocols.primitives import hashing
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import RandomSource, random_below
 from protocols.privacy.dp import NoiseShareConfig, PrivacyLevel
@@ -533,7 +533,7 @@ def _escrow(count: int, stream: Callable[[str], HmacDrbg], say: Say, checks: Che
         if mode == "escrowed" and fleet.authority_info is not None:
             chosen_meter = serials[min(3, count - 1)]
             credential = fleet.meters[chosen_meter].state.hf[0].credential
-            fingerprint = hashlib.sha256(credential).digest()
+            fingerprint = hashing.sha256(credential).digest()
             request = esc.reidentification_request(fingerprint, "demo: a court order", bytes(16))
             chosen = [fleet.authorities[0], fleet.authorities[2]]
             for authority in chosen:

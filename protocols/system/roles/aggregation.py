@@ -11,7 +11,6 @@ before its answer exists outside the process.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,7 +35,7 @@ from protocols.errors import (
     UsappError,
     VerificationError,
 )
-from protocols.primitives import cbor
+from protocols.primitives import cbor, hashing
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
 from protocols.schemes.paillier import generate_keypair
@@ -155,7 +154,7 @@ def _handle_meter(ctx: Context, envelope: Envelope) -> list[Envelope]:
 
 def _unmask(ctx: Context, meter: agg.Meter, body: bytes) -> bytes:
     """Aggregation spec 8.4, with the answered request logged in table ``unmasked`` (one row per round)."""
-    digest = hashlib.sha256(body).digest()
+    digest = hashing.sha256(body).digest()
     m = msg.open_message(body, msg.UNMASK_REQUEST, "unmask-request", meter.hood)
     row = ctx.db.execute("SELECT request_sha256 FROM unmasked WHERE round = ?", (m[2],)).fetchone()
     if row is not None and not hmac.compare_digest(bytes(row[0]), digest):

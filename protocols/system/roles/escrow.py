@@ -15,12 +15,11 @@ epoch is refused with ``ReplayError`` from then on, restarts included.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, cast
 
 from protocols import escrow as esc
 from protocols.errors import DecodeError, ParameterError, StateError, StateFileError
-from protocols.primitives import cbor
+from protocols.primitives import cbor, hashing
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import certificates, frost
 from protocols.system import escrow_fleet
@@ -114,7 +113,7 @@ def _meter_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
         if envelope.sender != escrow_id:
             raise DecodeError(f"hfid-response from {envelope.sender}, not from the escrow {escrow_id}")
         profile = meter.receive_hfid(envelope.body)
-        report = {1: profile.epoch, 2: hashlib.sha256(profile.credential).digest()}
+        report = {1: profile.epoch, 2: hashing.sha256(profile.credential).digest()}
         outputs = [ctx.send(wire.HARNESS, "hfid", cbor.encode(report))]
     elif envelope.type == "env.send":
         m = _env(envelope, {1: str, 2: str, 3: bytes, 4: int})
@@ -215,7 +214,7 @@ def _receiver_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     ctx.db.execute("INSERT INTO last_seq VALUES (?, ?) ON CONFLICT(sender) DO UPDATE SET seq = excluded.seq",
                    (got.sender, got.seq))
     report = {1: got.kind, 2: got.category, 3: got.sender, 4: got.epoch, 5: got.seq, 6: got.time, 7: got.payload,
-              8: hashlib.sha256(m[5]).digest() if kind == "adp" else None}
+              8: hashing.sha256(m[5]).digest() if kind == "adp" else None}
     return [ctx.send(wire.HARNESS, "received", cbor.encode(report))]
 
 
@@ -251,13 +250,13 @@ def _authority_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     if envelope.type == "env.reidentify":
         request = _env(envelope, {1: bytes})[1]
         esc.Authority(key_package).approve(request)
-        ctx.db.execute("INSERT OR IGNORE INTO approved VALUES (?)", (hashlib.sha256(request).digest(),))
+        ctx.db.execute("INSERT OR IGNORE INTO approved VALUES (?)", (hashing.sha256(request).digest(),))
         return [ctx.send(escrow_id, "reid-request", request)]
     if envelope.type == "sealed-link":
         if envelope.sender != escrow_id:
             raise DecodeError(f"sealed-link from {envelope.sender}, not from the escrow {escrow_id}")
         m = cbor.decode_map(envelope.body, {1: bytes, 2: bytes}, name="sealed-link", max_size=MAX_LINK_MESSAGE_BYTES)
-        digest = hashlib.sha256(m[1]).digest()
+        digest = hashing.sha256(m[1]).digest()
         row = ctx.db.execute("SELECT 1 FROM approved WHERE digest = ?", (digest,)).fetchone()
         authority = esc.Authority(key_package, approved={digest} if row is not None else set())
         share = authority.share(m[1], cast(esc.Escrow, _Link(m[2])), ctx.rng)

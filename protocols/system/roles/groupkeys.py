@@ -9,7 +9,6 @@ the chosen operators and aggregates their shares (:func:`operators_sign`).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from protocols import groupkeys as gk
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, UsappError, VerificationError
-from protocols.primitives import cbor
+from protocols.primitives import cbor, hashing
 from protocols.primitives import ed25519 as G
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import frost, hpke
@@ -236,7 +235,7 @@ def _operator_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
     group, kp = codec.decode_operator(ctx.need("operator"))
     if envelope.type == "env.approve":
         raw = _env_body(envelope, wire.MAX_BODY_BYTES, {1: bytes, 2: int})[1]
-        digest = hashlib.sha256(gk.command_tbs(_operator_body(group, raw))).digest()
+        digest = hashing.sha256(gk.command_tbs(_operator_body(group, raw))).digest()
         ctx.db.execute("INSERT OR IGNORE INTO approvals VALUES (?, ?)", (digest, raw))
         return []
     if envelope.type == "env.commit":
@@ -256,7 +255,7 @@ def _operator_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
         m = _env_body(envelope, wire.MAX_BODY_BYTES, {1: bytes, 2: list})
         body = _operator_body(group, m[1])
         tbs = gk.command_tbs(body)
-        digest = hashlib.sha256(tbs).digest()
+        digest = hashing.sha256(tbs).digest()
         if len(m[2]) > kp.MAX_PARTICIPANTS or not all(isinstance(c, bytes) for c in m[2]):
             raise DecodeError("env.sign: the commitment list must be at most MAX_PARTICIPANTS commitments")
         entries = frost.validate_commitment_list([frost.SigningCommitments.from_bytes(c) for c in m[2]],
@@ -382,7 +381,7 @@ def operators_sign(net: harness.Network, deployment: Deployment, body: dict, sig
     second session for the same command is not answered from the journal)."""
     raw = cbor.encode(body)
     tbs = gk.command_tbs(body)
-    digest = hashlib.sha256(tbs).digest()
+    digest = hashing.sha256(tbs).digest()
     known: dict[str, int] = deployment.public["operator_ids"]  # type: ignore[assignment]
     ids = {op: known[op] for op in signers}
     net.deliver([env(op, "env.approve", {1: raw, 2: session}) for op in signers])

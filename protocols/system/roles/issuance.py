@@ -11,7 +11,6 @@ the changed state in the same transaction (specs/roles.md 3.2).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from protocols import issuance as iss
 from protocols.errors import DecodeError, ParameterError, StateError, StateFileError, UsappError
-from protocols.primitives import cbor
+from protocols.primitives import cbor, hashing
 from protocols.primitives.bls12_381 import G2
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
@@ -396,7 +395,7 @@ def device_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
                        (combined.epoch, combined.identity, combined.key))
         attempt[6] = True
         outputs.append(ctx.send(wire.HARNESS, ENROLLED, cbor.encode({
-            1: combined.identity, 2: combined.epoch, 3: hashlib.sha256(combined.key).digest(),
+            1: combined.identity, 2: combined.epoch, 3: hashing.sha256(combined.key).digest(),
             4: sorted(shares)})))
     dev.save_attempt()
     return outputs
@@ -561,7 +560,7 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
         expected = expected_key(deployment, identity)
         keys[device] = report[3]
         checks.check(f"{device}: its key is combined from {t} node shares and verifies under P_pub",
-                     len(report[4]) == t and report[3] == hashlib.sha256(expected).digest()
+                     len(report[4]) == t and report[3] == hashing.sha256(expected).digest()
                      and iss.bls12_key_verifier(bf_bls12.PublicParams.from_bytes(public["p_pub"]))(  # type: ignore[arg-type]
                          identity, expected), f"nodes {report[4]}")
 
