@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ class _Traced:
     samples: list[Sample]
     bodies: list[bytes]
     count: bool = True
+    timer: Callable[[], float] = time.perf_counter
 
     def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
         if len(self.bodies) < MAX_BODIES:
@@ -101,13 +102,13 @@ class _Traced:
         counts: Counter[str] = Counter()
         if self.count:
             with opcount.counting() as counts:
-                start = time.perf_counter()
+                start = self.timer()
                 outputs, status = self.inner.exchange(message)
-                seconds = time.perf_counter() - start
+                seconds = self.timer() - start
         else:
-            start = time.perf_counter()
+            start = self.timer()
             outputs, status = self.inner.exchange(message)
-            seconds = time.perf_counter() - start
+            seconds = self.timer() - start
         step = message.type
         if status.type == wire.REFUSED:
             step += REFUSED_SUFFIX
@@ -128,7 +129,8 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
 
 
 def run_traced(protocol: str, deployed: Deployment, directory: str,
-               bodies: list[bytes] | None = None, *, count: bool = True) -> list[Sample]:
+               bodies: list[bytes] | None = None, *, count: bool = True,
+               timer: Callable[[], float] = time.perf_counter) -> list[Sample]:
     """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and timed,
     and counted if ``count``; the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
 
@@ -146,13 +148,13 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
         endpoint = inner_factory(ident)
         if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
             raise StateError(f"{ident} is not an in-process party")
-        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count)
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer)
 
     network.factory = traced
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
-            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count)
+            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)
@@ -231,7 +233,8 @@ def align(counted: Sequence[Sample], timed: Sequence[Sample]) -> list[Sample]:
 
 
 def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
-                   options: Mapping[str, Any] | None = None) -> Measured:
+                   options: Mapping[str, Any] | None = None,
+                   timer: Callable[[], float] = time.perf_counter) -> Measured:
     """One counted run of ``protocol`` (after one discarded run if ``warmup``), then ``timed_runs`` runs
     with no counter open, whose times are those of the model check (counting costs time too: the
     counters' records and the state statements' trace).  Each run is in a new directory.
@@ -244,7 +247,7 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
 
     def run(count: bool, bodies: list[bytes] | None = None) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
-            samples = run_traced(protocol, deployed, directory, bodies, count=count)
+            samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer)
             if bodies is not None:
                 bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
         return samples
@@ -261,10 +264,10 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies))
 
 
-def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0,
-              warmup: bool = False) -> dict[str, Measured]:
+def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0, warmup: bool = False,
+              timer: Callable[[], float] = time.perf_counter) -> dict[str, Measured]:
     """:func:`trace_protocol` of each protocol with its interop defaults."""
-    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup) for p in protocols}
+    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup, timer=timer) for p in protocols}
 
 
 # --------------------------------------------------------------------------

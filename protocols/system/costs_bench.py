@@ -7,6 +7,7 @@ against the measured step times over ``runs`` runs (:mod:`protocols.system.costs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,8 @@ def chosen_devices(device: str, names: Sequence[str]) -> list[str]:
 def device_report(device: str, *, runs: int, quick: bool = False,
                   progress: Callable[[str], None] = lambda line: None,
                   models: Callable[[str], DeviceModel] | None = None, names: Callable[[], list[str]] | None = None,
-                  kernels: tuple[costs_host.Kernel, costs_host.Units] | None = None) -> DeviceReport:
+                  kernels: tuple[costs_host.Kernel, costs_host.Units] | None = None,
+                  timer: costs_host.Timer = time.perf_counter) -> DeviceReport:
     """Trace every protocol and cost it on ``device`` (``NAME``, ``all`` or ``host``); ``models`` and
     ``names`` default to :mod:`protocols.devices`' profiles, ``kernels`` to the operation kernels."""
     model = models if models is not None else costs_report.device_model
@@ -51,15 +53,16 @@ def device_report(device: str, *, runs: int, quick: bool = False,
         rows = [row for name in profiles for row in costs_report.cost_on_device(traces, model(name))]
         return DeviceReport(rows, {"devices": profiles, "seed": costs.SCENARIO_SEED})
     progress(f"tracing {', '.join(costs.PROTOCOLS)}: a warm-up, a counted run and {runs} timed runs each")
-    measured = costs.trace_all(timed_runs=runs, warmup=True)
+    measured = costs.trace_all(timed_runs=runs, warmup=True, timer=timer)
     repeats = 3 if quick else 5
     min_time = benchmark.MIN_REPEAT_SECONDS / (5 if quick else 1)
     bodies = [body for m in measured.values() for body in m.bodies]
     profile = costs_host.measure_host(costs_host.counted_keys(measured), repeats=repeats, min_time=min_time,
-                                      kernels=kernels, bodies=bodies, progress=progress)
+                                      kernels=kernels, bodies=bodies, progress=progress, timer=timer)
     checked = costs_host.check(measured, profile)
     rows = costs_report.cost_on_host(checked, costs_report.host_clock_hz())
     return DeviceReport(rows, {"devices": [HOST], "seed": costs.SCENARIO_SEED, "runs": runs,
+                               "clock": getattr(timer, "__name__", str(timer)),
                                "host_profile": profile.to_json(), "model_check": costs_host.summary(checked)})
 
 

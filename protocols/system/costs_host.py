@@ -22,7 +22,9 @@ from __future__ import annotations
 import importlib
 import os
 import statistics
+import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,7 @@ LARGE_STATE_VALUE = 64 * 1024
 TARGET_ERROR = 0.25
 """The issue's bound on |model_error| for every step."""
 
+Timer = Callable[[], float]
 Kernel = Callable[[str], Callable[[], object]]
 Units = Callable[[str], int]
 
@@ -125,22 +128,22 @@ READS = 50
 """Reads by primary key in the statement kernel's transaction."""
 
 
-def measure_state(directory: str, repeats: int, min_time: float,
-                  seconds: Mapping[str, float]) -> tuple[dict[str, float], dict[str, Any]]:
+def measure_state(directory: str, repeats: int, min_time: float, seconds: Mapping[str, float],
+                  timer: Timer = time.perf_counter) -> tuple[dict[str, float], dict[str, Any]]:
     """Seconds of ``state_statement`` (from a small commit with and without :data:`READS` reads by primary
     key), then of ``state_commit`` and ``state_byte``, solved from a small and a large commit less the cost of
     their statements and other counts."""
     small, large = _StateKernel(directory, 16), _StateKernel(directory, LARGE_STATE_VALUE)
     try:
         small()
-        plain, reads = (benchmark.measure(fn, repeats=repeats, min_time=min_time).median
+        plain, reads = (benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
                         for fn in (small, small.with_reads))
         extra = _mean_counts(small.with_reads).get("state_statement", 0.0) - \
             _mean_counts(small).get("state_statement", 0.0)
         known = {**seconds, "state_statement": max(0.0, (reads - plain) / extra) if extra > 0 else 0.0}
         rest, pages = [], []
         for kernel in (small, large):
-            time_ = benchmark.measure(kernel, repeats=repeats, min_time=min_time).median
+            time_ = benchmark.measure(kernel, repeats=repeats, min_time=min_time, timer=timer).median
             counts = _mean_counts(kernel)
             rest.append(time_ - _modelled(counts, known, but=("state_commit", "state_byte")))
             pages.append(counts.get("state_byte", 0.0))
@@ -165,7 +168,8 @@ EMPTY_ROLE = RoleSpec("costs", "empty", 1, (), _provision, _nothing)
 """A role that accepts every input and does nothing: the framework's cost of one input."""
 
 
-def measure_base(directory: str, repeats: int, min_time: float) -> tuple[float, dict[str, float]]:
+def measure_base(directory: str, repeats: int, min_time: float,
+                 timer: Timer = time.perf_counter) -> tuple[float, dict[str, float]]:
     """Median seconds of one input to :data:`EMPTY_ROLE` (seeded, so its DRBG state is saved as in a run),
     and that input's mean counts."""
     path = os.path.join(directory, "empty.sqlite")
@@ -178,7 +182,7 @@ def measure_base(directory: str, repeats: int, min_time: float) -> tuple[float, 
         party.handle(wire.Envelope(wire.HARNESS, "empty", "env.tick", cbor.encode({1: sent[0]})))
 
     try:
-        seconds = benchmark.measure(one, repeats=repeats, min_time=min_time).median
+        seconds = benchmark.measure(one, repeats=repeats, min_time=min_time, timer=timer).median
         counts = _mean_counts(one)
     finally:
         party.close()
@@ -188,7 +192,8 @@ def measure_base(directory: str, repeats: int, min_time: float) -> tuple[float, 
 CBOR_KEYS = ("cbor_decode_byte", "cbor_encode_byte")
 
 
-def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float) -> dict[str, float]:
+def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float,
+                 timer: Timer = time.perf_counter) -> dict[str, float]:
     """Seconds per byte of CBOR decoded and encoded, measured on the traced run's own message bodies (the
     codec's cost is per item more than per byte, so a kernel of one long byte string would under-price it)."""
     items = []
@@ -205,7 +210,7 @@ def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float) -> dict
                     ("cbor_encode_byte", lambda: [cbor.encode(item) for item in items])):
         units = _mean_counts(fn, calls=1).get(key, 0.0)
         if units:
-            out[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median / units
+            out[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median / units
     return out
 
 
@@ -214,7 +219,8 @@ def measure_cbor(bodies: Sequence[bytes], repeats: int, min_time: float) -> dict
 
 
 def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: Mapping[str, float], repeats: int,
-                    min_time: float, progress: Callable[[str], None] = lambda line: None
+                    min_time: float, progress: Callable[[str], None] = lambda line: None,
+                    timer: Timer = time.perf_counter
                     ) -> tuple[dict[str, float], list[str], dict[str, dict[str, float]]]:
     """Section 5.1: each key's seconds per unit from its kernel's median time.
 
@@ -239,7 +245,7 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
         if type(n) is not int or n < 1:
             raise ParameterError(f"kernel of {key} performs {n!r} units; a positive integer is needed")
         progress(f"host kernel {len(times) + 1}/{len(times) + len(todo) + 1}: {key}")
-        times[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time).median
+        times[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
         counts[key] = _mean_counts(fn, calls=1)
         counts[key].setdefault(key, float(n))
         for side in sorted(counts[key]):
@@ -257,27 +263,29 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
 
 def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = benchmark.MIN_REPEAT_SECONDS,
                  kernels: tuple[Kernel, Units] | None = None, directory: str | None = None,
-                 bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None) -> HostProfile:
+                 bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None,
+                 timer: Timer = time.perf_counter) -> HostProfile:
     """Section 5.1: the cost of each of ``keys`` on this machine, and the base.
 
     ``kernels`` defaults to :func:`opkernels`; a key whose kernel raises ``ParameterError`` is unmeasured
     (a step that counts it gets no prediction).  The CBOR keys are measured on ``bodies`` (the traced
     messages) when there are any.  ``directory``: where the state kernels write (default: a new directory
-    under the system's temporary directory, where the traces write too).
+    under the system's temporary directory, where the traces write too).  ``timer``: the clock of every
+    measurement (:func:`time.thread_time` counts only this thread's CPU time, steadier on a busy machine).
     """
     seconds: dict[str, float] = {}
     if bodies:
         progress(f"host kernels: CBOR on the run's {len(bodies)} message bodies")
-        seconds.update(measure_cbor(bodies, repeats, min_time))
+        seconds.update(measure_cbor(bodies, repeats, min_time, timer))
     wanted = set(keys) - set(STATE_KEYS)
     found, unmeasured, kernel_counts = measure_kernels(
-        wanted, kernels if kernels is not None else opkernels(), seconds, repeats, min_time, progress)
+        wanted, kernels if kernels is not None else opkernels(), seconds, repeats, min_time, progress, timer)
     seconds.update(found)
     with tempfile.TemporaryDirectory(prefix="usapp-costs-host-", dir=directory) as where:
         progress("host kernels: state statements and commits, the per-input base")
-        state, detail = measure_state(where, repeats, min_time, seconds)
+        state, detail = measure_state(where, repeats, min_time, seconds, timer)
         seconds.update(state)
-        empty, empty_counts = measure_base(where, repeats, min_time)
+        empty, empty_counts = measure_base(where, repeats, min_time, timer)
     detail = {**detail, "empty_input_seconds": empty, "empty_input_counts": empty_counts,
               "kernel_counts": kernel_counts}
     return HostProfile(seconds, max(0.0, empty - _modelled(empty_counts, seconds)), tuple(unmeasured), detail)
@@ -333,3 +341,34 @@ def summary(rows: Sequence[Checked]) -> dict[str, Any]:
             "max_abs_error": max(known) if known else None}
 
 
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m protocols.system.costs_host [--cpu-time] [--repeats N] [--json]``: the check of section 5.2
+    (``usapp bench --device host`` with a choice of clock)."""
+    import argparse
+    import json
+
+    from protocols.system import costs_bench, costs_report
+
+    parser = argparse.ArgumentParser(prog="python -m protocols.system.costs_host",
+                                     description="The host model's check (specs/costs.md section 5).")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with this thread's CPU time (time.thread_time) instead of time.perf_counter")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each scenario (default 7)")
+    parser.add_argument("--json", action="store_true", help="print the JSON of usapp bench --device host --json")
+    args = parser.parse_args(argv)
+    if not 1 <= args.repeats <= 100:
+        parser.error("--repeats must be 1 to 100")
+    timer: Timer = time.thread_time if args.cpu_time else time.perf_counter
+    report = costs_bench.device_report(costs_report.HOST, runs=args.repeats, timer=timer,
+                                       progress=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(costs_report.to_json(report.rows, report.meta), indent=2, sort_keys=True))
+    else:
+        print(costs_report.render(report.rows) + costs_bench.host_summary_text(report), end="")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
