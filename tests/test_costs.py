@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 
 import pytest
@@ -188,6 +189,30 @@ def test_golden_differences_name_the_step_and_the_key() -> None:
                                                     "integrity/meter/receipt: step no longer happens"]
     with pytest.raises(ParameterError):
         costs.golden_differences({}, old)
+
+
+def test_python_calls_are_counted_and_the_previous_profiler_restored() -> None:
+    def f() -> int:
+        return 1
+
+    def outer(frame, event, arg) -> None:
+        return None
+
+    sys.setprofile(outer)
+    try:
+        with opcount.counting() as counts:
+            with costs.python_calls():
+                for _ in range(5):
+                    f()
+        assert sys.getprofile() is outer
+    finally:
+        sys.setprofile(None)
+    assert counts[costs.PYTHON_CALL] >= 5
+
+
+def test_golden_leaves_python_calls_out() -> None:
+    traces = costs.aggregate([_sample("receipt", {"state_commit": 1, costs.PYTHON_CALL: 900}, 0.1, 1, 2)])
+    assert costs.golden(traces)["steps"][0]["counts"] == {"state_commit": 1}
 
 
 def test_golden_keeps_only_meter_side_steps() -> None:

@@ -35,14 +35,14 @@ def test_measure_host_measures_kernels_state_and_base(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []            # the kernels' state files are removed
 
 
-def test_cbor_is_measured_on_message_bodies() -> None:
+def test_python_call_is_priced_on_the_cbor_codec_and_cbor_bytes_then_cost_nothing() -> None:
     from protocols.primitives import cbor
 
     bodies = [cbor.encode({1: i, 2: b"x" * i, 3: [i, i + 1]}) for i in range(20)] + [b"\xff not cbor"]
-    seconds = costs_host.measure_cbor(bodies, repeats=2, min_time=0.001)
-    assert set(seconds) <= set(costs_host.CBOR_KEYS)          # the keys the codec counts
-    assert all(v > 0 for v in seconds.values())
-    assert costs_host.measure_cbor([b"\xff"], repeats=1, min_time=0.001) == {}
+    seconds = costs_host.measure_python(bodies, repeats=2, min_time=0.001)
+    assert set(seconds) == {costs.PYTHON_CALL, *costs_host.CBOR_KEYS}
+    assert seconds[costs.PYTHON_CALL] > 0 and all(seconds[k] == 0 for k in costs_host.CBOR_KEYS)
+    assert costs_host.measure_python([b"\xff"], repeats=1, min_time=0.001) == {}
 
 
 def test_a_kernels_side_counts_are_measured_and_solved_together() -> None:
@@ -58,7 +58,9 @@ def test_a_kernels_side_counts_are_measured_and_solved_together() -> None:
     found, unmeasured, counts = costs_host.measure_kernels(["k:a"], (kernel, {"k:a": 4, "k:b": 2}.__getitem__),
                                                             {}, repeats=2, min_time=0.001)
     assert set(found) == {"k:a", "k:b"} and unmeasured == []
-    assert counts == {"k:a": {"k:a": 4, "k:b": 1}, "k:b": {"k:b": 2}}
+    assert {k: {op: n for op, n in c.items() if op != costs.PYTHON_CALL} for k, c in counts.items()} == {
+        "k:a": {"k:a": 4, "k:b": 1}, "k:b": {"k:b": 2}}
+    assert counts["k:a"][costs.PYTHON_CALL] >= 1                 # the kernel's own lambda
     assert all(v >= 0 for v in found.values())
     assert costs_host.measure_kernels(["x"], (kernel, len), {}, repeats=1, min_time=0.001)[:2] == ({}, ["x"])
 

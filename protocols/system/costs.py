@@ -23,9 +23,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from protocols.errors import ParameterError, StateError
@@ -51,6 +53,31 @@ host model measures the codec on them (section 5.1)."""
 GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_costs.json"
 """The golden file in a source checkout."""
 GOLDEN_FORMAT = "usapp-meter-costs/1"
+UNPINNED = frozenset({"python_call"})
+"""Counted but not pinned: the number of Python calls changes with any refactoring (section 3.3)."""
+
+
+PYTHON_CALL = "python_call"
+"""Host-only key (section 3.1): one call of a Python function (a ``call`` event of :func:`sys.setprofile`)."""
+
+
+@contextmanager
+def python_calls() -> Iterator[None]:
+    """Record :data:`PYTHON_CALL` for every Python function called in the block (this thread), then restore
+    whatever profiler was set.  Slows the block down: only counted runs use it, never timed ones."""
+    calls = [0]
+    previous = sys.getprofile()
+
+    def profiler(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            calls[0] += 1
+
+    sys.setprofile(profiler)
+    try:
+        yield
+    finally:
+        sys.setprofile(previous)
+        opcount.record(PYTHON_CALL, calls[0])
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,7 @@ class _Traced:
             self.bodies.append(message.body)
         counts: Counter[str] = Counter()
         if self.count:
-            with opcount.counting() as counts:
+            with opcount.counting() as counts, python_calls():
                 start = self.timer()
                 outputs, status = self.inner.exchange(message)
                 seconds = self.timer() - start
@@ -284,7 +311,7 @@ def golden(traces: Iterable[StepTrace]) -> dict[str, Any]:
     for t in traces:
         if is_meter_step(t):
             steps.append({"protocol": t.protocol, "role": t.role, "step": t.step, "invocations": t.invocations,
-                          "counts": {k: _number(v) for k, v in sorted(t.counts.items())},
+                          "counts": {k: _number(v) for k, v in sorted(t.counts.items()) if k not in UNPINNED},
                           "bytes_received": _number(t.bytes_received), "bytes_sent": _number(t.bytes_sent)})
     return {"format": GOLDEN_FORMAT, "seed": SCENARIO_SEED,
             "regenerate": "python -m protocols.system.costs --write-golden", "steps": steps}

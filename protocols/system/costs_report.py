@@ -25,10 +25,10 @@ from protocols.system.costs_host import Checked
 
 HOST = "host"
 ALL = "all"
-HOST_ONLY_KEYS = frozenset({"state_statement"})
+HOST_ONLY_KEYS = frozenset({"state_statement", "python_call"})
 """Keys of the host's own machinery that a device does not have (an SQL statement: a meter's store is not
-SQL, its work is in ``state_byte`` and ``state_commit``); device costing leaves them out and does not list
-them as missing (section 6.1)."""
+SQL, its work is in ``state_byte`` and ``state_commit``; a Python call: a meter's code is not Python); device
+costing leaves them out and does not list them as missing (section 6.1)."""
 PLOT_DPI = 120
 
 
