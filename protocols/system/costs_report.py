@@ -275,14 +275,14 @@ def meter_section(protocol: str, rows: Sequence[CostRow]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m protocols.system.costs_report --meter-sections DIR``: DIR/PROTOCOL.md for every protocol."""
+    """``python -m protocols.system.costs_report --meter-sections DIR``: one Markdown file per protocol in DIR."""
     import argparse
 
     from protocols.system import costs
 
     parser = argparse.ArgumentParser(prog="python -m protocols.system.costs_report",
                                      description="The 'Cost to a meter' section of each protocol's spec.")
-    parser.add_argument("--meter-sections", required=True, metavar="DIR", help="where to write PROTOCOL.md")
+    parser.add_argument("--meter-sections", required=True, metavar="DIR", help="the folder of the Markdown files, one per protocol")
     args = parser.parse_args(argv)
     traces = [t for m in costs.trace_all().values() for t in m.traces]
     rows = [row for name in device_names() for row in cost_on_device(traces, device_model(name))]
