@@ -181,7 +181,8 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
-            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer)
+            network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count,
+                                             timer)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)

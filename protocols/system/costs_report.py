@@ -282,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m protocols.system.costs_report",
                                      description="The 'Cost to a meter' section of each protocol's spec.")
-    parser.add_argument("--meter-sections", required=True, metavar="DIR", help="the folder of the Markdown files, one per protocol")
+    parser.add_argument("--meter-sections", required=True, metavar="DIR",
+                        help="the folder of the Markdown files, one per protocol")
     args = parser.parse_args(argv)
     traces = [t for m in costs.trace_all().values() for t in m.traces]
     rows = [row for name in device_names() for row in cost_on_device(traces, device_model(name))]
