@@ -110,6 +110,8 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier_encoding",
     "paillier_external",
     "rfc5091",
+    "rfc6507",
+    "rfc6508",
     "rfc9162",
     "rfc9380",
     "rfc9474",
