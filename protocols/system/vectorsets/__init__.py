@@ -116,6 +116,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "rfc9380",
     "rfc9474",
     "rfc9591",
+    "sakke_eccsi",
     "threshold_elgamal",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
