@@ -139,8 +139,9 @@ def appendix_a_outputs(v: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     # Through the injected randomness: z as one 128-octet draw of z - 2, the SSV as one 16-octet draw.
     kms2 = recompute("kms.z", lambda: sakke.KeyGen(PS1, ReplayRandom([z_draw(z)])))
     drawn = recompute("sender.SSV", lambda: sakke.Encapsulate(PS1, Z, b, ReplayRandom([SSV])))
-    expect("kms.Zx", kms2.public_key, Z)
-    expect("sender.computed_intermediates.encapsulated", drawn, (trace.SSV, trace.encapsulated))
+    expect("kms.Zx", kms2.public_key.hex(), Z.hex())
+    expect("sender.computed_intermediates.encapsulated", (drawn[0] + drawn[1]).hex(),
+           (trace.SSV + trace.encapsulated).hex())
     Zx, Zy = point_xy(Z)
     Kx, Ky = point_xy(rsk)
     Rx, Ry = point_xy(trace.R)

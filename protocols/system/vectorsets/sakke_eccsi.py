@@ -141,7 +141,7 @@ def _op_eccsi(v: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
     # the values the draws give (random_range(rng, 1, q) = 1 + the 32-octet draw), then every intermediate
     KSAK, v_scalar, j = (1 + int.from_bytes(d, "big") for d in draws)
     trace = eccsi.sign_with_j(key, M, j)
-    expect("signature", trace.signature, run["signature"])
+    expect("signature", trace.signature.hex(), run["signature"].hex())
     check = eccsi.verify_trace(kms.KPAK, ID, M, trace.signature)
     return ECCSI_INPUTS, {
         "ID": ID.hex(), "KSAK": eccsi.I2OSP_N(KSAK).hex(), "KPAK": kms.KPAK.hex(),
@@ -189,7 +189,7 @@ def _op_sakke(v: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
     q = int(PS1.q)
     inverse = pow((int.from_bytes(b, "big") + kms.z) % q, -1, q)
     trace = sakke.encapsulate_with_ssv(PS1, kms.public_key, b, int.from_bytes(run["SSV"], "big"))
-    expect("encapsulated", trace.encapsulated, run["encapsulated"])
+    expect("encapsulated", trace.encapsulated.hex(), run["encapsulated"].hex())
     r_trace = sakke.hash_to_integer_range_trace(trace.SSV + b, q, PS1)
     dec = sakke.decapsulate_trace(key, trace.encapsulated)
     return SAKKE_INPUTS, {
