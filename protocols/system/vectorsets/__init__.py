@@ -110,10 +110,13 @@ FAMILY_MODULES: tuple[str, ...] = (
     "paillier_encoding",
     "paillier_external",
     "rfc5091",
+    "rfc6507",
+    "rfc6508",
     "rfc9162",
     "rfc9380",
     "rfc9474",
     "rfc9591",
+    "sakke_eccsi",
     "threshold_elgamal",
 )
 """Modules under ``protocols.system.vectorsets``, each defining ``FAMILY``."""
