@@ -709,7 +709,12 @@ class Meter:
             raise VerificationError(f"key-delivery is for suite {d.suite!r}, not {pending.suite!r}")
         info = delivery_info(d.challenge, d.identity, d.suite)                # step 4
         key = OpenBase(d.enc, pending.hpke_private, info, b"", d.ct)
-        if self.verify_key(d.identity, key) is not True:                     # step 5
+        try:                                                                  # step 5
+            verified = self.verify_key(d.identity, key)
+        except UsappError as exc:   # a suite's check may name its typed error (spec 10.4.6)
+            raise VerificationError(f"the delivered key does not verify for this identity: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        if verified is not True:
             raise VerificationError("the delivered key does not verify for this identity")
         identity = Identity.parse(d.identity)                                 # step 6
         issued = IssuedKey(d.identity, identity.epoch, d.suite, key)
