@@ -78,8 +78,9 @@ ECCSI_SIGNATURE_BYTES = eccsi.SIGNATURE_BYTES
 """r || s || PVT: 32 + 32 + 65 = 129 octets (RFC 6507 section 3.3)."""
 ECCSI_HALF_Q = (eccsi.q - 1) // 2
 """Spec 3.3: an ECCSI record signature MUST have s <= (q - 1)/2 (low s)."""
-LAST_DAY = 253402300799
-"""23:59:59 UTC on 9999-12-31: the last record period an ECCSI record can date (spec 3.3)."""
+LAST_DAY = 253402127999
+"""23:59:59 UTC on 9999-12-29: the last record period an ECCSI record can date (spec 3.3); from
+9999-12-30 RFC 6509 3.3 would accept the period after 9999-12, which has no "YYYY-MM" form."""
 
 _L = struct.Struct(">L")
 
@@ -146,9 +147,9 @@ def record_tbs(body: dict) -> bytes:
 
 def record_day(period: int) -> datetime.date:
     """Spec 3.3: the UTC date of a record's period (POSIX seconds); ``VerificationError`` past
-    9999-12-31, which no RFC 6509 key period covers."""
+    ``LAST_DAY``."""
     if type(period) is not int or not 0 <= period <= LAST_DAY:
-        raise VerificationError("record: an ECCSI record's period must be a POSIX time before the year 10000")
+        raise VerificationError("record: an ECCSI record's period must be a POSIX time up to 9999-12-29T23:59:59Z")
     return datetime.datetime.fromtimestamp(period, tz=datetime.timezone.utc).date()
 
 
