@@ -7,6 +7,7 @@ with the certificates of ``tests/test_issuance.py``.  SAKKE's RSK check costs on
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 import test_issuance as tiss  # the tests directory is on sys.path under pytest
 from protocols import issuance as iss
 from protocols import issuance_eccsi as ie
-from protocols.errors import DecodeError, ParameterError, VerificationError
+from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_range
 from protocols.schemes import eccsi, sakke
@@ -255,3 +256,74 @@ def test_a_suite_mismatch_is_refused(kms):
         meter.enroll(pkg.challenge(tiss.NOW, HmacDrbg.from_seed("s")), HmacDrbg.from_seed("s"))
     with pytest.raises(ParameterError):
         ie.signing_key(kms.KPAK, iss.IssuedKey(identity(), DEC_2026, "other", b"k"))
+
+
+# -- 10.5: ECCSI issuance split t-of-n --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def threshold():
+    from protocols.schemes import eccsi_threshold as et
+
+    kms, keys = et.deal(HmacDrbg.from_seed("tests/issuance-eccsi/threshold"), 3, [1, 2, 3, 4, 5])
+    return kms, keys
+
+
+def _issue_split(kms, keys, ID, S, lie=None):
+    from protocols.schemes import eccsi_threshold as et
+
+    rounds = {i: et.commit(keys[i], kms, ID, S) for i in S}
+    commitments = {i: rounds[i][1] for i in S}
+    reveals = {i: rounds[i][0] for i in S}
+    responses = {i: et.respond(keys[i], kms, ID, S, commitments, reveals) for i in S}
+    if lie is not None:
+        responses[lie] = ((int.from_bytes(responses[lie], "big") + 1) % eccsi.q).to_bytes(32, "big")
+    return commitments, reveals, responses
+
+
+def test_any_t_nodes_issue_a_valid_key_no_node_holds(threshold):
+    """Spec 10.5: two different 3-of-5 sessions each give an (SSK, PVT) that passes ValidateSsk under
+    the one KPAK and signs; every node's answer passes its per-node check; the published node keys
+    are consistent (Feldman in the exponent); sessions are deterministic."""
+    from protocols.schemes import eccsi_threshold as et
+
+    kms, keys = threshold
+    et.check_publics(kms)
+    ID = ie.identifier_of(identity()).encode()
+    pvts = set()
+    for S in ([1, 2, 3], [2, 4, 5]):
+        _, reveals, responses = _issue_split(kms, keys, ID, S)
+        key = et.combine(kms, ID, S, reveals, responses)
+        eccsi.Verify(kms.KPAK, ID, b"m", eccsi.Sign(key, b"m", HmacDrbg.from_seed("t")))
+        assert _issue_split(kms, keys, ID, S)[2] == responses
+        pvts.add(key.PVT)
+    assert len(pvts) == 2                              # v depends on the session; both pairs are valid
+    shares = [keys[i].share for i in (1, 2, 3)]
+    assert eccsi.encode_point(eccsi.G() * (sum(shares) % eccsi.q)) != kms.KPAK
+
+
+def test_a_lying_node_is_named(threshold):
+    """Spec 10.5.3: a wrong answer fails the device's check [SSK_i]G = [lambda_i]KPAK_i + [HS]U_i and
+    names the node; a U_i that does not match the commitment is refused by the other nodes; missing
+    answers are a RecoveryError; a forged node key breaks the consistency check."""
+    from protocols.schemes import eccsi_threshold as et
+
+    kms, keys = threshold
+    ID = ie.identifier_of(identity()).encode()
+    S = [1, 3, 4]
+    commitments, reveals, responses = _issue_split(kms, keys, ID, S, lie=3)
+    with pytest.raises(VerificationError, match="node 3"):
+        et.combine(kms, ID, S, reveals, responses)
+    swapped = dict(reveals)
+    swapped[4] = eccsi.encode_point(eccsi.G())
+    with pytest.raises(VerificationError, match="node 4"):
+        et.respond(keys[1], kms, ID, S, commitments, swapped)
+    with pytest.raises(VerificationError, match="own U_i"):
+        et.respond(keys[4], kms, ID, S, commitments, swapped)
+    with pytest.raises(RecoveryError):
+        et.combine(kms, ID, S, reveals, {i: responses[i] for i in S[:2]})
+    with pytest.raises(ParameterError):
+        et.session(kms, [1, 2])
+    bad = dataclasses.replace(kms, publics={**kms.publics, 5: kms.publics[1]})
+    with pytest.raises(VerificationError):
+        et.check_publics(bad)
