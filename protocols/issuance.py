@@ -31,6 +31,8 @@ Spec sections and what implements them:
                                               :meth:`Meter.receive`
 - 8   epochs as revocation .................. :meth:`Pkg.advance_epoch`, :meth:`Pkg.revoke`
 - 9   the issuance log ...................... :class:`IssuanceLog`, :class:`LogEntry`, :func:`verify_log`
+- 10  suites: 10.1-10.3 here (BLS12-381 BF, one PKG or t-of-n); 10.4 ECCSI/SAKKE and 10.5 ECCSI
+      t-of-n in :mod:`protocols.issuance_eccsi` and :mod:`protocols.schemes.eccsi_threshold`
 
 HPKE function names follow RFC 9180 (``SetupBaseS``, ``SealBase`` ...), an
 accepted exception to PEP 8 (docs/architecture.md section 3.7).

@@ -14,6 +14,7 @@ an ECCSI pair (SSK, PVT) of RFC 6507 5.1.1 and a SAKKE RSK of RFC 6508
 | 10.4.4 the key and its encoding | :class:`SuiteKey`, :func:`encode_key`, :func:`decode_key` |
 | 10.4.5 the extractor (PKG) | :class:`EccsiSakkeExtractor` |
 | 10.4.6 the device's check | :func:`check_key`, :func:`eccsi_sakke_key_verifier` |
+| 10.5.5 ECCSI t-of-n through issuance | :class:`ThresholdEccsiNodeExtractor`, :func:`threshold_eccsi_share_verifier`, :func:`combine_eccsi_shares` |
 
 Schemes: :mod:`protocols.schemes.eccsi`, :mod:`protocols.schemes.sakke`
 (parameter set 1 of RFC 6509 Appendix A); neither is changed here.
@@ -22,17 +23,19 @@ Schemes: :mod:`protocols.schemes.eccsi`, :mod:`protocols.schemes.sakke`
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from protocols.errors import DecodeError, ParameterError
+from protocols.errors import DecodeError, ParameterError, RecoveryError, VerificationError
 from protocols.issuance import Identity, IssuedKey, KeyVerifier
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_range
-from protocols.schemes import eccsi, sakke
+from protocols.schemes import eccsi, eccsi_threshold, sakke
 from protocols.primitives.sakke_curve import PARAMETER_SET_1
 
 __all__ = [
-    "KEY_BYTES", "SUITE", "DeviceKeys", "EccsiSakkeExtractor", "SuiteKey", "check_key", "decode_key", "derive_v",
+    "KEY_BYTES", "SUITE", "THRESHOLD_SUITE", "DeviceKeys", "ThresholdEccsiNodeExtractor", "combine_eccsi_shares",
+    "threshold_eccsi_share_verifier", "EccsiSakkeExtractor", "SuiteKey", "check_key", "decode_key", "derive_v",
     "eccsi_sakke_key_verifier", "encode_key", "epoch_of_period", "epochs_held_on", "identifier_of",
     "period_of_epoch", "pkg_epoch_on", "signing_key", "uri_of",
 ]
@@ -250,3 +253,79 @@ def signing_key(KPAK: bytes, issued: IssuedKey) -> eccsi.SigningKey:
     parts = decode_key(issued.key)
     return eccsi.ValidateSsk(KPAK, ID, parts.SSK, parts.PVT)
 
+
+
+# ---------------------------------------------------------------------------
+# 10.5.5 ECCSI split t-of-n through the issuance protocol
+# ---------------------------------------------------------------------------
+
+THRESHOLD_SUITE = "usapp-eccsi-p256-threshold-v1"
+"""Spec 10.5.5: the ECCSI-only suite of the split KMS (no SAKKE RSK: spec 10.5.4)."""
+
+NodeRounds = Callable[[bytes, tuple[int, ...]], tuple[Mapping[int, bytes], Mapping[int, bytes]]]
+"""Spec 10.5.5: the node-to-node rounds of 10.5.2 for (ID, S): every node's commitment and U_i."""
+
+
+@dataclass(frozen=True)
+class ThresholdEccsiNodeExtractor:
+    """Spec 10.5.5: node ``key.node``'s extractor.  Each node runs its own
+    :class:`protocols.issuance.Pkg` (its own checks and log); ``extract`` runs the commit and reveal
+    rounds with the other nodes of ``S`` through ``rounds`` and returns
+    I2OSP(SSK_i, 32) || U_j for each j of S in order (32 + 65 t octets)."""
+
+    key: eccsi_threshold.NodeKey = field(repr=False)
+    kms: eccsi_threshold.ThresholdKms
+    S: tuple[int, ...]
+    rounds: NodeRounds = field(repr=False)
+    suite: str = THRESHOLD_SUITE
+
+    def extract(self, identity: bytes) -> bytes:
+        ID = identifier_of(identity).encode()
+        S = eccsi_threshold.session(self.kms, self.S)
+        commitments, reveals = self.rounds(ID, S)
+        answer = eccsi_threshold.respond(self.key, self.kms, ID, S, commitments, reveals)
+        return answer + b"".join(bytes(reveals[j]) for j in S)
+
+
+def _split_delivery(kms: eccsi_threshold.ThresholdKms, S: tuple[int, ...], key: bytes) -> tuple[bytes, dict]:
+    if not isinstance(key, (bytes, bytearray)) or len(key) != eccsi.N + PVT_BYTES * len(S):
+        raise DecodeError(f"a node's delivery is {eccsi.N + PVT_BYTES * len(S)} octets")
+    key = bytes(key)
+    return key[:eccsi.N], {j: key[eccsi.N + PVT_BYTES * k:eccsi.N + PVT_BYTES * (k + 1)] for k, j in enumerate(S)}
+
+
+def threshold_eccsi_share_verifier(kms: eccsi_threshold.ThresholdKms, S: Sequence[int], node: int) -> KeyVerifier:
+    """Spec 10.5.5: the device's ``verify_key`` for node ``node``: the delivery splits (``DecodeError``)
+    and passes [SSK_i]G = [lambda_i]KPAK_i + [HS]U_i (``VerificationError`` naming the node)."""
+    eccsi_threshold.check_publics(kms)
+    session = eccsi_threshold.session(kms, S)
+
+    def verify(identity: bytes, key: bytes) -> bool:
+        ID = identifier_of(identity).encode()
+        answer, reveals = _split_delivery(kms, session, key)
+        eccsi_threshold.verify_response(kms, ID, session, reveals, node, answer)
+        return True
+
+    return verify
+
+
+def combine_eccsi_shares(kms: eccsi_threshold.ThresholdKms, S: Sequence[int],
+                         shares: Mapping[int, IssuedKey]) -> eccsi.SigningKey:
+    """Spec 10.5.5: the t deliveries (one per node of S, each accepted by its verifier) carry one
+    identity, epoch and suite and the same U_j (``VerificationError``); combined by 10.5.3."""
+    session = eccsi_threshold.session(kms, S)
+    if set(shares) != set(session):
+        raise RecoveryError("a delivery from every node of the session is needed")
+    first = shares[session[0]]
+    answers, reveals = {}, None
+    for node in session:
+        share = shares[node]
+        if (share.identity, share.epoch, share.suite) != (first.identity, first.epoch, THRESHOLD_SUITE):
+            raise VerificationError(f"node {node}'s delivery is for another identity, epoch or suite")
+        answers[node], theirs = _split_delivery(kms, session, share.key)
+        if reveals is not None and theirs != reveals:
+            raise VerificationError(f"node {node} delivered other U_j than node {session[0]}")
+        reveals = theirs
+    if reveals is None:                              # unreachable: a session has t >= 1 nodes
+        raise RecoveryError("no deliveries")
+    return eccsi_threshold.combine(kms, identifier_of(first.identity).encode(), session, reveals, answers)

@@ -327,3 +327,45 @@ def test_a_lying_node_is_named(threshold):
     bad = dataclasses.replace(kms, publics={**kms.publics, 5: kms.publics[1]})
     with pytest.raises(VerificationError):
         et.check_publics(bad)
+
+
+def test_split_issuance_through_one_pkg_per_node(threshold):
+    """Spec 10.5.5: three of five nodes each run their own PKG (certificate checks, HPKE, log) with
+    a ThresholdEccsiNodeExtractor; the rounds among them are played by ``rounds`` (every node's
+    commit of 10.5.2); the device checks each node's delivery against KPAK_i and combines an SSK
+    that signs under the one KPAK.  A node that answers wrongly is refused on receipt, named."""
+    from protocols.schemes import eccsi_threshold as et
+
+    kms, keys = threshold
+    S = (1, 3, 5)
+
+    def rounds(ID, session):
+        made = {i: et.commit(keys[i], kms, ID, session) for i in session}
+        return {i: made[i][1] for i in made}, {i: made[i][0] for i in made}
+
+    shares = {}
+    for node in S:
+        pkg = tiss.new_pkg(epoch=DEC_2026, extractor=ie.ThresholdEccsiNodeExtractor(keys[node], kms, S, rounds))
+        meter = tiss.new_meter(suite=ie.THRESHOLD_SUITE, verify=ie.threshold_eccsi_share_verifier(kms, S, node))
+        shares[node] = tiss.run(pkg, meter, seed=f"node-{node}")
+        assert [e.suite for e in pkg.state.log.verify()] == [ie.THRESHOLD_SUITE]
+    key = ie.combine_eccsi_shares(kms, S, shares)
+    ID = ie.identifier_of(identity()).encode()
+    eccsi.Verify(kms.KPAK, ID, b"m", eccsi.Sign(key, b"m", HmacDrbg.from_seed("split")))
+    with pytest.raises(RecoveryError):
+        ie.combine_eccsi_shares(kms, S, {1: shares[1], 3: shares[3]})
+    mixed = dict(shares)
+    mixed[5] = dataclasses.replace(shares[5], key=shares[5].key[:32] + shares[1].key[32:97] * 3)
+    with pytest.raises((VerificationError, DecodeError)):
+        ie.combine_eccsi_shares(kms, S, mixed)
+
+    @dataclasses.dataclass(frozen=True)
+    class Liar(ie.ThresholdEccsiNodeExtractor):
+        def extract(self, identity: bytes) -> bytes:
+            honest = super().extract(identity)
+            return (int.from_bytes(honest[:32], "big") ^ 1).to_bytes(32, "big") + honest[32:]
+
+    pkg = tiss.new_pkg(epoch=DEC_2026, extractor=Liar(keys[3], kms, S, rounds))
+    meter = tiss.new_meter(suite=ie.THRESHOLD_SUITE, verify=ie.threshold_eccsi_share_verifier(kms, S, 3))
+    with pytest.raises(VerificationError, match="node 3"):
+        tiss.run(pkg, meter, seed="liar")
