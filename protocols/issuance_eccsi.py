@@ -8,13 +8,15 @@ an ECCSI pair (SSK, PVT) of RFC 6507 5.1.1 and a SAKKE RSK of RFC 6508
 
 | spec 10.4 | here |
 |---|---|
-| 10.4.1 epochs and key periods | :func:`period_of_epoch`, :func:`epoch_of_period`, :func:`pkg_epoch_on`, :func:`epochs_held_on` |
+| 10.4.1 epochs, key periods | :func:`period_of_epoch`, :func:`epoch_of_period`, :func:`pkg_epoch_on`, |
+| | :func:`epochs_held_on` |
 | 10.4.2 the identifier | :func:`uri_of`, :func:`identifier_of` |
 | 10.4.3 v, deterministically | :func:`derive_v` |
 | 10.4.4 the key and its encoding | :class:`SuiteKey`, :func:`encode_key`, :func:`decode_key` |
 | 10.4.5 the extractor (PKG) | :class:`EccsiSakkeExtractor` |
 | 10.4.6 the device's check | :func:`check_key`, :func:`eccsi_sakke_key_verifier` |
-| 10.5.5 ECCSI t-of-n through issuance | :class:`ThresholdEccsiNodeExtractor`, :func:`threshold_eccsi_share_verifier`, :func:`combine_eccsi_shares` |
+| 10.5.5 ECCSI t-of-n through issuance | :class:`ThresholdEccsiNodeExtractor`, |
+| | :func:`threshold_eccsi_share_verifier`, :func:`combine_eccsi_shares` |
 
 Schemes: :mod:`protocols.schemes.eccsi`, :mod:`protocols.schemes.sakke`
 (parameter set 1 of RFC 6509 Appendix A); neither is changed here.
