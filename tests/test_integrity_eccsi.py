@@ -166,6 +166,33 @@ def test_the_meter_key_must_be_an_identifier(kms):
         meter.add_key("2026-01", wrong.SSK, wrong.PVT)
 
 
+def test_a_record_checks_from_the_spec_text_under_an_independent_verifier(kms):
+    """Spec 3.3 from its text alone: M built with cbor2 and hashlib, ID = key period || NUL || meter
+    || NUL, HS and HE of RFC 6507, and (r, s^-1 mod q) checked as an ECDSA P-256 signature of the
+    prehashed HE under Y = [SSK]G by OpenSSL (``cryptography``); s is in its low form."""
+    import hashlib
+
+    import cbor2
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+    _, meter, rng = setup(ig.SUITE_ECCSI, kms)
+    data = meter.record(utc(2026, 1, 15), [123456, 789], rng)
+    fields = cbor2.loads(data)
+    signature = fields.pop(8)
+    M = b"usapp-integrity-v2" + (6).to_bytes(4, "big") + b"record" + cbor2.dumps(fields, canonical=True)
+    ID = fields[10].encode() + b"\x00" + fields[3] + b"\x00"
+    r, s, PVT = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64:]
+    assert s <= (eccsi.q - 1) // 2
+    G = bytes.fromhex("04" "6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296"
+                      "4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5")
+    HS = hashlib.sha256(G + kms.KPAK + ID + PVT).digest()
+    HE = hashlib.sha256(HS + r.to_bytes(32, "big") + M).digest()
+    SSK = int.from_bytes(meter.state.eccsi_keys["2026-01"][0], "big")
+    Y = ec.derive_private_key(SSK, ec.SECP256R1()).public_key()
+    Y.verify(utils.encode_dss_signature(r, pow(s, -1, eccsi.q)), HE, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
 # -- the adversaries -------------------------------------------------------------------------
 
 
