@@ -279,7 +279,10 @@ def verify_record(record: Record, meter_public: MeterKey) -> None:
     day = record_day(record.period)
     if record.key_period not in eccsi.accepted_periods(day):
         raise VerificationError(f"{what}: the key period {record.key_period} is not accepted on {day.isoformat()}")
-    sig = eccsi.Signature.decode(record.signature)
+    try:
+        sig = eccsi.Signature.decode(record.signature)
+    except DecodeError:
+        raise VerificationError(f"{what}: an ECCSI signature is {ECCSI_SIGNATURE_BYTES} bytes") from None
     if sig.s > ECCSI_HALF_Q:
         raise VerificationError(f"{what}: s > (q - 1)/2 (the signature is not in its low-s form)")
     try:
