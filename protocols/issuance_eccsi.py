@@ -122,7 +122,12 @@ def identifier_of(identity: bytes) -> eccsi.Identifier:
 def derive_v(KSAK: int, ID: bytes) -> HmacDrbg:
     """Spec 10.4.3: the HMAC_DRBG (SP 800-90A 10.1.2, SHA-256) whose draws replace RFC 6507's
     random v: entropy_input = I2OSP(KSAK, 32), nonce = ID, personalization = V_PERSONALIZATION.
-    v = RandomRange(drbg, 1, q); step 5's restart draws again from the same instance."""
+    v = RandomRange(drbg, 1, q); step 5's restart draws again from the same instance.
+
+    Intentional departure from RFC 6507 5.1.1 step 1 ("a random ephemeral value v"), in the way
+    RFC 6979 derives ECDSA's k: the extractor interface (specs/issuance.md 3.2) requires
+    extraction to be deterministic in (master secret, identity), and a logged issuance must be
+    reproducible; v stays unpredictable to anyone without the KSAK."""
     if type(KSAK) is not int or not 0 < KSAK < eccsi.q:
         raise ParameterError("the KSAK is a non-zero integer modulo q")
     drbg = HmacDrbg("SHA-256")
