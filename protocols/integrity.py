@@ -17,6 +17,7 @@ state from double-signing.
 Section map (spec section: code):
 
 - 3   records ............................. :func:`encode_record`, :func:`decode_record`
+- 3.3 the ECCSI record suite .............. :class:`EccsiRecordKey`, :func:`verify_record`, :meth:`Meter.add_key`
 - 4   the utility's log and tree heads .... :class:`Utility`, :func:`verify_tree_head`
 - 5   feedback Y and the meter's check .... :meth:`Utility.feedback`, :meth:`Meter.check`
 - 6   locating the first difference ....... :meth:`Utility.probe`, :meth:`Meter.locate`, :func:`locate`
@@ -28,6 +29,7 @@ Section map (spec section: code):
 from __future__ import annotations
 
 import copy
+import datetime
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,10 +49,12 @@ from protocols.errors import (
 )
 from protocols.primitives import cbor
 from protocols.primitives import hashing, opcount
-from protocols.schemes import merkle
+from protocols.primitives.rand import RandomSource
+from protocols.schemes import eccsi, merkle
 
 __all__ = [
-    "DOMAIN", "VERSION", "BootCounter", "Finding", "Meter", "MeterState", "Record", "TreeHead", "Utility",
+    "DOMAIN", "SUITE_ECCSI", "SUITE_ED25519", "VERSION", "BootCounter", "EccsiRecordKey", "Finding", "Meter",
+    "MeterState", "Record", "TreeHead", "Utility",
     "UtilityState", "Verdict", "arbitrate", "decode_record", "encode_record", "locate", "resync", "verify_tree_head",
 ]
 
@@ -66,6 +70,17 @@ MAX_MESSAGE_BYTES = LIMITS.tree_head_bytes
 HASH_BYTES = 32
 SIGNATURE_BYTES = 64
 MAX_PROOF = LIMITS.max_proof
+SUITE_ED25519 = "ed25519"
+"""Spec 3.1: the default record suite; an Ed25519 record carries no suite key (keys 1-8 only)."""
+SUITE_ECCSI = "eccsi-p256"
+"""Spec 3.3: records signed with ECCSI (RFC 6507, P-256), verified from the meter's identifier."""
+ECCSI_SIGNATURE_BYTES = eccsi.SIGNATURE_BYTES
+"""r || s || PVT: 32 + 32 + 65 = 129 octets (RFC 6507 section 3.3)."""
+ECCSI_HALF_Q = (eccsi.q - 1) // 2
+"""Spec 3.3: an ECCSI record signature MUST have s <= (q - 1)/2 (low s)."""
+LAST_DAY = 253402127999
+"""23:59:59 UTC on 9999-12-29: the last record period an ECCSI record can date (spec 3.3); from
+9999-12-30 RFC 6509 3.3 would accept the period after 9999-12, which has no "YYYY-MM" form."""
 
 _L = struct.Struct(">L")
 
@@ -92,6 +107,7 @@ def _verify(public: bytes, signature: bytes, message: bytes, what: str) -> None:
 # ---------------------------------------------------------------------------
 
 _RECORD = {1: int, 2: str, 3: bytes, 4: int, 5: int, 6: list, 7: int, 8: bytes}
+_RECORD_SUITED = {**_RECORD, 9: str, 10: str}
 
 
 @dataclass(frozen=True)
@@ -105,10 +121,19 @@ class Record:
     registers: tuple[int, ...]
     signature: bytes = field(repr=False)
     boot: int = 0
+    suite: str = SUITE_ED25519
+    """Spec 3.3: ``SUITE_ED25519`` (no key 9) or ``SUITE_ECCSI`` (keys 9 and 10)."""
+    key_period: str = ""
+    """Spec 3.3: the RFC 6509 key period "YYYY-MM" of the ECCSI key that signed (key 10); "" for Ed25519."""
 
     def body(self) -> dict:
-        return {1: VERSION, 2: "record", 3: self.meter, 4: self.period, 5: self.counter, 6: list(self.registers),
+        """Keys 1-7, and for an ECCSI record 9 and 10: everything the signature covers (spec 3.1, 3.3)."""
+        body = {1: VERSION, 2: "record", 3: self.meter, 4: self.period, 5: self.counter, 6: list(self.registers),
                 7: self.boot}
+        if self.suite != SUITE_ED25519:
+            body[9] = self.suite
+            body[10] = self.key_period
+        return body
 
     def to_bytes(self) -> bytes:
         """The record's encoding, which is also its leaf in the log (spec 3.2)."""
@@ -116,13 +141,32 @@ class Record:
 
 
 def record_tbs(body: dict) -> bytes:
-    """Spec 3.1: DOMAIN || lp("record") || CBOR(keys 1-7)."""
+    """Spec 3.1: DOMAIN || lp("record") || CBOR(keys 1-7); spec 3.3: keys 1-7, 9, 10 for ECCSI."""
     return DOMAIN + _lp(b"record") + cbor.encode(body)
 
 
-def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: int,
-                  registers: Sequence[int], boot: int = 0) -> Record:
-    """Spec 3.1: make and sign a record (the meter's side)."""
+def record_day(period: int) -> datetime.date:
+    """Spec 3.3: the UTC date of a record's period (POSIX seconds); ``VerificationError`` past
+    ``LAST_DAY``."""
+    if type(period) is not int or not 0 <= period <= LAST_DAY:
+        raise VerificationError("record: an ECCSI record's period must be a POSIX time up to 9999-12-29T23:59:59Z")
+    return datetime.datetime.fromtimestamp(period, tz=datetime.timezone.utc).date()
+
+
+def eccsi_sign(key: eccsi.SigningKey, message: bytes, rng: RandomSource | None) -> bytes:
+    """Spec 3.3: RFC 6507 5.2.1 Sign, then s replaced by q - s when s > (q - 1)/2 (the RFC's own
+    malleability, RFC 6507 section 6, used to fix one of the two signatures)."""
+    sig = eccsi.Signature.decode(eccsi.Sign(key, message, rng))
+    if sig.s > ECCSI_HALF_Q:
+        sig = eccsi.Signature(sig.r, eccsi.q - sig.s, sig.PVT)
+    return sig.encode()
+
+
+def encode_record(key: Ed25519PrivateKey | eccsi.SigningKey, meter: bytes, period: int, counter: int,
+                  registers: Sequence[int], boot: int = 0, rng: RandomSource | None = None) -> Record:
+    """Spec 3.1: make and sign a record (the meter's side).  With an ECCSI ``key`` (spec 3.3) the
+    record is of suite ``SUITE_ECCSI``: the key's identifier must name ``meter`` and a key period
+    accepted on the record's date (``ParameterError``); ``rng`` gives j (RFC 6507 5.2.1)."""
     if type(boot) is not int or not 0 <= boot <= MAX_BOOT:
         raise ParameterError("boot must be an integer in [0, 2^32)")
     if not isinstance(meter, bytes) or not 1 <= len(meter) <= 128:
@@ -134,6 +178,19 @@ def encode_record(key: Ed25519PrivateKey, meter: bytes, period: int, counter: in
     if not 1 <= len(registers) <= MAX_REGISTERS or any(type(r) is not int or not 0 <= r <= MAX_UINT64
                                                        for r in registers):
         raise ParameterError(f"registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
+    if isinstance(key, eccsi.SigningKey):
+        identifier = eccsi.Identifier.decode(key.ID)
+        if identifier.uri.encode("ascii") != meter:
+            raise ParameterError("the ECCSI key is for another meter's identifier")
+        try:
+            day = record_day(period)
+        except VerificationError as exc:
+            raise ParameterError(str(exc)) from None
+        if identifier.period not in eccsi.accepted_periods(day):
+            raise ParameterError(f"the ECCSI key of period {identifier.period} is not accepted on {day.isoformat()}")
+        unsigned = Record(meter, period, counter, registers, b"", boot, SUITE_ECCSI, identifier.period)
+        signature = eccsi_sign(key, record_tbs(unsigned.body()), rng)
+        return Record(meter, period, counter, registers, signature, boot, SUITE_ECCSI, identifier.period)
     unsigned = Record(meter, period, counter, registers, b"", boot)
     opcount.record("ed25519_sign")
     return Record(meter, period, counter, registers, key.sign(record_tbs(unsigned.body())), boot)
@@ -143,7 +200,9 @@ def decode_record(data: object) -> Record:
     """Spec 3.1: decode a record; shapes and ranges only (the signature is checked by the receiver)."""
     if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_RECORD_BYTES:
         raise DecodeError(f"a record must be at most {MAX_RECORD_BYTES} bytes")
-    m = cbor.decode_map(bytes(data), _RECORD, name="record")
+    decoded = cbor.decode(bytes(data))
+    suited = isinstance(decoded, dict) and 9 in decoded
+    m = cbor.expect_map(decoded, _RECORD_SUITED if suited else _RECORD, name="record")
     if m[1] != VERSION or m[2] != "record":
         raise DecodeError("record: unknown version or kind")
     if not 1 <= len(m[3]) <= LIMITS.meter_bytes:
@@ -154,17 +213,83 @@ def decode_record(data: object) -> Record:
         raise DecodeError(f"record: registers must be 1 to {MAX_REGISTERS} unsigned 64-bit integers")
     if not 0 <= m[7] <= MAX_BOOT:
         raise DecodeError("record: boot out of range [0, 2^32)")
-    if len(m[8]) != SIGNATURE_BYTES:
-        raise DecodeError("record: the signature must be 64 bytes")
-    record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7])
+    if not suited:
+        if len(m[8]) != SIGNATURE_BYTES:
+            raise DecodeError("record: the signature must be 64 bytes")
+        record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7])
+    else:
+        if m[9] != SUITE_ECCSI:
+            raise DecodeError("record: unknown suite (an Ed25519 record carries no key 9)")
+        if len(m[8]) != ECCSI_SIGNATURE_BYTES:
+            raise DecodeError(f"record: an ECCSI signature must be {ECCSI_SIGNATURE_BYTES} bytes")
+        try:
+            eccsi.Identifier(m[10], "urn:x:y")
+        except ParameterError:
+            raise DecodeError('record: the key period must be "YYYY-MM"') from None
+        record = Record(m[3], m[4], m[5], tuple(m[6]), m[8], m[7], SUITE_ECCSI, m[10])
     if not hashing.compare_digest(record.to_bytes(), bytes(data)):
         raise DecodeError("record: not in the canonical encoding")
     return record
 
 
-def verify_record(record: Record, meter_public: bytes) -> None:
-    """Spec 3.1: the meter's signature over the record."""
-    _verify(meter_public, record.signature, record_tbs(record.body()), f"record of period {record.period}")
+@dataclass(frozen=True)
+class EccsiRecordKey:
+    """Spec 3.3: what verifies a meter's ECCSI records: the KMS's KPAK (65 octets, checked on E)
+    and the meter's URI (its log id, key 3), nothing else: no certificate, no per-meter public key.
+    ``ParameterError`` for a KPAK off the curve or a meter id that is not an RFC 6509 URI."""
+
+    KPAK: bytes
+    meter: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            eccsi.check_kpak(self.KPAK)
+        except DecodeError as exc:
+            raise ParameterError(str(exc)) from None
+        if not isinstance(self.meter, bytes) or not 1 <= len(self.meter) <= LIMITS.meter_bytes:
+            raise ParameterError(f"the meter id must be 1 to {LIMITS.meter_bytes} bytes")
+        try:
+            eccsi.Identifier("1970-01", self.meter.decode("ascii"))
+        except (UnicodeDecodeError, ParameterError):
+            raise ParameterError("an ECCSI meter id must be an RFC 6509 URI (specs/sakke_eccsi.md 1.3)") from None
+
+    def identifier(self, key_period: str) -> bytes:
+        """ID = key_period || 0x00 || meter || 0x00 (RFC 6509 section 3.2)."""
+        return eccsi.Identifier(key_period, self.meter.decode("ascii")).encode()
+
+
+MeterKey = bytes | EccsiRecordKey
+"""How a meter's records are verified: its 32-byte Ed25519 public key, or an :class:`EccsiRecordKey`."""
+
+
+def verify_record(record: Record, meter_public: MeterKey) -> None:
+    """Spec 3.1 and 3.3: the meter's signature over the record, under the meter's suite: a record
+    of another suite, of another meter (ECCSI), with a key period not accepted on its date, a high
+    s, or a signature that does not verify is a ``VerificationError``."""
+    what = f"record of period {record.period}"
+    if not isinstance(meter_public, EccsiRecordKey):
+        if record.suite != SUITE_ED25519:
+            raise VerificationError(f"{what}: signed with {record.suite}, the meter's records are Ed25519")
+        _verify(meter_public, record.signature, record_tbs(record.body()), what)
+        return
+    if record.suite != SUITE_ECCSI:
+        raise VerificationError(f"{what}: signed with {record.suite}, the meter's records are ECCSI")
+    if record.meter != meter_public.meter:
+        raise VerificationError(f"{what}: it names another meter")
+    day = record_day(record.period)
+    if record.key_period not in eccsi.accepted_periods(day):
+        raise VerificationError(f"{what}: the key period {record.key_period} is not accepted on {day.isoformat()}")
+    try:
+        sig = eccsi.Signature.decode(record.signature)
+    except DecodeError:
+        raise VerificationError(f"{what}: an ECCSI signature is {ECCSI_SIGNATURE_BYTES} bytes") from None
+    if sig.s > ECCSI_HALF_Q:
+        raise VerificationError(f"{what}: s > (q - 1)/2 (the signature is not in its low-s form)")
+    try:
+        eccsi.Verify(meter_public.KPAK, meter_public.identifier(record.key_period), record_tbs(record.body()),
+                     record.signature)
+    except (DecodeError, VerificationError):
+        raise VerificationError(f"{what}: the ECCSI signature does not verify") from None
 
 
 # ---------------------------------------------------------------------------
@@ -254,7 +379,7 @@ class UtilityState:
     """Spec 4.1: the utility's signing key, and per meter its public key, log and the records."""
 
     signing_key: bytes = field(repr=False)
-    meters: dict[bytes, bytes] = field(default_factory=dict)
+    meters: dict[bytes, MeterKey] = field(default_factory=dict)
     logs: dict[bytes, merkle.MerkleLog] = field(default_factory=dict, repr=False)
     records: dict[bytes, list[Record]] = field(default_factory=dict, repr=False)
 
@@ -272,11 +397,16 @@ class Utility:
     def public_key(self) -> bytes:
         return _public_raw(self._key)
 
-    def register(self, meter: bytes, meter_public: bytes) -> None:
-        """Spec 4.1: a meter's log starts empty; its device key verifies its records."""
+    def register(self, meter: bytes, meter_public: MeterKey) -> None:
+        """Spec 4.1: a meter's log starts empty; its device key verifies its records (or, spec 3.3,
+        an :class:`EccsiRecordKey` for ``meter``: the KPAK and the meter's identifier)."""
         if meter in self.state.meters:
             raise StateError("the meter is already registered")
-        Ed25519PublicKey.from_public_bytes(meter_public)
+        if isinstance(meter_public, EccsiRecordKey):
+            if meter_public.meter != meter:
+                raise ParameterError("the ECCSI record key is for another meter id")
+        else:
+            Ed25519PublicKey.from_public_bytes(meter_public)
         self.state.meters[meter] = meter_public
         self.state.logs[meter] = merkle.MerkleLog()
         self.state.records[meter] = []
@@ -385,6 +515,12 @@ class MeterState:
     receipts: list[TreeHead] = field(default_factory=list, repr=False)
     boot: int = 0
     restored_at: int | None = None
+    suite: str = SUITE_ED25519
+    """Spec 3.3: ``SUITE_ECCSI`` for a meter that signs with ECCSI (``device_key`` is then unused)."""
+    kpak: bytes = b""
+    """Spec 3.3: the KMS's KPAK (ECCSI meters)."""
+    eccsi_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
+    """Spec 3.3: key period "YYYY-MM" -> (SSK, PVT), each pair validated when the meter is built."""
 
 
 @dataclass
@@ -412,11 +548,58 @@ class Meter:
 
     def __init__(self, state: MeterState) -> None:
         self.state = state
-        self._key = Ed25519PrivateKey.from_private_bytes(state.device_key)
+        self._eccsi: dict[str, eccsi.SigningKey] = {}
+        if state.suite == SUITE_ED25519:
+            self._key = Ed25519PrivateKey.from_private_bytes(state.device_key)
+            return
+        if state.suite != SUITE_ECCSI:
+            raise ParameterError(f"unknown record suite {state.suite!r}")
+        self._record_key = EccsiRecordKey(state.kpak, state.meter)
+        for period, (SSK, PVT) in state.eccsi_keys.items():
+            self._eccsi[period] = eccsi.ValidateSsk(state.kpak, self._record_key.identifier(period), SSK, PVT)
 
     @property
     def public_key(self) -> bytes:
+        """The Ed25519 public key (spec 3.1); an ECCSI meter has none (``StateError``)."""
+        if self.state.suite != SUITE_ED25519:
+            raise StateError("an ECCSI meter has no public key: its records verify from its identifier")
         return _public_raw(self._key)
+
+    @property
+    def verification_key(self) -> MeterKey:
+        """What verifies this meter's records (spec 3.1, 3.3)."""
+        return self.public_key if self.state.suite == SUITE_ED25519 else self._record_key
+
+    def add_key(self, period: str, SSK: bytes, PVT: bytes) -> None:
+        """Spec 3.3: keep the ECCSI key of ``period`` after RFC 6507 5.1.2 ValidateSsk under the
+        meter's identifier (``DecodeError``, ``VerificationError``; ``StateError`` for an Ed25519 meter)."""
+        if self.state.suite != SUITE_ECCSI:
+            raise StateError("only an ECCSI meter holds ECCSI keys")
+        key = eccsi.ValidateSsk(self.state.kpak, self._record_key.identifier(period), SSK, PVT)
+        self.state.eccsi_keys[period] = (bytes(SSK), bytes(PVT))
+        self._eccsi[period] = key
+
+    def forget_keys(self, day: datetime.date) -> None:
+        """Spec 3.3: erase the ECCSI keys of periods no longer accepted on ``day`` (RFC 6509 3.3)."""
+        accepted = eccsi.accepted_periods(day)
+        for period in [p for p in self.state.eccsi_keys if p < accepted[0]]:
+            del self.state.eccsi_keys[period]
+            del self._eccsi[period]
+
+    def _signing_key(self, period: int) -> Ed25519PrivateKey | eccsi.SigningKey:
+        """Spec 3.3: the key of the record's own month if held, else another period accepted on
+        its date, the newest first; ``StateError`` if none is held."""
+        if self.state.suite == SUITE_ED25519:
+            return self._key
+        try:
+            day = record_day(period)
+        except VerificationError as exc:
+            raise ParameterError(str(exc)) from None
+        accepted = eccsi.accepted_periods(day)
+        for candidate in (eccsi.period_of(day),) + tuple(reversed(accepted)):
+            if candidate in self._eccsi:
+                return self._eccsi[candidate]
+        raise StateError(f"no ECCSI key held for {day.isoformat()} (periods {', '.join(accepted)}): enroll")
 
     @classmethod
     def restore(cls, backup: MeterState, boot_counter: BootCounter) -> Meter:
@@ -428,11 +611,11 @@ class Meter:
         state.restored_at = state.log.size
         return cls(state)
 
-    def record(self, period: int, registers: Sequence[int]) -> bytes:
+    def record(self, period: int, registers: Sequence[int], rng: RandomSource | None = None) -> bytes:
         """Spec 3.1: the next record (counter = records so far, boot = the current boot), kept in the
-        meter's own view."""
+        meter's own view.  ``rng`` draws ECCSI's j (spec 3.3); Ed25519 draws nothing."""
         st = self.state
-        record = encode_record(self._key, st.meter, period, len(st.records), registers, st.boot)
+        record = encode_record(self._signing_key(period), st.meter, period, len(st.records), registers, st.boot, rng)
         st.records.append(record)
         st.log.append(record.to_bytes())
         return record.to_bytes()
@@ -552,7 +735,7 @@ class Resync:
     superseded: int
 
 
-def resync(meter: Meter, utility: Utility, now: int) -> Resync:
+def resync(meter: Meter, utility: Utility, now: int, rng: RandomSource | None = None) -> Resync:
     """Spec 9.2: bring a restored meter's view up to the utility's log.
 
     1. Y from the size of the last head the meter checked (in the backup): the head's signature,
@@ -572,13 +755,13 @@ def resync(meter: Meter, utility: Utility, now: int) -> Resync:
         raise StateError("the meter was not restored from a backup: nothing to resync")
     checked = st.checked
     try:
-        return _resync(meter, utility, now)
+        return _resync(meter, utility, now, rng)
     except UsappError:
         st.checked = checked                                               # a failed resync changes nothing
         raise
 
 
-def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
+def _resync(meter: Meter, utility: Utility, now: int, rng: RandomSource | None) -> Resync:
     st = meter.state
     base = st.restored_at
     if base is None:
@@ -600,7 +783,7 @@ def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
     previous = kept[-1] if kept else None
     for index in range(base, head.size):                                  # step 3
         record = meter.check_inclusion(utility.inclusion(st.meter, index, head.size), head)
-        verify_record(record, meter.public_key)
+        verify_record(record, meter.verification_key)
         if record.meter != st.meter or record.counter != index or record.boot > st.boot:
             raise VerificationError(f"resync: the utility's record {index} is not the meter's record {index}")
         if previous is not None and (record.period <= previous.period or record.boot < previous.boot or any(
@@ -619,7 +802,7 @@ def _resync(meter: Meter, utility: Utility, now: int) -> Resync:
         if previous is not None and record.period <= previous.period:
             superseded += 1
             continue
-        resigned.append(meter.record(record.period, record.registers))
+        resigned.append(meter.record(record.period, record.registers, rng))
     return Resync(head, len(adopted), tuple(resigned), superseded)
 
 
@@ -641,7 +824,7 @@ class Verdict:
     kind: str = ""
 
 
-def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_records: Sequence[bytes],
+def arbitrate(meter_public: MeterKey, utility_public: bytes, meter: bytes, meter_records: Sequence[bytes],
               meter_receipts: Sequence[bytes], utility_head: bytes, utility_records: Sequence[bytes]) -> Verdict:
     """Spec 8.2: decide a dispute from both sides' evidence.
 
@@ -670,11 +853,15 @@ def arbitrate(meter_public: bytes, utility_public: bytes, meter: bytes, meter_re
     utility_records = _evidence(utility_records, "the utility's records")
     meter_records = _evidence(meter_records, "the meter's records")
     meter_receipts = _evidence(meter_receipts, "the meter's receipts")
-    for key, what in ((meter_public, "the meter's key"), (utility_public, "the utility's key")):
+    keys = ((utility_public, "the utility's key"),) if isinstance(meter_public, EccsiRecordKey) else \
+        ((meter_public, "the meter's key"), (utility_public, "the utility's key"))
+    for key, what in keys:
         if not isinstance(key, bytes) or len(key) != 32:
             raise ParameterError(f"{what} must be a 32-byte Ed25519 public key")
     if not isinstance(meter, bytes) or not 1 <= len(meter) <= LIMITS.meter_bytes:
         raise ParameterError(f"the meter id must be 1 to {LIMITS.meter_bytes} bytes")
+    if isinstance(meter_public, EccsiRecordKey) and meter_public.meter != meter:
+        raise ParameterError("the ECCSI record key is for another meter id")
     head = decode_tree_head(utility_head)
     verify_tree_head(head, utility_public, meter)
     theirs = merkle.MerkleLog()

@@ -31,6 +31,8 @@ Spec sections and what implements them:
                                               :meth:`Meter.receive`
 - 8   epochs as revocation .................. :meth:`Pkg.advance_epoch`, :meth:`Pkg.revoke`
 - 9   the issuance log ...................... :class:`IssuanceLog`, :class:`LogEntry`, :func:`verify_log`
+- 10  suites: 10.1-10.3 here (BLS12-381 BF, one PKG or t-of-n); 10.4 ECCSI/SAKKE and 10.5 ECCSI
+      t-of-n in :mod:`protocols.issuance_eccsi` and :mod:`protocols.schemes.eccsi_threshold`
 
 HPKE function names follow RFC 9180 (``SetupBaseS``, ``SealBase`` ...), an
 accepted exception to PEP 8 (docs/architecture.md section 3.7).
@@ -709,7 +711,12 @@ class Meter:
             raise VerificationError(f"key-delivery is for suite {d.suite!r}, not {pending.suite!r}")
         info = delivery_info(d.challenge, d.identity, d.suite)                # step 4
         key = OpenBase(d.enc, pending.hpke_private, info, b"", d.ct)
-        if self.verify_key(d.identity, key) is not True:                     # step 5
+        try:                                                                  # step 5
+            verified = self.verify_key(d.identity, key)
+        except UsappError as exc:   # a suite's check may name its typed error (spec 10.4.6)
+            raise VerificationError(f"the delivered key does not verify for this identity: "
+                                    f"{type(exc).__name__}: {exc}") from exc
+        if verified is not True:
             raise VerificationError("the delivered key does not verify for this identity")
         identity = Identity.parse(d.identity)                                 # step 6
         issued = IssuedKey(d.identity, identity.epoch, d.suite, key)
