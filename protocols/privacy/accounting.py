@@ -172,3 +172,16 @@ def discrete_laplace_sd(scale: float) -> float:
     """Standard deviation of Lap_Z(scale): sqrt(2a) / (1 - a), a = exp(-1/scale)."""
     a = math.exp(-1 / scale)
     return math.sqrt(2 * a) / -math.expm1(-1 / scale)
+
+
+def honest_epsilon(config: dp.NoiseShareConfig, honest: int) -> float:
+    """Epsilon per household-day when only ``honest`` shares stay secret and reach the sum
+    (section 4.5.4): the noise left is Skellam(honest * lam), composed over the day's releases."""
+    if not isinstance(config, dp.NoiseShareConfig) or config.mechanism is not dp.Mechanism.SKELLAM:
+        raise ParameterError("honest_epsilon needs a Skellam NoiseShareConfig")
+    if isinstance(honest, bool) or not isinstance(honest, int) or honest < 1:
+        raise ParameterError("honest must be an int >= 1 (with no honest share there is no privacy)")
+    if config.epsilon is None:
+        raise ParameterError("level NONE has no privacy to account")
+    mu = float(config.share_mean * honest)
+    return skellam_epsilon(mu, float(config.sensitivity), config.releases, float(config.delta))

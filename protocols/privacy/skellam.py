@@ -95,19 +95,26 @@ def _bernoulli(p: Fraction, rng: RandomSource | None) -> bool:
 # -- section 3.5.2: Poisson --------------------------------------------------
 
 
-def _poisson_small(lam: Fraction, rng: RandomSource | None) -> int:
-    """Poisson(lam) for 0 <= lam <= 1/2 (section 3.5.2, PoissonSmall).
+def _poisson_small_pass(lam: Fraction, rng: RandomSource | None) -> int | None:
+    """One pass of PoissonSmall (section 3.5.2): j with probability exactly
+    (1 - lam) lam^j / j!, or None (rejected, probability 1 - (1 - lam) e^lam).
 
     J = K - 1 for the first K with Bernoulli(lam / K) false has
     P(J = j) = lam^j / j! * (1 - lam / (j + 1)); accepting j with probability
-    (1 - lam)(j + 1) / (j + 1 - lam) leaves P proportional to lam^j / j!.
+    (1 - lam)(j + 1) / (j + 1 - lam) leaves (1 - lam) lam^j / j!.
     """
+    k = 1
+    while _bernoulli(lam / k, rng):
+        k += 1
+    j = k - 1
+    return j if _bernoulli((1 - lam) * (j + 1) / (j + 1 - lam), rng) else None
+
+
+def _poisson_small(lam: Fraction, rng: RandomSource | None) -> int:
+    """Poisson(lam) for 0 <= lam <= 1/2: passes until one accepts (section 3.5.2)."""
     while True:
-        k = 1
-        while _bernoulli(lam / k, rng):
-            k += 1
-        j = k - 1
-        if _bernoulli((1 - lam) * (j + 1) / (j + 1 - lam), rng):
+        j = _poisson_small_pass(lam, rng)
+        if j is not None:
             return j
 
 
