@@ -324,3 +324,33 @@ def test_dropouts_shrink_the_noise_with_the_real_sampler():
 def test_negative_shares_out_of_an_empty_replay_source_propagate():
     with pytest.raises(RandomnessError):
         dp.noise_share(_config(PrivacyLevel.LOW), ReplayRandom([]))
+
+
+# -- the error table's closed form (section 6.2) -------------------------------
+
+
+def test_daily_error_closed_form_matches_a_simulation_with_real_shares():
+    """Small N so every share is drawn: 150 days of 20 meters x 2 releases."""
+    config = _config(PrivacyLevel.LOW, n=20, releases=2)
+    closed = accounting.daily_error(config, household_day_wh=1000)
+    rng = HmacDrbg.from_seed("daily-error")
+    days = [sum(dp.noise_share(config, rng) for _ in range(20 * 2)) for _ in range(150)]
+    mean_abs = sum(abs(d) for d in days) / len(days)
+    assert mean_abs == pytest.approx(closed.mean_abs, rel=0.15)
+    assert closed.relative == pytest.approx(closed.mean_abs / (20 * 1000), rel=1e-12)
+    assert closed.sd == pytest.approx(math.sqrt(2 * 2 * 20 * float(config.share_mean)), rel=1e-12)
+
+
+def test_daily_error_falls_as_one_over_sqrt_n_for_skellam():
+    """Relative error ~ sqrt(2 T mu / gamma) sqrt(2/pi) / (N h): mu is the same for every N."""
+    errors = [accounting.daily_error(_config(PrivacyLevel.MEDIUM, n=n)).relative for n in (50, 5000)]
+    assert errors[0] / errors[1] == pytest.approx(100, rel=1e-9)
+
+
+def test_bad_daily_error_inputs():
+    with pytest.raises(ParameterError):
+        accounting.daily_error("config")
+    with pytest.raises(ParameterError):
+        accounting.daily_error(_config(), reporting=0)
+    with pytest.raises(ParameterError):
+        accounting.daily_error(_config(), household_day_wh=0)

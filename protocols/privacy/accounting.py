@@ -185,3 +185,43 @@ def honest_epsilon(config: dp.NoiseShareConfig, honest: int) -> float:
         raise ParameterError("level NONE has no privacy to account")
     mu = float(config.share_mean * honest)
     return skellam_epsilon(mu, float(config.sensitivity), config.releases, float(config.delta))
+
+
+# -- expected error of a neighbourhood's daily sum (section 6.2) ---------------
+
+HOUSEHOLD_DAY_WH = 10_000
+"""Section 6.2: the household-day consumption the error table divides by (10 kWh, an
+assumption of this table, not a measured figure; pass another to :func:`daily_error`)."""
+
+
+@dataclass(frozen=True)
+class DailyError:
+    """Noise of a neighbourhood's daily sum (all T releases of one day added up)."""
+
+    sd: float
+    mean_abs: float
+    relative: float
+
+
+def daily_error(config: dp.NoiseShareConfig, reporting: int | None = None,
+                household_day_wh: float = HOUSEHOLD_DAY_WH) -> DailyError:
+    """Closed form (section 6.2): with R reporting meters (default N), the daily sum's
+    noise is Skellam(T R lam) for Skellam shares, sd sqrt(2 T R lam), and E|noise| =
+    sd sqrt(2/pi) (its Gaussian limit; within 10^-3 relative for T R lam >= 100); for
+    [SCRCS11] shares sd = sqrt(T beta R Var(X)) and the same Gaussian E|noise| (an
+    approximation: the noise is a sum of about beta R Laplace noises).  ``relative`` is
+    E|noise| / (R * household_day_wh)."""
+    if not isinstance(config, dp.NoiseShareConfig):
+        raise ParameterError(f"config must be a NoiseShareConfig, not {type(config).__name__}")
+    r = config.participants if reporting is None else reporting
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise ParameterError("reporting must be an int >= 1")
+    if not household_day_wh > 0:
+        raise ParameterError("household_day_wh must be > 0")
+    if config.mechanism is dp.Mechanism.SKELLAM:
+        variance = 2 * config.releases * r * float(config.share_mean)
+    else:
+        variance = config.releases * float(config.beta) * r * dp.single_noise_variance(config)
+    sd = math.sqrt(variance)
+    mean_abs = sd * math.sqrt(2 / math.pi)
+    return DailyError(sd, mean_abs, mean_abs / (r * household_day_wh))

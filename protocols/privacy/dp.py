@@ -363,7 +363,7 @@ class NoiseShareConfig:
         from protocols.privacy.accounting import calibrate_mu  # accounting imports this module
         return calibrate_mu(self.sensitivity, self.releases, float(self.epsilon), float(self.delta))
 
-    @property
+    @functools.cached_property
     def share_mean(self) -> Fraction:
         """Section 4.5: lam = mu / (gamma N), each Poisson's mean in one share."""
         return Fraction(self.mu) / (self.honest_fraction * self.participants)
