@@ -43,7 +43,7 @@ def _mean(lam: object) -> Fraction:
         raise ParameterError(f"lam must be a Fraction or int, not {type(lam).__name__}")
     lam = Fraction(lam)
     if lam < 0 or lam > MAX_MEAN:
-        raise ParameterError(f"lam must be in [0, 2^64]")
+        raise ParameterError("lam must be in [0, 2^64]")
     if max(lam.numerator.bit_length(), lam.denominator.bit_length()) > MAX_MEAN_BITS:
         raise ParameterError(f"lam's numerator and denominator must have at most {MAX_MEAN_BITS} bits")
     return lam
@@ -158,37 +158,44 @@ def _fixed_pow(x: int, e: int, up: bool) -> int:
     return result
 
 
-def _ratio_bounds(lam: Fraction, m: int, k: int) -> tuple[int, int]:
-    """Fixed-point lo <= P(k) / P(m) <= hi (section 3.5.2): the AM-GM bound and
-    the pairing bound (m + i)(m + d + 1 - i) >= (m + 1)(m + d) on the product
-    of the d factors between m and k.  They decide a comparison without
-    computing the exact ratio except when U falls between them."""
+def _ratio_low(lam: Fraction, m: int, k: int) -> int:
+    """Fixed-point lo <= P(k) / P(m) (section 3.5.2): for k > m the AM-GM bound
+    prod_{i=1..d} (m + i) <= (m + (d + 1)/2)^d; for k < m the pairing bound
+    (m - i)(m - d + 1 + i) >= m (m - d + 1) on prod_{i=0..d-1} (m - i)."""
+    a, b = lam.numerator, lam.denominator
+    if k >= m:
+        return _fixed_pow(_fixed(2 * a, b * (2 * m + k - m + 1), False), k - m, False)
+    d = m - k
+    lo = _fixed_pow(_fixed(b * b * m * (m - d + 1), a * a, False), d // 2, False)
+    if d % 2:
+        lo = _fixed_mul(lo, _fixed(b * (2 * m - d + 1), 2 * a, False), False)
+    return lo
+
+
+def _ratio_high(lam: Fraction, m: int, k: int) -> int:
+    """Fixed-point hi >= P(k) / P(m): the mirror images of :func:`_ratio_low`'s bounds."""
     a, b = lam.numerator, lam.denominator
     if k >= m:
         d = k - m
-        # prod_{i=1..d} (m + i) <= (m + (d + 1)/2)^d; >= ((m + 1)(m + d))^(d // 2) * middle
-        lo = _fixed_pow(_fixed(2 * a, b * (2 * m + d + 1), False), d, False)
-        pair = _fixed(a * a, b * b * (m + 1) * (m + d), True)
-        hi = _fixed_pow(pair, d // 2, True)
+        hi = _fixed_pow(_fixed(a * a, b * b * (m + 1) * (m + d), True), d // 2, True)
         if d % 2:
             hi = _fixed_mul(hi, _fixed(2 * a, b * (2 * m + d + 1), True), True)
-        return lo, hi
+        return hi
     d = m - k
-    # prod_{i=0..d-1} (m - i) <= (m - (d - 1)/2)^d; >= (m (m - d + 1))^(d // 2) * middle
-    hi = _fixed_pow(_fixed(b * (2 * m - d + 1), 2 * a, True), d, True)
-    pair = _fixed(b * b * m * (m - d + 1), a * a, False)
-    lo = _fixed_pow(pair, d // 2, False)
-    if d % 2:
-        lo = _fixed_mul(lo, _fixed(b * (2 * m - d + 1), 2 * a, False), False)
-    return lo, hi
+    return _fixed_pow(_fixed(b * (2 * m - d + 1), 2 * a, True), d, True)
+
+
+def _ratio_bounds(lam: Fraction, m: int, k: int) -> tuple[int, int]:
+    """(lo, hi) in 2^-128 fixed point with lo <= P(k) / P(m) <= hi."""
+    return _ratio_low(lam, m, k), _ratio_high(lam, m, k)
 
 
 def _accept(lam: Fraction, m: int, k: int, v: int, rng: RandomSource | None) -> bool:
     """Bernoulli(2^v P(k) / P(m)) drawn exactly as :func:`bernoulli_bits` draws it
-    (section 3.5.1): the bounds only decide when the exact rule would stop."""
-    lo, hi = _ratio_bounds(lam, m, k)
-    lo <<= v
-    hi <<= v
+    (section 3.5.1): the bounds only decide when the exact rule would stop; hi is
+    computed only when lo did not decide the first step."""
+    lo = _ratio_low(lam, m, k) << v
+    hi = -1
     source = resolve(rng)
     x, scale = 0, 1
     while True:
@@ -196,6 +203,8 @@ def _accept(lam: Fraction, m: int, k: int, v: int, rng: RandomSource | None) -> 
         scale <<= 8
         if (x + 1) << _BOUND_BITS <= lo * scale:   # U's interval below lo <= ratio: exact rule says True
             return True
+        if hi < 0:
+            hi = _ratio_high(lam, m, k) << v
         if x << _BOUND_BITS >= hi * scale:         # U's interval at or above hi >= ratio: False
             return False
         if not (x << _BOUND_BITS < lo * scale and (x + 1) << _BOUND_BITS > hi * scale):
