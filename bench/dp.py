@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from fractions import Fraction
 from typing import Any
@@ -116,7 +117,7 @@ def _error_rows(config: BenchConfig) -> list[dict[str, Any]]:
             lam = cfg.share_mean * n * RELEASES
             noise = [skellam.poisson(lam, rng) - skellam.poisson(lam, rng) for _ in range(trials)]
             simulated = float(np.mean(np.abs(noise))) / (n * accounting.HOUSEHOLD_DAY_WH)
-            rows.append({"level": level.value, "epsilon_day": float(cfg.epsilon), "n": n, "mu": cfg.mu,
+            rows.append({"level": level.value, "epsilon_day": float(dp.DAY_EPSILON[level] or 0), "n": n, "mu": cfg.mu,
                          "relative_error": closed.relative, "simulated_relative_error": simulated,
                          "sd_wh": closed.sd, "trials": trials})
     return rows
@@ -130,10 +131,11 @@ def _cost(config: BenchConfig) -> list[Comparison]:
                                                                                    PrivacyLevel.MEDIUM, n)
         config.progress(f"dp: cost per share at N={n}")
         results.append(compare(
-            f"noise share per reading, medium, N = {n}", lambda c=ours: dp.clamped_noise_share(c, rng),
-            lambda c=theirs: dp.clamped_noise_share(c, rng), baseline_name="scrcs11 share (current sampler)",
+            f"noise share per reading, medium, N = {n}", functools.partial(dp.clamped_noise_share, ours, rng),
+            functools.partial(dp.clamped_noise_share, theirs, rng), baseline_name="scrcs11 share (current sampler)",
             repeats=config.repeats, target=0.5, unit="share", min_time=config.min_time,
-            setup_note=f"ratio = scrcs11 time / Skellam time, target 0.5 = Skellam at most 2x; Skellam lam = {float(ours.share_mean):.4g}; scrcs11 beta = {float(theirs.beta):.4g}",
+            setup_note=(f"ratio = scrcs11 time / Skellam time, target 0.5 = Skellam at most 2x; Skellam lam = "
+                        f"{float(ours.share_mean):.4g}; scrcs11 beta = {float(theirs.beta):.4g}"),
             details={"lam": float(ours.share_mean), "beta": float(theirs.beta)}))
     return results
 
