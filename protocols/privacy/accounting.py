@@ -14,8 +14,6 @@ Accountants (stated per mechanism, section 4.6):
   for a month), converted to (epsilon, delta) with the conversion of
   [CKS20] Proposition 12 (minimised over the order alpha); delta per
   household-day is the configuration's delta, per month D times it.
-* Central discrete Laplace (the reference the distributed noise is compared
-  with): pure epsilon = Delta / scale per release, T Delta / scale per day.
 
 These are floats: reported and used to choose mu (an integer), never used
 to sample.
@@ -160,18 +158,6 @@ def account(config: dp.NoiseShareConfig) -> Account:
     per = delta + clamp
     return Account(config.mechanism.value, config.level.value, "basic composition of (epsilon, delta)-DP", t,
                    eps, per, t * eps, t * per, days * t * eps, days * t * per)
-
-
-def central_laplace_scale(sensitivity: int, releases: int, epsilon: float) -> float:
-    """Scale of the central discrete Laplace with the same pure budget per
-    household-day: epsilon / releases per release, so scale = releases Delta / epsilon."""
-    return releases * sensitivity / epsilon
-
-
-def discrete_laplace_sd(scale: float) -> float:
-    """Standard deviation of Lap_Z(scale): sqrt(2a) / (1 - a), a = exp(-1/scale)."""
-    a = math.exp(-1 / scale)
-    return math.sqrt(2 * a) / -math.expm1(-1 / scale)
 
 
 def honest_epsilon(config: dp.NoiseShareConfig, honest: int) -> float:

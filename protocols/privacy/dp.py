@@ -383,8 +383,8 @@ def noise_share(config: NoiseShareConfig, rng: RandomSource | None = None) -> in
     if config.epsilon is None:
         return 0
     if config.mechanism is Mechanism.SKELLAM:
-        from protocols.privacy.skellam import _skellam  # skellam imports nothing from here
-        return _skellam(config.share_mean, rng)
+        from protocols.privacy.skellam import skellam  # skellam imports nothing from here
+        return skellam(config.share_mean, rng)
     if not _bernoulli(config.beta, rng):
         return 0
     return _discrete_laplace(config.scale, rng)
