@@ -354,3 +354,14 @@ def test_bad_daily_error_inputs():
         accounting.daily_error(_config(), reporting=0)
     with pytest.raises(ParameterError):
         accounting.daily_error(_config(), household_day_wh=0)
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(1, 6).flatmap(lambda d: st.builds(Fraction, st.integers(1, d), st.just(2 * d))))
+def test_poisson_small_pass_exact_for_any_small_mean(lam):
+    """Hypothesis over g = n / (2d) <= 1/2: one pass gives j with probability exactly
+    (1 - g) g^j / j! for every j reachable within 5 draws (exhaustive enumeration)."""
+    with pytest.MonkeyPatch.context() as patcher:
+        mass, _ = _enumerate(lambda: skellam._poisson_small_pass(lam, None), skellam, patcher, 5)
+    for j in range(4):
+        assert mass.get(j, 0) == (1 - lam) * lam**j / math.factorial(j)
