@@ -27,7 +27,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from protocols.errors import ParameterError
-from protocols.privacy import accounting, dp
+from protocols.privacy import accounting
 from protocols.privacy.dp import Mechanism, NoiseShareConfig, PrivacyLevel
 
 odp.enable_features("contrib")

@@ -148,27 +148,6 @@ def test_envelope_covers_the_pmf(lam, v, offset, upper):
     assert Fraction(n << v, d) <= 1
 
 
-def _chi_square(samples, pmf, low, high):
-    counts = Counter(min(max(x, low), high) for x in samples)
-    cells = range(low, high + 1)
-    expected = []
-    for x in cells:
-        if x == low:
-            p = stats_cdf(pmf, low)
-        elif x == high:
-            p = 1 - stats_cdf(pmf, high - 1)
-        else:
-            p = pmf.pmf(x)
-        expected.append(p * len(samples))
-    observed = [counts.get(x, 0) for x in cells]
-    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected))
-    return stats.chi2.sf(statistic, len(expected) - 1)
-
-
-def stats_cdf(dist, x):
-    return dist.cdf(x)
-
-
 @pytest.mark.parametrize("lam,seed", [(Fraction(7, 2), "p-3.5"), (Fraction(16), "p-16"),
                                       (Fraction(1000, 3), "p-333"), (Fraction(10**6 + 1, 7), "p-142857")])
 def test_poisson_chi_square(lam, seed):
