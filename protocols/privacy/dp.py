@@ -21,6 +21,14 @@ R. Chow, D. Song, "Privacy-Preserving Aggregation of Time-Series Data", NDSS
 discrete-Laplace noise of scale sensitivity / epsilon, so the aggregate
 carries at least one full noise except with probability at most delta.
 
+Distributed Skellam noise (section 4.5), after N. Agarwal, P. Kairouz,
+Z. Liu, "The Skellam Mechanism for Differentially Private Federated
+Learning", NeurIPS 2021 [AKL21]: each meter adds Poisson(lam) -
+Poisson(lam), lam = mu / (gamma N), so that any gamma N honest meters' shares
+sum to exactly the central Skellam(mu) noise (:mod:`.skellam`), with mu
+calibrated per household-day by :mod:`.accounting`.  ``NoiseShareConfig``'s
+``mechanism`` chooses; its default stays [SCRCS11].
+
 The accuracy figures (section 6) are floats: they are reported, never sampled.
 """
 
@@ -193,6 +201,18 @@ def _discrete_laplace(scale: Fraction, rng: RandomSource | None) -> int:
 # -- privacy levels (section 4.1) --------------------------------------------
 
 
+class Mechanism(enum.Enum):
+    """How the meters share the noise (specs/dp.md section 4): [SCRCS11]'s
+    sparse full noises, or exact Skellam shares [AKL21]."""
+
+    SCRCS11 = "scrcs11"
+    SKELLAM = "skellam"
+
+
+MAX_RELEASES = 1 << 16
+"""Section 4.5, limits: the most releases one household-day enters (slots per day)."""
+
+
 class PrivacyLevel(enum.Enum):
     """This project's named privacy levels (specs/dp.md section 4.1)."""
 
@@ -215,7 +235,17 @@ LEVEL_EPSILON = MappingProxyType(
         PrivacyLevel.HIGH: Fraction(1, 10),
     }
 )
-"""Section 4.1, the levels table."""
+"""Section 4.1, the levels table ([SCRCS11] shares: epsilon per release)."""
+
+DAY_EPSILON = MappingProxyType(
+    {
+        PrivacyLevel.NONE: None,
+        PrivacyLevel.LOW: Fraction(10),
+        PrivacyLevel.MEDIUM: Fraction(1),
+        PrivacyLevel.HIGH: Fraction(1, 10),
+    }
+)
+"""Section 4.5.3: epsilon per household-day of the Skellam levels."""
 
 
 # -- distributed noise shares (sections 4 and 5) -----------------------------
@@ -272,10 +302,18 @@ class NoiseShareConfig:
     participants: int
     honest_fraction: Fraction
     delta: Fraction
+    mechanism: Mechanism = Mechanism.SCRCS11
+    releases: int = 1
+    """Section 4.5: releases per household-day (the slots of a day); the
+    Skellam noise is calibrated so that all of them together meet the level's
+    per-household-day budget.  [SCRCS11] shares ignore it (epsilon per release)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.level, PrivacyLevel):
             raise ParameterError(f"level must be a PrivacyLevel, not {type(self.level).__name__}")
+        if not isinstance(self.mechanism, Mechanism):
+            raise ParameterError(f"mechanism must be a Mechanism, not {type(self.mechanism).__name__}")
+        _count(self.releases, "releases", MAX_RELEASES)
         _count(self.sensitivity, "sensitivity", MAX_SENSITIVITY)
         _count(self.participants, "participants", MAX_PARTICIPANTS)
         gamma = _rational(self.honest_fraction, "honest_fraction")
@@ -293,21 +331,42 @@ class NoiseShareConfig:
 
     @property
     def epsilon(self) -> Fraction | None:
-        """The level's epsilon (None for NONE)."""
+        """The level's epsilon (None for NONE): per release for [SCRCS11]
+        (section 4.1), per household-day for Skellam (section 4.5)."""
+        if self.mechanism is Mechanism.SKELLAM:
+            return DAY_EPSILON[self.level]
         return self.level.epsilon
 
     @property
     def scale(self) -> Fraction:
-        """Delta / epsilon, the scale of one full noise; 0 for NONE (no noise)."""
+        """Delta / epsilon, the scale of one full [SCRCS11] noise; 0 for NONE or Skellam."""
         epsilon = self.epsilon
-        return Fraction(0) if epsilon is None else self.sensitivity / epsilon
+        if epsilon is None or self.mechanism is Mechanism.SKELLAM:
+            return Fraction(0)
+        return self.sensitivity / epsilon
 
     @functools.cached_property
     def beta(self) -> Fraction:
-        """Probability that one meter adds a full noise (section 4.3); 0 for NONE."""
+        """Probability that one meter adds a full noise (section 4.3); 0 for NONE; 1 for Skellam."""
         if self.epsilon is None:
             return Fraction(0)
+        if self.mechanism is Mechanism.SKELLAM:
+            return Fraction(1)
         return smallest_beta(self.delta, self.honest_fraction * self.participants)
+
+    @functools.cached_property
+    def mu(self) -> int:
+        """Section 4.5: the central Skellam parameter (Poisson(mu) - Poisson(mu)),
+        the smallest integer meeting the level's budget; 0 for NONE or [SCRCS11]."""
+        if self.epsilon is None or self.mechanism is not Mechanism.SKELLAM:
+            return 0
+        from protocols.privacy.accounting import calibrate_mu  # accounting imports this module
+        return calibrate_mu(self.sensitivity, self.releases, float(self.epsilon), float(self.delta))
+
+    @functools.cached_property
+    def share_mean(self) -> Fraction:
+        """Section 4.5: lam = mu / (gamma N), each Poisson's mean in one share."""
+        return Fraction(self.mu) / (self.honest_fraction * self.participants)
 
 
 def _check_config(config: object) -> NoiseShareConfig:
@@ -317,19 +376,29 @@ def _check_config(config: object) -> NoiseShareConfig:
 
 
 def noise_share(config: NoiseShareConfig, rng: RandomSource | None = None) -> int:
-    """One meter's noise share (section 4.2): with probability beta a
-    discrete-Laplace sample of scale Delta/epsilon, else 0.  NONE draws nothing."""
+    """One meter's noise share: [SCRCS11] (section 4.2), with probability beta a
+    discrete-Laplace sample of scale Delta/epsilon, else 0; Skellam (section
+    4.5), Poisson(lam) - Poisson(lam).  NONE draws nothing."""
     config = _check_config(config)
     if config.epsilon is None:
         return 0
+    if config.mechanism is Mechanism.SKELLAM:
+        from protocols.privacy.skellam import skellam  # skellam imports nothing from here
+        return skellam(config.share_mean, rng)
     if not _bernoulli(config.beta, rng):
         return 0
     return _discrete_laplace(config.scale, rng)
 
 
 def clamp_bound(config: NoiseShareConfig) -> int:
-    """B = ceil(64 * scale) (section 5); 0 for NONE."""
-    return _ceil(CLAMP_FACTOR * _check_config(config).scale)
+    """B = ceil(64 * scale) for [SCRCS11] (section 5); B = 64 (isqrt(ceil(2 lam)) + 1)
+    for Skellam (section 5.3); 0 for NONE."""
+    config = _check_config(config)
+    if config.mechanism is Mechanism.SKELLAM:
+        if config.epsilon is None:
+            return 0
+        return CLAMP_FACTOR * (math.isqrt(_ceil(2 * config.share_mean)) + 1)
+    return _ceil(CLAMP_FACTOR * config.scale)
 
 
 def clamped_noise_share(config: NoiseShareConfig, rng: RandomSource | None = None) -> int:
@@ -348,10 +417,16 @@ def _decay(scale: Fraction) -> tuple[float, float]:
 
 
 def clamp_tail_probability(config: NoiseShareConfig) -> float:
-    """P(|X| > B) = 2 a^(B+1) / (1 + a) for one full noise X (section 5); 0.0 for NONE."""
+    """P(|X| > B) = 2 a^(B+1) / (1 + a) for one full noise X (section 5); for a
+    Skellam share the Chernoff bound 2 exp(-tB + 2 lam (cosh t - 1)), t = 64 / B
+    (section 5.3); 0.0 for NONE."""
     config = _check_config(config)
     if config.epsilon is None:
         return 0.0
+    if config.mechanism is Mechanism.SKELLAM:
+        bound = clamp_bound(config)
+        t = CLAMP_FACTOR / bound
+        return 2 * math.exp(-t * bound + 2 * float(config.share_mean) * (math.cosh(t) - 1))
     a, _ = _decay(config.scale)
     tail = math.exp(-float((clamp_bound(config) + 1) / config.scale))
     return 2 * tail / (1 + a)
@@ -367,10 +442,13 @@ def clamp_delta_cost(config: NoiseShareConfig) -> float:
 
 
 def single_noise_variance(config: NoiseShareConfig) -> float:
-    """Variance of one full noise, 2a / (1 - a)^2 with a = exp(-1/scale) (section 6); 0.0 for NONE."""
+    """Variance of one full noise, 2a / (1 - a)^2 with a = exp(-1/scale) (section 6);
+    for Skellam the variance of one share, 2 lam (section 4.5); 0.0 for NONE."""
     config = _check_config(config)
     if config.epsilon is None:
         return 0.0
+    if config.mechanism is Mechanism.SKELLAM:
+        return float(2 * config.share_mean)
     a, one_minus_a = _decay(config.scale)
     return 2 * a / one_minus_a**2
 
@@ -382,7 +460,8 @@ def expected_noisy_participants(config: NoiseShareConfig) -> Fraction:
 
 
 def expected_noise_variance(config: NoiseShareConfig) -> float:
-    """Variance of the sum of the N (unclamped) shares: beta * N * 2a / (1 - a)^2 (section 6)."""
+    """Variance of the sum of the N (unclamped) shares: beta * N * 2a / (1 - a)^2
+    (section 6); for Skellam (beta = 1) N * 2 lam = 2 mu / gamma."""
     return float(expected_noisy_participants(config)) * single_noise_variance(config)
 
 

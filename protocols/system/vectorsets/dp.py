@@ -27,6 +27,7 @@ from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import ReplayRandom
 from protocols.privacy.dp import (
+    Mechanism,
     NoiseShareConfig,
     PrivacyLevel,
     bernoulli,
@@ -35,6 +36,7 @@ from protocols.privacy.dp import (
     clamped_noise_share,
     discrete_laplace,
 )
+from protocols.privacy.skellam import poisson, skellam
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     UINT32,
@@ -152,19 +154,42 @@ def _level(vector: Mapping[str, Any]) -> PrivacyLevel:
         raise VectorMismatchError(f"field 'level': unknown privacy level {text!r}") from None
 
 
+def _mechanism(vector: Mapping[str, Any]) -> Mechanism:
+    if "mechanism" not in vector:
+        return Mechanism.SCRCS11
+    text = str_field(vector, "mechanism")
+    try:
+        return Mechanism(text)
+    except ValueError:
+        raise VectorMismatchError(f"field 'mechanism': unknown mechanism {text!r}") from None
+
+
 def _config(v: Mapping[str, Any]) -> NoiseShareConfig:
+    extra: dict[str, Any] = {}
+    if "mechanism" in v:
+        extra["mechanism"] = _mechanism(v)
+    if "releases" in v:
+        extra["releases"] = small_int_field(v, "releases", low=-UINT32, high=UINT32)
     return NoiseShareConfig(
         _level(v),
         small_int_field(v, "sensitivity", low=-UINT32, high=UINT32),
         small_int_field(v, "participants", low=-UINT32, high=UINT32),
         rational_field(v, "honest_fraction"),
         rational_field(v, "delta"),
+        **extra,
     )
 
 
 def _config_fields(config: NoiseShareConfig) -> dict[str, Any]:
     """The computed parameters of a configuration (specs/dp.md sections 4-5)."""
     epsilon = config.epsilon
+    if config.mechanism is Mechanism.SKELLAM:
+        return {
+            "epsilon": None if epsilon is None else rational_text(epsilon),
+            "mu": config.mu,
+            "share_mean": rational_text(config.share_mean),
+            "clamp_bound": clamp_bound(config),
+        }
     return {
         "epsilon": None if epsilon is None else rational_text(epsilon),
         "scale": rational_text(config.scale),
@@ -190,11 +215,26 @@ def _beta(v: Mapping[str, Any]) -> None:
     _expect_config(v, _config(v))
 
 
+def _poisson(v: Mapping[str, Any]) -> None:
+    lam = rational_field(v, "lam")
+    _sample_list(v, "samples", lambda rng: poisson(lam, rng))
+
+
+def _skellam_share(v: Mapping[str, Any]) -> None:
+    config = _config(v)
+    if config.mechanism is not Mechanism.SKELLAM:
+        raise VectorMismatchError("field 'mechanism': a skellam-share vector has mechanism 'skellam'")
+    _expect_config(v, config)
+    _sample_list(v, "samples", lambda rng: clamped_noise_share(config, rng))
+
+
 _REJECTS: dict[str, Callable[[Mapping[str, Any], Any], object]] = {
     "bernoulli": lambda v, rng: bernoulli(rational_field(v, "argument"), rng),
     "bernoulli_exp": lambda v, rng: bernoulli_exp(rational_field(v, "argument"), rng),
     "discrete_laplace": lambda v, rng: discrete_laplace(rational_field(v, "argument"), rng),
     "NoiseShareConfig": lambda v, rng: _config(v),
+    "poisson": lambda v, rng: poisson(rational_field(v, "argument"), rng),
+    "skellam": lambda v, rng: skellam(rational_field(v, "argument"), rng),
 }
 
 
@@ -232,6 +272,8 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], None]] = {
     "discrete-laplace": _discrete_laplace,
     "noise-share": _noise_share,
     "beta": _beta,
+    "poisson": _poisson,
+    "skellam-share": _skellam_share,
     "reject": _reject,
 }
 
@@ -291,6 +333,22 @@ def build() -> dict:
     config, inputs = _config_inputs(PrivacyLevel.HIGH, 4000, 1000, Fraction(1, 2), Fraction(1, 10**6))
     vectors.append(_sampled("noise-share-high-1000", "noise-share", inputs, "samples", 64,
                             functools.partial(clamped_noise_share, config)))
+    for i, lam in enumerate([Fraction(0), Fraction(1, 3), Fraction(7, 2), Fraction(16), Fraction(1000, 3),
+                             Fraction(123456789, 7), Fraction(5 * 10**9, 3)]):
+        vectors.append(_sampled(f"poisson-{i}", "poisson", {"lam": rational_text(lam)}, "samples", 24,
+                                functools.partial(poisson, lam)))
+    for level in PrivacyLevel:
+        config = NoiseShareConfig(level, 4095, 20, Fraction(1, 2), Fraction(1, 10**6), Mechanism.SKELLAM, 24)
+        inputs = {"level": level.value, "sensitivity": 4095, "participants": 20, "honest_fraction": "1/2",
+                  "delta": "1/1000000", "mechanism": "skellam", "releases": 24, **_config_fields(config)}
+        vectors.append(_sampled(f"skellam-share-{level.value}", "skellam-share", inputs, "samples", 24,
+                                functools.partial(clamped_noise_share, config)))
+    config = NoiseShareConfig(PrivacyLevel.LOW, 4095, 100000, Fraction(2, 3), Fraction(1, 10**6),
+                              Mechanism.SKELLAM, 96)
+    inputs = {"level": "low", "sensitivity": 4095, "participants": 100000, "honest_fraction": "2/3",
+              "delta": "1/1000000", "mechanism": "skellam", "releases": 96, **_config_fields(config)}
+    vectors.append(_sampled("skellam-share-low-100000", "skellam-share", inputs, "samples", 24,
+                            functools.partial(clamped_noise_share, config)))
     beta_cases = [
         (PrivacyLevel.LOW, 1, 1000, Fraction(1, 2), Fraction(1, 10**6)),
         (PrivacyLevel.MEDIUM, 500, 100000, Fraction(2, 3), Fraction(1, 2**40)),
@@ -314,6 +372,11 @@ def build() -> dict:
                               "honest_fraction": "1/2", "delta": "1/1000"}),
         ("NoiseShareConfig", {"level": "medium", "sensitivity": 1, "participants": 10,
                               "honest_fraction": "3/2", "delta": "1/1000"}),
+        ("poisson", {"argument": "-1/3"}),
+        ("skellam", {"argument": "-2"}),
+        ("poisson", {"argument": "18446744073709551617"}),   # 2^64 + 1: above the largest mean
+        ("NoiseShareConfig", {"level": "low", "sensitivity": 1, "participants": 10, "honest_fraction": "1/2",
+                              "delta": "1/1000", "mechanism": "skellam", "releases": 0}),
     ]
     for i, (function, inputs) in enumerate(rejects):
         vectors.append({"name": f"reject-{i}", "operation": "reject", "function": function,
@@ -326,7 +389,8 @@ def build() -> dict:
                          f"{SEED_PREFIX}<vector name>)"),
         "description": ("Exact samplers of Canonne, Kamath, Steinke (NeurIPS 2020): Bernoulli(p), "
                         "Bernoulli(exp(-gamma)), discrete Laplace; distributed noise shares after Shi et al. "
-                        "(NDSS 2011), clamped to [-B, B]; the beta rounding; rejected inputs. Rationals are "
+                        "(NDSS 2011), clamped to [-B, B]; the beta rounding; exact Poisson samples and Skellam "
+                        "shares (Agarwal, Kairouz, Liu, NeurIPS 2021) with their calibrated mu; rejected inputs. Rationals are "
                         "'n/d' in lowest terms or 'n'; each sampling vector's outputs are drawn in order from "
                         "HMAC_DRBG.from_seed(seed), and draw_calls / bytes_drawn count what they consumed."),
         "notes": dict(NOTES),
