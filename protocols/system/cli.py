@@ -225,7 +225,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     repeats = args.repeats
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
-    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress)
+    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress, scale=args.scale)
     results: list[benchmark.Comparison | benchmark.Figures] = []
     for index, name in enumerate(names, start=1):
         progress(f"bench {name} ({index}/{len(names)}): {known[name].description}")
@@ -392,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"timed repeats per case (default {DEFAULT_REPEATS}, {QUICK_REPEATS} with --quick)",
     )
     bench.add_argument("--quick", action="store_true", help="small parameters: a smoke run, not a measurement")
+    bench.add_argument("--scale", action="store_true", help="the scaling runs of benchmarks that have them "
+                       "(aggregation: 10^3 to 10^6 meters on 1 and 2 workers)")
     bench.set_defaults(handler=cmd_bench)
 
     role = commands.add_parser(
