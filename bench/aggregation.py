@@ -676,7 +676,7 @@ def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comp
          "met": c.meets_target} for c in comparisons if c.target is not None]
     targets.append({"name": f"a {largest:,}-meter round within {SCALE_LIMIT_SECONDS:g} s", "value": slowest,
                     "target": f"<= {SCALE_LIMIT_SECONDS:g} s", "met": slowest <= SCALE_LIMIT_SECONDS})
-    lines = [f"one round at the utility and the tree (spec 14.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
+    lines = [f"one round at the utility and the tree (spec 13.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
              "replay of one real cached round (bundles, the tree's fold, receipt, commit, unmask requests, "
              "finish with the sums checked); reports/s/core = N / round / workers; peak RSS = the run's process "
              "plus each worker's peak (shared pages counted in each: an upper bound):"]

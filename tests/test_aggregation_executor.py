@@ -1,4 +1,4 @@
-"""Spec 14: executors, the tree as the partition, failure handling (specs/aggregation.md 14.1-14.4).
+"""Spec 13: executors, the tree as the partition, failure handling (specs/aggregation.md 13.1-13.4).
 
 The Dask test runs a LocalCluster of 2 workers with processes=False (worker
 threads in this process): it starts in about a second and needs no worker
@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocols import aggregation as agg
 from protocols.aggregation.city import MeterMessages, utility_round
@@ -69,7 +71,7 @@ def test_in_process_replay_equals_the_sequential_round(played):
 
 
 def test_same_seed_same_bytes_in_process_process_pool_and_dask(played):
-    """Spec 14.2: byte-identical sums and transcript whichever executor folds the subtrees."""
+    """Spec 13.2: byte-identical sums and transcript whichever executor folds the subtrees."""
     pytest.importorskip("distributed")
     results = {}
     with InProcess() as ex:
@@ -127,7 +129,7 @@ def subtree_jobs(played):
 
 
 def test_a_worker_killed_mid_round_is_retried_with_the_same_result(played, tmp_path):
-    """Spec 14.3: a worker process that dies (os._exit) breaks the pool; its tasks run again."""
+    """Spec 13.3: a worker process that dies (os._exit) breaks the pool; its tasks run again."""
     jobs = subtree_jobs(played)
     expected = [fold_subtree(job).reports for job in jobs]
     with ProcessPool(2) as ex:
@@ -162,7 +164,7 @@ def test_in_process_failure_without_retries_abandons(played, tmp_path):
 
 
 def test_a_protocol_error_in_a_task_is_not_retried(played):
-    """A typed error is the round's answer (spec 14.3): it propagates at once, on every executor."""
+    """A typed error is the round's answer (spec 13.3): it propagates at once, on every executor."""
     pristine, _, messages = played
     p = copy.deepcopy(pristine)
     reports = dict(messages.reports)
@@ -174,7 +176,7 @@ def test_a_protocol_error_in_a_task_is_not_retried(played):
 
 
 def test_late_report_is_refused_and_its_meter_is_missing(played):
-    """Spec 14.3: once a subtree has forwarded the round, a late report is a ReplayError."""
+    """Spec 13.3: once a subtree has forwarded the round, a late report is a ReplayError."""
     pristine, _, messages = played
     p = copy.deepcopy(pristine)
     reports = dict(messages.reports)
@@ -228,3 +230,25 @@ def test_cut_and_executor_arguments_are_checked(played):
         run_tasks(InProcess(), abs, [1], labels=["a", "b"])
     assert run_tasks(InProcess(), abs, [-1, 2]) == [1, 2]
     assert Outcome(3).failure is None
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fast_fold_equals_the_general_combine(played, data):
+    """Spec 7.3: the aggregator's output laid out from the reports' own encodings is the same bytes
+    as the general path, seal(combine(...)), for any subset and order of its meter children."""
+    from protocols.aggregation.aggregator import combine, contribution_of
+    from protocols.aggregation.schedule import mac_key
+
+    pristine, _, messages = played
+    hood = pristine.hood
+    reports = dict(messages.reports)
+    node = data.draw(st.sampled_from([a for a in hood.tree if all(c in hood.meter_public for c in hood.children(a))]))
+    present = [m for m in hood.children(node) if m in reports]
+    chosen = data.draw(st.lists(st.sampled_from(present), min_size=1, unique=True))
+    inputs = [reports[m] for m in chosen]
+    state = agg.AggregatorState(node, pristine.aggregators[node].key)
+    fast = agg.Aggregator(hood, state).aggregate(1, inputs)
+    parts = [agg.messages.decode_child(raw, hood) for raw in inputs]
+    body = combine([contribution_of(part) for part in parts], 1, node, hood)
+    assert fast == agg.messages.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 7)

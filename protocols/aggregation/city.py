@@ -1,11 +1,11 @@
-"""Spec 14.4: the utility's side of one round, from the meters' messages, through an executor.
+"""Spec 13.4: the utility's side of one round, from the meters' messages, through an executor.
 
 :func:`utility_round` plays spec 6.3 and 8 for the utility and spec 7 for
-the aggregators (partitioned as in spec 14.2), in the order of a round:
+the aggregators (partitioned as in spec 13.2), in the order of a round:
 bundles, the tree, receipt, commit-requests, signatures, unmask-requests,
 finish.  Its outputs -- the utility's and the aggregators' messages and the
 released sums -- depend only on its inputs, so a neighbourhood's round is
-one task a city-wide executor can run anywhere (spec 14.4).
+one task a city-wide executor can run anywhere (spec 13.4).
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ class UtilityRound:
 def utility_round(hood: Neighbourhood, utility: UtilityState, aggregators: Mapping[str, AggregatorState],
                   messages: MeterMessages, executor: Executor | None = None, *, depth: int = 1,
                   retries: int = 1) -> UtilityRound:
-    """Spec 14.4: one round at the utility and the tree; ``utility`` and ``aggregators`` advance.
+    """Spec 13.4: one round at the utility and the tree; ``utility`` and ``aggregators`` advance.
 
     Raises what the steps raise (spec 6.3, 7.1, 8.1-8.5), ``RecoveryError``
     if no report reaches the root or a subtree task fails beyond its
-    retries (spec 14.3).
+    retries (spec 13.3).
     """
     role = Utility(hood, utility)
     rs, bundles = role.bundles(messages.round, list(messages.adverts))

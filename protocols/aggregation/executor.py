@@ -1,4 +1,4 @@
-"""Spec 14.1-14.3: executors -- the concentrators' and the utility's work run as independent tasks.
+"""Spec 13.1-13.3: executors -- the concentrators' and the utility's work run as independent tasks.
 
 A task is a pure function of picklable inputs (a subtree's reports, a
 neighbourhood's messages): whichever executor runs it, and however often it
@@ -11,7 +11,7 @@ per item, in order.
 - :class:`DaskExecutor` -- ``dask.distributed``: a ``LocalCluster`` by default,
   or any running scheduler by address (the optional extra ``dask``).
 
-:func:`run_tasks` adds the failure rule of spec 14.3: a protocol error
+:func:`run_tasks` adds the failure rule of spec 13.3: a protocol error
 (:class:`~protocols.errors.UsappError`) raised by a task is the round's
 answer and propagates at once; any other failure (a worker that died, a
 lost connection, a task that raised something else) is retried up to
@@ -30,14 +30,14 @@ from typing import Any, Protocol
 from protocols.errors import ParameterError, RecoveryError, UsappError
 
 MAX_WORKERS = 1024
-"""Most workers an executor of this module starts on its own (spec 14.1)."""
+"""Most workers an executor of this module starts on its own (spec 13.1)."""
 MAX_RETRIES = 8
-"""Most retries :func:`run_tasks` accepts per failed task (spec 14.3)."""
+"""Most retries :func:`run_tasks` accepts per failed task (spec 13.3)."""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """One task's result, or the failure that is not a protocol error (spec 14.3)."""
+    """One task's result, or the failure that is not a protocol error (spec 13.3)."""
 
     value: Any = None
     failure: str | None = None
@@ -82,7 +82,7 @@ class _Closing:
 
 @dataclass
 class InProcess(_Closing):
-    """Spec 14.1: every task in the caller's thread, in order."""
+    """Spec 13.1: every task in the caller's thread, in order."""
 
     name: str = field(default="inprocess", init=False)
     workers: int = field(default=1, init=False)
@@ -104,7 +104,7 @@ class InProcess(_Closing):
 
 @dataclass
 class ProcessPool(_Closing):
-    """Spec 14.1: ``workers`` processes of this machine.  A worker that dies breaks
+    """Spec 13.1: ``workers`` processes of this machine.  A worker that dies breaks
     the pool: every unfinished task of the attempt fails and the next attempt
     starts a fresh pool."""
 
@@ -143,7 +143,7 @@ class ProcessPool(_Closing):
 
 @dataclass
 class DaskExecutor(_Closing):
-    """Spec 14.1: tasks on a ``dask.distributed`` cluster.
+    """Spec 13.1: tasks on a ``dask.distributed`` cluster.
 
     With no ``address``, a ``LocalCluster`` of ``workers`` workers, one thread
     each, in worker processes (``processes=True``) or as threads of this
@@ -209,7 +209,7 @@ class DaskExecutor(_Closing):
 
 def run_tasks(executor: Executor, fn: Callable[[Any], Any], items: Sequence[Any], *, retries: int = 1,
               labels: Sequence[str] | None = None) -> list[Any]:
-    """Spec 14.3: every task's value, in order; failed tasks are run again up to ``retries`` times.
+    """Spec 13.3: every task's value, in order; failed tasks are run again up to ``retries`` times.
 
     A UsappError from a task propagates unchanged.  A task still failing
     after its retries abandons the round: ``RecoveryError`` naming it (by
@@ -244,7 +244,7 @@ def run_tasks(executor: Executor, fn: Callable[[Any], Any], items: Sequence[Any]
 
 
 def make_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
-    """An executor by name: ``inprocess``, ``process`` or ``dask`` (spec 14.1)."""
+    """An executor by name: ``inprocess``, ``process`` or ``dask`` (spec 13.1)."""
     if name == "inprocess":
         if workers != 1:
             raise ParameterError("the in-process executor has exactly one worker")

@@ -1,4 +1,4 @@
-"""Spec 14.2: the aggregator tree as the partition -- subtrees folded as tasks, the top combined.
+"""Spec 13.2: the aggregator tree as the partition -- subtrees folded as tasks, the top combined.
 
 The aggregators ``depth`` levels below the root (:func:`cut`) each fold
 their subtree in one task (:func:`fold_subtree`: every aggregator of the
@@ -6,7 +6,7 @@ subtree, children before parents, exactly :meth:`Aggregator.aggregate`)
 and forward one aggregate-report; the aggregators above the cut then run
 in the caller, on those reports and on any meter attached above the cut.
 Every aggregator's report is the same bytes as in a sequential round, so
-the root's report, the sets and the released sums are too (spec 14.2).
+the root's report, the sets and the released sums are too (spec 13.2).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from protocols.errors import InjectedContributionError, ParameterError
 
 @dataclass(frozen=True)
 class SubtreeJob:
-    """One task of spec 14.2: a subtree's aggregators and the reports of the meters below it."""
+    """One task of spec 13.2: a subtree's aggregators and the reports of the meters below it."""
 
     hood: Neighbourhood
     node: str
@@ -58,7 +58,7 @@ def post_order(hood: Neighbourhood, top: str) -> list[str]:
 
 
 def cut(hood: Neighbourhood, depth: int = 1) -> tuple[str, ...]:
-    """Spec 14.2: the aggregators ``depth`` levels below the root (fewer where a branch is shallower:
+    """Spec 13.2: the aggregators ``depth`` levels below the root (fewer where a branch is shallower:
     an aggregator with no aggregator child above that depth is cut where it is)."""
     if type(depth) is not int or not 0 <= depth <= len(hood.tree):
         raise ParameterError("the cut depth must be a non-negative integer no larger than the tree")
@@ -75,7 +75,7 @@ def cut(hood: Neighbourhood, depth: int = 1) -> tuple[str, ...]:
 
 
 def fold_subtree(job: SubtreeJob) -> SubtreeResult:
-    """Spec 14.2 (one task): run :meth:`Aggregator.aggregate` over the subtree, children before
+    """Spec 13.2 (one task): run :meth:`Aggregator.aggregate` over the subtree, children before
     parents; an aggregator none of whose children sent anything sends nothing (spec 7.1)."""
     states = {s.aggregator_id: dataclasses.replace(s, retained=dict(s.retained)) for s in job.aggregators}
     outputs = dict(job.reports)
@@ -91,11 +91,11 @@ def fold_subtree(job: SubtreeJob) -> SubtreeResult:
 def aggregate_tree(hood: Neighbourhood, aggregators: Mapping[str, AggregatorState], round_id: int,
                    reports: Mapping[str, bytes], executor: Executor | None = None, *, depth: int = 1,
                    retries: int = 1) -> dict[str, bytes]:
-    """Spec 14.2: every aggregate-report of the round, by aggregator (the root's under ``hood.root``
+    """Spec 13.2: every aggregate-report of the round, by aggregator (the root's under ``hood.root``
     unless nothing arrived).
 
     ``reports`` are the meter-reports that arrived by the cut-off (spec
-    14.3: a later one is refused by its aggregator with ``ReplayError``);
+    13.3: a later one is refused by its aggregator with ``ReplayError``);
     an unknown sender is an ``InjectedContributionError`` from the
     aggregator it names, as in spec 7.1.  The subtrees below the cut run on
     ``executor`` (in-process by default) with the failure rule of
