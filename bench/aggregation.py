@@ -32,6 +32,13 @@ digest cached: meter.reveal_graph_nonce recomputes the digest of the whole
 directory for every meter, so an N-meter setup in one process costs O(N^2)
 (a real meter hashes the directory once; the simulation does it N times).
 
+4. With ``--scale`` (instead of 1): one round at the utility and the tree
+   for N = 10^3 to 10^6 meters, as N / 1,000 replays of one real cached
+   1,000-meter neighbourhood round, in-process and on a process pool of 1
+   and 2 workers (specs/aggregation.md 13.4); the 2-3 comparisons with phe
+   follow.  Writes bench/results/aggregation_scale.png and caches the round
+   in bench/results/aggregation-scale-cache-1000.pickle.
+
 Writes bench/results/aggregation_per_meter.png.
 """
 
@@ -599,7 +606,7 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
         peak = own if name == "inprocess" else own + sum(workers_peak.values())
         conn.send({"n": n, "executor": name, "workers": workers, "round_s": seconds,
                    "reports_per_s_per_core": n / seconds / workers, "peak_rss_bytes": peak,
-                   "neighbourhoods": hoods, "tasks": len(tasks)})
+                   "neighbourhoods": hoods, "tasks": len(tasks), "load_average": os.getloadavg()[0]})
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
     finally:
@@ -665,10 +672,10 @@ def _scale_plot(config: BenchConfig, rows: list[dict]) -> str | None:
 
 
 def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison]) -> Figures:
-    header = ("N", "executor", "workers", "round", "reports/s/core", "peak RSS MiB", "tasks")
+    header = ("N", "executor", "workers", "round", "reports/s/core", "peak RSS MiB", "tasks", "load avg")
     cells = [(f"{r['n']:,}", r["executor"], str(r["workers"]), format_seconds(r["round_s"]),
-              f"{r['reports_per_s_per_core']:,.0f}", f"{r['peak_rss_bytes'] / 2**20:,.0f}", str(r["tasks"]))
-             for r in rows]
+              f"{r['reports_per_s_per_core']:,.0f}", f"{r['peak_rss_bytes'] / 2**20:,.0f}", str(r["tasks"]),
+              f"{r.get('load_average', float('nan')):.1f}") for r in rows]
     largest = max(r["n"] for r in rows)
     slowest = max(r["round_s"] for r in rows if r["n"] == largest)
     targets: list[dict[str, Any]] = [
@@ -679,7 +686,8 @@ def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comp
     lines = [f"one round at the utility and the tree (spec 13.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
              "replay of one real cached round (bundles, the tree's fold, receipt, commit, unmask requests, "
              "finish with the sums checked); reports/s/core = N / round / workers; peak RSS = the run's process "
-             "plus each worker's peak (shared pages counted in each: an upper bound):"]
+             "plus each worker's peak (shared pages counted in each: an upper bound); load avg = 1-minute load "
+             f"when the point finished, on {os.cpu_count()} CPUs:"]
     lines += format_columns(header, cells)
     lines += ["", "targets:"]
     for t in targets:
