@@ -8,6 +8,7 @@ start-up import of the package; the process pool covers separate processes.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 
@@ -252,3 +253,39 @@ def test_fast_fold_equals_the_general_combine(played, data):
     parts = [agg.messages.decode_child(raw, hood) for raw in inputs]
     body = combine([contribution_of(part) for part in parts], 1, node, hood)
     assert fast == agg.messages.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 7)
+
+
+def test_unmasking_in_slices_fails_as_the_sequential_finish(played):
+    """Spec 8.5 step 3 through slices (spec 13.2): with too few responses the first meter whose
+    secret cannot be recovered is named, the same RecoveryError with or without an executor."""
+    pristine, _, messages = played
+    few = dataclasses.replace(messages, responses=messages.responses[:6])
+    errors = []
+    for executor in (None, InProcess(), ProcessPool(2)):
+        p = copy.deepcopy(pristine)
+        with pytest.raises(RecoveryError) as info:
+            utility_round(p.hood, p.utility, p.aggregators, few, executor)
+        if executor is not None:
+            executor.close()
+        assert type(info.value) is RecoveryError
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] == errors[2]
+    assert "shares of meter" in errors[0]
+    p = copy.deepcopy(pristine)
+    rs = _received(p, messages)
+    with pytest.raises(ParameterError):
+        agg.Utility(p.hood, p.utility).finish(rs, list(messages.responses), InProcess(), slices=0)
+    result = agg.Utility(p.hood, p.utility).finish(rs, list(messages.responses), InProcess(), slices=50)
+    assert result == played[1].result
+
+
+def _received(p, messages):
+    """The round state of ``messages`` up to the signatures, for a direct call of finish."""
+    utility = agg.Utility(p.hood, p.utility)
+    rs, _ = utility.bundles(messages.round, list(messages.adverts))
+    reports = aggregate_tree(p.hood, p.aggregators, messages.round, dict(messages.reports))
+    utility.receive(rs, reports[p.hood.root])
+    utility.commit_requests(rs)
+    utility.collect_signatures(rs, list(messages.signatures))
+    utility.unmask_requests(rs)
+    return rs

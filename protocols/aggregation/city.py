@@ -54,7 +54,9 @@ class UtilityRound:
 def utility_round(hood: Neighbourhood, utility: UtilityState, aggregators: Mapping[str, AggregatorState],
                   messages: MeterMessages, executor: Executor | None = None, *, depth: int = 1,
                   retries: int = 1) -> UtilityRound:
-    """Spec 13.4: one round at the utility and the tree; ``utility`` and ``aggregators`` advance.
+    """Spec 13.2: one round at the utility and the tree; ``utility`` and ``aggregators`` advance.
+    With an ``executor``, the subtrees below the cut (spec 13.2) and the slices of the unmasking
+    (spec 8.5 steps 3-5) run on it; without one, everything runs in this thread.
 
     Raises what the steps raise (spec 6.3, 7.1, 8.1-8.5), ``RecoveryError``
     if no report reaches the root or a subtree task fails beyond its
@@ -72,5 +74,5 @@ def utility_round(hood: Neighbourhood, utility: UtilityState, aggregators: Mappi
     sent += [(f"commit-request {m}", raw) for m, raw in role.commit_requests(rs).items()]
     role.collect_signatures(rs, list(messages.signatures))
     sent += [(f"unmask-request {m}", raw) for m, raw in role.unmask_requests(rs).items()]
-    result = role.finish(rs, list(messages.responses))
+    result = role.finish(rs, list(messages.responses), executor, retries=retries)
     return UtilityRound(result, tuple(sent))
