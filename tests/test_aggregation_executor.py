@@ -289,3 +289,27 @@ def _received(p, messages):
     utility.collect_signatures(rs, list(messages.signatures))
     utility.unmask_requests(rs)
     return rs
+
+
+def test_audit_by_subtrees_names_the_same_aggregator(played):
+    """Spec 9 through an executor (spec 13.2): a lower aggregator that used a child's report twice
+    is named by the same DuplicateContributionError as the sequential walk; a clean tree passes."""
+    pristine, transcript, messages = played
+    p = copy.deepcopy(pristine)
+    aggregate_tree(p.hood, p.aggregators, 1, dict(messages.reports))
+    kept = retained_inputs(p.aggregators, 1)
+    rs = _received(copy.deepcopy(pristine), messages)
+    utility = agg.Utility(p.hood, p.utility)
+    low = next(a for a in p.hood.tree if a in kept and all(c not in p.hood.tree for c in p.hood.children(a))
+               and p.hood.parent(p.hood.parent(a) or "") is not None)
+    bad = {**kept, low: (*kept[low], kept[low][0])}
+    outcomes = []
+    for executor in (None, InProcess(), ProcessPool(2)):
+        utility.audit(rs, kept, executor)
+        with pytest.raises(DuplicateContributionError) as info:
+            utility.audit(rs, bad, executor)
+        outcomes.append(str(info.value))
+        if executor is not None:
+            executor.close()
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert low in outcomes[0]

@@ -12,6 +12,7 @@ from gmpy2 import mpz
 from protocols.aggregation import messages as msg
 from protocols.aggregation.aggregator import combine, contribution_of
 from protocols.aggregation.executor import Executor, run_tasks
+from protocols.aggregation.partition import post_order
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import (
     BOX_BYTES,
@@ -286,20 +287,37 @@ class Utility:
 
     # -- 9 audit ------------------------------------------------------------------------
 
-    def audit(self, rs: RoundState, retained: Mapping[str, Sequence[bytes]]) -> None:
+    def audit(self, rs: RoundState, retained: Mapping[str, Sequence[bytes]], executor: Executor | None = None,
+              *, retries: int = 1) -> None:
         """Spec 9: walk the tree from the root and raise the typed error naming
         the first aggregator whose report is not the product of its inputs.
 
         ``retained`` maps each aggregator to the child reports it kept.
         Returns None if every aggregator is consistent (the fault is then in
-        a meter's report or unmask-response).
+        a meter's report or unmask-response).  With an ``executor`` the
+        root is checked here and each child aggregator's subtree is one
+        :class:`AuditJob` on it (spec 13.2); the subtrees' errors come back
+        in the root's child order, the order of the sequential walk.
         """
         if rs.report is None:
             raise StateError(f"round {rs.round}: no report of the root was received to audit")
-        self._audit_node(rs, rs.report, retained)
+        if executor is None:
+            self._audit_node(rs, rs.report, retained)
+            return
+        jobs = []
+        for part in self._audit_one(rs, rs.report, retained):
+            below = {node: retained[node] for node in post_order(self.hood, part.sender) if node in retained}
+            jobs.append(AuditJob(self.hood, self.state, rs, part, below))
+        run_tasks(executor, audit_subtree, jobs, retries=retries, labels=[f"audit {j.report.sender}" for j in jobs])
 
     def _audit_node(self, rs: RoundState, report: msg.AggregateReport,
                     retained: Mapping[str, Sequence[bytes]]) -> None:
+        for part in self._audit_one(rs, report, retained):
+            self._audit_node(rs, part, retained)
+
+    def _audit_one(self, rs: RoundState, report: msg.AggregateReport,
+                   retained: Mapping[str, Sequence[bytes]]) -> list[msg.AggregateReport]:
+        """Spec 9 at one aggregator; returns the aggregate-reports among its inputs, to audit next."""
         hood, node = self.hood, report.sender
         if node not in retained:
             raise RecoveryError(f"audit: aggregator {node} kept no inputs for round {rs.round}")
@@ -348,9 +366,23 @@ class Utility:
                 dropped = ", ".join(sorted(derived - claimed))
                 raise DroppedContributionError(f"audit: {node} received but did not claim {dropped}")
             raise InjectedContributionError(f"audit: {node}'s aggregate contains a term none of its inputs made")
-        for part in parts:
-            if isinstance(part, msg.AggregateReport):
-                self._audit_node(rs, part, retained)
+        return [part for part in parts if isinstance(part, msg.AggregateReport)]
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """Spec 13.2: the audit (spec 9) of one subtree, from its top aggregator's report down."""
+
+    hood: Neighbourhood
+    state: UtilityState
+    rs: RoundState
+    report: msg.AggregateReport
+    retained: Mapping[str, Sequence[bytes]]
+
+
+def audit_subtree(job: AuditJob) -> None:
+    """Spec 9 over one subtree: the typed error naming its first inconsistent aggregator, or None."""
+    Utility(job.hood, job.state)._audit_node(job.rs, job.report, job.retained)
 
 
 MAX_UNMASK_SLICES = 4096
