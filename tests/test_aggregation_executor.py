@@ -313,36 +313,3 @@ def test_audit_by_subtrees_names_the_same_aggregator(played):
             executor.close()
     assert outcomes[0] == outcomes[1] == outcomes[2]
     assert low in outcomes[0]
-
-
-@settings(max_examples=10, deadline=None)
-@given(seed=st.binary(min_size=1, max_size=8), count=st.sampled_from([1, 31, 255, 256, 300, 700]))
-def test_fold_equals_the_sequential_product_and_counts_the_same(seed, count):
-    """Spec 7.1 step 3: the pipelined fold (a helper thread from 256 values) is the product mod n^2,
-    and is counted as count - 1 multiplications, as paillier.product_mod counts it."""
-    from protocols.aggregation.fold import Fold
-    from protocols.primitives import opcount
-    from protocols.schemes.paillier import product_mod
-
-    rng = HmacDrbg.from_seed(b"fold/" + seed)
-    modulus = (1 << 4095) | int.from_bytes(rng.random_bytes(512), "big") | 1
-    values = [agg.aggregator.mpz(int.from_bytes(rng.random_bytes(512), "big") % modulus) for _ in range(count)]
-    with opcount.counting() as ours:
-        fold = Fold(modulus, count)
-        for value in values:
-            fold.add(value)
-        got = fold.result()
-    with opcount.counting() as reference:
-        expected = product_mod(values, modulus)
-    assert got == expected
-    assert ours == reference
-
-
-def test_fold_stopped_midway_ends_its_thread():
-    from protocols.aggregation.fold import Fold
-
-    fold = Fold((1 << 4095) + 1, 1000)
-    for value in range(2, 100):
-        fold.add(agg.aggregator.mpz(value))
-    fold.stop()
-    assert fold.helper is None or not fold.helper.is_alive()

@@ -9,7 +9,6 @@ from typing import Literal
 from gmpy2 import gcd, mpz
 
 from protocols.aggregation import messages as msg
-from protocols.aggregation.fold import Fold
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import CONFIRM_BYTES, MAC_BYTES, VERSION, mac_key
 from protocols.errors import (
@@ -89,40 +88,21 @@ class Aggregator:
         if not inputs:
             raise RecoveryError(f"aggregator {state.aggregator_id} received no report for round {round_id}")
         children = set(hood.children(state.aggregator_id))
-        contributions: list[Contribution] = []
-        seen: set[str] = set()
-        encoded: list[tuple[int, bytes, bytes]] = []  # (index, CBOR of the id, CBOR of the confirmations)
-        # one entry per input the fast reader took; if any input took the general path, combine() makes the report
+        contributions, seen = [], set()
+        encoded: list[tuple[int, bytes, bytes]] | None = []  # (index, CBOR of the id, CBOR of the confirmations)
         reader = _MeterReportReader(hood, round_id)
         read, index = reader.read_encoded, hood._index
-        fold = Fold(hood.public_key.nsquare, len(inputs))
-        try:
-            self._read_inputs(inputs, round_id, children, contributions, seen, encoded, read, index, fold)
-        except BaseException:
-            fold.stop()
-            raise
-        key = mac_key(state.key, b"up")
-        if len(encoded) != len(contributions):
-            fold.stop()
-            out = msg.seal(combine(contributions, round_id, state.aggregator_id, hood), key, b"aggregate-report", 7)
-        else:
-            out = _seal_meter_fold(hood, contributions, encoded, fold.result(), round_id, state.aggregator_id, key)
-        state.last_round = round_id
-        state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
-        return out
-
-    def _read_inputs(self, inputs, round_id, children, contributions, seen, encoded, read, index, fold) -> None:
-        """Spec 7.1 steps 1-2, input by input; each ciphertext goes to the fold as soon as it is read."""
-        hood, state = self.hood, self.state
         for raw in inputs:
             fast = read(raw)
             if fast is None:  # an aggregate-report, or anything the fast reader does not accept
                 part = msg.decode_child(raw, hood)
                 message_round, sender, contribution = part.round, part.sender, contribution_of(part)
+                encoded = None
             else:
                 sender, c, confirmations, id_cbor, conf_cbor = fast
                 message_round, contribution = round_id, (sender, c, (sender,), (confirmations,))
-                encoded.append((index[sender], id_cbor, conf_cbor))
+                if encoded is not None:
+                    encoded.append((index[sender], id_cbor, conf_cbor))
             if sender not in children:
                 raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
             if sender in seen:
@@ -131,16 +111,23 @@ class Aggregator:
             if message_round != round_id:
                 msg.check_round_of(message_round, round_id, "report", sender)
             contributions.append(contribution)
-            fold.add(contribution[1])
+        key = mac_key(state.key, b"up")
+        if encoded is None:
+            out = msg.seal(combine(contributions, round_id, state.aggregator_id, hood), key, b"aggregate-report", 7)
+        else:
+            out = _seal_meter_fold(hood, contributions, encoded, round_id, state.aggregator_id, key)
+        state.last_round = round_id
+        state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
+        return out
 
 
 def _seal_meter_fold(hood: Neighbourhood, contributions: Sequence[Contribution],
-                     encoded: list[tuple[int, bytes, bytes]], acc: mpz, round_id: int, sender: str,
-                     key: bytes) -> bytes:
+                     encoded: list[tuple[int, bytes, bytes]], round_id: int, sender: str, key: bytes) -> bytes:
     """Spec 7.1 steps 3-4 when every input is a meter-report read by the fast reader (7.3): the same
     bytes as ``seal(combine(...))``, with keys 5 and 6 laid out from the inputs' own canonical
     encodings of the ids and confirmations instead of decoded and encoded again."""
     pk = hood.public_key
+    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
     if gcd(acc, pk.n) != 1:
         for child, c, _, _ in contributions:
             if gcd(c, pk.n) != 1:
