@@ -32,6 +32,13 @@ digest cached: meter.reveal_graph_nonce recomputes the digest of the whole
 directory for every meter, so an N-meter setup in one process costs O(N^2)
 (a real meter hashes the directory once; the simulation does it N times).
 
+4. With ``--scale`` (instead of 1): one round at the utility and the tree
+   for N = 10^3 to 10^6 meters, as N / 1,000 replays of one real cached
+   1,000-meter neighbourhood round, in-process and on a process pool of 1
+   and 2 workers (specs/aggregation.md 13.4); the 2-3 comparisons with phe
+   follow.  Writes bench/results/aggregation_scale.png and caches the round
+   in bench/results/aggregation-scale-cache-1000.pickle.
+
 Writes bench/results/aggregation_per_meter.png.
 """
 
@@ -60,6 +67,8 @@ from protocols.aggregation import (
     provision,
     schedule,
 )
+from protocols.aggregation.city import MeterMessages, utility_round
+from protocols.aggregation.executor import make_executor, run_tasks
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
 from protocols.schemes.paillier import FastEncryptor, generate_keypair, sum_ciphertexts
@@ -508,12 +517,199 @@ def _figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison
                    {} if plot is None else {"plot": plot})
 
 
+# ---------------------------------------------------------------------------
+# 4. Scaling (--scale): the utility's and the concentrators' round for 10^3 to 10^6 meters
+
+
+SCALE_HOOD_METERS = 1_000
+"""Meters per neighbourhood in the scale runs: a city of N meters is N / 1,000 neighbourhoods."""
+SCALE_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+QUICK_SCALE_SIZES = (1_000, 10_000)
+SCALE_RUNS = (("inprocess", 1, 100_000), ("process", 1, 1_000_000), ("process", 2, 1_000_000))
+"""(executor, workers, largest N): the in-process executor stops at 10^5 (it is the 1-worker process
+run without the pool)."""
+SCALE_TASKS_PER_WORKER = 4
+SCALE_LIMIT_SECONDS = 900.0
+"""The time limit of one round: a 15-minute reporting interval (the issue's shortest)."""
+SCALE_CACHE = f"aggregation-scale-cache-{SCALE_HOOD_METERS}.pickle"
+SCALE_PLOT = "aggregation_scale.png"
+
+
+def _build_scale_cache(path: str) -> None:
+    """Provision one neighbourhood of SCALE_HOOD_METERS meters, play one real round (every meter
+    reporting, FastEncryptor), and keep what the utility and the tree receive and hold."""
+    import pickle
+
+    sk = generate_keypair(KEY_BITS, HmacDrbg.from_seed(KEY_SEED))
+    rng = HmacDrbg.from_seed(KEY_SEED + "/aggregation-scale")
+    encryptor = FastEncryptor.create(sk.public_key, rng, window=8)
+    meters = _meter_ids(SCALE_HOOD_METERS)
+    p = _provision(sk, meters, *balanced_tree(meters, FANOUT), rng, slots=1, value_bits=VALUE_BITS, degree=DEGREE)
+    pristine = ({a: AggregatorState(a, s.key) for a, s in p.aggregators.items()}, replace(p.utility))
+    readings = _readings(meters, 1, VALUE_BITS, rng)
+    transcript = run_round(p, 1, readings, rng, encryptors=dict.fromkeys(meters, encryptor))
+    _check(transcript.result, readings, "scale cache round")
+    messages = MeterMessages(1, tuple(transcript.adverts.values()), tuple(transcript.meter_reports.items()),
+                             tuple(transcript.commit_signatures.values()), tuple(transcript.responses.values()))
+    sums = None if transcript.result is None else transcript.result.sums
+    payload = {"hood": p.hood, "aggregators": pristine[0], "utility": pristine[1], "messages": messages,
+               "sums": sums}
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as handle:
+        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
+
+
+def _peak_rss_bytes() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+
+
+def _replay_batch(task: tuple[str, int]) -> tuple[int, int, int]:
+    """One scale task: ``count`` neighbourhood rounds at the utility and the tree, from the cached
+    messages (read from disk once per task), each with fresh role state.  Returns (rounds done, pid,
+    this process's peak RSS)."""
+    import pickle
+
+    path, count = task
+    with open(path, "rb") as handle:
+        cached = pickle.load(handle)
+    hood, messages = cached["hood"], cached["messages"]
+    for _ in range(count):
+        aggregators = {a: AggregatorState(a, s.key) for a, s in cached["aggregators"].items()}
+        out = utility_round(hood, replace(cached["utility"]), aggregators, messages)
+        if out.result.sums != cached["sums"]:
+            raise RuntimeError("aggregation scale: a replayed round released the wrong sums")
+    return count, os.getpid(), _peak_rss_bytes()
+
+
+def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
+    """One (N, executor, workers) round in a fresh child process; sends its figures through ``conn``."""
+    try:
+        hoods = n // SCALE_HOOD_METERS
+        per_task = max(1, -(-hoods // (workers * SCALE_TASKS_PER_WORKER)))
+        tasks = [(path, min(per_task, hoods - i)) for i in range(0, hoods, per_task)]
+        executor = make_executor(name, workers)
+        try:
+            start = time.perf_counter()
+            done = run_tasks(executor, _replay_batch, tasks, retries=0)
+            seconds = time.perf_counter() - start
+        finally:
+            executor.close()
+        if sum(d[0] for d in done) != hoods:
+            raise RuntimeError("aggregation scale: not every neighbourhood was aggregated")
+        workers_peak: dict[int, int] = {}
+        for _, pid, rss in done:
+            workers_peak[pid] = max(rss, workers_peak.get(pid, 0))
+        own = _peak_rss_bytes()
+        peak = own if name == "inprocess" else own + sum(workers_peak.values())
+        conn.send({"n": n, "executor": name, "workers": workers, "round_s": seconds,
+                   "reports_per_s_per_core": n / seconds / workers, "peak_rss_bytes": peak,
+                   "neighbourhoods": hoods, "tasks": len(tasks), "load_average": os.getloadavg()[0]})
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        conn.close()
+
+
+def _run_point(path: str, n: int, name: str, workers: int) -> dict:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe(duplex=False)
+    process = context.Process(target=_scale_point, args=(path, n, name, workers, child))
+    process.start()
+    child.close()
+    try:
+        row = parent.recv()
+    except EOFError:
+        row = {"error": f"the scale run died (exit code {process.exitcode})"}
+    process.join()
+    if "error" in row:
+        raise RuntimeError(f"aggregation scale: N={n} {name} x{workers}: {row['error']}")
+    return row
+
+
+def _scale(config: BenchConfig) -> list[dict]:
+    import multiprocessing
+
+    path = str(config.output_path(SCALE_CACHE))
+    if not os.path.exists(path):
+        config.progress(f"aggregation scale: generating one {SCALE_HOOD_METERS:,}-meter neighbourhood's round "
+                        f"(cached in {path})")
+        builder = multiprocessing.get_context("fork").Process(target=_build_scale_cache, args=(path,))
+        builder.start()
+        builder.join()
+        if builder.exitcode != 0 or not os.path.exists(path):
+            raise RuntimeError("aggregation scale: building the cached round failed")
+    sizes = QUICK_SCALE_SIZES if config.quick else SCALE_SIZES
+    rows = []
+    for n in sizes:
+        for name, workers, largest in SCALE_RUNS:
+            if n > largest:
+                continue
+            config.progress(f"aggregation scale: N={n:,}, {name}, {workers} worker(s)")
+            rows.append(_run_point(path, n, name, workers))
+    return rows
+
+
+def _scale_plot(config: BenchConfig, rows: list[dict]) -> str | None:
+    pyplot = pyplot_or_none(config, "aggregation")
+    if pyplot is None:
+        return None
+    figure, axis = pyplot.subplots(figsize=(6.5, 4.5))
+    for name, workers, _ in SCALE_RUNS:
+        points = [(r["n"], r["round_s"]) for r in rows if r["executor"] == name and r["workers"] == workers]
+        if points:
+            axis.plot(*zip(*points), marker="o", label=f"{name}, {workers} worker(s)")
+    axis.axhline(SCALE_LIMIT_SECONDS, color="grey", linestyle="--", label="15-minute interval")
+    axis.set(xscale="log", yscale="log", xlabel="meters N", ylabel="seconds per round",
+             title=f"Utility and tree per round ({SCALE_HOOD_METERS:,}-meter neighbourhoods, {KEY_BITS}-bit key)")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize="small")
+    return save_plot(config, pyplot, figure, SCALE_PLOT)
+
+
+def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comparison]) -> Figures:
+    header = ("N", "executor", "workers", "round", "reports/s/core", "peak RSS MiB", "tasks", "load avg")
+    cells = [(f"{r['n']:,}", r["executor"], str(r["workers"]), format_seconds(r["round_s"]),
+              f"{r['reports_per_s_per_core']:,.0f}", f"{r['peak_rss_bytes'] / 2**20:,.0f}", str(r["tasks"]),
+              f"{r.get('load_average', float('nan')):.1f}") for r in rows]
+    largest = max(r["n"] for r in rows)
+    slowest = max(r["round_s"] for r in rows if r["n"] == largest)
+    targets: list[dict[str, Any]] = [
+        {"name": c.name, "value": c.ratio, "spread": list(c.ratio_spread or ()), "target": f">= {c.target:g}x",
+         "met": c.meets_target} for c in comparisons if c.target is not None]
+    targets.append({"name": f"a {largest:,}-meter round within {SCALE_LIMIT_SECONDS:g} s", "value": slowest,
+                    "target": f"<= {SCALE_LIMIT_SECONDS:g} s", "met": slowest <= SCALE_LIMIT_SECONDS})
+    lines = [f"one round at the utility and the tree (spec 13.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
+             "replay of one real cached round (bundles, the tree's fold, receipt, commit, unmask requests, "
+             "finish with the sums checked); reports/s/core = N / round / workers; peak RSS = the run's process "
+             "plus each worker's peak (shared pages counted in each: an upper bound); load avg = 1-minute load "
+             f"when the point finished, on {os.cpu_count()} CPUs:"]
+    lines += format_columns(header, cells)
+    lines += ["", "targets:"]
+    for t in targets:
+        value = (f"{t['value']:.2f}x" if t["target"].endswith("x") else format_seconds(t["value"]))
+        lines.append(f"  {t['name']}: {value} (target {t['target']}): {'met' if t['met'] else 'NOT met'}")
+    plot = _scale_plot(config, rows)
+    values = {"key_bits": KEY_BITS, "hood_meters": SCALE_HOOD_METERS, "fanout": FANOUT, "degree": DEGREE,
+              "cpu_count": os.cpu_count(), "scale": rows, "targets": targets, "plot": plot}
+    return Figures("aggregation at scale (utility and tree per round)", values, "\n".join(lines),
+                   {} if plot is None else {"plot": plot})
+
+
 def run(config: BenchConfig) -> list[Comparison | Figures]:
     phe = require_module("phe")
+    scale_rows = _scale(config) if config.scale else []
     config.progress(f"aggregation: generating a {KEY_BITS}-bit key and a DJN encryptor")
     sk = generate_keypair(KEY_BITS, HmacDrbg.from_seed(KEY_SEED))
     rng = HmacDrbg.from_seed(KEY_SEED + "/aggregation")
     encryptor = FastEncryptor.create(sk.public_key, rng, window=8)
+    if config.scale:
+        versus = _versus_phe(config, phe, sk, encryptor, rng)
+        return [*versus, _scale_figures(config, scale_rows, versus)]
     rows = [_per_meter(config, sk, encryptor, n, rng) for n in (QUICK_SIZES if config.quick else SIZES)]
     versus = _versus_phe(config, phe, sk, encryptor, rng)
     return [*versus, _figures(config, rows, versus)]

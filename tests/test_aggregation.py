@@ -1797,6 +1797,7 @@ def _aggregate_outcome(p, inputs, monkeypatch, fast):
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(_MeterReportReader, "read", lambda self, raw: None)
+            patch.setattr(_MeterReportReader, "read_encoded", lambda self, raw: None)
         state = agg.AggregatorState(p.hood.root, p.aggregators[p.hood.root].key)
         try:
             return agg.Aggregator(p.hood, state).aggregate(FAST_ROUND, inputs)

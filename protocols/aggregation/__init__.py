@@ -23,6 +23,9 @@ Spec sections and the modules that implement them:
 - 8-9  the utility and the audit .................... :mod:`.utility`
 - 6-8  message layouts and limits ................... :mod:`.messages`
 - 11.5 the privacy bound ............................ :mod:`.bound`
+- 13.1 executors and the failure rule ............... :mod:`.executor`
+- 13.2 the tree as the partition .................... :mod:`.partition`
+- 13.2 a neighbourhood's round at the utility ....... :mod:`.city`
 """
 
 from protocols.aggregation.aggregator import Aggregator, AggregatorState

@@ -89,15 +89,20 @@ class Aggregator:
             raise RecoveryError(f"aggregator {state.aggregator_id} received no report for round {round_id}")
         children = set(hood.children(state.aggregator_id))
         contributions, seen = [], set()
-        read = _MeterReportReader(hood, round_id).read
+        encoded: list[tuple[int, bytes, bytes]] | None = []  # (index, CBOR of the id, CBOR of the confirmations)
+        reader = _MeterReportReader(hood, round_id)
+        read, index = reader.read_encoded, hood._index
         for raw in inputs:
             fast = read(raw)
             if fast is None:  # an aggregate-report, or anything the fast reader does not accept
                 part = msg.decode_child(raw, hood)
                 message_round, sender, contribution = part.round, part.sender, contribution_of(part)
+                encoded = None
             else:
-                sender, c, confirmations = fast
+                sender, c, confirmations, id_cbor, conf_cbor = fast
                 message_round, contribution = round_id, (sender, c, (sender,), (confirmations,))
+                if encoded is not None:
+                    encoded.append((index[sender], id_cbor, conf_cbor))
             if sender not in children:
                 raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
             if sender in seen:
@@ -106,10 +111,34 @@ class Aggregator:
             if message_round != round_id:
                 msg.check_round_of(message_round, round_id, "report", sender)
             contributions.append(contribution)
-        body = combine(contributions, round_id, state.aggregator_id, hood)
+        key = mac_key(state.key, b"up")
+        if encoded is None:
+            out = msg.seal(combine(contributions, round_id, state.aggregator_id, hood), key, b"aggregate-report", 7)
+        else:
+            out = _seal_meter_fold(hood, contributions, encoded, round_id, state.aggregator_id, key)
         state.last_round = round_id
         state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
-        return msg.seal(body, mac_key(state.key, b"up"), b"aggregate-report", 7)
+        return out
+
+
+def _seal_meter_fold(hood: Neighbourhood, contributions: Sequence[Contribution],
+                     encoded: list[tuple[int, bytes, bytes]], round_id: int, sender: str, key: bytes) -> bytes:
+    """Spec 7.1 steps 3-4 when every input is a meter-report read by the fast reader (7.3): the same
+    bytes as ``seal(combine(...))``, with keys 5 and 6 laid out from the inputs' own canonical
+    encodings of the ids and confirmations instead of decoded and encoded again."""
+    pk = hood.public_key
+    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
+    if gcd(acc, pk.n) != 1:
+        for child, c, _, _ in contributions:
+            if gcd(c, pk.n) != 1:
+                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    encoded.sort()
+    count = cbor.head(4, len(encoded))
+    ciphertext = Ciphertext._trusted(pk, acc).to_bytes()
+    body = b"".join((b"\xa6\x01", cbor.head(0, VERSION), b"\x02", cbor.head(0, round_id), b"\x03",
+                     cbor.encode(sender), b"\x04", cbor.head(2, len(ciphertext)), ciphertext,
+                     b"\x05", count, *(e[1] for e in encoded), b"\x06", count, *(e[2] for e in encoded)))
+    return msg.seal_encoded(body, 6, key, b"aggregate-report", 7)
 
 
 class _MeterReportReader:
@@ -129,7 +158,7 @@ class _MeterReportReader:
     typed errors.
     """
 
-    __slots__ = ("nsquare", "start", "ct_head", "ct_length", "meters", "neighbours")
+    __slots__ = ("nsquare", "start", "ct_head", "ct_length", "meters", "neighbours", "tails")
 
     def __init__(self, hood: Neighbourhood, round_id: int) -> None:
         self.nsquare = hood.public_key.nsquare
@@ -138,40 +167,47 @@ class _MeterReportReader:
         self.ct_head = b"\x04" + cbor.head(2, self.ct_length)
         self.meters = hood._meter_by_text
         self.neighbours = hood._neighbours
+        tails: dict[int, tuple[bytes, int]] = {}
+        for m in range(hood.degree + 1):  # no meter has more neighbours than the degree (spec 3.4)
+            head = b"\x05" + cbor.head(2, CONFIRM_BYTES * m)
+            tails[len(head) + CONFIRM_BYTES * m + len(_MAC_KEY_HEAD) + MAC_BYTES] = (head, m)
+        self.tails = tails
+        """The length of what follows the ciphertext -> (key 5 and its head, confirmations m)."""
 
     def read(self, raw: object) -> tuple[str, mpz, bytes] | None:
+        fast = self.read_encoded(raw)
+        return None if fast is None else fast[:3]
+
+    def read_encoded(self, raw: object) -> tuple[str, mpz, bytes, bytes, bytes] | None:
+        """:meth:`read`, plus the report's own encodings of the sender id and of the confirmations
+        (head included): canonical, since the layout was checked byte for byte.
+
+        What follows the ciphertext, ``05 <head> <16 m bytes> 06 58 20 <MAC>``, has one length per
+        m, so the length of the input names the only m it can hold.
+        """
         if type(raw) is not bytes or not raw.startswith(self.start):
             return None
         pos = len(self.start)
-        text = raw[pos:pos + 2]  # the sender's head: 61..77 (1-23 bytes) or 78 nn (24-255 bytes)
-        if len(text) != 2:
+        if len(raw) < pos + 2:
             return None
-        if 0x61 <= text[0] <= 0x77:
-            end = pos + text[0] - 0x5F
-        elif text[0] == 0x78:
-            end = pos + 2 + text[1]
+        first = raw[pos]  # the sender's head: 61..77 (1-23 bytes) or 78 nn (24-255 bytes)
+        if 0x61 <= first <= 0x77:
+            end = pos + first - 0x5F
+        elif first == 0x78:
+            end = pos + 2 + raw[pos + 1]
         else:
             return None
         sender = self.meters.get(raw[pos:end])
-        if sender is None:
+        if sender is None or not raw.startswith(self.ct_head, end):
             return None
         ct_start = end + len(self.ct_head)
         ct_end = ct_start + self.ct_length
-        if raw[end:ct_start] != self.ct_head or raw[ct_end:ct_end + 1] != b"\x05":
-            return None
-        first = raw[ct_end + 1:ct_end + 2]
-        if not first:
-            return None
-        size = {0x58: 2, 0x59: 3}.get(first[0], 1)
-        conf_length = int.from_bytes(raw[ct_end + 2:ct_end + 1 + size], "big") if size > 1 else first[0] - 0x40
-        conf_start = ct_end + 1 + size
-        conf_end = conf_start + conf_length
-        if (conf_length < 0 or raw[ct_end + 1:conf_start] != cbor.head(2, conf_length)
-                or conf_length % CONFIRM_BYTES or conf_length > CONFIRM_BYTES * len(self.neighbours[sender])
-                or len(raw) != conf_end + len(_MAC_KEY_HEAD) + MAC_BYTES
-                or raw[conf_end:conf_end + len(_MAC_KEY_HEAD)] != _MAC_KEY_HEAD):
+        tail = self.tails.get(len(raw) - ct_end)
+        if (tail is None or tail[1] > len(self.neighbours[sender]) or not raw.startswith(tail[0], ct_end)
+                or not raw.startswith(_MAC_KEY_HEAD, len(raw) - len(_MAC_KEY_HEAD) - MAC_BYTES)):
             return None
         c = _MPZ_FROM_BYTES(raw[ct_start:ct_end], "big")
         if not 0 < c < self.nsquare:
             return None
-        return sender, c, raw[conf_start:conf_end]
+        conf_end = len(raw) - len(_MAC_KEY_HEAD) - MAC_BYTES
+        return sender, c, raw[ct_end + len(tail[0]):conf_end], raw[pos:end], raw[ct_end + 1:conf_end]

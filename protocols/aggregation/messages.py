@@ -64,11 +64,17 @@ def seal(body: dict, mac_key_: bytes, kind: bytes, mac_field: int) -> bytes:
     ``mac_field 58 20 MAC`` appended: the body is encoded once.
     """
     encoded = cbor.encode(body)
-    tag = mac(mac_key_, kind, encoded)
     count = len(body)
     if count < 23 and mac_field < 24 and all(type(k) is int and 0 <= k < mac_field for k in body):
-        return b"".join((bytes((0xA0 | (count + 1),)), memoryview(encoded)[1:], bytes((mac_field,)), MAC_HEAD, tag))
-    return cbor.encode({**body, mac_field: tag})
+        return seal_encoded(encoded, count, mac_key_, kind, mac_field)
+    return cbor.encode({**body, mac_field: mac(mac_key_, kind, encoded)})
+
+
+def seal_encoded(encoded: bytes, count: int, mac_key_: bytes, kind: bytes, mac_field: int) -> bytes:
+    """:func:`seal` of a body already encoded: a map of ``count`` < 23 integer keys, all below
+    ``mac_field`` < 24 (the caller guarantees both)."""
+    tag = mac(mac_key_, kind, encoded)
+    return b"".join((bytes((0xA0 | (count + 1),)), memoryview(encoded)[1:], bytes((mac_field,)), MAC_HEAD, tag))
 
 
 def size_limit(hood: Neighbourhood, kind: str) -> int:

@@ -11,6 +11,8 @@ from gmpy2 import mpz
 
 from protocols.aggregation import messages as msg
 from protocols.aggregation.aggregator import combine, contribution_of
+from protocols.aggregation.executor import Executor, run_tasks
+from protocols.aggregation.partition import post_order
 from protocols.aggregation.hood import Neighbourhood
 from protocols.aggregation.schedule import (
     BOX_BYTES,
@@ -234,21 +236,14 @@ class Utility:
             raise DecodeError(f"unmask-response from {sender}: share out of range")
         return sender, values
 
-    def _recover(self, rs: RoundState, answered: Mapping[str, list[int]], meter: str, what: str) -> int:
-        """Spec 8.5 step 3: a meter's secret from the shares its bundled neighbours released."""
-        hood = self.hood
-        shares = []
-        for x, peer in enumerate(hood.neighbours(meter), start=1):
-            if peer in answered and meter in rs.bundles.get(peer, ()):
-                shares.append(shamir.Share(x, answered[peer][rs.bundles[peer].index(meter)]))
-        if len(shares) < hood.threshold:
-            raise RecoveryError(f"only {len(shares)} of the {hood.threshold} shares of meter {meter}'s {what} arrived")
-        if len(shares) > hood.threshold:
-            shamir.check_consistent(shares, hood.threshold)
-        return shamir.recover(shares, hood.threshold)
+    def finish(self, rs: RoundState, responses: Sequence[bytes], executor: Executor | None = None, *,
+               slices: int | None = None, retries: int = 1) -> RoundResult:
+        """Spec 8.5: recover the seeds of R and the mask keys of M, decrypt, check range and tag, release.
 
-    def finish(self, rs: RoundState, responses: Sequence[bytes]) -> RoundResult:
-        """Spec 8.5: recover the seeds of R and the mask keys of M, decrypt, check range and tag, release."""
+        Steps 3-5 run as ``slices`` :class:`UnmaskJob` tasks on ``executor``
+        (spec 13.2; in this thread by default, four slices per worker
+        otherwise); the masks are summed mod n, so the result is the same.
+        """
         hood, state = self.hood, self.state
         if rs.round <= state.last_round:
             raise ReplayError(f"round {rs.round} is not after the last finished round {state.last_round}")
@@ -262,15 +257,19 @@ class Utility:
                 raise ReplayError(f"two unmask-responses from {sender}")
             answered[sender] = values
         total = mpz(state.private_key.decrypt(rs.report.ciphertext))
-        for meter in rs.reporting:
-            total -= self_mask(self._recover(rs, answered, meter, "self-mask seed"), rs.round, n)
-        reporting = set(rs.reporting)
-        for meter in rs.missing:
-            epsilon = self._recover(rs, answered, meter, "round mask key")
-            for peer in rs.bundles[meter]:
-                if peer in reporting and meter in rs.bundles[peer]:
-                    secret = round_secret(hood.group_id, rs.round, meter, epsilon, peer, rs.mask_public[peer])
-                    total -= hood.sign(peer, meter) * pair_mask(secret, rs.round, n)
+        if executor is None:
+            jobs = [UnmaskJob(hood, rs.round, rs.bundles, rs.mask_public, answered, rs.reporting, rs.reporting,
+                              rs.missing)]
+            masks = [unmask_slice(jobs[0])]
+        else:
+            count = 4 * executor.workers if slices is None else slices
+            if type(count) is not int or not 1 <= count <= MAX_UNMASK_SLICES:
+                raise ParameterError(f"slices must be an integer in [1, {MAX_UNMASK_SLICES}]")
+            jobs = [UnmaskJob(hood, rs.round, rs.bundles, rs.mask_public, answered, rs.reporting, seeds, keys)
+                    for seeds, keys in _slices(rs.reporting, rs.missing, count)]
+            masks = run_tasks(executor, unmask_slice, jobs, retries=retries,
+                              labels=[f"unmask slice {i}" for i in range(len(jobs))])
+        total -= sum(masks)
         sums, tag_sum = hood.layout.unpack(int(total % n), n)
         low, high = hood.layout.physical_range(len(rs.reporting))
         if any(not low <= v <= high for v in sums):
@@ -288,20 +287,37 @@ class Utility:
 
     # -- 9 audit ------------------------------------------------------------------------
 
-    def audit(self, rs: RoundState, retained: Mapping[str, Sequence[bytes]]) -> None:
+    def audit(self, rs: RoundState, retained: Mapping[str, Sequence[bytes]], executor: Executor | None = None,
+              *, retries: int = 1) -> None:
         """Spec 9: walk the tree from the root and raise the typed error naming
         the first aggregator whose report is not the product of its inputs.
 
         ``retained`` maps each aggregator to the child reports it kept.
         Returns None if every aggregator is consistent (the fault is then in
-        a meter's report or unmask-response).
+        a meter's report or unmask-response).  With an ``executor`` the
+        root is checked here and each child aggregator's subtree is one
+        :class:`AuditJob` on it (spec 13.2); the subtrees' errors come back
+        in the root's child order, the order of the sequential walk.
         """
         if rs.report is None:
             raise StateError(f"round {rs.round}: no report of the root was received to audit")
-        self._audit_node(rs, rs.report, retained)
+        if executor is None:
+            self._audit_node(rs, rs.report, retained)
+            return
+        jobs = []
+        for part in self._audit_one(rs, rs.report, retained):
+            below = {node: retained[node] for node in post_order(self.hood, part.sender) if node in retained}
+            jobs.append(AuditJob(self.hood, self.state, rs, part, below))
+        run_tasks(executor, audit_subtree, jobs, retries=retries, labels=[f"audit {j.report.sender}" for j in jobs])
 
     def _audit_node(self, rs: RoundState, report: msg.AggregateReport,
                     retained: Mapping[str, Sequence[bytes]]) -> None:
+        for part in self._audit_one(rs, report, retained):
+            self._audit_node(rs, part, retained)
+
+    def _audit_one(self, rs: RoundState, report: msg.AggregateReport,
+                   retained: Mapping[str, Sequence[bytes]]) -> list[msg.AggregateReport]:
+        """Spec 9 at one aggregator; returns the aggregate-reports among its inputs, to audit next."""
         hood, node = self.hood, report.sender
         if node not in retained:
             raise RecoveryError(f"audit: aggregator {node} kept no inputs for round {rs.round}")
@@ -350,9 +366,85 @@ class Utility:
                 dropped = ", ".join(sorted(derived - claimed))
                 raise DroppedContributionError(f"audit: {node} received but did not claim {dropped}")
             raise InjectedContributionError(f"audit: {node}'s aggregate contains a term none of its inputs made")
-        for part in parts:
-            if isinstance(part, msg.AggregateReport):
-                self._audit_node(rs, part, retained)
+        return [part for part in parts if isinstance(part, msg.AggregateReport)]
+
+
+@dataclass(frozen=True)
+class AuditJob:
+    """Spec 13.2: the audit (spec 9) of one subtree, from its top aggregator's report down."""
+
+    hood: Neighbourhood
+    state: UtilityState
+    rs: RoundState
+    report: msg.AggregateReport
+    retained: Mapping[str, Sequence[bytes]]
+
+
+def audit_subtree(job: AuditJob) -> None:
+    """Spec 9 over one subtree: the typed error naming its first inconsistent aggregator, or None."""
+    Utility(job.hood, job.state)._audit_node(job.rs, job.report, job.retained)
+
+
+MAX_UNMASK_SLICES = 4096
+"""Most tasks :meth:`Utility.finish` cuts steps 3-5 of spec 8.5 into (spec 13.2)."""
+
+
+@dataclass(frozen=True)
+class UnmaskJob:
+    """Spec 13.2: one task of spec 8.5 steps 3-5 -- the masks of the meters ``seeds_of`` (of R) and
+    ``keys_of`` (of M), from the shares the answering meters released."""
+
+    hood: Neighbourhood
+    round: int
+    bundles: Mapping[str, tuple[str, ...]]
+    mask_public: Mapping[str, bytes]
+    answered: Mapping[str, list[int]]
+    reporting: tuple[str, ...]
+    seeds_of: tuple[str, ...]
+    keys_of: tuple[str, ...]
+
+
+def _recover(job: UnmaskJob, meter: str, what: str) -> int:
+    """Spec 8.5 step 3: a meter's secret from the shares its bundled neighbours released."""
+    hood, bundles, answered = job.hood, job.bundles, job.answered
+    shares = []
+    for x, peer in enumerate(hood.neighbours(meter), start=1):
+        if peer in answered and meter in bundles.get(peer, ()):
+            shares.append(shamir.Share(x, answered[peer][bundles[peer].index(meter)]))
+    if len(shares) < hood.threshold:
+        raise RecoveryError(f"only {len(shares)} of the {hood.threshold} shares of meter {meter}'s {what} arrived")
+    if len(shares) > hood.threshold:
+        shamir.check_consistent(shares, hood.threshold)
+    return shamir.recover(shares, hood.threshold)
+
+
+def unmask_slice(job: UnmaskJob) -> int:
+    """Spec 8.5 steps 3-5 for one slice: the sum, mod n, of the self-masks b_j(r) of ``seeds_of``
+    and of the signed pairwise masks sign(p, j) m_pj(r) of ``keys_of`` with their reporting peers;
+    meters in directory order, so the first failing recovery is the one the whole step meets first."""
+    hood, n = job.hood, job.hood.public_key.n
+    total = mpz(0)
+    for meter in job.seeds_of:
+        total += self_mask(_recover(job, meter, "self-mask seed"), job.round, n)
+    reporting = set(job.reporting)
+    for meter in job.keys_of:
+        epsilon = _recover(job, meter, "round mask key")
+        for peer in job.bundles[meter]:
+            if peer in reporting and meter in job.bundles[peer]:
+                secret = round_secret(hood.group_id, job.round, meter, epsilon, peer, job.mask_public[peer])
+                total += hood.sign(peer, meter) * pair_mask(secret, job.round, n)
+    return int(total % n)
+
+
+def _slices(reporting: tuple[str, ...], missing: tuple[str, ...], count: int) -> list[tuple[tuple, tuple]]:
+    """R then M cut into at most ``count`` consecutive slices of near-equal length, in order."""
+    work = [(m, True) for m in reporting] + [(m, False) for m in missing]
+    size = max(1, -(-len(work) // count))
+    out = []
+    for start in range(0, len(work), size):
+        part = work[start:start + size]
+        out.append((tuple(m for m, seed in part if seed), tuple(m for m, seed in part if not seed)))
+    return out or [((), ())]
 
 
 def _item_at(items: bytes, index: int, size: int) -> bytes:

@@ -82,6 +82,8 @@ class BenchConfig:
     """Report one step of long work (the CLI prints it on stderr)."""
     results_dir: Path | None = None
     """Where benchmarks write files (plots); None: :func:`default_results_dir`."""
+    scale: bool = False
+    """``--scale``: run the scaling measurement of benchmarks that have one instead of their usual cases."""
 
     @property
     def min_time(self) -> float:

@@ -230,7 +230,7 @@ def _run_benchmarks(args: argparse.Namespace, save: bool = False
     repeats = args.repeats
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
-    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress)
+    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress, scale=args.scale)
     meta = {
         "usapp": protocols.__version__,
         "libraries": benchmark.library_versions(BENCH_LIBRARIES),
@@ -441,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write DIR/index.html: the device tables (--device, default all) and every "
                             "benchmark's tables and plots found in the results directory (after running the "
                             "NAMEd benchmarks, whose results are saved there)")
+    bench.add_argument("--scale", action="store_true", help="the scaling runs of benchmarks that have them "
+                       "(aggregation: 10^3 to 10^6 meters on 1 and 2 workers)")
     bench.set_defaults(handler=cmd_bench)
 
     role = commands.add_parser(
