@@ -1,4 +1,4 @@
-"""Device profiles (specs/costs/devices.md section 4): loading, validation, key resolution, arithmetic."""
+"""Device profiles (specs/costs.md section 4): loading, validation, key resolution, arithmetic."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def test_bigger_operands_cost_more():
 
 
 def test_measured_figures_match_their_published_sources():
-    # The figures the issue asked to check, as found (specs/costs/devices.md section 4.2).
+    # The figures the issue asked to check, as found (specs/costs.md section 4.2).
     m4 = devices.load("cortex-m4-80mhz")
     assert devices.cycles(m4, "hash_block:sha256") == pytest.approx(5900, rel=0.01)
     assert devices.cycles(m4, "aead_byte:chacha20poly1305") == pytest.approx(43, rel=0.02)

@@ -1,4 +1,4 @@
-"""Device profiles: what each counted operation costs a meter's microcontroller (specs/costs/devices.md section 4).
+"""Device profiles: what each counted operation costs a meter's microcontroller (specs/costs.md section 4).
 
 A profile is a JSON file shipped in this package, one per device (``cortex-m4-80mhz.json``, ...): the
 core, its clock, the active current per MHz and supply voltage of a representative MCU for energy, and

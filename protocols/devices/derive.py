@@ -1,4 +1,4 @@
-"""How every figure of the device profiles is obtained (specs/costs/devices.md sections 4.2 and 4.3).
+"""How every figure of the device profiles is obtained (specs/costs.md sections 4.2 and 4.3).
 
 The JSON profiles next to this module are data; this module is their derivation, kept beside them so
 that a reader can check each number.  Measured figures are entered here once, as published (a time
@@ -57,7 +57,7 @@ _SRC = {
                 "'Evaluating Ate-Pairing on Embedded nRF9160 Platform'): BN254 optimal ate pairing 'in under "
                 "26e6 cycles, or in 410 ms' on the 64 MHz Cortex-M33 of an nRF9160"),
     "host_ratio": ("ratio to one pairing measured on this machine with py-arkworks-bls12381 "
-                   "(the project's BLS12-381 library), script in specs/costs/devices.md section 4.3.4"),
+                   "(the project's BLS12-381 library), script in specs/costs.md section 4.3.4"),
     "flash": ("page erase 89,700 us: Zephyr nRF53 soc.h, FLASH_PAGE_ERASE_MAX_TIME_US 89700UL for "
               "CONFIG_SOC_NRF5340_CPUAPP (a maximum; 256 pages of 4 KiB); word write 41 us per 32-bit word: the "
               "nRF52 datasheet figure as quoted in a public nRF52840 MCUboot-installer note (not checked against "
@@ -65,7 +65,7 @@ _SRC = {
 }
 
 # Ratios of BLS12-381 operations to one pairing, measured on this machine (x86-64, 2 cores) with
-# py-arkworks-bls12381 0.5: min of 5 repeats; see specs/costs/devices.md 4.3.4 for the command.
+# py-arkworks-bls12381 0.5: min of 5 repeats; see specs/costs.md 4.3.4 for the command.
 BLS_RATIO = {"g1_mul": 0.112, "g2_mul": 0.428, "h2c_g1": 0.143, "h2c_g2": 0.328, "gt_mul": 0.00318}
 
 # RFC 5091 section 9: size n = 2 * |p| of F_p^2 -> bits of the subgroup order q.
