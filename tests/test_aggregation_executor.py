@@ -313,3 +313,21 @@ def test_audit_by_subtrees_names_the_same_aggregator(played):
             executor.close()
     assert outcomes[0] == outcomes[1] == outcomes[2]
     assert low in outcomes[0]
+
+
+def test_directory_digest_binds_the_noise_mechanism_and_releases():
+    """specs/aggregation.md 3.2 key 7: a directory that differs only in the DP mechanism or the
+    releases per household-day has another digest (the default configuration's bytes are unchanged)."""
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from protocols.aggregation import hood as hood_module
+    from protocols.privacy.dp import Mechanism, NoiseShareConfig, PrivacyLevel
+
+    base = NoiseShareConfig(PrivacyLevel.MEDIUM, 1023, 4, Fraction(1, 2), Fraction(1, 1000))
+    default = hood_module._noise_cbor(base)
+    assert isinstance(default, list) and len(default) == 5
+    skellam = hood_module._noise_cbor(replace(base, mechanism=Mechanism.SKELLAM))
+    hourly = hood_module._noise_cbor(replace(base, releases=24))
+    assert skellam != default and hourly != default and skellam != hourly
+    assert skellam[5:] == ["skellam", 1] and hourly[5:] == ["scrcs11", 24]

@@ -45,8 +45,11 @@ def _noise_cbor(noise: dp.NoiseShareConfig | None) -> object:
     if noise is None:
         return None
     h, d = noise.honest_fraction, noise.delta
-    return [noise.level.value, noise.sensitivity, noise.participants,
-            f"{h.numerator}/{h.denominator}", f"{d.numerator}/{d.denominator}"]
+    fields: list[object] = [noise.level.value, noise.sensitivity, noise.participants,
+                            f"{h.numerator}/{h.denominator}", f"{d.numerator}/{d.denominator}"]
+    if noise.mechanism is not dp.Mechanism.SCRCS11 or noise.releases != 1:
+        fields += [noise.mechanism.value, noise.releases]  # spec 3.2 key 7: bound only when not the default
+    return fields
 
 
 @dataclass(frozen=True, eq=False)
