@@ -395,3 +395,20 @@ def test_hold_without_a_battery_that_can_do_anything_follows_best_effort() -> No
     tr = hide(x, 1, cfg, LookAhead(objective="hold", hold_step_kw=5.0))  # the grid is 0, 5 kW: neither holds
     check_physics(tr, cfg)
     assert np.allclose(tr.grid_kwh, x)  # empty store, no level held: the meter reads the load
+
+
+def test_programme_takes_a_subnormal_load_as_zero():
+    """Spec 3.4: hypothesis found a load of 3.7e-310 kWh on which the solver failed; it enters the
+    programme as 0 and the trace keeps the energy identity exactly."""
+    import numpy as np
+
+    from protocols.analytics import hiding
+    from protocols.analytics.battery import BatteryConfig
+
+    cfg = BatteryConfig(capacity_kwh=1.0, max_charge_kw=1.0, max_discharge_kw=1.0, charge_efficiency=1.0,
+                        discharge_efficiency=1.0, soc_min=0.0, soc_max=0.9, initial_soc=0.0)
+    load = np.array([3.70845643e-310, 0.02, 5e-324])
+    trace = hiding.hide(load, 1, cfg, hiding.LookAhead(objective="variation-level", loss_weight=2.5))
+    assert trace.grid_kwh.sum() == pytest.approx(trace.load_kwh.sum() + trace.loss_kwh.sum()
+                                                 + trace.soc_kwh[-1] - trace.soc_start_kwh, abs=1e-12)
+    assert (trace.grid_kwh >= 0).all() and (trace.soc_kwh >= 0).all()

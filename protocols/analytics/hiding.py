@@ -359,9 +359,17 @@ def _lookahead(r: _Runner, p: LookAhead, interval_minutes: int) -> None:
             r.run(start + k, float(x[k]) - (d_plan[k] - c_plan[k]))
 
 
+PLAN_FLOOR_KWH = 1e-12
+"""Spec 3.4: a load below this enters the look-ahead's programme as 0."""
+
+
 def plan_day(cfg: BatteryConfig, x: np.ndarray, dt_h: float, soc0: float,
              p: LookAhead) -> tuple[np.ndarray, np.ndarray]:
-    """The programme of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once."""
+    """The programme of spec 3.4: (charge drawn, discharge delivered) kWh per interval, never both at once.
+
+    Loads below ``PLAN_FLOOR_KWH`` enter the programme as 0 (the solver fails on subnormal
+    coefficients); the plan is then run on the true load by the battery model, which keeps every rule."""
+    x = np.where(np.abs(x) < PLAN_FLOOR_KWH, 0.0, x)
     forced: set[int] = set()
     for _ in range(x.size + 1):
         sol = _solve(cfg, x, dt_h, soc0, p, sorted(forced))
