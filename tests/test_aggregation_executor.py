@@ -122,7 +122,7 @@ def subtree_jobs(played):
     tops = cut(hood, 1)
     jobs = []
     for top in tops:
-        nodes = agg.partition.post_order(hood, top)
+        nodes = agg.partition.post_order(hood.tree, top)
         below = {c for n in nodes for c in hood.children(n) if c not in hood.tree}
         jobs.append(SubtreeJob(hood, top, 1, tuple(p.aggregators[n] for n in nodes),
                                tuple((m, r) for m, r in messages.reports if m in below)))

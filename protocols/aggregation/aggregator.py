@@ -47,6 +47,18 @@ Contribution = tuple[str, mpz, Sequence[str], Sequence[bytes]]
 """(sender, c, covered meters, their confirmations) of one decoded input."""
 
 
+def _fold(hood: Neighbourhood, contributions: Sequence[Contribution]) -> mpz:
+    """Spec 7.1 step 3: the product of the contributions' ciphertexts mod n^2; a product that is
+    not a unit mod n names the first contribution that is not one."""
+    pk = hood.public_key
+    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
+    if gcd(acc, pk.n) != 1:
+        for child, c, _, _ in contributions:
+            if gcd(c, pk.n) != 1:
+                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    return acc
+
+
 def combine(contributions: Sequence[Contribution], round_id: int, sender: str, hood: Neighbourhood) -> dict:
     """Spec 7.1 steps 3-4: product of the ciphertexts; union of covered sets, in directory order,
     each meter's confirmations carried along."""
@@ -57,11 +69,7 @@ def combine(contributions: Sequence[Contribution], round_id: int, sender: str, h
                 raise DuplicateContributionError(f"meter {meter} arrives at {sender} twice")
             entries[meter] = value
     pk = hood.public_key
-    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
-    if gcd(acc, pk.n) != 1:
-        for child, c, _, _ in contributions:
-            if gcd(c, pk.n) != 1:
-                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    acc = _fold(hood, contributions)
     covered = sorted(entries, key=hood.index)
     return {1: VERSION, 2: round_id, 3: sender, 4: Ciphertext._trusted(pk, acc).to_bytes(), 5: covered,
             6: [entries[m] for m in covered]}
@@ -127,11 +135,7 @@ def _seal_meter_fold(hood: Neighbourhood, contributions: Sequence[Contribution],
     bytes as ``seal(combine(...))``, with keys 5 and 6 laid out from the inputs' own canonical
     encodings of the ids and confirmations instead of decoded and encoded again."""
     pk = hood.public_key
-    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
-    if gcd(acc, pk.n) != 1:
-        for child, c, _, _ in contributions:
-            if gcd(c, pk.n) != 1:
-                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    acc = _fold(hood, contributions)
     encoded.sort()
     count = cbor.head(4, len(encoded))
     ciphertext = Ciphertext._trusted(pk, acc).to_bytes()

@@ -43,8 +43,9 @@ class SubtreeResult:
     aggregators: tuple[AggregatorState, ...]
 
 
-def post_order(hood: Neighbourhood, top: str) -> list[str]:
-    """The aggregators of the subtree under ``top``, children before parents (spec 7)."""
+def post_order(tree: Mapping[str, Sequence[str]], top: str) -> list[str]:
+    """The aggregators of the subtree under ``top`` (a node of ``tree``, each aggregator's children),
+    children before parents (spec 7)."""
     order: list[str] = []
     stack = [(top, False)]
     while stack:
@@ -53,7 +54,7 @@ def post_order(hood: Neighbourhood, top: str) -> list[str]:
             order.append(node)
             continue
         stack.append((node, True))
-        stack.extend((child, False) for child in hood.children(node) if child in hood.tree)
+        stack.extend((child, False) for child in tree[node] if child in tree)
     return order
 
 
@@ -80,12 +81,12 @@ def fold_subtree(job: SubtreeJob) -> SubtreeResult:
     states = {s.aggregator_id: dataclasses.replace(s, retained=dict(s.retained)) for s in job.aggregators}
     outputs = dict(job.reports)
     made = []
-    for node in post_order(job.hood, job.node):
+    for node in post_order(job.hood.tree, job.node):
         inputs = [outputs[child] for child in job.hood.children(node) if child in outputs]
         if inputs:
             outputs[node] = Aggregator(job.hood, states[node]).aggregate(job.round, inputs)
             made.append((node, outputs[node]))
-    return SubtreeResult(job.node, tuple(made), tuple(states[node] for node in post_order(job.hood, job.node)))
+    return SubtreeResult(job.node, tuple(made), tuple(states[node] for node in post_order(job.hood.tree, job.node)))
 
 
 def aggregate_tree(hood: Neighbourhood, aggregators: Mapping[str, AggregatorState], round_id: int,
@@ -111,13 +112,13 @@ def aggregate_tree(hood: Neighbourhood, aggregators: Mapping[str, AggregatorStat
     for top in tops:
         if top == hood.root:
             continue
-        for node in post_order(hood, top):
+        for node in post_order(hood.tree, top):
             below.update((child, top) for child in hood.children(node) if child not in hood.tree)
     jobs = []
     for top in tops:
         if top == hood.root:
             continue
-        members = post_order(hood, top)
+        members = post_order(hood.tree, top)
         mine = tuple((m, r) for m, r in reports.items() if below.get(m) == top)
         jobs.append(SubtreeJob(hood, top, round_id, tuple(aggregators[a] for a in members), mine))
     results = run_tasks(runner, fold_subtree, jobs, retries=retries, labels=[f"subtree {j.node}" for j in jobs])
@@ -126,7 +127,7 @@ def aggregate_tree(hood: Neighbourhood, aggregators: Mapping[str, AggregatorStat
     for result in results:
         outputs.update(result.reports)
     done = set(states)
-    for node in post_order(hood, hood.root):
+    for node in post_order(hood.tree, hood.root):
         if node in done:
             continue
         state = dataclasses.replace(aggregators[node], retained=dict(aggregators[node].retained))
@@ -137,7 +138,7 @@ def aggregate_tree(hood: Neighbourhood, aggregators: Mapping[str, AggregatorStat
     for node, state in states.items():
         target = aggregators[node]
         target.last_round, target.retained = state.last_round, state.retained
-    return {node: outputs[node] for node in post_order(hood, hood.root) if node in outputs}
+    return {node: outputs[node] for node in post_order(hood.tree, hood.root) if node in outputs}
 
 
 def retained_inputs(aggregators: Mapping[str, AggregatorState], round_id: int) -> dict[str, Sequence[bytes]]:

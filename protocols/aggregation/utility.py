@@ -306,7 +306,7 @@ class Utility:
             return
         jobs = []
         for part in self._audit_one(rs, rs.report, retained):
-            below = {node: retained[node] for node in post_order(self.hood, part.sender) if node in retained}
+            below = {node: retained[node] for node in post_order(self.hood.tree, part.sender) if node in retained}
             jobs.append(AuditJob(self.hood, self.state, rs, part, below))
         run_tasks(executor, audit_subtree, jobs, retries=retries, labels=[f"audit {j.report.sender}" for j in jobs])
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from protocols.aggregation import Aggregator, Meter, Provisioned, RoundResult, RoundState, Utility
+from protocols.aggregation.partition import post_order  # re-exported: the tree walk the round uses
 from protocols.errors import RecoveryError, StateError
 from protocols.primitives.rand import RandomSource, resolve
 from protocols.schemes.paillier import FastEncryptor, RandomiserPool
@@ -56,20 +57,6 @@ class Transcript:
 
 Tamper = Callable[[str, list[bytes]], list[bytes]]
 """Called with an aggregator id and its inputs; returns the inputs it will use."""
-
-
-def post_order(tree: Mapping[str, Sequence[str]], root: str) -> list[str]:
-    """Aggregators, children before parents."""
-    order: list[str] = []
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        stack.append((node, True))
-        stack.extend((child, False) for child in tree[node] if child in tree)
-    return order
 
 
 def collect(p: Provisioned, round_id: int, readings: Mapping[str, Sequence[int]],
