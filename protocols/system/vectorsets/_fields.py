@@ -120,6 +120,13 @@ def hexint(value: int) -> str:
     return format(int(value), "x")
 
 
+def reference_hex(value: str) -> str:
+    """A published reference set's "0x..." hex (any case) as lower-case hex without the prefix."""
+    if not value.startswith("0x"):
+        raise VectorMismatchError("a reference value must start with 0x")
+    return value[2:].lower()
+
+
 def field(vector: Mapping[str, Any], name: str) -> Any:
     if not isinstance(vector, Mapping):
         raise VectorMismatchError(f"field {name!r}: its parent is not an object", field=name)

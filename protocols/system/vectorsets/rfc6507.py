@@ -47,6 +47,7 @@ from protocols.system.vectorsets._fields import (
     recompute,
     str_field,
 )
+from protocols.system.vectorsets._fields import reference_hex as _hex
 
 PROTOCOL = "rfc6507"
 SUITE = "ECCSI-P256-SHA256"
@@ -181,13 +182,6 @@ def verify_vector(vector: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------
 # Transcription from the shared reference set
-
-
-def _hex(value: str) -> str:
-    """The reference set's "0x..." upper-case hex as lower-case hex, unchanged otherwise."""
-    if not value.startswith("0x"):
-        raise VectorMismatchError("a reference value must start with 0x")
-    return value[2:].lower()
 
 
 def transcribe(reference: Mapping[str, Any]) -> dict[str, Any]:

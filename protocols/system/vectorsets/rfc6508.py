@@ -49,6 +49,7 @@ from protocols.system.vectorsets._fields import (
     str_field,
 )
 from protocols.system.vectorsets.rfc6507 import group
+from protocols.system.vectorsets._fields import reference_hex as _hex
 
 PROTOCOL = "rfc6508"
 SUITE = "SAKKE-RFC6509-ParameterSet1"
@@ -191,12 +192,6 @@ def verify_vector(vector: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------
 # Transcription from the shared reference set
-
-
-def _hex(value: str) -> str:
-    if not value.startswith("0x"):
-        raise VectorMismatchError("a reference value must start with 0x")
-    return value[2:].lower()
 
 
 def transcribe(reference: Mapping[str, Any]) -> dict[str, Any]:
