@@ -378,21 +378,61 @@ def pairing(R: Pt, Q: Pt) -> int:
     rx, ry = R
     qx, qy = Q
     v = (gmpy2.mpz(1), gmpy2.mpz(0))
-    C = R
+    cx, cy = R
     for bit in bin(SQ - 1)[3:]:
-        assert C is not None
-        cx, cy = C
+        if cy == 0:
+            raise ParameterError("[2]C = 0")
         lam = 3 * (cx * cx - 1) * gmpy2.invert(2 * cy, SP) % SP
         v = f2mul(f2mul(v, v), ((lam * (qx + cx) - cy) % SP, qy))
-        C = s_add(C, C)
+        C = s_add((cx, cy), (cx, cy))
+        if C is None:
+            raise ParameterError("C = 0")
+        cx, cy = C
         if bit == "1":
-            assert C is not None
-            cx, cy = C
             if cx == rx:
                 raise ParameterError("C = +-R")
             lam = (cy - ry) * gmpy2.invert(cx - rx, SP) % SP
             v = f2mul(v, ((lam * (qx + cx) - cy) % SP, qy))
-            C = s_add(C, R)
+            C = s_add((cx, cy), R)
+            if C is None:
+                raise ParameterError("C = 0")
+            cx, cy = C
+    return representative(f2pow(v, (PS1.p + 1) // SQ))
+
+
+def pairing_jacobian(R: Pt, Q: Pt) -> int:
+    """Section 2.5's second loop: C = (X/Z^2, Y/Z^3) and the lines scaled by the F_p factors it gives."""
+    if R is None or Q is None:
+        raise ParameterError("0")
+    rx, ry = R
+    qx, qy = Q
+    v = (gmpy2.mpz(1), gmpy2.mpz(0))
+    X, Y, Z = gmpy2.mpz(rx), gmpy2.mpz(ry), gmpy2.mpz(1)
+    for bit in bin(SQ - 1)[3:]:
+        if Y == 0:
+            raise ParameterError("[2]C = 0")
+        Z2 = Z * Z % SP
+        tangent = ((3 * (X * X - Z2 * Z2) * (qx * Z2 + X) - 2 * Y * Y) % SP, 2 * Y * Z2 * Z * qy % SP)
+        v = f2mul(f2mul(v, v), tangent)
+        # doubling with a = -3 (any formula giving [2]C conforms)
+        delta, gamma = Z2, Y * Y % SP
+        beta, alpha = X * gamma % SP, 3 * (X - delta) * (X + delta) % SP
+        X3 = (alpha * alpha - 8 * beta) % SP
+        Z = ((Y + Z) ** 2 - gamma - delta) % SP
+        Y = (alpha * (4 * beta - X3) - 8 * gamma * gamma) % SP
+        X = X3
+        if bit == "1":
+            Z2 = Z * Z % SP
+            m = (Y - ry * Z2 * Z) % SP
+            d = Z * (X - rx * Z2) % SP
+            if d == 0:
+                raise ParameterError("C = +-R")
+            v = f2mul(v, ((m * (qx + rx) - d * ry) % SP, d * qy % SP))
+            # C + R in affine, then back to Z = 1
+            C = s_add((X * gmpy2.invert(Z2, SP) % SP, Y * gmpy2.invert(Z2 * Z, SP) % SP), R)
+            if C is None:
+                raise ParameterError("C = 0")
+            X, Y, Z = C[0], C[1], gmpy2.mpz(1)
     return representative(f2pow(v, (PS1.p + 1) // SQ))
 
 
@@ -623,7 +663,8 @@ def eccsi_sign(HS: bytes, SSK: bytes, PVT: bytes, M: bytes, rng: Any = None, j: 
         if not 1 <= jj < EQ:
             raise ParameterError("j outside [1, q)")
         J = e_mul(jj, EG)
-        assert J is not None
+        if J is None:  # impossible for 0 < j < q
+            raise ParameterError("J = 0")
         r = J[0]
         he_input = HS + i2osp(r, 32) + M
         HE = sha256(he_input)
@@ -704,7 +745,7 @@ def test_drbg_check_value_and_draw_rules() -> None:
 
 def test_rfc6507_appendix_a() -> None:
     (vec,) = RFC6507["vectors"]
-    assert int(_EP["G"][2:66], 16) and (EG[1] ** 2 - EG[0] ** 3 + 3 * EG[0] - EB) % EP == 0
+    assert EG is not None and (EG[1] ** 2 - EG[0] ** 3 + 3 * EG[0] - EB) % EP == 0
     assert e_mul(EQ, EG) is None
     KSAK = int(vec["kms"]["KSAK"], 16)
     KPAK = e_encode(e_mul(KSAK, EG))
@@ -742,9 +783,13 @@ def test_parameter_set_1() -> None:
     p, q = PS1.p, PS1.q
     assert p % 4 == 3 and q == (p + 1) // 4 and q.bit_length() - 1 >= 2 * PS1.n
     assert gmpy2.is_prime(p) and gmpy2.is_prime(q)
-    assert s_on_curve(P_GEN[0], P_GEN[1]) and s_mul(q, P_GEN) is None
-    assert (-(PS1.p + 1) // 1) and gmpy2.legendre(3, p) == -1  # (0, 0) the only point of order 2
-    assert pairing(P_GEN, P_GEN) == PS1.g
+    assert P_GEN is not None and s_on_curve(P_GEN[0], P_GEN[1]) and s_mul(q, P_GEN) is None
+    for bad in [(gmpy2.mpz(0), gmpy2.mpz(0)), s_mul(q, (gmpy2.mpz(0), gmpy2.mpz(0)))]:
+        # an unvalidated R of order 2 (or 0) meets [2]C = 0: a ParameterError, never a crash
+        assert refusal(lambda: pairing(bad, P_GEN)) == "ParameterError"
+        assert refusal(lambda: pairing_jacobian(bad, P_GEN)) == "ParameterError"
+    assert gmpy2.legendre(3, p) == -1  # section 2.1: (0, 0) the only point of order 2
+    assert pairing(P_GEN, P_GEN) == PS1.g == pairing_jacobian(P_GEN, P_GEN)
 
 
 def test_rfc6508_hash_to_integer_range() -> None:
@@ -938,7 +983,8 @@ def test_pf_p_power_by_product_equals_f_p2_power(r: int) -> None:
 @settings(max_examples=3, deadline=None)
 @given(st.integers(min_value=2, max_value=2**64), st.integers(min_value=2, max_value=2**64))
 def test_pairing_is_bilinear(a: int, b: int) -> None:
-    assert pairing(s_mul(a, P_GEN), s_mul(b, P_GEN)) == pf_pow(PS1.g, a * b % SQ)
+    A, B = s_mul(a, P_GEN), s_mul(b, P_GEN)
+    assert pairing(A, B) == pairing_jacobian(A, B) == pf_pow(PS1.g, a * b % SQ)
 
 
 @settings(max_examples=10, deadline=None)
