@@ -622,9 +622,18 @@ def eccsi_hs(KPAK: bytes, ID: bytes, PVT: bytes) -> tuple[bytes, bytes]:
     return hs_input, sha256(hs_input)
 
 
+def eccsi_kms(KSAK: int) -> bytes:
+    """Section 4.3: KPAK = [KSAK]G for a KSAK in [1, q)."""
+    if not 1 <= KSAK < EQ:
+        raise ParameterError("KSAK outside [1, q)")
+    return e_encode(e_mul(KSAK, EG))
+
+
 def eccsi_construct(KSAK: int, KPAK: bytes, ID: bytes, rng: Any = None, v: int | None = None) -> dict[str, Any]:
     """Section 4.4."""
     _check_id(ID)
+    if not 1 <= KSAK < EQ:
+        raise ParameterError("KSAK outside [1, q)")
     while True:
         vv = random_range(rng, 1, EQ) if v is None else v
         if not 1 <= vv < EQ:
@@ -748,7 +757,7 @@ def test_rfc6507_appendix_a() -> None:
     assert EG is not None and (EG[1] ** 2 - EG[0] ** 3 + 3 * EG[0] - EB) % EP == 0
     assert e_mul(EQ, EG) is None
     KSAK = int(vec["kms"]["KSAK"], 16)
-    KPAK = e_encode(e_mul(KSAK, EG))
+    KPAK = eccsi_kms(KSAK)
     assert hx(KPAK) == vec["kms"]["KPAK"]
     ident = vec["identifier"]
     ID = identifier(ident["period"], ident["uri"])
@@ -850,7 +859,7 @@ def test_rfc6508_random_values_replay_as_draws() -> None:
 def eccsi_run(rng: Any, period: str, uri: str, M: bytes) -> dict[str, Any]:
     """Section 9: KeyGen (KSAK), ConstructSskPvt (v), ValidateSsk, Sign (j), Verify."""
     KSAK = random_range(rng, 1, EQ)
-    KPAK = e_encode(e_mul(KSAK, EG))
+    KPAK = eccsi_kms(KSAK)
     ID = identifier(period, uri)
     c = eccsi_construct(KSAK, KPAK, ID, rng)
     HS = eccsi_validate(KPAK, ID, c["SSK"], c["PVT"])
@@ -992,7 +1001,7 @@ def test_pairing_is_bilinear(a: int, b: int) -> None:
 def test_eccsi_round_trip_and_binding(ID: bytes, M: bytes, seed: bytes) -> None:
     rng = HmacDrbg(seed)
     KSAK = random_range(rng, 1, EQ)
-    KPAK = e_encode(e_mul(KSAK, EG))
+    KPAK = eccsi_kms(KSAK)
     c = eccsi_construct(KSAK, KPAK, ID, rng)
     HS = eccsi_validate(KPAK, ID, c["SSK"], c["PVT"])
     sig = eccsi_sign(HS, c["SSK"], c["PVT"], M, rng)["signature"]
@@ -1027,3 +1036,81 @@ def test_identifiers_and_key_periods() -> None:
     assert accepted_periods(2026, 2, 27) == ["2026-02", "2026-03"]
     assert accepted_periods(2026, 1, 2) == ["2025-12", "2026-01"]
     assert accepted_periods(2026, 1, 3) == ["2026-01"]
+
+
+# --- parameters and local-argument refusals (sections 2.1, 3.1 to 3.5, 4.3 to 4.7, 8) ------------
+
+
+def check_sakke_parameters(p: int, q: int, n: int, Px: int, Py: int, g: int) -> None:
+    """Section 2.1: the construction checks of SakkeParameters, each a ParameterError."""
+    if p % 4 != 3:
+        raise ParameterError("p != 3 mod 4")
+    if q < 3 or q % 2 == 0 or (p + 1) % q:
+        raise ParameterError("q odd, >= 3, dividing p + 1")
+    if n % 8 or n < 8 or q.bit_length() - 1 < 2 * n:
+        raise ParameterError("n a multiple of 8 with lg(q) > 2n")
+    if not (0 <= Px < p and 0 <= Py < p) or (Py * Py - Px**3 + 3 * Px) % p:
+        raise ParameterError("P not on E")
+    if not 0 < g < p:
+        raise ParameterError("g not in (0, p)")
+
+
+def test_parameter_construction_checks() -> None:
+    p, q, n, x, y, g = PS1.p, PS1.q, PS1.n, PS1.Px, PS1.Py, PS1.g
+    check_sakke_parameters(p, q, n, x, y, g)
+    for bad in [(p + 2, q, n, x, y, g), (p, q * 2, n, x, y, g), (p, 1, n, x, y, g), (p, q, 12, x, y, g),
+                (p, q, 512, x, y, g), (p, q, n, x, y + 1, g), (p, q, n, x + p, y, g), (p, q, n, x, y, 0),
+                (p, q, n, x, y, p)]:
+        assert refusal(lambda: check_sakke_parameters(*bad)) == "ParameterError"
+
+
+def test_local_arguments_out_of_range_are_parameter_errors() -> None:
+    b = identifier("2026-01", "urn:usapp:meter:SM-0001")
+    Z = sakke_kms(5)
+    for step in [
+        lambda: sakke_kms(1), lambda: sakke_kms(SQ), lambda: sakke_extract(SQ, b),
+        lambda: sakke_encapsulate(Z, b, ssv=2**128), lambda: sakke_encapsulate(Z, b, ssv=-1),
+        lambda: sakke_encapsulate(Z, b"\x00" * 1025 + b"\x02", ReplayRandom([])),
+        lambda: hash_to_integer_range(b"", 1), lambda: hash_to_integer_range(b"", 2**8192 + 1),
+        lambda: hash_to_integer_range(bytes((1 << 20) + 1), 5),
+        lambda: eccsi_kms(0), lambda: eccsi_kms(EQ), lambda: eccsi_construct(EQ, G_ENC, b"x", v=1),
+        lambda: eccsi_construct(1, G_ENC, b"x", v=0), lambda: eccsi_construct(1, G_ENC, b"x", v=EQ),
+        lambda: eccsi_construct(1, G_ENC, bytes(1025), v=1), lambda: eccsi_construct(1, G_ENC, b"", v=1),
+        lambda: eccsi_sign(bytes(32), i2osp(1, 32), G_ENC, b"m", j=EQ),
+        lambda: eccsi_sign(bytes(32), i2osp(1, 32), G_ENC, bytes((1 << 20) + 1), j=1),
+        lambda: eccsi_verify(G_ENC, b"x", bytes((1 << 20) + 1), bytes(129)),
+        lambda: eccsi_verify(G_ENC, bytes(1025), b"m", bytes(129)),
+    ]:
+        assert refusal(step) == "ParameterError"
+    assert hash_to_integer_range(b"", 2**8192) >= 0  # the bound itself is allowed
+
+
+def test_b_plus_z_zero_has_no_rsk_and_no_encapsulation() -> None:
+    """Section 5.3: b + z = 0 mod q."""
+    b = identifier("2026-01", "tel:+447700900123")
+    z = SQ - os2ip(b)
+    assert refusal(lambda: sakke_extract(z, b)) == "ParameterError"
+    assert refusal(lambda: sakke_encapsulate(sakke_kms(z), b, ReplayRandom([]))) == "ParameterError"
+
+
+def period_of_epoch(e: int) -> str:
+    """specs/issuance.md 10.4.1: epoch e is the RFC 6509 key period of month e from 1970-01."""
+    if not 0 <= e <= 96359:
+        raise ParameterError("no key period")
+    return f"{1970 + e // 12:04d}-{e % 12 + 1:02d}"
+
+
+def epoch_of_period(period: str) -> int:
+    if not _valid_period(period) or int(period[:4]) < 1970:
+        raise ParameterError("no epoch")
+    return (int(period[:4]) - 1970) * 12 + int(period[5:]) - 1
+
+
+def test_epochs_and_the_usapp_identifier() -> None:
+    """specs/issuance.md 10.4.1 and 10.4.2 examples, as the suite of section 12 uses them."""
+    assert [period_of_epoch(e) for e in (0, 683, 96359)] == ["1970-01", "2026-12", "9999-12"]
+    assert all(epoch_of_period(period_of_epoch(e)) == e for e in range(0, 96360, 997))
+    assert refusal(lambda: period_of_epoch(96360)) == "ParameterError"
+    assert refusal(lambda: epoch_of_period("1969-12")) == "ParameterError"
+    ident = identifier(period_of_epoch(683), "urn:usapp:test-meters:meter:SM-000123")
+    assert len(ident) == 46 and 2 <= os2ip(ident) < SQ
