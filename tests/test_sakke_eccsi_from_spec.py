@@ -2,13 +2,16 @@
 
 Implements, from specs/sakke_eccsi.md sections 1.3 (RFC 6509 identifiers and key periods),
 2 (the SAKKE curve y^2 = x^3 - 3x of RFC 6509 parameter set 1: F_p^2, PF_p, point encodings and
-their checks in the order of 2.3, affine point arithmetic, the affine Miller loop of 2.5),
+their checks in the order of 2.3, affine point arithmetic, the affine and Jacobian Miller loops
+of 2.5),
 3 (HashToIntegerRange, KMS keys, RSK extraction and validation, encapsulation, decapsulation),
 4 (ECCSI on P-256: KMS keys, SSK/PVT construction and validation, sign, verify), 8 (the error of
 each refusal) and 9 (the three vector files), and from specs/conventions.md sections 3.2
 (RandomBelow, RandomRange, RandomBits), 3.3 (HMAC_DRBG and from_seed), 3.4 (ReplayRandom) and
-4.6 (negative vectors).  Every value of vectors/rfc6507.json, vectors/rfc6508.json and
-vectors/sakke_eccsi.json is recomputed byte for byte.
+4.6 (negative vectors), and specs/issuance.md 10.4.1-10.4.2 (epochs as key periods, the URN
+identifier).  Every value of vectors/rfc6507.json, vectors/rfc6508.json and
+vectors/sakke_eccsi.json is recomputed byte for byte; each invalid vector is refused with its
+error, and that error is checked to be the one section 8 gives for the check that failed.
 
 It imports nothing from protocols: P-256 and the SAKKE curve are a few lines of affine
 arithmetic over Python integers (gmpy2 for speed), HMAC_DRBG is written from SP 800-90A, and
