@@ -952,7 +952,8 @@ SECTION_8 = {
 
 def _run_negative(vec: dict[str, Any]) -> Callable[[], Any]:
     op = vec["operation"]
-    f = {k: h2b(v) for k, v in vec.items() if k in ("ID", "KPAK", "message", "signature", "PVT", "SSK", "Z", "b", "RSK", "encapsulated")}
+    inputs = ("ID", "KPAK", "message", "signature", "PVT", "SSK", "Z", "b", "RSK", "encapsulated")
+    f = {k: h2b(v) for k, v in vec.items() if k in inputs}
     if op == "eccsi-verify":
         return lambda: eccsi_verify(f["KPAK"], f["ID"], f["message"], f["signature"])
     if op == "eccsi-validate":
