@@ -1118,3 +1118,27 @@ def test_epochs_and_the_usapp_identifier() -> None:
     assert refusal(lambda: epoch_of_period("1969-12")) == "ParameterError"
     ident = identifier(period_of_epoch(683), "urn:usapp:test-meters:meter:SM-000123")
     assert len(ident) == 46 and 2 <= os2ip(ident) < SQ
+
+
+@pytest.mark.slow
+def test_every_bit_of_h_is_bound_by_the_decapsulation_check() -> None:
+    """Section 3.6: any change to H changes the SSV and r, so TEST != R (all 128 bits of sakke-0)."""
+    (vec,) = [v for v in gen("sakke") if v["name"] == "sakke-0"]
+    key = sakke_validate_rsk(h2b(vec["Z"]), h2b(vec["b"]), h2b(vec["RSK"]))
+    data = h2b(vec["encapsulated"])
+    for bit in range(128):
+        tampered = data[:257] + i2osp(os2ip(data[257:]) ^ (1 << bit), 16)
+        assert refusal(lambda: sakke_decapsulate(key, tampered)) == "VerificationError"
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(st.binary(min_size=1, max_size=100), st.integers(min_value=0, max_value=2**128 - 1))
+def test_sakke_round_trip_for_random_identifiers_and_ssvs(uri_tail: bytes, ssv: int) -> None:
+    rng = HmacDrbg(uri_tail)
+    z = random_range(rng, 2, SQ)
+    Z = sakke_kms(z)
+    b = identifier("2026-05", "urn:x:" + uri_tail.hex())
+    key = sakke_validate_rsk(Z, b, sakke_extract(z, b)[1])
+    e = sakke_encapsulate(Z, b, ssv=ssv)
+    assert os2ip(sakke_decapsulate(key, e["encapsulated"])["SSV"]) == ssv
