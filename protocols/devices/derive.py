@@ -66,7 +66,8 @@ _SRC = {
 
 # Ratios of BLS12-381 operations to one pairing, measured on this machine (x86-64, 2 cores) with
 # py-arkworks-bls12381 0.5: min of 5 repeats; see specs/costs.md 4.3.4 for the command.
-BLS_RATIO = {"g1_mul": 0.112, "g2_mul": 0.428, "h2c_g1": 0.143, "h2c_g2": 0.328, "gt_mul": 0.00318}
+BLS_RATIO = {"g1_mul": 0.112, "g2_mul": 0.428, "h2c_g1": 0.143, "h2c_g2": 0.328, "gt_mul": 0.00318,
+             "g1_decode": 0.071, "g2_decode": 0.150}
 
 # RFC 5091 section 9: size n = 2 * |p| of F_p^2 -> bits of the subgroup order q.
 _RFC5091_Q = ((1024, 160), (2048, 224), (3072, 256), (7680, 384), (15360, 512))
@@ -243,6 +244,14 @@ def build(name: str) -> dict[str, Any]:
                                   "binary extended Euclid: about 2b iterations of shift/subtract over b/32 "
                                   "words on two pairs of numbers, ~0.75 b^2 cycles on a Cortex-M4, which is "
                                   "24 modmul at every size (both scale as b^2); " + base_note)
+    prime_note = ("Baillie-PSW: a base-2 strong probable-prime test (one exponentiation by n - 1: b exponent "
+                  "bits; its set-up is left out, as small) and a strong Lucas test (the binary chain for U and "
+                  "V: about 4 modmul per bit of n + 1); " + base_note)
+    for b in SIZES:
+        ops[f"prime_test:{b}"] = _fig(b * bit(b) + 4 * b * mul(b), S[rsa_src], True, prime_note)
+    ops["prime_test:*"] = _rule({1024: 1024 * bit(1024) + 4 * 1024 * mul(1024)}, "cubic",
+                                S[rsa_src], "any other size class b: the 1024-bit figure times (b/1024)^3 "
+                                "(b bits of quadratic work); " + prime_note)
     for key, per in (("modexp_bit", 1.0), ("modmul", 1 / 1.2), ("modexp", 20 / 1.2), ("modinv", 24 / 1.2)):
         ops[f"{key}:*"] = _rule({1024: bit1024 * per}, "quadratic", S[rsa_src],
                                 "any other size class b: the 1024-bit figure times (b/1024)^2; " + base_note)
@@ -351,6 +360,12 @@ def build(name: str) -> dict[str, Any]:
     ops["x25519"] = _fig(x, src25519, x_derived, n25519)
     ops["point_mul:ed25519"] = _fig(x, src25519, True, "one variable-base multiplication on the Curve25519 "
                                     "field = one X25519 ladder; " + n25519)
+    ops["point_decode:ed25519"] = _fig(x * (1 + 270 / 2800), src25519, True,
+                                       "RFC 8032 5.1.3 decoding, then the prime-order check RFC 9591 requires: "
+                                       "the square root (p-5)/8 power, about 270 field products, plus [L]P, "
+                                       "one variable-base multiplication; an X25519 ladder is about 2,800 "
+                                       "field products (255 x 10 and the final inversion), so 1 + 270/2800 "
+                                       "ladders; " + n25519)
     ops["ed25519_sign"] = _fig(sign, src25519, derived25519, n25519)
     ops["ed25519_verify"] = _fig(verify, src25519, derived25519, n25519)
     ops["ed25519_keygen"] = _fig(keygen, src25519, derived25519, n25519)
@@ -375,7 +390,8 @@ def build(name: str) -> dict[str, Any]:
                            ("point_mul_base:bls12_381_g1", "g1_mul"),
                            ("point_mul_base:bls12_381_g2", "g2_mul"),
                            ("hash_to_curve:bls12_381", "h2c_g1"), ("hash_to_curve:bls12_381_g1", "h2c_g1"),
-                           ("hash_to_curve:bls12_381_g2", "h2c_g2")):
+                           ("hash_to_curve:bls12_381_g2", "h2c_g2"),
+                           ("point_decode:bls12_381_g1", "g1_decode"), ("point_decode:bls12_381_g2", "g2_decode")):
         ratio = BLS_RATIO[ratio_key]
         extra = " (no fixed-base table assumed)" if "base" in key else ""
         extra += " (the project's IBE hashes identities to G1)" if key == "hash_to_curve:bls12_381" else ""
@@ -453,6 +469,10 @@ def build(name: str) -> dict[str, Any]:
     ops["cbor_decode_byte"] = _fig(12.0 if m0 else 6.0, "no published figure found in this session", True,
                                    "estimate as cbor_encode_byte plus the strict decoder's checks (canonical "
                                    "lengths, bounds), 1.5x the encoder")
+    ops["der_decode_byte"] = _fig(12.0 if m0 else 6.0, "no published figure found in this session", True,
+                                  "as cbor_decode_byte: an X.509 certificate is tag-length-value items like "
+                                  "CBOR, checked as strictly (the public key inside is loaded, not decoded: a "
+                                  "signature check decodes it)")
     mhz = d.clock_hz / 1e6
     byte_us = 41.0 / 4 + 89700.0 / 4096
     commit_us = 4 * 41.0 + 16 * 89700.0 / 4096
@@ -477,8 +497,48 @@ def render(name: str) -> str:
     return json.dumps(build(name), indent=2, sort_keys=True, ensure_ascii=True) + "\n"
 
 
+def _source_keys(source: str) -> str:
+    """The short names (keys of the source list) of a figure's source text, in their order there."""
+    found = sorted((source.find(text), key) for key, text in _SRC.items() if text in source)
+    return ", ".join(key for _, key in found) or "none"
+
+
+def _tabled(key: str) -> bool:
+    """Section 4.2.3: every explicit key but the 256-, 512- and 3072-bit big-integer sizes and the ss{p} and
+    sakke{p} sizes other than 512, 1024 and 2048."""
+    name, _, size = key.partition(":")
+    if size.isdigit():
+        return int(size) not in (256, 512, 3072)
+    for prefix in ("ss", "sakke"):
+        if size.startswith(prefix) and size[len(prefix):].isdigit():
+            return int(size[len(prefix):]) in (512, 1024, 2048)
+    return True
+
+
+def markdown(name: str) -> str:
+    """The subsection of specs/costs.md 4.2.3 for profile ``name``: the device line and its table."""
+    doc = build(name)
+    d = DEVICES[name]
+    mhz = doc["clock_hz"] / 1e6
+    energy = "derived" if doc["energy_derived"] else "measured"
+    lines = [f"#### {name}", "",
+             f"{d.core}, {mhz:.0f} MHz; {d.mcu}. Energy: {d.current_ua_per_mhz:.1f} uA/MHz at "
+             f"{d.supply_v:.1f} V ({energy}).", "",
+             "| key | cycles | ms | source | measured or derived |", "|---|---:|---:|---|---|"]
+    for key, fig in doc["ops"].items():
+        if "cycles" not in fig or not _tabled(key):
+            continue
+        lines.append(f"| `{key}` | {fig['cycles']:,.0f} | {fig['cycles'] / mhz / 1000:,.3f} | "
+                     f"{_source_keys(fig['source'])} | {'derived' if fig['derived'] else 'measured'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite the JSON profile files next to this module."""
+    """Rewrite the JSON profile files next to this module; with ``--markdown``, print the tables of
+    specs/costs.md 4.2.3 instead."""
+    if argv and argv[0] == "--markdown":
+        print("\n".join(markdown(name) for name in DEVICES), end="")
+        return 0
     here = Path(__file__).resolve().parent
     for name in DEVICES:
         (here / f"{name}.json").write_text(render(name), encoding="ascii")

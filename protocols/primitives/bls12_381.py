@@ -427,6 +427,7 @@ class G1(_Point):
                 raise error("G1 encoding is the identity, which is refused here")
             return cls.identity()
         x = _coordinate(body, "G1 encoding", error)
+        opcount.record("point_decode:bls12_381_g1")   # specs/costs.md 2.1: square root and subgroup check
         if not _fp_sqrt_exists((x * x * x + B_G1) % P):
             raise error("G1 encoding: x is not the abscissa of a point on E (off curve)")
         try:
@@ -473,6 +474,7 @@ class G2(_Point):
             return cls.identity()
         x1 = _coordinate(body[:48], "G2 encoding", error)
         x0 = _coordinate(body[48:], "G2 encoding", error)
+        opcount.record("point_decode:bls12_381_g2")   # specs/costs.md 2.1: square root and subgroup check
         rhs = _fp2_mul(_fp2_mul((x0, x1), (x0, x1)), (x0, x1))
         rhs = ((rhs[0] + B_G2[0]) % P, (rhs[1] + B_G2[1]) % P)
         # a in F_p^2 is a square iff its norm a0^2 + a1^2 is a square in F_p

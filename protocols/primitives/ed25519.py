@@ -236,6 +236,7 @@ def DeserializeElement(buf: bytes) -> Element:
     buf = bytes(buf)
     if len(buf) != Ne:
         raise DecodeError(f"element encoding must be {Ne} bytes, got {len(buf)}")
+    opcount.record("point_decode:ed25519")   # specs/costs.md 2.1: square root and subgroup check
     _decode_rfc8032(buf)
     if buf == IDENTITY_ENCODING:
         raise DecodeError("element is the identity")

@@ -59,6 +59,13 @@ def count_modinv(modulus: int) -> None:
         opcount.record(f"modinv:{opcount.size_class(bits)}")
 
 
+def bpsw(n: int) -> bool:
+    """gmpy2's Baillie-PSW probable-prime test, counted as one ``prime_test:{b}`` (specs/costs.md 2.1)."""
+    if opcount.active() and int(n).bit_length() >= COUNTED_MIN_BITS:
+        opcount.record(f"prime_test:{opcount.size_class(int(n).bit_length())}")
+    return bool(gmpy2.is_bpsw_prp(n))
+
+
 def powmod(base: int, exponent: int, modulus: int) -> mpz:
     """``gmpy2.powmod(base, exponent, modulus)``, counted (``modexp``, ``modexp_bit``)."""
     if opcount.active():
@@ -122,10 +129,12 @@ def is_probable_prime(n: int, rng: RandomSource | None = None,
         return bool(gmpy2.is_prime(n))
     if n % 2 == 0 or gmpy2.gcd(n, SMALL_PRIMES_PRODUCT) != 1:
         return False
-    if not gmpy2.is_bpsw_prp(n):
+    if not bpsw(n):
         return False
     for _ in range(rounds):
         base = random_range(rng, 2, int(n - 1))
+        if opcount.active():               # a strong probable-prime test: one exponentiation by n - 1
+            count_modexp(n - 1, n)
         if not gmpy2.is_strong_prp(n, base):
             return False
     return True

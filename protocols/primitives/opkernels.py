@@ -44,12 +44,13 @@ KERNEL_NAMES = (
     "hash_block", "modexp", "modexp_bit", "modmul", "modinv", "point_mul", "point_mul_base",
     "pairing", "gt_exp", "hash_to_curve", "aead_byte", "aead_call", "x25519", "ed25519_sign",
     "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign", "ecdsa_p256_verify", "random_byte",
-    "cbor_encode_byte", "cbor_decode_byte",
+    "cbor_encode_byte", "cbor_decode_byte", "point_decode", "prime_test", "der_decode_byte",
 )
 """Operation names (the part of a key before ``:``) that have a kernel."""
 
 _UNSIZED = frozenset({"x25519", "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign",
-                      "ecdsa_p256_verify", "random_byte", "cbor_encode_byte", "cbor_decode_byte"})
+                      "ecdsa_p256_verify", "random_byte", "cbor_encode_byte", "cbor_decode_byte",
+                      "der_decode_byte"})
 """Names whose key has no ``:size`` part; every other name needs one."""
 
 _CBOR_SAMPLE = {1: 1, 2: "meter-report", 3: "meter-000042", 4: bytes(range(256)) * 2,
@@ -94,13 +95,15 @@ def units(key: str) -> int:
         if size not in _HASH_INPUT:
             raise ParameterError(f"no hash kernel for {key!r}")
         return HASH_KERNEL_BLOCKS
-    if name in ("modexp", "modmul", "modinv"):
+    if name in ("modexp", "modmul", "modinv", "prime_test"):
         _bits(key, size)
         return MODMUL_KERNEL_COUNT if name == "modmul" else 1
     if name == "modexp_bit":
         return _bits(key, size)
     if name in ("aead_byte", "random_byte"):
         return BYTES_KERNEL_LENGTH
+    if name == "der_decode_byte":
+        return len(_sample_certificate())
     if name in ("cbor_encode_byte", "cbor_decode_byte"):
         from protocols.primitives import cbor
         with opcount.suspended():  # the sample's length, not counted anywhere
@@ -132,13 +135,19 @@ def _build(key: str) -> Callable[[], None]:
         return _hash_kernel(*_HASH_INPUT[size], rng)
     if name in ("modexp", "modexp_bit", "modmul", "modinv"):
         return _bignum_kernel(name, _bits(key, size), rng)
-    if name in ("point_mul", "point_mul_base", "pairing", "gt_exp", "hash_to_curve"):
+    if name == "prime_test":
+        return _prime_kernel(_bits(key, size), rng)
+    if name in ("point_mul", "point_mul_base", "pairing", "gt_exp", "hash_to_curve", "point_decode"):
         return _curve_kernel(key, name, size, rng)
     if name in ("aead_byte", "aead_call"):
         return _aead_kernel(key, name, size, rng)
     if name in ("x25519", "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign",
                 "ecdsa_p256_verify"):
         return _signature_kernel(name, rng)
+    if name == "der_decode_byte":
+        from protocols.schemes import certificates
+        der = _sample_certificate()
+        return _void(lambda: certificates.load_certificate(der, "kernel certificate"))
     if name == "random_byte":
         def draw() -> None:
             rng.random_bytes(BYTES_KERNEL_LENGTH)
@@ -181,7 +190,18 @@ def _bignum_kernel(name: str, bits: int, rng: HmacDrbg) -> Callable[[], None]:
     return _void(lambda: numtheory.invert(base, modulus))
 
 
+def _prime_kernel(bits: int, rng: HmacDrbg) -> Callable[[], None]:
+    """One Baillie-PSW test of a prime of ``bits`` bits (a prime passes every step of the test)."""
+    from protocols.primitives import numtheory
+    prime = numtheory.random_prime(bits, rng)
+    return _void(lambda: numtheory.bpsw(prime))
+
+
 def _curve_kernel(key: str, name: str, curve: str, rng: HmacDrbg) -> Callable[[], None]:
+    if curve == "ed25519" and name == "point_decode":
+        from protocols.primitives import ed25519
+        encoded = ed25519.SerializeElement(ed25519.ScalarBaseMult(ed25519.RandomScalar(rng) | 1))
+        return _void(lambda: ed25519.DeserializeElement(encoded))
     if curve == "ed25519" and name in ("point_mul", "point_mul_base"):
         from protocols.primitives import ed25519
         k = ed25519.RandomScalar(rng) | 1
@@ -217,6 +237,9 @@ def _bls_kernel(key: str, name: str, curve: str, rng: HmacDrbg) -> Callable[[], 
     from protocols.primitives import bls12_381 as bls
     k = bls.random_scalar(rng)
     groups: dict[str, Any] = {"bls12_381_g1": bls.G1, "bls12_381_g2": bls.G2}
+    if name == "point_decode" and curve in groups:
+        encoded = (groups[curve].generator() * k).to_bytes()
+        return _void(lambda: groups[curve].from_bytes(encoded))
     if name in ("point_mul", "point_mul_base") and curve in groups:
         group = groups[curve]
         point = group.generator() if name == "point_mul_base" else group.generator() * bls.random_scalar(rng)
@@ -288,6 +311,30 @@ def _signature_kernel(name: str, rng: HmacDrbg) -> Callable[[], None]:
     signature = certificates.sign(key, message)
     public = key.public_key()
     return _void(lambda: certificates.verify_signature(public, signature, message, "kernel signature"))
+
+
+def _sample_certificate() -> bytes:
+    """A device-like DER certificate (Ed25519 key, a CA's Ed25519 signature, two extensions), the same on
+    every call: the ``der_decode_byte`` kernel's input."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    ca = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    device = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64)))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "meter-000042"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "USaPP kernel")])
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "USaPP kernel CA")])
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer).public_key(device.public_key())
+            .serial_number(42).not_valid_before(start).not_valid_after(start + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+            .sign(ca, None))
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 def _cbor_kernel(name: str) -> Callable[[], None]:

@@ -57,7 +57,7 @@ from gmpy2 import mpz
 
 from protocols.errors import DecodeError, ParameterError, VerificationError
 from protocols.primitives import hashing
-from protocols.primitives.numtheory import invert, mulmod, powmod
+from protocols.primitives.numtheory import bpsw, invert, mulmod, powmod
 from protocols.primitives.rand import RandomSource, random_range, resolve
 
 MIN_MODULUS_BITS = 2048
@@ -253,7 +253,7 @@ class PrivateKey:
         d, p, q = mpz(self.d), mpz(self.p), mpz(self.q)
         if p == q or p < 3 or q < 3 or p * q != n:
             raise ParameterError("RSA factors must be distinct and multiply to n")
-        if not (gmpy2.is_bpsw_prp(p) and gmpy2.is_bpsw_prp(q)):
+        if not (bpsw(p) and bpsw(q)):
             raise ParameterError("RSA factors must be prime")
         lam = gmpy2.lcm(p - 1, q - 1)
         if not 1 < d < n or (e * d) % lam != 1:

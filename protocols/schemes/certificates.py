@@ -69,6 +69,7 @@ def load_certificate(der: object, what: str) -> x509.Certificate:
         raise DecodeError(f"{what} must be a byte string")
     if not 1 <= len(der) <= MAX_CERTIFICATE_BYTES:
         raise DecodeError(f"{what} must be 1 to {MAX_CERTIFICATE_BYTES} bytes, got {len(der)}")
+    opcount.record("der_decode_byte", len(der))   # specs/costs.md 2.1
     # cryptography parses some parts lazily, on first access; each is touched
     # here so that hostile DER fails now, as a DecodeError.  The parsers do not
     # keep to one exception type: besides ValueError and UnsupportedAlgorithm,

@@ -53,24 +53,59 @@ host model measures the codec on them (section 5.1)."""
 GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_costs.json"
 """The golden file in a source checkout."""
 GOLDEN_FORMAT = "usapp-meter-costs/1"
-UNPINNED = frozenset({"python_call"})
-"""Counted but not pinned: the number of Python calls changes with any refactoring (section 3.3)."""
-
-
 PYTHON_CALL = "python_call"
 """Host-only key (section 3.1): one call of a Python function (a ``call`` event of :func:`sys.setprofile`)."""
+LIBRARY_CALL = "library_call"
+"""Host-only keys ``library_call:{name}`` (section 3.1): one call of a library entry point that does work a
+device does not (OpenSSL derives the public key when it loads a private one)."""
+LIBRARY_ENTRY_POINTS = (("x25519_load", "x25519", "from_private_bytes"),
+                        ("ed25519_load", "ed25519", "from_private_bytes"),
+                        ("der_key_load", "keys", "load_der_private_key"))
+"""(name, module of cryptography's OpenSSL binding, function) of each ``library_call`` key."""
+
+
+def is_host_only(key: str) -> bool:
+    """Keys a device profile does not price: they measure this host's Python, SQLite or library."""
+    return key in (PYTHON_CALL, "state_statement") or key.startswith(LIBRARY_CALL + ":")
+
+
+def is_unpinned(key: str) -> bool:
+    """Counted but not pinned by the golden file (section 3.3): Python calls change with any refactoring,
+    library calls with the library's version."""
+    return key == PYTHON_CALL or key.startswith(LIBRARY_CALL + ":")
+
+
+def library_entry_points() -> list[tuple[object, str]]:
+    """The function objects of :data:`LIBRARY_ENTRY_POINTS` found in this installation, with their keys."""
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as binding
+    except ImportError:  # pragma: no cover - cryptography is a dependency
+        return []
+    found = []
+    for name, module, function in LIBRARY_ENTRY_POINTS:
+        target = getattr(getattr(binding, module, None), function, None)
+        if target is not None:
+            found.append((target, f"{LIBRARY_CALL}:{name}"))
+    return found
 
 
 @contextmanager
 def python_calls() -> Iterator[None]:
-    """Record :data:`PYTHON_CALL` for every Python function called in the block (this thread), then restore
-    whatever profiler was set.  Slows the block down: only counted runs use it, never timed ones."""
+    """Record :data:`PYTHON_CALL` for every Python function called in the block (this thread), and
+    ``library_call:{name}`` for every call of a :func:`library_entry_points` function, then restore whatever
+    profiler was set.  Slows the block down: only counted runs use it, never timed ones."""
     calls = [0]
+    targets = {id(target): (target, key) for target, key in library_entry_points()}
+    library: Counter[str] = Counter()
     previous = sys.getprofile()
 
     def profiler(frame: FrameType, event: str, arg: object) -> None:
         if event == "call":
             calls[0] += 1
+        elif event == "c_call":
+            entry = targets.get(id(arg))
+            if entry is not None and entry[0] is arg:
+                library[entry[1]] += 1
 
     sys.setprofile(profiler)
     try:
@@ -78,6 +113,8 @@ def python_calls() -> Iterator[None]:
     finally:
         sys.setprofile(previous)
         opcount.record(PYTHON_CALL, calls[0])
+        for key, n in library.items():
+            opcount.record(key, n)
 
 
 @dataclass(frozen=True)
@@ -312,7 +349,7 @@ def golden(traces: Iterable[StepTrace]) -> dict[str, Any]:
     for t in traces:
         if is_meter_step(t):
             steps.append({"protocol": t.protocol, "role": t.role, "step": t.step, "invocations": t.invocations,
-                          "counts": {k: _number(v) for k, v in sorted(t.counts.items()) if k not in UNPINNED},
+                          "counts": {k: _number(v) for k, v in sorted(t.counts.items()) if not is_unpinned(k)},
                           "bytes_received": _number(t.bytes_received), "bytes_sent": _number(t.bytes_sent)})
     return {"format": GOLDEN_FORMAT, "seed": SCENARIO_SEED,
             "regenerate": "python -m protocols.system.costs --write-golden", "steps": steps}

@@ -34,7 +34,7 @@ import numpy
 from protocols.errors import ParameterError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark
-from protocols.system.costs import PYTHON_CALL, Measured, StepTrace, python_calls
+from protocols.system.costs import LIBRARY_CALL, PYTHON_CALL, Measured, StepTrace, python_calls
 from protocols.system.roles import wire
 from protocols.system.roles.base import Context, RoleSpec
 from protocols.system.roles.process import Party, provision_party
@@ -75,12 +75,36 @@ class HostProfile:
 
 
 def opkernels() -> tuple[Kernel, Units]:
-    """``kernel`` and ``units`` of :mod:`protocols.primitives.opkernels` (the counters' benchmark kernels)."""
+    """``kernel`` and ``units`` of :mod:`protocols.primitives.opkernels` (the counters' benchmark kernels),
+    and of :func:`library_kernel` for the ``library_call`` keys."""
     try:
         module = importlib.import_module("protocols.primitives.opkernels")
     except ModuleNotFoundError as exc:
         raise ParameterError(f"no operation kernels in this installation ({exc})") from None
-    return module.kernel, module.units
+
+    def kernel(key: str) -> Callable[[], object]:
+        return library_kernel(key) if key.startswith(LIBRARY_CALL + ":") else module.kernel(key)
+
+    def units(key: str) -> int:
+        return 1 if key.startswith(LIBRARY_CALL + ":") else int(module.units(key))
+    return kernel, units
+
+
+def library_kernel(key: str) -> Callable[[], object]:
+    """Section 5.1: one call of the library entry point of a ``library_call`` key, as the protocols make it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+
+    seed = bytes(range(1, 33))
+    if key == f"{LIBRARY_CALL}:x25519_load":
+        return lambda: x25519.X25519PrivateKey.from_private_bytes(seed)
+    if key == f"{LIBRARY_CALL}:ed25519_load":
+        return lambda: ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    if key == f"{LIBRARY_CALL}:der_key_load":
+        der = ed25519.Ed25519PrivateKey.from_private_bytes(seed).private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        return lambda: serialization.load_der_private_key(der, password=None)
+    raise ParameterError(f"no kernel for operation key {key!r}")
 
 
 # --------------------------------------------------------------------------
@@ -102,7 +126,8 @@ def _modelled(counts: Mapping[str, float], seconds: Mapping[str, float], but: It
 
 
 class _StateKernel:
-    """Commits to a real state file: each call writes ``size`` bytes under a changing name."""
+    """Commits to a real state file as the framework does for an input: each call looks the input up in the
+    journal, records it with ``size`` bytes of outputs and updates a kv entry of ``size`` bytes."""
 
     def __init__(self, directory: str, size: int) -> None:
         self.store = Store.create(os.path.join(directory, f"kernel-{size}.sqlite"),
@@ -112,50 +137,72 @@ class _StateKernel:
     def __call__(self) -> None:
         self.calls += 1
         value = self.calls.to_bytes(8, "big") * (self.size // 8 or 1)
+        digest = self.calls.to_bytes(8, "big") * 4
         with self.store.transaction():
+            self.store.journal_lookup(digest)
             self.store.put(f"k{self.calls % 4}", value)
+            self.store.journal_record(digest, value)
 
-    def with_reads(self) -> None:
-        """A small commit that also reads :data:`READS` entries back (statements inside the transaction)."""
-        self.calls += 1
-        with self.store.transaction():
-            self.store.put(f"k{self.calls % 4}", self.calls.to_bytes(16, "big"))
-            for _ in range(READS):
-                self.store.get("k1")
+    def statements(self, count: int, work: Callable[[], object] = lambda: None, statements: bool = True) -> None:
+        """BEGIN IMMEDIATE, ``count`` statements as a step makes them (alternately a read of a kv entry by
+        name and an upsert of a 200-byte entry), each followed by ``work``, ROLLBACK: statements without a
+        commit.  With ``statements`` false only the work runs, in the same transaction."""
+        value = bytes(200)
+        self.store.db.execute("BEGIN IMMEDIATE")
+        for i in range(count):
+            if statements and i % 2:
+                self.store.put(f"s{i}", value)
+            elif statements:
+                self.store.get(f"k{i % 4}")
+            work()
+        self.store.db.execute("ROLLBACK")
 
 
-READS = 50
-"""Reads by primary key in the statement kernel's transaction."""
+STATEMENTS = 200
+"""Statements in the statement kernel's rolled-back transaction."""
+
+
+def _codec_work() -> Callable[[], None]:
+    """A message's worth of Python between two statements: the CBOR codec on a message-like item (section
+    5.1: statements are timed among other work, as a step runs them, not in a tight loop)."""
+    item = {1: "meter-report", 2: 17, 3: bytes(64), 4: [1, 2, 3]}
+    blob = cbor.encode(item)
+
+    def work() -> None:
+        cbor.decode(blob, max_size=len(blob) + 1)
+    return work
 
 
 def measure_state(directory: str, repeats: int, min_time: float, seconds: Mapping[str, float],
                   timer: Timer = time.perf_counter) -> tuple[dict[str, float], dict[str, Any]]:
-    """Seconds of ``state_statement`` (from a small commit with and without :data:`READS` reads by primary
-    key), then of ``state_commit`` and ``state_byte``, solved from a small and a large commit less the cost of
-    their statements and other counts."""
+    """Seconds of ``state_statement`` (a rolled-back transaction of :data:`STATEMENTS` statements each
+    followed by a message's worth of Python, against the same transaction with the Python alone, less the
+    statements' own Python calls), then of ``state_commit`` and ``state_byte``, solved from a small and a
+    large commit less the cost of their statements and other counts."""
     small, large = _StateKernel(directory, 16), _StateKernel(directory, LARGE_STATE_VALUE)
+    work = _codec_work()
     try:
         small()
-        plain, reads = (benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
-                        for fn in (small, small.with_reads))
-        with_reads, without = _mean_counts(small.with_reads), _mean_counts(small)
-        extra = with_reads.get("state_statement", 0.0) - without.get("state_statement", 0.0)
-        rest_reads = (reads - _modelled(with_reads, seconds, but=STATE_KEYS[:3])) - \
-            (plain - _modelled(without, seconds, but=STATE_KEYS[:3]))
-        known = {**seconds, "state_statement": max(0.0, rest_reads / extra) if extra > 0 else 0.0}
-        rest, pages = [], []
+        runs = {flag: (lambda flag=flag: small.statements(STATEMENTS, work, flag)) for flag in (False, True)}
+        times = {flag: benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
+                 for flag, fn in runs.items()}
+        calls = {flag: _mean_counts(runs[flag]).get(PYTHON_CALL, 0.0) for flag in runs}
+        extra = times[True] - times[False] - (calls[True] - calls[False]) * seconds.get(PYTHON_CALL, 0.0)
+        known = {**seconds, "state_statement": max(0.0, extra / STATEMENTS)}
+        left, pages = [], []
         for kernel in (small, large):
             time_ = benchmark.measure(kernel, repeats=repeats, min_time=min_time, timer=timer).median
             counts = _mean_counts(kernel)
-            rest.append(time_ - _modelled(counts, known, but=("state_commit", "state_byte")))
+            left.append(time_ - _modelled(counts, known, but=("state_commit", "state_byte")))
             pages.append(counts.get("state_byte", 0.0))
     finally:
         small.store.close()
         large.store.close()
-    per_byte = max(0.0, (rest[1] - rest[0]) / (pages[1] - pages[0])) if pages[1] > pages[0] else 0.0
-    per_commit = max(0.0, rest[0] - per_byte * pages[0])
+    per_byte = max(0.0, (left[1] - left[0]) / (pages[1] - pages[0])) if pages[1] > pages[0] else 0.0
+    per_commit = max(0.0, left[0] - per_byte * pages[0])
     return ({"state_statement": known["state_statement"], "state_commit": per_commit, "state_byte": per_byte},
-            {"commit_seconds_less_statements": rest, "commit_state_bytes": pages})
+            {"commit_seconds_less_statements": left, "commit_state_bytes": pages,
+             "statement_kernel_seconds": [times[False], times[True]]})
 
 
 def _nothing(ctx: Context, envelope: wire.Envelope) -> list[wire.Envelope]:

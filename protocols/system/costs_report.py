@@ -20,15 +20,15 @@ from typing import Any
 
 from protocols.errors import ParameterError
 from protocols.system.benchmark import format_columns
-from protocols.system.costs import StepTrace, is_meter_step
+from protocols.system.costs import StepTrace, is_host_only, is_meter_step
 from protocols.system.costs_host import Checked
 
 HOST = "host"
 ALL = "all"
-HOST_ONLY_KEYS = frozenset({"state_statement", "python_call"})
-"""Keys of the host's own machinery that a device does not have (an SQL statement: a meter's store is not
-SQL, its work is in ``state_byte`` and ``state_commit``; a Python call: a meter's code is not Python); device
-costing leaves them out and does not list them as missing (section 6.1)."""
+# Keys of the host's own machinery that a device does not have (an SQL statement: a meter's store is not
+# SQL, its work is in ``state_byte`` and ``state_commit``; a Python call: a meter's code is not Python; a
+# library call: work the host's library does that a device's need not) are left out of device costing and
+# not listed as missing (section 6.1): :func:`protocols.system.costs.is_host_only`.
 PLOT_DPI = 120
 
 
@@ -105,7 +105,7 @@ def cost_on_device(traces: Iterable[StepTrace], device: DeviceModel) -> list[Cos
     for t in traces:
         cycles, missing = 0.0, []
         for key, count in sorted(t.counts.items()):
-            if not count or key in HOST_ONLY_KEYS:
+            if not count or is_host_only(key):
                 continue
             try:
                 per_unit = device.cycles(key)
