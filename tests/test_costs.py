@@ -210,6 +210,21 @@ def test_python_calls_are_counted_and_the_previous_profiler_restored() -> None:
     assert counts[costs.PYTHON_CALL] >= 5
 
 
+def test_library_entry_points_are_counted_as_host_only_keys() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+    assert len(costs.library_entry_points()) == len(costs.LIBRARY_ENTRY_POINTS)
+    with opcount.counting() as counts:
+        with costs.python_calls():
+            x25519.X25519PrivateKey.from_private_bytes(bytes(range(32)))
+            ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+            ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+            x25519.X25519PublicKey.from_public_bytes(bytes(range(32)))   # not an entry point
+    assert counts["library_call:x25519_load"] == 1
+    assert counts["library_call:ed25519_load"] == 2
+    assert all(costs.is_host_only(k) and costs.is_unpinned(k) for k in counts if k.startswith("library_call:"))
+    assert not costs.is_host_only("point_decode:ed25519") and costs.is_host_only("state_statement")
+
+
 def test_golden_leaves_python_calls_out() -> None:
     traces = costs.aggregate([_sample("receipt", {"state_commit": 1, costs.PYTHON_CALL: 900}, 0.1, 1, 2)])
     assert costs.golden(traces)["steps"][0]["counts"] == {"state_commit": 1}

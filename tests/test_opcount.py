@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.errors import ParameterError
+from protocols.errors import DecodeError, ParameterError
 from protocols.primitives import bls12_381 as bls
 from protocols.primitives import cbor, ed25519, hashing, opcount, opkernels
 from protocols.primitives.aead import ChaCha20Poly1305
@@ -324,6 +324,8 @@ KERNEL_KEYS = [
     "ed25519_sign", "ed25519_verify", "ed25519_keygen", "ecdsa_p256_sign", "ecdsa_p256_verify",
     "random_byte", "cbor_encode_byte", "cbor_decode_byte",
     "point_mul:p256", "point_mul_base:p256", "point_mul:sakke1024", "pairing:sakke1024", "gt_exp:sakke1024",
+    "point_decode:ed25519", "point_decode:bls12_381_g1", "point_decode:bls12_381_g2", "prime_test:1024",
+    "der_decode_byte",
 ]
 
 
@@ -355,3 +357,42 @@ def test_side_counts_name_what_else_a_kernel_records():
 def test_kernel_refuses_keys_it_cannot_benchmark(key):
     with pytest.raises(ParameterError):
         opkernels.kernel(key)
+
+
+# -- decodings, prime tests and certificates (section 2.1) ---------------------------------------
+
+
+def test_point_decodings_are_counted_once_each_and_refusals_after_the_length_check_too():
+    element = ed25519.SerializeElement(ed25519.ScalarBaseMult(7))
+    g1, g2 = (bls.G1.generator() * 5).to_bytes(), (bls.G2.generator() * 5).to_bytes()
+    with opcount.counting() as counts:
+        ed25519.DeserializeElement(element)
+        bls.G1.from_bytes(g1)
+        bls.G2.from_bytes(g2)
+        bls.G2.from_bytes(g2)
+    assert dict(counts) == {"point_decode:ed25519": 1, "point_decode:bls12_381_g1": 1,
+                            "point_decode:bls12_381_g2": 2}
+    with opcount.counting() as refused:
+        with pytest.raises(DecodeError):
+            ed25519.DeserializeElement(element[:-1])          # wrong length: refused before any work
+        with pytest.raises(DecodeError):
+            ed25519.DeserializeElement(ed25519.IDENTITY_ENCODING)   # decoded, then refused
+    assert dict(refused) == {"point_decode:ed25519": 1}
+
+
+def test_bpsw_is_one_prime_test_at_the_size_class_and_small_numbers_are_free():
+    from protocols.primitives import numtheory
+    prime = numtheory.random_prime(512, HmacDrbg.from_seed("test_opcount bpsw"))
+    with opcount.counting() as counts:
+        assert numtheory.bpsw(prime)
+        assert not numtheory.bpsw(prime * 3)
+        assert numtheory.bpsw(101)
+    assert dict(counts) == {"prime_test:512": 1, "prime_test:576": 1}   # 3p has 514 bits
+
+
+def test_certificate_parsing_counts_its_bytes():
+    from protocols.schemes import certificates
+    der = opkernels._sample_certificate()
+    with opcount.counting() as counts:
+        certificates.load_certificate(der, "a test certificate")
+    assert counts["der_decode_byte"] == len(der)
