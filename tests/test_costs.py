@@ -264,3 +264,15 @@ def test_write_golden_round_trips() -> None:
         with open(path) as f:
             doc = json.load(f)
     assert doc["steps"] and all(s["protocol"] == "integrity" and s["role"] == "meter" for s in doc["steps"])
+
+
+def test_timed_runs_hand_the_empty_party_one_input_after_each_input() -> None:
+    """Section 5.2: the probe's committed and refused inputs alternate after every input of a timed run,
+    and the speed workload runs after every fourth; the counted run has no probe."""
+    measured = costs.trace_protocol("issuance", timed_runs=1)
+    inputs = sum(t.invocations for t in measured.traces)
+    probes = measured.probe_seconds
+    assert len(probes[costs.PROBE_COMMITTED]) + len(probes[costs.PROBE_REFUSED]) == inputs
+    assert len(probes[costs.PROBE_SPEED]) == inputs // 4
+    assert all(t > 0 for kind in probes.values() for t in kind)
+    assert costs.trace_protocol("issuance").probe_seconds == {}

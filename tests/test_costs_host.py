@@ -28,11 +28,39 @@ def test_measure_host_measures_kernels_state_and_base(tmp_path) -> None:
     assert set(profile.seconds) == {"fake:a", "fake:b", "state_commit", "state_byte", "state_statement"}
     assert profile.unmeasured == ("missing",)
     assert all(v >= 0 for v in profile.seconds.values()) and profile.base >= 0
-    assert profile.detail["empty_input_counts"]["state_commit"] == 1
-    assert profile.detail["empty_input_counts"]["state_statement"] >= 3    # BEGIN, the journal, COMMIT
+    committed = profile.detail["empty_input_counts"][costs.PROBE_COMMITTED]
+    refused = profile.detail["empty_input_counts"][costs.PROBE_REFUSED]
+    assert committed["state_commit"] == 1 and "state_commit" not in refused
+    assert committed["state_statement"] >= 3    # BEGIN, the journal, COMMIT
+    assert refused["state_statement"] == 2      # BEGIN, ROLLBACK
     small, large = profile.detail["commit_state_bytes"]
     assert large > small > 0
+    assert "probe_input_seconds" not in profile.detail and "speed" not in profile.detail
     assert list(tmp_path.iterdir()) == []            # the kernels' state files are removed
+
+
+def test_probe_times_from_the_runs_set_the_base_and_the_commit(tmp_path) -> None:
+    """Section 5.1: with the empty party's times from the runs, the base is its refused input less that
+    input's counts, and the commit what its committed input costs more."""
+    probes = {costs.PROBE_REFUSED: [0.004] * 3, costs.PROBE_COMMITTED: [0.010] * 3}
+    profile = costs_host.measure_host(["fake:a"], repeats=2, min_time=0.001, kernels=_kernels({"fake:a": 1}),
+                                      directory=str(tmp_path), probe_seconds=probes)
+    refused = profile.detail["empty_input_counts"][costs.PROBE_REFUSED]
+    committed = profile.detail["empty_input_counts"][costs.PROBE_COMMITTED]
+    seconds = profile.seconds
+    assert profile.base == pytest.approx(0.004 - sum(n * seconds.get(k, 0.0) for k, n in refused.items()))
+    rest = sum(n * seconds.get(k, 0.0) for k, n in committed.items() if k != "state_commit")
+    assert seconds["state_commit"] == pytest.approx(0.010 - profile.base - rest)
+    assert profile.detail["probe_inputs"] == 6 and "speed" not in profile.detail
+
+
+def test_the_speed_workload_in_the_runs_scales_the_kernel_costs(tmp_path) -> None:
+    profile = costs_host.measure_host(["fake:a"], repeats=2, min_time=0.001, kernels=_kernels({"fake:a": 1}),
+                                      directory=str(tmp_path), probe_seconds={costs.PROBE_SPEED: [0.5, 1.0, 2.0]})
+    speed = profile.detail["speed"]
+    before, after = speed["kernels_seconds"]
+    assert speed["runs_seconds"] == 1.0
+    assert speed["runs_over_kernels"] == pytest.approx(1.0 / ((before + after) / 2))
 
 
 def test_python_call_is_priced_on_the_cbor_codec_and_cbor_bytes_then_cost_nothing() -> None:

@@ -33,8 +33,8 @@ from typing import Any
 from protocols.errors import ParameterError, StateError
 from protocols.primitives import opcount
 from protocols.system.roles import harness, wire
-from protocols.system.roles.base import PROTOCOLS, Deployment
-from protocols.system.roles.process import protocol_module
+from protocols.system.roles.base import PROTOCOLS, Context, Deployment, RoleSpec
+from protocols.system.roles.process import Party, protocol_module, provision_party
 
 SCENARIO_SEED = "costs"
 """The seed of every traced deployment and party (specs/roles.md sections 3.4 and 4)."""
@@ -148,6 +148,83 @@ class StepTrace:
         return (self.protocol, self.role, self.step)
 
 
+def _nothing(ctx: Context, envelope: wire.Envelope) -> list[wire.Envelope]:
+    if envelope.type == PROBE_REFUSED:
+        raise StateError("the empty role refuses this input")
+    return []
+
+
+def _provision(ctx: Context, record: dict[str, object]) -> None:
+    return None
+
+
+EMPTY_ROLE = RoleSpec("costs", "empty", 1, (), _provision, _nothing)
+"""A role that accepts every input and does nothing: the framework's cost of one input (section 5.1)."""
+PROBE_ID = "costs-probe"
+PROBE_COMMITTED, PROBE_REFUSED = "env.tick", "env.refuse"
+"""The empty role's two inputs: one it accepts (and commits), one it refuses (rolled back)."""
+
+
+class _Probe:
+    """An :data:`EMPTY_ROLE` party in a run's directory, handed one input after each of the run's inputs,
+    alternately one it commits and one it refuses (section 5.2): the framework's cost of an input measured
+    in the same run, on the same disk, among the same parties."""
+
+    def __init__(self, directory: str, timer: Callable[[], float], seconds: dict[str, list[float]]) -> None:
+        path = str(Path(directory) / f"{PROBE_ID}.sqlite")
+        provision_party(EMPTY_ROLE, path, PROBE_ID, {})
+        self.party = Party.open(EMPTY_ROLE, path, PROBE_ID, SCENARIO_SEED)
+        self.timer, self.seconds, self.sent = timer, seconds, 0
+        self.speed = speed_workload()
+
+    def tick(self) -> None:
+        self.sent += 1
+        if self.sent % 4 == 0:
+            start = self.timer()
+            self.speed()
+            self.seconds.setdefault(PROBE_SPEED, []).append(self.timer() - start)
+        kind = PROBE_REFUSED if self.sent % 2 else PROBE_COMMITTED
+        envelope = wire.Envelope(wire.HARNESS, PROBE_ID, kind, _probe_body(self.sent))
+        start = self.timer()
+        try:
+            self.party.handle(envelope)
+        except StateError:
+            if kind != PROBE_REFUSED:
+                raise
+        self.seconds.setdefault(kind, []).append(self.timer() - start)
+
+    def close(self) -> None:
+        self.party.close()
+
+
+PROBE_SPEED = "speed"
+"""The third kind of probe time: :func:`speed_workload`, run after every fourth probe input."""
+
+
+def speed_workload() -> Callable[[], None]:
+    """A fixed piece of CPU work, half big-number arithmetic in C and half Python (the CBOR codec): timed
+    within the runs and beside the kernels, the ratio of its times is how much slower the machine ran the
+    steps than the kernels (specs/costs.md 5.1)."""
+    import gmpy2
+
+    from protocols.primitives import cbor
+    modulus = gmpy2.mpz(2) ** 1024 - 105
+    item = {1: "meter-report", 2: list(range(40)), 3: bytes(300), 4: {"a": [1, 2, 3], "b": "x" * 40}}
+    blob = cbor.encode(item)
+
+    def run() -> None:
+        gmpy2.powmod(3, modulus - 2, modulus)
+        for _ in range(4):
+            cbor.decode(blob, max_size=len(blob) + 1)
+            cbor.encode(item)
+    return run
+
+
+def _probe_body(n: int) -> bytes:
+    from protocols.primitives import cbor
+    return cbor.encode({1: n})
+
+
 @dataclass
 class _Traced:
     """An in-process party whose every exchange is timed, and counted if ``count``, into ``samples``."""
@@ -159,6 +236,7 @@ class _Traced:
     bodies: list[bytes]
     count: bool = True
     timer: Callable[[], float] = time.perf_counter
+    probe: _Probe | None = None
 
     def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
         if len(self.bodies) < MAX_BODIES:
@@ -173,6 +251,8 @@ class _Traced:
             start = self.timer()
             outputs, status = self.inner.exchange(message)
             seconds = self.timer() - start
+            if self.probe is not None:
+                self.probe.tick()
         step = message.type
         if status.type == wire.REFUSED:
             step += REFUSED_SUFFIX
@@ -194,15 +274,19 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
 
 def run_traced(protocol: str, deployed: Deployment, directory: str,
                bodies: list[bytes] | None = None, *, count: bool = True,
-               timer: Callable[[], float] = time.perf_counter) -> list[Sample]:
+               timer: Callable[[], float] = time.perf_counter,
+               probe_seconds: dict[str, list[float]] | None = None) -> list[Sample]:
     """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and timed,
     and counted if ``count``; the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
+    With ``probe_seconds`` (and not ``count``), an empty party in the same directory is handed one input
+    after each input of the run, and its times are appended there by kind (section 5.2).
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
     """
     module = protocol_module(protocol)
     samples: list[Sample] = []
     kept: list[bytes] = [] if bodies is None else bodies
+    probe = _Probe(directory, timer, probe_seconds) if probe_seconds is not None and not count else None
     network = harness.open_network(deployed, directory, seed=SCENARIO_SEED, in_process=True)
     inner_factory = network.factory
 
@@ -212,19 +296,21 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
         endpoint = inner_factory(ident)
         if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
             raise StateError(f"{ident} is not an in-process party")
-        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer)
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer, probe)
 
     network.factory = traced
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
             network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count,
-                                             timer)
+                                             timer, probe)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)
     finally:
         network.close()
+        if probe is not None:
+            probe.close()
     if not checks.ok:
         failed = [c.name for c in checks.results if not c.passed]
         raise StateError(f"{protocol}: the traced scenario failed its checks: {failed[:3]}")
@@ -275,6 +361,8 @@ class Measured:
     """Per step, its mean time per invocation in each timed run (the counted run's if there were none)."""
     bodies: tuple[bytes, ...] = ()
     """The input bodies and stored blobs of the counted run (at most :data:`MAX_BODIES`)."""
+    probe_seconds: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """The times of the empty party's inputs in the timed runs by kind (section 5.2), one after each input."""
 
 
 def _base_step(step: str) -> str:
@@ -310,9 +398,12 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
         raise ParameterError("timed_runs must be an integer in [0, 100]")
     deployed = deployment(protocol, options)
 
-    def run(count: bool, bodies: list[bytes] | None = None) -> list[Sample]:
+    probes: dict[str, list[float]] = {}
+
+    def run(count: bool, bodies: list[bytes] | None = None, probe: bool = False) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
-            samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer)
+            samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer,
+                                 probe_seconds=probes if probe else None)
             if bodies is not None:
                 bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
         return samples
@@ -323,10 +414,11 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     counted = run(True, bodies)
     traces = aggregate(counted)
     seconds: dict[tuple[str, str, str], list[float]] = {}
-    for trace in [aggregate(align(counted, run(False))) for _ in range(timed_runs)] or [traces]:
+    for trace in [aggregate(align(counted, run(False, probe=True))) for _ in range(timed_runs)] or [traces]:
         for step in trace:
             seconds.setdefault(step.key, []).append(step.seconds)
-    return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies))
+    return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies),
+                    {k: tuple(v) for k, v in probes.items()})
 
 
 def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0, warmup: bool = False,

@@ -58,12 +58,22 @@ def device_report(device: str, *, runs: int, quick: bool = False,
     min_time = benchmark.MIN_REPEAT_SECONDS / (5 if quick else 1)
     bodies = [body for m in measured.values() for body in m.bodies]
     profile = costs_host.measure_host(costs_host.counted_keys(measured), repeats=repeats, min_time=min_time,
-                                      kernels=kernels, bodies=bodies, progress=progress, timer=timer)
+                                      kernels=kernels, bodies=bodies, progress=progress, timer=timer,
+                                      probe_seconds=_probes(measured))
     checked = costs_host.check(measured, profile)
     rows = costs_report.cost_on_host(checked, costs_report.host_clock_hz())
     return DeviceReport(rows, {"devices": [HOST], "seed": costs.SCENARIO_SEED, "runs": runs,
                                "clock": getattr(timer, "__name__", str(timer)),
                                "host_profile": profile.to_json(), "model_check": costs_host.summary(checked)})
+
+
+def _probes(measured: dict[str, costs.Measured]) -> dict[str, list[float]]:
+    """The empty party's times of every protocol's timed runs, by kind of input (specs/costs.md 5.2)."""
+    found: dict[str, list[float]] = {}
+    for m in measured.values():
+        for kind, seconds in m.probe_seconds.items():
+            found.setdefault(kind, []).extend(seconds)
+    return found
 
 
 def host_summary_text(report: DeviceReport) -> str:

@@ -31,12 +31,11 @@ from typing import Any
 
 import numpy
 
-from protocols.errors import ParameterError, UsappError
+from protocols.errors import ParameterError, StateError, UsappError
 from protocols.primitives import cbor, opcount
-from protocols.system import benchmark
+from protocols.system import benchmark, costs
 from protocols.system.costs import LIBRARY_CALL, PYTHON_CALL, Measured, StepTrace, python_calls
 from protocols.system.roles import wire
-from protocols.system.roles.base import Context, RoleSpec
 from protocols.system.roles.process import Party, provision_party
 from protocols.system.roles.store import Identity, Store
 
@@ -205,37 +204,33 @@ def measure_state(directory: str, repeats: int, min_time: float, seconds: Mappin
              "statement_kernel_seconds": [times[False], times[True]]})
 
 
-def _nothing(ctx: Context, envelope: wire.Envelope) -> list[wire.Envelope]:
-    return []
-
-
-def _provision(ctx: Context, record: dict[str, object]) -> None:
-    return None
-
-
-EMPTY_ROLE = RoleSpec("costs", "empty", 1, (), _provision, _nothing)
+EMPTY_ROLE = costs.EMPTY_ROLE
 """A role that accepts every input and does nothing: the framework's cost of one input."""
 
 
 def measure_base(directory: str, repeats: int, min_time: float,
-                 timer: Timer = time.perf_counter) -> tuple[float, dict[str, float]]:
-    """Median seconds of one input to :data:`EMPTY_ROLE` (seeded, so its DRBG state is saved as in a run),
-    and that input's mean counts."""
+                 timer: Timer = time.perf_counter) -> dict[str, tuple[float, dict[str, float]]]:
+    """For each input of :data:`EMPTY_ROLE` (one it commits, one it refuses): the median seconds of one
+    (seeded, so its DRBG state is saved as in a run), and its mean counts."""
     path = os.path.join(directory, "empty.sqlite")
     provision_party(EMPTY_ROLE, path, "empty", {})
     party = Party.open(EMPTY_ROLE, path, "empty", "costs")
     sent = [0]
-
-    def one() -> None:
-        sent[0] += 1
-        party.handle(wire.Envelope(wire.HARNESS, "empty", "env.tick", cbor.encode({1: sent[0]})))
-
+    found = {}
     try:
-        seconds = benchmark.measure(one, repeats=repeats, min_time=min_time, timer=timer).median
-        counts = _mean_counts(one)
+        for kind in (costs.PROBE_COMMITTED, costs.PROBE_REFUSED):
+            def one(kind: str = kind) -> None:
+                sent[0] += 1
+                try:
+                    party.handle(wire.Envelope(wire.HARNESS, "empty", kind, cbor.encode({1: sent[0]})))
+                except StateError:
+                    if kind != costs.PROBE_REFUSED:
+                        raise
+            found[kind] = (benchmark.measure(one, repeats=repeats, min_time=min_time, timer=timer).median,
+                           _mean_counts(one))
     finally:
         party.close()
-    return seconds, counts
+    return found
 
 
 CBOR_KEYS = ("cbor_decode_byte", "cbor_encode_byte")
@@ -319,7 +314,8 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
 def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = benchmark.MIN_REPEAT_SECONDS,
                  kernels: tuple[Kernel, Units] | None = None, directory: str | None = None,
                  bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None,
-                 timer: Timer = time.perf_counter) -> HostProfile:
+                 timer: Timer = time.perf_counter,
+                 probe_seconds: Mapping[str, Sequence[float]] | None = None) -> HostProfile:
     """Section 5.1: the cost of each of ``keys`` on this machine, and the base.
 
     ``kernels`` defaults to :func:`opkernels`; a key whose kernel raises ``ParameterError`` is unmeasured
@@ -329,6 +325,9 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
     measurement (:func:`time.thread_time` counts only this thread's CPU time, steadier on a busy machine).
     """
     seconds: dict[str, float] = {}
+    probe_seconds = probe_seconds or {}
+    speed = costs.speed_workload()
+    speed_before = benchmark.measure(speed, repeats=repeats, min_time=min_time, timer=timer).median
     if bodies:
         progress(f"host kernels: Python calls of the CBOR codec on the run's {len(bodies)} messages and entries")
         seconds.update(measure_python(bodies, repeats, min_time, timer))
@@ -340,10 +339,28 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
         progress("host kernels: state statements and commits, the per-input base")
         state, detail = measure_state(where, repeats, min_time, seconds, timer)
         seconds.update(state)
-        empty, empty_counts = measure_base(where, repeats, min_time, timer)
-    detail = {**detail, "empty_input_seconds": empty, "empty_input_counts": empty_counts,
-              "kernel_counts": kernel_counts}
-    return HostProfile(seconds, max(0.0, empty - _modelled(empty_counts, seconds)), tuple(unmeasured), detail)
+        empty = measure_base(where, repeats, min_time, timer)
+    speed_after = benchmark.measure(speed, repeats=repeats, min_time=min_time, timer=timer).median
+    speeds = probe_seconds.get(costs.PROBE_SPEED)
+    if speeds:   # section 5.1: the machine's speed in the runs against its speed beside the kernels
+        slower = statistics.median(speeds) / statistics.median((speed_before, speed_after))
+        seconds = {k: v * slower if k not in ("state_commit", "state_byte") else v for k, v in seconds.items()}
+        detail["speed"] = {"kernels_seconds": [speed_before, speed_after], "runs_seconds": statistics.median(speeds),
+                           "runs_over_kernels": slower}
+    detail = {**detail, "kernel_counts": kernel_counts,
+              "empty_input_seconds": {kind: t for kind, (t, _) in empty.items()},
+              "empty_input_counts": {kind: c for kind, (_, c) in empty.items()}}
+    times = {kind: t for kind, (t, _) in empty.items()}
+    if all(probe_seconds.get(kind) for kind in times):    # section 5.1: the empty party within the runs
+        times = {kind: statistics.median(probe_seconds[kind]) for kind in times}
+        detail.update(probe_input_seconds=times, probe_inputs=sum(len(v) for v in probe_seconds.values()),
+                      state_commit_kernel=seconds["state_commit"])
+    committed, refused = (empty[k][1] for k in (costs.PROBE_COMMITTED, costs.PROBE_REFUSED))
+    base = max(0.0, times[costs.PROBE_REFUSED] - _modelled(refused, seconds))
+    if "probe_input_seconds" in detail and committed.get("state_commit"):
+        rest = times[costs.PROBE_COMMITTED] - base - _modelled(committed, seconds, but=("state_commit",))
+        seconds["state_commit"] = max(0.0, rest / committed["state_commit"])
+    return HostProfile(seconds, base, tuple(unmeasured), detail)
 
 
 # --------------------------------------------------------------------------
