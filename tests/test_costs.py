@@ -210,6 +210,32 @@ def test_python_calls_are_counted_and_the_previous_profiler_restored() -> None:
     assert counts[costs.PYTHON_CALL] >= 5
 
 
+def test_opcodes_are_counted_only_when_asked_and_the_previous_trace_restored() -> None:
+    def f(n: int) -> int:
+        return sum(i * i for i in range(n))
+
+    def outer(frame, event, arg):
+        return None
+
+    sys.settrace(outer)
+    try:
+        with opcount.counting() as few:
+            with costs.python_calls(opcodes=True):
+                f(10)
+        with opcount.counting() as many:
+            with costs.python_calls(opcodes=True):
+                f(1000)
+        assert sys.gettrace() is outer
+    finally:
+        sys.settrace(None)
+    assert 0 < few[costs.PYTHON_OPCODE] < many[costs.PYTHON_OPCODE]
+    with opcount.counting() as plain:
+        with costs.python_calls():
+            f(10)
+    assert costs.PYTHON_OPCODE not in plain and plain[costs.PYTHON_CALL] >= 1
+    assert costs.is_host_only(costs.PYTHON_OPCODE) and costs.is_unpinned(costs.PYTHON_OPCODE)
+
+
 def test_library_entry_points_are_counted_as_host_only_keys() -> None:
     from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
     assert len(costs.library_entry_points()) == len(costs.LIBRARY_ENTRY_POINTS)

@@ -63,13 +63,14 @@ def test_the_speed_workload_in_the_runs_scales_the_kernel_costs(tmp_path) -> Non
     assert speed["runs_over_kernels"] == pytest.approx(1.0 / ((before + after) / 2))
 
 
-def test_python_call_is_priced_on_the_cbor_codec_and_cbor_bytes_then_cost_nothing() -> None:
+def test_python_opcodes_are_priced_on_the_cbor_codec_and_calls_and_cbor_bytes_then_cost_nothing() -> None:
     from protocols.primitives import cbor
 
     bodies = [cbor.encode({1: i, 2: b"x" * i, 3: [i, i + 1]}) for i in range(20)] + [b"\xff not cbor"]
     seconds = costs_host.measure_python(bodies, repeats=2, min_time=0.001)
-    assert set(seconds) == {costs.PYTHON_CALL, *costs_host.CBOR_KEYS}
-    assert seconds[costs.PYTHON_CALL] > 0 and all(seconds[k] == 0 for k in costs_host.CBOR_KEYS)
+    assert set(seconds) == {costs.PYTHON_OPCODE, costs.PYTHON_CALL, *costs_host.CBOR_KEYS}
+    assert seconds[costs.PYTHON_OPCODE] > 0
+    assert all(seconds[k] == 0 for k in (costs.PYTHON_CALL, *costs_host.CBOR_KEYS))
     assert costs_host.measure_python([b"\xff"], repeats=1, min_time=0.001) == {}
 
 
@@ -86,9 +87,11 @@ def test_a_kernels_side_counts_are_measured_and_solved_together() -> None:
     found, unmeasured, counts = costs_host.measure_kernels(["k:a"], (kernel, {"k:a": 4, "k:b": 2}.__getitem__),
                                                             {}, repeats=2, min_time=0.001)
     assert set(found) == {"k:a", "k:b"} and unmeasured == []
-    assert {k: {op: n for op, n in c.items() if op != costs.PYTHON_CALL} for k, c in counts.items()} == {
+    python = (costs.PYTHON_CALL, costs.PYTHON_OPCODE)
+    assert {k: {op: n for op, n in c.items() if op not in python} for k, c in counts.items()} == {
         "k:a": {"k:a": 4, "k:b": 1}, "k:b": {"k:b": 2}}
     assert counts["k:a"][costs.PYTHON_CALL] >= 1                 # the kernel's own lambda
+    assert counts["k:a"][costs.PYTHON_OPCODE] >= counts["k:a"][costs.PYTHON_CALL]
     assert all(v >= 0 for v in found.values())
     assert costs_host.measure_kernels(["x"], (kernel, len), {}, repeats=1, min_time=0.001)[:2] == ({}, ["x"])
 

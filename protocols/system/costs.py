@@ -55,6 +55,9 @@ GOLDEN_PATH = Path(__file__).resolve().parents[2] / "tests" / "golden" / "meter_
 GOLDEN_FORMAT = "usapp-meter-costs/1"
 PYTHON_CALL = "python_call"
 """Host-only key (section 3.1): one call of a Python function (a ``call`` event of :func:`sys.setprofile`)."""
+PYTHON_OPCODE = "python_opcode"
+"""Host-only key (section 3.1): one bytecode instruction executed (an ``opcode`` event of :func:`sys.settrace`),
+counted only when asked (the host check): a better measure of the interpreter's work than calls."""
 LIBRARY_CALL = "library_call"
 """Host-only keys ``library_call:{name}`` (section 3.1): one call of a library entry point that does work a
 device does not (OpenSSL derives the public key when it loads a private one)."""
@@ -66,13 +69,13 @@ LIBRARY_ENTRY_POINTS = (("x25519_load", "x25519", "from_private_bytes"),
 
 def is_host_only(key: str) -> bool:
     """Keys a device profile does not price: they measure this host's Python, SQLite or library."""
-    return key in (PYTHON_CALL, "state_statement") or key.startswith(LIBRARY_CALL + ":")
+    return key in (PYTHON_CALL, PYTHON_OPCODE, "state_statement") or key.startswith(LIBRARY_CALL + ":")
 
 
 def is_unpinned(key: str) -> bool:
     """Counted but not pinned by the golden file (section 3.3): Python calls change with any refactoring,
     library calls with the library's version."""
-    return key == PYTHON_CALL or key.startswith(LIBRARY_CALL + ":")
+    return key in (PYTHON_CALL, PYTHON_OPCODE) or key.startswith(LIBRARY_CALL + ":")
 
 
 def library_entry_points() -> list[tuple[object, str]]:
@@ -90,11 +93,24 @@ def library_entry_points() -> list[tuple[object, str]]:
 
 
 @contextmanager
-def python_calls() -> Iterator[None]:
+def python_calls(opcodes: bool = False) -> Iterator[None]:
     """Record :data:`PYTHON_CALL` for every Python function called in the block (this thread), and
     ``library_call:{name}`` for every call of a :func:`library_entry_points` function, then restore whatever
-    profiler was set.  Slows the block down: only counted runs use it, never timed ones."""
-    calls = [0]
+    profiler was set; with ``opcodes``, also :data:`PYTHON_OPCODE` for every bytecode instruction (a trace
+    function, restored after).  Slows the block down: only counted runs use it, never timed ones."""
+    calls, executed = [0], [0]
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "opcode":
+            executed[0] += 1
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        frame.f_trace_lines = False
+        return local
+
+    previous_trace = sys.gettrace()
     targets = {id(target): (target, key) for target, key in library_entry_points()}
     library: Counter[str] = Counter()
     previous = sys.getprofile()
@@ -108,9 +124,14 @@ def python_calls() -> Iterator[None]:
                 library[entry[1]] += 1
 
     sys.setprofile(profiler)
+    if opcodes:
+        sys.settrace(tracer)
     try:
         yield
     finally:
+        if opcodes:
+            sys.settrace(previous_trace)
+            opcount.record(PYTHON_OPCODE, executed[0])
         sys.setprofile(previous)
         opcount.record(PYTHON_CALL, calls[0])
         for key, n in library.items():
@@ -237,13 +258,14 @@ class _Traced:
     count: bool = True
     timer: Callable[[], float] = time.perf_counter
     probe: _Probe | None = None
+    opcodes: bool = False
 
     def exchange(self, message: wire.Envelope) -> tuple[list[wire.Envelope], wire.Envelope]:
         if len(self.bodies) < MAX_BODIES:
             self.bodies.append(message.body)
         counts: Counter[str] = Counter()
         if self.count:
-            with opcount.counting() as counts, python_calls():
+            with opcount.counting() as counts, python_calls(self.opcodes):
                 start = self.timer()
                 outputs, status = self.inner.exchange(message)
                 seconds = self.timer() - start
@@ -275,11 +297,12 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
 def run_traced(protocol: str, deployed: Deployment, directory: str,
                bodies: list[bytes] | None = None, *, count: bool = True,
                timer: Callable[[], float] = time.perf_counter,
-               probe_seconds: dict[str, list[float]] | None = None) -> list[Sample]:
+               probe_seconds: dict[str, list[float]] | None = None, opcodes: bool = False) -> list[Sample]:
     """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and timed,
     and counted if ``count``; the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
     With ``probe_seconds`` (and not ``count``), an empty party in the same directory is handed one input
-    after each input of the run, and its times are appended there by kind (section 5.2).
+    after each input of the run, and its times are appended there by kind (section 5.2).  ``opcodes``: a
+    counted run also counts :data:`PYTHON_OPCODE`.
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
     """
@@ -296,14 +319,15 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
         endpoint = inner_factory(ident)
         if not isinstance(endpoint, harness.LocalEndpoint):  # pragma: no cover - in_process=True
             raise StateError(f"{ident} is not an in-process party")
-        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer, probe)
+        return _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count, timer, probe,
+                       opcodes)
 
     network.factory = traced
     for ident in list(network.parties):
         endpoint = network.parties[ident]
         if isinstance(endpoint, harness.LocalEndpoint):
             network.parties[ident] = _Traced(endpoint, protocol, deployed.parties[ident][0], samples, kept, count,
-                                             timer, probe)
+                                             timer, probe, opcodes)
     checks = harness.Checks()
     try:
         module.scenario(network, deployed, checks)
@@ -387,7 +411,7 @@ def align(counted: Sequence[Sample], timed: Sequence[Sample]) -> list[Sample]:
 
 def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
                    options: Mapping[str, Any] | None = None,
-                   timer: Callable[[], float] = time.perf_counter) -> Measured:
+                   timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> Measured:
     """One counted run of ``protocol`` (after one discarded run if ``warmup``), then ``timed_runs`` runs
     with no counter open, whose times are those of the model check (counting costs time too: the
     counters' records and the state statements' trace).  Each run is in a new directory.
@@ -403,7 +427,7 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     def run(count: bool, bodies: list[bytes] | None = None, probe: bool = False) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
             samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer,
-                                 probe_seconds=probes if probe else None)
+                                 probe_seconds=probes if probe else None, opcodes=opcodes)
             if bodies is not None:
                 bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
         return samples
@@ -422,9 +446,10 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
 
 
 def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0, warmup: bool = False,
-              timer: Callable[[], float] = time.perf_counter) -> dict[str, Measured]:
+              timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> dict[str, Measured]:
     """:func:`trace_protocol` of each protocol with its interop defaults."""
-    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup, timer=timer) for p in protocols}
+    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup, timer=timer, opcodes=opcodes)
+            for p in protocols}
 
 
 # --------------------------------------------------------------------------

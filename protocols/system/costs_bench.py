@@ -53,7 +53,7 @@ def device_report(device: str, *, runs: int, quick: bool = False,
         rows = [row for name in profiles for row in costs_report.cost_on_device(traces, model(name))]
         return DeviceReport(rows, {"devices": profiles, "seed": costs.SCENARIO_SEED})
     progress(f"tracing {', '.join(costs.PROTOCOLS)}: a warm-up, a counted run and {runs} timed runs each")
-    measured = costs.trace_all(timed_runs=runs, warmup=True, timer=timer)
+    measured = costs.trace_all(timed_runs=runs, warmup=True, timer=timer, opcodes=True)
     repeats = 3 if quick else 5
     min_time = benchmark.MIN_REPEAT_SECONDS / (5 if quick else 1)
     bodies = [body for m in measured.values() for body in m.bodies]

@@ -34,12 +34,12 @@ import numpy
 from protocols.errors import ParameterError, StateError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark, costs
-from protocols.system.costs import LIBRARY_CALL, PYTHON_CALL, Measured, StepTrace, python_calls
+from protocols.system.costs import LIBRARY_CALL, PYTHON_CALL, PYTHON_OPCODE, Measured, StepTrace, python_calls
 from protocols.system.roles import wire
 from protocols.system.roles.process import Party, provision_party
 from protocols.system.roles.store import Identity, Store
 
-STATE_KEYS = ("state_commit", "state_byte", "state_statement", PYTHON_CALL)
+STATE_KEYS = ("state_commit", "state_byte", "state_statement", PYTHON_CALL, PYTHON_OPCODE)
 """The keys this module measures itself (the durable state commit, section 3.1)."""
 BASE = "base"
 """The per-input term of the model (not an operation key)."""
@@ -111,8 +111,9 @@ def library_kernel(key: str) -> Callable[[], object]:
 
 
 def _mean_counts(fn: Callable[[], object], calls: int = 8) -> dict[str, float]:
-    """The mean counts of one call of ``fn``, its Python calls (section 3.1) included."""
-    with opcount.counting() as counts, python_calls():
+    """The mean counts of one call of ``fn``, its Python calls and bytecode instructions (section 3.1)
+    included."""
+    with opcount.counting() as counts, python_calls(opcodes=True):
         for _ in range(calls):
             fn()
     return {k: v / calls for k, v in counts.items() if v}
@@ -185,8 +186,8 @@ def measure_state(directory: str, repeats: int, min_time: float, seconds: Mappin
         runs = {flag: (lambda flag=flag: small.statements(STATEMENTS, work, flag)) for flag in (False, True)}
         times = {flag: benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
                  for flag, fn in runs.items()}
-        calls = {flag: _mean_counts(runs[flag]).get(PYTHON_CALL, 0.0) for flag in runs}
-        extra = times[True] - times[False] - (calls[True] - calls[False]) * seconds.get(PYTHON_CALL, 0.0)
+        python = {flag: _modelled(_mean_counts(runs[flag]), seconds, but=STATE_KEYS[:3]) for flag in runs}
+        extra = times[True] - times[False] - (python[True] - python[False])
         known = {**seconds, "state_statement": max(0.0, extra / STATEMENTS)}
         left, pages = [], []
         for kernel in (small, large):
@@ -257,11 +258,11 @@ def measure_python(bodies: Sequence[bytes], repeats: int, min_time: float,
         for item in items:
             cbor.encode(item)
 
-    calls = _mean_counts(codec, calls=1).get(PYTHON_CALL, 0.0)
-    if not calls:
+    opcodes = _mean_counts(codec, calls=1).get(PYTHON_OPCODE, 0.0)
+    if not opcodes:
         return {}
-    per_call = benchmark.measure(codec, repeats=repeats, min_time=min_time, timer=timer).median / calls
-    return {PYTHON_CALL: per_call, **{key: 0.0 for key in CBOR_KEYS}}
+    per_opcode = benchmark.measure(codec, repeats=repeats, min_time=min_time, timer=timer).median / opcodes
+    return {PYTHON_OPCODE: per_opcode, PYTHON_CALL: 0.0, **{key: 0.0 for key in CBOR_KEYS}}
 
 
 # --------------------------------------------------------------------------
@@ -299,7 +300,7 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
         counts[key] = _mean_counts(fn, calls=1)
         counts[key].setdefault(key, float(n))
         for side in sorted(counts[key]):
-            if side not in seen and side != PYTHON_CALL:     # Python calls are priced by measure_python
+            if side not in seen and side not in (PYTHON_CALL, PYTHON_OPCODE):   # priced by measure_python
                 seen.add(side)
                 todo.append(side)
     measured = sorted(times)
