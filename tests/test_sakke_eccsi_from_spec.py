@@ -280,8 +280,9 @@ def s_on_curve(x: int, y: int) -> bool:
     return (y * y - (x * x * x - 3 * x)) % SP == 0
 
 
-def s_add(a: Pt, b: Pt) -> Pt:
-    """Section 2.4 affine formulas (a = -3)."""
+def add_a3(p: int, a: Pt, b: Pt) -> Pt:
+    """Affine addition on y^2 = x^3 - 3x + B over F_p (B does not enter the formulas): section 2.4 of
+    the spec for SAKKE, the same formulas for ECCSI's P-256."""
     if a is None:
         return b
     if b is None:
@@ -289,23 +290,31 @@ def s_add(a: Pt, b: Pt) -> Pt:
     x1, y1 = a
     x2, y2 = b
     if x1 == x2:
-        if (y1 + y2) % SP == 0:
+        if (y1 + y2) % p == 0:
             return None
-        lam = (3 * x1 * x1 - 3) * gmpy2.invert(2 * y1, SP) % SP
+        lam = (3 * x1 * x1 - 3) * pow(2 * y1, -1, p) % p
     else:
-        lam = (y2 - y1) * gmpy2.invert(x2 - x1, SP) % SP
-    x3 = (lam * lam - x1 - x2) % SP
-    return (x3, (lam * (x1 - x3) - y1) % SP)
+        lam = (y2 - y1) * pow(x2 - x1, -1, p) % p
+    x3 = (lam * lam - x1 - x2) % p
+    return (x3, (lam * (x1 - x3) - y1) % p)
 
 
-def s_mul(k: int, a: Pt) -> Pt:
+def mul_a3(p: int, k: int, a: Pt) -> Pt:
     """[k]A, left-to-right double-and-add, k >= 0."""
     acc: Pt = None
     for bit in bin(k)[2:] if k else "":
-        acc = s_add(acc, acc)
+        acc = add_a3(p, acc, acc)
         if bit == "1":
-            acc = s_add(acc, a)
+            acc = add_a3(p, acc, a)
     return acc
+
+
+def s_add(a: Pt, b: Pt) -> Pt:
+    return add_a3(int(SP), a, b)
+
+
+def s_mul(k: int, a: Pt) -> Pt:
+    return mul_a3(int(SP), k, a)
 
 
 P_GEN: Pt = (gmpy2.mpz(PS1.Px), gmpy2.mpz(PS1.Py))
@@ -561,29 +570,11 @@ EG: Pt = (int(_EP["G"][2:66], 16), int(_EP["G"][66:], 16))
 
 
 def e_add(a: Pt, b: Pt) -> Pt:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    x1, y1 = a
-    x2, y2 = b
-    if x1 == x2:
-        if (y1 + y2) % EP == 0:
-            return None
-        lam = (3 * x1 * x1 - 3) * pow(2 * y1, -1, EP) % EP
-    else:
-        lam = (y2 - y1) * pow(x2 - x1, -1, EP) % EP
-    x3 = (lam * lam - x1 - x2) % EP
-    return (x3, (lam * (x1 - x3) - y1) % EP)
+    return add_a3(EP, a, b)
 
 
 def e_mul(k: int, a: Pt) -> Pt:
-    acc: Pt = None
-    for bit in bin(k)[2:] if k else "":
-        acc = e_add(acc, acc)
-        if bit == "1":
-            acc = e_add(acc, a)
-    return acc
+    return mul_a3(EP, k, a)
 
 
 def e_neg(a: Pt) -> Pt:
