@@ -42,6 +42,7 @@ from protocols.system.vectorsets._fields import (
     expect_refusal,
     field,
     list_field,
+    recompute,
     small_int_field,
     str_field,
 )
@@ -169,7 +170,7 @@ def split_outputs(v: Mapping[str, Any]) -> dict:
 def _split_enroll(v: Mapping[str, Any]) -> None:
     if v.get("result", "valid") != "valid":
         raise VectorMismatchError("field 'result': split-enroll vectors are valid", field="result")
-    outputs = split_outputs(v)
+    outputs = recompute("result", lambda: split_outputs(v))
     for index, (item, computed) in enumerate(zip(list_field(v, "enrollments"), outputs.pop("per_node"))):
         for key in item:
             if key not in NODE_INPUTS and key not in computed:

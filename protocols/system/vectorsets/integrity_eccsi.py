@@ -106,25 +106,25 @@ def _key_fields(kms: eccsi.EccsiKms, meter: bytes, period: str) -> tuple[dict, e
 def run_outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict]]:
     """The top-level outputs and each record's outputs of a ``run`` vector."""
     KSAK = int.from_bytes(bytes_field(v, "KSAK", size=eccsi.N), "big")
-    kms = recompute("KSAK", lambda: eccsi.kms_from_ksak(KSAK))
+    kms = eccsi.kms_from_ksak(KSAK)
     meter_id = str_field(v, "meter", max_len=128).encode("ascii", "replace")
     periods = [str_field({"p": p}, "p", max_len=7) for p in list_field(v, "key_periods", max_items=4)]
     utility = ig.Utility(ig.UtilityState(bytes_field(v, "utility_key", size=32)))
-    meter = recompute("meter", lambda: ig.Meter(ig.MeterState(meter_id, b"", utility.public_key,
-                                                              suite=ig.SUITE_ECCSI, kpak=kms.KPAK)))
+    meter = ig.Meter(ig.MeterState(meter_id, b"", utility.public_key, suite=ig.SUITE_ECCSI, kpak=kms.KPAK))
     keys, signing = [], {}
-    for period in periods:
-        fields, issued = recompute("key_periods", lambda period=period: _key_fields(kms, meter_id, period))
-        recompute("key_periods", lambda period=period, issued=issued: meter.add_key(period, issued.SSK, issued.PVT))
+    for key_period in periods:
+        fields, issued = _key_fields(kms, meter_id, key_period)
+        meter.add_key(key_period, issued.SSK, issued.PVT)
         keys.append(fields)
-        signing[period] = eccsi.ValidateSsk(kms.KPAK, bytes.fromhex(fields["identifier"]), issued.SSK, issued.PVT)
+        signing[key_period] = eccsi.ValidateSsk(kms.KPAK, bytes.fromhex(fields["identifier"]), issued.SSK,
+                                                issued.PVT)
     utility.register(meter_id, meter.verification_key)
     rng = Recorder(str_field(v, "run_seed", max_len=256))
     rng.label = "j"
     per_record = []
     for index, (period, registers) in enumerate(_records(v)):
         start = len(rng.draws)
-        data = recompute("records", lambda period=period, registers=registers: meter.record(period, registers, rng))
+        data = meter.record(period, registers, rng)
         receipt = utility.accept(data, period + ACCEPT_DELAY)
         meter.receipt(receipt)
         record = ig.decode_record(data)
@@ -166,7 +166,7 @@ def _verdict(verdict: ig.Verdict) -> dict:
 def _run(v: Mapping[str, Any]) -> None:
     if v.get("result", "valid") != "valid":
         raise VectorMismatchError("field 'result': run vectors are valid", field="result")
-    top, per_record = run_outputs(v)
+    top, per_record = recompute("result", lambda: run_outputs(v))
     top["forged_head"] = top["forged_head"].hex()
     for index, (item, computed) in enumerate(zip(list_field(v, "records"), per_record)):
         for key in item:
