@@ -18,11 +18,14 @@ import datetime
 from typing import Any
 
 from protocols import integrity as ig
+from protocols import issuance_eccsi as ie
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, StateFileError, VerificationError
 from protocols.primitives import cbor, opcount
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
-from protocols.schemes import merkle
+from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
+from protocols.schemes import eccsi, merkle, sakke
+from protocols.system.roles import issuance as issuance_roles
 from protocols.system.roles import harness, wire
 from protocols.system.roles import integrity_state as ist
 from protocols.system.roles.base import Context, Deployment, RoleSpec
@@ -560,7 +563,8 @@ def meter_ids(count: int) -> list[str]:
     return [f"meter-{i:03d}" for i in range(count)]
 
 
-def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **options: Any) -> Deployment:
+def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, suite: str = ig.SUITE_ED25519,
+           **options: Any) -> Deployment:
     """Spec 10.6: keys and readings from HMAC_DRBG("usapp-role-init/integrity/" || seed).
 
     Draws, in order: the utility's signing key (32 bytes); each meter's device key (32 bytes) in
@@ -568,9 +572,19 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
     increments random_below(800) and random_below(200).  ``cheat_at`` >= 0 makes the utility the
     cheating test variant for the last meter (it needs ``meters`` >= 2: the others check an honest
     log); -1 makes it honest.
+
+    ``suite`` is the meters' record suite (specs/integrity.md 3.3): ``ed25519`` (the default) or
+    ``eccsi-p256``.  With ECCSI each meter's id is the URI of its identity
+    (``urn:usapp:role-meters:meter:SM-<i>``, specs/issuance.md 10.4.2), and after the readings the same
+    DRBG gives the KMS (the KSAK, then SAKKE's z) and, meter by meter, the enrollment of
+    :func:`protocols.system.roles.issuance.enroll_in_process` (its own root, certificate and draws) for
+    every key period held on any day the records span; the meter keeps the delivered SSK and PVT, the
+    utility and the arbiter hold only the KPAK and the meter's URI.
     """
     if options:
         raise ParameterError(f"unknown integrity option(s): {', '.join(sorted(options))}")
+    if suite not in (ig.SUITE_ED25519, ig.SUITE_ECCSI):
+        raise ParameterError(f"option suite must be {ig.SUITE_ED25519} or {ig.SUITE_ECCSI}")
     if type(meters) is not int or not 1 <= meters <= 100 or type(records) is not int or not 1 <= records <= 4096:
         raise ParameterError("meters must be 1..100 and records 1..4096")
     if type(cheat_at) is not int or cheat_at < -1 or cheat_at >= records or (cheat_at >= 0 and meters < 2):
@@ -588,6 +602,9 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
         for m in ids:
             totals[m] = [totals[m][0] + random_below(drbg, 800), totals[m][1] + random_below(drbg, 200)]
             readings[m].append(list(totals[m]))
+    eccsi_fields: dict[str, dict[str, object]] = {m: {} for m in ids}
+    if suite == ig.SUITE_ECCSI:
+        rows, eccsi_fields = _eccsi_meters(drbg, ids, records)
     cheat_meter = ids[-1] if cheat_at >= 0 else None
     parties: dict[str, tuple[str, dict[str, object]]] = {
         UTILITY: ("utility", {"signing_key": utility_key, "arbiter": ARBITER, "meters": rows,
@@ -596,9 +613,41 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
     }
     for m in ids:
         parties[m] = ("meter", {"meter": m.encode(), "device_key": keys[m], "utility_public": utility_public,
-                                "utility": UTILITY, "arbiter": ARBITER})
-    return Deployment(PROTOCOL, parties, {"readings": readings, "cheat_meter": cheat_meter, "cheat_at": cheat_at,
-                                          "utility_public": utility_public})
+                                "utility": UTILITY, "arbiter": ARBITER, **eccsi_fields[m]})
+    public: dict[str, object] = {"readings": readings, "cheat_meter": cheat_meter, "cheat_at": cheat_at,
+                                 "utility_public": utility_public}
+    if suite == ig.SUITE_ECCSI:
+        public.update(suite=suite, kpak=rows[0]["public"], meter_ids={row["party"]: row["meter"] for row in rows})
+    return Deployment(PROTOCOL, parties, public)
+
+
+def meter_uri(index: int) -> bytes:
+    """The ECCSI meter ``index``'s id: the URI of its identity (specs/issuance.md 10.4.2)."""
+    return ie.uri_of(issuance_roles.NAMESPACE, "meter", issuance_roles.serial_of(index + 1)).encode("ascii")
+
+
+def _eccsi_meters(drbg: HmacDrbg, ids: list[str], records: int
+                  ) -> tuple[list[dict[str, object]], dict[str, dict[str, object]]]:
+    """Spec 3.3: the KMS and each meter's enrolled keys (see :func:`deploy`); the utility's and the
+    arbiter's rows (the meter's URI and the KPAK) and each meter's extra provisioning fields."""
+    kms = ie.EccsiSakkeExtractor(eccsi.KeyGen(drbg), sakke.KeyGen(PS1, drbg))
+    first = datetime.datetime.fromtimestamp(ORIGIN, datetime.timezone.utc).date()
+    last = datetime.datetime.fromtimestamp(ORIGIN + PERIOD * records, datetime.timezone.utc).date()  # the resync's
+    epochs = list(range(min(ie.epochs_held_on(first)), max(ie.epochs_held_on(last)) + 1))
+    if len(epochs) > ist.MAX_METER_KEYS:
+        raise ParameterError(f"the records span more than {ist.MAX_METER_KEYS} key periods")
+    rows: list[dict[str, object]] = []
+    fields: dict[str, dict[str, object]] = {}
+    for index, m in enumerate(ids):
+        uri = meter_uri(index)
+        issued = issuance_roles.enroll_in_process(kms, drbg, issuance_roles.serial_of(index + 1), epochs, ORIGIN)
+        keys: list[object] = []
+        for key in issued:
+            parts = ie.decode_key(key.key)
+            keys.append({"period": ie.period_of_epoch(key.epoch), "SSK": parts.SSK, "PVT": parts.PVT})
+        rows.append({"party": m, "meter": uri, "public": kms.KPAK})
+        fields[m] = {"meter": uri, "suite": ig.SUITE_ECCSI, "kpak": kms.KPAK, "keys": keys}
+    return rows, fields
 
 
 def env(to: str, type_: str, body: dict | None = None) -> Envelope:

@@ -127,10 +127,13 @@ class MeterConfig:
             body.update({6: self.suite, 7: self.kpak, 8: [list(k) for k in self.keys]})
         return cbor.encode(body)
 
-    def state(self, *args: object) -> ig.MeterState:
-        """The protocol state with this config's keys; ``args`` are MeterState's fields after the
-        utility's public key (records, log, checked, receipts, boot, restored_at)."""
-        return ig.MeterState(self.meter, self.device_key, self.utility_public, *args,  # type: ignore[arg-type]
+    def state(self, records: list[ig.Record] | None = None, log: merkle.MerkleLog | None = None,
+              checked: ig.TreeHead | None = None, receipts: list[ig.TreeHead] | None = None, boot: int = 0,
+              restored_at: int | None = None) -> ig.MeterState:
+        """The protocol state of this config (its suite and keys) with the given records and view."""
+        return ig.MeterState(self.meter, self.device_key, self.utility_public, [] if records is None else records,
+                             merkle.MerkleLog() if log is None else log, checked,
+                             [] if receipts is None else receipts, boot, restored_at,
                              suite=self.suite, kpak=self.kpak,
                              eccsi_keys={period: (SSK, PVT) for period, SSK, PVT in self.keys})
 
