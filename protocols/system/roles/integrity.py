@@ -563,8 +563,7 @@ def meter_ids(count: int) -> list[str]:
     return [f"meter-{i:03d}" for i in range(count)]
 
 
-def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, suite: str = ig.SUITE_ED25519,
-           **options: Any) -> Deployment:
+def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **options: Any) -> Deployment:
     """Spec 10.6: keys and readings from HMAC_DRBG("usapp-role-init/integrity/" || seed).
 
     Draws, in order: the utility's signing key (32 bytes); each meter's device key (32 bytes) in
@@ -573,7 +572,7 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, su
     cheating test variant for the last meter (it needs ``meters`` >= 2: the others check an honest
     log); -1 makes it honest.
 
-    ``suite`` is the meters' record suite (specs/integrity.md 3.3): ``ed25519`` (the default) or
+    Option ``suite`` is the meters' record suite (specs/integrity.md 3.3): ``ed25519`` (the default) or
     ``eccsi-p256``.  With ECCSI each meter's id is the URI of its identity
     (``urn:usapp:role-meters:meter:SM-<i>``, specs/issuance.md 10.4.2), and after the readings the same
     DRBG gives the KMS (the KSAK, then SAKKE's z) and, meter by meter, the enrollment of
@@ -581,6 +580,7 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, su
     every key period held on any day the records span; the meter keeps the delivered SSK and PVT, the
     utility and the arbiter hold only the KPAK and the meter's URI.
     """
+    suite = options.pop("suite", ig.SUITE_ED25519)
     if options:
         raise ParameterError(f"unknown integrity option(s): {', '.join(sorted(options))}")
     if suite not in (ig.SUITE_ED25519, ig.SUITE_ECCSI):
@@ -594,8 +594,9 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, su
     ids = meter_ids(meters)
     keys = {m: drbg.random_bytes(32) for m in ids}
     utility_public = ig.Utility(ig.UtilityState(utility_key)).public_key
-    rows = [{"party": m, "meter": m.encode(), "public": ig.Meter(ig.MeterState(m.encode(), keys[m], b"")).public_key}
-            for m in ids]
+    rows: list[dict[str, object]] = [
+        {"party": m, "meter": m.encode(), "public": ig.Meter(ig.MeterState(m.encode(), keys[m], b"")).public_key}
+        for m in ids]
     totals = {m: [0, 0] for m in ids}
     readings: dict[str, list[list[int]]] = {m: [] for m in ids}
     for _ in range(records):

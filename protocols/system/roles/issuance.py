@@ -542,15 +542,18 @@ ECCSI/SAKKE suite from one KMS (10.4; SAKKE's half cannot be split, 10.5.4)."""
 
 def deploy(seed: str, nodes: int | None = None, threshold: int | None = None, devices: int = 2,
            epoch: int | None = None, now: int = NOW, challenge_lifetime: int = iss.DEFAULT_CHALLENGE_LIFETIME,
-           suite: str = bf_bls12.SUITE) -> Deployment:
+           **options: Any) -> Deployment:
     """Spec 8.1: the nodes' keys, the manufacturer root, every device's key and certificate.
 
-    ``suite`` (specs/issuance.md 3.2) is ``usapp-bf-ibe-bls12381-v1`` (the default: a DKG of ``nodes``
+    Option ``suite`` (specs/issuance.md 3.2) is ``usapp-bf-ibe-bls12381-v1`` (the default: a DKG of ``nodes``
     nodes, default 3, threshold default 2, epoch default 7) or ``usapp-eccsi-sakke-p256-p1-v1`` (one KMS:
     nodes and threshold 1; epoch default the month the PKG issues on the day of ``now``, 10.4.1).
     Draws from HMAC_DRBG("usapp-role-init/issuance/" || seed), in order: the DKG's dealings (BLS12-381)
     or the KSAK then z (RandomRange(1, q) of P-256, RandomRange(2, q) of SAKKE); the root's Ed25519
     key (32 bytes); each device's Ed25519 key (32 bytes)."""
+    suite = options.pop("suite", bf_bls12.SUITE)
+    if options:
+        raise ParameterError(f"unknown issuance option(s): {', '.join(sorted(options))}")
     if suite not in SUITES:
         raise ParameterError(f"option suite must be one of {', '.join(SUITES)}")
     single = suite == ECCSI_SUITE
