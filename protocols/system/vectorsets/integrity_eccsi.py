@@ -26,7 +26,6 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocols import integrity as ig
-from protocols import issuance_eccsi as ie
 from protocols.errors import VectorMismatchError
 from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg

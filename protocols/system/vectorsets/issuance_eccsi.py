@@ -231,7 +231,7 @@ def enroll_outputs(v: Mapping[str, Any]) -> dict:
         "key": issued.key.hex(),
         "bP_plus_Z": PS1.encode_point(keys.receiver.base).hex(),
         "rsk_pairing": _fp(pairing(PS1.p, PS1.q, keys.receiver.base, keys.receiver.K)),
-        "SSV": enc.SSV.hex(), "sakke_r": _fp(enc.r), "R": enc.R.hex(), "g_r": _fp(enc.g_r),
+        "SSV": enc.SSV.hex(), "sakke_r_input": (enc.SSV + ID).hex(), "sakke_r": _fp(enc.r), "R": enc.R.hex(), "g_r": _fp(enc.g_r),
         "mask": enc.mask.to_bytes(PS1.ssv_bytes, "big").hex(), "H": enc.H.to_bytes(PS1.ssv_bytes, "big").hex(),
         "encapsulated": encapsulated.hex(), "w": _fp(dec.w), "decapsulated_SSV": dec.SSV.hex(),
         "TEST": dec.TEST.hex(),
