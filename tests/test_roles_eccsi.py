@@ -55,6 +55,13 @@ def test_the_issuance_scenario_passes_with_the_eccsi_sakke_suite(tmp_path):
     assert deliveries and all(d.suite == ie.SUITE for d in deliveries)
 
 
+def test_the_eccsi_issuance_scenario_passes_between_processes(tmp_path):
+    """``usapp interop issuance --option suite=...``: every party its own process, state in its file."""
+    checks, _, figures = harness.run_scenario("issuance", str(tmp_path), options=ISSUANCE)
+    assert checks.ok, [c.name for c in checks.results if not c.passed]
+    assert figures["issuances"] == 4
+
+
 def test_the_eccsi_deployment_is_one_kms_and_its_options_are_checked():
     deployment = costs.deployment("issuance", ISSUANCE)          # how the integrator traces it
     assert deployment == issuance_roles.deploy(costs.SCENARIO_SEED, **ISSUANCE)
