@@ -1,5 +1,5 @@
 """The vector families of the ECCSI suites (issue 21): vectors/issuance_eccsi.json (specs/issuance.md
-10.4, 13.1), vectors/eccsi_threshold.json (10.5, 13.2) and vectors/integrity_eccsi.json
+10.4, 13.1), vectors/issuance_eccsi_threshold.json (10.5, 13.2) and vectors/integrity_eccsi.json
 (specs/integrity.md 3.3, 12.4).
 
 * every vector recomputes and each file passes its whole-file check;
@@ -26,10 +26,10 @@ from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import eccsi
 from protocols.schemes import eccsi_threshold as et
 from protocols.system import vectors
-from protocols.system.vectorsets import eccsi_threshold, families, integrity_eccsi, issuance_eccsi
+from protocols.system.vectorsets import families, integrity_eccsi, issuance_eccsi, issuance_eccsi_threshold
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
-FILES = {"issuance_eccsi.json": issuance_eccsi, "eccsi_threshold.json": eccsi_threshold,
+FILES = {"issuance_eccsi.json": issuance_eccsi, "issuance_eccsi_threshold.json": issuance_eccsi_threshold,
          "integrity_eccsi.json": integrity_eccsi}
 Q = eccsi.q
 
@@ -53,6 +53,15 @@ def test_the_families_are_registered_and_generated():
         assert module.FAMILY in registered and module.FAMILY.generated
     keys = [(f.protocol, f.suite) for f in registered]
     assert len(keys) == len(set(keys))                      # (protocol, suite) picks one family
+
+
+def test_a_protocol_name_still_names_its_first_family():
+    """``usapp vectors describe issuance`` (and integrity) finds the original family: the new files
+    share its protocol, so their modules are registered after it; each is found by its file stem."""
+    assert vectors.find_family_by_name("issuance").file == "issuance.json"
+    assert vectors.find_family_by_name("integrity").file == "integrity.json"
+    for name, module in FILES.items():
+        assert vectors.find_family_by_name(name.removesuffix(".json")) is module.FAMILY
 
 
 @pytest.mark.parametrize("name", sorted(FILES))
@@ -228,7 +237,7 @@ def test_issuance_arithmetic_as_the_spec_states_it():
 
 
 def test_threshold_arithmetic_as_the_spec_states_it():
-    for run in _valid(vectors.load_envelope(VECTORS / "eccsi_threshold.json")):
+    for run in _valid(vectors.load_envelope(VECTORS / "issuance_eccsi_threshold.json")):
         S, t = run["session"], run["threshold"]
         ID = bytes.fromhex(run["identifier"])
         total_ssk, shares = 0, {int(k): int(x, 16) for k, x in run["node_shares"].items()}

@@ -50,7 +50,7 @@ from protocols.system.vectorsets.rfc6507 import Recorder
 
 PROTOCOL = "issuance"
 SUITE = ie.THRESHOLD_SUITE
-FILE = "eccsi_threshold.json"
+FILE = "issuance_eccsi_threshold.json"
 SEED = "usapp-vectors/eccsi-threshold/"
 META = single.META
 INPUTS = (*single.DEVICE_INPUTS, "deal_seed", "threshold", "nodes", "session", "enrollments", "sign_seed", "message")
