@@ -134,4 +134,5 @@ BENCHMARK = Benchmark(
     description="ECCSI (RFC 6507) sign/verify vs Ed25519 and ECDSA P-256; SAKKE (RFC 6508) "
                 "encapsulate/decapsulate vs X25519 HPKE",
     run=run,
+    aliases=("sakke", "eccsi"),
 )

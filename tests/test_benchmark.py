@@ -20,6 +20,7 @@ from protocols.system import benchmark
 from protocols.system.benchmark import (
     Benchmark,
     Comparison,
+    Figures,
     Timing,
     calibrate,
     compare,
@@ -432,6 +433,74 @@ def test_discover_rejects_bad_registrations(isolated_bench_package, modules):
     _fake_package(isolated_bench_package, modules)
     with pytest.raises(ParameterError):
         benchmark.discover()
+
+
+ALIASED_SOURCE = (
+    "from protocols.system.benchmark import Benchmark, Figures\n"
+    "RUNS = []\n"
+    "def run(config):\n"
+    "    RUNS.append(config)\n"
+    "    return [Figures('pair', {'x': 1})]\n"
+    "BENCHMARK = Benchmark('one_two', 'a fake', run, aliases=('one', 'two'))\n"
+)
+
+
+def test_aliases_select_their_benchmark_once(isolated_bench_package):
+    """``usapp bench one two`` (two aliases of one benchmark) runs it once; its own name and the
+    aliases mix; order is the order first named; an unknown name lists the aliases."""
+    _fake_package(isolated_bench_package, {"pair": ALIASED_SOURCE, "alpha": BENCH_SOURCE.format(name="alpha")})
+    known = benchmark.discover()
+    assert list(known) == ["alpha", "one_two"] and known["one_two"].aliases == ("one", "two")
+    assert benchmark.resolve(["one", "two"], known) == ["one_two"]
+    assert benchmark.resolve(["two", "alpha", "one_two"], known) == ["one_two", "alpha"]
+    with pytest.raises(ParameterError, match=r"unknown benchmark\(s\): three; known: alpha, one_two \(one, two\)"):
+        benchmark.resolve(["one", "three"], known)
+
+
+@pytest.mark.parametrize("alias", ["alpha", "one_two", ""])
+def test_an_alias_may_not_shadow_a_name(isolated_bench_package, alias):
+    _fake_package(isolated_bench_package, {
+        "pair": f"from protocols.system.benchmark import Benchmark\n"
+                f"BENCHMARK = Benchmark('one_two', 'a fake', lambda c: [], aliases=({alias!r},))\n",
+        "alpha": BENCH_SOURCE.format(name="alpha")})
+    with pytest.raises(ParameterError, match="alias"):
+        benchmark.discover()
+
+
+def test_usapp_bench_sakke_eccsi_runs_the_one_benchmark_once(monkeypatch, capsys):
+    """Issue 21: ``usapp bench sakke eccsi`` selects ``sakke_eccsi`` (run once); ``sakke_eccsi`` still
+    works.  The benchmark's own run is replaced by a stub, so nothing is timed here."""
+    from protocols.system import cli
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sakke_eccsi_under_test", REPO / "bench" / "sakke_eccsi.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)               # this checkout's bench, even if usapp_bench is installed
+    real = module.BENCHMARK
+    assert real.name == "sakke_eccsi" and {"sakke", "eccsi"} <= set(real.aliases)
+    known = {**benchmark.discover(), "sakke_eccsi": real}
+    calls = []
+
+    def stub(config):
+        calls.append(config.quick)
+        return [Figures("stub", {"x": 1})]
+
+    stubbed = {name: (Benchmark(b.name, b.description, stub, b.aliases) if name == "sakke_eccsi" else b)
+               for name, b in known.items()}
+    monkeypatch.setattr(benchmark, "discover", lambda: stubbed)
+    for argv in (["bench", "sakke", "eccsi", "--quick"], ["bench", "sakke_eccsi", "--quick"],
+                 ["bench", "eccsi", "sakke_eccsi", "sakke"]):
+        calls.clear()
+        capsys.readouterr()
+        assert cli.main(argv) == 0
+        assert calls == [argv[-1] == "--quick"]
+        assert "stub" in capsys.readouterr().out
+    assert cli.main(["bench", "sakke", "eccsi", "--quick", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["meta"]["benchmarks"] == ["sakke_eccsi"]
+    assert cli.main(["bench", "sakke", "nosuch"]) == 2
+    assert "unknown benchmark(s): nosuch" in capsys.readouterr().err
 
 
 def test_source_checkout_loads_bench_folder():

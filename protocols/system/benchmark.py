@@ -118,6 +118,9 @@ class Benchmark:
     name: str
     description: str
     run: Callable[[BenchConfig], Sequence[Comparison | Figures]]
+    aliases: tuple[str, ...] = ()
+    """Other names that select this benchmark on the command line (``usapp bench sakke eccsi`` runs
+    the one benchmark ``sakke_eccsi`` once)."""
 
 
 def _load_bench_package() -> ModuleType:
@@ -166,7 +169,29 @@ def discover() -> dict[str, Benchmark]:
         if bench.name in found:
             raise ParameterError(f"two benchmarks are named {bench.name!r}")
         found[bench.name] = bench
+    taken: set[str] = set(found)
+    for bench in found.values():
+        for alias in bench.aliases:
+            if not isinstance(alias, str) or not alias or alias in taken:
+                raise ParameterError(f"benchmark {bench.name!r}: alias {alias!r} is empty or names another benchmark")
+            taken.add(alias)
     return dict(sorted(found.items()))
+
+
+def resolve(names: Sequence[str], known: Mapping[str, Benchmark]) -> list[str]:
+    """The benchmarks that ``names`` select, each once, in the order first named: a name is a
+    benchmark's own or one of its aliases.  Unknown names are a ``ParameterError`` listing them."""
+    by_alias = {alias: bench.name for bench in known.values() for alias in bench.aliases}
+    unknown = [name for name in names if name not in known and name not in by_alias]
+    if unknown:
+        listed = ", ".join(f"{n} ({', '.join(b.aliases)})" if b.aliases else n for n, b in known.items())
+        raise ParameterError(f"unknown benchmark(s): {', '.join(unknown)}; known: {listed or '(none)'}")
+    selected: list[str] = []
+    for name in names:
+        canonical = name if name in known else by_alias[name]
+        if canonical not in selected:
+            selected.append(canonical)
+    return selected
 
 
 def require_module(name: str, extra: str = "bench") -> ModuleType:

@@ -221,12 +221,7 @@ def _run_benchmarks(args: argparse.Namespace, save: bool = False
     """Run the named benchmarks (all by default); ``save``: each one's JSON into the results directory,
     where ``usapp bench --html`` gathers it (specs/costs.md section 6.4)."""
     known = benchmark.discover()
-    names = args.names or list(known)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise ParameterError(
-            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(known) or '(none)'}"
-        )
+    names = benchmark.resolve(args.names, known) if args.names else list(known)
     repeats = args.repeats
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS

@@ -13,14 +13,19 @@ lost record.  Stored state: :mod:`protocols.system.roles.integrity_state`.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
 from typing import Any
 
 from protocols import integrity as ig
+from protocols import issuance_eccsi as ie
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, StateFileError, VerificationError
-from protocols.primitives import cbor
+from protocols.primitives import cbor, opcount
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
-from protocols.schemes import merkle
+from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
+from protocols.schemes import eccsi, merkle, sakke
+from protocols.system.roles import issuance as issuance_roles
 from protocols.system.roles import harness, wire
 from protocols.system.roles import integrity_state as ist
 from protocols.system.roles.base import Context, Deployment, RoleSpec
@@ -71,7 +76,10 @@ def _meter_provision(ctx: Context, record: dict[str, object]) -> None:
             and isinstance(utility, str) and isinstance(arbiter, str)) or len(key) != 32 or len(public) != 32:
         raise ParameterError("a meter's record needs meter, device_key (32 bytes), utility_public (32 bytes), "
                              "utility and arbiter")
-    ctx.put("config", ist.MeterConfig(meter, key, public, utility, arbiter).encode())
+    config = ist.MeterConfig(meter, key, public, utility, arbiter, *_eccsi_provision(record))
+    if config.suite != ig.SUITE_ED25519:
+        ig.Meter(config.state())        # specs/integrity.md 3.3: every key passes RFC 6507 5.1.2 under the KPAK
+    ctx.put("config", config.encode())
     ctx.put("view", cbor.encode({1: 0, 2: None, 3: None}))
     ctx.put("boot-counter", cbor.encode(0))
     ctx.put("request-seq", cbor.encode(0))
@@ -86,6 +94,27 @@ _PENDING = {1: str, 2: _NONE, 3: (bytes, type(None)), 4: int, 5: int, 6: int, 7:
 
 ANSWER = {1: int, 2: bytes}
 """feedback, probe and inclusion bodies: {1: the request's sequence number, 2: the spec's message}."""
+
+
+def _eccsi_provision(record: dict[str, object]) -> tuple[str, bytes, tuple[tuple[str, bytes, bytes], ...]]:
+    """The optional fields of an ECCSI meter's record (specs/integrity.md 3.3): ``suite`` ("eccsi-p256"),
+    ``kpak`` and ``keys``, a list of {period, SSK, PVT} (the keys the issuance suite delivered,
+    specs/issuance.md 10.4.4).  An Ed25519 meter's record has none of them."""
+    suite = record.get("suite", ig.SUITE_ED25519)
+    if suite == ig.SUITE_ED25519 and not {"kpak", "keys"} & set(record):
+        return ig.SUITE_ED25519, b"", ()
+    kpak, keys = record.get("kpak"), record.get("keys")
+    if suite != ig.SUITE_ECCSI or not isinstance(kpak, bytes) or not isinstance(keys, list) \
+            or not 1 <= len(keys) <= ist.MAX_METER_KEYS:
+        raise ParameterError(f"an ECCSI meter's record needs suite {ig.SUITE_ECCSI!r}, kpak and 1 to "
+                             f"{ist.MAX_METER_KEYS} keys")
+    out = []
+    for item in keys:
+        if not isinstance(item, dict) or set(item) != {"period", "SSK", "PVT"} or not isinstance(item["period"], str) \
+                or not isinstance(item["SSK"], bytes) or not isinstance(item["PVT"], bytes):
+            raise ParameterError("an ECCSI meter's keys are maps of period (text), SSK and PVT (bytes)")
+        out.append((item["period"], item["SSK"], item["PVT"]))
+    return ig.SUITE_ECCSI, kpak, tuple(out)
 
 
 def _pending(ctx: Context) -> dict | None:
@@ -195,7 +224,7 @@ def _restore(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, 
         raise VerificationError("backup: it is another meter's")
     records = [ig.decode_record(r) for r in _byte_list(m[2], "backup records", ig.MAX_RECORD_BYTES)]
     for index, record in enumerate(records):
-        ig.verify_record(record, meter.public_key)
+        ig.verify_record(record, meter.verification_key)
         if record.counter != index or record.meter != cfg.meter:
             raise VerificationError(f"backup: record {index} is out of place")
     receipts = [ig.decode_tree_head(h) for h in _byte_list(m[3], "backup receipts", ig.MAX_MESSAGE_BYTES)]
@@ -204,11 +233,11 @@ def _restore(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, 
         ig.verify_tree_head(head, cfg.utility_public, cfg.meter)
     if m[6] is not None and not 0 <= m[6] <= len(records):
         raise DecodeError("backup: restored_at past its records")
-    backup = ig.MeterState(cfg.meter, cfg.device_key, cfg.utility_public, records,
-                           merkle.MerkleLog.from_entries([r.to_bytes() for r in records]), checked, receipts,
-                           _uint(m[5], "boot"), m[6])
+    backup = cfg.state(records, merkle.MerkleLog.from_entries([r.to_bytes() for r in records]), checked, receipts,
+                       _uint(m[5], "boot"), m[6])
     boot_counter = ig.BootCounter(counter)
-    restored = ig.Meter.restore(backup, boot_counter)
+    with opcount.suspended():           # the keys of the config, validated at provision (ist.new_meter)
+        restored = ig.Meter.restore(backup, boot_counter)
     ist.save_meter(ctx, restored, boot_counter.value, rewrite=True)
     _clear_pending(ctx)
     return [ctx.send(wire.HARNESS, "restored", cbor.encode({1: restored.state.boot, 2: len(records)}))]
@@ -217,7 +246,7 @@ def _restore(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, 
 def _resync_checks(meter: ig.Meter, record: ig.Record, index: int, previous: ig.Record | None) -> None:
     """Spec 9.2 step 3: an adopted record is the meter's own, in place, going forward."""
     st = meter.state
-    ig.verify_record(record, meter.public_key)
+    ig.verify_record(record, meter.verification_key)
     if record.meter != st.meter or record.counter != index or record.boot > st.boot:
         raise VerificationError(f"resync: the utility's record {index} is not the meter's record {index}")
     if previous is not None and (record.period <= previous.period or record.boot < previous.boot or any(
@@ -244,7 +273,7 @@ def _resync_finish(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter:
             if record.period <= last.period:
                 superseded += 1
                 continue
-            resigned.append(meter.record(record.period, record.registers))
+            resigned.append(meter.record(record.period, record.registers, ctx.rng))
     ist.save_meter(ctx, meter, counter, rewrite=True)
     _clear_pending(ctx)
     return [ctx.send(cfg.utility, "record", r) for r in resigned] + [ctx.send(
@@ -264,7 +293,7 @@ def _resync_next(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: i
 
 def _resync_y(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, y: bytes) -> list[Envelope]:
     """Spec 9.2 step 1 (on a copy: the checked head changes only when the resync completes), then 2."""
-    trial = ig.Meter(copy.deepcopy(meter.state))
+    trial = ist.new_meter(cfg, copy.deepcopy(meter.state))
     trial.check(y)
     head = trial.state.checked
     if head is None:
@@ -337,7 +366,7 @@ def _meter_env(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int
             raise DecodeError(f"env.reading: 1 to {ig.MAX_REGISTERS} registers")
         registers = [_uint(r, "a register") for r in m[2]]
         ctx.crash_point("signed")
-        data = meter.record(period, registers)
+        data = meter.record(period, registers, ctx.rng)          # ECCSI draws j (spec 3.3); Ed25519 nothing
         ist.save_meter(ctx, meter, counter)
         return [ctx.send(cfg.utility, "record", data)]
     if env.type == "env.restore":
@@ -379,8 +408,9 @@ def _meter_rows(record: dict[str, object], what: str) -> list[tuple[str, bytes, 
             raise ParameterError(f"{what}'s meters are maps of party, meter, public")
         party, meter, public = row["party"], row["meter"], row["public"]
         if not isinstance(party, str) or not isinstance(meter, bytes) or not isinstance(public, bytes) \
-                or len(public) != 32 or not 1 <= len(meter) <= ig.LIMITS.meter_bytes:
+                or len(public) not in (32, ist.KPAK_BYTES) or not 1 <= len(meter) <= ig.LIMITS.meter_bytes:
             raise ParameterError(f"{what}: a meter's party, id or public key is malformed")
+        ist.record_key(meter, public)   # an ECCSI row: a KPAK on P-256 and a meter id that is a URI (spec 3.3)
         out.append((wire.check_id(party, "party"), meter, public))
     return out
 
@@ -407,8 +437,7 @@ def _cheat(ctx: Context, cfg: ist.UtilityConfig, party: str, utility: ig.Utility
         return
     honest = records[cfg.cheat_at]
     first = honest.registers[0] - 500 if honest.registers[0] >= 500 else honest.registers[0] + 500
-    forged = ig.Record(honest.meter, honest.period, honest.counter, (first,) + honest.registers[1:],
-                       honest.signature, honest.boot)
+    forged = dataclasses.replace(honest, registers=(first,) + honest.registers[1:])   # its signature kept
     ctx.db.execute("UPDATE utility_records SET record = ? WHERE meter = ? AND counter = ?",
                    (forged.to_bytes(), meter, cfg.cheat_at))
     ctx.cache.pop(f"utility/{meter.hex()}", None)
@@ -509,7 +538,7 @@ def _arbiter_handle(ctx: Context, env: Envelope) -> list[Envelope]:
             raise StateFileError(f"{ctx.store.path}: a dispute about an unregistered meter")
         mine = ist.strict(ctx, "dispute evidence", lambda: cbor.decode_map(
             row[1], {1: bytes, 2: list, 3: list, 4: int}, name="meter-evidence", max_size=MAX_EVIDENCE_BYTES))
-        verdict = ig.arbitrate(known[1], utility_public, m[1], mine[2], mine[3], m[2],
+        verdict = ig.arbitrate(ist.record_key(known[0], known[1]), utility_public, m[1], mine[2], mine[3], m[2],
                                _byte_list(m[3], "the utility's records", ig.MAX_RECORD_BYTES))
         body = cbor.encode({1: m[1], 2: verdict.party, 3: verdict.kind, 4: verdict.index, 5: verdict.period})
         ctx.db.execute("UPDATE arbiter_disputes SET verdict = ? WHERE seq = ?", (body, row[0]))
@@ -542,9 +571,20 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
     increments random_below(800) and random_below(200).  ``cheat_at`` >= 0 makes the utility the
     cheating test variant for the last meter (it needs ``meters`` >= 2: the others check an honest
     log); -1 makes it honest.
+
+    Option ``suite`` is the meters' record suite (specs/integrity.md 3.3): ``ed25519`` (the default) or
+    ``eccsi-p256``.  With ECCSI each meter's id is the URI of its identity
+    (``urn:usapp:role-meters:meter:SM-<i>``, specs/issuance.md 10.4.2), and after the readings the same
+    DRBG gives the KMS (the KSAK, then SAKKE's z) and, meter by meter, the enrollment of
+    :func:`protocols.system.roles.issuance.enroll_in_process` (its own root, certificate and draws) for
+    every key period held on any day the records span; the meter keeps the delivered SSK and PVT, the
+    utility and the arbiter hold only the KPAK and the meter's URI.
     """
+    suite = options.pop("suite", ig.SUITE_ED25519)
     if options:
         raise ParameterError(f"unknown integrity option(s): {', '.join(sorted(options))}")
+    if suite not in (ig.SUITE_ED25519, ig.SUITE_ECCSI):
+        raise ParameterError(f"option suite must be {ig.SUITE_ED25519} or {ig.SUITE_ECCSI}")
     if type(meters) is not int or not 1 <= meters <= 100 or type(records) is not int or not 1 <= records <= 4096:
         raise ParameterError("meters must be 1..100 and records 1..4096")
     if type(cheat_at) is not int or cheat_at < -1 or cheat_at >= records or (cheat_at >= 0 and meters < 2):
@@ -554,14 +594,18 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
     ids = meter_ids(meters)
     keys = {m: drbg.random_bytes(32) for m in ids}
     utility_public = ig.Utility(ig.UtilityState(utility_key)).public_key
-    rows = [{"party": m, "meter": m.encode(), "public": ig.Meter(ig.MeterState(m.encode(), keys[m], b"")).public_key}
-            for m in ids]
+    rows: list[dict[str, object]] = [
+        {"party": m, "meter": m.encode(), "public": ig.Meter(ig.MeterState(m.encode(), keys[m], b"")).public_key}
+        for m in ids]
     totals = {m: [0, 0] for m in ids}
     readings: dict[str, list[list[int]]] = {m: [] for m in ids}
     for _ in range(records):
         for m in ids:
             totals[m] = [totals[m][0] + random_below(drbg, 800), totals[m][1] + random_below(drbg, 200)]
             readings[m].append(list(totals[m]))
+    eccsi_fields: dict[str, dict[str, object]] = {m: {} for m in ids}
+    if suite == ig.SUITE_ECCSI:
+        rows, eccsi_fields = _eccsi_meters(drbg, ids, records)
     cheat_meter = ids[-1] if cheat_at >= 0 else None
     parties: dict[str, tuple[str, dict[str, object]]] = {
         UTILITY: ("utility", {"signing_key": utility_key, "arbiter": ARBITER, "meters": rows,
@@ -570,9 +614,41 @@ def deploy(seed: str, meters: int = 2, records: int = 48, cheat_at: int = 20, **
     }
     for m in ids:
         parties[m] = ("meter", {"meter": m.encode(), "device_key": keys[m], "utility_public": utility_public,
-                                "utility": UTILITY, "arbiter": ARBITER})
-    return Deployment(PROTOCOL, parties, {"readings": readings, "cheat_meter": cheat_meter, "cheat_at": cheat_at,
-                                          "utility_public": utility_public})
+                                "utility": UTILITY, "arbiter": ARBITER, **eccsi_fields[m]})
+    public: dict[str, object] = {"readings": readings, "cheat_meter": cheat_meter, "cheat_at": cheat_at,
+                                 "utility_public": utility_public}
+    if suite == ig.SUITE_ECCSI:
+        public.update(suite=suite, kpak=rows[0]["public"], meter_ids={row["party"]: row["meter"] for row in rows})
+    return Deployment(PROTOCOL, parties, public)
+
+
+def meter_uri(index: int) -> bytes:
+    """The ECCSI meter ``index``'s id: the URI of its identity (specs/issuance.md 10.4.2)."""
+    return ie.uri_of(issuance_roles.NAMESPACE, "meter", issuance_roles.serial_of(index + 1)).encode("ascii")
+
+
+def _eccsi_meters(drbg: HmacDrbg, ids: list[str], records: int
+                  ) -> tuple[list[dict[str, object]], dict[str, dict[str, object]]]:
+    """Spec 3.3: the KMS and each meter's enrolled keys (see :func:`deploy`); the utility's and the
+    arbiter's rows (the meter's URI and the KPAK) and each meter's extra provisioning fields."""
+    kms = ie.EccsiSakkeExtractor(eccsi.KeyGen(drbg), sakke.KeyGen(PS1, drbg))
+    first = datetime.datetime.fromtimestamp(ORIGIN, datetime.timezone.utc).date()
+    last = datetime.datetime.fromtimestamp(ORIGIN + PERIOD * records, datetime.timezone.utc).date()  # the resync's
+    epochs = list(range(min(ie.epochs_held_on(first)), max(ie.epochs_held_on(last)) + 1))
+    if len(epochs) > ist.MAX_METER_KEYS:
+        raise ParameterError(f"the records span more than {ist.MAX_METER_KEYS} key periods")
+    rows: list[dict[str, object]] = []
+    fields: dict[str, dict[str, object]] = {}
+    for index, m in enumerate(ids):
+        uri = meter_uri(index)
+        issued = issuance_roles.enroll_in_process(kms, drbg, issuance_roles.serial_of(index + 1), epochs, ORIGIN)
+        keys: list[object] = []
+        for key in issued:
+            parts = ie.decode_key(key.key)
+            keys.append({"period": ie.period_of_epoch(key.epoch), "SSK": parts.SSK, "PVT": parts.PVT})
+        rows.append({"party": m, "meter": uri, "public": kms.KPAK})
+        fields[m] = {"meter": uri, "suite": ig.SUITE_ECCSI, "kpak": kms.KPAK, "keys": keys}
+    return rows, fields
 
 
 def env(to: str, type_: str, body: dict | None = None) -> Envelope:

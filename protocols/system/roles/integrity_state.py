@@ -9,12 +9,12 @@ records (one row per leaf) at every load.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from protocols import integrity as ig
 from protocols.errors import StateFileError, UsappError
-from protocols.primitives import cbor
+from protocols.primitives import cbor, opcount
 from protocols.schemes import merkle
 from protocols.system.roles.base import Context
 
@@ -107,27 +107,71 @@ def _cached(ctx: Context, name: str, key: tuple[int, ...]) -> _Snapshot | None:
 @dataclass(frozen=True)
 class MeterConfig:
     """kv ``config`` of a meter: CBOR {1: meter id, 2: device key, 3: utility public key,
-    4: utility party id, 5: arbiter party id}."""
+    4: utility party id, 5: arbiter party id}; a meter of the ECCSI record suite (specs/integrity.md
+    3.3) adds {6: "eccsi-p256", 7: the KPAK, 8: [[key period, SSK, PVT], ...]} (an Ed25519 meter's
+    config is exactly the five keys)."""
 
     meter: bytes
     device_key: bytes
     utility_public: bytes
     utility: str
     arbiter: str
+    suite: str = ig.SUITE_ED25519
+    kpak: bytes = b""
+    keys: tuple[tuple[str, bytes, bytes], ...] = field(default=(), repr=False)
 
     def encode(self) -> bytes:
-        return cbor.encode({1: self.meter, 2: self.device_key, 3: self.utility_public, 4: self.utility,
-                            5: self.arbiter})
+        body: dict[int, object] = {1: self.meter, 2: self.device_key, 3: self.utility_public, 4: self.utility,
+                                   5: self.arbiter}
+        if self.suite != ig.SUITE_ED25519:
+            body.update({6: self.suite, 7: self.kpak, 8: [list(k) for k in self.keys]})
+        return cbor.encode(body)
+
+    def state(self, records: list[ig.Record] | None = None, log: merkle.MerkleLog | None = None,
+              checked: ig.TreeHead | None = None, receipts: list[ig.TreeHead] | None = None, boot: int = 0,
+              restored_at: int | None = None) -> ig.MeterState:
+        """The protocol state of this config (its suite and keys) with the given records and view."""
+        return ig.MeterState(self.meter, self.device_key, self.utility_public, [] if records is None else records,
+                             merkle.MerkleLog() if log is None else log, checked,
+                             [] if receipts is None else receipts, boot, restored_at,
+                             suite=self.suite, kpak=self.kpak,
+                             eccsi_keys={period: (SSK, PVT) for period, SSK, PVT in self.keys})
+
+
+_METER_CONFIG = {1: bytes, 2: bytes, 3: bytes, 4: str, 5: str}
+_ECCSI_METER_CONFIG = {**_METER_CONFIG, 6: str, 7: bytes, 8: list}
+MAX_METER_KEYS = 4
+"""Most key periods an ECCSI meter's config holds (RFC 6509 3.3 needs two at once; a deployment may
+provision a few months ahead)."""
 
 
 def load_meter_config(ctx: Context) -> MeterConfig:
-    m = kv_map(ctx, "config", {1: bytes, 2: bytes, 3: bytes, 4: str, 5: str})
+    raw = ctx.need("config")
+    m = strict(ctx, "kv config", lambda: cbor.decode(raw, max_size=STATE_LIMIT))
+    schema = _ECCSI_METER_CONFIG if isinstance(m, dict) and 6 in m else _METER_CONFIG
+    m = strict(ctx, "kv config", lambda: cbor.expect_map(m, schema, name="config"))
 
     def build() -> MeterConfig:
         if len(m[2]) != 32 or len(m[3]) != 32 or not 1 <= len(m[1]) <= ig.LIMITS.meter_bytes:
             raise ValueError("key or meter id of the wrong length")
-        return MeterConfig(m[1], m[2], m[3], m[4], m[5])
+        if 6 not in m:
+            return MeterConfig(m[1], m[2], m[3], m[4], m[5])
+        if m[6] != ig.SUITE_ECCSI or len(m[8]) > MAX_METER_KEYS or any(
+                not isinstance(k, list) or len(k) != 3 or not isinstance(k[0], str)
+                or not isinstance(k[1], bytes) or not isinstance(k[2], bytes) for k in m[8]):
+            raise ValueError("an ECCSI meter's suite or keys are malformed")
+        return MeterConfig(m[1], m[2], m[3], m[4], m[5], m[6], m[7], tuple((k[0], k[1], k[2]) for k in m[8]))
     return strict(ctx, "kv config", build)
+
+
+def new_meter(cfg: MeterConfig, state: ig.MeterState) -> ig.Meter:
+    """``ig.Meter(state)``.  An ECCSI meter's keys were validated (RFC 6507 5.1.2) when it was
+    provisioned; validating them again at every load is the role framework's reloading, not the
+    meter's work, so it is not counted (specs/costs.md)."""
+    if cfg.suite == ig.SUITE_ED25519:
+        return ig.Meter(state)
+    with opcount.suspended():
+        return ig.Meter(state)
 
 
 def load_meter(ctx: Context) -> tuple[MeterConfig, ig.Meter, int]:
@@ -156,9 +200,7 @@ def load_meter(ctx: Context) -> tuple[MeterConfig, ig.Meter, int]:
         boot, restored = view[1], view[2]
         if not 0 <= boot <= counter or (restored is not None and not 0 <= restored <= len(records)):
             raise ValueError("boot above the boot counter, or restored_at past the records")
-        state = ig.MeterState(cfg.meter, cfg.device_key, cfg.utility_public, records, log, checked,
-                              receipts, boot, restored)
-        return ig.Meter(state)
+        return new_meter(cfg, cfg.state(records, log, checked, receipts, boot, restored))
     return cfg, strict(ctx, "meter state", build), counter
 
 
@@ -213,14 +255,25 @@ def load_utility_config(ctx: Context) -> UtilityConfig:
 
 
 def registered(ctx: Context, table: str, party: str) -> tuple[bytes, bytes] | None:
-    """(meter id, public key) of meter party ``party`` in ``table``, or None."""
+    """(meter id, public key) of meter party ``party`` in ``table``, or None.  The public key is the
+    meter's 32-byte Ed25519 key, or for an ECCSI meter the KMS's 65-octet KPAK (:func:`record_key`)."""
     row = ctx.db.execute(f"SELECT meter, public FROM {table} WHERE party = ?", (party,)).fetchone()
     if row is None:
         return None
     meter, public = row
-    if not isinstance(meter, bytes) or not isinstance(public, bytes) or len(public) != 32:
+    if not isinstance(meter, bytes) or not isinstance(public, bytes) or len(public) not in (32, KPAK_BYTES):
         raise StateFileError(f"{ctx.store.path}: {table} row of {party} is corrupt")
     return meter, public
+
+
+KPAK_BYTES = 65
+"""An ECCSI meter's row holds the KPAK (RFC 6507 3.2: 0x04 || x || y) instead of an Ed25519 key."""
+
+
+def record_key(meter: bytes, public: bytes) -> ig.MeterKey:
+    """What verifies the records of a registered meter (specs/integrity.md 3.1, 3.3): its Ed25519 key,
+    or ``EccsiRecordKey(KPAK, meter)``: the identity alone (``ParameterError`` for a bad KPAK or URI)."""
+    return ig.EccsiRecordKey(public, meter) if len(public) == KPAK_BYTES else public
 
 
 def party_of(ctx: Context, table: str, meter: bytes) -> str | None:
@@ -248,7 +301,7 @@ def load_utility(ctx: Context, meter: bytes, public: bytes) -> tuple[UtilityConf
             ctx.cache[name] = _Snapshot(key, tuple(records), _levels(log))
         else:
             records, log = list(snapshot.records), snapshot.log()
-        state = ig.UtilityState(cfg.signing_key, {meter: public}, {meter: log}, {meter: records})
+        state = ig.UtilityState(cfg.signing_key, {meter: record_key(meter, public)}, {meter: log}, {meter: records})
         return ig.Utility(state)
     return cfg, strict(ctx, "utility log", build)
 

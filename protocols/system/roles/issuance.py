@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.oid import NameOID
 
 from protocols import issuance as iss
+from protocols import issuance_eccsi as ie
 from protocols.errors import DecodeError, ParameterError, StateError, StateFileError, UsappError
-from protocols.primitives import cbor, hashing
+from protocols.primitives import cbor, hashing, opcount
 from protocols.primitives.bls12_381 import G2
 from protocols.primitives.drbg import HmacDrbg
-from protocols.schemes import bf_bls12
+from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
+from protocols.schemes import bf_bls12, eccsi, sakke
 from protocols.system.roles import harness, wire
 from protocols.system.roles.base import Context, Deployment, RoleSpec
 from protocols.system.roles.wire import Envelope
@@ -81,6 +83,10 @@ PKG_TABLES = (
     "CREATE TABLE pkg_log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL, challenge BLOB NOT NULL UNIQUE) STRICT",
 )
 _PKG_CONFIG = {1: int, 2: bytes, 3: list, 4: int, 5: int}
+_ECCSI_PKG_CONFIG = {**_PKG_CONFIG, 6: str, 7: bytes}
+"""An ECCSI/SAKKE PKG (specs/issuance.md 10.4) adds {6: the suite, 7: I2OSP(z, 128)}; its key 2 is
+I2OSP(KSAK, 32).  A BLS12-381 node's config is exactly the five keys."""
+ECCSI_SUITE = ie.SUITE
 
 
 def _record(record: dict[str, object], schema: dict[str, type]) -> dict[str, Any]:
@@ -99,8 +105,11 @@ def _anchor_list(anchors: list) -> tuple[iss.TrustAnchor, ...]:
 
 def pkg_provision(ctx: Context, record: dict[str, object]) -> None:
     """Spec 8.1, 8.4: the pkg record -> kv ``pkg``, ``epoch``, ``clock``."""
-    r = _record(record, {"node": int, "share": bytes, "anchors": list, "epoch": int, "now": int,
-                         "challenge_lifetime": int, "max_outstanding": int})
+    fields = {"node": int, "share": bytes, "anchors": list, "epoch": int, "now": int, "challenge_lifetime": int,
+              "max_outstanding": int}
+    if "suite" in record:                                        # specs/issuance.md 10.4: one KMS, no shares
+        fields.update(suite=str, z=bytes)
+    r = _record(record, fields)
     anchors = []
     for a in r["anchors"]:
         if not isinstance(a, dict):
@@ -110,25 +119,53 @@ def pkg_provision(ctx: Context, record: dict[str, object]) -> None:
             raise ParameterError("an anchor's roles are text")
         anchors.append([a["certificate"], sorted(a["roles"]), a["namespace"]])
     config = {1: r["node"], 2: r["share"], 3: anchors, 4: r["challenge_lifetime"], 5: r["max_outstanding"]}
-    _pkg(config, r["epoch"])                                     # every value checked by the protocol classes
+    if "suite" in r:
+        config.update({6: r["suite"], 7: r["z"]})
+    _pkg(config, r["epoch"], cache={})                           # every value checked by the protocol classes
     ctx.put("pkg", cbor.encode(config))
     ctx.put("epoch", cbor.encode(r["epoch"]))
     ctx.put("clock", cbor.encode(iss._check_time(r["now"])))
 
 
 def _pkg(config: dict, epoch: int, challenges: dict[bytes, iss.ChallengeRecord] | None = None,
-         revoked: set[tuple[str, str]] | None = None, log: iss.IssuanceLog | None = None) -> iss.Pkg:
+         revoked: set[tuple[str, str]] | None = None, log: iss.IssuanceLog | None = None, *,
+         cache: dict[str, object]) -> iss.Pkg:
     share = config[2]
-    if len(share) != 32 or not 1 <= int.from_bytes(share, "big") < bf_bls12.R:
+    extractor: iss.KeyExtractor
+    if 6 in config:
+        extractor = _eccsi_extractor(config, cache)
+    elif len(share) != 32 or not 1 <= int.from_bytes(share, "big") < bf_bls12.R:
         raise ParameterError("a node's share is 32 bytes, an integer in [1, r)")
+    else:
+        extractor = iss.ThresholdNodeExtractor(config[1], int.from_bytes(share, "big"))
     state = iss.PkgState(_anchor_list(config[3]), epoch, config[4], config[5], challenges or {}, revoked or set(),
                          log or iss.IssuanceLog())
-    return iss.Pkg(state, iss.ThresholdNodeExtractor(config[1], int.from_bytes(share, "big")))
+    return iss.Pkg(state, extractor)
+
+
+EXTRACTOR_CACHE = "eccsi-extractor"
+"""ctx.cache entry of an ECCSI/SAKKE PKG: (KSAK and z as stored, the extractor), so that KPAK = [KSAK]G
+and Z = [z]P are computed once per process, not at every input (they are the KMS's setup, not issuance)."""
+
+
+def _eccsi_extractor(config: dict, cache: dict[str, object]) -> ie.EccsiSakkeExtractor:
+    """Spec 10.4.5: the single KMS of the ECCSI/SAKKE suite (SAKKE cannot be split, 10.5.4)."""
+    if config[6] != ECCSI_SUITE or config[1] != 1 or len(config[2]) != eccsi.N or len(config[7]) != PS1.L:
+        raise ParameterError(f"an {ECCSI_SUITE} PKG is node 1 with a 32-octet KSAK and a 128-octet z")
+    key = (config[2], config[7])
+    kept = cache.get(EXTRACTOR_CACHE)
+    if isinstance(kept, tuple) and kept[0] == key:
+        return kept[1]
+    with opcount.suspended():
+        extractor = ie.EccsiSakkeExtractor(eccsi.kms_from_ksak(int.from_bytes(config[2], "big")),
+                                           sakke.kms_from_z(PS1, int.from_bytes(config[7], "big")))
+    cache[EXTRACTOR_CACHE] = (key, extractor)
+    return extractor
 
 
 def _load_pkg(ctx: Context) -> tuple[iss.Pkg, int]:
     """The node's Pkg from its state (spec 8.4) and its clock; StateFileError if anything is corrupt."""
-    config = _stored("pkg configuration", lambda: cbor.decode_map(ctx.need("pkg"), _PKG_CONFIG, name="pkg"))
+    config = _stored("pkg configuration", lambda: _pkg_config(ctx.need("pkg")))
     epoch = _stored("epoch", lambda: _int(cbor.decode(ctx.need("epoch"))))
     clock = _stored("clock", lambda: _int(cbor.decode(ctx.need("clock"))))
     rows = ctx.db.execute("SELECT nonce, expires, used FROM pkg_challenges").fetchall()
@@ -136,7 +173,12 @@ def _load_pkg(ctx: Context) -> tuple[iss.Pkg, int]:
     revoked = _stored("revocations", lambda: {(_text(a), _text(b)) for a, b in
                                               ctx.db.execute("SELECT namespace, serial FROM pkg_revoked")})
     log = _stored("issuance log", lambda: _cached_log(ctx))
-    return _stored("pkg state", lambda: _pkg(config, epoch, challenges, revoked, log)), clock
+    return _stored("pkg state", lambda: _pkg(config, epoch, challenges, revoked, log, cache=ctx.cache)), clock
+
+
+def _pkg_config(raw: bytes) -> dict:
+    m = cbor.decode(raw)
+    return cbor.expect_map(m, _ECCSI_PKG_CONFIG if isinstance(m, dict) and 6 in m else _PKG_CONFIG, name="pkg")
 
 
 def _verified_log(entries: list[bytes]) -> iss.IssuanceLog:
@@ -272,7 +314,10 @@ def device_provision(ctx: Context, record: dict[str, object]) -> None:
         raise ParameterError("every node of a device has its own id")
     config = {1: r["namespace"], 2: r["serial"], 3: r["role"], 4: r["suite"], 5: r["device_key"],
               6: r["chain"], 7: r["threshold"], 8: r["p_pub"], 9: nodes}
-    _distributed_key(config)
+    if r["suite"] == ECCSI_SUITE:
+        _eccsi_publics(config)
+    else:
+        _distributed_key(config)
     iss.Meter(_meter_state(config), lambda identity, key: False)   # checks the key against the certificate
     ctx.put("device", cbor.encode(config))
 
@@ -292,6 +337,23 @@ def _distributed_key(config: dict) -> bf_bls12.DistributedKey:
     return key
 
 
+def _eccsi_publics(config: dict) -> tuple[bytes, bytes]:
+    """Spec 10.4.6 for a device of the ECCSI/SAKKE suite: one KMS (node list of one node, threshold
+    1, no verification key) whose public parameters (key 8, ``p_pub`` in the record) are KPAK || Z,
+    65 + 257 octets; ``ParameterError`` otherwise (the points are checked by the verifier)."""
+    publics = config[8]
+    if config[7] != 1 or len(config[9]) != 1 or config[9][0][0] != 1 or config[9][0][2] != b"" \
+            or len(publics) != eccsi.POINT_BYTES + PS1.point_bytes:
+        raise ParameterError(f"an {ECCSI_SUITE} device enrolls with one KMS (node 1, threshold 1) whose "
+                             "parameters are KPAK || Z (322 octets)")
+    return publics[:eccsi.POINT_BYTES], publics[eccsi.POINT_BYTES:]
+
+
+VERIFIER_CACHE = "eccsi-verifier"
+"""ctx.cache entry of an ECCSI/SAKKE device: (KPAK || Z, its verify_key); the KPAK and Z are checked
+once per process (spec 10.4.6: "once, when the verifier is made")."""
+
+
 class _Device:
     """The device's state as loaded for one input."""
 
@@ -299,7 +361,13 @@ class _Device:
         self.ctx = ctx
         self.config = _stored("device configuration",
                               lambda: cbor.decode_map(ctx.need("device"), _DEVICE_CONFIG, name="device"))
-        self.key = _stored("device configuration", lambda: _distributed_key(self.config))
+        self.eccsi = self.config[4] == ECCSI_SUITE
+        if self.eccsi:
+            self.publics = _stored("device configuration", lambda: _eccsi_publics(self.config))
+            self.threshold = 1
+        else:
+            self.key = _stored("device configuration", lambda: _distributed_key(self.config))
+            self.threshold = self.key.threshold
         self.nodes = {str(i): int(n) for n, i, _ in self.config[9]}
         raw = ctx.get("attempt")
         self.attempt = None if raw is None else _stored(
@@ -316,8 +384,25 @@ class _Device:
         shares = self.ctx.db.execute("SELECT epoch, identity, share FROM dev_shares WHERE node = ?", (node,))
         state.keys = _stored("shares", lambda: {
             _int(e): iss.IssuedKey(_bytes(i), _int(e), state.suite, _bytes(k)) for e, i, k in shares})
-        return _stored("device configuration",
-                       lambda: iss.Meter(state, iss.threshold_share_verifier(self.key, node)))
+        return _stored("device configuration", lambda: iss.Meter(state, self.verifier(node)))
+
+    def verifier(self, node: int) -> iss.KeyVerifier:
+        """Spec 10.3 (a node's share) or 10.4.6 (the one KMS's key)."""
+        if not self.eccsi:
+            return iss.threshold_share_verifier(self.key, node)
+        kept = self.ctx.cache.get(VERIFIER_CACHE)
+        if isinstance(kept, tuple) and kept[0] == self.config[8]:
+            return kept[1]
+        verify = ie.eccsi_sakke_key_verifier(*self.publics)
+        self.ctx.cache[VERIFIER_CACHE] = (self.config[8], verify)
+        return verify
+
+    def combine(self, shares: dict[int, iss.IssuedKey]) -> iss.IssuedKey:
+        """Spec 10.3: t shares combined; spec 10.4: the one KMS's key, already checked on receipt."""
+        if self.eccsi:
+            (issued,) = shares.values()
+            return issued
+        return iss.combine_issued_shares(self.key, shares)
 
     def save_pending(self, node: int, before: dict[bytes, bytes | None], meter: iss.Meter) -> None:
         after = meter.state.pending
@@ -386,10 +471,10 @@ def device_handle(ctx: Context, envelope: Envelope) -> list[Envelope]:
         return []                                   # a late share of an earlier attempt: kept, nothing more
     attempt[5].append(node)
     outputs = []
-    if len(attempt[5]) >= dev.key.threshold:
+    if len(attempt[5]) >= dev.threshold:
         shares = {n: meter.state.keys[issued.epoch] if n == node else dev.meter(n).key(issued.epoch)
-                  for n in sorted(attempt[5])[:dev.key.threshold]}
-        combined = iss.combine_issued_shares(dev.key, shares)             # issuance 10.3
+                  for n in sorted(attempt[5])[:dev.threshold]}
+        combined = dev.combine(shares)                                     # issuance 10.3, 10.4
         ctx.db.execute("INSERT INTO dev_keys VALUES (?, ?, ?) ON CONFLICT(epoch) DO UPDATE SET "
                        "identity = excluded.identity, key = excluded.key",
                        (combined.epoch, combined.identity, combined.key))
@@ -450,17 +535,46 @@ def serial_of(index: int) -> str:
     return f"SM-{index:06d}"
 
 
-def deploy(seed: str, nodes: int = 3, threshold: int = 2, devices: int = 2, epoch: int = EPOCH,
-           now: int = NOW, challenge_lifetime: int = iss.DEFAULT_CHALLENGE_LIFETIME) -> Deployment:
-    """Spec 8.1: the DKG of the nodes, the manufacturer root, every device's key and certificate."""
-    for name, value, low, high in (("nodes", nodes, 1, MAX_NODES), ("threshold", threshold, 1, nodes),
-                                   ("devices", devices, 0, MAX_DEVICES), ("epoch", epoch, 0, iss.MAX_EPOCH),
+SUITES = (bf_bls12.SUITE, ECCSI_SUITE)
+"""The suites a deployment can issue: the BLS12-381 BF suite t-of-n (10.1-10.3, the default) or the
+ECCSI/SAKKE suite from one KMS (10.4; SAKKE's half cannot be split, 10.5.4)."""
+
+
+def deploy(seed: str, nodes: int | None = None, threshold: int | None = None, devices: int = 2,
+           epoch: int | None = None, now: int = NOW, challenge_lifetime: int = iss.DEFAULT_CHALLENGE_LIFETIME,
+           **options: Any) -> Deployment:
+    """Spec 8.1: the nodes' keys, the manufacturer root, every device's key and certificate.
+
+    Option ``suite`` (specs/issuance.md 3.2) is ``usapp-bf-ibe-bls12381-v1`` (the default: a DKG of ``nodes``
+    nodes, default 3, threshold default 2, epoch default 7) or ``usapp-eccsi-sakke-p256-p1-v1`` (one KMS:
+    nodes and threshold 1; epoch default the month the PKG issues on the day of ``now``, 10.4.1).
+    Draws from HMAC_DRBG("usapp-role-init/issuance/" || seed), in order: the DKG's dealings (BLS12-381)
+    or the KSAK then z (RandomRange(1, q) of P-256, RandomRange(2, q) of SAKKE); the root's Ed25519
+    key (32 bytes); each device's Ed25519 key (32 bytes)."""
+    suite = options.pop("suite", bf_bls12.SUITE)
+    if options:
+        raise ParameterError(f"unknown issuance option(s): {', '.join(sorted(options))}")
+    if suite not in SUITES:
+        raise ParameterError(f"option suite must be one of {', '.join(SUITES)}")
+    single = suite == ECCSI_SUITE
+    nodes = (1 if single else 3) if nodes is None else nodes
+    threshold = (1 if single else 2) if threshold is None else threshold
+    if epoch is None:
+        epoch = ie.pkg_epoch_on(dt.datetime.fromtimestamp(now, dt.timezone.utc).date()) if single and \
+            type(now) is int and 0 <= now <= iss.MAX_TIME else EPOCH
+    for name, value, low, high in (("nodes", nodes, 1, 1 if single else MAX_NODES),
+                                   ("threshold", threshold, 1, nodes),
+                                   ("devices", devices, 0, MAX_DEVICES),
+                                   ("epoch", epoch, 0, ie.MAX_SUITE_EPOCH - 1 if single else iss.MAX_EPOCH),
                                    ("now", now, 0, iss.MAX_TIME), ("challenge_lifetime", challenge_lifetime, 1,
                                                                    iss.MAX_TIME)):
         if type(value) is not int or not low <= value <= high:
-            raise ParameterError(f"option {name} must be an integer in [{low}, {high}]")
+            raise ParameterError(f"option {name} must be an integer in [{low}, {high}]"
+                                 + (f" with suite {suite} (one KMS: specs/issuance.md 10.5.4)" if single else ""))
     rng = HmacDrbg.from_seed(f"usapp-role-init/{PROTOCOL}/{seed}")
     numbers = list(range(1, nodes + 1))
+    if single:
+        return _deploy_eccsi(rng, devices, epoch, now, challenge_lifetime)
     context = f"usapp-role-init/{PROTOCOL}/{seed}".encode()
     dealings = [bf_bls12.deal(i, threshold, numbers, rng, context) for i in numbers]
     key = bf_bls12.combine_dealings(dealings, threshold, numbers, context)
@@ -490,13 +604,83 @@ def deploy(seed: str, nodes: int = 3, threshold: int = 2, devices: int = 2, epoc
     return Deployment(PROTOCOL, parties, public)
 
 
+def _root(rng: HmacDrbg) -> tuple[ed25519.Ed25519PrivateKey, x509.Name, bytes]:
+    root_key = _ed25519(rng)
+    root_name = _name("USaPP Role Meters Root CA")
+    return root_key, root_name, _certificate(root_name, root_key.public_key(), root_name, root_key, 1, True)
+
+
+def device_credentials(rng: HmacDrbg, index: int, serial: str, root_key: ed25519.Ed25519PrivateKey,
+                       root_name: x509.Name) -> tuple[bytes, bytes]:
+    """Device ``index``'s PKCS#8 Ed25519 key (32 bytes drawn from ``rng``) and its certificate (number
+    100 + index) for role meter and ``serial`` under the root."""
+    device_key = _ed25519(rng)
+    cert = _certificate(_name(f"meter {serial}", serial), device_key.public_key(), root_name, root_key, 100 + index,
+                        False)
+    return device_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()), cert
+
+
+def _deploy_eccsi(rng: HmacDrbg, devices: int, epoch: int, now: int, challenge_lifetime: int) -> Deployment:
+    """Spec 8.1 with the ECCSI/SAKKE suite (specs/issuance.md 10.4): one PKG holding the KSAK and z."""
+    kms = ie.EccsiSakkeExtractor(eccsi.KeyGen(rng), sakke.KeyGen(PS1, rng))
+    root_key, root_name, root = _root(rng)
+    anchors: list[object] = [{"certificate": root, "roles": ["meter"], "namespace": NAMESPACE}]
+    parties: dict[str, tuple[str, dict[str, object]]] = {node_id(1): ("pkg", {
+        "node": 1, "share": eccsi.I2OSP_N(kms.eccsi_kms.KSAK), "anchors": anchors, "epoch": epoch, "now": now,
+        "challenge_lifetime": challenge_lifetime, "max_outstanding": iss.DEFAULT_MAX_OUTSTANDING,
+        "suite": ECCSI_SUITE, "z": PS1.encode_fp(kms.sakke_kms.z)})}
+    publics = kms.KPAK + kms.Z
+    for j in range(1, devices + 1):
+        device_key, cert = device_credentials(rng, j, serial_of(j), root_key, root_name)
+        parties[device_id(j)] = ("device", {
+            "namespace": NAMESPACE, "serial": serial_of(j), "role": "meter", "suite": ECCSI_SUITE,
+            "device_key": device_key, "chain": [cert], "threshold": 1, "p_pub": publics,
+            "nodes": [{"node": 1, "id": node_id(1), "verification_key": b""}]})
+    public: dict[str, object] = {"p_pub": publics, "threshold": 1, "nodes": [1], "epoch": epoch, "now": now,
+                                 "suite": ECCSI_SUITE}
+    return Deployment(PROTOCOL, parties, public)
+
+
+def enroll_in_process(kms: ie.EccsiSakkeExtractor, rng: HmacDrbg, serial: str, epochs: list[int], now: int
+                      ) -> list[iss.IssuedKey]:
+    """A device enrolled for the ECCSI/SAKKE keys of ``epochs`` through the issuance protocol itself
+    (specs/issuance.md sections 5 to 7 and 10.4: the PKG's certificate and signature checks, HPKE
+    delivery, the device's check of 10.4.6), in process: for the deployments of other protocols
+    whose parties hold such keys (the integrity roles' ECCSI meters).  Draws from ``rng``: the root's
+    and the device's Ed25519 keys (32 bytes each), then per epoch the challenge nonce, the device's
+    HPKE ikm and the PKG's ikmE (32 bytes each)."""
+    root_key, root_name, root = _root(rng)
+    device_key, cert = device_credentials(rng, 1, serial, root_key, root_name)
+    anchor = iss.TrustAnchor(root, frozenset({"meter"}), NAMESPACE)
+    pkg = iss.Pkg(iss.PkgState((anchor,), epochs[0]), kms)
+    meter = iss.Meter(iss.MeterState(NAMESPACE, serial, "meter", ECCSI_SUITE, device_key, (cert,)),
+                      ie.eccsi_sakke_key_verifier(kms.KPAK, kms.Z))
+    issued = []
+    for epoch in epochs:
+        if epoch != pkg.state.epoch:
+            pkg.advance_epoch(epoch)
+        issued.append(meter.receive(pkg.enroll(meter.enroll(pkg.challenge(now, rng), rng), now, rng)))
+    return issued
+
+
 # ---------------------------------------------------------------------------
 # The scenario (spec 8.5)
 # ---------------------------------------------------------------------------
 
 
+def eccsi_kms(deployment: Deployment) -> ie.EccsiSakkeExtractor:
+    """The one KMS of an ECCSI/SAKKE deployment, from its PKG's record (the harness knows the deployment)."""
+    record = next(record for role, record in deployment.parties.values() if role == "pkg")
+    cache: dict[str, object] = {}
+    return _eccsi_extractor({1: record["node"], 2: record["share"], 6: record["suite"], 7: record["z"]}, cache)
+
+
 def expected_key(deployment: Deployment, identity: bytes) -> bytes:
-    """What the harness expects a device to hold: the shares of nodes 1..t combined (issuance 10.3)."""
+    """What the harness expects a device to hold: the shares of nodes 1..t combined (issuance 10.3), or
+    the one KMS's extraction (10.4.5)."""
+    if deployment.public.get("suite") == ECCSI_SUITE:
+        return eccsi_kms(deployment).extract(identity)
     device = next(record for role, record in deployment.parties.values() if role == "device")
     config = {7: device["threshold"], 8: device["p_pub"], 9: [[n["node"], n["id"], n["verification_key"]]
                                                             for n in device["nodes"]]}  # type: ignore[attr-defined]
@@ -540,6 +724,31 @@ def deliveries(transcript: list[Envelope], node: str) -> list[bytes]:
     return [iss.decode_delivery(m.body).identity for m in transcript if m.sender == node and m.type == DELIVERY]
 
 
+def _eccsi_key_works(public: dict[str, object], identity: bytes, key: bytes, label: str) -> bool:
+    """Spec 10.4.6 and the done-when of issue 21: the key passes the device's check; an ECCSI signature
+    by it verifies with the KPAK and the identifier alone, and not for the next epoch's identifier; a
+    SAKKE encapsulation to the identifier decapsulates.  The harness's own draws come from a DRBG of the
+    device's name."""
+    publics = public["p_pub"]
+    if not isinstance(publics, bytes):
+        return False
+    KPAK, Z = publics[:eccsi.POINT_BYTES], publics[eccsi.POINT_BYTES:]
+    keys = ie.check_key(KPAK, Z, identity, key)
+    rng = HmacDrbg.from_seed(f"usapp-role-scenario/{PROTOCOL}/{label}")
+    ID = keys.identifier.encode()
+    message = b"usapp interop: " + identity
+    eccsi.Verify(KPAK, ID, message, eccsi.Sign(keys.signing, message, rng))
+    parsed = iss.Identity.parse(identity)
+    later = ie.identifier_of(iss.Identity(parsed.namespace, parsed.serial, parsed.role, parsed.epoch + 1).to_bytes())
+    try:
+        eccsi.Verify(KPAK, later.encode(), message, eccsi.Sign(keys.signing, message, rng))
+        return False
+    except UsappError:
+        pass
+    ssv, data = sakke.Encapsulate(PS1, Z, ID, rng)
+    return sakke.Decapsulate(keys.receiver, data) == ssv
+
+
 def scenario(net: harness.Network, deployment: Deployment, checks: harness.Checks) -> dict:
     """Spec 8.5: enroll every device with the t-of-n PKG, then replays, revocation, re-enrollment, epochs."""
     public = deployment.public
@@ -559,6 +768,11 @@ def scenario(net: harness.Network, deployment: Deployment, checks: harness.Check
             continue
         expected = expected_key(deployment, identity)
         keys[device] = report[3]
+        if public.get("suite") == ECCSI_SUITE:
+            checks.check(f"{device}: its key is the KMS's ECCSI/SAKKE key for its identifier, signs and decapsulates",
+                         report[4] == [1] and report[3] == hashing.sha256(expected).digest()
+                         and _eccsi_key_works(public, identity, expected, device), f"nodes {report[4]}")
+            continue
         checks.check(f"{device}: its key is combined from {t} node shares and verifies under P_pub",
                      len(report[4]) == t and report[3] == hashing.sha256(expected).digest()
                      and iss.bls12_key_verifier(bf_bls12.PublicParams.from_bytes(public["p_pub"]))(  # type: ignore[arg-type]
