@@ -283,6 +283,19 @@ def test_every_protocol_has_meter_side_steps(all_traces) -> None:
         assert any(t.protocol == protocol and t.role in roles for t in all_traces), protocol
 
 
+def test_the_eccsi_variants_are_traced_with_their_suite(all_traces) -> None:
+    """Section 3: the issuance and integrity runs with the ECCSI/SAKKE suite are traced beside the defaults;
+    their meter-side steps count the suite's operations, not the default's."""
+    assert set(costs.VARIANTS) <= {t.protocol for t in all_traces}
+    by_key = {t.key: t.counts for t in all_traces}
+    delivery = by_key[("issuance-eccsi", "device", "key-delivery")]
+    assert delivery.get("pairing:sakke1024") == 1 and delivery.get("point_mul:p256", 0) >= 1
+    assert "pairing:bls12_381" not in delivery
+    reading = by_key[("integrity-eccsi", "meter", "env.reading")]
+    assert reading.get("point_mul_base:p256") == 1 and "ed25519_sign" not in reading
+    assert costs.base_protocol("integrity-eccsi") == "integrity" and costs.base_protocol("escrow") == "escrow"
+
+
 def test_write_golden_round_trips() -> None:
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "g.json")

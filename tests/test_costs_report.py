@@ -86,6 +86,16 @@ def test_meter_section_lists_meter_steps_on_every_device() -> None:
     assert len(table) == 2 and ">=" in table[1]                              # m0 has no state_commit figure
 
 
+def test_meter_section_adds_a_table_for_each_variant_of_the_protocol() -> None:
+    variant = [costs.StepTrace("integrity-eccsi", t.role, t.step, t.invocations, t.counts, t.seconds,
+                               t.bytes_received, t.bytes_sent) for t in TRACES]
+    rows = costs_report.cost_on_device(TRACES + variant, M4)
+    text = costs_report.meter_section("integrity", rows)
+    assert text.count("| env.reading | 97 |") == 2
+    assert "### With suite `eccsi-p256`" in text and "deployment option suite `eccsi-p256`" in text
+    assert "### With" not in costs_report.meter_section("escrow", rows)
+
+
 def test_chosen_devices() -> None:
     assert costs_bench.chosen_devices("all", ["a", "b"]) == ["a", "b"]
     assert costs_bench.chosen_devices("b", ["a", "b"]) == ["b"]

@@ -39,6 +39,20 @@ from protocols.system.roles.process import Party, protocol_module, provision_par
 SCENARIO_SEED = "costs"
 """The seed of every traced deployment and party (specs/roles.md sections 3.4 and 4)."""
 
+VARIANTS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "issuance-eccsi": ("issuance", {"suite": "usapp-eccsi-sakke-p256-p1-v1"}),
+    "integrity-eccsi": ("integrity", {"suite": "eccsi-p256"}),
+}
+"""Traced runs of a protocol with another suite (section 3): name -> (protocol, its deployment's options)."""
+TRACED: tuple[str, ...] = (*PROTOCOLS, *VARIANTS)
+"""Every traced run: each protocol with its defaults, then the variants."""
+
+
+def base_protocol(name: str) -> str:
+    """The protocol a traced run (a protocol or a :data:`VARIANTS` name) runs."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
 METER_ROLES: Mapping[str, tuple[str, ...]] = {
     "aggregation": ("meter",), "groupkeys": ("member",), "issuance": ("device",), "escrow": ("meter",),
     "integrity": ("meter",),
@@ -289,9 +303,10 @@ class _Traced:
 
 
 def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deployment:
-    """The traced deployment of ``protocol``: its role module's ``deploy`` with ``options`` (defaults: the
-    interop run's)."""
-    return protocol_module(protocol).deploy(SCENARIO_SEED, **dict(options or {}))
+    """The traced deployment of ``protocol`` (or of a :data:`VARIANTS` name): its role module's ``deploy``
+    with the variant's options and ``options`` (defaults: the interop run's)."""
+    fixed = VARIANTS[protocol][1] if protocol in VARIANTS else {}
+    return protocol_module(base_protocol(protocol)).deploy(SCENARIO_SEED, **{**fixed, **dict(options or {})})
 
 
 def run_traced(protocol: str, deployed: Deployment, directory: str,
@@ -305,8 +320,9 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
     counted run also counts :data:`PYTHON_OPCODE`.
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
+    The samples are named after ``protocol`` (a :data:`VARIANTS` name runs its protocol's scenario).
     """
-    module = protocol_module(protocol)
+    module = protocol_module(base_protocol(protocol))
     samples: list[Sample] = []
     kept: list[bytes] = [] if bodies is None else bodies
     probe = _Probe(directory, timer, probe_seconds) if probe_seconds is not None and not count else None
@@ -372,7 +388,7 @@ def aggregate(samples: Iterable[Sample]) -> list[StepTrace]:
         traces.append(StepTrace(protocol, role, step, n, {k: v / n for k, v in sorted(total.items()) if v},
                                 sum(s.seconds for s in group) / n, sum(s.bytes_received for s in group) / n,
                                 sum(s.bytes_sent for s in group) / n))
-    return sorted(traces, key=lambda t: (PROTOCOLS.index(t.protocol) if t.protocol in PROTOCOLS else 99, t.key))
+    return sorted(traces, key=lambda t: (TRACED.index(t.protocol) if t.protocol in TRACED else 99, t.key))
 
 
 @dataclass(frozen=True)
@@ -416,8 +432,8 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     with no counter open, whose times are those of the model check (counting costs time too: the
     counters' records and the state statements' trace).  Each run is in a new directory.
     """
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    if protocol not in TRACED:
+        raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(TRACED)}")
     if type(timed_runs) is not int or not 0 <= timed_runs <= 100:
         raise ParameterError("timed_runs must be an integer in [0, 100]")
     deployed = deployment(protocol, options)
@@ -445,7 +461,7 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
                     {k: tuple(v) for k, v in probes.items()})
 
 
-def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0, warmup: bool = False,
+def trace_all(protocols: Sequence[str] = TRACED, *, timed_runs: int = 0, warmup: bool = False,
               timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> dict[str, Measured]:
     """:func:`trace_protocol` of each protocol with its interop defaults."""
     return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup, timer=timer, opcodes=opcodes)
@@ -457,7 +473,7 @@ def trace_all(protocols: Sequence[str] = PROTOCOLS, *, timed_runs: int = 0, warm
 
 
 def is_meter_step(trace: StepTrace) -> bool:
-    return trace.role in METER_ROLES.get(trace.protocol, ())
+    return trace.role in METER_ROLES.get(base_protocol(trace.protocol), ())
 
 
 def golden(traces: Iterable[StepTrace]) -> dict[str, Any]:
@@ -506,7 +522,7 @@ def golden_differences(expected: Mapping[str, Any], got: Mapping[str, Any]) -> l
     return lines
 
 
-def write_golden(path: Path = GOLDEN_PATH, protocols: Sequence[str] = PROTOCOLS) -> dict[str, Any]:
+def write_golden(path: Path = GOLDEN_PATH, protocols: Sequence[str] = TRACED) -> dict[str, Any]:
     """Run each protocol once and write the golden file (sorted keys, trailing newline)."""
     traces = [t for m in trace_all(protocols).values() for t in m.traces]
     doc = golden(traces)
@@ -520,10 +536,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="Per-role traces of every protocol (specs/costs.md section 3).")
     parser.add_argument("--write-golden", action="store_true", help=f"regenerate {GOLDEN_PATH.name}")
     parser.add_argument("--golden", default=str(GOLDEN_PATH), help="the golden file's path")
-    parser.add_argument("--protocol", action="append", choices=PROTOCOLS,
+    parser.add_argument("--protocol", action="append", choices=TRACED,
                         help="trace only this protocol (repeatable; default: every protocol)")
     args = parser.parse_args(argv)
-    chosen = args.protocol or list(PROTOCOLS)
+    chosen = args.protocol or list(TRACED)
     if args.write_golden:
         doc = write_golden(Path(args.golden), chosen)
         print(f"wrote {args.golden}: {len(doc['steps'])} meter-side steps")
