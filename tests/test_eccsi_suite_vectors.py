@@ -182,6 +182,18 @@ def test_a_changed_value_of_a_valid_run_is_a_mismatch(name):
             module.verify_vector(_changed(vector, path))
 
 
+def test_a_session_naming_a_node_without_a_reveal_is_a_typed_refusal():
+    """Found by the every-leaf mutation test: verify_response with a session node whose U_i is missing
+    raised a bare KeyError; it is a RecoveryError (and a node without a published key a ParameterError)."""
+    envelope = vectors.load_envelope(VECTORS / "issuance_eccsi_threshold.json")
+    vector = copy.deepcopy(next(v for v in _invalid(envelope) if v["name"] == "refuse-answer-truncated"))
+    vector["session"] = [2 if n == vector["session"][1] else n for n in vector["session"]]
+    with pytest.raises(errors.RecoveryError):
+        _attempt(vector)()
+    with pytest.raises(VectorMismatchError, match="error"):
+        issuance_eccsi_threshold.verify_vector(vector)
+
+
 def test_a_negative_that_is_no_longer_refused_fails():
     """The negative's changed input put back: the step accepts, so the vector fails (result)."""
     envelope = vectors.load_envelope(VECTORS / "integrity_eccsi.json")
