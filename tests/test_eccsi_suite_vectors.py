@@ -17,6 +17,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols import errors
 from protocols import integrity as ig
@@ -180,6 +182,44 @@ def test_a_changed_value_of_a_valid_run_is_a_mismatch(name):
     for path in random.Random(name).sample(leaves, 12):
         with pytest.raises(VectorMismatchError):
             module.verify_vector(_changed(vector, path))
+
+
+ALL_LEAVES = [(name, index, path)
+              for name in sorted(FILES)
+              for index, vector in enumerate(vectors.load_envelope(VECTORS / name)["vectors"])
+              for path in _leaves(vector) if path[0] not in IGNORED]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(ALL_LEAVES))
+def test_any_changed_value_is_a_mismatch_never_another_exception(leaf):
+    """Hostile vector files: a changed value of a valid run makes verify_vector raise VectorMismatchError;
+    of a negative vector, either that or (when the changed input is refused with the same error, for
+    example another wrong meter) nothing, which the whole-file check then catches.  Never a bare
+    ValueError, KeyError or TypeError from the code it drives."""
+    name, index, path = leaf
+    vector = vectors.load_envelope(VECTORS / name)["vectors"][index]
+    changed = _changed(vector, path)
+    if vector.get("result", "valid") == "valid":
+        with pytest.raises(VectorMismatchError):
+            FILES[name].verify_vector(changed)
+        return
+    try:
+        FILES[name].verify_vector(changed)
+    except VectorMismatchError:
+        pass
+
+
+def test_a_session_naming_a_node_without_a_reveal_is_a_typed_refusal():
+    """Found by the every-leaf mutation test: verify_response with a session node whose U_i is missing
+    raised a bare KeyError; it is a RecoveryError (and a node without a published key a ParameterError)."""
+    envelope = vectors.load_envelope(VECTORS / "issuance_eccsi_threshold.json")
+    vector = copy.deepcopy(next(v for v in _invalid(envelope) if v["name"] == "refuse-answer-truncated"))
+    vector["session"] = [2 if n == vector["session"][1] else n for n in vector["session"]]
+    with pytest.raises(errors.RecoveryError):
+        _attempt(vector)()
+    with pytest.raises(VectorMismatchError, match="error"):
+        issuance_eccsi_threshold.verify_vector(vector)
 
 
 def test_a_negative_that_is_no_longer_refused_fails():

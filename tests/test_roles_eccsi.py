@@ -77,6 +77,28 @@ def test_the_eccsi_deployment_is_one_kms_and_its_options_are_checked():
             issuance_roles.deploy("x", **{**ISSUANCE, **bad})
 
 
+def test_a_bad_eccsi_provisioning_record_is_refused_and_leaves_no_file(tmp_path):
+    """The device's KPAK || Z and the PKG's KSAK and z are checked when the party is provisioned."""
+    from protocols.system.roles.process import provision_party
+
+    deployment = issuance_roles.deploy("bad", devices=1, **ISSUANCE)
+    role, device = deployment.parties["device-1"]
+    publics = device["p_pub"]
+    assert isinstance(publics, bytes)
+    off_curve = publics[:64] + bytes([publics[64] ^ 1]) + publics[65:]
+    for change in ({"p_pub": off_curve}, {"p_pub": publics[:-1]}, {"threshold": 2}):
+        path = tmp_path / "device.sqlite"
+        with pytest.raises(ParameterError):
+            provision_party(role_spec("issuance", role), str(path), "device-1", {**device, **change})
+        assert not path.exists()
+    role, pkg = deployment.parties["pkg-1"]
+    for change in ({"share": bytes(32)}, {"z": bytes(127)}, {"node": 2}):
+        path = tmp_path / "pkg.sqlite"
+        with pytest.raises(ParameterError):
+            provision_party(role_spec("issuance", role), str(path), "pkg-1", {**pkg, **change})
+        assert not path.exists()
+
+
 def test_the_default_issuance_deployment_is_unchanged():
     """No option: the BLS12-381 t-of-n deployment, as before (the golden file and role vectors rely on it)."""
     default = issuance_roles.deploy("x", nodes=2, threshold=2, devices=1)

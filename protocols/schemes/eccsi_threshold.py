@@ -188,11 +188,14 @@ def respond(key: NodeKey, kms: ThresholdKms, ID: bytes, S: Sequence[int], commit
 
 def verify_response(kms: ThresholdKms, ID: bytes, S: Sequence[int], reveals: Mapping[int, bytes], node: int,
                     response: bytes) -> int:
-    """Spec 10.5.3: the device's check of node i's answer: 32 octets (``DecodeError``) and
-    [SSK_i]G = [lambda_i]KPAK_i + [HS]U_i (``VerificationError`` naming the node)."""
+    """Spec 10.5.3: the device's check of node i's answer: a U_i from every node of the session
+    (``RecoveryError``), 32 octets (``DecodeError``) and [SSK_i]G = [lambda_i]KPAK_i + [HS]U_i
+    (``VerificationError`` naming the node)."""
     nodes = session(kms, S)
-    if node not in nodes:
-        raise ParameterError(f"node {node} is not in the session")
+    if node not in nodes or node not in kms.publics:
+        raise ParameterError(f"node {node} is not in the session, or has no published key")
+    if not isinstance(reveals, Mapping) or set(reveals) != set(nodes):
+        raise RecoveryError("a U_i from every node of the session is needed")
     if not isinstance(response, (bytes, bytearray)) or len(response) != eccsi.N:
         raise DecodeError(f"node {node}'s answer must be {eccsi.N} octets")
     PVT = eccsi.encode_point(_sum_points([eccsi.decode_point(reveals[i], f"U_{i}") for i in nodes]))

@@ -421,7 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     vec.set_defaults(handler=None, subparser=vec, choices=", ".join(vec_commands.choices))
 
     bench = commands.add_parser("bench", help="run benchmarks against their baselines")
-    bench.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    bench.add_argument("names", nargs="*", metavar="NAME",
+                       help="benchmarks to run, by name or alias, each once (default: all)")
     bench.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
     bench.add_argument(
         "--repeats", type=positive_int, default=None,

@@ -315,7 +315,10 @@ def device_provision(ctx: Context, record: dict[str, object]) -> None:
     config = {1: r["namespace"], 2: r["serial"], 3: r["role"], 4: r["suite"], 5: r["device_key"],
               6: r["chain"], 7: r["threshold"], 8: r["p_pub"], 9: nodes}
     if r["suite"] == ECCSI_SUITE:
-        _eccsi_publics(config)
+        try:
+            ie.eccsi_sakke_key_verifier(*_eccsi_publics(config))      # the KPAK on P-256, Z in E[q] (10.4.6)
+        except DecodeError as exc:
+            raise ParameterError(f"the device's KPAK || Z: {exc}") from None
     else:
         _distributed_key(config)
     iss.Meter(_meter_state(config), lambda identity, key: False)   # checks the key against the certificate
