@@ -472,3 +472,33 @@ def test_block_brackets_hold_every_ratio_of_their_block(lam, key, offset):
     n, den = skellam._ratio_to_mode(lam, m, k)
     exact = Fraction(n, den) * (1 << skellam._BOUND_BITS)
     assert lo <= exact <= hi
+
+
+@settings(max_examples=40, deadline=None)
+@given(LARGE, st.integers(-3, 3), st.integers(0, 10**6), st.sampled_from([1, 2, 7, 64]))
+def test_chunked_bounds_bracket_the_exact_ratio_and_tighten(lam, region, offset, chunks):
+    m = lam.numerator // lam.denominator
+    w = skellam._core_width(lam)
+    k = max(0, m + region * w + (offset % (w + 1)) * (1 if region >= 0 else -1))
+    lo, hi = skellam._chunked_bounds(lam, m, k, chunks)
+    n, d = skellam._ratio_to_mode(lam, m, k)
+    assert lo <= Fraction(n, d) * (1 << skellam._BOUND_BITS) <= hi
+    simple_lo, simple_hi = skellam._ratio_bounds(lam, m, k)
+    assert hi - lo <= simple_hi - simple_lo + 64 * chunks   # rounding differs by a few units
+
+
+def test_refinements_decide_where_the_simple_bounds_cannot():
+    """A uniform prefix placed inside the simple bounds' gap is decided by the refined bounds
+    (or exactly), as the exact rule decides it: same result and same bytes read as the reference."""
+    lam = Fraction(8261970148, 1000)
+    m, w = lam.numerator // lam.denominator, skellam._core_width(lam)
+    k = m + 3 * w
+    lo, hi = skellam._ratio_bounds(lam, m, k)
+    n, d = skellam._ratio_to_mode(lam, m, k)
+    assert hi - lo > 1 << 100                    # a gap the first step can fall in
+    for target in (lo + (hi - lo) // 3, (lo + hi) // 2, hi - 1, n * (1 << skellam._BOUND_BITS) // d):
+        u = target.to_bytes(16, "big") + bytes(range(1, 17))    # U's first 16 bytes = target / 2^128
+        ours = skellam.BitReader(ReplayRandom([u[1:] + bytes(1)]))   # the first step's byte is u[0]
+        theirs = skellam.BitReader(ReplayRandom([u]))
+        assert skellam._accept_from(lam, m, k, 0, ours, u[0]) == skellam._bernoulli_bits(n, d, theirs)
+        assert ours._available == theirs._available + 8    # the same bytes of U were read

@@ -93,6 +93,24 @@ class BitReader:
         self._buffer = buffer & ((1 << available) - 1)
         return buffer >> available
 
+    def ones(self) -> int:
+        """The number of 1 bits read before the first 0 bit, which is read too
+        (section 3.5.1): the same bits as ``bits(1)`` until it returns 0."""
+        count = 0
+        while True:
+            available = self._available
+            if available:
+                zeros = ~self._buffer & ((1 << available) - 1)   # the unread bits, inverted
+                if zeros:
+                    run = available - zeros.bit_length()          # 1 bits before the first 0
+                    count += run
+                    self._available = available - run - 1
+                    self._buffer &= (1 << self._available) - 1
+                    return count
+                count += available
+            self._buffer = int.from_bytes(self._source.random_bytes(REFILL_BYTES), "big")
+            self._available = 8 * REFILL_BYTES
+
     def below(self, n: int) -> int:
         """Uniform in [0, n), n >= 1: read bitlen(n - 1) bits until the value is < n
         (section 3.5.1; nothing is read when n = 1)."""
@@ -182,6 +200,8 @@ def _ratio_to_mode(lam: Fraction, m: int, k: int) -> tuple[int, int]:
 _BOUND_BITS = 128
 """Section 3.5.5: fixed-point precision of the bounds that decide most comparisons."""
 
+_ONE = 1 << _BOUND_BITS
+
 
 def _fixed(n: int, d: int, up: bool) -> int:
     """floor (or ceil, ``up``) of 2^128 n / d."""
@@ -236,11 +256,38 @@ def _ratio_bounds(lam: Fraction, m: int, k: int) -> tuple[int, int]:
     return _ratio_low(lam, m, k), _ratio_high(lam, m, k)
 
 
-BLOCKS_PER_WIDTH = 64
-"""Section 3.5.5: the bracket table has blocks of h = max(1, w // 64) consecutive k."""
+def _chunked_bounds(lam: Fraction, m: int, k: int, chunks: int) -> tuple[int, int]:
+    """Tighter (lo, hi) for P(k) / P(m) (section 3.5.5): the product F of j / lam over
+    j in (m, k] (k > m, ratio 1/F) or (k, m] (k < m, ratio F) is cut into ``chunks``
+    runs of consecutive j, each bounded by AM-GM above and by pairing below as in
+    :func:`_ratio_low`; the gap shrinks about as chunks^2."""
+    if k == m:
+        return _ONE, _ONE
+    a, b = lam.numerator, lam.denominator
+    j0, j1 = (m + 1, k) if k > m else (k + 1, m)
+    size = -(-(j1 - j0 + 1) // chunks)
+    f_lo = f_hi = _ONE
+    for start in range(j0, j1 + 1, size):
+        end = min(j1, start + size - 1)
+        count, mid2 = end - start + 1, start + end     # mid2 / 2 is the run's mean j
+        f_hi = _fixed_mul(f_hi, _fixed_pow(_fixed(b * mid2, 2 * a, True), count, True), True)
+        low = _fixed_pow(_fixed(b * b * start * end, a * a, False), count // 2, False)
+        if count % 2:
+            low = _fixed_mul(low, _fixed(b * mid2, 2 * a, False), False)
+        f_lo = _fixed_mul(f_lo, low, False)
+    if k < m:
+        return f_lo, f_hi
+    return (_ONE << _BOUND_BITS) // f_hi, -((-_ONE << _BOUND_BITS) // max(1, f_lo))
+
+
+_REFINEMENTS = (64, 4096)
+"""Section 3.5.5: chunk counts of :func:`_chunked_bounds` tried, in order, before the exact ratio."""
+
+
+BLOCKS_PER_WIDTH = 256
+"""Section 3.5.5: the bracket table has blocks of h = max(1, w // 256) consecutive k."""
 
 _STEP_SHIFT = _BOUND_BITS - STEP_BITS
-_ONE = 1 << _BOUND_BITS
 
 
 @dataclass(frozen=True)
@@ -302,15 +349,18 @@ class PoissonSampler:
         """PoissonLarge of section 3.5.3 (lam >= 16)."""
         m, w = self._m, self._w
         span, core = 6 * w + 1, 2 * w
+        width = (span - 1).bit_length()
+        bits = reader.bits
         while True:
-            c = reader.below(span)
+            c = bits(width)          # RandomBelow(6w + 1) of section 3.5.1
+            while c >= span:
+                c = bits(width)
             v = 0
             if c <= core:
                 k = m - w + c
             else:
                 c -= core + 1
-                while reader.bits(1):
-                    v += 1
+                v = reader.ones()    # Bernoulli(1/2) draws, one bit each, until a 0
                 u = c % w
                 if c < core:
                     k = m + w + 1 + v * w + u
@@ -365,10 +415,13 @@ def _exactly_one(n: int, d: int) -> bool:
 
 def _accept_from(lam: Fraction, m: int, k: int, v: int, reader: BitReader, x: int) -> bool:
     """Bernoulli(2^v P(k) / P(m)) of section 3.5.2 after its first step read x:
-    decided by the fixed-point bounds of this k when they decide a step,
-    else exactly; hi is computed only when lo did not decide."""
+    each step decided by the tightest bounds computed so far when they decide
+    it; bounds that do not are replaced by tighter ones (:func:`_ratio_low`
+    and :func:`_ratio_high`, then :func:`_chunked_bounds`), and the exact
+    ratio is computed only when the tightest do not decide."""
     lo = _ratio_low(lam, m, k) << v
     hi = -1
+    refinements = iter(_REFINEMENTS)
     scale = 1 << STEP_BITS
     while True:
         if (x + 1) << _BOUND_BITS <= lo * scale:   # U's interval below lo <= ratio: exact rule says True
@@ -377,10 +430,15 @@ def _accept_from(lam: Fraction, m: int, k: int, v: int, reader: BitReader, x: in
             hi = _ratio_high(lam, m, k) << v
         if x << _BOUND_BITS >= hi * scale:         # U's interval at or above hi >= ratio: False
             return False
-        if not (x << _BOUND_BITS < lo * scale and (x + 1) << _BOUND_BITS > hi * scale):
-            break                                  # undecided by the bounds: finish exactly
-        x = (x << STEP_BITS) | reader.bits(STEP_BITS)
-        scale <<= STEP_BITS
+        if x << _BOUND_BITS < lo * scale and (x + 1) << _BOUND_BITS > hi * scale:
+            x = (x << STEP_BITS) | reader.bits(STEP_BITS)   # the ratio is inside U's interval: next step
+            scale <<= STEP_BITS
+            continue
+        chunks = next(refinements, None)          # these bounds cannot decide this step
+        if chunks is None:
+            break
+        lo, hi = _chunked_bounds(lam, m, k, chunks)
+        lo, hi = lo << v, hi << v
     n, d = _ratio_to_mode(lam, m, k)
     n <<= v
     if n > d:  # excluded by the envelope of section 3.5.3; a failure here is a bug
