@@ -9,7 +9,7 @@
   N independent Poisson(lam) is Poisson(N lam), drawn with the same exact sampler; for
   [SCRCS11] the number of noisy meters is drawn Binomial(N, beta) (numpy) and each noise with
   the real discrete-Laplace sampler.  Up to ``SHARE_LIMIT`` meters a cross-check (``shares``)
-  adds N real shares (``clamped_noise_share``) per trial, ``SHARE_BUDGET`` shares per point.
+  adds N real shares (``clamped_noise_share``) per trial, up to ``SHARE_BUDGET`` shares per point.
 - ``error``: the expected relative error of a neighbourhood's daily sum (24 hourly releases,
   Delta = 4095 Wh, 10 kWh per household-day) for N = 50, 500, 5,000, 50,000 per level, in
   closed form (``accounting.daily_error``) and simulated (the day's noise is Skellam(24 N lam)).
@@ -46,8 +46,10 @@ SHARE_LIMIT = 1000
 TRIALS = {Mechanism.SKELLAM: 20_000, Mechanism.SCRCS11: 1000}
 """Trials of the main figure per point (``--quick``: 200); [SCRCS11] draws about 28 discrete
 Laplace noises a trial, so it gets fewer (it is the comparison, not the target)."""
-SHARE_BUDGET = 200_000
-"""Shares drawn per point by the cross-check: N x trials (``--quick``: 2,000)."""
+SHARE_BUDGET = 100_000
+"""Shares drawn per point by the cross-check: N x trials, at most ``SHARE_TRIALS`` trials
+(``--quick``: 2,000 shares)."""
+SHARE_TRIALS = 2000
 
 
 def _config(mechanism: Mechanism, level: PrivacyLevel, n: int) -> NoiseShareConfig:
@@ -110,7 +112,7 @@ def _noise_rows(config: BenchConfig) -> list[dict[str, Any]]:
                        "closed_form": math.sqrt(dp.expected_noise_variance(cfg)) / central,
                        "simulated": "aggregate drawn as one variable"}
                 if n <= limit:
-                    share_sums = [_sum_of_shares(cfg, n, rng) for _ in range(max(100, budget // n))]
+                    share_sums = [_sum_of_shares(cfg, n, rng) for _ in range(min(SHARE_TRIALS, max(100, budget // n)))]
                     row["shares"] = _ratio_fields(share_sums, central)
                 row["meets_1_5"] = row["sd_ratio_to_central"] <= 1.5
                 row["ci_below_1_5"] = row["ci95_high"] <= 1.5

@@ -153,7 +153,7 @@ def test_poisson_small_pass_exact_by_enumeration(lam):
 
 # -- the large-mean rejection (section 3.5.3) ----------------------------------
 
-LARGE = st.builds(Fraction, st.integers(16, 10**7), st.integers(1, 1000)).filter(lambda f: f >= 16)
+LARGE = st.builds(Fraction, st.integers(2, 10**7), st.integers(1, 1000)).filter(lambda f: f >= skellam.LARGE_MEAN)
 
 
 @settings(max_examples=60, deadline=None)
@@ -182,7 +182,8 @@ def test_envelope_covers_the_pmf(lam, v, offset, upper):
     assert Fraction(n << v, d) <= 1
 
 
-@pytest.mark.parametrize("lam,seed", [(Fraction(7, 2), "p-3.5"), (Fraction(16), "p-16"),
+@pytest.mark.parametrize("lam,seed", [(Fraction(3, 2), "p-1.5"), (Fraction(5, 2), "p-2.5"), (Fraction(7, 2), "p-3.5"),
+                                      (Fraction(16), "p-16"),
                                       (Fraction(1000, 3), "p-333"), (Fraction(10**6 + 1, 7), "p-142857")])
 def test_poisson_chi_square(lam, seed):
     rng = HmacDrbg.from_seed("test-dp-skellam/" + seed)
@@ -434,7 +435,8 @@ class _Log:
         return out
 
 
-@pytest.mark.parametrize("lam", [Fraction(0), Fraction(1, 3), Fraction(31, 2), Fraction(16), Fraction(1000, 3),
+@pytest.mark.parametrize("lam", [Fraction(0), Fraction(1, 3), Fraction(3, 2), Fraction(2), Fraction(7, 3),
+                                 Fraction(31, 2), Fraction(16), Fraction(1000, 3),
                                  Fraction(123457, 7), Fraction(2 * 10**5 + 3, 2)])
 def test_prepared_sampler_draws_exactly_as_the_plain_reference(lam):
     """One prepared sampler (its bracket table filling up) and the plain reference read the same
@@ -502,3 +504,12 @@ def test_refinements_decide_where_the_simple_bounds_cannot():
         theirs = skellam.BitReader(ReplayRandom([u]))
         assert skellam._accept_from(lam, m, k, 0, ours, u[0]) == skellam._bernoulli_bits(n, d, theirs)
         assert ours._available == theirs._available + 8    # the same bytes of U were read
+
+
+@settings(max_examples=200, deadline=None)
+@given(LARGE)
+def test_core_width_meets_the_envelope_conditions(lam):
+    """Section 3.5.3 for every lam >= 2: w^2 > lam, w^2 / (lam + w) >= 4/5 > ln 2 (the upper
+    tail's halving), and m >= w (the core never reaches below 0)."""
+    m, w = lam.numerator // lam.denominator, skellam._core_width(lam)
+    assert w * w > lam and Fraction(w * w) / (lam + w) >= Fraction(4, 5) and m >= w

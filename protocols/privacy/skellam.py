@@ -7,9 +7,9 @@
   denominator, comparing a lazily read uniform with n/d eight bits at a time
   (section 3.5.2); about eight bits whatever the size of d;
 * :func:`poisson` - Poisson(lam) for a rational lam >= 0 (section 3.5.3):
-  lam < 16 as a sum of ceil(2 lam) Poisson(lam / ceil(2 lam)) draws, each by
+  lam < 2 as a sum of ceil(2 lam) Poisson(lam / ceil(2 lam)) draws, each by
   rejection from von Neumann's run length (the loop of [CKS20] Algorithm 1)
-  with a rational acceptance probability; lam >= 16 by rejection from a
+  with a rational acceptance probability; lam >= 2 by rejection from a
   uniform core of width 2w + 1 around the mode with halving tails, accepting
   k with the exact rational probability P(k) / P(mode) (times 2^v in a tail);
 * :func:`skellam` - Poisson(lam) - Poisson(lam) from one bit stream
@@ -31,8 +31,9 @@ from fractions import Fraction
 from protocols.errors import ParameterError
 from protocols.primitives.rand import RandomSource, resolve
 
-LARGE_MEAN = 16
-"""Section 3.5.3: Poisson(lam) with lam >= 16 uses the core-and-tails rejection."""
+LARGE_MEAN = 2
+"""Section 3.5.3: Poisson(lam) with lam >= 2 uses the core-and-tails rejection (below, the
+sum of ceil(2 lam) small Poissons is cheaper; above, it costs ceil(2 lam) of them)."""
 
 MAX_MEAN = Fraction(1 << 64)
 """Section 3.5.3, limits: the largest Poisson mean (about 1.8 * 10^19)."""
@@ -346,7 +347,7 @@ class PoissonSampler:
         return first - self.draw(reader)
 
     def _large(self, reader: BitReader) -> int:
-        """PoissonLarge of section 3.5.3 (lam >= 16)."""
+        """PoissonLarge of section 3.5.3 (lam >= 2)."""
         m, w = self._m, self._w
         span, core = 6 * w + 1, 2 * w
         width = (span - 1).bit_length()
@@ -357,7 +358,7 @@ class PoissonSampler:
                 c = bits(width)
             v = 0
             if c <= core:
-                k = m - w + c
+                k = m - w + c        # >= 0: m >= w for lam >= 2
             else:
                 c -= core + 1
                 v = reader.ones()    # Bernoulli(1/2) draws, one bit each, until a 0
