@@ -13,7 +13,7 @@
 - ``error``: the expected relative error of a neighbourhood's daily sum (24 hourly releases,
   Delta = 4095 Wh, 10 kWh per household-day) for N = 50, 500, 5,000, 50,000 per level, in
   closed form (``accounting.daily_error``) and simulated (the day's noise is Skellam(24 N lam)).
-- cost: one share per reading, Skellam against [SCRCS11] at the same level and N (the ratio is
+- cost: one share per reading, Skellam against [SCRCS11] at the same level and N (``COST_CASES``; the ratio is
   scrcs11 time / Skellam time; the issue's target, Skellam at most 2x, is a ratio of at least 0.5).
 - a plot of the daily sum's relative error against N per level and mechanism.
 """
@@ -112,7 +112,8 @@ def _noise_rows(config: BenchConfig) -> list[dict[str, Any]]:
                        "closed_form": math.sqrt(dp.expected_noise_variance(cfg)) / central,
                        "simulated": "aggregate drawn as one variable"}
                 if n <= limit:
-                    share_sums = [_sum_of_shares(cfg, n, rng) for _ in range(min(SHARE_TRIALS, max(100, budget // n)))]
+                    share_trials = min(SHARE_TRIALS, max(100, budget // n))
+                    share_sums = [_sum_of_shares(cfg, n, rng) for _ in range(share_trials)]
                     row["shares"] = _ratio_fields(share_sums, central)
                 row["meets_1_5"] = row["sd_ratio_to_central"] <= 1.5
                 row["ci_below_1_5"] = row["ci95_high"] <= 1.5
@@ -137,15 +138,20 @@ def _error_rows(config: BenchConfig) -> list[dict[str, Any]]:
     return rows
 
 
+COST_CASES = ((PrivacyLevel.MEDIUM, 10), (PrivacyLevel.MEDIUM, 1000), (PrivacyLevel.MEDIUM, 10**6),
+              (PrivacyLevel.LOW, 10**6))
+"""(level, N) of the cost comparison: lam from 8.3e8 down to 131, the smallest lam of the issue's
+range (N <= 10^6, every level)."""
+
+
 def _cost(config: BenchConfig) -> list[Comparison]:
     results = []
     rng = HmacDrbg.from_seed("usapp-bench/dp/cost")
-    for n in (10, 1000, 10**6):
-        ours, theirs = _config(Mechanism.SKELLAM, PrivacyLevel.MEDIUM, n), _config(Mechanism.SCRCS11,
-                                                                                   PrivacyLevel.MEDIUM, n)
-        config.progress(f"dp: cost per share at N={n}")
+    for level, n in COST_CASES:
+        ours, theirs = _config(Mechanism.SKELLAM, level, n), _config(Mechanism.SCRCS11, level, n)
+        config.progress(f"dp: cost per share, {level.value}, N={n}")
         results.append(compare(
-            f"noise share per reading, medium, N = {n}", functools.partial(dp.clamped_noise_share, ours, rng),
+            f"noise share per reading, {level.value}, N = {n}", functools.partial(dp.clamped_noise_share, ours, rng),
             functools.partial(dp.clamped_noise_share, theirs, rng), baseline_name="scrcs11 share (current sampler)",
             repeats=config.repeats, target=0.5, unit="share", min_time=config.min_time,
             setup_note=(f"ratio = scrcs11 time / Skellam time, target 0.5 = Skellam at most 2x; Skellam lam = "
