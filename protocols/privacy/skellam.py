@@ -32,8 +32,9 @@ from protocols.errors import ParameterError
 from protocols.primitives.rand import RandomSource, resolve
 
 LARGE_MEAN = 2
-"""Section 3.5.3: Poisson(lam) with lam >= 2 uses the core-and-tails rejection (below, the
-sum of ceil(2 lam) small Poissons is cheaper; above, it costs ceil(2 lam) of them)."""
+"""Section 3.5.3: Poisson(lam) with lam >= 2 uses the core-and-tails rejection.  Below 2 the
+sum of ceil(2 lam) <= 4 small Poissons is cheaper; above, their number grows with lam and the
+rejection's 2.4 to 4.3 proposals do not."""
 
 MAX_MEAN = Fraction(1 << 64)
 """Section 3.5.3, limits: the largest Poisson mean (about 1.8 * 10^19)."""
