@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -161,10 +162,12 @@ def _cost(config: BenchConfig) -> list[Comparison]:
     return results
 
 
-def plot(config: BenchConfig, noise: list[dict[str, Any]]) -> dict[str, str]:
+def plot(config: BenchConfig, noise: list[dict[str, Any]],
+         error: Sequence[dict[str, Any]] = ()) -> dict[str, str]:
     """``dp.png`` in the results directory (``config.results_dir``): the daily sum's relative
-    error against N for every level and mechanism (closed form), and the measured sd ratios
-    of ``noise`` with their intervals; {} without matplotlib."""
+    error against N for every level and mechanism (closed form, with the simulated points of
+    ``error`` as markers), and the measured sd ratios of ``noise`` with their intervals; {}
+    without matplotlib."""
     pyplot = pyplot_or_none(config, "dp")
     if pyplot is None:
         return {}
@@ -176,7 +179,11 @@ def plot(config: BenchConfig, noise: list[dict[str, Any]]) -> dict[str, str]:
             style = "-" if mechanism is Mechanism.SKELLAM else "--"
             day_eps = (float(dp.DAY_EPSILON[level]) if mechanism is Mechanism.SKELLAM  # type: ignore[arg-type]
                        else RELEASES * float(level.epsilon))  # type: ignore[arg-type]
-            left.plot(sizes, errors, style, label=f"{mechanism.value} {level.value} (eps/day {day_eps:g})")
+            line, = left.plot(sizes, errors, style, label=f"{mechanism.value} {level.value} (eps/day {day_eps:g})")
+            simulated = [r for r in error if r["level"] == level.value and mechanism is Mechanism.SKELLAM]
+            if simulated:
+                left.scatter([r["n"] for r in simulated], [r["simulated_relative_error"] for r in simulated],
+                             marker="x", color=line.get_color(), zorder=3)
             rows = [r for r in noise if r["mechanism"] == mechanism.value and r["level"] == level.value]
             right.errorbar([r["n"] for r in rows], [r["sd_ratio_to_central"] for r in rows],
                            yerr=[[r["sd_ratio_to_central"] - r["ci95"][0] for r in rows],
@@ -209,7 +216,7 @@ def run(config: BenchConfig) -> list[Comparison | Figures]:
         ("level", "eps/day", "N", "mu", "relative error (closed form)", "simulated"),
         [(r["level"], f"{r['epsilon_day']:g}", str(r["n"]), str(r["mu"]), f"{100 * r['relative_error']:.3g} %",
           f"{100 * r['simulated_relative_error']:.3g} %") for r in error])) + "\n"
-    files = plot(config, noise)
+    files = plot(config, noise, error)
     results.append(Figures("dp: aggregate noise sd against the central mechanism, gamma = 1/2",
                            {"noise": noise}, noise_text, files))
     results.append(Figures("dp: expected relative error of a neighbourhood's daily sum (Skellam)",

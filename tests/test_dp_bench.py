@@ -55,15 +55,19 @@ def test_plot_draws_error_against_n_for_every_level_and_mechanism(dp_bench, tmp_
         drawn["left"] = [line.get_label() for line in left.get_lines()]
         drawn["right"] = [c.get_label() for c in right.containers]
         drawn["xscale"] = [left.get_xscale()]
+        drawn["markers"] = [str(len(c.get_offsets())) for c in left.collections]
         return real_save(config, pyplot, figure, filename)
 
     monkeypatch.setattr(dp_bench, "save_plot", capture)
     rows = [{"mechanism": m.value, "level": level.value, "n": n, "sd_ratio_to_central": 1.4,
              "ci95": [1.3, 1.5]} for m in Mechanism for level in dp_bench.LEVELS for n in (10, 1000)]
-    files = dp_bench.plot(_config(tmp_path), rows)
+    error = [{"level": level.value, "n": n, "simulated_relative_error": 1 / n}
+             for level in dp_bench.LEVELS for n in dp_bench.ERROR_SIZES]
+    files = dp_bench.plot(_config(tmp_path), rows, error)
     path = Path(files["plot"])
     assert path.parent == tmp_path and path.name == "dp.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pairs = {f"{m.value} {level.value}" for m in Mechanism for level in dp_bench.LEVELS}
     assert {label.split(" (")[0] for label in drawn["left"]} == pairs and len(drawn["left"]) == 6
     assert set(drawn["right"]) == pairs and drawn["xscale"] == ["log"]
+    assert drawn["markers"] == [str(len(dp_bench.ERROR_SIZES))] * len(dp_bench.LEVELS)   # simulated Skellam points
