@@ -34,78 +34,59 @@ def _config(level=PrivacyLevel.MEDIUM, n=500, gamma=Fraction(1, 2), releases=24,
     return NoiseShareConfig(level, sensitivity, n, gamma, Fraction(1, 10**6), Mechanism.SKELLAM, releases)
 
 
-# -- exhaustive enumeration of uniform draws ---------------------------------
+# -- the bit stream (section 3.5.1) --------------------------------------------
 
 
-class _Exhausted(Exception):
-    pass
+def test_bit_reader_reads_32_byte_calls_most_significant_bit_first():
+    block1, block2 = bytes(range(32)), bytes(range(100, 132))
+    rng = ReplayRandom([block1, block2])
+    reader = skellam.BitReader(rng)
+    assert reader.bits(4) == 0 and reader.bits(12) == 1   # 0x00 0x01
+    assert reader.bits(8) == 2
+    assert reader.bits(232) == int.from_bytes(block1[3:], "big")
+    assert not rng.exhausted                              # nothing drawn before it is needed
+    assert reader.bits(9) == 100 << 1 | 101 >> 7 and rng.exhausted
+    assert reader.bits(247) == int.from_bytes(block2, "big") & ((1 << 247) - 1)
+    with pytest.raises(RandomnessError):
+        reader.bits(1)
 
 
-def _enumerate(run, patch_target, monkeypatch, max_draws):
-    """Exact output distribution of ``run()`` whose randomness is
-    ``random_below`` calls, by depth-first enumeration of every draw sequence of
-    at most ``max_draws`` draws; returns (mass per output, unexplored mass)."""
-    mass: Counter = Counter()
-    unexplored = Fraction(0)
-    stack = [()]
-    while stack:
-        prefix = stack.pop()
-        script = list(prefix)
-        moduli = []
-
-        def fake_below(rng, n):
-            if n == 1:
-                return 0
-            if len(moduli) < len(script):
-                moduli.append(n)
-                return script[len(moduli) - 1]
-            moduli.append(n)
-            raise _Exhausted
-
-        monkeypatch.setattr(patch_target, "random_below", fake_below)
-        try:
-            out = run()
-        except _Exhausted:
-            weight = Fraction(1)
-            for m in moduli[:-1]:
-                weight /= m
-            if len(prefix) >= max_draws:
-                unexplored += weight
-                continue
-            stack.extend(prefix + (v,) for v in range(moduli[-1]))
-            continue
-        weight = Fraction(1)
-        for m in moduli:
-            weight /= m
-        mass[out] += weight
-    return mass, unexplored
+def test_bit_reader_below_reads_bitlen_bits_and_rejects():
+    # below(5) reads 3 bits at a time: 7, 5 are rejected, 3 is returned; below(1) reads nothing
+    reader = skellam.BitReader(ReplayRandom([bytes([0b11110101, 0b1101_1000]) + bytes(30)]))
+    assert reader.below(1) == 0 and reader.below(5) == 3 and reader.bits(7) == 0b1011000
 
 
-@pytest.mark.parametrize("lam", [Fraction(1, 2), Fraction(1, 3), Fraction(2, 7), Fraction(0)])
-def test_poisson_small_pass_exact_by_enumeration(lam, monkeypatch):
-    """One pass outputs j with probability exactly (1 - lam) lam^j / j! (rationals compared
-    exactly), for every j whose draws all fit the enumeration depth (j + 2 draws)."""
-    depth = 8
-    mass, rest = _enumerate(lambda: skellam._poisson_small_pass(lam, None), skellam, monkeypatch, depth)
-    for j in range(depth - 1):
-        assert mass.get(j, 0) == (1 - lam) * lam**j / math.factorial(j)
-    accepted_total = sum(v for k, v in mass.items() if k is not None)
-    assert accepted_total <= (1 - lam) * Fraction(math.ceil(math.exp(float(lam)) * 10**12), 10**12)
-    assert sum(mass.values()) + rest == 1
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(1, 70), min_size=1, max_size=30), st.binary(min_size=32 * 9, max_size=32 * 9))
+def test_bit_reader_is_the_concatenated_stream(widths, stream):
+    """Whatever the widths read, the values are consecutive slices of the stream of 32-byte calls."""
+    reader = skellam.BitReader(ReplayRandom([stream[i:i + 32] for i in range(0, len(stream), 32)]))
+    total = int.from_bytes(stream, "big")
+    position = 0
+    for width in widths:
+        position += width
+        assert reader.bits(width) == (total >> (8 * len(stream) - position)) & ((1 << width) - 1)
+
+
+# -- exhaustive enumeration ----------------------------------------------------
 
 
 @pytest.mark.parametrize("n,d", [(1, 3), (2, 7), (12345, 65536), (10**40 + 1, 3 * 10**40)])
 def test_bernoulli_bits_exact_by_enumeration(n, d):
-    """Every 2-byte prefix: True mass, False mass, undecided mass; P(True) within the undecided."""
+    """Every 2-byte prefix of the stream: all continuations True, all False, or undecided (a
+    True set is closed downwards, so the continuations 00.. and ff.. decide it); P(True) lies
+    within the undecided mass."""
     true_mass = false_mass = undecided = 0
     for prefix in range(1 << 16):
-        rng = ReplayRandom([bytes([prefix >> 8]), bytes([prefix & 255])])
-        try:
-            if skellam.bernoulli_bits(n, d, rng):
-                true_mass += 1
-            else:
-                false_mass += 1
-        except RandomnessError:
+        head = prefix.to_bytes(2, "big")
+        low = skellam.bernoulli_bits(n, d, ReplayRandom([head + bytes(30)]))
+        high = skellam.bernoulli_bits(n, d, ReplayRandom([head + b"\xff" * 30]))
+        if low and high:
+            true_mass += 1
+        elif not low and not high:
+            false_mass += 1
+        else:
             undecided += 1
     p = Fraction(n, d)
     assert Fraction(true_mass, 1 << 16) <= p <= Fraction(true_mass + undecided, 1 << 16)
@@ -117,9 +98,62 @@ def test_bernoulli_bits_endpoints_draw_nothing():
     assert skellam.bernoulli_bits(5, 5, ReplayRandom([])) is True
 
 
-# -- the large-mean rejection (section 3.5.2) ----------------------------------
+def _enumerate_pass(g: Fraction, depth: int) -> tuple[Counter, Fraction]:
+    """Exact output distribution of one PoissonSmall pass for g, given exact Bernoulli draws:
+    depth-first over every sequence of at most ``depth`` Bernoulli outcomes, each weighted n/d
+    or 1 - n/d; returns (mass per output, unexplored mass)."""
+    mass: Counter = Counter()
+    unexplored = Fraction(0)
+    stack: list[tuple[bool, ...]] = [()]
+    while stack:
+        script = stack.pop()
+        asked: list[Fraction] = []
 
-LARGE = st.builds(Fraction, st.integers(16, 10**7), st.integers(1, 1000)).filter(lambda f: f >= 16)
+        def scripted(n, d, reader):
+            asked.append(Fraction(n, d))
+            if len(asked) > len(script):
+                raise _Exhausted
+            return script[len(asked) - 1]
+
+        weight = Fraction(1)
+        try:
+            with pytest.MonkeyPatch.context() as patcher:
+                patcher.setattr(skellam, "_bernoulli_bits", scripted)
+                out = skellam._poisson_small_pass(g.numerator, g.denominator, None)
+        except _Exhausted:
+            for p, outcome in zip(asked, script):
+                weight *= p if outcome else 1 - p
+            if len(script) >= depth:
+                unexplored += weight
+            else:
+                stack.extend([script + (True,), script + (False,)])
+            continue
+        for p, outcome in zip(asked, script):
+            weight *= p if outcome else 1 - p
+        mass[out] += weight
+    return mass, unexplored
+
+
+class _Exhausted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("lam", [Fraction(1, 2), Fraction(1, 3), Fraction(2, 7), Fraction(0)])
+def test_poisson_small_pass_exact_by_enumeration(lam):
+    """One pass outputs j with probability exactly (1 - lam) lam^j / j! (rationals compared
+    exactly), for every j whose draws all fit the enumeration depth (j + 2 Bernoulli draws)."""
+    depth = 8
+    mass, rest = _enumerate_pass(lam, depth)
+    for j in range(depth - 1):
+        assert mass.get(j, 0) == (1 - lam) * lam**j / math.factorial(j)
+    accepted_total = sum(v for k, v in mass.items() if k is not None)
+    assert accepted_total <= (1 - lam) * Fraction(math.ceil(math.exp(float(lam)) * 10**12), 10**12)
+    assert sum(mass.values()) + rest == 1
+
+
+# -- the large-mean rejection (section 3.5.3) ----------------------------------
+
+LARGE = st.builds(Fraction, st.integers(2, 10**7), st.integers(1, 1000)).filter(lambda f: f >= skellam.LARGE_MEAN)
 
 
 @settings(max_examples=60, deadline=None)
@@ -148,7 +182,8 @@ def test_envelope_covers_the_pmf(lam, v, offset, upper):
     assert Fraction(n << v, d) <= 1
 
 
-@pytest.mark.parametrize("lam,seed", [(Fraction(7, 2), "p-3.5"), (Fraction(16), "p-16"),
+@pytest.mark.parametrize("lam,seed", [(Fraction(3, 2), "p-1.5"), (Fraction(5, 2), "p-2.5"), (Fraction(7, 2), "p-3.5"),
+                                      (Fraction(16), "p-16"),
                                       (Fraction(1000, 3), "p-333"), (Fraction(10**6 + 1, 7), "p-142857")])
 def test_poisson_chi_square(lam, seed):
     rng = HmacDrbg.from_seed("test-dp-skellam/" + seed)
@@ -340,7 +375,141 @@ def test_bad_daily_error_inputs():
 def test_poisson_small_pass_exact_for_any_small_mean(lam):
     """Hypothesis over g = n / (2d) <= 1/2: one pass gives j with probability exactly
     (1 - g) g^j / j! for every j reachable within 5 draws (exhaustive enumeration)."""
-    with pytest.MonkeyPatch.context() as patcher:
-        mass, _ = _enumerate(lambda: skellam._poisson_small_pass(lam, None), skellam, patcher, 5)
+    mass, _ = _enumerate_pass(lam, 5)
     for j in range(4):
         assert mass.get(j, 0) == (1 - lam) * lam**j / math.factorial(j)
+
+
+# -- a plain reference beside the optimised sampler (sections 3.5.3 and 3.5.5) ---
+
+
+def _reference_poisson(lam: Fraction, reader: skellam.BitReader) -> int:
+    """The pseudo-code of specs/dp.md section 3.5.3 written out plainly: exact rationals, every
+    acceptance an exact BernoulliBits (section 3.5.2), no bounds and no bracket table."""
+    a, b = lam.numerator, lam.denominator
+    if lam < skellam.LARGE_MEAN:
+        pieces = max(1, math.ceil(2 * lam))
+        g = lam / pieces
+        total = 0
+        for _ in range(pieces):
+            while True:
+                k = 1
+                while skellam._bernoulli_bits(g.numerator, g.denominator * k, reader):
+                    k += 1
+                j = k - 1
+                accept = (1 - g) * (j + 1) / (j + 1 - g)
+                if skellam._bernoulli_bits(accept.numerator, accept.denominator, reader):
+                    total += j
+                    break
+        return total
+    m = a // b
+    w = math.isqrt(math.ceil(lam)) + 1
+    while True:
+        c = reader.below(6 * w + 1)
+        v = 0
+        if c <= 2 * w:
+            k = m - w + c
+        else:
+            c -= 2 * w + 1
+            upper, u = c < 2 * w, c % w
+            while reader.bits(1) == 1:
+                v += 1
+            k = m + w + 1 + v * w + u if upper else m - w - 1 - v * w - u
+            if k < 0:
+                continue
+        if k >= m:   # P(k)/P(m) = lam^(k - m) m!/k!, unreduced
+            n, d = a ** (k - m), b ** (k - m) * math.prod(range(m + 1, k + 1))
+        else:
+            n, d = b ** (m - k) * math.prod(range(k + 1, m + 1)), a ** (m - k)
+        if skellam._bernoulli_bits(n << v, d, reader):
+            return k
+
+
+class _Log:
+    def __init__(self, seed: str) -> None:
+        self.inner, self.log = HmacDrbg.from_seed(seed), []
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.inner.random_bytes(n)
+        self.log.append(out)
+        return out
+
+
+@pytest.mark.parametrize("lam", [Fraction(0), Fraction(1, 3), Fraction(3, 2), Fraction(2), Fraction(7, 3),
+                                 Fraction(31, 2), Fraction(16), Fraction(1000, 3),
+                                 Fraction(123457, 7), Fraction(2 * 10**5 + 3, 2)])
+def test_prepared_sampler_draws_exactly_as_the_plain_reference(lam):
+    """One prepared sampler (its bracket table filling up) and the plain reference read the same
+    seeded stream: same samples, same random_bytes calls, sample after sample."""
+    ours, theirs = _Log(f"ref/{lam}"), _Log(f"ref/{lam}")
+    sampler = skellam.PoissonSampler.of(lam)
+    mine = [sampler.sample(ours) for _ in range(150)]
+    reference = [_reference_poisson(lam, skellam.BitReader(theirs)) for _ in range(150)]
+    assert mine == reference and ours.log == theirs.log
+    assert all(len(chunk) == skellam.REFILL_BYTES for chunk in ours.log)
+    assert [skellam.poisson(lam, HmacDrbg.from_seed("x")) for _ in range(3)] \
+        == [skellam.PoissonSampler.of(lam).sample(HmacDrbg.from_seed("x")) for _ in range(3)]
+
+
+def test_skellam_share_reads_one_stream_for_both_poissons():
+    lam = Fraction(40)
+    one, two = _Log("stream"), _Log("stream")
+    share = skellam.skellam(lam, one)
+    reader = skellam.BitReader(two)
+    assert share == _reference_poisson(lam, reader) - _reference_poisson(lam, reader)
+    assert one.log == two.log
+
+
+@settings(max_examples=40, deadline=None)
+@given(LARGE, st.integers(-40, 200), st.integers(0, 10**6))
+def test_block_brackets_hold_every_ratio_of_their_block(lam, key, offset):
+    """Section 3.5.5: the table's (lo, hi) for a block bound P(k)/P(m) for every k in it."""
+    sampler = skellam.PoissonSampler.of(lam)
+    m, h = lam.numerator // lam.denominator, max(1, skellam._core_width(lam) // skellam.BLOCKS_PER_WIDTH)
+    d = key * h + offset % h if key >= 0 else (-key - 1) * h + offset % h
+    k = m + d if key >= 0 else m - d
+    if k < 0 or (key < 0 and d == 0):
+        return
+    lo, hi = sampler._bracket(key)
+    n, den = skellam._ratio_to_mode(lam, m, k)
+    exact = Fraction(n, den) * (1 << skellam._BOUND_BITS)
+    assert lo <= exact <= hi
+
+
+@settings(max_examples=40, deadline=None)
+@given(LARGE, st.integers(-3, 3), st.integers(0, 10**6), st.sampled_from([1, 2, 7, 64]))
+def test_chunked_bounds_bracket_the_exact_ratio_and_tighten(lam, region, offset, chunks):
+    m = lam.numerator // lam.denominator
+    w = skellam._core_width(lam)
+    k = max(0, m + region * w + (offset % (w + 1)) * (1 if region >= 0 else -1))
+    lo, hi = skellam._chunked_bounds(lam, m, k, chunks)
+    n, d = skellam._ratio_to_mode(lam, m, k)
+    assert lo <= Fraction(n, d) * (1 << skellam._BOUND_BITS) <= hi
+    simple_lo, simple_hi = skellam._ratio_bounds(lam, m, k)
+    assert hi - lo <= simple_hi - simple_lo + (1 << 28)   # never looser, up to rounding (2^-100)
+
+
+def test_refinements_decide_where_the_simple_bounds_cannot():
+    """A uniform prefix placed inside the simple bounds' gap is decided by the refined bounds
+    (or exactly), as the exact rule decides it: same result and same bytes read as the reference."""
+    lam = Fraction(8261970148, 1000)
+    m, w = lam.numerator // lam.denominator, skellam._core_width(lam)
+    k = m + 3 * w
+    lo, hi = skellam._ratio_bounds(lam, m, k)
+    n, d = skellam._ratio_to_mode(lam, m, k)
+    assert hi - lo > 1 << 100                    # a gap the first step can fall in
+    for target in (lo + (hi - lo) // 3, (lo + hi) // 2, hi - 1, n * (1 << skellam._BOUND_BITS) // d):
+        u = target.to_bytes(16, "big") + bytes(range(1, 17))    # U's first 16 bytes = target / 2^128
+        ours = skellam.BitReader(ReplayRandom([u[1:] + bytes(1)]))   # the first step's byte is u[0]
+        theirs = skellam.BitReader(ReplayRandom([u]))
+        assert skellam._accept_from(lam, m, k, 0, ours, u[0]) == skellam._bernoulli_bits(n, d, theirs)
+        assert ours._available == theirs._available + 8    # the same bytes of U were read
+
+
+@settings(max_examples=200, deadline=None)
+@given(LARGE)
+def test_core_width_meets_the_envelope_conditions(lam):
+    """Section 3.5.3 for every lam >= 2: w^2 > lam, w^2 / (lam + w) >= 4/5 > ln 2 (the upper
+    tail's halving), and m >= w (the core never reaches below 0)."""
+    m, w = lam.numerator // lam.denominator, skellam._core_width(lam)
+    assert w * w > lam and Fraction(w * w) / (lam + w) >= Fraction(4, 5) and m >= w

@@ -44,6 +44,7 @@ from types import MappingProxyType
 
 from protocols.errors import ParameterError
 from protocols.primitives.rand import RandomSource, random_below
+from protocols.privacy.skellam import PoissonSampler
 
 BETA_DENOMINATOR = 1 << 32
 """Section 4.3: beta is a multiple of 1/2^32, rounded up."""
@@ -368,6 +369,17 @@ class NoiseShareConfig:
         """Section 4.5: lam = mu / (gamma N), each Poisson's mean in one share."""
         return Fraction(self.mu) / (self.honest_fraction * self.participants)
 
+    @functools.cached_property
+    def share_sampler(self) -> PoissonSampler:
+        """Section 4.5: the Poisson(lam) sampler of the shares, prepared once
+        (specs/dp.md section 3.5.5; it draws exactly what ``skellam.poisson`` draws)."""
+        return PoissonSampler.of(self.share_mean)
+
+    @functools.cached_property
+    def _skellam_bound(self) -> int:
+        """Section 5.3: B = 64 (isqrt(ceil(2 lam)) + 1) of a Skellam share."""
+        return CLAMP_FACTOR * (math.isqrt(_ceil(2 * self.share_mean)) + 1)
+
 
 def _check_config(config: object) -> NoiseShareConfig:
     if not isinstance(config, NoiseShareConfig):
@@ -383,8 +395,7 @@ def noise_share(config: NoiseShareConfig, rng: RandomSource | None = None) -> in
     if config.epsilon is None:
         return 0
     if config.mechanism is Mechanism.SKELLAM:
-        from protocols.privacy.skellam import skellam  # skellam imports nothing from here
-        return skellam(config.share_mean, rng)
+        return config.share_sampler.skellam(rng)
     if not _bernoulli(config.beta, rng):
         return 0
     return _discrete_laplace(config.scale, rng)
@@ -397,12 +408,16 @@ def clamp_bound(config: NoiseShareConfig) -> int:
     if config.mechanism is Mechanism.SKELLAM:
         if config.epsilon is None:
             return 0
-        return CLAMP_FACTOR * (math.isqrt(_ceil(2 * config.share_mean)) + 1)
+        return config._skellam_bound
     return _ceil(CLAMP_FACTOR * config.scale)
 
 
 def clamped_noise_share(config: NoiseShareConfig, rng: RandomSource | None = None) -> int:
     """:func:`noise_share` clamped to [-B, B] (section 5); same draws."""
+    if isinstance(config, NoiseShareConfig) and config.mechanism is Mechanism.SKELLAM \
+            and config.level is not PrivacyLevel.NONE:
+        bound = config._skellam_bound
+        return max(-bound, min(bound, config.share_sampler.skellam(rng)))
     bound = clamp_bound(config)
     return max(-bound, min(bound, noise_share(config, rng)))
 

@@ -334,7 +334,7 @@ def build() -> dict:
     vectors.append(_sampled("noise-share-high-1000", "noise-share", inputs, "samples", 64,
                             functools.partial(clamped_noise_share, config)))
     for i, lam in enumerate([Fraction(0), Fraction(1, 3), Fraction(7, 2), Fraction(16), Fraction(1000, 3),
-                             Fraction(123456789, 7), Fraction(5 * 10**9, 3)]):
+                             Fraction(123456789, 7), Fraction(5 * 10**9, 3), Fraction(3, 2), Fraction(2)]):
         vectors.append(_sampled(f"poisson-{i}", "poisson", {"lam": rational_text(lam)}, "samples", 24,
                                 functools.partial(poisson, lam)))
     for level in PrivacyLevel:
