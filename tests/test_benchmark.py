@@ -524,3 +524,22 @@ def test_pyproject_ships_every_package_and_usapp_bench():
     assert benchmark.BENCH_PACKAGE in listed
     assert setuptools["package-dir"][benchmark.BENCH_PACKAGE] == "bench"
     assert config["project"]["scripts"]["usapp"] == "protocols.system.cli:main"
+
+
+def test_usapp_bench_name_with_plot_writes_the_benchmarks_plots_into_the_folder(monkeypatch, tmp_path, capsys):
+    """``usapp bench NAME --plot DIR`` runs the named benchmark with DIR as its results folder (the device
+    reports are for ``--plot`` without names)."""
+    from protocols.system import cli
+
+    seen = []
+
+    def run(config):
+        path = config.output_path("stub.png")
+        path.write_bytes(b"png")
+        seen.append(path)
+        return [Figures("stub", {"x": 1})]
+
+    monkeypatch.setattr(benchmark, "discover", lambda: {"stub": Benchmark("stub", "a stub", run)})
+    assert cli.main(["bench", "stub", "--plot", str(tmp_path / "plots"), "--quick"]) == 0
+    assert seen == [tmp_path / "plots" / "stub.png"] and seen[0].read_bytes() == b"png"
+    capsys.readouterr()

@@ -6,7 +6,7 @@
     usapp vectors describe FAMILY
     usapp vectors generate [--dir DIR]
     usapp vectors replay --role ROLE --cmd COMMAND [FILE ...]
-    usapp bench [NAME ...] [--json] [--repeats N] [--quick]
+    usapp bench [NAME ...] [--json] [--plot DIR] [--repeats N] [--quick]
     usapp bench --device NAME|all|host [--json] [--plot DIR] [--repeats N] [--quick]
     usapp bench [NAME ...] --html DIR [--device NAME|all|host] [--json] [--plot DIR] [--repeats N] [--quick]
     usapp role PROTOCOL init --dir DIR [--seed SEED] [--option KEY=VALUE ...]
@@ -34,6 +34,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import protocols
@@ -225,7 +226,9 @@ def _run_benchmarks(args: argparse.Namespace, save: bool = False
     repeats = args.repeats
     if repeats is None:
         repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
-    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress, scale=args.scale)
+    plots = Path(args.plot) if args.plot is not None and args.device is None and args.html is None else None
+    config = benchmark.BenchConfig(repeats=repeats, quick=args.quick, progress=progress, scale=args.scale,
+                                   results_dir=plots)
     meta = {
         "usapp": protocols.__version__,
         "libraries": benchmark.library_versions(BENCH_LIBRARIES),
@@ -244,7 +247,9 @@ def _run_benchmarks(args: argparse.Namespace, save: bool = False
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.device is not None or args.plot is not None or args.html is not None:
+    """Named benchmarks (with ``--plot DIR``: their plots written to DIR), or the device reports of
+    ``--device``, ``--html``, or ``--plot`` without names (specs/costs.md section 6)."""
+    if args.device is not None or args.html is not None or (args.plot is not None and not args.names):
         return cmd_bench_costs(args)
     results, meta = _run_benchmarks(args)
     if args.json:
@@ -432,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default=None, metavar="NAME",
                        help="cost every protocol step on a device profile (NAME, 'all', or 'host': this machine, "
                             "measured, with the model's error per step; --repeats runs); specs/costs.md")
-    bench.add_argument("--plot", default=None, metavar="DIR", help="with --device: one bar chart per protocol in DIR")
+    bench.add_argument("--plot", default=None, metavar="DIR",
+                       help="with --device (or no names): one bar chart per protocol in DIR; with benchmark "
+                            "names: their plots in DIR")
     bench.add_argument("--html", default=None, metavar="DIR",
                        help="write DIR/index.html: the device tables (--device, default all) and every "
                             "benchmark's tables and plots found in the results directory (after running the "
