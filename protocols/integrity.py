@@ -31,7 +31,7 @@ from __future__ import annotations
 import copy
 import datetime
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -546,7 +546,9 @@ _INCLUSION = {1: int, 2: str, 3: int, 4: int, 5: bytes, 6: list}
 class Meter:
     """Spec 3 and 5-7: signs records, keeps its own view and checks the utility's feedback."""
 
-    def __init__(self, state: MeterState) -> None:
+    def __init__(self, state: MeterState, validated: Mapping[str, eccsi.SigningKey] | None = None) -> None:
+        """``validated``: keys a previous :class:`Meter` of the same state validated (:attr:`validated_keys`),
+        reused where period, KPAK, identifier, SSK and PVT are the same; every other key is validated."""
         self.state = state
         self._eccsi: dict[str, eccsi.SigningKey] = {}
         if state.suite == SUITE_ED25519:
@@ -556,7 +558,18 @@ class Meter:
             raise ParameterError(f"unknown record suite {state.suite!r}")
         self._record_key = EccsiRecordKey(state.kpak, state.meter)
         for period, (SSK, PVT) in state.eccsi_keys.items():
-            self._eccsi[period] = eccsi.ValidateSsk(state.kpak, self._record_key.identifier(period), SSK, PVT)
+            ID = self._record_key.identifier(period)
+            kept = (validated or {}).get(period)
+            if kept is not None and (kept.KPAK, kept.ID, kept.PVT, kept.SSK) == \
+                    (state.kpak, ID, PVT, int.from_bytes(SSK, "big")):
+                self._eccsi[period] = kept
+            else:
+                self._eccsi[period] = eccsi.ValidateSsk(state.kpak, ID, SSK, PVT)
+
+    @property
+    def validated_keys(self) -> Mapping[str, eccsi.SigningKey]:
+        """The ECCSI keys this meter validated, by period (empty for an Ed25519 meter)."""
+        return dict(self._eccsi)
 
     @property
     def public_key(self) -> bytes:

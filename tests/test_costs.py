@@ -292,7 +292,7 @@ def test_the_eccsi_variants_are_traced_with_their_suite(all_traces) -> None:
     assert delivery.get("pairing:sakke1024") == 1 and delivery.get("point_mul:p256", 0) >= 1
     assert "pairing:bls12_381" not in delivery
     reading = by_key[("integrity-eccsi", "meter", "env.reading")]
-    assert reading.get("point_mul_base:p256") == 1 and "ed25519_sign" not in reading
+    assert 1 <= reading.get("point_mul_base:p256", 0) < 1.1 and "ed25519_sign" not in reading   # + first load
     assert costs.base_protocol("integrity-eccsi") == "integrity" and costs.base_protocol("escrow") == "escrow"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from protocols import integrity as ig
 from protocols import issuance_eccsi as ie
 from protocols.errors import DecodeError, ParameterError, ReplayError, StateError, StateFileError, VerificationError
-from protocols.primitives import cbor, opcount
+from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_below
 from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
@@ -236,8 +236,7 @@ def _restore(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, 
     backup = cfg.state(records, merkle.MerkleLog.from_entries([r.to_bytes() for r in records]), checked, receipts,
                        _uint(m[5], "boot"), m[6])
     boot_counter = ig.BootCounter(counter)
-    with opcount.suspended():           # the keys of the config, validated at provision (ist.new_meter)
-        restored = ig.Meter.restore(backup, boot_counter)
+    restored = ig.Meter.restore(backup, boot_counter)     # a restored meter validates its keys again
     ist.save_meter(ctx, restored, boot_counter.value, rewrite=True)
     _clear_pending(ctx)
     return [ctx.send(wire.HARNESS, "restored", cbor.encode({1: restored.state.boot, 2: len(records)}))]
@@ -293,7 +292,7 @@ def _resync_next(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: i
 
 def _resync_y(ctx: Context, cfg: ist.MeterConfig, meter: ig.Meter, counter: int, y: bytes) -> list[Envelope]:
     """Spec 9.2 step 1 (on a copy: the checked head changes only when the resync completes), then 2."""
-    trial = ist.new_meter(cfg, copy.deepcopy(meter.state))
+    trial = ist.new_meter(cfg, copy.deepcopy(meter.state), ctx.cache)
     trial.check(y)
     head = trial.state.checked
     if head is None:

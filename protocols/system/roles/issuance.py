@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from protocols import issuance as iss
 from protocols import issuance_eccsi as ie
 from protocols.errors import DecodeError, ParameterError, StateError, StateFileError, UsappError
-from protocols.primitives import cbor, hashing, opcount
+from protocols.primitives import cbor, hashing
 from protocols.primitives.bls12_381 import G2
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
@@ -156,9 +156,8 @@ def _eccsi_extractor(config: dict, cache: dict[str, object]) -> ie.EccsiSakkeExt
     kept = cache.get(EXTRACTOR_CACHE)
     if isinstance(kept, tuple) and kept[0] == key:
         return kept[1]
-    with opcount.suspended():
-        extractor = ie.EccsiSakkeExtractor(eccsi.kms_from_ksak(int.from_bytes(config[2], "big")),
-                                           sakke.kms_from_z(PS1, int.from_bytes(config[7], "big")))
+    extractor = ie.EccsiSakkeExtractor(eccsi.kms_from_ksak(int.from_bytes(config[2], "big")),
+                                       sakke.kms_from_z(PS1, int.from_bytes(config[7], "big")))
     cache[EXTRACTOR_CACHE] = (key, extractor)
     return extractor
 
