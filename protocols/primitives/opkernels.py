@@ -293,11 +293,12 @@ def _aead_kernel(key: str, name: str, alg: str, rng: HmacDrbg) -> Callable[[], N
 def _signature_kernel(name: str, rng: HmacDrbg) -> Callable[[], None]:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-    from protocols.schemes import certificates, hpke
+    from protocols.schemes import certificates
     message = rng.random_bytes(64)
-    if name == "x25519":
-        skm = rng.random_bytes(32)
-        return _void(lambda: hpke.public_key(skm))
+    if name == "x25519":   # one ladder: the aggregation's low-order probe, a DH with a key loaded once (a
+        from protocols.aggregation import schedule   # private key's loading is library_call:x25519_load)
+        peer = schedule.x25519_public(rng.random_bytes(32))
+        return _void(lambda: schedule.is_low_order(peer))
     if name.startswith("ed25519"):
         seed = rng.random_bytes(32)
         if name == "ed25519_keygen":
