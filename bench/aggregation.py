@@ -525,9 +525,13 @@ SCALE_HOOD_METERS = 1_000
 """Meters per neighbourhood in the scale runs: a city of N meters is N / 1,000 neighbourhoods."""
 SCALE_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_SCALE_SIZES = (1_000, 10_000)
-SCALE_RUNS = (("inprocess", 1, 100_000), ("process", 1, 1_000_000), ("process", 2, 1_000_000))
+SCALE_RUNS = (("inprocess", 1, 100_000), ("process", 1, 1_000_000), ("process", 2, 1_000_000),
+              ("dask", 1, 1_000_000), ("dask", 2, 1_000_000))
 """(executor, workers, largest N): the in-process executor stops at 10^5 (it is the 1-worker process
-run without the pool)."""
+run without the pool); ``dask`` is a LocalCluster of worker processes (needs the ``dask`` extra)."""
+SCALE_RUNS_ENV = "USAPP_BENCH_SCALE_RUNS"
+"""Optional: a comma-separated subset of the runs, each ``executor:workers:largest N``
+(``dask:2:100000``), to split the full table (about 25 minutes) into shorter invocations."""
 SCALE_TASKS_PER_WORKER = 4
 SCALE_LIMIT_SECONDS = 900.0
 """The time limit of one round: a 15-minute reporting interval (the issue's shortest)."""
@@ -584,6 +588,21 @@ def _replay_batch(task: tuple[str, int]) -> tuple[int, int, int]:
     return count, os.getpid(), _peak_rss_bytes()
 
 
+def _other_children_rss(workers: set[int]) -> int:
+    """The resident set, now, of this process's descendants that ran no task (Dask's nannies, a
+    pool's idle workers); 0 without psutil (which the ``dask`` extra brings)."""
+    try:
+        import psutil
+    except ModuleNotFoundError:
+        return 0
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        if child.pid not in workers:
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+    return total
+
+
 def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
     """One (N, executor, workers) round in a fresh child process; sends its figures through ``conn``."""
     try:
@@ -595,6 +614,7 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
             start = time.perf_counter()
             done = run_tasks(executor, _replay_batch, tasks, retries=0)
             seconds = time.perf_counter() - start
+            others = _other_children_rss({pid for _, pid, _ in done})
         finally:
             executor.close()
         if sum(d[0] for d in done) != hoods:
@@ -603,9 +623,10 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
         for _, pid, rss in done:
             workers_peak[pid] = max(rss, workers_peak.get(pid, 0))
         own = _peak_rss_bytes()
-        peak = own if name == "inprocess" else own + sum(workers_peak.values())
+        peak = own if name == "inprocess" else own + sum(workers_peak.values()) + others
         conn.send({"n": n, "executor": name, "workers": workers, "round_s": seconds,
                    "reports_per_s_per_core": n / seconds / workers, "peak_rss_bytes": peak,
+                   "helper_rss_bytes": others,
                    "neighbourhoods": hoods, "tasks": len(tasks), "load_average": os.getloadavg()[0]})
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
@@ -631,6 +652,19 @@ def _run_point(path: str, n: int, name: str, workers: int) -> dict:
     return row
 
 
+def _scale_runs(text: str | None) -> tuple[tuple[str, int, int], ...]:
+    """:data:`SCALE_RUNS`, or the subset named by ``text`` (:data:`SCALE_RUNS_ENV`)."""
+    if not text:
+        return SCALE_RUNS
+    runs = []
+    for part in text.split(",")[:len(SCALE_RUNS) * 4]:
+        fields = part.strip().split(":")
+        if len(fields) != 3 or fields[0] not in {r[0] for r in SCALE_RUNS} or not all(f.isdigit() for f in fields[1:]):
+            raise ValueError(f"{SCALE_RUNS_ENV}: {part!r} is not executor:workers:largest-N")
+        runs.append((fields[0], int(fields[1]), int(fields[2])))
+    return tuple(runs)
+
+
 def _scale(config: BenchConfig) -> list[dict]:
     import multiprocessing
 
@@ -644,9 +678,10 @@ def _scale(config: BenchConfig) -> list[dict]:
         if builder.exitcode != 0 or not os.path.exists(path):
             raise RuntimeError("aggregation scale: building the cached round failed")
     sizes = QUICK_SCALE_SIZES if config.quick else SCALE_SIZES
+    runs = _scale_runs(os.environ.get(SCALE_RUNS_ENV))
     rows = []
     for n in sizes:
-        for name, workers, largest in SCALE_RUNS:
+        for name, workers, largest in runs:
             if n > largest:
                 continue
             config.progress(f"aggregation scale: N={n:,}, {name}, {workers} worker(s)")
@@ -659,7 +694,7 @@ def _scale_plot(config: BenchConfig, rows: list[dict]) -> str | None:
     if pyplot is None:
         return None
     figure, axis = pyplot.subplots(figsize=(6.5, 4.5))
-    for name, workers, _ in SCALE_RUNS:
+    for name, workers in dict.fromkeys((r["executor"], r["workers"]) for r in rows):
         points = [(r["n"], r["round_s"]) for r in rows if r["executor"] == name and r["workers"] == workers]
         if points:
             axis.plot(*zip(*points), marker="o", label=f"{name}, {workers} worker(s)")
@@ -686,7 +721,8 @@ def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comp
     lines = [f"one round at the utility and the tree (spec 13.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
              "replay of one real cached round (bundles, the tree's fold, receipt, commit, unmask requests, "
              "finish with the sums checked); reports/s/core = N / round / workers; peak RSS = the run's process "
-             "plus each worker's peak (shared pages counted in each: an upper bound); load avg = 1-minute load "
+             "plus each worker's peak plus, sampled at the end, any other child process (Dask's nannies, a "
+             "resource tracker) (shared pages counted in each: an upper bound); load avg = 1-minute load "
              f"when the point finished, on {os.cpu_count()} CPUs:"]
     lines += format_columns(header, cells)
     lines += ["", "targets:"]
