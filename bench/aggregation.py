@@ -591,8 +591,10 @@ def _replay_batch(task: tuple[str, int]) -> tuple[int, int, int]:
 def _other_children_rss(workers: set[int]) -> int:
     """The resident set, now, of this process's descendants that ran no task (Dask's nannies, a
     pool's idle workers); 0 without psutil (which the ``dask`` extra brings)."""
+    import importlib
+
     try:
-        import psutil
+        psutil = importlib.import_module("psutil")
     except ModuleNotFoundError:
         return 0
     total = 0
