@@ -55,6 +55,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
+import gmpy2
+from gmpy2 import mpz
+
 from protocols.aggregation import (
     Aggregator,
     AggregatorState,
@@ -348,11 +351,11 @@ BASELINE_NOTES = {
 }
 
 
-def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison]:
+def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison | Figures]:
     count = QUICK_THROUGHPUT_METERS if config.quick else THROUGHPUT_METERS
     common = {"baseline_name": "phe " + getattr(phe, "__version__", "1.5"), "repeats": config.repeats,
               "min_time": config.min_time}
-    results = []
+    results: list[Comparison | Figures] = []
 
     def case(name, ours, baseline, note, target, ours_items, unit, **details):
         config.progress(f"aggregation: {name}")
@@ -371,6 +374,7 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
     for kind, baseline in (("in memory", phe_sums.in_memory), ("from JSON", phe_sums.from_json)):
         case(f"aggregator throughput vs phe {kind}", aggregate, baseline,
              f"{ours_note}; {BASELINE_NOTES[kind]}", 2.0, count, "ciphertext")
+    anatomy = _fold_anatomy(config, phe, p.hood, reports, aggregate)
     decoded = [MeterReport.decode(report, p.hood).ciphertext for report in reports]
     case("arithmetic core (sum_ciphertexts) vs phe in memory", lambda: sum_ciphertexts(decoded),
          phe_sums.in_memory, "ours: the product of already decoded ciphertexts, nothing else; "
@@ -386,7 +390,129 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
              f"{BASELINE_NOTES[kind]}, {count} of the same readings, one EncryptedNumber each; "
              "each side's time divided by its readings", 20.0, count * slots, "reading",
              slots=slots, value_bits=PACKED_VALUE_BITS)
-    return results
+    return [*results, anatomy]
+
+
+# ---------------------------------------------------------------------------
+# 2b. The fold at the limit: every step of the aggregator's path against one multiplication mod n^2
+
+
+FOLD_REPEATS = 15
+"""Interleaved repeats of every variant in :func:`_fold_anatomy` (``--quick``: 3)."""
+
+
+def _lazy_pairs(values, modulus):
+    """The product mod ``modulus`` with one reduction per two multiplications (a variant measured)."""
+    acc = mpz(1)
+    for i in range(0, len(values) - 1, 2):
+        acc = acc * values[i] * values[i + 1] % modulus
+    if len(values) % 2:
+        acc = acc * values[-1] % modulus
+    return acc
+
+
+def _pairwise_tree(values, modulus):
+    """The product mod ``modulus`` as a balanced tree of reduced pairwise products (a variant measured)."""
+    level = list(values)
+    while len(level) > 1:
+        paired = [level[i] * level[i + 1] % modulus for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0] % modulus if level else mpz(1) % modulus
+
+
+def _fold_anatomy(config: BenchConfig, phe, hood, reports: list[bytes], aggregate) -> Figures:
+    """Per report, CPU and wall time of each step of the aggregator's path and of phe on the same
+    ciphertexts, all timed in one process, interleaved repeat by repeat (specs/aggregation.md 13.4)."""
+    from protocols.aggregation.aggregator import _MeterReportReader, fold_product
+    from protocols.schemes.paillier import product_mod
+
+    pk = hood.public_key
+    n, nsquare, width = mpz(pk.n), mpz(pk.nsquare), pk.ciphertext_length()
+    reader = _MeterReportReader(hood, 1)
+    read = [reader.read_encoded(raw) for raw in reports]
+    if any(r is None for r in read):
+        raise RuntimeError("aggregation fold: a report left the fast reader")
+    cs = [r[1] for r in read if r is not None]
+    wire = [int(c).to_bytes(width, "big") for c in cs]  # key 4 of each report: I2OSP(c, len(n^2))
+    if any(w not in raw for w, raw in zip(wire, reports)):
+        raise RuntimeError("aggregation fold: a ciphertext is not in its report")
+    phe_key = phe.PaillierPublicKey(int(n))
+    objects = [phe.EncryptedNumber(phe_key, int(c)) for c in cs]
+    new = phe.EncryptedNumber
+
+    def modmul():
+        acc = mpz(1)
+        for c in cs:
+            acc = acc * c % nsquare
+        return acc
+
+    def checked(product):
+        def fold():
+            if not all(0 < c < nsquare for c in cs):
+                raise RuntimeError("out of range")
+            acc = product(cs, nsquare)
+            if gmpy2.gcd(acc, n) != 1:
+                raise RuntimeError("not a unit")
+            return acc
+        return fold
+
+    def read_all():
+        fast = _MeterReportReader(hood, 1).read_encoded
+        return [fast(raw) for raw in reports]
+
+    variants = {
+        "one multiplication mod n^2 per report (a * b % n2, one thread)": modmul,
+        "phe: + over EncryptedNumber objects of the same ciphertexts": lambda: functools.reduce(operator.add, objects),
+        "phe: from the same ciphertext bytes (int.from_bytes, EncryptedNumber, +)":
+            lambda: functools.reduce(operator.add, (new(phe_key, int.from_bytes(w, "big")) for w in wire)),
+        "ours: read and check the meter-reports (7.3 reader)": read_all,
+        "ours: fold as the aggregator does it (fold_product: product, one gcd; range checked by the reader)":
+            lambda: fold_product(cs, pk)[0],
+        "ours: fold, one thread, one reduction per product": checked(lambda v, m: functools.reduce(
+            lambda a, b: a * b % m, v, mpz(1))),
+        "ours: fold, product_mod (two threads from 256 factors)": checked(product_mod),
+        "ours: fold, one reduction per two products": checked(_lazy_pairs),
+        "ours: fold, balanced tree of reduced pairwise products": checked(_pairwise_tree),
+        "ours: whole Aggregator.aggregate (read, checks, fold, report and MAC)": aggregate,
+    }
+    expected = modmul()
+    for name in list(variants)[3:]:
+        if name.startswith("ours: fold") and variants[name]() != expected:
+            raise RuntimeError(f"aggregation fold: {name} gave another product")
+    repeats = 3 if config.quick else FOLD_REPEATS
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    config.progress(f"aggregation: the fold at the limit, {len(variants)} variants x {repeats} interleaved repeats")
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            gc.collect()
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            cpu[name].append((time.process_time() - c0) / len(reports))
+            wall[name].append((time.perf_counter() - w0) / len(reports))
+    rows: list[dict[str, Any]] = [{"name": name, "cpu_us": {k: v * 1e6 for k, v in spread(cpu[name]).items()},
+             "wall_us": {k: v * 1e6 for k, v in spread(wall[name]).items()}} for name in variants]
+    base = {key: statistics.median(cpu[name]) for key, name in
+            (("modmul", list(variants)[0]), ("phe", list(variants)[1]))}
+    for row, name in zip(rows, variants):
+        row["cpu_vs_modmul"] = statistics.median(cpu[name]) / base["modmul"]
+        row["phe_cpu_over_ours_cpu"] = base["phe"] / statistics.median(cpu[name])
+        row["phe_cpu_over_ours_wall"] = base["phe"] / statistics.median(wall[name])
+    header = ("step (per report)", "CPU us median [min..max]", "wall us median", "CPU / modmul",
+              "phe CPU / this CPU", "phe CPU / this wall")
+    cells = [(row["name"], _cell(row["cpu_us"], 2), f"{row['wall_us']['median']:.2f}", f"{row['cpu_vs_modmul']:.2f}",
+              f"{row['phe_cpu_over_ours_cpu']:.2f}x", f"{row['phe_cpu_over_ours_wall']:.2f}x") for row in rows]
+    lines = [f"{len(reports):,} meter-reports of one round into one aggregator, 2048-bit n; every variant over the "
+             f"same ciphertexts, {repeats} repeats interleaved; CPU = process time (all threads), so a two-thread "
+             f"product counts both cores; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:"]
+    lines += format_columns(header, cells)
+    lines.append(f"2x phe needs at most {base['phe'] / 2 * 1e6:.2f} us of CPU per report; one multiplication mod "
+                 f"n^2 is {base['modmul'] * 1e6:.2f} us: phe costs {base['phe'] / base['modmul']:.2f} of them.")
+    values = {"reports": len(reports), "repeats": repeats, "rows": rows, "modmul_cpu_us": base["modmul"] * 1e6,
+              "phe_cpu_us": base["phe"] * 1e6, "load_average": os.getloadavg()[0]}
+    return Figures("aggregation: the fold at the limit (per report)", values, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------
@@ -747,10 +873,14 @@ def run(config: BenchConfig) -> list[Comparison | Figures]:
     encryptor = FastEncryptor.create(sk.public_key, rng, window=8)
     if config.scale:
         versus = _versus_phe(config, phe, sk, encryptor, rng)
-        return [*versus, _scale_figures(config, scale_rows, versus)]
+        return [*versus, _scale_figures(config, scale_rows, _comparisons(versus))]
     rows = [_per_meter(config, sk, encryptor, n, rng) for n in (QUICK_SIZES if config.quick else SIZES)]
     versus = _versus_phe(config, phe, sk, encryptor, rng)
-    return [*versus, _figures(config, rows, versus)]
+    return [*versus, _figures(config, rows, _comparisons(versus))]
+
+
+def _comparisons(results: list[Comparison | Figures]) -> list[Comparison]:
+    return [r for r in results if isinstance(r, Comparison)]
 
 
 BENCHMARK = Benchmark(

@@ -19,7 +19,7 @@ from protocols.errors import (
     ReplayError,
 )
 from protocols.primitives import cbor
-from protocols.schemes.paillier import Ciphertext, product_mod
+from protocols.schemes.paillier import Ciphertext, PublicKey, product_mod
 
 
 def _mpz_from_bytes_of_int(data: bytes, byteorder: Literal["little", "big"]) -> mpz:
@@ -47,15 +47,26 @@ Contribution = tuple[str, mpz, Sequence[str], Sequence[bytes]]
 """(sender, c, covered meters, their confirmations) of one decoded input."""
 
 
+def fold_product(values: Sequence[mpz], public_key: PublicKey) -> tuple[mpz, int | None]:
+    """Spec 7.1 step 3 on ciphertexts already range-checked (0 < c < n^2, step 1): their product
+    mod n^2, and None, or the index of the first value that is not a unit mod n.
+
+    The unit check is one gcd, on the product: gcd(prod mod n^2, n) = gcd(prod, n), which is 1
+    iff every factor's gcd with n is 1.  Only a product that fails it is searched factor by factor.
+    """
+    acc = product_mod(values, public_key.nsquare)
+    if gcd(acc, public_key.n) == 1:
+        return acc, None
+    n = public_key.n
+    return acc, next(i for i, c in enumerate(values) if gcd(c, n) != 1)
+
+
 def _fold(hood: Neighbourhood, contributions: Sequence[Contribution]) -> mpz:
     """Spec 7.1 step 3: the product of the contributions' ciphertexts mod n^2; a product that is
     not a unit mod n names the first contribution that is not one."""
-    pk = hood.public_key
-    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
-    if gcd(acc, pk.n) != 1:
-        for child, c, _, _ in contributions:
-            if gcd(c, pk.n) != 1:
-                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    acc, bad = fold_product([c for _, c, _, _ in contributions], hood.public_key)
+    if bad is not None:
+        raise InvalidCiphertextError(f"the ciphertext from {contributions[bad][0]} is not a unit mod n")
     return acc
 
 
@@ -96,25 +107,30 @@ class Aggregator:
         if not inputs:
             raise RecoveryError(f"aggregator {state.aggregator_id} received no report for round {round_id}")
         children = set(hood.children(state.aggregator_id))
-        contributions, seen = [], set()
+        contributions: list[Contribution] = []
+        seen: set[str] = set()
         encoded: list[tuple[int, bytes, bytes]] | None = []  # (index, CBOR of the id, CBOR of the confirmations)
         reader = _MeterReportReader(hood, round_id)
         read, index = reader.read_encoded, hood._index
         for raw in inputs:
             fast = read(raw)
+            if fast is not None and encoded is not None:  # the meter-report fast path (7.3), no re-wrapping
+                sender, c, confirmations, id_cbor, conf_cbor = fast
+                if sender not in children or sender in seen:
+                    _refuse(state.aggregator_id, sender, children)
+                seen.add(sender)
+                contributions.append((sender, c, (sender,), (confirmations,)))
+                encoded.append((index[sender], id_cbor, conf_cbor))
+                continue
             if fast is None:  # an aggregate-report, or anything the fast reader does not accept
                 part = msg.decode_child(raw, hood)
                 message_round, sender, contribution = part.round, part.sender, contribution_of(part)
                 encoded = None
             else:
-                sender, c, confirmations, id_cbor, conf_cbor = fast
+                sender, c, confirmations, _, _ = fast
                 message_round, contribution = round_id, (sender, c, (sender,), (confirmations,))
-                if encoded is not None:
-                    encoded.append((index[sender], id_cbor, conf_cbor))
-            if sender not in children:
-                raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
-            if sender in seen:
-                raise DuplicateContributionError(f"{state.aggregator_id} received two reports from {sender}")
+            if sender not in children or sender in seen:
+                _refuse(state.aggregator_id, sender, children)
             seen.add(sender)
             if message_round != round_id:
                 msg.check_round_of(message_round, round_id, "report", sender)
@@ -127,6 +143,13 @@ class Aggregator:
         state.last_round = round_id
         state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
         return out
+
+
+def _refuse(aggregator_id: str, sender: str, children: set[str]) -> None:
+    """Spec 7.1 step 2: a sender that is not a child, else a second report from one child."""
+    if sender not in children:
+        raise InjectedContributionError(f"{sender} is not a child of {aggregator_id}")
+    raise DuplicateContributionError(f"{aggregator_id} received two reports from {sender}")
 
 
 def _seal_meter_fold(hood: Neighbourhood, contributions: Sequence[Contribution],
