@@ -107,30 +107,25 @@ class Aggregator:
         if not inputs:
             raise RecoveryError(f"aggregator {state.aggregator_id} received no report for round {round_id}")
         children = set(hood.children(state.aggregator_id))
-        contributions: list[Contribution] = []
-        seen: set[str] = set()
+        contributions, seen = [], set()
         encoded: list[tuple[int, bytes, bytes]] | None = []  # (index, CBOR of the id, CBOR of the confirmations)
         reader = _MeterReportReader(hood, round_id)
         read, index = reader.read_encoded, hood._index
         for raw in inputs:
             fast = read(raw)
-            if fast is not None and encoded is not None:  # the meter-report fast path (7.3), no re-wrapping
-                sender, c, confirmations, id_cbor, conf_cbor = fast
-                if sender not in children or sender in seen:
-                    _refuse(state.aggregator_id, sender, children)
-                seen.add(sender)
-                contributions.append((sender, c, (sender,), (confirmations,)))
-                encoded.append((index[sender], id_cbor, conf_cbor))
-                continue
             if fast is None:  # an aggregate-report, or anything the fast reader does not accept
                 part = msg.decode_child(raw, hood)
                 message_round, sender, contribution = part.round, part.sender, contribution_of(part)
                 encoded = None
             else:
-                sender, c, confirmations, _, _ = fast
+                sender, c, confirmations, id_cbor, conf_cbor = fast
                 message_round, contribution = round_id, (sender, c, (sender,), (confirmations,))
-            if sender not in children or sender in seen:
-                _refuse(state.aggregator_id, sender, children)
+                if encoded is not None:
+                    encoded.append((index[sender], id_cbor, conf_cbor))
+            if sender not in children:
+                raise InjectedContributionError(f"{sender} is not a child of {state.aggregator_id}")
+            if sender in seen:
+                raise DuplicateContributionError(f"{state.aggregator_id} received two reports from {sender}")
             seen.add(sender)
             if message_round != round_id:
                 msg.check_round_of(message_round, round_id, "report", sender)
@@ -143,13 +138,6 @@ class Aggregator:
         state.last_round = round_id
         state.retained = {round_id: tuple(bytes(raw) for raw in inputs)}
         return out
-
-
-def _refuse(aggregator_id: str, sender: str, children: set[str]) -> None:
-    """Spec 7.1 step 2: a sender that is not a child, else a second report from one child."""
-    if sender not in children:
-        raise InjectedContributionError(f"{sender} is not a child of {aggregator_id}")
-    raise DuplicateContributionError(f"{aggregator_id} received two reports from {sender}")
 
 
 def _seal_meter_fold(hood: Neighbourhood, contributions: Sequence[Contribution],
