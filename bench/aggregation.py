@@ -759,7 +759,8 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
         peak = own if name == "inprocess" else own + sum(workers_peak.values()) + others
         conn.send({"n": n, "executor": name, "workers": workers, "round_s": seconds,
                    "reports_per_s_per_core": n / seconds / workers, "peak_rss_bytes": peak,
-                   "helper_rss_bytes": others,
+                   "helper_rss_bytes": others, "own_rss_bytes": own,
+                   "worker_peak_rss_bytes": sorted(workers_peak.values()),
                    "neighbourhoods": hoods, "tasks": len(tasks), "load_average": os.getloadavg()[0]})
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
