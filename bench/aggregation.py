@@ -32,10 +32,16 @@ digest cached: meter.reveal_graph_nonce recomputes the digest of the whole
 directory for every meter, so an N-meter setup in one process costs O(N^2)
 (a real meter hashes the directory once; the simulation does it N times).
 
+2b. The fold at the limit: every step of the aggregator's path per report
+   (the reader, the product variants, the whole path) against one
+   multiplication mod n^2 and against phe on the same ciphertexts, CPU and
+   wall time, interleaved (specs/aggregation.md 13.4).
 4. With ``--scale`` (instead of 1): one round at the utility and the tree
    for N = 10^3 to 10^6 meters, as N / 1,000 replays of one real cached
-   1,000-meter neighbourhood round, in-process and on a process pool of 1
-   and 2 workers (specs/aggregation.md 13.4); the 2-3 comparisons with phe
+   1,000-meter neighbourhood round, in-process, on a process pool and on a
+   Dask LocalCluster of 1 and 2 workers (specs/aggregation.md 13.4); the
+   environment variable USAPP_BENCH_SCALE_RUNS picks a subset
+   (``dask:2:100000,process:1:1000000``).  The 2-3 comparisons with phe
    follow.  Writes bench/results/aggregation_scale.png and caches the round
    in bench/results/aggregation-scale-cache-1000.pickle.
 
