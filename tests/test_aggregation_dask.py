@@ -105,11 +105,22 @@ def test_a_dask_worker_killed_mid_round_is_retried_with_the_same_result(played, 
     assert got.transcript_digest() == expected.transcript_digest()
 
 
-def test_a_dask_worker_killed_without_retries_abandons_the_round(played, cluster):
+def test_a_dask_worker_killed_without_retries_abandons_the_round(played, cluster, tmp_path):
     """Spec 13.3 item 3: with no retry left, the round is abandoned with RecoveryError naming the
-    subtree."""
+    subtree.  The task would succeed on a second run (it kills only once), so this also shows that
+    the LocalCluster's scheduler did not re-run it on its own (allowed_failures=0)."""
     _two_workers(cluster)
     node = _first_subtree(played)
+    marker = tmp_path / "killed"
     with pytest.raises(RecoveryError, match=f"subtree {node}.*abandoned") as info:
-        replay(played, Killing(cluster, node, None), retries=0)
+        replay(played, Killing(cluster, node, str(marker)), retries=0)
     assert type(info.value) is RecoveryError
+    assert marker.exists()
+
+
+def test_a_dask_worker_that_keeps_dying_abandons_the_round(played, cluster):
+    """Spec 13.3 item 3: a task that kills every worker it runs on is abandoned after its retry."""
+    _two_workers(cluster)
+    node = _first_subtree(played)
+    with pytest.raises(RecoveryError, match=f"subtree {node} failed 2 times"):
+        replay(played, Killing(cluster, node, None), retries=1)
