@@ -32,10 +32,16 @@ digest cached: meter.reveal_graph_nonce recomputes the digest of the whole
 directory for every meter, so an N-meter setup in one process costs O(N^2)
 (a real meter hashes the directory once; the simulation does it N times).
 
+2b. The fold at the limit: every step of the aggregator's path per report
+   (the reader, the product variants, the whole path) against one
+   multiplication mod n^2 and against phe on the same ciphertexts, CPU and
+   wall time, interleaved (specs/aggregation.md 13.4).
 4. With ``--scale`` (instead of 1): one round at the utility and the tree
    for N = 10^3 to 10^6 meters, as N / 1,000 replays of one real cached
-   1,000-meter neighbourhood round, in-process and on a process pool of 1
-   and 2 workers (specs/aggregation.md 13.4); the 2-3 comparisons with phe
+   1,000-meter neighbourhood round, in-process, on a process pool and on a
+   Dask LocalCluster of 1 and 2 workers (specs/aggregation.md 13.4); the
+   environment variable USAPP_BENCH_SCALE_RUNS picks a subset
+   (``dask:2:100000,process:1:1000000``).  The 2-3 comparisons with phe
    follow.  Writes bench/results/aggregation_scale.png and caches the round
    in bench/results/aggregation-scale-cache-1000.pickle.
 
@@ -54,6 +60,9 @@ import statistics
 import time
 from dataclasses import replace
 from typing import Any
+
+import gmpy2
+from gmpy2 import mpz
 
 from protocols.aggregation import (
     Aggregator,
@@ -322,13 +331,17 @@ def _flat(sk, encryptor, rng, count: int, slots: int, value_bits: int):
 
 
 class _PheBaseline:
-    """phe summing EncryptedNumbers of readings with ``+``: in memory, or each
-    parsed first from phe's documented JSON form {"v": str(ciphertext), "e": exponent}."""
+    """phe summing EncryptedNumbers with ``+``: in memory, or each parsed first from phe's
+    documented JSON form {"v": str(ciphertext), "e": exponent}.  The ciphertexts are ``ciphertexts``
+    (the very ones of our meter-reports: the same input on both sides), else fresh encryptions of
+    ``values``."""
 
-    def __init__(self, phe, public_key, encryptor, values, rng):
+    def __init__(self, phe, public_key, encryptor, values, rng, ciphertexts=None):
         self.phe = phe
         self.public_key = phe.PaillierPublicKey(int(public_key.n))
-        self.numbers = [phe.EncryptedNumber(self.public_key, int(encryptor.encrypt(v, rng).c)) for v in values]
+        if ciphertexts is None:
+            ciphertexts = [encryptor.encrypt(v, rng).c for v in values]
+        self.numbers = [phe.EncryptedNumber(self.public_key, int(c)) for c in ciphertexts]
         self.serialised = [json.dumps({"v": str(x.ciphertext(be_secure=False)), "e": x.exponent})
                            for x in self.numbers]
 
@@ -348,11 +361,11 @@ BASELINE_NOTES = {
 }
 
 
-def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison]:
+def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison | Figures]:
     count = QUICK_THROUGHPUT_METERS if config.quick else THROUGHPUT_METERS
     common = {"baseline_name": "phe " + getattr(phe, "__version__", "1.5"), "repeats": config.repeats,
               "min_time": config.min_time}
-    results = []
+    results: list[Comparison | Figures] = []
 
     def case(name, ours, baseline, note, target, ours_items, unit, **details):
         config.progress(f"aggregation: {name}")
@@ -365,12 +378,14 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
 
     config.progress(f"aggregation: throughput: a flat round of {count} meter reports")
     p, readings, reports, aggregate = _flat(sk, encryptor, rng, count, 1, VALUE_BITS)
-    phe_sums = _PheBaseline(phe, sk.public_key, encryptor, [r[0] for r in readings.values()], rng)
+    same = [MeterReport.decode(report, p.hood).ciphertext.c for report in reports]
+    phe_sums = _PheBaseline(phe, sk.public_key, encryptor, None, rng, ciphertexts=same)
     ours_note = (f"ours: Aggregator.aggregate of {count} meter-report messages (CBOR decode, validation, "
                  "product, the outgoing report and its MAC)")
     for kind, baseline in (("in memory", phe_sums.in_memory), ("from JSON", phe_sums.from_json)):
         case(f"aggregator throughput vs phe {kind}", aggregate, baseline,
-             f"{ours_note}; {BASELINE_NOTES[kind]}", 2.0, count, "ciphertext")
+             f"{ours_note}; {BASELINE_NOTES[kind]} (the very ciphertexts of our reports)", 2.0, count, "ciphertext")
+    anatomy = _fold_anatomy(config, phe, p.hood, reports, aggregate)
     decoded = [MeterReport.decode(report, p.hood).ciphertext for report in reports]
     case("arithmetic core (sum_ciphertexts) vs phe in memory", lambda: sum_ciphertexts(decoded),
          phe_sums.in_memory, "ours: the product of already decoded ciphertexts, nothing else; "
@@ -386,7 +401,129 @@ def _versus_phe(config: BenchConfig, phe, sk, encryptor, rng) -> list[Comparison
              f"{BASELINE_NOTES[kind]}, {count} of the same readings, one EncryptedNumber each; "
              "each side's time divided by its readings", 20.0, count * slots, "reading",
              slots=slots, value_bits=PACKED_VALUE_BITS)
-    return results
+    return [*results, anatomy]
+
+
+# ---------------------------------------------------------------------------
+# 2b. The fold at the limit: every step of the aggregator's path against one multiplication mod n^2
+
+
+FOLD_REPEATS = 15
+"""Interleaved repeats of every variant in :func:`_fold_anatomy` (``--quick``: 3)."""
+
+
+def _lazy_pairs(values, modulus):
+    """The product mod ``modulus`` with one reduction per two multiplications (a variant measured)."""
+    acc = mpz(1)
+    for i in range(0, len(values) - 1, 2):
+        acc = acc * values[i] * values[i + 1] % modulus
+    if len(values) % 2:
+        acc = acc * values[-1] % modulus
+    return acc
+
+
+def _pairwise_tree(values, modulus):
+    """The product mod ``modulus`` as a balanced tree of reduced pairwise products (a variant measured)."""
+    level = list(values)
+    while len(level) > 1:
+        paired = [level[i] * level[i + 1] % modulus for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0] % modulus if level else mpz(1) % modulus
+
+
+def _fold_anatomy(config: BenchConfig, phe, hood, reports: list[bytes], aggregate) -> Figures:
+    """Per report, CPU and wall time of each step of the aggregator's path and of phe on the same
+    ciphertexts, all timed in one process, interleaved repeat by repeat (specs/aggregation.md 13.4)."""
+    from protocols.aggregation.aggregator import _MeterReportReader, fold_product
+    from protocols.schemes.paillier import product_mod
+
+    pk = hood.public_key
+    n, nsquare, width = mpz(pk.n), mpz(pk.nsquare), pk.ciphertext_length()
+    reader = _MeterReportReader(hood, 1)
+    read = [reader.read_encoded(raw) for raw in reports]
+    if any(r is None for r in read):
+        raise RuntimeError("aggregation fold: a report left the fast reader")
+    cs = [r[1] for r in read if r is not None]
+    wire = [int(c).to_bytes(width, "big") for c in cs]  # key 4 of each report: I2OSP(c, len(n^2))
+    if any(w not in raw for w, raw in zip(wire, reports)):
+        raise RuntimeError("aggregation fold: a ciphertext is not in its report")
+    phe_key = phe.PaillierPublicKey(int(n))
+    objects = [phe.EncryptedNumber(phe_key, int(c)) for c in cs]
+    new = phe.EncryptedNumber
+
+    def modmul():
+        acc = mpz(1)
+        for c in cs:
+            acc = acc * c % nsquare
+        return acc
+
+    def checked(product):
+        def fold():
+            if not all(0 < c < nsquare for c in cs):
+                raise RuntimeError("out of range")
+            acc = product(cs, nsquare)
+            if gmpy2.gcd(acc, n) != 1:
+                raise RuntimeError("not a unit")
+            return acc
+        return fold
+
+    def read_all():
+        fast = _MeterReportReader(hood, 1).read_encoded
+        return [fast(raw) for raw in reports]
+
+    variants = {
+        "one multiplication mod n^2 per report (a * b % n2, one thread)": modmul,
+        "phe: + over EncryptedNumber objects of the same ciphertexts": lambda: functools.reduce(operator.add, objects),
+        "phe: from the same ciphertext bytes (int.from_bytes, EncryptedNumber, +)":
+            lambda: functools.reduce(operator.add, (new(phe_key, int.from_bytes(w, "big")) for w in wire)),
+        "ours: read and check the meter-reports (7.3 reader)": read_all,
+        "ours: fold as the aggregator does it (fold_product: product, one gcd; range checked by the reader)":
+            lambda: fold_product(cs, pk)[0],
+        "ours: fold, one thread, one reduction per product": checked(lambda v, m: functools.reduce(
+            lambda a, b: a * b % m, v, mpz(1))),
+        "ours: fold, product_mod (two threads from 256 factors)": checked(product_mod),
+        "ours: fold, one reduction per two products": checked(_lazy_pairs),
+        "ours: fold, balanced tree of reduced pairwise products": checked(_pairwise_tree),
+        "ours: whole Aggregator.aggregate (read, checks, fold, report and MAC)": aggregate,
+    }
+    expected = modmul()
+    for name in list(variants)[3:]:
+        if name.startswith("ours: fold") and variants[name]() != expected:
+            raise RuntimeError(f"aggregation fold: {name} gave another product")
+    repeats = 3 if config.quick else FOLD_REPEATS
+    cpu: dict[str, list[float]] = {name: [] for name in variants}
+    wall: dict[str, list[float]] = {name: [] for name in variants}
+    config.progress(f"aggregation: the fold at the limit, {len(variants)} variants x {repeats} interleaved repeats")
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            gc.collect()
+            c0, w0 = time.process_time(), time.perf_counter()
+            fn()
+            cpu[name].append((time.process_time() - c0) / len(reports))
+            wall[name].append((time.perf_counter() - w0) / len(reports))
+    rows: list[dict[str, Any]] = [{"name": name, "cpu_us": {k: v * 1e6 for k, v in spread(cpu[name]).items()},
+             "wall_us": {k: v * 1e6 for k, v in spread(wall[name]).items()}} for name in variants]
+    base = {key: statistics.median(cpu[name]) for key, name in
+            (("modmul", list(variants)[0]), ("phe", list(variants)[1]))}
+    for row, name in zip(rows, variants):
+        row["cpu_vs_modmul"] = statistics.median(cpu[name]) / base["modmul"]
+        row["phe_cpu_over_ours_cpu"] = base["phe"] / statistics.median(cpu[name])
+        row["phe_cpu_over_ours_wall"] = base["phe"] / statistics.median(wall[name])
+    header = ("step (per report)", "CPU us median [min..max]", "wall us median", "CPU / modmul",
+              "phe CPU / this CPU", "phe CPU / this wall")
+    cells = [(row["name"], _cell(row["cpu_us"], 2), f"{row['wall_us']['median']:.2f}", f"{row['cpu_vs_modmul']:.2f}",
+              f"{row['phe_cpu_over_ours_cpu']:.2f}x", f"{row['phe_cpu_over_ours_wall']:.2f}x") for row in rows]
+    lines = [f"{len(reports):,} meter-reports of one round into one aggregator, 2048-bit n; every variant over the "
+             f"same ciphertexts, {repeats} repeats interleaved; CPU = process time (all threads), so a two-thread "
+             f"product counts both cores; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs:"]
+    lines += format_columns(header, cells)
+    lines.append(f"2x phe needs at most {base['phe'] / 2 * 1e6:.2f} us of CPU per report; one multiplication mod "
+                 f"n^2 is {base['modmul'] * 1e6:.2f} us: phe costs {base['phe'] / base['modmul']:.2f} of them.")
+    values = {"reports": len(reports), "repeats": repeats, "rows": rows, "modmul_cpu_us": base["modmul"] * 1e6,
+              "phe_cpu_us": base["phe"] * 1e6, "load_average": os.getloadavg()[0]}
+    return Figures("aggregation: the fold at the limit (per report)", values, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------
@@ -525,9 +662,13 @@ SCALE_HOOD_METERS = 1_000
 """Meters per neighbourhood in the scale runs: a city of N meters is N / 1,000 neighbourhoods."""
 SCALE_SIZES = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_SCALE_SIZES = (1_000, 10_000)
-SCALE_RUNS = (("inprocess", 1, 100_000), ("process", 1, 1_000_000), ("process", 2, 1_000_000))
+SCALE_RUNS = (("inprocess", 1, 100_000), ("process", 1, 1_000_000), ("process", 2, 1_000_000),
+              ("dask", 1, 1_000_000), ("dask", 2, 1_000_000))
 """(executor, workers, largest N): the in-process executor stops at 10^5 (it is the 1-worker process
-run without the pool)."""
+run without the pool); ``dask`` is a LocalCluster of worker processes (needs the ``dask`` extra)."""
+SCALE_RUNS_ENV = "USAPP_BENCH_SCALE_RUNS"
+"""Optional: a comma-separated subset of the runs, each ``executor:workers:largest N``
+(``dask:2:100000``), to split the full table (about 25 minutes) into shorter invocations."""
 SCALE_TASKS_PER_WORKER = 4
 SCALE_LIMIT_SECONDS = 900.0
 """The time limit of one round: a 15-minute reporting interval (the issue's shortest)."""
@@ -584,6 +725,23 @@ def _replay_batch(task: tuple[str, int]) -> tuple[int, int, int]:
     return count, os.getpid(), _peak_rss_bytes()
 
 
+def _other_children_rss(workers: set[int]) -> int:
+    """The resident set, now, of this process's descendants that ran no task (Dask's nannies, a
+    pool's idle workers); 0 without psutil (which the ``dask`` extra brings)."""
+    import importlib
+
+    try:
+        psutil = importlib.import_module("psutil")
+    except ModuleNotFoundError:
+        return 0
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        if child.pid not in workers:
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+    return total
+
+
 def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
     """One (N, executor, workers) round in a fresh child process; sends its figures through ``conn``."""
     try:
@@ -595,6 +753,7 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
             start = time.perf_counter()
             done = run_tasks(executor, _replay_batch, tasks, retries=0)
             seconds = time.perf_counter() - start
+            others = _other_children_rss({pid for _, pid, _ in done})
         finally:
             executor.close()
         if sum(d[0] for d in done) != hoods:
@@ -603,9 +762,11 @@ def _scale_point(path: str, n: int, name: str, workers: int, conn) -> None:
         for _, pid, rss in done:
             workers_peak[pid] = max(rss, workers_peak.get(pid, 0))
         own = _peak_rss_bytes()
-        peak = own if name == "inprocess" else own + sum(workers_peak.values())
+        peak = own if name == "inprocess" else own + sum(workers_peak.values()) + others
         conn.send({"n": n, "executor": name, "workers": workers, "round_s": seconds,
                    "reports_per_s_per_core": n / seconds / workers, "peak_rss_bytes": peak,
+                   "helper_rss_bytes": others, "own_rss_bytes": own,
+                   "worker_peak_rss_bytes": sorted(workers_peak.values()),
                    "neighbourhoods": hoods, "tasks": len(tasks), "load_average": os.getloadavg()[0]})
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         conn.send({"error": f"{type(exc).__name__}: {exc}"})
@@ -631,6 +792,19 @@ def _run_point(path: str, n: int, name: str, workers: int) -> dict:
     return row
 
 
+def _scale_runs(text: str | None) -> tuple[tuple[str, int, int], ...]:
+    """:data:`SCALE_RUNS`, or the subset named by ``text`` (:data:`SCALE_RUNS_ENV`)."""
+    if not text:
+        return SCALE_RUNS
+    runs = []
+    for part in text.split(",")[:len(SCALE_RUNS) * 4]:
+        fields = part.strip().split(":")
+        if len(fields) != 3 or fields[0] not in {r[0] for r in SCALE_RUNS} or not all(f.isdigit() for f in fields[1:]):
+            raise ValueError(f"{SCALE_RUNS_ENV}: {part!r} is not executor:workers:largest-N")
+        runs.append((fields[0], int(fields[1]), int(fields[2])))
+    return tuple(runs)
+
+
 def _scale(config: BenchConfig) -> list[dict]:
     import multiprocessing
 
@@ -644,9 +818,10 @@ def _scale(config: BenchConfig) -> list[dict]:
         if builder.exitcode != 0 or not os.path.exists(path):
             raise RuntimeError("aggregation scale: building the cached round failed")
     sizes = QUICK_SCALE_SIZES if config.quick else SCALE_SIZES
+    runs = _scale_runs(os.environ.get(SCALE_RUNS_ENV))
     rows = []
     for n in sizes:
-        for name, workers, largest in SCALE_RUNS:
+        for name, workers, largest in runs:
             if n > largest:
                 continue
             config.progress(f"aggregation scale: N={n:,}, {name}, {workers} worker(s)")
@@ -659,7 +834,7 @@ def _scale_plot(config: BenchConfig, rows: list[dict]) -> str | None:
     if pyplot is None:
         return None
     figure, axis = pyplot.subplots(figsize=(6.5, 4.5))
-    for name, workers, _ in SCALE_RUNS:
+    for name, workers in dict.fromkeys((r["executor"], r["workers"]) for r in rows):
         points = [(r["n"], r["round_s"]) for r in rows if r["executor"] == name and r["workers"] == workers]
         if points:
             axis.plot(*zip(*points), marker="o", label=f"{name}, {workers} worker(s)")
@@ -686,7 +861,8 @@ def _scale_figures(config: BenchConfig, rows: list[dict], comparisons: list[Comp
     lines = [f"one round at the utility and the tree (spec 13.4): N / {SCALE_HOOD_METERS:,} neighbourhoods, each a "
              "replay of one real cached round (bundles, the tree's fold, receipt, commit, unmask requests, "
              "finish with the sums checked); reports/s/core = N / round / workers; peak RSS = the run's process "
-             "plus each worker's peak (shared pages counted in each: an upper bound); load avg = 1-minute load "
+             "plus each worker's peak plus, sampled at the end, any other child process (Dask's nannies, a "
+             "resource tracker) (shared pages counted in each: an upper bound); load avg = 1-minute load "
              f"when the point finished, on {os.cpu_count()} CPUs:"]
     lines += format_columns(header, cells)
     lines += ["", "targets:"]
@@ -709,10 +885,14 @@ def run(config: BenchConfig) -> list[Comparison | Figures]:
     encryptor = FastEncryptor.create(sk.public_key, rng, window=8)
     if config.scale:
         versus = _versus_phe(config, phe, sk, encryptor, rng)
-        return [*versus, _scale_figures(config, scale_rows, versus)]
+        return [*versus, _scale_figures(config, scale_rows, _comparisons(versus))]
     rows = [_per_meter(config, sk, encryptor, n, rng) for n in (QUICK_SIZES if config.quick else SIZES)]
     versus = _versus_phe(config, phe, sk, encryptor, rng)
-    return [*versus, _figures(config, rows, versus)]
+    return [*versus, _figures(config, rows, _comparisons(versus))]
+
+
+def _comparisons(results: list[Comparison | Figures]) -> list[Comparison]:
+    return [r for r in results if isinstance(r, Comparison)]
 
 
 BENCHMARK = Benchmark(

@@ -19,7 +19,7 @@ from protocols.errors import (
     ReplayError,
 )
 from protocols.primitives import cbor
-from protocols.schemes.paillier import Ciphertext, product_mod
+from protocols.schemes.paillier import Ciphertext, PublicKey, product_mod
 
 
 def _mpz_from_bytes_of_int(data: bytes, byteorder: Literal["little", "big"]) -> mpz:
@@ -47,15 +47,26 @@ Contribution = tuple[str, mpz, Sequence[str], Sequence[bytes]]
 """(sender, c, covered meters, their confirmations) of one decoded input."""
 
 
+def fold_product(values: Sequence[mpz], public_key: PublicKey) -> tuple[mpz, int | None]:
+    """Spec 7.1 step 3 on ciphertexts already range-checked (0 < c < n^2, step 1): their product
+    mod n^2, and None, or the index of the first value that is not a unit mod n.
+
+    The unit check is one gcd, on the product: gcd(prod mod n^2, n) = gcd(prod, n), which is 1
+    iff every factor's gcd with n is 1.  Only a product that fails it is searched factor by factor.
+    """
+    acc = product_mod(values, public_key.nsquare)
+    if gcd(acc, public_key.n) == 1:
+        return acc, None
+    n = public_key.n
+    return acc, next(i for i, c in enumerate(values) if gcd(c, n) != 1)
+
+
 def _fold(hood: Neighbourhood, contributions: Sequence[Contribution]) -> mpz:
     """Spec 7.1 step 3: the product of the contributions' ciphertexts mod n^2; a product that is
     not a unit mod n names the first contribution that is not one."""
-    pk = hood.public_key
-    acc = product_mod([c for _, c, _, _ in contributions], pk.nsquare)
-    if gcd(acc, pk.n) != 1:
-        for child, c, _, _ in contributions:
-            if gcd(c, pk.n) != 1:
-                raise InvalidCiphertextError(f"the ciphertext from {child} is not a unit mod n")
+    acc, bad = fold_product([c for _, c, _, _ in contributions], hood.public_key)
+    if bad is not None:
+        raise InvalidCiphertextError(f"the ciphertext from {contributions[bad][0]} is not a unit mod n")
     return acc
 
 

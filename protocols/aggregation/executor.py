@@ -148,10 +148,16 @@ class DaskExecutor(_Closing):
     With no ``address``, a ``LocalCluster`` of ``workers`` workers, one thread
     each, in worker processes (``processes=True``) or as threads of this
     process (``processes=False``: starts in well under a second, but the
-    workers then share one interpreter lock).  With an ``address``
-    (``tcp://host:port``), the running scheduler there; ``workers`` is then
-    only what the figures report.  The tasks and their inputs must be
-    importable on the workers (the package installed there).
+    workers then share one interpreter lock).  The LocalCluster's scheduler
+    re-runs no task itself (``allowed_failures=0``): a task whose worker dies
+    fails at once with ``KilledWorker`` and :func:`run_tasks` alone decides
+    whether it runs again (spec 13.3).  Its workers run without Dask's
+    statistical profiler, whose history grows with a task's running time
+    (spec 13.4, memory).  With an ``address``
+    (``tcp://host:port``), the running scheduler there, with its own
+    ``allowed-failures`` setting; ``workers`` is then only what the figures
+    report.  The tasks and their inputs must be importable on the workers
+    (the package installed there).
     """
 
     address: str | None = None
@@ -170,8 +176,11 @@ class DaskExecutor(_Closing):
         except ModuleNotFoundError:
             raise ParameterError("the Dask executor needs the optional extra: pip install 'usapp[dask]'") from None
         if self.address is None:
-            self._cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                                     processes=self.processes, dashboard_address=None)
+            dask = importlib.import_module("dask")
+            with dask.config.set({"distributed.worker.profile.enabled": False}):
+                self._cluster = distributed.LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                                         processes=self.processes, dashboard_address=None,
+                                                         scheduler_kwargs={"allowed_failures": 0})
             self._client = distributed.Client(self._cluster)
         else:
             self._client = distributed.Client(self.address)
