@@ -135,3 +135,17 @@ def test_summary_counts_hits_misses_and_unpredicted() -> None:
 
 def test_counted_keys_lists_every_nonzero_key() -> None:
     assert costs_host.counted_keys(_measured((1.0,), {"a": 1, "b": 0, "state_commit": 1})) == ["a", "state_commit"]
+
+
+def test_markdown_has_a_summary_and_a_row_per_step() -> None:
+    from protocols.system.costs_report import CostRow
+
+    rows = [CostRow("integrity", "meter", "receipt", 97, 1e6, 0.5, None, 10, 20, measured_ms=0.6,
+                    model_error=-1 / 6, meter_side=True),
+            CostRow("integrity", "utility", "record", 97, None, None, None, 10, 20, measured_ms=0.4)]
+    meta = {"model_check": {"within_25pct": 1, "steps": 2, "median_abs_error": 1 / 6, "max_abs_error": 1 / 6},
+            "clock": "perf_counter", "runs": 7}
+    text = costs_host.markdown(rows, meta)
+    assert text.startswith("1 of 2 steps within 25% (1 of 1 meter-side), median |error| 17%, max 17%")
+    assert "| integrity | meter * | receipt | 97 | 0.500 | 0.600 | -17% |" in text
+    assert "| integrity | utility | record | 97 | - | 0.400 | - |" in text

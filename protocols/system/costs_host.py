@@ -416,6 +416,27 @@ def summary(rows: Sequence[Checked]) -> dict[str, Any]:
 
 
 
+def markdown(rows: Sequence[Any], meta: Mapping[str, Any]) -> str:
+    """Section 5.3: a summary line, then one table row per step (``*``: meter-side) with its invocations,
+    the predicted and measured ms and the error."""
+    summary = meta.get("model_check", {})
+    median, largest = summary.get("median_abs_error"), summary.get("max_abs_error")
+    meter = [r for r in rows if r.meter_side and r.model_error is not None]
+    lines = [f"{summary.get('within_25pct')} of {summary.get('steps')} steps within 25% "
+             f"({sum(abs(r.model_error) <= TARGET_ERROR for r in meter)} of {len(meter)} meter-side), median "
+             f"|error| {'-' if median is None else f'{median:.0%}'}, max "
+             f"{'-' if largest is None else f'{largest:.0%}'} "
+             f"(clock {meta.get('clock')}, {meta.get('runs')} timed runs)", "",
+             "| protocol | role | step | n | predicted ms | measured ms | error |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        error = "-" if r.model_error is None else f"{r.model_error:+.0%}"
+        predicted = "-" if r.ms is None else f"{r.ms:.3f}"
+        measured = "-" if r.measured_ms is None else f"{r.measured_ms:.3f}"
+        lines.append(f"| {r.protocol} | {r.role}{' *' if r.meter_side else ''} | {r.step} | {r.invocations} | "
+                     f"{predicted} | {measured} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m protocols.system.costs_host [--cpu-time] [--repeats N] [--json]``: the check of section 5.2
     (``usapp bench --device host`` with a choice of clock)."""
@@ -430,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="time with this thread's CPU time (time.thread_time) instead of time.perf_counter")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each scenario (default 7)")
     parser.add_argument("--json", action="store_true", help="print the JSON of usapp bench --device host --json")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the check as the Markdown table of specs/costs.md 5.3")
     args = parser.parse_args(argv)
     if not 1 <= args.repeats <= 100:
         parser.error("--repeats must be 1 to 100")
@@ -438,6 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        progress=lambda line: print(line, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(costs_report.to_json(report.rows, report.meta), indent=2, sort_keys=True))
+    elif args.markdown:
+        print(markdown(report.rows, report.meta), end="")
     else:
         print(costs_report.render(report.rows) + costs_bench.host_summary_text(report), end="")
     return 0
