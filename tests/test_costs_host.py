@@ -140,9 +140,9 @@ def test_counted_keys_lists_every_nonzero_key() -> None:
 def test_markdown_has_a_summary_and_a_row_per_step() -> None:
     from protocols.system.costs_report import CostRow
 
-    rows = [CostRow("integrity", "meter", "receipt", 97, 1e6, 0.5, None, 10, 20, measured_ms=0.6,
+    rows = [CostRow("integrity", "meter", "receipt", "host", 97, 1e6, 0.5, None, 10, 20, measured_ms=0.6,
                     model_error=-1 / 6, meter_side=True),
-            CostRow("integrity", "utility", "record", 97, None, None, None, 10, 20, measured_ms=0.4)]
+            CostRow("integrity", "utility", "record", "host", 97, None, None, None, 10, 20, measured_ms=0.4)]
     meta = {"model_check": {"within_25pct": 1, "steps": 2, "median_abs_error": 1 / 6, "max_abs_error": 1 / 6},
             "clock": "perf_counter", "runs": 7}
     text = costs_host.markdown(rows, meta)
