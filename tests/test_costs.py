@@ -83,7 +83,8 @@ def test_store_counts_one_commit_its_statements_and_the_bytes_it_writes(tmp_path
         store.close()
 
 
-_VALUES = st.one_of(st.binary(max_size=300), st.text(st.characters(blacklist_characters="\x00"), max_size=60),
+_VALUES = st.one_of(st.binary(max_size=300),       # text as a role stores it: UTF-8, so no lone surrogates
+                    st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=60),
                     st.integers(-2**63, 2**63 - 1),
                     st.floats(allow_nan=False, allow_infinity=False))
 
