@@ -356,6 +356,10 @@ VERIFIER_CACHE = "eccsi-verifier"
 once per process (spec 10.4.6: "once, when the verifier is made")."""
 
 
+DISTRIBUTED_KEY_CACHE = "distributed-key"
+"""ctx.cache entry of a BLS12-381 device: (the stored threshold, P_pub and node keys, the decoded key)."""
+
+
 class _Device:
     """The device's state as loaded for one input."""
 
@@ -368,12 +372,23 @@ class _Device:
             self.publics = _stored("device configuration", lambda: _eccsi_publics(self.config))
             self.threshold = 1
         else:
-            self.key = _stored("device configuration", lambda: _distributed_key(self.config))
+            self.key = _stored("device configuration", lambda: self._distributed_key())
             self.threshold = self.key.threshold
         self.nodes = {str(i): int(n) for n, i, _ in self.config[9]}
         raw = ctx.get("attempt")
         self.attempt = None if raw is None else _stored(
             "attempt", lambda: cbor.decode_map(raw, _ATTEMPT, name="attempt"))
+
+    def _distributed_key(self) -> bf_bls12.DistributedKey:
+        """The PKG's P_pub and node keys, decoded (and subgroup-checked) once per process, not at every
+        input: a meter keeps them decoded (specs/costs.md 3.1)."""
+        stored = (self.config[7], self.config[8], tuple((int(n), bytes(vk)) for n, _, vk in self.config[9]))
+        kept = self.ctx.cache.get(DISTRIBUTED_KEY_CACHE)
+        if isinstance(kept, tuple) and kept[0] == stored:
+            return kept[1]
+        key = _distributed_key(self.config)
+        self.ctx.cache[DISTRIBUTED_KEY_CACHE] = (stored, key)
+        return key
 
     def meter(self, node: int) -> iss.Meter:
         """Node ``node``'s view: the pending enrollments with it and its shares (issuance 10.3)."""
