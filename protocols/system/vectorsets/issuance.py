@@ -196,23 +196,7 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         raise VectorMismatchError(f"the run drew {len(rng.draws)} times, not 3")
     nonce, ikm, ikm_e = rng.draws
     (entry,) = pkg.state.log.entries
-    identity = iss.Identity(d["namespace"], d["serial"], d["role"], d["epoch"]).to_bytes()
-    body = cbor.decode(enrollment)
-    device_sk, device_pk = iss.DeriveKeyPair(ikm)
-    roles = [
-        {"role": "pkg", "action": "challenge", "time": d["now"],
-         "state_before": {"epoch": d["epoch"], "log_size": 0}, "output": challenge.hex()},
-        {"role": "device", "action": "enroll", "input": challenge.hex(),
-         "intermediates": {"identity": identity.decode("ascii"), "hpke_private": device_sk.hex(),
-                           "hpke_public": device_pk.hex(),
-                           "enrollment_tbs": iss.enrollment_tbs({k: v for k, v in body.items() if k != 7}).hex()},
-         "output": enrollment.hex()},
-        {"role": "pkg", "action": "enroll", "time": d["now"], "input": enrollment.hex(),
-         "intermediates": {"key_delivery_info": iss.delivery_info(nonce, identity, SUITE).hex()},
-         "output": delivery.hex(), "state_after": {"epoch": d["epoch"], "log_size": 1,
-                                                   "log_head": pkg.state.log.head.hex()}},
-        {"role": "device", "action": "receive", "input": delivery.hex(), "output": issued.key.hex()},
-    ]
+    roles = enrollment_roles(d, pkg, SUITE, nonce, ikm, challenge, enrollment, delivery, issued)
     outputs = {
         "draws": {"challenge_nonce": nonce.hex(), "device_ikm": ikm.hex(), "pkg_ikm_e": ikm_e.hex()},
         "hpke_public": iss.DeriveKeyPair(ikm)[1].hex(),
@@ -225,6 +209,29 @@ def _run(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier, run_
         "roles": roles,
     }
     return outputs, issued
+
+
+def enrollment_roles(d: Mapping[str, Any], pkg: iss.Pkg, suite: str, nonce: bytes, ikm: bytes, challenge: bytes,
+                     enrollment: bytes, delivery: bytes, issued: iss.IssuedKey) -> list[dict]:
+    """The per-role steps of one enrollment (spec 13): the PKG's challenge, the device's enrollment with
+    its intermediates, the PKG's key delivery and log, the device's receipt of the key."""
+    identity = iss.Identity(d["namespace"], d["serial"], d["role"], d["epoch"]).to_bytes()
+    body = cbor.decode(enrollment)
+    device_sk, device_pk = iss.DeriveKeyPair(ikm)
+    return [
+        {"role": "pkg", "action": "challenge", "time": d["now"],
+         "state_before": {"epoch": d["epoch"], "log_size": 0}, "output": challenge.hex()},
+        {"role": "device", "action": "enroll", "input": challenge.hex(),
+         "intermediates": {"identity": identity.decode("ascii"), "hpke_private": device_sk.hex(),
+                           "hpke_public": device_pk.hex(),
+                           "enrollment_tbs": iss.enrollment_tbs({k: v for k, v in body.items() if k != 7}).hex()},
+         "output": enrollment.hex()},
+        {"role": "pkg", "action": "enroll", "time": d["now"], "input": enrollment.hex(),
+         "intermediates": {"key_delivery_info": iss.delivery_info(nonce, identity, suite).hex()},
+         "output": delivery.hex(), "state_after": {"epoch": d["epoch"], "log_size": 1,
+                                                   "log_head": pkg.state.log.head.hex()}},
+        {"role": "device", "action": "receive", "input": delivery.hex(), "output": issued.key.hex()},
+    ]
 
 
 def _single_outputs(v: Mapping[str, Any]) -> dict:

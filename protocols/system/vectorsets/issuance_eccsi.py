@@ -27,7 +27,6 @@ from typing import Any
 from protocols import issuance as iss
 from protocols import issuance_eccsi as ie
 from protocols.errors import VectorMismatchError
-from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
 from protocols.primitives.rand import random_range
 from protocols.primitives.sakke_curve import PARAMETER_SET_1 as PS1
@@ -127,22 +126,8 @@ def enrollment(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier
     nonce, ikm = bytes.fromhex(drawn[0]["hex"]), bytes.fromhex(drawn[1]["hex"])
     (entry,) = pkg.state.log.entries
     identity = iss.Identity(d["namespace"], d["serial"], d["role"], d["epoch"]).to_bytes()
-    body = cbor.decode(request)
-    device_sk, device_pk = iss.DeriveKeyPair(ikm)
-    roles = [
-        {"role": "pkg", "action": "challenge", "time": d["now"],
-         "state_before": {"epoch": d["epoch"], "log_size": 0}, "output": challenge.hex()},
-        {"role": "device", "action": "enroll", "input": challenge.hex(),
-         "intermediates": {"identity": identity.decode("ascii"), "hpke_private": device_sk.hex(),
-                           "hpke_public": device_pk.hex(),
-                           "enrollment_tbs": iss.enrollment_tbs({k: x for k, x in body.items() if k != 7}).hex()},
-         "output": request.hex()},
-        {"role": "pkg", "action": "enroll", "time": d["now"], "input": request.hex(),
-         "intermediates": {"key_delivery_info": iss.delivery_info(nonce, identity, d["suite"]).hex()},
-         "output": delivery.hex(), "state_after": {"epoch": d["epoch"], "log_size": 1,
-                                                   "log_head": pkg.state.log.head.hex()}},
-        {"role": "device", "action": "receive", "input": delivery.hex(), "output": issued.key.hex()},
-    ]
+    device_pk = iss.DeriveKeyPair(ikm)[1]
+    roles = bf_family.enrollment_roles(d, pkg, d["suite"], nonce, ikm, challenge, request, delivery, issued)
     return {"identity": identity.decode("ascii"), "hpke_public": device_pk.hex(), "challenge": challenge.hex(),
             "enrollment": request.hex(), "key_delivery": delivery.hex(), "log_entry": entry.hex(),
             "log_head": pkg.state.log.head.hex(), "roles": roles}, issued
