@@ -133,18 +133,24 @@ def enrollment(d: dict, extractor: iss.KeyExtractor, verify_key: iss.KeyVerifier
             "log_head": pkg.state.log.head.hex(), "roles": roles}, issued
 
 
+class OutputTap:
+    """A DRBG whose every output is also kept, in hex, in :attr:`outputs` (a derivation's draws as data)."""
+
+    def __init__(self, drbg: HmacDrbg) -> None:
+        self.drbg = drbg
+        self.outputs: list[str] = []
+
+    def random_bytes(self, n: int) -> bytes:
+        out = self.drbg.random_bytes(n)
+        self.outputs.append(out.hex())
+        return out
+
+
 def v_derivation(KSAK: int, ID: bytes) -> tuple[dict, list[str], int]:
     """Spec 10.4.3 as data: the DRBG's instantiation, its outputs until v is accepted, and v."""
-    drbg = ie.derive_v(KSAK, ID)
-    outputs: list[str] = []
-
-    class Tap:
-        def random_bytes(self, n: int) -> bytes:
-            out = drbg.random_bytes(n)
-            outputs.append(out.hex())
-            return out
-
-    v = random_range(Tap(), 1, eccsi.q)
+    tap = OutputTap(ie.derive_v(KSAK, ID))
+    outputs = tap.outputs
+    v = random_range(tap, 1, eccsi.q)
     setup = {"entropy_input": eccsi.I2OSP_N(KSAK).hex(), "nonce": ID.hex(),
              "personalization": ie.V_PERSONALIZATION.hex()}
     return setup, outputs, v

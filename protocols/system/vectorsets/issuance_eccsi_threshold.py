@@ -96,15 +96,9 @@ def _u_fields(key: et.NodeKey, ID: bytes, S: tuple[int, ...]) -> dict:
     personalization = et.U_PERSONALIZATION + bytes([len(S)]) + bytes(S)
     drbg = HmacDrbg("SHA-256")
     drbg.instantiate(eccsi.I2OSP_N(key.share), ID, personalization)
-    outputs: list[str] = []
-
-    class Tap:
-        def random_bytes(self, n: int) -> bytes:
-            out = drbg.random_bytes(n)
-            outputs.append(out.hex())
-            return out
-
-    u = random_range(Tap(), 1, eccsi.q)
+    tap = single.OutputTap(drbg)
+    outputs = tap.outputs
+    u = random_range(tap, 1, eccsi.q)
     U = eccsi.encode_point(eccsi.base_multiply(u))
     commit_input = et.COMMIT_LABEL + bytes([key.node]) + len(ID).to_bytes(2, "big") + ID + U
     return {"u_personalization": personalization.hex(), "u_drbg_outputs": outputs, "u": eccsi.I2OSP_N(u).hex(),
