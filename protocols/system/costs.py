@@ -30,8 +30,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import gmpy2
+
 from protocols.errors import ParameterError, StateError
-from protocols.primitives import opcount
+from protocols.primitives import cbor, opcount
 from protocols.system.roles import harness, wire
 from protocols.system.roles.base import PROTOCOLS, Context, Deployment, RoleSpec
 from protocols.system.roles.process import Party, protocol_module, provision_party
@@ -219,7 +221,7 @@ class _Probe:
             self.speed()
             self.seconds.setdefault(PROBE_SPEED, []).append(self.timer() - start)
         kind = PROBE_REFUSED if self.sent % 2 else PROBE_COMMITTED
-        envelope = wire.Envelope(wire.HARNESS, PROBE_ID, kind, _probe_body(self.sent))
+        envelope = wire.Envelope(wire.HARNESS, PROBE_ID, kind, cbor.encode({1: self.sent}))
         start = self.timer()
         try:
             self.party.handle(envelope)
@@ -240,9 +242,6 @@ def speed_workload() -> Callable[[], None]:
     """A fixed piece of CPU work, half big-number arithmetic in C and half Python (the CBOR codec): timed
     within the runs and beside the kernels, the ratio of its times is how much slower the machine ran the
     steps than the kernels (specs/costs.md 5.1)."""
-    import gmpy2
-
-    from protocols.primitives import cbor
     modulus = gmpy2.mpz(2) ** 1024 - 105
     item = {1: "meter-report", 2: list(range(40)), 3: bytes(300), 4: {"a": [1, 2, 3], "b": "x" * 40}}
     blob = cbor.encode(item)
@@ -253,11 +252,6 @@ def speed_workload() -> Callable[[], None]:
             cbor.decode(blob, max_size=len(blob) + 1)
             cbor.encode(item)
     return run
-
-
-def _probe_body(n: int) -> bytes:
-    from protocols.primitives import cbor
-    return cbor.encode({1: n})
 
 
 @dataclass
