@@ -138,23 +138,30 @@ def encode(a: Point) -> bytes:
     return (y | (x & 1) << 255).to_bytes(32, "little")
 
 
-def decode(buf: bytes) -> Point | None:
-    """RFC 8032 5.1.3: None when y >= p, x cannot be recovered, or x = 0 with the sign bit set."""
+def decode_checked(buf: bytes) -> Point | str:
+    """RFC 8032 5.1.3: the point, or why not ("canonical": y >= p or x = 0 with the sign bit set; "on curve":
+    no x for this y)."""
     y = int.from_bytes(buf, "little") & (2**255 - 1)
     sign = buf[31] >> 7
     if y >= P:
-        return None
+        return "canonical"
     u, v = (y * y - 1) % P, (D * y * y + 1) % P
     x = u * pow(v, 3, P) * pow(u * pow(v, 7, P), (P - 5) // 8, P) % P
     if v * x * x % P == (-u) % P:
         x = x * SQRT_M1 % P
     if v * x * x % P != u:
-        return None
+        return "on curve"
     if x == 0 and sign:
-        return None
+        return "canonical"
     if x & 1 != sign:
         x = P - x
     return x, y, 1, x * y % P
+
+
+def decode(buf: bytes) -> Point | None:
+    """RFC 8032 5.1.3, None on failure."""
+    a = decode_checked(buf)
+    return None if isinstance(a, str) else a
 
 
 B = decode(bytes.fromhex("5866666666666666666666666666666666666666666666666666666666666666"))
@@ -171,9 +178,9 @@ def deserialize_element(buf: bytes) -> Point:
     """frost.md 3.2 DeserializeElement, its four checks in order, each a DecodeError."""
     if len(buf) != 32:
         raise DecodeError("an element is 32 bytes", "length")
-    a = decode(buf)
-    if a is None:
-        raise DecodeError("not a canonical point encoding", "canonical")
+    a = decode_checked(buf)
+    if isinstance(a, str):
+        raise DecodeError("not canonical" if a == "canonical" else "not a point", a)
     if is_identity(a):
         raise DecodeError("the identity", "identity")
     if not is_identity(mul(L, a)):
@@ -720,12 +727,13 @@ def refuse(v: dict) -> None:
         raise KeyError(f"unknown target {target}")
 
 
-# The check each flag names (the file's notes): a refusal counts only when raised by that check.
+# The check each flag names (the file's notes): a refusal counts only when raised by that check.  A flipped byte of
+# R2 (sealed-R2-tampered, DecodeError) fails DeserializeElement (section 4.3), a flipped proof byte the proof check.
 FLAG_CHECKS = {
     "Truncated": {"length"},
     "TrailingBytes": {"length"},
     "NonCanonical": {"canonical", "scalar range"},
-    "Tampered": {"seal proof", "dleq proof", "canonical", "subgroup", "identity"},
+    "Tampered": {"seal proof", "dleq proof", "canonical", "on curve", "identity", "subgroup"},
     "WrongLabel": {"seal proof"},
     "WrongContext": {"dleq proof"},
     "TooFewShares": {"threshold"},
@@ -798,3 +806,64 @@ def test_every_vector_is_checked() -> None:
     assert kinds.count(("refuse", "invalid")) == 16
     assert len(kinds) == 19
     assert VECTORS["suite"] == SUITE and VECTORS["protocol"] == "threshold-elgamal"
+
+
+@dataclass
+class Replay:
+    """Conventions 3.4 ReplayRandom: one recorded string per call, of the asked length."""
+
+    draws: list[bytes]
+    position: int = 0
+
+    def random_bytes(self, n: int) -> bytes:
+        if self.position >= len(self.draws) or len(self.draws[self.position]) != n:
+            raise AssertionError("replay exhausted or asked for another length")
+        self.position += 1
+        return self.draws[self.position - 1]
+
+
+@pytest.mark.parametrize("v", vectors("open"), ids=lambda v: v["name"])
+def test_the_listed_dkg_draws_alone_give_the_key(v: dict) -> None:
+    """Conventions 4.3 / section 10: replaying `dkg_draws` (no DRBG) consumes every draw and gives the same key."""
+    rng = Replay([h(d["hex"]) for d in v["dkg_draws"]])
+    keys, group, log = operator_ceremony(v["operators"], v["threshold"], h(v["group"]), rng)
+    assert rng.position == len(rng.draws)
+    assert log == v["dkg_draws"]
+    assert encode(group.group_public_key).hex() == v["group_public_key"]
+    assert [serialize_scalar(kp.secret_share).hex() for kp in keys] == v["secret_shares"]
+
+
+def test_any_t_of_n_open_and_fewer_do_not() -> None:
+    """Section 7: every t-subset (and the whole set) of the 3-of-5 run's authorities opens the blob to the same
+    plaintext and S = [x]R with [x]B = X (x interpolated from the secret shares, section 7.1); t - 1 is a
+    RecoveryError."""
+    from itertools import combinations
+    v = next(x for x in vectors("open") if x["operators"] == 5)
+    keys, group, _ = key_of(v)
+    aad, context = h(v["aad"]), h(v["context"])
+    blob = h(v["sealed"])
+    shares = {kp.identifier: decryption_share_with_nonce(kp, blob, aad, context, 1000 + kp.identifier).share
+              for kp in keys}
+    ids = list(shares)
+    x = sum(interpolating_value(ids, i) * keys[i - 1].secret_share for i in ids) % L
+    assert encode(mul(x, B)) == encode(group.group_public_key)
+    S = encode(mul(x, parse_sealed(blob).R))
+    for subset in [*combinations(ids, 3), tuple(ids)]:
+        got = combine(group, blob, aad, context, [shares[i] for i in subset])
+        assert (got.plaintext.hex(), encode(got.S)) == (v["plaintext"], S)
+    with pytest.raises(RecoveryError):
+        combine(group, blob, aad, context, [shares[1], shares[5]])
+
+
+def test_deserialize_element_refuses_identity_small_and_mixed_order() -> None:
+    """frost.md 3.2 via threshold_elgamal.md 4.3: identity, a small-order point, a mixed-order point and y >= p
+    are each a DecodeError from their own check."""
+    small = decode(h("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"))  # y = -1: order 2
+    assert small is not None
+    cases = {"identity": encode(IDENTITY), "subgroup": encode(small),
+             "canonical": h("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")}
+    cases["mixed"] = encode(add(B2, small))
+    for why, buf in cases.items():
+        with pytest.raises(DecodeError) as caught:
+            deserialize_element(buf)
+        assert caught.value.check == ("subgroup" if why == "mixed" else why), why
