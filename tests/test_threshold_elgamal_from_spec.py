@@ -535,7 +535,10 @@ def decryption_share_with_nonce(kp: KeyPackage, blob: bytes, aad: bytes, context
 
 
 def decode_share(identifier: int, buf: bytes) -> DecryptionShare:
-    """Section 3.2: 96 bytes, D by DeserializeElement, c and z by DeserializeScalar (each a DecodeError)."""
+    """Section 3.2: i in [1, L - 1] (ParameterError), then exactly 96 bytes, D by DeserializeElement, c and z by
+    DeserializeScalar (each a DecodeError)."""
+    if not 1 <= identifier < L:
+        raise ParameterError("identifier outside [1, L - 1]", "identifier")
     if len(buf) != 96:
         raise DecodeError("a decryption share is 96 bytes", "length")
     return DecryptionShare(identifier, deserialize_element(buf[0:32]), deserialize_scalar(buf[32:64]),
