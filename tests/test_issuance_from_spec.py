@@ -914,7 +914,7 @@ def meter_of(v: dict, verify_key: Callable[[bytes, bytes], bool]) -> Meter:
                  [bytes.fromhex(c) for c in v["chain"]], verify_key)
 
 
-def enrollment_run(v: dict, extractor: Any, verify_key: Callable, seed: str, tally: Tally) -> dict:
+def enrollment_run(v: dict, extractor: Any, verify_key: Callable, seed: str) -> dict:
     """Section 13: one whole enrollment, every draw from HMAC_DRBG(seed) in the code's order (the
     challenge nonce, the device's ikm, the PKG's ikmE).  Returns the outputs, the draws and the
     per-role transcript in the file's layout."""
@@ -977,7 +977,7 @@ def replay_single(v: dict, tally: Tally) -> None:
     p_pub = g2_mul(s)
     tally.same(f"{v['name']} p_pub", p_pub.hex(), v["p_pub"])
     extractor, verify_key = Bls12Extractor(s), bls12_key_verifier(p_pub)
-    run = enrollment_run(v, extractor, verify_key, v["run_seed"], tally)
+    run = enrollment_run(v, extractor, verify_key, v["run_seed"])
     check_enrollment(v["name"], run, v, "key", tally)
     roles_alone(v, run, extractor, verify_key, tally)
 
@@ -1000,7 +1000,7 @@ def replay_threshold(v: dict, tally: Tally) -> None:
     for e in v["enrollments"]:
         i = e["node"]
         extractor, verify_key = ThresholdNodeExtractor(i, secrets[i]), threshold_share_verifier(vks[i])
-        run = enrollment_run(v, extractor, verify_key, e["run_seed"], tally)
+        run = enrollment_run(v, extractor, verify_key, e["run_seed"])
         check_enrollment(f"{v['name']} node {i}", run, e, "share", tally)
         roles_alone(v, run, extractor, verify_key, tally)
         identity = run["roles"][1]["intermediates"]["identity"].encode("ascii")
@@ -1085,22 +1085,26 @@ EXPECTED_CHECK = {
 
 # --- the tests ------------------------------------------------------------------------------------------
 
+SINGLE = vectors_of("enroll", "single")
+THRESHOLD = vectors_of("enroll", "threshold")
+REFUSALS = vectors_of("refuse")
 
-def test_single_mode_runs_reproduce_every_value():
+
+@pytest.mark.parametrize("v", SINGLE, ids=lambda v: v["name"])
+def test_single_mode_run_reproduces_every_value(v):
     tally = Tally()
-    for v in vectors_of("enroll", "single"):
-        replay_single(v, tally)
-    assert len(vectors_of("enroll", "single")) == 2 and tally.values == 2 * (1 + 9 + 4)
+    replay_single(v, tally)
+    assert tally.values == 1 + 9 + 4  # p_pub; the run's nine outputs; the four roles alone
 
 
-def test_threshold_run_reproduces_the_dkg_every_node_run_and_the_combined_key():
+@pytest.mark.parametrize("v", THRESHOLD, ids=lambda v: v["name"])
+def test_threshold_run_reproduces_the_dkg_every_node_run_and_the_combined_key(v):
     tally = Tally()
-    (v,) = vectors_of("enroll", "threshold")
     replay_threshold(v, tally)
-    assert len(v["enrollments"]) == 2 and tally.values == 5 + 2 * (9 + 4) + 1
+    assert tally.values == 5 + len(v["enrollments"]) * (9 + 4) + 1
 
 
-@pytest.mark.parametrize("v", vectors_of("refuse"), ids=lambda v: v["name"])
+@pytest.mark.parametrize("v", REFUSALS, ids=lambda v: v["name"])
 def test_refusal(v):
     assert v["result"] == "invalid"
     exc = refuse(v)
@@ -1110,10 +1114,10 @@ def test_refusal(v):
 
 
 def test_every_vector_is_checked():
-    kinds = {}
-    for v in VECTORS:
-        kind = (v["operation"], v.get("mode") if v["operation"] == "enroll" else v["result"])
-        kinds[kind] = kinds.get(kind, 0) + 1
-    assert kinds == {("enroll", "single"): 2, ("enroll", "threshold"): 1, ("refuse", "invalid"): 10}
-    assert len(VECTORS) == 13
-    assert {(v["flags"][0], v["target"]) for v in vectors_of("refuse")} <= set(EXPECTED_CHECK)
+    """The parametrized lists above cover the whole file: 2 single-mode runs, 1 threshold run (2 node
+    enrollments), 10 refusals, each flag and target with the step that must refuse it."""
+    assert (len(SINGLE), len(THRESHOLD), len(REFUSALS)) == (2, 1, 10)
+    assert len(SINGLE) + len(THRESHOLD) + len(REFUSALS) == len(VECTORS) == 13
+    assert sum(len(v["enrollments"]) for v in THRESHOLD) == 2
+    assert {(v["flags"][0], v["target"]) for v in REFUSALS} == set(EXPECTED_CHECK)
+    assert all(v["result"] == "invalid" and v["error"] for v in REFUSALS)
