@@ -926,6 +926,11 @@ RECORD_REASONS = {  # integrity 3.3: the decoder, then verification checks 1 to 
 }
 
 
+# Checks that only their own reason reaches: issuance 13.1 ("VerificationError, before any pairing" unless
+# the RSK check is named), integrity 3.3 (check 3 only for a period not accepted; check 4 only for a high s).
+EXCLUSIVE = {"rsk-check": "RskValidation", "3:period": "NotAccepted", "4:low-s": "HighS"}
+
+
 def _expect_refusal(vec: dict, notes: dict, reasons: dict[str, set[str]], err: UsappError | None) -> None:
     """The named error, raised by a check that the vector's flags name (conventions 4.6)."""
     assert set(vec["flags"]) <= set(notes) and set(vec["flags"]) <= set(reasons)
@@ -933,6 +938,8 @@ def _expect_refusal(vec: dict, notes: dict, reasons: dict[str, set[str]], err: U
     assert type(err).__name__ == vec["error"], f"{vec['name']}: {type(err).__name__} ({err})"
     allowed = set.intersection(*(reasons[f] for f in vec["flags"]))
     assert err.check in allowed, f"{vec['name']}: refused by {err.check}, not by {sorted(allowed)}"
+    for check, flag in EXCLUSIVE.items():  # a check these flags name is reached iff the flag is there
+        assert (err.check == check) == (flag in vec["flags"]), f"{vec['name']}: {err.check} and {flag}"
     if "LyingNode" in vec["flags"]:  # 10.5.3: the lying node is named
         assert re.search(rf"node {vec.get('node', '[0-9]+')} ", str(err)), str(err)
 
