@@ -1,7 +1,9 @@
 """The ECCSI families of issuance and integrity, recomputed from the spec text alone.
 
 Implements, from specs/issuance.md sections 2.2-2.3 (the identity and its parsing), 4.1-4.4 (the
-challenge, enrollment and key-delivery messages), 5.1-5.3 (what each party draws and signs), 7.1-7.3
+challenge, enrollment and key-delivery messages), 5.1-5.3 (what each party draws and signs; of the PKG's
+checks, the decoding, suite, epoch, challenge, serial and device signature, not the certificate path
+validation of section 6, which no vector of these files exercises), 6.3 (the serial), 7.1-7.3
 (the HPKE delivery and the device's checks), 9.1 (the log entry and head), 10.4 (the ECCSI/SAKKE
 suite: epochs and key periods, the RFC 6509 identifier, v by HMAC_DRBG, the 354-octet key, the
 extractor and the device's check_key), 10.5 (ECCSI split t-of-n: the dealer, node keys and
@@ -39,11 +41,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.x509.oid import NameOID
 
 import test_escrow_from_spec as hpke_s  # SealBase, DeriveKeyPair (RFC 9180, aad given)
 import test_groupkeys_from_spec as hpke_r  # OpenBase (RFC 9180, aad "")
@@ -221,36 +226,89 @@ class Enrollment:
     chain: list[bytes]
 
 
+def device_enroll(e: Enrollment, challenge: bytes, rng: Any) -> dict[str, Any]:
+    """Issuance 5.2: decode the challenge, draw ikm, sign enrollment-tbs."""
+    c = ti.uncbor(challenge)
+    if set(c) != {1, 2, 3, 4, 5} or c[1] != 1 or len(c[2]) != 32 or c[5] != e.suite:
+        raise DecodeError("challenge")
+    sk_r, pk_r = hpke_s.derive_key_pair(rng.random_bytes(32))  # step 4
+    identity = Identity(e.namespace, e.role, e.serial, c[4]).encode()  # step 5: the challenge's epoch
+    body = enrollment_body(c[2], identity, e.suite, pk_r, e.chain)
+    tbs = enrollment_tbs(body)
+    return {"message": ti.cbor({**body, 7: device_sign(e.device_key, tbs)}), "tbs": tbs, "sk_r": sk_r,
+            "pk_r": pk_r, "identity": identity, "nonce": c[2]}
+
+
+def device_signature_valid(cert_der: bytes, tbs: bytes, sig: bytes) -> bool:
+    """Issuance 5.3 step 9: Ed25519, or ECDSA P-256 with r and s in [1, n - 1]."""
+    pub = x509.load_der_x509_certificate(cert_der).public_key()
+    try:
+        if isinstance(pub, Ed25519PublicKey):
+            pub.verify(sig, tbs)
+            return True
+        r, s = sk.os2ip(sig[:32]), sk.os2ip(sig[32:])
+        if not (1 <= r < Q and 1 <= s < Q):
+            return False
+        assert isinstance(pub, ec.EllipticCurvePublicKey)
+        pub.verify(encode_dss_signature(r, s), tbs, ec.ECDSA(hashes.SHA256()))
+        return True
+    except InvalidSignature:
+        return False
+
+
+def certificate_serial(cert_der: bytes) -> str:
+    """Issuance 6.3: the device certificate's subject serialNumber."""
+    (attr,) = x509.load_der_x509_certificate(cert_der).subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+    return str(attr.value)
+
+
+def pkg_enroll(e: Enrollment, nonce: bytes, request: bytes, rng: Any, extract: Callable[[bytes], bytes]
+               ) -> dict[str, Any]:
+    """Issuance 5.3 steps 1-4, 7, 9 and 10 (the chain of section 6 is not re-validated here), 7.2, 9.1."""
+    m = ti.uncbor(request)
+    if set(m) != {1, 2, 3, 4, 5, 6, 7} or m[1] != 1 or len(m[2]) != 32 or len(m[5]) != 32 or len(m[7]) != 64:
+        raise DecodeError("enrollment")  # step 1
+    ident = parse_identity(m[3])
+    if m[4] != e.suite:
+        raise DecodeError("unknown suite")  # step 2
+    if ident.epoch != e.epoch:
+        raise StateError("not the current epoch")  # step 3
+    if m[2] != nonce:
+        raise StateError("not an outstanding challenge")  # step 4 (one challenge, unused, not expired)
+    if certificate_serial(m[6][0]) != ident.serial:
+        raise VerificationError("serial")  # step 7
+    if not device_signature_valid(m[6][0], enrollment_tbs({k: x for k, x in m.items() if k != 7}), m[7]):
+        raise VerificationError("device signature")  # step 9
+    key = extract(m[3])  # step 10
+    info = delivery_info(m[2], m[3], m[4])
+    enc, ct = hpke_s.seal_base(m[5], info, b"", key, rng.random_bytes(32))
+    entry = log_entry(0, bytes(32), m[3], ident.epoch, m[4], m[6][0], e.now)
+    return {"message": ti.cbor({1: 1, 2: m[2], 3: m[3], 4: m[4], 5: enc, 6: ct}), "info": info, "key": key,
+            "log_entry": entry, "log_head": sk.sha256(entry)}
+
+
 def enroll(e: Enrollment, rng: Any, extract: Callable[[bytes], bytes], verify_key: Callable[[bytes, bytes], bool]
            ) -> dict[str, Any]:
-    """Issuance 5.1, 5.2, 5.3 step 10, 7.2, 7.3, 9.1: one enrollment, draws in the order of 13.1."""
+    """Issuance 5.1, 5.2, 5.3, 7.3: one enrollment through each role, draws in the order of 13.1."""
     nonce = rng.random_bytes(32)  # 5.1 step 4
     challenge = challenge_message(nonce, e.now, e.lifetime, e.epoch, e.suite)
-    ikm = rng.random_bytes(32)  # 5.2 step 4
-    sk_r, pk_r = hpke_s.derive_key_pair(ikm)
-    identity = Identity(e.namespace, e.role, e.serial, e.epoch).encode()
-    body = enrollment_body(nonce, identity, e.suite, pk_r, e.chain)
-    tbs = enrollment_tbs(body)
-    enrollment = ti.cbor({**body, 7: device_sign(e.device_key, tbs)})
-    key = extract(identity)  # 5.3 step 10
-    info = delivery_info(nonce, identity, e.suite)
-    enc, ct = hpke_s.seal_base(pk_r, info, b"", key, rng.random_bytes(32))
-    delivery = ti.cbor({1: 1, 2: nonce, 3: identity, 4: e.suite, 5: enc, 6: ct})
-    entry = log_entry(0, bytes(32), identity, e.epoch, e.suite, e.chain[0], e.now)
-    received = receive(delivery, sk_r, nonce, identity, e.suite, verify_key)
+    dev = device_enroll(e, challenge, rng)
+    pkg = pkg_enroll(e, nonce, dev["message"], rng, extract)
+    received = receive(pkg["message"], dev["sk_r"], dev["nonce"], dev["identity"], e.suite, verify_key)
     roles = [
         {"action": "challenge", "output": challenge.hex(), "role": "pkg",
          "state_before": {"epoch": e.epoch, "log_size": 0}, "time": e.now},
-        {"action": "enroll", "input": challenge.hex(), "role": "device", "output": enrollment.hex(),
-         "intermediates": {"enrollment_tbs": tbs.hex(), "hpke_private": sk_r.hex(), "hpke_public": pk_r.hex(),
-                           "identity": identity.decode()}},
-        {"action": "enroll", "input": enrollment.hex(), "intermediates": {"key_delivery_info": info.hex()},
-         "output": delivery.hex(), "role": "pkg", "time": e.now,
-         "state_after": {"epoch": e.epoch, "log_head": sk.sha256(entry).hex(), "log_size": 1}},
-        {"action": "receive", "input": delivery.hex(), "output": received.hex(), "role": "device"},
+        {"action": "enroll", "input": challenge.hex(), "role": "device", "output": dev["message"].hex(),
+         "intermediates": {"enrollment_tbs": dev["tbs"].hex(), "hpke_private": dev["sk_r"].hex(),
+                           "hpke_public": dev["pk_r"].hex(), "identity": dev["identity"].decode()}},
+        {"action": "enroll", "input": dev["message"].hex(), "intermediates": {"key_delivery_info": pkg["info"].hex()},
+         "output": pkg["message"].hex(), "role": "pkg", "time": e.now,
+         "state_after": {"epoch": e.epoch, "log_head": pkg["log_head"].hex(), "log_size": 1}},
+        {"action": "receive", "input": pkg["message"].hex(), "output": received.hex(), "role": "device"},
     ]
-    return {"challenge": challenge, "enrollment": enrollment, "key_delivery": delivery, "log_entry": entry,
-            "log_head": sk.sha256(entry), "hpke_public": pk_r, "key": key, "identity": identity, "roles": roles}
+    return {"challenge": challenge, "enrollment": dev["message"], "key_delivery": pkg["message"],
+            "log_entry": pkg["log_entry"], "log_head": pkg["log_head"], "hpke_public": dev["pk_r"], "key": received,
+            "identity": dev["identity"], "roles": roles}
 
 
 def receive(delivery: bytes, sk_r: bytes, nonce: bytes, identity: bytes, suite: str,
@@ -528,6 +586,46 @@ def node_round(KSAK_i: int, i: int, ID: bytes, t: int, session: list[int]) -> di
     return {"u": u, "outputs": outputs, "U": U, "commitment_input": ci, "commitment": sk.sha256(ci)}
 
 
+@dataclass(frozen=True)
+class ThresholdNodeExtractor:
+    """Issuance 10.5.5: node i's key for an identity, the rounds of 10.5.2 run among the nodes of S.
+
+    `shares` holds the node keys KSAK_j of S: in a deployment each node holds only its own and the rounds
+    travel between the nodes; here one process plays every node of S.
+    """
+
+    node: int
+    shares: dict[int, int]
+    KPAK: bytes
+    t: int
+    session: list[int]
+
+    def extract(self, identity: bytes) -> bytes:
+        ID = identifier_of(parse_identity(identity))
+        rounds = {j: node_round(self.shares[j], j, ID, self.t, self.session) for j in self.session}
+        reveals = {j: r["U"] for j, r in rounds.items()}
+        PVT = combine_pvt(ID, {j: r["commitment"] for j, r in rounds.items()}, reveals, self.session)
+        _, HS = sk.eccsi_hs(self.KPAK, ID, PVT)
+        answer = (lagrange_at(self.node, 0, self.session) * self.shares[self.node]
+                  + sk.os2ip(HS) * rounds[self.node]["u"]) % Q
+        return sk.i2osp(answer, 32) + b"".join(reveals[j] for j in self.session)
+
+
+@dataclass(frozen=True)
+class ShareVerifier:
+    """Issuance 10.5.5: threshold_eccsi_share_verifier(KMS, S, i)."""
+
+    KPAK: bytes
+    node_keys: dict[int, bytes]
+    t: int
+    nodes: list[int]
+    session: list[int]
+    node: int
+
+    def verify_key(self, identity: bytes, key: bytes) -> bool:
+        return share_verifier(self.KPAK, self.node_keys, self.t, self.nodes, self.session, self.node, identity, key)
+
+
 def run_split_enroll(v: dict) -> Check:
     """Issuance 13.2 operation split-enroll."""
     c = Check(v["name"])
@@ -571,9 +669,11 @@ def run_split_enroll(v: dict) -> Check:
         share = answers[i] + b"".join(reveals[j] for j in session)  # 10.5.5
         c.eq(p + "share", share.hex(), ve["share"])
         rng = sk.Recorder(sk.HmacDrbg(ve["run_seed"]))
-        out = enroll(enrollment_inputs(v, SUITE_THRESHOLD), rng, lambda _identity, s=share: s,
-                     lambda idn, key, i=i: share_verifier(KPAK, node_keys, t, nodes, session, i, idn, key))
+        extractor = ThresholdNodeExtractor(i, shares, KPAK, t, session)
+        verifier = ShareVerifier(KPAK, node_keys, t, nodes, session, i)
+        out = enroll(enrollment_inputs(v, SUITE_THRESHOLD), rng, extractor.extract, verifier.verify_key)
         check_enrollment(c, out, ve, p)
+        c.eq(p + "delivered key", out["key"], share)
         c.eq(p + "draws", [{"hex": x.hex(), "name": n} for x, n in
                            zip(rng.calls, ("challenge_nonce", "device_ikm", "pkg_ikm_e"))], ve["draws"])
         c.eq(p + "draw count", len(rng.calls), len(ve["draws"]))
