@@ -1,39 +1,36 @@
 """The ECCSI families of issuance and integrity, recomputed from the spec text alone.
 
-Implements, from specs/issuance.md sections 2.2-2.3 (the identity and its parsing), 4.1-4.4 (the
-challenge, enrollment and key-delivery messages), 5.1-5.3 (what each party draws and signs; of the PKG's
-checks, the decoding, suite, epoch, challenge, serial and device signature, not the certificate path
-validation of section 6, which no vector of these files exercises), 6.3 (the serial), 7.1-7.3
-(the HPKE delivery and the device's checks), 9.1 (the log entry and head), 10.4 (the ECCSI/SAKKE
-suite: epochs and key periods, the RFC 6509 identifier, v by HMAC_DRBG, the 354-octet key, the
-extractor and the device's check_key), 10.5 (ECCSI split t-of-n: the dealer, node keys and
-check_publics, the commit/reveal/answer rounds, verify_response, combine, the share verifier),
-13.1 and 13.2 (the two vector files); specs/integrity.md sections 2, 3.1-3.3 (the ECCSI record, its
-signed bytes, identifier, key choice, low s and the verifier's five checks in order), 4.2-4.3 (tree
-heads and receipts), 5 (Y and the meter's check), 8.2 (the arbiter, with the meter's signature
-checked from the KPAK and the URI alone) and 12.4 (the vector file); specs/roles.md 8.1 (the
-provisioning with this suite, for the KPAK || Z a device holds); and specs/conventions.md 2 (CBOR,
-lp1, lp4), 3.2-3.4 (RandomRange, RandomBelow, RandomBits, HMAC_DRBG, ReplayRandom) and 5.1 (the
-errors).  Every value of vectors/issuance_eccsi.json, vectors/issuance_eccsi_threshold.json and
-vectors/integrity_eccsi.json is recomputed byte for byte; each invalid vector is refused with its
-error, by the check the spec names for its reason.
+Implements, from specs/issuance.md sections 10.4 (the ECCSI/SAKKE suite: epochs and key periods, the
+RFC 6509 identifier, v by HMAC_DRBG, the 354-octet key, the extractor and the device's check_key),
+10.5 (ECCSI split t-of-n: the dealer, node keys and check_publics, the commit/reveal/answer rounds,
+verify_response, combine, the node extractor and the share verifier), 13.1 and 13.2 (the two vector
+files: every draw, value, message, transcript and refusal); specs/integrity.md sections 2 and 3.1-3.3
+(the ECCSI record, its signed bytes, identifier, key choice, low s, the decoder and the verifier's five
+checks in order), 4.2-4.3 (tree heads and receipts), 5 (Y and the meter's check), 8.2 (the arbiter,
+the meter's signature checked from the KPAK and the URI alone) and 12.4 (the vector file); and
+specs/conventions.md 3.2-3.4 (RandomRange, RandomBelow, HMAC_DRBG instantiated and from_seed) and
+4.3, 4.6, 5.1 (the vector layout, negative vectors, errors).  Every value of
+vectors/issuance_eccsi.json, vectors/issuance_eccsi_threshold.json and vectors/integrity_eccsi.json is
+recomputed byte for byte; each invalid vector is refused with its error, by the check its flags name.
+specs/roles.md 8.1 (the deployment with this suite) has no vector in these files and is not exercised.
 
-It imports nothing from protocols.  It reuses, by import: the SAKKE, ECCSI, HMAC_DRBG, draws and
-identifier helpers of tests/test_sakke_eccsi_from_spec.py; the CBOR encoder and reader, lp4, the
-RFC 9162 Merkle functions and the Ed25519-signed tree heads and feedback of
-tests/test_integrity_from_spec.py; the HPKE SealBase/DeriveKeyPair of tests/test_escrow_from_spec.py
-and OpenBase of tests/test_groupkeys_from_spec.py.  Written here, because the imported modules do not
-fit: HMAC_DRBG instantiated with an explicit (entropy, nonce, personalization) (the imported one is
-from_seed only); the ECCSI record's decoder and the arbiter's rules with the ECCSI signature check
-(the imported ones are Ed25519 only); the issuance messages, the identity grammar and the split
-issuance.  Ed25519 and deterministic ECDSA P-256 (RFC 6979) signing come from `cryptography`.
+It imports nothing from protocols.  It reuses, by import, the other clean-room modules: SAKKE, ECCSI,
+HMAC_DRBG, the draws, the RFC 6509 identifier and the epoch/period map of
+tests/test_sakke_eccsi_from_spec.py; the CBOR codec, lp4, the RFC 9162 Merkle tree, the Ed25519 tree
+heads, Y and the tree-head signature check of tests/test_integrity_from_spec.py; and the PKG and device
+of tests/test_issuance_from_spec.py (issuance sections 2 to 9: the identity grammar, the messages,
+every check of the PKG including the certificate chain, HPKE, the log, `enrollment_run` and
+`roles_alone`), into which this suite's extractors and key checks plug (section 3.2, 7.3 step 5).
+Written here, because the imported pieces do not fit: HMAC_DRBG instantiated with an explicit
+(entropy, nonce, personalization) (the imported one is from_seed only); the ECCSI record's encoder,
+decoder and verifier and the arbiter with the ECCSI check (the imported ones are Ed25519 only); the
+split issuance.  The two imported families of errors (sakke_eccsi's and issuance's) are both caught
+where a refusal is expected.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -41,18 +38,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import test_escrow_from_spec as hpke_s  # SealBase, DeriveKeyPair (RFC 9180, aad given)
-import test_groupkeys_from_spec as hpke_r  # OpenBase (RFC 9180, aad "")
 import test_integrity_from_spec as ti
+import test_issuance_from_spec as iss
 import test_sakke_eccsi_from_spec as sk
 
 _VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -78,7 +67,6 @@ h2b = bytes.fromhex
 Q = sk.EQ  # the order of P-256
 SUITE_ECCSI_SAKKE = "usapp-eccsi-sakke-p256-p1-v1"
 SUITE_THRESHOLD = "usapp-eccsi-p256-threshold-v1"
-ISSUANCE_DOMAIN = b"usapp-issuance-v1"  # issuance 4.1
 
 
 # --- a field-by-field comparison that counts (for the first-run tally) ----------------------------
@@ -121,37 +109,13 @@ def derived_scalar(entropy: bytes, nonce: bytes, personalization: bytes) -> tupl
 
 # --- identities (issuance 2.2, 2.3) and the RFC 6509 identifier (10.4.1, 10.4.2) -----------------
 
-ROLES = ("meter", "gateway", "aggregator", "head-end", "escrow", "operator")
-_NAMESPACE = re.compile(r"[0-9a-z][0-9a-z-]{0,15}")
-_SERIAL = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
-_EPOCH = re.compile(r"0|[1-9][0-9]{0,9}")
+Identity = iss.Identity  # issuance 2.2: (namespace, serial, role, epoch)
+ERRORS = (sk.UsappError, iss.UsappError)  # the two imported clean-room modules each have their own classes
 
 
-@dataclass(frozen=True)
-class Identity:
-    namespace: str
-    role: str
-    serial: str
-    epoch: int
-
-    def encode(self) -> bytes:
-        """Issuance 2.2."""
-        return f"usapp-id-v2/{self.namespace}/{self.role}/{self.serial}/{self.epoch}".encode("ascii")
-
-
-def parse_identity(b: bytes) -> Identity:
-    """Issuance 2.3: exactly the encoding of 2.2, else DecodeError."""
-    if not 1 <= len(b) <= 128 or not b.isascii():
-        raise DecodeError("identity length or not ASCII", "identity")
-    fields = b.decode("ascii").split("/")
-    if len(fields) != 5 or fields[0] != "usapp-id-v2":
-        raise DecodeError("not five fields with the prefix usapp-id-v2", "identity")
-    _, ns, role, serial, epoch = fields
-    if not _NAMESPACE.fullmatch(ns) or role not in ROLES or not _SERIAL.fullmatch(serial):
-        raise DecodeError("namespace, role or serial outside the grammar", "identity")
-    if not _EPOCH.fullmatch(epoch) or int(epoch) >= 2**32:
-        raise DecodeError("epoch outside the grammar", "identity")
-    return Identity(ns, role, serial, int(epoch))
+def parse_identity(b: bytes) -> iss.Identity:
+    """Issuance 2.3: exactly the encoding of 2.2, else DecodeError (the issuance clean-room's parser)."""
+    return iss.Identity.parse(b)
 
 
 def uri_of(ident: Identity) -> str:
@@ -168,184 +132,53 @@ def identifier_of(ident: Identity) -> bytes:
     return sk.identifier(period, uri_of(ident))
 
 
-# --- the issuance messages (issuance 4, 5, 7, 9) ---------------------------------------------------
+# --- one enrollment through the issuance clean-room's PKG and device (issuance 5 to 9, 13) -------------
 
 
-def lp1(x: bytes) -> bytes:
-    """Conventions 2.2."""
-    return sk.i2osp(len(x), 1) + x
+def as_issuance_error(verify_key: Callable[[bytes, bytes], bool]) -> Callable[[bytes, bytes], bool]:
+    """The device's verify_key (7.3 step 5) raising the issuance module's error of the same name, which
+    its Meter.receive reports as the VerificationError of step 5."""
+
+    def wrapped(identity: bytes, key: bytes) -> bool:
+        try:
+            return verify_key(identity, key)
+        except sk.UsappError as exc:
+            raise getattr(iss, type(exc).__name__)(str(exc), exc.check or "") from exc
+
+    return wrapped
 
 
-def challenge_message(nonce: bytes, now: int, lifetime: int, epoch: int, suite: str) -> bytes:
-    """Issuance 4.2, 5.1 step 5: expires = now + challenge_lifetime."""
-    return ti.cbor({1: 1, 2: nonce, 3: now + lifetime, 4: epoch, 5: suite})
-
-
-def device_sign(device_key_der: bytes, tbs: bytes) -> bytes:
-    """Issuance 4.3: Ed25519, or ECDSA P-256/SHA-256 as I2OSP(r, 32) || I2OSP(s, 32), RFC 6979."""
-    key = serialization.load_der_private_key(device_key_der, password=None)
-    if isinstance(key, Ed25519PrivateKey):
-        return key.sign(tbs)
-    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
-    r, s = decode_dss_signature(key.sign(tbs, ec.ECDSA(hashes.SHA256(), deterministic_signing=True)))
-    return sk.i2osp(r, 32) + sk.i2osp(s, 32)
-
-
-def enrollment_body(nonce: bytes, identity: bytes, suite: str, pk_r: bytes, chain: list[bytes]) -> dict:
-    """Issuance 4.3, keys 1-6."""
-    return {1: 1, 2: nonce, 3: identity, 4: suite, 5: pk_r, 6: chain}
-
-
-def enrollment_tbs(body: dict) -> bytes:
-    """Issuance 4.3: ISSUANCE_DOMAIN || lp1("enrollment") || CBOR(keys 1-6)."""
-    return ISSUANCE_DOMAIN + lp1(b"enrollment") + ti.cbor(body)
-
-
-def delivery_info(nonce: bytes, identity: bytes, suite: str) -> bytes:
-    """Issuance 7.2."""
-    return ISSUANCE_DOMAIN + lp1(b"key-delivery") + ti.cbor({1: 1, 2: nonce, 3: identity, 4: suite})
-
-
-def log_entry(index: int, prev: bytes, identity: bytes, epoch: int, suite: str, cert: bytes, now: int) -> bytes:
-    """Issuance 9.1."""
-    return ti.cbor({1: index, 2: prev, 3: identity, 4: epoch, 5: suite, 6: sk.sha256(cert), 7: now})
-
-
-@dataclass
-class Enrollment:
-    """The inputs of one enrollment (issuance 13): the device's and the PKG's."""
-
-    namespace: str
-    role: str
-    serial: str
-    epoch: int
-    now: int
-    lifetime: int
-    suite: str
-    device_key: bytes
-    chain: list[bytes]
-
-
-def device_enroll(e: Enrollment, challenge: bytes, rng: Any) -> dict[str, Any]:
-    """Issuance 5.2: decode the challenge, draw ikm, sign enrollment-tbs."""
-    c = ti.uncbor(challenge)
-    if set(c) != {1, 2, 3, 4, 5} or c[1] != 1 or len(c[2]) != 32 or c[5] != e.suite:
-        raise DecodeError("challenge")
-    sk_r, pk_r = hpke_s.derive_key_pair(rng.random_bytes(32))  # step 4
-    identity = Identity(e.namespace, e.role, e.serial, c[4]).encode()  # step 5: the challenge's epoch
-    body = enrollment_body(c[2], identity, e.suite, pk_r, e.chain)
-    tbs = enrollment_tbs(body)
-    return {"message": ti.cbor({**body, 7: device_sign(e.device_key, tbs)}), "tbs": tbs, "sk_r": sk_r,
-            "pk_r": pk_r, "identity": identity, "nonce": c[2]}
-
-
-def device_signature_valid(cert_der: bytes, tbs: bytes, sig: bytes) -> bool:
-    """Issuance 5.3 step 9: Ed25519, or ECDSA P-256 with r and s in [1, n - 1]."""
-    pub = x509.load_der_x509_certificate(cert_der).public_key()
-    try:
-        if isinstance(pub, Ed25519PublicKey):
-            pub.verify(sig, tbs)
-            return True
-        r, s = sk.os2ip(sig[:32]), sk.os2ip(sig[32:])
-        if not (1 <= r < Q and 1 <= s < Q):
-            return False
-        assert isinstance(pub, ec.EllipticCurvePublicKey)
-        pub.verify(encode_dss_signature(r, s), tbs, ec.ECDSA(hashes.SHA256()))
-        return True
-    except InvalidSignature:
-        return False
-
-
-def certificate_serial(cert_der: bytes) -> str:
-    """Issuance 6.3: the device certificate's subject serialNumber."""
-    (attr,) = x509.load_der_x509_certificate(cert_der).subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
-    return str(attr.value)
-
-
-def pkg_enroll(e: Enrollment, nonce: bytes, request: bytes, rng: Any, extract: Callable[[bytes], bytes]
-               ) -> dict[str, Any]:
-    """Issuance 5.3 steps 1-4, 7, 9 and 10 (the chain of section 6 is not re-validated here), 7.2, 9.1."""
-    m = ti.uncbor(request)
-    if set(m) != {1, 2, 3, 4, 5, 6, 7} or m[1] != 1 or len(m[2]) != 32 or len(m[5]) != 32 or len(m[7]) != 64:
-        raise DecodeError("enrollment")  # step 1
-    ident = parse_identity(m[3])
-    if m[4] != e.suite:
-        raise DecodeError("unknown suite")  # step 2
-    if ident.epoch != e.epoch:
-        raise StateError("not the current epoch")  # step 3
-    if m[2] != nonce:
-        raise StateError("not an outstanding challenge")  # step 4 (one challenge, unused, not expired)
-    if certificate_serial(m[6][0]) != ident.serial:
-        raise VerificationError("serial")  # step 7
-    if not device_signature_valid(m[6][0], enrollment_tbs({k: x for k, x in m.items() if k != 7}), m[7]):
-        raise VerificationError("device signature")  # step 9
-    key = extract(m[3])  # step 10
-    info = delivery_info(m[2], m[3], m[4])
-    enc, ct = hpke_s.seal_base(m[5], info, b"", key, rng.random_bytes(32))
-    entry = log_entry(0, bytes(32), m[3], ident.epoch, m[4], m[6][0], e.now)
-    return {"message": ti.cbor({1: 1, 2: m[2], 3: m[3], 4: m[4], 5: enc, 6: ct}), "info": info, "key": key,
-            "log_entry": entry, "log_head": sk.sha256(entry)}
-
-
-def enroll(e: Enrollment, rng: Any, extract: Callable[[bytes], bytes], verify_key: Callable[[bytes, bytes], bool]
+def enroll(v: dict, extractor: Any, verify_key: Callable[[bytes, bytes], bool], seed: str, c: Check
            ) -> dict[str, Any]:
-    """Issuance 5.1, 5.2, 5.3, 7.3: one enrollment through each role, draws in the order of 13.1."""
-    nonce = rng.random_bytes(32)  # 5.1 step 4
-    challenge = challenge_message(nonce, e.now, e.lifetime, e.epoch, e.suite)
-    dev = device_enroll(e, challenge, rng)
-    pkg = pkg_enroll(e, nonce, dev["message"], rng, extract)
-    received = receive(pkg["message"], dev["sk_r"], dev["nonce"], dev["identity"], e.suite, verify_key)
-    roles = [
-        {"action": "challenge", "output": challenge.hex(), "role": "pkg",
-         "state_before": {"epoch": e.epoch, "log_size": 0}, "time": e.now},
-        {"action": "enroll", "input": challenge.hex(), "role": "device", "output": dev["message"].hex(),
-         "intermediates": {"enrollment_tbs": dev["tbs"].hex(), "hpke_private": dev["sk_r"].hex(),
-                           "hpke_public": dev["pk_r"].hex(), "identity": dev["identity"].decode()}},
-        {"action": "enroll", "input": dev["message"].hex(), "intermediates": {"key_delivery_info": pkg["info"].hex()},
-         "output": pkg["message"].hex(), "role": "pkg", "time": e.now,
-         "state_after": {"epoch": e.epoch, "log_head": pkg["log_head"].hex(), "log_size": 1}},
-        {"action": "receive", "input": pkg["message"].hex(), "output": received.hex(), "role": "device"},
-    ]
-    return {"challenge": challenge, "enrollment": dev["message"], "key_delivery": pkg["message"],
-            "log_entry": pkg["log_entry"], "log_head": pkg["log_head"], "hpke_public": dev["pk_r"], "key": received,
-            "identity": dev["identity"], "roles": roles}
+    """Issuance 5.1-5.3, 7.2-7.3, 9.1 and 13: iss.enrollment_run (Pkg, Meter, every check of the PKG
+    including the chain of section 6) from HMAC_DRBG(seed), then each role alone from its draws; every
+    message, the log and the per-role transcript compared with the vector."""
+    verify = as_issuance_error(verify_key)
+    run = iss.enrollment_run(v, extractor, verify, seed)
+    tally = iss.Tally()
+    iss.roles_alone(v, run, extractor, verify, tally)
+    c.compared += tally.values
+    return run
 
 
-def receive(delivery: bytes, sk_r: bytes, nonce: bytes, identity: bytes, suite: str,
-            verify_key: Callable[[bytes, bytes], bool]) -> bytes:
-    """Issuance 7.3 steps 1-5 for the device's one open enrollment."""
-    m = ti.uncbor(delivery)
-    if m[1] != 1 or len(m[5]) != 32 or not 17 <= len(m[6]) <= 4112:
-        raise DecodeError("key-delivery")
-    parse_identity(m[3])
-    if m[2] != nonce:
-        raise StateError("unknown nonce")
-    if m[3] != identity or m[4] != suite:
-        raise VerificationError("another identity or suite")
-    key = hpke_r.open_base(X25519PrivateKey.from_private_bytes(sk_r), m[5], delivery_info(m[2], m[3], m[4]), m[6])
-    try:
-        ok = verify_key(m[3], key)
-    except UsappError as exc:
-        raise VerificationError(f"verify_key: {type(exc).__name__}") from exc
-    if ok is not True:
-        raise VerificationError("verify_key")
-    return key
-
-
-def enrollment_inputs(v: dict, suite: str) -> Enrollment:
-    return Enrollment(v["namespace"], v["role"], v["serial"], v["epoch"], v["now"], v["challenge_lifetime"], suite,
-                      h2b(v["device_key"]), [h2b(c) for c in v["chain"]])
-
-
-def check_enrollment(c: Check, out: dict, v: dict, prefix: str = "") -> None:
-    """The messages, log and per-role transcript of one enrollment."""
+def check_enrollment(c: Check, run: dict, v: dict, prefix: str = "") -> None:
+    """The messages, log and per-role transcript of one enrollment (issuance 13, 13.1)."""
     for k in ("challenge", "enrollment", "key_delivery", "log_entry", "log_head", "hpke_public"):
-        c.eq(prefix + k, out[k].hex(), v[k])
-    c.eq(prefix + "identity", out["identity"].decode(), v["identity"])
-    c.eq(prefix + "roles count", len(out["roles"]), len(v["roles"]))
-    for i, (mine, theirs) in enumerate(zip(out["roles"], v["roles"])):
+        c.eq(prefix + k, run[k], v[k])
+    c.eq(prefix + "identity", run["roles"][1]["intermediates"]["identity"], v["identity"])
+    c.eq(prefix + "roles count", len(run["roles"]), len(v["roles"]))
+    for i, (mine, theirs) in enumerate(zip(run["roles"], v["roles"])):
         for k in sorted(set(mine) | set(theirs)):
             c.eq(f"{prefix}roles[{i}].{k}", mine.get(k), theirs.get(k))
+
+
+def continued_drbg(seed: str, skip: int) -> sk.Recorder:
+    """HMAC_DRBG(seed) after `skip` random_bytes(32) calls (the enrollment's three draws, issuance 13.1):
+    each call is one Generate, so the state after them is the enrollment's own."""
+    drbg = sk.HmacDrbg(seed)
+    for _ in range(skip):
+        drbg.random_bytes(32)
+    return sk.Recorder(drbg)
 
 
 # --- the ECCSI/SAKKE suite (issuance 10.4) ----------------------------------------------------------
@@ -382,12 +215,20 @@ def eccsi_extract(KSAK: int, KPAK: bytes, ID: bytes) -> dict[str, Any]:
         return c
 
 
-def extract_key(kms: EccsiSakkeKms, identity: bytes) -> tuple[bytes, dict[str, Any]]:
-    """Issuance 10.4.5: (SSK, PVT) by 10.4.3 and the RSK by RFC 6508 6.1.1; the key of 10.4.4."""
-    ID = identifier_of(parse_identity(identity))
-    c = eccsi_extract(kms.KSAK, kms.KPAK, ID)
-    inv, rsk = sk.sakke_extract(kms.z, ID)
-    return c["SSK"] + c["PVT"] + rsk, {**c, "ID": ID, "inv": inv, "RSK": rsk}
+@dataclass
+class EccsiSakkeExtractor:
+    """Issuance 10.4.5: extract(identity) = SSK || PVT || RSK (10.4.4); keeps the last trace."""
+
+    kms: EccsiSakkeKms
+    suite: str = SUITE_ECCSI_SAKKE
+    trace: dict[str, Any] = field(default_factory=dict)
+
+    def extract(self, identity: bytes) -> bytes:
+        ID = identifier_of(parse_identity(identity))
+        c = eccsi_extract(self.kms.KSAK, self.kms.KPAK, ID)  # 10.4.3, RFC 6507 5.1.1
+        inv, rsk = sk.sakke_extract(self.kms.z, ID)  # RFC 6508 6.1.1
+        self.trace = {**c, "ID": ID, "inv": inv, "RSK": rsk}
+        return c["SSK"] + c["PVT"] + rsk
 
 
 def check_key(KPAK: bytes, Z: bytes, identity: bytes, key: bytes) -> bool:
@@ -409,17 +250,11 @@ def run_enroll(v: dict) -> Check:
     KPAK, Z = kms.KPAK, kms.Z
     c.eq("KPAK", KPAK.hex(), v["KPAK"])
     c.eq("Z", Z.hex(), v["Z"])
-    rng = sk.Recorder(sk.HmacDrbg(v["run_seed"]))
-    trace: dict[str, Any] = {}
-
-    def extract(identity: bytes) -> bytes:
-        key, t = extract_key(kms, identity)
-        trace.update(t)
-        return key
-
-    out = enroll(enrollment_inputs(v, SUITE_ECCSI_SAKKE), rng, extract, lambda i, k: check_key(KPAK, Z, i, k))
+    extractor = EccsiSakkeExtractor(kms)
+    out = enroll(v, extractor, lambda i, k: check_key(KPAK, Z, i, k), v["run_seed"], c)
     check_enrollment(c, out, v)
-    ident = parse_identity(out["identity"])
+    trace = extractor.trace
+    ident = parse_identity(out["roles"][1]["intermediates"]["identity"].encode())
     ID = trace["ID"]
     c.eq("uri", uri_of(ident), v["uri"])
     c.eq("identifier", ID.hex(), v["identifier"])
@@ -429,10 +264,11 @@ def run_enroll(v: dict) -> Check:
     for k in ("PVT", "HS_input", "HS", "SSK", "RSK"):
         c.eq(k, trace[k].hex(), v[k])
     c.eq("rsk_inverse", sk.be(trace["inv"], 128), v["rsk_inverse"])
-    c.eq("key", out["key"].hex(), v["key"])
+    c.eq("key", out["key"], v["key"])
     rk = sk.sakke_validate_rsk(Z, ID, trace["RSK"])  # the device's check (10.4.6 step 4)
     c.eq("bP_plus_Z", sk.s_encode(rk.bPZ).hex(), v["bP_plus_Z"])
     c.eq("rsk_pairing", sk.be(rk.pairing, 128), v["rsk_pairing"])
+    rng = continued_drbg(v["run_seed"], 3)  # draws 4 and 5 (13.1)
     e = sk.sakke_encapsulate(Z, ID, rng)  # draw 4: the SSV
     for mine, theirs in (("SSV", "SSV"), ("r_input", "sakke_r_input"), ("R", "R"), ("g_r", "g_r"), ("mask", "mask"),
                          ("H", "H"), ("encapsulated", "encapsulated")):
@@ -448,9 +284,10 @@ def run_enroll(v: dict) -> Check:
     vr = sk.eccsi_verify(KPAK, ID, h2b(v["message"]), sg["signature"])
     c.eq("verify_Y", vr["Y"].hex(), v["verify_Y"])
     c.eq("verify_J", vr["J"].hex(), v["verify_J"])
-    c.eq("draws", [{"hex": x.hex(), "name": n} for x, n in
-                   zip(rng.calls, ("challenge_nonce", "device_ikm", "pkg_ikm_e", "SSV", "j"))], v["draws"])
-    c.eq("draw count", len(rng.calls), len(v["draws"]))
+    draws = [{"hex": x, "name": n} for n, x in out["draws"].items()]
+    draws += [{"hex": x.hex(), "name": n} for x, n in zip(rng.calls, ("SSV", "j"))]
+    c.eq("draws", draws, v["draws"])
+    c.eq("draw count", 3 + len(rng.calls), len(v["draws"]))
     return c
 
 
@@ -461,11 +298,11 @@ def check_signing(c: Check, sg: dict[str, Any], want: dict[str, str]) -> None:
         c.eq("signing." + k, sg[k].hex(), want[k])
 
 
-def check_key_refusal(v: dict) -> UsappError | None:
+def check_key_refusal(v: dict) -> Exception | None:
     """Issuance 13.1 operation check-key: the error check_key raises, or None."""
     try:
         check_key(h2b(v["KPAK"]), h2b(v["Z"]), v["identity"].encode(), h2b(v["key"]))
-    except UsappError as exc:
+    except ERRORS as exc:
         return exc
     return None
 
@@ -599,6 +436,7 @@ class ThresholdNodeExtractor:
     KPAK: bytes
     t: int
     session: list[int]
+    suite: str = SUITE_THRESHOLD
 
     def extract(self, identity: bytes) -> bytes:
         ID = identifier_of(parse_identity(identity))
@@ -643,7 +481,7 @@ def run_split_enroll(v: dict) -> Check:
     KPAK = sk.eccsi_kms(KSAK)
     c.eq("KPAK", KPAK.hex(), v["KPAK"])
     check_publics(KPAK, node_keys, t, nodes)
-    ident = Identity(v["namespace"], v["role"], v["serial"], v["epoch"])
+    ident = Identity(v["namespace"], v["serial"], v["role"], v["epoch"])
     ID = identifier_of(ident)
     c.eq("uri", uri_of(ident), v["uri"])
     c.eq("identifier", ID.hex(), v["identifier"])
@@ -668,15 +506,12 @@ def run_split_enroll(v: dict) -> Check:
         c.eq(p + "SSK_i", answers[i].hex(), ve["SSK_i"])
         share = answers[i] + b"".join(reveals[j] for j in session)  # 10.5.5
         c.eq(p + "share", share.hex(), ve["share"])
-        rng = sk.Recorder(sk.HmacDrbg(ve["run_seed"]))
         extractor = ThresholdNodeExtractor(i, shares, KPAK, t, session)
         verifier = ShareVerifier(KPAK, node_keys, t, nodes, session, i)
-        out = enroll(enrollment_inputs(v, SUITE_THRESHOLD), rng, extractor.extract, verifier.verify_key)
+        out = enroll(v, extractor, verifier.verify_key, ve["run_seed"], c)
         check_enrollment(c, out, ve, p)
-        c.eq(p + "delivered key", out["key"], share)
-        c.eq(p + "draws", [{"hex": x.hex(), "name": n} for x, n in
-                           zip(rng.calls, ("challenge_nonce", "device_ikm", "pkg_ikm_e"))], ve["draws"])
-        c.eq(p + "draw count", len(rng.calls), len(ve["draws"]))
+        c.eq(p + "delivered key", out["key"], share.hex())
+        c.eq(p + "draws", [{"hex": x, "name": n} for n, x in out["draws"].items()], ve["draws"])
     SSK, PVT2, HS2 = combine(KPAK, ID, node_keys, session, reveals, answers)
     c.eq("PVT", PVT.hex(), v["PVT"])
     c.eq("PVT as combined", PVT2, PVT)
@@ -698,7 +533,7 @@ def _points(d: dict[str, str]) -> dict[int, bytes]:
     return {int(k): h2b(x) for k, x in d.items()}
 
 
-def threshold_refusal(v: dict) -> UsappError | None:
+def threshold_refusal(v: dict) -> Exception | None:
     """Issuance 13.2 operation refuse: the step `target` names, on the vector's inputs."""
     t, nodes, session, target = v["threshold"], v["nodes"], v["session"], v["target"]
     KPAK, node_keys = h2b(v["KPAK"]), _points(v["node_keys"])
@@ -717,7 +552,7 @@ def threshold_refusal(v: dict) -> UsappError | None:
     }
     try:
         steps[target]()
-    except UsappError as exc:
+    except ERRORS as exc:
         return exc
     return None
 
@@ -972,11 +807,11 @@ def run_integrity(v: dict) -> Check:
     return c
 
 
-def record_refusal(v: dict) -> UsappError | None:
+def record_refusal(v: dict) -> Exception | None:
     """Integrity 12.4 operation verify-record: decode_record then verify_record."""
     try:
         verify_record(decode_any_record(h2b(v["record"])), EccsiRecordKey(h2b(v["KPAK"]), v["meter"]))
-    except UsappError as exc:
+    except ERRORS as exc:
         return exc
     return None
 
@@ -1008,7 +843,7 @@ def test_integrity_eccsi_run(vec: dict) -> None:
 CHECK_KEY_REASONS = {  # issuance 10.4.6 (and the KPAK and Z checked once before it)
     "InvalidPoint": {"eccsi-point", "sakke-point"}, "WrongSubgroup": {"sakke-point"},
     "OutOfRange": {"ssk-range", "epoch"}, "Truncated": {"key-length", "sakke-point"},
-    "TrailingBytes": {"key-length"}, "Unparseable": {"identity"}, "Tampered": {"ssk-check"},
+    "TrailingBytes": {"key-length"}, "Unparseable": {"2.3 parse"}, "Tampered": {"ssk-check"},
     "PvtValidation": {"ssk-check"}, "RskValidation": {"rsk-check"}, "WrongEpoch": {"ssk-check"},
     "WrongIdentity": {"ssk-check", "rsk-check"}, "WrongKms": {"ssk-check", "rsk-check"},
 }
@@ -1031,15 +866,16 @@ RECORD_REASONS = {  # integrity 3.3: the decoder, then verification checks 1 to 
 EXCLUSIVE = {"rsk-check": "RskValidation", "3:period": "NotAccepted", "4:low-s": "HighS"}
 
 
-def _expect_refusal(vec: dict, notes: dict, reasons: dict[str, set[str]], err: UsappError | None) -> None:
+def _expect_refusal(vec: dict, notes: dict, reasons: dict[str, set[str]], err: Exception | None) -> None:
     """The named error, raised by a check that the vector's flags name (conventions 4.6)."""
     assert set(vec["flags"]) <= set(notes) and set(vec["flags"]) <= set(reasons)
     assert err is not None, f"{vec['name']}: accepted"
     assert type(err).__name__ == vec["error"], f"{vec['name']}: {type(err).__name__} ({err})"
     allowed = set.intersection(*(reasons[f] for f in vec["flags"]))
-    assert err.check in allowed, f"{vec['name']}: refused by {err.check}, not by {sorted(allowed)}"
-    for check, flag in EXCLUSIVE.items():  # a check these flags name is reached iff the flag is there
-        assert (err.check == check) == (flag in vec["flags"]), f"{vec['name']}: {err.check} and {flag}"
+    check = getattr(err, "check", None)
+    assert check in allowed, f"{vec['name']}: refused by {check}, not by {sorted(allowed)}"
+    for named, flag in EXCLUSIVE.items():  # a check these flags name is reached iff the flag is there
+        assert (check == named) == (flag in vec["flags"]), f"{vec['name']}: {check} and {flag}"
     if "LyingNode" in vec["flags"]:  # 10.5.3: the lying node is named
         assert re.search(rf"node {vec.get('node', '[0-9]+')} ", str(err)), str(err)
 
@@ -1098,10 +934,11 @@ def _field_names(o: Any, acc: set[str]) -> set[str]:
 def test_every_field_of_the_files_is_named_in_the_spec() -> None:
     """Issuance 13.1, 13.2 and integrity 12.4 name every field a vendor reads (found as a format gap)."""
     issuance, integrity = (_SPECS / "issuance.md").read_text(), (_SPECS / "integrity.md").read_text()
+    s13 = _section(issuance, "## 13. Test vectors", "### 13.1")  # the roles transcript, shared
     s131 = _section(issuance, "### 13.1", "### 13.2")
     s132 = _section(issuance, "### 13.2", "## 14.")
     s124 = _section(integrity, "### 12.4", "## 13.")
-    for doc, text in ((ISSUANCE, s131), (THRESHOLD, s132 + s131), (INTEGRITY, s124)):
+    for doc, text in ((ISSUANCE, s13 + s131), (THRESHOLD, s13 + s132 + s131), (INTEGRITY, s124)):
         unnamed = {k for k in _field_names(doc["vectors"], set()) - ENVELOPE_FIELDS
                    if not re.search(r'[`"]' + re.escape(k) + r'[`"]', text)}
         assert not unnamed, sorted(unnamed)
