@@ -560,6 +560,7 @@ def threshold_refusal(v: dict) -> Exception | None:
 # --- the ECCSI record suite (integrity 3.3) -----------------------------------------------------------
 
 DOMAIN = ti.DOMAIN
+ACCEPT_DELAY = 60  # integrity 12.4: the utility accepts each record at its period + 60 seconds
 LAST_PERIOD = 253402127999  # 9999-12-29T23:59:59Z (integrity 3.3 check 3)
 _PERIOD_TEXT = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
@@ -586,8 +587,8 @@ def signed_bytes(body: dict) -> bytes:
 
 
 def record_identifier(key_period: str, meter: str) -> bytes:
-    """Integrity 3.3: ID = key period || 0x00 || meter || 0x00."""
-    return key_period.encode("ascii") + b"\x00" + meter.encode("ascii") + b"\x00"
+    """Integrity 3.3: ID = key period || 0x00 || meter || 0x00 (RFC 6509 3.2, sakke_eccsi 1.3)."""
+    return sk.identifier(key_period, meter)
 
 
 @dataclass
@@ -784,7 +785,7 @@ def run_integrity(v: dict) -> Check:
         c.eq(p + "draws", [{"hex": x.hex(), "name": "j"} for x in rng.calls[before:]], vr["draws"])
         verify_record(decode_any_record(rec), rkey)  # Utility.accept (4.3): counter n, period after the last
         log.append(rec)
-        receipt = ti.tree_head(ukey, mb, log, vr["period"] + INTEGRITY["parameters"]["accept_delay_seconds"])
+        receipt = ti.tree_head(ukey, mb, log, vr["period"] + ACCEPT_DELAY)
         c.eq(p + "receipt", receipt.hex(), vr["receipt"])
         receipts.append(receipt)
     time = v["time"]
@@ -905,6 +906,7 @@ def test_vector_counts() -> None:
     assert (len(of(ISSUANCE, "enroll")), len(of(ISSUANCE, "check-key"))) == (2, 17)
     assert (len(of(THRESHOLD, "split-enroll")), len(of(THRESHOLD, "refuse"))) == (2, 11)
     assert (len(of(INTEGRITY, "run")), len(of(INTEGRITY, "verify-record"))) == (2, 19)
+    assert INTEGRITY["parameters"]["accept_delay_seconds"] == ACCEPT_DELAY
     assert len(ISSUANCE["vectors"]) == 19 and len(THRESHOLD["vectors"]) == 13 and len(INTEGRITY["vectors"]) == 21
 
 
