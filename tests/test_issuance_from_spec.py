@@ -1064,13 +1064,7 @@ def refuse(v: dict) -> UsappError:
             assert meter.receive(delivery)
             meter.receive(delivery)
         elif target == "meter_receive_sealed":
-            try:
-                meter.receive(sealed_delivery(enrollment, v["change"], v["suite"], rng))
-            finally:  # the enrollment stayed open (7.3), and the same construction with the key the PKG
-                # would issue is accepted: the refusal is for the identity, suite or key, not the sealing
-                identity = meter.enrollments[gk.uncbor(enrollment)[0][2]].identity
-                genuine = {"identity": identity.decode(), "key": Bls12Extractor(s).extract(identity).hex()}
-                assert meter.receive(sealed_delivery(enrollment, genuine, v["suite"], rng))
+            meter.receive(sealed_delivery(enrollment, v["change"], v["suite"], rng))
         elif target == "meter_enroll_twice":
             meter.enroll(challenge, rng)
         elif target == "pkg_enroll":
@@ -1088,10 +1082,7 @@ def refuse(v: dict) -> UsappError:
             pkg.enroll(enrollment, now, rng)
         elif target == "meter_receive":
             delivery = pkg.enroll(enrollment, now, rng)
-            try:
-                meter.receive(change(delivery, v.get("change")))
-            finally:
-                assert meter.receive(delivery)  # the enrollment stayed open (7.3)
+            meter.receive(change(delivery, v.get("change")))
         else:
             raise AssertionError(f"unknown target {target}")
     except UsappError as exc:
@@ -1099,6 +1090,13 @@ def refuse(v: dict) -> UsappError:
             assert not pkg.log and pkg.enroll(enrollment, now, rng)  # nothing changed (5.3)
         elif target.startswith("pkg_enroll"):
             assert len(pkg.log) == (target in ("pkg_enroll_clock_back", "pkg_enroll_twice"))  # refused: not logged
+        elif target == "meter_receive":
+            assert meter.receive(delivery)  # the enrollment stayed open (7.3)
+        elif target == "meter_receive_sealed":  # it stayed open, and the same construction with the key the
+            # PKG would issue is accepted: the refusal is for the identity, suite or key, not the sealing
+            identity = meter.enrollments[gk.uncbor(enrollment)[0][2]].identity
+            genuine = {"identity": identity.decode(), "key": Bls12Extractor(s).extract(identity).hex()}
+            assert meter.receive(sealed_delivery(enrollment, genuine, v["suite"], rng))
         return exc
     raise AssertionError(f"{v['name']}: accepted")
 
