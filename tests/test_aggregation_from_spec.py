@@ -3,14 +3,16 @@
 Issue 15, second vendor trial: this module was written from
 ``specs/aggregation.md`` (version 2), ``specs/conventions.md``,
 ``specs/paillier.md`` and ``specs/dp.md`` without reading
-``protocols/aggregation``.  It does not import that package.  It uses the
+``protocols/aggregation``.  It imports nothing from ``protocols``.  It uses the
 vendor's primitives: ``hashlib``/``hmac`` (SHA-256, SHAKE256, HMAC-SHA256), the
 ``cryptography`` package (X25519, Ed25519, ChaCha20-Poly1305) and Python
-integers; and two project modules that conventions defines bit for bit:
-``protocols.primitives.drbg`` (HMAC_DRBG ``from_seed``, conventions 3.3, used
-only to replay the vectors' seeds) and ``protocols.primitives.cbor`` (the
-deterministic CBOR codec of conventions 2.3).  The spec's error names are
-raised as :class:`Refused` carrying the name.
+integers; and two helpers of the other clean-room modules, imported, that
+conventions defines bit for bit: ``HmacDrbg`` of
+``tests/test_sakke_eccsi_from_spec.py`` (HMAC_DRBG ``from_seed``, conventions
+3.3, used only to replay the vectors' seeds) and ``cbor`` / ``decode_det`` of
+``tests/test_groupkeys_from_spec.py`` (the deterministic CBOR encoding of
+conventions 2.3, and a decoder that accepts only that encoding).  The spec's
+error names are raised as :class:`Refused` carrying the name.
 
 From each round vector's inputs it redraws every key (spec 3.1), rebuilds the
 directory, graph and committee (3.2-3.4), plays every meter through the round
@@ -47,8 +49,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from protocols.primitives import cbor as _cbor
-from protocols.primitives.drbg import HmacDrbg
+import test_groupkeys_from_spec as gk
+import test_sakke_eccsi_from_spec as sk
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "aggregation.json"
 
@@ -67,6 +69,22 @@ class Refused(Exception):
 
 
 # -- conventions 2, 3.2 -----------------------------------------------------
+
+def cbor_encode(value: Any) -> bytes:
+    """Conventions 2.3: the deterministic encoding (the groupkeys clean-room codec)."""
+    return gk.cbor(value)
+
+
+def cbor_decode(raw: bytes, max_size: int | None = None) -> Any:
+    """Conventions 2.3: one item in exactly its deterministic encoding, of at most max_size bytes, else
+    DecodeError (the groupkeys clean-room decoder)."""
+    if max_size is not None and len(raw) > max_size:
+        raise Refused("DecodeError", "size")
+    try:
+        return gk.decode_det(raw)
+    except gk.SpecError as exc:
+        raise Refused(exc.name, str(exc)) from None
+
 
 def i2osp(x: int, n: int) -> bytes:
     return int(x).to_bytes(n, "big")
@@ -135,13 +153,13 @@ def mac_keys(k: bytes) -> tuple[bytes, bytes]:
 
 
 def mac(mk: bytes, kind: str, body: dict) -> bytes:
-    return hmac.new(mk, DOMAIN + lp(kind.encode()) + _cbor.encode(body), hashlib.sha256).digest()
+    return hmac.new(mk, DOMAIN + lp(kind.encode()) + cbor_encode(body), hashlib.sha256).digest()
 
 
 def seal(mk: bytes, kind: str, body: dict) -> bytes:
     """Spec 5.2: the MAC under the largest key of the map."""
     key = max(body) + 1
-    return _cbor.encode({**body, key: mac(mk, kind, body)})
+    return cbor_encode({**body, key: mac(mk, kind, body)})
 
 
 # -- spec 3.1-3.4: directory, graph, committee --------------------------------
@@ -197,7 +215,7 @@ def directory_cbor(group_id: bytes, n: int, entries: list[list], tree: dict[str,
                    params: list[int], noise: list | None) -> bytes:
     """Spec 3.2."""
     aggs = sorted(tree, key=lambda a: a.encode())
-    return _cbor.encode({
+    return directory_map_cbor({
         1: group_id,
         2: i2osp(n, (n.bit_length() + 7) // 8),
         3: entries,
@@ -208,8 +226,42 @@ def directory_cbor(group_id: bytes, n: int, entries: list[list], tree: dict[str,
     })
 
 
+CBOR_NULL = b"\xf6"  # conventions 2.3: the simple value null
+
+
+def directory_map_cbor(m: dict[int, Any]) -> bytes:
+    """Spec 3.2 / conventions 2.3: the directory map, keys 1 to 7 (their encodings 0x01 .. 0x07 already in
+    bytewise order); key 7 may be null, which the imported codec's subset leaves out, so the map's head
+    (major type 5, 7 entries: 0xa7) and that one value are written here, every other item by cbor_encode."""
+    return b"\xa7" + b"".join(cbor_encode(k) + (CBOR_NULL if m[k] is None else cbor_encode(m[k]))
+                              for k in range(1, 8))
+
+
+def directory_map_decode(raw: bytes) -> dict[int, Any]:
+    """The inverse of directory_map_cbor: exactly that encoding (so conventions 2.3's
+    encode(decode(b)) == b), else DecodeError; items other than a null key 7 are read by gk.uncbor."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise Refused("DecodeError", "size")
+    m: dict[int, Any] = {}
+    try:
+        if raw[:1] != b"\xa7":
+            raise ValueError("not a map of 7 entries")
+        i = 1
+        for _ in range(7):
+            key, i = gk.uncbor(raw, i)
+            if raw[i:i + 1] == CBOR_NULL and key == 7:
+                m[key], i = None, i + 1
+            else:
+                m[key], i = gk.uncbor(raw, i)
+        if i != len(raw) or set(m) != set(range(1, 8)) or directory_map_cbor(m) != raw:
+            raise ValueError("not the deterministic encoding of the directory")
+    except (IndexError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
+        raise Refused("DecodeError", f"directory: {exc}") from None
+    return m
+
+
 def parse_directory(raw: bytes) -> Directory:
-    m = _cbor.decode(raw, max_size=MAX_MESSAGE_BYTES)
+    m = directory_map_decode(raw)
     order = [e[0] for e in m[3]]
     S, vb, k, t, min_rep, kappa, tau = m[6]
     return Directory(
@@ -404,7 +456,7 @@ def decode_message(dr: Directory, raw: bytes, kind: str, types: dict[int, type])
     if not isinstance(raw, bytes) or len(raw) > size_limit(dr, kind):
         raise Refused("DecodeError", "size")
     try:
-        m = _cbor.decode(raw, max_size=size_limit(dr, kind))
+        m = cbor_decode(raw, max_size=size_limit(dr, kind))
     except Exception as exc:  # the codec's DecodeError
         raise Refused("DecodeError", str(exc)) from exc
     if not isinstance(m, dict) or set(m) != set(types):
@@ -585,7 +637,7 @@ class Meter:
             raise Refused("ConsistencyError", "below min_reporting")
         self.last_committed = r
         sig = Ed25519PrivateKey.from_private_bytes(self.ed_seed).sign(commit_message(dr, r, m[4], m[5]))
-        return _cbor.encode({1: 2, 2: r, 3: self.ident, 4: sig})
+        return cbor_encode({1: 2, 2: r, 3: self.ident, 4: sig})
 
     # 8.4
     def unmask(self, dr: Directory, raw: bytes) -> bytes:
@@ -658,7 +710,7 @@ class Aggregator:
             if len(raw) > size_limit(dr, "aggregate-report"):
                 raise Refused("DecodeError", "size")
             try:
-                m = _cbor.decode(raw, max_size=size_limit(dr, "aggregate-report"))
+                m = cbor_decode(raw, max_size=size_limit(dr, "aggregate-report"))
             except Exception as exc:
                 raise Refused("DecodeError", str(exc)) from exc
             if isinstance(m, dict) and len(m) == 7:
@@ -1041,7 +1093,7 @@ def utility_from_state(s: dict) -> Utility:
                           {i: list(b) for i, b in o["bundles"].items()})
         rs.report = None if o["report"] is None else h(o["report"])
         if rs.report is not None:
-            rs.root_c = os2ip(_cbor.decode(rs.report)[4])
+            rs.root_c = os2ip(cbor_decode(rs.report)[4])
         rs.reporting, rs.missing = list(o["reporting"]), list(o["missing"])
         rs.reporting_map, rs.missing_map = h(o["reporting_map"]), h(o["missing_map"])
         rs.confirmations = {i: h(x) for i, x in o["confirmations"].items()}
@@ -1093,7 +1145,7 @@ def hexint(x: int) -> str:
 
 def provision(v: dict, n: int) -> tuple[dict, dict, bytes, dict]:
     """Spec 3.1 draw order; returns (meter keys, aggregator keys, K_alpha, nonces)."""
-    rng = HmacDrbg.from_seed(v["provision_seed"])
+    rng = sk.HmacDrbg(v["provision_seed"])
     k_alpha = rng.random_bytes(32)
     keys: dict[str, dict] = {}
     for i in v["meters"]:
@@ -1149,7 +1201,7 @@ def play_round(v: dict, ck: Check) -> None:
     ck.eq("alphas", [hexint(a) for a in alphas(k_alpha, r, dr.S)], v["alphas"])
 
     meters = {i: Meter(i, keys[i]["key"], k_alpha, keys[i]["x_sk"], keys[i]["ed"], dr.digest) for i in order}
-    rng = HmacDrbg.from_seed(v["round_seed"])
+    rng = sk.HmacDrbg(v["round_seed"])
     takes_part = [i for i in order if i in v["readings"] or i in v["dropped"]]
     msgs = v["messages"]
     rm = v["round_meters"]
@@ -1168,7 +1220,7 @@ def play_round(v: dict, ck: Check) -> None:
         plist = [j for j in dr.nbr[i] if j in adverts]
         es, bx = b"", b""
         for j in plist:
-            aj = _cbor.decode(adverts[j])
+            aj = cbor_decode(adverts[j])
             x = dr.nbr[j].index(i)
             es += aj[4]
             bx += aj[5][80 * x:80 * x + 80]

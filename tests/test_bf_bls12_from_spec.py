@@ -1,6 +1,6 @@
 """An independent implementation of the BLS12-381 BF-IBE suite written from the spec text alone
-(specs/ibe.md 4.1-4.3, 4.5.1-4.5.2, 4.8 and specs/bls12_381.md 4, 7; RandomScalar of
-specs/conventions.md), checked against vectors/bf_bls12.json byte for byte.
+(specs/ibe.md 4.1-4.3, 4.5.1-4.5.2, 4.8 and specs/bls12_381.md 4, 7; RandomNonzeroScalar and
+RandomBelow of specs/conventions.md 3.2), checked against vectors/bf_bls12.json byte for byte.
 
 It does not import protocols.schemes.bf_bls12 nor protocols.primitives: only hashlib and the
 py-arkworks-bls12381 group operations (hash_to_curve, scalar multiplication, compressed encodings,
@@ -104,14 +104,19 @@ def decode_g1(data: bytes) -> ark.G1Point:
         raise Refused("DecodeError") from None
 
 
-def random_scalar(draws: list[bytes], nonzero: bool = True) -> int:
-    """RandomScalar = 1 + RandomBelow(r - 1); RandomBelow(r) when zero is allowed: 32 bytes per attempt,
-    big-endian, low 255 bits kept, rejected unless below the bound."""
-    bound = R - 1 if nonzero else R
+def random_below(draws: list[bytes], bound: int) -> int:
+    """conventions 3.2 RandomBelow(rng, bound) for a bound of 255 bits (r or r - 1): 32 bytes per
+    attempt, big-endian, low 255 bits kept, rejected unless below the bound."""
     while True:
         x = int.from_bytes(draws.pop(0), "big") & ((1 << 255) - 1)
         if x < bound:
-            return x + 1 if nonzero else x
+            return x
+
+
+def random_nonzero_scalar(draws: list[bytes]) -> int:
+    """specs/ibe.md 4.1: RandomNonzeroScalar(rng) = RandomRange(rng, 1, r) = 1 + RandomBelow(rng, r - 1)
+    (never conventions' RandomScalar, which includes 0)."""
+    return 1 + random_below(draws, R - 1)
 
 
 # --- the KEM (specs/ibe.md 4.3) ------------------------------------------------------------------
@@ -146,7 +151,7 @@ def decapsulate(d_id: bytes, identity: bytes, enc: bytes) -> dict:
 
 def test_setup_and_extract_from_the_draws():
     (setup,) = vectors("setup")
-    s = random_scalar([bytes.fromhex(d["hex"]) for d in setup["draws"]])
+    s = random_nonzero_scalar([bytes.fromhex(d["hex"]) for d in setup["draws"]])
     assert s.to_bytes(32, "big").hex() == setup["master_secret"]
     assert (g2() * ark.Scalar(s)).to_compressed_bytes().hex() == setup["p_pub"]
     for v in vectors("extract"):
@@ -182,8 +187,8 @@ def test_dealing_from_the_draws():
     for v in vectors("deal"):
         draws = [bytes.fromhex(d["hex"]) for d in v["draws"]]
         t, nodes, j, context = v["threshold"], v["nodes"], v["dealer"], bytes.fromhex(v["context"])
-        a = [random_scalar(draws)] + [random_scalar(draws, nonzero=False) for _ in range(t - 1)]
-        k = random_scalar(draws)
+        a = [random_nonzero_scalar(draws)] + [random_below(draws, R) for _ in range(t - 1)]
+        k = random_nonzero_scalar(draws)
         assert not draws
         assert [x.to_bytes(32, "big").hex() for x in a] == v["coefficients"] and k.to_bytes(32, "big").hex() == v["k"]
         commitments = [(g2() * ark.Scalar(x)).to_compressed_bytes() for x in a]

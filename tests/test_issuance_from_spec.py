@@ -7,7 +7,9 @@ messages, their size limits and deterministic CBOR), 5 (the challenge, the devic
 PKG's ten checks in their order), 6 (the certificate profile, chain validation, the serial and the
 role key purposes), 7 (the HPKE profile, sealing, the device's checks), 8 (advance_epoch, revoke),
 9 (the hash-chained log), 10.1-10.3 (the BLS12-381 BF suite with one PKG and with t-of-n nodes) and
-13 (the vector file, its `roles` transcripts and its refusals); from specs/ibe.md 4.1, 4.2 and 4.5
+13 (the vector file, its `roles` transcripts and its refusal targets, the key-delivery anyone can seal
+to an enrollment's pkRm included: each refusal is checked to come from the step of 5.3 or 7.3 it
+targets, for the reason section 13's table gives); from specs/ibe.md 4.1, 4.2 and 4.5
 (the BLS12-381 BF keys, dealing, proof of possession, node secrets, verification keys and the
 combination of key shares); and from specs/conventions.md 2 (I2OSP, lp1, CBOR), 3.2-3.4
 (RandomBelow, RandomRange, HMAC_DRBG from_seed, ReplayRandom) and 5.1 (the error names).  Not
@@ -620,9 +622,9 @@ class Pkg:
         if identity.namespace != anchor.namespace:
             raise VerificationError("enrollment: namespace", "5.3/6 namespace")
         if identity.role not in anchor.roles:
-            raise VerificationError("enrollment: the anchor may not vouch for the role", "5.3/6 role")
+            raise VerificationError("enrollment: the anchor may not vouch for the role", "5.3/6 anchor role")
         if identity.role not in certified_roles(chain[0]):
-            raise VerificationError("enrollment: role not certified", "5.3/6 role")
+            raise VerificationError("enrollment: role not certified", "5.3/6 certified role")
         if certified_serial(chain[0]) != identity.serial:
             raise VerificationError("enrollment: serial", "5.3/7 serial")
         if (identity.namespace, identity.serial) in self.revoked:
@@ -712,9 +714,9 @@ class Meter:
             raise DecodeError("key-delivery: a field out of range", "7.3/1 decode")
         open_ = self.enrollments.get(m[2])
         if open_ is None:
-            raise StateError("key-delivery: no such enrollment", "7.3/2")
+            raise StateError("key-delivery: no such enrollment", "7.3/2 unknown")
         if open_.completed:
-            raise ReplayError("key-delivery: enrollment completed", "7.3/2")
+            raise ReplayError("key-delivery: enrollment completed", "7.3/2 completed")
         if m[3] != open_.identity or m[4] != open_.suite:
             raise VerificationError("key-delivery: another identity or suite", "7.3/3")
         key = open_base(open_.sk, m[5], delivery_info(m[2], m[3], m[4]), m[6])
@@ -1026,6 +1028,17 @@ def change(data: bytes, how: dict | None) -> bytes:
     return data + bytes.fromhex(how["append"])
 
 
+def sealed_delivery(enrollment: bytes, how: dict, suite: str, rng: Any) -> bytes:
+    """Section 13, meter_receive_sealed: the key-delivery of 4.4 anyone who saw the enrollment can make:
+    how["key"] sealed to its pkRm (7.2) for how["identity"] and how.get("suite", the run's suite) under
+    its nonce, ikmE drawn from the run."""
+    body, _ = gk.uncbor(enrollment)
+    nonce, pk_r = body[2], body[5]
+    identity, suite = how["identity"].encode("ascii"), how.get("suite", suite)
+    enc, ct = seal_base(pk_r, delivery_info(nonce, identity, suite), bytes.fromhex(how["key"]), rng)
+    return cbor({1: 1, 2: nonce, 3: identity, 4: suite, 5: enc, 6: ct})
+
+
 def refuse(v: dict) -> UsappError:
     """Section 13: replay the run from run_seed up to the target; the target's step must raise.
     Returns the error; a refused step must leave the state so that the genuine message is then
@@ -1033,12 +1046,26 @@ def refuse(v: dict) -> UsappError:
     rng = sk.HmacDrbg(v["run_seed"])
     s = int(v["master_secret"], 16)
     pkg = Pkg(anchors_of(v), v["epoch"], Bls12Extractor(s), v["challenge_lifetime"])
-    meter = meter_of(v, bls12_key_verifier(g2_mul(s)))
     now, target = v["now"], v["target"]
+    if target == "pkg_enroll_in_namespace":  # the device claims another namespace than its anchor's
+        v = {**v, "namespace": v["change"]["namespace"]}
+    meter = meter_of(v, bls12_key_verifier(g2_mul(s)))
     challenge = pkg.challenge(now, rng)
     enrollment = meter.enroll(challenge, rng)
     try:
-        if target == "meter_enroll_twice":
+        if target == "pkg_enroll_clock_back":
+            pkg.enroll(enrollment, now, rng)
+            earlier = pkg.challenge(now - 1, rng)
+            pkg.enroll(meter.enroll(earlier, rng), now - 1, rng)
+        elif target == "pkg_enroll_in_namespace":
+            pkg.enroll(enrollment, now, rng)
+        elif target == "meter_receive_twice":
+            delivery = pkg.enroll(enrollment, now, rng)
+            assert meter.receive(delivery)
+            meter.receive(delivery)
+        elif target == "meter_receive_sealed":
+            meter.receive(sealed_delivery(enrollment, v["change"], v["suite"], rng))
+        elif target == "meter_enroll_twice":
             meter.enroll(challenge, rng)
         elif target == "pkg_enroll":
             pkg.enroll(change(enrollment, v.get("change")), now, rng)
@@ -1055,15 +1082,21 @@ def refuse(v: dict) -> UsappError:
             pkg.enroll(enrollment, now, rng)
         elif target == "meter_receive":
             delivery = pkg.enroll(enrollment, now, rng)
-            try:
-                meter.receive(change(delivery, v.get("change")))
-            finally:
-                assert meter.receive(delivery)  # the enrollment stayed open (7.3)
+            meter.receive(change(delivery, v.get("change")))
         else:
             raise AssertionError(f"unknown target {target}")
     except UsappError as exc:
-        if target == "pkg_enroll":
+        if target == "pkg_enroll" and v.get("change"):
             assert not pkg.log and pkg.enroll(enrollment, now, rng)  # nothing changed (5.3)
+        elif target.startswith("pkg_enroll"):
+            assert len(pkg.log) == (target in ("pkg_enroll_clock_back", "pkg_enroll_twice"))  # refused: not logged
+        elif target == "meter_receive":
+            assert meter.receive(delivery)  # the enrollment stayed open (7.3)
+        elif target == "meter_receive_sealed":  # it stayed open, and the same construction with the key the
+            # PKG would issue is accepted: the refusal is for the identity, suite or key, not the sealing
+            identity = meter.enrollments[gk.uncbor(enrollment)[0][2]].identity
+            genuine = {"identity": identity.decode(), "key": Bls12Extractor(s).extract(identity).hex()}
+            assert meter.receive(sealed_delivery(enrollment, genuine, v["suite"], rng))
         return exc
     raise AssertionError(f"{v['name']}: accepted")
 
@@ -1080,6 +1113,32 @@ EXPECTED_CHECK = {
     ("Replay", "meter_enroll_twice"): "5.2/3 answered",
     ("Truncated", "meter_receive"): "4.1 decode",
     ("Tampered", "meter_receive"): "7.3/4 open",
+    ("ClockBack", "pkg_enroll_clock_back"): "5.3/0",
+    ("UnknownSuite", "pkg_enroll"): "5.3/2 suite",
+    ("UnknownChallenge", "pkg_enroll"): "5.3/4 challenge unknown",
+    ("BadChain", "pkg_enroll"): "5.3/5 chain",
+    ("WrongNamespace", "pkg_enroll_in_namespace"): "5.3/6 namespace",
+    ("RoleNotVouched", "pkg_enroll"): "5.3/6 anchor role",
+    ("RoleNotCertified", "pkg_enroll"): "5.3/6 certified role",
+    ("WrongSerial", "pkg_enroll"): "5.3/7 serial",
+    ("UnknownChallenge", "meter_receive"): "7.3/2 unknown",
+    ("Replay", "meter_receive_twice"): "7.3/2 completed",
+    ("WrongIdentity", "meter_receive_sealed"): "7.3/3",
+    ("BadKey", "meter_receive_sealed"): "7.3/5 key",
+}
+
+# Where one step refuses for several reasons, the reason each vector names (section 13's table), as a
+# fragment of the message our check raises.
+EXPECTED_REASON = {
+    "enrollment-chain-from-an-untrusted-root": "device certificate: untrusted issuer",
+    "enrollment-chain-signed-by-an-impostor": "device certificate: bad signature",
+    "enrollment-device-certificate-expired": "device certificate: expired",
+    "enrollment-serial-not-the-certificates": "enrollment: serial",
+    "enrollment-certificate-without-serial": "not exactly one serialNumber",
+    "enrollment-certificate-with-two-serials": "not exactly one serialNumber",
+    "key-delivery-for-another-serial": "another identity",
+    "key-delivery-for-another-epoch": "another identity",
+    "key-delivery-for-another-suite": "another identity or suite",
 }
 
 
@@ -1111,13 +1170,18 @@ def test_refusal(v):
     assert type(exc).__name__ == v["error"], f"{v['name']}: raised {type(exc).__name__}: {exc}"
     (flag,) = v["flags"]
     assert exc.check == EXPECTED_CHECK[(flag, v["target"])], f"{v['name']}: refused by {exc.check}: {exc}"
+    assert EXPECTED_REASON.get(v["name"], "") in str(exc), f"{v['name']}: refused because {exc}"
 
 
 def test_every_vector_is_checked():
     """The parametrized lists above cover the whole file: 2 single-mode runs, 1 threshold run (2 node
-    enrollments), 10 refusals, each flag and target with the step that must refuse it."""
-    assert (len(SINGLE), len(THRESHOLD), len(REFUSALS)) == (2, 1, 10)
-    assert len(SINGLE) + len(THRESHOLD) + len(REFUSALS) == len(VECTORS) == 13
+    enrollments), 29 refusals, each flag and target with the step that must refuse it (every numbered
+    check of 5.3 but 1's field checks and 9's ECDSA range, every check of 7.3)."""
+    assert (len(SINGLE), len(THRESHOLD), len(REFUSALS)) == (2, 1, 29)
+    assert len(SINGLE) + len(THRESHOLD) + len(REFUSALS) == len(VECTORS) == 32
     assert sum(len(v["enrollments"]) for v in THRESHOLD) == 2
     assert {(v["flags"][0], v["target"]) for v in REFUSALS} == set(EXPECTED_CHECK)
     assert all(v["result"] == "invalid" and v["error"] for v in REFUSALS)
+    assert set(EXPECTED_REASON) <= {v["name"] for v in REFUSALS}
+    steps = {EXPECTED_CHECK[(v["flags"][0], v["target"])].split()[0] for v in REFUSALS}
+    assert {f"5.3/{i}" for i in (0, 2, 3, 4, 5, 6, 7, 8, 9)} | {f"7.3/{i}" for i in (2, 3, 4, 5)} <= steps

@@ -45,7 +45,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from protocols import issuance as iss
-from protocols.errors import VectorMismatchError
+from protocols.errors import UsappError, VectorMismatchError
 from protocols.primitives import cbor
 from protocols.primitives.drbg import HmacDrbg
 from protocols.schemes import bf_bls12
@@ -306,15 +306,51 @@ NOTES = {
     "Truncated": "a message cut short (DecodeError)",
     "TrailingBytes": "a message with a byte appended (DecodeError)",
     "Tampered": "the last byte (the signature, or the AEAD tag) flipped (VerificationError)",
-    "Replay": "a challenge answered, or an enrollment presented, a second time (ReplayError)",
+    "Replay": "a challenge answered, an enrollment presented, or a key-delivery received, a second time (ReplayError)",
     "Expired": "an enrollment presented after its challenge expired (StateError)",
     "WrongEpoch": "an enrollment for an epoch the PKG has left (StateError)",
     "Revoked": "an enrollment by a revoked device (VerificationError)",
+    "ClockBack": "an enrollment presented at a time before the PKG's last log entry (5.3 step 0, StateError)",
+    "UnknownSuite": "an enrollment naming a well-formed suite the PKG does not issue (5.3 step 2, DecodeError)",
+    "UnknownChallenge": "an enrollment or key-delivery whose nonce is no outstanding challenge or open enrollment "
+                        "(5.3 step 4, 7.3 step 2; StateError)",
+    "BadChain": "a device chain that does not validate to the trust anchor (5.3 step 5, VerificationError)",
+    "WrongNamespace": "an identity in another namespace than the anchor's (5.3 step 6, VerificationError)",
+    "RoleNotVouched": "a role the anchor may not vouch for, though certified (5.3 step 6, VerificationError)",
+    "RoleNotCertified": "a role the anchor may vouch for but the device certificate does not certify "
+                        "(5.3 step 6, VerificationError)",
+    "WrongSerial": "a device certificate whose serialNumber is not the identity's serial, or is absent or "
+                   "repeated (5.3 step 7, VerificationError)",
+    "WrongIdentity": "a key-delivery, sealed correctly to the device, for another identity or suite than the "
+                     "enrollment's (7.3 step 3, VerificationError)",
+    "BadKey": "a key-delivery that opens, but whose key fails the suite's key check (7.3 step 5, VerificationError)",
 }
 
 
 def _change(data: bytes, change: object) -> bytes:
     return edit_bytes(data, change, "change")
+
+
+def _change_object(change: object, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    """The ``change`` of a target that sets something up rather than editing bytes: an object with these keys."""
+    if not isinstance(change, dict) or not set(required) <= set(change) or not set(change) <= {*required, *optional}:
+        raise VectorMismatchError(f"field 'change' must be an object with {', '.join(required)}"
+                                  + (f" (and optionally {', '.join(optional)})" if optional else ""), field="change")
+    return change
+
+
+def _sealed_delivery(enrollment: bytes, change: object, suite: str, rng: HmacDrbg) -> bytes:
+    """Spec 7.3 steps 3 and 5 (section 13, ``meter_receive_sealed``): a key-delivery made by anyone who
+    saw the enrollment (pkRm travels in the clear): ``change.key`` sealed to pkRm (7.2) for
+    ``change.identity`` (and ``change.suite``, default the run's) under the enrollment's nonce,
+    drawing ikmE from the run."""
+    c = _change_object(change, ("identity", "key"), ("suite",))
+    identity = str_field(c, "identity").encode("ascii")
+    sealed_suite = str_field(c, "suite") if "suite" in c else suite
+    body = cbor.decode(enrollment)
+    nonce, pk = body[2], body[5]
+    enc, ct = iss.SealBase(pk, iss.delivery_info(nonce, identity, sealed_suite), b"", bytes_field(c, "key"), rng)
+    return cbor.encode({1: 1, 2: nonce, 3: identity, 4: sealed_suite, 5: enc, 6: ct})
 
 
 def _refusal(v: Mapping[str, Any]) -> Callable[[], None]:
@@ -326,17 +362,32 @@ def _refusal(v: Mapping[str, Any]) -> Callable[[], None]:
     d = _device(v)
     master = bf_bls12.MasterKey(int_field(v, "master_secret"))
     pkg = iss.Pkg(iss.PkgState(d["anchors"], d["epoch"], challenge_lifetime=d["lifetime"]), iss.Bls12Extractor(master))
-    meter = iss.Meter(iss.MeterState(d["namespace"], d["serial"], d["role"], SUITE, d["device_key"], d["chain"]),
+    target, change = str_field(v, "target"), v.get("change")
+    namespace = d["namespace"]
+    if target == "pkg_enroll_in_namespace":  # the device claims another namespace than its anchor's
+        namespace = str_field(_change_object(change, ("namespace",)), "namespace")
+    meter = iss.Meter(iss.MeterState(namespace, d["serial"], d["role"], SUITE, d["device_key"], d["chain"]),
                       iss.bls12_key_verifier(master.params))
     rng = HmacDrbg.from_seed(str_field(v, "run_seed"))
-    target, change = str_field(v, "target"), v.get("change")
     def step() -> None:
         challenge = pkg.challenge(d["now"], rng)
         enrollment = meter.enroll(challenge, rng)
-        if target == "meter_enroll_twice":
+        if target == "pkg_enroll_in_namespace":
+            pkg.enroll(enrollment, d["now"], rng)
+        elif target == "pkg_enroll_clock_back":
+            pkg.enroll(enrollment, d["now"], rng)
+            earlier = pkg.challenge(d["now"] - 1, rng)
+            pkg.enroll(meter.enroll(earlier, rng), d["now"] - 1, rng)
+        elif target == "meter_receive_twice":
+            delivery = pkg.enroll(enrollment, d["now"], rng)
+            meter.receive(delivery)
+            meter.receive(delivery)
+        elif target == "meter_receive_sealed":
+            meter.receive(_sealed_delivery(enrollment, change, SUITE, rng))
+        elif target == "meter_enroll_twice":
             meter.enroll(challenge, rng)
-        elif target == "pkg_enroll":
-            pkg.enroll(_change(enrollment, change), d["now"], rng)
+        elif target == "pkg_enroll":  # without a change: the device's own enrollment, refused for its inputs
+            pkg.enroll(enrollment if change is None else _change(enrollment, change), d["now"], rng)
         elif target == "pkg_enroll_twice":
             pkg.enroll(enrollment, d["now"], rng)
             pkg.enroll(enrollment, d["now"], rng)
@@ -394,9 +445,10 @@ def _name(common: str, serial: str | None = None) -> x509.Name:
 
 
 def _certificate(subject: x509.Name, public_key, issuer: x509.Name, signing_key, number: int, *,
-                 ca: bool, path_length: int | None = None, roles: tuple[str, ...] = ()) -> bytes:
+                 ca: bool, path_length: int | None = None, roles: tuple[str, ...] = (),
+                 not_after: dt.datetime = NOT_AFTER) -> bytes:
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
-               .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(NOT_AFTER)
+               .serial_number(number).not_valid_before(NOT_BEFORE).not_valid_after(not_after)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
                .add_extension(x509.KeyUsage(
                    digital_signature=not ca, content_commitment=False, key_encipherment=False,
@@ -467,12 +519,16 @@ def _threshold_case(name: str, serial: str, threshold: int, nodes: list[int], en
     return vector
 
 
-def _negative(base: dict, name: str, target: str, error: str, flags: list[str], change: dict | None = None) -> dict:
+def _negative(base: dict, name: str, target: str, error: str, flags: list[str], change: dict | None = None, *,
+              comment: str | None = None, inputs: Mapping[str, Any] | None = None) -> dict:
     v = {k: base[k] for k in _REFUSE_INPUTS if k in base}
     v.update({"operation": "refuse", "name": name, "result": "invalid", "error": error, "flags": flags,
               "target": target})
     if change is not None:
         v["change"] = change
+    if comment is not None:
+        v["comment"] = comment
+    v.update(inputs or {})
     expect_refusal(v, _refusal(v))
     return v
 
@@ -494,6 +550,129 @@ def _negatives(base: dict) -> list[dict]:
     ]
 
 
+# Certificate fixtures of the refusals of 5.3 steps 5 and 7 (spec 13): each certifies the key of the
+# first vector's device (label device-<serial>) for role meter, unless said otherwise.
+_OTHER_ROOT_KEY = _ed_key("other-root")
+_OTHER_ROOT_NAME = _name("USaPP Vector Meters Other Root CA")
+_IMPOSTOR_ROOT_KEY = _ed_key("impostor-root")
+_EXPIRED = dt.datetime(2025, 12, 31, tzinfo=dt.timezone.utc)
+
+
+def _refusal_device_certificate(serial: str, fixture: str) -> bytes:
+    """The device certificate of one refusal fixture (X.509 serial numbers 20 to 24)."""
+    public = _ed_key("device-" + serial).public_key()
+    subject = _name(f"meter {serial}", serial)
+    if fixture == "other-root":  # issued by a root the PKG does not trust: untrusted issuer
+        return _certificate(subject, public, _OTHER_ROOT_NAME, _OTHER_ROOT_KEY, 20, ca=False, roles=("meter",))
+    if fixture == "impostor-root":  # names the trusted root as issuer, signed by another key: bad signature
+        return _certificate(subject, public, _ROOT_NAME, _IMPOSTOR_ROOT_KEY, 21, ca=False, roles=("meter",))
+    if fixture == "expired":  # notAfter 2025-12-31T00:00:00Z, before now
+        return _certificate(subject, public, _ROOT_NAME, _ROOT_KEY, 22, ca=False, roles=("meter",),
+                            not_after=_EXPIRED)
+    if fixture == "no-serial":  # no serialNumber attribute (6.3)
+        return _certificate(_name(f"meter {serial}"), public, _ROOT_NAME, _ROOT_KEY, 23, ca=False, roles=("meter",))
+    if fixture == "two-serials":  # two serialNumber attributes, the device's first (6.3)
+        other = f"{serial[:-1]}{(int(serial[-1]) + 1) % 10}"
+        name = x509.Name([*subject, x509.NameAttribute(NameOID.SERIAL_NUMBER, other)])
+        return _certificate(name, public, _ROOT_NAME, _ROOT_KEY, 24, ca=False, roles=("meter",))
+    raise ValueError(fixture)
+
+
+def _identity(base: Mapping[str, Any], *, serial: str | None = None, epoch: int | None = None) -> str:
+    return iss.Identity(base["namespace"], serial or base["serial"], base["role"],
+                        base["epoch"] if epoch is None else epoch).to_bytes().decode("ascii")
+
+
+def _check_refusals(base: dict) -> list[dict]:
+    """Spec 13: the refusals of the numbered checks of 5.3 (steps 0, 2, 4-7) and 7.3 (steps 2, 3, 5) that
+    the first ten leave out; each MUST fail at its step and nowhere before (the change is made so that
+    every earlier check passes and, where a later one exists, it would pass too)."""
+    challenge = bytes.fromhex(base["challenge"])
+    nonce = cbor.decode(challenge)[2]
+    enrollment, delivery = bytes.fromhex(base["enrollment"]), bytes.fromhex(base["key_delivery"])
+    suite_byte = enrollment.index(SUITE.encode()) + len(SUITE) - 1  # its last character, "1" -> "0"
+    if enrollment.count(SUITE.encode()) != 1 or enrollment.index(nonce) != 6 or delivery.index(nonce) != 6:
+        raise AssertionError("the layout of 4.3/4.4 changed")
+    master = bf_bls12.MasterKey(int(base["master_secret"], 16))
+    other_master = bf_bls12.setup(HmacDrbg.from_seed(SEED + base["name"] + "/other-master"))
+    other_serial = _identity(base, serial="SM-000124")
+
+    def key(m: bf_bls12.MasterKey, identity: str) -> str:
+        return bf_bls12.extract(m, identity.encode("ascii")).to_bytes().hex()
+
+    def chain(fixture: str) -> dict:
+        return {"chain": [_refusal_device_certificate(base["serial"], fixture).hex()]}
+
+    def sealed(identity: str, key_hex: str, **more: str) -> dict:
+        return {"identity": identity, "key": key_hex, **more}
+
+    out = [
+        _negative(base, "enrollment-after-the-clock-went-back", "pkg_enroll_clock_back", "StateError",
+                  ["ClockBack"], comment="5.3 step 0: a second challenge issued at now - 1 and answered, "
+                  "presented at now - 1, after an issuance logged at now"),
+        _negative(base, "enrollment-for-an-unknown-suite", "pkg_enroll", "DecodeError", ["UnknownSuite"],
+                  {"flip": suite_byte}, comment="5.3 step 2: the suite name's last character 1 -> 0"),
+        _negative(base, "enrollment-for-an-unknown-challenge", "pkg_enroll", "StateError", ["UnknownChallenge"],
+                  {"flip": 6}, comment="5.3 step 4: the nonce's first byte flipped"),
+        _negative(base, "enrollment-chain-from-an-untrusted-root", "pkg_enroll", "VerificationError", ["BadChain"],
+                  comment="5.3 step 5: the device certificate is issued by another root (label other-root)",
+                  inputs=chain("other-root")),
+        _negative(base, "enrollment-chain-signed-by-an-impostor", "pkg_enroll", "VerificationError", ["BadChain"],
+                  comment="5.3 step 5: the device certificate names the root as issuer but is signed by "
+                  "another key (label impostor-root)", inputs=chain("impostor-root")),
+        _negative(base, "enrollment-device-certificate-expired", "pkg_enroll", "VerificationError", ["BadChain"],
+                  comment="5.3 step 5: the device certificate's notAfter is 2025-12-31T00:00:00Z",
+                  inputs=chain("expired")),
+        _negative(base, "enrollment-for-another-namespace", "pkg_enroll_in_namespace", "VerificationError",
+                  ["WrongNamespace"], {"namespace": "other-vectors"},
+                  comment="5.3 step 6: the device's identity is in namespace other-vectors"),
+        _negative(base, "enrollment-role-the-anchor-may-not-vouch-for", "pkg_enroll", "VerificationError",
+                  ["RoleNotVouched"], comment="5.3 step 6: the anchor vouches for gateway only",
+                  inputs={"anchor_roles": ["gateway"]}),
+        _negative(base, "enrollment-role-not-certified", "pkg_enroll", "VerificationError", ["RoleNotCertified"],
+                  comment="5.3 step 6: the device claims role gateway; its certificate certifies meter",
+                  inputs={"role": "gateway"}),
+        _negative(base, "enrollment-serial-not-the-certificates", "pkg_enroll", "VerificationError",
+                  ["WrongSerial"], comment="5.3 step 7: the device claims serial SM-000124; its certificate "
+                  "says SM-000123", inputs={"serial": "SM-000124"}),
+        _negative(base, "enrollment-certificate-without-serial", "pkg_enroll", "VerificationError",
+                  ["WrongSerial"], comment="5.3 step 7: the device certificate has no serialNumber",
+                  inputs=chain("no-serial")),
+        _negative(base, "enrollment-certificate-with-two-serials", "pkg_enroll", "VerificationError",
+                  ["WrongSerial"], comment="5.3 step 7: the device certificate has two serialNumber "
+                  "attributes, SM-000123 and SM-000124", inputs=chain("two-serials")),
+        _negative(base, "key-delivery-for-an-unknown-enrollment", "meter_receive", "StateError",
+                  ["UnknownChallenge"], {"flip": 6}, comment="7.3 step 2: the nonce's first byte flipped"),
+        _negative(base, "key-delivery-received-twice", "meter_receive_twice", "ReplayError", ["Replay"],
+                  comment="7.3 step 2: the genuine key-delivery, received a second time"),
+        _negative(base, "key-delivery-for-another-serial", "meter_receive_sealed", "VerificationError",
+                  ["WrongIdentity"], sealed(other_serial, key(master, other_serial)),
+                  comment="7.3 step 3: the PKG's key for serial SM-000124, sealed to this enrollment"),
+        _negative(base, "key-delivery-for-another-epoch", "meter_receive_sealed", "VerificationError",
+                  ["WrongIdentity"], sealed(_identity(base, epoch=base["epoch"] + 1),
+                                            key(master, _identity(base, epoch=base["epoch"] + 1))),
+                  comment="7.3 step 3: the PKG's key for the next epoch, sealed to this enrollment"),
+        _negative(base, "key-delivery-for-another-suite", "meter_receive_sealed", "VerificationError",
+                  ["WrongIdentity"], sealed(_identity(base), key(master, _identity(base)),
+                                            suite=SUITE[:-1] + "0"),
+                  comment="7.3 step 3: the right key, in a delivery naming suite usapp-bf-ibe-bls12381-v0"),
+        _negative(base, "key-delivery-key-under-another-master", "meter_receive_sealed", "VerificationError",
+                  ["BadKey"], sealed(_identity(base), key(other_master, _identity(base))),
+                  comment="7.3 step 5: the key of this identity under another master secret "
+                  f"(bf_bls12.setup from {SEED}<name>/other-master)"),
+        _negative(base, "key-delivery-key-of-another-identity", "meter_receive_sealed", "VerificationError",
+                  ["BadKey"], sealed(_identity(base), key(master, other_serial)),
+                  comment="7.3 step 5: the PKG's key for serial SM-000124 in a delivery for this identity"),
+    ]
+    genuine = {**{k: base[k] for k in _REFUSE_INPUTS if k in base}, "target": "meter_receive_sealed",
+               "change": sealed(_identity(base), key(master, _identity(base)))}
+    try:  # the construction itself is sound: the genuine key, sealed the same way, is accepted
+        _refusal(genuine)()
+    except UsappError as exc:
+        raise AssertionError(f"a correctly sealed key-delivery is refused: {exc}") from None
+    return out
+
+
 def build() -> dict:
     vectors = [
         _single_case("ed25519-device-under-root", "SM-000123", "ed25519-under-root"),
@@ -501,6 +680,7 @@ def build() -> dict:
         _threshold_case("threshold-2-of-3-nodes-1-3", "SM-008910", 2, [1, 2, 3], [1, 3]),
     ]
     vectors += _negatives(vectors[0])
+    vectors += _check_refusals(vectors[0])
     return {
         "protocol": PROTOCOL,
         "suite": SUITE,
@@ -509,7 +689,9 @@ def build() -> dict:
         "generated_by": (f"usapp vectors generate (HMAC_DRBG SHA-256 from_seed; master secrets from "
                          f"{SEED}<name>/master via bf_bls12.setup; DKG from {SEED}<name>/dkg; run draws from "
                          f"{SEED}<name>/run or {SEED}<name>/node-<i>; certificate keys SHA-256({SEED}<label>), "
-                         "labels root, intermediate (P-256), device-<serial>)"),
+                         "labels root, intermediate (P-256), device-<serial>, and for the refusals' certificates "
+                         "other-root and impostor-root; the refusals' other master secret from "
+                         f"{SEED}<name>/other-master via bf_bls12.setup)"),
         "description": (
             "Whole enrollment runs (operation 'enroll') with the BLS12-381 BF suite. Inputs: "
             "root_certificate, anchor_roles, namespace (the root's serial namespace), chain (device certificate "
@@ -523,8 +705,9 @@ def build() -> dict:
             "challenge, enrollment, key_delivery, log_entry, log_head (the PKG's log after this one "
             "issuance), the delivered key (or a node's share), hpke_public, p_pub; in threshold mode "
             "also node_secrets, verification_keys and the combined key. Operation 'refuse' (result invalid): "
-            "the inputs of a single-mode run, a target step and a change; the step MUST fail with 'error' "
-            "(specs/issuance.md section 13)."),
+            "the inputs of a single-mode run (some with another chain, serial, role or anchor_roles, said in "
+            "'comment'), a target step and, for some, a change; the step MUST fail with 'error' "
+            "(specs/issuance.md section 13: one refusal or more for every numbered check of 5.3 and 7.3)."),
         "notes": NOTES,
         "vectors": vectors,
     }
