@@ -235,6 +235,23 @@ def test_opcodes_are_counted_only_when_asked_and_the_previous_trace_restored() -
             f(10)
     assert costs.PYTHON_OPCODE not in plain and plain[costs.PYTHON_CALL] >= 1
     assert costs.is_host_only(costs.PYTHON_OPCODE) and costs.is_unpinned(costs.PYTHON_OPCODE)
+    # the first-time instructions: a loop's body counts once however often it runs
+    assert few[costs.PYTHON_FIRST_OPCODE] == many[costs.PYTHON_FIRST_OPCODE] < few[costs.PYTHON_OPCODE]
+    assert costs.PYTHON_FIRST_OPCODE not in plain
+    assert costs.is_host_only(costs.PYTHON_FIRST_OPCODE) and costs.is_unpinned(costs.PYTHON_FIRST_OPCODE)
+
+
+def test_a_p256_conversion_to_affine_coordinates_is_a_host_only_library_call() -> None:
+    from protocols.schemes import eccsi
+
+    point = eccsi.base_multiply(5)
+    with opcount.counting() as counts:
+        with costs.python_calls():
+            encoded = eccsi.encode_point(point)
+    assert counts[f"{costs.LIBRARY_CALL}:p256_affine"] == 1      # one inversion per encoding, not three
+    assert encoded == eccsi.encode_point(eccsi.G() * 5)
+    with pytest.raises(ParameterError, match="infinity"):
+        eccsi.encode_point(eccsi.G() * eccsi.q)
 
 
 def test_library_entry_points_are_counted_as_host_only_keys() -> None:

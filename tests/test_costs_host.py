@@ -87,7 +87,7 @@ def test_a_kernels_side_counts_are_measured_and_solved_together() -> None:
     found, unmeasured, counts = costs_host.measure_kernels(["k:a"], (kernel, {"k:a": 4, "k:b": 2}.__getitem__),
                                                             {}, repeats=2, min_time=0.001)
     assert set(found) == {"k:a", "k:b"} and unmeasured == []
-    python = (costs.PYTHON_CALL, costs.PYTHON_OPCODE)
+    python = costs.PYTHON_KEYS
     assert {k: {op: n for op, n in c.items() if op not in python} for k, c in counts.items()} == {
         "k:a": {"k:a": 4, "k:b": 1}, "k:b": {"k:b": 2}}
     assert counts["k:a"][costs.PYTHON_CALL] >= 1                 # the kernel's own lambda
@@ -149,3 +149,32 @@ def test_markdown_has_a_summary_and_a_row_per_step() -> None:
     assert text.startswith("1 of 2 steps within 25% (1 of 1 meter-side), median |error| 17%, max 17%")
     assert "| integrity | meter * | receipt | 97 | 0.500 | 0.600 | -17% |" in text
     assert "| integrity | utility | record | 97 | - | 0.400 | - |" in text
+
+
+def test_the_cold_price_is_the_codec_passes_time_beyond_the_hot_price_over_their_first_time_instructions() -> None:
+    passes = [(30e-6, 1000, 400), (50e-6, 3000, 600)]          # (seconds, opcodes, first opcodes)
+    hot = 5e-9
+    assert costs_host.cold_python(passes, hot) == pytest.approx((80e-6 - hot * 4000) / 1000)
+    assert costs_host.cold_python(passes, 1e-6) == 0.0           # clamped: never a negative price
+    assert costs_host.cold_python([], hot) is None
+    assert costs_host.cold_python([(1e-6, 10, 0)], hot) is None
+
+
+def test_measure_host_prices_first_time_instructions_from_the_codec_passes(tmp_path) -> None:
+    from protocols.primitives import cbor
+
+    bodies = [cbor.encode({1: i, 2: [i, i + 1]}) for i in range(10)]
+    passes = [(40e-6, 1000, 500)] * 3
+    profile = costs_host.measure_host([], repeats=1, min_time=0.001, kernels=(_no_kernel, len), bodies=bodies,
+                                      directory=str(tmp_path), codec_passes=passes)
+    hot = profile.seconds[costs.PYTHON_OPCODE]
+    assert profile.seconds[costs.PYTHON_FIRST_OPCODE] == pytest.approx(max(0.0, (120e-6 - hot * 3000) / 1500))
+    assert profile.detail["codec_passes"] == {"passes": 3, "seconds": pytest.approx(120e-6), "opcodes": 3000,
+                                              "first_opcodes": 1500}
+    without = costs_host.measure_host([], repeats=1, min_time=0.001, kernels=(_no_kernel, len), bodies=bodies,
+                                      directory=str(tmp_path))
+    assert without.seconds[costs.PYTHON_FIRST_OPCODE] == 0.0 and "codec_passes" not in without.detail
+
+
+def _no_kernel(key: str):
+    raise ParameterError(key)

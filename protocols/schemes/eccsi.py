@@ -117,9 +117,10 @@ def I2OSP_N(value: int) -> bytes:
 def encode_point(P: EccPoint) -> bytes:
     """0x04 || x' || y' with x', y' of N octets (RFC 6507 section 3.2, RFC 5480 2.2).
     The identity has no representation: ParameterError."""
-    if P.is_point_at_infinity():
+    x, y = (int(c) for c in P.xy)        # one conversion to affine coordinates (pycryptodome: a field inversion)
+    if (x, y) == (0, 0):                  # how pycryptodome writes the point at infinity, which is not on the curve
         raise ParameterError("the point at infinity has no representation (RFC 6507 section 3.1)")
-    return b"\x04" + int(P.x).to_bytes(N, "big") + int(P.y).to_bytes(N, "big")
+    return b"\x04" + x.to_bytes(N, "big") + y.to_bytes(N, "big")
 
 
 def decode_point(data: object, what: str = "point") -> EccPoint:

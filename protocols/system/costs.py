@@ -17,6 +17,7 @@ pinned operation counts of the meter-side steps (section 3.3).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sqlite3
 import sys
@@ -32,7 +33,7 @@ from typing import Any
 
 import gmpy2
 
-from protocols.errors import ParameterError, StateError
+from protocols.errors import ParameterError, StateError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system.roles import harness, wire
 from protocols.system.roles.base import PROTOCOLS, Context, Deployment, RoleSpec
@@ -74,6 +75,11 @@ PYTHON_CALL = "python_call"
 PYTHON_OPCODE = "python_opcode"
 """Host-only key (section 3.1): one bytecode instruction executed (an ``opcode`` event of :func:`sys.settrace`),
 counted only when asked (the host check): a better measure of the interpreter's work than calls."""
+PYTHON_FIRST_OPCODE = "python_first_opcode"
+"""Host-only key (section 3.1): one instruction (code object and offset) executed for the first time in the
+counted block, counted with :data:`PYTHON_OPCODE`: the code a step brings back into the caches."""
+PYTHON_KEYS = (PYTHON_CALL, PYTHON_OPCODE, PYTHON_FIRST_OPCODE)
+"""The keys of the interpreter's work (section 3.1)."""
 LIBRARY_CALL = "library_call"
 """Host-only keys ``library_call:{name}`` (section 3.1): one call of a library entry point that does work a
 device does not (OpenSSL derives the public key when it loads a private one)."""
@@ -81,17 +87,33 @@ LIBRARY_ENTRY_POINTS = (("x25519_load", "x25519", "from_private_bytes"),
                         ("ed25519_load", "ed25519", "from_private_bytes"),
                         ("der_key_load", "keys", "load_der_private_key"))
 """(name, module of cryptography's OpenSSL binding, function) of each ``library_call`` key."""
+PYTHON_ENTRY_POINTS = (("p256_affine", "Crypto.PublicKey._point", "EccPoint", "_get_xy_bytes"),)
+"""(name, module, class, method) of each ``library_call`` key whose entry point is a Python method wrapping a
+C call the profiler does not see (a cffi function): pycryptodome's conversion of a P-256 point to affine
+coordinates, a field inversion that the device figures price inside ``point_mul:p256``."""
 
 
 def is_host_only(key: str) -> bool:
     """Keys a device profile does not price: they measure this host's Python, SQLite or library."""
-    return key in (PYTHON_CALL, PYTHON_OPCODE, "state_statement") or key.startswith(LIBRARY_CALL + ":")
+    return key in (*PYTHON_KEYS, "state_statement") or key.startswith(LIBRARY_CALL + ":")
 
 
 def is_unpinned(key: str) -> bool:
     """Counted but not pinned by the golden file (section 3.3): Python calls change with any refactoring,
     library calls with the library's version."""
-    return key in (PYTHON_CALL, PYTHON_OPCODE) or key.startswith(LIBRARY_CALL + ":")
+    return key in PYTHON_KEYS or key.startswith(LIBRARY_CALL + ":")
+
+
+def python_entry_points() -> dict[object, str]:
+    """The code objects of :data:`PYTHON_ENTRY_POINTS`, to their ``library_call`` key."""
+    found = {}
+    for name, module, cls, method in PYTHON_ENTRY_POINTS:
+        try:
+            target = getattr(getattr(importlib.import_module(module), cls), method)
+        except (ImportError, AttributeError):  # pragma: no cover - pycryptodome is a dependency
+            continue
+        found[target.__code__] = f"{LIBRARY_CALL}:{name}"
+    return found
 
 
 def library_entry_points() -> list[tuple[object, str]]:
@@ -112,13 +134,16 @@ def library_entry_points() -> list[tuple[object, str]]:
 def python_calls(opcodes: bool = False) -> Iterator[None]:
     """Record :data:`PYTHON_CALL` for every Python function called in the block (this thread), and
     ``library_call:{name}`` for every call of a :func:`library_entry_points` function, then restore whatever
-    profiler was set; with ``opcodes``, also :data:`PYTHON_OPCODE` for every bytecode instruction (a trace
-    function, restored after).  Slows the block down: only counted runs use it, never timed ones."""
+    profiler was set; with ``opcodes``, also :data:`PYTHON_OPCODE` for every bytecode instruction and
+    :data:`PYTHON_FIRST_OPCODE` for every distinct (code object, offset) among them (a trace function,
+    restored after).  Slows the block down: only counted runs use it, never timed ones."""
     calls, executed = [0], [0]
+    sites: set[tuple[object, int]] = set()
 
     def local(frame: FrameType, event: str, arg: object) -> Any:
         if event == "opcode":
             executed[0] += 1
+            sites.add((frame.f_code, frame.f_lasti))
         return local
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
@@ -131,9 +156,14 @@ def python_calls(opcodes: bool = False) -> Iterator[None]:
     library: Counter[str] = Counter()
     previous = sys.getprofile()
 
+    wrapped = python_entry_points()
+
     def profiler(frame: FrameType, event: str, arg: object) -> None:
         if event == "call":
             calls[0] += 1
+            name = wrapped.get(frame.f_code)
+            if name is not None:
+                library[name] += 1
         elif event == "c_call":
             entry = targets.get(id(arg))
             if entry is not None and entry[0] is arg:
@@ -148,6 +178,8 @@ def python_calls(opcodes: bool = False) -> Iterator[None]:
         if opcodes:
             sys.settrace(previous_trace)
             opcount.record(PYTHON_OPCODE, executed[0])
+            opcount.record(PYTHON_FIRST_OPCODE, len(sites))
+            sites.clear()
         sys.setprofile(previous)
         opcount.record(PYTHON_CALL, calls[0])
         for key, n in library.items():
@@ -202,19 +234,61 @@ PROBE_COMMITTED, PROBE_REFUSED = "env.tick", "env.refuse"
 """The empty role's two inputs: one it accepts (and commits), one it refuses (rolled back)."""
 
 
+@dataclass(frozen=True)
+class CodecPass:
+    """One pass of the CBOR codec over one message of a run (decode it, encode the item again) and the
+    instructions it executes, all and first-time (section 5.1: the in-run price of cold Python)."""
+
+    blob: bytes
+    item: object
+    opcodes: int
+    first_opcodes: int
+
+    def run(self) -> None:
+        cbor.decode(self.blob, max_size=len(self.blob) + 1)
+        cbor.encode(self.item)
+
+
+def codec_corpus(bodies: Iterable[bytes], limit: int = MAX_BODIES) -> list[CodecPass]:
+    """The codec passes over ``bodies`` (those that decode), in order, each counted once."""
+    passes = []
+    for body in bodies:
+        try:
+            item = cbor.decode(body, max_size=len(body) + 1)
+        except UsappError:
+            continue
+        blob = cbor.encode(item)
+        shell = CodecPass(blob, item, 0, 0)
+        with opcount.counting() as counts, python_calls(opcodes=True):
+            shell.run()
+        passes.append(CodecPass(blob, item, counts[PYTHON_OPCODE], counts[PYTHON_FIRST_OPCODE]))
+        if len(passes) >= limit:
+            break
+    return passes
+
+
 class _Probe:
     """An :data:`EMPTY_ROLE` party in a run's directory, handed one input after each of the run's inputs,
     alternately one it commits and one it refuses (section 5.2): the framework's cost of an input measured
-    in the same run, on the same disk, among the same parties."""
+    in the same run, on the same disk, among the same parties.  Given a ``corpus``, each turn first runs
+    the codec over the corpus's next message and appends (seconds, opcodes, first opcodes) to ``passes``:
+    Python on the caches a step finds."""
 
-    def __init__(self, directory: str, timer: Callable[[], float], seconds: dict[str, list[float]]) -> None:
+    def __init__(self, directory: str, timer: Callable[[], float], seconds: dict[str, list[float]],
+                 corpus: Sequence[CodecPass] = (), passes: list[tuple[float, int, int]] | None = None) -> None:
         path = str(Path(directory) / f"{PROBE_ID}.sqlite")
         provision_party(EMPTY_ROLE, path, PROBE_ID, {})
         self.party = Party.open(EMPTY_ROLE, path, PROBE_ID, SCENARIO_SEED)
         self.timer, self.seconds, self.sent = timer, seconds, 0
         self.speed = speed_workload()
+        self.corpus, self.passes = corpus, passes if passes is not None else []
 
     def tick(self) -> None:
+        if self.corpus:   # first, on the caches the run's input left: one codec pass on the next message
+            codec = self.corpus[(self.sent + len(self.corpus) // 2) % len(self.corpus)]   # not the input's own
+            start = self.timer()
+            codec.run()
+            self.passes.append((self.timer() - start, codec.opcodes, codec.first_opcodes))
         self.sent += 1
         if self.sent % 4 == 0:
             start = self.timer()
@@ -306,12 +380,15 @@ def deployment(protocol: str, options: Mapping[str, Any] | None = None) -> Deplo
 def run_traced(protocol: str, deployed: Deployment, directory: str,
                bodies: list[bytes] | None = None, *, count: bool = True,
                timer: Callable[[], float] = time.perf_counter,
-               probe_seconds: dict[str, list[float]] | None = None, opcodes: bool = False) -> list[Sample]:
+               probe_seconds: dict[str, list[float]] | None = None, opcodes: bool = False,
+               probe_corpus: Sequence[CodecPass] = (),
+               probe_passes: list[tuple[float, int, int]] | None = None) -> list[Sample]:
     """One run of ``protocol``'s interop scenario in ``directory`` (new), every party in process and timed,
     and counted if ``count``; the input bodies are appended to ``bodies`` (up to :data:`MAX_BODIES`).
     With ``probe_seconds`` (and not ``count``), an empty party in the same directory is handed one input
-    after each input of the run, and its times are appended there by kind (section 5.2).  ``opcodes``: a
-    counted run also counts :data:`PYTHON_OPCODE`.
+    after each input of the run, and its times are appended there by kind (section 5.2); with
+    ``probe_corpus`` it also runs one codec pass per turn, appended to ``probe_passes``.  ``opcodes``: a
+    counted run also counts :data:`PYTHON_OPCODE` and :data:`PYTHON_FIRST_OPCODE`.
 
     ``StateError`` if a check of the scenario fails: a trace of a broken run would measure nothing real.
     The samples are named after ``protocol`` (a :data:`VARIANTS` name runs its protocol's scenario).
@@ -319,7 +396,8 @@ def run_traced(protocol: str, deployed: Deployment, directory: str,
     module = protocol_module(base_protocol(protocol))
     samples: list[Sample] = []
     kept: list[bytes] = [] if bodies is None else bodies
-    probe = _Probe(directory, timer, probe_seconds) if probe_seconds is not None and not count else None
+    probe = (_Probe(directory, timer, probe_seconds, probe_corpus, probe_passes)
+             if probe_seconds is not None and not count else None)
     network = harness.open_network(deployed, directory, seed=SCENARIO_SEED, in_process=True)
     inner_factory = network.factory
 
@@ -397,6 +475,8 @@ class Measured:
     """The input bodies and stored blobs of the counted run (at most :data:`MAX_BODIES`)."""
     probe_seconds: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     """The times of the empty party's inputs in the timed runs by kind (section 5.2), one after each input."""
+    codec_passes: tuple[tuple[float, int, int], ...] = ()
+    """The probe's codec passes in the timed runs (section 5.1): (seconds, opcodes, first opcodes) each."""
 
 
 def _base_step(step: str) -> str:
@@ -424,7 +504,9 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
                    timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> Measured:
     """One counted run of ``protocol`` (after one discarded run if ``warmup``), then ``timed_runs`` runs
     with no counter open, whose times are those of the model check (counting costs time too: the
-    counters' records and the state statements' trace).  Each run is in a new directory.
+    counters' records and the state statements' trace).  Each run is in a new directory.  With ``opcodes``
+    (the host check) the timed runs' probe also runs the codec over the counted run's messages
+    (:func:`codec_corpus`, section 5.1).
     """
     if protocol not in TRACED:
         raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(TRACED)}")
@@ -433,11 +515,14 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     deployed = deployment(protocol, options)
 
     probes: dict[str, list[float]] = {}
+    passes: list[tuple[float, int, int]] = []
+    corpus: list[CodecPass] = []
 
     def run(count: bool, bodies: list[bytes] | None = None, probe: bool = False) -> list[Sample]:
         with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
             samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer,
-                                 probe_seconds=probes if probe else None, opcodes=opcodes)
+                                 probe_seconds=probes if probe else None, opcodes=opcodes,
+                                 probe_corpus=corpus, probe_passes=passes)
             if bodies is not None:
                 bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
         return samples
@@ -447,12 +532,14 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     bodies: list[bytes] = []
     counted = run(True, bodies)
     traces = aggregate(counted)
+    if opcodes and timed_runs:
+        corpus.extend(codec_corpus(bodies))
     seconds: dict[tuple[str, str, str], list[float]] = {}
     for trace in [aggregate(align(counted, run(False, probe=True))) for _ in range(timed_runs)] or [traces]:
         for step in trace:
             seconds.setdefault(step.key, []).append(step.seconds)
     return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies),
-                    {k: tuple(v) for k, v in probes.items()})
+                    {k: tuple(v) for k, v in probes.items()}, tuple(passes))
 
 
 def trace_all(protocols: Sequence[str] = TRACED, *, timed_runs: int = 0, warmup: bool = False,

@@ -59,7 +59,8 @@ def device_report(device: str, *, runs: int, quick: bool = False,
     bodies = [body for m in measured.values() for body in m.bodies]
     profile = costs_host.measure_host(costs_host.counted_keys(measured), repeats=repeats, min_time=min_time,
                                       kernels=kernels, bodies=bodies, progress=progress, timer=timer,
-                                      probe_seconds=_probes(measured))
+                                      probe_seconds=_probes(measured),
+                                      codec_passes=[p for m in measured.values() for p in m.codec_passes])
     checked = costs_host.check(measured, profile)
     rows = costs_report.cost_on_host(checked, costs_report.host_clock_hz())
     return DeviceReport(rows, {"devices": [HOST], "seed": costs.SCENARIO_SEED, "runs": runs,

@@ -34,12 +34,13 @@ import numpy
 from protocols.errors import ParameterError, StateError, UsappError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark, costs
-from protocols.system.costs import LIBRARY_CALL, PYTHON_CALL, PYTHON_OPCODE, Measured, StepTrace, python_calls
+from protocols.system.costs import (LIBRARY_CALL, PYTHON_CALL, PYTHON_FIRST_OPCODE, PYTHON_OPCODE, Measured, StepTrace,
+                                    python_calls)
 from protocols.system.roles import wire
 from protocols.system.roles.process import Party, provision_party
 from protocols.system.roles.store import Identity, Store
 
-STATE_KEYS = ("state_commit", "state_byte", "state_statement", PYTHON_CALL, PYTHON_OPCODE)
+STATE_KEYS = ("state_commit", "state_byte", "state_statement", PYTHON_CALL, PYTHON_OPCODE, PYTHON_FIRST_OPCODE)
 """The keys this module measures itself (the durable state commit, section 3.1)."""
 BASE = "base"
 """The per-input term of the model (not an operation key)."""
@@ -103,6 +104,10 @@ def library_kernel(key: str) -> Callable[[], object]:
         der = ed25519.Ed25519PrivateKey.from_private_bytes(seed).private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
         return lambda: serialization.load_der_private_key(der, password=None)
+    if key == f"{LIBRARY_CALL}:p256_affine":
+        from protocols.schemes import eccsi
+        point = eccsi.G() * 0x5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A    # projective, as a multiplication leaves it
+        return point._get_xy_bytes
     raise ParameterError(f"no kernel for operation key {key!r}")
 
 
@@ -112,10 +117,11 @@ def library_kernel(key: str) -> Callable[[], object]:
 
 def _mean_counts(fn: Callable[[], object], calls: int = 8) -> dict[str, float]:
     """The mean counts of one call of ``fn``, its Python calls and bytecode instructions (section 3.1)
-    included."""
-    with opcount.counting() as counts, python_calls(opcodes=True):
+    included (first-time instructions: those of each call)."""
+    with opcount.counting() as counts:
         for _ in range(calls):
-            fn()
+            with python_calls(opcodes=True):
+                fn()
     return {k: v / calls for k, v in counts.items() if v}
 
 
@@ -265,6 +271,16 @@ def measure_python(bodies: Sequence[bytes], repeats: int, min_time: float,
     return {PYTHON_OPCODE: per_opcode, PYTHON_CALL: 0.0, **{key: 0.0 for key in CBOR_KEYS}}
 
 
+def cold_python(passes: Sequence[tuple[float, int, int]], per_opcode: float) -> float | None:
+    """Section 5.1: seconds of a first-time instruction beyond ``per_opcode``, from the probe's codec passes
+    in the runs, (seconds, opcodes, first opcodes) each: their time less their instructions at the hot
+    price, over their first-time instructions; clamped at 0.  None without passes."""
+    firsts = sum(p[2] for p in passes)
+    if not firsts:
+        return None
+    return max(0.0, (sum(p[0] for p in passes) - per_opcode * sum(p[1] for p in passes)) / firsts)
+
+
 # --------------------------------------------------------------------------
 # The profile
 
@@ -300,7 +316,7 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
         counts[key] = _mean_counts(fn, calls=1)
         counts[key].setdefault(key, float(n))
         for side in sorted(counts[key]):
-            if side not in seen and side not in (PYTHON_CALL, PYTHON_OPCODE):   # priced by measure_python
+            if side not in seen and side not in costs.PYTHON_KEYS:   # priced by measure_python, cold_python
                 seen.add(side)
                 todo.append(side)
     measured = sorted(times)
@@ -316,7 +332,8 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
                  kernels: tuple[Kernel, Units] | None = None, directory: str | None = None,
                  bodies: Sequence[bytes] = (), progress: Callable[[str], None] = lambda line: None,
                  timer: Timer = time.perf_counter,
-                 probe_seconds: Mapping[str, Sequence[float]] | None = None) -> HostProfile:
+                 probe_seconds: Mapping[str, Sequence[float]] | None = None,
+                 codec_passes: Sequence[tuple[float, int, int]] = ()) -> HostProfile:
     """Section 5.1: the cost of each of ``keys`` on this machine, and the base.
 
     ``kernels`` defaults to :func:`opkernels`; a key whose kernel raises ``ParameterError`` is unmeasured
@@ -324,6 +341,8 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
     messages) when there are any.  ``directory``: where the state kernels write (default: a new directory
     under the system's temporary directory, where the traces write too).  ``timer``: the clock of every
     measurement (:func:`time.thread_time` counts only this thread's CPU time, steadier on a busy machine).
+    ``probe_seconds`` and ``codec_passes``: what the runs' probe measured (section 5.1); without passes a
+    first-time instruction costs what any instruction does.
     """
     seconds: dict[str, float] = {}
     probe_seconds = probe_seconds or {}
@@ -348,6 +367,13 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
         seconds = {k: v * slower if k not in ("state_commit", "state_byte") else v for k, v in seconds.items()}
         detail["speed"] = {"kernels_seconds": [speed_before, speed_after], "runs_seconds": statistics.median(speeds),
                            "runs_over_kernels": slower}
+    if PYTHON_OPCODE in seconds:   # section 5.1: the cold price, from the codec passes in the runs
+        first = cold_python(codec_passes, seconds[PYTHON_OPCODE])
+        seconds[PYTHON_FIRST_OPCODE] = 0.0 if first is None else first
+        if first is not None:
+            detail["codec_passes"] = {"passes": len(codec_passes), "seconds": sum(p[0] for p in codec_passes),
+                                      "opcodes": sum(p[1] for p in codec_passes),
+                                      "first_opcodes": sum(p[2] for p in codec_passes)}
     detail = {**detail, "kernel_counts": kernel_counts,
               "empty_input_seconds": {kind: t for kind, (t, _) in empty.items()},
               "empty_input_counts": {kind: c for kind, (_, c) in empty.items()}}
