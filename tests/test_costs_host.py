@@ -109,6 +109,14 @@ def test_prediction_is_base_plus_counts_times_costs() -> None:
     assert profile.predict({"c": 1}) is None
 
 
+def test_first_time_instructions_are_priced_beyond_the_base_inputs_own() -> None:
+    first = costs.PYTHON_FIRST_OPCODE
+    profile = HostProfile({first: 3e-8, costs.PYTHON_OPCODE: 1e-8}, base=5e-5, base_first_opcodes=1000)
+    assert profile.predict({first: 4000, costs.PYTHON_OPCODE: 9000}) == pytest.approx(5e-5 + 3000 * 3e-8 + 9e-5)
+    assert profile.predict({first: 600, costs.PYTHON_OPCODE: 900}) == pytest.approx(5e-5 + 9e-6)   # none beyond
+    assert profile.to_json()["base_first_opcodes"] == 1000
+
+
 def _measured(seconds: tuple[float, ...], counts: dict[str, float]) -> dict[str, costs.Measured]:
     trace = costs.StepTrace("integrity", "meter", "receipt", 4, counts, seconds[0], 10, 20)
     return {"integrity": costs.Measured([trace], {trace.key: seconds})}

@@ -56,21 +56,28 @@ Units = Callable[[str], int]
 
 @dataclass(frozen=True)
 class HostProfile:
-    """Seconds per unit of each key measured on this machine, the per-input base, the keys with no kernel."""
+    """Seconds per unit of each key measured on this machine, the per-input base, the keys with no kernel, and
+    the first-time instructions of the base's own input (section 5.1: the framework's, warm, in the base)."""
 
     seconds: Mapping[str, float]
     base: float
     unmeasured: tuple[str, ...] = ()
     detail: Mapping[str, Any] = field(default_factory=dict)
+    base_first_opcodes: float = 0.0
 
     def predict(self, counts: Mapping[str, float]) -> float | None:
-        """The model's seconds for one input with ``counts``; None if a counted key has no cost."""
+        """The model's seconds for one input with ``counts``; None if a counted key has no cost.  First-time
+        instructions are priced beyond the base's own."""
         if any(k not in self.seconds for k, n in counts.items() if n):
             return None
-        return self.base + sum(n * self.seconds[k] for k, n in counts.items() if n)
+        return self.base + sum(self._units(k, n) * self.seconds[k] for k, n in counts.items() if n)
+
+    def _units(self, key: str, n: float) -> float:
+        return max(0.0, n - self.base_first_opcodes) if key == PYTHON_FIRST_OPCODE else n
 
     def to_json(self) -> dict[str, Any]:
         return {"seconds_per_unit": dict(sorted(self.seconds.items())), "base_seconds": self.base,
+                "base_first_opcodes": self.base_first_opcodes,
                 "unmeasured": list(self.unmeasured), "detail": dict(self.detail)}
 
 
@@ -383,11 +390,16 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
         detail.update(probe_input_seconds=times, probe_inputs=sum(len(v) for v in probe_seconds.values()),
                       state_commit_kernel=seconds["state_commit"])
     committed, refused = (empty[k][1] for k in (costs.PROBE_COMMITTED, costs.PROBE_REFUSED))
-    base = max(0.0, times[costs.PROBE_REFUSED] - _modelled(refused, seconds))
+    # section 5.1: the empty input's first-time instructions are the framework's, run on every input: warm,
+    # and part of the base as measured; a step pays the cold price only for first-time instructions beyond
+    first = refused.get(PYTHON_FIRST_OPCODE, 0.0)
+    base = max(0.0, times[costs.PROBE_REFUSED] - _modelled(refused, seconds, but=(PYTHON_FIRST_OPCODE,)))
     if "probe_input_seconds" in detail and committed.get("state_commit"):
-        rest = times[costs.PROBE_COMMITTED] - base - _modelled(committed, seconds, but=("state_commit",))
+        rest = (times[costs.PROBE_COMMITTED] - base
+                - _modelled(committed, seconds, but=("state_commit", PYTHON_FIRST_OPCODE))
+                - seconds.get(PYTHON_FIRST_OPCODE, 0.0) * max(0.0, committed.get(PYTHON_FIRST_OPCODE, 0.0) - first))
         seconds["state_commit"] = max(0.0, rest / committed["state_commit"])
-    return HostProfile(seconds, base, tuple(unmeasured), detail)
+    return HostProfile(seconds, base, tuple(unmeasured), detail, first)
 
 
 # --------------------------------------------------------------------------
