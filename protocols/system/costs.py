@@ -499,6 +499,57 @@ def align(counted: Sequence[Sample], timed: Sequence[Sample]) -> list[Sample]:
     return out
 
 
+class _ProtocolRuns:
+    """The runs of one traced protocol (section 5.2): an optional warm-up, the counted run, then timed runs
+    one at a time, so that :func:`trace_all` can interleave the protocols' timed runs."""
+
+    def __init__(self, protocol: str, options: Mapping[str, Any] | None, timer: Callable[[], float],
+                 opcodes: bool) -> None:
+        if protocol not in TRACED:
+            raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(TRACED)}")
+        self.protocol, self.timer, self.opcodes = protocol, timer, opcodes
+        self.deployed = deployment(protocol, options)
+        self.probes: dict[str, list[float]] = {}
+        self.passes: list[tuple[float, int, int]] = []
+        self.corpus: list[CodecPass] = []
+        self.bodies: list[bytes] = []
+        self.counted: list[Sample] = []
+        self.seconds: dict[tuple[str, str, str], list[float]] = {}
+
+    def _run(self, count: bool, bodies: list[bytes] | None = None, probe: bool = False) -> list[Sample]:
+        with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{self.protocol}-") as directory:
+            samples = run_traced(self.protocol, self.deployed, directory, bodies, count=count, timer=self.timer,
+                                 probe_seconds=self.probes if probe else None, opcodes=self.opcodes,
+                                 probe_corpus=self.corpus, probe_passes=self.passes)
+            if bodies is not None:
+                bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
+        return samples
+
+    def count(self, warmup: bool, corpus: bool) -> None:
+        """The warm-up (if asked) and the counted run; with ``corpus`` the probe's codec corpus from it."""
+        if warmup:
+            self._run(False)
+        self.counted = self._run(True, self.bodies)
+        if corpus:
+            self.corpus.extend(codec_corpus(self.bodies))
+
+    def time(self) -> None:
+        """One timed run, with the probe, matched input by input with the counted run."""
+        for step in aggregate(align(self.counted, self._run(False, probe=True))):
+            self.seconds.setdefault(step.key, []).append(step.seconds)
+
+    def measured(self) -> Measured:
+        traces = aggregate(self.counted)
+        seconds = self.seconds or {t.key: [t.seconds] for t in traces}
+        return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(self.bodies),
+                        {k: tuple(v) for k, v in self.probes.items()}, tuple(self.passes))
+
+
+def _check_runs(timed_runs: int) -> None:
+    if type(timed_runs) is not int or not 0 <= timed_runs <= 100:
+        raise ParameterError("timed_runs must be an integer in [0, 100]")
+
+
 def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
                    options: Mapping[str, Any] | None = None,
                    timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> Measured:
@@ -508,45 +559,27 @@ def trace_protocol(protocol: str, *, timed_runs: int = 0, warmup: bool = False,
     (the host check) the timed runs' probe also runs the codec over the counted run's messages
     (:func:`codec_corpus`, section 5.1).
     """
-    if protocol not in TRACED:
-        raise ParameterError(f"unknown protocol {protocol!r}; known: {', '.join(TRACED)}")
-    if type(timed_runs) is not int or not 0 <= timed_runs <= 100:
-        raise ParameterError("timed_runs must be an integer in [0, 100]")
-    deployed = deployment(protocol, options)
-
-    probes: dict[str, list[float]] = {}
-    passes: list[tuple[float, int, int]] = []
-    corpus: list[CodecPass] = []
-
-    def run(count: bool, bodies: list[bytes] | None = None, probe: bool = False) -> list[Sample]:
-        with tempfile.TemporaryDirectory(prefix=f"usapp-costs-{protocol}-") as directory:
-            samples = run_traced(protocol, deployed, directory, bodies, count=count, timer=timer,
-                                 probe_seconds=probes if probe else None, opcodes=opcodes,
-                                 probe_corpus=corpus, probe_passes=passes)
-            if bodies is not None:
-                bodies += stored_blobs(directory, MAX_BODIES - len(bodies))
-        return samples
-
-    if warmup:
-        run(False)
-    bodies: list[bytes] = []
-    counted = run(True, bodies)
-    traces = aggregate(counted)
-    if opcodes and timed_runs:
-        corpus.extend(codec_corpus(bodies))
-    seconds: dict[tuple[str, str, str], list[float]] = {}
-    for trace in [aggregate(align(counted, run(False, probe=True))) for _ in range(timed_runs)] or [traces]:
-        for step in trace:
-            seconds.setdefault(step.key, []).append(step.seconds)
-    return Measured(traces, {k: tuple(v) for k, v in seconds.items()}, tuple(bodies),
-                    {k: tuple(v) for k, v in probes.items()}, tuple(passes))
+    _check_runs(timed_runs)
+    runs = _ProtocolRuns(protocol, options, timer, opcodes)
+    runs.count(warmup, opcodes and timed_runs > 0)
+    for _ in range(timed_runs):
+        runs.time()
+    return runs.measured()
 
 
 def trace_all(protocols: Sequence[str] = TRACED, *, timed_runs: int = 0, warmup: bool = False,
               timer: Callable[[], float] = time.perf_counter, opcodes: bool = False) -> dict[str, Measured]:
-    """:func:`trace_protocol` of each protocol with its interop defaults."""
-    return {p: trace_protocol(p, timed_runs=timed_runs, warmup=warmup, timer=timer, opcodes=opcodes)
-            for p in protocols}
+    """:func:`trace_protocol` of each protocol with its interop defaults, the timed runs taken in turn (run 1
+    of every protocol, then run 2, ...): a slow minute of the machine then touches one run of each
+    protocol, not every run of one (section 5.2)."""
+    _check_runs(timed_runs)
+    runs = [_ProtocolRuns(p, None, timer, opcodes) for p in protocols]
+    for r in runs:
+        r.count(warmup, opcodes and timed_runs > 0)
+    for _ in range(timed_runs):
+        for r in runs:
+            r.time()
+    return {r.protocol: r.measured() for r in runs}
 
 
 # --------------------------------------------------------------------------
