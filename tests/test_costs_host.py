@@ -60,7 +60,20 @@ def test_the_speed_workload_in_the_runs_scales_the_kernel_costs(tmp_path) -> Non
     speed = profile.detail["speed"]
     before, after = speed["kernels_seconds"]
     assert speed["runs_seconds"] == 1.0
-    assert speed["runs_over_kernels"] == pytest.approx(1.0 / ((before + after) / 2))
+    assert speed["runs_over_kernels"] == pytest.approx(1.0 / before)
+    low, high = speed["kernel_paces"]
+    assert 0 < low <= high
+
+
+def test_each_kernel_is_taken_at_the_reference_pace() -> None:
+    from protocols.primitives import opcount
+
+    def kernel(key: str):
+        return lambda: opcount.record(key)
+    plain = costs_host.measure_kernels(["k:a"], (kernel, lambda k: 1), {}, repeats=3, min_time=0.002)[0]["k:a"]
+    paced = costs_host.measure_kernels(["k:a"], (kernel, lambda k: 1), {}, repeats=3, min_time=0.002,
+                                       pace=lambda: 1000.0)[0]["k:a"]
+    assert paced > 100 * plain        # timed while the machine ran 1000x faster than at the reference
 
 
 def test_python_opcodes_are_priced_on_the_cbor_codec_and_calls_and_cbor_bytes_then_cost_nothing() -> None:

@@ -294,15 +294,16 @@ def cold_python(passes: Sequence[tuple[float, int, int]], per_opcode: float) -> 
 
 def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: Mapping[str, float], repeats: int,
                     min_time: float, progress: Callable[[str], None] = lambda line: None,
-                    timer: Timer = time.perf_counter
+                    timer: Timer = time.perf_counter, pace: Callable[[], float] = lambda: 1.0
                     ) -> tuple[dict[str, float], list[str], dict[str, dict[str, float]]]:
     """Section 5.1: each key's seconds per unit from its kernel's median time.
 
     A kernel may count other keys besides its own units (a ``modexp_bit`` kernel its ``modexp``): every
     key a kernel counts is measured too, and the costs solve ``time[k] = sum(counts[k][j] * cost[j])``
     over all the kernels (least squares; exact when, as here, there is one kernel per key and their
-    counts are independent), the costs in ``known`` (measured otherwise) moved to the left.  Returns the
-    costs (clamped at 0), the keys with no kernel, and each kernel's counts.
+    counts are independent), the costs in ``known`` (measured otherwise) moved to the left.  Each kernel's
+    time is multiplied by ``pace()`` called just before it (the machine's speed then against a reference).
+    Returns the costs (clamped at 0), the keys with no kernel, and each kernel's counts.
     """
     kernel, units = kernels
     todo, seen = sorted(set(keys) - set(known)), set(keys) | set(known)
@@ -319,7 +320,8 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
         if type(n) is not int or n < 1:
             raise ParameterError(f"kernel of {key} performs {n!r} units; a positive integer is needed")
         progress(f"host kernel {len(times) + 1}/{len(times) + len(todo) + 1}: {key}")
-        times[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median
+        factor = pace()
+        times[key] = benchmark.measure(fn, repeats=repeats, min_time=min_time, timer=timer).median * factor
         counts[key] = _mean_counts(fn, calls=1)
         counts[key].setdefault(key, float(n))
         for side in sorted(counts[key]):
@@ -355,12 +357,18 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
     probe_seconds = probe_seconds or {}
     speed = costs.speed_workload()
     speed_before = benchmark.measure(speed, repeats=repeats, min_time=min_time, timer=timer).median
+    paces: list[float] = []
+
+    def pace() -> float:   # section 5.1: each kernel at the reference speed, whatever the machine did meanwhile
+        paces.append(speed_before / benchmark.measure(speed, repeats=3, min_time=min_time / 2, timer=timer).median)
+        return paces[-1]
     if bodies:
         progress(f"host kernels: Python calls of the CBOR codec on the run's {len(bodies)} messages and entries")
-        seconds.update(measure_python(bodies, repeats, min_time, timer))
+        factor = pace()
+        seconds.update({k: v * factor for k, v in measure_python(bodies, repeats, min_time, timer).items()})
     wanted = set(keys) - set(STATE_KEYS)
     found, unmeasured, kernel_counts = measure_kernels(
-        wanted, kernels if kernels is not None else opkernels(), seconds, repeats, min_time, progress, timer)
+        wanted, kernels if kernels is not None else opkernels(), seconds, repeats, min_time, progress, timer, pace)
     seconds.update(found)
     with tempfile.TemporaryDirectory(prefix="usapp-costs-host-", dir=directory) as where:
         progress("host kernels: state statements and commits, the per-input base")
@@ -370,10 +378,11 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
     speed_after = benchmark.measure(speed, repeats=repeats, min_time=min_time, timer=timer).median
     speeds = probe_seconds.get(costs.PROBE_SPEED)
     if speeds:   # section 5.1: the machine's speed in the runs against its speed beside the kernels
-        slower = statistics.median(speeds) / statistics.median((speed_before, speed_after))
+        slower = statistics.median(speeds) / speed_before
         seconds = {k: v * slower if k not in ("state_commit", "state_byte") else v for k, v in seconds.items()}
         detail["speed"] = {"kernels_seconds": [speed_before, speed_after], "runs_seconds": statistics.median(speeds),
-                           "runs_over_kernels": slower}
+                           "runs_over_kernels": slower, "kernel_paces": [min(paces, default=1.0),
+                                                                         max(paces, default=1.0)]}
     if PYTHON_OPCODE in seconds:   # section 5.1: the cold price, from the codec passes in the runs
         first = cold_python(codec_passes, seconds[PYTHON_OPCODE])
         seconds[PYTHON_FIRST_OPCODE] = 0.0 if first is None else first
