@@ -172,26 +172,27 @@ def test_markdown_has_a_summary_and_a_row_per_step() -> None:
     assert "| integrity | utility | record | 97 | - | 0.400 | - |" in text
 
 
-def test_the_cold_price_is_the_codec_passes_time_beyond_the_hot_price_over_their_first_time_instructions() -> None:
-    passes = [(30e-6, 1000, 400), (50e-6, 3000, 600)]          # (seconds, opcodes, first opcodes)
-    hot = 5e-9
-    assert costs_host.cold_python(passes, hot) == pytest.approx((80e-6 - hot * 4000) / 1000)
-    assert costs_host.cold_python(passes, 1e-6) == 0.0           # clamped: never a negative price
-    assert costs_host.cold_python([], hot) is None
-    assert costs_host.cold_python([(1e-6, 10, 0)], hot) is None
+def test_pythons_two_prices_solve_the_codec_passes_in_the_runs() -> None:
+    a, b = 8e-9, 30e-9                                          # per instruction, per first-time instruction
+    passes = [(o * a + f * b, o, f) for o, f in ((1000, 400), (3000, 600), (500, 450), (9000, 900))]
+    assert costs_host.python_in_runs(passes) == (pytest.approx(a), pytest.approx(b))
+    assert costs_host.python_in_runs([(1e-6, 10, 5), (2e-6, 20, 10)]) is None      # one ratio: undetermined
+    assert costs_host.python_in_runs([]) is None
+    cheap = [(1e-9, 1000, 10), (5e-6, 10, 100)]                  # a negative price is clamped at 0
+    assert min(costs_host.python_in_runs(cheap) or (-1.0,)) >= 0.0
 
 
-def test_measure_host_prices_first_time_instructions_from_the_codec_passes(tmp_path) -> None:
+def test_measure_host_prices_python_from_the_codec_passes(tmp_path) -> None:
     from protocols.primitives import cbor
 
     bodies = [cbor.encode({1: i, 2: [i, i + 1]}) for i in range(10)]
-    passes = [(40e-6, 1000, 500)] * 3
+    passes = [(1000 * 8e-9 + 500 * 30e-9, 1000, 500), (4000 * 8e-9 + 700 * 30e-9, 4000, 700)]
     profile = costs_host.measure_host([], repeats=1, min_time=0.001, kernels=(_no_kernel, len), bodies=bodies,
                                       directory=str(tmp_path), codec_passes=passes)
-    hot = profile.seconds[costs.PYTHON_OPCODE]
-    assert profile.seconds[costs.PYTHON_FIRST_OPCODE] == pytest.approx(max(0.0, (120e-6 - hot * 3000) / 1500))
-    assert profile.detail["codec_passes"] == {"passes": 3, "seconds": pytest.approx(120e-6), "opcodes": 3000,
-                                              "first_opcodes": 1500}
+    assert profile.seconds[costs.PYTHON_OPCODE] == pytest.approx(8e-9)
+    assert profile.seconds[costs.PYTHON_FIRST_OPCODE] == pytest.approx(30e-9)
+    assert profile.detail["python_opcode_kernel"] > 0
+    assert profile.detail["codec_passes"]["passes"] == 2
     without = costs_host.measure_host([], repeats=1, min_time=0.001, kernels=(_no_kernel, len), bodies=bodies,
                                       directory=str(tmp_path))
     assert without.seconds[costs.PYTHON_FIRST_OPCODE] == 0.0 and "codec_passes" not in without.detail

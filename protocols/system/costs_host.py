@@ -278,14 +278,18 @@ def measure_python(bodies: Sequence[bytes], repeats: int, min_time: float,
     return {PYTHON_OPCODE: per_opcode, PYTHON_CALL: 0.0, **{key: 0.0 for key in CBOR_KEYS}}
 
 
-def cold_python(passes: Sequence[tuple[float, int, int]], per_opcode: float) -> float | None:
-    """Section 5.1: seconds of a first-time instruction beyond ``per_opcode``, from the probe's codec passes
-    in the runs, (seconds, opcodes, first opcodes) each: their time less their instructions at the hot
-    price, over their first-time instructions; clamped at 0.  None without passes."""
-    firsts = sum(p[2] for p in passes)
-    if not firsts:
+def python_in_runs(passes: Sequence[tuple[float, int, int]]) -> tuple[float, float] | None:
+    """Section 5.1: seconds of an instruction and of a first-time instruction in the runs, the least-squares
+    solution of ``seconds = opcodes * a + first_opcodes * b`` over the probe's codec passes, (seconds,
+    opcodes, first opcodes) each, both clamped at 0.  None unless the passes determine both (at least two,
+    with different ratios of opcodes to first opcodes)."""
+    rows = [(float(p[1]), float(p[2])) for p in passes if p[1] or p[2]]
+    if len({o / f if f else float("inf") for o, f in rows}) < 2:
         return None
-    return max(0.0, (sum(p[0] for p in passes) - per_opcode * sum(p[1] for p in passes)) / firsts)
+    matrix = numpy.array(rows)
+    times = numpy.array([float(p[0]) for p in passes if p[1] or p[2]])
+    per_opcode, per_first = numpy.linalg.lstsq(matrix, times, rcond=None)[0]
+    return max(0.0, float(per_opcode)), max(0.0, float(per_first))
 
 
 # --------------------------------------------------------------------------
@@ -383,10 +387,12 @@ def measure_host(keys: Iterable[str], *, repeats: int = 5, min_time: float = ben
         detail["speed"] = {"kernels_seconds": [speed_before, speed_after], "runs_seconds": statistics.median(speeds),
                            "runs_over_kernels": slower, "kernel_paces": [min(paces, default=1.0),
                                                                          max(paces, default=1.0)]}
-    if PYTHON_OPCODE in seconds:   # section 5.1: the cold price, from the codec passes in the runs
-        first = cold_python(codec_passes, seconds[PYTHON_OPCODE])
-        seconds[PYTHON_FIRST_OPCODE] = 0.0 if first is None else first
-        if first is not None:
+    if PYTHON_OPCODE in seconds:   # section 5.1: Python's two prices, from the codec passes in the runs
+        seconds[PYTHON_FIRST_OPCODE] = 0.0
+        prices = python_in_runs(codec_passes)
+        if prices is not None:
+            detail["python_opcode_kernel"] = seconds[PYTHON_OPCODE]
+            seconds[PYTHON_OPCODE], seconds[PYTHON_FIRST_OPCODE] = prices
             detail["codec_passes"] = {"passes": len(codec_passes), "seconds": sum(p[0] for p in codec_passes),
                                       "opcodes": sum(p[1] for p in codec_passes),
                                       "first_opcodes": sum(p[2] for p in codec_passes)}
