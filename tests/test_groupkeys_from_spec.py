@@ -39,7 +39,9 @@ def lp1(x: bytes) -> bytes:
     return bytes([len(x)]) + x
 
 
-# -- deterministic CBOR (conventions section 2), the subset the messages use --
+# -- deterministic CBOR (conventions section 2), the subset the messages use, plus null --
+
+CBOR_NULL = b"\xf6"  # conventions 2.3: the simple value null (major type 7, simple value 22)
 
 def _head(major: int, n: int) -> bytes:
     if n < 24:
@@ -51,6 +53,8 @@ def _head(major: int, n: int) -> bytes:
 
 
 def cbor(x: object) -> bytes:
+    if x is None:
+        return CBOR_NULL
     if isinstance(x, bool):
         raise TypeError
     if isinstance(x, int):
@@ -319,9 +323,11 @@ def refuse(name: str, why: str) -> SpecError:
 
 
 def uncbor(data: bytes, i: int = 0) -> tuple[object, int]:
-    """Read one item of the subset the messages use: unsigned ints, byte and text strings, arrays, maps."""
+    """Read one item of the subset the messages use: unsigned ints, byte and text strings, arrays, maps, null."""
     major, info = data[i] >> 5, data[i] & 31
     i += 1
+    if major == 7 and info == 22:  # conventions 2.3: null, 0xf6 (no other simple value, no float)
+        return None, i
     if info < 24:
         n = info
     elif info < 28:
@@ -857,3 +863,15 @@ def _affine_add(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
 
 def _encode(x: int, y: int) -> bytes:
     return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def test_the_codec_writes_and_reads_null_as_0xf6_and_refuses_every_other_simple_value() -> None:
+    """Conventions 2.3: null is the one-byte 0xf6, in the deterministic encoding as anywhere else; undefined
+    (0xf7) and null written with a one-byte extension (0xf8 0x16) are outside the subset."""
+    assert cbor(None) == CBOR_NULL == b"\xf6"
+    assert cbor({7: None, 1: [None, 0]}) == bytes.fromhex("a2" "0182f600" "07f6")
+    assert decode_det(b"\xf6") is None
+    assert decode_det(bytes.fromhex("a20182f60007f6")) == {1: [None, 0], 7: None}
+    for bad in (b"\xf7", b"\xf8\x16", b"\xf6\xf6", b"\xf6\x00"):
+        with pytest.raises(SpecError, match="DecodeError"):
+            decode_det(bad)
