@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import test_dp_from_spec as dp
 import test_groupkeys_from_spec as gk
 import test_sakke_eccsi_from_spec as sk
 
@@ -105,17 +106,6 @@ def lp_long(x: bytes) -> bytes:
 
 def r8(r: int) -> bytes:
     return i2osp(r, 8)
-
-
-def random_below(rng: Any, n: int) -> int:
-    """Conventions 3.2 RandomBelow."""
-    if n == 1:
-        return 0
-    k = (n - 1).bit_length()
-    while True:
-        x = os2ip(rng.random_bytes((k + 7) // 8)) & ((1 << k) - 1)
-        if x < n:
-            return x
 
 
 def sha256(*parts: bytes) -> bytes:
@@ -215,7 +205,7 @@ def directory_cbor(group_id: bytes, n: int, entries: list[list], tree: dict[str,
                    params: list[int], noise: list | None) -> bytes:
     """Spec 3.2."""
     aggs = sorted(tree, key=lambda a: a.encode())
-    return directory_map_cbor({
+    return cbor_encode({
         1: group_id,
         2: i2osp(n, (n.bit_length() + 7) // 8),
         3: entries,
@@ -226,37 +216,12 @@ def directory_cbor(group_id: bytes, n: int, entries: list[list], tree: dict[str,
     })
 
 
-CBOR_NULL = b"\xf6"  # conventions 2.3: the simple value null
-
-
-def directory_map_cbor(m: dict[int, Any]) -> bytes:
-    """Spec 3.2 / conventions 2.3: the directory map, keys 1 to 7 (their encodings 0x01 .. 0x07 already in
-    bytewise order); key 7 may be null, which the imported codec's subset leaves out, so the map's head
-    (major type 5, 7 entries: 0xa7) and that one value are written here, every other item by cbor_encode."""
-    return b"\xa7" + b"".join(cbor_encode(k) + (CBOR_NULL if m[k] is None else cbor_encode(m[k]))
-                              for k in range(1, 8))
-
-
 def directory_map_decode(raw: bytes) -> dict[int, Any]:
-    """The inverse of directory_map_cbor: exactly that encoding (so conventions 2.3's
-    encode(decode(b)) == b), else DecodeError; items other than a null key 7 are read by gk.uncbor."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise Refused("DecodeError", "size")
-    m: dict[int, Any] = {}
-    try:
-        if raw[:1] != b"\xa7":
-            raise ValueError("not a map of 7 entries")
-        i = 1
-        for _ in range(7):
-            key, i = gk.uncbor(raw, i)
-            if raw[i:i + 1] == CBOR_NULL and key == 7:
-                m[key], i = None, i + 1
-            else:
-                m[key], i = gk.uncbor(raw, i)
-        if i != len(raw) or set(m) != set(range(1, 8)) or directory_map_cbor(m) != raw:
-            raise ValueError("not the deterministic encoding of the directory")
-    except (IndexError, ValueError, TypeError, UnicodeDecodeError, RecursionError) as exc:
-        raise Refused("DecodeError", f"directory: {exc}") from None
+    """Spec 3.2 / conventions 2.3: the directory, a map of exactly the keys 1 to 7 of which only key 7 (the
+    noise) may be null, in its deterministic encoding, else DecodeError."""
+    m = cbor_decode(raw, max_size=MAX_MESSAGE_BYTES)
+    if not isinstance(m, dict) or set(m) != set(range(1, 8)) or any(m[k] is None for k in range(1, 7)):
+        raise Refused("DecodeError", "directory: not the map of the keys 1 to 7")
     return m
 
 
@@ -351,45 +316,11 @@ def noise_config(noise: list | None) -> tuple[Fraction, Fraction, int] | None:
     return scale, beta, math.ceil(64 * scale)
 
 
-def bernoulli(pr: Fraction, rng: Any) -> bool:
-    return random_below(rng, pr.denominator) < pr.numerator
-
-
-def exp_unit(g: Fraction, rng: Any) -> bool:
-    k = 1
-    while bernoulli(g / k, rng):
-        k += 1
-    return k % 2 == 1
-
-
-def bernoulli_exp(gamma: Fraction, rng: Any) -> bool:
-    for _ in range(math.floor(gamma)):
-        if not exp_unit(Fraction(1), rng):
-            return False
-    return exp_unit(gamma - math.floor(gamma), rng)
-
-
-def discrete_laplace(scale: Fraction, rng: Any) -> int:
-    t, s = scale.numerator, scale.denominator
-    while True:
-        u = random_below(rng, t)
-        if not bernoulli_exp(Fraction(u, t), rng):
-            continue
-        v = 0
-        while bernoulli_exp(Fraction(1), rng):
-            v += 1
-        y = (u + t * v) // s
-        b = bernoulli(Fraction(1, 2), rng)
-        if b and y == 0:
-            continue
-        return -y if b else y
-
-
 def clamped_noise(cfg: tuple[Fraction, Fraction, int], rng: Any) -> int:
     scale, beta, bound = cfg
-    if not bernoulli(beta, rng):
+    if not dp.bernoulli(beta, rng):
         return 0
-    return max(-bound, min(bound, discrete_laplace(scale, rng)))
+    return max(-bound, min(bound, dp.discrete_laplace(scale, rng)))
 
 
 def layout(dr: Directory) -> tuple[int, int, int]:
@@ -518,10 +449,10 @@ class Meter:
     def advertise(self, dr: Directory, r: int, rng: Any) -> tuple[bytes, dict]:
         if r <= max(self.advertised, self.last_reported):
             raise Refused("ReplayError", "advertise")
-        eps = random_below(rng, P25519)
-        sig = random_below(rng, P25519)
-        ce = [random_below(rng, P25519) for _ in range(dr.t - 1)]
-        cs = [random_below(rng, P25519) for _ in range(dr.t - 1)]
+        eps = sk.random_below(rng, P25519)
+        sig = sk.random_below(rng, P25519)
+        ce = [sk.random_below(rng, P25519) for _ in range(dr.t - 1)]
+        cs = [sk.random_below(rng, P25519) for _ in range(dr.t - 1)]
         e_i = x25519_base(i2osp(eps, 32))
         nb = dr.nbr[self.ident]
         fe, fs = shamir_shares(eps, ce, len(nb)), shamir_shares(sig, cs, len(nb))
@@ -602,7 +533,7 @@ class Meter:
         masked = (packed + sum(signs[j] * prf_mod(self.round_secrets[j], "mask", r, n) for j in self.bundle)
                   + b_i) % n
         while True:  # paillier.md 4.1 DrawR
-            pr = random_below(rng, n - 1) + 1
+            pr = sk.random_below(rng, n - 1) + 1
             if math.gcd(pr, n) == 1:
                 break
         n2 = n * n
