@@ -53,14 +53,8 @@ UsappError = sk.UsappError
 DecodeError = sk.DecodeError
 ParameterError = sk.ParameterError
 VerificationError = sk.VerificationError
-
-
-class RecoveryError(UsappError):
-    """Conventions 5.1: too few shares or answers."""
-
-
-class StateError(UsappError):
-    """Conventions 5.1: the party's state does not allow the step."""
+StateError = sk.StateError
+RecoveryError = sk.RecoveryError
 
 
 h2b = bytes.fromhex

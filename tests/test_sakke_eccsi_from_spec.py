@@ -69,6 +69,14 @@ class VerificationError(UsappError):
     pass
 
 
+class StateError(UsappError):
+    """Conventions 5.1: not allowed in the current state (the threshold and ECCSI-family checks raise it)."""
+
+
+class RecoveryError(StateError):
+    """Conventions 5.1: too few shares or answers to finish a threshold step."""
+
+
 class RandomnessError(UsappError):
     pass
 

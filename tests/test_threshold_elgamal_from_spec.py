@@ -34,40 +34,10 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-from test_sakke_eccsi_from_spec import HmacDrbg
+from test_sakke_eccsi_from_spec import (  # the clean-room errors of conventions 5.1, `check` the failing check
+    DecodeError, HmacDrbg, ParameterError, RecoveryError, StateError, UsappError, VerificationError)
 
 VECTORS = json.loads((Path(__file__).resolve().parent.parent / "vectors" / "threshold_elgamal.json").read_text())
-
-
-# --- errors (conventions 5.1): the names the vectors carry -------------------------------------------------------
-
-
-class UsappError(Exception):
-    """Base of the local errors; the class name is what a negative vector names, `check` the failing check."""
-
-    def __init__(self, message: str, check: str) -> None:
-        super().__init__(message)
-        self.check = check
-
-
-class DecodeError(UsappError):
-    pass
-
-
-class ParameterError(UsappError):
-    pass
-
-
-class VerificationError(UsappError):
-    pass
-
-
-class StateError(UsappError):
-    pass
-
-
-class RecoveryError(StateError):
-    pass
 
 
 # --- conventions 2: integers, length prefixes ---------------------------------------------------------------------
