@@ -19,6 +19,7 @@ from collections import Counter
 from fractions import Fraction
 
 import pytest
+import test_dp_from_spec as spec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -380,49 +381,9 @@ def test_poisson_small_pass_exact_for_any_small_mean(lam):
         assert mass.get(j, 0) == (1 - lam) * lam**j / math.factorial(j)
 
 
-# -- a plain reference beside the optimised sampler (sections 3.5.3 and 3.5.5) ---
-
-
-def _reference_poisson(lam: Fraction, reader: skellam.BitReader) -> int:
-    """The pseudo-code of specs/dp.md section 3.5.3 written out plainly: exact rationals, every
-    acceptance an exact BernoulliBits (section 3.5.2), no bounds and no bracket table."""
-    a, b = lam.numerator, lam.denominator
-    if lam < skellam.LARGE_MEAN:
-        pieces = max(1, math.ceil(2 * lam))
-        g = lam / pieces
-        total = 0
-        for _ in range(pieces):
-            while True:
-                k = 1
-                while skellam._bernoulli_bits(g.numerator, g.denominator * k, reader):
-                    k += 1
-                j = k - 1
-                accept = (1 - g) * (j + 1) / (j + 1 - g)
-                if skellam._bernoulli_bits(accept.numerator, accept.denominator, reader):
-                    total += j
-                    break
-        return total
-    m = a // b
-    w = math.isqrt(math.ceil(lam)) + 1
-    while True:
-        c = reader.below(6 * w + 1)
-        v = 0
-        if c <= 2 * w:
-            k = m - w + c
-        else:
-            c -= 2 * w + 1
-            upper, u = c < 2 * w, c % w
-            while reader.bits(1) == 1:
-                v += 1
-            k = m + w + 1 + v * w + u if upper else m - w - 1 - v * w - u
-            if k < 0:
-                continue
-        if k >= m:   # P(k)/P(m) = lam^(k - m) m!/k!, unreduced
-            n, d = a ** (k - m), b ** (k - m) * math.prod(range(m + 1, k + 1))
-        else:
-            n, d = b ** (m - k) * math.prod(range(k + 1, m + 1)), a ** (m - k)
-        if skellam._bernoulli_bits(n << v, d, reader):
-            return k
+# -- a plain reference beside the optimised sampler (sections 3.5.3 and 3.5.5): the clean-room check's
+# Poisson and Skellam with bounds=False (exact rationals, every acceptance an exact BernoulliBits, no bounds
+# and no bracket table) ---
 
 
 class _Log:
@@ -444,7 +405,7 @@ def test_prepared_sampler_draws_exactly_as_the_plain_reference(lam):
     ours, theirs = _Log(f"ref/{lam}"), _Log(f"ref/{lam}")
     sampler = skellam.PoissonSampler.of(lam)
     mine = [sampler.sample(ours) for _ in range(150)]
-    reference = [_reference_poisson(lam, skellam.BitReader(theirs)) for _ in range(150)]
+    reference = [spec.poisson(lam, theirs, bounds=False) for _ in range(150)]
     assert mine == reference and ours.log == theirs.log
     assert all(len(chunk) == skellam.REFILL_BYTES for chunk in ours.log)
     assert [skellam.poisson(lam, HmacDrbg.from_seed("x")) for _ in range(3)] \
@@ -455,8 +416,7 @@ def test_skellam_share_reads_one_stream_for_both_poissons():
     lam = Fraction(40)
     one, two = _Log("stream"), _Log("stream")
     share = skellam.skellam(lam, one)
-    reader = skellam.BitReader(two)
-    assert share == _reference_poisson(lam, reader) - _reference_poisson(lam, reader)
+    assert share == spec.skellam(lam, two, bounds=False)
     assert one.log == two.log
 
 
