@@ -104,7 +104,6 @@ def derived_scalar(entropy: bytes, nonce: bytes, personalization: bytes) -> tupl
 # --- identities (issuance 2.2, 2.3) and the RFC 6509 identifier (10.4.1, 10.4.2) -----------------
 
 Identity = iss.Identity  # issuance 2.2: (namespace, serial, role, epoch)
-ERRORS = (sk.UsappError, iss.UsappError)  # the two imported clean-room modules each have their own classes
 
 
 def parse_identity(b: bytes) -> iss.Identity:
@@ -129,28 +128,14 @@ def identifier_of(ident: Identity) -> bytes:
 # --- one enrollment through the issuance clean-room's PKG and device (issuance 5 to 9, 13) -------------
 
 
-def as_issuance_error(verify_key: Callable[[bytes, bytes], bool]) -> Callable[[bytes, bytes], bool]:
-    """The device's verify_key (7.3 step 5) raising the issuance module's error of the same name, which
-    its Meter.receive reports as the VerificationError of step 5."""
-
-    def wrapped(identity: bytes, key: bytes) -> bool:
-        try:
-            return verify_key(identity, key)
-        except sk.UsappError as exc:
-            raise getattr(iss, type(exc).__name__)(str(exc), exc.check or "") from exc
-
-    return wrapped
-
-
 def enroll(v: dict, extractor: Any, verify_key: Callable[[bytes, bytes], bool], seed: str, c: Check
            ) -> dict[str, Any]:
     """Issuance 5.1-5.3, 7.2-7.3, 9.1 and 13: iss.enrollment_run (Pkg, Meter, every check of the PKG
     including the chain of section 6) from HMAC_DRBG(seed), then each role alone from its draws; every
     message, the log and the per-role transcript compared with the vector."""
-    verify = as_issuance_error(verify_key)
-    run = iss.enrollment_run(v, extractor, verify, seed)
+    run = iss.enrollment_run(v, extractor, verify_key, seed)
     tally = iss.Tally()
-    iss.roles_alone(v, run, extractor, verify, tally)
+    iss.roles_alone(v, run, extractor, verify_key, tally)
     c.compared += tally.values
     return run
 
@@ -296,7 +281,7 @@ def check_key_refusal(v: dict) -> Exception | None:
     """Issuance 13.1 operation check-key: the error check_key raises, or None."""
     try:
         check_key(h2b(v["KPAK"]), h2b(v["Z"]), v["identity"].encode(), h2b(v["key"]))
-    except ERRORS as exc:
+    except UsappError as exc:
         return exc
     return None
 
@@ -546,7 +531,7 @@ def threshold_refusal(v: dict) -> Exception | None:
     }
     try:
         steps[target]()
-    except ERRORS as exc:
+    except UsappError as exc:
         return exc
     return None
 
@@ -655,7 +640,7 @@ class EccsiRecordKey:
             sk.e_decode(self.KPAK)
         except DecodeError as exc:
             raise ParameterError("KPAK not a point of P-256") from exc
-        if not sk._valid_uri(self.meter):
+        if not sk.valid_uri(self.meter):
             raise ParameterError("meter not an RFC 6509 URI")
 
 
@@ -806,7 +791,7 @@ def record_refusal(v: dict) -> Exception | None:
     """Integrity 12.4 operation verify-record: decode_record then verify_record."""
     try:
         verify_record(decode_any_record(h2b(v["record"])), EccsiRecordKey(h2b(v["KPAK"]), v["meter"]))
-    except ERRORS as exc:
+    except UsappError as exc:
         return exc
     return None
 

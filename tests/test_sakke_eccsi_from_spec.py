@@ -70,7 +70,12 @@ class VerificationError(UsappError):
 
 
 class StateError(UsappError):
-    """Conventions 5.1: not allowed in the current state (the threshold and ECCSI-family checks raise it)."""
+    """Conventions 5.1: not allowed in the current state (the issuance, threshold and ECCSI-family checks
+    raise it)."""
+
+
+class ReplayError(StateError):
+    """Conventions 5.1: a message, nonce or challenge seen before (the issuance check raises it)."""
 
 
 class RecoveryError(StateError):
@@ -209,7 +214,7 @@ def _valid_period(period: str) -> bool:
     )
 
 
-def _valid_uri(uri: str) -> bool:
+def valid_uri(uri: str) -> bool:
     if not uri or len(uri) > 1000 or not all(0x21 <= ord(c) <= 0x7E for c in uri) or ":" not in uri:
         return False
     scheme = uri.split(":", 1)[0]
@@ -223,7 +228,7 @@ def _valid_uri(uri: str) -> bool:
 
 def identifier(period: str, uri: str) -> bytes:
     """Section 1.3: period || 0x00 || uri || 0x00."""
-    if not _valid_period(period) or not _valid_uri(uri):
+    if not _valid_period(period) or not valid_uri(uri):
         raise ParameterError("bad key period or URI")
     return period.encode("ascii") + b"\x00" + uri.encode("ascii") + b"\x00"
 
