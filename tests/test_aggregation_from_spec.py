@@ -6,12 +6,14 @@ Issue 15, second vendor trial: this module was written from
 ``protocols/aggregation``.  It imports nothing from ``protocols``.  It uses the
 vendor's primitives: ``hashlib``/``hmac`` (SHA-256, SHAKE256, HMAC-SHA256), the
 ``cryptography`` package (X25519, Ed25519, ChaCha20-Poly1305) and Python
-integers; and two helpers of the other clean-room modules, imported, that
-conventions defines bit for bit: ``HmacDrbg`` of
+integers; and helpers of the other clean-room modules, imported, that the
+specs define bit for bit: ``HmacDrbg`` and ``random_below`` of
 ``tests/test_sakke_eccsi_from_spec.py`` (HMAC_DRBG ``from_seed``, conventions
-3.3, used only to replay the vectors' seeds) and ``cbor`` / ``decode_det`` of
-``tests/test_groupkeys_from_spec.py`` (the deterministic CBOR encoding of
-conventions 2.3, and a decoder that accepts only that encoding).  The spec's
+3.3, used only to replay the vectors' seeds; RandomBelow, conventions 3.2),
+``cbor`` / ``decode_det`` of ``tests/test_groupkeys_from_spec.py`` (the
+deterministic CBOR encoding of conventions 2.3, null included, and a decoder
+that accepts only that encoding) and ``bernoulli`` / ``discrete_laplace`` of
+``tests/test_dp_from_spec.py`` (specs/dp.md 3.2 to 3.4).  The spec's
 error names are raised as :class:`Refused` carrying the name.
 
 From each round vector's inputs it redraws every key (spec 3.1), rebuilds the

@@ -24,8 +24,8 @@ every check of the PKG including the certificate chain, HPKE, the log, `enrollme
 Written here, because the imported pieces do not fit: HMAC_DRBG instantiated with an explicit
 (entropy, nonce, personalization) (the imported one is from_seed only); the ECCSI record's encoder,
 decoder and verifier and the arbiter with the ECCSI check (the imported ones are Ed25519 only); the
-split issuance.  The two imported families of errors (sakke_eccsi's and issuance's) are both caught
-where a refusal is expected.
+split issuance.  The errors (conventions 5.1) are the sakke_eccsi module's, which the issuance module
+raises too.
 """
 
 from __future__ import annotations

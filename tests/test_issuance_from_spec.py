@@ -21,8 +21,8 @@ through the clean-room helpers of tests/test_bf_bls12_from_spec.py (hash to G1, 
 hash_to_scalar); HMAC_DRBG, RandomBelow and ReplayRandom from tests/test_sakke_eccsi_from_spec.py;
 the deterministic CBOR codec and RFC 9180's DeriveKeyPair / SealBase / OpenBase from
 tests/test_groupkeys_from_spec.py.  Those modules are themselves clean-room and import nothing from
-protocols.  The errors are local classes carrying the names of conventions 5.1, which the refusal
-vectors name; each also carries `check`, the step of the spec that raised it.
+protocols.  The errors are the classes of tests/test_sakke_eccsi_from_spec.py carrying the names of
+conventions 5.1, which the refusal vectors name; each also carries `check`, the step of the spec that raised it.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ its flag describes.
 
 It imports nothing from ``protocols``: edwards25519 is a few lines of extended-coordinate arithmetic over Python
 integers (RFC 8032 5.1.4), HKDF is written on hmac, the AEAD is ``cryptography``'s ChaCha20-Poly1305, and HMAC_DRBG
-is imported from the clean-room module tests/test_sakke_eccsi_from_spec.py.  The errors are local classes carrying
+is imported from the clean-room module tests/test_sakke_eccsi_from_spec.py, and so are the errors, classes carrying
 the names of conventions section 5.1.
 """
 
@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from test_sakke_eccsi_from_spec import (  # the clean-room errors of conventions 5.1, `check` the failing check
-    DecodeError, HmacDrbg, ParameterError, RecoveryError, StateError, UsappError, VerificationError)
+    DecodeError, HmacDrbg, ParameterError, RecoveryError, UsappError, VerificationError)
 
 VECTORS = json.loads((Path(__file__).resolve().parent.parent / "vectors" / "threshold_elgamal.json").read_text())
 
