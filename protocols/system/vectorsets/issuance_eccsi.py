@@ -47,7 +47,7 @@ from protocols.system.vectorsets._fields import (
     str_field,
 )
 from protocols.system.vectorsets.rfc6507 import Recorder
-from protocols.system.vectorsets.sakke_eccsi import _outside_subgroup
+from protocols.system.vectorsets.sakke_eccsi import outside_subgroup
 
 PROTOCOL = "issuance"
 SUITE = ie.SUITE
@@ -324,7 +324,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
          "SSK = q"),
         ("rsk-off-curve", {"key": (SSK + PVT + off_rsk).hex()}, ["InvalidPoint"], "DecodeError",
          "the RSK's last octet XOR 1"),
-        ("rsk-outside-subgroup", {"key": (SSK + PVT + _outside_subgroup()).hex()}, ["WrongSubgroup"],
+        ("rsk-outside-subgroup", {"key": (SSK + PVT + outside_subgroup()).hex()}, ["WrongSubgroup"],
          "DecodeError", "the RSK a point of E of order other than q"),
         ("rsk-of-another-identity", {"key": (SSK + PVT + foreign_rsk).hex()}, ["RskValidation", "WrongIdentity"],
          "VerificationError", "the RSK of serial SM-999999 under the same KMS (a valid point of E[q])"),
