@@ -306,6 +306,20 @@ def vector_result(vector: Mapping[str, Any]) -> str:
     return result
 
 
+def require_invalid(vector: Mapping[str, Any]) -> None:
+    """A ``*-rejects`` operation's vector must be ``result: invalid`` (vectors/README.md, "Negative vectors")."""
+    if vector_result(vector) != "invalid":
+        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+
+
+def derived_negative(vector: Mapping[str, Any], section: str) -> None:
+    """The header of a negative vector derived from an RFC's appendix vector: ``result: invalid``, a
+    ``change`` string saying what was changed, and the appendix ``section`` it was derived from."""
+    require_invalid(vector)
+    str_field(vector, "change")
+    expect("section", str_field(vector, "section"), section)
+
+
 def _expected_error(vector: Mapping[str, Any]) -> str:
     name = str_field(vector, "error")
     if name not in SPEC_ERROR_NAMES:
