@@ -39,6 +39,7 @@ from protocols.system.vectorsets._fields import (
     expect_outputs,
     expect_refusal,
     field,
+    invalid_vectors,
     list_field,
     recompute,
     small_int_field,
@@ -289,13 +290,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
          "DecodeError", "key 9 = \"ed25519\""),
     ]
     start = {"KPAK": KPAK, "meter": meter, "record": data.hex()}
-    out = []
-    for label, change, flags, error, comment in cases:
-        vector = {"name": f"verify-record-invalid-{label}", "operation": "verify-record", **start, **change,
-                  "result": "invalid", "flags": flags, "error": error, "comment": comment}
-        _verify_record(vector)
-        out.append(vector)
-    return out
+    return invalid_vectors("verify-record", start, cases, _verify_record)
 
 
 def build() -> dict:

@@ -41,6 +41,7 @@ from protocols.system.vectorsets._fields import (
     expect_outputs,
     expect_refusal,
     hex_list_field,
+    invalid_vectors,
     list_field,
     recompute,
     small_int_field,
@@ -336,13 +337,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
         ("identity-unparseable", {"identity": base["identity"].replace("/meter/", "/meter//")}, ["Unparseable"],
          "DecodeError", "an empty field in the identity"),
     ]
-    out = []
-    for label, change, flags, error, comment in cases:
-        vector = {"name": f"check-key-invalid-{label}", "operation": "check-key", **start, **change,
-                  "result": "invalid", "flags": flags, "error": error, "comment": comment}
-        _check_key(vector)
-        out.append(vector)
-    return out
+    return invalid_vectors("check-key", start, cases, _check_key)
 
 
 def build() -> dict:
