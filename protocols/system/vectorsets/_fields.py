@@ -306,6 +306,34 @@ def vector_result(vector: Mapping[str, Any]) -> str:
     return result
 
 
+def require_invalid(vector: Mapping[str, Any]) -> None:
+    """A ``*-rejects`` operation's vector must be ``result: invalid`` (vectors/README.md, "Negative vectors")."""
+    if vector_result(vector) != "invalid":
+        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+
+
+def derived_negative(vector: Mapping[str, Any], section: str) -> None:
+    """The header of a negative vector derived from an RFC's appendix vector: ``result: invalid``, a
+    ``change`` string saying what was changed, and the appendix ``section`` it was derived from."""
+    require_invalid(vector)
+    str_field(vector, "change")
+    expect("section", str_field(vector, "section"), section)
+
+
+def invalid_vectors(operation: str, start: Mapping[str, Any], cases: Iterable[tuple[str, Mapping[str, Any], Any, str, str]],
+                    check: Callable[[Mapping[str, Any]], None]) -> list[dict[str, Any]]:
+    """One ``result: invalid`` vector per case ``(label, change, flags, error, comment)``: ``start`` with
+    ``change`` applied, named ``<operation>-invalid-<label>``, each checked by ``check`` as it is made
+    (vectors/README.md, "Negative vectors")."""
+    out = []
+    for label, change, flags, error, comment in cases:
+        vector = {"name": f"{operation}-invalid-{label}", "operation": operation, **start, **change,
+                  "result": "invalid", "flags": flags, "error": error, "comment": comment}
+        check(vector)
+        out.append(vector)
+    return out
+
+
 def _expected_error(vector: Mapping[str, Any]) -> str:
     name = str_field(vector, "error")
     if name not in SPEC_ERROR_NAMES:

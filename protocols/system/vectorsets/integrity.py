@@ -331,13 +331,13 @@ def _evidence(v: Mapping[str, Any]) -> dict:
         mine[i] = ig.Record(r.meter, r.period, r.counter, r.registers, bytes(64), r.boot).to_bytes()
     head = utility.tree_head(meter_id, time).to_bytes()
     if change in ("utility-altered", "utility-reordered", "utility-truncated"):   # the utility signs its log
-        head = _head_over(bytes_field(v, "utility_key", size=32), meter_id, theirs, time)
+        head = head_over(bytes_field(v, "utility_key", size=32), meter_id, theirs, time)
     return {"meter_public": meter.public_key.hex(), "utility_public": utility.public_key.hex(),
             "meter_records": [r.hex() for r in mine], "meter_receipts": [r.hex() for r in receipts],
             "utility_head": head.hex(), "utility_records": [r.hex() for r in theirs]}
 
 
-def _head_over(utility_key: bytes, meter_id: bytes, leaves: list[bytes], time: int) -> bytes:
+def head_over(utility_key: bytes, meter_id: bytes, leaves: list[bytes], time: int) -> bytes:
     """The tree head a utility with this key signs when its log holds exactly ``leaves`` (spec 4.2)."""
     utility = ig.Utility(ig.UtilityState(utility_key))
     utility.state.logs[meter_id] = merkle.MerkleLog.from_entries(leaves)
@@ -725,7 +725,7 @@ def _refusals() -> list[dict]:
         return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
 
     def signed_head(leaves: list[bytes]) -> bytes:
-        return _head_over(bytes.fromhex(base["utility_key"]), meter_id, leaves, time)
+        return head_over(bytes.fromhex(base["utility_key"]), meter_id, leaves, time)
 
     good_next = ig.encode_record(mkey, meter_id, nxt[0], 8, nxt[1]).to_bytes()
     y5 = utility.feedback(meter_id, 5, time)
@@ -857,7 +857,7 @@ def _resync_refusals() -> list[dict]:
          {"answers": {**honest, "y": cbor.encode({**y, 3: flip(y[3], len(y[3]) - 1)}).hex()}},
          "Y whose tree head has the last bit of its signature flipped"),
         ("y-shrunk", "resync", "VerificationError", ["shrunk-log"],
-         {"answers": {**honest, "y": cbor.encode({**y, 3: _head_over(ukey, meter_id, leaves[:4], time), 4: 5,
+         {"answers": {**honest, "y": cbor.encode({**y, 3: head_over(ukey, meter_id, leaves[:4], time), 4: 5,
                                                  5: []}).hex()}},
          "a utility-signed Y of size 4 to a meter whose backup checked size 5"),
         ("y-bad-proof", "resync", "VerificationError", ["bad-proof"],

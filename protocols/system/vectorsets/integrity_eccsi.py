@@ -39,12 +39,13 @@ from protocols.system.vectorsets._fields import (
     expect_outputs,
     expect_refusal,
     field,
+    invalid_vectors,
     list_field,
     recompute,
     small_int_field,
     str_field,
 )
-from protocols.system.vectorsets.integrity import _head_over
+from protocols.system.vectorsets.integrity import head_over
 from protocols.system.vectorsets.issuance_eccsi import signature_fields, v_derivation
 from protocols.system.vectorsets.rfc6507 import Recorder
 
@@ -148,7 +149,7 @@ def run_outputs(v: Mapping[str, Any]) -> tuple[dict, list[dict]]:
     original = meter.state.records[forge]
     altered = dataclasses.replace(original, registers=(original.registers[0] + 1, *original.registers[1:]))
     theirs = [*mine[:forge], altered.to_bytes(), *mine[forge + 1:]]
-    forged_head = _head_over(utility.state.signing_key, meter_id, theirs, time)
+    forged_head = head_over(utility.state.signing_key, meter_id, theirs, time)
     forged = ig.arbitrate(meter.verification_key, utility.public_key, meter_id, mine, receipts, forged_head, theirs)
     return {
         "KPAK": kms.KPAK.hex(), "utility_public": utility.public_key.hex(), "keys": keys,
@@ -289,13 +290,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
          "DecodeError", "key 9 = \"ed25519\""),
     ]
     start = {"KPAK": KPAK, "meter": meter, "record": data.hex()}
-    out = []
-    for label, change, flags, error, comment in cases:
-        vector = {"name": f"verify-record-invalid-{label}", "operation": "verify-record", **start, **change,
-                  "result": "invalid", "flags": flags, "error": error, "comment": comment}
-        _verify_record(vector)
-        out.append(vector)
-    return out
+    return invalid_vectors("verify-record", start, cases, _verify_record)
 
 
 def build() -> dict:

@@ -41,13 +41,14 @@ from protocols.system.vectorsets._fields import (
     expect_outputs,
     expect_refusal,
     hex_list_field,
+    invalid_vectors,
     list_field,
     recompute,
     small_int_field,
     str_field,
 )
 from protocols.system.vectorsets.rfc6507 import Recorder
-from protocols.system.vectorsets.sakke_eccsi import _outside_subgroup
+from protocols.system.vectorsets.sakke_eccsi import outside_subgroup
 
 PROTOCOL = "issuance"
 SUITE = ie.SUITE
@@ -324,7 +325,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
          "SSK = q"),
         ("rsk-off-curve", {"key": (SSK + PVT + off_rsk).hex()}, ["InvalidPoint"], "DecodeError",
          "the RSK's last octet XOR 1"),
-        ("rsk-outside-subgroup", {"key": (SSK + PVT + _outside_subgroup()).hex()}, ["WrongSubgroup"],
+        ("rsk-outside-subgroup", {"key": (SSK + PVT + outside_subgroup()).hex()}, ["WrongSubgroup"],
          "DecodeError", "the RSK a point of E of order other than q"),
         ("rsk-of-another-identity", {"key": (SSK + PVT + foreign_rsk).hex()}, ["RskValidation", "WrongIdentity"],
          "VerificationError", "the RSK of serial SM-999999 under the same KMS (a valid point of E[q])"),
@@ -336,13 +337,7 @@ def _negatives(base: dict, other: dict) -> list[dict]:
         ("identity-unparseable", {"identity": base["identity"].replace("/meter/", "/meter//")}, ["Unparseable"],
          "DecodeError", "an empty field in the identity"),
     ]
-    out = []
-    for label, change, flags, error, comment in cases:
-        vector = {"name": f"check-key-invalid-{label}", "operation": "check-key", **start, **change,
-                  "result": "invalid", "flags": flags, "error": error, "comment": comment}
-        _check_key(vector)
-        out.append(vector)
-    return out
+    return invalid_vectors("check-key", start, cases, _check_key)
 
 
 def build() -> dict:

@@ -34,7 +34,7 @@ from protocols.schemes import merkle
 from protocols.system.vectorsets import VectorFamily
 from protocols.system.vectorsets._fields import (
     bytes_field, dispatch, expect, expect_refusal, hex_list_field, list_field, recompute, small_int_field,
-    str_field, vector_result,
+    require_invalid, str_field,
 )
 
 PROTOCOL = "rfc9162"
@@ -175,8 +175,7 @@ def _consistency_rejects(v: Mapping[str, Any]) -> None:
 
 
 def _invalid(v: Mapping[str, Any], check) -> None:
-    if vector_result(v) != "invalid":
-        raise VectorMismatchError("field 'result': a *-rejects vector is invalid", field="result")
+    require_invalid(v)
     check(v)
 
 

@@ -339,7 +339,7 @@ def _sakke_point(x: int, y: int) -> bytes:
     return b"\x04" + x.to_bytes(L, "big") + y.to_bytes(L, "big")
 
 
-def _outside_subgroup() -> bytes:
+def outside_subgroup() -> bytes:
     """The point of E with the least x >= 3 whose order is not q (RFC 6508 section 3)."""
     p = int(PS1.p)
     x = 3
@@ -445,7 +445,7 @@ def _sakke_negatives(runs: list[dict[str, Any]], extra: bytes) -> list[dict[str,
     R, H = enc[:n_point], enc[n_point:]
     off = Z[:-1] + bytes([Z[-1] ^ 1])
     order2 = _sakke_point(0, 0)
-    outside = _outside_subgroup()
+    outside = outside_subgroup()
     R_point = PS1.decode_point(R)
     R2 = PS1.encode_point(point_add(PS1.p, R_point, R_point))
     out: list[dict[str, Any]] = []
