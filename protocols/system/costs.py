@@ -249,15 +249,23 @@ class CodecPass:
         cbor.encode(self.item)
 
 
-def codec_corpus(bodies: Iterable[bytes], limit: int = MAX_BODIES) -> list[CodecPass]:
-    """The codec passes over ``bodies`` (those that decode), in order, each counted once."""
-    passes = []
+def codec_items(bodies: Iterable[bytes]) -> list[tuple[bytes, object]]:
+    """(blob, item) of each body that decodes, in order: the item and its encoding again (section 5.1, the
+    codec's work on a run's messages)."""
+    found = []
     for body in bodies:
         try:
             item = cbor.decode(body, max_size=len(body) + 1)
         except UsappError:
             continue
-        blob = cbor.encode(item)
+        found.append((cbor.encode(item), item))
+    return found
+
+
+def codec_corpus(bodies: Iterable[bytes], limit: int = MAX_BODIES) -> list[CodecPass]:
+    """The codec passes over ``bodies`` (those that decode), in order, each counted once."""
+    passes = []
+    for blob, item in codec_items(bodies):
         shell = CodecPass(blob, item, 0, 0)
         with opcount.counting() as counts, python_calls(opcodes=True):
             shell.run()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy
 
-from protocols.errors import ParameterError, StateError, UsappError
+from protocols.errors import ParameterError, StateError
 from protocols.primitives import cbor, opcount
 from protocols.system import benchmark, costs
 from protocols.system.costs import (LIBRARY_CALL, PYTHON_CALL, PYTHON_FIRST_OPCODE, PYTHON_OPCODE, Measured, StepTrace,
@@ -255,15 +255,10 @@ def measure_python(bodies: Sequence[bytes], repeats: int, min_time: float,
     """Section 5.1: seconds of one Python call, from the CBOR codec (pure Python) decoding and encoding again
     the traced run's own messages and stored entries; the CBOR keys then cost 0 on the host (their cost is
     the codec's calls).  Empty when no body decodes."""
-    items = []
-    for body in bodies:
-        try:
-            items.append(cbor.decode(body, max_size=len(body) + 1))
-        except UsappError:
-            continue
-    if not items:
+    found = costs.codec_items(bodies)
+    if not found:
         return {}
-    blobs = [cbor.encode(item) for item in items]
+    blobs, items = [blob for blob, _ in found], [item for _, item in found]
 
     def codec() -> None:
         for blob in blobs:
@@ -283,12 +278,12 @@ def python_in_runs(passes: Sequence[tuple[float, int, int]]) -> tuple[float, flo
     solution of ``seconds = opcodes * a + first_opcodes * b`` over the probe's codec passes, (seconds,
     opcodes, first opcodes) each, both clamped at 0.  None unless the passes determine both (at least two,
     with different ratios of opcodes to first opcodes)."""
-    rows = [(float(p[1]), float(p[2])) for p in passes if p[1] or p[2]]
-    if len({o / f if f else float("inf") for o, f in rows}) < 2:
+    used = [p for p in passes if p[1] or p[2]]
+    if len({p[1] / p[2] if p[2] else float("inf") for p in used}) < 2:
         return None
-    matrix = numpy.array(rows)
-    times = numpy.array([float(p[0]) for p in passes if p[1] or p[2]])
-    per_opcode, per_first = numpy.linalg.lstsq(matrix, times, rcond=None)[0]
+    counts = numpy.array([(float(p[1]), float(p[2])) for p in used])
+    times = numpy.array([float(p[0]) for p in used])
+    per_opcode, per_first = numpy.linalg.lstsq(counts, times, rcond=None)[0]
     return max(0.0, float(per_opcode)), max(0.0, float(per_first))
 
 
@@ -329,7 +324,7 @@ def measure_kernels(keys: Iterable[str], kernels: tuple[Kernel, Units], known: M
         counts[key] = _mean_counts(fn, calls=1)
         counts[key].setdefault(key, float(n))
         for side in sorted(counts[key]):
-            if side not in seen and side not in costs.PYTHON_KEYS:   # priced by measure_python, cold_python
+            if side not in seen and side not in costs.PYTHON_KEYS:   # priced by measure_python, python_in_runs
                 seen.add(side)
                 todo.append(side)
     measured = sorted(times)
